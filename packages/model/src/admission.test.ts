@@ -1,0 +1,167 @@
+import * as A from "@automerge/automerge";
+import { describe, expect, it } from "vitest";
+import {
+  addReceipt,
+  admitEnvelope,
+  appendMessage,
+  conversationId,
+  decodeEnvelope,
+  emptySegment,
+  formatHlc,
+  generateIdentity,
+  keyId,
+  newActorId,
+  newConversationKey,
+  randomBytes,
+  sealChange,
+  sealKey,
+  toHex,
+  type AdmissionContext,
+  type ConversationDoc,
+  type Identity,
+} from "./index.js";
+
+const amara = generateIdentity("amara");
+const baraka = generateIdentity("baraka");
+const mallory = generateIdentity("mallory");
+const members = [amara.signing.publicKey, baraka.signing.publicKey];
+const conv = conversationId(members);
+const key = newConversationKey();
+const now = Date.UTC(2026, 10, 25);
+
+function ctx(me: Identity, opened = new Set<string>(), known = new Set<string>()): AdmissionContext {
+  return {
+    me,
+    members,
+    keys: new Map([[toHex(decodeEnvelope(keyEnvelope.bytes).keyId), key]]),
+    alreadyOpened: (id) => opened.has(toHex(id)),
+    changeKnown: (h) => known.has(h),
+  };
+}
+
+const keyEnvelope = sealKey(amara, { conversation: conv, recipients: [{ signPublicKey: baraka.signing.publicKey, sealPublicKey: baraka.sealing.publicKey }], created: now }, key);
+
+function message(author: Identity, body: string, doc = emptySegment(newActorId(author.signing.publicKey))) {
+  return appendMessage(doc, { id: toHex(randomBytes(12)), authorKeyId: keyId(author.signing.publicKey), hlc: formatHlc({ wall: now, counter: 0 }), sentAt: now, body });
+}
+
+function seal(author: Identity, change: Uint8Array, recipients = [baraka.signing.publicKey]) {
+  return sealChange(author, { conversation: conv, segment: 0, recipients, created: now }, key, change);
+}
+
+describe("sealed envelopes", () => {
+  it("round-trips a key and a message to the recipient", () => {
+    const k = admitEnvelope(keyEnvelope.bytes, { ...ctx(baraka), members: undefined });
+    expect(k.status).toBe("key");
+    if (k.status === "key") expect(toHex(k.key)).toBe(toHex(key));
+    const { change } = message(amara, "hello baraka");
+    const env = seal(amara, change);
+    const got = admitEnvelope(env.bytes, ctx(baraka));
+    expect(got.status).toBe("change");
+    if (got.status !== "change") return;
+    const [doc] = A.applyChanges(emptySegment(), [got.change]);
+    expect(doc.messages[0]!.body.toString()).toBe("hello baraka");
+    // the carrier sees only ciphertext
+    expect(Buffer.from(env.bytes).includes(Buffer.from("hello baraka"))).toBe(false);
+  });
+
+  it("the author's own other devices can open the key too; strangers cannot", () => {
+    expect(admitEnvelope(keyEnvelope.bytes, { ...ctx(amara), members: undefined }).status).toBe("key");
+    const r = admitEnvelope(keyEnvelope.bytes, { ...ctx(mallory), members: undefined });
+    expect(r).toMatchObject({ status: "rejected", reason: "key envelope does not open for us" });
+  });
+
+  it("rejects a forged signature", () => {
+    const env = seal(amara, message(amara, "hi").change);
+    const bytes = Uint8Array.from(env.bytes);
+    bytes[bytes.length - 1]! ^= 1;
+    expect(admitEnvelope(bytes, ctx(baraka))).toMatchObject({ status: "rejected", reason: "forged signature" });
+  });
+
+  it("rejects a header rewritten by a carrier (signature covers it)", () => {
+    const env = seal(amara, message(amara, "hi").change);
+    const bytes = Uint8Array.from(env.bytes);
+    bytes[2]! ^= 1; // conversation id
+    expect(admitEnvelope(bytes, ctx(baraka))).toMatchObject({ status: "rejected", reason: "forged signature" });
+  });
+
+  it("rejects tampered ciphertext re-signed by a non-member", () => {
+    const env = seal(mallory, message(mallory, "junk").change);
+    expect(admitEnvelope(env.bytes, ctx(baraka))).toMatchObject({ status: "rejected", reason: "signer is not a member of the conversation" });
+  });
+
+  it("rejects a change whose actor is not the signer's", () => {
+    // baraka signs a change made under amara's actor id (the seq-poisoning attack)
+    const { change } = message(amara, "i am amara");
+    const env = seal(baraka, change, [amara.signing.publicKey]);
+    const r = admitEnvelope(env.bytes, ctx(amara));
+    expect(r.status).toBe("rejected");
+    if (r.status === "rejected") expect(r.reason).toMatch(/actor .* does not belong to the signer/);
+  });
+
+  it("rejects a change that deletes another author's message", () => {
+    const first = message(amara, "keep me");
+    const [bdoc] = A.applyChanges(emptySegment(newActorId(baraka.signing.publicKey)), [first.change]);
+    const next = A.change(bdoc, (d: ConversationDoc) => {
+      d.messages.splice(0, 1);
+    });
+    const env = seal(baraka, A.getLastLocalChange(next)!, [amara.signing.publicKey]);
+    expect(admitEnvelope(env.bytes, ctx(amara))).toMatchObject({ status: "rejected", reason: "change deletes data" });
+  });
+
+  it("rejects a change that rewrites a message or claims another author", () => {
+    const first = message(amara, "original");
+    const [bdoc] = A.applyChanges(emptySegment(newActorId(baraka.signing.publicKey)), [first.change]);
+    const rewrite = A.change(bdoc, (d: ConversationDoc) => {
+      d.messages[0]!.body = new A.ImmutableString("rewritten");
+    });
+    const r1 = admitEnvelope(seal(baraka, A.getLastLocalChange(rewrite)!, [amara.signing.publicKey]).bytes, ctx(amara));
+    expect(r1).toMatchObject({ status: "rejected", reason: "change overwrites another member's data" });
+    const spoof = appendMessage(emptySegment(newActorId(baraka.signing.publicKey)), {
+      id: toHex(randomBytes(12)), authorKeyId: keyId(amara.signing.publicKey), hlc: "x", sentAt: now, body: "from amara (not)",
+    });
+    const r2 = admitEnvelope(seal(baraka, spoof.change, [amara.signing.publicKey]).bytes, ctx(amara));
+    expect(r2).toMatchObject({ status: "rejected", reason: "message claims another author" });
+  });
+
+  it("accepts a receipt only from its reader", () => {
+    const m = message(amara, "hi");
+    const id = m.doc.messages[0]!.id.toString();
+    const [bdoc] = A.applyChanges(emptySegment(newActorId(baraka.signing.publicKey)), [m.change]);
+    const ok = addReceipt(bdoc, id, keyId(baraka.signing.publicKey), "delivered", now)!;
+    expect(admitEnvelope(seal(baraka, ok.change, [amara.signing.publicKey]).bytes, ctx(amara)).status).toBe("change");
+    const forged = addReceipt(A.clone(bdoc, { actor: newActorId(baraka.signing.publicKey) }), id, keyId(mallory.signing.publicKey), "read", now)!;
+    expect(admitEnvelope(seal(baraka, forged.change, [amara.signing.publicKey]).bytes, ctx(amara))).toMatchObject({
+      status: "rejected", reason: "receipt claims to be from another member",
+    });
+  });
+
+  it("rejects a replayed envelope and a replayed change", () => {
+    const m = message(amara, "once");
+    const env = seal(amara, m.change);
+    const opened = new Set([toHex(env.id)]);
+    expect(admitEnvelope(env.bytes, ctx(baraka, opened))).toMatchObject({ status: "rejected", reason: "replayed envelope (already opened)" });
+    const again = seal(amara, m.change); // same change, fresh envelope
+    const known = new Set([A.decodeChange(m.change).hash]);
+    expect(admitEnvelope(again.bytes, ctx(baraka, new Set(), known))).toMatchObject({ status: "rejected", reason: "replayed change (already in the document)" });
+  });
+
+  it("parks a change whose key has not arrived", () => {
+    const env = seal(amara, message(amara, "early").change);
+    expect(admitEnvelope(env.bytes, { ...ctx(baraka), members: undefined }).status).toBe("pending");
+  });
+
+  it("rejects every truncation and random bytes without throwing", () => {
+    const env = seal(amara, message(amara, "cut me").change);
+    for (let n = 0; n < env.bytes.length; n += 7) {
+      const r = admitEnvelope(env.bytes.subarray(0, n), ctx(baraka));
+      expect(r.status).toBe("rejected");
+    }
+    for (let i = 0; i < 300; i++) {
+      const junk = randomBytes(1 + (i * 13) % 600);
+      if (i % 3 === 0) junk[0] = 1; // valid version byte to get deeper into the parser
+      if (i % 6 === 0) junk[1] = 1;
+      expect(admitEnvelope(junk, ctx(baraka)).status).toBe("rejected");
+    }
+  });
+});

@@ -1,0 +1,63 @@
+// What a participant does with an envelope addressed to it: every check, in order, before anything
+// reaches Automerge. Pure: the caller supplies what it already knows.
+import { equalBytes, toHex } from "./bytes.js";
+import { checkChange, conversationId } from "./conversation.js";
+import { decodeEnvelope, Envelope, EnvelopeError, EnvelopeKind, openChange, openKey, verifyEnvelope } from "./envelope.js";
+import type { Identity } from "./identity.js";
+import type { DecodedChange } from "@automerge/automerge";
+
+export interface AdmissionContext {
+  me: Identity;
+  /** Members of the conversation, once known from a key envelope. */
+  members?: Uint8Array[];
+  /** Conversation keys by hex key id. */
+  keys: ReadonlyMap<string, Uint8Array>;
+  /** True if this exact envelope was already opened. */
+  alreadyOpened(id: Uint8Array): boolean;
+  /** True if the Automerge change with this hash is already in the document. */
+  changeKnown(hash: string): boolean;
+}
+
+export type Admission =
+  | { status: "change"; envelope: Envelope; change: Uint8Array; decoded: DecodedChange }
+  | { status: "key"; envelope: Envelope; key: Uint8Array; members: Uint8Array[] }
+  | { status: "pending"; envelope: Envelope; reason: string }
+  | { status: "rejected"; envelope?: Envelope; reason: string };
+
+function sameSet(a: Uint8Array[], b: Uint8Array[]): boolean {
+  return a.length === b.length && a.every((x) => b.some((y) => equalBytes(x, y)));
+}
+
+export function admitEnvelope(input: Uint8Array | Envelope, ctx: AdmissionContext): Admission {
+  let env: Envelope;
+  try {
+    env = input instanceof Uint8Array ? decodeEnvelope(input) : input;
+  } catch (e) {
+    if (e instanceof EnvelopeError) return { status: "rejected", reason: e.reason };
+    throw e;
+  }
+  if (!verifyEnvelope(env)) return { status: "rejected", envelope: env, reason: "forged signature" };
+  if (ctx.alreadyOpened(env.id)) return { status: "rejected", envelope: env, reason: "replayed envelope (already opened)" };
+  const claimed = [env.author, ...env.recipients];
+  if (env.kind === EnvelopeKind.Key) {
+    if (!equalBytes(conversationId(claimed), env.conversation))
+      return { status: "rejected", envelope: env, reason: "key envelope's members do not match its conversation id" };
+    const key = openKey(env, ctx.me);
+    if (!key) return { status: "rejected", envelope: env, reason: "key envelope does not open for us" };
+    return { status: "key", envelope: env, key, members: claimed };
+  }
+  if (!ctx.members) return { status: "pending", envelope: env, reason: "conversation key not received yet" };
+  if (!ctx.members.some((m) => equalBytes(m, env.author)))
+    return { status: "rejected", envelope: env, reason: "signer is not a member of the conversation" };
+  if (!sameSet(claimed, ctx.members))
+    return { status: "rejected", envelope: env, reason: "recipients do not match the conversation's members" };
+  const key = ctx.keys.get(toHex(env.keyId));
+  if (!key) return { status: "pending", envelope: env, reason: "conversation key not received yet" };
+  const change = openChange(env, key);
+  if (!change) return { status: "rejected", envelope: env, reason: "ciphertext does not open (tampered or wrong key)" };
+  const verdict = checkChange(change, env.author);
+  if (!verdict.ok) return { status: "rejected", envelope: env, reason: verdict.reason };
+  if (ctx.changeKnown(verdict.change.hash))
+    return { status: "rejected", envelope: env, reason: "replayed change (already in the document)" };
+  return { status: "change", envelope: env, change, decoded: verdict.change };
+}

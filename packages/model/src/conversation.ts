@@ -1,0 +1,191 @@
+// Conversation documents and the rule that decides which changes a participant accepts.
+//
+// A conversation is identified by its members; it is stored as a series of Automerge segment
+// documents so no document grows forever. Every segment starts from the same deterministic genesis
+// change, so members who create it independently agree on its object ids without talking.
+import * as A from "@automerge/automerge";
+import { compareBytes, toHex, utf8 } from "./bytes.js";
+import { randomBytes, sha256 } from "./crypto.js";
+import { actorBelongsTo, keyId } from "./identity.js";
+
+export const GENESIS_ACTOR = "00000000000000000000000000000000";
+/** Messages per segment before new messages go to the next segment document. */
+export const SEGMENT_MESSAGE_LIMIT = 1000;
+export const MAX_BODY_CHARS = 8000;
+
+export type ReceiptState = "delivered" | "read";
+
+export interface MessageRecord {
+  id: A.ImmutableString;
+  author: A.ImmutableString; // key id of the signer
+  hlc: A.ImmutableString;
+  sentAt: number; // ms, the author's clock's claim
+  body: A.ImmutableString;
+}
+
+export interface ConversationDoc {
+  messages: MessageRecord[];
+  /** key `${messageId}/${readerKeyId}/${state}` -> ms (the reader's clock). Set once, never changed. */
+  receipts: Record<string, number>;
+}
+
+export function conversationId(memberKeys: Uint8Array[]): Uint8Array {
+  const sorted = [...memberKeys].sort(compareBytes);
+  const unique = sorted.filter((k, i) => i === 0 || compareBytes(k, sorted[i - 1]!) !== 0);
+  return sha256(utf8("pigeon-conversation-v1"), ...unique).subarray(0, 16);
+}
+
+/** 16-byte document id of one segment of a conversation. */
+export function segmentDocumentId(conversation: Uint8Array, segment: number): Uint8Array {
+  return sha256(utf8("pigeon-segment-v1"), conversation, utf8(String(segment))).subarray(0, 16);
+}
+
+export function newMessageId(): string {
+  return toHex(randomBytes(12));
+}
+
+export function receiptKey(messageId: string, readerKeyId: string, state: ReceiptState): string {
+  return `${messageId}/${readerKeyId}/${state}`;
+}
+
+let genesisCache: Uint8Array | undefined;
+
+/** The one change every segment document starts with. */
+export function genesisChange(): Uint8Array {
+  if (!genesisCache) {
+    const doc = A.change(A.init<ConversationDoc>({ actor: GENESIS_ACTOR }), { time: 0 }, (d) => {
+      d.messages = [];
+      d.receipts = {};
+    });
+    genesisCache = A.getLastLocalChange(doc)!;
+  }
+  return genesisCache;
+}
+
+export function emptySegment(actor?: string): A.Doc<ConversationDoc> {
+  const [doc] = A.applyChanges(A.init<ConversationDoc>(actor ? { actor } : undefined), [genesisChange()]);
+  return doc;
+}
+
+const MESSAGES_OBJ = `1@${GENESIS_ACTOR}`;
+const RECEIPTS_OBJ = `2@${GENESIS_ACTOR}`;
+
+export interface NewMessage {
+  id: string;
+  authorKeyId: string;
+  hlc: string;
+  sentAt: number;
+  body: string;
+}
+
+/** Appends a message; `doc` must carry the author's bound actor id. Returns the new doc and the change. */
+export function appendMessage(doc: A.Doc<ConversationDoc>, m: NewMessage): { doc: A.Doc<ConversationDoc>; change: Uint8Array } {
+  const next = A.change(doc, { time: Math.floor(m.sentAt / 1000) }, (d) => {
+    d.messages.push({
+      id: new A.ImmutableString(m.id),
+      author: new A.ImmutableString(m.authorKeyId),
+      hlc: new A.ImmutableString(m.hlc),
+      sentAt: m.sentAt,
+      body: new A.ImmutableString(m.body),
+    });
+  });
+  return { doc: next, change: A.getLastLocalChange(next)! };
+}
+
+export function addReceipt(
+  doc: A.Doc<ConversationDoc>,
+  messageId: string,
+  readerKeyId: string,
+  state: ReceiptState,
+  at: number,
+): { doc: A.Doc<ConversationDoc>; change: Uint8Array } | null {
+  const key = receiptKey(messageId, readerKeyId, state);
+  if (doc.receipts[key] !== undefined) return null;
+  const next = A.change(doc, { time: Math.floor(at / 1000) }, (d) => {
+    d.receipts[key] = at;
+  });
+  return { doc: next, change: A.getLastLocalChange(next)! };
+}
+
+export type Verdict = { ok: true; change: A.DecodedChange } | { ok: false; reason: string };
+
+const MESSAGE_FIELDS: Record<string, "str" | "int"> = { id: "str", author: "str", hlc: "str", sentAt: "int", body: "str" };
+
+function opActor(opId: string): string {
+  return opId.slice(opId.indexOf("@") + 1);
+}
+
+function opCounter(opId: string): number {
+  return parseInt(opId.slice(0, opId.indexOf("@")), 10);
+}
+
+/**
+ * Admission policy for a change signed by `signer`: its actor must belong to the signer, and it may
+ * only append messages authored by the signer and add the signer's own receipts. Nothing may be
+ * deleted, and nothing written by someone else may be overwritten.
+ */
+export function checkChange(changeBytes: Uint8Array, signer: Uint8Array): Verdict {
+  let change: A.DecodedChange;
+  try {
+    change = A.decodeChange(changeBytes);
+  } catch (e) {
+    return { ok: false, reason: `not an Automerge change (${(e as Error).message})` };
+  }
+  if (!actorBelongsTo(change.actor, signer))
+    return { ok: false, reason: `change actor ${change.actor} does not belong to the signer` };
+  const signerId = keyId(signer);
+  const created = new Map<string, { author?: string; fields: Set<string> }>();
+  const ownObj = (obj: string) => opActor(obj) === change.actor && opCounter(obj) >= change.startOp;
+  for (const op of change.ops) {
+    if (op.action === "del") return { ok: false, reason: "change deletes data" };
+    for (const p of op.pred ?? []) {
+      if (!actorBelongsTo(opActor(p), signer)) return { ok: false, reason: "change overwrites another member's data" };
+    }
+    if (op.pred && op.pred.length > 0) return { ok: false, reason: "change rewrites existing data" };
+    if (op.obj === MESSAGES_OBJ) {
+      if (!(op as { insert?: boolean }).insert || op.action !== "makeMap") return { ok: false, reason: "messages may only be appended" };
+      continue;
+    }
+    if (op.obj === RECEIPTS_OBJ) {
+      const m = /^([0-9a-f]{24})\/([0-9a-f]{16})\/(delivered|read)$/.exec(op.key ?? "");
+      if (!m || op.action !== "set" || typeof op.value !== "number")
+        return { ok: false, reason: `malformed receipt ${JSON.stringify(op.key)}` };
+      if (m[2] !== signerId) return { ok: false, reason: "receipt claims to be from another member" };
+      continue;
+    }
+    if (ownObj(op.obj)) {
+      // a field of a message created in this very change
+      const kind = MESSAGE_FIELDS[op.key ?? ""];
+      if (!kind || op.action !== "set") return { ok: false, reason: `unexpected message field ${JSON.stringify(op.key)}` };
+      if (kind === "int" ? typeof op.value !== "number" : typeof op.value !== "string")
+        return { ok: false, reason: `message field ${op.key} has the wrong type` };
+      if (op.key === "body" && (op.value as string).length > MAX_BODY_CHARS)
+        return { ok: false, reason: "message body too long" };
+      let rec = created.get(op.obj);
+      if (!rec) created.set(op.obj, (rec = { fields: new Set() }));
+      rec.fields.add(op.key!);
+      if (op.key === "author") rec.author = op.value as string;
+      continue;
+    }
+    return { ok: false, reason: `change touches an object it may not (${op.obj})` };
+  }
+  for (const rec of created.values()) {
+    if (rec.author !== signerId) return { ok: false, reason: "message claims another author" };
+    for (const f of Object.keys(MESSAGE_FIELDS))
+      if (!rec.fields.has(f)) return { ok: false, reason: `message lacks field ${f}` };
+  }
+  // Every object a message-insert op created must have been filled in.
+  for (let i = 0; i < change.ops.length; i++) {
+    const op = change.ops[i]!;
+    if (op.obj === MESSAGES_OBJ) {
+      const id = `${change.startOp + i}@${change.actor}`;
+      if (!created.has(id)) return { ok: false, reason: "empty message" };
+    }
+  }
+  return { ok: true, change };
+}
+
+export function changeHash(changeBytes: Uint8Array): string {
+  return A.decodeChange(changeBytes).hash;
+}
+

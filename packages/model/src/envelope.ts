@@ -1,0 +1,229 @@
+// Sealed envelopes: the only thing that leaves a device. Encoding is documented in docs/protocol.md.
+//
+//   u8 version (1) | u8 kind | raw16 conversation | varint segment | raw32 author signing key
+//   | varint n | n x raw32 recipient signing keys | varint created (ms, author's clock)
+//   | varint lifetime (s) | raw8 key id | varint len + payload | raw64 signature
+//
+// The signature covers every byte before it (prefixed with a domain-separation tag). The envelope id
+// is sha256 of the whole encoding. The hop count is not part of the envelope: it changes in transit,
+// so it travels beside it in the sync protocol.
+import { concat, DecodeError, equalBytes, Reader, utf8, Writer } from "./bytes.js";
+import {
+  boxOpen,
+  boxSeal,
+  randomBytes,
+  secretboxOpen,
+  secretboxSeal,
+  sha256,
+  sign,
+  verify,
+  SIGNATURE_BYTES,
+} from "./crypto.js";
+import type { Identity } from "./identity.js";
+
+export const ENVELOPE_VERSION = 1;
+export const MAX_ENVELOPE_BYTES = 256 * 1024;
+export const MAX_RECIPIENTS = 64;
+export const DEFAULT_LIFETIME_SECONDS = 14 * 24 * 3600;
+
+export enum EnvelopeKind {
+  /** An Automerge change, encrypted with the conversation key. */
+  Change = 1,
+  /** A conversation key, sealed to each member's X25519 key. */
+  Key = 2,
+}
+
+export interface EnvelopeHeader {
+  version: number;
+  kind: EnvelopeKind;
+  conversation: Uint8Array; // 16 bytes
+  segment: number;
+  author: Uint8Array; // 32-byte Ed25519 public key
+  recipients: Uint8Array[]; // 32-byte Ed25519 public keys, author excluded
+  created: number; // ms since epoch as the author's clock claims it
+  lifetime: number; // seconds
+  keyId: Uint8Array; // 8 bytes: which conversation key encrypts a Change; the key itself for a Key
+}
+
+export interface Envelope extends EnvelopeHeader {
+  payload: Uint8Array;
+  signature: Uint8Array;
+  /** sha256 of `bytes`. */
+  id: Uint8Array;
+  /** The exact encoding (what is stored and sent). */
+  bytes: Uint8Array;
+  /** Offset of the signature in `bytes` (everything before it is signed). */
+  signedLength: number;
+}
+
+const SIGN_TAG = utf8("pigeon-envelope-v1");
+
+export class EnvelopeError extends Error {
+  constructor(readonly reason: string) {
+    super(reason);
+    this.name = "EnvelopeError";
+  }
+}
+
+function encodeHeader(h: EnvelopeHeader, payload: Uint8Array): Uint8Array {
+  if (h.conversation.length !== 16) throw new RangeError("conversation id must be 16 bytes");
+  if (h.keyId.length !== 8) throw new RangeError("key id must be 8 bytes");
+  if (h.recipients.length > MAX_RECIPIENTS) throw new RangeError("too many recipients");
+  const w = new Writer()
+    .u8(h.version)
+    .u8(h.kind)
+    .raw(h.conversation)
+    .varint(h.segment)
+    .raw(h.author)
+    .varint(h.recipients.length);
+  for (const r of h.recipients) w.raw(r);
+  return w.varint(h.created).varint(h.lifetime).raw(h.keyId).bytes(payload).finish();
+}
+
+export function envelopeId(bytes: Uint8Array): Uint8Array {
+  return sha256(bytes);
+}
+
+/** Builds and signs an envelope around an already-encrypted payload. */
+export function signEnvelope(author: Identity, header: Omit<EnvelopeHeader, "author" | "version">, payload: Uint8Array): Envelope {
+  const full: EnvelopeHeader = { ...header, version: ENVELOPE_VERSION, author: author.signing.publicKey };
+  const signed = encodeHeader(full, payload);
+  const signature = sign(author.signing.seed, concat([SIGN_TAG, signed]));
+  const bytes = concat([signed, signature]);
+  if (bytes.length > MAX_ENVELOPE_BYTES) throw new EnvelopeError(`envelope of ${bytes.length} bytes is over the ${MAX_ENVELOPE_BYTES}-byte limit`);
+  return { ...full, payload, signature, id: envelopeId(bytes), bytes, signedLength: signed.length };
+}
+
+/** Parses the cleartext parts. Does not check the signature (see verifyEnvelope). */
+export function decodeEnvelope(bytes: Uint8Array): Envelope {
+  if (bytes.length > MAX_ENVELOPE_BYTES) throw new EnvelopeError(`envelope of ${bytes.length} bytes is over the ${MAX_ENVELOPE_BYTES}-byte limit`);
+  try {
+    const r = new Reader(bytes);
+    const version = r.u8();
+    if (version !== ENVELOPE_VERSION) throw new EnvelopeError(`unsupported envelope version ${version}`);
+    const kind = r.u8();
+    if (kind !== EnvelopeKind.Change && kind !== EnvelopeKind.Key) throw new EnvelopeError(`unknown envelope kind ${kind}`);
+    const conversation = r.raw(16);
+    const segment = r.varint();
+    const author = r.raw(32);
+    const n = r.varint();
+    if (n > MAX_RECIPIENTS) throw new EnvelopeError(`too many recipients (${n})`);
+    const recipients: Uint8Array[] = [];
+    for (let i = 0; i < n; i++) recipients.push(r.raw(32));
+    const created = r.varint();
+    const lifetime = r.varint();
+    const keyId = r.raw(8);
+    const payload = r.bytes(MAX_ENVELOPE_BYTES);
+    const signedLength = r.pos;
+    const signature = r.raw(SIGNATURE_BYTES);
+    r.end();
+    const copy = Uint8Array.from(bytes);
+    return {
+      version, kind, conversation, segment, author, recipients, created, lifetime, keyId, payload, signature,
+      id: envelopeId(copy), bytes: copy, signedLength,
+    };
+  } catch (e) {
+    if (e instanceof EnvelopeError) throw e;
+    if (e instanceof DecodeError) throw new EnvelopeError(`malformed envelope: ${e.message}`);
+    throw e;
+  }
+}
+
+export function verifyEnvelope(env: Envelope): boolean {
+  return verify(env.author, concat([SIGN_TAG, env.bytes.subarray(0, env.signedLength)]), env.signature);
+}
+
+export function isAddressedTo(env: EnvelopeHeader, signPublicKey: Uint8Array): boolean {
+  return equalBytes(env.author, signPublicKey) || env.recipients.some((r) => equalBytes(r, signPublicKey));
+}
+
+// ---- Change envelopes ----
+
+export function sealChange(
+  author: Identity,
+  h: { conversation: Uint8Array; segment: number; recipients: Uint8Array[]; created: number; lifetime?: number },
+  conversationKey: Uint8Array,
+  change: Uint8Array,
+): Envelope {
+  return signEnvelope(
+    author,
+    {
+      kind: EnvelopeKind.Change,
+      conversation: h.conversation,
+      segment: h.segment,
+      recipients: h.recipients,
+      created: h.created,
+      lifetime: h.lifetime ?? DEFAULT_LIFETIME_SECONDS,
+      keyId: conversationKeyId(conversationKey),
+    },
+    secretboxSeal(conversationKey, change),
+  );
+}
+
+/** Returns the Automerge change bytes, or null when the ciphertext does not open under the key. */
+export function openChange(env: Envelope, conversationKey: Uint8Array): Uint8Array | null {
+  if (env.kind !== EnvelopeKind.Change) return null;
+  return secretboxOpen(conversationKey, env.payload);
+}
+
+// ---- Key envelopes ----
+
+export function conversationKeyId(key: Uint8Array): Uint8Array {
+  return sha256(utf8("pigeon-conversation-key"), key).subarray(0, 8);
+}
+
+export function newConversationKey(): Uint8Array {
+  return randomBytes(32);
+}
+
+/**
+ * Seals a conversation key to every member: payload = author's X25519 public key, then one box per
+ * recipient (in header order), then one for the author's own other devices.
+ */
+export function sealKey(
+  author: Identity,
+  h: { conversation: Uint8Array; recipients: { signPublicKey: Uint8Array; sealPublicKey: Uint8Array }[]; created: number; lifetime?: number },
+  conversationKey: Uint8Array,
+): Envelope {
+  const boxes = [...h.recipients.map((r) => r.sealPublicKey), author.sealing.publicKey].map((pk) =>
+    boxSeal(conversationKey, pk, author.sealing.secretKey),
+  );
+  const w = new Writer().raw(author.sealing.publicKey).varint(boxes.length);
+  for (const b of boxes) w.bytes(b);
+  return signEnvelope(
+    author,
+    {
+      kind: EnvelopeKind.Key,
+      conversation: h.conversation,
+      segment: 0,
+      recipients: h.recipients.map((r) => r.signPublicKey),
+      created: h.created,
+      lifetime: h.lifetime ?? DEFAULT_LIFETIME_SECONDS,
+      keyId: conversationKeyId(conversationKey),
+    },
+    w.finish(),
+  );
+}
+
+/** Opens a key envelope addressed to `me`. Returns null if it is not for us or does not open. */
+export function openKey(env: Envelope, me: Identity): Uint8Array | null {
+  if (env.kind !== EnvelopeKind.Key) return null;
+  let index = env.recipients.findIndex((r) => equalBytes(r, me.signing.publicKey));
+  try {
+    const r = new Reader(env.payload);
+    const authorSeal = r.raw(32);
+    const n = r.varint();
+    if (n !== env.recipients.length + 1) return null;
+    const boxes: Uint8Array[] = [];
+    for (let i = 0; i < n; i++) boxes.push(r.bytes(1024));
+    r.end();
+    if (index < 0 && equalBytes(env.author, me.signing.publicKey)) index = n - 1;
+    if (index < 0) return null;
+    const key = boxOpen(boxes[index]!, authorSeal, me.sealing.secretKey);
+    if (!key || key.length !== 32 || !equalBytes(conversationKeyId(key), env.keyId)) return null;
+    return key;
+  } catch (e) {
+    if (e instanceof DecodeError) return null;
+    throw e;
+  }
+}

@@ -1,0 +1,145 @@
+// Who someone is: an address `name@home`, an Ed25519 signing key, an X25519 sealing key, and a
+// short fingerprint people can read aloud to compare.
+import { fromBase64, toBase64, toHex } from "./bytes.js";
+import {
+  generateSealingKeyPair,
+  generateSigningKeyPair,
+  randomBytes,
+  sha256,
+  type SealingKeyPair,
+  type SigningKeyPair,
+} from "./crypto.js";
+
+export const DEFAULT_HOME = "local";
+const NAME_RE = /^[a-z0-9][a-z0-9._-]{0,31}$/;
+const HOME_RE = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+
+export class AddressError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "AddressError";
+  }
+}
+
+export interface Address {
+  name: string;
+  home: string;
+}
+
+export function parseAddress(text: string): Address {
+  const trimmed = text.trim().toLowerCase();
+  const at = trimmed.lastIndexOf("@");
+  const name = at < 0 ? trimmed : trimmed.slice(0, at);
+  const home = at < 0 ? DEFAULT_HOME : trimmed.slice(at + 1);
+  if (!NAME_RE.test(name))
+    throw new AddressError(
+      `"${text}" is not a valid address: the name must be 1-32 of a-z, 0-9, '.', '_' or '-', starting with a letter or digit`,
+    );
+  if (!HOME_RE.test(home))
+    throw new AddressError(`"${text}" is not a valid address: the home after '@' must be a name like kisumu-primary`);
+  return { name, home };
+}
+
+export function formatAddress(a: Address): string {
+  return `${a.name}@${a.home}`;
+}
+
+export function validName(name: string): boolean {
+  return NAME_RE.test(name);
+}
+
+export function validHome(home: string): boolean {
+  return HOME_RE.test(home);
+}
+
+export interface Identity extends Address {
+  signing: SigningKeyPair;
+  sealing: SealingKeyPair;
+}
+
+/** The public half of an identity, as other laptops learn it. */
+export interface ContactCard extends Address {
+  signPublicKey: Uint8Array;
+  sealPublicKey: Uint8Array;
+}
+
+export function generateIdentity(name: string, home = DEFAULT_HOME): Identity {
+  const { name: n, home: h } = parseAddress(`${name}@${home}`);
+  return { name: n, home: h, signing: generateSigningKeyPair(), sealing: generateSealingKeyPair() };
+}
+
+export function contactCard(id: Identity): ContactCard {
+  return { name: id.name, home: id.home, signPublicKey: id.signing.publicKey, sealPublicKey: id.sealing.publicKey };
+}
+
+const BASE32 = "abcdefghijklmnopqrstuvwxyz234567";
+
+function base32(bytes: Uint8Array): string {
+  let bits = 0;
+  let value = 0;
+  let out = "";
+  for (const b of bytes) {
+    value = (value << 8) | b;
+    bits += 8;
+    while (bits >= 5) {
+      out += BASE32[(value >>> (bits - 5)) & 31];
+      bits -= 5;
+    }
+  }
+  if (bits > 0) out += BASE32[(value << (5 - bits)) & 31];
+  return out;
+}
+
+/** 80-bit fingerprint in four groups, e.g. "k3q9-ab2x-...": short enough to compare by reading aloud. */
+export function fingerprint(signPublicKey: Uint8Array): string {
+  const s = base32(sha256(signPublicKey).subarray(0, 10));
+  return `${s.slice(0, 4)}-${s.slice(4, 8)}-${s.slice(8, 12)}-${s.slice(12, 16)}`;
+}
+
+/** 16-hex-char key id used inside documents (receipt keys, actor prefixes). */
+export function keyId(signPublicKey: Uint8Array): string {
+  return toHex(sha256(signPublicKey).subarray(0, 8));
+}
+
+/**
+ * An Automerge actor id bound to a signing key: the key id followed by random bytes. A fresh suffix per
+ * process start means a crash can never make us reuse an (actor, seq) pair we already sent.
+ */
+export function newActorId(signPublicKey: Uint8Array): string {
+  return keyId(signPublicKey) + toHex(randomBytes(8));
+}
+
+export function actorBelongsTo(actor: string, signPublicKey: Uint8Array): boolean {
+  return actor.length === 32 && actor.startsWith(keyId(signPublicKey));
+}
+
+export interface IdentityFile {
+  version: 1;
+  name: string;
+  home: string;
+  signingSeed: string;
+  sealingSecret: string;
+}
+
+export function serializeIdentity(id: Identity): IdentityFile {
+  return {
+    version: 1,
+    name: id.name,
+    home: id.home,
+    signingSeed: toBase64(id.signing.seed),
+    sealingSecret: toBase64(id.sealing.secretKey),
+  };
+}
+
+export function parseIdentityFile(json: unknown): Identity {
+  const f = json as Partial<IdentityFile> | null;
+  if (!f || typeof f !== "object" || f.version !== 1) throw new Error("identity file: unknown format or version");
+  if (typeof f.name !== "string" || typeof f.home !== "string") throw new Error("identity file: missing name or home");
+  const { name, home } = parseAddress(`${f.name}@${f.home}`);
+  if (typeof f.signingSeed !== "string" || typeof f.sealingSecret !== "string")
+    throw new Error("identity file: missing keys");
+  const seed = fromBase64(f.signingSeed);
+  const sealSecret = fromBase64(f.sealingSecret);
+  if (seed.length !== 32 || sealSecret.length !== 32) throw new Error("identity file: keys have the wrong length");
+  return { name, home, signing: generateSigningKeyPair(seed), sealing: generateSealingKeyPair(sealSecret) };
+}

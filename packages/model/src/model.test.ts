@@ -1,0 +1,65 @@
+import { describe, expect, it } from "vitest";
+import {
+  AddressError, compareHlc, decodeFrame, emptySegment, encodeFrame, fingerprint, formatHlc, generateIdentity,
+  genesisChange, hlcReceive, hlcTick, parseAddress, parseHlc, parseIdentityFile, randomBytes, Reader,
+  serializeIdentity, Writer, DecodeError,
+} from "./index.js";
+
+describe("varints", () => {
+  it("round-trip values past 2^32", () => {
+    const values = [0, 1, 127, 128, 300, 2 ** 32 + 5, Date.UTC(2026, 0, 1), Number.MAX_SAFE_INTEGER];
+    const w = new Writer();
+    for (const v of values) w.varint(v);
+    const r = new Reader(w.finish());
+    expect(values.map(() => r.varint())).toEqual(values);
+    r.end();
+  });
+  it("reject truncation", () => {
+    expect(() => new Reader(Uint8Array.from([0x80])).varint()).toThrow(DecodeError);
+  });
+});
+
+describe("addresses and identities", () => {
+  it("parses name@home and defaults home to local", () => {
+    expect(parseAddress("Amara@Kisumu-Primary")).toEqual({ name: "amara", home: "kisumu-primary" });
+    expect(parseAddress("amara")).toEqual({ name: "amara", home: "local" });
+    expect(() => parseAddress("a b@x")).toThrow(AddressError);
+    expect(() => parseAddress("amara@")).toThrow(AddressError);
+  });
+  it("serializes identities and gives readable fingerprints", () => {
+    const id = generateIdentity("amara");
+    const back = parseIdentityFile(JSON.parse(JSON.stringify(serializeIdentity(id))));
+    expect(back.signing.publicKey).toEqual(id.signing.publicKey);
+    expect(back.sealing.publicKey).toEqual(id.sealing.publicKey);
+    expect(fingerprint(id.signing.publicKey)).toMatch(/^[a-z2-7]{4}(-[a-z2-7]{4}){3}$/);
+    expect(() => parseIdentityFile({ version: 2 })).toThrow(/version/);
+  });
+});
+
+describe("hybrid logical clock", () => {
+  it("orders a reply after the message it answers even when the replier's clock is behind", () => {
+    const sent = hlcTick({ wall: 0, counter: 0 }, 5_000_000); // sender's clock is ahead
+    const replier = hlcReceive({ wall: 1000, counter: 0 }, sent, 1000);
+    const reply = hlcTick(replier, 1001);
+    expect(compareHlc(reply, sent)).toBeGreaterThan(0);
+    expect(formatHlc(reply) > formatHlc(sent)).toBe(true);
+    expect(parseHlc(formatHlc(reply))).toEqual(reply);
+  });
+});
+
+describe("segments", () => {
+  it("start from one deterministic genesis so independent creators agree", () => {
+    expect(genesisChange()).toEqual(genesisChange());
+    expect(emptySegment().messages).toEqual([]);
+  });
+});
+
+describe("sync frames", () => {
+  it("round-trip and reject garbage", () => {
+    const ids = [randomBytes(32), randomBytes(32)];
+    expect(decodeFrame(encodeFrame({ type: "have", last: true, ids }))).toEqual({ type: "have", last: true, ids });
+    expect(decodeFrame(encodeFrame({ type: "envelope", hops: 2, envelope: Uint8Array.from([1, 2]) }))).toEqual({ type: "envelope", hops: 2, envelope: Uint8Array.from([1, 2]) });
+    expect(() => decodeFrame(Uint8Array.from([9]))).toThrow(DecodeError);
+    expect(() => decodeFrame(Uint8Array.from([1, 1, 5]))).toThrow(DecodeError);
+  });
+});

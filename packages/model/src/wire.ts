@@ -1,0 +1,63 @@
+// Sync protocol frames (inside an authenticated, encrypted link). Documented in docs/protocol.md.
+//   HAVE     = varint 1, u8 flags (bit 0: last of the listing), varint n, n x raw32 envelope ids
+//   WANT     = varint 2, varint n, n x raw32 envelope ids
+//   ENVELOPE = varint 3, varint hops, varint len + envelope bytes
+import { DecodeError, Reader, Writer } from "./bytes.js";
+import { MAX_ENVELOPE_BYTES } from "./envelope.js";
+
+export const MAX_IDS_PER_FRAME = 4096;
+
+export type SyncFrame =
+  | { type: "have"; last: boolean; ids: Uint8Array[] }
+  | { type: "want"; ids: Uint8Array[] }
+  | { type: "envelope"; hops: number; envelope: Uint8Array };
+
+function writeIds(w: Writer, ids: Uint8Array[]): void {
+  if (ids.length > MAX_IDS_PER_FRAME) throw new RangeError("too many ids in one frame");
+  w.varint(ids.length);
+  for (const id of ids) w.raw(id);
+}
+
+function readIds(r: Reader): Uint8Array[] {
+  const n = r.varint();
+  if (n > MAX_IDS_PER_FRAME) throw new DecodeError(`frame lists ${n} ids, limit ${MAX_IDS_PER_FRAME}`);
+  const ids: Uint8Array[] = [];
+  for (let i = 0; i < n; i++) ids.push(Uint8Array.from(r.raw(32)));
+  return ids;
+}
+
+export function encodeFrame(f: SyncFrame): Uint8Array {
+  const w = new Writer();
+  switch (f.type) {
+    case "have":
+      w.varint(1).u8(f.last ? 1 : 0);
+      writeIds(w, f.ids);
+      break;
+    case "want":
+      w.varint(2);
+      writeIds(w, f.ids);
+      break;
+    case "envelope":
+      w.varint(3).varint(f.hops).bytes(f.envelope);
+      break;
+  }
+  return w.finish();
+}
+
+/** Throws DecodeError on anything malformed. */
+export function decodeFrame(bytes: Uint8Array): SyncFrame {
+  const r = new Reader(bytes);
+  const type = r.varint();
+  let f: SyncFrame;
+  if (type === 1) {
+    const flags = r.u8();
+    f = { type: "have", last: (flags & 1) === 1, ids: readIds(r) };
+  } else if (type === 2) {
+    f = { type: "want", ids: readIds(r) };
+  } else if (type === 3) {
+    const hops = r.varint();
+    f = { type: "envelope", hops, envelope: Uint8Array.from(r.bytes(MAX_ENVELOPE_BYTES)) };
+  } else throw new DecodeError(`unknown frame type ${type}`);
+  r.end();
+  return f;
+}
