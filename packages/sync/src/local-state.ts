@@ -1,0 +1,202 @@
+// What this laptop knows for its own user, beside the sealed store in the same SQLite file:
+// contacts met, conversation members and keys, which envelopes were opened (and why some were
+// rejected), which segment documents exist, and the hybrid logical clock.
+import type Database from "better-sqlite3";
+import { equalBytes, HLC_ZERO, toHex, type ContactCard, type Hlc } from "@pigeon/model";
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS contacts (
+  sign_key BLOB PRIMARY KEY,
+  name TEXT NOT NULL,
+  home TEXT NOT NULL,
+  seal_key BLOB NOT NULL,
+  first_seen INTEGER NOT NULL,
+  last_seen INTEGER NOT NULL,
+  how TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS conversations (
+  id BLOB PRIMARY KEY,
+  members BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS conversation_keys (
+  conversation BLOB NOT NULL,
+  key_id BLOB NOT NULL,
+  key BLOB NOT NULL,
+  envelope BLOB NOT NULL,
+  PRIMARY KEY (conversation, key_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS opened (
+  envelope BLOB PRIMARY KEY,
+  conversation BLOB NOT NULL,
+  status TEXT NOT NULL,
+  reason TEXT,
+  change_hash TEXT,
+  at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS opened_by_hash ON opened(change_hash);
+CREATE TABLE IF NOT EXISTS segments (
+  conversation BLOB NOT NULL,
+  segment INTEGER NOT NULL,
+  PRIMARY KEY (conversation, segment)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sent_messages (
+  message_id TEXT PRIMARY KEY,
+  envelope BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS settings (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+) WITHOUT ROWID;
+`;
+
+export interface Contact extends ContactCard {
+  firstSeen: number;
+  lastSeen: number;
+  how: string;
+}
+
+export interface ConversationKey {
+  keyId: Uint8Array;
+  key: Uint8Array;
+  envelope: Uint8Array;
+}
+
+export type OpenedStatus = "applied" | "rejected" | "pending";
+
+export class LocalState {
+  constructor(readonly db: Database.Database) {
+    db.exec(SCHEMA);
+  }
+
+  // ---- contacts ----
+  rememberContact(c: ContactCard, how: string, at: number): void {
+    this.db
+      .prepare(
+        `INSERT INTO contacts (sign_key, name, home, seal_key, first_seen, last_seen, how) VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT(sign_key) DO UPDATE SET name = excluded.name, home = excluded.home, seal_key = excluded.seal_key,
+           last_seen = max(last_seen, excluded.last_seen)`,
+      )
+      .run(c.signPublicKey, c.name, c.home, c.sealPublicKey, at, at, how);
+  }
+
+  contacts(): Contact[] {
+    type R = { sign_key: Buffer; name: string; home: string; seal_key: Buffer; first_seen: number; last_seen: number; how: string };
+    return (this.db.prepare(`SELECT * FROM contacts ORDER BY name, home`).all() as R[]).map((r) => ({
+      name: r.name, home: r.home, signPublicKey: new Uint8Array(r.sign_key), sealPublicKey: new Uint8Array(r.seal_key),
+      firstSeen: r.first_seen, lastSeen: r.last_seen, how: r.how,
+    }));
+  }
+
+  contact(signKey: Uint8Array): Contact | undefined {
+    return this.contacts().find((c) => equalBytes(c.signPublicKey, signKey));
+  }
+
+  // ---- conversations and keys ----
+  rememberConversation(id: Uint8Array, members: Uint8Array[]): void {
+    this.db.prepare(`INSERT OR IGNORE INTO conversations (id, members) VALUES (?, ?)`).run(id, Buffer.concat(members));
+  }
+
+  members(id: Uint8Array): Uint8Array[] | undefined {
+    const b = this.db.prepare(`SELECT members FROM conversations WHERE id = ?`).pluck().get(id) as Buffer | undefined;
+    if (!b) return undefined;
+    const out: Uint8Array[] = [];
+    for (let i = 0; i < b.length; i += 32) out.push(new Uint8Array(b.subarray(i, i + 32)));
+    return out;
+  }
+
+  conversations(): Uint8Array[] {
+    return (this.db.prepare(`SELECT id FROM conversations`).pluck().all() as Buffer[]).map((b) => new Uint8Array(b));
+  }
+
+  addKey(conversation: Uint8Array, k: ConversationKey): void {
+    this.db
+      .prepare(`INSERT OR IGNORE INTO conversation_keys (conversation, key_id, key, envelope) VALUES (?, ?, ?, ?)`)
+      .run(conversation, k.keyId, k.key, k.envelope);
+  }
+
+  /** Keys by hex key id; the first is the one to encrypt with (lowest key-envelope id, so all members converge). */
+  keys(conversation: Uint8Array): ConversationKey[] {
+    type R = { key_id: Buffer; key: Buffer; envelope: Buffer };
+    return (this.db.prepare(`SELECT key_id, key, envelope FROM conversation_keys WHERE conversation = ? ORDER BY envelope`).all(conversation) as R[]).map(
+      (r) => ({ keyId: new Uint8Array(r.key_id), key: new Uint8Array(r.key), envelope: new Uint8Array(r.envelope) }),
+    );
+  }
+
+  keyMap(conversation: Uint8Array): Map<string, Uint8Array> {
+    return new Map(this.keys(conversation).map((k) => [toHex(k.keyId), k.key]));
+  }
+
+  // ---- opened envelopes ----
+  markOpened(envelope: Uint8Array, conversation: Uint8Array, status: OpenedStatus, at: number, reason?: string, changeHash?: string): void {
+    this.db
+      .prepare(
+        `INSERT INTO opened (envelope, conversation, status, reason, change_hash, at) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT(envelope) DO UPDATE SET status = excluded.status, reason = excluded.reason, change_hash = excluded.change_hash, at = excluded.at`,
+      )
+      .run(envelope, conversation, status, reason ?? null, changeHash ?? null, at);
+  }
+
+  openedStatus(envelope: Uint8Array): OpenedStatus | undefined {
+    return this.db.prepare(`SELECT status FROM opened WHERE envelope = ?`).pluck().get(envelope) as OpenedStatus | undefined;
+  }
+
+  changeOpenedElsewhere(hash: string, envelope: Uint8Array): boolean {
+    return this.db.prepare(`SELECT 1 FROM opened WHERE change_hash = ? AND envelope != ? AND status = 'applied'`).get(hash, envelope) !== undefined;
+  }
+
+  pending(conversation?: Uint8Array): Uint8Array[] {
+    const rows = conversation
+      ? this.db.prepare(`SELECT envelope FROM opened WHERE status = 'pending' AND conversation = ?`).pluck().all(conversation)
+      : this.db.prepare(`SELECT envelope FROM opened WHERE status = 'pending'`).pluck().all();
+    return (rows as Buffer[]).map((b) => new Uint8Array(b));
+  }
+
+  /** Envelopes addressed to `me` in the sealed store that were never opened (e.g. a crash in between). */
+  unopened(me: Uint8Array): Uint8Array[] {
+    return (
+      this.db
+        .prepare(
+          `SELECT p.envelope FROM envelope_parties p LEFT JOIN opened o ON o.envelope = p.envelope
+           WHERE p.party = ? AND o.envelope IS NULL`,
+        )
+        .pluck()
+        .all(me) as Buffer[]
+    ).map((b) => new Uint8Array(b));
+  }
+
+  rejections(): { envelope: Uint8Array; reason: string; at: number }[] {
+    type R = { envelope: Buffer; reason: string; at: number };
+    return (this.db.prepare(`SELECT envelope, reason, at FROM opened WHERE status = 'rejected' ORDER BY at`).all() as R[]).map((r) => ({
+      envelope: new Uint8Array(r.envelope), reason: r.reason, at: r.at,
+    }));
+  }
+
+  // ---- segments ----
+  addSegment(conversation: Uint8Array, segment: number): void {
+    this.db.prepare(`INSERT OR IGNORE INTO segments (conversation, segment) VALUES (?, ?)`).run(conversation, segment);
+  }
+
+  segments(conversation: Uint8Array): number[] {
+    return this.db.prepare(`SELECT segment FROM segments WHERE conversation = ? ORDER BY segment`).pluck().all(conversation) as number[];
+  }
+
+  // ---- sent messages ----
+  recordSent(messageId: string, envelope: Uint8Array): void {
+    this.db.prepare(`INSERT OR IGNORE INTO sent_messages (message_id, envelope) VALUES (?, ?)`).run(messageId, envelope);
+  }
+
+  sentEnvelope(messageId: string): Uint8Array | undefined {
+    const b = this.db.prepare(`SELECT envelope FROM sent_messages WHERE message_id = ?`).pluck().get(messageId) as Buffer | undefined;
+    return b ? new Uint8Array(b) : undefined;
+  }
+
+  // ---- clock ----
+  hlc(): Hlc {
+    const v = this.db.prepare(`SELECT value FROM settings WHERE key = 'hlc'`).pluck().get() as string | undefined;
+    return v ? (JSON.parse(v) as Hlc) : HLC_ZERO;
+  }
+
+  setHlc(h: Hlc): void {
+    this.db.prepare(`INSERT INTO settings (key, value) VALUES ('hlc', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`).run(JSON.stringify(h));
+  }
+}

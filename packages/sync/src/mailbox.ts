@@ -1,0 +1,602 @@
+// The mailbox: where this laptop's user's messages are written, sealed, opened and shown.
+// Inbox, Outbox, Drafts and Waiting-to-be-sent are views derived from the documents; the sealed
+// store is the source of truth from which documents are caught up after a crash.
+import { EventEmitter } from "node:events";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import * as A from "@automerge/automerge";
+import type { DocHandle } from "@automerge/automerge-repo";
+import {
+  admitEnvelope,
+  appendMessage,
+  conversationId,
+  conversationKeyId,
+  decodeEnvelope,
+  DEFAULT_LIFETIME_SECONDS,
+  emptySegment,
+  EnvelopeError,
+  EnvelopeKind,
+  equalBytes,
+  formatAddress,
+  formatHlc,
+  hlcReceive,
+  hlcTick,
+  isAddressedTo,
+  keyId,
+  MAX_BODY_CHARS,
+  newActorId,
+  newConversationKey,
+  newMessageId,
+  openChange,
+  parseAddress,
+  parseHlc,
+  receiptKey,
+  sealChange,
+  sealKey,
+  SEGMENT_MESSAGE_LIMIT,
+  segmentDocumentId,
+  sha256,
+  toHex,
+  utf8,
+  verifyEnvelope,
+  type ContactCard,
+  type ConversationDoc,
+  type Envelope,
+  type Identity,
+} from "@pigeon/model";
+import { DocumentStore } from "./document-store.js";
+import { EnvelopeStore, openDatabase } from "./envelope-store.js";
+import { LocalState, type Contact } from "./local-state.js";
+
+export interface Log {
+  info(msg: string): void;
+  warn(msg: string): void;
+}
+
+export const silentLog: Log = { info() {}, warn() {} };
+
+export class MailboxError extends Error {
+  constructor(readonly code: "unknown-address" | "ambiguous-address" | "bad-input" | "not-found" | "storage", message: string) {
+    super(message);
+    this.name = "MailboxError";
+  }
+}
+
+export type MessageState = "waiting" | "sent" | "delivered" | "read";
+
+export interface MessageView {
+  id: string;
+  conversation: string;
+  direction: "in" | "out";
+  from: string;
+  to: string[];
+  body: string;
+  hlc: string;
+  /** The author's clock's claim, not a fact. */
+  claimedSentAt: number;
+  /** Outgoing only. */
+  state?: MessageState;
+  handedAt?: number;
+  deliveredAt?: number;
+  readAt?: number;
+}
+
+export interface DraftView {
+  id: string;
+  to: string;
+  body: string;
+  updatedAt: number;
+}
+
+interface DraftsDoc {
+  drafts: Record<string, { to: A.ImmutableString; body: A.ImmutableString; updatedAt: number }>;
+}
+
+export interface ReceiveResult {
+  stored: boolean;
+  /** Set when the envelope was refused at the door (not stored). */
+  refused?: string;
+}
+
+export interface MailboxOptions {
+  identity: Identity;
+  dataDir: string;
+  now?: () => number;
+  log?: Log;
+  lifetimeSeconds?: number;
+}
+
+type Events = {
+  /** A new envelope entered the sealed store (ours or carried): tell the peers. */
+  envelope: [Envelope];
+  /** Something a user would see changed (new message, new state). */
+  changed: [];
+};
+
+export class Mailbox extends EventEmitter<Events> {
+  readonly identity: Identity;
+  readonly envelopes: EnvelopeStore;
+  readonly state: LocalState;
+  readonly documents: DocumentStore;
+  private readonly now: () => number;
+  private readonly log: Log;
+  private readonly lifetime: number;
+  private readonly actor: string;
+  private readonly myKeyId: string;
+  private queue: Promise<unknown> = Promise.resolve();
+  private caughtUp = new Set<string>();
+  private closed = false;
+
+  constructor(opts: MailboxOptions) {
+    super();
+    this.identity = opts.identity;
+    this.now = opts.now ?? Date.now;
+    this.log = opts.log ?? silentLog;
+    this.lifetime = opts.lifetimeSeconds ?? DEFAULT_LIFETIME_SECONDS;
+    mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
+    const db = openDatabase(join(opts.dataDir, "pigeon.db"));
+    this.envelopes = new EnvelopeStore(db);
+    this.state = new LocalState(db);
+    this.documents = new DocumentStore(join(opts.dataDir, "documents"));
+    this.actor = newActorId(this.identity.signing.publicKey);
+    this.myKeyId = keyId(this.identity.signing.publicKey);
+  }
+
+  get me(): Uint8Array {
+    return this.identity.signing.publicKey;
+  }
+
+  get address(): string {
+    return formatAddress(this.identity);
+  }
+
+  /** Runs mutations one at a time: documents and stores are never half-updated by interleaving. */
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => {});
+    return run;
+  }
+
+  /** After a start or a crash: open what arrived but was never opened, and retry what was waiting. */
+  recover(): Promise<void> {
+    return this.serial(async () => {
+      const todo = [...this.state.unopened(this.me), ...this.state.pending()];
+      for (const id of todo) {
+        const env = this.envelopes.get(id);
+        if (env) await this.openEnvelope(env);
+      }
+      for (const conv of this.state.conversations()) {
+        for (const seg of this.state.segments(conv)) await this.ensureReceipts(conv, seg);
+      }
+    });
+  }
+
+  // ---- contacts ----
+
+  rememberContact(card: ContactCard, how: string): void {
+    if (equalBytes(card.signPublicKey, this.me)) return;
+    this.state.rememberContact(card, how, this.now());
+  }
+
+  contacts(): Contact[] {
+    return this.state.contacts();
+  }
+
+  resolve(address: string): Contact {
+    let wanted;
+    try {
+      wanted = parseAddress(address);
+    } catch (e) {
+      throw new MailboxError("bad-input", (e as Error).message);
+    }
+    const matches = this.contacts().filter((c) => c.name === wanted.name && c.home === wanted.home);
+    if (matches.length === 0) {
+      const known = this.contacts().map((c) => formatAddress(c));
+      throw new MailboxError(
+        "unknown-address",
+        `unknown address ${formatAddress(wanted)}: this laptop has never met them` +
+          (known.length ? ` (known: ${known.join(", ")})` : " (no contacts yet: laptops are met on the local network)"),
+      );
+    }
+    if (matches.length > 1)
+      throw new MailboxError("ambiguous-address", `${formatAddress(wanted)} is more than one person here; this needs the school server's trusted identities`);
+    return matches[0]!;
+  }
+
+  private addressOf(signKey: Uint8Array): string {
+    if (equalBytes(signKey, this.me)) return this.address;
+    const c = this.state.contact(signKey);
+    return c ? formatAddress(c) : `unknown#${keyId(signKey)}`;
+  }
+
+  private addressOfKeyId(id: string, members: Uint8Array[]): string {
+    const m = members.find((k) => keyId(k) === id);
+    return m ? this.addressOf(m) : `unknown#${id}`;
+  }
+
+  // ---- sending ----
+
+  async send(address: string, body: string): Promise<MessageView> {
+    if (typeof body !== "string" || body.trim() === "") throw new MailboxError("bad-input", "the message is empty");
+    if (body.length > MAX_BODY_CHARS)
+      throw new MailboxError("bad-input", `the message is ${body.length} characters; the limit is ${MAX_BODY_CHARS}`);
+    const to = this.resolve(address);
+    if (equalBytes(to.signPublicKey, this.me)) throw new MailboxError("bad-input", "that is your own address");
+    return this.serial(() => this.sendTo(to, body));
+  }
+
+  private async sendTo(to: Contact, body: string): Promise<MessageView> {
+    const members = [this.me, to.signPublicKey];
+    const conv = conversationId(members);
+    this.state.rememberConversation(conv, members);
+    let keys = this.state.keys(conv);
+    if (keys.length === 0) {
+      const key = newConversationKey();
+      const env = sealKey(this.identity, { conversation: conv, recipients: [to], created: this.now(), lifetime: this.lifetime }, key);
+      this.storeOwn(env);
+      this.state.addKey(conv, { keyId: conversationKeyId(key), key, envelope: env.id });
+      this.state.markOpened(env.id, conv, "applied", this.now());
+      keys = this.state.keys(conv);
+    }
+    const segments = this.state.segments(conv);
+    let segment = segments.length ? segments[segments.length - 1]! : 0;
+    let handle = await this.segmentHandle(conv, segment);
+    if (handle.doc().messages.length >= SEGMENT_MESSAGE_LIMIT) handle = await this.segmentHandle(conv, ++segment);
+    const hlc = hlcTick(this.state.hlc(), this.now());
+    this.state.setHlc(hlc);
+    const id = newMessageId();
+    const sentAt = this.now();
+    let change!: Uint8Array;
+    handle.update((d) => {
+      const r = appendMessage(d, { id, authorKeyId: this.myKeyId, hlc: formatHlc(hlc), sentAt, body });
+      change = r.change;
+      return r.doc;
+    });
+    const env = sealChange(
+      this.identity,
+      { conversation: conv, segment, recipients: [to.signPublicKey], created: sentAt, lifetime: this.lifetime },
+      keys[0]!.key,
+      change,
+    );
+    this.storeOwn(env); // fsynced before we answer: the message is not lost from here on
+    this.state.recordSent(id, env.id);
+    this.state.markOpened(env.id, conv, "applied", this.now(), undefined, A.decodeChange(change).hash);
+    await this.documents.flush(handle as DocHandle<unknown>);
+    this.emit("changed");
+    return this.viewOf(conv, members, handle.doc(), handle.doc().messages.length - 1);
+  }
+
+  private storeOwn(env: Envelope): void {
+    try {
+      this.envelopes.put(env, 0, this.now());
+    } catch (e) {
+      throw new MailboxError("storage", `could not store the message: ${(e as Error).message}`);
+    }
+    this.emit("envelope", env);
+  }
+
+  private async segmentHandle(conv: Uint8Array, segment: number): Promise<DocHandle<ConversationDoc>> {
+    this.state.addSegment(conv, segment);
+    const { handle } = await this.documents.open<ConversationDoc>(segmentDocumentId(conv, segment), () => emptySegment(), this.actor);
+    const key = `${toHex(conv)}/${segment}`;
+    if (!this.caughtUp.has(key)) {
+      this.caughtUp.add(key);
+      await this.catchUp(conv, segment, handle);
+    }
+    return handle;
+  }
+
+  /** Re-applies opened changes that a crash kept out of the stored document. */
+  private async catchUp(conv: Uint8Array, segment: number, handle: DocHandle<ConversationDoc>): Promise<void> {
+    const keys = this.state.keyMap(conv);
+    const missing: Uint8Array[] = [];
+    for (const id of this.envelopes.conversationEnvelopes(conv)) {
+      if (this.state.openedStatus(id) !== "applied") continue;
+      const env = this.envelopes.get(id);
+      if (!env || env.kind !== EnvelopeKind.Change || env.segment !== segment) continue;
+      const key = keys.get(toHex(env.keyId));
+      const change = key && openChange(env, key);
+      if (!change) continue;
+      if (!A.hasHeads(handle.doc(), [A.decodeChange(change).hash])) missing.push(change);
+    }
+    if (missing.length) {
+      this.log.warn(`catching up ${missing.length} change(s) the document had lost (after a crash?)`);
+      handle.update((d) => A.applyChanges(d, missing)[0]);
+      await this.documents.flush(handle as DocHandle<unknown>);
+    }
+  }
+
+  // ---- receiving ----
+
+  /**
+   * Takes an envelope from a peer. Everything is checked before it is stored; envelopes for this user
+   * are opened at once, others are only carried.
+   */
+  receive(bytes: Uint8Array, hops: number, from?: string): Promise<ReceiveResult> {
+    return this.serial(async () => {
+      let env: Envelope;
+      try {
+        env = decodeEnvelope(bytes);
+      } catch (e) {
+        const reason = e instanceof EnvelopeError ? e.reason : String(e);
+        this.log.warn(`refused an envelope${from ? ` from ${from}` : ""}: ${reason}`);
+        return { stored: false, refused: reason };
+      }
+      if (this.envelopes.has(env.id)) return { stored: false };
+      if (!verifyEnvelope(env)) {
+        this.log.warn(`refused envelope ${toHex(env.id).slice(0, 12)}${from ? ` from ${from}` : ""}: forged signature`);
+        return { stored: false, refused: "forged signature" };
+      }
+      try {
+        this.envelopes.put(env, hops, this.now());
+      } catch (e) {
+        const reason = `could not store (${(e as Error).message})`;
+        this.log.warn(`envelope ${toHex(env.id).slice(0, 12)}: ${reason}`);
+        return { stored: false, refused: reason };
+      }
+      this.emit("envelope", env);
+      if (isAddressedTo(env, this.me)) await this.openEnvelope(env);
+      return { stored: true };
+    });
+  }
+
+  private async openEnvelope(env: Envelope): Promise<void> {
+    const conv = env.conversation;
+    const members = this.state.members(conv);
+    let handle: DocHandle<ConversationDoc> | undefined;
+    const admission = admitEnvelope(env, {
+      me: this.identity,
+      members,
+      keys: this.state.keyMap(conv),
+      alreadyOpened: (id) => this.state.openedStatus(id) === "applied" || this.state.openedStatus(id) === "rejected",
+      changeKnown: (hash) => this.state.changeOpenedElsewhere(hash, env.id),
+    });
+    const short = toHex(env.id).slice(0, 12);
+    switch (admission.status) {
+      case "rejected":
+        this.log.warn(`rejected envelope ${short} from ${this.addressOf(env.author)}: ${admission.reason}`);
+        this.state.markOpened(env.id, conv, "rejected", this.now(), admission.reason);
+        return;
+      case "pending":
+        this.state.markOpened(env.id, conv, "pending", this.now(), admission.reason);
+        return;
+      case "key": {
+        this.state.rememberConversation(conv, admission.members);
+        this.state.addKey(conv, { keyId: env.keyId, key: admission.key, envelope: env.id });
+        this.state.markOpened(env.id, conv, "applied", this.now());
+        for (const id of this.state.pending(conv)) {
+          const p = this.envelopes.get(id);
+          if (p) await this.openEnvelope(p);
+        }
+        return;
+      }
+      case "change": {
+        handle = await this.segmentHandle(conv, env.segment);
+        const { decoded } = admission;
+        if (!A.hasHeads(handle.doc(), decoded.deps)) {
+          this.state.markOpened(env.id, conv, "pending", this.now(), "waiting for earlier changes");
+          return;
+        }
+        if (!A.hasHeads(handle.doc(), [decoded.hash])) handle.update((d) => A.applyChanges(d, [admission.change])[0]);
+        await this.documents.flush(handle as DocHandle<unknown>);
+        this.state.markOpened(env.id, conv, "applied", this.now(), undefined, decoded.hash);
+        this.observeClock(handle.doc());
+        await this.ensureReceipts(conv, env.segment);
+        this.emit("changed");
+        // a change may unblock others that were waiting for it
+        for (const id of this.state.pending(conv)) {
+          const p = this.envelopes.get(id);
+          if (p && !equalBytes(p.id, env.id)) await this.openEnvelope(p);
+        }
+        return;
+      }
+    }
+  }
+
+  private observeClock(doc: ConversationDoc): void {
+    let h = this.state.hlc();
+    let changed = false;
+    for (const m of doc.messages) {
+      const remote = parseHlc(m.hlc.toString());
+      if (remote && (remote.wall > h.wall || (remote.wall === h.wall && remote.counter > h.counter))) {
+        h = hlcReceive(h, remote, this.now());
+        changed = true;
+      }
+    }
+    if (changed) this.state.setHlc(h);
+  }
+
+  /** Every message from someone else gets our signed "delivered" receipt, exactly once. */
+  private async ensureReceipts(conv: Uint8Array, segment: number, also?: { ids: Set<string>; state: "read" }): Promise<void> {
+    const members = this.state.members(conv);
+    const keys = this.state.keys(conv);
+    if (!members || keys.length === 0) return;
+    const handle = await this.segmentHandle(conv, segment);
+    const todo: { id: string; state: "delivered" | "read" }[] = [];
+    for (const m of handle.doc().messages) {
+      if (m.author.toString() === this.myKeyId) continue;
+      const id = m.id.toString();
+      if (handle.doc().receipts[receiptKey(id, this.myKeyId, "delivered")] === undefined) todo.push({ id, state: "delivered" });
+      if (also?.ids.has(id) && handle.doc().receipts[receiptKey(id, this.myKeyId, "read")] === undefined) todo.push({ id, state: "read" });
+    }
+    if (todo.length === 0) return;
+    let change: Uint8Array | undefined;
+    const at = this.now();
+    handle.update((d) => {
+      // one change (so one envelope) for the whole batch
+      const next = A.change(d, { time: Math.floor(at / 1000) }, (x) => {
+        for (const t of todo) x.receipts[receiptKey(t.id, this.myKeyId, t.state)] = at;
+      });
+      change = A.getLastLocalChange(next);
+      return next;
+    });
+    if (!change) return;
+    const env = sealChange(
+      this.identity,
+      { conversation: conv, segment, recipients: members.filter((m) => !equalBytes(m, this.me)), created: at, lifetime: this.lifetime },
+      keys[0]!.key,
+      change,
+    );
+    this.storeOwn(env);
+    this.state.markOpened(env.id, conv, "applied", this.now(), undefined, A.decodeChange(change).hash);
+    await this.documents.flush(handle as DocHandle<unknown>);
+  }
+
+  // ---- views ----
+
+  private viewOf(conv: Uint8Array, members: Uint8Array[], doc: ConversationDoc, index: number): MessageView {
+    const m = doc.messages[index]!;
+    const id = m.id.toString();
+    const author = m.author.toString();
+    const mine = author === this.myKeyId;
+    const others = members.filter((k) => !equalBytes(k, this.me));
+    const view: MessageView = {
+      id,
+      conversation: toHex(conv),
+      direction: mine ? "out" : "in",
+      from: this.addressOfKeyId(author, members),
+      to: mine ? others.map((k) => this.addressOf(k)) : [this.address],
+      body: m.body.toString(),
+      hlc: m.hlc.toString(),
+      claimedSentAt: m.sentAt,
+    };
+    if (mine) {
+      const stamps = (state: "delivered" | "read") =>
+        others.map((k) => doc.receipts[receiptKey(id, keyId(k), state)]).filter((t): t is number => t !== undefined);
+      const delivered = stamps("delivered");
+      const read = stamps("read");
+      const env = this.state.sentEnvelope(id);
+      const handed = env && this.envelopes.handed(env);
+      if (handed) view.handedAt = handed.at;
+      if (delivered.length === others.length) view.deliveredAt = Math.max(...delivered);
+      if (read.length === others.length) view.readAt = Math.max(...read);
+      view.state = view.readAt !== undefined ? "read" : view.deliveredAt !== undefined ? "delivered" : handed ? "sent" : "waiting";
+    }
+    return view;
+  }
+
+  private async allMessages(): Promise<MessageView[]> {
+    return this.serial(async () => {
+      const out: MessageView[] = [];
+      for (const conv of this.state.conversations()) {
+        const members = this.state.members(conv)!;
+        for (const seg of this.state.segments(conv)) {
+          const doc = (await this.segmentHandle(conv, seg)).doc();
+          for (let i = 0; i < doc.messages.length; i++) out.push(this.viewOf(conv, members, doc, i));
+        }
+      }
+      return out.sort((a, b) => (a.hlc < b.hlc ? -1 : a.hlc > b.hlc ? 1 : a.from < b.from ? -1 : 1));
+    });
+  }
+
+  async inbox(): Promise<MessageView[]> {
+    return (await this.allMessages()).filter((m) => m.direction === "in");
+  }
+
+  async outbox(): Promise<MessageView[]> {
+    return (await this.allMessages()).filter((m) => m.direction === "out");
+  }
+
+  /** Outgoing messages no other device has taken yet. */
+  async waiting(): Promise<MessageView[]> {
+    return (await this.outbox()).filter((m) => m.state === "waiting");
+  }
+
+  /** Marks incoming messages read (all, or the given ids); the signed read receipt travels back. */
+  markRead(ids?: string[]): Promise<number> {
+    return this.serial(async () => {
+      let count = 0;
+      for (const conv of this.state.conversations()) {
+        for (const seg of this.state.segments(conv)) {
+          const doc = (await this.segmentHandle(conv, seg)).doc();
+          const want = new Set(
+            doc.messages
+              .filter((m) => m.author.toString() !== this.myKeyId && (!ids || ids.includes(m.id.toString())))
+              .filter((m) => doc.receipts[receiptKey(m.id.toString(), this.myKeyId, "read")] === undefined)
+              .map((m) => m.id.toString()),
+          );
+          if (want.size === 0) continue;
+          count += want.size;
+          await this.ensureReceipts(conv, seg, { ids: want, state: "read" });
+        }
+      }
+      if (count) this.emit("changed");
+      return count;
+    });
+  }
+
+  // ---- drafts (a private document: never sealed, never sent by accident) ----
+
+  private async draftsHandle(): Promise<DocHandle<DraftsDoc>> {
+    const id = sha256(utf8("pigeon-drafts-v1"), this.me).subarray(0, 16);
+    const { handle } = await this.documents.open<DraftsDoc>(
+      id,
+      () => A.change(A.init<DraftsDoc>({ actor: "00".repeat(16) }), { time: 0 }, (d) => { d.drafts = {}; }),
+      this.actor,
+    );
+    return handle;
+  }
+
+  async saveDraft(to: string, body: string, id?: string): Promise<DraftView> {
+    let addr: string;
+    try {
+      addr = formatAddress(parseAddress(to));
+    } catch (e) {
+      throw new MailboxError("bad-input", (e as Error).message);
+    }
+    if (body.length > MAX_BODY_CHARS) throw new MailboxError("bad-input", `the draft is over ${MAX_BODY_CHARS} characters`);
+    return this.serial(async () => {
+      const h = await this.draftsHandle();
+      const draftId = id ?? newMessageId().slice(0, 8);
+      if (id && !h.doc().drafts[id]) throw new MailboxError("not-found", `no draft ${id}`);
+      const updatedAt = this.now();
+      h.update((d) => A.change(d, (x) => {
+        x.drafts[draftId] = { to: new A.ImmutableString(addr), body: new A.ImmutableString(body), updatedAt };
+      }));
+      await this.documents.flush(h as DocHandle<unknown>);
+      return { id: draftId, to: addr, body, updatedAt };
+    });
+  }
+
+  async drafts(): Promise<DraftView[]> {
+    return this.serial(async () => {
+      const h = await this.draftsHandle();
+      return Object.entries(h.doc().drafts)
+        .map(([id, d]) => ({ id, to: d.to.toString(), body: d.body.toString(), updatedAt: d.updatedAt }))
+        .sort((a, b) => a.updatedAt - b.updatedAt);
+    });
+  }
+
+  deleteDraft(id: string): Promise<void> {
+    return this.serial(async () => {
+      const h = await this.draftsHandle();
+      if (!h.doc().drafts[id]) throw new MailboxError("not-found", `no draft ${id}`);
+      h.update((d) => A.change(d, (x) => { delete x.drafts[id]; }));
+      await this.documents.flush(h as DocHandle<unknown>);
+    });
+  }
+
+  /** Sends a draft; it leaves Drafts only once the message is safely stored. */
+  async sendDraft(id: string): Promise<MessageView> {
+    const draft = (await this.drafts()).find((d) => d.id === id);
+    if (!draft) throw new MailboxError("not-found", `no draft ${id}`);
+    const sent = await this.send(draft.to, draft.body);
+    await this.deleteDraft(id);
+    return sent;
+  }
+
+  // ---- status ----
+
+  status() {
+    const stats = this.envelopes.stats();
+    return { address: this.address, envelopes: stats.envelopes, bytes: stats.bytes, rejected: this.state.rejections().length };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.queue.catch(() => {});
+    await this.documents.close();
+    this.envelopes.db.close();
+  }
+}

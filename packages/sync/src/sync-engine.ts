@@ -1,0 +1,166 @@
+// Reconciles sealed stores over authenticated links (PeerLink, implemented by `peers`).
+// On connect each side lists the envelope ids it offers the other (HAVE ... last), asks for what it
+// lacks (WANT), and receives them (ENVELOPE). The link then stays open: every new envelope is announced
+// at once (HAVE), so a message to a neighbour goes through immediately.
+// This exchange costs in proportion to what is stored; contact-efficient reconciliation is later work.
+import { EventEmitter } from "node:events";
+import { DecodeError, decodeFrame, encodeFrame, envelopeId, formatAddress, MAX_IDS_PER_FRAME, toHex, type Envelope, type PeerLink, type SyncFrame } from "@pigeon/model";
+import type { Log, Mailbox } from "./mailbox.js";
+import { silentLog } from "./mailbox.js";
+
+export const DEFAULT_HOP_LIMIT = 3;
+
+export interface SyncOptions {
+  /** Envelopes that have travelled this many hops are only handed to their own recipients. */
+  hopLimit?: number;
+  log?: Log;
+  now?: () => number;
+}
+
+export interface PeerView {
+  address: string;
+  signPublicKey: string;
+  link: string;
+  since: number;
+  sentEnvelopes: number;
+  receivedEnvelopes: number;
+}
+
+class Session {
+  readonly peerHas = new Set<string>();
+  readonly since: number;
+  sent = 0;
+  received = 0;
+  constructor(readonly link: PeerLink, now: number) {
+    this.since = now;
+  }
+}
+
+type Events = { "peer-up": [PeerLink]; "peer-down": [PeerLink, string] };
+
+export class SyncEngine extends EventEmitter<Events> {
+  private readonly sessions = new Set<Session>();
+  private readonly hopLimit: number;
+  private readonly log: Log;
+  private readonly now: () => number;
+  private readonly onEnvelope = (env: Envelope) => this.announce(env);
+
+  constructor(readonly mailbox: Mailbox, opts: SyncOptions = {}) {
+    super();
+    this.hopLimit = opts.hopLimit ?? DEFAULT_HOP_LIMIT;
+    this.log = opts.log ?? silentLog;
+    this.now = opts.now ?? Date.now;
+    mailbox.on("envelope", this.onEnvelope);
+  }
+
+  attach(link: PeerLink): void {
+    const s = new Session(link, this.now());
+    this.sessions.add(s);
+    const who = formatAddress(link.peer);
+    this.mailbox.rememberContact(link.peer, "met");
+    this.log.info(`connected to ${who} (${link.description})`);
+    link.onFrame((bytes) => {
+      void this.onFrame(s, bytes).catch((e: unknown) => {
+        this.log.warn(`dropping link to ${who}: ${e instanceof DecodeError ? "protocol error: " : ""}${(e as Error).message}`);
+        link.close("protocol error");
+      });
+    });
+    link.onClose((reason) => {
+      this.sessions.delete(s);
+      this.log.info(`disconnected from ${who}${reason ? `: ${reason}` : ""}`);
+      this.emit("peer-down", link, reason);
+    });
+    this.emit("peer-up", link);
+    this.sendListing(s);
+  }
+
+  peers(): PeerView[] {
+    return [...this.sessions].map((s) => ({
+      address: formatAddress(s.link.peer),
+      signPublicKey: toHex(s.link.peer.signPublicKey),
+      link: s.link.description,
+      since: s.since,
+      sentEnvelopes: s.sent,
+      receivedEnvelopes: s.received,
+    }));
+  }
+
+  private offerable(id: Uint8Array, hops: number, receivedAt: number, lifetime: number, s: Session): boolean {
+    if (receivedAt + lifetime * 1000 < this.now()) return false;
+    if (hops < this.hopLimit) return true;
+    return this.mailbox.envelopes.isParty(id, s.link.peer.signPublicKey);
+  }
+
+  private sendListing(s: Session): void {
+    const ids = this.mailbox.envelopes
+      .ids()
+      .filter((e) => this.offerable(e.id, e.hops, e.receivedAt, e.lifetime, s))
+      .map((e) => e.id);
+    for (let i = 0; i < ids.length || i === 0; i += MAX_IDS_PER_FRAME) {
+      const chunk = ids.slice(i, i + MAX_IDS_PER_FRAME);
+      this.send(s, { type: "have", last: i + MAX_IDS_PER_FRAME >= ids.length, ids: chunk });
+    }
+  }
+
+  private send(s: Session, f: SyncFrame): void {
+    if (!s.link.closed) s.link.send(encodeFrame(f));
+  }
+
+  private peerHasIt(s: Session, id: Uint8Array): void {
+    s.peerHas.add(toHex(id));
+    // "sent" = handed to at least one other device; only our own messages need that fact
+    if (this.mailbox.envelopes.authoredBy(id, this.mailbox.me)) this.mailbox.envelopes.markHanded(id, s.link.peer.signPublicKey, this.now());
+  }
+
+  private async onFrame(s: Session, bytes: Uint8Array): Promise<void> {
+    const f = decodeFrame(bytes);
+    switch (f.type) {
+      case "have": {
+        const want: Uint8Array[] = [];
+        for (const id of f.ids) {
+          this.peerHasIt(s, id);
+          if (!this.mailbox.envelopes.has(id)) want.push(id);
+        }
+        if (want.length) this.send(s, { type: "want", ids: want });
+        if (f.last) this.mailbox.emit("changed");
+        return;
+      }
+      case "want": {
+        for (const id of f.ids) {
+          const meta = this.mailbox.envelopes.meta(id);
+          if (!meta || !this.offerable(id, meta.hops, meta.receivedAt, meta.lifetime, s)) continue;
+          const env = this.mailbox.envelopes.get(id)!;
+          this.send(s, { type: "envelope", hops: meta.hops, envelope: env.bytes });
+          s.sent++;
+          this.peerHasIt(s, id);
+        }
+        this.mailbox.emit("changed");
+        return;
+      }
+      case "envelope": {
+        s.received++;
+        // the sender has it: never announce it back
+        s.peerHas.add(toHex(envelopeId(f.envelope)));
+        await this.mailbox.receive(f.envelope, f.hops + 1, formatAddress(s.link.peer));
+        return;
+      }
+    }
+  }
+
+  /** A new envelope entered our store: tell every peer that may take it and does not have it. */
+  private announce(env: Envelope): void {
+    const meta = this.mailbox.envelopes.meta(env.id);
+    if (!meta) return;
+    const hex = toHex(env.id);
+    for (const s of this.sessions) {
+      if (s.peerHas.has(hex)) continue;
+      if (!this.offerable(env.id, meta.hops, meta.receivedAt, meta.lifetime, s)) continue;
+      this.send(s, { type: "have", last: false, ids: [env.id] });
+    }
+  }
+
+  close(): void {
+    this.mailbox.off("envelope", this.onEnvelope);
+    for (const s of [...this.sessions]) s.link.close("shutting down");
+  }
+}
