@@ -7,3 +7,4 @@ export * from "./hlc.js";
 export * from "./conversation.js";
 export * from "./admission.js";
 export * from "./wire.js";
+export * from "./handshake.js";

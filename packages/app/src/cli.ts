@@ -1,0 +1,292 @@
+#!/usr/bin/env node
+// The `pigeon` command. `pigeon start` runs the node; every other command asks the running node
+// over loopback (see control.ts) and prints what it says, readably or as JSON with --json.
+import { createInterface } from "node:readline/promises";
+import { userInfo } from "node:os";
+import { parseArgs } from "node:util";
+import { DEFAULT_HOME, validName } from "@pigeon/model";
+import { ConfigError, createIdentity, ensureDataDir, hasIdentity, loadIdentity, readNodeInfo, resolveDataDir } from "./data-dir.js";
+import { startNode } from "./daemon.js";
+import { formatDrafts, formatMessages, formatPeers, formatContacts, formatStatus, formatWhoami } from "./format.js";
+
+const HELP = `pigeon - a messenger that carries notes between laptops, even when they are apart
+
+Usage: pigeon COMMAND [options]
+
+Commands:
+  start                     run this laptop's node (keep it running; Ctrl-C stops it)
+  whoami                    your address and fingerprint
+  send ADDRESS TEXT...      send a message, e.g. pigeon send amara@local "hello"
+  send --draft ID           send a saved draft
+  inbox                     messages you received
+  outbox                    messages you sent, with their state
+                            (waiting, sent, delivered, read)
+  waiting                   sent messages no other laptop has taken yet
+  drafts                    saved drafts (never sent until you say so)
+  draft ADDRESS TEXT...     save a draft
+  draft --delete ID         delete a draft
+  read [ID...]              mark received messages read (all if no ID);
+                            the sender sees "read"
+  peers                     laptops connected right now
+  contacts                  everyone this laptop has met
+  status                    what this node stores and carries
+  stop                      stop the running node
+
+Options for every command:
+  --data DIR                data directory (default: $PIGEON_HOME, else ./pigeon-data)
+  --json                    print JSON for scripts
+  -h, --help                this help
+
+Options for start:
+  --name NAME               your name, the first time (asked, or taken from your login)
+  --home HOME               your school or relay point (default: ${DEFAULT_HOME})
+  --listen ADDR             address for other laptops to connect to (default 0.0.0.0)
+  --port N                  port for other laptops (default 7480, or a free one if taken)
+  --control-port N          loopback port for the pigeon command (default 7481, or a free one)
+  --peer HOST:PORT          also connect to this node (repeatable; for networks without multicast)
+  --no-mdns                 do not discover or announce on the local network
+  --mdns-interface ADDR     IPv4 address of the interface for mDNS
+  --hop-limit N             hops a carried message may travel (default 3)
+
+Exit status: 0 ok, 1 the node refused or failed, 2 bad usage, 3 no node running.
+`;
+
+class UsageError extends Error {}
+
+const options = {
+  data: { type: "string" },
+  json: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+  name: { type: "string" },
+  home: { type: "string" },
+  listen: { type: "string" },
+  port: { type: "string" },
+  "control-port": { type: "string" },
+  peer: { type: "string", multiple: true },
+  "no-mdns": { type: "boolean" },
+  "mdns-interface": { type: "string" },
+  "hop-limit": { type: "string" },
+  draft: { type: "string" },
+  delete: { type: "string" },
+} as const;
+
+function int(value: string | undefined, flag: string, min: number, max: number): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${flag} must be a whole number from ${min} to ${max}, not "${value}"`);
+  return n;
+}
+
+async function askName(): Promise<string> {
+  const rl = createInterface({ input: process.stdin, output: process.stdout });
+  try {
+    for (;;) {
+      const answer = (await rl.question("What is your name? (letters and digits, e.g. amara) ")).trim().toLowerCase();
+      if (validName(answer)) return answer;
+      console.log("  Please use 1-32 letters, digits, '.', '_' or '-'.");
+    }
+  } finally {
+    rl.close();
+  }
+}
+
+function defaultName(): string {
+  let login = "";
+  try {
+    login = userInfo().username.toLowerCase();
+  } catch {
+    /* no passwd entry */
+  }
+  if (validName(login) && login !== "root") return login;
+  return `pigeon-${Math.random().toString(36).slice(2, 6)}`;
+}
+
+async function start(v: Record<string, unknown>): Promise<number> {
+  const dataDir = resolveDataDir(v.data as string | undefined);
+  ensureDataDir(dataDir);
+  const running = readNodeInfo(dataDir);
+  if (running && processAlive(running.pid)) {
+    console.error(`pigeon: a node is already running for ${dataDir} (pid ${running.pid})`);
+    return 1;
+  }
+  let identity;
+  if (hasIdentity(dataDir)) {
+    identity = loadIdentity(dataDir);
+    if (v.name && v.name !== identity.name) console.log(`note: this data directory already belongs to ${identity.name}@${identity.home}; --name ignored`);
+  } else {
+    const name = (v.name as string | undefined) ?? (process.stdin.isTTY ? await askName() : defaultName());
+    identity = createIdentity(dataDir, name, (v.home as string | undefined) ?? DEFAULT_HOME);
+    console.log(`created identity ${identity.name}@${identity.home} in ${dataDir}`);
+  }
+  const node = await startNode({
+    dataDir,
+    identity,
+    listen: v.listen as string | undefined,
+    port: int(v.port as string | undefined, "port", 0, 65535),
+    controlPort: int(v["control-port"] as string | undefined, "control-port", 0, 65535),
+    peers: v.peer as string[] | undefined,
+    mdns: !v["no-mdns"],
+    mdnsInterface: v["mdns-interface"] as string | undefined,
+    hopLimit: int(v["hop-limit"] as string | undefined, "hop-limit", 0, 64),
+  });
+  const onSignal = () => void node.stop();
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  console.log("ready");
+  await node.stopped;
+  return 0;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+class NotRunning extends Error {}
+class Refused extends Error {}
+
+async function call(dataDir: string, method: "GET" | "POST", path: string, body?: unknown): Promise<unknown> {
+  const info = readNodeInfo(dataDir);
+  if (!info || !processAlive(info.pid))
+    throw new NotRunning(`no pigeon node is running for ${dataDir}; start one with: pigeon start${dataDir === resolveDataDir(undefined) ? "" : ` --data ${dataDir}`}`);
+  let res: Response;
+  try {
+    res = await fetch(`http://127.0.0.1:${info.control.port}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${info.control.token}`, "content-type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    throw new NotRunning(`the pigeon node for ${dataDir} (pid ${info.pid}) is not answering on 127.0.0.1:${info.control.port}`);
+  }
+  const value = (await res.json()) as { error?: string; message?: string };
+  if (!res.ok) throw new Refused(value.message ?? `error ${res.status}`);
+  return value;
+}
+
+async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const { values: v, positionals } = parsed;
+  const [command, ...rest] = positionals;
+  if (v.help || command === "help" || command === undefined) {
+    process.stdout.write(HELP);
+    return command === undefined && !v.help ? 2 : 0;
+  }
+  if (command === "start") return start(v);
+  const dataDir = resolveDataDir(v.data);
+  const out = (value: unknown, readable: string) => console.log(v.json ? JSON.stringify(value, null, 2) : readable);
+  const noArgs = () => {
+    if (rest.length) throw new UsageError(`${command} takes no arguments`);
+  };
+  switch (command) {
+    case "whoami": {
+      noArgs();
+      const w = await call(dataDir, "GET", "/api/whoami");
+      out(w, formatWhoami(w as Parameters<typeof formatWhoami>[0]));
+      return 0;
+    }
+    case "send": {
+      if (v.draft) {
+        noArgs();
+        const m = await call(dataDir, "POST", "/api/drafts/send", { id: v.draft });
+        out(m, formatMessages([m as never], "Sent"));
+        return 0;
+      }
+      const [to, ...words] = rest;
+      if (!to || words.length === 0) throw new UsageError('send needs an address and a message, e.g. pigeon send amara@local "hello"');
+      const m = await call(dataDir, "POST", "/api/send", { to, body: words.join(" ") });
+      out(m, formatMessages([m as never], "Sent"));
+      return 0;
+    }
+    case "inbox":
+    case "outbox":
+    case "waiting": {
+      noArgs();
+      const list = (await call(dataDir, "GET", `/api/${command}`)) as never[];
+      const title = { inbox: "Inbox", outbox: "Outbox", waiting: "Waiting to be sent" }[command];
+      out(list, formatMessages(list, title));
+      return 0;
+    }
+    case "drafts": {
+      noArgs();
+      const list = await call(dataDir, "GET", "/api/drafts");
+      out(list, formatDrafts(list as never[]));
+      return 0;
+    }
+    case "draft": {
+      if (v.delete) {
+        noArgs();
+        const r = await call(dataDir, "POST", "/api/drafts/delete", { id: v.delete });
+        out(r, `Deleted draft ${v.delete}`);
+        return 0;
+      }
+      const [to, ...words] = rest;
+      if (!to || words.length === 0) throw new UsageError('draft needs an address and a message, e.g. pigeon draft amara@local "hello"');
+      const d = await call(dataDir, "POST", "/api/drafts", { to, body: words.join(" ") });
+      out(d, `Saved draft ${(d as { id: string }).id} to ${(d as { to: string }).to} (send it with: pigeon send --draft ${(d as { id: string }).id})`);
+      return 0;
+    }
+    case "read": {
+      const r = (await call(dataDir, "POST", "/api/read", rest.length ? { ids: rest } : {})) as { marked: number };
+      out(r, `Marked ${r.marked} message${r.marked === 1 ? "" : "s"} read`);
+      return 0;
+    }
+    case "peers": {
+      noArgs();
+      const p = await call(dataDir, "GET", "/api/peers");
+      out(p, formatPeers(p as never[]));
+      return 0;
+    }
+    case "contacts": {
+      noArgs();
+      const c = await call(dataDir, "GET", "/api/contacts");
+      out(c, formatContacts(c as never[]));
+      return 0;
+    }
+    case "status": {
+      noArgs();
+      const s = await call(dataDir, "GET", "/api/status");
+      out(s, formatStatus(s as never));
+      return 0;
+    }
+    case "stop": {
+      noArgs();
+      const r = await call(dataDir, "POST", "/api/stop");
+      out(r, "Stopping the node");
+      return 0;
+    }
+    default:
+      throw new UsageError(`unknown command "${command}" (see pigeon --help)`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    const msg = (e as Error).message;
+    if (e instanceof UsageError) {
+      console.error(`pigeon: ${msg}`);
+      process.exitCode = 2;
+    } else if (e instanceof NotRunning) {
+      console.error(`pigeon: ${msg}`);
+      process.exitCode = 3;
+    } else if (e instanceof Refused || e instanceof ConfigError) {
+      console.error(`pigeon: ${msg}`);
+      process.exitCode = 1;
+    } else {
+      console.error(`pigeon: ${msg}`);
+      process.exitCode = 1;
+    }
+  },
+);

@@ -1,0 +1,113 @@
+// The daemon's control API: JSON over HTTP on loopback only, guarded by a random token kept in the
+// owner-only data directory. The `pigeon` command is its only client for now.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { timingSafeEqual } from "node:crypto";
+import { fingerprint, formatAddress, toHex } from "@pigeon/model";
+import { MailboxError, type Mailbox, type SyncEngine } from "@pigeon/sync";
+
+export interface ControlContext {
+  mailbox: Mailbox;
+  sync: SyncEngine;
+  token: string;
+  info: () => Record<string, unknown>;
+  stop: () => void;
+}
+
+const MAX_BODY = 64 * 1024;
+
+class HttpError extends Error {
+  constructor(readonly status: number, readonly code: string, message: string) {
+    super(message);
+  }
+}
+
+async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of req as AsyncIterable<Buffer>) {
+    n += c.length;
+    if (n > MAX_BODY) throw new HttpError(413, "too-large", "request body too large");
+    chunks.push(c);
+  }
+  if (n === 0) return {};
+  try {
+    const v = JSON.parse(Buffer.concat(chunks).toString("utf8")) as unknown;
+    if (!v || typeof v !== "object" || Array.isArray(v)) throw new Error("not an object");
+    return v as Record<string, unknown>;
+  } catch {
+    throw new HttpError(400, "bad-input", "request body is not a JSON object");
+  }
+}
+
+function str(body: Record<string, unknown>, key: string): string {
+  const v = body[key];
+  if (typeof v !== "string") throw new HttpError(400, "bad-input", `"${key}" must be a string`);
+  return v;
+}
+
+function isLoopback(addr: string | undefined): boolean {
+  return !!addr && (addr.startsWith("127.") || addr === "::1" || addr.startsWith("::ffff:127."));
+}
+
+export function createControlServer(ctx: ControlContext): Server {
+  const { mailbox, sync } = ctx;
+  const expected = Buffer.from(`Bearer ${ctx.token}`);
+  const routes: Record<string, (body: Record<string, unknown>, parts: string[]) => Promise<unknown> | unknown> = {
+    "GET /api/whoami": () => ({
+      address: mailbox.address,
+      fingerprint: fingerprint(mailbox.me),
+      signPublicKey: toHex(mailbox.me),
+      ...ctx.info(),
+    }),
+    "GET /api/inbox": () => mailbox.inbox(),
+    "GET /api/outbox": () => mailbox.outbox(),
+    "GET /api/waiting": () => mailbox.waiting(),
+    "GET /api/drafts": () => mailbox.drafts(),
+    "GET /api/peers": () => sync.peers(),
+    "GET /api/contacts": () =>
+      mailbox.contacts().map((c) => ({
+        address: formatAddress(c), fingerprint: fingerprint(c.signPublicKey), firstSeen: c.firstSeen, lastSeen: c.lastSeen, how: c.how,
+      })),
+    "GET /api/status": () => ({ ...mailbox.status(), peers: sync.peers().length }),
+    "POST /api/send": (b) => mailbox.send(str(b, "to"), str(b, "body")),
+    "POST /api/drafts": (b) => mailbox.saveDraft(str(b, "to"), str(b, "body")),
+    "POST /api/drafts/send": (b) => mailbox.sendDraft(str(b, "id")),
+    "POST /api/drafts/delete": async (b) => {
+      await mailbox.deleteDraft(str(b, "id"));
+      return { deleted: b.id };
+    },
+    "POST /api/read": async (b) => {
+      const ids = b.ids === undefined ? undefined : Array.isArray(b.ids) && b.ids.every((x) => typeof x === "string") ? (b.ids as string[]) : null;
+      if (ids === null) throw new HttpError(400, "bad-input", `"ids" must be a list of message ids`);
+      return { marked: await mailbox.markRead(ids) };
+    },
+    "POST /api/stop": () => {
+      setImmediate(ctx.stop);
+      return { stopping: true };
+    },
+  };
+
+  return createServer((req: IncomingMessage, res: ServerResponse) => {
+    const reply = (status: number, value: unknown) => {
+      const text = JSON.stringify(value);
+      res.writeHead(status, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(text) });
+      res.end(text);
+    };
+    void (async () => {
+      try {
+        if (!isLoopback(req.socket.remoteAddress)) throw new HttpError(403, "forbidden", "the control API answers loopback only");
+        const auth = Buffer.from(req.headers.authorization ?? "");
+        if (auth.length !== expected.length || !timingSafeEqual(auth, expected)) throw new HttpError(401, "unauthorized", "missing or wrong token");
+        const path = (req.url ?? "/").split("?")[0]!;
+        const route = routes[`${req.method} ${path}`];
+        if (!route) throw new HttpError(404, "not-found", `no such endpoint: ${req.method} ${path}`);
+        const body = req.method === "POST" ? await readJson(req) : {};
+        reply(200, await route(body, path.split("/")));
+      } catch (e) {
+        if (e instanceof HttpError) reply(e.status, { error: e.code, message: e.message });
+        else if (e instanceof MailboxError) reply(e.code === "storage" ? 507 : e.code === "not-found" ? 404 : 400, { error: e.code, message: e.message });
+        else reply(500, { error: "internal", message: (e as Error).message });
+      }
+    })();
+  });
+}

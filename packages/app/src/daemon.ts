@@ -1,0 +1,149 @@
+// `pigeon start`: wires model, sync and peers into one running node.
+//   Mailbox + SyncEngine (sync)  <-  PeerLinks  <-  WsNetwork, StaticPeers, MdnsDiscovery (peers)
+//   control API (loopback HTTP) for the `pigeon` command.
+import { randomBytes } from "node:crypto";
+import { unlinkSync } from "node:fs";
+import type { AddressInfo } from "node:net";
+import { fingerprint, formatAddress, toHex, type Identity } from "@pigeon/model";
+import { MdnsDiscovery, StaticPeers, WsNetwork } from "@pigeon/peers";
+import { Mailbox, SyncEngine, type Log } from "@pigeon/sync";
+import { createControlServer } from "./control.js";
+import { nodeInfoPath, writeFileAtomic, type NodeInfo } from "./data-dir.js";
+
+export const DEFAULT_SYNC_PORT = 7480;
+export const DEFAULT_CONTROL_PORT = 7481;
+
+export interface NodeOptions {
+  dataDir: string;
+  identity: Identity;
+  listen?: string;
+  port?: number;
+  controlPort?: number;
+  peers?: string[];
+  mdns?: boolean;
+  mdnsInterface?: string;
+  hopLimit?: number;
+  log?: Log;
+}
+
+export interface RunningNode {
+  info: NodeInfo;
+  mailbox: Mailbox;
+  stop(): Promise<void>;
+  stopped: Promise<void>;
+}
+
+export function consoleLog(): Log {
+  const stamp = () => new Date().toISOString().slice(11, 19);
+  return {
+    info: (m) => console.log(`${stamp()} ${m}`),
+    warn: (m) => console.log(`${stamp()} warning: ${m}`),
+  };
+}
+
+export async function startNode(opts: NodeOptions): Promise<RunningNode> {
+  const log = opts.log ?? consoleLog();
+  const mailbox = new Mailbox({ identity: opts.identity, dataDir: opts.dataDir, log });
+  await mailbox.recover();
+  const sync = new SyncEngine(mailbox, { hopLimit: opts.hopLimit, log });
+
+  const network = new WsNetwork({
+    identity: opts.identity,
+    host: opts.listen ?? "0.0.0.0",
+    port: opts.port ?? DEFAULT_SYNC_PORT,
+    fallbackToEphemeral: opts.port === undefined,
+  });
+  network.on("link", (link) => sync.attach(link));
+  network.on("rejected", (r) => log.warn(`refused a connection from ${r.remote}: ${r.reason}`));
+  let listening;
+  try {
+    listening = await network.listen();
+  } catch (e) {
+    await mailbox.close();
+    throw e;
+  }
+
+  const token = toHex(new Uint8Array(randomBytes(24)));
+  let stopping: Promise<void> | undefined;
+  let resolveStopped!: () => void;
+  const stopped = new Promise<void>((r) => (resolveStopped = r));
+  const info: NodeInfo = {
+    pid: process.pid,
+    address: formatAddress(opts.identity),
+    control: { host: "127.0.0.1", port: 0, token },
+    sync: { host: listening.host, port: listening.port },
+    startedAt: Date.now(),
+  };
+
+  const control = createControlServer({
+    mailbox,
+    sync,
+    token,
+    info: () => ({ syncPort: info.sync.port, controlPort: info.control.port, dataDir: opts.dataDir, pid: process.pid }),
+    stop: () => void stop(),
+  });
+  const controlPort = await new Promise<number>((resolve, reject) => {
+    const tryPort = (port: number, fallback: boolean) => {
+      control.once("error", (e: NodeJS.ErrnoException) => {
+        if (e.code === "EADDRINUSE" && fallback) tryPort(0, false);
+        else reject(new Error(`cannot listen for the pigeon command on 127.0.0.1:${port}: ${e.message}`));
+      });
+      control.listen(port, "127.0.0.1", () => resolve((control.address() as AddressInfo).port));
+    };
+    tryPort(opts.controlPort ?? DEFAULT_CONTROL_PORT, opts.controlPort === undefined);
+  }).catch(async (e: unknown) => {
+    await network.close();
+    await mailbox.close();
+    throw e;
+  });
+  info.control.port = controlPort;
+  writeFileAtomic(nodeInfoPath(opts.dataDir), JSON.stringify(info, null, 2) + "\n");
+
+  const statics = opts.peers?.length ? new StaticPeers({ network, peers: opts.peers }) : undefined;
+  statics?.on("dial-failed", (f) => log.info(`cannot reach ${f.target} (${f.reason}); retrying in ${Math.round(f.retryInMs / 1000)} s`));
+  statics?.start();
+
+  let mdns: MdnsDiscovery | undefined;
+  if (opts.mdns !== false) {
+    mdns = new MdnsDiscovery({ identity: opts.identity, port: listening.port, interface: opts.mdnsInterface });
+    mdns.on("peer", (p) => {
+      // one side dials, so two laptops that find each other do not race (lower key dials)
+      if (Buffer.compare(Buffer.from(opts.identity.signing.publicKey), Buffer.from(p.signPublicKey)) > 0) return;
+      if (network.links().some((l) => Buffer.from(l.peer.signPublicKey).equals(Buffer.from(p.signPublicKey)))) return;
+      network.dial(p.host, p.port).catch((e: Error) => log.info(`could not reach ${p.host}:${p.port} found by mDNS: ${e.message}`));
+    });
+    mdns.on("error", (e) => log.warn(`mDNS: ${e.message}`));
+    try {
+      mdns.start();
+    } catch (e) {
+      log.warn(`mDNS discovery is off: ${(e as Error).message}`);
+      mdns = undefined;
+    }
+  }
+
+  log.info(`pigeon node for ${info.address} (fingerprint ${fingerprint(opts.identity.signing.publicKey)})`);
+  log.info(`data directory ${opts.dataDir}`);
+  log.info(`sync on ${listening.host}:${listening.port}, control on 127.0.0.1:${controlPort}${mdns ? ", mDNS discovery on" : ""}`);
+
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      log.info("stopping");
+      await mdns?.stop();
+      statics?.stop();
+      sync.close();
+      await network.close();
+      const closed = new Promise<void>((r) => control.close(() => r()));
+      control.closeAllConnections();
+      await closed;
+      await mailbox.close();
+      try {
+        unlinkSync(nodeInfoPath(opts.dataDir));
+      } catch {
+        /* already gone */
+      }
+      resolveStopped();
+    })();
+    return stopping;
+  };
+  return { info, mailbox, stop, stopped };
+}

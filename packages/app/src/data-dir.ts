@@ -1,0 +1,91 @@
+// The data directory: identity (owner-only), the SQLite store, documents, and node.json, which tells
+// the `pigeon` command where the running daemon listens.
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync, openSync, fsyncSync, closeSync } from "node:fs";
+import { resolve, join } from "node:path";
+import { generateIdentity, parseIdentityFile, serializeIdentity, type Identity } from "@pigeon/model";
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+export function resolveDataDir(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  return resolve(flag ?? env.PIGEON_HOME ?? "pigeon-data");
+}
+
+export function writeFileAtomic(path: string, data: string, mode = 0o600): void {
+  const tmp = `${path}.tmp${process.pid}`;
+  writeFileSync(tmp, data, { mode });
+  const fd = openSync(tmp, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+}
+
+export function ensureDataDir(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  if ((statSync(dir).mode & 0o077) !== 0) chmodSync(dir, 0o700);
+}
+
+export function identityPath(dir: string): string {
+  return join(dir, "identity.json");
+}
+
+export function hasIdentity(dir: string): boolean {
+  return existsSync(identityPath(dir));
+}
+
+export function loadIdentity(dir: string): Identity {
+  const path = identityPath(dir);
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    throw new ConfigError(`cannot read ${path}: ${(e as Error).message}`);
+  }
+  if ((statSync(path).mode & 0o077) !== 0) chmodSync(path, 0o600); // keys are for the owner only
+  try {
+    return parseIdentityFile(JSON.parse(text));
+  } catch (e) {
+    throw new ConfigError(`${path} is not a valid Pigeon identity (${(e as Error).message}); it was left untouched`);
+  }
+}
+
+export function createIdentity(dir: string, name: string, home: string): Identity {
+  ensureDataDir(dir);
+  const path = identityPath(dir);
+  if (existsSync(path)) throw new ConfigError(`${path} already exists; refusing to replace an identity`);
+  let id: Identity;
+  try {
+    id = generateIdentity(name, home);
+  } catch (e) {
+    throw new ConfigError((e as Error).message);
+  }
+  writeFileAtomic(path, JSON.stringify(serializeIdentity(id), null, 2) + "\n");
+  return id;
+}
+
+export interface NodeInfo {
+  pid: number;
+  address: string;
+  control: { host: string; port: number; token: string };
+  sync: { host: string; port: number };
+  startedAt: number;
+}
+
+export function nodeInfoPath(dir: string): string {
+  return join(dir, "node.json");
+}
+
+export function readNodeInfo(dir: string): NodeInfo | undefined {
+  try {
+    return JSON.parse(readFileSync(nodeInfoPath(dir), "utf8")) as NodeInfo;
+  } catch {
+    return undefined;
+  }
+}

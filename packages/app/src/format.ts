@@ -1,0 +1,66 @@
+// Readable output for the `pigeon` command.
+import type { DraftView, MessageView, PeerView } from "@pigeon/sync";
+
+function when(ms: number | undefined): string {
+  if (ms === undefined) return "";
+  const d = new Date(ms);
+  const pad = (n: number) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
+
+function stateLine(m: MessageView): string {
+  switch (m.state) {
+    case "read":
+      return `read ${when(m.readAt)}`;
+    case "delivered":
+      return `delivered ${when(m.deliveredAt)}`;
+    case "sent":
+      return `sent ${when(m.handedAt)} (handed to another laptop, not yet delivered)`;
+    case "waiting":
+      return "waiting to be sent (no laptop has taken it yet)";
+    default:
+      return "";
+  }
+}
+
+export function formatMessages(list: MessageView[], title: string): string {
+  if (list.length === 0) return `${title}: empty`;
+  const lines = [`${title} (${list.length})`];
+  for (const m of list) {
+    if (m.direction === "in") {
+      lines.push(`  from ${m.from}  ${when(m.claimedSentAt)} (their clock)  [${m.id.slice(0, 8)}]`);
+    } else {
+      lines.push(`  to ${m.to.join(", ")}  ${when(m.claimedSentAt)}  ${stateLine(m)}  [${m.id.slice(0, 8)}]`);
+    }
+    for (const l of m.body.split("\n")) lines.push(`    ${l}`);
+  }
+  return lines.join("\n");
+}
+
+export function formatDrafts(list: DraftView[]): string {
+  if (list.length === 0) return "Drafts: empty";
+  return [`Drafts (${list.length})`, ...list.map((d) => `  ${d.id}  to ${d.to}  ${when(d.updatedAt)}\n    ${d.body}`)].join("\n");
+}
+
+export function formatPeers(list: PeerView[]): string {
+  if (list.length === 0) return "No laptops connected right now";
+  return [`Connected (${list.length})`, ...list.map((p) => `  ${p.address}  ${p.link}  since ${when(p.since)}`)].join("\n");
+}
+
+export function formatContacts(list: { address: string; fingerprint: string; lastSeen: number }[]): string {
+  if (list.length === 0) return "No contacts yet: laptops nearby are added when they are met";
+  return [`Contacts (${list.length})`, ...list.map((c) => `  ${c.address}  ${c.fingerprint}  last seen ${when(c.lastSeen)}`)].join("\n");
+}
+
+export function formatWhoami(w: { address: string; fingerprint: string; syncPort?: number }): string {
+  return `${w.address}\nfingerprint ${w.fingerprint}${w.syncPort ? `\nlistening for laptops on port ${w.syncPort}` : ""}`;
+}
+
+export function formatStatus(s: { address: string; envelopes: number; bytes: number; rejected: number; peers: number }): string {
+  return [
+    `${s.address}`,
+    `  sealed store: ${s.envelopes} envelope${s.envelopes === 1 ? "" : "s"}, ${(s.bytes / 1024).toFixed(1)} KiB`,
+    `  connected laptops: ${s.peers}`,
+    `  envelopes rejected (see the node's log for reasons): ${s.rejected}`,
+  ].join("\n");
+}

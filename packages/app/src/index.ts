@@ -1,0 +1,3 @@
+export * from "./daemon.js";
+export * from "./data-dir.js";
+export * from "./control.js";

@@ -1,0 +1,166 @@
+// mDNS must never touch the machine's real network: the live test runs the fixture inside a private
+// network namespace that has only a loopback interface, and deletes the namespace afterwards.
+import { execFile, execFileSync, spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { generateIdentity, toHex, fingerprint } from "@pigeon/model";
+import { MdnsDiscovery, SERVICE_NAME } from "./mdns.js";
+
+const root = fileURLToPath(new URL("../../../", import.meta.url));
+const fixture = fileURLToPath(new URL("../test-fixtures/mdns-pair.mjs", import.meta.url));
+const CHILD_TIMEOUT_MS = 20_000;
+
+function whyNotTestable(): string | undefined {
+  if (process.platform !== "linux") return "network namespaces need Linux";
+  if (process.getuid?.() !== 0) return "not running as root, so no private network namespace can be made";
+  const ip = spawnSync("ip", ["-V"], { stdio: "ignore" });
+  if (ip.error || ip.status !== 0) return "the `ip` command (iproute2) is not installed";
+  return undefined;
+}
+
+const skipReason = whyNotTestable();
+const namespaces = new Set<string>();
+
+function ip(...args: string[]): void {
+  execFileSync("ip", args, { stdio: "pipe", timeout: 10_000 });
+}
+
+/** Creates a namespace with only `lo`; `route` adds the multicast route on it. */
+function makeNamespace(route: boolean): string {
+  const name = `pgn-mdns-${randomBytes(4).toString("hex")}`;
+  ip("netns", "add", name);
+  namespaces.add(name);
+  if (route) {
+    ip("-n", name, "link", "set", "lo", "up", "multicast", "on");
+    ip("-n", name, "route", "add", "224.0.0.0/4", "dev", "lo");
+  }
+  return name;
+}
+
+function deleteNamespace(name: string): void {
+  spawnSync("ip", ["netns", "del", name], { stdio: "ignore", timeout: 10_000 });
+  namespaces.delete(name);
+}
+
+/** Runs the fixture inside the namespace, killed after CHILD_TIMEOUT_MS. Resolves with its JSON line. */
+function runFixture(ns: string, mode: string): Promise<{ code: number; result: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      "ip",
+      ["netns", "exec", ns, process.execPath, fixture, mode],
+      { cwd: root, timeout: CHILD_TIMEOUT_MS, killSignal: "SIGKILL", maxBuffer: 1 << 20 },
+      (err, stdout, stderr) => {
+        const line = stdout.trim().split("\n").filter(Boolean).at(-1);
+        if (!line) {
+          reject(new Error(`fixture printed nothing (${err?.message ?? "no error"}); stderr: ${stderr}`));
+          return;
+        }
+        try {
+          const code = err ? ((err as { code?: unknown }).code as number) ?? -1 : 0;
+          resolve({ code, result: JSON.parse(line) as Record<string, unknown> });
+        } catch (e) {
+          reject(new Error(`fixture output is not JSON: ${line}; stderr: ${stderr}`));
+        }
+      },
+    );
+  });
+}
+
+describe("MdnsDiscovery records", () => {
+  it("advertises PTR, SRV, TXT and A for _pigeon._tcp.local", () => {
+    const id = generateIdentity("ana", "kisumu-primary");
+    const d = new MdnsDiscovery({ identity: id, port: 7480, interface: "10.1.2.3" });
+    const fp = fingerprint(id.signing.publicKey);
+    expect(d.instanceName).toBe(`${fp}._pigeon._tcp.local`);
+    expect(d.records()).toEqual([
+      { name: SERVICE_NAME, type: "PTR", ttl: 120, data: `${fp}._pigeon._tcp.local` },
+      {
+        name: `${fp}._pigeon._tcp.local`,
+        type: "SRV",
+        ttl: 120,
+        data: { port: 7480, target: `pigeon-${fp}.local`, priority: 0, weight: 0 },
+      },
+      {
+        name: `${fp}._pigeon._tcp.local`,
+        type: "TXT",
+        ttl: 120,
+        data: [`id=${toHex(id.signing.publicKey)}`, "addr=ana@kisumu-primary"],
+      },
+      { name: `pigeon-${fp}.local`, type: "A", ttl: 120, data: "10.1.2.3" },
+    ]);
+  });
+
+  it("validates its options", () => {
+    const identity = generateIdentity("ana");
+    expect(() => new MdnsDiscovery({ identity, port: 0 })).toThrow(/port/);
+    expect(() => new MdnsDiscovery({ identity, port: 7480, interface: "eth0" })).toThrow(/IPv4 address/);
+  });
+});
+
+describe("MdnsDiscovery on a real (namespaced) network", () => {
+  if (skipReason) {
+    console.warn(`mDNS was NOT tested: ${skipReason}.`);
+    it.skip(`two discoveries find each other (skipped: ${skipReason})`, () => {});
+    return;
+  }
+
+  beforeAll(() => {
+    // The fixture runs as plain Node against the built package.
+    execFileSync("npx", ["tsc", "-b", "packages/peers"], { cwd: root, stdio: "pipe", timeout: 120_000 });
+  }, 150_000);
+
+  afterAll(() => {
+    for (const ns of [...namespaces]) deleteNamespace(ns);
+  });
+
+  it("two discoveries find each other and form one link", async (ctx) => {
+    let ns: string;
+    try {
+      ns = makeNamespace(true);
+    } catch (e) {
+      console.warn(`mDNS was NOT tested: could not create a network namespace: ${(e as Error).message}`);
+      ctx.skip();
+      return;
+    }
+    try {
+      const { code, result } = await runFixture(ns, "pair");
+      expect(result.error).toBeUndefined();
+      expect(code).toBe(0);
+      const found = result.found as Record<string, { host: string; port: number; addr: string; expectedPort: number }>;
+      expect(found.ana!.host).toBe("127.0.0.1");
+      expect(found.ana!.port).toBe(found.ana!.expectedPort);
+      expect(found.ana!.addr).toBe("ben@ns-test");
+      expect(found.ben!.port).toBe(found.ben!.expectedPort);
+      expect(found.ben!.addr).toBe("ana@ns-test");
+      const links = result.links as Record<string, { peer: string; key: string; id: string }>;
+      const keys = result.keys as Record<string, string>;
+      expect(links.ana!.peer).toBe("ben@ns-test");
+      expect(links.ana!.key).toBe(keys.ben);
+      expect(links.ben!.peer).toBe("ana@ns-test");
+      expect(links.ben!.key).toBe(keys.ana);
+      expect(links.ana!.id).toBe(links.ben!.id);
+      expect(result.received).toBe("hello ben, found you by mDNS");
+      expect(result.strangers).toBeUndefined(); // never heard itself as a peer
+    } finally {
+      deleteNamespace(ns);
+    }
+  });
+
+  it("reports a missing multicast route as an 'error' event instead of crashing", async (ctx) => {
+    let ns: string;
+    try {
+      ns = makeNamespace(false); // loopback down: nowhere to send multicast
+    } catch (e) {
+      ctx.skip();
+      return;
+    }
+    try {
+      const { code, result } = await runFixture(ns, "no-route");
+      expect(code).toBe(0);
+      expect(result.error).toMatch(/mDNS could not send .*ENETUNREACH.*no multicast route/);
+    } finally {
+      deleteNamespace(ns);
+    }
+  });
+});

@@ -1,0 +1,245 @@
+// Finds other Pigeon laptops on the local network with mDNS / DNS-SD, and tells them about us.
+//
+//   _pigeon._tcp.local                      PTR  <fingerprint>._pigeon._tcp.local
+//   <fingerprint>._pigeon._tcp.local        SRV  0 0 <port> pigeon-<fingerprint>.local
+//   <fingerprint>._pigeon._tcp.local        TXT  "id=<hex signPublicKey>" "addr=<name@home>"
+//   pigeon-<fingerprint>.local              A    <IPv4 address>
+//
+// Nothing here is trusted: an announcement only says where to dial. The handshake proves who answers.
+import { EventEmitter } from "node:events";
+import { isIP } from "node:net";
+import { networkInterfaces } from "node:os";
+import type { RemoteInfo } from "node:dgram";
+import { fingerprint, fromHex, toHex, type Identity } from "@pigeon/model";
+import makeMdns from "multicast-dns";
+import type { Answer } from "dns-packet";
+
+export const SERVICE_NAME = "_pigeon._tcp.local";
+export const DEFAULT_QUERY_INTERVAL_MS = 5_000;
+const TTL_SECONDS = 120;
+
+export interface MdnsDiscoveryOptions {
+  identity: Identity;
+  /** The port our WsNetwork listens on (advertised in the SRV record). */
+  port: number;
+  /**
+   * IPv4 address of the interface to use for multicast (passed to multicast-dns as `interface`).
+   * Default: every interface.
+   */
+  interface?: string;
+  /**
+   * Address to bind the UDP socket to. Default "0.0.0.0": Linux does not deliver multicast datagrams to
+   * a socket bound to a unicast address, so binding to the interface address would hear nothing.
+   */
+  bind?: string;
+  /** Address put in our A record. Default: `interface`, else the first non-internal IPv4 address. */
+  advertiseHost?: string;
+  /** How often to send a PTR query. Default 5 s. */
+  queryIntervalMs?: number;
+  /** UDP port, default 5353 (tests only). */
+  mdnsPort?: number;
+}
+
+export interface DiscoveredPeer {
+  signPublicKey: Uint8Array;
+  /** Address from the A record, or the sender's address if there was none. */
+  host: string;
+  port: number;
+  /** The name@home the announcement claims (unauthenticated). */
+  addr: string | undefined;
+}
+
+export interface MdnsDiscoveryEvents {
+  /** Another node answered or announced. Emitted every time it is heard, not only the first. */
+  peer: [peer: DiscoveredPeer];
+  /**
+   * mDNS is not working (no multicast route, port not available, ...). Discovery keeps trying.
+   * With no 'error' listener the problem is reported with process.emitWarning instead of throwing.
+   */
+  error: [error: Error];
+}
+
+export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
+  readonly instanceName: string;
+  readonly hostName: string;
+  private readonly options: MdnsDiscoveryOptions;
+  private readonly idHex: string;
+  private mdns: makeMdns.MulticastDNS | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private lastError: string | undefined;
+  private stopping: Promise<void> | undefined;
+
+  constructor(options: MdnsDiscoveryOptions) {
+    super();
+    if (!Number.isInteger(options.port) || options.port < 1 || options.port > 65535)
+      throw new RangeError(`MdnsDiscovery: port must be 1-65535, got ${options.port}`);
+    if (options.interface !== undefined && isIP(options.interface) !== 4)
+      throw new RangeError(`MdnsDiscovery: interface must be an IPv4 address, got "${options.interface}"`);
+    this.options = options;
+    this.idHex = toHex(options.identity.signing.publicKey);
+    const fp = fingerprint(options.identity.signing.publicKey);
+    this.instanceName = `${fp}.${SERVICE_NAME}`;
+    this.hostName = `pigeon-${fp}.local`;
+  }
+
+  start(): this {
+    if (this.mdns || this.stopping) return this;
+    const o = this.options;
+    let mdns: makeMdns.MulticastDNS;
+    try {
+      mdns = makeMdns({
+        port: o.mdnsPort ?? 5353,
+        interface: o.interface,
+        bind: o.bind ?? "0.0.0.0",
+        reuseAddr: true,
+        loopback: true,
+      });
+    } catch (e) {
+      this.report(`mDNS could not start: ${(e as Error).message}`);
+      return this;
+    }
+    this.mdns = mdns;
+    mdns.on("error", (e: Error) => {
+      const code = (e as NodeJS.ErrnoException).code;
+      const hint = code === "EADDRINUSE" || code === "EACCES" ? ` (UDP port ${o.mdnsPort ?? 5353} is not available)` : "";
+      this.report(`mDNS socket error: ${e.message}${hint}`);
+    });
+    mdns.on("warning", (e: Error) => {
+      // multicast-dns reports undecodable packets from others as warnings too: ignore those.
+      const sys = (e as NodeJS.ErrnoException).syscall;
+      if (sys) this.report(`mDNS ${sys} failed: ${e.message}`);
+    });
+    mdns.on("query", (packet, rinfo) => this.onQuery(packet.questions ?? [], rinfo));
+    mdns.on("response", (packet, rinfo) => this.onResponse([...(packet.answers ?? []), ...(packet.additionals ?? [])], rinfo));
+    this.announce();
+    this.query();
+    this.timer = setInterval(() => this.query(), o.queryIntervalMs ?? DEFAULT_QUERY_INTERVAL_MS);
+    this.timer.unref();
+    return this;
+  }
+
+  /** Stops announcing and browsing; resolves when the UDP socket is closed. */
+  stop(): Promise<void> {
+    if (this.stopping) return this.stopping;
+    clearInterval(this.timer);
+    const mdns = this.mdns;
+    this.mdns = undefined;
+    this.stopping = new Promise<void>((resolve) => {
+      if (!mdns) return resolve();
+      try {
+        mdns.destroy(() => resolve());
+      } catch {
+        resolve();
+      }
+    });
+    return this.stopping;
+  }
+
+  /** Our records, as sent in answers and announcements. */
+  records(): Answer[] {
+    const { identity, port } = this.options;
+    const answers: Answer[] = [
+      { name: SERVICE_NAME, type: "PTR", ttl: TTL_SECONDS, data: this.instanceName },
+      {
+        name: this.instanceName,
+        type: "SRV",
+        ttl: TTL_SECONDS,
+        data: { port, target: this.hostName, priority: 0, weight: 0 },
+      },
+      {
+        name: this.instanceName,
+        type: "TXT",
+        ttl: TTL_SECONDS,
+        data: [`id=${this.idHex}`, `addr=${identity.name}@${identity.home}`],
+      },
+    ];
+    const host = this.advertisedHost();
+    if (host) answers.push({ name: this.hostName, type: "A", ttl: TTL_SECONDS, data: host });
+    return answers;
+  }
+
+  private advertisedHost(): string | undefined {
+    const o = this.options;
+    if (o.advertiseHost && isIP(o.advertiseHost) === 4) return o.advertiseHost;
+    if (o.interface && o.interface !== "0.0.0.0") return o.interface;
+    for (const list of Object.values(networkInterfaces())) {
+      for (const i of list ?? []) if (i.family === "IPv4" && !i.internal) return i.address;
+    }
+    return undefined;
+  }
+
+  private query(): void {
+    this.mdns?.query({ questions: [{ name: SERVICE_NAME, type: "PTR" }] }, (err) => this.sent("query", err));
+  }
+
+  private announce(): void {
+    this.mdns?.respond({ answers: this.records() }, (err) => this.sent("announcement", err));
+  }
+
+  private sent(what: string, err: Error | null): void {
+    if (!err) {
+      this.lastError = undefined;
+      return;
+    }
+    const code = (err as NodeJS.ErrnoException).code;
+    const hint =
+      code === "ENETUNREACH" || code === "EHOSTUNREACH"
+        ? " (no multicast route: is the network up? on Linux, `ip route add 224.0.0.0/4 dev <interface>`)"
+        : "";
+    this.report(`mDNS could not send ${what}: ${err.message}${hint}`);
+  }
+
+  private onQuery(questions: { name: string; type: string }[], _rinfo: RemoteInfo): void {
+    const wanted = questions.some((q) => {
+      const name = q.name.toLowerCase();
+      return (
+        (name === SERVICE_NAME && (q.type === "PTR" || q.type === "ANY")) ||
+        name === this.instanceName ||
+        name === this.hostName
+      );
+    });
+    if (wanted) this.announce();
+  }
+
+  private onResponse(records: Answer[], rinfo: RemoteInfo): void {
+    const instances = new Set<string>();
+    for (const r of records) {
+      if (r.type === "PTR" && r.name.toLowerCase() === SERVICE_NAME && typeof r.data === "string")
+        instances.add(r.data.toLowerCase());
+    }
+    for (const instance of instances) {
+      if (instance === this.instanceName) continue;
+      const srv = records.find((r) => r.type === "SRV" && r.name.toLowerCase() === instance);
+      const txt = records.find((r) => r.type === "TXT" && r.name.toLowerCase() === instance);
+      if (!srv || srv.type !== "SRV" || !txt || txt.type !== "TXT") continue;
+      const fields = txtFields(txt.data);
+      const id = fields.get("id");
+      if (!id || !/^[0-9a-f]{64}$/i.test(id) || id.toLowerCase() === this.idHex) continue;
+      const port = srv.data.port;
+      if (!Number.isInteger(port) || port < 1 || port > 65535) continue;
+      const target = srv.data.target.toLowerCase();
+      const a = records.find((r) => r.type === "A" && r.name.toLowerCase() === target);
+      const aData = a && a.type === "A" ? a.data : undefined;
+      const host = typeof aData === "string" && isIP(aData) === 4 ? aData : rinfo.address;
+      this.emit("peer", { signPublicKey: fromHex(id), host, port, addr: fields.get("addr") });
+    }
+  }
+
+  private report(message: string): void {
+    if (message === this.lastError) return; // once per distinct problem, not every query interval
+    this.lastError = message;
+    const err = new Error(message);
+    if (this.listenerCount("error") > 0) this.emit("error", err);
+    else process.emitWarning(message, "PigeonMdnsWarning");
+  }
+}
+
+function txtFields(data: string | Buffer | (string | Buffer)[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const entry of Array.isArray(data) ? data : [data]) {
+    const s = typeof entry === "string" ? entry : entry.toString("utf8");
+    const eq = s.indexOf("=");
+    if (eq > 0) out.set(s.slice(0, eq).toLowerCase(), s.slice(eq + 1));
+  }
+  return out;
+}

@@ -1,0 +1,116 @@
+// Drives real `pigeon` daemons and commands the way a user would: separate processes, real sockets.
+import { spawn, execFile, type ChildProcess } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+export const ROOT = resolve(import.meta.dirname, "..");
+export const CLI = join(ROOT, "packages/app/dist/cli.js");
+
+export interface Daemon {
+  name: string;
+  dataDir: string;
+  proc: ChildProcess;
+  output: () => string;
+  syncPort: number;
+  /** Runs a command in the daemon's network namespace, if any. */
+  ns?: string;
+  stop(): Promise<void>;
+}
+
+const cleanups: (() => Promise<void> | void)[] = [];
+
+export function onCleanup(fn: () => Promise<void> | void): void {
+  cleanups.push(fn);
+}
+
+export async function cleanupAll(): Promise<void> {
+  for (const fn of cleanups.splice(0).reverse()) {
+    try {
+      await fn();
+    } catch {
+      /* best effort */
+    }
+  }
+}
+
+export function tempDir(prefix: string): string {
+  const d = mkdtempSync(join(tmpdir(), `pigeon-${prefix}-`));
+  onCleanup(() => rmSync(d, { recursive: true, force: true }));
+  return d;
+}
+
+function wrap(ns: string | undefined, args: string[]): [string, string[]] {
+  return ns ? ["ip", ["netns", "exec", ns, process.execPath, ...args]] : [process.execPath, args];
+}
+
+export async function startDaemon(name: string, opts: { dataDir?: string; args?: string[]; ns?: string; readyMs?: number } = {}): Promise<Daemon> {
+  const dataDir = opts.dataDir ?? tempDir(name);
+  const args = [CLI, "start", "--data", dataDir, "--name", name, "--listen", "127.0.0.1", "--port", "0", "--control-port", "0", ...(opts.args ?? [])];
+  const [cmd, argv] = wrap(opts.ns, args);
+  const proc = spawn(cmd, argv, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, PIGEON_HOME: "" } });
+  let out = "";
+  proc.stdout!.on("data", (c: Buffer) => (out += c.toString()));
+  proc.stderr!.on("data", (c: Buffer) => (out += c.toString()));
+  const exited = new Promise<void>((r) => proc.once("exit", () => r()));
+  const d: Daemon = {
+    name,
+    dataDir,
+    proc,
+    ns: opts.ns,
+    output: () => out,
+    syncPort: 0,
+    async stop() {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGTERM");
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGKILL");
+    },
+  };
+  onCleanup(() => d.stop());
+  await waitFor(() => /\bready\b/.test(out) || proc.exitCode !== null, `${name} to start`, opts.readyMs ?? 20_000);
+  if (proc.exitCode !== null) throw new Error(`${name} exited with ${proc.exitCode}:\n${out}`);
+  const info = JSON.parse(readFileSync(join(dataDir, "node.json"), "utf8")) as { sync: { port: number } };
+  d.syncPort = info.sync.port;
+  return d;
+}
+
+export interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function pigeon(d: Pick<Daemon, "dataDir" | "ns">, ...args: string[]): Promise<Result> {
+  const [cmd, argv] = wrap(d.ns, [CLI, ...args, "--data", d.dataDir]);
+  return new Promise((res) => {
+    execFile(cmd, argv, { timeout: 20_000, env: { ...process.env, PIGEON_HOME: "" } }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === "number" ? ((err as { code: number }).code) : 1) : 0;
+      res({ code, stdout, stderr });
+    });
+  });
+}
+
+export async function pigeonJson<T>(d: Pick<Daemon, "dataDir" | "ns">, ...args: string[]): Promise<T> {
+  const r = await pigeon(d, ...args, "--json");
+  if (r.code !== 0) throw new Error(`pigeon ${args.join(" ")} failed (${r.code}): ${r.stderr}`);
+  return JSON.parse(r.stdout) as T;
+}
+
+export async function waitFor<T>(fn: () => T | Promise<T>, what: string, ms = 15_000): Promise<NonNullable<T>> {
+  const end = Date.now() + ms;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v as NonNullable<T>;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ""}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export function builtCliExists(): boolean {
+  return existsSync(CLI);
+}
