@@ -43,6 +43,11 @@ CREATE TABLE IF NOT EXISTS sent_messages (
   message_id TEXT PRIMARY KEY,
   envelope BLOB NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS arrivals (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  key TEXT UNIQUE NOT NULL,
+  at INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS settings (
   key TEXT PRIMARY KEY,
   value TEXT NOT NULL
@@ -188,6 +193,17 @@ export class LocalState {
   sentEnvelope(messageId: string): Uint8Array | undefined {
     const b = this.db.prepare(`SELECT envelope FROM sent_messages WHERE message_id = ?`).pluck().get(messageId) as Buffer | undefined;
     return b ? new Uint8Array(b) : undefined;
+  }
+
+  // ---- arrival order (what the user has been shown, in the order it reached this laptop) ----
+  /** Records the first arrival of `key`; returns its sequence number, or undefined if it was seen before. */
+  recordArrival(key: string, at: number): number | undefined {
+    const r = this.db.prepare(`INSERT OR IGNORE INTO arrivals (key, at) VALUES (?, ?)`).run(key, at);
+    return r.changes ? Number(r.lastInsertRowid) : undefined;
+  }
+
+  arrival(key: string): { seq: number; at: number } | undefined {
+    return this.db.prepare(`SELECT seq, at FROM arrivals WHERE key = ?`).get(key) as { seq: number; at: number } | undefined;
   }
 
   // ---- clock ----

@@ -47,6 +47,10 @@ describe("mailbox over a link", () => {
     const b = node("baraka");
     connect(a, b);
     await until(() => a.m.contacts().length === 1 && b.m.contacts().length === 1, "contacts");
+    const arrived: string[] = [];
+    const receipts: string[] = [];
+    b.m.on("message", (m) => arrived.push(`${m.direction} ${m.from} ${m.body} #${m.arrivalSeq}`));
+    a.m.on("receipt", (r) => receipts.push(`${r.reader} ${r.state}`));
     const sent = await a.m.send("baraka@local", "hello baraka");
     expect(sent.direction).toBe("out");
     const inbox = await until(async () => { const i = await b.m.inbox(); return i.length ? i : undefined; }, "inbox");
@@ -55,6 +59,8 @@ describe("mailbox over a link", () => {
     expect(out[0]!.deliveredAt).toBeGreaterThan(0);
     expect(await b.m.markRead()).toBe(1);
     await until(async () => (await a.m.outbox())[0]?.state === "read", "read");
+    expect(arrived).toEqual(["in amara@local hello baraka #1"]);
+    expect(receipts).toEqual(["baraka@local delivered", "baraka@local read"]);
   });
 
   it("holds a message while the recipient is away, across restarts, and delivers it once when they meet", async () => {

@@ -74,6 +74,9 @@ export interface MessageView {
   hlc: string;
   /** The author's clock's claim, not a fact. */
   claimedSentAt: number;
+  /** When, and as which number, it first reached (or was written on) this laptop: MAM order. */
+  arrivedAt?: number;
+  arrivalSeq?: number;
   /** Outgoing only. */
   state?: MessageState;
   handedAt?: number;
@@ -111,7 +114,19 @@ type Events = {
   envelope: [Envelope];
   /** Something a user would see changed (new message, new state). */
   changed: [];
+  /** A message appeared for the first time (received, or written here). */
+  message: [MessageView];
+  /** A receipt appeared for the first time. */
+  receipt: [ReceiptEvent];
 };
+
+export interface ReceiptEvent {
+  conversation: string;
+  messageId: string;
+  reader: string;
+  state: "delivered" | "read";
+  at: number;
+}
 
 export class Mailbox extends EventEmitter<Events> {
   readonly identity: Identity;
@@ -262,8 +277,10 @@ export class Mailbox extends EventEmitter<Events> {
     this.state.recordSent(id, env.id);
     this.state.markOpened(env.id, conv, "applied", this.now(), undefined, A.decodeChange(change).hash);
     await this.documents.flush(handle as DocHandle<unknown>);
+    this.noteArrivals(conv, members, handle.doc());
     this.emit("changed");
-    return this.viewOf(conv, members, handle.doc(), handle.doc().messages.length - 1);
+    const doc = handle.doc();
+    return this.viewOf(conv, members, doc, doc.messages.findIndex((m) => m.id.toString() === id));
   }
 
   private storeOwn(env: Envelope): void {
@@ -381,6 +398,7 @@ export class Mailbox extends EventEmitter<Events> {
         await this.documents.flush(handle as DocHandle<unknown>);
         this.state.markOpened(env.id, conv, "applied", this.now(), undefined, decoded.hash);
         this.observeClock(handle.doc());
+        this.noteArrivals(conv, this.state.members(conv)!, handle.doc());
         await this.ensureReceipts(conv, env.segment);
         this.emit("changed");
         // a change may unblock others that were waiting for it
@@ -390,6 +408,20 @@ export class Mailbox extends EventEmitter<Events> {
         }
         return;
       }
+    }
+  }
+
+  /** Emits 'message' and 'receipt' for what this laptop sees for the first time, and numbers it. */
+  private noteArrivals(conv: Uint8Array, members: Uint8Array[], doc: ConversationDoc): void {
+    const at = this.now();
+    for (let i = 0; i < doc.messages.length; i++) {
+      if (this.state.recordArrival(`m:${doc.messages[i]!.id.toString()}`, at) !== undefined)
+        this.emit("message", this.viewOf(conv, members, doc, i));
+    }
+    for (const [key, when] of Object.entries(doc.receipts)) {
+      if (this.state.recordArrival(`r:${key}`, at) === undefined) continue;
+      const [messageId, reader, state] = key.split("/") as [string, string, "delivered" | "read"];
+      this.emit("receipt", { conversation: toHex(conv), messageId, reader: this.addressOfKeyId(reader, members), state, at: when });
     }
   }
 
@@ -440,6 +472,7 @@ export class Mailbox extends EventEmitter<Events> {
     this.storeOwn(env);
     this.state.markOpened(env.id, conv, "applied", this.now(), undefined, A.decodeChange(change).hash);
     await this.documents.flush(handle as DocHandle<unknown>);
+    this.noteArrivals(conv, members, handle.doc());
   }
 
   // ---- views ----
@@ -460,6 +493,11 @@ export class Mailbox extends EventEmitter<Events> {
       hlc: m.hlc.toString(),
       claimedSentAt: m.sentAt,
     };
+    const arrival = this.state.arrival(`m:${id}`);
+    if (arrival) {
+      view.arrivedAt = arrival.at;
+      view.arrivalSeq = arrival.seq;
+    }
     if (mine) {
       const stamps = (state: "delivered" | "read") =>
         others.map((k) => doc.receipts[receiptKey(id, keyId(k), state)]).filter((t): t is number => t !== undefined);
