@@ -2,6 +2,7 @@
 import { spawn, execFile, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 
 export const ROOT = resolve(import.meta.dirname, "..");
@@ -113,4 +114,30 @@ export async function waitFor<T>(fn: () => T | Promise<T>, what: string, ms = 15
 
 export function builtCliExists(): boolean {
   return existsSync(CLI);
+}
+
+/** A port that was free a moment ago (for daemons that must come back on the same port). */
+export function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.once("error", rej);
+    srv.listen(0, "127.0.0.1", () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => res(port));
+    });
+  });
+}
+
+/** Calls the daemon's control API directly (faster than spawning the CLI in tight loops). */
+export async function api<T>(d: Pick<Daemon, "dataDir">, method: "GET" | "POST", path: string, body?: unknown): Promise<T> {
+  const info = JSON.parse(readFileSync(join(d.dataDir, "node.json"), "utf8")) as { control: { port: number; token: string } };
+  const res = await fetch(`http://127.0.0.1:${info.control.port}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${info.control.token}`, "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(10_000),
+  });
+  const value = (await res.json()) as T & { message?: string };
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${value.message ?? ""}`);
+  return value;
 }

@@ -121,6 +121,9 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
     }
   }
 
+  // Once the disk has room again, open what had to wait (see Mailbox.retryAfterStorageTrouble).
+  const retryTimer = setInterval(() => void mailbox.retryAfterStorageTrouble(), 10_000).unref();
+
   log.info(`pigeon node for ${info.address} (fingerprint ${fingerprint(opts.identity.signing.publicKey)})`);
   log.info(`data directory ${opts.dataDir}`);
   log.info(`sync on ${listening.host}:${listening.port}, control on 127.0.0.1:${controlPort}${mdns ? ", mDNS discovery on" : ""}`);
@@ -128,6 +131,7 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       log.info("stopping");
+      clearInterval(retryTimer);
       await mdns?.stop();
       statics?.stop();
       sync.close();

@@ -13,9 +13,9 @@ function stateLine(m: MessageView): string {
     case "read":
       return `read ${when(m.readAt)}`;
     case "delivered":
-      return `delivered ${when(m.deliveredAt)}`;
+      return `delivered ${when(m.deliveredAt)} (${m.deliveredVia === "carriers" ? "receipt came back through other laptops" : "direct"})`;
     case "sent":
-      return `sent ${when(m.handedAt)} (handed to another laptop, not yet delivered)`;
+      return `sent ${when(m.handedAt)} (${m.sentVia === "direct" ? "straight to them" : `carried by ${m.sentTo}`}; not yet delivered)`;
     case "waiting":
       return "waiting to be sent (no laptop has taken it yet)";
     default:
@@ -56,9 +56,10 @@ export function formatWhoami(w: { address: string; fingerprint: string; syncPort
   return `${w.address}\nfingerprint ${w.fingerprint}${w.syncPort ? `\nlistening for laptops on port ${w.syncPort}` : ""}`;
 }
 
-export function formatStatus(s: { address: string; envelopes: number; bytes: number; rejected: number; peers: number }): string {
+export function formatStatus(s: { address: string; envelopes: number; bytes: number; rejected: number; peers: number; storageProblem?: string | null }): string {
   return [
     `${s.address}`,
+    ...(s.storageProblem ? [`  STORAGE PROBLEM: ${s.storageProblem}; new messages cannot be stored until there is room`] : []),
     `  sealed store: ${s.envelopes} envelope${s.envelopes === 1 ? "" : "s"}, ${(s.bytes / 1024).toFixed(1)} KiB`,
     `  connected laptops: ${s.peers}`,
     `  envelopes rejected (see the node's log for reasons): ${s.rejected}`,

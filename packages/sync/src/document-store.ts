@@ -2,16 +2,24 @@
 // automerge-repo Repo with crash-safe file storage and no network adapters — documents never sync
 // through automerge-repo; only sealed envelopes leave the laptop. Only documents this user takes part
 // in are ever loaded here.
+import { mkdirSync, renameSync } from "node:fs";
+import { dirname, join, relative } from "node:path";
 import * as A from "@automerge/automerge";
 import { DocHandle, interpretAsDocumentId, Repo, type DocumentId } from "@automerge/automerge-repo";
 import { DurableFileStorage } from "./durable-storage.js";
 
+export interface DocumentLog {
+  warn(msg: string): void;
+}
+
 export class DocumentStore {
   readonly repo: Repo;
+  readonly storage: DurableFileStorage;
   private readonly handles = new Map<string, DocHandle<unknown>>();
 
-  constructor(dir: string) {
-    this.repo = new Repo({ storage: new DurableFileStorage(dir), network: [], sharePolicy: async () => false });
+  constructor(readonly dir: string, private readonly log: DocumentLog = { warn() {} }) {
+    this.storage = new DurableFileStorage(dir);
+    this.repo = new Repo({ storage: this.storage, network: [], sharePolicy: async () => false });
   }
 
   static documentId(binary: Uint8Array): DocumentId {
@@ -19,25 +27,52 @@ export class DocumentStore {
   }
 
   /**
+   * Checks every stored chunk of a document before automerge-repo loads it. A chunk that does not
+   * parse (torn by a crash, truncated, overwritten) is moved to `documents-damaged/`, never deleted,
+   * and reported; the caller rebuilds what it held from the sealed store.
+   */
+  private async quarantineDamaged(id: DocumentId): Promise<{ chunks: number; damaged: string[] }> {
+    const chunks = await this.storage.loadRange([id]);
+    const damaged: string[] = [];
+    for (const c of chunks) {
+      try {
+        if (c.data) A.loadIncremental(A.init(), c.data);
+        continue;
+      } catch (e) {
+        const file = this.storage.pathOf(c.key);
+        const dest = join(dirname(this.dir), "documents-damaged", relative(this.dir, file));
+        mkdirSync(dirname(dest), { recursive: true, mode: 0o700 });
+        renameSync(file, dest);
+        damaged.push(relative(dirname(this.dir), file));
+        this.log.warn(
+          `${relative(dirname(this.dir), file)} is damaged (${(e as Error).message}); moved it to ` +
+            `${relative(dirname(this.dir), dest)} and rebuilding the document from the sealed store`,
+        );
+      }
+    }
+    return { chunks: chunks.length - damaged.length, damaged };
+  }
+
+  /**
    * Loads a document, or creates it from `initial` when storage has none. `actor` is set on the loaded
    * copy so local changes carry an actor id bound to this user's signing key.
    */
-  async open<T>(binaryId: Uint8Array, initial: () => A.Doc<T>, actor: string): Promise<{ handle: DocHandle<T>; created: boolean }> {
+  async open<T>(binaryId: Uint8Array, initial: () => A.Doc<T>, actor: string): Promise<{ handle: DocHandle<T>; created: boolean; damaged: string[] }> {
     const id = DocumentStore.documentId(binaryId);
     const cached = this.handles.get(id) as DocHandle<T> | undefined;
-    if (cached) return { handle: cached, created: false };
+    if (cached) return { handle: cached, created: false, damaged: [] };
+    const { chunks, damaged } = await this.quarantineDamaged(id);
     let handle: DocHandle<T>;
     let created = false;
-    try {
+    if (chunks > 0) {
       handle = await this.repo.find<T>(id, { allowableStates: ["ready"] });
-    } catch {
-      // With no network adapters an absent document is reported unavailable at once.
+    } else {
       handle = this.repo.import<T>(A.save(initial()), { docId: id });
       created = true;
     }
     if (A.getActorId(handle.doc()) !== actor) handle.update((d) => A.clone(d, { actor }));
     this.handles.set(id, handle as DocHandle<unknown>);
-    return { handle, created };
+    return { handle, created, damaged };
   }
 
   async flush(handle: DocHandle<unknown>): Promise<void> {
@@ -45,7 +80,11 @@ export class DocumentStore {
   }
 
   async close(): Promise<void> {
-    await this.repo.flush();
-    await this.repo.shutdown();
+    try {
+      await this.repo.flush();
+    } finally {
+      // automerge-repo 2.5.6's shutdown throws if any handle is not ready; nothing is lost by ignoring it
+      await this.repo.shutdown().catch(() => {});
+    }
   }
 }

@@ -28,6 +28,10 @@ export class DurableFileStorage implements StorageAdapterInterface {
   private tmpCounter = 0;
   constructor(readonly root: string) {}
 
+  pathOf(key: StorageKey): string {
+    return this.path(key);
+  }
+
   private path(key: StorageKey): string {
     if (key.length === 0) throw new Error("empty storage key");
     return join(this.root, ...key.map(encodePart)) + ".chunk";

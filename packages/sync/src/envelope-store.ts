@@ -55,14 +55,33 @@ CREATE TABLE IF NOT EXISTS handed (
 ) WITHOUT ROWID;
 `;
 
+export class DamagedStoreError extends Error {
+  constructor(readonly path: string, detail: string) {
+    super(
+      `${path} is damaged (${detail}). The node will not run on a damaged store, so nothing more is lost; ` +
+        `the file was left as it is. The conversations themselves are also kept in the documents/ folder beside it.`,
+    );
+    this.name = "DamagedStoreError";
+  }
+}
+
 export function openDatabase(path: string): Database.Database {
-  const db = new Database(path);
-  db.pragma("journal_mode = WAL");
-  db.pragma("synchronous = FULL");
-  db.pragma("busy_timeout = 5000");
-  const check = db.pragma("quick_check", { simple: true });
-  if (check !== "ok") throw new Error(`${path} is damaged (sqlite quick_check: ${String(check)})`);
-  return db;
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(path);
+    db.pragma("journal_mode = WAL");
+    db.pragma("synchronous = FULL");
+    db.pragma("busy_timeout = 5000");
+    const check = db.pragma("quick_check", { simple: true });
+    if (check !== "ok") throw new DamagedStoreError(path, `sqlite quick_check: ${String(check)}`);
+    return db;
+  } catch (e) {
+    db?.close();
+    if (e instanceof DamagedStoreError) throw e;
+    const code = (e as { code?: string }).code;
+    if (code === "SQLITE_NOTADB" || code === "SQLITE_CORRUPT") throw new DamagedStoreError(path, (e as Error).message);
+    throw e;
+  }
 }
 
 type Row = {

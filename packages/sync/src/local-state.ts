@@ -46,7 +46,8 @@ CREATE TABLE IF NOT EXISTS sent_messages (
 CREATE TABLE IF NOT EXISTS arrivals (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
   key TEXT UNIQUE NOT NULL,
-  at INTEGER NOT NULL
+  at INTEGER NOT NULL,
+  hops INTEGER
 );
 CREATE TABLE IF NOT EXISTS settings (
   key TEXT PRIMARY KEY,
@@ -197,13 +198,13 @@ export class LocalState {
 
   // ---- arrival order (what the user has been shown, in the order it reached this laptop) ----
   /** Records the first arrival of `key`; returns its sequence number, or undefined if it was seen before. */
-  recordArrival(key: string, at: number): number | undefined {
-    const r = this.db.prepare(`INSERT OR IGNORE INTO arrivals (key, at) VALUES (?, ?)`).run(key, at);
+  recordArrival(key: string, at: number, hops?: number): number | undefined {
+    const r = this.db.prepare(`INSERT OR IGNORE INTO arrivals (key, at, hops) VALUES (?, ?, ?)`).run(key, at, hops ?? null);
     return r.changes ? Number(r.lastInsertRowid) : undefined;
   }
 
-  arrival(key: string): { seq: number; at: number } | undefined {
-    return this.db.prepare(`SELECT seq, at FROM arrivals WHERE key = ?`).get(key) as { seq: number; at: number } | undefined;
+  arrival(key: string): { seq: number; at: number; hops: number | null } | undefined {
+    return this.db.prepare(`SELECT seq, at, hops FROM arrivals WHERE key = ?`).get(key) as { seq: number; at: number; hops: number | null } | undefined;
   }
 
   // ---- clock ----

@@ -80,7 +80,13 @@ export interface MessageView {
   /** Outgoing only. */
   state?: MessageState;
   handedAt?: number;
+  /** Whether the first device that took it was the recipient's ("direct") or a carrier's. */
+  sentVia?: "direct" | "carrier";
+  /** Address of the first device that took it. */
+  sentTo?: string;
   deliveredAt?: number;
+  /** How the recipient's delivered receipt came back: straight from them, or through carriers. */
+  deliveredVia?: "direct" | "carriers";
   readAt?: number;
 }
 
@@ -99,6 +105,15 @@ export interface ReceiveResult {
   stored: boolean;
   /** Set when the envelope was refused at the door (not stored). */
   refused?: string;
+  /** The refusal was this laptop's problem (disk full): ask for it again later. */
+  retry?: boolean;
+}
+
+function describeStorageError(e: unknown): string {
+  const code = (e as { code?: string }).code;
+  if (code === "SQLITE_FULL" || code === "ENOSPC") return "the disk is full";
+  if (code === "EDQUOT") return "the disk quota is used up";
+  return (e as Error).message ?? String(e);
 }
 
 export interface MailboxOptions {
@@ -139,6 +154,9 @@ export class Mailbox extends EventEmitter<Events> {
   private readonly actor: string;
   private readonly myKeyId: string;
   private queue: Promise<unknown> = Promise.resolve();
+  /** Set while the disk refuses writes; cleared when a write succeeds again. */
+  storageTrouble: { since: number; reason: string } | undefined;
+  private needsRecovery = false;
   private caughtUp = new Set<string>();
   private closed = false;
 
@@ -152,7 +170,7 @@ export class Mailbox extends EventEmitter<Events> {
     const db = openDatabase(join(opts.dataDir, "pigeon.db"));
     this.envelopes = new EnvelopeStore(db);
     this.state = new LocalState(db);
-    this.documents = new DocumentStore(join(opts.dataDir, "documents"));
+    this.documents = new DocumentStore(join(opts.dataDir, "documents"), this.log);
     this.actor = newActorId(this.identity.signing.publicKey);
     this.myKeyId = keyId(this.identity.signing.publicKey);
   }
@@ -261,11 +279,10 @@ export class Mailbox extends EventEmitter<Events> {
     this.state.setHlc(hlc);
     const id = newMessageId();
     const sentAt = this.now();
-    let change!: Uint8Array;
-    handle.update((d) => {
-      const r = appendMessage(d, { id, authorKeyId: this.myKeyId, hlc: formatHlc(hlc), sentAt, body });
-      change = r.change;
-      return r.doc;
+    // The change is made on a copy and only applied once its envelope is safely stored: a message
+    // that could not be stored (disk full) must not linger in the document unsealed.
+    const { change } = appendMessage(A.clone(handle.doc(), { actor: this.actor }), {
+      id, authorKeyId: this.myKeyId, hlc: formatHlc(hlc), sentAt, body,
     });
     const env = sealChange(
       this.identity,
@@ -274,6 +291,7 @@ export class Mailbox extends EventEmitter<Events> {
       change,
     );
     this.storeOwn(env); // fsynced before we answer: the message is not lost from here on
+    handle.update((d) => A.applyChanges(d, [change])[0]);
     this.state.recordSent(id, env.id);
     this.state.markOpened(env.id, conv, "applied", this.now(), undefined, A.decodeChange(change).hash);
     await this.documents.flush(handle as DocHandle<unknown>);
@@ -287,9 +305,36 @@ export class Mailbox extends EventEmitter<Events> {
     try {
       this.envelopes.put(env, 0, this.now());
     } catch (e) {
-      throw new MailboxError("storage", `could not store the message: ${(e as Error).message}`);
+      throw new MailboxError("storage", `could not store the message: ${this.storageFailed(e)}; nothing was sent, try again when there is room`);
     }
+    this.storageWorks();
     this.emit("envelope", env);
+  }
+
+  private storageFailed(e: unknown): string {
+    const reason = describeStorageError(e);
+    if (!this.storageTrouble) this.storageTrouble = { since: this.now(), reason };
+    this.needsRecovery = true;
+    return reason;
+  }
+
+  private storageWorks(): void {
+    if (this.storageTrouble) {
+      this.log.info(`storage works again (it failed at ${new Date(this.storageTrouble.since).toISOString()}: ${this.storageTrouble.reason})`);
+      this.storageTrouble = undefined;
+    }
+  }
+
+  /** Called periodically: once the disk has room again, open what had to wait. */
+  async retryAfterStorageTrouble(): Promise<void> {
+    if (!this.needsRecovery) return;
+    try {
+      await this.recover();
+      this.needsRecovery = false;
+      this.storageWorks();
+    } catch (e) {
+      this.storageFailed(e);
+    }
   }
 
   private async segmentHandle(conv: Uint8Array, segment: number): Promise<DocHandle<ConversationDoc>> {
@@ -347,12 +392,20 @@ export class Mailbox extends EventEmitter<Events> {
       try {
         this.envelopes.put(env, hops, this.now());
       } catch (e) {
-        const reason = `could not store (${(e as Error).message})`;
-        this.log.warn(`envelope ${toHex(env.id).slice(0, 12)}: ${reason}`);
-        return { stored: false, refused: reason };
+        const reason = this.storageFailed(e);
+        this.log.warn(`could not store envelope ${toHex(env.id).slice(0, 12)}${from ? ` from ${from}` : ""}: ${reason}; it will be fetched again`);
+        return { stored: false, refused: reason, retry: true };
       }
+      this.storageWorks();
       this.emit("envelope", env);
-      if (isAddressedTo(env, this.me)) await this.openEnvelope(env);
+      if (isAddressedTo(env, this.me)) {
+        try {
+          await this.openEnvelope(env);
+        } catch (e) {
+          const reason = this.storageFailed(e);
+          this.log.warn(`stored envelope ${toHex(env.id).slice(0, 12)} but could not open it: ${reason}; it will be opened when the disk has room`);
+        }
+      }
       return { stored: true };
     });
   }
@@ -398,7 +451,7 @@ export class Mailbox extends EventEmitter<Events> {
         await this.documents.flush(handle as DocHandle<unknown>);
         this.state.markOpened(env.id, conv, "applied", this.now(), undefined, decoded.hash);
         this.observeClock(handle.doc());
-        this.noteArrivals(conv, this.state.members(conv)!, handle.doc());
+        this.noteArrivals(conv, this.state.members(conv)!, handle.doc(), this.envelopes.meta(env.id)?.hops ?? 0);
         await this.ensureReceipts(conv, env.segment);
         this.emit("changed");
         // a change may unblock others that were waiting for it
@@ -412,14 +465,14 @@ export class Mailbox extends EventEmitter<Events> {
   }
 
   /** Emits 'message' and 'receipt' for what this laptop sees for the first time, and numbers it. */
-  private noteArrivals(conv: Uint8Array, members: Uint8Array[], doc: ConversationDoc): void {
+  private noteArrivals(conv: Uint8Array, members: Uint8Array[], doc: ConversationDoc, hops = 0): void {
     const at = this.now();
     for (let i = 0; i < doc.messages.length; i++) {
       if (this.state.recordArrival(`m:${doc.messages[i]!.id.toString()}`, at) !== undefined)
         this.emit("message", this.viewOf(conv, members, doc, i));
     }
     for (const [key, when] of Object.entries(doc.receipts)) {
-      if (this.state.recordArrival(`r:${key}`, at) === undefined) continue;
+      if (this.state.recordArrival(`r:${key}`, at, hops) === undefined) continue;
       const [messageId, reader, state] = key.split("/") as [string, string, "delivered" | "read"];
       this.emit("receipt", { conversation: toHex(conv), messageId, reader: this.addressOfKeyId(reader, members), state, at: when });
     }
@@ -452,16 +505,12 @@ export class Mailbox extends EventEmitter<Events> {
       if (also?.ids.has(id) && handle.doc().receipts[receiptKey(id, this.myKeyId, "read")] === undefined) todo.push({ id, state: "read" });
     }
     if (todo.length === 0) return;
-    let change: Uint8Array | undefined;
     const at = this.now();
-    handle.update((d) => {
-      // one change (so one envelope) for the whole batch
-      const next = A.change(d, { time: Math.floor(at / 1000) }, (x) => {
-        for (const t of todo) x.receipts[receiptKey(t.id, this.myKeyId, t.state)] = at;
-      });
-      change = A.getLastLocalChange(next);
-      return next;
+    // one change (so one envelope) for the whole batch, made on a copy until it is stored
+    const next = A.change(A.clone(handle.doc(), { actor: this.actor }), { time: Math.floor(at / 1000) }, (x) => {
+      for (const t of todo) x.receipts[receiptKey(t.id, this.myKeyId, t.state)] = at;
     });
+    const change = A.getLastLocalChange(next);
     if (!change) return;
     const env = sealChange(
       this.identity,
@@ -470,6 +519,7 @@ export class Mailbox extends EventEmitter<Events> {
       change,
     );
     this.storeOwn(env);
+    handle.update((d) => A.applyChanges(d, [change])[0]);
     this.state.markOpened(env.id, conv, "applied", this.now(), undefined, A.decodeChange(change).hash);
     await this.documents.flush(handle as DocHandle<unknown>);
     this.noteArrivals(conv, members, handle.doc());
@@ -505,8 +555,16 @@ export class Mailbox extends EventEmitter<Events> {
       const read = stamps("read");
       const env = this.state.sentEnvelope(id);
       const handed = env && this.envelopes.handed(env);
-      if (handed) view.handedAt = handed.at;
-      if (delivered.length === others.length) view.deliveredAt = Math.max(...delivered);
+      if (handed) {
+        view.handedAt = handed.at;
+        view.sentVia = others.some((k) => equalBytes(k, handed.peer)) ? "direct" : "carrier";
+        view.sentTo = this.addressOf(handed.peer);
+      }
+      if (delivered.length === others.length) {
+        view.deliveredAt = Math.max(...delivered);
+        const hops = others.map((k) => this.state.arrival(`r:${receiptKey(id, keyId(k), "delivered")}`)?.hops ?? 1);
+        view.deliveredVia = hops.every((h) => h <= 1) ? "direct" : "carriers";
+      }
       if (read.length === others.length) view.readAt = Math.max(...read);
       view.state = view.readAt !== undefined ? "read" : view.deliveredAt !== undefined ? "delivered" : handed ? "sent" : "waiting";
     }
@@ -627,7 +685,13 @@ export class Mailbox extends EventEmitter<Events> {
 
   status() {
     const stats = this.envelopes.stats();
-    return { address: this.address, envelopes: stats.envelopes, bytes: stats.bytes, rejected: this.state.rejections().length };
+    return {
+      address: this.address,
+      envelopes: stats.envelopes,
+      bytes: stats.bytes,
+      rejected: this.state.rejections().length,
+      storageProblem: this.storageTrouble ? `${this.storageTrouble.reason} (since ${new Date(this.storageTrouble.since).toISOString()})` : null,
+    };
   }
 
   async close(): Promise<void> {

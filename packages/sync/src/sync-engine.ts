@@ -28,6 +28,8 @@ export interface PeerView {
 
 class Session {
   readonly peerHas = new Set<string>();
+  /** Envelopes we could not store (disk full): asked for again later. */
+  readonly retry = new Map<string, Uint8Array>();
   readonly since: number;
   sent = 0;
   received = 0;
@@ -44,6 +46,8 @@ export class SyncEngine extends EventEmitter<Events> {
   private readonly log: Log;
   private readonly now: () => number;
   private readonly onEnvelope = (env: Envelope) => this.announce(env);
+  private retryTimer: NodeJS.Timeout | undefined;
+  static RETRY_MS = 15_000;
 
   constructor(readonly mailbox: Mailbox, opts: SyncOptions = {}) {
     super();
@@ -141,10 +145,29 @@ export class SyncEngine extends EventEmitter<Events> {
         s.received++;
         // the sender has it: never announce it back
         s.peerHas.add(toHex(envelopeId(f.envelope)));
-        await this.mailbox.receive(f.envelope, f.hops + 1, formatAddress(s.link.peer));
+        const id = envelopeId(f.envelope);
+        const r = await this.mailbox.receive(f.envelope, f.hops + 1, formatAddress(s.link.peer));
+        if (r.retry) this.retryLater(s, id);
         return;
       }
     }
+  }
+
+  private retryLater(s: Session, id: Uint8Array): void {
+    s.retry.set(toHex(id), id);
+    this.retryTimer ??= setInterval(() => {
+      let pending = 0;
+      for (const sess of this.sessions) {
+        const ids = [...sess.retry.values()].filter((x) => !this.mailbox.envelopes.has(x)).slice(0, MAX_IDS_PER_FRAME);
+        sess.retry.clear();
+        if (ids.length) this.send(sess, { type: "want", ids });
+        pending += ids.length;
+      }
+      if (pending === 0 && this.retryTimer) {
+        clearInterval(this.retryTimer);
+        this.retryTimer = undefined;
+      }
+    }, SyncEngine.RETRY_MS).unref();
   }
 
   /** A new envelope entered our store: tell every peer that may take it and does not have it. */
@@ -160,6 +183,7 @@ export class SyncEngine extends EventEmitter<Events> {
   }
 
   close(): void {
+    if (this.retryTimer) clearInterval(this.retryTimer);
     this.mailbox.off("envelope", this.onEnvelope);
     for (const s of [...this.sessions]) s.link.close("shutting down");
   }
