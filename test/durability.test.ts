@@ -116,7 +116,7 @@ describe(`kill -9 at random moments (${ROUNDS} rounds)`, () => {
     }
     console.log(`kill -9: ${ROUNDS} rounds, ${attempted.length} sends attempted, ${acked.length} acknowledged, ` +
       `${final.inA.length + final.inB.length} delivered, none lost or duplicated`);
-  });
+  }, 120_000 + ROUNDS * 4_000);
 });
 
 function canMount(): string | undefined {

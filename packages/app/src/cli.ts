@@ -28,8 +28,10 @@ Commands:
   read [ID...]              mark received messages read (all if no ID);
                             the sender sees "read"
   peers                     laptops connected right now
-  contacts                  everyone this laptop has met
-  status                    what this node stores and carries
+  contacts                  everyone this laptop has met (or was given a card of)
+  card                      your contact card, to give to someone you have not met
+  contacts add CARD         add someone from their contact card
+  status                    what this node stores, and carries for others
   stop                      stop the running node
 
 Options for every command:
@@ -47,6 +49,8 @@ Options for start:
   --no-mdns                 do not discover or announce on the local network
   --mdns-interface ADDR     IPv4 address of the interface for mDNS
   --hop-limit N             hops a carried message may travel (default 3)
+  --copy-budget N           other laptops each carried message is handed on to (default 6)
+  --carry-quota MB          space for messages carried for others (default 50)
 
 Exit status: 0 ok, 1 the node refused or failed, 2 bad usage, 3 no node running.
 `;
@@ -66,6 +70,8 @@ const options = {
   "no-mdns": { type: "boolean" },
   "mdns-interface": { type: "string" },
   "hop-limit": { type: "string" },
+  "copy-budget": { type: "string" },
+  "carry-quota": { type: "string" },
   draft: { type: "string" },
   delete: { type: "string" },
 } as const;
@@ -128,6 +134,8 @@ async function start(v: Record<string, unknown>): Promise<number> {
     mdns: !v["no-mdns"],
     mdnsInterface: v["mdns-interface"] as string | undefined,
     hopLimit: int(v["hop-limit"] as string | undefined, "hop-limit", 0, 64),
+    copyBudget: int(v["copy-budget"] as string | undefined, "copy-budget", 0, 1000),
+    carryQuotaBytes: v["carry-quota"] === undefined ? undefined : int(v["carry-quota"] as string, "carry-quota", 1, 1_000_000)! * 1024 * 1024,
   });
   // A background write that fails (e.g. automerge-repo's own save when the disk is full) must not
   // take the node down: log it and keep serving what is already stored.
@@ -249,7 +257,19 @@ async function main(argv: string[]): Promise<number> {
       out(p, formatPeers(p as never[]));
       return 0;
     }
+    case "card": {
+      noArgs();
+      const c = (await call(dataDir, "GET", "/api/card")) as { card: string };
+      out(c, c.card);
+      return 0;
+    }
     case "contacts": {
+      if (rest[0] === "add") {
+        if (rest.length !== 2) throw new UsageError("contacts add needs one contact card (from pigeon card on their laptop)");
+        const c = (await call(dataDir, "POST", "/api/contacts", { card: rest[1] })) as { address: string; fingerprint: string };
+        out(c, `Added ${c.address} (fingerprint ${c.fingerprint}: compare it with theirs)`);
+        return 0;
+      }
       noArgs();
       const c = await call(dataDir, "GET", "/api/contacts");
       out(c, formatContacts(c as never[]));

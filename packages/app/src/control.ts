@@ -2,7 +2,7 @@
 // owner-only data directory. The `pigeon` command is its only client for now.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { timingSafeEqual } from "node:crypto";
-import { fingerprint, formatAddress, toHex } from "@pigeon/model";
+import { decodeCard, encodeCard, fingerprint, formatAddress, toHex } from "@pigeon/model";
 import { MailboxError, type Mailbox, type SyncEngine } from "@pigeon/sync";
 
 export interface ControlContext {
@@ -69,6 +69,18 @@ export function createControlServer(ctx: ControlContext): Server {
         address: formatAddress(c), fingerprint: fingerprint(c.signPublicKey), firstSeen: c.firstSeen, lastSeen: c.lastSeen, how: c.how,
       })),
     "GET /api/status": () => ({ ...mailbox.status(), peers: sync.peers().length }),
+    "GET /api/card": () => ({ card: encodeCard(mailbox.identity) }),
+    "POST /api/contacts": (b) => {
+      let card;
+      try {
+        card = decodeCard(str(b, "card"));
+      } catch (e) {
+        throw new HttpError(400, "bad-input", (e as Error).message);
+      }
+      if (Buffer.from(card.signPublicKey).equals(Buffer.from(mailbox.me))) throw new HttpError(400, "bad-input", "that is your own card");
+      mailbox.rememberContact(card, "card");
+      return { address: formatAddress(card), fingerprint: fingerprint(card.signPublicKey) };
+    },
     "POST /api/send": (b) => mailbox.send(str(b, "to"), str(b, "body")),
     "POST /api/drafts": (b) => mailbox.saveDraft(str(b, "to"), str(b, "body")),
     "POST /api/drafts/send": (b) => mailbox.sendDraft(str(b, "id")),

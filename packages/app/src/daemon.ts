@@ -23,6 +23,9 @@ export interface NodeOptions {
   mdns?: boolean;
   mdnsInterface?: string;
   hopLimit?: number;
+  copyBudget?: number;
+  /** Storage for envelopes carried for others, in bytes. */
+  carryQuotaBytes?: number;
   log?: Log;
 }
 
@@ -43,9 +46,14 @@ export function consoleLog(): Log {
 
 export async function startNode(opts: NodeOptions): Promise<RunningNode> {
   const log = opts.log ?? consoleLog();
-  const mailbox = new Mailbox({ identity: opts.identity, dataDir: opts.dataDir, log });
+  const mailbox = new Mailbox({
+    identity: opts.identity,
+    dataDir: opts.dataDir,
+    log,
+    carrier: opts.carryQuotaBytes !== undefined ? { quotaBytes: opts.carryQuotaBytes } : undefined,
+  });
   await mailbox.recover();
-  const sync = new SyncEngine(mailbox, { hopLimit: opts.hopLimit, log });
+  const sync = new SyncEngine(mailbox, { hopLimit: opts.hopLimit, copyBudget: opts.copyBudget, log });
 
   const network = new WsNetwork({
     identity: opts.identity,

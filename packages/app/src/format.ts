@@ -56,9 +56,14 @@ export function formatWhoami(w: { address: string; fingerprint: string; syncPort
   return `${w.address}\nfingerprint ${w.fingerprint}${w.syncPort ? `\nlistening for laptops on port ${w.syncPort}` : ""}`;
 }
 
-export function formatStatus(s: { address: string; envelopes: number; bytes: number; rejected: number; peers: number; storageProblem?: string | null }): string {
+export function formatStatus(s: {
+  address: string; envelopes: number; bytes: number; rejected: number; peers: number; storageProblem?: string | null;
+  carrying: { envelopes: number; bytes: number; people: number; acks: number; quotaBytes: number };
+}): string {
+  const c = s.carrying;
   return [
     `${s.address}`,
+    `  carrying for others: ${c.envelopes} sealed message${c.envelopes === 1 ? "" : "s"} (${(c.bytes / 1024).toFixed(1)} KiB of ${Math.round(c.quotaBytes / 1048576)} MB) for ${c.people} ${c.people === 1 ? "person" : "people"}, plus ${c.acks} delivery acknowledgement${c.acks === 1 ? "" : "s"}`,
     ...(s.storageProblem ? [`  STORAGE PROBLEM: ${s.storageProblem}; new messages cannot be stored until there is room`] : []),
     `  sealed store: ${s.envelopes} envelope${s.envelopes === 1 ? "" : "s"}, ${(s.bytes / 1024).toFixed(1)} KiB`,
     `  connected laptops: ${s.peers}`,

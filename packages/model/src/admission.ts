@@ -38,6 +38,7 @@ export function admitEnvelope(input: Uint8Array | Envelope, ctx: AdmissionContex
   }
   if (!verifyEnvelope(env)) return { status: "rejected", envelope: env, reason: "forged signature" };
   if (ctx.alreadyOpened(env.id)) return { status: "rejected", envelope: env, reason: "replayed envelope (already opened)" };
+  if (env.kind === EnvelopeKind.Ack) return { status: "rejected", envelope: env, reason: "acknowledgements are not opened" };
   const claimed = [env.author, ...env.recipients];
   if (env.kind === EnvelopeKind.Key) {
     if (!equalBytes(conversationId(claimed), env.conversation))

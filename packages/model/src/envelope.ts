@@ -31,7 +31,11 @@ export enum EnvelopeKind {
   Change = 1,
   /** A conversation key, sealed to each member's X25519 key. */
   Key = 2,
+  /** A delivery acknowledgement: cleartext envelope ids the author (a recipient of them) now holds. */
+  Ack = 3,
 }
+
+export const MAX_ACK_IDS = 1024;
 
 export interface EnvelopeHeader {
   version: number;
@@ -102,7 +106,8 @@ export function decodeEnvelope(bytes: Uint8Array): Envelope {
     const version = r.u8();
     if (version !== ENVELOPE_VERSION) throw new EnvelopeError(`unsupported envelope version ${version}`);
     const kind = r.u8();
-    if (kind !== EnvelopeKind.Change && kind !== EnvelopeKind.Key) throw new EnvelopeError(`unknown envelope kind ${kind}`);
+    if (kind !== EnvelopeKind.Change && kind !== EnvelopeKind.Key && kind !== EnvelopeKind.Ack)
+      throw new EnvelopeError(`unknown envelope kind ${kind}`);
     const conversation = r.raw(16);
     const segment = r.varint();
     const author = r.raw(32);
@@ -224,6 +229,52 @@ export function openKey(env: Envelope, me: Identity): Uint8Array | null {
     return key;
   } catch (e) {
     if (e instanceof DecodeError) return null;
+    throw e;
+  }
+}
+
+// ---- Acknowledgements ----
+
+const NO_CONVERSATION = new Uint8Array(16);
+const NO_KEY = new Uint8Array(8);
+
+/**
+ * A signed, cleartext statement by `author` that it holds the named envelopes. Carriers that hold a
+ * named envelope and see an ack from every one of its recipients drop their copy and refuse it later.
+ * Addressed to the authors of the acknowledged envelopes.
+ */
+export function sealAck(author: Identity, h: { recipients: Uint8Array[]; created: number; lifetime?: number }, ids: Uint8Array[]): Envelope {
+  if (ids.length === 0 || ids.length > MAX_ACK_IDS) throw new RangeError(`an ack names 1 to ${MAX_ACK_IDS} envelopes`);
+  const w = new Writer().varint(ids.length);
+  for (const id of ids) w.raw(id);
+  return signEnvelope(
+    author,
+    {
+      kind: EnvelopeKind.Ack,
+      conversation: NO_CONVERSATION,
+      segment: 0,
+      recipients: h.recipients,
+      created: h.created,
+      lifetime: h.lifetime ?? DEFAULT_LIFETIME_SECONDS,
+      keyId: NO_KEY,
+    },
+    w.finish(),
+  );
+}
+
+/** The envelope ids an ack names. Throws EnvelopeError if it is not a well-formed ack. */
+export function ackedIds(env: Envelope): Uint8Array[] {
+  if (env.kind !== EnvelopeKind.Ack) throw new EnvelopeError("not an acknowledgement");
+  try {
+    const r = new Reader(env.payload);
+    const n = r.varint();
+    if (n === 0 || n > MAX_ACK_IDS) throw new EnvelopeError(`acknowledgement names ${n} envelopes`);
+    const ids: Uint8Array[] = [];
+    for (let i = 0; i < n; i++) ids.push(Uint8Array.from(r.raw(32)));
+    r.end();
+    return ids;
+  } catch (e) {
+    if (e instanceof DecodeError) throw new EnvelopeError(`malformed acknowledgement: ${e.message}`);
     throw e;
   }
 }

@@ -1,11 +1,13 @@
 // Who someone is: an address `name@home`, an Ed25519 signing key, an X25519 sealing key, and a
 // short fingerprint people can read aloud to compare.
-import { fromBase64, toBase64, toHex } from "./bytes.js";
+import { concat as cardConcat, fromBase64, Reader as CardReader, toBase64, toHex, utf8 as cardUtf8, Writer as CardWriter } from "./bytes.js";
 import {
   generateSealingKeyPair,
   generateSigningKeyPair,
   randomBytes,
   sha256,
+  sign as cardSign,
+  verify as cardVerify,
   type SealingKeyPair,
   type SigningKeyPair,
 } from "./crypto.js";
@@ -142,4 +144,42 @@ export function parseIdentityFile(json: unknown): Identity {
   const sealSecret = fromBase64(f.sealingSecret);
   if (seed.length !== 32 || sealSecret.length !== 32) throw new Error("identity file: keys have the wrong length");
   return { name, home, signing: generateSigningKeyPair(seed), sealing: generateSealingKeyPair(sealSecret) };
+}
+
+// ---- Contact cards: how two children who have never met can still write to each other ----
+// A card is the public half of an identity, self-signed, as text to copy, print or scan:
+//   "pigeon1:" + base64url(u8 version=1 | string name | string home | raw32 sign key | raw32 seal key | raw64 signature)
+// The signature (by the card's own signing key over "pigeon-card-v1" ‖ everything before it) catches
+// typos and tampering; it does not say the school vouches for the person (that is provisioning's job).
+
+const CARD_PREFIX = "pigeon1:";
+const CARD_TAG = cardUtf8("pigeon-card-v1");
+
+export function encodeCard(id: Identity): string {
+  const body = new CardWriter().u8(1).string(id.name).string(id.home).raw(id.signing.publicKey).raw(id.sealing.publicKey).finish();
+  const sig = cardSign(id.signing.seed, cardConcat([CARD_TAG, body]));
+  return CARD_PREFIX + Buffer.from(cardConcat([body, sig])).toString("base64url");
+}
+
+export function decodeCard(text: string): ContactCard {
+  const t = text.trim();
+  if (!t.startsWith(CARD_PREFIX)) throw new AddressError("not a Pigeon contact card (it should start with pigeon1:)");
+  const bytes = new Uint8Array(Buffer.from(t.slice(CARD_PREFIX.length), "base64url"));
+  try {
+    const r = new CardReader(bytes);
+    if (r.u8() !== 1) throw new Error("unknown card version");
+    const name = r.string(64);
+    const home = r.string(64);
+    const signPublicKey = Uint8Array.from(r.raw(32));
+    const sealPublicKey = Uint8Array.from(r.raw(32));
+    const signedLength = r.pos;
+    const sig = r.raw(64);
+    r.end();
+    const addr = parseAddress(`${name}@${home}`);
+    if (addr.name !== name || addr.home !== home) throw new Error("bad address");
+    if (!cardVerify(signPublicKey, cardConcat([CARD_TAG, bytes.subarray(0, signedLength)]), sig)) throw new Error("signature does not match");
+    return { name, home, signPublicKey, sealPublicKey };
+  } catch (e) {
+    throw new AddressError(`damaged contact card (${(e as Error).message}); copy it again`);
+  }
 }

@@ -63,3 +63,15 @@ describe("sync frames", () => {
     expect(() => decodeFrame(Uint8Array.from([1, 1, 5]))).toThrow(DecodeError);
   });
 });
+
+describe("contact cards", () => {
+  it("round-trip and catch damage", async () => {
+    const { encodeCard, decodeCard } = await import("./index.js");
+    const id = generateIdentity("chiku", "kisumu-primary");
+    const card = encodeCard(id);
+    expect(decodeCard(card)).toMatchObject({ name: "chiku", home: "kisumu-primary", signPublicKey: id.signing.publicKey });
+    const broken = card.slice(0, 20) + (card[20] === "A" ? "B" : "A") + card.slice(21);
+    expect(() => decodeCard(broken)).toThrow(/damaged contact card/);
+    expect(() => decodeCard("hello")).toThrow(/not a Pigeon contact card/);
+  });
+});

@@ -39,9 +39,25 @@ CREATE TABLE IF NOT EXISTS envelopes (
   received_at INTEGER NOT NULL,
   hops INTEGER NOT NULL,
   size INTEGER NOT NULL,
+  carried INTEGER NOT NULL,   -- 1: held for others (neither author nor recipient is this user)
+  source BLOB,                -- the peer that handed it to us (null: written here)
   bytes BLOB NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS envelopes_by_conversation ON envelopes(conversation);
+CREATE INDEX IF NOT EXISTS envelopes_carried ON envelopes(carried, received_at);
+CREATE INDEX IF NOT EXISTS envelopes_by_source ON envelopes(source) WHERE carried = 1;
+CREATE INDEX IF NOT EXISTS envelopes_by_author ON envelopes(author) WHERE carried = 1;
+-- who acknowledged holding which envelope (from signed acks; the envelope may not be here)
+CREATE TABLE IF NOT EXISTS acks (
+  envelope BLOB NOT NULL,
+  acker BLOB NOT NULL,
+  PRIMARY KEY (envelope, acker)
+) WITHOUT ROWID;
+-- carried envelopes whose delivery was confirmed and whose copy was dropped: never taken again
+CREATE TABLE IF NOT EXISTS delivered (
+  id BLOB PRIMARY KEY,
+  at INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS envelope_parties (
   envelope BLOB NOT NULL,
   party BLOB NOT NULL,
@@ -105,8 +121,8 @@ export class EnvelopeStore {
   constructor(readonly db: Database.Database) {
     db.exec(SCHEMA);
     this.insertEnv = db.prepare(
-      `INSERT OR IGNORE INTO envelopes (id, conversation, segment, kind, author, created, lifetime, received_at, hops, size, bytes)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT OR IGNORE INTO envelopes (id, conversation, segment, kind, author, created, lifetime, received_at, hops, size, carried, source, bytes)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     this.insertParty = db.prepare(`INSERT OR IGNORE INTO envelope_parties (envelope, party) VALUES (?, ?)`);
     this.hasStmt = db.prepare(`SELECT 1 FROM envelopes WHERE id = ?`).pluck();
@@ -120,11 +136,16 @@ export class EnvelopeStore {
     this.statsStmt = db.prepare(`SELECT count(*) AS envelopes, coalesce(sum(size), 0) AS bytes FROM envelopes`);
   }
 
-  /** Stores an envelope (already decoded and signature-checked). Returns false if it was already here. */
-  put(env: Envelope, hops: number, receivedAt: number): boolean {
+  /**
+   * Stores an envelope (already decoded and signature-checked). Returns false if it was already here.
+   * `carried`: held for others; `source`: the peer it came from.
+   */
+  put(env: Envelope, hops: number, receivedAt: number, carried = false, source?: Uint8Array, evict: Uint8Array[] = []): boolean {
     const tx = this.db.transaction(() => {
+      for (const id of evict) this.removeRow(id);
       const r = this.insertEnv.run(
-        env.id, env.conversation, env.segment, env.kind, env.author, env.created, env.lifetime, receivedAt, hops, env.bytes.length, env.bytes,
+        env.id, env.conversation, env.segment, env.kind, env.author, env.created, env.lifetime, receivedAt, hops, env.bytes.length,
+        carried ? 1 : 0, source ?? null, env.bytes,
       );
       if (r.changes === 0) return false;
       this.insertParty.run(env.id, env.author);
@@ -186,5 +207,112 @@ export class EnvelopeStore {
 
   stats(): StoreStats {
     return this.statsStmt.get() as StoreStats;
+  }
+
+  private removeRow(id: Uint8Array): void {
+    this.db.prepare(`DELETE FROM envelopes WHERE id = ?`).run(id);
+    this.db.prepare(`DELETE FROM envelope_parties WHERE envelope = ?`).run(id);
+    this.db.prepare(`DELETE FROM handed WHERE envelope = ?`).run(id);
+  }
+
+  // ---- acknowledgements and confirmed delivery ----
+
+  /** Records that `acker` holds `ids` (from a signature-checked ack). */
+  recordAcks(acker: Uint8Array, ids: Uint8Array[]): void {
+    const stmt = this.db.prepare(`INSERT OR IGNORE INTO acks (envelope, acker) VALUES (?, ?)`);
+    this.db.transaction(() => {
+      for (const id of ids) stmt.run(id, acker);
+    })();
+  }
+
+  /** True when every recipient of the envelope (per its signed header) has acknowledged it. */
+  ackedByAllRecipients(id: Uint8Array, recipients: Uint8Array[]): boolean {
+    if (recipients.length === 0) return false;
+    const ackers = (this.db.prepare(`SELECT acker FROM acks WHERE envelope = ?`).pluck().all(id) as Buffer[]).map((b) => new Uint8Array(b));
+    return recipients.every((r) => ackers.some((a) => equalBytes(a, r)));
+  }
+
+  /** Drops a carried copy whose delivery is confirmed and remembers never to take it again. */
+  dropDelivered(id: Uint8Array, at: number): void {
+    this.db.transaction(() => {
+      this.removeRow(id);
+      this.db.prepare(`INSERT OR IGNORE INTO delivered (id, at) VALUES (?, ?)`).run(id, at);
+    })();
+  }
+
+  wasDelivered(id: Uint8Array): boolean {
+    return this.db.prepare(`SELECT 1 FROM delivered WHERE id = ?`).get(id) !== undefined;
+  }
+
+  isCarried(id: Uint8Array): boolean {
+    return this.db.prepare(`SELECT carried FROM envelopes WHERE id = ?`).pluck().get(id) === 1;
+  }
+
+  // ---- carrying for others: quota and fairness ----
+
+  carried(): { envelopes: number; bytes: number; people: number; acks: number } {
+    const r = this.db
+      .prepare(`SELECT count(*) AS envelopes, coalesce(sum(size), 0) AS bytes FROM envelopes WHERE carried = 1 AND kind != 3`)
+      .get() as { envelopes: number; bytes: number };
+    const people = this.db
+      .prepare(
+        `SELECT count(DISTINCT p.party) FROM envelopes e JOIN envelope_parties p ON p.envelope = e.id
+         WHERE e.carried = 1 AND e.kind != 3 AND p.party != e.author`,
+      )
+      .pluck()
+      .get() as number;
+    const acks = this.db.prepare(`SELECT count(*) FROM envelopes WHERE carried = 1 AND kind = 3`).pluck().get() as number;
+    return { ...r, people, acks };
+  }
+
+  carriedBytes(): number {
+    return this.db.prepare(`SELECT coalesce(sum(size), 0) FROM envelopes WHERE carried = 1`).pluck().get() as number;
+  }
+
+  carriedBytesFromSource(source: Uint8Array): number {
+    return this.db.prepare(`SELECT coalesce(sum(size), 0) FROM envelopes WHERE carried = 1 AND source = ?`).pluck().get(source) as number;
+  }
+
+  carriedBytesByAuthor(author: Uint8Array): number {
+    return this.db.prepare(`SELECT coalesce(sum(size), 0) FROM envelopes WHERE carried = 1 AND author = ?`).pluck().get(author) as number;
+  }
+
+  /**
+   * Carried envelopes to evict to free `bytes`: expired ones first, then the most widely handed on,
+   * then the oldest. Never the user's own (those are not carried).
+   */
+  evictionCandidates(bytes: number, now: number): Uint8Array[] {
+    const rows = this.db
+      .prepare(
+        `SELECT e.id, e.size, (e.received_at + e.lifetime * 1000 < ?) AS expired,
+                (SELECT count(*) FROM handed h WHERE h.envelope = e.id) AS copies
+         FROM envelopes e WHERE e.carried = 1
+         ORDER BY expired DESC, copies DESC, e.received_at ASC`,
+      )
+      .iterate(now) as IterableIterator<{ id: Buffer; size: number }>;
+    const out: Uint8Array[] = [];
+    let freed = 0;
+    for (const r of rows) {
+      if (freed >= bytes) break;
+      out.push(new Uint8Array(r.id));
+      freed += r.size;
+    }
+    return freed >= bytes ? out : [];
+  }
+
+  /** Drops carried envelopes past their lifetime. Returns how many. */
+  dropExpired(now: number): number {
+    const ids = this.db
+      .prepare(`SELECT id FROM envelopes WHERE carried = 1 AND received_at + lifetime * 1000 < ?`)
+      .pluck()
+      .all(now) as Buffer[];
+    this.db.transaction(() => {
+      for (const id of ids) this.removeRow(new Uint8Array(id));
+    })();
+    return ids.length;
+  }
+
+  handedCount(id: Uint8Array): number {
+    return this.db.prepare(`SELECT count(*) FROM handed WHERE envelope = ?`).pluck().get(id) as number;
   }
 }

@@ -162,8 +162,9 @@ export class LocalState {
     return (
       this.db
         .prepare(
-          `SELECT p.envelope FROM envelope_parties p LEFT JOIN opened o ON o.envelope = p.envelope
-           WHERE p.party = ? AND o.envelope IS NULL`,
+          `SELECT p.envelope FROM envelope_parties p JOIN envelopes e ON e.id = p.envelope
+           LEFT JOIN opened o ON o.envelope = p.envelope
+           WHERE p.party = ? AND o.envelope IS NULL AND e.kind != 3`,
         )
         .pluck()
         .all(me) as Buffer[]

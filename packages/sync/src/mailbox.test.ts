@@ -85,7 +85,7 @@ describe("mailbox over a link", () => {
     expect((await b.m.inbox()).map((m) => m.body)).toEqual(["see you tomorrow"]);
   });
 
-  it("carries through a laptop that cannot read it (A - B - C)", async () => {
+  it("carries through a laptop that cannot read it (A - B - C) and drops the copies once delivery is confirmed", async () => {
     const a = node("amara");
     const b = node("baraka");
     const c = node("chiku");
@@ -95,15 +95,24 @@ describe("mailbox over a link", () => {
     meet();
     await a.m.send("chiku", "via baraka");
     const ab = connect(a, b);
-    await until(() => b.m.status().envelopes >= 2, "carried");
+    await until(() => b.m.status().carrying.envelopes === 2, "B carries the key and the message");
     ab();
     expect(await b.m.inbox()).toEqual([]);
+    expect(b.m.status().carrying.people).toBe(1);
     const bc = connect(b, c);
     await until(async () => (await c.m.inbox()).length === 1, "chiku's inbox");
-    await until(() => b.m.status().envelopes >= 3, "receipt carried back");
+    // C's ack reaches B: B drops A's envelopes and now carries only C's receipt for A
+    await until(() => b.m.status().carrying.envelopes === 1 && b.m.status().carrying.acks >= 1, "B to drop delivered copies");
     bc();
     connect(a, b);
     await until(async () => (await a.m.outbox())[0]?.state === "delivered", "delivered via carrier");
+    const out = (await a.m.outbox())[0]!;
+    expect(out.sentVia).toBe("carrier");
+    expect(out.sentTo).toBe("baraka@local");
+    expect(out.deliveredVia).toBe("carriers");
+    // A's ack for the receipt reaches B: B holds no copy of anything it carried
+    await until(() => b.m.status().carrying.envelopes === 0, "B to hold no copy");
+    expect(b.m.status().carrying.bytes).toBe(0);
   });
 
   it("refuses unknown addresses and empty messages clearly", async () => {

@@ -16,6 +16,9 @@ import {
   emptySegment,
   EnvelopeError,
   EnvelopeKind,
+  ackedIds,
+  MAX_ACK_IDS,
+  sealAck,
   equalBytes,
   formatAddress,
   formatHlc,
@@ -116,7 +119,29 @@ function describeStorageError(e: unknown): string {
   return (e as Error).message ?? String(e);
 }
 
+export interface CarrierLimits {
+  /** Storage for envelopes carried for others. Default 50 MB. */
+  quotaBytes: number;
+  /** Most that one handing laptop may have us carry. Default a tenth of the quota. */
+  perSourceBytes: number;
+  /** Most carried for one author identity. Default a tenth of the quota. */
+  perAuthorBytes: number;
+  /** Larger carried envelopes are refused. Default 64 KiB. */
+  maxCarriedEnvelopeBytes: number;
+}
+
+export function carrierLimits(quotaBytes = 50 * 1024 * 1024, over: Partial<CarrierLimits> = {}): CarrierLimits {
+  return {
+    quotaBytes,
+    perSourceBytes: Math.max(64 * 1024, Math.floor(quotaBytes / 10)),
+    perAuthorBytes: Math.max(64 * 1024, Math.floor(quotaBytes / 10)),
+    maxCarriedEnvelopeBytes: 64 * 1024,
+    ...over,
+  };
+}
+
 export interface MailboxOptions {
+  carrier?: Partial<CarrierLimits>;
   identity: Identity;
   dataDir: string;
   now?: () => number;
@@ -157,6 +182,10 @@ export class Mailbox extends EventEmitter<Events> {
   /** Set while the disk refuses writes; cleared when a write succeeds again. */
   storageTrouble: { since: number; reason: string } | undefined;
   private needsRecovery = false;
+  private readonly refusals = new Map<string, number>();
+  private readonly pendingAcks: { id: Uint8Array; author: Uint8Array }[] = [];
+  private ackTimer: NodeJS.Timeout | undefined;
+  readonly limits: CarrierLimits;
   private caughtUp = new Set<string>();
   private closed = false;
 
@@ -166,6 +195,7 @@ export class Mailbox extends EventEmitter<Events> {
     this.now = opts.now ?? Date.now;
     this.log = opts.log ?? silentLog;
     this.lifetime = opts.lifetimeSeconds ?? DEFAULT_LIFETIME_SECONDS;
+    this.limits = carrierLimits(opts.carrier?.quotaBytes, opts.carrier);
     mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
     const db = openDatabase(join(opts.dataDir, "pigeon.db"));
     this.envelopes = new EnvelopeStore(db);
@@ -193,10 +223,13 @@ export class Mailbox extends EventEmitter<Events> {
   /** After a start or a crash: open what arrived but was never opened, and retry what was waiting. */
   recover(): Promise<void> {
     return this.serial(async () => {
-      const todo = [...this.state.unopened(this.me), ...this.state.pending()];
-      for (const id of todo) {
+      const unopened = this.state.unopened(this.me);
+      for (const id of [...unopened, ...this.state.pending()]) {
         const env = this.envelopes.get(id);
-        if (env) await this.openEnvelope(env);
+        if (!env) continue;
+        // its acknowledgement may have been lost with the crash too
+        if (unopened.includes(id) && !equalBytes(env.author, this.me)) this.queueAck(env);
+        await this.openEnvelope(env);
       }
       for (const conv of this.state.conversations()) {
         for (const seg of this.state.segments(conv)) await this.ensureReceipts(conv, seg);
@@ -374,31 +407,70 @@ export class Mailbox extends EventEmitter<Events> {
    * Takes an envelope from a peer. Everything is checked before it is stored; envelopes for this user
    * are opened at once, others are only carried.
    */
-  receive(bytes: Uint8Array, hops: number, from?: string): Promise<ReceiveResult> {
+  /** Says why an envelope was refused, without letting a flood of junk flood the log too. */
+  private refused(from: string | undefined, env: Envelope | undefined, reason: string): ReceiveResult {
+    const key = `${from ?? "?"}|${reason}`;
+    const n = (this.refusals.get(key) ?? 0) + 1;
+    this.refusals.set(key, n);
+    if (n <= 3 || Number.isInteger(Math.log10(n)))
+      this.log.warn(
+        `refused ${env ? `envelope ${toHex(env.id).slice(0, 12)}` : "an envelope"}${from ? ` from ${from}` : ""}: ${reason}` +
+          (n > 3 ? ` (${n} such refusals so far)` : ""),
+      );
+    return { stored: false, refused: reason };
+  }
+
+  /**
+   * Takes an envelope from a peer. Everything is checked before it is stored: envelopes for this user
+   * are opened at once; others are carried within the carrier limits; acknowledgements drop the copies
+   * they confirm.
+   */
+  receive(bytes: Uint8Array, hops: number, from?: string, source?: Uint8Array): Promise<ReceiveResult> {
     return this.serial(async () => {
       let env: Envelope;
       try {
         env = decodeEnvelope(bytes);
       } catch (e) {
-        const reason = e instanceof EnvelopeError ? e.reason : String(e);
-        this.log.warn(`refused an envelope${from ? ` from ${from}` : ""}: ${reason}`);
-        return { stored: false, refused: reason };
+        return this.refused(from, undefined, e instanceof EnvelopeError ? e.reason : String(e));
       }
       if (this.envelopes.has(env.id)) return { stored: false };
-      if (!verifyEnvelope(env)) {
-        this.log.warn(`refused envelope ${toHex(env.id).slice(0, 12)}${from ? ` from ${from}` : ""}: forged signature`);
-        return { stored: false, refused: "forged signature" };
+      if (this.envelopes.wasDelivered(env.id)) return this.refused(from, env, "replayed: already delivered, its copy was dropped");
+      const party = isAddressedTo(env, this.me);
+      if (!party && env.bytes.length > this.limits.maxCarriedEnvelopeBytes)
+        return this.refused(from, env, `oversize: ${env.bytes.length} bytes, carriers take at most ${this.limits.maxCarriedEnvelopeBytes}`);
+      if (!verifyEnvelope(env)) return this.refused(from, env, "forged signature");
+      const now = this.now();
+      let ackIds: Uint8Array[] = [];
+      if (env.kind === EnvelopeKind.Ack) {
+        try {
+          ackIds = ackedIds(env);
+        } catch (e) {
+          return this.refused(from, env, (e as EnvelopeError).reason);
+        }
+      }
+      let evict: Uint8Array[] = [];
+      if (!party) {
+        if (this.envelopes.ackedByAllRecipients(env.id, env.recipients)) {
+          this.envelopes.dropDelivered(env.id, now);
+          return { stored: false, refused: "already delivered" };
+        }
+        const room = this.makeRoom(env, source, from);
+        if (typeof room === "string") return this.refused(from, env, room);
+        evict = room;
       }
       try {
-        this.envelopes.put(env, hops, this.now());
+        this.envelopes.put(env, hops, now, !party, source, evict);
       } catch (e) {
         const reason = this.storageFailed(e);
         this.log.warn(`could not store envelope ${toHex(env.id).slice(0, 12)}${from ? ` from ${from}` : ""}: ${reason}; it will be fetched again`);
         return { stored: false, refused: reason, retry: true };
       }
       this.storageWorks();
+      if (evict.length) this.log.info(`carrier quota: evicted ${evict.length} carried envelope(s) to make room`);
       this.emit("envelope", env);
-      if (isAddressedTo(env, this.me)) {
+      if (ackIds.length) this.applyAck(env, ackIds);
+      if (party && env.kind !== EnvelopeKind.Ack) {
+        if (!equalBytes(env.author, this.me)) this.queueAck(env);
         try {
           await this.openEnvelope(env);
         } catch (e) {
@@ -408,6 +480,78 @@ export class Mailbox extends EventEmitter<Events> {
       }
       return { stored: true };
     });
+  }
+
+  /**
+   * Carrier limits, checked before a carried envelope is stored: a per-source and a per-author budget
+   * (so one laptop or identity flooding junk cannot crowd out others), then the total quota, freed by
+   * evicting expired, then most widely handed-on, then oldest carried envelopes.
+   * Returns the envelopes to evict, or the reason to refuse.
+   */
+  private makeRoom(env: Envelope, source: Uint8Array | undefined, from: string | undefined): Uint8Array[] | string {
+    const size = env.bytes.length;
+    const l = this.limits;
+    if (source && this.envelopes.carriedBytesFromSource(source) + size > l.perSourceBytes)
+      return `${from ?? "that laptop"} is over its carrying budget (${Math.round(l.perSourceBytes / 1024)} KiB of envelopes carried for it)`;
+    if (this.envelopes.carriedBytesByAuthor(env.author) + size > l.perAuthorBytes)
+      return `its author is over their carrying budget (${Math.round(l.perAuthorBytes / 1024)} KiB)`;
+    const over = this.envelopes.carriedBytes() + size - l.quotaBytes;
+    if (over <= 0) return [];
+    const evict = this.envelopes.evictionCandidates(over, this.now());
+    return evict.length ? evict : `carrier storage is full (${Math.round(l.quotaBytes / 1048576)} MB)`;
+  }
+
+  /** A valid ack drops every carried copy it confirms (all recipients acknowledged). Forged acks change nothing. */
+  private applyAck(ack: Envelope, ids: Uint8Array[]): void {
+    this.envelopes.recordAcks(ack.author, ids);
+    let dropped = 0;
+    let forged = 0;
+    for (const id of ids) {
+      const meta = this.envelopes.meta(id);
+      if (!meta || !this.envelopes.isCarried(id)) continue;
+      // only a recipient of the envelope (per its own signed header) can confirm it
+      if (!meta.recipients.some((r) => equalBytes(r, ack.author))) {
+        forged++;
+        continue;
+      }
+      if (this.envelopes.ackedByAllRecipients(id, meta.recipients)) {
+        this.envelopes.dropDelivered(id, this.now());
+        dropped++;
+      }
+    }
+    if (forged)
+      this.log.warn(`ignored an acknowledgement from ${this.addressOf(ack.author)} for ${forged} envelope(s) it is not a recipient of (forged acknowledgement)`);
+    if (dropped) {
+      this.log.info(`delivery confirmed by ${this.addressOf(ack.author)}: dropped ${dropped} carried envelope(s)`);
+      this.emit("changed");
+    }
+  }
+
+  private queueAck(env: Envelope): void {
+    this.pendingAcks.push({ id: env.id, author: env.author });
+    this.ackTimer ??= setTimeout(() => {
+      this.ackTimer = undefined;
+      void this.serial(async () => this.flushAcks()).catch((e: unknown) => this.log.warn(`could not write an acknowledgement: ${(e as Error).message}`));
+    }, 20);
+  }
+
+  /** Acknowledges what this user received, one ack per batch of authors (at most 64 recipients, 1024 ids). */
+  private flushAcks(): void {
+    const byAuthor = new Map<string, { author: Uint8Array; ids: Uint8Array[] }>();
+    for (const p of this.pendingAcks.splice(0)) {
+      const k = toHex(p.author);
+      if (!byAuthor.has(k)) byAuthor.set(k, { author: p.author, ids: [] });
+      byAuthor.get(k)!.ids.push(p.id);
+    }
+    const groups = [...byAuthor.values()];
+    for (let g = 0; g < groups.length; g += 64) {
+      const batch = groups.slice(g, g + 64);
+      const ids = batch.flatMap((b) => b.ids);
+      for (let i = 0; i < ids.length; i += MAX_ACK_IDS) {
+        const ack = sealAck(this.identity, { recipients: batch.map((b) => b.author), created: this.now(), lifetime: this.lifetime }, ids.slice(i, i + MAX_ACK_IDS));
+        this.storeOwn(ack);
+      }
+    }
   }
 
   private async openEnvelope(env: Envelope): Promise<void> {
@@ -689,6 +833,7 @@ export class Mailbox extends EventEmitter<Events> {
       address: this.address,
       envelopes: stats.envelopes,
       bytes: stats.bytes,
+      carrying: { ...this.envelopes.carried(), quotaBytes: this.limits.quotaBytes },
       rejected: this.state.rejections().length,
       storageProblem: this.storageTrouble ? `${this.storageTrouble.reason} (since ${new Date(this.storageTrouble.since).toISOString()})` : null,
     };
@@ -697,6 +842,11 @@ export class Mailbox extends EventEmitter<Events> {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (this.ackTimer) {
+      clearTimeout(this.ackTimer);
+      this.ackTimer = undefined;
+      await this.serial(async () => this.flushAcks()).catch(() => {});
+    }
     await this.queue.catch(() => {});
     await this.documents.close();
     this.envelopes.db.close();

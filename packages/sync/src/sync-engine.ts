@@ -10,9 +10,13 @@ import { silentLog } from "./mailbox.js";
 
 export const DEFAULT_HOP_LIMIT = 3;
 
+export const DEFAULT_COPY_BUDGET = 6;
+
 export interface SyncOptions {
   /** Envelopes that have travelled this many hops are only handed to their own recipients. */
   hopLimit?: number;
+  /** How many other carriers this node hands each carried envelope to (its recipients always get it). */
+  copyBudget?: number;
   log?: Log;
   now?: () => number;
 }
@@ -43,6 +47,7 @@ type Events = { "peer-up": [PeerLink]; "peer-down": [PeerLink, string] };
 export class SyncEngine extends EventEmitter<Events> {
   private readonly sessions = new Set<Session>();
   private readonly hopLimit: number;
+  private readonly copyBudget: number;
   private readonly log: Log;
   private readonly now: () => number;
   private readonly onEnvelope = (env: Envelope) => this.announce(env);
@@ -52,6 +57,7 @@ export class SyncEngine extends EventEmitter<Events> {
   constructor(readonly mailbox: Mailbox, opts: SyncOptions = {}) {
     super();
     this.hopLimit = opts.hopLimit ?? DEFAULT_HOP_LIMIT;
+    this.copyBudget = opts.copyBudget ?? DEFAULT_COPY_BUDGET;
     this.log = opts.log ?? silentLog;
     this.now = opts.now ?? Date.now;
     mailbox.on("envelope", this.onEnvelope);
@@ -89,16 +95,43 @@ export class SyncEngine extends EventEmitter<Events> {
     }));
   }
 
+  /**
+   * The forwarding policy (docs/routing.md): an envelope's own parties always get it; other carriers
+   * get it while it is alive, within the hop limit, within this node's copy budget for carried
+   * envelopes, and only until every recipient has acknowledged it.
+   */
   private offerable(id: Uint8Array, hops: number, receivedAt: number, lifetime: number, s: Session): boolean {
+    const store = this.mailbox.envelopes;
+    if (store.isParty(id, s.link.peer.signPublicKey)) return true;
     if (receivedAt + lifetime * 1000 < this.now()) return false;
-    if (hops < this.hopLimit) return true;
-    return this.mailbox.envelopes.isParty(id, s.link.peer.signPublicKey);
+    if (hops >= this.hopLimit) return false;
+    const meta = store.meta(id);
+    if (!meta) return false;
+    if (store.ackedByAllRecipients(id, meta.recipients)) return false;
+    if (store.isCarried(id) && store.handedCount(id) >= this.copyBudget) return false;
+    return true;
+  }
+
+  /**
+   * What a short contact should move first: envelopes for or from the peer itself, then this user's
+   * own, then acknowledgements, then other carried envelopes, smaller before larger.
+   */
+  private priority(id: Uint8Array, s: Session): number {
+    const store = this.mailbox.envelopes;
+    const meta = store.meta(id);
+    if (!meta) return 9;
+    if (store.isParty(id, s.link.peer.signPublicKey)) return 0;
+    if (!store.isCarried(id)) return 1;
+    if (meta.kind === 3) return 2;
+    return 3 + Math.min(0.99, meta.size / 65536);
   }
 
   private sendListing(s: Session): void {
     const ids = this.mailbox.envelopes
       .ids()
       .filter((e) => this.offerable(e.id, e.hops, e.receivedAt, e.lifetime, s))
+      .map((e) => ({ id: e.id, p: this.priority(e.id, s) }))
+      .sort((a, b) => a.p - b.p)
       .map((e) => e.id);
     for (let i = 0; i < ids.length || i === 0; i += MAX_IDS_PER_FRAME) {
       const chunk = ids.slice(i, i + MAX_IDS_PER_FRAME);
@@ -123,20 +156,22 @@ export class SyncEngine extends EventEmitter<Events> {
         const want: Uint8Array[] = [];
         for (const id of f.ids) {
           this.peerHasIt(s, id);
-          if (!this.mailbox.envelopes.has(id)) want.push(id);
+          if (!this.mailbox.envelopes.has(id) && !this.mailbox.envelopes.wasDelivered(id)) want.push(id);
         }
         if (want.length) this.send(s, { type: "want", ids: want });
         if (f.last) this.mailbox.emit("changed");
         return;
       }
       case "want": {
-        for (const id of f.ids) {
+        const order = f.ids.map((id) => ({ id, p: this.priority(id, s) })).sort((a, b) => a.p - b.p);
+        for (const { id } of order) {
           const meta = this.mailbox.envelopes.meta(id);
           if (!meta || !this.offerable(id, meta.hops, meta.receivedAt, meta.lifetime, s)) continue;
           const env = this.mailbox.envelopes.get(id)!;
           this.send(s, { type: "envelope", hops: meta.hops, envelope: env.bytes });
           s.sent++;
-          this.peerHasIt(s, id);
+          s.peerHas.add(toHex(id));
+          this.mailbox.envelopes.markHanded(id, s.link.peer.signPublicKey, this.now());
         }
         this.mailbox.emit("changed");
         return;
@@ -146,7 +181,7 @@ export class SyncEngine extends EventEmitter<Events> {
         // the sender has it: never announce it back
         s.peerHas.add(toHex(envelopeId(f.envelope)));
         const id = envelopeId(f.envelope);
-        const r = await this.mailbox.receive(f.envelope, f.hops + 1, formatAddress(s.link.peer));
+        const r = await this.mailbox.receive(f.envelope, f.hops + 1, formatAddress(s.link.peer), s.link.peer.signPublicKey);
         if (r.retry) this.retryLater(s, id);
         return;
       }

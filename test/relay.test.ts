@@ -1,0 +1,173 @@
+// Issue 4: a classmate who is never in range, reached through laptops that carry what they cannot
+// read, forge or delete; copies dropped only once delivery is confirmed; hostile carriers refused.
+import * as A from "@automerge/automerge";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import {
+  conversationId, emptySegment, encodeFrame, EnvelopeKind, generateIdentity, newActorId, randomBytes, sealAck,
+  sealChange, segmentDocumentId, signEnvelope, type ConversationDoc, type Envelope, type PeerLink,
+} from "@pigeon/model";
+import { WsNetwork } from "@pigeon/peers";
+import { Mailbox, SyncEngine } from "@pigeon/sync";
+import { cleanupAll, freePort, onCleanup, pigeon, pigeonJson, startDaemon, tempDir, waitFor, type Daemon } from "./helpers.js";
+
+interface Msg { id: string; from: string; body: string; state?: string; sentVia?: string; deliveredVia?: string }
+interface Status { carrying: { envelopes: number; bytes: number; people: number; acks: number } }
+
+afterAll(cleanupAll);
+
+async function exchangeCards(x: Daemon, y: Daemon) {
+  const cx = (await pigeon(x, "card")).stdout.trim();
+  const cy = (await pigeon(y, "card")).stdout.trim();
+  expect((await pigeon(x, "contacts", "add", cy)).code).toBe(0);
+  expect((await pigeon(y, "contacts", "add", cx)).code).toBe(0);
+}
+
+const carrying = async (d: Daemon) => (await pigeonJson<Status>(d, "status")).carrying;
+
+describe("relay a few hops", () => {
+  it("A - B - C: A and C never meet; C gets it through B; the receipt and acks come back; B keeps no copy", async () => {
+    const [pa, pb, pc] = [await freePort(), await freePort(), await freePort()];
+    const dirB = tempDir("baraka");
+    const a = await startDaemon("amara", { args: ["--no-mdns", "--port", String(pa)] });
+    const c = await startDaemon("chiku", { args: ["--no-mdns", "--port", String(pc)] });
+    await exchangeCards(a, c); // given by hand, never met
+    expect((await pigeonJson<unknown[]>(a, "peers")).length).toBe(0);
+    await pigeonJson<Msg>(a, "send", "chiku@local", "hello from the other classroom");
+
+    // B walks past A
+    let b = await startDaemon("baraka", { dataDir: dirB, args: ["--no-mdns", "--port", String(pb), "--peer", `127.0.0.1:${pa}`] });
+    await waitFor(async () => (await carrying(b)).envelopes === 2, "B to carry A's key and message");
+    expect((await carrying(b)).people).toBe(1);
+    expect((await pigeon(b, "status")).stdout).toMatch(/carrying for others: 2 sealed messages .* for 1 person/);
+    expect(await pigeonJson<Msg[]>(b, "inbox")).toEqual([]); // it cannot read them
+    await waitFor(async () => (await pigeonJson<Msg[]>(a, "outbox"))[0]?.state === "sent", "A to see 'sent'");
+    expect((await pigeon(a, "outbox")).stdout).toContain("carried by baraka@local");
+    await b.stop();
+
+    // ... then past C
+    b = await startDaemon("baraka", { dataDir: dirB, args: ["--no-mdns", "--port", String(pb), "--peer", `127.0.0.1:${pc}`] });
+    await waitFor(async () => (await pigeonJson<Msg[]>(c, "inbox")).length === 1, "C's inbox");
+    expect((await pigeonJson<Msg[]>(c, "inbox"))[0]).toMatchObject({ from: "amara@local", body: "hello from the other classroom" });
+    await waitFor(async () => {
+      const k = await carrying(b);
+      return k.envelopes === 1 && k.acks >= 1; // A's copies dropped; C's receipt for A on board
+    }, "B to drop the delivered copies");
+    await b.stop();
+
+    // ... and past A again
+    b = await startDaemon("baraka", { dataDir: dirB, args: ["--no-mdns", "--port", String(pb), "--peer", `127.0.0.1:${pa}`] });
+    const out = await waitFor(async () => (await pigeonJson<Msg[]>(a, "outbox")).find((m) => m.state === "delivered"), "A to see delivered");
+    expect(out.deliveredVia).toBe("carriers");
+    await waitFor(async () => (await carrying(b)).envelopes === 0, "B to hold no copy");
+    expect((await carrying(b)).bytes).toBe(0);
+  });
+});
+
+describe("a hostile carrier", () => {
+  it("is refused with a reason for every trick, and honest traffic still gets through", async () => {
+    const [pa, pb, pc] = [await freePort(), await freePort(), await freePort()];
+    const a = await startDaemon("amara", { args: ["--no-mdns", "--port", String(pa)] });
+    const c = await startDaemon("chiku", { args: ["--no-mdns", "--port", String(pc)] });
+    await exchangeCards(a, c);
+    await pigeonJson<Msg>(a, "send", "chiku@local", "for chiku, through baraka");
+    const b = await startDaemon("baraka", { args: ["--no-mdns", "--port", String(pb), "--peer", `127.0.0.1:${pa}`, "--carry-quota", "1"] });
+    await waitFor(async () => (await carrying(b)).envelopes === 2, "B to carry A's envelopes");
+
+    // Mallory: a real node of her own, plus raw frames
+    const mallory = generateIdentity("mallory");
+    const mdir = mkdtempSync(join(tmpdir(), "pigeon-mallory-"));
+    const mbox = new Mailbox({ identity: mallory, dataDir: mdir });
+    const engine = new SyncEngine(mbox);
+    const net = new WsNetwork({ identity: mallory, host: "127.0.0.1", port: 0, pingIntervalMs: 0 });
+    net.on("link", (l) => engine.attach(l));
+    onCleanup(async () => {
+      engine.close();
+      await net.close();
+      await mbox.close();
+    });
+    const link: PeerLink = await net.dial("127.0.0.1", pb);
+    const inject = (env: Envelope | Uint8Array, hops = 0) =>
+      link.send(encodeFrame({ type: "envelope", hops, envelope: env instanceof Uint8Array ? env : env.bytes }));
+    // Mallory takes B's carried envelopes like any carrier would
+    await waitFor(() => mbox.envelopes.stats().envelopes >= 2, "Mallory to receive carried envelopes");
+    const honest = mbox.envelopes.ids().map((e) => mbox.envelopes.get(e.id)!).find((e) => e.kind === EnvelopeKind.Change)!;
+    const amaraKey = honest.author;
+
+    // 1. forged: claims to be amara, signed by mallory
+    const forged = Uint8Array.from(honest.bytes);
+    forged.set(mallory.signing.publicKey, 2 + 16 + 1); // author field
+    inject(forged);
+    // 2. tampered ciphertext
+    const tampered = Uint8Array.from(honest.bytes);
+    tampered[tampered.length - 64 - 5]! ^= 0xff;
+    inject(tampered);
+    // 3. forged acknowledgement: mallory is not a recipient of amara's envelope
+    inject(sealAck(mallory, { recipients: [amaraKey], created: Date.now() }, [honest.id]));
+    // 4. oversize envelope for someone else
+    const stranger = generateIdentity("stranger");
+    inject(signEnvelope(mallory, {
+      kind: EnvelopeKind.Change, conversation: randomBytes(16), segment: 0, recipients: [stranger.signing.publicKey],
+      created: Date.now(), lifetime: 3600, keyId: randomBytes(8),
+    }, randomBytes(100_000)));
+    // 5. deleting and rewriting changes in a conversation mallory is really a member of
+    await waitFor(async () => (await pigeonJson<unknown[]>(b, "contacts")).length >= 2, "B to know mallory");
+    await mbox.send("baraka@local", "hi baraka, it's mallory");
+    expect((await pigeon(b, "send", "mallory@local", "hello mallory")).code).toBe(0);
+    await waitFor(async () => (await mbox.inbox()).length === 1, "mallory to get B's reply");
+    const conv = conversationId([mallory.signing.publicKey, mbox.resolve("baraka@local").signPublicKey]);
+    const key = mbox.state.keys(conv)[0]!.key;
+    const { handle } = await mbox.documents.open<ConversationDoc>(segmentDocumentId(conv, 0), () => emptySegment(), newActorId(mallory.signing.publicKey));
+    const recipients = [mbox.resolve("baraka@local").signPublicKey];
+    const idx = handle.doc().messages.findIndex((m) => m.body.toString() === "hello mallory");
+    expect(idx).toBeGreaterThanOrEqual(0);
+    const del = A.change(A.clone(handle.doc(), { actor: newActorId(mallory.signing.publicKey) }), (d) => { d.messages.splice(idx, 1); });
+    inject(sealChange(mallory, { conversation: conv, segment: 0, recipients, created: Date.now() }, key, A.getLastLocalChange(del)!));
+    const rewrite = A.change(A.clone(handle.doc(), { actor: newActorId(mallory.signing.publicKey) }), (d) => {
+      d.messages[idx]!.body = new A.ImmutableString("baraka says mallory is great");
+    });
+    inject(sealChange(mallory, { conversation: conv, segment: 0, recipients, created: Date.now() }, key, A.getLastLocalChange(rewrite)!));
+    // 6. a flood of 10,000 junk envelopes, validly signed, for made-up people
+    const junkAuthors = Array.from({ length: 20 }, (_, i) => (i === 0 ? mallory : generateIdentity(`junk${i}`)));
+    for (let i = 0; i < 10_000; i++) {
+      const author = junkAuthors[i % junkAuthors.length]!;
+      inject(signEnvelope(author, {
+        kind: EnvelopeKind.Change, conversation: randomBytes(16), segment: 0, recipients: [randomBytes(32)],
+        created: Date.now(), lifetime: 3600, keyId: randomBytes(8),
+      }, randomBytes(300)));
+    }
+    // 7. replay of an envelope whose delivery is confirmed comes after C has it (below)
+
+    // honest traffic still flows during and after the flood
+    await pigeonJson<Msg>(a, "send", "baraka@local", "still there?");
+    await waitFor(async () => (await pigeonJson<Msg[]>(b, "inbox")).some((m) => m.body === "still there?"), "A's message to B after the flood", 60_000);
+    expect(b.proc.exitCode).toBe(null);
+    const log = b.output();
+    expect(log).toMatch(/refused envelope .* from mallory@local: forged signature/);
+    expect(log).toMatch(/ignored an acknowledgement from mallory@local .* \(forged acknowledgement\)/);
+    expect(log).toMatch(/refused envelope .* from mallory@local: oversize: \d+ bytes/);
+    expect(log).toMatch(/rejected envelope .* from mallory@local: change deletes data/);
+    expect(log).toMatch(/rejected envelope .* from mallory@local: change overwrites another member's data/);
+    expect(log).toMatch(/from mallory@local: mallory@local is over its carrying budget/);
+    expect(log.split("\n").length).toBeLessThan(400); // the flood did not flood the log
+    // B's own messages are intact, and the forged ack dropped nothing
+    expect((await pigeonJson<Msg[]>(b, "outbox")).map((m) => m.body)).toEqual(["hello mallory"]);
+    expect((await pigeonJson<Msg[]>(b, "inbox")).map((m) => m.body).sort()).toEqual(["hi baraka, it's mallory", "still there?"]);
+    const k = await carrying(b);
+    expect(k.bytes).toBeLessThanOrEqual(1024 * 1024);
+
+    // C comes by: the honest carried message is delivered, and the copies dropped
+    const c2 = c;
+    await c2.stop();
+    const cAgain = await startDaemon("chiku", { dataDir: c2.dataDir, args: ["--no-mdns", "--port", String(pc), "--peer", `127.0.0.1:${pb}`] });
+    await waitFor(async () => (await pigeonJson<Msg[]>(cAgain, "inbox")).some((m) => m.body === "for chiku, through baraka"), "C's inbox", 60_000);
+    await waitFor(() => /delivery confirmed by chiku@local: dropped 2 carried envelope/.test(b.output()), "B to drop the copies");
+    // replaying the delivered envelope is refused
+    inject(honest);
+    await waitFor(() => /from mallory@local: replayed: already delivered/.test(b.output()), "the replay to be refused");
+    expect(b.proc.exitCode).toBe(null);
+    if (process.env.PIGEON_SHOW_LOGS) console.log(b.output());
+  });
+});
