@@ -8,3 +8,4 @@ export * from "./conversation.js";
 export * from "./admission.js";
 export * from "./wire.js";
 export * from "./handshake.js";
+export * from "./iblt.js";

@@ -2,15 +2,22 @@
 //   HAVE     = varint 1, u8 flags (bit 0: last of the listing), varint n, n x raw32 envelope ids
 //   WANT     = varint 2, varint n, n x raw32 envelope ids
 //   ENVELOPE = varint 3, varint hops, varint len + envelope bytes
+//   SKETCH   = varint 4, varint level, varint set size, IBLT (see iblt.ts)
+//   DONE     = varint 5, varint level   (the difference was decoded; this reconciliation is over)
+//   WANT16   = varint 6, varint n, n x raw16 envelope id prefixes
 import { DecodeError, Reader, Writer } from "./bytes.js";
 import { MAX_ENVELOPE_BYTES } from "./envelope.js";
+import { Iblt, IBLT_KEY_BYTES, SKETCH_LEVELS } from "./iblt.js";
 
 export const MAX_IDS_PER_FRAME = 4096;
 
 export type SyncFrame =
   | { type: "have"; last: boolean; ids: Uint8Array[] }
   | { type: "want"; ids: Uint8Array[] }
-  | { type: "envelope"; hops: number; envelope: Uint8Array };
+  | { type: "envelope"; hops: number; envelope: Uint8Array }
+  | { type: "sketch"; level: number; size: number; table: Iblt }
+  | { type: "done"; level: number }
+  | { type: "want16"; keys: Uint8Array[] };
 
 function writeIds(w: Writer, ids: Uint8Array[]): void {
   if (ids.length > MAX_IDS_PER_FRAME) throw new RangeError("too many ids in one frame");
@@ -40,6 +47,18 @@ export function encodeFrame(f: SyncFrame): Uint8Array {
     case "envelope":
       w.varint(3).varint(f.hops).bytes(f.envelope);
       break;
+    case "sketch":
+      w.varint(4).varint(f.level).varint(f.size);
+      f.table.encode(w);
+      break;
+    case "done":
+      w.varint(5).varint(f.level);
+      break;
+    case "want16":
+      if (f.keys.length > MAX_IDS_PER_FRAME) throw new RangeError("too many keys in one frame");
+      w.varint(6).varint(f.keys.length);
+      for (const k of f.keys) w.raw(k);
+      break;
   }
   return w.finish();
 }
@@ -57,6 +76,19 @@ export function decodeFrame(bytes: Uint8Array): SyncFrame {
   } else if (type === 3) {
     const hops = r.varint();
     f = { type: "envelope", hops, envelope: Uint8Array.from(r.bytes(MAX_ENVELOPE_BYTES)) };
+  } else if (type === 4) {
+    const level = r.varint();
+    if (level >= SKETCH_LEVELS.length) throw new DecodeError(`unknown sketch level ${level}`);
+    const size = r.varint();
+    f = { type: "sketch", level, size, table: Iblt.decodeFrom(r, SKETCH_LEVELS[level]!) };
+  } else if (type === 5) {
+    f = { type: "done", level: r.varint() };
+  } else if (type === 6) {
+    const n = r.varint();
+    if (n > MAX_IDS_PER_FRAME) throw new DecodeError(`frame lists ${n} keys, limit ${MAX_IDS_PER_FRAME}`);
+    const keys: Uint8Array[] = [];
+    for (let i = 0; i < n; i++) keys.push(Uint8Array.from(r.raw(IBLT_KEY_BYTES)));
+    f = { type: "want16", keys };
   } else throw new DecodeError(`unknown frame type ${type}`);
   r.end();
   return f;

@@ -85,6 +85,7 @@ export class DocumentStore {
     } finally {
       // automerge-repo 2.5.6's shutdown throws if any handle is not ready; nothing is lost by ignoring it
       await this.repo.shutdown().catch(() => {});
+      this.storage.closed = true;
     }
   }
 }

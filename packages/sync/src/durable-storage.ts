@@ -26,6 +26,8 @@ function fsyncDir(dir: string): void {
 
 export class DurableFileStorage implements StorageAdapterInterface {
   private tmpCounter = 0;
+  /** Set once the store is flushed and closed: automerge-repo's late throttled saves are redundant then. */
+  closed = false;
   constructor(readonly root: string) {}
 
   pathOf(key: StorageKey): string {
@@ -47,6 +49,7 @@ export class DurableFileStorage implements StorageAdapterInterface {
   }
 
   async save(key: StorageKey, data: Uint8Array): Promise<void> {
+    if (this.closed) return;
     const file = this.path(key);
     const dir = file.slice(0, file.lastIndexOf("/"));
     await mkdir(dir, { recursive: true });

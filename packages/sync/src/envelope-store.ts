@@ -6,7 +6,7 @@
 // crash leaves the last committed state, SQLITE_FULL surfaces as an error without damaging what is
 // stored, and a relay point can keep a million envelopes without one file (inode) per envelope.
 import Database from "better-sqlite3";
-import { decodeEnvelope, equalBytes, type Envelope } from "@pigeon/model";
+import { decodeEnvelope, equalBytes, Iblt, IBLT_KEY_BYTES, SKETCH_LEVELS, type Envelope } from "@pigeon/model";
 
 export interface StoredEnvelope {
   id: Uint8Array;
@@ -58,6 +58,13 @@ CREATE TABLE IF NOT EXISTS delivered (
   id BLOB PRIMARY KEY,
   at INTEGER NOT NULL
 ) WITHOUT ROWID;
+-- envelopes seen but not kept (evicted, expired, refused by the carrier limits): still counted as
+-- "had" when reconciling, so a contact does not fetch them again and again
+CREATE TABLE IF NOT EXISTS forgotten (
+  id BLOB PRIMARY KEY,
+  at INTEGER NOT NULL,
+  why TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS envelope_parties (
   envelope BLOB NOT NULL,
   party BLOB NOT NULL,
@@ -105,7 +112,23 @@ type Row = {
   received_at: number; hops: number; size: number;
 };
 
+/**
+ * The reconciliation sketches of this node's set (stored ∪ delivered ∪ forgotten ids), one IBLT per
+ * level, kept up to date on every insert. Built once by streaming the ids (never the envelopes) from
+ * SQLite, so a relay point with a million envelopes holds ~4 MB of tables, not its store, in memory.
+ */
+export class SketchIndex {
+  readonly levels: Iblt[] = SKETCH_LEVELS.map((cells) => new Iblt(cells));
+  size = 0;
+
+  add(id: Uint8Array): void {
+    for (const t of this.levels) t.update(id, 1);
+    this.size++;
+  }
+}
+
 export class EnvelopeStore {
+  private sketchIndex: SketchIndex | undefined;
   private readonly insertEnv;
   private readonly insertParty;
   private readonly hasStmt;
@@ -142,7 +165,6 @@ export class EnvelopeStore {
    */
   put(env: Envelope, hops: number, receivedAt: number, carried = false, source?: Uint8Array, evict: Uint8Array[] = []): boolean {
     const tx = this.db.transaction(() => {
-      for (const id of evict) this.removeRow(id);
       const r = this.insertEnv.run(
         env.id, env.conversation, env.segment, env.kind, env.author, env.created, env.lifetime, receivedAt, hops, env.bytes.length,
         carried ? 1 : 0, source ?? null, env.bytes,
@@ -150,9 +172,85 @@ export class EnvelopeStore {
       if (r.changes === 0) return false;
       this.insertParty.run(env.id, env.author);
       for (const p of env.recipients) this.insertParty.run(env.id, p);
+      for (const id of evict) this.forgetRow(id, "evicted");
       return true;
     });
-    return tx();
+    const added = tx();
+    if (added && !this.inSet(env.id, 1)) this.sketchIndex?.add(env.id);
+    return added;
+  }
+
+  /** Bulk load in one transaction (benchmarks, imports): carried envelopes with no source. */
+  putMany(envs: Envelope[], hops: number, receivedAt: number, carried = true): number {
+    let added = 0;
+    const tx = this.db.transaction(() => {
+      for (const env of envs) {
+        const r = this.insertEnv.run(
+          env.id, env.conversation, env.segment, env.kind, env.author, env.created, env.lifetime, receivedAt, hops, env.bytes.length,
+          carried ? 1 : 0, null, env.bytes,
+        );
+        if (r.changes === 0) continue;
+        added++;
+        this.insertParty.run(env.id, env.author);
+        for (const p of env.recipients) this.insertParty.run(env.id, p);
+      }
+    });
+    tx();
+    this.sketchIndex = undefined; // rebuilt on next use
+    return added;
+  }
+
+  /** True if `id` is in the reconciliation set more than `extra` times (i.e. was already counted). */
+  private inSet(id: Uint8Array, extra: number): boolean {
+    const n =
+      (this.db.prepare(`SELECT count(*) FROM delivered WHERE id = ?`).pluck().get(id) as number) +
+      (this.db.prepare(`SELECT count(*) FROM forgotten WHERE id = ?`).pluck().get(id) as number) +
+      (this.db.prepare(`SELECT count(*) FROM envelopes WHERE id = ?`).pluck().get(id) as number);
+    return n > extra;
+  }
+
+  /** The node's sketches, built on first use by streaming ids from the database. */
+  sketches(): SketchIndex {
+    if (!this.sketchIndex) {
+      const idx = new SketchIndex();
+      const rows = this.db
+        .prepare(`SELECT id FROM envelopes UNION SELECT id FROM delivered UNION SELECT id FROM forgotten`)
+        .pluck()
+        .iterate() as IterableIterator<Buffer>;
+      for (const id of rows) idx.add(id);
+      this.sketchIndex = idx;
+    }
+    return this.sketchIndex;
+  }
+
+  /** The stored envelope whose id starts with this 16-byte key, if any. */
+  byKey(key: Uint8Array): Uint8Array | undefined {
+    if (key.length !== IBLT_KEY_BYTES) return undefined;
+    const lo = Buffer.concat([key, Buffer.alloc(32 - IBLT_KEY_BYTES, 0)]);
+    const hi = Buffer.concat([key, Buffer.alloc(32 - IBLT_KEY_BYTES, 0xff)]);
+    const id = this.db.prepare(`SELECT id FROM envelopes WHERE id >= ? AND id <= ? LIMIT 1`).pluck().get(lo, hi) as Buffer | undefined;
+    return id ? new Uint8Array(id) : undefined;
+  }
+
+  /** Whether this node has (or had, and let go of) the envelope with this 16-byte key. */
+  knowsKey(key: Uint8Array): boolean {
+    const lo = Buffer.concat([key, Buffer.alloc(32 - IBLT_KEY_BYTES, 0)]);
+    const hi = Buffer.concat([key, Buffer.alloc(32 - IBLT_KEY_BYTES, 0xff)]);
+    for (const t of ["envelopes", "delivered", "forgotten"])
+      if (this.db.prepare(`SELECT 1 FROM ${t} WHERE id >= ? AND id <= ? LIMIT 1`).get(lo, hi) !== undefined) return true;
+    return false;
+  }
+
+  /** Remembers an envelope refused or let go of, so reconciliation does not fetch it again. */
+  forget(id: Uint8Array, why: string, at = Date.now()): void {
+    const known = this.inSet(id, 0);
+    this.db.prepare(`INSERT OR IGNORE INTO forgotten (id, at, why) VALUES (?, ?, ?)`).run(id, at, why);
+    if (!known) this.sketchIndex?.add(id);
+  }
+
+  private forgetRow(id: Uint8Array, why: string): void {
+    this.removeRow(id);
+    this.db.prepare(`INSERT OR IGNORE INTO forgotten (id, at, why) VALUES (?, ?, ?)`).run(id, Date.now(), why);
   }
 
   has(id: Uint8Array): boolean {
@@ -307,7 +405,7 @@ export class EnvelopeStore {
       .pluck()
       .all(now) as Buffer[];
     this.db.transaction(() => {
-      for (const id of ids) this.removeRow(new Uint8Array(id));
+      for (const id of ids) this.forgetRow(new Uint8Array(id), "expired");
     })();
     return ids.length;
   }

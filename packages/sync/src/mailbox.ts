@@ -158,6 +158,8 @@ type Events = {
   message: [MessageView];
   /** A receipt appeared for the first time. */
   receipt: [ReceiptEvent];
+  /** Someone was met for the first time (added for the XMPP roster pushes). */
+  contact: [Contact];
 };
 
 export interface ReceiptEvent {
@@ -241,7 +243,9 @@ export class Mailbox extends EventEmitter<Events> {
 
   rememberContact(card: ContactCard, how: string): void {
     if (equalBytes(card.signPublicKey, this.me)) return;
+    const isNew = this.state.contact(card.signPublicKey) === undefined;
     this.state.rememberContact(card, how, this.now());
+    if (isNew) this.emit("contact", this.state.contact(card.signPublicKey)!);
   }
 
   contacts(): Contact[] {
@@ -455,7 +459,10 @@ export class Mailbox extends EventEmitter<Events> {
           return { stored: false, refused: "already delivered" };
         }
         const room = this.makeRoom(env, source, from);
-        if (typeof room === "string") return this.refused(from, env, room);
+        if (typeof room === "string") {
+          this.envelopes.forget(env.id, "refused", now); // do not fetch it again at every contact
+          return this.refused(from, env, room);
+        }
         evict = room;
       }
       try {

@@ -1,10 +1,18 @@
 // Reconciles sealed stores over authenticated links (PeerLink, implemented by `peers`).
-// On connect each side lists the envelope ids it offers the other (HAVE ... last), asks for what it
-// lacks (WANT), and receives them (ENVELOPE). The link then stays open: every new envelope is announced
-// at once (HAVE), so a message to a neighbour goes through immediately.
-// This exchange costs in proportion to what is stored; contact-efficient reconciliation is later work.
+//
+// On connect the node with the smaller key sends a sketch of its set (an IBLT, SKETCH level 0). The
+// other subtracts its own sketch and peels the difference: if it decodes, it asks for what it lacks
+// (WANT16), sends what the other lacks (ENVELOPE, most important first) and says DONE; if not, it
+// answers with its own sketch one level larger (8x), and the roles swap. Identical stores settle in
+// one round trip with one sketch of under a kilobyte; the cost grows with the difference, not with
+// what is stored. Past the largest level both sides fall back to listing ids (HAVE).
+// The link then stays open: every new envelope is announced at once (HAVE), so a message to a
+// neighbour goes through immediately.
 import { EventEmitter } from "node:events";
-import { DecodeError, decodeFrame, encodeFrame, envelopeId, formatAddress, MAX_IDS_PER_FRAME, toHex, type Envelope, type PeerLink, type SyncFrame } from "@pigeon/model";
+import {
+  compareBytes, DecodeError, decodeFrame, encodeFrame, envelopeId, formatAddress, MAX_IDS_PER_FRAME, SKETCH_LEVELS, toHex,
+  type Envelope, type PeerLink, type SyncFrame,
+} from "@pigeon/model";
 import type { Log, Mailbox } from "./mailbox.js";
 import { silentLog } from "./mailbox.js";
 
@@ -17,8 +25,24 @@ export interface SyncOptions {
   hopLimit?: number;
   /** How many other carriers this node hands each carried envelope to (its recipients always get it). */
   copyBudget?: number;
+  /** "sketch" (default): IBLT set reconciliation; "list": every id listed (the simple baseline). */
+  reconcile?: "sketch" | "list";
   log?: Log;
   now?: () => number;
+}
+
+export interface ReconcileStats {
+  /** Sketches exchanged (levels tried) before the difference decoded. */
+  sketches: number;
+  /** Turns of the conversation until the difference was known: 1 = one round trip. */
+  roundTrips: number;
+  /** Ids found missing here / there. */
+  wanted: number;
+  offered: number;
+  done: boolean;
+  fallback: boolean;
+  startedAt: number;
+  doneAt?: number;
 }
 
 export interface PeerView {
@@ -28,6 +52,7 @@ export interface PeerView {
   since: number;
   sentEnvelopes: number;
   receivedEnvelopes: number;
+  reconcile: ReconcileStats;
 }
 
 class Session {
@@ -37,8 +62,10 @@ class Session {
   readonly since: number;
   sent = 0;
   received = 0;
+  readonly recon: ReconcileStats;
   constructor(readonly link: PeerLink, now: number) {
     this.since = now;
+    this.recon = { sketches: 0, roundTrips: 0, wanted: 0, offered: 0, done: false, fallback: false, startedAt: now };
   }
 }
 
@@ -48,6 +75,7 @@ export class SyncEngine extends EventEmitter<Events> {
   private readonly sessions = new Set<Session>();
   private readonly hopLimit: number;
   private readonly copyBudget: number;
+  private readonly mode: "sketch" | "list";
   private readonly log: Log;
   private readonly now: () => number;
   private readonly onEnvelope = (env: Envelope) => this.announce(env);
@@ -58,6 +86,7 @@ export class SyncEngine extends EventEmitter<Events> {
     super();
     this.hopLimit = opts.hopLimit ?? DEFAULT_HOP_LIMIT;
     this.copyBudget = opts.copyBudget ?? DEFAULT_COPY_BUDGET;
+    this.mode = opts.reconcile ?? "sketch";
     this.log = opts.log ?? silentLog;
     this.now = opts.now ?? Date.now;
     mailbox.on("envelope", this.onEnvelope);
@@ -81,7 +110,62 @@ export class SyncEngine extends EventEmitter<Events> {
       this.emit("peer-down", link, reason);
     });
     this.emit("peer-up", link);
-    this.sendListing(s);
+    if (this.mode === "list") this.sendListing(s);
+    else if (compareBytes(this.mailbox.me, link.peer.signPublicKey) < 0) this.sendSketch(s, 0);
+  }
+
+  private sendSketch(s: Session, level: number): void {
+    const idx = this.mailbox.envelopes.sketches();
+    s.recon.sketches++;
+    s.recon.roundTrips = Math.ceil((s.recon.sketches + 1) / 2);
+    this.send(s, { type: "sketch", level, size: idx.size, table: idx.levels[level]! });
+  }
+
+  private finishReconcile(s: Session): void {
+    s.recon.done = true;
+    s.recon.doneAt = this.now();
+    this.mailbox.emit("changed");
+  }
+
+  /** The peer's sketch: peel the difference, or answer with a bigger sketch of our own. */
+  private onSketch(s: Session, level: number, table: import("@pigeon/model").Iblt): void {
+    const store = this.mailbox.envelopes;
+    const mine = store.sketches().levels[level]!;
+    const diff = mine.subtract(table).decode();
+    s.recon.sketches++;
+    s.recon.roundTrips = Math.ceil(s.recon.sketches / 2);
+    if (!diff.complete) {
+      if (level + 1 < SKETCH_LEVELS.length) return this.sendSketch(s, level + 1);
+      // too different to peel: list everything instead (both sides)
+      s.recon.fallback = true;
+      this.send(s, { type: "done", level: SKETCH_LEVELS.length });
+      this.sendListing(s);
+      return this.finishReconcile(s);
+    }
+    // what they have and we lack (and never had): ask for it
+    const want = diff.theirs.filter((k) => !store.knowsKey(k));
+    s.recon.wanted = want.length;
+    for (let i = 0; i < want.length; i += MAX_IDS_PER_FRAME) this.send(s, { type: "want16", keys: want.slice(i, i + MAX_IDS_PER_FRAME) });
+    this.send(s, { type: "done", level });
+    // what we have and they lack: send it, most important first
+    const ids = diff.ours.map((k) => store.byKey(k)).filter((id): id is Uint8Array => !!id);
+    s.recon.offered = ids.length;
+    this.sendEnvelopes(s, ids);
+    this.finishReconcile(s);
+  }
+
+  /** Sends the envelopes the peer lacks and may take, in priority order. */
+  private sendEnvelopes(s: Session, ids: Uint8Array[]): void {
+    const order = ids.map((id) => ({ id, p: this.priority(id, s) })).sort((a, b) => a.p - b.p);
+    for (const { id } of order) {
+      const meta = this.mailbox.envelopes.meta(id);
+      if (!meta || !this.offerable(id, meta.hops, meta.receivedAt, meta.lifetime, s)) continue;
+      const env = this.mailbox.envelopes.get(id)!;
+      this.send(s, { type: "envelope", hops: meta.hops, envelope: env.bytes });
+      s.sent++;
+      s.peerHas.add(toHex(id));
+      this.mailbox.envelopes.markHanded(id, s.link.peer.signPublicKey, this.now());
+    }
   }
 
   peers(): PeerView[] {
@@ -92,6 +176,7 @@ export class SyncEngine extends EventEmitter<Events> {
       since: s.since,
       sentEnvelopes: s.sent,
       receivedEnvelopes: s.received,
+      reconcile: { ...s.recon },
     }));
   }
 
@@ -156,26 +241,33 @@ export class SyncEngine extends EventEmitter<Events> {
         const want: Uint8Array[] = [];
         for (const id of f.ids) {
           this.peerHasIt(s, id);
-          if (!this.mailbox.envelopes.has(id) && !this.mailbox.envelopes.wasDelivered(id)) want.push(id);
+          if (!this.mailbox.envelopes.knowsKey(id.subarray(0, 16))) want.push(id);
         }
         if (want.length) this.send(s, { type: "want", ids: want });
         if (f.last) this.mailbox.emit("changed");
         return;
       }
       case "want": {
-        const order = f.ids.map((id) => ({ id, p: this.priority(id, s) })).sort((a, b) => a.p - b.p);
-        for (const { id } of order) {
-          const meta = this.mailbox.envelopes.meta(id);
-          if (!meta || !this.offerable(id, meta.hops, meta.receivedAt, meta.lifetime, s)) continue;
-          const env = this.mailbox.envelopes.get(id)!;
-          this.send(s, { type: "envelope", hops: meta.hops, envelope: env.bytes });
-          s.sent++;
-          s.peerHas.add(toHex(id));
-          this.mailbox.envelopes.markHanded(id, s.link.peer.signPublicKey, this.now());
-        }
+        this.sendEnvelopes(s, f.ids);
         this.mailbox.emit("changed");
         return;
       }
+      case "want16": {
+        const ids = f.keys.map((k) => this.mailbox.envelopes.byKey(k)).filter((id): id is Uint8Array => !!id);
+        this.sendEnvelopes(s, ids);
+        this.mailbox.emit("changed");
+        return;
+      }
+      case "sketch":
+        this.onSketch(s, f.level, f.table);
+        return;
+      case "done":
+        if (f.level >= SKETCH_LEVELS.length) {
+          s.recon.fallback = true;
+          this.sendListing(s);
+        }
+        this.finishReconcile(s);
+        return;
       case "envelope": {
         s.received++;
         // the sender has it: never announce it back
