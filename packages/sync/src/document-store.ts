@@ -86,6 +86,7 @@ export class DocumentStore {
       // automerge-repo 2.5.6's shutdown throws if any handle is not ready; nothing is lost by ignoring it
       await this.repo.shutdown().catch(() => {});
       this.storage.closed = true;
+      await this.storage.drain();
     }
   }
 }

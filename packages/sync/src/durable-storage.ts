@@ -48,8 +48,21 @@ export class DurableFileStorage implements StorageAdapterInterface {
     }
   }
 
-  async save(key: StorageKey, data: Uint8Array): Promise<void> {
-    if (this.closed) return;
+  private readonly inFlight = new Set<Promise<void>>();
+
+  /** Resolves once every save already started has finished. */
+  async drain(): Promise<void> {
+    while (this.inFlight.size) await Promise.allSettled([...this.inFlight]);
+  }
+
+  save(key: StorageKey, data: Uint8Array): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    const p = this.write(key, data).finally(() => this.inFlight.delete(p));
+    this.inFlight.add(p);
+    return p;
+  }
+
+  private async write(key: StorageKey, data: Uint8Array): Promise<void> {
     const file = this.path(key);
     const dir = file.slice(0, file.lastIndexOf("/"));
     await mkdir(dir, { recursive: true });

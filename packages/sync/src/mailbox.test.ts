@@ -2,16 +2,24 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { contactCard, generateIdentity, type Identity } from "@pigeon/model";
+import * as A from "@automerge/automerge";
+import {
+  contactCard, conversationId, emptySegment, encodeFrame, formatHlc, generateIdentity, keyId, appendMessage, sealChange, type Identity,
+} from "@pigeon/model";
 import { Mailbox, MailboxError, memoryLinkPair, SyncEngine } from "./index.js";
 
 const dirs: string[] = [];
 const open: { m: Mailbox; s: SyncEngine }[] = [];
 
-function node(name: string, dir = mkdtempSync(join(tmpdir(), `pigeon-${name}-`)), identity: Identity = generateIdentity(name)) {
+function node(
+  name: string,
+  dir = mkdtempSync(join(tmpdir(), `pigeon-${name}-`)),
+  identity: Identity = generateIdentity(name),
+  opts: Partial<ConstructorParameters<typeof Mailbox>[0]> = {},
+) {
   dirs.push(dir);
-  const m = new Mailbox({ identity, dataDir: dir });
-  const s = new SyncEngine(m);
+  const m = new Mailbox({ identity, dataDir: dir, ...opts });
+  const s = new SyncEngine(m, { now: opts.now });
   open.push({ m, s });
   return { m, s, dir, identity };
 }
@@ -134,5 +142,69 @@ describe("mailbox over a link", () => {
     await a.m.sendDraft(d.id);
     expect(await a.m.drafts()).toEqual([]);
     await until(async () => (await b.m.inbox()).length === 1, "draft delivered");
+  });
+
+  it("rolls a long conversation over into new segment documents, shown as one conversation", async () => {
+    const a = node("amara", undefined, undefined, { segmentMessageLimit: 3 });
+    const b = node("baraka", undefined, undefined, { segmentMessageLimit: 3 });
+    connect(a, b);
+    await until(() => a.m.contacts().length === 1, "contacts");
+    for (let i = 0; i < 8; i++) await a.m.send("baraka", `message ${i}`);
+    await until(async () => (await b.m.inbox()).length === 8, "all 8 delivered");
+    expect((await b.m.inbox()).map((m) => m.body)).toEqual(Array.from({ length: 8 }, (_, i) => `message ${i}`));
+    const conv = conversationId([a.identity.signing.publicKey, b.identity.signing.publicKey]);
+    expect(a.m.state.segments(conv)).toEqual([0, 1, 2]);
+    await until(async () => (await a.m.outbox()).every((m) => m.state === "delivered"), "delivered");
+  });
+
+  it("a laptop whose clock is days off can neither reorder the conversation nor expire it", async () => {
+    const day = 86_400_000;
+    const a = node("amara", undefined, undefined, { now: () => Date.now() + 3 * day }); // 3 days fast
+    const b = node("baraka");
+    const c = node("chiku", undefined, undefined, { now: () => Date.now() - 30 * day }); // a month slow
+    connect(a, b);
+    await until(() => a.m.contacts().length === 1 && b.m.contacts().length === 1, "contacts");
+    await a.m.send("baraka", "question from the future");
+    await until(async () => (await b.m.inbox()).length === 1, "question");
+    await b.m.send("amara", "answer");
+    await until(async () => (await a.m.inbox()).length === 1, "answer");
+    const thread = [...(await b.m.inbox()), ...(await b.m.outbox())].sort((x, y) => (x.hlc < y.hlc ? -1 : 1));
+    expect(thread.map((m) => m.body)).toEqual(["question from the future", "answer"]);
+    expect((await b.m.inbox())[0]!.claimedSentAt).toBeGreaterThan(Date.now() + 2 * day); // shown as their claim
+    // C's clock is a month slow; an envelope from it with a 14-day lifetime is still carried and delivered
+    connect(c, b);
+    await until(() => c.m.contacts().length === 1, "contacts");
+    await c.m.send("baraka", "from the past");
+    await until(async () => (await b.m.inbox()).some((m) => m.body === "from the past"), "delivered despite the old clock");
+  });
+
+  it("a forged change under someone else's actor is rejected and does not block their real change", async () => {
+    const a = node("amara");
+    const b = node("baraka");
+    const mallory = node("mallory");
+    connect(a, b);
+    await until(() => a.m.contacts().length === 1 && b.m.contacts().length === 1, "contacts");
+    await a.m.send("baraka", "first");
+    await until(async () => (await b.m.inbox()).length === 1, "first");
+    // Mallory (who is not a member) and B (who is) both try to write amara's next change
+    const conv = conversationId([a.identity.signing.publicKey, b.identity.signing.publicKey]);
+    const key = b.m.state.keys(conv)[0]!.key;
+    const handle = (await a.m.documents.open(
+      (await import("@pigeon/model")).segmentDocumentId(conv, 0), () => emptySegment(), "00".repeat(16),
+    )).handle;
+    const amaraActor = A.getActorId(handle.doc() as A.Doc<unknown>);
+    const poisoned = appendMessage(A.clone(handle.doc() as never, { actor: amaraActor }), {
+      id: "f".repeat(24), authorKeyId: keyId(a.identity.signing.publicKey), hlc: formatHlc({ wall: Date.now(), counter: 9 }), sentAt: Date.now(), body: "forged",
+    });
+    const [lm, lb] = (await import("./memory-link.js")).memoryLinkPair(contactCard(mallory.identity), contactCard(b.identity));
+    b.s.attach(lb);
+    lm.onFrame(() => {});
+    // signed by B, who is a member but not amara: the actor check must catch it
+    lm.send(encodeFrame({ type: "envelope", hops: 0, envelope: sealChange(b.identity, { conversation: conv, segment: 0, recipients: [a.identity.signing.publicKey], created: Date.now() }, key, poisoned.change).bytes }));
+    await until(() => b.m.state.rejections().length === 1, "the forged change to be rejected");
+    expect(b.m.state.rejections()[0]!.reason).toMatch(/does not belong to the signer/);
+    await a.m.send("baraka", "second");
+    await until(async () => (await b.m.inbox()).length === 2, "amara's real next change to apply");
+    expect((await b.m.inbox()).map((m) => m.body)).toEqual(["first", "second"]);
   });
 });

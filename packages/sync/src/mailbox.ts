@@ -147,6 +147,8 @@ export interface MailboxOptions {
   now?: () => number;
   log?: Log;
   lifetimeSeconds?: number;
+  /** Messages per conversation segment document before the next one starts (default 1000). */
+  segmentMessageLimit?: number;
 }
 
 type Events = {
@@ -178,6 +180,7 @@ export class Mailbox extends EventEmitter<Events> {
   private readonly now: () => number;
   private readonly log: Log;
   private readonly lifetime: number;
+  private readonly segmentLimit: number;
   private readonly actor: string;
   private readonly myKeyId: string;
   private queue: Promise<unknown> = Promise.resolve();
@@ -197,6 +200,7 @@ export class Mailbox extends EventEmitter<Events> {
     this.now = opts.now ?? Date.now;
     this.log = opts.log ?? silentLog;
     this.lifetime = opts.lifetimeSeconds ?? DEFAULT_LIFETIME_SECONDS;
+    this.segmentLimit = opts.segmentMessageLimit ?? SEGMENT_MESSAGE_LIMIT;
     this.limits = carrierLimits(opts.carrier?.quotaBytes, opts.carrier);
     mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
     const db = openDatabase(join(opts.dataDir, "pigeon.db"));
@@ -311,7 +315,7 @@ export class Mailbox extends EventEmitter<Events> {
     const segments = this.state.segments(conv);
     let segment = segments.length ? segments[segments.length - 1]! : 0;
     let handle = await this.segmentHandle(conv, segment);
-    if (handle.doc().messages.length >= SEGMENT_MESSAGE_LIMIT) handle = await this.segmentHandle(conv, ++segment);
+    if (handle.doc().messages.length >= this.segmentLimit) handle = await this.segmentHandle(conv, ++segment);
     const hlc = hlcTick(this.state.hlc(), this.now());
     this.state.setHlc(hlc);
     const id = newMessageId();
