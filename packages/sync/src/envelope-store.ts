@@ -78,6 +78,9 @@ CREATE TABLE IF NOT EXISTS handed (
 ) WITHOUT ROWID;
 `;
 
+/** Version of the SQLite layout (PRAGMA user_version); bump it with a conversion when tables change. */
+export const SCHEMA_VERSION = 1;
+
 export class DamagedStoreError extends Error {
   constructor(readonly path: string, detail: string) {
     super(
@@ -97,6 +100,14 @@ export function openDatabase(path: string): Database.Database {
     db.pragma("busy_timeout = 5000");
     const check = db.pragma("quick_check", { simple: true });
     if (check !== "ok") throw new DamagedStoreError(path, `sqlite quick_check: ${String(check)}`);
+    const version = db.pragma("user_version", { simple: true }) as number;
+    const empty = db.prepare(`SELECT count(*) FROM sqlite_master WHERE type = 'table'`).pluck().get() === 0;
+    if (empty) db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    else if (version !== SCHEMA_VERSION)
+      throw new Error(
+        `${path} was written by ${version < SCHEMA_VERSION ? "an older" : "a newer"} version of Pigeon (store format ${version}, ` +
+          `this one reads format ${SCHEMA_VERSION}) and there is no conversion for it yet; the file was left as it is`,
+      );
     return db;
   } catch (e) {
     db?.close();
@@ -336,6 +347,19 @@ export class EnvelopeStore {
       this.removeRow(id);
       this.db.prepare(`INSERT OR IGNORE INTO delivered (id, at) VALUES (?, ?)`).run(id, at);
     })();
+  }
+
+  /** Carried envelopes (not acks) that name `party` as a recipient. */
+  carriedFor(party: Uint8Array): Uint8Array[] {
+    return (
+      this.db
+        .prepare(
+          `SELECT e.id FROM envelope_parties p JOIN envelopes e ON e.id = p.envelope
+           WHERE p.party = ? AND e.carried = 1 AND e.kind != 3 AND e.author != ?`,
+        )
+        .pluck()
+        .all(party, party) as Buffer[]
+    ).map((b) => new Uint8Array(b));
   }
 
   wasDelivered(id: Uint8Array): boolean {

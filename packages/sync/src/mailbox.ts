@@ -538,6 +538,26 @@ export class Mailbox extends EventEmitter<Events> {
     }
   }
 
+  /**
+   * Records that `recipient` holds these carried envelopes (learned over an authenticated link) and
+   * drops every copy whose recipients all hold it. Returns how many were dropped.
+   */
+  confirmDelivered(recipient: Uint8Array, ids: Uint8Array[]): number {
+    this.envelopes.recordAcks(recipient, ids);
+    let dropped = 0;
+    for (const id of ids) {
+      const meta = this.envelopes.meta(id);
+      if (!meta || !this.envelopes.isCarried(id)) continue;
+      if (!meta.recipients.some((r) => equalBytes(r, recipient))) continue;
+      if (this.envelopes.ackedByAllRecipients(id, meta.recipients)) {
+        this.envelopes.dropDelivered(id, this.now());
+        dropped++;
+      }
+    }
+    if (dropped) this.emit("changed");
+    return dropped;
+  }
+
   private queueAck(env: Envelope): void {
     this.pendingAcks.push({ id: env.id, author: env.author });
     this.ackTimer ??= setTimeout(() => {

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { contactCard, EnvelopeKind, generateIdentity, randomBytes, signEnvelope, type Envelope } from "@pigeon/model";
+import { compareBytes, contactCard, EnvelopeKind, generateIdentity, randomBytes, signEnvelope, type Envelope } from "@pigeon/model";
 import { Mailbox, memoryLinkPair, SyncEngine } from "./index.js";
 
 const cleanup: (() => Promise<void> | void)[] = [];
@@ -10,9 +10,9 @@ afterEach(async () => {
   for (const f of cleanup.splice(0).reverse()) await f();
 });
 
-function node(name: string, opts: { reconcile?: "sketch" | "list" } = {}) {
+function node(name: string, opts: { reconcile?: "sketch" | "list"; identity?: ReturnType<typeof generateIdentity> } = {}) {
   const dir = mkdtempSync(join(tmpdir(), `pigeon-sync-${name}-`));
-  const m = new Mailbox({ identity: generateIdentity(name), dataDir: dir, carrier: { quotaBytes: 1e9, perSourceBytes: 1e9, perAuthorBytes: 1e9 } });
+  const m = new Mailbox({ identity: opts.identity ?? generateIdentity(name), dataDir: dir, carrier: { quotaBytes: 1e9, perSourceBytes: 1e9, perAuthorBytes: 1e9 } });
   const s = new SyncEngine(m, { reconcile: opts.reconcile, hopLimit: 10 });
   cleanup.push(async () => {
     s.close();
@@ -97,5 +97,29 @@ describe("contact-efficient reconciliation", () => {
     const { la, lb } = await meet(a, b);
     await new Promise((r) => setTimeout(r, 200));
     expect(la.bytesSent + lb.bytesSent).toBeGreaterThan(2 * 2000 * 32);
+  });
+
+  it("a carrier that meets the recipient and finds it already holds a message drops its copy", async () => {
+    for (const carrierFirst of [true, false]) {
+      // key order decides who sends the sketch: try the carrier on both sides of the exchange
+      const c = node("recipient");
+      let bId = generateIdentity("carrier");
+      while ((compareBytes(bId.signing.publicKey, c.m.identity.signing.publicKey) < 0) !== carrierFirst) bId = generateIdentity("carrier");
+      const b = node("carrier", { identity: bId });
+      const forC = signEnvelope(author, {
+        kind: EnvelopeKind.Change, conversation: randomBytes(16), segment: 0, recipients: [c.m.identity.signing.publicKey],
+        created: Date.now(), lifetime: 86400, keyId: randomBytes(8),
+      }, randomBytes(200));
+      const other = carried(3);
+      b.m.envelopes.putMany([forC, ...other], 0, Date.now(), true);
+      c.m.envelopes.putMany([forC], 0, Date.now(), false); // C got it another way; no ack ever reached B
+      expect(b.m.status().carrying.envelopes).toBe(4);
+      await meet(b, c);
+      const end = Date.now() + 5000;
+      while (b.m.status().carrying.envelopes !== 3 && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+      expect(b.m.status().carrying.envelopes).toBe(3); // only the copy for C went
+      expect(b.m.envelopes.has(forC.id)).toBe(false);
+      expect(b.m.envelopes.wasDelivered(forC.id)).toBe(true);
+    }
   });
 });

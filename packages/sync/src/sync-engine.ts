@@ -10,7 +10,7 @@
 // neighbour goes through immediately.
 import { EventEmitter } from "node:events";
 import {
-  compareBytes, DecodeError, decodeFrame, encodeFrame, envelopeId, formatAddress, MAX_IDS_PER_FRAME, SKETCH_LEVELS, toHex,
+  compareBytes, DecodeError, EnvelopeKind, decodeFrame, encodeFrame, envelopeId, formatAddress, MAX_IDS_PER_FRAME, SKETCH_LEVELS, toHex,
   type Envelope, type PeerLink, type SyncFrame,
 } from "@pigeon/model";
 import type { Log, Mailbox } from "./mailbox.js";
@@ -63,6 +63,10 @@ class Session {
   sent = 0;
   received = 0;
   readonly recon: ReconcileStats;
+  /** 16-byte keys (hex) the peer told us it lacks during reconciliation (its WANT16s). */
+  readonly peerLacks = new Set<string>();
+  /** Carried envelopes for the peer that were in our set when we last sent a sketch. */
+  carriedAtSketch: Uint8Array[] = [];
   constructor(readonly link: PeerLink, now: number) {
     this.since = now;
     this.recon = { sketches: 0, roundTrips: 0, wanted: 0, offered: 0, done: false, fallback: false, startedAt: now };
@@ -116,6 +120,7 @@ export class SyncEngine extends EventEmitter<Events> {
 
   private sendSketch(s: Session, level: number): void {
     const idx = this.mailbox.envelopes.sketches();
+    s.carriedAtSketch = this.mailbox.envelopes.carriedFor(s.link.peer.signPublicKey);
     s.recon.sketches++;
     s.recon.roundTrips = Math.ceil((s.recon.sketches + 1) / 2);
     this.send(s, { type: "sketch", level, size: idx.size, table: idx.levels[level]! });
@@ -147,11 +152,25 @@ export class SyncEngine extends EventEmitter<Events> {
     s.recon.wanted = want.length;
     for (let i = 0; i < want.length; i += MAX_IDS_PER_FRAME) this.send(s, { type: "want16", keys: want.slice(i, i + MAX_IDS_PER_FRAME) });
     this.send(s, { type: "done", level });
+    this.confirmHeld(s, new Set(diff.ours.map(toHex)), this.mailbox.envelopes.carriedFor(s.link.peer.signPublicKey));
     // what we have and they lack: send it, most important first
     const ids = diff.ours.map((k) => store.byKey(k)).filter((id): id is Uint8Array => !!id);
     s.recon.offered = ids.length;
     this.sendEnvelopes(s, ids);
     this.finishReconcile(s);
+  }
+
+  /**
+   * Once the difference is known, every other id in our set is one the (authenticated) peer holds.
+   * A carried envelope the peer is a recipient of is then as good as acknowledged by it: the copy can
+   * go even if the peer's signed acknowledgement never reaches us.
+   */
+  private confirmHeld(s: Session, peerLacks: Set<string>, candidates: Uint8Array[]): void {
+    const peer = s.link.peer.signPublicKey;
+    const held = candidates.filter((id) => !peerLacks.has(toHex(id.subarray(0, 16))));
+    if (held.length === 0) return;
+    const dropped = this.mailbox.confirmDelivered(peer, held);
+    if (dropped) this.log.info(`${formatAddress(s.link.peer)} holds ${dropped} envelope(s) we carried for them: dropped our copies`);
   }
 
   /** Sends the envelopes the peer lacks and may take, in priority order. */
@@ -189,9 +208,11 @@ export class SyncEngine extends EventEmitter<Events> {
     const store = this.mailbox.envelopes;
     if (store.isParty(id, s.link.peer.signPublicKey)) return true;
     if (receivedAt + lifetime * 1000 < this.now()) return false;
-    if (hops >= this.hopLimit) return false;
     const meta = store.meta(id);
     if (!meta) return false;
+    // acknowledgements are small and only clean up: they go everywhere while they live
+    if (meta.kind === EnvelopeKind.Ack) return true;
+    if (hops >= this.hopLimit) return false;
     if (store.ackedByAllRecipients(id, meta.recipients)) return false;
     if (store.isCarried(id) && store.handedCount(id) >= this.copyBudget) return false;
     return true;
@@ -253,6 +274,7 @@ export class SyncEngine extends EventEmitter<Events> {
         return;
       }
       case "want16": {
+        for (const k of f.keys) s.peerLacks.add(toHex(k));
         const ids = f.keys.map((k) => this.mailbox.envelopes.byKey(k)).filter((id): id is Uint8Array => !!id);
         this.sendEnvelopes(s, ids);
         this.mailbox.emit("changed");
@@ -265,7 +287,7 @@ export class SyncEngine extends EventEmitter<Events> {
         if (f.level >= SKETCH_LEVELS.length) {
           s.recon.fallback = true;
           this.sendListing(s);
-        }
+        } else this.confirmHeld(s, s.peerLacks, s.carriedAtSketch); // only what our sketch showed them
         this.finishReconcile(s);
         return;
       case "envelope": {
