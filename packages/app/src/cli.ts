@@ -47,7 +47,7 @@ Options for start:
   --control-port N          loopback port for the pigeon command (default 7481, or a free one)
   --peer HOST:PORT          also connect to this node (repeatable; for networks without multicast)
   --no-mdns                 do not discover or announce on the local network
-  --mdns-interface ADDR     IPv4 address of the interface for mDNS
+  --mdns-interface ADDR     IPv4 address of an interface for mDNS (repeatable)
   --hop-limit N             hops a carried message may travel (default 3)
   --copy-budget N           other laptops each carried message is handed on to (default 6)
   --carry-quota MB          space for messages carried for others (default 50)
@@ -68,7 +68,7 @@ const options = {
   "control-port": { type: "string" },
   peer: { type: "string", multiple: true },
   "no-mdns": { type: "boolean" },
-  "mdns-interface": { type: "string" },
+  "mdns-interface": { type: "string", multiple: true },
   "hop-limit": { type: "string" },
   "copy-budget": { type: "string" },
   "carry-quota": { type: "string" },
@@ -132,7 +132,7 @@ async function start(v: Record<string, unknown>): Promise<number> {
     controlPort: int(v["control-port"] as string | undefined, "control-port", 0, 65535),
     peers: v.peer as string[] | undefined,
     mdns: !v["no-mdns"],
-    mdnsInterface: v["mdns-interface"] as string | undefined,
+    mdnsInterfaces: v["mdns-interface"] as string[] | undefined,
     hopLimit: int(v["hop-limit"] as string | undefined, "hop-limit", 0, 64),
     copyBudget: int(v["copy-budget"] as string | undefined, "copy-budget", 0, 1000),
     carryQuotaBytes: v["carry-quota"] === undefined ? undefined : int(v["carry-quota"] as string, "carry-quota", 1, 1_000_000)! * 1024 * 1024,

@@ -21,7 +21,8 @@ export interface NodeOptions {
   controlPort?: number;
   peers?: string[];
   mdns?: boolean;
-  mdnsInterface?: string;
+  /** IPv4 addresses of the interfaces to discover on (default: the system's default interface). */
+  mdnsInterfaces?: string[];
   hopLimit?: number;
   copyBudget?: number;
   /** Storage for envelopes carried for others, in bytes. */
@@ -111,21 +112,40 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
   statics?.on("dial-failed", (f) => log.info(`cannot reach ${f.target} (${f.reason}); retrying in ${Math.round(f.retryInMs / 1000)} s`));
   statics?.start();
 
-  let mdns: MdnsDiscovery | undefined;
+  // mDNS on each interface asked for (a laptop may sit in two classrooms' networks), or the default one.
+  // A peer heard again and again is dialled once at a time, with a growing pause after failures, so
+  // twenty laptops in one room do not drown each other in dials.
+  const discoveries: MdnsDiscovery[] = [];
+  const dialing = new Set<string>();
+  const nextDial = new Map<string, { at: number; pause: number }>();
+  const onPeer = (p: { signPublicKey: Uint8Array; host: string; port: number }) => {
+    // one side dials, so two laptops that find each other do not race (lower key dials)
+    if (Buffer.compare(Buffer.from(opts.identity.signing.publicKey), Buffer.from(p.signPublicKey)) > 0) return;
+    if (network.links().some((l) => Buffer.from(l.peer.signPublicKey).equals(Buffer.from(p.signPublicKey)))) return;
+    const key = toHex(p.signPublicKey);
+    const wait = nextDial.get(key);
+    if (dialing.has(key) || (wait && Date.now() < wait.at)) return;
+    dialing.add(key);
+    network.dial(p.host, p.port).then(
+      () => nextDial.delete(key),
+      (e: Error) => {
+        const pause = Math.min(60_000, (wait?.pause ?? 2_500) * 2);
+        nextDial.set(key, { at: Date.now() + pause, pause });
+        log.info(`could not reach ${p.host}:${p.port} found by mDNS: ${e.message}; next try in ${Math.round(pause / 1000)} s`);
+      },
+    ).finally(() => dialing.delete(key));
+  };
   if (opts.mdns !== false) {
-    mdns = new MdnsDiscovery({ identity: opts.identity, port: listening.port, interface: opts.mdnsInterface });
-    mdns.on("peer", (p) => {
-      // one side dials, so two laptops that find each other do not race (lower key dials)
-      if (Buffer.compare(Buffer.from(opts.identity.signing.publicKey), Buffer.from(p.signPublicKey)) > 0) return;
-      if (network.links().some((l) => Buffer.from(l.peer.signPublicKey).equals(Buffer.from(p.signPublicKey)))) return;
-      network.dial(p.host, p.port).catch((e: Error) => log.info(`could not reach ${p.host}:${p.port} found by mDNS: ${e.message}`));
-    });
-    mdns.on("error", (e) => log.warn(`mDNS: ${e.message}`));
-    try {
-      mdns.start();
-    } catch (e) {
-      log.warn(`mDNS discovery is off: ${(e as Error).message}`);
-      mdns = undefined;
+    for (const iface of opts.mdnsInterfaces?.length ? opts.mdnsInterfaces : [undefined]) {
+      const d = new MdnsDiscovery({ identity: opts.identity, port: listening.port, interface: iface });
+      d.on("peer", onPeer);
+      d.on("error", (e) => log.warn(`mDNS${iface ? ` on ${iface}` : ""}: ${e.message}`));
+      try {
+        d.start();
+        discoveries.push(d);
+      } catch (e) {
+        log.warn(`mDNS discovery${iface ? ` on ${iface}` : ""} is off: ${(e as Error).message}`);
+      }
     }
   }
 
@@ -134,13 +154,13 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
 
   log.info(`pigeon node for ${info.address} (fingerprint ${fingerprint(opts.identity.signing.publicKey)})`);
   log.info(`data directory ${opts.dataDir}`);
-  log.info(`sync on ${listening.host}:${listening.port}, control on 127.0.0.1:${controlPort}${mdns ? ", mDNS discovery on" : ""}`);
+  log.info(`sync on ${listening.host}:${listening.port}, control on 127.0.0.1:${controlPort}${discoveries.length ? ", mDNS discovery on" : ""}`);
 
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       log.info("stopping");
       clearInterval(retryTimer);
-      await mdns?.stop();
+      await Promise.all(discoveries.map((d) => d.stop()));
       statics?.stop();
       sync.close();
       await network.close();
