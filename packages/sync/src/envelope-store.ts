@@ -20,6 +20,7 @@ export interface StoredEnvelope {
   receivedAt: number;
   hops: number;
   size: number;
+  carried: boolean;
 }
 
 export interface StoreStats {
@@ -120,7 +121,7 @@ export function openDatabase(path: string): Database.Database {
 
 type Row = {
   id: Buffer; conversation: Buffer; segment: number; kind: number; author: Buffer; created: number; lifetime: number;
-  received_at: number; hops: number; size: number;
+  received_at: number; hops: number; size: number; carried: number;
 };
 
 /**
@@ -139,6 +140,17 @@ export class SketchIndex {
 }
 
 export class EnvelopeStore {
+  /** Prepared statements are cached: preparing on every call showed up as the top cost in the trace replay. */
+  private readonly statements = new Map<string, Database.Statement>();
+  private stmt(sql: string): Database.Statement {
+    let st = this.statements.get(sql);
+    if (!st) {
+      st = this.db.prepare(sql);
+      this.statements.set(sql, st);
+    }
+    return st;
+  }
+
   private sketchIndex: SketchIndex | undefined;
   private readonly insertEnv;
   private readonly insertParty;
@@ -161,7 +173,7 @@ export class EnvelopeStore {
     this.insertParty = db.prepare(`INSERT OR IGNORE INTO envelope_parties (envelope, party) VALUES (?, ?)`);
     this.hasStmt = db.prepare(`SELECT 1 FROM envelopes WHERE id = ?`).pluck();
     this.getStmt = db.prepare(`SELECT bytes FROM envelopes WHERE id = ?`).pluck();
-    this.metaStmt = db.prepare(`SELECT id, conversation, segment, kind, author, created, lifetime, received_at, hops, size FROM envelopes WHERE id = ?`);
+    this.metaStmt = db.prepare(`SELECT id, conversation, segment, kind, author, created, lifetime, received_at, hops, size, carried FROM envelopes WHERE id = ?`);
     this.partiesStmt = db.prepare(`SELECT party FROM envelope_parties WHERE envelope = ?`).pluck();
     this.idsStmt = db.prepare(`SELECT id, hops, received_at, lifetime FROM envelopes`);
     this.byConversation = db.prepare(`SELECT id FROM envelopes WHERE conversation = ? ORDER BY received_at`).pluck();
@@ -214,9 +226,9 @@ export class EnvelopeStore {
   /** True if `id` is in the reconciliation set more than `extra` times (i.e. was already counted). */
   private inSet(id: Uint8Array, extra: number): boolean {
     const n =
-      (this.db.prepare(`SELECT count(*) FROM delivered WHERE id = ?`).pluck().get(id) as number) +
-      (this.db.prepare(`SELECT count(*) FROM forgotten WHERE id = ?`).pluck().get(id) as number) +
-      (this.db.prepare(`SELECT count(*) FROM envelopes WHERE id = ?`).pluck().get(id) as number);
+      (this.stmt(`SELECT count(*) FROM delivered WHERE id = ?`).pluck().get(id) as number) +
+      (this.stmt(`SELECT count(*) FROM forgotten WHERE id = ?`).pluck().get(id) as number) +
+      (this.stmt(`SELECT count(*) FROM envelopes WHERE id = ?`).pluck().get(id) as number);
     return n > extra;
   }
 
@@ -239,7 +251,7 @@ export class EnvelopeStore {
     if (key.length !== IBLT_KEY_BYTES) return undefined;
     const lo = Buffer.concat([key, Buffer.alloc(32 - IBLT_KEY_BYTES, 0)]);
     const hi = Buffer.concat([key, Buffer.alloc(32 - IBLT_KEY_BYTES, 0xff)]);
-    const id = this.db.prepare(`SELECT id FROM envelopes WHERE id >= ? AND id <= ? LIMIT 1`).pluck().get(lo, hi) as Buffer | undefined;
+    const id = this.stmt(`SELECT id FROM envelopes WHERE id >= ? AND id <= ? LIMIT 1`).pluck().get(lo, hi) as Buffer | undefined;
     return id ? new Uint8Array(id) : undefined;
   }
 
@@ -248,20 +260,20 @@ export class EnvelopeStore {
     const lo = Buffer.concat([key, Buffer.alloc(32 - IBLT_KEY_BYTES, 0)]);
     const hi = Buffer.concat([key, Buffer.alloc(32 - IBLT_KEY_BYTES, 0xff)]);
     for (const t of ["envelopes", "delivered", "forgotten"])
-      if (this.db.prepare(`SELECT 1 FROM ${t} WHERE id >= ? AND id <= ? LIMIT 1`).get(lo, hi) !== undefined) return true;
+      if (this.stmt(`SELECT 1 FROM ${t} WHERE id >= ? AND id <= ? LIMIT 1`).get(lo, hi) !== undefined) return true;
     return false;
   }
 
   /** Remembers an envelope refused or let go of, so reconciliation does not fetch it again. */
   forget(id: Uint8Array, why: string, at = Date.now()): void {
     const known = this.inSet(id, 0);
-    this.db.prepare(`INSERT OR IGNORE INTO forgotten (id, at, why) VALUES (?, ?, ?)`).run(id, at, why);
+    this.stmt(`INSERT OR IGNORE INTO forgotten (id, at, why) VALUES (?, ?, ?)`).run(id, at, why);
     if (!known) this.sketchIndex?.add(id);
   }
 
   private forgetRow(id: Uint8Array, why: string): void {
     this.removeRow(id);
-    this.db.prepare(`INSERT OR IGNORE INTO forgotten (id, at, why) VALUES (?, ?, ?)`).run(id, Date.now(), why);
+    this.stmt(`INSERT OR IGNORE INTO forgotten (id, at, why) VALUES (?, ?, ?)`).run(id, Date.now(), why);
   }
 
   has(id: Uint8Array): boolean {
@@ -273,7 +285,22 @@ export class EnvelopeStore {
     return b ? decodeEnvelope(new Uint8Array(b)) : undefined;
   }
 
+  /** Envelope rows never change, so their metadata is cached (bounded); removal invalidates. */
+  private readonly metaCache = new Map<string, StoredEnvelope>();
+
   meta(id: Uint8Array): StoredEnvelope | undefined {
+    const k = Buffer.from(id).toString("hex");
+    const hit = this.metaCache.get(k);
+    if (hit) return hit;
+    const m = this.loadMeta(id);
+    if (m) {
+      if (this.metaCache.size >= 20_000) this.metaCache.clear();
+      this.metaCache.set(k, m);
+    }
+    return m;
+  }
+
+  private loadMeta(id: Uint8Array): StoredEnvelope | undefined {
     const r = this.metaStmt.get(id) as Row | undefined;
     if (!r) return undefined;
     const parties = (this.partiesStmt.all(id) as Buffer[]).map((p) => new Uint8Array(p));
@@ -281,7 +308,7 @@ export class EnvelopeStore {
     return {
       id: new Uint8Array(r.id), conversation: new Uint8Array(r.conversation), segment: r.segment, kind: r.kind, author,
       recipients: parties.filter((p) => !equalBytes(p, author)), created: r.created, lifetime: r.lifetime,
-      receivedAt: r.received_at, hops: r.hops, size: r.size,
+      receivedAt: r.received_at, hops: r.hops, size: r.size, carried: r.carried === 1,
     };
   }
 
@@ -293,7 +320,8 @@ export class EnvelopeStore {
   }
 
   isParty(id: Uint8Array, party: Uint8Array): boolean {
-    return (this.partiesStmt.all(id) as Buffer[]).some((p) => equalBytes(new Uint8Array(p), party));
+    const m = this.meta(id);
+    return !!m && (equalBytes(m.author, party) || m.recipients.some((r) => equalBytes(r, party)));
   }
 
   conversationEnvelopes(conversation: Uint8Array): Uint8Array[] {
@@ -301,8 +329,8 @@ export class EnvelopeStore {
   }
 
   authoredBy(id: Uint8Array, author: Uint8Array): boolean {
-    const a = this.db.prepare(`SELECT author FROM envelopes WHERE id = ?`).pluck().get(id) as Buffer | undefined;
-    return a !== undefined && equalBytes(new Uint8Array(a), author);
+    const m = this.meta(id);
+    return !!m && equalBytes(m.author, author);
   }
 
   markHanded(id: Uint8Array, peer: Uint8Array, at: number): void {
@@ -319,16 +347,17 @@ export class EnvelopeStore {
   }
 
   private removeRow(id: Uint8Array): void {
-    this.db.prepare(`DELETE FROM envelopes WHERE id = ?`).run(id);
-    this.db.prepare(`DELETE FROM envelope_parties WHERE envelope = ?`).run(id);
-    this.db.prepare(`DELETE FROM handed WHERE envelope = ?`).run(id);
+    this.metaCache.delete(Buffer.from(id).toString("hex"));
+    this.stmt(`DELETE FROM envelopes WHERE id = ?`).run(id);
+    this.stmt(`DELETE FROM envelope_parties WHERE envelope = ?`).run(id);
+    this.stmt(`DELETE FROM handed WHERE envelope = ?`).run(id);
   }
 
   // ---- acknowledgements and confirmed delivery ----
 
   /** Records that `acker` holds `ids` (from a signature-checked ack). */
   recordAcks(acker: Uint8Array, ids: Uint8Array[]): void {
-    const stmt = this.db.prepare(`INSERT OR IGNORE INTO acks (envelope, acker) VALUES (?, ?)`);
+    const stmt = this.stmt(`INSERT OR IGNORE INTO acks (envelope, acker) VALUES (?, ?)`);
     this.db.transaction(() => {
       for (const id of ids) stmt.run(id, acker);
     })();
@@ -337,7 +366,7 @@ export class EnvelopeStore {
   /** True when every recipient of the envelope (per its signed header) has acknowledged it. */
   ackedByAllRecipients(id: Uint8Array, recipients: Uint8Array[]): boolean {
     if (recipients.length === 0) return false;
-    const ackers = (this.db.prepare(`SELECT acker FROM acks WHERE envelope = ?`).pluck().all(id) as Buffer[]).map((b) => new Uint8Array(b));
+    const ackers = (this.stmt(`SELECT acker FROM acks WHERE envelope = ?`).pluck().all(id) as Buffer[]).map((b) => new Uint8Array(b));
     return recipients.every((r) => ackers.some((a) => equalBytes(a, r)));
   }
 
@@ -345,7 +374,7 @@ export class EnvelopeStore {
   dropDelivered(id: Uint8Array, at: number): void {
     this.db.transaction(() => {
       this.removeRow(id);
-      this.db.prepare(`INSERT OR IGNORE INTO delivered (id, at) VALUES (?, ?)`).run(id, at);
+      this.stmt(`INSERT OR IGNORE INTO delivered (id, at) VALUES (?, ?)`).run(id, at);
     })();
   }
 
@@ -363,11 +392,11 @@ export class EnvelopeStore {
   }
 
   wasDelivered(id: Uint8Array): boolean {
-    return this.db.prepare(`SELECT 1 FROM delivered WHERE id = ?`).get(id) !== undefined;
+    return this.stmt(`SELECT 1 FROM delivered WHERE id = ?`).get(id) !== undefined;
   }
 
   isCarried(id: Uint8Array): boolean {
-    return this.db.prepare(`SELECT carried FROM envelopes WHERE id = ?`).pluck().get(id) === 1;
+    return this.meta(id)?.carried ?? false;
   }
 
   // ---- carrying for others: quota and fairness ----
@@ -383,20 +412,20 @@ export class EnvelopeStore {
       )
       .pluck()
       .get() as number;
-    const acks = this.db.prepare(`SELECT count(*) FROM envelopes WHERE carried = 1 AND kind = 3`).pluck().get() as number;
+    const acks = this.stmt(`SELECT count(*) FROM envelopes WHERE carried = 1 AND kind = 3`).pluck().get() as number;
     return { ...r, people, acks };
   }
 
   carriedBytes(): number {
-    return this.db.prepare(`SELECT coalesce(sum(size), 0) FROM envelopes WHERE carried = 1`).pluck().get() as number;
+    return this.stmt(`SELECT coalesce(sum(size), 0) FROM envelopes WHERE carried = 1`).pluck().get() as number;
   }
 
   carriedBytesFromSource(source: Uint8Array): number {
-    return this.db.prepare(`SELECT coalesce(sum(size), 0) FROM envelopes WHERE carried = 1 AND source = ?`).pluck().get(source) as number;
+    return this.stmt(`SELECT coalesce(sum(size), 0) FROM envelopes WHERE carried = 1 AND source = ?`).pluck().get(source) as number;
   }
 
   carriedBytesByAuthor(author: Uint8Array): number {
-    return this.db.prepare(`SELECT coalesce(sum(size), 0) FROM envelopes WHERE carried = 1 AND author = ?`).pluck().get(author) as number;
+    return this.stmt(`SELECT coalesce(sum(size), 0) FROM envelopes WHERE carried = 1 AND author = ?`).pluck().get(author) as number;
   }
 
   /**
@@ -435,6 +464,6 @@ export class EnvelopeStore {
   }
 
   handedCount(id: Uint8Array): number {
-    return this.db.prepare(`SELECT count(*) FROM handed WHERE envelope = ?`).pluck().get(id) as number;
+    return this.stmt(`SELECT count(*) FROM handed WHERE envelope = ?`).pluck().get(id) as number;
   }
 }

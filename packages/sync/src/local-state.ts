@@ -70,6 +70,17 @@ export interface ConversationKey {
 export type OpenedStatus = "applied" | "rejected" | "pending";
 
 export class LocalState {
+  /** Prepared statements are cached: preparing on every call showed up as the top cost in the trace replay. */
+  private readonly statements = new Map<string, Database.Statement>();
+  private stmt(sql: string): Database.Statement {
+    let st = this.statements.get(sql);
+    if (!st) {
+      st = this.db.prepare(sql);
+      this.statements.set(sql, st);
+    }
+    return st;
+  }
+
   constructor(readonly db: Database.Database) {
     db.exec(SCHEMA);
   }
@@ -87,23 +98,28 @@ export class LocalState {
 
   contacts(): Contact[] {
     type R = { sign_key: Buffer; name: string; home: string; seal_key: Buffer; first_seen: number; last_seen: number; how: string };
-    return (this.db.prepare(`SELECT * FROM contacts ORDER BY name, home`).all() as R[]).map((r) => ({
+    return (this.stmt(`SELECT * FROM contacts ORDER BY name, home`).all() as R[]).map((r) => ({
       name: r.name, home: r.home, signPublicKey: new Uint8Array(r.sign_key), sealPublicKey: new Uint8Array(r.seal_key),
       firstSeen: r.first_seen, lastSeen: r.last_seen, how: r.how,
     }));
   }
 
   contact(signKey: Uint8Array): Contact | undefined {
-    return this.contacts().find((c) => equalBytes(c.signPublicKey, signKey));
+    type R = { sign_key: Buffer; name: string; home: string; seal_key: Buffer; first_seen: number; last_seen: number; how: string };
+    const r = this.stmt(`SELECT * FROM contacts WHERE sign_key = ?`).get(signKey) as R | undefined;
+    return r && {
+      name: r.name, home: r.home, signPublicKey: new Uint8Array(r.sign_key), sealPublicKey: new Uint8Array(r.seal_key),
+      firstSeen: r.first_seen, lastSeen: r.last_seen, how: r.how,
+    };
   }
 
   // ---- conversations and keys ----
   rememberConversation(id: Uint8Array, members: Uint8Array[]): void {
-    this.db.prepare(`INSERT OR IGNORE INTO conversations (id, members) VALUES (?, ?)`).run(id, Buffer.concat(members));
+    this.stmt(`INSERT OR IGNORE INTO conversations (id, members) VALUES (?, ?)`).run(id, Buffer.concat(members));
   }
 
   members(id: Uint8Array): Uint8Array[] | undefined {
-    const b = this.db.prepare(`SELECT members FROM conversations WHERE id = ?`).pluck().get(id) as Buffer | undefined;
+    const b = this.stmt(`SELECT members FROM conversations WHERE id = ?`).pluck().get(id) as Buffer | undefined;
     if (!b) return undefined;
     const out: Uint8Array[] = [];
     for (let i = 0; i < b.length; i += 32) out.push(new Uint8Array(b.subarray(i, i + 32)));
@@ -111,7 +127,7 @@ export class LocalState {
   }
 
   conversations(): Uint8Array[] {
-    return (this.db.prepare(`SELECT id FROM conversations`).pluck().all() as Buffer[]).map((b) => new Uint8Array(b));
+    return (this.stmt(`SELECT id FROM conversations`).pluck().all() as Buffer[]).map((b) => new Uint8Array(b));
   }
 
   addKey(conversation: Uint8Array, k: ConversationKey): void {
@@ -123,7 +139,7 @@ export class LocalState {
   /** Keys by hex key id; the first is the one to encrypt with (lowest key-envelope id, so all members converge). */
   keys(conversation: Uint8Array): ConversationKey[] {
     type R = { key_id: Buffer; key: Buffer; envelope: Buffer };
-    return (this.db.prepare(`SELECT key_id, key, envelope FROM conversation_keys WHERE conversation = ? ORDER BY envelope`).all(conversation) as R[]).map(
+    return (this.stmt(`SELECT key_id, key, envelope FROM conversation_keys WHERE conversation = ? ORDER BY envelope`).all(conversation) as R[]).map(
       (r) => ({ keyId: new Uint8Array(r.key_id), key: new Uint8Array(r.key), envelope: new Uint8Array(r.envelope) }),
     );
   }
@@ -143,17 +159,17 @@ export class LocalState {
   }
 
   openedStatus(envelope: Uint8Array): OpenedStatus | undefined {
-    return this.db.prepare(`SELECT status FROM opened WHERE envelope = ?`).pluck().get(envelope) as OpenedStatus | undefined;
+    return this.stmt(`SELECT status FROM opened WHERE envelope = ?`).pluck().get(envelope) as OpenedStatus | undefined;
   }
 
   changeOpenedElsewhere(hash: string, envelope: Uint8Array): boolean {
-    return this.db.prepare(`SELECT 1 FROM opened WHERE change_hash = ? AND envelope != ? AND status = 'applied'`).get(hash, envelope) !== undefined;
+    return this.stmt(`SELECT 1 FROM opened WHERE change_hash = ? AND envelope != ? AND status = 'applied'`).get(hash, envelope) !== undefined;
   }
 
   pending(conversation?: Uint8Array): Uint8Array[] {
     const rows = conversation
-      ? this.db.prepare(`SELECT envelope FROM opened WHERE status = 'pending' AND conversation = ?`).pluck().all(conversation)
-      : this.db.prepare(`SELECT envelope FROM opened WHERE status = 'pending'`).pluck().all();
+      ? this.stmt(`SELECT envelope FROM opened WHERE status = 'pending' AND conversation = ?`).pluck().all(conversation)
+      : this.stmt(`SELECT envelope FROM opened WHERE status = 'pending'`).pluck().all();
     return (rows as Buffer[]).map((b) => new Uint8Array(b));
   }
 
@@ -173,48 +189,48 @@ export class LocalState {
 
   rejections(): { envelope: Uint8Array; reason: string; at: number }[] {
     type R = { envelope: Buffer; reason: string; at: number };
-    return (this.db.prepare(`SELECT envelope, reason, at FROM opened WHERE status = 'rejected' ORDER BY at`).all() as R[]).map((r) => ({
+    return (this.stmt(`SELECT envelope, reason, at FROM opened WHERE status = 'rejected' ORDER BY at`).all() as R[]).map((r) => ({
       envelope: new Uint8Array(r.envelope), reason: r.reason, at: r.at,
     }));
   }
 
   // ---- segments ----
   addSegment(conversation: Uint8Array, segment: number): void {
-    this.db.prepare(`INSERT OR IGNORE INTO segments (conversation, segment) VALUES (?, ?)`).run(conversation, segment);
+    this.stmt(`INSERT OR IGNORE INTO segments (conversation, segment) VALUES (?, ?)`).run(conversation, segment);
   }
 
   segments(conversation: Uint8Array): number[] {
-    return this.db.prepare(`SELECT segment FROM segments WHERE conversation = ? ORDER BY segment`).pluck().all(conversation) as number[];
+    return this.stmt(`SELECT segment FROM segments WHERE conversation = ? ORDER BY segment`).pluck().all(conversation) as number[];
   }
 
   // ---- sent messages ----
   recordSent(messageId: string, envelope: Uint8Array): void {
-    this.db.prepare(`INSERT OR IGNORE INTO sent_messages (message_id, envelope) VALUES (?, ?)`).run(messageId, envelope);
+    this.stmt(`INSERT OR IGNORE INTO sent_messages (message_id, envelope) VALUES (?, ?)`).run(messageId, envelope);
   }
 
   sentEnvelope(messageId: string): Uint8Array | undefined {
-    const b = this.db.prepare(`SELECT envelope FROM sent_messages WHERE message_id = ?`).pluck().get(messageId) as Buffer | undefined;
+    const b = this.stmt(`SELECT envelope FROM sent_messages WHERE message_id = ?`).pluck().get(messageId) as Buffer | undefined;
     return b ? new Uint8Array(b) : undefined;
   }
 
   // ---- arrival order (what the user has been shown, in the order it reached this laptop) ----
   /** Records the first arrival of `key`; returns its sequence number, or undefined if it was seen before. */
   recordArrival(key: string, at: number, hops?: number): number | undefined {
-    const r = this.db.prepare(`INSERT OR IGNORE INTO arrivals (key, at, hops) VALUES (?, ?, ?)`).run(key, at, hops ?? null);
+    const r = this.stmt(`INSERT OR IGNORE INTO arrivals (key, at, hops) VALUES (?, ?, ?)`).run(key, at, hops ?? null);
     return r.changes ? Number(r.lastInsertRowid) : undefined;
   }
 
   arrival(key: string): { seq: number; at: number; hops: number | null } | undefined {
-    return this.db.prepare(`SELECT seq, at, hops FROM arrivals WHERE key = ?`).get(key) as { seq: number; at: number; hops: number | null } | undefined;
+    return this.stmt(`SELECT seq, at, hops FROM arrivals WHERE key = ?`).get(key) as { seq: number; at: number; hops: number | null } | undefined;
   }
 
   // ---- clock ----
   hlc(): Hlc {
-    const v = this.db.prepare(`SELECT value FROM settings WHERE key = 'hlc'`).pluck().get() as string | undefined;
+    const v = this.stmt(`SELECT value FROM settings WHERE key = 'hlc'`).pluck().get() as string | undefined;
     return v ? (JSON.parse(v) as Hlc) : HLC_ZERO;
   }
 
   setHlc(h: Hlc): void {
-    this.db.prepare(`INSERT INTO settings (key, value) VALUES ('hlc', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`).run(JSON.stringify(h));
+    this.stmt(`INSERT INTO settings (key, value) VALUES ('hlc', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`).run(JSON.stringify(h));
   }
 }
