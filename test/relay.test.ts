@@ -90,7 +90,7 @@ describe("a hostile carrier", () => {
     });
     const link: PeerLink = await net.dial("127.0.0.1", pb);
     const inject = (env: Envelope | Uint8Array, hops = 0) =>
-      link.send(encodeFrame({ type: "envelope", hops, envelope: env instanceof Uint8Array ? env : env.bytes }));
+      link.send(encodeFrame({ type: "envelope", hops, copies: 1, envelope: env instanceof Uint8Array ? env : env.bytes }));
     // Mallory takes B's carried envelopes like any carrier would
     await waitFor(() => mbox.envelopes.stats().envelopes >= 2, "Mallory to receive carried envelopes");
     const honest = mbox.envelopes.ids().map((e) => mbox.envelopes.get(e.id)!).find((e) => e.kind === EnvelopeKind.Change)!;

@@ -49,7 +49,8 @@ Options for start:
   --no-mdns                 do not discover or announce on the local network
   --mdns-interface ADDR     IPv4 address of an interface for mDNS (repeatable)
   --hop-limit N             hops a carried message may travel (default 3)
-  --copy-budget N           other laptops each carried message is handed on to (default 6)
+  --copies N                copy tokens for your messages: each laptop that takes one gets half
+                            of what the giver holds (binary spray-and-wait; default 16)
   --carry-quota MB          space for messages carried for others (default 50)
 
 Exit status: 0 ok, 1 the node refused or failed, 2 bad usage, 3 no node running.
@@ -70,7 +71,7 @@ const options = {
   "no-mdns": { type: "boolean" },
   "mdns-interface": { type: "string", multiple: true },
   "hop-limit": { type: "string" },
-  "copy-budget": { type: "string" },
+  copies: { type: "string" },
   "carry-quota": { type: "string" },
   draft: { type: "string" },
   delete: { type: "string" },
@@ -134,7 +135,7 @@ async function start(v: Record<string, unknown>): Promise<number> {
     mdns: !v["no-mdns"],
     mdnsInterfaces: v["mdns-interface"] as string[] | undefined,
     hopLimit: int(v["hop-limit"] as string | undefined, "hop-limit", 0, 64),
-    copyBudget: int(v["copy-budget"] as string | undefined, "copy-budget", 0, 1000),
+    copies: int(v.copies as string | undefined, "copies", 1, 64),
     carryQuotaBytes: v["carry-quota"] === undefined ? undefined : int(v["carry-quota"] as string, "carry-quota", 1, 1_000_000)! * 1024 * 1024,
   });
   // A background write that fails (e.g. automerge-repo's own save when the disk is full) must not

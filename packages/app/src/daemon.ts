@@ -24,7 +24,7 @@ export interface NodeOptions {
   /** IPv4 addresses of the interfaces to discover on (default: the system's default interface). */
   mdnsInterfaces?: string[];
   hopLimit?: number;
-  copyBudget?: number;
+  copies?: number;
   /** Storage for envelopes carried for others, in bytes. */
   carryQuotaBytes?: number;
   log?: Log;
@@ -54,7 +54,7 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
     carrier: opts.carryQuotaBytes !== undefined ? { quotaBytes: opts.carryQuotaBytes } : undefined,
   });
   await mailbox.recover();
-  const sync = new SyncEngine(mailbox, { hopLimit: opts.hopLimit, copyBudget: opts.copyBudget, log });
+  const sync = new SyncEngine(mailbox, { hopLimit: opts.hopLimit, copies: opts.copies, log });
 
   const network = new WsNetwork({
     identity: opts.identity,

@@ -58,7 +58,7 @@ describe("sync frames", () => {
   it("round-trip and reject garbage", () => {
     const ids = [randomBytes(32), randomBytes(32)];
     expect(decodeFrame(encodeFrame({ type: "have", last: true, ids }))).toEqual({ type: "have", last: true, ids });
-    expect(decodeFrame(encodeFrame({ type: "envelope", hops: 2, envelope: Uint8Array.from([1, 2]) }))).toEqual({ type: "envelope", hops: 2, envelope: Uint8Array.from([1, 2]) });
+    expect(decodeFrame(encodeFrame({ type: "envelope", hops: 2, copies: 8, envelope: Uint8Array.from([1, 2]) }))).toEqual({ type: "envelope", hops: 2, copies: 8, envelope: Uint8Array.from([1, 2]) });
     expect(() => decodeFrame(Uint8Array.from([9]))).toThrow(DecodeError);
     expect(() => decodeFrame(Uint8Array.from([1, 1, 5]))).toThrow(DecodeError);
   });

@@ -1,7 +1,7 @@
 // Sync protocol frames (inside an authenticated, encrypted link). Documented in docs/protocol.md.
 //   HAVE     = varint 1, u8 flags (bit 0: last of the listing), varint n, n x raw32 envelope ids
 //   WANT     = varint 2, varint n, n x raw32 envelope ids
-//   ENVELOPE = varint 3, varint hops, varint len + envelope bytes
+//   ENVELOPE = varint 3, varint hops, varint copies, varint len + envelope bytes
 //   SKETCH   = varint 4, varint level, varint set size, IBLT (see iblt.ts)
 //   DONE     = varint 5, varint level   (the difference was decoded; this reconciliation is over)
 //   WANT16   = varint 6, varint n, n x raw16 envelope id prefixes
@@ -14,7 +14,7 @@ export const MAX_IDS_PER_FRAME = 4096;
 export type SyncFrame =
   | { type: "have"; last: boolean; ids: Uint8Array[] }
   | { type: "want"; ids: Uint8Array[] }
-  | { type: "envelope"; hops: number; envelope: Uint8Array }
+  | { type: "envelope"; hops: number; copies: number; envelope: Uint8Array }
   | { type: "sketch"; level: number; size: number; table: Iblt }
   | { type: "done"; level: number }
   | { type: "want16"; keys: Uint8Array[] };
@@ -45,7 +45,7 @@ export function encodeFrame(f: SyncFrame): Uint8Array {
       writeIds(w, f.ids);
       break;
     case "envelope":
-      w.varint(3).varint(f.hops).bytes(f.envelope);
+      w.varint(3).varint(f.hops).varint(f.copies).bytes(f.envelope);
       break;
     case "sketch":
       w.varint(4).varint(f.level).varint(f.size);
@@ -75,7 +75,8 @@ export function decodeFrame(bytes: Uint8Array): SyncFrame {
     f = { type: "want", ids: readIds(r) };
   } else if (type === 3) {
     const hops = r.varint();
-    f = { type: "envelope", hops, envelope: Uint8Array.from(r.bytes(MAX_ENVELOPE_BYTES)) };
+    const copies = r.varint();
+    f = { type: "envelope", hops, copies, envelope: Uint8Array.from(r.bytes(MAX_ENVELOPE_BYTES)) };
   } else if (type === 4) {
     const level = r.varint();
     if (level >= SKETCH_LEVELS.length) throw new DecodeError(`unknown sketch level ${level}`);

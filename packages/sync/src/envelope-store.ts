@@ -21,6 +21,9 @@ export interface StoredEnvelope {
   hops: number;
   size: number;
   carried: boolean;
+  source?: Uint8Array;
+  /** Spray-and-wait copy tokens held here; undefined for our own envelopes not yet handed out. */
+  copies?: number;
 }
 
 export interface StoreStats {
@@ -42,6 +45,7 @@ CREATE TABLE IF NOT EXISTS envelopes (
   size INTEGER NOT NULL,
   carried INTEGER NOT NULL,   -- 1: held for others (neither author nor recipient is this user)
   source BLOB,                -- the peer that handed it to us (null: written here)
+  copies INTEGER,             -- spray-and-wait copy tokens held here (null: our own, not handed out yet)
   bytes BLOB NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS envelopes_by_conversation ON envelopes(conversation);
@@ -57,7 +61,14 @@ CREATE TABLE IF NOT EXISTS acks (
 -- carried envelopes whose delivery was confirmed and whose copy was dropped: never taken again
 CREATE TABLE IF NOT EXISTS delivered (
   id BLOB PRIMARY KEY,
-  at INTEGER NOT NULL
+  at INTEGER NOT NULL,
+  source BLOB                 -- who had handed it to us: acknowledgements travel back that way
+) WITHOUT ROWID;
+-- which envelopes each acknowledgement (an envelope of kind 3) names: acks follow the copies
+CREATE TABLE IF NOT EXISTS ack_names (
+  ack BLOB NOT NULL,
+  envelope BLOB NOT NULL,
+  PRIMARY KEY (ack, envelope)
 ) WITHOUT ROWID;
 -- envelopes seen but not kept (evicted, expired, refused by the carrier limits): still counted as
 -- "had" when reconciling, so a contact does not fetch them again and again
@@ -80,7 +91,7 @@ CREATE TABLE IF NOT EXISTS handed (
 `;
 
 /** Version of the SQLite layout (PRAGMA user_version); bump it with a conversion when tables change. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 export class DamagedStoreError extends Error {
   constructor(readonly path: string, detail: string) {
@@ -121,7 +132,7 @@ export function openDatabase(path: string): Database.Database {
 
 type Row = {
   id: Buffer; conversation: Buffer; segment: number; kind: number; author: Buffer; created: number; lifetime: number;
-  received_at: number; hops: number; size: number; carried: number;
+  received_at: number; hops: number; size: number; carried: number; source: Buffer | null; copies: number | null;
 };
 
 /**
@@ -167,13 +178,13 @@ export class EnvelopeStore {
   constructor(readonly db: Database.Database) {
     db.exec(SCHEMA);
     this.insertEnv = db.prepare(
-      `INSERT OR IGNORE INTO envelopes (id, conversation, segment, kind, author, created, lifetime, received_at, hops, size, carried, source, bytes)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT OR IGNORE INTO envelopes (id, conversation, segment, kind, author, created, lifetime, received_at, hops, size, carried, source, copies, bytes)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     this.insertParty = db.prepare(`INSERT OR IGNORE INTO envelope_parties (envelope, party) VALUES (?, ?)`);
     this.hasStmt = db.prepare(`SELECT 1 FROM envelopes WHERE id = ?`).pluck();
     this.getStmt = db.prepare(`SELECT bytes FROM envelopes WHERE id = ?`).pluck();
-    this.metaStmt = db.prepare(`SELECT id, conversation, segment, kind, author, created, lifetime, received_at, hops, size, carried FROM envelopes WHERE id = ?`);
+    this.metaStmt = db.prepare(`SELECT id, conversation, segment, kind, author, created, lifetime, received_at, hops, size, carried, source, copies FROM envelopes WHERE id = ?`);
     this.partiesStmt = db.prepare(`SELECT party FROM envelope_parties WHERE envelope = ?`).pluck();
     this.idsStmt = db.prepare(`SELECT id, hops, received_at, lifetime FROM envelopes`);
     this.byConversation = db.prepare(`SELECT id FROM envelopes WHERE conversation = ? ORDER BY received_at`).pluck();
@@ -186,11 +197,11 @@ export class EnvelopeStore {
    * Stores an envelope (already decoded and signature-checked). Returns false if it was already here.
    * `carried`: held for others; `source`: the peer it came from.
    */
-  put(env: Envelope, hops: number, receivedAt: number, carried = false, source?: Uint8Array, evict: Uint8Array[] = []): boolean {
+  put(env: Envelope, hops: number, receivedAt: number, carried = false, source?: Uint8Array, evict: Uint8Array[] = [], copies?: number): boolean {
     const tx = this.db.transaction(() => {
       const r = this.insertEnv.run(
         env.id, env.conversation, env.segment, env.kind, env.author, env.created, env.lifetime, receivedAt, hops, env.bytes.length,
-        carried ? 1 : 0, source ?? null, env.bytes,
+        carried ? 1 : 0, source ?? null, copies ?? null, env.bytes,
       );
       if (r.changes === 0) return false;
       this.insertParty.run(env.id, env.author);
@@ -204,13 +215,13 @@ export class EnvelopeStore {
   }
 
   /** Bulk load in one transaction (benchmarks, imports): carried envelopes with no source. */
-  putMany(envs: Envelope[], hops: number, receivedAt: number, carried = true): number {
+  putMany(envs: Envelope[], hops: number, receivedAt: number, carried = true, copies?: number): number {
     let added = 0;
     const tx = this.db.transaction(() => {
       for (const env of envs) {
         const r = this.insertEnv.run(
           env.id, env.conversation, env.segment, env.kind, env.author, env.created, env.lifetime, receivedAt, hops, env.bytes.length,
-          carried ? 1 : 0, null, env.bytes,
+          carried ? 1 : 0, null, copies ?? null, env.bytes,
         );
         if (r.changes === 0) continue;
         added++;
@@ -309,6 +320,7 @@ export class EnvelopeStore {
       id: new Uint8Array(r.id), conversation: new Uint8Array(r.conversation), segment: r.segment, kind: r.kind, author,
       recipients: parties.filter((p) => !equalBytes(p, author)), created: r.created, lifetime: r.lifetime,
       receivedAt: r.received_at, hops: r.hops, size: r.size, carried: r.carried === 1,
+      source: r.source ? new Uint8Array(r.source) : undefined, copies: r.copies ?? undefined,
     };
   }
 
@@ -346,11 +358,42 @@ export class EnvelopeStore {
     return this.statsStmt.get() as StoreStats;
   }
 
-  private removeRow(id: Uint8Array): void {
+  private removeRow(id: Uint8Array, keepRoutes = false): void {
     this.metaCache.delete(Buffer.from(id).toString("hex"));
     this.stmt(`DELETE FROM envelopes WHERE id = ?`).run(id);
     this.stmt(`DELETE FROM envelope_parties WHERE envelope = ?`).run(id);
-    this.stmt(`DELETE FROM handed WHERE envelope = ?`).run(id);
+    // after a confirmed delivery, who we handed it to is still needed: their acks follow that way
+    if (!keepRoutes) this.stmt(`DELETE FROM handed WHERE envelope = ?`).run(id);
+  }
+
+  /** Copy tokens left here after handing some on. */
+  setCopies(id: Uint8Array, copies: number): void {
+    this.metaCache.delete(Buffer.from(id).toString("hex"));
+    this.stmt(`UPDATE envelopes SET copies = ? WHERE id = ?`).run(copies, id);
+  }
+
+  /** Remembers which envelopes an acknowledgement names. */
+  recordAckNames(ack: Uint8Array, ids: Uint8Array[]): void {
+    const st = this.stmt(`INSERT OR IGNORE INTO ack_names (ack, envelope) VALUES (?, ?)`);
+    this.db.transaction(() => {
+      for (const id of ids) st.run(ack, id);
+    })();
+  }
+
+  /**
+   * Whether an acknowledgement concerns `peer`: it names an envelope we handed to the peer, or one
+   * the peer handed to us. Acknowledgements travel along the copies, not everywhere.
+   */
+  ackConcerns(ack: Uint8Array, peer: Uint8Array): boolean {
+    return (
+      this.stmt(
+        `SELECT 1 FROM ack_names a WHERE a.ack = ? AND (
+           EXISTS (SELECT 1 FROM handed h WHERE h.envelope = a.envelope AND h.peer = ?)
+           OR EXISTS (SELECT 1 FROM envelopes e WHERE e.id = a.envelope AND e.source = ?)
+           OR EXISTS (SELECT 1 FROM delivered d WHERE d.id = a.envelope AND d.source = ?))
+         LIMIT 1`,
+      ).get(ack, peer, peer, peer) !== undefined
+    );
   }
 
   // ---- acknowledgements and confirmed delivery ----
@@ -372,9 +415,10 @@ export class EnvelopeStore {
 
   /** Drops a carried copy whose delivery is confirmed and remembers never to take it again. */
   dropDelivered(id: Uint8Array, at: number): void {
+    const source = this.meta(id)?.source ?? null;
     this.db.transaction(() => {
-      this.removeRow(id);
-      this.stmt(`INSERT OR IGNORE INTO delivered (id, at) VALUES (?, ?)`).run(id, at);
+      this.removeRow(id, true);
+      this.stmt(`INSERT OR IGNORE INTO delivered (id, at, source) VALUES (?, ?, ?)`).run(id, at, source);
     })();
   }
 

@@ -200,7 +200,7 @@ describe("mailbox over a link", () => {
     b.s.attach(lb);
     lm.onFrame(() => {});
     // signed by B, who is a member but not amara: the actor check must catch it
-    lm.send(encodeFrame({ type: "envelope", hops: 0, envelope: sealChange(b.identity, { conversation: conv, segment: 0, recipients: [a.identity.signing.publicKey], created: Date.now() }, key, poisoned.change).bytes }));
+    lm.send(encodeFrame({ type: "envelope", hops: 0, copies: 0, envelope: sealChange(b.identity, { conversation: conv, segment: 0, recipients: [a.identity.signing.publicKey], created: Date.now() }, key, poisoned.change).bytes }));
     await until(() => b.m.state.rejections().length === 1, "the forged change to be rejected");
     expect(b.m.state.rejections()[0]!.reason).toMatch(/does not belong to the signer/);
     await a.m.send("baraka", "second");

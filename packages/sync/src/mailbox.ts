@@ -433,7 +433,7 @@ export class Mailbox extends EventEmitter<Events> {
    * are opened at once; others are carried within the carrier limits; acknowledgements drop the copies
    * they confirm.
    */
-  receive(bytes: Uint8Array, hops: number, from?: string, source?: Uint8Array): Promise<ReceiveResult> {
+  receive(bytes: Uint8Array, hops: number, from?: string, source?: Uint8Array, copies = 1): Promise<ReceiveResult> {
     return this.serial(async () => {
       let env: Envelope;
       try {
@@ -470,7 +470,7 @@ export class Mailbox extends EventEmitter<Events> {
         evict = room;
       }
       try {
-        this.envelopes.put(env, hops, now, !party, source, evict);
+        this.envelopes.put(env, hops, now, !party, source, evict, party ? undefined : Math.max(1, copies));
       } catch (e) {
         const reason = this.storageFailed(e);
         this.log.warn(`could not store envelope ${toHex(env.id).slice(0, 12)}${from ? ` from ${from}` : ""}: ${reason}; it will be fetched again`);
@@ -479,7 +479,10 @@ export class Mailbox extends EventEmitter<Events> {
       this.storageWorks();
       if (evict.length) this.log.info(`carrier quota: evicted ${evict.length} carried envelope(s) to make room`);
       this.emit("envelope", env);
-      if (ackIds.length) this.applyAck(env, ackIds);
+      if (ackIds.length) {
+        this.envelopes.recordAckNames(env.id, ackIds);
+        this.applyAck(env, ackIds);
+      }
       if (party && env.kind !== EnvelopeKind.Ack) {
         if (!equalBytes(env.author, this.me)) this.queueAck(env);
         try {
@@ -579,7 +582,9 @@ export class Mailbox extends EventEmitter<Events> {
       const batch = groups.slice(g, g + 64);
       const ids = batch.flatMap((b) => b.ids);
       for (let i = 0; i < ids.length; i += MAX_ACK_IDS) {
-        const ack = sealAck(this.identity, { recipients: batch.map((b) => b.author), created: this.now(), lifetime: this.lifetime }, ids.slice(i, i + MAX_ACK_IDS));
+        const named = ids.slice(i, i + MAX_ACK_IDS);
+        const ack = sealAck(this.identity, { recipients: batch.map((b) => b.author), created: this.now(), lifetime: this.lifetime }, named);
+        this.envelopes.recordAckNames(ack.id, named); // before it is announced: routing needs it
         this.storeOwn(ack);
       }
     }

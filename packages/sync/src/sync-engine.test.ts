@@ -53,8 +53,8 @@ describe("contact-efficient reconciliation", () => {
     const a = node("a");
     const b = node("b");
     const shared = carried(5000);
-    a.m.envelopes.putMany(shared, 0, Date.now());
-    b.m.envelopes.putMany(shared, 0, Date.now());
+    a.m.envelopes.putMany(shared, 0, Date.now(), true, 64);
+    b.m.envelopes.putMany(shared, 0, Date.now(), true, 64);
     const { la, lb } = await meet(a, b);
     await new Promise((r) => setTimeout(r, 100));
     const initiator = [a, b].find((x) => x.s.peers()[0]!.reconcile.sketches === 1)!;
@@ -70,8 +70,8 @@ describe("contact-efficient reconciliation", () => {
     const shared = carried(5000);
     const onlyA = carried(6);
     const onlyB = carried(4);
-    a.m.envelopes.putMany([...shared, ...onlyA], 0, Date.now());
-    b.m.envelopes.putMany([...shared, ...onlyB], 0, Date.now());
+    a.m.envelopes.putMany([...shared, ...onlyA], 0, Date.now(), true, 64);
+    b.m.envelopes.putMany([...shared, ...onlyB], 0, Date.now(), true, 64);
     const { la, lb } = await meet(a, b);
     await settle(a, b, 5010);
     const own = [...onlyA, ...onlyB].reduce((n, e) => n + e.bytes.length, 0);
@@ -81,7 +81,7 @@ describe("contact-efficient reconciliation", () => {
   it("falls back to larger sketches for larger differences", async () => {
     const a = node("a");
     const b = node("b");
-    a.m.envelopes.putMany(carried(300), 0, Date.now());
+    a.m.envelopes.putMany(carried(300), 0, Date.now(), true, 64);
     await meet(a, b);
     await settle(a, b, 300);
     const r = a.s.peers()[0]!.reconcile.sketches + b.s.peers()[0]!.reconcile.sketches;
@@ -92,8 +92,8 @@ describe("contact-efficient reconciliation", () => {
     const a = node("a", { reconcile: "list" });
     const b = node("b", { reconcile: "list" });
     const shared = carried(2000);
-    a.m.envelopes.putMany(shared, 0, Date.now());
-    b.m.envelopes.putMany(shared, 0, Date.now());
+    a.m.envelopes.putMany(shared, 0, Date.now(), true, 64);
+    b.m.envelopes.putMany(shared, 0, Date.now(), true, 64);
     const { la, lb } = await meet(a, b);
     await new Promise((r) => setTimeout(r, 200));
     expect(la.bytesSent + lb.bytesSent).toBeGreaterThan(2 * 2000 * 32);

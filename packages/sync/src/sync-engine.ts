@@ -18,13 +18,19 @@ import { silentLog } from "./mailbox.js";
 
 export const DEFAULT_HOP_LIMIT = 3;
 
-export const DEFAULT_COPY_BUDGET = 6;
+/** Spray-and-wait copy tokens an author's envelope starts with (binary spray: half go with each hand-over). */
+export const DEFAULT_COPIES = 16;
+/** Tokens claimed in a frame are capped, so a peer cannot inflate an envelope's spread. */
+export const MAX_COPIES = 64;
 
 export interface SyncOptions {
   /** Envelopes that have travelled this many hops are only handed to their own recipients. */
   hopLimit?: number;
-  /** How many other carriers this node hands each carried envelope to (its recipients always get it). */
-  copyBudget?: number;
+  /**
+   * Binary spray-and-wait: copy tokens our own envelopes start with. A node holding n > 1 tokens hands
+   * a carrier n/2 of them and keeps the rest; with 1 left it waits to meet a recipient.
+   */
+  copies?: number;
   /** "sketch" (default): IBLT set reconciliation; "list": every id listed (the simple baseline). */
   reconcile?: "sketch" | "list";
   log?: Log;
@@ -78,7 +84,7 @@ type Events = { "peer-up": [PeerLink]; "peer-down": [PeerLink, string] };
 export class SyncEngine extends EventEmitter<Events> {
   private readonly sessions = new Set<Session>();
   private readonly hopLimit: number;
-  private readonly copyBudget: number;
+  private readonly copies: number;
   private readonly mode: "sketch" | "list";
   private readonly log: Log;
   private readonly now: () => number;
@@ -89,7 +95,8 @@ export class SyncEngine extends EventEmitter<Events> {
   constructor(readonly mailbox: Mailbox, opts: SyncOptions = {}) {
     super();
     this.hopLimit = opts.hopLimit ?? DEFAULT_HOP_LIMIT;
-    this.copyBudget = opts.copyBudget ?? DEFAULT_COPY_BUDGET;
+    // Infinity turns the spray limit off (plain epidemic within the hop limit: simulations, baselines)
+    this.copies = opts.copies === Infinity ? Infinity : Math.min(MAX_COPIES, opts.copies ?? DEFAULT_COPIES);
     this.mode = opts.reconcile ?? "sketch";
     this.log = opts.log ?? silentLog;
     this.now = opts.now ?? Date.now;
@@ -180,7 +187,14 @@ export class SyncEngine extends EventEmitter<Events> {
       const meta = this.mailbox.envelopes.meta(id);
       if (!meta || !this.offerable(id, meta.hops, meta.receivedAt, meta.lifetime, s)) continue;
       const env = this.mailbox.envelopes.get(id)!;
-      this.send(s, { type: "envelope", hops: meta.hops, envelope: env.bytes });
+      // spray: a carrier gets half our tokens; a party (its recipient or author) gets none to spend
+      let give = 0;
+      if (this.copies !== Infinity && !this.mailbox.envelopes.isParty(id, s.link.peer.signPublicKey) && meta.kind !== EnvelopeKind.Ack) {
+        const have = this.tokens(meta);
+        give = Math.floor(have / 2);
+        this.mailbox.envelopes.setCopies(id, have - give);
+      }
+      this.send(s, { type: "envelope", hops: meta.hops, copies: give, envelope: env.bytes });
       s.sent++;
       s.peerHas.add(toHex(id));
       this.mailbox.envelopes.markHanded(id, s.link.peer.signPublicKey, this.now());
@@ -210,12 +224,15 @@ export class SyncEngine extends EventEmitter<Events> {
     if (receivedAt + lifetime * 1000 < this.now()) return false;
     const meta = store.meta(id);
     if (!meta) return false;
-    // acknowledgements are small and only clean up: they go everywhere while they live
-    if (meta.kind === EnvelopeKind.Ack) return true;
+    // acknowledgements follow the copies: to whoever we handed a named envelope, or had it from
+    if (meta.kind === EnvelopeKind.Ack) return store.ackConcerns(id, s.link.peer.signPublicKey);
     if (hops >= this.hopLimit) return false;
     if (store.ackedByAllRecipients(id, meta.recipients)) return false;
-    if (store.isCarried(id) && store.handedCount(id) >= this.copyBudget) return false;
-    return true;
+    return this.copies === Infinity || this.tokens(meta) > 1;
+  }
+
+  private tokens(meta: { copies?: number; carried: boolean }): number {
+    return meta.copies ?? (meta.carried ? 1 : this.copies);
   }
 
   /**
@@ -295,7 +312,7 @@ export class SyncEngine extends EventEmitter<Events> {
         // the sender has it: never announce it back
         s.peerHas.add(toHex(envelopeId(f.envelope)));
         const id = envelopeId(f.envelope);
-        const r = await this.mailbox.receive(f.envelope, f.hops + 1, formatAddress(s.link.peer), s.link.peer.signPublicKey);
+        const r = await this.mailbox.receive(f.envelope, f.hops + 1, formatAddress(s.link.peer), s.link.peer.signPublicKey, Math.min(MAX_COPIES, f.copies));
         if (r.retry) this.retryLater(s, id);
         return;
       }

@@ -1,0 +1,73 @@
+// A small, bounded run of the trace benchmark (bench/trace): 20 messages over the first hour of
+// the primary-school trace through Pigeon's real Mailbox and SyncEngine, checked against the oracle.
+// The full benchmark is `npm run bench:trace` (docs/benchmarks.md).
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { describe, expect, it } from "vitest";
+// @ts-expect-error plain ESM JavaScript with JSDoc types, outside the TypeScript projects
+import { loadTrace, makeMessages, oracle, direct, epidemic, summarize } from "../bench/trace/trace.mjs";
+// @ts-expect-error see above
+import { runPigeon } from "../bench/trace/pigeon.mjs";
+// @ts-expect-error see above
+import { parseArgs, DEFAULT_TRACE } from "../bench/trace/run.mjs";
+
+type Msg = { n: number; src: number; dst: number; t0: number };
+type Fate = { at?: number; transmissions: number };
+type Arrival = { at: number; count: number };
+
+const LIFETIME = 24 * 3600;
+
+describe.skipIf(!existsSync(DEFAULT_TRACE))("trace benchmark on the primary-school trace", () => {
+  it("Pigeon never beats the oracle, delivers each message once, and without limits matches it exactly", { timeout: 180_000 }, async () => {
+    const classes = new Set(["1A", "1B", "2A"]);
+    const people = readFileSync(join(dirname(DEFAULT_TRACE), "people.tsv"), "utf8")
+      .split("\n")
+      .map((l) => l.split(/\s+/))
+      .filter((f) => classes.has(f[1]!))
+      .map((f) => f[0]!);
+    const whole = loadTrace(DEFAULT_TRACE);
+    const trace = loadTrace(DEFAULT_TRACE, { to: whole.first + 2 * 3600, nodes: new Set(people) });
+    const msgs: Msg[] = makeMessages(trace, 20, 7, whole.first + 3600);
+    const best: Fate[] = oracle(trace, msgs, LIFETIME);
+    const opts = { bandwidth: 5_000_000, storage: 50 * 1024 * 1024, lifetime: LIFETIME, bodyChars: 160 };
+
+    // the real policy (engine defaults)
+    const pigeon = await runPigeon(trace, msgs, opts);
+    const arrivals: Arrival[] = pigeon.arrivals;
+    let delivered = 0;
+    arrivals.forEach((a, k) => {
+      expect(a.count, `message #${msgs[k]!.n} shown more than once`).toBeLessThanOrEqual(1);
+      if (a.count === 0) return;
+      delivered++;
+      const o = best[k]!;
+      expect(o.at, `message #${msgs[k]!.n} delivered but the oracle could not`).toBeDefined();
+      expect(a.at).toBeGreaterThanOrEqual(o.at!);
+    });
+    expect(delivered).toBeGreaterThan(0);
+    expect(delivered).toBeLessThanOrEqual(summarize(best, msgs).delivered);
+    expect(pigeon.tx.message).toBeGreaterThanOrEqual(delivered);
+
+    // with no hop or copy limit and ample bandwidth, Pigeon floods: exactly the oracle's deliveries and times
+    const flood = await runPigeon(trace, msgs, { ...opts, hopLimit: 1000, copies: Infinity });
+    expect(flood.arrivals.map((a: Arrival) => (a.count ? a.at : undefined))).toEqual(best.map((f) => f.at));
+
+    // the baselines agree with each other: epidemic reaches what the oracle reaches; direct never sooner
+    const ep: Fate[] = epidemic(trace, msgs, LIFETIME, () => 600).fates;
+    expect(ep.map((f) => f.at)).toEqual(best.map((f) => f.at));
+    (direct(trace, msgs, LIFETIME) as Fate[]).forEach((f, k) => {
+      if (f.at !== undefined) expect(f.at).toBeGreaterThanOrEqual(best[k]!.at!);
+    });
+  });
+});
+
+describe("trace benchmark command line", () => {
+  it("reads durations, byte counts and lists, and refuses bad input clearly", () => {
+    const o = parseArgs(["--lifetime", "6h", "--bandwidth", "250k", "--storage=1Mi", "--hop-limit", "2,4", "--window", "0-2h"]);
+    expect([o.lifetime, o.bandwidth, o.storage, o.hopLimits, o.window]).toEqual([21600, 250_000, 1048576, [2, 4], [0, 7200]]);
+    expect(() => parseArgs(["--messages", "many"])).toThrow(/--messages: expected a whole number/);
+    expect(() => parseArgs(["--lifetime", "1 week"])).toThrow(/duration/);
+    expect(() => parseArgs(["--window", "2h-1h"])).toThrow(/end must be after the start/);
+    expect(() => parseArgs(["--frobnicate"])).toThrow(/unknown option/);
+    expect(() => parseArgs(["--seed"])).toThrow(/needs a value/);
+  });
+});
