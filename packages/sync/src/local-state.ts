@@ -215,9 +215,20 @@ export class LocalState {
 
   // ---- arrival order (what the user has been shown, in the order it reached this laptop) ----
   /** Records the first arrival of `key`; returns its sequence number, or undefined if it was seen before. */
+  private readonly arrived = new Set<string>();
+
   recordArrival(key: string, at: number, hops?: number): number | undefined {
+    // views rescan whole segments after each change: remember what is known instead of writing again
+    if (this.arrived.has(key)) return undefined;
+    this.arrived.add(key);
+    if (this.arrived.size > 200_000) this.arrived.clear();
     const r = this.stmt(`INSERT OR IGNORE INTO arrivals (key, at, hops) VALUES (?, ?, ?)`).run(key, at, hops ?? null);
     return r.changes ? Number(r.lastInsertRowid) : undefined;
+  }
+
+  /** Runs several writes as one transaction (one fsync instead of several). */
+  batch<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
   }
 
   arrival(key: string): { seq: number; at: number; hops: number | null } | undefined {

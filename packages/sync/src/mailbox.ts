@@ -317,7 +317,6 @@ export class Mailbox extends EventEmitter<Events> {
     let handle = await this.segmentHandle(conv, segment);
     if (handle.doc().messages.length >= this.segmentLimit) handle = await this.segmentHandle(conv, ++segment);
     const hlc = hlcTick(this.state.hlc(), this.now());
-    this.state.setHlc(hlc);
     const id = newMessageId();
     const sentAt = this.now();
     // The change is made on a copy and only applied once its envelope is safely stored: a message
@@ -333,8 +332,11 @@ export class Mailbox extends EventEmitter<Events> {
     );
     this.storeOwn(env); // fsynced before we answer: the message is not lost from here on
     handle.update((d) => A.applyChanges(d, [change])[0]);
-    this.state.recordSent(id, env.id);
-    this.state.markOpened(env.id, conv, "applied", this.now(), undefined, A.decodeChange(change).hash);
+    this.state.batch(() => {
+      this.state.setHlc(hlc);
+      this.state.recordSent(id, env.id);
+      this.state.markOpened(env.id, conv, "applied", this.now(), undefined, A.decodeChange(change).hash);
+    });
     await this.documents.flush(handle as DocHandle<unknown>);
     this.noteArrivals(conv, members, handle.doc());
     this.emit("changed");
