@@ -135,7 +135,7 @@ async function start(v: Record<string, unknown>): Promise<number> {
     mdns: !v["no-mdns"],
     mdnsInterfaces: v["mdns-interface"] as string[] | undefined,
     hopLimit: int(v["hop-limit"] as string | undefined, "hop-limit", 0, 64),
-    copies: int(v.copies as string | undefined, "copies", 1, 64),
+    copies: int(v.copies as string | undefined, "copies", 1, 256),
     carryQuotaBytes: v["carry-quota"] === undefined ? undefined : int(v["carry-quota"] as string, "carry-quota", 1, 1_000_000)! * 1024 * 1024,
   });
   // A background write that fails (e.g. automerge-repo's own save when the disk is full) must not

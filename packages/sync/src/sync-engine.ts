@@ -21,7 +21,7 @@ export const DEFAULT_HOP_LIMIT = 3;
 /** Spray-and-wait copy tokens an author's envelope starts with (binary spray: half go with each hand-over). */
 export const DEFAULT_COPIES = 16;
 /** Tokens claimed in a frame are capped, so a peer cannot inflate an envelope's spread. */
-export const MAX_COPIES = 64;
+export const MAX_COPIES = 256;
 
 export interface SyncOptions {
   /** Envelopes that have travelled this many hops are only handed to their own recipients. */
