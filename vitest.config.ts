@@ -10,6 +10,7 @@ export default defineConfig({
       "@pigeon/model": src("model"),
       "@pigeon/sync": src("sync"),
       "@pigeon/peers": src("peers"),
+      "@pigeon/xmpp": src("xmpp"),
     },
   },
   test: {

@@ -7,6 +7,7 @@ import { parseArgs } from "node:util";
 import { DEFAULT_HOME, validName } from "@pigeon/model";
 import { ConfigError, createIdentity, ensureDataDir, hasIdentity, loadIdentity, readNodeInfo, resolveDataDir } from "./data-dir.js";
 import { startNode } from "./daemon.js";
+import { ensureCredentials, setPassword } from "@pigeon/xmpp";
 import { formatDrafts, formatMessages, formatPeers, formatContacts, formatStatus, formatWhoami } from "./format.js";
 
 const HELP = `pigeon - a messenger that carries notes between laptops, even when they are apart
@@ -33,6 +34,8 @@ Commands:
   contacts add CARD         add someone from their contact card
   status                    what this node stores, and carries for others
   stop                      stop the running node
+  xmpp-password [NEW]       show (or set) the password XMPP clients log in with;
+                            your XMPP address is your Pigeon address
 
 Options for every command:
   --data DIR                data directory (default: $PIGEON_HOME, else ./pigeon-data)
@@ -52,6 +55,9 @@ Options for start:
   --copies N                copy tokens for your messages: each laptop that takes one gets half
                             of what the giver holds (binary spray-and-wait; default 16)
   --carry-quota MB          space for messages carried for others (default 50)
+  --xmpp-port N             port for XMPP clients (default 5222, or a free one if taken)
+  --xmpp-listen ADDR        address for XMPP clients (default 127.0.0.1; others must use STARTTLS)
+  --no-xmpp                 no XMPP front door
 
 Exit status: 0 ok, 1 the node refused or failed, 2 bad usage, 3 no node running.
 `;
@@ -73,6 +79,9 @@ const options = {
   "hop-limit": { type: "string" },
   copies: { type: "string" },
   "carry-quota": { type: "string" },
+  "xmpp-port": { type: "string" },
+  "xmpp-listen": { type: "string" },
+  "no-xmpp": { type: "boolean" },
   draft: { type: "string" },
   delete: { type: "string" },
 } as const;
@@ -137,6 +146,9 @@ async function start(v: Record<string, unknown>): Promise<number> {
     hopLimit: int(v["hop-limit"] as string | undefined, "hop-limit", 0, 64),
     copies: int(v.copies as string | undefined, "copies", 1, 256),
     carryQuotaBytes: v["carry-quota"] === undefined ? undefined : int(v["carry-quota"] as string, "carry-quota", 1, 1_000_000)! * 1024 * 1024,
+    xmpp: !v["no-xmpp"],
+    xmppPort: int(v["xmpp-port"] as string | undefined, "xmpp-port", 0, 65535),
+    xmppListen: v["xmpp-listen"] as string | undefined,
   });
   // A background write that fails (e.g. automerge-repo's own save when the disk is full) must not
   // take the node down: log it and keep serving what is already stored.
@@ -286,6 +298,23 @@ async function main(argv: string[]): Promise<number> {
       noArgs();
       const r = await call(dataDir, "POST", "/api/stop");
       out(r, "Stopping the node");
+      return 0;
+    }
+    case "xmpp-password": {
+      // works with or without a running node: the server reads the file at every login
+      if (rest.length > 1) throw new UsageError("xmpp-password takes at most one argument, the new password");
+      if (!hasIdentity(dataDir)) throw new ConfigError(`no Pigeon identity in ${dataDir}; start the node once first`);
+      const id = loadIdentity(dataDir);
+      let creds;
+      try {
+        creds = rest[0] === undefined ? ensureCredentials(dataDir) : setPassword(dataDir, rest[0]);
+      } catch (e) {
+        throw new UsageError((e as Error).message);
+      }
+      const node = readNodeInfo(dataDir);
+      const r = { jid: `${id.name}@${id.home}`, password: creds.password, changed: rest[0] !== undefined, xmpp: node?.xmpp };
+      const where = node?.xmpp ? `\nServer:   ${node.xmpp.host} port ${node.xmpp.port} (STARTTLS offered), WebSocket ${node.xmpp.websocket}` : "";
+      out(r, `${r.changed ? "New XMPP password set.\n" : ""}Address:  ${r.jid}\nPassword: ${r.password}${where}`);
       return 0;
     }
     default:

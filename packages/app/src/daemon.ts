@@ -7,6 +7,7 @@ import type { AddressInfo } from "node:net";
 import { fingerprint, formatAddress, toHex, type Identity } from "@pigeon/model";
 import { MdnsDiscovery, StaticPeers, WsNetwork } from "@pigeon/peers";
 import { Mailbox, SyncEngine, type Log } from "@pigeon/sync";
+import { DEFAULT_XMPP_PORT, ensureCredentials, WEBSOCKET_PATH, XmppServer } from "@pigeon/xmpp";
 import { createControlServer } from "./control.js";
 import { nodeInfoPath, writeFileAtomic, type NodeInfo } from "./data-dir.js";
 
@@ -28,6 +29,10 @@ export interface NodeOptions {
   /** Storage for envelopes carried for others, in bytes. */
   carryQuotaBytes?: number;
   log?: Log;
+  /** XMPP front door (packages/xmpp): off with false; TCP on xmppListen:xmppPort (default 127.0.0.1:5222). */
+  xmpp?: boolean;
+  xmppListen?: string;
+  xmppPort?: number;
 }
 
 export interface RunningNode {
@@ -88,7 +93,7 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
     mailbox,
     sync,
     token,
-    info: () => ({ syncPort: info.sync.port, controlPort: info.control.port, dataDir: opts.dataDir, pid: process.pid }),
+    info: () => ({ syncPort: info.sync.port, controlPort: info.control.port, dataDir: opts.dataDir, pid: process.pid, xmpp: info.xmpp }),
     stop: () => void stop(),
   });
   const controlPort = await new Promise<number>((resolve, reject) => {
@@ -106,6 +111,31 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
     throw e;
   });
   info.control.port = controlPort;
+
+  // XMPP: TCP clients on their own port; WebSocket clients on the loopback HTTP server at /xmpp-websocket
+  let xmpp: XmppServer | undefined;
+  if (opts.xmpp !== false) {
+    try {
+      ensureCredentials(opts.dataDir);
+      xmpp = new XmppServer({
+        mailbox, dataDir: opts.dataDir, log, host: opts.xmppListen ?? "127.0.0.1", port: opts.xmppPort ?? DEFAULT_XMPP_PORT,
+        fallbackToEphemeral: opts.xmppPort === undefined,
+        nearby: (address) => sync.peers().some((p) => p.address === address),
+      });
+      const x = await xmpp.listen();
+      const server = xmpp;
+      control.on("upgrade", (req, socket, head) => {
+        if (!server.handleUpgrade(req, socket, head)) socket.destroy();
+      });
+      info.xmpp = { host: x.host, port: x.port, websocket: `ws://127.0.0.1:${controlPort}${WEBSOCKET_PATH}` };
+    } catch (e) {
+      await xmpp?.close();
+      control.close();
+      await network.close();
+      await mailbox.close();
+      throw e;
+    }
+  }
   writeFileAtomic(nodeInfoPath(opts.dataDir), JSON.stringify(info, null, 2) + "\n");
 
   const statics = opts.peers?.length ? new StaticPeers({ network, peers: opts.peers }) : undefined;
@@ -155,6 +185,7 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
   log.info(`pigeon node for ${info.address} (fingerprint ${fingerprint(opts.identity.signing.publicKey)})`);
   log.info(`data directory ${opts.dataDir}`);
   log.info(`sync on ${listening.host}:${listening.port}, control on 127.0.0.1:${controlPort}${discoveries.length ? ", mDNS discovery on" : ""}`);
+  if (info.xmpp) log.info(`XMPP for ${info.address} on ${info.xmpp.host}:${info.xmpp.port} and ${info.xmpp.websocket} (password: pigeon xmpp-password)`);
 
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
@@ -162,6 +193,7 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
       clearInterval(retryTimer);
       await Promise.all(discoveries.map((d) => d.stop()));
       statics?.stop();
+      await xmpp?.close();
       sync.close();
       await network.close();
       const closed = new Promise<void>((r) => control.close(() => r()));

@@ -75,6 +75,8 @@ export interface NodeInfo {
   address: string;
   control: { host: string; port: number; token: string };
   sync: { host: string; port: number };
+  /** The XMPP front door, when on: TCP host/port and the WebSocket URL. */
+  xmpp?: { host: string; port: number; websocket: string };
   startedAt: number;
 }
 

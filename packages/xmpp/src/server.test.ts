@@ -1,0 +1,231 @@
+// The server in-process with a real Mailbox, driven by raw sockets: the stream, SASL, binding, the
+// IQs every client sends at login, routing between the user's own clients, and RFC 7395 framing.
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import { connect, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { WebSocket } from "ws";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { contactCard, generateIdentity } from "@pigeon/model";
+import { Mailbox } from "@pigeon/sync";
+import { ensureCredentials } from "./credentials.js";
+import { XmlStreamParser } from "./parser.js";
+import { ScramClient } from "./scram.js";
+import { XmppServer } from "./server.js";
+import { child, childText, toXml, type XmlElement } from "./xml.js";
+
+const HEADER = `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='local' version='1.0'>`;
+
+class RawClient {
+  private parser!: XmlStreamParser;
+  private queue: XmlElement[] = [];
+  private waiters: { match: (s: XmlElement) => boolean; resolve: (s: XmlElement) => void }[] = [];
+  header: Record<string, string> | undefined;
+  raw = "";
+  constructor(readonly sock: Socket) {
+    this.fresh();
+    sock.on("data", (d) => {
+      this.raw += d.toString();
+      this.parser.write(d);
+    });
+  }
+  fresh() {
+    this.parser = new XmlStreamParser(
+      {
+        streamStart: (h) => (this.header = h.attrs),
+        streamEnd: () => {},
+        error: (e) => this.queue.push({ name: "parse-error", attrs: { condition: e.condition }, children: [] }),
+        stanza: (s) => {
+          const i = this.waiters.findIndex((w) => w.match(s));
+          if (i >= 0) this.waiters.splice(i, 1)[0]!.resolve(s);
+          else this.queue.push(s);
+        },
+      },
+      { maxStanzaChars: 1 << 20 },
+    );
+  }
+  next(match: (s: XmlElement) => boolean, ms = 5000): Promise<XmlElement> {
+    const i = this.queue.findIndex(match);
+    if (i >= 0) return Promise.resolve(this.queue.splice(i, 1)[0]!);
+    return new Promise((resolve, reject) => {
+      const w = { match, resolve };
+      this.waiters.push(w);
+      setTimeout(() => reject(new Error(`nothing matched in ${ms} ms; got: ${this.raw.slice(-800)}`)), ms).unref();
+    });
+  }
+  send(x: string) {
+    this.sock.write(x);
+  }
+  async iq(body: string, attrs = ""): Promise<XmlElement> {
+    const id = `q${Math.random().toString(36).slice(2)}`;
+    this.send(`<iq id='${id}' ${attrs}>${body}</iq>`);
+    return this.next((s) => s.name === "iq" && s.attrs.id === id);
+  }
+}
+
+async function login(port: number, password: string, resource = "test", mech: "sha1" | "sha256" = "sha256"): Promise<RawClient> {
+  const sock = connect(port, "127.0.0.1");
+  await new Promise((r) => sock.once("connect", r));
+  const c = new RawClient(sock);
+  c.send(HEADER);
+  await c.next((s) => s.name === "features");
+  const scram = new ScramClient(mech, "amara", password);
+  c.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-${mech === "sha1" ? "1" : "256"}'>${Buffer.from(scram.first()).toString("base64")}</auth>`);
+  const ch = await c.next((s) => s.name === "challenge");
+  c.send(`<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>${Buffer.from(scram.final(Buffer.from(childText({ name: "x", attrs: {}, children: [ch] }, "challenge") ?? "", "base64").toString())).toString("base64")}</response>`);
+  const ok = await c.next((s) => s.name === "success" || s.name === "failure");
+  expect(ok.name).toBe("success");
+  expect(scram.verify(Buffer.from(childText({ name: "x", attrs: {}, children: [ok] }, "success") ?? "", "base64").toString())).toBe(true);
+  c.fresh();
+  c.send(HEADER);
+  const f = await c.next((s) => s.name === "features");
+  expect(f.children.map((x) => (x as XmlElement).name)).toEqual(["bind", "session", "sm", "ver"]);
+  const bound = await c.iq(`<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>${resource}</resource></bind>`, "type='set'");
+  expect(childText(child(bound, "bind")!, "jid")).toBe(`amara@local/${resource}`);
+  return c;
+}
+
+describe("XmppServer in-process", () => {
+  let dir: string;
+  let mailbox: Mailbox;
+  let server: XmppServer;
+  let port: number;
+  let password: string;
+  let http: Server;
+  let wsUrl: string;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "pigeon-xmpp-unit-"));
+    mailbox = new Mailbox({ identity: generateIdentity("amara"), dataDir: dir });
+    mailbox.rememberContact(contactCard(generateIdentity("baraka")), "test");
+    password = ensureCredentials(dir).password;
+    server = new XmppServer({ mailbox, dataDir: dir, port: 0, tls: false, loginTimeoutMs: 3000 });
+    port = (await server.listen()).port;
+    http = createServer((_q, r) => r.end());
+    http.on("upgrade", (req, sock, head) => {
+      if (!server.handleUpgrade(req, sock, head)) sock.destroy();
+    });
+    await new Promise<void>((r) => http.listen(0, "127.0.0.1", () => r()));
+    wsUrl = `ws://127.0.0.1:${(http.address() as { port: number }).port}/xmpp-websocket`;
+  });
+
+  afterAll(async () => {
+    await server.close();
+    http.close();
+    await mailbox.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("opens the stream with from, id, version and the loopback mechanisms", async () => {
+    const sock = connect(port, "127.0.0.1");
+    const c = new RawClient(sock);
+    c.send(HEADER);
+    const f = await c.next((s) => s.name === "features");
+    expect(c.header).toMatchObject({ from: "local", version: "1.0", "xml:lang": "en" });
+    expect(c.header!.id).toMatch(/^[0-9a-f]{24}$/);
+    expect(child(f, "mechanisms")!.children.map((m) => childText({ name: "x", attrs: {}, children: [m] }, "mechanism"))).toEqual(["SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"]);
+    // a stanza before logging in ends the stream
+    c.send("<iq type='get' id='1'><ping xmlns='urn:xmpp:ping'/></iq>");
+    await new Promise((r) => sock.once("close", r));
+    expect(c.raw).toContain('<not-authorized xmlns="urn:ietf:params:xml:ns:xmpp-streams"/>');
+  });
+
+  it("refuses a wrong password and the wrong host", async () => {
+    const sock = connect(port, "127.0.0.1");
+    const c = new RawClient(sock);
+    c.send(HEADER);
+    await c.next((s) => s.name === "features");
+    const plain = Buffer.from("\0amara\0wrong-password").toString("base64");
+    c.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${plain}</auth>`);
+    const fail = await c.next((s) => s.name === "failure");
+    expect(child(fail, "not-authorized")).toBeDefined();
+    sock.destroy();
+    const other = new RawClient(connect(port, "127.0.0.1"));
+    other.send(HEADER.replace("to='local'", "to='elsewhere'"));
+    await new Promise((r) => other.sock.once("close", r));
+    expect(other.raw).toContain("<host-unknown");
+  });
+
+  it("answers every IQ, with a from, and routes between the user's own clients with carbons", async () => {
+    const c = await login(port, password, "laptop", "sha1");
+    const session = await c.iq("<session xmlns='urn:ietf:params:xml:ns:xmpp-session'/>", "type='set'");
+    expect(session.attrs.type).toBe("result");
+    const ping = await c.iq("<ping xmlns='urn:xmpp:ping'/>", "type='get' to='local'");
+    expect(ping.attrs).toMatchObject({ type: "result", from: "local" });
+    const unknown = await c.iq("<query xmlns='urn:example:nothing'/>", "type='get' to='local'");
+    expect(unknown.attrs).toMatchObject({ type: "error", from: "local" });
+    expect(toXml(unknown)).toContain("service-unavailable");
+    const roster = await c.iq("<query xmlns='jabber:iq:roster'/>", "type='get'");
+    const items = child(roster, "query")!.children as XmlElement[];
+    expect(items.map((i) => [i.attrs.jid, i.attrs.subscription])).toEqual([["baraka@local", "both"]]);
+    const ver = child(roster, "query")!.attrs.ver!;
+    const again = await c.iq(`<query xmlns='jabber:iq:roster' ver='${ver}'/>`, "type='get'");
+    expect(again.children).toEqual([]); // unchanged: an empty result
+    const set = await c.iq("<query xmlns='jabber:iq:roster'><item jid='x@local'/></query>", "type='set'");
+    expect(toXml(set)).toContain("not-allowed");
+    const info = await c.iq("<query xmlns='http://jabber.org/protocol/disco#info'/>", "type='get' to='amara@local'");
+    expect(toXml(info)).toContain('var="urn:xmpp:mam:2"');
+    const priv = await c.iq("<query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'><conference jid='r@x'/></storage></query>", "type='set'");
+    expect(priv.attrs.type).toBe("result");
+    const back = await c.iq("<query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'/></query>", "type='get'");
+    expect(toXml(back)).toContain('jid="r@x"');
+    const vcard = await c.iq("<vCard xmlns='vcard-temp'/>", "type='get' to='baraka@local'");
+    expect(toXml(vcard)).toMatch(/<FN[^>]*>baraka<\/FN>/);
+    const mamForm = await c.iq("<query xmlns='urn:xmpp:mam:2'/>", "type='get'");
+    expect(toXml(mamForm)).toContain('var="with"');
+    const noChild = await c.iq("", "type='get'");
+    expect(toXml(noChild)).toContain("bad-request");
+
+    // a second client of the same user, with carbons
+    const d = await login(port, password, "phone");
+    expect((await d.iq("<enable xmlns='urn:xmpp:carbons:2'/>", "type='set'")).attrs.type).toBe("result");
+    c.send("<presence/>");
+    d.send("<presence/>");
+    await d.next((s) => s.name === "presence" && s.attrs.from === "amara@local/laptop");
+    c.send("<message to='amara@local/phone' type='chat' id='m1'><body>note to self</body></message>");
+    const got = await d.next((s) => s.name === "message" && s.attrs.id === "m1");
+    expect(got.attrs.from).toBe("amara@local/laptop");
+    // a message to someone this laptop never met is refused clearly
+    c.send("<message to='nobody@local' type='chat' id='m2'><body>hi</body></message>");
+    const err = await c.next((s) => s.name === "message" && s.attrs.type === "error");
+    expect(toXml(err)).toContain("item-not-found");
+    // a message to a contact goes into Pigeon, and the other client gets a sent carbon
+    c.send("<message to='baraka@local' type='chat' id='m3'><body>hello baraka</body><origin-id xmlns='urn:xmpp:sid:0' id='o3'/></message>");
+    const carbon = await d.next((s) => s.name === "message" && !!child(s, "sent", "urn:xmpp:carbons:2"));
+    expect(toXml(carbon)).toContain("hello baraka");
+    expect((await mailbox.outbox()).map((m) => m.body)).toEqual(["hello baraka"]);
+    // the same resource logging in again replaces the old session
+    const c2 = await login(port, password, "laptop");
+    await new Promise((r) => c.sock.once("close", r));
+    expect(c.raw).toContain("<conflict");
+    c2.sock.destroy();
+    d.sock.destroy();
+  });
+
+  it("speaks RFC 7395 over WebSocket the way Converse's Strophe expects", async () => {
+    const ws = new WebSocket(wsUrl, "xmpp");
+    const frames: string[] = [];
+    await new Promise((r) => ws.once("open", r));
+    expect(ws.protocol).toBe("xmpp");
+    ws.on("message", (d) => frames.push(d.toString()));
+    const wait = async (pred: (f: string) => boolean) => {
+      for (let i = 0; i < 100; i++) {
+        const f = frames.find(pred);
+        if (f) return f;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      throw new Error(`no frame; got ${frames.join("\n")}`);
+    };
+    ws.send(`<open xmlns="urn:ietf:params:xml:ns:xmpp-framing" to="local" version="1.0"/>`);
+    const open = await wait((f) => f.startsWith("<open "));
+    expect(open).toMatch(/^<open xmlns="urn:ietf:params:xml:ns:xmpp-framing" from="local" id="[0-9a-f]+" version="1.0" xml:lang="en"\/>$/);
+    const features = await wait((f) => f.includes("features"));
+    expect(features.startsWith('<stream:features xmlns:stream="http://etherx.jabber.org/streams"')).toBe(true);
+    // two elements in one message are not allowed
+    ws.send(`<auth xmlns="urn:ietf:params:xml:ns:xmpp-sasl" mechanism="PLAIN">${Buffer.from(`\0amara\0${password}`).toString("base64")}</auth><r/>`);
+    await new Promise((r) => ws.once("close", r));
+    expect(frames[frames.length - 1]).toBe('<close xmlns="urn:ietf:params:xml:ns:xmpp-framing" />');
+    expect(frames.join("")).toContain("not-well-formed");
+  });
+});

@@ -1,0 +1,43 @@
+// The node's self-signed certificate for STARTTLS, made once into the data directory
+// (xmpp-tls-key.pem 0600, xmpp-tls-cert.pem). Node has no API to issue an X.509 certificate, so this
+// runs Debian's `openssl` (always present where Node's own TLS is) rather than adding a JavaScript
+// ASN.1/X.509 stack (node-forge and friends) to the node for a one-off job. Without openssl the server
+// simply does not offer STARTTLS and says so in the log.
+import { execFileSync } from "node:child_process";
+import { chmodSync, existsSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { createSecureContext, type SecureContext } from "node:tls";
+
+export interface NodeCertificate {
+  keyPath: string;
+  certPath: string;
+  context: SecureContext;
+}
+
+export function ensureCertificate(dataDir: string, domain: string): NodeCertificate {
+  const keyPath = join(dataDir, "xmpp-tls-key.pem");
+  const certPath = join(dataDir, "xmpp-tls-cert.pem");
+  if (!existsSync(keyPath) || !existsSync(certPath)) {
+    const tmpKey = `${keyPath}.tmp${process.pid}`;
+    const tmpCert = `${certPath}.tmp${process.pid}`;
+    try {
+      execFileSync(
+        "openssl",
+        [
+          "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+          "-keyout", tmpKey, "-out", tmpCert, "-days", "3650", "-subj", `/CN=${domain}`,
+          "-addext", `subjectAltName=DNS:${domain},DNS:localhost,IP:127.0.0.1,IP:::1`,
+        ],
+        { stdio: ["ignore", "ignore", "pipe"], timeout: 20_000 },
+      );
+      chmodSync(tmpKey, 0o600);
+      renameSync(tmpKey, keyPath);
+      renameSync(tmpCert, certPath);
+    } finally {
+      rmSync(tmpKey, { force: true });
+      rmSync(tmpCert, { force: true });
+    }
+  }
+  const context = createSecureContext({ key: readFileSync(keyPath), cert: readFileSync(certPath), minVersion: "TLSv1.2" });
+  return { keyPath, certPath, context };
+}

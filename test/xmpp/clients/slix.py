@@ -1,0 +1,216 @@
+#!/usr/bin/python3
+# A slixmpp (Debian python3-slixmpp) client driven by the tests: one scenario per run, parameters as
+# JSON in argv[1], one JSON object per line on stdout ("event" lines while it runs, a final "result").
+# The same script runs against a Pigeon node and against Prosody, so a failure can be told apart as
+# the server's or the script's.
+import asyncio
+import json
+import ssl
+import sys
+import time
+
+import slixmpp
+
+P = json.loads(sys.argv[1])
+out_lock = None
+
+
+def emit(**kw):
+    print(json.dumps(kw), flush=True)
+
+
+class Client(slixmpp.ClientXMPP):
+    def __init__(self):
+        kwargs = {}
+        if P.get("mech"):
+            kwargs["sasl_mech"] = P["mech"]
+        super().__init__(P["jid"], P["password"], **kwargs)
+        for plugin in ["xep_0030", "xep_0199", "xep_0184", "xep_0333", "xep_0359", "xep_0313", "xep_0203", "xep_0280"]:
+            self.register_plugin(plugin)
+        if P.get("sm"):
+            self.register_plugin("xep_0198")
+        # against Pigeon the receipts come from Pigeon itself; against Prosody the reading client sends them
+        self["xep_0184"].auto_ack = bool(P.get("auto_ack"))
+        if P.get("tls") == "starttls":
+            ctx = ssl.create_default_context(cafile=P["cafile"])
+            self.ssl_context = ctx
+        self.result = {}
+        self.messages = []
+        self.receipts = []
+        self.markers = []
+        self.failed_auth = False
+        self.add_event_handler("session_start", self.start)
+        self.add_event_handler("failed_auth", self.on_failed_auth)
+        self.add_event_handler("failed_all_auth", lambda _: self.finish({"ok": False, "error": "no usable SASL mechanism"}))
+        self.add_event_handler("message", self.on_message)
+        self.add_event_handler("receipt_received", lambda m: self.receipts.append(m["receipt"]))
+        self.add_event_handler("marker_displayed", lambda m: self.markers.append(m["displayed"]["id"]))
+        self.add_event_handler("stream_error", lambda e: emit(event="stream_error", condition=e["condition"], text=e["text"]))
+        self.done = asyncio.get_event_loop().create_future()
+
+    def on_failed_auth(self, _):
+        self.failed_auth = True
+        self.finish({"ok": False, "error": "auth failed"})
+
+    def on_message(self, m):
+        if m["type"] == "error" or not m["body"]:
+            return
+        entry = {
+            "from": str(m["from"].bare),
+            "body": m["body"],
+            "id": m["id"],
+            "stanza_id": m["stanza_id"]["id"] if m.xml.find("{urn:xmpp:sid:0}stanza-id") is not None else None,
+            "delay": str(m["delay"]["stamp"]) if m.xml.find("{urn:xmpp:delay}delay") is not None else None,
+            "markable": m.xml.find("{urn:xmpp:chat-markers:0}markable") is not None,
+        }
+        self.messages.append(entry)
+        emit(event="message", **entry)
+
+    def finish(self, result):
+        if not self.done.done():
+            self.done.set_result(result)
+
+    async def wait_for(self, cond, timeout):
+        end = time.time() + timeout
+        while time.time() < end:
+            if cond():
+                return True
+            await asyncio.sleep(0.05)
+        return cond()
+
+    async def start(self, _):
+        try:
+            if getattr(self, "started", False):
+                return
+            self.started = True
+            emit(event="session_start", jid=str(self.boundjid))
+            res = await getattr(self, "s_" + P["scenario"])()
+            self.finish(res)
+        except Exception as e:  # report, do not hang
+            self.finish({"ok": False, "error": f"{type(e).__name__}: {e}"})
+
+    # ---- scenarios ----
+
+    async def s_login(self):
+        roster = await self.get_roster()
+        ver = roster["roster"]["ver"]
+        items = sorted(str(j) for j in self.client_roster.keys() if str(j) != self.boundjid.bare)
+        info = await self["xep_0030"].get_info(jid=self.boundjid.domain)
+        account = await self["xep_0030"].get_info(jid=self.boundjid.bare)
+        await self["xep_0199"].ping(jid=self.boundjid.domain, timeout=5)
+        # a second roster fetch with the version: an empty result (or the same roster)
+        again = await self.get_roster()
+        unknown = self.make_iq_get(queryxmlns="urn:example:nothing", ito=self.boundjid.domain)
+        try:
+            await unknown.send(timeout=5)
+            unknown_answer = "result"
+        except slixmpp.exceptions.IqError as e:
+            unknown_answer = e.iq["error"]["condition"]
+        return {
+            "ok": True,
+            "jid": str(self.boundjid),
+            "mech": self["feature_mechanisms"].mech.name if self["feature_mechanisms"].mech else None,
+            "tls": self.socket is not None and isinstance(self.socket, ssl.SSLSocket) or P.get("tls") == "starttls",
+            "roster": items,
+            "ver": ver,
+            "ver_again": again["roster"]["ver"],
+            "features": sorted(info["disco_info"]["features"]),
+            "account_features": sorted(account["disco_info"]["features"]),
+            "unknown_iq": unknown_answer,
+        }
+
+    async def s_send(self):
+        self.send_presence()
+        await self.get_roster()
+        ids = []
+        for body in P["bodies"]:
+            m = self.make_message(mto=P["to"], mbody=body, mtype="chat")
+            m["request_receipt"] = True
+            m["markable"] = True
+            ids.append(m["id"])
+            m.send()
+            await asyncio.sleep(0.01)
+        want = P.get("wait", "none")
+        if want in ("received", "displayed"):
+            await self.wait_for(lambda: set(ids) <= set(self.receipts), P.get("timeout", 30))
+        if want == "displayed":
+            await self.wait_for(lambda: set(ids[-1:]) <= set(self.markers), P.get("timeout", 30))
+        return {"ok": True, "ids": ids, "receipts": self.receipts, "markers": self.markers}
+
+    async def s_receive(self):
+        self.send_presence()
+        await self.get_roster()
+        await self.wait_for(lambda: len(self.messages) >= P["count"], P.get("timeout", 30))
+        if P.get("displayed") and self.messages:
+            last = self.messages[-1]
+            self["xep_0333"].send_marker(last["from"], last["id"], "displayed")
+            await asyncio.sleep(0.5)
+        return {"ok": len(self.messages) >= P["count"], "messages": self.messages}
+
+    async def s_mam(self):
+        page = P.get("page", 50)
+        # forwards from the start, page by page, with <after/>
+        forward, after, pages = [], None, 0
+        while True:
+            rsm = {"max": page}
+            if after:
+                rsm["after"] = after
+            iq = await self["xep_0313"].retrieve(rsm=rsm, timeout=20)
+            results = iq["mam"]["results"]
+            pages += 1
+            forward += [r["mam_result"]["forwarded"]["stanza"]["body"] for r in results]
+            fin = iq["mam_fin"]
+            complete = fin.xml.get("complete") in ("true", "1")
+            if complete or not results or pages > 100:
+                last_id = fin["rsm"]["last"] or after
+                break
+            after = fin["rsm"]["last"]
+        # the last page, backwards
+        backward = []
+        async for r in self["xep_0313"].iterate(rsm={"max": page}, reverse=True, total=page):
+            backward.insert(0, r["mam_result"]["forwarded"]["stanza"]["body"])
+        return {"ok": True, "forward": forward, "pages": pages, "complete": complete, "last_id": last_id, "last_page": backward}
+
+    async def s_mam_after(self):
+        iq = await self["xep_0313"].retrieve(rsm={"max": 50, "after": P["after"]}, timeout=20)
+        return {"ok": True, "bodies": [r["mam_result"]["forwarded"]["stanza"]["body"] for r in iq["mam"]["results"]],
+                "stamps": [str(r["mam_result"]["forwarded"]["delay"]["stamp"]) for r in iq["mam"]["results"]]}
+
+    async def s_resume(self):
+        # stream management: take some messages, cut the socket without closing the stream, come back
+        # and resume; what the server sent meanwhile (or had not seen acked) must arrive, once.
+        self.send_presence()
+        await self.get_roster()
+        await self.wait_for(lambda: len(self.messages) >= P["before_cut"], P.get("timeout", 30))
+        emit(event="cutting", sm_id=self["xep_0198"].sm_id, handled=self["xep_0198"].handled)
+        resumed = asyncio.get_event_loop().create_future()
+        self.add_event_handler("session_resumed", lambda _: resumed.done() or resumed.set_result(True))
+        self.transport.abort()  # a cut socket: no </stream:stream>
+        await asyncio.sleep(0.3)
+        emit(event="cut")
+        # the test sends more messages now (it waits for the "cut" line)
+        await asyncio.sleep(P.get("away", 2))
+        self.connect((P["host"], P["port"]), disable_starttls=P.get("tls") != "starttls")
+        try:
+            await asyncio.wait_for(resumed, 15)
+            ok = True
+        except asyncio.TimeoutError:
+            ok = False
+        await self.wait_for(lambda: len(self.messages) >= P["count"], P.get("timeout", 30))
+        bodies = [m["body"] for m in self.messages]
+        return {"ok": ok and len(bodies) >= P["count"], "resumed": ok, "bodies": bodies}
+
+
+async def main():
+    c = Client()
+    c.connect((P["host"], P["port"]), disable_starttls=P.get("tls") != "starttls")
+    try:
+        result = await asyncio.wait_for(c.done, P.get("overall", 60))
+    except asyncio.TimeoutError:
+        result = {"ok": False, "error": "timed out", "messages": c.messages, "receipts": c.receipts}
+    emit(result=result)
+    c.disconnect(wait=1)
+    await asyncio.sleep(0.2)
+
+
+asyncio.get_event_loop().run_until_complete(main())

@@ -1,0 +1,75 @@
+// profanity 0.13 (libstrophe) in tmux, driven with send-keys and read with capture-pane: log in and
+// exchange a message with a slixmpp user, against Prosody (reference) and across two Pigeon nodes.
+import { execFileSync } from "node:child_process";
+import { afterAll, describe, expect, it } from "vitest";
+import { cleanupAll, onCleanup, pigeonJson, tempDir } from "../helpers.js";
+import { announceSkip, missing, slix, startProsody, startXmppNode, waitFor } from "./xmpp-helpers.js";
+
+afterAll(cleanupAll);
+
+const why = missing("profanity") ?? missing("slixmpp");
+if (why) announceSkip("profanity in tmux", why);
+
+/** A profanity in its own tmux server (socket name unique to this test run) and its own HOME. */
+function profanity(name: string) {
+  const home = tempDir(`profanity-${name}`);
+  const sock = `pigeon-test-${process.pid}-${name}`;
+  const tmux = (...args: string[]) => execFileSync("tmux", ["-L", sock, ...args], { encoding: "utf8", env: { ...process.env, HOME: home } });
+  tmux("new-session", "-d", "-s", "p", "-x", "180", "-y", "45", `HOME=${home} exec profanity`);
+  onCleanup(() => {
+    try {
+      tmux("kill-server");
+    } catch {
+      /* already gone */
+    }
+  });
+  const screen = () => tmux("capture-pane", "-p", "-t", "p");
+  return {
+    screen,
+    type: (text: string) => {
+      tmux("send-keys", "-t", "p", "-l", text);
+      tmux("send-keys", "-t", "p", "Enter");
+    },
+    async login(jid: string, password: string, port: number, tls: "disable" | "trust") {
+      await waitFor(() => screen().includes("Type '/help'"), "profanity to start");
+      this.type(`/connect ${jid} server 127.0.0.1 port ${port} tls ${tls}`);
+      await waitFor(() => screen().includes("password"), "the password prompt");
+      this.type(password);
+      await waitFor(() => / logged in successfully/.test(screen()), `profanity to log in:\n${screen()}`, 20_000);
+    },
+  };
+}
+
+describe.skipIf(!!why)("profanity in tmux", () => {
+  it("against Prosody (reference): logs in and exchanges a message", async () => {
+    const p = await startProsody({ alice: "alice-password", bob: "bob-password" });
+    const prof = profanity("prosody");
+    await prof.login("alice@local", "alice-password", p.port, "disable");
+    const bob = slix({ jid: "bob@local", password: "bob-password", port: p.port, scenario: "receive", count: 1, timeout: 30 });
+    await new Promise((r) => setTimeout(r, 1000));
+    prof.type("/msg bob@local hello bob from profanity");
+    const got = await bob;
+    expect((got.result.messages as { body: string }[]).map((m) => m.body)).toEqual(["hello bob from profanity"]);
+    await slix({ jid: "bob@local", password: "bob-password", port: p.port, scenario: "send", to: "alice@local", bodies: ["hi alice from slixmpp"] });
+    await waitFor(() => prof.screen().includes("hi alice from slixmpp"), "profanity to show the reply");
+  });
+
+  it("across two Pigeon nodes, with STARTTLS and the node's self-signed certificate", async () => {
+    const a = await startXmppNode("amara");
+    const b = await startXmppNode("baraka", ["--peer", `127.0.0.1:${a.syncPort}`]);
+    await waitFor(async () => (await pigeonJson<unknown[]>(a, "contacts")).length === 1, "the nodes to meet");
+    const prof = profanity("pigeon");
+    await prof.login(a.jid, a.password, a.xmppPort, "trust");
+    expect(prof.screen()).not.toMatch(/TLS connection not established/);
+    expect(prof.screen()).not.toMatch(/ping not supported/i);
+    const reader = slix({ jid: b.jid, password: b.password, port: b.xmppPort, scenario: "receive", count: 1, timeout: 30 });
+    await new Promise((r) => setTimeout(r, 1000));
+    prof.type(`/msg ${b.jid} hello baraka from profanity`);
+    const got = await reader;
+    expect((got.result.messages as { body: string; from: string }[]).map((m) => [m.from, m.body])).toEqual([[a.jid, "hello baraka from profanity"]]);
+    await slix({ jid: b.jid, password: b.password, port: b.xmppPort, scenario: "send", to: a.jid, bodies: ["hi amara from slixmpp"] });
+    await waitFor(() => prof.screen().includes("hi amara from slixmpp"), `profanity to show the reply:\n${prof.screen()}`);
+    const out = await pigeonJson<{ body: string; state: string }[]>(a, "outbox");
+    expect(out.find((m) => m.body === "hello baraka from profanity")?.state).toMatch(/delivered|read/);
+  });
+});
