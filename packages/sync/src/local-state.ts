@@ -49,6 +49,11 @@ CREATE TABLE IF NOT EXISTS arrivals (
   at INTEGER NOT NULL,
   hops INTEGER
 );
+-- envelopes received for this user and not yet acknowledged (durable: a crash must not lose an ack)
+CREATE TABLE IF NOT EXISTS to_ack (
+  envelope BLOB PRIMARY KEY,
+  author BLOB NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS settings (
   key TEXT PRIMARY KEY,
   value TEXT NOT NULL
@@ -233,6 +238,24 @@ export class LocalState {
 
   arrival(key: string): { seq: number; at: number; hops: number | null } | undefined {
     return this.stmt(`SELECT seq, at, hops FROM arrivals WHERE key = ?`).get(key) as { seq: number; at: number; hops: number | null } | undefined;
+  }
+
+  // ---- acknowledgements owed ----
+  oweAck(envelope: Uint8Array, author: Uint8Array): void {
+    this.stmt(`INSERT OR IGNORE INTO to_ack (envelope, author) VALUES (?, ?)`).run(envelope, author);
+  }
+
+  owedAcks(): { id: Uint8Array; author: Uint8Array }[] {
+    return (this.stmt(`SELECT envelope, author FROM to_ack`).all() as { envelope: Buffer; author: Buffer }[]).map((r) => ({
+      id: new Uint8Array(r.envelope), author: new Uint8Array(r.author),
+    }));
+  }
+
+  paidAcks(ids: Uint8Array[]): void {
+    const st = this.stmt(`DELETE FROM to_ack WHERE envelope = ?`);
+    this.db.transaction(() => {
+      for (const id of ids) st.run(id);
+    })();
   }
 
   // ---- clock ----

@@ -188,7 +188,6 @@ export class Mailbox extends EventEmitter<Events> {
   storageTrouble: { since: number; reason: string } | undefined;
   private needsRecovery = false;
   private readonly refusals = new Map<string, number>();
-  private readonly pendingAcks: { id: Uint8Array; author: Uint8Array }[] = [];
   private ackTimer: NodeJS.Timeout | undefined;
   readonly limits: CarrierLimits;
   private caughtUp = new Set<string>();
@@ -240,6 +239,7 @@ export class Mailbox extends EventEmitter<Events> {
       for (const conv of this.state.conversations()) {
         for (const seg of this.state.segments(conv)) await this.ensureReceipts(conv, seg);
       }
+      this.flushAcks(); // acknowledgements a crash kept from being written
     });
   }
 
@@ -564,7 +564,7 @@ export class Mailbox extends EventEmitter<Events> {
   }
 
   private queueAck(env: Envelope): void {
-    this.pendingAcks.push({ id: env.id, author: env.author });
+    this.state.oweAck(env.id, env.author); // durable, so a crash before the ack is written loses nothing
     this.ackTimer ??= setTimeout(() => {
       this.ackTimer = undefined;
       void this.serial(async () => this.flushAcks()).catch((e: unknown) => this.log.warn(`could not write an acknowledgement: ${(e as Error).message}`));
@@ -573,8 +573,10 @@ export class Mailbox extends EventEmitter<Events> {
 
   /** Acknowledges what this user received, one ack per batch of authors (at most 64 recipients, 1024 ids). */
   private flushAcks(): void {
+    const owed = this.state.owedAcks();
+    if (owed.length === 0) return;
     const byAuthor = new Map<string, { author: Uint8Array; ids: Uint8Array[] }>();
-    for (const p of this.pendingAcks.splice(0)) {
+    for (const p of owed) {
       const k = toHex(p.author);
       if (!byAuthor.has(k)) byAuthor.set(k, { author: p.author, ids: [] });
       byAuthor.get(k)!.ids.push(p.id);
@@ -588,6 +590,7 @@ export class Mailbox extends EventEmitter<Events> {
         const ack = sealAck(this.identity, { recipients: batch.map((b) => b.author), created: this.now(), lifetime: this.lifetime }, named);
         this.envelopes.recordAckNames(ack.id, named); // before it is announced: routing needs it
         this.storeOwn(ack);
+        this.state.paidAcks(named);
       }
     }
   }

@@ -31,6 +31,11 @@ export interface SyncOptions {
    * a carrier n/2 of them and keeps the rest; with 1 left it waits to meet a recipient.
    */
   copies?: number;
+  /**
+   * Long-lived links reconcile again this often (a sketch of under 1 KB when nothing differs), so a
+   * carrier learns that a recipient it stays connected to now holds what it carries. Default 30 s.
+   */
+  resyncMs?: number;
   /** "sketch" (default): IBLT set reconciliation; "list": every id listed (the simple baseline). */
   reconcile?: "sketch" | "list";
   log?: Log;
@@ -101,7 +106,19 @@ export class SyncEngine extends EventEmitter<Events> {
     this.log = opts.log ?? silentLog;
     this.now = opts.now ?? Date.now;
     mailbox.on("envelope", this.onEnvelope);
+    const resync = opts.resyncMs ?? 30_000;
+    if (this.mode === "sketch" && resync > 0)
+      this.resyncTimer = setInterval(() => {
+        for (const s of this.sessions)
+          if (s.recon.done && compareBytes(this.mailbox.me, s.link.peer.signPublicKey) < 0) {
+            s.peerLacks.clear();
+            s.recon.done = false;
+            this.sendSketch(s, 0);
+          }
+      }, resync).unref();
   }
+
+  private resyncTimer: NodeJS.Timeout | undefined;
 
   attach(link: PeerLink): void {
     const s = new Session(link, this.now());
@@ -350,6 +367,7 @@ export class SyncEngine extends EventEmitter<Events> {
 
   close(): void {
     if (this.retryTimer) clearInterval(this.retryTimer);
+    if (this.resyncTimer) clearInterval(this.resyncTimer);
     this.mailbox.off("envelope", this.onEnvelope);
     for (const s of [...this.sessions]) s.link.close("shutting down");
   }
