@@ -1,8 +1,11 @@
 // The data directory: identity (owner-only), the SQLite store, documents, and node.json, which tells
 // the `pigeon` command where the running daemon listens.
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync, openSync, fsyncSync, closeSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import { resolve, join } from "node:path";
 import { generateIdentity, parseIdentityFile, serializeIdentity, type Identity } from "@pigeon/model";
+import { writeFileAtomic } from "@pigeon/sync";
+
+export { writeFileAtomic };
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -13,18 +16,6 @@ export class ConfigError extends Error {
 
 export function resolveDataDir(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
   return resolve(flag ?? env.PIGEON_HOME ?? "pigeon-data");
-}
-
-export function writeFileAtomic(path: string, data: string, mode = 0o600): void {
-  const tmp = `${path}.tmp${process.pid}`;
-  writeFileSync(tmp, data, { mode });
-  const fd = openSync(tmp, "r");
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
 }
 
 export function ensureDataDir(dir: string): void {

@@ -5,3 +5,4 @@ export * from "./document-store.js";
 export * from "./mailbox.js";
 export * from "./sync-engine.js";
 export * from "./memory-link.js";
+export * from "./atomic-file.js";

@@ -2,9 +2,10 @@
 // like identity.json): the password itself (so `pigeon xmpp-password` can show it to the child or
 // teacher who sets up a client) and the SCRAM-SHA-1/SHA-256 salted keys the server verifies against.
 // The server re-reads the file at each login, so a new password takes effect without a restart.
-import { chmodSync, closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
+import { writeFileAtomic } from "@pigeon/sync";
 import { deriveScram, type ScramCredential, type ScramHash } from "./scram.js";
 
 export interface XmppCredentials {
@@ -45,16 +46,7 @@ export function readCredentials(dataDir: string): XmppCredentials | undefined {
 }
 
 export function writeCredentials(dataDir: string, creds: XmppCredentials): void {
-  const path = credentialsPath(dataDir);
-  const tmp = `${path}.tmp${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(creds, null, 2) + "\n", { mode: 0o600 });
-  const fd = openSync(tmp, "r");
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
+  writeFileAtomic(credentialsPath(dataDir), JSON.stringify(creds, null, 2) + "\n");
 }
 
 /** Returns the stored credentials, creating a random password the first time. */
