@@ -181,6 +181,8 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
 
   // Once the disk has room again, open what had to wait (see Mailbox.retryAfterStorageTrouble).
   const retryTimer = setInterval(() => void mailbox.retryAfterStorageTrouble(), 10_000).unref();
+  // Carried envelopes past their lifetime are dropped (a minute is fine: offers already skip them).
+  const expiryTimer = setInterval(() => void mailbox.dropExpired().catch(() => {}), 60_000).unref();
 
   log.info(`pigeon node for ${info.address} (fingerprint ${fingerprint(opts.identity.signing.publicKey)})`);
   log.info(`data directory ${opts.dataDir}`);
@@ -191,6 +193,7 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
     stopping ??= (async () => {
       log.info("stopping");
       clearInterval(retryTimer);
+      clearInterval(expiryTimer);
       await Promise.all(discoveries.map((d) => d.stop()));
       statics?.stop();
       await xmpp?.close();

@@ -207,4 +207,21 @@ describe("mailbox over a link", () => {
     await until(async () => (await b.m.inbox()).length === 2, "amara's real next change to apply");
     expect((await b.m.inbox()).map((m) => m.body)).toEqual(["first", "second"]);
   });
+
+  it("drops carried envelopes past their lifetime, by the carrier's own clock", async () => {
+    let now = Date.now();
+    const a = node("amara", undefined, undefined, { lifetimeSeconds: 3600 });
+    const b = node("baraka", undefined, undefined, { now: () => now });
+    const c = node("chiku");
+    const meet = connect(a, c);
+    await until(() => a.m.contacts().length === 1, "contacts");
+    meet();
+    await a.m.send("chiku", "short-lived");
+    connect(a, b);
+    await until(() => b.m.status().carrying.envelopes === 2, "B carries");
+    expect(await b.m.dropExpired()).toBe(0);
+    now += 3601 * 1000; // an hour later on B's clock
+    expect(await b.m.dropExpired()).toBe(2);
+    expect(b.m.status().carrying.envelopes).toBe(0);
+  });
 });

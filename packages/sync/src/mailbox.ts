@@ -368,6 +368,18 @@ export class Mailbox extends EventEmitter<Events> {
     }
   }
 
+  /** Drops carried envelopes past their lifetime (counted from when this laptop received them). */
+  dropExpired(): Promise<number> {
+    return this.serial(async () => {
+      const n = this.envelopes.dropExpired(this.now());
+      if (n) {
+        this.log.info(`dropped ${n} carried envelope(s) past their lifetime`);
+        this.emit("changed");
+      }
+      return n;
+    });
+  }
+
   /** Called periodically: once the disk has room again, open what had to wait. */
   async retryAfterStorageTrouble(): Promise<void> {
     if (!this.needsRecovery) return;
