@@ -137,5 +137,8 @@ export class Iblt {
   }
 }
 
-/** Table sizes tried in turn, each 8x the last: a contact pays about 1.5-3x its difference. */
-export const SKETCH_LEVELS = [33, 264, 2112, 16896, 135168] as const;
+/**
+ * Table sizes tried in turn, each 8x the last: a contact pays about 1.5-3x its difference. The
+ * largest (~390 KB) still fits a 1 MiB link frame; differences beyond ~13,000 fall back to listing.
+ */
+export const SKETCH_LEVELS = [33, 264, 2112, 16896] as const;

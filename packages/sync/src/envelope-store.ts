@@ -82,6 +82,7 @@ CREATE TABLE IF NOT EXISTS envelope_parties (
   party BLOB NOT NULL,
   PRIMARY KEY (party, envelope)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS envelope_parties_by_envelope ON envelope_parties(envelope);
 CREATE TABLE IF NOT EXISTS handed (
   envelope BLOB NOT NULL,
   peer BLOB NOT NULL,
@@ -138,7 +139,7 @@ type Row = {
 /**
  * The reconciliation sketches of this node's set (stored ∪ delivered ∪ forgotten ids), one IBLT per
  * level, kept up to date on every insert. Built once by streaming the ids (never the envelopes) from
- * SQLite, so a relay point with a million envelopes holds ~4 MB of tables, not its store, in memory.
+ * SQLite, so a relay point with a million envelopes holds ~0.5 MB of tables, not its store, in memory.
  */
 export class SketchIndex {
   readonly levels: Iblt[] = SKETCH_LEVELS.map((cells) => new Iblt(cells));
@@ -210,6 +211,7 @@ export class EnvelopeStore {
       return true;
     });
     const added = tx();
+    if (added && carried) this.adjustTotals(env.bytes.length, env.author, source, 1);
     if (added && !this.inSet(env.id, 1)) this.sketchIndex?.add(env.id);
     return added;
   }
@@ -231,6 +233,7 @@ export class EnvelopeStore {
     });
     tx();
     this.sketchIndex = undefined; // rebuilt on next use
+    this.totals = undefined;
     return added;
   }
 
@@ -359,6 +362,8 @@ export class EnvelopeStore {
   }
 
   private removeRow(id: Uint8Array, keepRoutes = false): void {
+    const m = this.meta(id);
+    if (m?.carried) this.adjustTotals(m.size, m.author, m.source, -1);
     this.metaCache.delete(Buffer.from(id).toString("hex"));
     this.stmt(`DELETE FROM envelopes WHERE id = ?`).run(id);
     this.stmt(`DELETE FROM envelope_parties WHERE envelope = ?`).run(id);
@@ -424,12 +429,12 @@ export class EnvelopeStore {
 
   /** Carried envelopes (not acks) that name `party` as a recipient. */
   carriedFor(party: Uint8Array): Uint8Array[] {
+    // CROSS JOIN keeps SQLite from scanning every carried envelope: start from this party's rows
     return (
-      this.db
-        .prepare(
-          `SELECT e.id FROM envelope_parties p JOIN envelopes e ON e.id = p.envelope
-           WHERE p.party = ? AND e.carried = 1 AND e.kind != 3 AND e.author != ?`,
-        )
+      this.stmt(
+        `SELECT e.id FROM envelope_parties p CROSS JOIN envelopes e ON e.id = p.envelope
+         WHERE p.party = ? AND e.carried = 1 AND e.kind != 3 AND e.author != ?`,
+      )
         .pluck()
         .all(party, party) as Buffer[]
     ).map((b) => new Uint8Array(b));
@@ -460,16 +465,55 @@ export class EnvelopeStore {
     return { ...r, people, acks };
   }
 
+  /**
+   * Running totals of carried bytes (all, per source, per author), so the carrier limits cost O(1) per
+   * envelope instead of a scan of the store (12.8 s per check at a million envelopes, measured).
+   * Built on first use by streaming sizes from SQLite, then kept up to date on insert and removal.
+   */
+  private totals: { all: number; bySource: Map<string, number>; byAuthor: Map<string, number> } | undefined;
+
+  private carriedTotals() {
+    if (!this.totals) {
+      const t = { all: 0, bySource: new Map<string, number>(), byAuthor: new Map<string, number>() };
+      const rows = this.stmt(`SELECT size, author, source FROM envelopes WHERE carried = 1`).iterate() as IterableIterator<{
+        size: number; author: Buffer; source: Buffer | null;
+      }>;
+      for (const r of rows) {
+        t.all += r.size;
+        const a = r.author.toString("hex");
+        t.byAuthor.set(a, (t.byAuthor.get(a) ?? 0) + r.size);
+        if (r.source) {
+          const k = r.source.toString("hex");
+          t.bySource.set(k, (t.bySource.get(k) ?? 0) + r.size);
+        }
+      }
+      this.totals = t;
+    }
+    return this.totals;
+  }
+
+  private adjustTotals(size: number, author: Uint8Array, source: Uint8Array | undefined, sign: 1 | -1): void {
+    const t = this.totals;
+    if (!t) return; // not built yet: the first use will scan
+    t.all += sign * size;
+    const a = Buffer.from(author).toString("hex");
+    t.byAuthor.set(a, (t.byAuthor.get(a) ?? 0) + sign * size);
+    if (source) {
+      const k = Buffer.from(source).toString("hex");
+      t.bySource.set(k, (t.bySource.get(k) ?? 0) + sign * size);
+    }
+  }
+
   carriedBytes(): number {
-    return this.stmt(`SELECT coalesce(sum(size), 0) FROM envelopes WHERE carried = 1`).pluck().get() as number;
+    return this.carriedTotals().all;
   }
 
   carriedBytesFromSource(source: Uint8Array): number {
-    return this.stmt(`SELECT coalesce(sum(size), 0) FROM envelopes WHERE carried = 1 AND source = ?`).pluck().get(source) as number;
+    return this.carriedTotals().bySource.get(Buffer.from(source).toString("hex")) ?? 0;
   }
 
   carriedBytesByAuthor(author: Uint8Array): number {
-    return this.stmt(`SELECT coalesce(sum(size), 0) FROM envelopes WHERE carried = 1 AND author = ?`).pluck().get(author) as number;
+    return this.carriedTotals().byAuthor.get(Buffer.from(author).toString("hex")) ?? 0;
   }
 
   /**
