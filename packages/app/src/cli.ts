@@ -51,9 +51,9 @@ Options for start:
   --peer HOST:PORT          also connect to this node (repeatable; for networks without multicast)
   --no-mdns                 do not discover or announce on the local network
   --mdns-interface ADDR     IPv4 address of an interface for mDNS (repeatable)
-  --hop-limit N             hops a carried message may travel (default 3)
+  --hop-limit N             hops a carried message may travel (default 6)
   --copies N                copy tokens for your messages: each laptop that takes one gets half
-                            of what the giver holds (binary spray-and-wait; default 16)
+                            of what the giver holds (binary spray-and-wait; default 64)
   --carry-quota MB          space for messages carried for others (default 50)
   --xmpp-port N             port for XMPP clients (default 5222, or a free one if taken)
   --xmpp-listen ADDR        address for XMPP clients (default 127.0.0.1; others must use STARTTLS)

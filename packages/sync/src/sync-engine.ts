@@ -16,10 +16,10 @@ import {
 import type { Log, Mailbox } from "./mailbox.js";
 import { silentLog } from "./mailbox.js";
 
-export const DEFAULT_HOP_LIMIT = 3;
+export const DEFAULT_HOP_LIMIT = 6;
 
 /** Spray-and-wait copy tokens an author's envelope starts with (binary spray: half go with each hand-over). */
-export const DEFAULT_COPIES = 16;
+export const DEFAULT_COPIES = 64;
 /** Tokens claimed in a frame are capped, so a peer cannot inflate an envelope's spread. */
 export const MAX_COPIES = 256;
 
