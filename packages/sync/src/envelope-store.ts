@@ -6,6 +6,7 @@
 // crash leaves the last committed state, SQLITE_FULL surfaces as an error without damaging what is
 // stored, and a relay point can keep a million envelopes without one file (inode) per envelope.
 import Database from "better-sqlite3";
+import { statementCache } from "./statements.js";
 import { decodeEnvelope, equalBytes, Iblt, IBLT_KEY_BYTES, SKETCH_LEVELS, type Envelope } from "@pigeon/model";
 
 export interface StoredEnvelope {
@@ -152,16 +153,7 @@ export class SketchIndex {
 }
 
 export class EnvelopeStore {
-  /** Prepared statements are cached: preparing on every call showed up as the top cost in the trace replay. */
-  private readonly statements = new Map<string, Database.Statement>();
-  private stmt(sql: string): Database.Statement {
-    let st = this.statements.get(sql);
-    if (!st) {
-      st = this.db.prepare(sql);
-      this.statements.set(sql, st);
-    }
-    return st;
-  }
+  private readonly stmt: ReturnType<typeof statementCache>;
 
   private sketchIndex: SketchIndex | undefined;
   private readonly insertEnv;
@@ -177,6 +169,7 @@ export class EnvelopeStore {
   private readonly statsStmt;
 
   constructor(readonly db: Database.Database) {
+    this.stmt = statementCache(db);
     db.exec(SCHEMA);
     this.insertEnv = db.prepare(
       `INSERT OR IGNORE INTO envelopes (id, conversation, segment, kind, author, created, lifetime, received_at, hops, size, carried, source, copies, bytes)

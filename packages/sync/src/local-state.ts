@@ -2,6 +2,7 @@
 // contacts met, conversation members and keys, which envelopes were opened (and why some were
 // rejected), which segment documents exist, and the hybrid logical clock.
 import type Database from "better-sqlite3";
+import { statementCache } from "./statements.js";
 import { equalBytes, HLC_ZERO, toHex, type ContactCard, type Hlc } from "@pigeon/model";
 
 const SCHEMA = `
@@ -75,18 +76,10 @@ export interface ConversationKey {
 export type OpenedStatus = "applied" | "rejected" | "pending";
 
 export class LocalState {
-  /** Prepared statements are cached: preparing on every call showed up as the top cost in the trace replay. */
-  private readonly statements = new Map<string, Database.Statement>();
-  private stmt(sql: string): Database.Statement {
-    let st = this.statements.get(sql);
-    if (!st) {
-      st = this.db.prepare(sql);
-      this.statements.set(sql, st);
-    }
-    return st;
-  }
+  private readonly stmt: ReturnType<typeof statementCache>;
 
   constructor(readonly db: Database.Database) {
+    this.stmt = statementCache(db);
     db.exec(SCHEMA);
   }
 

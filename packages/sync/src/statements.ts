@@ -1,0 +1,15 @@
+// Prepared statements, prepared once per database: preparing on every call was the top cost in the
+// trace replay's profile.
+import type Database from "better-sqlite3";
+
+export function statementCache(db: Database.Database): (sql: string) => Database.Statement {
+  const cache = new Map<string, Database.Statement>();
+  return (sql) => {
+    let st = cache.get(sql);
+    if (!st) {
+      st = db.prepare(sql);
+      cache.set(sql, st);
+    }
+    return st;
+  };
+}
