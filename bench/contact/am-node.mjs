@@ -4,9 +4,21 @@
 //   argv[2] = JSON { docsFile, side: "a" | "b", role: "listen" | "dial", expected, quietMs }
 import { readFileSync } from "node:fs";
 import { Repo } from "@automerge/automerge-repo";
-import { BrowserWebSocketClientAdapter, NodeWSServerAdapter } from "@automerge/automerge-repo-network-websocket";
 import { WebSocketServer } from "ws";
 import { dieWithParent, now, rssSampler, send, trackSockets, waitFor } from "./lib.mjs";
+
+// Not a project dependency: as a root devDependency its lock entries broke `npm ci` (npm 11 records
+// cbor-extract's optional platform packages without versions). Installed on demand for this baseline.
+let BrowserWebSocketClientAdapter, NodeWSServerAdapter;
+try {
+  ({ BrowserWebSocketClientAdapter, NodeWSServerAdapter } = await import("@automerge/automerge-repo-network-websocket"));
+} catch {
+  console.error(
+    "bench:contact baseline (b) needs automerge-repo's WebSocket adapter; install it (not saved) with:\n" +
+      "  npm install --no-save @automerge/automerge-repo-network-websocket@2.5.6",
+  );
+  process.exit(3);
+}
 
 dieWithParent();
 const cfg = JSON.parse(process.argv[2]);
