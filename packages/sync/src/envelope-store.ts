@@ -320,6 +320,13 @@ export class EnvelopeStore {
     };
   }
 
+  /** A page of stored ids in id order, after `after` (keyset pagination: no full scan held in memory). */
+  idsAfter(after: Uint8Array, limit: number): Uint8Array[] {
+    return (this.stmt(`SELECT id FROM envelopes WHERE id > ? ORDER BY id LIMIT ?`).pluck().all(after, limit) as Buffer[]).map(
+      (b) => new Uint8Array(b),
+    );
+  }
+
   /** Every stored id with what the forwarding policy needs. */
   ids(): { id: Uint8Array; hops: number; receivedAt: number; lifetime: number }[] {
     return (this.idsStmt.all() as { id: Buffer; hops: number; received_at: number; lifetime: number }[]).map((r) => ({

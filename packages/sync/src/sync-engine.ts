@@ -138,7 +138,7 @@ export class SyncEngine extends EventEmitter<Events> {
       this.emit("peer-down", link, reason);
     });
     this.emit("peer-up", link);
-    if (this.mode === "list") this.sendListing(s);
+    if (this.mode === "list") void this.sendListing(s).catch((e: unknown) => this.log.warn(`listing to ${formatAddress(s.link.peer)} stopped: ${(e as Error).message}`));
     else if (compareBytes(this.mailbox.me, link.peer.signPublicKey) < 0) this.sendSketch(s, 0);
   }
 
@@ -168,7 +168,7 @@ export class SyncEngine extends EventEmitter<Events> {
       // too different to peel: list everything instead (both sides)
       s.recon.fallback = true;
       this.send(s, { type: "done", level: SKETCH_LEVELS.length });
-      this.sendListing(s);
+      void this.sendListing(s).catch((e: unknown) => this.log.warn(`listing to ${formatAddress(s.link.peer)} stopped: ${(e as Error).message}`));
       return this.finishReconcile(s);
     }
     // what they have and we lack (and never had): ask for it
@@ -180,7 +180,7 @@ export class SyncEngine extends EventEmitter<Events> {
     // what we have and they lack: send it, most important first
     const ids = diff.ours.map((k) => store.byKey(k)).filter((id): id is Uint8Array => !!id);
     s.recon.offered = ids.length;
-    this.sendEnvelopes(s, ids);
+    void this.sendEnvelopes(s, ids).catch((e: unknown) => this.log.warn(`sending to ${formatAddress(s.link.peer)} stopped: ${(e as Error).message}`));
     this.finishReconcile(s);
   }
 
@@ -198,9 +198,13 @@ export class SyncEngine extends EventEmitter<Events> {
   }
 
   /** Sends the envelopes the peer lacks and may take, in priority order. */
-  private sendEnvelopes(s: Session, ids: Uint8Array[]): void {
+  private async sendEnvelopes(s: Session, ids: Uint8Array[]): Promise<void> {
     const order = ids.map((id) => ({ id, p: this.priority(id, s) })).sort((a, b) => a.p - b.p);
+    let n = 0;
     for (const { id } of order) {
+      // a long batch pauses now and then, so pings and other links are answered meanwhile
+      if (++n % 256 === 0) await new Promise<void>((r) => setImmediate(r));
+      if (s.link.closed) return;
       const meta = this.mailbox.envelopes.meta(id);
       if (!meta || !this.offerable(id, meta.hops, meta.receivedAt, meta.lifetime, s)) continue;
       const env = this.mailbox.envelopes.get(id)!;
@@ -266,16 +270,22 @@ export class SyncEngine extends EventEmitter<Events> {
     return 3 + Math.min(0.99, meta.size / 65536);
   }
 
-  private sendListing(s: Session): void {
-    const ids = this.mailbox.envelopes
-      .ids()
-      .filter((e) => this.offerable(e.id, e.hops, e.receivedAt, e.lifetime, s))
-      .map((e) => ({ id: e.id, p: this.priority(e.id, s) }))
-      .sort((a, b) => a.p - b.p)
-      .map((e) => e.id);
-    for (let i = 0; i < ids.length || i === 0; i += MAX_IDS_PER_FRAME) {
-      const chunk = ids.slice(i, i + MAX_IDS_PER_FRAME);
-      this.send(s, { type: "have", last: i + MAX_IDS_PER_FRAME >= ids.length, ids: chunk });
+  /**
+   * Lists every stored id (the baseline exchange, and the fallback past the largest sketch), a page
+   * at a time straight from SQLite with a pause between pages, so a relay point with a million
+   * envelopes neither loads them all nor stops answering its links. The other side asks (WANT) and
+   * the forwarding policy decides what is actually sent.
+   */
+  private async sendListing(s: Session): Promise<void> {
+    let after: Uint8Array = new Uint8Array(0);
+    for (;;) {
+      if (s.link.closed) return;
+      const page = this.mailbox.envelopes.idsAfter(after, MAX_IDS_PER_FRAME);
+      const last = page.length < MAX_IDS_PER_FRAME;
+      this.send(s, { type: "have", last, ids: page });
+      if (last) return;
+      after = page[page.length - 1]!;
+      await new Promise<void>((r) => setImmediate(r));
     }
   }
 
@@ -303,14 +313,14 @@ export class SyncEngine extends EventEmitter<Events> {
         return;
       }
       case "want": {
-        this.sendEnvelopes(s, f.ids);
+        await this.sendEnvelopes(s, f.ids);
         this.mailbox.emit("changed");
         return;
       }
       case "want16": {
         for (const k of f.keys) s.peerLacks.add(toHex(k));
         const ids = f.keys.map((k) => this.mailbox.envelopes.byKey(k)).filter((id): id is Uint8Array => !!id);
-        this.sendEnvelopes(s, ids);
+        await this.sendEnvelopes(s, ids);
         this.mailbox.emit("changed");
         return;
       }
@@ -320,7 +330,7 @@ export class SyncEngine extends EventEmitter<Events> {
       case "done":
         if (f.level >= SKETCH_LEVELS.length) {
           s.recon.fallback = true;
-          this.sendListing(s);
+          void this.sendListing(s).catch((e: unknown) => this.log.warn(`listing to ${formatAddress(s.link.peer)} stopped: ${(e as Error).message}`));
         } else this.confirmHeld(s, s.peerLacks, s.carriedAtSketch); // only what our sketch showed them
         this.finishReconcile(s);
         return;
