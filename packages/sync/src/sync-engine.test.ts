@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { compareBytes, contactCard, EnvelopeKind, generateIdentity, randomBytes, signEnvelope, type Envelope } from "@pigeon/model";
+import { compareBytes, contactCard, decodeFrame, EnvelopeKind, generateIdentity, randomBytes, signEnvelope, type Envelope } from "@pigeon/model";
 import { Mailbox, memoryLinkPair, SyncEngine } from "./index.js";
 
 const cleanup: (() => Promise<void> | void)[] = [];
@@ -121,5 +121,24 @@ describe("contact-efficient reconciliation", () => {
       expect(b.m.envelopes.has(forC.id)).toBe(false);
       expect(b.m.envelopes.wasDelivered(forC.id)).toBe(true);
     }
+  });
+
+  it("a contact that breaks early resumes without repeating what already arrived", async () => {
+    const a = node("a");
+    const b = node("b");
+    a.m.envelopes.putMany(carried(300), 0, Date.now(), true, 64);
+    const first = await meet(a, b);
+    let frames = 0; // the contact breaks after 60 envelopes crossed it
+    first.lb.onFrame((f) => {
+      if (decodeFrame(f).type === "envelope" && ++frames === 60) first.la.close("walked away");
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    const got = b.m.envelopes.stats().envelopes;
+    expect(got).toBeGreaterThanOrEqual(60);
+    expect(got).toBeLessThan(300);
+    await meet(a, b);
+    await settle(a, b, 300);
+    const sender = a.s.peers()[0]!;
+    expect(sender.sentEnvelopes).toBe(300 - got); // only what had not arrived
   });
 });
