@@ -262,6 +262,21 @@ export class EnvelopeStore {
     return id ? new Uint8Array(id) : undefined;
   }
 
+  /** Whether this node has, or had and let go of, exactly this envelope (one indexed lookup). */
+  knowsId(id: Uint8Array): boolean {
+    return (
+      this.stmt(
+        `SELECT 1 FROM envelopes WHERE id = ? UNION ALL SELECT 1 FROM delivered WHERE id = ?
+         UNION ALL SELECT 1 FROM forgotten WHERE id = ? LIMIT 1`,
+      ).get(id, id, id) !== undefined
+    );
+  }
+
+  /** Whether we hold this envelope and wrote it ourselves (cheaper than meta() for big listings). */
+  isOwn(id: Uint8Array, me: Uint8Array): boolean {
+    return this.stmt(`SELECT 1 FROM envelopes WHERE id = ? AND author = ?`).get(id, me) !== undefined;
+  }
+
   /** Whether this node has (or had, and let go of) the envelope with this 16-byte key. */
   knowsKey(key: Uint8Array): boolean {
     const lo = Buffer.concat([key, Buffer.alloc(32 - IBLT_KEY_BYTES, 0)]);

@@ -296,7 +296,7 @@ export class SyncEngine extends EventEmitter<Events> {
   private peerHasIt(s: Session, id: Uint8Array): void {
     s.peerHas.add(toHex(id));
     // "sent" = handed to at least one other device; only our own messages need that fact
-    if (this.mailbox.envelopes.authoredBy(id, this.mailbox.me)) this.mailbox.envelopes.markHanded(id, s.link.peer.signPublicKey, this.now());
+    if (this.mailbox.envelopes.isOwn(id, this.mailbox.me)) this.mailbox.envelopes.markHanded(id, s.link.peer.signPublicKey, this.now());
   }
 
   private async onFrame(s: Session, bytes: Uint8Array): Promise<void> {
@@ -304,9 +304,12 @@ export class SyncEngine extends EventEmitter<Events> {
     switch (f.type) {
       case "have": {
         const want: Uint8Array[] = [];
+        let n = 0;
         for (const id of f.ids) {
+          // a listing from a relay point is a million ids: pause now and then so pings are answered
+          if (++n % 512 === 0) await new Promise<void>((r) => setImmediate(r));
           this.peerHasIt(s, id);
-          if (!this.mailbox.envelopes.knowsKey(id.subarray(0, 16))) want.push(id);
+          if (!this.mailbox.envelopes.knowsId(id)) want.push(id);
         }
         if (want.length) this.send(s, { type: "want", ids: want });
         if (f.last) this.mailbox.emit("changed");
