@@ -3,6 +3,7 @@ import { concat, equalBytes, toHex, utf8 } from "./bytes.js";
 import { randomBytes, sign } from "./crypto.js";
 import {
   HandshakeError,
+  HANDSHAKE_VERSION,
   HELLO_MAX_BYTES,
   PROOF_BYTES,
   decodeHello,
@@ -92,7 +93,7 @@ describe("handshake", () => {
     expect(toHex(x.sd.seal(utf8("hi")))).toBe(toHex(y.sd.seal(utf8("hi"))));
     // Layout: version, type, four 32-byte fields, then the strings.
     const h = x.hd.hello;
-    expect(h[0]).toBe(1);
+    expect(h[0]).toBe(HANDSHAKE_VERSION);
     expect(h[1]).toBe(1);
     expect(h.subarray(2, 34)).toEqual(alice.signing.publicKey);
     expect(h.subarray(34, 66)).toEqual(alice.sealing.publicKey);
@@ -101,7 +102,7 @@ describe("handshake", () => {
     expect(new TextDecoder().decode(h.subarray(131, 136))).toBe("alice");
     expect(h.length).toBeLessThanOrEqual(HELLO_MAX_BYTES);
     expect(x.a.proof.length).toBe(PROOF_BYTES);
-    expect(x.a.proof.subarray(0, 2)).toEqual(Uint8Array.of(1, 2));
+    expect(x.a.proof.subarray(0, 2)).toEqual(Uint8Array.of(HANDSHAKE_VERSION, 2));
     expect(toHex(x.sd.transcript)).toBe(toHex(handshakeTranscript(x.hd.hello, x.hl.hello)));
   });
 
@@ -179,7 +180,7 @@ describe("handshake", () => {
   it("rejects a wrong version", () => {
     const hl = startHandshake(bob, "listener");
     const bad = hl.hello.slice();
-    bad[0] = 2;
+    bad[0] = 1; // a node from before slice sketches
     expectHandshakeError(() => startHandshake(alice, "dialer").receiveHello(bad), /wrong version/);
   });
 
@@ -213,7 +214,7 @@ describe("handshake", () => {
     for (let i = 0; i < 1000; i++) {
       const junk = randomBytes(i % 300);
       if (i % 3 === 0 && junk.length >= 2) {
-        junk[0] = 1; // get past the version byte sometimes
+        junk[0] = HANDSHAKE_VERSION; // get past the version byte sometimes
         junk[1] = 1 + (i % 2);
       }
       expectHandshakeError(() => startHandshake(alice, "dialer").receiveHello(junk));

@@ -3,9 +3,9 @@
 //
 // Wire format (all integers are single bytes, strings are varint length + UTF-8, at most 64 bytes):
 //
-//   HELLO  = u8 version=1 | u8 type=1 | raw32 signPublicKey | raw32 sealPublicKey
+//   HELLO  = u8 version=2 | u8 type=1 | raw32 signPublicKey | raw32 sealPublicKey
 //          | raw32 ephemeralPublic (X25519) | raw32 challenge (random) | string name | string home
-//   PROOF  = u8 version=1 | u8 type=2 | raw64 signature
+//   PROOF  = u8 version=2 | u8 type=2 | raw64 signature
 //
 // Both sides send HELLO as soon as the connection opens, then PROOF once they have the other's HELLO.
 //
@@ -40,7 +40,11 @@ import {
 } from "./crypto.js";
 import { AddressError, parseAddress, type ContactCard, type Identity } from "./identity.js";
 
-export const HANDSHAKE_VERSION = 1;
+/**
+ * Version 2: sketches are keyed by id bytes 4-15 and may name a slice of the id space (SLICE_SKETCH).
+ * A version-1 node could not peel our sketches, so the handshake refuses it with "wrong version".
+ */
+export const HANDSHAKE_VERSION = 2;
 export const HELLO_TYPE = 1;
 export const PROOF_TYPE = 2;
 export const CHALLENGE_BYTES = 32;

@@ -1,5 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { decodeFrame, encodeFrame, Iblt, Reader, sha256, SKETCH_LEVELS, toHex, utf8 } from "./index.js";
+import {
+  compareBytes, DecodeError, decodeFrame, encodeFrame, Iblt, inRange, MAX_RANGE_DEPTH, rangeBounds, rangeChildren, rangeKey, rangeWeight, Reader,
+  sha256, SKETCH_LEVELS, toHex, utf8, WHOLE_RANGE, WHOLE_WEIGHT,
+} from "./index.js";
 
 // Seeded keys: peeling is probabilistic, so the tests use fixed sets (with margins) and cannot flake.
 let counter = 0;
@@ -41,11 +44,70 @@ describe("IBLT set reconciliation", () => {
 
   it("round-trips in a SKETCH frame well under a kilobyte at the first level", () => {
     const t = table(SKETCH_LEVELS[0], Array.from({ length: 10_000 }, () => randomBytes(16)));
-    const bytes = encodeFrame({ type: "sketch", level: 0, size: 10_000, table: t });
+    const bytes = encodeFrame({ type: "sketch", range: WHOLE_RANGE, level: 0, size: 10_000, table: t });
     expect(bytes.length).toBeLessThan(1000);
     const f = decodeFrame(bytes);
     expect(f.type).toBe("sketch");
     if (f.type === "sketch") expect(f.table.subtract(t).decode()).toEqual({ complete: true, ours: [], theirs: [] });
     expect(() => Iblt.decodeFrom(new Reader(Uint8Array.from([7])), 99)).toThrow();
+  });
+});
+
+describe("slices of the id space", () => {
+  it("split a range into 16 children that cover it exactly, with bounds that agree", () => {
+    const ids = Array.from({ length: 2000 }, () => randomBytes(32));
+    const a = rangeChildren(WHOLE_RANGE)[0xb]!;
+    const kids = rangeChildren(a);
+    expect(kids.map(rangeKey)).toEqual(Array.from({ length: 16 }, (_, n) => `2:b${n.toString(16)}`));
+    expect(kids.reduce((w, k) => w + rangeWeight(k), 0)).toBe(rangeWeight(a));
+    expect(rangeWeight(WHOLE_RANGE)).toBe(WHOLE_WEIGHT);
+    for (const id of ids) {
+      expect(kids.filter((k) => inRange(k, id)).length).toBe(inRange(a, id) ? 1 : 0);
+      for (const k of kids) {
+        const { lo, hi } = rangeBounds(k);
+        const between = compareBytes(lo, id) <= 0 && compareBytes(id, hi) <= 0;
+        expect(between).toBe(inRange(k, id));
+      }
+    }
+    // odd depth: the low nibble of a byte
+    const odd = rangeChildren(kids[3]!)[7]!;
+    expect(rangeKey(odd)).toBe("3:b37");
+    expect(toHex(rangeBounds(odd).lo).slice(0, 4)).toBe("b370");
+    expect(toHex(rangeBounds(odd).hi).slice(0, 6)).toBe("b37fff");
+    let deepest = WHOLE_RANGE;
+    for (let i = 0; i < MAX_RANGE_DEPTH; i++) deepest = rangeChildren(deepest)[i]!;
+    expect(() => rangeChildren(deepest)).toThrow(RangeError);
+  });
+
+  it("a slice's sketch peels as well as the whole set's, though its keys share their leading bytes", () => {
+    let slice = WHOLE_RANGE;
+    for (let i = 0; i < MAX_RANGE_DEPTH; i++) slice = rangeChildren(slice)[(i * 5) % 16]!;
+    const inSlice = () => {
+      const k = randomBytes(16);
+      k.set(slice.prefix, 0);
+      return k;
+    };
+    const shared = Array.from({ length: 5000 }, inSlice);
+    const onlyA = Array.from({ length: 800 }, inSlice);
+    const onlyB = Array.from({ length: 800 }, inSlice);
+    const d = table(SKETCH_LEVELS[2], [...shared, ...onlyA]).subtract(table(SKETCH_LEVELS[2], [...shared, ...onlyB])).decode();
+    expect(d.complete).toBe(true);
+    expect(d.ours.length).toBe(800);
+    expect(d.theirs.length).toBe(800);
+  });
+
+  it("travel in SLICE_SKETCH and SLICE_DONE frames; malformed ones are refused", () => {
+    const r = rangeChildren(rangeChildren(rangeChildren(WHOLE_RANGE)[1]!)[2]!)[3]!;
+    const t = table(SKETCH_LEVELS[1], Array.from({ length: 50 }, () => randomBytes(16)));
+    const sk = decodeFrame(encodeFrame({ type: "sketch", range: r, level: 1, size: 50, table: t }));
+    expect(sk.type === "sketch" && rangeKey(sk.range) === "3:123" && sk.level === 1 && sk.size === 50).toBe(true);
+    const done = encodeFrame({ type: "done", range: r, level: 4 });
+    expect(Array.from(done)).toEqual([8, 3, 0x12, 0x30, 4]);
+    expect(decodeFrame(done)).toEqual({ type: "done", range: r, level: 4 });
+    expect(Array.from(encodeFrame({ type: "done", range: WHOLE_RANGE, level: 2 }))).toEqual([5, 2]);
+    expect(() => decodeFrame(Uint8Array.from([8, 3, 0x12, 0x31, 4]))).toThrow(/stray bits/); // low nibble set
+    expect(() => decodeFrame(Uint8Array.from([8, 9, 1, 2, 3, 4, 5, 0]))).toThrow(DecodeError); // too deep
+    expect(() => decodeFrame(Uint8Array.from([8, 0, 1]))).toThrow(/whole set/);
+    expect(() => decodeFrame(Uint8Array.from([5, 5]))).toThrow(/level/);
   });
 });

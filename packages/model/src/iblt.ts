@@ -32,10 +32,15 @@ export class Iblt {
     this.hashSum = new Uint32Array(cells);
   }
 
-  /** The cell of `key` in partition `p` (keys are uniform hashes, so their bytes index directly). */
+  /**
+   * The cell of `key` in partition `p`. Keys are uniform hashes, so their bytes index directly; bytes
+   * 4-15 are used, not 0-3, because a sketch of one slice of the id space (id-range.ts) has its
+   * leading bytes all alike.
+   */
   private cell(key: Uint8Array, p: number, off = 0): number {
     const part = this.cells / HASHES;
-    const v = (key[off + 4 * p]! | (key[off + 4 * p + 1]! << 8) | (key[off + 4 * p + 2]! << 16) | (key[off + 4 * p + 3]! << 24)) >>> 0;
+    const o = off + 4 + 4 * p;
+    const v = (key[o]! | (key[o + 1]! << 8) | (key[o + 2]! << 16) | (key[o + 3]! << 24)) >>> 0;
     return p * part + (v % part);
   }
 
@@ -139,6 +144,10 @@ export class Iblt {
 
 /**
  * Table sizes tried in turn, each 8x the last: a contact pays about 1.5-3x its difference. The
- * largest (~390 KB) still fits a 1 MiB link frame; differences beyond ~13,000 fall back to listing.
+ * largest (~390 KB) still fits a 1 MiB link frame; a difference beyond it (~13,000 keys) is split
+ * into 16 slices of the id space, each sketched again from SPLIT_LEVEL (id-range.ts).
  */
 export const SKETCH_LEVELS = [33, 264, 2112, 16896] as const;
+
+/** The level a slice's first sketch uses: its parent failed at the largest level, so smaller ones would too. */
+export const SPLIT_LEVEL = 2;

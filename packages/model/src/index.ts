@@ -9,3 +9,4 @@ export * from "./admission.js";
 export * from "./wire.js";
 export * from "./handshake.js";
 export * from "./iblt.js";
+export * from "./id-range.js";

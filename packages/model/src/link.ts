@@ -11,6 +11,11 @@ export interface PeerLink {
   /** Send one protocol frame. Frames arrive whole and in order, or the link closes. */
   send(frame: Uint8Array): void;
   onFrame(handler: (frame: Uint8Array) => void): void;
+  /**
+   * Bytes sent but not yet on the network (optional). A sender with much to send waits while this is
+   * high, so a large reconciliation streams instead of queueing everything in memory at once.
+   */
+  bufferedBytes?(): number;
   onClose(handler: (reason: string) => void): void;
   close(reason?: string): void;
   readonly closed: boolean;

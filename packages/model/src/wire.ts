@@ -8,6 +8,13 @@
 import { DecodeError, Reader, Writer } from "./bytes.js";
 import { MAX_ENVELOPE_BYTES } from "./envelope.js";
 import { Iblt, IBLT_KEY_BYTES, SKETCH_LEVELS } from "./iblt.js";
+import { readRange, WHOLE_RANGE, writeRange, type IdRange } from "./id-range.js";
+
+/** Slice frames name a slice; the whole set has its own (shorter) frame types. */
+function nonEmpty(r: IdRange): IdRange {
+  if (r.depth === 0) throw new DecodeError("slice frame for the whole set");
+  return r;
+}
 
 export const MAX_IDS_PER_FRAME = 4096;
 
@@ -15,8 +22,10 @@ export type SyncFrame =
   | { type: "have"; last: boolean; ids: Uint8Array[] }
   | { type: "want"; ids: Uint8Array[] }
   | { type: "envelope"; hops: number; copies: number; envelope: Uint8Array }
-  | { type: "sketch"; level: number; size: number; table: Iblt }
-  | { type: "done"; level: number }
+  /** A sketch of the set, or of one slice of it (`range.depth` 0 = the whole set: frame type 4). */
+  | { type: "sketch"; range: IdRange; level: number; size: number; table: Iblt }
+  /** `level` = SKETCH_LEVELS.length: "too different: list the ids of this range instead". */
+  | { type: "done"; range: IdRange; level: number }
   | { type: "want16"; keys: Uint8Array[] };
 
 function writeIds(w: Writer, ids: Uint8Array[]): void {
@@ -48,11 +57,15 @@ export function encodeFrame(f: SyncFrame): Uint8Array {
       w.varint(3).varint(f.hops).varint(f.copies).bytes(f.envelope);
       break;
     case "sketch":
-      w.varint(4).varint(f.level).varint(f.size);
+      if (f.range.depth === 0) w.varint(4);
+      else writeRange(w.varint(7), f.range);
+      w.varint(f.level).varint(f.size);
       f.table.encode(w);
       break;
     case "done":
-      w.varint(5).varint(f.level);
+      if (f.range.depth === 0) w.varint(5);
+      else writeRange(w.varint(8), f.range);
+      w.varint(f.level);
       break;
     case "want16":
       if (f.keys.length > MAX_IDS_PER_FRAME) throw new RangeError("too many keys in one frame");
@@ -77,13 +90,17 @@ export function decodeFrame(bytes: Uint8Array): SyncFrame {
     const hops = r.varint();
     const copies = r.varint();
     f = { type: "envelope", hops, copies, envelope: Uint8Array.from(r.bytes(MAX_ENVELOPE_BYTES)) };
-  } else if (type === 4) {
+  } else if (type === 4 || type === 7) {
+    const range = type === 4 ? WHOLE_RANGE : nonEmpty(readRange(r));
     const level = r.varint();
     if (level >= SKETCH_LEVELS.length) throw new DecodeError(`unknown sketch level ${level}`);
     const size = r.varint();
-    f = { type: "sketch", level, size, table: Iblt.decodeFrom(r, SKETCH_LEVELS[level]!) };
-  } else if (type === 5) {
-    f = { type: "done", level: r.varint() };
+    f = { type: "sketch", range, level, size, table: Iblt.decodeFrom(r, SKETCH_LEVELS[level]!) };
+  } else if (type === 5 || type === 8) {
+    const range = type === 5 ? WHOLE_RANGE : nonEmpty(readRange(r));
+    const level = r.varint();
+    if (level > SKETCH_LEVELS.length) throw new DecodeError(`unknown sketch level ${level}`);
+    f = { type: "done", range, level };
   } else if (type === 6) {
     const n = r.varint();
     if (n > MAX_IDS_PER_FRAME) throw new DecodeError(`frame lists ${n} keys, limit ${MAX_IDS_PER_FRAME}`);

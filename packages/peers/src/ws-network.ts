@@ -341,6 +341,11 @@ class Connection {
       });
   }
 
+  /** Bytes handed to the socket and not yet written to the network. */
+  get bufferedBytes(): number {
+    return this.ws.bufferedAmount;
+  }
+
   /** Encrypt and send one frame on the open link. */
   sendFrame(frame: Uint8Array): void {
     if (this.state !== "open" || !this.session) return;
@@ -534,6 +539,10 @@ class LinkImpl implements WsLink {
   send(frame: Uint8Array): void {
     if (this.closed) return;
     this.conn.sendFrame(frame);
+  }
+
+  bufferedBytes(): number {
+    return this.conn.bufferedBytes;
   }
 
   onFrame(handler: FrameHandler): void {

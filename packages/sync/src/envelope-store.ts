@@ -7,7 +7,7 @@
 // stored, and a relay point can keep a million envelopes without one file (inode) per envelope.
 import Database from "better-sqlite3";
 import { statementCache } from "./statements.js";
-import { decodeEnvelope, equalBytes, Iblt, IBLT_KEY_BYTES, SKETCH_LEVELS, type Envelope } from "@pigeon/model";
+import { decodeEnvelope, equalBytes, Iblt, IBLT_KEY_BYTES, rangeBounds, SKETCH_LEVELS, type Envelope, type IdRange } from "@pigeon/model";
 
 export interface StoredEnvelope {
   id: Uint8Array;
@@ -142,6 +142,8 @@ type Row = {
  * level, kept up to date on every insert. Built once by streaming the ids (never the envelopes) from
  * SQLite, so a relay point with a million envelopes holds ~0.5 MB of tables, not its store, in memory.
  */
+const MAX_ID = new Uint8Array(32).fill(0xff);
+
 export class SketchIndex {
   readonly levels: Iblt[] = SKETCH_LEVELS.map((cells) => new Iblt(cells));
   size = 0;
@@ -209,6 +211,11 @@ export class EnvelopeStore {
     return added;
   }
 
+  /** Runs several store updates as one transaction (one fsync instead of one per update). */
+  batch<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
   /** Bulk load in one transaction (benchmarks, imports): carried envelopes with no source. */
   putMany(envs: Envelope[], hops: number, receivedAt: number, carried = true, copies?: number): number {
     let added = 0;
@@ -251,6 +258,28 @@ export class EnvelopeStore {
       this.sketchIndex = idx;
     }
     return this.sketchIndex;
+  }
+
+  /**
+   * Sketches of one slice of the set at the given levels, from one indexed range scan (the set is
+   * what `sketches()` covers: stored, delivered and let-go ids). Used when a difference is too large
+   * for one sketch; the slice is read from disk, never the whole set.
+   */
+  sliceSketch(range: IdRange, levels: readonly number[]): { size: number; tables: Map<number, Iblt> } {
+    const { lo, hi } = rangeBounds(range);
+    const tables = new Map(levels.map((l) => [l, new Iblt(SKETCH_LEVELS[l]!)] as const));
+    const rows = this.stmt(
+      `SELECT id FROM envelopes WHERE id BETWEEN @lo AND @hi UNION SELECT id FROM delivered WHERE id BETWEEN @lo AND @hi
+       UNION SELECT id FROM forgotten WHERE id BETWEEN @lo AND @hi`,
+    )
+      .pluck()
+      .iterate({ lo, hi }) as IterableIterator<Buffer>;
+    let size = 0;
+    for (const id of rows) {
+      size++;
+      for (const t of tables.values()) t.update(id, 1);
+    }
+    return { size, tables };
   }
 
   /** The stored envelope whose id starts with this 16-byte key, if any. */
@@ -336,8 +365,8 @@ export class EnvelopeStore {
   }
 
   /** A page of stored ids in id order, after `after` (keyset pagination: no full scan held in memory). */
-  idsAfter(after: Uint8Array, limit: number): Uint8Array[] {
-    return (this.stmt(`SELECT id FROM envelopes WHERE id > ? ORDER BY id LIMIT ?`).pluck().all(after, limit) as Buffer[]).map(
+  idsAfter(after: Uint8Array, limit: number, upTo: Uint8Array = MAX_ID): Uint8Array[] {
+    return (this.stmt(`SELECT id FROM envelopes WHERE id > ? AND id <= ? ORDER BY id LIMIT ?`).pluck().all(after, upTo, limit) as Buffer[]).map(
       (b) => new Uint8Array(b),
     );
   }

@@ -2,7 +2,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { compareBytes, contactCard, decodeFrame, EnvelopeKind, generateIdentity, randomBytes, signEnvelope, type Envelope } from "@pigeon/model";
+import {
+  compareBytes, contactCard, decodeFrame, EnvelopeKind, envelopeId, generateIdentity, randomBytes, signEnvelope, toHex, type Envelope, type PeerLink,
+} from "@pigeon/model";
 import { Mailbox, memoryLinkPair, SyncEngine } from "./index.js";
 
 const cleanup: (() => Promise<void> | void)[] = [];
@@ -86,6 +88,75 @@ describe("contact-efficient reconciliation", () => {
     await settle(a, b, 300);
     const r = a.s.peers()[0]!.reconcile.sketches + b.s.peers()[0]!.reconcile.sketches;
     expect(r).toBeGreaterThan(2); // level 0 could not hold 300 differences
+  });
+
+  it("a difference past the largest sketch is split into slices of the id space, not listed", async () => {
+    const a = node("a");
+    const b = node("b");
+    const shared = carried(100);
+    const onlyA = carried(5);
+    const onlyB = carried(3);
+    a.m.envelopes.putMany([...shared, ...onlyA], 0, Date.now(), true, 64);
+    b.m.envelopes.putMany([...shared, ...onlyB], 0, Date.now(), true, 64);
+    // 16,000 ids each side let go of and the other never saw: a difference no single sketch peels
+    a.m.envelopes.batch(() => { for (let i = 0; i < 15_000; i++) a.m.envelopes.forget(randomBytes(32), "refused"); });
+    b.m.envelopes.batch(() => { for (let i = 0; i < 1_000; i++) b.m.envelopes.forget(randomBytes(32), "refused"); });
+    const { la, lb } = await meet(a, b);
+    const types = new Map<string, number>();
+    for (const l of [la, lb]) l.onFrame((f) => { const t = decodeFrame(f).type; types.set(t, (types.get(t) ?? 0) + 1); });
+    await settle(a, b, 108);
+    const end = Date.now() + 10_000;
+    while (!(a.s.peers()[0]!.reconcile.done && b.s.peers()[0]!.reconcile.done) && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+    const ra = a.s.peers()[0]!.reconcile;
+    const rb = b.s.peers()[0]!.reconcile;
+    expect(ra.done && rb.done).toBe(true);
+    expect(ra.fallback || rb.fallback).toBe(false);
+    expect(ra.slices + rb.slices).toBeGreaterThanOrEqual(16);
+    expect(types.get("have") ?? 0).toBe(0); // nothing was listed
+    expect(types.get("envelope")).toBe(8);
+    // four whole-set levels, then 16 slices (each at least one sketch); each side counts what it sent and received
+    expect((ra.sketches + rb.sketches) / 2).toBeGreaterThanOrEqual(4 + 16);
+    expect(la.bytesSent + lb.bytesSent).toBeLessThan(3_000_000);
+    expect(ra.roundTrips).toBeGreaterThanOrEqual(3);
+  });
+
+  it("waits while the link is backed up, then sends the rest, the peer's own envelopes first", async () => {
+    const a = node("a");
+    const b = node("b");
+    const forB = signEnvelope(author, {
+      kind: EnvelopeKind.Change, conversation: randomBytes(16), segment: 0, recipients: [b.m.identity.signing.publicKey],
+      created: Date.now(), lifetime: 86400, keyId: randomBytes(8),
+    }, randomBytes(200));
+    a.m.envelopes.putMany([...carried(200), forB], 0, Date.now(), true, 64);
+    const [la, lb] = memoryLinkPair(contactCard(a.m.identity), contactCard(b.m.identity));
+    let backedUp = true; // as a socket that has not written what it was given
+    const sent: string[] = [];
+    const slow: PeerLink = {
+      peer: la.peer, description: "slow", get closed() { return la.closed; },
+      onFrame: (h) => la.onFrame(h), onClose: (h) => la.onClose(h), close: (r) => la.close(r),
+      bufferedBytes: () => (backedUp ? 10 << 20 : 0),
+      send: (f) => {
+        const t = decodeFrame(f);
+        sent.push(t.type === "envelope" ? toHex(envelopeId(t.envelope)) : t.type);
+        la.send(f);
+      },
+    };
+    a.s.attach(slow);
+    b.s.attach(lb);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(a.s.peers()[0]!.reconcile.done || b.s.peers()[0]!.reconcile.done).toBe(true);
+    expect(a.s.peers()[0]!.sentEnvelopes).toBe(0); // reconciled, but nothing pushed into a full socket
+    backedUp = false;
+    // b ends with all 201 and its acknowledgement of its own; a drops its copy for b on that acknowledgement
+    const end = Date.now() + 20_000;
+    while ((b.m.envelopes.stats().envelopes !== 202 || !a.m.envelopes.wasDelivered(forB.id)) && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+    expect(b.m.envelopes.stats().envelopes).toBe(202);
+    expect(a.m.envelopes.wasDelivered(forB.id)).toBe(true);
+    expect(a.s.peers()[0]!.sentEnvelopes).toBe(201);
+    const envelopes = sent.filter((t) => t.length === 64);
+    expect(envelopes.length).toBe(201);
+    expect(new Set(envelopes).size).toBe(201);
+    expect(envelopes[0]).toBe(toHex(forB.id)); // its own envelope first, wherever it sits in the id order
   });
 
   it("the id-list baseline converges too (and costs with what is stored)", async () => {

@@ -5,16 +5,23 @@
 // (WANT16), sends what the other lacks (ENVELOPE, most important first) and says DONE; if not, it
 // answers with its own sketch one level larger (8x), and the roles swap. Identical stores settle in
 // one round trip with one sketch of under a kilobyte; the cost grows with the difference, not with
-// what is stored. Past the largest level both sides fall back to listing ids (HAVE).
+// what is stored. Past the largest level the id space is split into 16 slices, each reconciled the
+// same way (recursively), so a relay point settles 100,000 differences without listing a million ids.
+// Envelopes go out through one priority queue per link that waits while the socket is backed up.
 // The link then stays open: every new envelope is announced at once (HAVE), so a message to a
 // neighbour goes through immediately.
 import { EventEmitter } from "node:events";
 import {
-  compareBytes, DecodeError, EnvelopeKind, decodeFrame, encodeFrame, envelopeId, formatAddress, MAX_IDS_PER_FRAME, SKETCH_LEVELS, toHex,
-  type Envelope, type PeerLink, type SyncFrame,
+  compareBytes, DecodeError, EnvelopeKind, decodeFrame, encodeFrame, envelopeId, formatAddress, inRange, MAX_IDS_PER_FRAME, MAX_RANGE_DEPTH,
+  rangeBounds, rangeChildren, rangeWeight, SKETCH_LEVELS, SPLIT_LEVEL, toHex, WHOLE_RANGE, WHOLE_WEIGHT,
+  type Envelope, type Iblt, type IdRange, type PeerLink, type SyncFrame,
 } from "@pigeon/model";
 import type { Log, Mailbox } from "./mailbox.js";
 import { silentLog } from "./mailbox.js";
+import { SendQueue } from "./send-queue.js";
+
+/** A link with more than this waiting in its socket gets no more envelopes until it drains. */
+export const SEND_HIGH_WATER = 1 << 20;
 
 export const DEFAULT_HOP_LIMIT = 6;
 
@@ -43,8 +50,10 @@ export interface SyncOptions {
 }
 
 export interface ReconcileStats {
-  /** Sketches exchanged (levels tried) before the difference decoded. */
+  /** Sketches sent and received (every level and slice tried) before the difference decoded. */
   sketches: number;
+  /** Slices of the id space the difference was split into (0 when one sketch sufficed). */
+  slices: number;
   /** Turns of the conversation until the difference was known: 1 = one round trip. */
   roundTrips: number;
   /** Ids found missing here / there. */
@@ -76,11 +85,24 @@ class Session {
   readonly recon: ReconcileStats;
   /** 16-byte keys (hex) the peer told us it lacks during reconciliation (its WANT16s). */
   readonly peerLacks = new Set<string>();
-  /** Carried envelopes for the peer that were in our set when we last sent a sketch. */
-  carriedAtSketch: Uint8Array[] = [];
+  /** Carried envelopes for the peer that were in our set when we sent our first sketch of this round. */
+  carriedAtSketch: Uint8Array[] | undefined;
+  /** Share of the id space settled in this round (WHOLE_WEIGHT = all of it). */
+  settled = 0;
+  /** Envelopes waiting to go out on this link, most important first. */
+  readonly outgoing = new SendQueue();
+  pumping = false;
   constructor(readonly link: PeerLink, now: number) {
     this.since = now;
-    this.recon = { sketches: 0, roundTrips: 0, wanted: 0, offered: 0, done: false, fallback: false, startedAt: now };
+    this.recon = { sketches: 0, slices: 0, roundTrips: 0, wanted: 0, offered: 0, done: false, fallback: false, startedAt: now };
+  }
+
+  /** A new round of reconciliation (on connect, and every resync). */
+  restart(now: number): void {
+    this.peerLacks.clear();
+    this.carriedAtSketch = undefined;
+    this.settled = 0;
+    Object.assign(this.recon, { sketches: 0, slices: 0, roundTrips: 0, wanted: 0, offered: 0, done: false, fallback: false, startedAt: now, doneAt: undefined });
   }
 }
 
@@ -111,9 +133,8 @@ export class SyncEngine extends EventEmitter<Events> {
       this.resyncTimer = setInterval(() => {
         for (const s of this.sessions)
           if (s.recon.done && compareBytes(this.mailbox.me, s.link.peer.signPublicKey) < 0) {
-            s.peerLacks.clear();
-            s.recon.done = false;
-            this.sendSketch(s, 0);
+            s.restart(this.now());
+            this.sendSketch(s, WHOLE_RANGE, 0);
           }
       }, resync).unref();
   }
@@ -138,16 +159,36 @@ export class SyncEngine extends EventEmitter<Events> {
       this.emit("peer-down", link, reason);
     });
     this.emit("peer-up", link);
-    if (this.mode === "list") void this.sendListing(s).catch((e: unknown) => this.log.warn(`listing to ${formatAddress(s.link.peer)} stopped: ${(e as Error).message}`));
-    else if (compareBytes(this.mailbox.me, link.peer.signPublicKey) < 0) this.sendSketch(s, 0);
+    if (this.mode === "list") this.listInBackground(s, WHOLE_RANGE);
+    else if (compareBytes(this.mailbox.me, link.peer.signPublicKey) < 0) this.sendSketch(s, WHOLE_RANGE, 0);
   }
 
-  private sendSketch(s: Session, level: number): void {
-    const idx = this.mailbox.envelopes.sketches();
-    s.carriedAtSketch = this.mailbox.envelopes.carriedFor(s.link.peer.signPublicKey);
+  /** Our sketch of the set, or of one slice of it (read from disk: only the whole set is kept in memory). */
+  private ourSketch(range: IdRange, level: number): { size: number; table: Iblt } {
+    if (range.depth === 0) {
+      const idx = this.mailbox.envelopes.sketches();
+      return { size: idx.size, table: idx.levels[level]! };
+    }
+    const { size, tables } = this.mailbox.envelopes.sliceSketch(range, [level]);
+    return { size, table: tables.get(level)! };
+  }
+
+  private sendSketch(s: Session, range: IdRange, level: number): void {
+    const { size, table } = this.ourSketch(range, level);
+    s.carriedAtSketch ??= this.mailbox.envelopes.carriedFor(s.link.peer.signPublicKey);
+    this.countTurn(s, range, level);
+    this.send(s, { type: "sketch", range, level, size, table });
+  }
+
+  /**
+   * Turns of the conversation so far, from where a sketch sits in the ladder (the whole set's levels,
+   * then SPLIT_LEVEL.. for each depth of slices); 2 turns = 1 round trip.
+   */
+  private countTurn(s: Session, range: IdRange, level: number): void {
+    const perSlice = SKETCH_LEVELS.length - SPLIT_LEVEL;
+    const turn = range.depth === 0 ? level + 1 : SKETCH_LEVELS.length + (range.depth - 1) * perSlice + (level - SPLIT_LEVEL) + 1;
     s.recon.sketches++;
-    s.recon.roundTrips = Math.ceil((s.recon.sketches + 1) / 2);
-    this.send(s, { type: "sketch", level, size: idx.size, table: idx.levels[level]! });
+    s.recon.roundTrips = Math.max(s.recon.roundTrips, Math.ceil(turn / 2));
   }
 
   private finishReconcile(s: Session): void {
@@ -156,32 +197,52 @@ export class SyncEngine extends EventEmitter<Events> {
     this.mailbox.emit("changed");
   }
 
-  /** The peer's sketch: peel the difference, or answer with a bigger sketch of our own. */
-  private onSketch(s: Session, level: number, table: import("@pigeon/model").Iblt): void {
+  /** A slice (or the whole set) is reconciled; the round is over when they add up to the whole set. */
+  private settle(s: Session, range: IdRange): void {
+    s.settled += rangeWeight(range);
+    if (s.settled >= WHOLE_WEIGHT && !s.recon.done) this.finishReconcile(s);
+  }
+
+  /** The peer's sketch: peel the difference, or answer with a bigger sketch, or with 16 sketches of slices. */
+  private async onSketch(s: Session, range: IdRange, level: number, table: Iblt): Promise<void> {
     const store = this.mailbox.envelopes;
-    const mine = store.sketches().levels[level]!;
-    const diff = mine.subtract(table).decode();
-    s.recon.sketches++;
-    s.recon.roundTrips = Math.ceil(s.recon.sketches / 2);
+    this.countTurn(s, range, level);
+    const diff = this.ourSketch(range, level).table.subtract(table).decode();
     if (!diff.complete) {
-      if (level + 1 < SKETCH_LEVELS.length) return this.sendSketch(s, level + 1);
-      // too different to peel: list everything instead (both sides)
+      if (level + 1 < SKETCH_LEVELS.length) return this.sendSketch(s, range, level + 1);
+      if (range.depth < MAX_RANGE_DEPTH) {
+        // too different for the largest sketch: split the id space and start each slice again
+        const slices = rangeChildren(range);
+        s.recon.slices += slices.length - (range.depth === 0 ? 0 : 1);
+        for (const slice of slices) {
+          if (s.link.closed) return;
+          this.sendSketch(s, slice, SPLIT_LEVEL);
+          await new Promise<void>((r) => setImmediate(r)); // each slice is a range scan: answer pings between them
+        }
+        return;
+      }
+      // 16^8 slices deep and still not peeling (only a hostile peer gets here): list this slice's ids
       s.recon.fallback = true;
-      this.send(s, { type: "done", level: SKETCH_LEVELS.length });
-      void this.sendListing(s).catch((e: unknown) => this.log.warn(`listing to ${formatAddress(s.link.peer)} stopped: ${(e as Error).message}`));
-      return this.finishReconcile(s);
+      this.send(s, { type: "done", range, level: SKETCH_LEVELS.length });
+      this.listInBackground(s, range);
+      return this.settle(s, range);
     }
     // what they have and we lack (and never had): ask for it
     const want = diff.theirs.filter((k) => !store.knowsKey(k));
-    s.recon.wanted = want.length;
+    s.recon.wanted += want.length;
     for (let i = 0; i < want.length; i += MAX_IDS_PER_FRAME) this.send(s, { type: "want16", keys: want.slice(i, i + MAX_IDS_PER_FRAME) });
-    this.send(s, { type: "done", level });
-    this.confirmHeld(s, new Set(diff.ours.map(toHex)), this.mailbox.envelopes.carriedFor(s.link.peer.signPublicKey));
+    this.send(s, { type: "done", range, level });
+    const carried = store.carriedFor(s.link.peer.signPublicKey).filter((id) => inRange(range, id));
+    this.confirmHeld(s, new Set(diff.ours.map(toHex)), carried);
     // what we have and they lack: send it, most important first
     const ids = diff.ours.map((k) => store.byKey(k)).filter((id): id is Uint8Array => !!id);
-    s.recon.offered = ids.length;
-    void this.sendEnvelopes(s, ids).catch((e: unknown) => this.log.warn(`sending to ${formatAddress(s.link.peer)} stopped: ${(e as Error).message}`));
-    this.finishReconcile(s);
+    s.recon.offered += ids.length;
+    this.enqueue(s, ids);
+    this.settle(s, range);
+  }
+
+  private listInBackground(s: Session, range: IdRange): void {
+    void this.sendListing(s, range).catch((e: unknown) => this.log.warn(`listing to ${formatAddress(s.link.peer)} stopped: ${(e as Error).message}`));
   }
 
   /**
@@ -197,29 +258,57 @@ export class SyncEngine extends EventEmitter<Events> {
     if (dropped) this.log.info(`${formatAddress(s.link.peer)} holds ${dropped} envelope(s) we carried for them: dropped our copies`);
   }
 
-  /** Sends the envelopes the peer lacks and may take, in priority order. */
-  private async sendEnvelopes(s: Session, ids: Uint8Array[]): Promise<void> {
-    const order = ids.map((id) => ({ id, p: this.priority(id, s) })).sort((a, b) => a.p - b.p);
-    let n = 0;
-    for (const { id } of order) {
-      // a long batch pauses now and then, so pings and other links are answered meanwhile
-      if (++n % 256 === 0) await new Promise<void>((r) => setImmediate(r));
-      if (s.link.closed) return;
-      const meta = this.mailbox.envelopes.meta(id);
-      if (!meta || !this.offerable(id, meta.hops, meta.receivedAt, meta.lifetime, s)) continue;
-      const env = this.mailbox.envelopes.get(id)!;
-      // spray: a carrier gets half our tokens; a party (its recipient or author) gets none to spend
-      let give = 0;
-      if (this.copies !== Infinity && !this.mailbox.envelopes.isParty(id, s.link.peer.signPublicKey) && meta.kind !== EnvelopeKind.Ack) {
-        const have = this.tokens(meta);
-        give = Math.floor(have / 2);
-        this.mailbox.envelopes.setCopies(id, have - give);
-      }
-      this.send(s, { type: "envelope", hops: meta.hops, copies: give, envelope: env.bytes });
-      s.sent++;
-      s.peerHas.add(toHex(id));
-      this.mailbox.envelopes.markHanded(id, s.link.peer.signPublicKey, this.now());
+  /** Queues envelopes the peer lacks; they go out in priority order as the link takes them. */
+  private enqueue(s: Session, ids: Uint8Array[]): void {
+    for (const id of ids) {
+      const key = toHex(id);
+      if (!s.outgoing.has(key)) s.outgoing.push(id, key, this.priority(id, s));
     }
+    void this.pump(s).catch((e: unknown) => this.log.warn(`sending to ${formatAddress(s.link.peer)} stopped: ${(e as Error).message}`));
+  }
+
+  /**
+   * Drains a link's queue: a batch at a time (one store transaction for the bookkeeping), waiting
+   * while the link is backed up, pausing between batches so pings and other links are answered.
+   */
+  private async pump(s: Session): Promise<void> {
+    if (s.pumping) return;
+    s.pumping = true;
+    try {
+      while (s.outgoing.size > 0 && !s.link.closed) {
+        if ((s.link.bufferedBytes?.() ?? 0) > SEND_HIGH_WATER) {
+          await new Promise<void>((r) => setTimeout(r, 5));
+          continue;
+        }
+        this.mailbox.envelopes.batch(() => {
+          for (let i = 0; i < 64 && s.outgoing.size > 0 && !s.link.closed; i++) this.sendOne(s, s.outgoing.pop()!);
+        });
+        if (s.outgoing.size > 0) await new Promise<void>((r) => setImmediate(r));
+      }
+    } finally {
+      s.pumping = false;
+    }
+    this.mailbox.emit("changed");
+  }
+
+  /** Sends one envelope if the forwarding policy still allows it, handing over spray tokens. */
+  private sendOne(s: Session, id: Uint8Array): void {
+    const store = this.mailbox.envelopes;
+    const meta = store.meta(id);
+    if (!meta || !this.offerable(id, meta.hops, meta.receivedAt, meta.lifetime, s)) return;
+    const env = store.get(id);
+    if (!env) return;
+    // spray: a carrier gets half our tokens; a party (its recipient or author) gets none to spend
+    let give = 0;
+    if (this.copies !== Infinity && !store.isParty(id, s.link.peer.signPublicKey) && meta.kind !== EnvelopeKind.Ack) {
+      const have = this.tokens(meta);
+      give = Math.floor(have / 2);
+      store.setCopies(id, have - give);
+    }
+    this.send(s, { type: "envelope", hops: meta.hops, copies: give, envelope: env.bytes });
+    s.sent++;
+    s.peerHas.add(toHex(id));
+    store.markHanded(id, s.link.peer.signPublicKey, this.now());
   }
 
   peers(): PeerView[] {
@@ -276,11 +365,12 @@ export class SyncEngine extends EventEmitter<Events> {
    * envelopes neither loads them all nor stops answering its links. The other side asks (WANT) and
    * the forwarding policy decides what is actually sent.
    */
-  private async sendListing(s: Session): Promise<void> {
-    let after: Uint8Array = new Uint8Array(0);
+  private async sendListing(s: Session, range: IdRange = WHOLE_RANGE): Promise<void> {
+    const { lo, hi } = rangeBounds(range);
+    let after: Uint8Array = range.depth === 0 ? new Uint8Array(0) : lo.subarray(0, Math.ceil(range.depth / 2));
     for (;;) {
       if (s.link.closed) return;
-      const page = this.mailbox.envelopes.idsAfter(after, MAX_IDS_PER_FRAME);
+      const page = this.mailbox.envelopes.idsAfter(after, MAX_IDS_PER_FRAME, hi);
       const last = page.length < MAX_IDS_PER_FRAME;
       this.send(s, { type: "have", last, ids: page });
       if (last) return;
@@ -315,27 +405,25 @@ export class SyncEngine extends EventEmitter<Events> {
         if (f.last) this.mailbox.emit("changed");
         return;
       }
-      case "want": {
-        await this.sendEnvelopes(s, f.ids);
-        this.mailbox.emit("changed");
+      case "want":
+        this.enqueue(s, f.ids);
         return;
-      }
       case "want16": {
         for (const k of f.keys) s.peerLacks.add(toHex(k));
-        const ids = f.keys.map((k) => this.mailbox.envelopes.byKey(k)).filter((id): id is Uint8Array => !!id);
-        await this.sendEnvelopes(s, ids);
-        this.mailbox.emit("changed");
+        this.enqueue(s, f.keys.map((k) => this.mailbox.envelopes.byKey(k)).filter((id): id is Uint8Array => !!id));
         return;
       }
       case "sketch":
-        this.onSketch(s, f.level, f.table);
-        return;
+        return this.onSketch(s, f.range, f.level, f.table);
       case "done":
         if (f.level >= SKETCH_LEVELS.length) {
           s.recon.fallback = true;
-          void this.sendListing(s).catch((e: unknown) => this.log.warn(`listing to ${formatAddress(s.link.peer)} stopped: ${(e as Error).message}`));
-        } else this.confirmHeld(s, s.peerLacks, s.carriedAtSketch); // only what our sketch showed them
-        this.finishReconcile(s);
+          this.listInBackground(s, f.range);
+        } else {
+          // only what our sketch showed them: envelopes that were in our set when we sent it
+          this.confirmHeld(s, s.peerLacks, (s.carriedAtSketch ?? []).filter((id) => inRange(f.range, id)));
+        }
+        this.settle(s, f.range);
         return;
       case "envelope": {
         s.received++;
