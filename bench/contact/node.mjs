@@ -4,6 +4,7 @@
 import { generateIdentity } from "../../packages/model/dist/index.js";
 import { Mailbox, SyncEngine } from "../../packages/sync/dist/index.js";
 import { WsNetwork } from "../../packages/peers/dist/index.js";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { dieWithParent, now, rssSampler, send, trackSockets, waitFor } from "./lib.mjs";
 
 dieWithParent();
@@ -83,11 +84,18 @@ function counted(link) {
     close(r) {
       link.close(r);
     },
+    // flow control passes through untouched
+    bufferedBytes: () => link.bufferedBytes(),
+    pause: () => link.pause(),
+    resume: () => link.resume(),
   };
 }
 
+// how long the node went without turning its event loop (pings are answered on it)
+const lag = monitorEventLoopDelay({ resolution: 20 });
 net.on("link", (link) => {
   stats.linkUpAt = now();
+  lag.enable();
   stats.handshakeBytes = sockets.bytes();
   rss.reset();
   link.onClose((r) => (stats.closeReason = r));
@@ -142,10 +150,13 @@ send({
   countCompleteAt: countCompleteAt ?? (count >= cfg.expected ? stats.linkUpAt : undefined),
   reconcile: peer?.reconcile,
   rssPeakSampled: rss.sampledPeak(),
+  lagMaxMs: Math.round(lag.max / 1e6),
   rssHwm: rss.hwm(),
 });
 rss.stop();
 engine.close();
 await net.close();
 await mailbox.close();
+// a large report takes a while through the IPC pipe: exit only once it is out
+await new Promise((r) => (process.send ? process.send({ type: "bye" }, r) : r()));
 process.exit(0);

@@ -318,7 +318,17 @@ async function contact(script, cfgA, cfgB, timeoutMs, label) {
       a: a.report,
       b: b.report,
       lastProgress: [a.progress, b.progress],
-      error: a.error ?? b.error ?? a.report?.closeReason ?? b.report?.closeReason,
+      // every node's own account: a link closed on one side often makes the other exit or stall
+      error:
+        [
+          ["A", a.error],
+          ["B", b.error],
+          ["A's link", a.report?.closeReason],
+          ["B's link", b.report?.closeReason],
+        ]
+          .filter(([, e]) => e)
+          .map(([who, e]) => `${who}: ${e}`)
+          .join("; ") || undefined,
     };
     return result;
   } finally {
@@ -511,8 +521,11 @@ function detailLines() {
       `- n=${fmtN(row.n)} d=${fmtN(row.d)} ${row.mode}: startup A ${fmtS(a.openMs + a.indexMs)} (sketch index ${fmtS(a.indexMs)}), B ${fmtS(b.openMs + b.indexMs)}; ` +
         `handshake ${fmtBytes(row.hs)}${overhead}${frameInfo ? `; frames: ${frameInfo}` : ""}` +
         (a.reconcile || b.reconcile
-          ? `; sketches ${Math.max(a.reconcile?.sketches ?? 0, b.reconcile?.sketches ?? 0)}${a.reconcile?.fallback || b.reconcile?.fallback ? ", fell back to listing" : ""}`
+          ? `; sketches ${Math.max(a.reconcile?.sketches ?? 0, b.reconcile?.sketches ?? 0)}` +
+            `${a.reconcile?.slices || b.reconcile?.slices ? `, slices ${Math.max(a.reconcile?.slices ?? 0, b.reconcile?.slices ?? 0)}` : ""}` +
+            `${a.reconcile?.fallback || b.reconcile?.fallback ? ", fell back to listing" : ""}`
           : "") +
+        (a.lagMaxMs !== undefined ? `; longest event-loop stall A ${a.lagMaxMs} ms, B ${b.lagMaxMs} ms` : "") +
         `; stores end at ${fmtN(a.finalEnvelopes)} / ${fmtN(b.finalEnvelopes)}`,
     );
   }

@@ -16,6 +16,13 @@ export interface PeerLink {
    * high, so a large reconciliation streams instead of queueing everything in memory at once.
    */
   bufferedBytes?(): number;
+  /**
+   * Stop / start reading from the peer (optional). A receiver that has many envelopes still to store
+   * pauses, so the sender's socket fills and it waits (see bufferedBytes) instead of the receiver
+   * holding an unbounded queue. Pauses are short: pings are not read while paused.
+   */
+  pause?(): void;
+  resume?(): void;
   onClose(handler: (reason: string) => void): void;
   close(reason?: string): void;
   readonly closed: boolean;

@@ -346,6 +346,14 @@ class Connection {
     return this.ws.bufferedAmount;
   }
 
+  pause(): void {
+    this.ws.pause();
+  }
+
+  resume(): void {
+    this.ws.resume();
+  }
+
   /** Encrypt and send one frame on the open link. */
   sendFrame(frame: Uint8Array): void {
     if (this.state !== "open" || !this.session) return;
@@ -543,6 +551,14 @@ class LinkImpl implements WsLink {
 
   bufferedBytes(): number {
     return this.conn.bufferedBytes;
+  }
+
+  pause(): void {
+    if (!this.closed) this.conn.pause();
+  }
+
+  resume(): void {
+    if (!this.closed) this.conn.resume();
   }
 
   onFrame(handler: FrameHandler): void {

@@ -207,13 +207,36 @@ export class EnvelopeStore {
     });
     const added = tx();
     if (added && carried) this.adjustTotals(env.bytes.length, env.author, source, 1);
-    if (added && !this.inSet(env.id, 1)) this.sketchIndex?.add(env.id);
+    if (added && !this.inSet(env.id, 1)) this.addToSketch(env.id);
     return added;
   }
 
-  /** Runs several store updates as one transaction (one fsync instead of one per update). */
+  /**
+   * Runs several store updates as one transaction (one fsync instead of one per update). If it rolls
+   * back, what this object keeps in memory about the rows (sketches, carried totals, cached metadata)
+   * may describe writes that never happened, so it is dropped and rebuilt from the database.
+   */
   batch<T>(fn: () => T): T {
-    return this.db.transaction(fn)();
+    const before = this.memoryWrites;
+    try {
+      return this.db.transaction(fn)();
+    } catch (e) {
+      this.metaCache.clear();
+      if (this.memoryWrites !== before) {
+        this.sketchIndex = undefined;
+        this.totals = undefined;
+      }
+      throw e;
+    }
+  }
+
+  /** Changes made to the in-memory sketches and totals (see batch). */
+  private memoryWrites = 0;
+
+  private addToSketch(id: Uint8Array): void {
+    if (!this.sketchIndex) return;
+    this.memoryWrites++;
+    this.sketchIndex.add(id);
   }
 
   /** Bulk load in one transaction (benchmarks, imports): carried envelopes with no source. */
@@ -319,7 +342,7 @@ export class EnvelopeStore {
   forget(id: Uint8Array, why: string, at = Date.now()): void {
     const known = this.inSet(id, 0);
     this.stmt(`INSERT OR IGNORE INTO forgotten (id, at, why) VALUES (?, ?, ?)`).run(id, at, why);
-    if (!known) this.sketchIndex?.add(id);
+    if (!known) this.addToSketch(id);
   }
 
   private forgetRow(id: Uint8Array, why: string): void {
@@ -537,6 +560,7 @@ export class EnvelopeStore {
   }
 
   private adjustTotals(size: number, author: Uint8Array, source: Uint8Array | undefined, sign: 1 | -1): void {
+    this.memoryWrites++;
     const t = this.totals;
     if (!t) return; // not built yet: the first use will scan
     t.all += sign * size;

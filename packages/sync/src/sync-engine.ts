@@ -16,12 +16,17 @@ import {
   rangeBounds, rangeChildren, rangeWeight, SKETCH_LEVELS, SPLIT_LEVEL, toHex, WHOLE_RANGE, WHOLE_WEIGHT,
   type Envelope, type Iblt, type IdRange, type PeerLink, type SyncFrame,
 } from "@pigeon/model";
-import type { Log, Mailbox } from "./mailbox.js";
+import type { Incoming, Log, Mailbox } from "./mailbox.js";
 import { silentLog } from "./mailbox.js";
 import { SendQueue } from "./send-queue.js";
 
 /** A link with more than this waiting in its socket gets no more envelopes until it drains. */
 export const SEND_HIGH_WATER = 1 << 20;
+/** Envelopes received on a link and not yet stored: above the high mark the link is paused, below the low resumed. */
+export const RECEIVE_HIGH_WATER = 2048;
+export const RECEIVE_LOW_WATER = 512;
+/** Envelopes stored in one transaction. */
+const RECEIVE_BATCH = 256;
 
 export const DEFAULT_HOP_LIMIT = 6;
 
@@ -92,6 +97,12 @@ class Session {
   /** Envelopes waiting to go out on this link, most important first. */
   readonly outgoing = new SendQueue();
   pumping = false;
+  /** Envelopes received and not yet handed to the mailbox; stored a batch at a time. */
+  readonly inbound: Incoming[] = [];
+  /** Received and not yet stored (waiting in `inbound` or in the mailbox). */
+  unstored = 0;
+  flushQueued = false;
+  paused = false;
   constructor(readonly link: PeerLink, now: number) {
     this.since = now;
     this.recon = { sketches: 0, slices: 0, roundTrips: 0, wanted: 0, offered: 0, done: false, fallback: false, startedAt: now };
@@ -429,11 +440,36 @@ export class SyncEngine extends EventEmitter<Events> {
         s.received++;
         // the sender has it: never announce it back
         s.peerHas.add(toHex(envelopeId(f.envelope)));
-        const id = envelopeId(f.envelope);
-        const r = await this.mailbox.receive(f.envelope, f.hops + 1, formatAddress(s.link.peer), s.link.peer.signPublicKey, Math.min(MAX_COPIES, f.copies));
-        if (r.retry) this.retryLater(s, id);
+        s.inbound.push({ bytes: f.envelope, hops: f.hops + 1, from: formatAddress(s.link.peer), source: s.link.peer.signPublicKey, copies: Math.min(MAX_COPIES, f.copies) });
+        if (++s.unstored > RECEIVE_HIGH_WATER && !s.paused) {
+          s.paused = true;
+          s.link.pause?.();
+        }
+        // a burst read from the socket arrives in one go: store it in one transaction
+        if (!s.flushQueued) {
+          s.flushQueued = true;
+          queueMicrotask(() => this.storeInbound(s));
+        }
         return;
       }
+    }
+  }
+
+  private storeInbound(s: Session): void {
+    s.flushQueued = false;
+    while (s.inbound.length) {
+      const batch = s.inbound.splice(0, RECEIVE_BATCH);
+      void this.mailbox
+        .receiveMany(batch)
+        .then((results) => results.forEach((r, i) => r.retry && this.retryLater(s, envelopeId(batch[i]!.bytes))))
+        .catch((e: unknown) => this.log.warn(`storing envelopes from ${formatAddress(s.link.peer)} failed: ${(e as Error).message}`))
+        .finally(() => {
+          s.unstored -= batch.length;
+          if (s.paused && s.unstored < RECEIVE_LOW_WATER) {
+            s.paused = false;
+            s.link.resume?.();
+          }
+        });
     }
   }
 
