@@ -262,7 +262,7 @@ async function automergeDocs(c) {
 
 // ---- one contact ----
 function spawnNode(script, cfg) {
-  const child = fork(join(HERE, script), [JSON.stringify(cfg)], { stdio: ["ignore", "inherit", "inherit", "ipc"], execArgv: [] });
+  const child = fork(join(HERE, script), [JSON.stringify(cfg)], { stdio: ["ignore", "inherit", "inherit", "ipc"], execArgv: process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(" ") : [] });
   children.add(child);
   const state = { child, ready: undefined, progress: undefined, report: undefined, error: undefined, exited: false };
   child.on("message", (m) => {

@@ -493,6 +493,8 @@ export class Mailbox extends EventEmitter<Events> {
       }
       if (stored.length) this.storageWorks();
       for (const a of stored) await this.afterStore(a);
+      // batches queue up behind each other: let pings and other links in between
+      if (items.length > 16) await new Promise<void>((r) => setImmediate(r));
       return results;
     });
   }

@@ -103,6 +103,7 @@ class Session {
   unstored = 0;
   flushQueued = false;
   paused = false;
+  lastReceivedAt = 0;
   constructor(readonly link: PeerLink, now: number) {
     this.since = now;
     this.recon = { sketches: 0, slices: 0, roundTrips: 0, wanted: 0, offered: 0, done: false, fallback: false, startedAt: now };
@@ -143,7 +144,8 @@ export class SyncEngine extends EventEmitter<Events> {
     if (this.mode === "sketch" && resync > 0)
       this.resyncTimer = setInterval(() => {
         for (const s of this.sessions)
-          if (s.recon.done && compareBytes(this.mailbox.me, s.link.peer.signPublicKey) < 0) {
+          // not while envelopes are still moving: the difference would be what is in flight
+          if (s.recon.done && compareBytes(this.mailbox.me, s.link.peer.signPublicKey) < 0 && this.quiet(s, resync)) {
             s.restart(this.now());
             this.sendSketch(s, WHOLE_RANGE, 0);
           }
@@ -151,6 +153,11 @@ export class SyncEngine extends EventEmitter<Events> {
   }
 
   private resyncTimer: NodeJS.Timeout | undefined;
+
+  /** Nothing queued either way on this link, and nothing arrived on it for a while. */
+  private quiet(s: Session, ms: number): boolean {
+    return s.outgoing.size === 0 && s.unstored === 0 && this.now() - s.lastReceivedAt >= ms / 2;
+  }
 
   attach(link: PeerLink): void {
     const s = new Session(link, this.now());
@@ -217,6 +224,9 @@ export class SyncEngine extends EventEmitter<Events> {
   /** The peer's sketch: peel the difference, or answer with a bigger sketch, or with 16 sketches of slices. */
   private async onSketch(s: Session, range: IdRange, level: number, table: Iblt): Promise<void> {
     const store = this.mailbox.envelopes;
+    // sixteen slice sketches can arrive in one socket read; each is a range scan and a peel: one per turn
+    if (range.depth > 0) await new Promise<void>((r) => setImmediate(r));
+    if (s.link.closed) return;
     this.countTurn(s, range, level);
     const diff = this.ourSketch(range, level).table.subtract(table).decode();
     if (!diff.complete) {
@@ -438,6 +448,7 @@ export class SyncEngine extends EventEmitter<Events> {
         return;
       case "envelope": {
         s.received++;
+        s.lastReceivedAt = this.now();
         // the sender has it: never announce it back
         s.peerHas.add(toHex(envelopeId(f.envelope)));
         s.inbound.push({ bytes: f.envelope, hops: f.hops + 1, from: formatAddress(s.link.peer), source: s.link.peer.signPublicKey, copies: Math.min(MAX_COPIES, f.copies) });
