@@ -26,15 +26,21 @@ export function trackSockets() {
 /** Samples RSS every 50 ms (the kernel's high-water mark, process.resourceUsage().maxRSS, is exact). */
 export function rssSampler() {
   let sampledPeak = process.memoryUsage.rss();
+  let atPeak = process.memoryUsage();
   const timer = setInterval(() => {
     const r = process.memoryUsage.rss();
-    if (r > sampledPeak) sampledPeak = r;
+    if (r > sampledPeak) {
+      sampledPeak = r;
+      atPeak = process.memoryUsage(); // where it went: JS heap, buffers, or native (SQLite, ws)
+    }
   }, 50);
   timer.unref();
   return {
     reset() {
       sampledPeak = process.memoryUsage.rss();
+      atPeak = process.memoryUsage();
     },
+    atPeak: () => atPeak,
     sampledPeak: () => Math.max(sampledPeak, process.memoryUsage.rss()),
     /**
      * Kernel high-water mark of this process's memory (bytes): VmHWM, which starts afresh at exec.

@@ -150,6 +150,7 @@ send({
   countCompleteAt: countCompleteAt ?? (count >= cfg.expected ? stats.linkUpAt : undefined),
   reconcile: peer?.reconcile,
   rssPeakSampled: rss.sampledPeak(),
+  memoryAtPeak: rss.atPeak(),
   lagMaxMs: Math.round(lag.max / 1e6),
   rssHwm: rss.hwm(),
 });

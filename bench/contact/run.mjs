@@ -526,11 +526,16 @@ function detailLines() {
             `${a.reconcile?.fallback || b.reconcile?.fallback ? ", fell back to listing" : ""}`
           : "") +
         (a.lagMaxMs !== undefined ? `; longest event-loop stall A ${a.lagMaxMs} ms, B ${b.lagMaxMs} ms` : "") +
+        (a.memoryAtPeak
+          ? `; at the sampled RSS peak, JS heap used / total, buffers, MB: A ${memParts(a.memoryAtPeak)}, B ${memParts(b.memoryAtPeak)}`
+          : "") +
         `; stores end at ${fmtN(a.finalEnvelopes)} / ${fmtN(b.finalEnvelopes)}`,
     );
   }
   return out.join("\n");
 }
+
+const memParts = (m) => `${(m.heapUsed / 1048576).toFixed(0)} / ${(m.heapTotal / 1048576).toFixed(0)}, ${(m.arrayBuffers / 1048576).toFixed(0)}`;
 
 // ---- main ----
 const t0 = Date.now();

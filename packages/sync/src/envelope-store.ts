@@ -32,6 +32,37 @@ export interface StoreStats {
   bytes: number;
 }
 
+// Bytes carried for others, in all, per author and per source (the peer that handed them over), kept
+// by triggers in the same transaction as the rows: the carrier limits read one row instead of
+// scanning a million envelopes, and the numbers cannot drift from the rows after a crash.
+const CARRIED_TOTALS = `
+CREATE TABLE IF NOT EXISTS carried_totals (
+  what INTEGER NOT NULL,      -- 0: all carried envelopes, 1: by author, 2: by source
+  key BLOB NOT NULL,          -- the author's or the source's key (empty for all)
+  bytes INTEGER NOT NULL,
+  PRIMARY KEY (what, key)
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS carried_in AFTER INSERT ON envelopes WHEN new.carried = 1 BEGIN
+  INSERT INTO carried_totals VALUES (0, x'', new.size) ON CONFLICT DO UPDATE SET bytes = bytes + excluded.bytes;
+  INSERT INTO carried_totals VALUES (1, new.author, new.size) ON CONFLICT DO UPDATE SET bytes = bytes + excluded.bytes;
+  INSERT INTO carried_totals SELECT 2, new.source, new.size WHERE new.source IS NOT NULL
+    ON CONFLICT DO UPDATE SET bytes = bytes + excluded.bytes;
+END;
+CREATE TRIGGER IF NOT EXISTS carried_out AFTER DELETE ON envelopes WHEN old.carried = 1 BEGIN
+  UPDATE carried_totals SET bytes = bytes - old.size
+  WHERE (what = 0 AND key = x'') OR (what = 1 AND key = old.author) OR (what = 2 AND key = old.source);
+END;
+CREATE TRIGGER IF NOT EXISTS carried_changed AFTER UPDATE OF carried, size, author, source ON envelopes
+WHEN old.carried = 1 OR new.carried = 1 BEGIN
+  UPDATE carried_totals SET bytes = bytes - old.size
+  WHERE old.carried = 1 AND ((what = 0 AND key = x'') OR (what = 1 AND key = old.author) OR (what = 2 AND key = old.source));
+  INSERT INTO carried_totals SELECT 0, x'', new.size WHERE new.carried = 1 ON CONFLICT DO UPDATE SET bytes = bytes + excluded.bytes;
+  INSERT INTO carried_totals SELECT 1, new.author, new.size WHERE new.carried = 1 ON CONFLICT DO UPDATE SET bytes = bytes + excluded.bytes;
+  INSERT INTO carried_totals SELECT 2, new.source, new.size WHERE new.carried = 1 AND new.source IS NOT NULL
+    ON CONFLICT DO UPDATE SET bytes = bytes + excluded.bytes;
+END;
+`;
+
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS envelopes (
   id BLOB PRIMARY KEY,
@@ -90,10 +121,22 @@ CREATE TABLE IF NOT EXISTS handed (
   at INTEGER NOT NULL,
   PRIMARY KEY (envelope, peer)
 ) WITHOUT ROWID;
-`;
+${CARRIED_TOTALS}`;
 
 /** Version of the SQLite layout (PRAGMA user_version); bump it with a conversion when tables change. */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
+
+/** Conversions from older layouts, each to the next version, run in one transaction when a store is opened. */
+const CONVERSIONS: Record<number, (db: Database.Database) => void> = {
+  // 2 -> 3: carried totals kept by triggers (were rebuilt in memory by a full scan on first use)
+  2: (db) => {
+    db.exec(CARRIED_TOTALS);
+    db.exec(`
+      INSERT INTO carried_totals SELECT 0, x'', sum(size) FROM envelopes WHERE carried = 1 HAVING count(*) > 0;
+      INSERT INTO carried_totals SELECT 1, author, sum(size) FROM envelopes WHERE carried = 1 GROUP BY author;
+      INSERT INTO carried_totals SELECT 2, source, sum(size) FROM envelopes WHERE carried = 1 AND source IS NOT NULL GROUP BY source;`);
+  },
+};
 
 export class DamagedStoreError extends Error {
   constructor(readonly path: string, detail: string) {
@@ -117,11 +160,18 @@ export function openDatabase(path: string): Database.Database {
     const version = db.pragma("user_version", { simple: true }) as number;
     const empty = db.prepare(`SELECT count(*) FROM sqlite_master WHERE type = 'table'`).pluck().get() === 0;
     if (empty) db.pragma(`user_version = ${SCHEMA_VERSION}`);
-    else if (version !== SCHEMA_VERSION)
-      throw new Error(
-        `${path} was written by ${version < SCHEMA_VERSION ? "an older" : "a newer"} version of Pigeon (store format ${version}, ` +
-          `this one reads format ${SCHEMA_VERSION}) and there is no conversion for it yet; the file was left as it is`,
-      );
+    else if (version !== SCHEMA_VERSION) {
+      if (version > SCHEMA_VERSION || !CONVERSIONS[version])
+        throw new Error(
+          `${path} was written by ${version < SCHEMA_VERSION ? "an older" : "a newer"} version of Pigeon (store format ${version}, ` +
+            `this one reads format ${SCHEMA_VERSION}) and there is no conversion for it; the file was left as it is`,
+        );
+      // all steps or none: a crash mid-way leaves the old format, converted again at the next start
+      db.transaction(() => {
+        for (let v = version; v < SCHEMA_VERSION; v++) CONVERSIONS[v]!(db!);
+        db!.pragma(`user_version = ${SCHEMA_VERSION}`);
+      })();
+    }
     return db;
   } catch (e) {
     db?.close();
@@ -206,14 +256,13 @@ export class EnvelopeStore {
       return true;
     });
     const added = tx();
-    if (added && carried) this.adjustTotals(env.bytes.length, env.author, source, 1);
     if (added && !this.inSet(env.id, 1)) this.addToSketch(env.id);
     return added;
   }
 
   /**
    * Runs several store updates as one transaction (one fsync instead of one per update). If it rolls
-   * back, what this object keeps in memory about the rows (sketches, carried totals, cached metadata)
+   * back, what this object keeps in memory about the rows (sketches, cached metadata)
    * may describe writes that never happened, so it is dropped and rebuilt from the database.
    */
   batch<T>(fn: () => T): T {
@@ -222,15 +271,12 @@ export class EnvelopeStore {
       return this.db.transaction(fn)();
     } catch (e) {
       this.metaCache.clear();
-      if (this.memoryWrites !== before) {
-        this.sketchIndex = undefined;
-        this.totals = undefined;
-      }
+      if (this.memoryWrites !== before) this.sketchIndex = undefined;
       throw e;
     }
   }
 
-  /** Changes made to the in-memory sketches and totals (see batch). */
+  /** Changes made to the in-memory sketches (see batch). */
   private memoryWrites = 0;
 
   private addToSketch(id: Uint8Array): void {
@@ -256,7 +302,6 @@ export class EnvelopeStore {
     });
     tx();
     this.sketchIndex = undefined; // rebuilt on next use
-    this.totals = undefined;
     return added;
   }
 
@@ -429,8 +474,6 @@ export class EnvelopeStore {
   }
 
   private removeRow(id: Uint8Array, keepRoutes = false): void {
-    const m = this.meta(id);
-    if (m?.carried) this.adjustTotals(m.size, m.author, m.source, -1);
     this.metaCache.delete(Buffer.from(id).toString("hex"));
     this.stmt(`DELETE FROM envelopes WHERE id = ?`).run(id);
     this.stmt(`DELETE FROM envelope_parties WHERE envelope = ?`).run(id);
@@ -532,56 +575,21 @@ export class EnvelopeStore {
     return { ...r, people, acks };
   }
 
-  /**
-   * Running totals of carried bytes (all, per source, per author), so the carrier limits cost O(1) per
-   * envelope instead of a scan of the store (12.8 s per check at a million envelopes, measured).
-   * Built on first use by streaming sizes from SQLite, then kept up to date on insert and removal.
-   */
-  private totals: { all: number; bySource: Map<string, number>; byAuthor: Map<string, number> } | undefined;
-
-  private carriedTotals() {
-    if (!this.totals) {
-      const t = { all: 0, bySource: new Map<string, number>(), byAuthor: new Map<string, number>() };
-      const rows = this.stmt(`SELECT size, author, source FROM envelopes WHERE carried = 1`).iterate() as IterableIterator<{
-        size: number; author: Buffer; source: Buffer | null;
-      }>;
-      for (const r of rows) {
-        t.all += r.size;
-        const a = r.author.toString("hex");
-        t.byAuthor.set(a, (t.byAuthor.get(a) ?? 0) + r.size);
-        if (r.source) {
-          const k = r.source.toString("hex");
-          t.bySource.set(k, (t.bySource.get(k) ?? 0) + r.size);
-        }
-      }
-      this.totals = t;
-    }
-    return this.totals;
-  }
-
-  private adjustTotals(size: number, author: Uint8Array, source: Uint8Array | undefined, sign: 1 | -1): void {
-    this.memoryWrites++;
-    const t = this.totals;
-    if (!t) return; // not built yet: the first use will scan
-    t.all += sign * size;
-    const a = Buffer.from(author).toString("hex");
-    t.byAuthor.set(a, (t.byAuthor.get(a) ?? 0) + sign * size);
-    if (source) {
-      const k = Buffer.from(source).toString("hex");
-      t.bySource.set(k, (t.bySource.get(k) ?? 0) + sign * size);
-    }
+  /** Carried bytes in all, or by one author or source (kept by triggers: one indexed read). */
+  private carriedTotal(what: 0 | 1 | 2, key: Uint8Array): number {
+    return (this.stmt(`SELECT bytes FROM carried_totals WHERE what = ? AND key = ?`).pluck().get(what, key) as number | undefined) ?? 0;
   }
 
   carriedBytes(): number {
-    return this.carriedTotals().all;
+    return this.carriedTotal(0, new Uint8Array(0));
   }
 
   carriedBytesFromSource(source: Uint8Array): number {
-    return this.carriedTotals().bySource.get(Buffer.from(source).toString("hex")) ?? 0;
+    return this.carriedTotal(2, source);
   }
 
   carriedBytesByAuthor(author: Uint8Array): number {
-    return this.carriedTotals().byAuthor.get(Buffer.from(author).toString("hex")) ?? 0;
+    return this.carriedTotal(1, author);
   }
 
   /**

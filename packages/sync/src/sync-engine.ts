@@ -23,8 +23,8 @@ import { SendQueue } from "./send-queue.js";
 /** A link with more than this waiting in its socket gets no more envelopes until it drains. */
 export const SEND_HIGH_WATER = 1 << 20;
 /** Envelopes received on a link and not yet stored: above the high mark the link is paused, below the low resumed. */
-export const RECEIVE_HIGH_WATER = 2048;
-export const RECEIVE_LOW_WATER = 512;
+export const RECEIVE_HIGH_WATER = 512;
+export const RECEIVE_LOW_WATER = 128;
 /** Envelopes stored in one transaction. */
 const RECEIVE_BATCH = 256;
 
@@ -503,11 +503,13 @@ export class SyncEngine extends EventEmitter<Events> {
 
   /** A new envelope entered our store: tell every peer that may take it and does not have it. */
   private announce(env: Envelope): void {
+    const hex = toHex(env.id);
+    // most arrivals come from the only peer there is: no store lookup for them
+    const lacking = [...this.sessions].filter((s) => !s.peerHas.has(hex));
+    if (lacking.length === 0) return;
     const meta = this.mailbox.envelopes.meta(env.id);
     if (!meta) return;
-    const hex = toHex(env.id);
-    for (const s of this.sessions) {
-      if (s.peerHas.has(hex)) continue;
+    for (const s of lacking) {
       if (!this.offerable(env.id, meta.hops, meta.receivedAt, meta.lifetime, s)) continue;
       this.send(s, { type: "have", last: false, ids: [env.id] });
     }

@@ -1,0 +1,93 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { EnvelopeKind, generateIdentity, randomBytes, signEnvelope, type Envelope } from "@pigeon/model";
+import { EnvelopeStore, openDatabase, SCHEMA_VERSION } from "./index.js";
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+function file(): string {
+  const d = mkdtempSync(join(tmpdir(), "pigeon-store-"));
+  dirs.push(d);
+  return join(d, "envelopes.sqlite");
+}
+
+const authors = [generateIdentity("ada"), generateIdentity("bo")];
+function envelope(author: (typeof authors)[number], size: number): Envelope {
+  return signEnvelope(author, {
+    kind: EnvelopeKind.Change, conversation: randomBytes(16), segment: 0, recipients: [randomBytes(32)],
+    created: Date.now(), lifetime: 86400, keyId: randomBytes(8),
+  }, randomBytes(size));
+}
+
+/** What the totals must be: summed from the rows themselves. */
+function summed(store: EnvelopeStore, where: string, ...args: unknown[]): number {
+  return store.db.prepare(`SELECT coalesce(sum(size), 0) FROM envelopes WHERE carried = 1 ${where}`).pluck().get(...args) as number;
+}
+
+describe("carried totals", () => {
+  it("follow every insert, drop and eviction, per author and per source", () => {
+    const store = new EnvelopeStore(openDatabase(file()));
+    const sources = [randomBytes(32), randomBytes(32)];
+    const envs: Envelope[] = [];
+    for (let i = 0; i < 40; i++) {
+      const e = envelope(authors[i % 2]!, 100 + i * 7);
+      envs.push(e);
+      store.put(e, 1, Date.now(), i % 5 !== 0, sources[i % 3 === 0 ? 0 : 1]); // every fifth is our own (not carried)
+    }
+    store.put(envelope(authors[0]!, 300), 1, Date.now(), true); // carried, no source (bulk import)
+    store.dropDelivered(envs[1]!.id, Date.now());
+    store.put(envelope(authors[1]!, 250), 1, Date.now(), true, sources[0], [envs[2]!.id, envs[3]!.id]); // evicts two
+    const check = () => {
+      expect(store.carriedBytes()).toBe(summed(store, ""));
+      for (const a of authors) expect(store.carriedBytesByAuthor(a.signing.publicKey)).toBe(summed(store, "AND author = ?", a.signing.publicKey));
+      for (const s of sources) expect(store.carriedBytesFromSource(s)).toBe(summed(store, "AND source = ?", s));
+    };
+    check();
+    expect(store.carriedBytes()).toBeGreaterThan(0);
+    expect(store.carriedBytesFromSource(randomBytes(32))).toBe(0);
+    // a batch that rolls back leaves them as they were
+    const before = store.carriedBytes();
+    expect(() => store.batch(() => {
+      store.put(envelope(authors[0]!, 500), 1, Date.now(), true, sources[1]);
+      throw new Error("disk full");
+    })).toThrow("disk full");
+    expect(store.carriedBytes()).toBe(before);
+    check();
+    store.db.close();
+  });
+
+  it("a store of format 2 is converted when opened, totals counted once from its rows", () => {
+    const path = file();
+    const store = new EnvelopeStore(openDatabase(path));
+    const source = randomBytes(32);
+    for (let i = 0; i < 30; i++) store.put(envelope(authors[i % 2]!, 120 + i), 1, Date.now(), i % 4 !== 0, source);
+    const expected = summed(store, "");
+    // make it what the previous release wrote: no totals table, no triggers, format 2
+    store.db.exec(`DROP TRIGGER carried_in; DROP TRIGGER carried_out; DROP TRIGGER carried_changed; DROP TABLE carried_totals; PRAGMA user_version = 2;`);
+    store.db.close();
+    const db = openDatabase(path);
+    expect(db.pragma("user_version", { simple: true })).toBe(SCHEMA_VERSION);
+    const again = new EnvelopeStore(db);
+    expect(again.carriedBytes()).toBe(expected);
+    expect(again.carriedBytesFromSource(source)).toBe(expected);
+    expect(again.carriedBytesByAuthor(authors[0]!.signing.publicKey) + again.carriedBytesByAuthor(authors[1]!.signing.publicKey)).toBe(expected);
+    const later = envelope(authors[0]!, 99);
+    again.put(later, 1, Date.now(), true, source); // and the triggers run from now on
+    expect(again.carriedBytes()).toBe(expected + later.bytes.length);
+    expect(again.carriedBytesFromSource(source)).toBe(expected + later.bytes.length);
+    db.close();
+  });
+
+  it("a store from a newer release is refused, and left as it was", () => {
+    const path = file();
+    const db = openDatabase(path);
+    new EnvelopeStore(db);
+    db.pragma("user_version = 99");
+    db.close();
+    expect(() => openDatabase(path)).toThrow(/newer version of Pigeon \(store format 99, this one reads format 3\)/);
+  });
+});
