@@ -39,7 +39,9 @@ Options:
 The envelope pool (signed by 4 authors, 100-200 B random payloads, random recipients, so every node
 only carries them) is generated once per run; each store is a copy of a pre-filled SQLite base file.
 Bytes are counted on the TCP sockets after the handshake (WebSocket headers, secretbox and all), and
-as sync frames; peak RSS is the kernel's high-water mark of each node process.`;
+as sync frames; peak RSS is the kernel's high-water mark of each node process. Pigeon's nodes run
+with the JS heap limit \`pigeon start\` uses (--max-old-space-size=192); automerge-repo's with node's
+defaults. Environment: BENCH_NODE_ARGS="..." adds node flags to every node process (e.g. --cpu-prof).`;
 
 const { values: opt } = parseArgs({
   options: {
@@ -261,8 +263,14 @@ async function automergeDocs(c) {
 }
 
 // ---- one contact ----
+// The nodes run with the JS heap limit `pigeon start` uses (package.json "start", the bin's #! line):
+// without it V8 lets the heap grow to ~170 MB of mostly garbage during a 100,000-envelope contact.
+// BENCH_NODE_ARGS adds flags (e.g. --cpu-prof); "--max-old-space-size=4096" there undoes the limit.
+// automerge-repo runs with node's defaults (it is not ours to configure).
+const OTHER_NODE_ARGS = process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(" ") : [];
+const PIGEON_NODE_ARGS = ["--max-old-space-size=192", ...OTHER_NODE_ARGS];
 function spawnNode(script, cfg) {
-  const child = fork(join(HERE, script), [JSON.stringify(cfg)], { stdio: ["ignore", "inherit", "inherit", "ipc"], execArgv: process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(" ") : [] });
+  const child = fork(join(HERE, script), [JSON.stringify(cfg)], { stdio: ["ignore", "inherit", "inherit", "ipc"], execArgv: script === "node.mjs" ? PIGEON_NODE_ARGS : OTHER_NODE_ARGS });
   children.add(child);
   const state = { child, ready: undefined, progress: undefined, report: undefined, error: undefined, exited: false };
   child.on("message", (m) => {

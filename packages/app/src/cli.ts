@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-old-space-size=192
 // The `pigeon` command. `pigeon start` runs the node; every other command asks the running node
 // over loopback (see control.ts) and prints what it says, readably or as JSON with --json.
 import { createInterface } from "node:readline/promises";
