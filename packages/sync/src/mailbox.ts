@@ -474,22 +474,28 @@ export class Mailbox extends EventEmitter<Events> {
    */
   receiveMany(items: Incoming[]): Promise<ReceiveResult[]> {
     return this.serial(async () => {
-      let stored: Admitted[] = [];
+      // what admit() stored counts only once its transaction committed (a full disk fails the commit)
+      const stored: Admitted[] = [];
+      const attempt = (batch: Incoming[]): ReceiveResult[] => {
+        const admitted: Admitted[] = [];
+        const results = this.envelopes.batch(() => batch.map((it) => this.admit(it, admitted)));
+        stored.push(...admitted);
+        return results;
+      };
       let results: ReceiveResult[];
       try {
-        results = this.envelopes.batch(() => items.map((it) => this.admit(it, stored)));
+        results = attempt(items);
       } catch (e) {
-        if (items.length === 1) results = [this.storeFailed(items[0]!, e)];
-        else {
-          stored = [];
-          results = items.map((it) => {
-            try {
-              return this.envelopes.batch(() => this.admit(it, stored));
-            } catch (e2) {
-              return this.storeFailed(it, e2);
-            }
-          });
-        }
+        results =
+          items.length === 1
+            ? [this.storeFailed(items[0]!, e)]
+            : items.map((it) => {
+                try {
+                  return attempt([it])[0]!;
+                } catch (e2) {
+                  return this.storeFailed(it, e2);
+                }
+              });
       }
       if (stored.length) this.storageWorks();
       for (const a of stored) await this.afterStore(a);
