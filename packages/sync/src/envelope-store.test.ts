@@ -23,6 +23,18 @@ function envelope(author: (typeof authors)[number], size: number): Envelope {
   }, randomBytes(size));
 }
 
+/** What `pigeon status` must say: counted from the rows themselves (the scan it used to run). */
+function scanned(store: EnvelopeStore) {
+  const r = store.db.prepare(`SELECT count(*) AS envelopes, coalesce(sum(size), 0) AS bytes FROM envelopes WHERE carried = 1 AND kind != 3`).get() as {
+    envelopes: number; bytes: number;
+  };
+  const people = store.db.prepare(
+    `SELECT count(DISTINCT p.party) FROM envelopes e JOIN envelope_parties p ON p.envelope = e.id WHERE e.carried = 1 AND e.kind != 3 AND p.party != e.author`,
+  ).pluck().get() as number;
+  const acks = store.db.prepare(`SELECT count(*) FROM envelopes WHERE carried = 1 AND kind = 3`).pluck().get() as number;
+  return { ...r, people, acks };
+}
+
 /** What the totals must be: summed from the rows themselves. */
 function summed(store: EnvelopeStore, where: string, ...args: unknown[]): number {
   return store.db.prepare(`SELECT coalesce(sum(size), 0) FROM envelopes WHERE carried = 1 ${where}`).pluck().get(...args) as number;
@@ -41,7 +53,13 @@ describe("carried totals", () => {
     store.put(envelope(authors[0]!, 300), 1, Date.now(), true); // carried, no source (bulk import)
     store.dropDelivered(envs[1]!.id, Date.now());
     store.put(envelope(authors[1]!, 250), 1, Date.now(), true, sources[0], [envs[2]!.id, envs[3]!.id]); // evicts two
+    // a carried acknowledgement, and an envelope to a recipient already counted
+    const ack = signEnvelope(authors[1]!, { kind: EnvelopeKind.Ack, conversation: new Uint8Array(16), segment: 0, recipients: [authors[0]!.signing.publicKey], created: Date.now(), lifetime: 86400, keyId: new Uint8Array(8) }, randomBytes(40));
+    store.put(ack, 1, Date.now(), true, sources[1]);
+    const again = envelope(authors[0]!, 77);
+    store.put({ ...again, recipients: envs[5]!.recipients }, 1, Date.now(), true, sources[1]);
     const check = () => {
+      expect(store.carried()).toEqual(scanned(store));
       expect(store.carriedBytes()).toBe(summed(store, ""));
       for (const a of authors) expect(store.carriedBytesByAuthor(a.signing.publicKey)).toBe(summed(store, "AND author = ?", a.signing.publicKey));
       for (const s of sources) expect(store.carriedBytesFromSource(s)).toBe(summed(store, "AND source = ?", s));
@@ -57,6 +75,12 @@ describe("carried totals", () => {
     })).toThrow("disk full");
     expect(store.carriedBytes()).toBe(before);
     check();
+    // and every removal path: expiry, delivery, eviction
+    store.dropDelivered(ack.id, Date.now());
+    for (const e of envs.slice(4, 12)) store.dropDelivered(e.id, Date.now());
+    check();
+    expect(store.carried().acks).toBe(0);
+    expect(() => store.db.prepare(`UPDATE envelopes SET carried = 0`).run()).toThrow(/never change/);
     store.db.close();
   });
 
@@ -67,12 +91,14 @@ describe("carried totals", () => {
     for (let i = 0; i < 30; i++) store.put(envelope(authors[i % 2]!, 120 + i), 1, Date.now(), i % 4 !== 0, source);
     const expected = summed(store, "");
     // make it what the previous release wrote: no totals table, no triggers, format 2
-    store.db.exec(`DROP TRIGGER carried_in; DROP TRIGGER carried_out; DROP TRIGGER carried_changed; DROP TABLE carried_totals; PRAGMA user_version = 2;`);
+    store.db.exec(`DROP TRIGGER carried_in; DROP TRIGGER carried_out; DROP TRIGGER envelope_header_fixed; DROP TRIGGER carried_for_in;
+      DROP TRIGGER carried_for_out; DROP TABLE carried_totals; PRAGMA user_version = 2;`);
     store.db.close();
     const db = openDatabase(path);
     expect(db.pragma("user_version", { simple: true })).toBe(SCHEMA_VERSION);
     const again = new EnvelopeStore(db);
     expect(again.carriedBytes()).toBe(expected);
+    expect(again.carried()).toEqual(scanned(again));
     expect(again.carriedBytesFromSource(source)).toBe(expected);
     expect(again.carriedBytesByAuthor(authors[0]!.signing.publicKey) + again.carriedBytesByAuthor(authors[1]!.signing.publicKey)).toBe(expected);
     const later = envelope(authors[0]!, 99);

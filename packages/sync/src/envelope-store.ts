@@ -32,34 +32,43 @@ export interface StoreStats {
   bytes: number;
 }
 
-// Bytes carried for others, in all, per author and per source (the peer that handed them over), kept
-// by triggers in the same transaction as the rows: the carrier limits read one row instead of
-// scanning a million envelopes, and the numbers cannot drift from the rows after a crash.
+// What is carried for others, kept by triggers in the same transaction as the rows, so neither the
+// carrier limits nor `pigeon status` scan a million envelopes, and the numbers cannot drift from the
+// rows after a crash. An envelope's header and carried flag never change once stored (enforced).
+// Parties are counted from envelope_parties, whose rows are written after their envelope's row and
+// deleted before it (EnvelopeStore.put / removeRow), so the envelope is there to look at both times.
 const CARRIED_TOTALS = `
 CREATE TABLE IF NOT EXISTS carried_totals (
-  what INTEGER NOT NULL,      -- 0: all carried envelopes, 1: by author, 2: by source
-  key BLOB NOT NULL,          -- the author's or the source's key (empty for all)
+  what INTEGER NOT NULL,      -- 0: all carried envelopes, 1: by author, 2: by source, 3: carried acks,
+                              -- 4: by recipient (count: carried envelopes other than acks naming them)
+  key BLOB NOT NULL,          -- the author's, source's or recipient's key (empty for 0 and 3)
   bytes INTEGER NOT NULL,
+  count INTEGER NOT NULL,
   PRIMARY KEY (what, key)
 ) WITHOUT ROWID;
 CREATE TRIGGER IF NOT EXISTS carried_in AFTER INSERT ON envelopes WHEN new.carried = 1 BEGIN
-  INSERT INTO carried_totals VALUES (0, x'', new.size) ON CONFLICT DO UPDATE SET bytes = bytes + excluded.bytes;
-  INSERT INTO carried_totals VALUES (1, new.author, new.size) ON CONFLICT DO UPDATE SET bytes = bytes + excluded.bytes;
-  INSERT INTO carried_totals SELECT 2, new.source, new.size WHERE new.source IS NOT NULL
-    ON CONFLICT DO UPDATE SET bytes = bytes + excluded.bytes;
+  INSERT INTO carried_totals SELECT 0, x'', new.size, 1 UNION ALL SELECT 1, new.author, new.size, 1
+    UNION ALL SELECT 2, new.source, new.size, 1 WHERE new.source IS NOT NULL
+    UNION ALL SELECT 3, x'', new.size, 1 WHERE new.kind = 3
+  ON CONFLICT DO UPDATE SET bytes = bytes + excluded.bytes, count = count + 1;
 END;
 CREATE TRIGGER IF NOT EXISTS carried_out AFTER DELETE ON envelopes WHEN old.carried = 1 BEGIN
-  UPDATE carried_totals SET bytes = bytes - old.size
-  WHERE (what = 0 AND key = x'') OR (what = 1 AND key = old.author) OR (what = 2 AND key = old.source);
+  UPDATE carried_totals SET bytes = bytes - old.size, count = count - 1
+  WHERE (what = 0 AND key = x'') OR (what = 1 AND key = old.author) OR (what = 2 AND key = old.source)
+     OR (what = 3 AND key = x'' AND old.kind = 3);
 END;
-CREATE TRIGGER IF NOT EXISTS carried_changed AFTER UPDATE OF carried, size, author, source ON envelopes
-WHEN old.carried = 1 OR new.carried = 1 BEGIN
-  UPDATE carried_totals SET bytes = bytes - old.size
-  WHERE old.carried = 1 AND ((what = 0 AND key = x'') OR (what = 1 AND key = old.author) OR (what = 2 AND key = old.source));
-  INSERT INTO carried_totals SELECT 0, x'', new.size WHERE new.carried = 1 ON CONFLICT DO UPDATE SET bytes = bytes + excluded.bytes;
-  INSERT INTO carried_totals SELECT 1, new.author, new.size WHERE new.carried = 1 ON CONFLICT DO UPDATE SET bytes = bytes + excluded.bytes;
-  INSERT INTO carried_totals SELECT 2, new.source, new.size WHERE new.carried = 1 AND new.source IS NOT NULL
-    ON CONFLICT DO UPDATE SET bytes = bytes + excluded.bytes;
+CREATE TRIGGER IF NOT EXISTS envelope_header_fixed BEFORE UPDATE OF carried, size, author, source, kind ON envelopes BEGIN
+  SELECT RAISE(ABORT, 'an envelope''s header and carried flag never change once stored');
+END;
+CREATE TRIGGER IF NOT EXISTS carried_for_in AFTER INSERT ON envelope_parties BEGIN
+  INSERT INTO carried_totals SELECT 4, new.party, 0, 1 FROM envelopes e
+    WHERE e.id = new.envelope AND e.carried = 1 AND e.kind != 3 AND e.author != new.party
+  ON CONFLICT DO UPDATE SET count = count + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS carried_for_out AFTER DELETE ON envelope_parties
+WHEN EXISTS (SELECT 1 FROM envelopes e WHERE e.id = old.envelope AND e.carried = 1 AND e.kind != 3 AND e.author != old.party) BEGIN
+  UPDATE carried_totals SET count = count - 1 WHERE what = 4 AND key = old.party;
+  DELETE FROM carried_totals WHERE what = 4 AND key = old.party AND count <= 0;
 END;
 `;
 
@@ -132,9 +141,12 @@ const CONVERSIONS: Record<number, (db: Database.Database) => void> = {
   2: (db) => {
     db.exec(CARRIED_TOTALS);
     db.exec(`
-      INSERT INTO carried_totals SELECT 0, x'', sum(size) FROM envelopes WHERE carried = 1 HAVING count(*) > 0;
-      INSERT INTO carried_totals SELECT 1, author, sum(size) FROM envelopes WHERE carried = 1 GROUP BY author;
-      INSERT INTO carried_totals SELECT 2, source, sum(size) FROM envelopes WHERE carried = 1 AND source IS NOT NULL GROUP BY source;`);
+      INSERT INTO carried_totals SELECT 0, x'', sum(size), count(*) FROM envelopes WHERE carried = 1 HAVING count(*) > 0;
+      INSERT INTO carried_totals SELECT 1, author, sum(size), count(*) FROM envelopes WHERE carried = 1 GROUP BY author;
+      INSERT INTO carried_totals SELECT 2, source, sum(size), count(*) FROM envelopes WHERE carried = 1 AND source IS NOT NULL GROUP BY source;
+      INSERT INTO carried_totals SELECT 3, x'', sum(size), count(*) FROM envelopes WHERE carried = 1 AND kind = 3 HAVING count(*) > 0;
+      INSERT INTO carried_totals SELECT 4, p.party, 0, count(*) FROM envelopes e JOIN envelope_parties p ON p.envelope = e.id
+        WHERE e.carried = 1 AND e.kind != 3 AND p.party != e.author GROUP BY p.party;`);
   },
 };
 
@@ -475,8 +487,9 @@ export class EnvelopeStore {
 
   private removeRow(id: Uint8Array, keepRoutes = false): void {
     this.metaCache.delete(Buffer.from(id).toString("hex"));
-    this.stmt(`DELETE FROM envelopes WHERE id = ?`).run(id);
+    // parties first: the carried-for counts look at the envelope's row (CARRIED_TOTALS)
     this.stmt(`DELETE FROM envelope_parties WHERE envelope = ?`).run(id);
+    this.stmt(`DELETE FROM envelopes WHERE id = ?`).run(id);
     // after a confirmed delivery, who we handed it to is still needed: their acks follow that way
     if (!keepRoutes) this.stmt(`DELETE FROM handed WHERE envelope = ?`).run(id);
   }
@@ -560,19 +573,16 @@ export class EnvelopeStore {
 
   // ---- carrying for others: quota and fairness ----
 
+  /** What this node carries for others, for `pigeon status` (from the totals: no scan). */
   carried(): { envelopes: number; bytes: number; people: number; acks: number } {
-    const r = this.db
-      .prepare(`SELECT count(*) AS envelopes, coalesce(sum(size), 0) AS bytes FROM envelopes WHERE carried = 1 AND kind != 3`)
-      .get() as { envelopes: number; bytes: number };
-    const people = this.db
-      .prepare(
-        `SELECT count(DISTINCT p.party) FROM envelopes e JOIN envelope_parties p ON p.envelope = e.id
-         WHERE e.carried = 1 AND e.kind != 3 AND p.party != e.author`,
-      )
-      .pluck()
-      .get() as number;
-    const acks = this.stmt(`SELECT count(*) FROM envelopes WHERE carried = 1 AND kind = 3`).pluck().get() as number;
-    return { ...r, people, acks };
+    const row = (what: 0 | 3) =>
+      (this.stmt(`SELECT bytes, count FROM carried_totals WHERE what = ? AND key = x''`).get(what) as { bytes: number; count: number } | undefined) ?? {
+        bytes: 0, count: 0,
+      };
+    const all = row(0);
+    const acks = row(3);
+    const people = this.stmt(`SELECT count(*) FROM carried_totals WHERE what = 4 AND count > 0`).pluck().get() as number;
+    return { envelopes: all.count - acks.count, bytes: all.bytes - acks.bytes, people, acks: acks.count };
   }
 
   /** Carried bytes in all, or by one author or source (kept by triggers: one indexed read). */
