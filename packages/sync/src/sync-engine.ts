@@ -25,6 +25,12 @@ export const SEND_HIGH_WATER = 1 << 20;
 /** Envelopes received on a link and not yet stored: above the high mark the link is paused, below the low resumed. */
 export const RECEIVE_HIGH_WATER = 512;
 export const RECEIVE_LOW_WATER = 128;
+/**
+ * Ids a link remembers the peer holds (so they are not announced back). Only envelopes that moved or
+ * were asked for are remembered, not a listing's known ids; past this many the memory starts afresh,
+ * so a link that stays up for weeks does not grow without end.
+ */
+const PEER_HAS_MAX = 200_000;
 /** Envelopes stored in one transaction. */
 const RECEIVE_BATCH = 256;
 
@@ -297,10 +303,7 @@ export class SyncEngine extends EventEmitter<Events> {
     s.pumping = true;
     try {
       while (s.outgoing.size > 0 && !s.link.closed) {
-        if ((s.link.bufferedBytes?.() ?? 0) > SEND_HIGH_WATER) {
-          await new Promise<void>((r) => setTimeout(r, 5));
-          continue;
-        }
+        await this.drained(s);
         this.mailbox.envelopes.batch(() => {
           for (let i = 0; i < 64 && s.outgoing.size > 0 && !s.link.closed; i++) this.sendOne(s, s.outgoing.pop()!);
         });
@@ -310,6 +313,11 @@ export class SyncEngine extends EventEmitter<Events> {
       s.pumping = false;
     }
     this.mailbox.emit("changed");
+  }
+
+  /** Resolves once the link's socket holds at most SEND_HIGH_WATER bytes (or the link closed). */
+  private async drained(s: Session): Promise<void> {
+    while (!s.link.closed && (s.link.bufferedBytes?.() ?? 0) > SEND_HIGH_WATER) await new Promise<void>((r) => setTimeout(r, 5));
   }
 
   /** Sends one envelope if the forwarding policy still allows it, handing over spray tokens. */
@@ -328,7 +336,7 @@ export class SyncEngine extends EventEmitter<Events> {
     }
     this.send(s, { type: "envelope", hops: meta.hops, copies: give, envelope: env.bytes });
     s.sent++;
-    s.peerHas.add(toHex(id));
+    this.notePeerHas(s, id);
     store.markHanded(id, s.link.peer.signPublicKey, this.now());
   }
 
@@ -397,6 +405,7 @@ export class SyncEngine extends EventEmitter<Events> {
       if (last) return;
       after = page[page.length - 1]!;
       await new Promise<void>((r) => setImmediate(r));
+      await this.drained(s);
     }
   }
 
@@ -404,10 +413,10 @@ export class SyncEngine extends EventEmitter<Events> {
     if (!s.link.closed) s.link.send(encodeFrame(f));
   }
 
-  private peerHasIt(s: Session, id: Uint8Array): void {
+  /** Remembers that the peer holds an envelope, so it is not announced back (bounded: see PEER_HAS_MAX). */
+  private notePeerHas(s: Session, id: Uint8Array): void {
+    if (s.peerHas.size >= PEER_HAS_MAX) s.peerHas.clear(); // forgetting costs a 32-byte HAVE now and then
     s.peerHas.add(toHex(id));
-    // "sent" = handed to at least one other device; only our own messages need that fact
-    if (this.mailbox.envelopes.isOwn(id, this.mailbox.me)) this.mailbox.envelopes.markHanded(id, s.link.peer.signPublicKey, this.now());
   }
 
   private async onFrame(s: Session, bytes: Uint8Array): Promise<void> {
@@ -419,8 +428,13 @@ export class SyncEngine extends EventEmitter<Events> {
         for (const id of f.ids) {
           // a listing from a relay point is a million ids: pause now and then so pings are answered
           if (++n % 512 === 0) await new Promise<void>((r) => setImmediate(r));
-          this.peerHasIt(s, id);
-          if (!this.mailbox.envelopes.knowsId(id)) want.push(id);
+          if (!this.mailbox.envelopes.knowsId(id)) {
+            this.notePeerHas(s, id);
+            want.push(id);
+          } else if (this.mailbox.envelopes.isOwn(id, this.mailbox.me)) {
+            // "sent" = handed to at least one other device; only our own messages need that fact
+            this.mailbox.envelopes.markHanded(id, s.link.peer.signPublicKey, this.now());
+          }
         }
         if (want.length) this.send(s, { type: "want", ids: want });
         if (f.last) this.mailbox.emit("changed");
@@ -450,7 +464,7 @@ export class SyncEngine extends EventEmitter<Events> {
         s.received++;
         s.lastReceivedAt = this.now();
         // the sender has it: never announce it back
-        s.peerHas.add(toHex(envelopeId(f.envelope)));
+        this.notePeerHas(s, envelopeId(f.envelope));
         s.inbound.push({ bytes: f.envelope, hops: f.hops + 1, from: formatAddress(s.link.peer), source: s.link.peer.signPublicKey, copies: Math.min(MAX_COPIES, f.copies) });
         if (++s.unstored > RECEIVE_HIGH_WATER && !s.paused) {
           s.paused = true;
