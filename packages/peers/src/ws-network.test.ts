@@ -306,6 +306,21 @@ describe("WsNetwork", () => {
     expect(Date.now() - started).toBeLessThan(1_000);
   });
 
+  it("keeps a link whose peer is busy sending, even if its pongs are late: anything heard is a sign of life", async () => {
+    const { net: b, port } = await listening("ben", { pingIntervalMs: 100 });
+    const bLink = nextLink(b);
+    const raw = await rawAuthenticated(generateIdentity("alice"), port, false); // never answers a ping
+    const lb = await bLink;
+    const got = collect(lb);
+    for (let i = 0; i < 12; i++) {
+      raw.ws.send(raw.session.seal(Uint8Array.of(i)));
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(lb.closed).toBe(false); // 600 ms, six ping intervals, no pong at all
+    expect(got.length).toBe(12);
+    expect(await closeOf(lb)).toMatch(/stopped answering pings/); // and once it falls silent, it goes
+  });
+
   it("refuses to talk to itself", async () => {
     const { net: a, port } = await listening("ana");
     const rejected = nextRejection(a);

@@ -304,7 +304,10 @@ class Connection {
   private handshakeTimer: NodeJS.Timeout | undefined;
   private pingTimer: NodeJS.Timeout | undefined;
   private killTimer: NodeJS.Timeout | undefined;
-  private pongSeen = true;
+  /** Heard anything from the peer (a frame or a pong) since the last ping. */
+  private heard = true;
+  /** Not reading (flow control): the peer cannot be heard, so it is not judged meanwhile. */
+  private paused = false;
   private lastError: string | undefined;
 
   constructor(
@@ -327,7 +330,7 @@ class Connection {
       markClosed();
     });
     ws.on("message", (data, isBinary) => this.onMessage(data, isBinary));
-    ws.on("pong", () => (this.pongSeen = true));
+    ws.on("pong", () => (this.heard = true));
     this.handshakeTimer = setTimeout(
       () => this.fail(`handshake timed out after ${net.handshakeTimeoutMs} ms`),
       net.handshakeTimeoutMs,
@@ -347,10 +350,12 @@ class Connection {
   }
 
   pause(): void {
+    this.paused = true;
     this.ws.pause();
   }
 
   resume(): void {
+    this.paused = false;
     this.ws.resume();
   }
 
@@ -382,6 +387,7 @@ class Connection {
 
   private onMessage(data: RawData, isBinary: boolean): void {
     if (this.state === "closed") return;
+    this.heard = true;
     if (!isBinary) {
       this.close("text frame received (only binary frames are allowed)", 1003);
       return;
@@ -425,12 +431,14 @@ class Connection {
       this.shutdown("network closed", 1001);
     }
     if (this.net.pingIntervalMs > 0) {
+      // A peer is alive while anything arrives from it: during a large transfer its pong can sit
+      // behind megabytes of envelopes in the socket, and a busy receiver reads at its storing pace.
       this.pingTimer = setInterval(() => {
-        if (!this.pongSeen) {
+        if (!this.heard && !this.paused) {
           this.close(`peer stopped answering pings (${this.net.pingIntervalMs} ms)`, 1001);
           return;
         }
-        this.pongSeen = false;
+        this.heard = false;
         try {
           this.ws.ping();
         } catch {
