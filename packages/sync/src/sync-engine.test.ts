@@ -79,7 +79,7 @@ describe("contact-efficient reconciliation", () => {
     const a = node("a");
     const b = node("b");
     const shared = carried(5000);
-    // 10 differences peel in the 33-cell first sketch ~96.5 % of the time (the rest take the next
+    // 10 differences peel in the 36-cell first sketch ~99.4 % of the time (the rest take the next
     // level, ~6 KB more); this test is about the bytes when they do, so it picks such a difference
     let onlyA: Envelope[];
     let onlyB: Envelope[];
