@@ -10,7 +10,7 @@ import {
   sealChange, segmentDocumentId, signEnvelope, type ConversationDoc, type Envelope, type PeerLink,
 } from "@pigeon/model";
 import { WsNetwork } from "@pigeon/peers";
-import { Mailbox, SyncEngine } from "@pigeon/sync";
+import { fileStorage, Mailbox, SyncEngine } from "@pigeon/sync";
 import { cleanupAll, freePort, onCleanup, pigeon, pigeonJson, startDaemon, tempDir, waitFor, type Daemon } from "./helpers.js";
 
 interface Msg { id: string; from: string; body: string; state?: string; sentVia?: string; deliveredVia?: string }
@@ -79,7 +79,7 @@ describe("a hostile carrier", () => {
     // Mallory: a real node of her own, plus raw frames
     const mallory = generateIdentity("mallory");
     const mdir = mkdtempSync(join(tmpdir(), "pigeon-mallory-"));
-    const mbox = new Mailbox({ identity: mallory, dataDir: mdir });
+    const mbox = new Mailbox({ identity: mallory, storage: fileStorage(mdir) });
     const engine = new SyncEngine(mbox);
     const net = new WsNetwork({ identity: mallory, host: "127.0.0.1", port: 0, pingIntervalMs: 0 });
     net.on("link", (l) => engine.attach(l));

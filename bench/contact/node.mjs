@@ -2,7 +2,7 @@
 // a SyncEngine ("sketch" or "list"), and a WsNetwork on 127.0.0.1. Talks to run.mjs over IPC.
 //   argv[2] = JSON { dir, mode, role: "listen" | "dial", expected, maxFrameBytes, quietMs, name }
 import { generateIdentity } from "../../packages/model/dist/index.js";
-import { Mailbox, SyncEngine } from "../../packages/sync/dist/index.js";
+import { fileStorage, Mailbox, SyncEngine } from "../../packages/sync/dist/index.js";
 import { WsNetwork } from "../../packages/peers/dist/index.js";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { dieWithParent, now, rssSampler, send, trackSockets, waitFor } from "./lib.mjs";
@@ -15,7 +15,7 @@ const t0 = now();
 
 const mailbox = new Mailbox({
   identity: generateIdentity(cfg.name),
-  dataDir: cfg.dir,
+  storage: fileStorage(cfg.dir),
   carrier: { quotaBytes: 1e12, perSourceBytes: 1e12, perAuthorBytes: 1e12 },
 });
 const engine = new SyncEngine(mailbox, { reconcile: cfg.mode, hopLimit: 1000, copies: Infinity }); // no spray limit: everything is offerable

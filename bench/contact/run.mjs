@@ -81,7 +81,7 @@ const QUIET = Number(opt["quiet-ms"]);
 const MSGS_PER_DOC = 10;
 
 /** The built code under test: if someone rebuilds it during a run, the rows after that say so. */
-const CODE = ["model/dist/wire.js", "model/dist/iblt.js", "sync/dist/envelope-store.js", "sync/dist/sync-engine.js", "sync/dist/mailbox.js", "peers/dist/ws-network.js"]
+const CODE = ["model/dist/wire.js", "model/dist/iblt.js", "sync/dist/envelope-store.js", "sync/dist/sync-engine.js", "sync/dist/mailbox/receiving.js", "peers/dist/ws-network.js"]
   .map((f) => join(HERE, "../../packages", f));
 const codeStamp = () => CODE.map((f) => statSync(f).mtimeMs).join(",");
 const CODE_AT_START = codeStamp();

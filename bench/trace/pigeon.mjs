@@ -7,7 +7,7 @@
 import { mkdtempSync, rmSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Mailbox, SyncEngine, memoryLinkPair } from "@pigeon/sync";
+import { fileStorage, Mailbox, SyncEngine, memoryLinkPair } from "@pigeon/sync";
 import { contactCard, decodeFrame, decodeEnvelope, generateIdentity, toHex, EnvelopeKind } from "@pigeon/model";
 import { slotAt, SLOT_SECONDS } from "./trace.mjs";
 
@@ -187,7 +187,7 @@ export async function runPigeon(trace, msgs, opts) {
       const name = `p${String(trace.ids[i]).toLowerCase().replace(/[^a-z0-9._-]/g, "-")}`.slice(0, 32);
       const identity = generateIdentity(name);
       const dir = join(root, String(i));
-      const mailbox = new Mailbox({ identity, dataDir: dir, now, carrier: { quotaBytes: opts.storage }, lifetimeSeconds: opts.lifetime });
+      const mailbox = new Mailbox({ identity, storage: fileStorage(dir), now, carrier: { quotaBytes: opts.storage }, lifetimeSeconds: opts.lifetime });
       const engine = new SyncEngine(mailbox, { hopLimit: opts.hopLimit, copies: opts.copies, now });
       // what mailbox.status().carrying.bytes reports (carried envelopes other than acknowledgements), and
       // the same with acknowledgements; one prepared statement instead of status()'s three queries

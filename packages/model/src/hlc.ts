@@ -7,9 +7,13 @@ export interface Hlc {
 
 export const HLC_ZERO: Hlc = { wall: 0, counter: 0 };
 
+/** The counter has four base-36 digits on the wire; past that the wall clock moves on by a millisecond. */
+export const HLC_MAX_COUNTER = 36 ** 4 - 1;
+
 /** Next timestamp for a local event. */
 export function hlcTick(prev: Hlc, nowMs: number): Hlc {
   if (nowMs > prev.wall) return { wall: nowMs, counter: 0 };
+  if (prev.counter >= HLC_MAX_COUNTER) return { wall: prev.wall + 1, counter: 0 };
   return { wall: prev.wall, counter: prev.counter + 1 };
 }
 
@@ -20,6 +24,7 @@ export function hlcReceive(prev: Hlc, remote: Hlc, nowMs: number): Hlc {
   if (wall === prev.wall && wall === remote.wall) counter = Math.max(prev.counter, remote.counter) + 1;
   else if (wall === prev.wall) counter = prev.counter + 1;
   else if (wall === remote.wall) counter = remote.counter + 1;
+  if (counter > HLC_MAX_COUNTER) return { wall: wall + 1, counter: 0 };
   return { wall, counter };
 }
 

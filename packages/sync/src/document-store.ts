@@ -2,11 +2,18 @@
 // automerge-repo Repo with crash-safe file storage and no network adapters — documents never sync
 // through automerge-repo; only sealed envelopes leave the laptop. Only documents this user takes part
 // in are ever loaded here.
-import { mkdirSync, renameSync } from "node:fs";
-import { dirname, join, relative } from "node:path";
 import * as A from "@automerge/automerge";
-import { DocHandle, interpretAsDocumentId, Repo, type DocumentId } from "@automerge/automerge-repo";
-import { DurableFileStorage } from "./durable-storage.js";
+import { DocHandle, interpretAsDocumentId, Repo, type DocumentId, type StorageAdapterInterface, type StorageKey } from "@automerge/automerge-repo";
+
+/** Any automerge-repo storage adapter; one that can set a damaged chunk aside says so with `quarantine`. */
+export type DocumentStorage = StorageAdapterInterface & {
+  /** Moves an unreadable chunk aside (never deleting it) and says where; without it the chunk is removed. */
+  quarantine?(key: StorageKey): { from: string; to: string } | Promise<{ from: string; to: string }>;
+  /** Waits for saves under way (on close). */
+  drain?(): Promise<void>;
+  /** Set on close: late throttled saves after the final flush are dropped. */
+  closed?: boolean;
+};
 
 export interface DocumentLog {
   warn(msg: string): void;
@@ -14,12 +21,10 @@ export interface DocumentLog {
 
 export class DocumentStore {
   readonly repo: Repo;
-  readonly storage: DurableFileStorage;
   private readonly handles = new Map<string, DocHandle<unknown>>();
 
-  constructor(readonly dir: string, private readonly log: DocumentLog = { warn() {} }) {
-    this.storage = new DurableFileStorage(dir);
-    this.repo = new Repo({ storage: this.storage, network: [], sharePolicy: async () => false });
+  constructor(readonly storage: DocumentStorage, private readonly log: DocumentLog = { warn() {} }) {
+    this.repo = new Repo({ storage, network: [], sharePolicy: async () => false });
   }
 
   static documentId(binary: Uint8Array): DocumentId {
@@ -39,15 +44,17 @@ export class DocumentStore {
         if (c.data) A.loadIncremental(A.init(), c.data);
         continue;
       } catch (e) {
-        const file = this.storage.pathOf(c.key);
-        const dest = join(dirname(this.dir), "documents-damaged", relative(this.dir, file));
-        mkdirSync(dirname(dest), { recursive: true, mode: 0o700 });
-        renameSync(file, dest);
-        damaged.push(relative(dirname(this.dir), file));
-        this.log.warn(
-          `${relative(dirname(this.dir), file)} is damaged (${(e as Error).message}); moved it to ` +
-            `${relative(dirname(this.dir), dest)} and rebuilding the document from the sealed store`,
-        );
+        const what = `${c.key.join("/")}`;
+        let done: string;
+        if (this.storage.quarantine) {
+          const moved = await this.storage.quarantine(c.key);
+          done = `${moved.from} is damaged (${(e as Error).message}); moved it to ${moved.to}`;
+        } else {
+          await this.storage.remove(c.key);
+          done = `document chunk ${what} is damaged (${(e as Error).message}); removed it`;
+        }
+        damaged.push(what);
+        this.log.warn(`${done} and rebuilding the document from the sealed store`);
       }
     }
     return { chunks: chunks.length - damaged.length, damaged };
@@ -86,7 +93,7 @@ export class DocumentStore {
       // automerge-repo 2.5.6's shutdown throws if any handle is not ready; nothing is lost by ignoring it
       await this.repo.shutdown().catch(() => {});
       this.storage.closed = true;
-      await this.storage.drain();
+      await this.storage.drain?.();
     }
   }
 }

@@ -1,9 +1,9 @@
 // automerge-repo StorageAdapter that survives power loss: every save is written to a temporary file,
 // fsynced, renamed over the old one and the directory fsynced. A crash leaves either the old or the
 // new chunk, never a torn one. (The stock NodeFS adapter writes in place and caches without bound.)
-import { closeSync, fsyncSync, openSync } from "node:fs";
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync } from "node:fs";
 import { mkdir, open, readdir, readFile, rename, rm, unlink } from "node:fs/promises";
-import { join } from "node:path";
+import { basename, dirname, join, relative } from "node:path";
 import type { Chunk, StorageAdapterInterface, StorageKey } from "@automerge/automerge-repo";
 
 function encodePart(part: string): string {
@@ -113,5 +113,17 @@ export class DurableFileStorage implements StorageAdapterInterface {
   async removeRange(prefix: StorageKey): Promise<void> {
     await this.remove(prefix);
     await rm(join(this.root, ...prefix.map(encodePart)), { recursive: true, force: true });
+  }
+
+  /**
+   * Moves a chunk that does not parse (torn by a crash, truncated, overwritten) aside into a
+   * `<root>-damaged` folder beside the store, never deleting it. Says from where to where, for the log.
+   */
+  quarantine(key: StorageKey): { from: string; to: string } {
+    const file = this.path(key);
+    const dest = join(dirname(this.root), `${basename(this.root)}-damaged`, relative(this.root, file));
+    mkdirSync(dirname(dest), { recursive: true, mode: 0o700 });
+    renameSync(file, dest);
+    return { from: relative(dirname(this.root), file), to: relative(dirname(this.root), dest) };
   }
 }

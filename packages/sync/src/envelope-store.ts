@@ -93,6 +93,7 @@ CREATE INDEX IF NOT EXISTS envelopes_by_conversation ON envelopes(conversation);
 CREATE INDEX IF NOT EXISTS envelopes_carried ON envelopes(carried, received_at);
 CREATE INDEX IF NOT EXISTS envelopes_by_source ON envelopes(source) WHERE carried = 1;
 CREATE INDEX IF NOT EXISTS envelopes_by_author ON envelopes(author) WHERE carried = 1;
+CREATE INDEX IF NOT EXISTS envelopes_own_by_author ON envelopes(author) WHERE carried = 0;
 -- who acknowledged holding which envelope (from signed acks; the envelope may not be here)
 CREATE TABLE IF NOT EXISTS acks (
   envelope BLOB NOT NULL,
@@ -623,6 +624,33 @@ export class EnvelopeStore {
       freed += r.size;
     }
     return freed >= bytes ? out : [];
+  }
+
+  /**
+   * Bytes of envelopes from `author` addressed to this user that are not opened yet (waiting for a
+   * key or for earlier changes, or not tried yet). Reads LocalState's `opened` table, which lives in
+   * the same database.
+   */
+  unopenedBytesByAuthor(author: Uint8Array): number {
+    return this.stmt(
+      `SELECT coalesce(sum(e.size), 0) FROM envelopes e LEFT JOIN opened o ON o.envelope = e.id
+       WHERE e.carried = 0 AND e.author = ? AND e.kind != 3 AND (o.envelope IS NULL OR o.status = 'pending')`,
+    ).pluck().get(author) as number;
+  }
+
+  /** Drops envelopes for this user that could not be opened within their lifetime. Returns how many. */
+  dropExpiredUnopened(now: number): number {
+    const ids = this.stmt(
+      `SELECT e.id FROM envelopes e JOIN opened o ON o.envelope = e.id
+       WHERE e.carried = 0 AND o.status = 'pending' AND e.received_at + e.lifetime * 1000 < ?`,
+    ).pluck().all(now) as Buffer[];
+    this.db.transaction(() => {
+      for (const id of ids) {
+        this.forgetRow(new Uint8Array(id), "expired unopened");
+        this.stmt(`DELETE FROM opened WHERE envelope = ?`).run(id);
+      }
+    })();
+    return ids.length;
   }
 
   /** Drops carried envelopes past their lifetime. Returns how many. */

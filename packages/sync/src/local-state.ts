@@ -55,6 +55,25 @@ CREATE TABLE IF NOT EXISTS to_ack (
   envelope BLOB PRIMARY KEY,
   author BLOB NOT NULL
 ) WITHOUT ROWID;
+-- every message shown here, by arrival number: paged, per-conversation queries without loading every document
+CREATE TABLE IF NOT EXISTS message_index (
+  id TEXT PRIMARY KEY,
+  conversation BLOB NOT NULL,
+  segment INTEGER NOT NULL,
+  outgoing INTEGER NOT NULL,
+  seq INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS message_index_by_seq ON message_index(conversation, seq);
+CREATE INDEX IF NOT EXISTS message_index_all ON message_index(seq);
+-- (document, Automerge actor, seq) of every change applied: a second, different change for the same
+-- (actor, seq) is an author contradicting themselves and is refused before Automerge sees it
+CREATE TABLE IF NOT EXISTS change_seqs (
+  document TEXT NOT NULL,     -- conversation id (hex) / segment
+  actor TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  hash TEXT NOT NULL,
+  PRIMARY KEY (document, actor, seq)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS settings (
   key TEXT PRIMARY KEY,
   value TEXT NOT NULL
@@ -62,6 +81,8 @@ CREATE TABLE IF NOT EXISTS settings (
 `;
 
 export interface Contact extends ContactCard {
+  /** The user's own name for this person, if they gave one. */
+  petname?: string;
   firstSeen: number;
   lastSeen: number;
   how: string;
@@ -73,6 +94,27 @@ export interface ConversationKey {
   envelope: Uint8Array;
 }
 
+type ContactRow = {
+  sign_key: Buffer; name: string; home: string; seal_key: Buffer; first_seen: number; last_seen: number; how: string; petname: string | null;
+};
+
+function contactOf(r: ContactRow): Contact {
+  const c: Contact = {
+    name: r.name, home: r.home, signPublicKey: new Uint8Array(r.sign_key), sealPublicKey: new Uint8Array(r.seal_key),
+    firstSeen: r.first_seen, lastSeen: r.last_seen, how: r.how,
+  };
+  if (r.petname) c.petname = r.petname;
+  return c;
+}
+
+export interface IndexedMessage {
+  id: string;
+  conversation: Uint8Array;
+  segment: number;
+  outgoing: boolean;
+  seq: number;
+}
+
 export type OpenedStatus = "applied" | "rejected" | "pending";
 
 export class LocalState {
@@ -81,6 +123,9 @@ export class LocalState {
   constructor(readonly db: Database.Database) {
     this.stmt = statementCache(db);
     db.exec(SCHEMA);
+    // columns added after the first stores were written
+    const cols = (db.prepare(`PRAGMA table_info(contacts)`).all() as { name: string }[]).map((c) => c.name);
+    if (!cols.includes("petname")) db.exec(`ALTER TABLE contacts ADD COLUMN petname TEXT`);
   }
 
   // ---- contacts ----
@@ -95,20 +140,21 @@ export class LocalState {
   }
 
   contacts(): Contact[] {
-    type R = { sign_key: Buffer; name: string; home: string; seal_key: Buffer; first_seen: number; last_seen: number; how: string };
-    return (this.stmt(`SELECT * FROM contacts ORDER BY name, home`).all() as R[]).map((r) => ({
-      name: r.name, home: r.home, signPublicKey: new Uint8Array(r.sign_key), sealPublicKey: new Uint8Array(r.seal_key),
-      firstSeen: r.first_seen, lastSeen: r.last_seen, how: r.how,
-    }));
+    return (this.stmt(`SELECT * FROM contacts ORDER BY name, home`).all() as ContactRow[]).map(contactOf);
   }
 
   contact(signKey: Uint8Array): Contact | undefined {
-    type R = { sign_key: Buffer; name: string; home: string; seal_key: Buffer; first_seen: number; last_seen: number; how: string };
-    const r = this.stmt(`SELECT * FROM contacts WHERE sign_key = ?`).get(signKey) as R | undefined;
-    return r && {
-      name: r.name, home: r.home, signPublicKey: new Uint8Array(r.sign_key), sealPublicKey: new Uint8Array(r.seal_key),
-      firstSeen: r.first_seen, lastSeen: r.last_seen, how: r.how,
-    };
+    const r = this.stmt(`SELECT * FROM contacts WHERE sign_key = ?`).get(signKey) as ContactRow | undefined;
+    return r && contactOf(r);
+  }
+
+  /** Sets (or with undefined clears) the user's own name for a contact. */
+  setPetname(signKey: Uint8Array, petname: string | undefined): boolean {
+    return this.stmt(`UPDATE contacts SET petname = ? WHERE sign_key = ?`).run(petname ?? null, signKey).changes > 0;
+  }
+
+  removeContact(signKey: Uint8Array): boolean {
+    return this.stmt(`DELETE FROM contacts WHERE sign_key = ?`).run(signKey).changes > 0;
   }
 
   // ---- conversations and keys ----
@@ -231,6 +277,55 @@ export class LocalState {
 
   arrival(key: string): { seq: number; at: number; hops: number | null } | undefined {
     return this.stmt(`SELECT seq, at, hops FROM arrivals WHERE key = ?`).get(key) as { seq: number; at: number; hops: number | null } | undefined;
+  }
+
+  // ---- message index ----
+  indexMessage(m: IndexedMessage): void {
+    this.stmt(`INSERT OR IGNORE INTO message_index (id, conversation, segment, outgoing, seq) VALUES (?, ?, ?, ?, ?)`).run(
+      m.id, m.conversation, m.segment, m.outgoing ? 1 : 0, m.seq,
+    );
+  }
+
+  /** Whether messages arrived before the index existed (a store from an older version). */
+  messageIndexIncomplete(): boolean {
+    const arrived = this.stmt(`SELECT count(*) FROM arrivals WHERE key LIKE 'm:%'`).pluck().get() as number;
+    const indexed = this.stmt(`SELECT count(*) FROM message_index`).pluck().get() as number;
+    return indexed < arrived;
+  }
+
+  indexedMessage(id: string): IndexedMessage | undefined {
+    type R = { id: string; conversation: Buffer; segment: number; outgoing: number; seq: number };
+    const r = this.stmt(`SELECT * FROM message_index WHERE id = ?`).get(id) as R | undefined;
+    return r && { id: r.id, conversation: new Uint8Array(r.conversation), segment: r.segment, outgoing: r.outgoing === 1, seq: r.seq };
+  }
+
+  queryMessages(q: { conversation?: Uint8Array; outgoing?: boolean; afterSeq?: number; beforeSeq?: number; limit: number; newest: boolean }): IndexedMessage[] {
+    const where: string[] = [];
+    const args: (Uint8Array | number)[] = [];
+    if (q.conversation) (where.push("conversation = ?"), args.push(q.conversation));
+    if (q.outgoing !== undefined) (where.push("outgoing = ?"), args.push(q.outgoing ? 1 : 0));
+    if (q.afterSeq !== undefined) (where.push("seq > ?"), args.push(q.afterSeq));
+    if (q.beforeSeq !== undefined) (where.push("seq < ?"), args.push(q.beforeSeq));
+    const sql = `SELECT * FROM message_index ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY seq ${q.newest ? "DESC" : "ASC"} LIMIT ?`;
+    type R = { id: string; conversation: Buffer; segment: number; outgoing: number; seq: number };
+    const rows = (this.stmt(sql).all(...args, q.limit) as R[]).map((r) => ({
+      id: r.id, conversation: new Uint8Array(r.conversation), segment: r.segment, outgoing: r.outgoing === 1, seq: r.seq,
+    }));
+    return q.newest ? rows.reverse() : rows;
+  }
+
+  // ---- changes applied, by (actor, seq) ----
+  /** The hash of the change applied to a segment document for (actor, seq), if any. */
+  changeAt(conversation: Uint8Array, segment: number, actor: string, seq: number): string | undefined {
+    return this.stmt(`SELECT hash FROM change_seqs WHERE document = ? AND actor = ? AND seq = ?`).pluck().get(`${toHex(conversation)}/${segment}`, actor, seq) as
+      | string
+      | undefined;
+  }
+
+  recordChange(conversation: Uint8Array, segment: number, change: { actor: string; seq: number; hash: string }): void {
+    this.stmt(`INSERT OR IGNORE INTO change_seqs (document, actor, seq, hash) VALUES (?, ?, ?, ?)`).run(
+      `${toHex(conversation)}/${segment}`, change.actor, change.seq, change.hash,
+    );
   }
 
   // ---- acknowledgements owed ----

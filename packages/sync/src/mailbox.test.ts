@@ -6,7 +6,7 @@ import * as A from "@automerge/automerge";
 import {
   contactCard, conversationId, emptySegment, encodeFrame, formatHlc, generateIdentity, keyId, appendMessage, sealChange, type Identity,
 } from "@pigeon/model";
-import { Mailbox, MailboxError, memoryLinkPair, SyncEngine } from "./index.js";
+import { fileStorage, Mailbox, MailboxError, memoryLinkPair, SyncEngine } from "./index.js";
 
 const dirs: string[] = [];
 const open: { m: Mailbox; s: SyncEngine }[] = [];
@@ -18,7 +18,7 @@ function node(
   opts: Partial<ConstructorParameters<typeof Mailbox>[0]> = {},
 ) {
   dirs.push(dir);
-  const m = new Mailbox({ identity, dataDir: dir, ...opts });
+  const m = new Mailbox({ identity, storage: fileStorage(dir), ...opts });
   const s = new SyncEngine(m, { now: opts.now });
   open.push({ m, s });
   return { m, s, dir, identity };
@@ -126,7 +126,7 @@ describe("mailbox over a link", () => {
   it("refuses unknown addresses and empty messages clearly", async () => {
     const a = node("amara");
     await expect(a.m.send("nobody@local", "hi")).rejects.toThrow(MailboxError);
-    await expect(a.m.send("nobody@local", "hi")).rejects.toThrow(/never met/);
+    await expect(a.m.send("nobody@local", "hi")).rejects.toThrow(/not among the people this laptop knows/);
     await expect(a.m.send("bad address!", "hi")).rejects.toThrow(/not a valid address/);
   });
 

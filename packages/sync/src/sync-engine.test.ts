@@ -6,7 +6,7 @@ import {
   compareBytes, contactCard, decodeFrame, EnvelopeKind, envelopeId, generateIdentity, Iblt, IBLT_KEY_BYTES, randomBytes, signEnvelope, SKETCH_LEVELS, toHex,
   type Envelope, type PeerLink,
 } from "@pigeon/model";
-import { Mailbox, memoryLinkPair, SyncEngine } from "./index.js";
+import { fileStorage, Mailbox, memoryLinkPair, SyncEngine } from "./index.js";
 
 const cleanup: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -15,7 +15,7 @@ afterEach(async () => {
 
 function node(name: string, opts: { reconcile?: "sketch" | "list"; identity?: ReturnType<typeof generateIdentity> } = {}) {
   const dir = mkdtempSync(join(tmpdir(), `pigeon-sync-${name}-`));
-  const m = new Mailbox({ identity: opts.identity ?? generateIdentity(name), dataDir: dir, carrier: { quotaBytes: 1e9, perSourceBytes: 1e9, perAuthorBytes: 1e9 } });
+  const m = new Mailbox({ identity: opts.identity ?? generateIdentity(name), storage: fileStorage(dir), carrier: { quotaBytes: 1e9, perSourceBytes: 1e9, perAuthorBytes: 1e9 } });
   const s = new SyncEngine(m, { reconcile: opts.reconcile, hopLimit: 10 });
   cleanup.push(async () => {
     s.close();

@@ -14,10 +14,11 @@ import { EventEmitter } from "node:events";
 import {
   compareBytes, DecodeError, EnvelopeKind, decodeFrame, encodeFrame, envelopeId, formatAddress, inRange, MAX_IDS_PER_FRAME, MAX_RANGE_DEPTH,
   rangeBounds, rangeChildren, rangeWeight, SKETCH_LEVELS, SPLIT_LEVEL, toHex, WHOLE_RANGE, WHOLE_WEIGHT,
-  type Envelope, type Iblt, type IdRange, type PeerLink, type SyncFrame,
+  type ContactCard, type Envelope, type Iblt, type IdRange, type PeerLink, type SyncFrame,
 } from "@pigeon/model";
-import type { Incoming, Log, Mailbox } from "./mailbox.js";
-import { silentLog } from "./mailbox.js";
+import type { EnvelopeStore } from "./envelope-store.js";
+import { silentLog, type Log } from "./log.js";
+import type { Incoming, ReceiveResult } from "./mailbox/index.js";
 import { SendQueue } from "./send-queue.js";
 
 /** A link with more than this waiting in its socket gets no more envelopes until it drains. */
@@ -40,6 +41,30 @@ export const DEFAULT_HOP_LIMIT = 6;
 export const DEFAULT_COPIES = 64;
 /** Tokens claimed in a frame are capped, so a peer cannot inflate an envelope's spread. */
 export const MAX_COPIES = 256;
+
+/**
+ * What the engine needs of a node's store, and nothing more (Mailbox implements it): the sealed
+ * envelopes' index and routing facts, the door through which received envelopes enter, and the
+ * events that say a new envelope is there to announce.
+ */
+export interface SyncStore {
+  readonly me: Uint8Array;
+  readonly envelopes: Pick<
+    EnvelopeStore,
+    | "sketches" | "sliceSketch" | "carriedFor" | "batch" | "idsAfter" | "knowsId" | "knowsKey" | "isOwn" | "markHanded" | "byKey" | "has"
+    | "meta" | "get" | "ackConcerns" | "ackedByAllRecipients" | "isCarried" | "isParty" | "setCopies"
+  >;
+  /** A laptop was met over an authenticated link. */
+  rememberContact(card: ContactCard, how: string): void;
+  /** Checks and stores envelopes that arrived (see Mailbox.receiveMany). */
+  receiveMany(items: Incoming[]): Promise<ReceiveResult[]>;
+  /** `recipient` holds these envelopes: carried copies may be dropped. */
+  confirmDelivered(recipient: Uint8Array, ids: Uint8Array[]): number;
+  /** Something a user would see changed (an envelope was handed on). */
+  changed(): void;
+  on(event: "envelope", fn: (env: Envelope) => void): unknown;
+  off(event: "envelope", fn: (env: Envelope) => void): unknown;
+}
 
 export interface SyncOptions {
   /** Envelopes that have travelled this many hops are only handed to their own recipients. */
@@ -87,6 +112,8 @@ export interface PeerView {
 }
 
 class Session {
+  /** The peer is remembered as a contact (retried on later frames if the disk was full at first). */
+  met = false;
   readonly peerHas = new Set<string>();
   /** Envelopes we could not store (disk full): asked for again later. */
   readonly retry = new Map<string, Uint8Array>();
@@ -137,7 +164,7 @@ export class SyncEngine extends EventEmitter<Events> {
   private retryTimer: NodeJS.Timeout | undefined;
   static RETRY_MS = 15_000;
 
-  constructor(readonly mailbox: Mailbox, opts: SyncOptions = {}) {
+  constructor(readonly store: SyncStore, opts: SyncOptions = {}) {
     super();
     this.hopLimit = opts.hopLimit ?? DEFAULT_HOP_LIMIT;
     // Infinity turns the spray limit off (plain epidemic within the hop limit: simulations, baselines)
@@ -145,13 +172,13 @@ export class SyncEngine extends EventEmitter<Events> {
     this.mode = opts.reconcile ?? "sketch";
     this.log = opts.log ?? silentLog;
     this.now = opts.now ?? Date.now;
-    mailbox.on("envelope", this.onEnvelope);
+    store.on("envelope", this.onEnvelope);
     const resync = opts.resyncMs ?? 30_000;
     if (this.mode === "sketch" && resync > 0)
       this.resyncTimer = setInterval(() => {
         for (const s of this.sessions)
           // not while envelopes are still moving: the difference would be what is in flight
-          if (s.recon.done && compareBytes(this.mailbox.me, s.link.peer.signPublicKey) < 0 && this.quiet(s, resync)) {
+          if (s.recon.done && compareBytes(this.store.me, s.link.peer.signPublicKey) < 0 && this.quiet(s, resync)) {
             s.restart(this.now());
             this.sendSketch(s, WHOLE_RANGE, 0);
           }
@@ -169,8 +196,7 @@ export class SyncEngine extends EventEmitter<Events> {
     const s = new Session(link, this.now());
     this.sessions.add(s);
     const who = formatAddress(link.peer);
-    this.mailbox.rememberContact(link.peer, "met");
-    this.log.info(`connected to ${who} (${link.description})`);
+    // handlers first: nothing below (a full disk, say) may leave a link that never exchanges anything
     link.onFrame((bytes) => {
       void this.onFrame(s, bytes).catch((e: unknown) => {
         this.log.warn(`dropping link to ${who}: ${e instanceof DecodeError ? "protocol error: " : ""}${(e as Error).message}`);
@@ -182,24 +208,32 @@ export class SyncEngine extends EventEmitter<Events> {
       this.log.info(`disconnected from ${who}${reason ? `: ${reason}` : ""}`);
       this.emit("peer-down", link, reason);
     });
+    this.meet(s);
+    this.log.info(`connected to ${who} (${link.description})`);
     this.emit("peer-up", link);
-    if (this.mode === "list") this.listInBackground(s, WHOLE_RANGE);
-    else if (compareBytes(this.mailbox.me, link.peer.signPublicKey) < 0) this.sendSketch(s, WHOLE_RANGE, 0);
+    try {
+      if (this.mode === "list") this.listInBackground(s, WHOLE_RANGE);
+      else if (compareBytes(this.store.me, link.peer.signPublicKey) < 0) this.sendSketch(s, WHOLE_RANGE, 0);
+    } catch (e) {
+      // counted as a finished round, so the periodic resync starts it again once the store works
+      s.recon.done = true;
+      this.log.warn(`could not start reconciling with ${who}: ${(e as Error).message}`);
+    }
   }
 
   /** Our sketch of the set, or of one slice of it (read from disk: only the whole set is kept in memory). */
   private ourSketch(range: IdRange, level: number): { size: number; table: Iblt } {
     if (range.depth === 0) {
-      const idx = this.mailbox.envelopes.sketches();
+      const idx = this.store.envelopes.sketches();
       return { size: idx.size, table: idx.levels[level]! };
     }
-    const { size, tables } = this.mailbox.envelopes.sliceSketch(range, [level]);
+    const { size, tables } = this.store.envelopes.sliceSketch(range, [level]);
     return { size, table: tables.get(level)! };
   }
 
   private sendSketch(s: Session, range: IdRange, level: number): void {
     const { size, table } = this.ourSketch(range, level);
-    s.carriedAtSketch ??= this.mailbox.envelopes.carriedFor(s.link.peer.signPublicKey);
+    s.carriedAtSketch ??= this.store.envelopes.carriedFor(s.link.peer.signPublicKey);
     this.countTurn(s, range, level);
     this.send(s, { type: "sketch", range, level, size, table });
   }
@@ -218,7 +252,7 @@ export class SyncEngine extends EventEmitter<Events> {
   private finishReconcile(s: Session): void {
     s.recon.done = true;
     s.recon.doneAt = this.now();
-    this.mailbox.emit("changed");
+    this.store.changed();
   }
 
   /** A slice (or the whole set) is reconciled; the round is over when they add up to the whole set. */
@@ -229,7 +263,7 @@ export class SyncEngine extends EventEmitter<Events> {
 
   /** The peer's sketch: peel the difference, or answer with a bigger sketch, or with 16 sketches of slices. */
   private async onSketch(s: Session, range: IdRange, level: number, table: Iblt): Promise<void> {
-    const store = this.mailbox.envelopes;
+    const store = this.store.envelopes;
     // sixteen slice sketches can arrive in one socket read; each is a range scan and a peel: one per turn
     if (range.depth > 0) await new Promise<void>((r) => setImmediate(r));
     if (s.link.closed) return;
@@ -281,7 +315,7 @@ export class SyncEngine extends EventEmitter<Events> {
     const peer = s.link.peer.signPublicKey;
     const held = candidates.filter((id) => !peerLacks.has(toHex(id.subarray(0, 16))));
     if (held.length === 0) return;
-    const dropped = this.mailbox.confirmDelivered(peer, held);
+    const dropped = this.store.confirmDelivered(peer, held);
     if (dropped) this.log.info(`${formatAddress(s.link.peer)} holds ${dropped} envelope(s) we carried for them: dropped our copies`);
   }
 
@@ -304,7 +338,7 @@ export class SyncEngine extends EventEmitter<Events> {
     try {
       while (s.outgoing.size > 0 && !s.link.closed) {
         await this.drained(s);
-        this.mailbox.envelopes.batch(() => {
+        this.store.envelopes.batch(() => {
           for (let i = 0; i < 64 && s.outgoing.size > 0 && !s.link.closed; i++) this.sendOne(s, s.outgoing.pop()!);
         });
         if (s.outgoing.size > 0) await new Promise<void>((r) => setImmediate(r));
@@ -312,7 +346,7 @@ export class SyncEngine extends EventEmitter<Events> {
     } finally {
       s.pumping = false;
     }
-    this.mailbox.emit("changed");
+    this.store.changed();
   }
 
   /** Resolves once the link's socket holds at most SEND_HIGH_WATER bytes (or the link closed). */
@@ -322,7 +356,7 @@ export class SyncEngine extends EventEmitter<Events> {
 
   /** Sends one envelope if the forwarding policy still allows it, handing over spray tokens. */
   private sendOne(s: Session, id: Uint8Array): void {
-    const store = this.mailbox.envelopes;
+    const store = this.store.envelopes;
     const meta = store.meta(id);
     if (!meta || !this.offerable(id, meta.hops, meta.receivedAt, meta.lifetime, s)) return;
     const env = store.get(id);
@@ -358,7 +392,7 @@ export class SyncEngine extends EventEmitter<Events> {
    * envelopes, and only until every recipient has acknowledged it.
    */
   private offerable(id: Uint8Array, hops: number, receivedAt: number, lifetime: number, s: Session): boolean {
-    const store = this.mailbox.envelopes;
+    const store = this.store.envelopes;
     if (store.isParty(id, s.link.peer.signPublicKey)) return true;
     if (receivedAt + lifetime * 1000 < this.now()) return false;
     const meta = store.meta(id);
@@ -379,7 +413,7 @@ export class SyncEngine extends EventEmitter<Events> {
    * own, then acknowledgements, then other carried envelopes, smaller before larger.
    */
   private priority(id: Uint8Array, s: Session): number {
-    const store = this.mailbox.envelopes;
+    const store = this.store.envelopes;
     const meta = store.meta(id);
     if (!meta) return 9;
     if (store.isParty(id, s.link.peer.signPublicKey)) return 0;
@@ -399,7 +433,7 @@ export class SyncEngine extends EventEmitter<Events> {
     let after: Uint8Array = range.depth === 0 ? new Uint8Array(0) : lo.subarray(0, Math.ceil(range.depth / 2));
     for (;;) {
       if (s.link.closed) return;
-      const page = this.mailbox.envelopes.idsAfter(after, MAX_IDS_PER_FRAME, hi);
+      const page = this.store.envelopes.idsAfter(after, MAX_IDS_PER_FRAME, hi);
       const last = page.length < MAX_IDS_PER_FRAME;
       this.send(s, { type: "have", last, ids: page });
       if (last) return;
@@ -419,7 +453,17 @@ export class SyncEngine extends EventEmitter<Events> {
     s.peerHas.add(toHex(id));
   }
 
+  private meet(s: Session): void {
+    try {
+      this.store.rememberContact(s.link.peer, "met");
+      s.met = true;
+    } catch (e) {
+      this.log.warn(`could not remember meeting ${formatAddress(s.link.peer)} yet: ${(e as Error).message}`);
+    }
+  }
+
   private async onFrame(s: Session, bytes: Uint8Array): Promise<void> {
+    if (!s.met) this.meet(s);
     const f = decodeFrame(bytes);
     switch (f.type) {
       case "have": {
@@ -428,16 +472,16 @@ export class SyncEngine extends EventEmitter<Events> {
         for (const id of f.ids) {
           // a listing from a relay point is a million ids: pause now and then so pings are answered
           if (++n % 512 === 0) await new Promise<void>((r) => setImmediate(r));
-          if (!this.mailbox.envelopes.knowsId(id)) {
+          if (!this.store.envelopes.knowsId(id)) {
             this.notePeerHas(s, id);
             want.push(id);
-          } else if (this.mailbox.envelopes.isOwn(id, this.mailbox.me)) {
+          } else if (this.store.envelopes.isOwn(id, this.store.me)) {
             // "sent" = handed to at least one other device; only our own messages need that fact
-            this.mailbox.envelopes.markHanded(id, s.link.peer.signPublicKey, this.now());
+            this.store.envelopes.markHanded(id, s.link.peer.signPublicKey, this.now());
           }
         }
         if (want.length) this.send(s, { type: "want", ids: want });
-        if (f.last) this.mailbox.emit("changed");
+        if (f.last) this.store.changed();
         return;
       }
       case "want":
@@ -445,7 +489,7 @@ export class SyncEngine extends EventEmitter<Events> {
         return;
       case "want16": {
         for (const k of f.keys) s.peerLacks.add(toHex(k));
-        this.enqueue(s, f.keys.map((k) => this.mailbox.envelopes.byKey(k)).filter((id): id is Uint8Array => !!id));
+        this.enqueue(s, f.keys.map((k) => this.store.envelopes.byKey(k)).filter((id): id is Uint8Array => !!id));
         return;
       }
       case "sketch":
@@ -484,7 +528,7 @@ export class SyncEngine extends EventEmitter<Events> {
     s.flushQueued = false;
     while (s.inbound.length) {
       const batch = s.inbound.splice(0, RECEIVE_BATCH);
-      void this.mailbox
+      void this.store
         .receiveMany(batch)
         .then((results) => results.forEach((r, i) => r.retry && this.retryLater(s, envelopeId(batch[i]!.bytes))))
         .catch((e: unknown) => this.log.warn(`storing envelopes from ${formatAddress(s.link.peer)} failed: ${(e as Error).message}`))
@@ -503,7 +547,7 @@ export class SyncEngine extends EventEmitter<Events> {
     this.retryTimer ??= setInterval(() => {
       let pending = 0;
       for (const sess of this.sessions) {
-        const ids = [...sess.retry.values()].filter((x) => !this.mailbox.envelopes.has(x)).slice(0, MAX_IDS_PER_FRAME);
+        const ids = [...sess.retry.values()].filter((x) => !this.store.envelopes.has(x)).slice(0, MAX_IDS_PER_FRAME);
         sess.retry.clear();
         if (ids.length) this.send(sess, { type: "want", ids });
         pending += ids.length;
@@ -521,7 +565,7 @@ export class SyncEngine extends EventEmitter<Events> {
     // most arrivals come from the only peer there is: no store lookup for them
     const lacking = [...this.sessions].filter((s) => !s.peerHas.has(hex));
     if (lacking.length === 0) return;
-    const meta = this.mailbox.envelopes.meta(env.id);
+    const meta = this.store.envelopes.meta(env.id);
     if (!meta) return;
     for (const s of lacking) {
       if (!this.offerable(env.id, meta.hops, meta.receivedAt, meta.lifetime, s)) continue;
@@ -532,7 +576,7 @@ export class SyncEngine extends EventEmitter<Events> {
   close(): void {
     if (this.retryTimer) clearInterval(this.retryTimer);
     if (this.resyncTimer) clearInterval(this.resyncTimer);
-    this.mailbox.off("envelope", this.onEnvelope);
+    this.store.off("envelope", this.onEnvelope);
     for (const s of [...this.sessions]) s.link.close("shutting down");
   }
 }

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { WebSocket } from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { contactCard, generateIdentity } from "@pigeon/model";
-import { Mailbox } from "@pigeon/sync";
+import { fileStorage, Mailbox } from "@pigeon/sync";
 import { ensureCredentials } from "./credentials.js";
 import { XmlStreamParser } from "./parser.js";
 import { ScramClient } from "./scram.js";
@@ -97,7 +97,7 @@ describe("XmppServer in-process", () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "pigeon-xmpp-unit-"));
-    mailbox = new Mailbox({ identity: generateIdentity("amara"), dataDir: dir });
+    mailbox = new Mailbox({ identity: generateIdentity("amara"), storage: fileStorage(dir) });
     mailbox.rememberContact(contactCard(generateIdentity("baraka")), "test");
     password = ensureCredentials(dir).password;
     server = new XmppServer({ mailbox, dataDir: dir, port: 0, tls: false, loginTimeoutMs: 3000 });

@@ -1,0 +1,182 @@
+// What every part of the mailbox shares: the stores, the user's identity, one queue that runs
+// mutations one at a time, the storage-health flag, names for keys, and the conversation segments.
+import type { EventEmitter } from "node:events";
+import * as A from "@automerge/automerge";
+import type { DocHandle } from "@automerge/automerge-repo";
+import {
+  EnvelopeKind, emptySegment, equalBytes, formatAddress, keyId, newActorId, openChange, segmentDocumentId, toHex,
+  type ConversationDoc, type Envelope, type Identity,
+} from "@pigeon/model";
+import type { DocumentStore } from "../document-store.js";
+import type { EnvelopeStore } from "../envelope-store.js";
+import type { LocalState } from "../local-state.js";
+import type { Log } from "../log.js";
+import { MailboxError, type CarrierLimits, type MailboxEvents } from "./types.js";
+
+export function describeStorageError(e: unknown): string {
+  const code = (e as { code?: string }).code;
+  if (code === "SQLITE_FULL" || code === "ENOSPC") return "the disk is full";
+  if (code === "EDQUOT") return "the disk quota is used up";
+  return (e as Error).message ?? String(e);
+}
+
+/** Errors that are this laptop's storage failing (retry later), as opposed to bad content (refuse). */
+export function isStorageError(e: unknown): boolean {
+  if (e instanceof MailboxError) return e.code === "storage";
+  const code = (e as { code?: unknown } | undefined)?.code;
+  return typeof code === "string" && (code.startsWith("SQLITE_") || /^E[A-Z]+$/.test(code));
+}
+
+export interface CoreOptions {
+  identity: Identity;
+  envelopes: EnvelopeStore;
+  state: LocalState;
+  documents: DocumentStore;
+  events: EventEmitter<MailboxEvents>;
+  now: () => number;
+  log: Log;
+  lifetime: number;
+  segmentLimit: number;
+  limits: CarrierLimits;
+}
+
+export class MailboxCore {
+  readonly identity: Identity;
+  readonly envelopes: EnvelopeStore;
+  readonly state: LocalState;
+  readonly documents: DocumentStore;
+  readonly events: EventEmitter<MailboxEvents>;
+  readonly now: () => number;
+  readonly log: Log;
+  readonly lifetime: number;
+  readonly segmentLimit: number;
+  readonly limits: CarrierLimits;
+  /** Automerge actor id bound to this user's signing key. */
+  readonly actor: string;
+  readonly myKeyId: string;
+  private queue: Promise<unknown> = Promise.resolve();
+  /** Set while the disk refuses writes; cleared when a write succeeds again. */
+  storageTrouble: { since: number; reason: string } | undefined;
+  needsRecovery = false;
+  private readonly caughtUp = new Set<string>();
+
+  constructor(o: CoreOptions) {
+    this.identity = o.identity;
+    this.envelopes = o.envelopes;
+    this.state = o.state;
+    this.documents = o.documents;
+    this.events = o.events;
+    this.now = o.now;
+    this.log = o.log;
+    this.lifetime = o.lifetime;
+    this.segmentLimit = o.segmentLimit;
+    this.limits = o.limits;
+    this.actor = newActorId(o.identity.signing.publicKey);
+    this.myKeyId = keyId(o.identity.signing.publicKey);
+  }
+
+  get me(): Uint8Array {
+    return this.identity.signing.publicKey;
+  }
+
+  get address(): string {
+    return formatAddress(this.identity);
+  }
+
+  /** Runs mutations one at a time: documents and stores are never half-updated by interleaving. */
+  serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => {});
+    return run;
+  }
+
+  /** Resolves once everything queued so far has run. */
+  idle(): Promise<void> {
+    return this.queue.then(() => {}, () => {});
+  }
+
+  // ---- storage health ----
+
+  storageFailed(e: unknown): string {
+    const reason = describeStorageError(e);
+    if (!this.storageTrouble) this.storageTrouble = { since: this.now(), reason };
+    this.needsRecovery = true;
+    return reason;
+  }
+
+  storageWorks(): void {
+    if (this.storageTrouble) {
+      this.log.info(`storage works again (it failed at ${new Date(this.storageTrouble.since).toISOString()}: ${this.storageTrouble.reason})`);
+      this.storageTrouble = undefined;
+    }
+  }
+
+  /** Stores one of this user's own envelopes (fsynced) and announces it. */
+  storeOwn(env: Envelope): void {
+    try {
+      this.envelopes.put(env, 0, this.now());
+    } catch (e) {
+      throw new MailboxError("storage", `could not store the message: ${this.storageFailed(e)}; nothing was sent, try again when there is room`);
+    }
+    this.storageWorks();
+    this.events.emit("envelope", env);
+  }
+
+  /** Flushes a document; a failure is remembered (the sealed store has it) instead of thrown. */
+  async flushQuietly(handle: DocHandle<unknown>): Promise<void> {
+    try {
+      await this.documents.flush(handle);
+    } catch (e) {
+      this.log.warn(`could not save a document (${this.storageFailed(e)}); it is rebuilt from the sealed store when the disk has room`);
+    }
+  }
+
+  // ---- names ----
+
+  addressOf(signKey: Uint8Array): string {
+    if (equalBytes(signKey, this.me)) return this.address;
+    const c = this.state.contact(signKey);
+    return c ? formatAddress(c) : `unknown#${keyId(signKey)}`;
+  }
+
+  addressOfKeyId(id: string, members: Uint8Array[]): string {
+    const m = members.find((k) => keyId(k) === id);
+    return m ? this.addressOf(m) : `unknown#${id}`;
+  }
+
+  // ---- conversation segments ----
+
+  async segmentHandle(conv: Uint8Array, segment: number): Promise<DocHandle<ConversationDoc>> {
+    this.state.addSegment(conv, segment);
+    const { handle } = await this.documents.open<ConversationDoc>(segmentDocumentId(conv, segment), () => emptySegment(), this.actor);
+    const key = `${toHex(conv)}/${segment}`;
+    if (!this.caughtUp.has(key)) {
+      this.caughtUp.add(key);
+      await this.catchUp(conv, segment, handle);
+    }
+    return handle;
+  }
+
+  /**
+   * Re-applies opened changes that a crash (or a lost documents folder) kept out of the stored
+   * document: the sealed store alone is enough to rebuild every conversation.
+   */
+  private async catchUp(conv: Uint8Array, segment: number, handle: DocHandle<ConversationDoc>): Promise<void> {
+    const keys = this.state.keyMap(conv);
+    const missing: Uint8Array[] = [];
+    for (const id of this.envelopes.conversationEnvelopes(conv)) {
+      if (this.state.openedStatus(id) !== "applied") continue;
+      const env = this.envelopes.get(id);
+      if (!env || env.kind !== EnvelopeKind.Change || env.segment !== segment) continue;
+      const key = keys.get(toHex(env.keyId));
+      const change = key && openChange(env, key);
+      if (!change) continue;
+      if (!A.hasHeads(handle.doc(), [A.decodeChange(change).hash])) missing.push(change);
+    }
+    if (missing.length) {
+      this.log.warn(`catching up ${missing.length} change(s) the document had lost (after a crash?)`);
+      handle.update((d) => A.applyChanges(d, missing)[0]);
+      await this.flushQuietly(handle as DocHandle<unknown>);
+    }
+  }
+}

@@ -1,0 +1,163 @@
+// What a stranger can put in envelopes must never lock a child out: every kind of hostile change,
+// delivered through a real carrier, is refused with a reason, and the child's node still starts.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import * as A from "@automerge/automerge";
+import {
+  appendMessage, contactCard, conversationId, emptySegment, EnvelopeKind, formatHlc, generateIdentity, keyId, newActorId, newConversationKey,
+  randomBytes, sealChange, sealKey, signEnvelope, type ConversationDoc, type Identity,
+} from "@pigeon/model";
+import { fileStorage, Mailbox, memoryLinkPair, PigeonNode, SyncEngine } from "../index.js";
+
+const cleanup: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const f of cleanup.splice(0).reverse()) await f();
+});
+
+function laptop(name: string, identity: Identity = generateIdentity(name), dir = mkdtempSync(join(tmpdir(), `pigeon-${name}-`))) {
+  const m = new Mailbox({ identity, storage: fileStorage(dir), carrier: { quotaBytes: 1e8, perSourceBytes: 1e8, perAuthorBytes: 1e8 } });
+  const s = new SyncEngine(m);
+  let closed = false;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    s.close();
+    await m.close();
+  };
+  cleanup.push(async () => {
+    await close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return { m, s, dir, identity, close };
+}
+
+async function until<T>(fn: () => Promise<T | undefined> | T | undefined, what: string, ms = 8000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+function connect(a: ReturnType<typeof laptop>, b: ReturnType<typeof laptop>) {
+  const [la, lb] = memoryLinkPair(contactCard(a.identity), contactCard(b.identity));
+  a.s.attach(la);
+  b.s.attach(lb);
+  return () => la.close("walked away");
+}
+
+describe("hostile content through a carrier", () => {
+  it("refuses every kind of hostile change with a reason, and the child's node still starts", async () => {
+    const child = laptop("zawadi");
+    const carrier = laptop("carrier");
+    const stranger = generateIdentity("amara"); // calls itself a classmate's name
+    const friend = laptop("baraka");
+    const me = child.identity.signing.publicKey;
+    const conv = conversationId([stranger.signing.publicKey, me]);
+    const key = newConversationKey();
+    const now = Date.now();
+    const envelopes: Uint8Array[] = [];
+    const seal = (change: Uint8Array, segment = 0) =>
+      sealChange(stranger, { conversation: conv, segment, recipients: [me], created: now }, key, change).bytes;
+    envelopes.push(sealKey(stranger, { conversation: conv, recipients: [contactCard(child.identity)], created: now }, key).bytes);
+    // a first, honest-looking message, then two different changes with the same (actor, seq)
+    const actor = newActorId(stranger.signing.publicKey);
+    const base = A.clone(emptySegment(), { actor });
+    const msg = (doc: A.Doc<ConversationDoc>, body: string, counter: number) =>
+      appendMessage(doc, { id: randomId(), authorKeyId: keyId(stranger.signing.publicKey), hlc: formatHlc({ wall: now, counter }), sentAt: now, body });
+    const first = msg(base, "hello, I am amara", 0);
+    const twinA = msg(A.clone(first.doc, { actor }), "meet me after school", 1);
+    const twinB = msg(A.clone(first.doc, { actor }), "don't tell anyone", 1);
+    expect(A.decodeChange(twinA.change).seq).toBe(A.decodeChange(twinB.change).seq);
+    envelopes.push(seal(first.change), seal(twinA.change), seal(twinB.change));
+    // garbage sealed properly; a change that depends on something that never existed
+    envelopes.push(seal(randomBytes(300)));
+    const orphan = A.change(A.clone(A.load<ConversationDoc>(A.save(twinA.doc)), { actor: "ab".repeat(16) }), () => {});
+    envelopes.push(seal(A.getLastLocalChange(orphan) ?? randomBytes(10)));
+    // ciphertext that does not open; a key envelope whose members do not match; an unknown conversation
+    envelopes.push(signEnvelope(stranger, { kind: EnvelopeKind.Change, conversation: conv, segment: 0, recipients: [me], created: now, lifetime: 86400, keyId: randomBytes(8) }, randomBytes(200)).bytes);
+    envelopes.push(sealKey(stranger, { conversation: randomBytes(16), recipients: [contactCard(child.identity)], created: now }, key).bytes);
+    envelopes.push(sealChange(stranger, { conversation: randomBytes(16), segment: 0, recipients: [me], created: now }, key, first.change).bytes);
+
+    // the carrier picks them up somewhere, then meets the child
+    for (const e of envelopes) await carrier.m.receive(e, 1);
+    connect(carrier, child);
+    await until(() => child.m.state.rejections().length >= 4, "the hostile changes to be refused");
+    const reasons = child.m.state.rejections().map((r) => r.reason);
+    expect(reasons.some((r) => /two different changes numbered/.test(r))).toBe(true);
+    expect(reasons.some((r) => /does not open|not a valid|members do not match/.test(r))).toBe(true);
+    const inbox = await child.m.inbox();
+    expect(inbox.map((m) => m.body).filter((b) => b !== "hello, I am amara").length).toBe(1); // one twin only
+
+    // the child's laptop restarts: it starts, and a friend's message still arrives
+    await child.close();
+    const again = await PigeonNode.open({ identity: child.identity, storage: fileStorage(child.dir) });
+    cleanup.push(() => again.shutdown());
+    const engine = again.sync;
+    const [lf, lc] = memoryLinkPair(contactCard(friend.identity), contactCard(child.identity));
+    friend.s.attach(lf);
+    engine.attach(lc);
+    await until(() => friend.m.contacts().length === 1, "met");
+    await friend.m.send("zawadi", "are you coming to football?");
+    await until(async () => (await again.mailbox.inbox()).some((m) => m.body === "are you coming to football?"), "the friend's message");
+  });
+
+  it("a store from before the (actor, seq) check still refuses the second twin instead of failing to start", async () => {
+    const child = laptop("zawadi");
+    const stranger = generateIdentity("mallory");
+    const me = child.identity.signing.publicKey;
+    const conv = conversationId([stranger.signing.publicKey, me]);
+    const key = newConversationKey();
+    const now = Date.now();
+    const actor = newActorId(stranger.signing.publicKey);
+    const doc = A.clone(emptySegment(), { actor });
+    const one = appendMessage(A.clone(doc, { actor }), { id: randomId(), authorKeyId: keyId(stranger.signing.publicKey), hlc: formatHlc({ wall: now, counter: 0 }), sentAt: now, body: "one" });
+    const two = appendMessage(A.clone(doc, { actor }), { id: randomId(), authorKeyId: keyId(stranger.signing.publicKey), hlc: formatHlc({ wall: now, counter: 0 }), sentAt: now, body: "two" });
+    await child.m.receive(sealKey(stranger, { conversation: conv, recipients: [contactCard(child.identity)], created: now }, key).bytes, 1);
+    await child.m.receive(sealChange(stranger, { conversation: conv, segment: 0, recipients: [me], created: now }, key, one.change).bytes, 1);
+    child.m.state.db.exec("DELETE FROM change_seqs"); // as an older version left it
+    const r = await child.m.receive(sealChange(stranger, { conversation: conv, segment: 0, recipients: [me], created: now }, key, two.change).bytes, 1);
+    expect(r.stored).toBe(true);
+    await until(() => child.m.state.rejections().length === 1, "the twin refused");
+    expect(child.m.state.rejections()[0]!.reason).toMatch(/could not be applied/);
+    await child.close();
+    const again = new Mailbox({ identity: child.identity, storage: fileStorage(child.dir) });
+    await again.recover(); // does not throw
+    expect((await again.inbox()).map((m) => m.body)).toEqual(["one"]);
+    await again.close();
+  });
+
+  it("keeps at most a budget of envelopes per author that cannot be opened, and drops them when they expire", async () => {
+    let now = Date.now();
+    const dir = mkdtempSync(join(tmpdir(), "pigeon-budget-"));
+    cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+    const child = generateIdentity("zawadi");
+    const m = new Mailbox({ identity: child, storage: fileStorage(dir), now: () => now, carrier: { unopenedPerAuthorBytes: 64 * 1024 } });
+    cleanup.push(() => m.close());
+    const stranger = generateIdentity("stranger");
+    const me = child.signing.publicKey;
+    const results = [];
+    for (let i = 0; i < 40; i++) {
+      // 8 KiB each, for a conversation whose key never comes
+      const env = signEnvelope(stranger, { kind: EnvelopeKind.Change, conversation: randomBytes(16), segment: 0, recipients: [me], created: now, lifetime: 3600, keyId: randomBytes(8) }, randomBytes(8 * 1024));
+      results.push(await m.receive(env.bytes, 1));
+    }
+    const stored = results.filter((r) => r.stored).length;
+    expect(stored).toBeGreaterThan(0);
+    expect(stored).toBeLessThanOrEqual(8);
+    expect(results.find((r) => !r.stored)!.refused).toMatch(/cannot be opened yet/);
+    expect(m.status().bytes).toBeLessThan(80 * 1024);
+    now += 3601 * 1000;
+    expect(await m.dropExpired()).toBe(stored);
+    expect(m.status().envelopes).toBe(0);
+  });
+});
+
+function randomId(): string {
+  return Buffer.from(randomBytes(12)).toString("hex");
+}
+

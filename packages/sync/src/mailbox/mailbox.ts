@@ -1,0 +1,263 @@
+// The mailbox: where this laptop's user's messages are written, sealed, opened and shown. It is the
+// front of several parts, each one job (see the files beside it): People (contacts and names),
+// Sending, Receiving (admission at the door and the per-author budgets), Carrier (carrier limits
+// and acknowledgements), Opening (admission and applying changes), Receipts, Views, Drafts.
+// Inbox, Outbox, Drafts and Waiting-to-be-sent are views derived from the documents; the sealed
+// store is the source of truth from which documents are caught up after a crash.
+import { EventEmitter } from "node:events";
+import { DEFAULT_LIFETIME_SECONDS, equalBytes, SEGMENT_MESSAGE_LIMIT, type ContactCard, type Identity } from "@pigeon/model";
+import { DocumentStore } from "../document-store.js";
+import { EnvelopeStore } from "../envelope-store.js";
+import { LocalState, type Contact } from "../local-state.js";
+import { silentLog, type Log } from "../log.js";
+import type { NodeStorage } from "../storage.js";
+import { Carrier } from "./carrier.js";
+import { isStorageError, MailboxCore } from "./core.js";
+import { Drafts } from "./drafts.js";
+import { Opening } from "./opening.js";
+import { People } from "./people.js";
+import { Receipts } from "./receipts.js";
+import { Receiving } from "./receiving.js";
+import { Sending } from "./sending.js";
+import {
+  carrierLimits, MailboxError, type CarrierLimits, type DraftView, type Incoming, type MailboxEvents, type MessageQuery, type MessageView,
+  type ReceiveResult,
+} from "./types.js";
+import { Views } from "./views.js";
+
+export interface MailboxOptions {
+  identity: Identity;
+  storage: NodeStorage;
+  carrier?: Partial<CarrierLimits>;
+  now?: () => number;
+  log?: Log;
+  lifetimeSeconds?: number;
+  /** Messages per conversation segment document before the next one starts (default 1000). */
+  segmentMessageLimit?: number;
+}
+
+export class Mailbox extends EventEmitter<MailboxEvents> {
+  readonly identity: Identity;
+  readonly envelopes: EnvelopeStore;
+  readonly state: LocalState;
+  readonly documents: DocumentStore;
+  readonly limits: CarrierLimits;
+  private readonly core: MailboxCore;
+  private readonly people: People;
+  private readonly views: Views;
+  private readonly receipts: Receipts;
+  private readonly opening: Opening;
+  private readonly carrier: Carrier;
+  private readonly receiving: Receiving;
+  private readonly sending: Sending;
+  private readonly drafting: Drafts;
+  private closed = false;
+
+  constructor(opts: MailboxOptions) {
+    super();
+    this.identity = opts.identity;
+    const log = opts.log ?? silentLog;
+    this.envelopes = new EnvelopeStore(opts.storage.database);
+    this.state = new LocalState(opts.storage.database);
+    this.documents = new DocumentStore(opts.storage.documents, log);
+    this.limits = carrierLimits(opts.carrier?.quotaBytes, opts.carrier);
+    this.core = new MailboxCore({
+      identity: opts.identity, envelopes: this.envelopes, state: this.state, documents: this.documents, events: this,
+      now: opts.now ?? Date.now, log, lifetime: opts.lifetimeSeconds ?? DEFAULT_LIFETIME_SECONDS,
+      segmentLimit: opts.segmentMessageLimit ?? SEGMENT_MESSAGE_LIMIT, limits: this.limits,
+    });
+    this.people = new People(this.core);
+    this.views = new Views(this.core);
+    this.receipts = new Receipts(this.core, this.views);
+    this.opening = new Opening(this.core, this.views, this.receipts);
+    this.carrier = new Carrier(this.core);
+    this.receiving = new Receiving(this.core, this.carrier, this.opening, this.receipts);
+    this.sending = new Sending(this.core, this.people, this.views);
+    this.drafting = new Drafts(this.core);
+  }
+
+  get me(): Uint8Array {
+    return this.core.me;
+  }
+
+  get address(): string {
+    return this.core.address;
+  }
+
+  /** Set while the disk refuses writes; cleared when a write succeeds again. */
+  get storageTrouble(): { since: number; reason: string } | undefined {
+    return this.core.storageTrouble;
+  }
+
+  /**
+   * After a start or a crash: open what arrived but was never opened, retry what was waiting, write
+   * missing receipts and acknowledgements. Never fails because of what an envelope contains (that is
+   * recorded as rejected); a storage failure is remembered and retried (retryAfterStorageTrouble).
+   */
+  recover(): Promise<void> {
+    const { core } = this;
+    return core.serial(async () => {
+      try {
+        const unopened = core.state.unopened(core.me);
+        for (const id of [...unopened, ...core.state.pending()]) {
+          const env = core.envelopes.get(id);
+          if (!env) continue;
+          // its acknowledgement may have been lost with the crash too
+          if (unopened.some((u) => equalBytes(u, id)) && !equalBytes(env.author, core.me)) this.receipts.queueAck(env);
+          await this.opening.open(env);
+        }
+        for (const conv of core.state.conversations()) {
+          for (const seg of core.state.segments(conv)) await this.receipts.ensure(conv, seg);
+        }
+        await this.views.rebuildIndex();
+        this.receipts.flushAcks(); // acknowledgements a crash kept from being written
+      } catch (e) {
+        if (!isStorageError(e) && !(e instanceof MailboxError && e.code === "storage")) throw e;
+        core.log.warn(`recovery could not finish (${core.storageFailed(e)}); it is tried again when the disk has room`);
+      }
+    });
+  }
+
+  /** Called periodically: once the disk has room again, open what had to wait. */
+  async retryAfterStorageTrouble(): Promise<void> {
+    if (!this.core.needsRecovery) return;
+    this.core.needsRecovery = false;
+    await this.recover();
+    if (!this.core.needsRecovery) this.core.storageWorks();
+  }
+
+  /** Drops carried envelopes past their lifetime, and envelopes for us that never could be opened. */
+  dropExpired(): Promise<number> {
+    const { core } = this;
+    return core.serial(async () => {
+      const now = core.now();
+      const carried = core.envelopes.dropExpired(now);
+      const unopened = core.envelopes.dropExpiredUnopened(now);
+      if (carried) core.log.info(`dropped ${carried} carried envelope(s) past their lifetime`);
+      if (unopened) core.log.info(`dropped ${unopened} envelope(s) for you that could not be opened before they expired`);
+      if (carried + unopened) this.emit("changed");
+      return carried + unopened;
+    });
+  }
+
+  // ---- people ----
+  rememberContact(card: ContactCard, how: string): void {
+    this.people.remember(card, how);
+  }
+
+  contacts(): Contact[] {
+    return this.people.list();
+  }
+
+  /** Exactly one person for an address, petname or fingerprint; MailboxError otherwise (with candidates when ambiguous). */
+  resolve(address: string): Contact {
+    return this.people.resolve(address);
+  }
+
+  renameContact(who: string, petname: string): Contact {
+    return this.people.rename(who, petname);
+  }
+
+  removeContact(who: string): Contact {
+    return this.people.remove(who);
+  }
+
+  // ---- sending and receiving ----
+  send(address: string, body: string): Promise<MessageView> {
+    return this.sending.send(address, body);
+  }
+
+  receive(bytes: Uint8Array, hops: number, from?: string, source?: Uint8Array, copies = 1): Promise<ReceiveResult> {
+    return this.receiving.receiveMany([{ bytes, hops, from, source, copies }]).then((r) => r[0]!);
+  }
+
+  receiveMany(items: Incoming[]): Promise<ReceiveResult[]> {
+    return this.receiving.receiveMany(items);
+  }
+
+  confirmDelivered(recipient: Uint8Array, ids: Uint8Array[]): number {
+    return this.carrier.confirmDelivered(recipient, ids);
+  }
+
+  // ---- views ----
+  async inbox(): Promise<MessageView[]> {
+    return this.core.serial(async () => (await this.views.all()).filter((m) => m.direction === "in"));
+  }
+
+  async outbox(): Promise<MessageView[]> {
+    return this.core.serial(async () => (await this.views.all()).filter((m) => m.direction === "out"));
+  }
+
+  /** Outgoing messages no other device has taken yet. */
+  async waiting(): Promise<MessageView[]> {
+    return (await this.outbox()).filter((m) => m.state === "waiting");
+  }
+
+  /** One message by id (undefined when there is none). */
+  message(id: string): Promise<MessageView | undefined> {
+    return this.core.serial(() => this.views.message(id));
+  }
+
+  /** A page of messages in arrival order, loading only the segments shown. */
+  messages(query: MessageQuery = {}): Promise<MessageView[]> {
+    return this.core.serial(() => this.views.query(query));
+  }
+
+  /** Marks incoming messages read (all, or the given ids); the signed read receipt travels back. */
+  markRead(ids?: string[]): Promise<number> {
+    return this.receipts.markRead(ids);
+  }
+
+  // ---- drafts ----
+  saveDraft(to: string, body: string, id?: string): Promise<DraftView> {
+    return this.drafting.save(to, body, id);
+  }
+
+  drafts(): Promise<DraftView[]> {
+    return this.drafting.list();
+  }
+
+  deleteDraft(id: string): Promise<void> {
+    return this.drafting.delete(id);
+  }
+
+  /** Sends a draft; it leaves Drafts only once the message is safely stored. */
+  async sendDraft(id: string): Promise<MessageView> {
+    const draft = (await this.drafts()).find((d) => d.id === id);
+    if (!draft) throw new MailboxError("not-found", `no draft ${id}`);
+    const sent = await this.send(draft.to, draft.body);
+    await this.deleteDraft(id);
+    return sent;
+  }
+
+  /** Tells listeners that something a user would see changed (the sync engine hands envelopes on). */
+  changed(): void {
+    this.emit("changed");
+  }
+
+  // ---- status ----
+  status() {
+    const stats = this.envelopes.stats();
+    const trouble = this.core.storageTrouble;
+    return {
+      address: this.address,
+      envelopes: stats.envelopes,
+      bytes: stats.bytes,
+      carrying: { ...this.envelopes.carried(), quotaBytes: this.limits.quotaBytes },
+      rejected: this.state.rejections().length,
+      storageProblem: trouble ? `${trouble.reason} (since ${new Date(trouble.since).toISOString()})` : null,
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.receipts.close();
+    await this.core.idle();
+    try {
+      await this.documents.close();
+    } finally {
+      this.envelopes.db.close();
+    }
+  }
+}

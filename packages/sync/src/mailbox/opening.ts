@@ -1,0 +1,132 @@
+// Opening envelopes addressed to this user: admission (model/admission.ts), then the change is applied
+// to the participant's document, the clock observed, receipts written. Nothing an envelope contains
+// may stop the node: content that Automerge or admission refuses is recorded as rejected with the
+// reason, and only this laptop's own storage failures are retried later.
+import * as A from "@automerge/automerge";
+import type { DocHandle } from "@automerge/automerge-repo";
+import { admitEnvelope, hlcReceive, parseHlc, toHex, type ConversationDoc, type Envelope } from "@pigeon/model";
+import { isStorageError, type MailboxCore } from "./core.js";
+import type { Receipts } from "./receipts.js";
+import type { Views } from "./views.js";
+
+/**
+ * A received clock moves ours at most this far ahead of our own wall clock: a laptop a few days fast
+ * still orders replies after its messages, but one set to the year 2099 cannot drag this laptop's
+ * clock (and, through it, everyone's it meets) into the future.
+ */
+export const MAX_CLOCK_LEAD_MS = 7 * 24 * 3600 * 1000;
+
+export class Opening {
+  constructor(private readonly core: MailboxCore, private readonly views: Views, private readonly receipts: Receipts) {}
+
+  /**
+   * Opens one envelope, and then whatever it unblocked. Content problems end as "rejected"; a storage
+   * failure is thrown (the caller retries when the disk has room).
+   */
+  async open(env: Envelope): Promise<void> {
+    const status = this.core.state.openedStatus(env.id);
+    if (status === "applied" || status === "rejected") return; // already decided: never revisited
+    try {
+      await this.openOne(env);
+    } catch (e) {
+      if (isStorageError(e)) throw e;
+      this.reject(env, `could not be applied: ${(e as Error).message ?? String(e)}`);
+    }
+  }
+
+  private reject(env: Envelope, reason: string): void {
+    this.core.log.warn(`rejected envelope ${toHex(env.id).slice(0, 12)} from ${this.core.addressOf(env.author)}: ${reason}`);
+    this.core.state.markOpened(env.id, env.conversation, "rejected", this.core.now(), reason);
+  }
+
+  /** Opens envelopes of `conv` that were waiting (for a key, or for earlier changes), until none moves. */
+  private async openWaiting(conv: Uint8Array): Promise<void> {
+    for (let progress = true; progress; ) {
+      progress = false;
+      for (const id of this.core.state.pending(conv)) {
+        if (this.core.state.openedStatus(id) !== "pending") continue; // opened meanwhile
+        const p = this.core.envelopes.get(id);
+        if (!p) continue;
+        await this.open(p);
+        if (this.core.state.openedStatus(id) !== "pending") progress = true;
+      }
+    }
+  }
+
+  private async openOne(env: Envelope): Promise<void> {
+    const { core } = this;
+    const conv = env.conversation;
+    const admission = admitEnvelope(env, {
+      me: core.identity,
+      members: core.state.members(conv),
+      keys: core.state.keyMap(conv),
+      alreadyOpened: (id) => {
+        const s = core.state.openedStatus(id);
+        return s === "applied" || s === "rejected";
+      },
+      changeKnown: (hash) => core.state.changeOpenedElsewhere(hash, env.id),
+    });
+    switch (admission.status) {
+      case "rejected":
+        this.reject(env, admission.reason);
+        return;
+      case "pending":
+        core.state.markOpened(env.id, conv, "pending", core.now(), admission.reason);
+        return;
+      case "key": {
+        core.state.batch(() => {
+          core.state.rememberConversation(conv, admission.members);
+          core.state.addKey(conv, { keyId: env.keyId, key: admission.key, envelope: env.id });
+          core.state.markOpened(env.id, conv, "applied", core.now());
+        });
+        await this.openWaiting(conv);
+        return;
+      }
+      case "change": {
+        const { decoded } = admission;
+        // an author who signs two different changes with the same number contradicts themselves:
+        // Automerge cannot hold both, so the second is refused here (and kept as evidence)
+        const earlier = core.state.changeAt(conv, env.segment, decoded.actor, decoded.seq);
+        if (earlier !== undefined && earlier !== decoded.hash) {
+          this.reject(env, `the author signed two different changes numbered ${decoded.seq} (kept as evidence against them)`);
+          return;
+        }
+        const handle = await core.segmentHandle(conv, env.segment);
+        if (!A.hasHeads(handle.doc(), decoded.deps)) {
+          core.state.markOpened(env.id, conv, "pending", core.now(), "waiting for earlier changes");
+          return;
+        }
+        if (!A.hasHeads(handle.doc(), [decoded.hash])) handle.update((d) => A.applyChanges(d, [admission.change])[0]);
+        core.state.batch(() => {
+          core.state.recordChange(conv, env.segment, decoded);
+          core.state.markOpened(env.id, conv, "applied", core.now(), undefined, decoded.hash);
+        });
+        await core.flushQuietly(handle as DocHandle<unknown>);
+        this.observeClock(handle.doc());
+        this.views.noteArrivals(conv, core.state.members(conv)!, env.segment, handle.doc(), core.envelopes.meta(env.id)?.hops ?? 0);
+        await this.receipts.ensure(conv, env.segment);
+        core.events.emit("changed");
+        await this.openWaiting(conv); // a change may unblock others that were waiting for it
+        return;
+      }
+    }
+  }
+
+  /** Moves our clock past what received messages claim, but never more than MAX_CLOCK_LEAD_MS ahead of our wall clock. */
+  private observeClock(doc: ConversationDoc): void {
+    const { core } = this;
+    const now = core.now();
+    let h = core.state.hlc();
+    let changed = false;
+    for (const m of doc.messages) {
+      const parsed = parseHlc(m.hlc.toString());
+      if (!parsed) continue;
+      const remote = parsed.wall > now + MAX_CLOCK_LEAD_MS ? { wall: now + MAX_CLOCK_LEAD_MS, counter: 0 } : parsed;
+      if (remote.wall > h.wall || (remote.wall === h.wall && remote.counter > h.counter)) {
+        h = hlcReceive(h, remote, now);
+        changed = true;
+      }
+    }
+    if (changed) core.state.setHlc(h);
+  }
+}

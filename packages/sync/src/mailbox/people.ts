@@ -1,0 +1,110 @@
+// The people this laptop knows: contacts met or added by card, the user's own names for them
+// (petnames), removal, and turning what a user typed into exactly one person — by address,
+// petname or fingerprint — or a clear list of candidates to choose from.
+import { equalBytes, fingerprint, formatAddress, parseAddress, validName, type ContactCard } from "@pigeon/model";
+import type { Contact } from "../local-state.js";
+import type { MailboxCore } from "./core.js";
+import { MailboxError, type Candidate } from "./types.js";
+
+/** "ABCD-EFGH-JKLM-NPQR" (dashes optional, any case), as `pigeon whoami` shows it. */
+const FINGERPRINT_RE = /^[a-z2-7]{4}-?[a-z2-7]{4}-?[a-z2-7]{4}-?[a-z2-7]{4}$/i;
+
+function normalFingerprint(text: string): string {
+  return text.replace(/-/g, "").toUpperCase();
+}
+
+export class People {
+  constructor(private readonly core: MailboxCore) {}
+
+  remember(card: ContactCard, how: string): void {
+    const { core } = this;
+    if (equalBytes(card.signPublicKey, core.me)) return;
+    const isNew = core.state.contact(card.signPublicKey) === undefined;
+    core.state.rememberContact(card, how, core.now());
+    if (isNew) core.events.emit("contact", core.state.contact(card.signPublicKey)!);
+  }
+
+  list(): Contact[] {
+    return this.core.state.contacts();
+  }
+
+  /**
+   * Finds exactly one person for what the user typed: a fingerprint, `name@home#FPRT` (an address
+   * narrowed by the start of a fingerprint), a petname, or `name@home`.
+   */
+  resolve(text: string): Contact {
+    const typed = String(text ?? "").trim();
+    const all = this.list();
+    if (FINGERPRINT_RE.test(typed)) {
+      const fp = normalFingerprint(typed);
+      if (fp === normalFingerprint(fingerprint(this.core.me))) throw this.yourself();
+      const c = all.find((x) => normalFingerprint(fingerprint(x.signPublicKey)) === fp);
+      if (!c) throw new MailboxError("unknown-address", `nobody with fingerprint ${typed} is known on this laptop`);
+      return c;
+    }
+    const hash = typed.indexOf("#");
+    const addressText = hash < 0 ? typed : typed.slice(0, hash);
+    const fpPrefix = hash < 0 ? "" : normalFingerprint(typed.slice(hash + 1));
+    if (hash >= 0 && !/^[A-Z2-7]{1,16}$/.test(fpPrefix))
+      throw new MailboxError("bad-input", `"${typed}": after '#' comes the start of a fingerprint (letters A-Z and digits 2-7)`);
+    if (hash < 0 && !typed.includes("@")) {
+      const named = all.filter((c) => c.petname === typed.toLowerCase());
+      if (named.length === 1) return named[0]!;
+    }
+    let wanted;
+    try {
+      wanted = parseAddress(addressText);
+    } catch (e) {
+      throw new MailboxError("bad-input", (e as Error).message);
+    }
+    if (wanted.name === this.core.identity.name && wanted.home === this.core.identity.home && !fpPrefix) throw this.yourself();
+    const matches = all.filter(
+      (c) => c.name === wanted.name && c.home === wanted.home && normalFingerprint(fingerprint(c.signPublicKey)).startsWith(fpPrefix),
+    );
+    if (matches.length === 0) {
+      const known = all.map((c) => formatAddress(c));
+      throw new MailboxError(
+        "unknown-address",
+        `unknown address ${formatAddress(wanted)}${fpPrefix ? `#${fpPrefix}` : ""}: not among the people this laptop knows` +
+          (known.length ? ` (known: ${known.join(", ")})` : " (nobody yet: laptops nearby are met on the local network, or add a contact card)"),
+      );
+    }
+    if (matches.length > 1) {
+      const candidates: Candidate[] = matches.map((c) => ({
+        address: formatAddress(c), fingerprint: fingerprint(c.signPublicKey), lastSeen: c.lastSeen, ...(c.petname ? { petname: c.petname } : {}),
+      }));
+      throw new MailboxError(
+        "ambiguous-address",
+        `${matches.length} people here are called ${formatAddress(wanted)}; choose one by adding the start of its fingerprint:\n` +
+          candidates.map((c) => `  ${c.address}#${c.fingerprint.slice(0, 4)}  (fingerprint ${c.fingerprint}, last seen ${new Date(c.lastSeen).toISOString().slice(0, 16).replace("T", " ")})`).join("\n"),
+        candidates,
+      );
+    }
+    return matches[0]!;
+  }
+
+  /** Gives a contact the user's own name (a petname), or clears it with an empty name. */
+  rename(who: string, petname: string): Contact {
+    const c = this.resolve(who);
+    const name = petname.trim().toLowerCase();
+    if (name && !validName(name))
+      throw new MailboxError("bad-input", `"${petname}" cannot be a name: use 1-32 of a-z, 0-9, '.', '_' or '-', starting with a letter or digit`);
+    if (name && this.list().some((x) => x.petname === name && !equalBytes(x.signPublicKey, c.signPublicKey)))
+      throw new MailboxError("bad-input", `you already call someone else "${name}"`);
+    this.core.state.setPetname(c.signPublicKey, name || undefined);
+    this.core.events.emit("changed");
+    return this.core.state.contact(c.signPublicKey)!;
+  }
+
+  /** Forgets a contact (conversations and messages stay; meeting them again adds them again). */
+  remove(who: string): Contact {
+    const c = this.resolve(who);
+    this.core.state.removeContact(c.signPublicKey);
+    this.core.events.emit("changed");
+    return c;
+  }
+
+  private yourself(): MailboxError {
+    return new MailboxError("bad-input", `${this.core.address} is your own address: messages go to other people`);
+  }
+}

@@ -1,0 +1,124 @@
+// Receipts and acknowledgements. A receipt ("delivered", "read") is the recipient's own signed change
+// in the conversation and travels back like a message. An acknowledgement is a separate signed
+// envelope naming what this user now holds, so carriers can drop their copies.
+import * as A from "@automerge/automerge";
+import type { DocHandle } from "@automerge/automerge-repo";
+import { equalBytes, MAX_ACK_IDS, receiptKey, sealAck, sealChange, toHex, type Envelope } from "@pigeon/model";
+import type { MailboxCore } from "./core.js";
+import type { Views } from "./views.js";
+
+export class Receipts {
+  private ackTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly core: MailboxCore, private readonly views: Views) {}
+
+  /** Every message from someone else gets our signed "delivered" receipt, exactly once (and "read" for `also`). */
+  async ensure(conv: Uint8Array, segment: number, also?: { ids: Set<string>; state: "read" }): Promise<void> {
+    const { core } = this;
+    const members = core.state.members(conv);
+    const keys = core.state.keys(conv);
+    if (!members || keys.length === 0) return;
+    const handle = await core.segmentHandle(conv, segment);
+    const todo: { id: string; state: "delivered" | "read" }[] = [];
+    for (const m of handle.doc().messages) {
+      if (m.author.toString() === core.myKeyId) continue;
+      const id = m.id.toString();
+      if (handle.doc().receipts[receiptKey(id, core.myKeyId, "delivered")] === undefined) todo.push({ id, state: "delivered" });
+      if (also?.ids.has(id) && handle.doc().receipts[receiptKey(id, core.myKeyId, "read")] === undefined) todo.push({ id, state: "read" });
+    }
+    if (todo.length === 0) return;
+    const at = core.now();
+    // one change (so one envelope) for the whole batch, made on a copy until it is stored
+    const next = A.change(A.clone(handle.doc(), { actor: core.actor }), { time: Math.floor(at / 1000) }, (x) => {
+      for (const t of todo) x.receipts[receiptKey(t.id, core.myKeyId, t.state)] = at;
+    });
+    const change = A.getLastLocalChange(next);
+    if (!change) return;
+    const env = sealChange(
+      core.identity,
+      { conversation: conv, segment, recipients: members.filter((m) => !equalBytes(m, core.me)), created: at, lifetime: core.lifetime },
+      keys[0]!.key,
+      change,
+    );
+    core.storeOwn(env);
+    handle.update((d) => A.applyChanges(d, [change])[0]);
+    const decoded = A.decodeChange(change);
+    core.state.batch(() => {
+      core.state.recordChange(conv, segment, decoded);
+      core.state.markOpened(env.id, conv, "applied", core.now(), undefined, decoded.hash);
+    });
+    await core.flushQuietly(handle as DocHandle<unknown>);
+    this.views.noteArrivals(conv, members, segment, handle.doc());
+  }
+
+  /** Marks incoming messages read (all, or the given ids); the signed read receipt travels back. */
+  markRead(ids?: string[]): Promise<number> {
+    const { core } = this;
+    return core.serial(async () => {
+      let count = 0;
+      const wanted = ids && new Set(ids);
+      for (const conv of core.state.conversations()) {
+        const segments = wanted
+          ? [...new Set(ids!.map((id) => core.state.indexedMessage(id)).filter((m) => m && equalBytes(m.conversation, conv)).map((m) => m!.segment))]
+          : core.state.segments(conv);
+        for (const seg of segments) {
+          const doc = (await core.segmentHandle(conv, seg)).doc();
+          const want = new Set(
+            doc.messages
+              .filter((m) => m.author.toString() !== core.myKeyId && (!wanted || wanted.has(m.id.toString())))
+              .filter((m) => doc.receipts[receiptKey(m.id.toString(), core.myKeyId, "read")] === undefined)
+              .map((m) => m.id.toString()),
+          );
+          if (want.size === 0) continue;
+          count += want.size;
+          await this.ensure(conv, seg, { ids: want, state: "read" });
+        }
+      }
+      if (count) core.events.emit("changed");
+      return count;
+    });
+  }
+
+  /** Remembers (durably) that `env` is owed an acknowledgement, and writes one shortly. */
+  queueAck(env: Envelope): void {
+    const { core } = this;
+    core.state.oweAck(env.id, env.author); // durable, so a crash before the ack is written loses nothing
+    this.ackTimer ??= setTimeout(() => {
+      this.ackTimer = undefined;
+      void core.serial(async () => this.flushAcks()).catch((e: unknown) => core.log.warn(`could not write an acknowledgement: ${(e as Error).message}`));
+    }, 20);
+  }
+
+  /** Acknowledges what this user received, one ack per batch of authors (at most 64 recipients, 1024 ids). */
+  flushAcks(): void {
+    const { core } = this;
+    const owed = core.state.owedAcks();
+    if (owed.length === 0) return;
+    const byAuthor = new Map<string, { author: Uint8Array; ids: Uint8Array[] }>();
+    for (const p of owed) {
+      const k = toHex(p.author);
+      if (!byAuthor.has(k)) byAuthor.set(k, { author: p.author, ids: [] });
+      byAuthor.get(k)!.ids.push(p.id);
+    }
+    const groups = [...byAuthor.values()];
+    for (let g = 0; g < groups.length; g += 64) {
+      const batch = groups.slice(g, g + 64);
+      const ids = batch.flatMap((b) => b.ids);
+      for (let i = 0; i < ids.length; i += MAX_ACK_IDS) {
+        const named = ids.slice(i, i + MAX_ACK_IDS);
+        const ack = sealAck(core.identity, { recipients: batch.map((b) => b.author), created: core.now(), lifetime: core.lifetime }, named);
+        core.envelopes.recordAckNames(ack.id, named); // before it is announced: routing needs it
+        core.storeOwn(ack);
+        core.state.paidAcks(named);
+      }
+    }
+  }
+
+  /** Writes owed acknowledgements now (on close). */
+  async close(): Promise<void> {
+    if (!this.ackTimer) return;
+    clearTimeout(this.ackTimer);
+    this.ackTimer = undefined;
+    await this.core.serial(async () => this.flushAcks()).catch(() => {});
+  }
+}

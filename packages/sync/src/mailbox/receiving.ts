@@ -1,0 +1,164 @@
+// Taking envelopes from peers. Everything is checked before it is stored: envelopes for this user
+// are opened at once (within a per-author budget for those that cannot be opened yet); others are
+// carried within the carrier limits; acknowledgements drop the copies they confirm.
+import { ackedIds, decodeEnvelope, equalBytes, EnvelopeError, EnvelopeKind, isAddressedTo, toHex, verifyEnvelope, type Envelope } from "@pigeon/model";
+import type { Carrier } from "./carrier.js";
+import type { MailboxCore } from "./core.js";
+import type { Opening } from "./opening.js";
+import type { Receipts } from "./receipts.js";
+import type { Incoming, ReceiveResult } from "./types.js";
+
+interface Admitted {
+  env: Envelope;
+  party: boolean;
+  evicted: number;
+  ackIds: Uint8Array[];
+}
+
+export class Receiving {
+  private readonly refusals = new Map<string, number>();
+
+  constructor(
+    private readonly core: MailboxCore,
+    private readonly carrier: Carrier,
+    private readonly opening: Opening,
+    private readonly receipts: Receipts,
+  ) {}
+
+  /**
+   * Takes a batch of envelopes (a burst from one link) with one store transaction, so a contact that
+   * moves thousands of envelopes pays one fsync per batch, not per envelope. Nothing is announced,
+   * acknowledged or opened before the batch is committed; if the batch cannot be written (disk full),
+   * each envelope is tried on its own, so one that fits still gets in.
+   */
+  receiveMany(items: Incoming[]): Promise<ReceiveResult[]> {
+    const { core } = this;
+    return core.serial(async () => {
+      // what admit() stored counts only once its transaction committed (a full disk fails the commit)
+      const stored: Admitted[] = [];
+      const attempt = (batch: Incoming[]): ReceiveResult[] => {
+        const admitted: Admitted[] = [];
+        const results = core.envelopes.batch(() => batch.map((it) => this.admit(it, admitted)));
+        stored.push(...admitted);
+        return results;
+      };
+      let results: ReceiveResult[];
+      try {
+        results = attempt(items);
+      } catch (e) {
+        results =
+          items.length === 1
+            ? [this.storeFailed(items[0]!, e)]
+            : items.map((it) => {
+                try {
+                  return attempt([it])[0]!;
+                } catch (e2) {
+                  return this.storeFailed(it, e2);
+                }
+              });
+      }
+      if (stored.length) core.storageWorks();
+      for (const a of stored) await this.afterStore(a);
+      // batches queue up behind each other: let pings and other links in between
+      if (items.length > 16) await new Promise<void>((r) => setImmediate(r));
+      return results;
+    });
+  }
+
+  /** Says why an envelope was refused, without letting a flood of junk flood the log too. */
+  private refused(from: string | undefined, env: Envelope | undefined, reason: string): ReceiveResult {
+    const key = `${from ?? "?"}|${reason}`;
+    const n = (this.refusals.get(key) ?? 0) + 1;
+    if (this.refusals.size > 10_000) this.refusals.clear();
+    this.refusals.set(key, n);
+    if (n <= 3 || Number.isInteger(Math.log10(n)))
+      this.core.log.warn(
+        `refused ${env ? `envelope ${toHex(env.id).slice(0, 12)}` : "an envelope"}${from ? ` from ${from}` : ""}: ${reason}` +
+          (n > 3 ? ` (${n} such refusals so far)` : ""),
+      );
+    return { stored: false, refused: reason };
+  }
+
+  private storeFailed(it: Incoming, e: unknown): ReceiveResult {
+    const reason = this.core.storageFailed(e);
+    let id = "an envelope";
+    try {
+      id = `envelope ${toHex(decodeEnvelope(it.bytes).id).slice(0, 12)}`;
+    } catch {
+      // it was refused before it could fail to store
+    }
+    this.core.log.warn(`could not store ${id}${it.from ? ` from ${it.from}` : ""}: ${reason}; it will be fetched again`);
+    return { stored: false, refused: reason, retry: true };
+  }
+
+  /** Checks one envelope and stores it (inside the caller's transaction); side effects come in afterStore. */
+  private admit(it: Incoming, stored: Admitted[]): ReceiveResult {
+    const { core } = this;
+    const { from, source } = it;
+    const l = core.limits;
+    let env: Envelope;
+    try {
+      env = decodeEnvelope(it.bytes);
+    } catch (e) {
+      return this.refused(from, undefined, e instanceof EnvelopeError ? e.reason : String(e));
+    }
+    if (core.envelopes.has(env.id)) return { stored: false };
+    if (core.envelopes.wasDelivered(env.id)) return this.refused(from, env, "replayed: already delivered, its copy was dropped");
+    const party = isAddressedTo(env, core.me);
+    if (!party && env.bytes.length > l.maxCarriedEnvelopeBytes)
+      return this.refused(from, env, `oversize: ${env.bytes.length} bytes, carriers take at most ${l.maxCarriedEnvelopeBytes}`);
+    if (party && env.bytes.length > l.maxOwnEnvelopeBytes)
+      return this.refused(from, env, `oversize: ${env.bytes.length} bytes, at most ${l.maxOwnEnvelopeBytes} are taken`);
+    if (!verifyEnvelope(env)) return this.refused(from, env, "forged signature");
+    const now = core.now();
+    let ackIds: Uint8Array[] = [];
+    if (env.kind === EnvelopeKind.Ack) {
+      try {
+        ackIds = ackedIds(env);
+      } catch (e) {
+        return this.refused(from, env, (e as EnvelopeError).reason);
+      }
+    }
+    let evict: Uint8Array[] = [];
+    if (!party) {
+      if (core.envelopes.ackedByAllRecipients(env.id, env.recipients)) {
+        core.envelopes.dropDelivered(env.id, now);
+        return { stored: false, refused: "already delivered" };
+      }
+      const room = this.carrier.makeRoom(env, source, from);
+      if (typeof room === "string") {
+        core.envelopes.forget(env.id, "refused", now); // do not fetch it again at every contact
+        return this.refused(from, env, room);
+      }
+      evict = room;
+    } else if (env.kind !== EnvelopeKind.Ack && !equalBytes(env.author, core.me)) {
+      // for us, but it may never open (no key, a conversation that never comes): a budget per author
+      // (not forgotten: once what waits opens or expires, it is fetched again)
+      const waiting = core.envelopes.unopenedBytesByAuthor(env.author);
+      if (waiting + env.bytes.length > l.unopenedPerAuthorBytes) {
+        return this.refused(from, env, `its author already has ${Math.round(waiting / 1024)} KiB waiting here that cannot be opened yet`);
+      }
+    }
+    if (!core.envelopes.put(env, it.hops, now, !party, source, evict, party ? undefined : Math.max(1, it.copies ?? 1))) return { stored: false };
+    // the ack's names are known before it is announced: routing needs them
+    if (ackIds.length) core.envelopes.recordAckNames(env.id, ackIds);
+    stored.push({ env, party, evicted: evict.length, ackIds });
+    return { stored: true };
+  }
+
+  private async afterStore({ env, party, evicted, ackIds }: Admitted): Promise<void> {
+    const { core } = this;
+    if (evicted) core.log.info(`carrier quota: evicted ${evicted} carried envelope(s) to make room`);
+    core.events.emit("envelope", env);
+    if (ackIds.length) this.carrier.applyAck(env, ackIds);
+    if (party && env.kind !== EnvelopeKind.Ack) {
+      if (!equalBytes(env.author, core.me)) this.receipts.queueAck(env);
+      try {
+        await this.opening.open(env);
+      } catch (e) {
+        const reason = core.storageFailed(e);
+        core.log.warn(`stored envelope ${toHex(env.id).slice(0, 12)} but could not open it: ${reason}; it will be opened when the disk has room`);
+      }
+    }
+  }
+}

@@ -1,0 +1,85 @@
+// Writing a message: resolve the person, make sure the conversation has a key (sealed to every
+// member), append the message to the current segment, seal the change and store it (fsynced)
+// before answering. Once the envelope is stored the message is sent, whatever fails after it.
+import * as A from "@automerge/automerge";
+import type { DocHandle } from "@automerge/automerge-repo";
+import {
+  appendMessage, conversationId, conversationKeyId, equalBytes, formatHlc, hlcTick, MAX_BODY_CHARS, newConversationKey,
+  newMessageId, sealChange, sealKey,
+} from "@pigeon/model";
+import type { Contact } from "../local-state.js";
+import type { MailboxCore } from "./core.js";
+import type { People } from "./people.js";
+import { MailboxError, type MessageView } from "./types.js";
+import type { Views } from "./views.js";
+
+export class Sending {
+  constructor(private readonly core: MailboxCore, private readonly people: People, private readonly views: Views) {}
+
+  async send(address: string, body: string): Promise<MessageView> {
+    if (typeof body !== "string" || body.trim() === "") throw new MailboxError("bad-input", "the message is empty");
+    if (body.length > MAX_BODY_CHARS)
+      throw new MailboxError("bad-input", `the message is ${body.length} characters; the limit is ${MAX_BODY_CHARS}`);
+    const to = this.people.resolve(address);
+    if (equalBytes(to.signPublicKey, this.core.me)) throw new MailboxError("bad-input", "that is your own address");
+    return this.core.serial(() => this.sendTo(to, body));
+  }
+
+  private async sendTo(to: Contact, body: string): Promise<MessageView> {
+    const core = this.core;
+    const members = [core.me, to.signPublicKey];
+    const conv = conversationId(members);
+    core.state.rememberConversation(conv, members);
+    let keys = core.state.keys(conv);
+    if (keys.length === 0) {
+      const key = newConversationKey();
+      const env = sealKey(core.identity, { conversation: conv, recipients: [to], created: core.now(), lifetime: core.lifetime }, key);
+      core.storeOwn(env);
+      core.state.addKey(conv, { keyId: conversationKeyId(key), key, envelope: env.id });
+      core.state.markOpened(env.id, conv, "applied", core.now());
+      keys = core.state.keys(conv);
+    }
+    const segments = core.state.segments(conv);
+    let segment = segments.length ? segments[segments.length - 1]! : 0;
+    let handle = await core.segmentHandle(conv, segment);
+    if (handle.doc().messages.length >= core.segmentLimit) handle = await core.segmentHandle(conv, ++segment);
+    const hlc = hlcTick(core.state.hlc(), core.now());
+    const id = newMessageId();
+    const sentAt = core.now();
+    // The change is made on a copy and only applied once its envelope is safely stored: a message
+    // that could not be stored (disk full) must not linger in the document unsealed.
+    const { change } = appendMessage(A.clone(handle.doc(), { actor: core.actor }), {
+      id, authorKeyId: core.myKeyId, hlc: formatHlc(hlc), sentAt, body,
+    });
+    const env = sealChange(
+      core.identity,
+      { conversation: conv, segment, recipients: [to.signPublicKey], created: sentAt, lifetime: core.lifetime },
+      keys[0]!.key,
+      change,
+    );
+    core.storeOwn(env); // fsynced before we answer: the message is not lost from here on
+    // From here the message is sent: nothing below may turn into "not sent" for the user, who would
+    // then send it twice. What fails is redone from the sealed store (recover / catch-up).
+    handle.update((d) => A.applyChanges(d, [change])[0]);
+    const decoded = A.decodeChange(change);
+    try {
+      core.state.batch(() => {
+        core.state.setHlc(hlc);
+        core.state.recordSent(id, env.id);
+        core.state.recordChange(conv, segment, decoded);
+        core.state.markOpened(env.id, conv, "applied", core.now(), undefined, decoded.hash);
+      });
+    } catch (e) {
+      core.log.warn(`message ${id} is stored but its bookkeeping could not be written (${core.storageFailed(e)}); it is redone on recovery`);
+    }
+    await core.flushQuietly(handle as DocHandle<unknown>);
+    try {
+      this.views.noteArrivals(conv, members, segment, handle.doc());
+    } catch (e) {
+      core.storageFailed(e);
+    }
+    core.events.emit("changed");
+    const doc = handle.doc();
+    return this.views.viewOf(conv, members, doc, doc.messages.findIndex((m) => m.id.toString() === id));
+  }
+}

@@ -1,0 +1,140 @@
+// The mailbox's public shapes: what the views show, what a receive answers, the carrier limits.
+import type { Envelope } from "@pigeon/model";
+import type { Contact } from "../local-state.js";
+
+export class MailboxError extends Error {
+  constructor(readonly code: "unknown-address" | "ambiguous-address" | "bad-input" | "not-found" | "storage", message: string, readonly candidates?: Candidate[]) {
+    super(message);
+    this.name = "MailboxError";
+  }
+}
+
+/** One of several people an ambiguous name could mean: enough for a user to choose. */
+export interface Candidate {
+  address: string;
+  fingerprint: string;
+  lastSeen: number;
+  petname?: string;
+}
+
+export type MessageState = "waiting" | "sent" | "delivered" | "read";
+
+export interface MessageView {
+  id: string;
+  conversation: string;
+  direction: "in" | "out";
+  from: string;
+  to: string[];
+  body: string;
+  hlc: string;
+  /** The author's clock's claim, not a fact. */
+  claimedSentAt: number;
+  /** When, and as which number, it first reached (or was written on) this laptop: MAM order. */
+  arrivedAt?: number;
+  arrivalSeq?: number;
+  /** Outgoing only. */
+  state?: MessageState;
+  handedAt?: number;
+  /** Whether the first device that took it was the recipient's ("direct") or a carrier's. */
+  sentVia?: "direct" | "carrier";
+  /** Address of the first device that took it. */
+  sentTo?: string;
+  deliveredAt?: number;
+  /** How the recipient's delivered receipt came back: straight from them, or through carriers. */
+  deliveredVia?: "direct" | "carriers";
+  /** Outgoing: when the recipient read it. Incoming: when this user marked it read (absent = unread). */
+  readAt?: number;
+}
+
+export interface DraftView {
+  id: string;
+  to: string;
+  body: string;
+  updatedAt: number;
+}
+
+/** A page of messages, in arrival order on this laptop (the order XMPP archives use). */
+export interface MessageQuery {
+  /** Hex conversation id. */
+  conversation?: string;
+  direction?: "in" | "out";
+  /** Only messages that arrived after / before this arrival number. */
+  afterSeq?: number;
+  beforeSeq?: number;
+  /** At most this many (default 100); with `beforeSeq` (or `last`) the newest ones are taken. */
+  limit?: number;
+  last?: boolean;
+  unread?: boolean;
+}
+
+/** An envelope as it came off a link. */
+export interface Incoming {
+  bytes: Uint8Array;
+  /** Hops it has travelled, this one included. */
+  hops: number;
+  /** Who handed it over (for messages) and their key (for the per-source budget). */
+  from?: string;
+  source?: Uint8Array;
+  /** Spray-and-wait tokens handed over with it. */
+  copies?: number;
+}
+
+export interface ReceiveResult {
+  stored: boolean;
+  /** Set when the envelope was refused at the door (not stored). */
+  refused?: string;
+  /** The refusal was this laptop's problem (disk full): ask for it again later. */
+  retry?: boolean;
+}
+
+export interface ReceiptEvent {
+  conversation: string;
+  messageId: string;
+  reader: string;
+  state: "delivered" | "read";
+  at: number;
+}
+
+export type MailboxEvents = {
+  /** A new envelope entered the sealed store (ours or carried): tell the peers. */
+  envelope: [Envelope];
+  /** Something a user would see changed (new message, new state). */
+  changed: [];
+  /** A message appeared for the first time (received, or written here). */
+  message: [MessageView];
+  /** A receipt appeared for the first time. */
+  receipt: [ReceiptEvent];
+  /** Someone was met for the first time (added for the XMPP roster pushes). */
+  contact: [Contact];
+};
+
+export interface CarrierLimits {
+  /** Storage for envelopes carried for others. Default 50 MB. */
+  quotaBytes: number;
+  /** Most that one handing laptop may have us carry. Default a tenth of the quota. */
+  perSourceBytes: number;
+  /** Most carried for one author identity. Default a tenth of the quota. */
+  perAuthorBytes: number;
+  /** Larger carried envelopes are refused. Default 64 KiB. */
+  maxCarriedEnvelopeBytes: number;
+  /**
+   * Envelopes addressed to this user that cannot be opened yet (no key, unknown conversation) are
+   * kept at most this many bytes per author, so a stranger cannot fill the disk with envelopes that
+   * sit "pending" for ever. Default 1 MiB.
+   */
+  unopenedPerAuthorBytes: number;
+  /** Largest envelope addressed to this user that is taken. Default 512 KiB. */
+  maxOwnEnvelopeBytes: number;
+}
+
+export function carrierLimits(quotaBytes = 50 * 1024 * 1024, over: Partial<CarrierLimits> = {}): CarrierLimits {
+  return {
+    quotaBytes,
+    perSourceBytes: Math.max(64 * 1024, Math.floor(quotaBytes / 10)),
+    perAuthorBytes: Math.max(64 * 1024, Math.floor(quotaBytes / 10)),
+    maxCarriedEnvelopeBytes: 64 * 1024,
+    unopenedPerAuthorBytes: 1024 * 1024,
+    maxOwnEnvelopeBytes: 512 * 1024,
+    ...over,
+  };
+}

@@ -1,0 +1,155 @@
+// What the user sees: each message as a view (who, what, and for outgoing ones how far it got),
+// the arrival numbering that XMPP archives page through, and paged per-conversation queries that
+// load only the segments they show.
+import { equalBytes, fromHex, keyId, receiptKey, toHex, type ConversationDoc } from "@pigeon/model";
+import type { MailboxCore } from "./core.js";
+import type { MessageQuery, MessageView } from "./types.js";
+
+export class Views {
+  constructor(private readonly core: MailboxCore) {}
+
+  /** Emits 'message' and 'receipt' for what this laptop sees for the first time, numbers and indexes it. */
+  noteArrivals(conv: Uint8Array, members: Uint8Array[], segment: number, doc: ConversationDoc, hops = 0): void {
+    const { core } = this;
+    const at = core.now();
+    for (let i = 0; i < doc.messages.length; i++) {
+      const m = doc.messages[i]!;
+      const seq = core.state.recordArrival(`m:${m.id.toString()}`, at);
+      if (seq === undefined) continue;
+      core.state.indexMessage({ id: m.id.toString(), conversation: conv, segment, outgoing: m.author.toString() === core.myKeyId, seq });
+      core.events.emit("message", this.viewOf(conv, members, doc, i));
+    }
+    for (const [key, when] of Object.entries(doc.receipts)) {
+      if (core.state.recordArrival(`r:${key}`, at, hops) === undefined) continue;
+      const [messageId, reader, state] = key.split("/") as [string, string, "delivered" | "read"];
+      core.events.emit("receipt", { conversation: toHex(conv), messageId, reader: core.addressOfKeyId(reader, members), state, at: when });
+    }
+  }
+
+  viewOf(conv: Uint8Array, members: Uint8Array[], doc: ConversationDoc, index: number): MessageView {
+    const { core } = this;
+    const m = doc.messages[index]!;
+    const id = m.id.toString();
+    const author = m.author.toString();
+    const mine = author === core.myKeyId;
+    const others = members.filter((k) => !equalBytes(k, core.me));
+    const view: MessageView = {
+      id,
+      conversation: toHex(conv),
+      direction: mine ? "out" : "in",
+      from: core.addressOfKeyId(author, members),
+      to: mine ? others.map((k) => core.addressOf(k)) : [core.address],
+      body: m.body.toString(),
+      hlc: m.hlc.toString(),
+      claimedSentAt: m.sentAt,
+    };
+    const arrival = core.state.arrival(`m:${id}`);
+    if (arrival) {
+      view.arrivedAt = arrival.at;
+      view.arrivalSeq = arrival.seq;
+    }
+    if (!mine) {
+      const readAt = doc.receipts[receiptKey(id, core.myKeyId, "read")];
+      if (readAt !== undefined) view.readAt = readAt;
+      return view;
+    }
+    const stamps = (state: "delivered" | "read") =>
+      others.map((k) => doc.receipts[receiptKey(id, keyId(k), state)]).filter((t): t is number => t !== undefined);
+    const delivered = stamps("delivered");
+    const read = stamps("read");
+    const env = core.state.sentEnvelope(id);
+    const handed = env && core.envelopes.handed(env);
+    if (handed) {
+      view.handedAt = handed.at;
+      view.sentVia = others.some((k) => equalBytes(k, handed.peer)) ? "direct" : "carrier";
+      view.sentTo = core.addressOf(handed.peer);
+    }
+    if (delivered.length === others.length) {
+      view.deliveredAt = Math.max(...delivered);
+      const hops = others.map((k) => core.state.arrival(`r:${receiptKey(id, keyId(k), "delivered")}`)?.hops ?? 1);
+      view.deliveredVia = hops.every((h) => h <= 1) ? "direct" : "carriers";
+    }
+    if (read.length === others.length) view.readAt = Math.max(...read);
+    view.state = view.readAt !== undefined ? "read" : view.deliveredAt !== undefined ? "delivered" : handed ? "sent" : "waiting";
+    return view;
+  }
+
+  /** Every message of every conversation, oldest first by the conversations' clocks (for whole-folder listings). */
+  async all(): Promise<MessageView[]> {
+    const { core } = this;
+    const out: MessageView[] = [];
+    for (const conv of core.state.conversations()) {
+      const members = core.state.members(conv)!;
+      for (const seg of core.state.segments(conv)) {
+        const doc = (await core.segmentHandle(conv, seg)).doc();
+        for (let i = 0; i < doc.messages.length; i++) out.push(this.viewOf(conv, members, doc, i));
+      }
+    }
+    return out.sort((a, b) => (a.hlc < b.hlc ? -1 : a.hlc > b.hlc ? 1 : a.from < b.from ? -1 : 1));
+  }
+
+  /** One message by id, loading only its segment. */
+  async message(id: string): Promise<MessageView | undefined> {
+    const at = this.core.state.indexedMessage(id);
+    if (!at) return undefined;
+    return (await this.load([at]))[0];
+  }
+
+  /** A page of messages in arrival order (see MessageQuery). */
+  async query(q: MessageQuery): Promise<MessageView[]> {
+    const limit = Math.max(1, Math.min(q.limit ?? 100, 10_000));
+    let conversation: Uint8Array | undefined;
+    if (q.conversation !== undefined) {
+      try {
+        conversation = fromHex(q.conversation);
+      } catch {
+        return [];
+      }
+    }
+    const newest = q.last === true || (q.beforeSeq !== undefined && q.afterSeq === undefined);
+    const base = { conversation, outgoing: q.direction === undefined ? undefined : q.direction === "out", afterSeq: q.afterSeq, beforeSeq: q.beforeSeq };
+    if (!q.unread) return this.load(this.core.state.queryMessages({ ...base, limit, newest }));
+    // unread is a property of the document, not of the index: page until enough are found
+    const out: MessageView[] = [];
+    let cursor = { ...base };
+    for (;;) {
+      const page = this.core.state.queryMessages({ ...cursor, limit: 500, newest: false });
+      if (page.length === 0) return out;
+      for (const v of await this.load(page)) {
+        if (v.direction === "in" && v.readAt === undefined) out.push(v);
+        if (out.length >= limit) return out;
+      }
+      cursor = { ...cursor, afterSeq: page[page.length - 1]!.seq };
+    }
+  }
+
+  private async load(rows: { id: string; conversation: Uint8Array; segment: number }[]): Promise<MessageView[]> {
+    const { core } = this;
+    const out: MessageView[] = [];
+    for (const r of rows) {
+      const members = core.state.members(r.conversation);
+      if (!members) continue;
+      const doc = (await core.segmentHandle(r.conversation, r.segment)).doc();
+      const i = doc.messages.findIndex((m) => m.id.toString() === r.id);
+      if (i >= 0) out.push(this.viewOf(r.conversation, members, doc, i));
+    }
+    return out;
+  }
+
+  /** A store from before the index existed: index every message once, keeping its arrival number. */
+  async rebuildIndex(): Promise<void> {
+    const { core } = this;
+    if (!core.state.messageIndexIncomplete()) return;
+    for (const conv of core.state.conversations()) {
+      const members = core.state.members(conv)!;
+      for (const seg of core.state.segments(conv)) {
+        const doc = (await core.segmentHandle(conv, seg)).doc();
+        for (const m of doc.messages) {
+          const arrival = core.state.arrival(`m:${m.id.toString()}`);
+          if (arrival) core.state.indexMessage({ id: m.id.toString(), conversation: conv, segment: seg, outgoing: m.author.toString() === core.myKeyId, seq: arrival.seq });
+        }
+        this.noteArrivals(conv, members, seg, doc);
+      }
+    }
+  }
+}

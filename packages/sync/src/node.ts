@@ -1,0 +1,208 @@
+// A Pigeon node as a library: one object built from parts, opened, used, shut down (as one embeds
+// automerge-repo's Repo). It owns what every embedder would otherwise copy: recovery before anything
+// moves, the maintenance timers, the rule for dialling laptops that discovery finds, and a shutdown
+// whose every step is guarded, so one failure never skips closing the store.
+//
+//   storage  (NodeStorage: fileStorage(dir) or memoryStorage())   -> Mailbox (sealed store, documents)
+//   network  (LinkSource: WsNetwork from @pigeon/peers, ...)       -> SyncEngine, one session per link
+//   finders  (PeerFinder: MdnsDiscovery, StaticPeers, ...)         -> dialled by the policy below
+import { EventEmitter } from "node:events";
+import { compareBytes, fingerprint, formatAddress, toHex, type Identity, type PeerLink } from "@pigeon/model";
+import { silentLog, type Log } from "./log.js";
+import { Mailbox } from "./mailbox/mailbox.js";
+import type { CarrierLimits, MessageView } from "./mailbox/types.js";
+import type { NodeStorage } from "./storage.js";
+import { SyncEngine } from "./sync-engine.js";
+
+/** Something that produces authenticated links (WebSocket today; later a USB drop or a relay). */
+export interface LinkSource {
+  /** Every link, accepted or dialled, after its handshake proved the peer. */
+  on(event: "link", fn: (link: PeerLink) => void): unknown;
+  off(event: "link", fn: (link: PeerLink) => void): unknown;
+  links(): PeerLink[];
+  /** Opens a link to a found peer (needed only with finders that report addresses). */
+  dial?(host: string, port: number): Promise<PeerLink>;
+  close(): Promise<void>;
+}
+
+/** A laptop heard of on the network, not yet proven: dialling it runs the handshake. */
+export interface FoundPeer {
+  signPublicKey: Uint8Array;
+  host: string;
+  port: number;
+}
+
+/** Finds peers (mDNS) or keeps links to fixed ones (StaticPeers): started with the node, stopped with it. */
+export interface PeerFinder {
+  start(): void;
+  stop(): void | Promise<void>;
+  /** Finders that report peers let the node dial them (one side dials, with a growing pause after failures). */
+  on?(event: "peer", fn: (p: FoundPeer) => void): unknown;
+}
+
+export interface NodeLimits {
+  carrier?: Partial<CarrierLimits>;
+  /** Envelopes that travelled this many hops go only to their recipients (default 6). */
+  hopLimit?: number;
+  /** Spray-and-wait copy tokens of the user's own envelopes (default 64). */
+  copies?: number;
+  /** How long envelopes live (default 24 h). */
+  lifetimeSeconds?: number;
+}
+
+export interface PigeonNodeOptions {
+  identity: Identity;
+  storage: NodeStorage;
+  network?: LinkSource;
+  finders?: PeerFinder[];
+  log?: Log;
+  limits?: NodeLimits;
+  /** Every this often, what had to wait for a full disk is retried (default 10 s). */
+  retryMs?: number;
+  /** Every this often, envelopes past their lifetime are dropped (default 60 s). */
+  expiryMs?: number;
+  /** Long-lived links reconcile again this often (default 30 s). */
+  resyncMs?: number;
+  now?: () => number;
+}
+
+type NodeEvents = {
+  message: [MessageView];
+  "peer-up": [PeerLink];
+  "peer-down": [PeerLink, string];
+};
+
+export class PigeonNode extends EventEmitter<NodeEvents> {
+  readonly mailbox: Mailbox;
+  readonly sync: SyncEngine;
+  readonly identity: Identity;
+  private readonly network: LinkSource | undefined;
+  private readonly finders: PeerFinder[];
+  private readonly log: Log;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly dialing = new Set<string>();
+  private readonly nextDial = new Map<string, { at: number; pause: number }>();
+  private readonly now: () => number;
+  private shuttingDown: Promise<void> | undefined;
+  private readonly onLink = (link: PeerLink) => this.sync.attach(link);
+
+  private constructor(opts: PigeonNodeOptions, mailbox: Mailbox) {
+    super();
+    this.identity = opts.identity;
+    this.mailbox = mailbox;
+    this.network = opts.network;
+    this.finders = opts.finders ?? [];
+    this.log = opts.log ?? silentLog;
+    this.now = opts.now ?? Date.now;
+    this.sync = new SyncEngine(mailbox, {
+      hopLimit: opts.limits?.hopLimit, copies: opts.limits?.copies, resyncMs: opts.resyncMs, log: this.log, now: opts.now,
+    });
+    mailbox.on("message", (m) => this.emit("message", m));
+    this.sync.on("peer-up", (l) => this.emit("peer-up", l));
+    this.sync.on("peer-down", (l, r) => this.emit("peer-down", l, r));
+  }
+
+  /**
+   * Opens the store, recovers what a crash or a full disk left (before any link can bring more),
+   * then takes links from the network and starts the finders and the maintenance timers.
+   */
+  static async open(opts: PigeonNodeOptions): Promise<PigeonNode> {
+    const log = opts.log ?? silentLog;
+    const mailbox = new Mailbox({
+      identity: opts.identity, storage: opts.storage, log, now: opts.now, carrier: opts.limits?.carrier, lifetimeSeconds: opts.limits?.lifetimeSeconds,
+    });
+    try {
+      await mailbox.recover();
+    } catch (e) {
+      await mailbox.close().catch(() => {});
+      throw e;
+    }
+    const node = new PigeonNode(opts, mailbox);
+    if (node.network) {
+      node.network.on("link", node.onLink);
+      for (const l of node.network.links()) if (!l.closed) node.sync.attach(l);
+    }
+    for (const f of node.finders) {
+      f.on?.("peer", (p) => node.found(p));
+      try {
+        f.start();
+      } catch (e) {
+        log.warn(`a peer finder did not start: ${(e as Error).message}`);
+      }
+    }
+    // once the disk has room again, open what had to wait (see Mailbox.retryAfterStorageTrouble)
+    node.timers.push(setInterval(() => void mailbox.retryAfterStorageTrouble().catch(() => {}), opts.retryMs ?? 10_000).unref());
+    // carried envelopes past their lifetime are dropped (a minute is fine: offers already skip them)
+    node.timers.push(setInterval(() => void mailbox.dropExpired().catch(() => {}), opts.expiryMs ?? 60_000).unref());
+    log.info(`pigeon node for ${formatAddress(opts.identity)} (fingerprint ${fingerprint(opts.identity.signing.publicKey)})`);
+    return node;
+  }
+
+  get address(): string {
+    return formatAddress(this.identity);
+  }
+
+  /** Sends a message (see Mailbox.send): stored and sealed when this resolves; it travels by itself. */
+  send(address: string, body: string): Promise<MessageView> {
+    return this.mailbox.send(address, body);
+  }
+
+  /** Dials a peer at a known address (the network must be able to dial). */
+  async connect(host: string, port: number): Promise<PeerLink> {
+    if (!this.network?.dial) throw new Error("this node's network cannot dial");
+    return this.network.dial(host, port);
+  }
+
+  /**
+   * The dial rule for found peers: only the side with the lower key dials (two laptops that find each
+   * other do not race), one dial at a time per peer, and a growing pause (5 s .. 60 s) after each
+   * failure, so twenty laptops in one room do not drown each other in dials.
+   */
+  private found(p: FoundPeer): void {
+    const net = this.network;
+    if (!net?.dial || this.shuttingDown) return;
+    if (compareBytes(this.identity.signing.publicKey, p.signPublicKey) >= 0) return;
+    if (net.links().some((l) => !l.closed && compareBytes(l.peer.signPublicKey, p.signPublicKey) === 0)) return;
+    const key = toHex(p.signPublicKey);
+    const wait = this.nextDial.get(key);
+    if (this.dialing.has(key) || (wait && this.now() < wait.at)) return;
+    this.dialing.add(key);
+    net.dial(p.host, p.port).then(
+      () => this.nextDial.delete(key),
+      (e: Error) => {
+        const pause = Math.min(60_000, (wait?.pause ?? 2_500) * 2);
+        this.nextDial.set(key, { at: this.now() + pause, pause });
+        this.log.info(`could not reach a laptop found nearby at ${p.host}:${p.port} (${e.message}); next try in ${Math.round(pause / 1000)} s`);
+      },
+    ).finally(() => this.dialing.delete(key));
+  }
+
+  /**
+   * Stops finders and timers, closes links and the network, then the store. Each step is guarded: a
+   * step that throws is logged and the next still runs, so the store is always closed (its owed
+   * acknowledgements written). Rejects with the first failure after everything ran.
+   */
+  shutdown(): Promise<void> {
+    this.shuttingDown ??= (async () => {
+      const failures: unknown[] = [];
+      const step = async (what: string, fn: () => unknown) => {
+        try {
+          await fn();
+        } catch (e) {
+          failures.push(e);
+          this.log.warn(`while shutting down, ${what} failed: ${(e as Error).message}`);
+        }
+      };
+      for (const t of this.timers.splice(0)) clearInterval(t);
+      for (const f of this.finders) await step("stopping a peer finder", () => f.stop());
+      await step("closing the sync engine", () => this.sync.close());
+      if (this.network) {
+        this.network.off("link", this.onLink);
+        await step("closing the network", () => this.network!.close());
+      }
+      await step("closing the store", () => this.mailbox.close());
+      if (failures.length) throw failures[0];
+    })();
+    return this.shuttingDown;
+  }
+}
