@@ -5,4 +5,5 @@ export * from "./document-store.js";
 export * from "./mailbox.js";
 export * from "./sync-engine.js";
 export * from "./memory-link.js";
+export * from "./memory-storage.js";
 export * from "./atomic-file.js";
