@@ -531,8 +531,13 @@ type CloseHandler = (reason: string) => void;
 class LinkImpl implements WsLink {
   private frameHandlers: FrameHandler[] = [];
   private closeHandlers: CloseHandler[] = [];
-  /** Frames that arrived before anyone called onFrame. */
+  /**
+   * Frames read from the socket but not handed to a handler yet: they arrived before anyone called
+   * onFrame, or while the link is paused (ws emits every message of one socket read, even after
+   * pause() is called inside a handler), or behind such frames.
+   */
   private pending: Uint8Array[] = [];
+  private paused = false;
   private reason: string | undefined;
 
   constructor(
@@ -562,20 +567,22 @@ class LinkImpl implements WsLink {
   }
 
   pause(): void {
-    if (!this.closed) this.conn.pause();
+    if (this.closed) return;
+    this.paused = true;
+    this.conn.pause();
   }
 
   resume(): void {
-    if (!this.closed) this.conn.resume();
+    if (this.closed || !this.paused) return;
+    this.paused = false;
+    this.flush();
+    // a handler may have paused again while the held frames were delivered
+    if (!this.paused && !this.closed) this.conn.resume();
   }
 
   onFrame(handler: FrameHandler): void {
     this.frameHandlers.push(handler);
-    if (this.frameHandlers.length === 1 && this.pending.length > 0) {
-      const pending = this.pending;
-      this.pending = [];
-      for (const f of pending) this.dispatch(f);
-    }
+    if (this.frameHandlers.length === 1) this.flush();
   }
 
   onClose(handler: CloseHandler): void {
@@ -598,7 +605,7 @@ class LinkImpl implements WsLink {
   /** @internal */
   deliver(frame: Uint8Array): void {
     if (this.closed) return;
-    if (this.frameHandlers.length === 0) this.pending.push(frame);
+    if (this.paused || this.frameHandlers.length === 0 || this.pending.length > 0) this.pending.push(frame);
     else this.dispatch(frame);
   }
 
@@ -617,6 +624,12 @@ class LinkImpl implements WsLink {
         process.emitWarning(`pigeon link close handler threw: ${(e as Error).message}`);
       }
     }
+  }
+
+  /** Hands held frames to the handlers, in order, until none is left or the link pauses or closes. */
+  private flush(): void {
+    while (!this.closed && !this.paused && this.frameHandlers.length > 0 && this.pending.length > 0)
+      this.dispatch(this.pending.shift()!);
   }
 
   private dispatch(frame: Uint8Array): void {

@@ -6,13 +6,21 @@ import { mkdir, open, readdir, readFile, rename, rm, unlink } from "node:fs/prom
 import { basename, dirname, join, relative } from "node:path";
 import type { Chunk, StorageAdapterInterface, StorageKey } from "@automerge/automerge-repo";
 
+// Key parts as file names: filesystem-safe and reversible; keeps the common [A-Za-z0-9_-] readable.
+// Any other UTF-16 code unit is escaped, "%hh" below 0x100 and "%uhhhh" above ('u' is no hex digit, so
+// the two never mix up). Names written before "%u" existed (every part whose code units are below
+// 0x100, which is every key automerge-repo makes) are unchanged.
 function encodePart(part: string): string {
-  // filesystem-safe and reversible; keeps the common [A-Za-z0-9_-] readable
-  return part.replace(/[^A-Za-z0-9_-]/g, (c) => "%" + c.charCodeAt(0).toString(16).padStart(2, "0"));
+  return part.replace(/[^A-Za-z0-9_-]/g, (c) => {
+    const code = c.charCodeAt(0);
+    return code < 0x100 ? "%" + code.toString(16).padStart(2, "0") : "%u" + code.toString(16).padStart(4, "0");
+  });
 }
 
 function decodePart(name: string): string {
-  return name.replace(/%([0-9a-f]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
+  return name.replace(/%u([0-9a-f]{4})|%([0-9a-f]{2})/g, (_, u: string | undefined, h: string | undefined) =>
+    String.fromCharCode(parseInt((u ?? h)!, 16)),
+  );
 }
 
 function fsyncDir(dir: string): void {

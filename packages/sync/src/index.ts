@@ -8,4 +8,5 @@ export * from "./storage.js";
 export * from "./node.js";
 export * from "./sync-engine.js";
 export * from "./memory-link.js";
+export * from "./memory-storage.js";
 export * from "./atomic-file.js";
