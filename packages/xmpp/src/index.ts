@@ -1,5 +1,6 @@
 export * from "./archive.js";
 export * from "./credentials.js";
+export * from "./iq.js";
 export * from "./jid.js";
 export * from "./ns.js";
 export * from "./parser.js";
