@@ -6,10 +6,11 @@ import type { Duplex } from "node:stream";
 import { randomBytes } from "node:crypto";
 import { WebSocketServer } from "ws";
 import { MailboxError, silentLog, type Log, type Mailbox, type MessageView, type ReceiptEvent, type Contact } from "@pigeon/sync";
-import { ArchiveError, finElement, formElement, parseArchiveQuery, queryArchive } from "./archive.js";
+import { ArchiveError, finElement, formElement, parseArchiveQuery } from "./archive.js";
 import { readCredentials } from "./credentials.js";
 import { accountInfo, contactInfo, emptyItems, serverInfo } from "./disco.js";
 import { bareJid, parseJid, type Jid } from "./jid.js";
+import { archivePage, findReceived, receivedAfter, receivedByIds, receivedUpTo } from "./messages.js";
 import { NS, xmppStamp } from "./ns.js";
 import { rosterItems, rosterPush, rosterQuery, rosterVersion, type RosterItem } from "./roster.js";
 import type { ScramCredential, ScramHash } from "./scram.js";
@@ -471,11 +472,9 @@ export class XmppServer implements Host {
   /** XEP-0333: "displayed up to here" becomes Pigeon's signed read receipt for those messages. */
   private async displayed(from: string, id: string): Promise<void> {
     try {
-      const inbox = await this.mailbox.inbox();
-      const upto = inbox.find((v) => v.id === id && v.from.toLowerCase() === from);
+      const upto = await findReceived(this.mailbox, id, from);
       if (!upto) return;
-      const ids = inbox.filter((v) => v.conversation === upto.conversation && v.hlc <= upto.hlc).map((v) => v.id);
-      await this.mailbox.markRead(ids);
+      await this.mailbox.markRead(await receivedUpTo(this.mailbox, upto));
     } catch (e) {
       this.log.warn(`xmpp: could not mark ${id} read: ${(e as Error).message}`);
     }
@@ -543,12 +542,8 @@ export class XmppServer implements Host {
   /** Messages that arrived while the XMPP server was not running are queued for the clients at start. */
   private async catchUp(): Promise<void> {
     const mark = Number(this.store.meta("arrival-watermark") ?? 0);
-    let max = mark;
-    for (const v of await this.mailbox.inbox()) {
-      const seq = v.arrivalSeq ?? 0;
-      if (seq > mark) this.store.addPending("message", v.id, "", v.arrivedAt ?? this.now());
-      if (seq > max) max = seq;
-    }
+    const { messages, highest: max } = await receivedAfter(this.mailbox, mark);
+    for (const v of messages) this.store.addPending("message", v.id, "", v.arrivedAt ?? this.now());
     if (max > mark) this.store.setMeta("arrival-watermark", String(max));
   }
 
@@ -587,7 +582,7 @@ export class XmppServer implements Host {
   private async flushPending(s: Session): Promise<void> {
     const items = this.store.pending().filter((p) => !s.inFlight.has(p.seq));
     if (items.length === 0) return;
-    const views = new Map((await this.mailbox.inbox()).map((v) => [v.id, v]));
+    const views = await receivedByIds(this.mailbox, items.filter((p) => p.kind === "message").map((p) => p.pigeonId));
     for (const p of items) {
       if (s.isEnded || !s.available) return;
       if (p.kind === "message") {
@@ -620,10 +615,9 @@ export class XmppServer implements Host {
       throw e;
     }
     void (async () => {
-      const all = [...(await this.mailbox.inbox()), ...(await this.mailbox.outbox())];
       let page;
       try {
-        page = queryArchive(all, query, this.bareJid);
+        page = await archivePage(this.mailbox, query, this.bareJid);
       } catch (e) {
         if (e instanceof ArchiveError) return fail(e.condition, "cancel", e.message);
         throw e;
