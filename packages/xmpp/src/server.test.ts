@@ -203,6 +203,46 @@ describe("XmppServer in-process", () => {
     d.sock.destroy();
   });
 
+  it("answers each IQ by whom it is for, once, and never answers results or errors", async () => {
+    const c = await login(port, password, "desk");
+    const cond = (r: XmlElement) => (child(r, "error")?.children[0] as XmlElement | undefined)?.name;
+    // results and errors for the server: nothing comes back (a ping afterwards is the next thing seen)
+    c.send("<iq type='result' id='r1' to='local'/><iq type='error' id='r2'><ping xmlns='urn:xmpp:ping'/></iq>");
+    const ping = await c.iq("<ping xmlns='urn:xmpp:ping'/>", "type='get'");
+    expect(ping.attrs).toMatchObject({ type: "result", from: "amara@local" });
+    expect(c.raw).not.toContain("id=\"r1\"");
+    expect(c.raw).not.toContain("id=\"r2\"");
+    expect(cond(await c.iq("<ping xmlns='urn:xmpp:ping'/>", "type='get' to='baraka@local'"))).toBe("service-unavailable");
+    expect(cond(await c.iq("<ping xmlns='urn:xmpp:ping'/>", "type='get' to='@@'"))).toBe("jid-malformed");
+    // a resource of the user's that is not connected
+    const away = await c.iq("<ping xmlns='urn:xmpp:ping'/>", "type='get' to='amara@local/elsewhere'");
+    expect([away.attrs.from, cond(away)]).toEqual(["amara@local/elsewhere", "service-unavailable"]);
+    const version = await c.iq("<query xmlns='jabber:iq:version'/>", "type='get' to='local'");
+    expect(childText(child(version, "query")!, "name")).toBe("Pigeon");
+    expect(cond(await c.iq("<query xmlns='jabber:iq:version'/>", "type='get'"))).toBe("service-unavailable");
+    // the account's own services are not offered on behalf of others
+    expect(cond(await c.iq("<query xmlns='jabber:iq:roster'/>", "type='get' to='local'"))).toBe("service-unavailable");
+    expect(cond(await c.iq("<vCard xmlns='vcard-temp'><FN>x</FN></vCard>", "type='set' to='baraka@local'"))).toBe("forbidden");
+    expect(toXml(await c.iq("<vCard xmlns='vcard-temp'/>", "type='get'"))).toMatch(/<FN[^>]*>amara<\/FN>/);
+    expect(cond(await c.iq("<block xmlns='urn:xmpp:blocking'><item jid='baraka@local'/></block>", "type='set'"))).toBe("not-allowed");
+    expect(child(await c.iq("<blocklist xmlns='urn:xmpp:blocking'/>", "type='get'"), "blocklist")).toBeDefined();
+    // the archive refuses a filter it does not have, with the archive's own condition
+    const mam = await c.iq(
+      "<query xmlns='urn:xmpp:mam:2'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>urn:xmpp:mam:2</value></field><field var='subject'><value>x</value></field></x></query>",
+      "type='set'",
+    );
+    expect(cond(mam)).toBe("feature-not-implemented");
+    const info = await c.iq("<query xmlns='http://jabber.org/protocol/disco#info'/>", "type='get' to='baraka@local'");
+    expect(toXml(info)).toContain('var="http://jabber.org/protocol/disco#info"');
+    expect(cond(await c.iq("<query xmlns='http://jabber.org/protocol/disco#info'/>", "type='get' to='nobody@local'"))).toBe("service-unavailable");
+    // one reply each: no id came back twice
+    await c.iq("<ping xmlns='urn:xmpp:ping'/>", "type='get'");
+    const replies = [...c.raw.matchAll(/<iq [^>]*\bid="(q[^"]+)"/g)].map((m) => m[1]);
+    expect(replies.length).toBeGreaterThan(15);
+    expect(new Set(replies).size).toBe(replies.length);
+    c.sock.destroy();
+  });
+
   it("speaks RFC 7395 over WebSocket the way Converse's Strophe expects", async () => {
     const ws = new WebSocket(wsUrl, "xmpp");
     const frames: string[] = [];
