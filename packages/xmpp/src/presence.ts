@@ -1,6 +1,9 @@
 // Presence (RFC 6121 §4). The user's resources see each other's presence. A contact is available
 // while their laptop is connected to this node, and otherwise away ("xa", not nearby): messages to
 // them wait and travel when the laptops meet. Subscriptions are pre-approved both ways (roster.ts).
+// Who is connected comes from the sync engine's peer-up / peer-down events, pushed to the clients
+// as each one happens.
+import { formatAddress, type Address } from "@pigeon/model";
 import type { Account } from "./account.js";
 import { bareJid, parseJid } from "./jid.js";
 import { isContact, rosterOf } from "./roster.js";
@@ -9,41 +12,68 @@ import { childText, el, isElement, type XmlElement } from "./xml.js";
 
 export const NOT_NEARBY = "not nearby: messages wait and travel when your laptops meet";
 
-export class Presence {
-  private nearby = new Set<string>();
-  private timer: NodeJS.Timeout | undefined;
+export type PeerEvent = "peer-up" | "peer-down";
 
-  /** `becameAvailable` is called when a client sends its initial presence (for offline delivery). */
+/**
+ * The laptops connected to this node, as far as presence needs them. Pigeon's SyncEngine is one:
+ * it emits "peer-up" and "peer-down" with the link (whose `peer` is the other laptop's card), and
+ * `peers()` already includes, or no longer includes, that link when the event fires.
+ */
+export interface PeerEvents {
+  on(event: PeerEvent, listener: (link: { peer: Address }) => void): unknown;
+  off(event: PeerEvent, listener: (link: { peer: Address }) => void): unknown;
+  peers(): { address: string }[];
+}
+
+export class Presence {
+  /** Addresses (lower case) of the laptops connected now. */
+  private readonly nearby = new Set<string>();
+  private readonly onUp = (link: { peer: Address }) => this.setNearby(formatAddress(link.peer).toLowerCase(), true);
+  private readonly onDown = (link: { peer: Address }) => {
+    const address = formatAddress(link.peer).toLowerCase();
+    // another link to the same laptop may still be up (a redial that won a race)
+    this.setNearby(address, this.connected().has(address));
+  };
+
+  /**
+   * Without `peers` every contact is shown as not nearby. `becameAvailable` is called when a client
+   * sends its initial presence (for offline delivery).
+   */
   constructor(
     private readonly a: Account,
-    private readonly isNearby: ((address: string) => boolean) | undefined,
+    private readonly peers: PeerEvents | undefined,
     private readonly becameAvailable: (s: Session) => void,
   ) {}
 
   start(): void {
-    this.timer = setInterval(() => this.refreshNearby(), 5000);
-    this.timer.unref();
-    this.refreshNearby();
+    if (!this.peers) return;
+    this.peers.on("peer-up", this.onUp);
+    this.peers.on("peer-down", this.onDown);
+    for (const address of this.connected()) this.nearby.add(address);
   }
 
   stop(): void {
-    clearInterval(this.timer);
+    this.peers?.off("peer-up", this.onUp);
+    this.peers?.off("peer-down", this.onDown);
+  }
+
+  private connected(): Set<string> {
+    return new Set((this.peers?.peers() ?? []).map((p) => p.address.toLowerCase()));
+  }
+
+  /** Records whether `address`'s laptop is connected; a contact's change goes to every available client. */
+  private setNearby(address: string, near: boolean): void {
+    if (near === this.nearby.has(address)) return;
+    if (near) this.nearby.add(address);
+    else this.nearby.delete(address);
+    if (!isContact(this.a, address)) return;
+    for (const s of this.a.resources.available()) s.sendStanza(this.contactPresence(address, s.jid));
   }
 
   /** A contact's presence as `to` should see it. */
   contactPresence(jid: string, to: string): XmlElement {
     if (this.nearby.has(jid)) return el("presence", { from: jid, to });
     return el("presence", { from: jid, to }, el("show", {}, "xa"), el("status", {}, NOT_NEARBY));
-  }
-
-  private refreshNearby(): void {
-    const f = this.isNearby;
-    if (!f) return;
-    const next = new Set(rosterOf(this.a).map((i) => i.jid).filter((j) => f(j)));
-    const changed = [...next].filter((j) => !this.nearby.has(j)).concat([...this.nearby].filter((j) => !next.has(j)));
-    this.nearby = next;
-    if (changed.length === 0) return;
-    for (const s of this.a.resources.available()) for (const j of changed) s.sendStanza(this.contactPresence(j, s.jid));
   }
 
   /** A presence stanza from one of the user's clients. */

@@ -1,5 +1,6 @@
-// The server in-process with a real Mailbox, driven by raw sockets: the stream, SASL, binding, the
-// IQs every client sends at login, routing between the user's own clients, and RFC 7395 framing.
+// The server in-process with a real Mailbox and SyncEngine, driven by raw sockets: the stream, SASL,
+// binding, the IQs every client sends at login, routing between the user's own clients, contacts'
+// presence following the laptops that connect, and RFC 7395 framing.
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { connect, type Socket } from "node:net";
@@ -8,10 +9,11 @@ import { join } from "node:path";
 import { WebSocket } from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { contactCard, generateIdentity } from "@pigeon/model";
-import { Mailbox } from "@pigeon/sync";
+import { Mailbox, memoryLinkPair, SyncEngine } from "@pigeon/sync";
 import { ensureCredentials } from "./credentials.js";
 import { XmlStreamParser } from "./parser.js";
 import { ScramClient } from "./scram.js";
+import { NOT_NEARBY } from "./presence.js";
 import { XmppServer } from "./server.js";
 import { child, childText, toXml, type XmlElement } from "./xml.js";
 
@@ -89,6 +91,8 @@ async function login(port: number, password: string, resource = "test", mech: "s
 describe("XmppServer in-process", () => {
   let dir: string;
   let mailbox: Mailbox;
+  let sync: SyncEngine;
+  const baraka = generateIdentity("baraka");
   let server: XmppServer;
   let port: number;
   let password: string;
@@ -98,9 +102,10 @@ describe("XmppServer in-process", () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "pigeon-xmpp-unit-"));
     mailbox = new Mailbox({ identity: generateIdentity("amara"), dataDir: dir });
-    mailbox.rememberContact(contactCard(generateIdentity("baraka")), "test");
+    mailbox.rememberContact(contactCard(baraka), "test");
+    sync = new SyncEngine(mailbox);
     password = ensureCredentials(dir).password;
-    server = new XmppServer({ mailbox, dataDir: dir, port: 0, tls: false, loginTimeoutMs: 3000 });
+    server = new XmppServer({ mailbox, dataDir: dir, port: 0, tls: false, loginTimeoutMs: 3000, peers: sync });
     port = (await server.listen()).port;
     http = createServer((_q, r) => r.end());
     http.on("upgrade", (req, sock, head) => {
@@ -112,6 +117,7 @@ describe("XmppServer in-process", () => {
 
   afterAll(async () => {
     await server.close();
+    sync.close();
     http.close();
     await mailbox.close();
     rmSync(dir, { recursive: true, force: true });
@@ -240,6 +246,28 @@ describe("XmppServer in-process", () => {
     const replies = [...c.raw.matchAll(/<iq [^>]*\bid="(q[^"]+)"/g)].map((m) => m[1]);
     expect(replies.length).toBeGreaterThan(15);
     expect(new Set(replies).size).toBe(replies.length);
+    c.sock.destroy();
+  });
+
+  it("shows a contact available while their laptop is connected, as the sync engine's events say", async () => {
+    const c = await login(port, password, "presence");
+    const fromBaraka = (s: XmlElement) => s.name === "presence" && s.attrs.from === "baraka@local";
+    const away = (s: XmlElement) => childText(s, "show") === "xa" && childText(s, "status") === NOT_NEARBY;
+    c.send("<presence/>");
+    expect(away(await c.next(fromBaraka))).toBe(true);
+    // events, not polling: each change arrives well within a second
+    const [link] = memoryLinkPair(contactCard(mailbox.identity), contactCard(baraka));
+    sync.attach(link);
+    const up = await c.next(fromBaraka, 1000);
+    expect([child(up, "show"), up.attrs.type]).toEqual([undefined, undefined]);
+    // a second link to the same laptop going away leaves it connected
+    const [second] = memoryLinkPair(contactCard(mailbox.identity), contactCard(baraka));
+    sync.attach(second);
+    second.close("replaced");
+    c.send("<presence type='probe' to='baraka@local'/>");
+    expect(child(await c.next(fromBaraka, 1000), "show")).toBeUndefined();
+    link.close("walked away");
+    expect(away(await c.next(fromBaraka, 1000))).toBe(true);
     c.sock.destroy();
   });
 

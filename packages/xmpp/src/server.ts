@@ -19,7 +19,7 @@ import { IqRegistry, StanzaError } from "./iq.js";
 import { bareJid, parseJid } from "./jid.js";
 import { registerMam } from "./mam.js";
 import { registerPing } from "./ping.js";
-import { Presence } from "./presence.js";
+import { Presence, type PeerEvents } from "./presence.js";
 import { registerPrivateStorage } from "./private.js";
 import { pigeonReceipt } from "./receipts.js";
 import { Resources } from "./resources.js";
@@ -53,8 +53,11 @@ export interface XmppServerOptions {
   smMaxSeconds?: number;
   /** Connections still logging in, at most (default 100); more are refused with <policy-violation/>. */
   maxUnauthenticated?: number;
-  /** Whether a contact's laptop is connected right now (shown as available rather than away). */
-  nearby?: (address: string) => boolean;
+  /**
+   * The laptops connected to this node (the SyncEngine): their contacts are shown as available,
+   * others as away. Without it every contact is shown as not nearby.
+   */
+  peers?: PeerEvents;
   now?: () => number;
 }
 
@@ -118,7 +121,7 @@ export class XmppServer implements Host {
       now: opts.now ?? Date.now,
       nextId: (prefix) => `${prefix}-${(++this.idCounter).toString(36)}-${randomBytes(3).toString("hex")}`,
     };
-    this.presence = new Presence(this.account, opts.nearby, (s) => this.deliverPending(s, "offline delivery"));
+    this.presence = new Presence(this.account, opts.peers, (s) => this.deliverPending(s, "offline delivery"));
     this.iqs = new IqRegistry<IqRequest>({
       from: this.bareJid,
       onError: (e, iq) => this.log.warn(`xmpp: answering ${toXml(iq).slice(0, 200)} failed: ${(e as Error).stack ?? e}`),
