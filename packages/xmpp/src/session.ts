@@ -1,6 +1,9 @@
 // One client stream (RFC 6120 over TCP, RFC 7395 over WebSocket): stream headers and features,
 // STARTTLS, SASL, resource binding, the legacy session IQ, stream management (XEP-0198), stream errors.
 // What the stanzas mean is the Host's business (server.ts).
+// Longer than the package's other files on purpose: these steps are one state machine over one
+// transport, parser and set of counters (a resumption moves them between two sessions), and split
+// across files that state would have to be shared.
 import { randomBytes } from "node:crypto";
 import { AUTHENTICATED_MAX_STANZA, StreamError, XmlStreamParser, type StreamErrorCondition, type StreamHeader } from "./parser.js";
 import { iqError } from "./iq.js";
