@@ -31,7 +31,7 @@ export class Presence {
   private readonly onUp = (link: { peer: Address }) => this.setNearby(formatAddress(link.peer).toLowerCase(), true);
   private readonly onDown = (link: { peer: Address }) => {
     const address = formatAddress(link.peer).toLowerCase();
-    // another link to the same laptop may still be up (a redial that won a race)
+    // still nearby if another link with this address is up: two laptops can share a name@home
     this.setNearby(address, this.connected().has(address));
   };
 

@@ -260,7 +260,7 @@ describe("XmppServer in-process", () => {
     sync.attach(link);
     const up = await c.next(fromBaraka, 1000);
     expect([child(up, "show"), up.attrs.type]).toEqual([undefined, undefined]);
-    // a second link to the same laptop going away leaves it connected
+    // a second link with the same address going away leaves the contact connected
     const [second] = memoryLinkPair(contactCard(mailbox.identity), contactCard(baraka));
     sync.attach(second);
     second.close("replaced");
