@@ -121,7 +121,7 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
       xmpp = new XmppServer({
         mailbox, dataDir: opts.dataDir, log, host: opts.xmppListen ?? "127.0.0.1", port: opts.xmppPort ?? DEFAULT_XMPP_PORT,
         fallbackToEphemeral: opts.xmppPort === undefined,
-        nearby: (address) => sync.peers().some((p) => p.address === address),
+        peers: sync,
       });
       const x = await xmpp.listen();
       const server = xmpp;

@@ -5,6 +5,7 @@
 // id of a message is its Pigeon message id (the same on every laptop), which is also the XEP-0359
 // stanza-id the server puts on the live copy. Filters: with (bare JID), start/end (arrival time).
 import type { MessageView } from "@pigeon/sync";
+import { StanzaError } from "./iq.js";
 import { NS, parseStamp } from "./ns.js";
 import { child, children, el, text, type XmlElement } from "./xml.js";
 
@@ -22,9 +23,12 @@ export interface ArchiveQuery {
 export const MAM_MAX_PAGE = 250;
 export const MAM_DEFAULT_PAGE = 50;
 
-export class ArchiveError extends Error {
-  constructor(readonly condition: "bad-request" | "item-not-found" | "feature-not-implemented", message: string) {
-    super(message);
+/** A query the archive cannot answer; the IQ registry sends it back as a stanza error. */
+export class ArchiveError extends StanzaError {
+  declare readonly condition: "bad-request" | "item-not-found" | "feature-not-implemented";
+
+  constructor(condition: "bad-request" | "item-not-found" | "feature-not-implemented", message: string) {
+    super(condition, message);
   }
 }
 

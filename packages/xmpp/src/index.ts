@@ -1,8 +1,10 @@
 export * from "./archive.js";
 export * from "./credentials.js";
+export * from "./iq.js";
 export * from "./jid.js";
 export * from "./ns.js";
 export * from "./parser.js";
+export type { PeerEvent, PeerEvents } from "./presence.js";
 export * from "./roster.js";
 export * from "./scram.js";
 export * from "./server.js";

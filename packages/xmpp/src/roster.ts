@@ -7,6 +7,8 @@
 import { createHash } from "node:crypto";
 import { formatAddress } from "@pigeon/model";
 import type { Contact } from "@pigeon/sync";
+import { forAccount, type Account, type Iqs } from "./account.js";
+import { StanzaError } from "./iq.js";
 import { NS } from "./ns.js";
 import { el, type XmlElement } from "./xml.js";
 
@@ -41,4 +43,43 @@ export function rosterQuery(items: RosterItem[], ver: string): XmlElement {
 
 export function rosterPush(to: string, item: RosterItem, ver: string, id: string): XmlElement {
   return el("iq", { type: "set", id, to }, el("query", { xmlns: NS.roster, ver }, itemElement(item)));
+}
+
+/** The user's roster now. */
+export function rosterOf(a: Account): RosterItem[] {
+  return rosterItems(a.mailbox.contacts(), a.bareJid);
+}
+
+export function isContact(a: Account, jid: string): boolean {
+  return rosterOf(a).some((i) => i.jid === jid);
+}
+
+export function registerRoster(iq: Iqs, a: Account): void {
+  iq.get(NS.roster, "query", forAccount((q, { session }) => {
+    session.rosterRequested = true;
+    const items = rosterOf(a);
+    const ver = rosterVersion(items);
+    if (q.attrs.ver !== undefined && q.attrs.ver === ver) return undefined;
+    return rosterQuery(items, ver);
+  }));
+  iq.set(NS.roster, "query", forAccount(() => {
+    // items come from the laptops met; renaming or removing them is not possible from a client
+    throw new StanzaError("not-allowed", "Pigeon's buddy list fills itself with the people this laptop has met");
+  }));
+}
+
+/**
+ * A contact was met for the first time (the Mailbox `contact` event): a roster push to every client
+ * that asked for the roster (RFC 6121 §2.1.6), and the contact's presence to those available.
+ */
+export function pushContact(a: Account, c: Contact, presenceOf: (jid: string, to: string) => XmlElement): void {
+  const items = rosterOf(a);
+  const item = items.find((i) => i.jid === formatAddress(c).toLowerCase());
+  if (!item) return;
+  const ver = rosterVersion(items);
+  for (const s of a.resources.all()) {
+    if (!s.rosterRequested) continue;
+    s.sendStanza(rosterPush(s.jid, item, ver, a.nextId("push")));
+    if (s.available) s.sendStanza(presenceOf(item.jid, s.jid));
+  }
 }

@@ -1,5 +1,6 @@
-// The server in-process with a real Mailbox, driven by raw sockets: the stream, SASL, binding, the
-// IQs every client sends at login, routing between the user's own clients, and RFC 7395 framing.
+// The server in-process with a real Mailbox and SyncEngine, driven by raw sockets: the stream, SASL,
+// binding, the IQs every client sends at login, routing between the user's own clients, contacts'
+// presence following the laptops that connect, and RFC 7395 framing.
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { connect, type Socket } from "node:net";
@@ -8,10 +9,11 @@ import { join } from "node:path";
 import { WebSocket } from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { contactCard, generateIdentity } from "@pigeon/model";
-import { fileStorage, Mailbox } from "@pigeon/sync";
+import { fileStorage, Mailbox, memoryLinkPair, SyncEngine } from "@pigeon/sync";
 import { ensureCredentials } from "./credentials.js";
 import { XmlStreamParser } from "./parser.js";
 import { ScramClient } from "./scram.js";
+import { NOT_NEARBY } from "./presence.js";
 import { XmppServer } from "./server.js";
 import { child, childText, toXml, type XmlElement } from "./xml.js";
 
@@ -89,6 +91,8 @@ async function login(port: number, password: string, resource = "test", mech: "s
 describe("XmppServer in-process", () => {
   let dir: string;
   let mailbox: Mailbox;
+  let sync: SyncEngine;
+  const baraka = generateIdentity("baraka");
   let server: XmppServer;
   let port: number;
   let password: string;
@@ -98,9 +102,10 @@ describe("XmppServer in-process", () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "pigeon-xmpp-unit-"));
     mailbox = new Mailbox({ identity: generateIdentity("amara"), storage: fileStorage(dir) });
-    mailbox.rememberContact(contactCard(generateIdentity("baraka")), "test");
+    mailbox.rememberContact(contactCard(baraka), "test");
+    sync = new SyncEngine(mailbox);
     password = ensureCredentials(dir).password;
-    server = new XmppServer({ mailbox, dataDir: dir, port: 0, tls: false, loginTimeoutMs: 3000 });
+    server = new XmppServer({ mailbox, dataDir: dir, port: 0, tls: false, loginTimeoutMs: 3000, peers: sync });
     port = (await server.listen()).port;
     http = createServer((_q, r) => r.end());
     http.on("upgrade", (req, sock, head) => {
@@ -112,6 +117,7 @@ describe("XmppServer in-process", () => {
 
   afterAll(async () => {
     await server.close();
+    sync.close();
     http.close();
     await mailbox.close();
     rmSync(dir, { recursive: true, force: true });
@@ -201,6 +207,68 @@ describe("XmppServer in-process", () => {
     expect(c.raw).toContain("<conflict");
     c2.sock.destroy();
     d.sock.destroy();
+  });
+
+  it("answers each IQ by whom it is for, once, and never answers results or errors", async () => {
+    const c = await login(port, password, "desk");
+    const cond = (r: XmlElement) => (child(r, "error")?.children[0] as XmlElement | undefined)?.name;
+    // results and errors for the server: nothing comes back (a ping afterwards is the next thing seen)
+    c.send("<iq type='result' id='r1' to='local'/><iq type='error' id='r2'><ping xmlns='urn:xmpp:ping'/></iq>");
+    const ping = await c.iq("<ping xmlns='urn:xmpp:ping'/>", "type='get'");
+    expect(ping.attrs).toMatchObject({ type: "result", from: "amara@local" });
+    expect(c.raw).not.toContain("id=\"r1\"");
+    expect(c.raw).not.toContain("id=\"r2\"");
+    expect(cond(await c.iq("<ping xmlns='urn:xmpp:ping'/>", "type='get' to='baraka@local'"))).toBe("service-unavailable");
+    expect(cond(await c.iq("<ping xmlns='urn:xmpp:ping'/>", "type='get' to='@@'"))).toBe("jid-malformed");
+    // a resource of the user's that is not connected
+    const away = await c.iq("<ping xmlns='urn:xmpp:ping'/>", "type='get' to='amara@local/elsewhere'");
+    expect([away.attrs.from, cond(away)]).toEqual(["amara@local/elsewhere", "service-unavailable"]);
+    const version = await c.iq("<query xmlns='jabber:iq:version'/>", "type='get' to='local'");
+    expect(childText(child(version, "query")!, "name")).toBe("Pigeon");
+    expect(cond(await c.iq("<query xmlns='jabber:iq:version'/>", "type='get'"))).toBe("service-unavailable");
+    // the account's own services are not offered on behalf of others
+    expect(cond(await c.iq("<query xmlns='jabber:iq:roster'/>", "type='get' to='local'"))).toBe("service-unavailable");
+    expect(cond(await c.iq("<vCard xmlns='vcard-temp'><FN>x</FN></vCard>", "type='set' to='baraka@local'"))).toBe("forbidden");
+    expect(toXml(await c.iq("<vCard xmlns='vcard-temp'/>", "type='get'"))).toMatch(/<FN[^>]*>amara<\/FN>/);
+    expect(cond(await c.iq("<block xmlns='urn:xmpp:blocking'><item jid='baraka@local'/></block>", "type='set'"))).toBe("not-allowed");
+    expect(child(await c.iq("<blocklist xmlns='urn:xmpp:blocking'/>", "type='get'"), "blocklist")).toBeDefined();
+    // the archive refuses a filter it does not have, with the archive's own condition
+    const mam = await c.iq(
+      "<query xmlns='urn:xmpp:mam:2'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>urn:xmpp:mam:2</value></field><field var='subject'><value>x</value></field></x></query>",
+      "type='set'",
+    );
+    expect(cond(mam)).toBe("feature-not-implemented");
+    const info = await c.iq("<query xmlns='http://jabber.org/protocol/disco#info'/>", "type='get' to='baraka@local'");
+    expect(toXml(info)).toContain('var="http://jabber.org/protocol/disco#info"');
+    expect(cond(await c.iq("<query xmlns='http://jabber.org/protocol/disco#info'/>", "type='get' to='nobody@local'"))).toBe("service-unavailable");
+    // one reply each: no id came back twice
+    await c.iq("<ping xmlns='urn:xmpp:ping'/>", "type='get'");
+    const replies = [...c.raw.matchAll(/<iq [^>]*\bid="(q[^"]+)"/g)].map((m) => m[1]);
+    expect(replies.length).toBeGreaterThan(15);
+    expect(new Set(replies).size).toBe(replies.length);
+    c.sock.destroy();
+  });
+
+  it("shows a contact available while their laptop is connected, as the sync engine's events say", async () => {
+    const c = await login(port, password, "presence");
+    const fromBaraka = (s: XmlElement) => s.name === "presence" && s.attrs.from === "baraka@local";
+    const away = (s: XmlElement) => childText(s, "show") === "xa" && childText(s, "status") === NOT_NEARBY;
+    c.send("<presence/>");
+    expect(away(await c.next(fromBaraka))).toBe(true);
+    // events, not polling: each change arrives well within a second
+    const [link] = memoryLinkPair(contactCard(mailbox.identity), contactCard(baraka));
+    sync.attach(link);
+    const up = await c.next(fromBaraka, 1000);
+    expect([child(up, "show"), up.attrs.type]).toEqual([undefined, undefined]);
+    // a second link with the same address going away leaves the contact connected
+    const [second] = memoryLinkPair(contactCard(mailbox.identity), contactCard(baraka));
+    sync.attach(second);
+    second.close("replaced");
+    c.send("<presence type='probe' to='baraka@local'/>");
+    expect(child(await c.next(fromBaraka, 1000), "show")).toBeUndefined();
+    link.close("walked away");
+    expect(away(await c.next(fromBaraka, 1000))).toBe(true);
+    c.sock.destroy();
   });
 
   it("speaks RFC 7395 over WebSocket the way Converse's Strophe expects", async () => {

@@ -1,8 +1,12 @@
 // One client stream (RFC 6120 over TCP, RFC 7395 over WebSocket): stream headers and features,
 // STARTTLS, SASL, resource binding, the legacy session IQ, stream management (XEP-0198), stream errors.
 // What the stanzas mean is the Host's business (server.ts).
+// Longer than the package's other files on purpose: these steps are one state machine over one
+// transport, parser and set of counters (a resumption moves them between two sessions), and split
+// across files that state would have to be shared.
 import { randomBytes } from "node:crypto";
 import { AUTHENTICATED_MAX_STANZA, StreamError, XmlStreamParser, type StreamErrorCondition, type StreamHeader } from "./parser.js";
+import { iqError } from "./iq.js";
 import { NS } from "./ns.js";
 import { parsePlain, SaslFailure, SCRAM_MECHANISMS, ScramServer, verifyPassword, type CredentialLookup } from "./scram.js";
 import { child, el, escapeAttr, text, toXml, type XmlElement } from "./xml.js";
@@ -537,14 +541,6 @@ export class Session {
     clearTimeout(this.ackTimer);
     this.host.ended(this);
   }
-}
-
-export function iqError(iq: XmlElement, from: string, condition: string, type: "cancel" | "modify" | "auth" | "wait", message?: string): XmlElement {
-  return el(
-    "iq",
-    { type: "error", id: iq.attrs.id, from: iq.attrs.to ?? from, to: iq.attrs.from },
-    el("error", { type }, el(condition, { xmlns: NS.stanzas }), message ? el("text", { xmlns: NS.stanzas, "xml:lang": "en" }, message) : undefined),
-  );
 }
 
 export { StreamError };

@@ -1,0 +1,44 @@
+// What the features of the front door share: the one user's account, its connected clients, Pigeon's
+// Mailbox and xmpp.db. The server builds one Account; each feature file takes it as a parameter.
+import type { Log, Mailbox } from "@pigeon/sync";
+import { StanzaError, type IqHandler, type IqRegistry } from "./iq.js";
+import type { Jid } from "./jid.js";
+import type { Resources } from "./resources.js";
+import type { Session } from "./session.js";
+import type { XmppStore } from "./store.js";
+
+export interface Account {
+  readonly domain: string;
+  readonly user: string;
+  /** user@domain, the Pigeon address. */
+  readonly bareJid: string;
+  readonly mailbox: Mailbox;
+  readonly store: XmppStore;
+  readonly log: Log;
+  /** The user's bound clients. */
+  readonly resources: Resources;
+  /** True once the server is closing: Pigeon's events are no longer shown to clients. */
+  isClosed(): boolean;
+  now(): number;
+  /** A fresh id for a stanza the server writes itself. */
+  nextId(prefix: string): string;
+}
+
+/** Whom an IQ is for: the server, the user's account (no `to`, or the bare JID), or someone else. */
+export type Addressee = { kind: "domain" } | { kind: "account" } | { kind: "other"; jid: Jid };
+
+/** The context every IQ handler gets. */
+export interface IqRequest {
+  readonly session: Session;
+  readonly to: Addressee;
+}
+
+export type Iqs = IqRegistry<IqRequest>;
+
+/** A handler for what only the user's own account answers (roster, MAM, …); anything else has no such service. */
+export function forAccount(handler: IqHandler<IqRequest>): IqHandler<IqRequest> {
+  return (element, req) => {
+    if (req.to.kind !== "account") throw new StanzaError("service-unavailable");
+    return handler(element, req);
+  };
+}

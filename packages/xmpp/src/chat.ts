@@ -1,0 +1,53 @@
+// Message stanzas from the user's clients. To a contact, a message with a body becomes
+// Mailbox.send (and a sent carbon for the user's other clients); between the user's own clients it
+// is routed directly, never through Pigeon. Chat states and the client's own receipts stay here
+// (the node writes its own signed receipts); a <displayed/> marker becomes a read receipt.
+import { MailboxError } from "@pigeon/sync";
+import type { Account } from "./account.js";
+import { carbon } from "./carbons.js";
+import { bareJid, parseJid } from "./jid.js";
+import { NS } from "./ns.js";
+import { markDisplayed } from "./receipts.js";
+import type { Session } from "./session.js";
+import { messageError, outgoingStanza } from "./stanzas.js";
+import { child, childText, type XmlElement } from "./xml.js";
+
+export function clientMessage(a: Account, s: Session, m: XmlElement): void {
+  const type = m.attrs.type ?? "normal";
+  if (type === "error") return;
+  const to = m.attrs.to ? parseJid(m.attrs.to) : undefined;
+  if (!to) return; // a message to one's own account with no recipient: nothing to deliver
+  const bare = bareJid(to);
+  if (bare === a.bareJid) {
+    const targets = to.resource ? [a.resources.own(to)].filter((x): x is Session => !!x) : a.resources.available().filter((o) => o !== s);
+    if (targets.length === 0 && to.resource) return messageError(s, m, "service-unavailable", "cancel");
+    for (const t of targets) t.sendStanza(structuredClone(m));
+    return;
+  }
+  if (type === "groupchat") return messageError(s, m, "service-unavailable", "cancel", "group chat is not available yet");
+  const displayed = child(m, "displayed", NS.markers);
+  if (displayed?.attrs.id) void markDisplayed(a, bare, displayed.attrs.id);
+  const body = childText(m, "body");
+  if (body === undefined || body.trim() === "") return;
+  const originId = child(m, "origin-id", NS.sid)?.attrs.id;
+  const clientId = m.attrs.id;
+  const isPrivate = !!child(m, "private", NS.carbons);
+  a.mailbox
+    .send(bare, body)
+    .then((view) => {
+      a.store.rememberIds({ pigeonId: view.id, clientId, originId, resource: s.resource });
+      if (isPrivate) return;
+      for (const o of a.resources.available()) {
+        if (o === s || !o.carbons) continue;
+        o.sendStanza(carbon(a, "sent", o, outgoingStanza(a, view, s.jid, clientId, originId)));
+      }
+    })
+    .catch((e: unknown) => {
+      if (e instanceof MailboxError) {
+        const condition = e.code === "unknown-address" ? "item-not-found" : e.code === "storage" ? "resource-constraint" : "not-acceptable";
+        return messageError(s, m, condition, e.code === "storage" ? "wait" : "cancel", e.message);
+      }
+      a.log.warn(`xmpp: could not send a message from ${s.jid}: ${(e as Error).message}`);
+      messageError(s, m, "internal-server-error", "wait");
+    });
+}

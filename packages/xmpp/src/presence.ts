@@ -1,0 +1,127 @@
+// Presence (RFC 6121 §4). The user's resources see each other's presence. A contact is available
+// while their laptop is connected to this node, and otherwise away ("xa", not nearby): messages to
+// them wait and travel when the laptops meet. Subscriptions are pre-approved both ways (roster.ts).
+// Who is connected comes from the sync engine's peer-up / peer-down events, pushed to the clients
+// as each one happens.
+import { formatAddress, type Address } from "@pigeon/model";
+import type { Account } from "./account.js";
+import { bareJid, parseJid } from "./jid.js";
+import { isContact, rosterOf } from "./roster.js";
+import type { Session } from "./session.js";
+import { childText, el, isElement, type XmlElement } from "./xml.js";
+
+export const NOT_NEARBY = "not nearby: messages wait and travel when your laptops meet";
+
+export type PeerEvent = "peer-up" | "peer-down";
+
+/**
+ * The laptops connected to this node, as far as presence needs them. Pigeon's SyncEngine is one:
+ * it emits "peer-up" and "peer-down" with the link (whose `peer` is the other laptop's card), and
+ * `peers()` already includes, or no longer includes, that link when the event fires.
+ */
+export interface PeerEvents {
+  on(event: PeerEvent, listener: (link: { peer: Address }) => void): unknown;
+  off(event: PeerEvent, listener: (link: { peer: Address }) => void): unknown;
+  peers(): { address: string }[];
+}
+
+export class Presence {
+  /** Addresses (lower case) of the laptops connected now. */
+  private readonly nearby = new Set<string>();
+  private readonly onUp = (link: { peer: Address }) => this.setNearby(formatAddress(link.peer).toLowerCase(), true);
+  private readonly onDown = (link: { peer: Address }) => {
+    const address = formatAddress(link.peer).toLowerCase();
+    // still nearby if another link with this address is up: two laptops can share a name@home
+    this.setNearby(address, this.connected().has(address));
+  };
+
+  /**
+   * Without `peers` every contact is shown as not nearby. `becameAvailable` is called when a client
+   * sends its initial presence (for offline delivery).
+   */
+  constructor(
+    private readonly a: Account,
+    private readonly peers: PeerEvents | undefined,
+    private readonly becameAvailable: (s: Session) => void,
+  ) {}
+
+  start(): void {
+    if (!this.peers) return;
+    this.peers.on("peer-up", this.onUp);
+    this.peers.on("peer-down", this.onDown);
+    for (const address of this.connected()) this.nearby.add(address);
+  }
+
+  stop(): void {
+    this.peers?.off("peer-up", this.onUp);
+    this.peers?.off("peer-down", this.onDown);
+  }
+
+  private connected(): Set<string> {
+    return new Set((this.peers?.peers() ?? []).map((p) => p.address.toLowerCase()));
+  }
+
+  /** Records whether `address`'s laptop is connected; a contact's change goes to every available client. */
+  private setNearby(address: string, near: boolean): void {
+    if (near === this.nearby.has(address)) return;
+    if (near) this.nearby.add(address);
+    else this.nearby.delete(address);
+    if (!isContact(this.a, address)) return;
+    for (const s of this.a.resources.available()) s.sendStanza(this.contactPresence(address, s.jid));
+  }
+
+  /** A contact's presence as `to` should see it. */
+  contactPresence(jid: string, to: string): XmlElement {
+    if (this.nearby.has(jid)) return el("presence", { from: jid, to });
+    return el("presence", { from: jid, to }, el("show", {}, "xa"), el("status", {}, NOT_NEARBY));
+  }
+
+  /** A presence stanza from one of the user's clients. */
+  stanza(s: Session, p: XmlElement): void {
+    const type = p.attrs.type;
+    if (p.attrs.to) {
+      const to = parseJid(p.attrs.to);
+      if (!to) return;
+      const bare = bareJid(to);
+      if (bare === this.a.bareJid) {
+        this.a.resources.own(to)?.sendStanza(structuredClone(p));
+        return;
+      }
+      if (!isContact(this.a, bare)) return;
+      // the buddy list is pre-approved both ways: answer for the contact
+      if (type === "subscribe") s.sendStanza(el("presence", { from: bare, to: s.bare, type: "subscribed" }));
+      if (type === "probe" || type === "subscribe") s.sendStanza(this.contactPresence(bare, s.jid));
+      return;
+    }
+    if (type === "unavailable") {
+      if (!s.available) return;
+      this.unavailable(s);
+      s.sendStanza(el("presence", { from: s.jid, to: s.jid, type: "unavailable" }));
+      return;
+    }
+    if (type !== undefined) return; // subscription management of oneself: nothing to do
+    const first = !s.available;
+    s.available = true;
+    s.priority = Number(childText(p, "priority") ?? 0) || 0;
+    s.lastPresence = p;
+    const kids = p.children.filter(isElement);
+    for (const o of this.a.resources.available()) o.sendStanza(el("presence", { from: s.jid, to: o.jid }, structuredClone(kids)));
+    if (!first) return;
+    for (const o of this.a.resources.available()) {
+      if (o !== s && o.lastPresence) s.sendStanza(el("presence", { from: o.jid, to: s.jid }, structuredClone(o.lastPresence.children.filter(isElement))));
+    }
+    for (const item of rosterOf(this.a)) s.sendStanza(this.contactPresence(item.jid, s.jid));
+    this.becameAvailable(s);
+  }
+
+  /** A bound client went away. */
+  ended(s: Session): void {
+    if (s.available) this.unavailable(s);
+  }
+
+  /** `s` is no longer available: its other resources are told. */
+  private unavailable(s: Session): void {
+    s.available = false;
+    for (const o of this.a.resources.available()) o.sendStanza(el("presence", { from: s.jid, to: o.jid, type: "unavailable" }));
+  }
+}
