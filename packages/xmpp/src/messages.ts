@@ -1,39 +1,62 @@
-// Every question the XMPP front door asks about the user's messages, in one place. Today each one
-// reads the whole inbox (and outbox) from the Mailbox; when the Mailbox gains paged, per-conversation
-// queries, only this file changes.
+// Every question the XMPP front door asks about the user's messages, in one place, answered with the
+// Mailbox's paged, per-conversation queries (only the segments concerned are loaded).
 import type { Mailbox, MessageView } from "@pigeon/sync";
 import { queryArchive, type ArchivePage, type ArchiveQuery } from "./archive.js";
 
+const PAGE = 500;
+
 /** The message `id` that `from` (a lower-case bare JID) sent to the user, if it arrived. */
 export async function findReceived(mailbox: Mailbox, id: string, from: string): Promise<MessageView | undefined> {
-  return (await mailbox.inbox()).find((v) => v.id === id && v.from.toLowerCase() === from);
+  const v = await mailbox.message(id);
+  return v && v.direction === "in" && v.from.toLowerCase() === from ? v : undefined;
 }
 
-/** The ids of the messages received in `upto`'s conversation up to and including it. */
+/** The ids of the unread messages received in `upto`'s conversation up to and including it (by the conversation's clock). */
 export async function receivedUpTo(mailbox: Mailbox, upto: MessageView): Promise<string[]> {
-  return (await mailbox.inbox()).filter((v) => v.conversation === upto.conversation && v.hlc <= upto.hlc).map((v) => v.id);
+  const out: string[] = [];
+  let afterSeq: number | undefined;
+  for (;;) {
+    const page = await mailbox.messages({ conversation: upto.conversation, direction: "in", unread: true, afterSeq, limit: PAGE });
+    for (const v of page) if (v.hlc <= upto.hlc) out.push(v.id);
+    if (page.length < PAGE) return out;
+    afterSeq = page[page.length - 1]!.arrivalSeq;
+  }
 }
 
 /** Received messages with these ids, by id (a missing one is not in the map). */
 export async function receivedByIds(mailbox: Mailbox, ids: readonly string[]): Promise<Map<string, MessageView>> {
-  const wanted = new Set(ids);
-  return new Map((await mailbox.inbox()).filter((v) => wanted.has(v.id)).map((v) => [v.id, v]));
-}
-
-/** Received messages whose arrival number is above `arrivalSeq`, in the Mailbox's order, and the highest arrival number seen. */
-export async function receivedAfter(mailbox: Mailbox, arrivalSeq: number): Promise<{ messages: MessageView[]; highest: number }> {
-  let highest = arrivalSeq;
-  const messages: MessageView[] = [];
-  for (const v of await mailbox.inbox()) {
-    const seq = v.arrivalSeq ?? 0;
-    if (seq > arrivalSeq) messages.push(v);
-    if (seq > highest) highest = seq;
+  const out = new Map<string, MessageView>();
+  for (const id of new Set(ids)) {
+    const v = await mailbox.message(id);
+    if (v && v.direction === "in") out.set(id, v);
   }
-  return { messages, highest };
+  return out;
 }
 
-/** One page of the archive (sent and received messages in arrival order); throws ArchiveError. */
+/** Received messages whose arrival number is above `arrivalSeq`, in arrival order, and the highest arrival number seen. */
+export async function receivedAfter(mailbox: Mailbox, arrivalSeq: number): Promise<{ messages: MessageView[]; highest: number }> {
+  const messages: MessageView[] = [];
+  let highest = arrivalSeq;
+  for (;;) {
+    const page = await mailbox.messages({ direction: "in", afterSeq: highest, limit: PAGE });
+    messages.push(...page);
+    if (page.length) highest = page[page.length - 1]!.arrivalSeq ?? highest;
+    if (page.length < PAGE) return { messages, highest };
+  }
+}
+
+/**
+ * One page of the archive (sent and received messages in arrival order); throws ArchiveError. MAM's
+ * filters (with, start/end, before/after an id) are applied by queryArchive over every message:
+ * archive queries are rare and a child's archive is small; paging them in SQL is future work.
+ */
 export async function archivePage(mailbox: Mailbox, query: ArchiveQuery, own: string): Promise<ArchivePage> {
-  const all = [...(await mailbox.inbox()), ...(await mailbox.outbox())];
+  const all: MessageView[] = [];
+  for (let afterSeq = 0; ; ) {
+    const page = await mailbox.messages({ afterSeq, limit: PAGE });
+    all.push(...page);
+    if (page.length < PAGE) break;
+    afterSeq = page[page.length - 1]!.arrivalSeq ?? afterSeq;
+  }
   return queryArchive(all, query, own);
 }
