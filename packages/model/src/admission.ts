@@ -2,7 +2,7 @@
 // reaches Automerge. Pure: the caller supplies what it already knows.
 import { equalBytes, toHex } from "./bytes.js";
 import { checkChange, conversationId } from "./conversation.js";
-import { decodeEnvelope, Envelope, EnvelopeError, EnvelopeKind, openChange, openKey, verifyEnvelope } from "./envelope.js";
+import { decodeEnvelope, Envelope, EnvelopeError, EnvelopeKind, openChange, openKeyEnvelope, verifyEnvelope } from "./envelope.js";
 import type { Identity } from "./identity.js";
 import type { DecodedChange } from "@automerge/automerge";
 
@@ -20,7 +20,7 @@ export interface AdmissionContext {
 
 export type Admission =
   | { status: "change"; envelope: Envelope; change: Uint8Array; decoded: DecodedChange }
-  | { status: "key"; envelope: Envelope; key: Uint8Array; members: Uint8Array[] }
+  | { status: "key"; envelope: Envelope; key: Uint8Array; members: Uint8Array[]; authorSealPublicKey: Uint8Array; authorClaims?: { name: string; home: string } }
   | { status: "pending"; envelope: Envelope; reason: string }
   | { status: "rejected"; envelope?: Envelope; reason: string };
 
@@ -43,9 +43,9 @@ export function admitEnvelope(input: Uint8Array | Envelope, ctx: AdmissionContex
   if (env.kind === EnvelopeKind.Key) {
     if (!equalBytes(conversationId(claimed), env.conversation))
       return { status: "rejected", envelope: env, reason: "key envelope's members do not match its conversation id" };
-    const key = openKey(env, ctx.me);
-    if (!key) return { status: "rejected", envelope: env, reason: "key envelope does not open for us" };
-    return { status: "key", envelope: env, key, members: claimed };
+    const opened = openKeyEnvelope(env, ctx.me);
+    if (!opened) return { status: "rejected", envelope: env, reason: "key envelope does not open for us" };
+    return { status: "key", envelope: env, key: opened.key, members: claimed, authorSealPublicKey: opened.authorSealPublicKey, authorClaims: opened.authorClaims };
   }
   if (!ctx.members) return { status: "pending", envelope: env, reason: "conversation key not received yet" };
   if (!ctx.members.some((m) => equalBytes(m, env.author)))

@@ -19,7 +19,7 @@ import {
   verify,
   SIGNATURE_BYTES,
 } from "./crypto.js";
-import type { Identity } from "./identity.js";
+import { validHome, validName, type Identity } from "./identity.js";
 
 export const ENVELOPE_VERSION = 1;
 export const MAX_ENVELOPE_BYTES = 256 * 1024;
@@ -190,8 +190,11 @@ export function sealKey(
   h: { conversation: Uint8Array; recipients: { signPublicKey: Uint8Array; sealPublicKey: Uint8Array }[]; created: number; lifetime?: number },
   conversationKey: Uint8Array,
 ): Envelope {
+  // the author's name and home travel inside each box, so every recipient can show who wrote and
+  // answer, without having met them; carriers, who open no box, do not learn them
+  const plain = concat([conversationKey, new Writer().bytes(utf8(author.name)).bytes(utf8(author.home)).finish()]);
   const boxes = [...h.recipients.map((r) => r.sealPublicKey), author.sealing.publicKey].map((pk) =>
-    boxSeal(conversationKey, pk, author.sealing.secretKey),
+    boxSeal(plain, pk, author.sealing.secretKey),
   );
   const w = new Writer().raw(author.sealing.publicKey).varint(boxes.length);
   for (const b of boxes) w.bytes(b);
@@ -210,8 +213,20 @@ export function sealKey(
   );
 }
 
+/** What a key envelope tells its recipient: the key, and who the author says they are. */
+export interface OpenedKey {
+  key: Uint8Array;
+  authorSealPublicKey: Uint8Array;
+  /** The author's own claim (name, home), absent in key envelopes from before it travelled; not verified. */
+  authorClaims?: { name: string; home: string };
+}
+
 /** Opens a key envelope addressed to `me`. Returns null if it is not for us or does not open. */
 export function openKey(env: Envelope, me: Identity): Uint8Array | null {
+  return openKeyEnvelope(env, me)?.key ?? null;
+}
+
+export function openKeyEnvelope(env: Envelope, me: Identity): OpenedKey | null {
   if (env.kind !== EnvelopeKind.Key) return null;
   let index = env.recipients.findIndex((r) => equalBytes(r, me.signing.publicKey));
   try {
@@ -224,9 +239,24 @@ export function openKey(env: Envelope, me: Identity): Uint8Array | null {
     r.end();
     if (index < 0 && equalBytes(env.author, me.signing.publicKey)) index = n - 1;
     if (index < 0) return null;
-    const key = boxOpen(boxes[index]!, authorSeal, me.sealing.secretKey);
-    if (!key || key.length !== 32 || !equalBytes(conversationKeyId(key), env.keyId)) return null;
-    return key;
+    const plain = boxOpen(boxes[index]!, authorSeal, me.sealing.secretKey);
+    if (!plain || plain.length < 32) return null;
+    const key = plain.subarray(0, 32);
+    if (!equalBytes(conversationKeyId(key), env.keyId)) return null;
+    const opened: OpenedKey = { key: Uint8Array.from(key), authorSealPublicKey: Uint8Array.from(authorSeal) };
+    if (plain.length > 32) {
+      try {
+        const c = new Reader(plain.subarray(32));
+        const name = new TextDecoder("utf-8", { fatal: true }).decode(c.bytes(64));
+        const home = new TextDecoder("utf-8", { fatal: true }).decode(c.bytes(64));
+        c.end();
+        // a claim that is not a valid address is ignored, never shown
+        if (validName(name) && validHome(home)) opened.authorClaims = { name, home };
+      } catch {
+        /* an unreadable claim: the key still opens */
+      }
+    }
+    return opened;
   } catch (e) {
     if (e instanceof DecodeError) return null;
     throw e;

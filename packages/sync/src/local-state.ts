@@ -134,7 +134,8 @@ export class LocalState {
       .prepare(
         `INSERT INTO contacts (sign_key, name, home, seal_key, first_seen, last_seen, how) VALUES (?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT(sign_key) DO UPDATE SET name = excluded.name, home = excluded.home, seal_key = excluded.seal_key,
-           last_seen = max(last_seen, excluded.last_seen)`,
+           last_seen = max(last_seen, excluded.last_seen),
+           how = CASE WHEN contacts.how = 'introduced' THEN excluded.how ELSE contacts.how END`,
       )
       .run(c.signPublicKey, c.name, c.home, c.sealPublicKey, at, at, how);
   }

@@ -4,7 +4,7 @@ import type { EventEmitter } from "node:events";
 import * as A from "@automerge/automerge";
 import type { DocHandle } from "@automerge/automerge-repo";
 import {
-  EnvelopeKind, emptySegment, equalBytes, formatAddress, keyId, newActorId, openChange, segmentDocumentId, toHex,
+  EnvelopeKind, emptySegment, equalBytes, fingerprint, formatAddress, keyId, newActorId, openChange, segmentDocumentId, toHex,
   type ConversationDoc, type Envelope, type Identity,
 } from "@pigeon/model";
 import type { DocumentStore } from "../document-store.js";
@@ -12,6 +12,9 @@ import type { EnvelopeStore } from "../envelope-store.js";
 import type { LocalState } from "../local-state.js";
 import type { Log } from "../log.js";
 import { MailboxError, type CarrierLimits, type MailboxEvents } from "./types.js";
+
+/** How a contact is known when all we have is their own claim in a key envelope. */
+export const INTRODUCED = "introduced";
 
 export function describeStorageError(e: unknown): string {
   const code = (e as { code?: string }).code;
@@ -133,10 +136,17 @@ export class MailboxCore {
 
   // ---- names ----
 
+  /**
+   * How a person is shown. Someone known only from their own claim in a message (never met, no card)
+   * is shown with the start of their fingerprint, `amara@local#k3zq`, so a stranger calling
+   * themselves amara never looks like the amara this laptop knows; that form is also what `send`
+   * takes to answer them.
+   */
   addressOf(signKey: Uint8Array): string {
     if (equalBytes(signKey, this.me)) return this.address;
     const c = this.state.contact(signKey);
-    return c ? formatAddress(c) : `unknown#${keyId(signKey)}`;
+    if (!c) return `unknown#${keyId(signKey)}`;
+    return c.how === INTRODUCED ? `${formatAddress(c)}#${fingerprint(signKey).slice(0, 4)}` : formatAddress(c);
   }
 
   addressOfKeyId(id: string, members: Uint8Array[]): string {

@@ -167,6 +167,11 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
     return this.sending.send(address, body);
   }
 
+  /** Answers a received message in its conversation (works for senders never met). */
+  reply(messageId: string, body: string): Promise<MessageView> {
+    return this.sending.reply(messageId, body);
+  }
+
   receive(bytes: Uint8Array, hops: number, from?: string, source?: Uint8Array, copies = 1): Promise<ReceiveResult> {
     return this.receiving.receiveMany([{ bytes, hops, from, source, copies }]).then((r) => r[0]!);
   }

@@ -4,8 +4,8 @@
 // reason, and only this laptop's own storage failures are retried later.
 import * as A from "@automerge/automerge";
 import type { DocHandle } from "@automerge/automerge-repo";
-import { admitEnvelope, hlcReceive, parseHlc, toHex, type ConversationDoc, type Envelope } from "@pigeon/model";
-import { isStorageError, type MailboxCore } from "./core.js";
+import { admitEnvelope, equalBytes, hlcReceive, parseHlc, toHex, type ConversationDoc, type Envelope } from "@pigeon/model";
+import { INTRODUCED, isStorageError, type MailboxCore } from "./core.js";
 import type { Receipts } from "./receipts.js";
 import type { Views } from "./views.js";
 
@@ -79,6 +79,13 @@ export class Opening {
           core.state.addKey(conv, { keyId: env.keyId, key: admission.key, envelope: env.id });
           core.state.markOpened(env.id, conv, "applied", core.now());
         });
+        // someone never met: keep what they say about themselves, shown as their claim, so the
+        // message has a name and can be answered (a known contact's name is never overwritten)
+        const claims = admission.authorClaims;
+        if (claims && !equalBytes(env.author, core.me) && !core.state.contact(env.author)) {
+          core.state.rememberContact({ ...claims, signPublicKey: env.author, sealPublicKey: admission.authorSealPublicKey }, INTRODUCED, core.now());
+          core.events.emit("contact", core.state.contact(env.author)!);
+        }
         await this.openWaiting(conv);
         return;
       }

@@ -6,12 +6,35 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { contactCard, fingerprint, generateIdentity, type Identity } from "@pigeon/model";
-import { fileStorage, Mailbox, MailboxError } from "../index.js";
+import { fileStorage, Mailbox, MailboxError, memoryLinkPair, SyncEngine } from "../index.js";
 
 const cleanup: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
   for (const f of cleanup.splice(0).reverse()) await f();
 });
+
+async function until<T>(fn: () => Promise<T | undefined> | T | undefined, what: string, ms = 8000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+function meet(a: Mailbox, b: Mailbox): () => void {
+  const sa = new SyncEngine(a);
+  const sb = new SyncEngine(b);
+  const [la, lb] = memoryLinkPair(contactCard(a.identity), contactCard(b.identity));
+  sa.attach(la);
+  sb.attach(lb);
+  return () => {
+    la.close("walked away");
+    sa.close();
+    sb.close();
+  };
+}
 
 function mailbox(identity: Identity): Mailbox {
   const dir = mkdtempSync(join(existsSync("/dev/shm") ? "/dev/shm" : tmpdir(), "pigeon-people-"));
@@ -67,5 +90,36 @@ describe("people and names", () => {
     expect((await failure(me.send("nobody@local", "hi"))).message).toMatch(/not among the people this laptop knows/);
     expect((await failure(me.send("amara@local#0000", "hi"))).code).toBe("bad-input"); // 0 is not base32
     expect((await failure(() => me.renameContact("nobody@local", "x"))).code).toBe("unknown-address");
+  });
+
+  it("a message relayed from someone never met shows their claimed name, marked, and can be answered", async () => {
+    const zawadi = mailbox(generateIdentity("zawadi"));
+    const amara = mailbox(generateIdentity("amara")); // the real classmate, met
+    const stranger = mailbox(generateIdentity("amara")); // someone else calling themselves amara
+    const carrier = mailbox(generateIdentity("bus"));
+    let apart = meet(zawadi, amara);
+    await until(() => zawadi.contacts().length === 1, "met amara");
+    apart();
+    stranger.rememberContact(contactCard(zawadi.identity), "card"); // from a card, never met
+    await stranger.send("zawadi", "hello from far away");
+    apart = meet(stranger, carrier);
+    await until(() => carrier.status().carrying.envelopes >= 2, "the bus carries it");
+    apart();
+    apart = meet(carrier, zawadi);
+    const [got] = await until(async () => {
+      const inbox = await zawadi.inbox();
+      return inbox.length ? inbox : undefined;
+    }, "the relayed message");
+    const fp = fingerprint(stranger.me);
+    expect(got!.from).toBe(`amara@local#${fp.slice(0, 4)}`); // never shown as the amara zawadi knows
+    // a plain "amara" is now two people: the choice is listed, the real one is never taken silently
+    expect((await failure(zawadi.send("amara@local", "hi"))).code).toBe("ambiguous-address");
+    await zawadi.reply(got!.id, "who are you?");
+    await zawadi.send(got!.from, "and again");
+    apart();
+    apart = meet(carrier, stranger);
+    await until(async () => (await stranger.inbox()).length === 2, "both answers reach the stranger");
+    apart();
+    expect((await failure(zawadi.reply("no-such-id", "x"))).code).toBe("not-found");
   });
 });

@@ -4,7 +4,7 @@
 import * as A from "@automerge/automerge";
 import type { DocHandle } from "@automerge/automerge-repo";
 import {
-  appendMessage, conversationId, conversationKeyId, equalBytes, formatHlc, hlcTick, MAX_BODY_CHARS, newConversationKey,
+  appendMessage, conversationId, conversationKeyId, equalBytes, formatHlc, fromHex, hlcTick, MAX_BODY_CHARS, newConversationKey,
   newMessageId, sealChange, sealKey,
 } from "@pigeon/model";
 import type { Contact } from "../local-state.js";
@@ -17,23 +17,39 @@ export class Sending {
   constructor(private readonly core: MailboxCore, private readonly people: People, private readonly views: Views) {}
 
   async send(address: string, body: string): Promise<MessageView> {
-    if (typeof body !== "string" || body.trim() === "") throw new MailboxError("bad-input", "the message is empty");
-    if (body.length > MAX_BODY_CHARS)
-      throw new MailboxError("bad-input", `the message is ${body.length} characters; the limit is ${MAX_BODY_CHARS}`);
+    checkBody(body);
     const to = this.people.resolve(address);
     if (equalBytes(to.signPublicKey, this.core.me)) throw new MailboxError("bad-input", "that is your own address");
     return this.core.serial(() => this.sendTo(to, body));
   }
 
-  private async sendTo(to: Contact, body: string): Promise<MessageView> {
+  /**
+   * Answers a received message in its own conversation: always possible, whatever the sender is called
+   * (or whether they are a contact at all), since the conversation already has its members and key.
+   */
+  async reply(messageId: string, body: string): Promise<MessageView> {
+    checkBody(body);
+    return this.core.serial(async () => {
+      const original = await this.views.message(messageId);
+      if (!original) throw new MailboxError("not-found", `no message ${messageId}`);
+      const members = this.core.state.members(fromHex(original.conversation)) ?? [];
+      const others = members.filter((k) => !equalBytes(k, this.core.me));
+      if (others.length !== 1) throw new MailboxError("bad-input", "that conversation has no one else to answer");
+      return this.sendTo({ signPublicKey: others[0]! }, body);
+    });
+  }
+
+  private async sendTo(to: Pick<Contact, "signPublicKey"> & Partial<Pick<Contact, "sealPublicKey">>, body: string): Promise<MessageView> {
     const core = this.core;
     const members = [core.me, to.signPublicKey];
     const conv = conversationId(members);
     core.state.rememberConversation(conv, members);
     let keys = core.state.keys(conv);
     if (keys.length === 0) {
+      if (!to.sealPublicKey) throw new MailboxError("unknown-address", "this laptop does not have their keys yet");
       const key = newConversationKey();
-      const env = sealKey(core.identity, { conversation: conv, recipients: [to], created: core.now(), lifetime: core.lifetime }, key);
+      const recipient = { signPublicKey: to.signPublicKey, sealPublicKey: to.sealPublicKey };
+      const env = sealKey(core.identity, { conversation: conv, recipients: [recipient], created: core.now(), lifetime: core.lifetime }, key);
       core.storeOwn(env);
       core.state.addKey(conv, { keyId: conversationKeyId(key), key, envelope: env.id });
       core.state.markOpened(env.id, conv, "applied", core.now());
@@ -82,4 +98,9 @@ export class Sending {
     const doc = handle.doc();
     return this.views.viewOf(conv, members, doc, doc.messages.findIndex((m) => m.id.toString() === id));
   }
+}
+
+function checkBody(body: string): void {
+  if (typeof body !== "string" || body.trim() === "") throw new MailboxError("bad-input", "the message is empty");
+  if (body.length > MAX_BODY_CHARS) throw new MailboxError("bad-input", `the message is ${body.length} characters; the limit is ${MAX_BODY_CHARS}`);
 }
