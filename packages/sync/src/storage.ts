@@ -9,6 +9,7 @@ import type Database from "better-sqlite3";
 import type { DocumentStorage } from "./document-store.js";
 import { DurableFileStorage } from "./durable-storage.js";
 import { openDatabase } from "./envelope-store.js";
+import { MemoryStorage } from "./memory-storage.js";
 
 export interface NodeStorage {
   /** The sealed store and the local state (contacts, keys, what was opened). */
@@ -24,4 +25,9 @@ export interface NodeStorage {
 export function fileStorage(dataDir: string): NodeStorage {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   return { database: openDatabase(join(dataDir, "pigeon.db")), documents: new DurableFileStorage(join(dataDir, "documents")) };
+}
+
+/** Everything in memory (tests, simulators): nothing survives the process. */
+export function memoryStorage(): NodeStorage {
+  return { database: openDatabase(":memory:"), documents: new MemoryStorage() };
 }

@@ -1,0 +1,96 @@
+// PigeonNode as an embedder uses it: built from injected parts (here all in memory), opened, used,
+// shut down; and the promises it makes when a part fails.
+import { EventEmitter } from "node:events";
+import { afterEach, describe, expect, it } from "vitest";
+import { contactCard, generateIdentity, type Identity, type PeerLink } from "@pigeon/model";
+import { memoryLinkPair, memoryStorage, MemoryStorage, PigeonNode, type LinkSource, type NodeStorage } from "./index.js";
+
+const cleanup: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const f of cleanup.splice(0).reverse()) await f();
+});
+
+/** A LinkSource whose links are in-process pairs: what a simulator or a test wires between nodes. */
+class MemoryNetwork extends EventEmitter<{ link: [PeerLink] }> implements LinkSource {
+  private readonly held: PeerLink[] = [];
+  closeFails = false;
+  links(): PeerLink[] {
+    return this.held.filter((l) => !l.closed);
+  }
+  add(link: PeerLink): void {
+    this.held.push(link);
+    this.emit("link", link);
+  }
+  async close(): Promise<void> {
+    for (const l of this.held) l.close("network closed");
+    if (this.closeFails) throw new Error("the network would not close");
+  }
+}
+
+async function open(name: string, storage: NodeStorage = memoryStorage()) {
+  const id = generateIdentity(name);
+  const net = new MemoryNetwork();
+  const node = await PigeonNode.open({ identity: id, storage, network: net });
+  cleanup.push(() => node.shutdown().catch(() => {}));
+  return { id, net, node };
+}
+
+async function until<T>(fn: () => Promise<T | undefined> | T | undefined, what: string, ms = 5000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+function link(a: Awaited<ReturnType<typeof open>>, b: Awaited<ReturnType<typeof open>>): void {
+  const [la, lb] = memoryLinkPair(contactCard(a.id), contactCard(b.id));
+  a.net.add(la);
+  b.net.add(lb);
+}
+
+describe("PigeonNode", () => {
+  it("delivers between two nodes built from memory parts, receipt included", async () => {
+    const a = await open("amara");
+    const b = await open("baraka");
+    const arrived = new Promise((r) => b.node.once("message", r));
+    link(a, b);
+    await until(() => a.node.mailbox.contacts().length === 1, "met");
+    const sent = await a.node.send("baraka@local", "hello");
+    await arrived;
+    await until(async () => (await a.node.mailbox.message(sent.id))?.state === "delivered", "delivered");
+  });
+
+  it("closes the store even when an earlier shutdown step fails, and says which", async () => {
+    const a = await open("amara");
+    a.net.closeFails = true;
+    await expect(a.node.shutdown()).rejects.toThrow(/would not close/);
+    expect(a.node.mailbox.envelopes.db.open).toBe(false);
+  });
+
+  it("a send whose document cannot be saved (disk full) is still sent: no error, nothing lost", async () => {
+    const documents = new MemoryStorage();
+    let full = false;
+    const save = documents.save.bind(documents);
+    documents.save = async (key, data) => {
+      if (full) throw Object.assign(new Error("no space left on device"), { code: "ENOSPC" });
+      return save(key, data);
+    };
+    const storage = { ...memoryStorage(), documents };
+    const a = await open("amara", storage);
+    const b = await open("baraka");
+    link(a, b);
+    await until(() => a.node.mailbox.contacts().length === 1, "met");
+    await a.node.send("baraka@local", "before");
+    full = true;
+    const sent = await a.node.send("baraka@local", "while the documents cannot be saved"); // resolves: it is stored and sealed
+    expect(sent.body).toBe("while the documents cannot be saved");
+    await until(async () => (await b.node.mailbox.inbox()).length === 2, "both arrive");
+    expect((await a.node.mailbox.outbox()).map((m) => m.body)).toEqual(["before", "while the documents cannot be saved"]);
+    expect(a.node.mailbox.status().storageProblem).toMatch(/disk is full/);
+    full = false;
+  });
+});
+
