@@ -167,6 +167,33 @@ describe.skipIf(!!noMount)("disk full while receiving", () => {
   });
 });
 
+describe.skipIf(!!noMount)("disk full when a link is formed", () => {
+  it("a link that starts while the disk is full exchanges everything by itself once space returns", async () => {
+    const { start, dirB } = await pair();
+    mkdirSync(dirB, { recursive: true });
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=6m", "tmpfs", dirB]);
+    onCleanup(() => void execFileSync("umount", ["-l", dirB]));
+    let a = await start.a();
+    const b = await start.b();
+    await met(a, b);
+    await a.stop(); // A walks away
+    const filler = join(dirB, "filler");
+    const chunk = Buffer.alloc(64 * 1024, 1);
+    try {
+      for (let i = 0; i < 1000; i++) writeFileSync(filler, chunk, { flag: "a" });
+    } catch {
+      /* ENOSPC: full */
+    }
+    a = await start.a(); // A comes back: a new link forms while B's disk is full
+    for (let i = 0; i < 2; i++) await pigeonJson<Msg>(a, "send", "baraka@local", `sent to a full laptop ${i}`);
+    await waitFor(() => /disk is full/.test(b.output()), "B to report the full disk");
+    expect(b.proc.exitCode).toBe(null);
+    rmSync(filler); // space returns; nobody reconnects anything
+    await waitFor(async () => (await pigeonJson<Msg[]>(b, "inbox")).length === 2, "B to receive both over the same link", 90_000);
+    await waitFor(async () => (await pigeonJson<Msg[]>(a, "outbox")).every((m) => m.state === "delivered"), "delivered", 60_000);
+  }, 180_000);
+});
+
 describe("damaged files in the data directory", () => {
   it("names the damaged file, rebuilds documents from the sealed store, and refuses a damaged identity or store", async () => {
     const { start, dirB } = await pair();
