@@ -1,0 +1,168 @@
+// The SQLite layout of the sealed store (and its conversions from older layouts), and opening a
+// database file safely: WAL, synchronous=FULL, an integrity check, and a clear error for a damaged
+// or foreign file. LocalState's tables live in the same database (local-state.ts).
+import Database from "better-sqlite3";
+
+// What is carried for others, kept by triggers in the same transaction as the rows, so neither the
+// carrier limits nor `pigeon status` scan a million envelopes, and the numbers cannot drift from the
+// rows after a crash. An envelope's header and carried flag never change once stored (enforced).
+// Parties are counted from envelope_parties, whose rows are written after their envelope's row and
+// deleted before it (EnvelopeStore.put / removeRow), so the envelope is there to look at both times.
+const CARRIED_TOTALS = `
+CREATE TABLE IF NOT EXISTS carried_totals (
+  what INTEGER NOT NULL,      -- 0: all carried envelopes, 1: by author, 2: by source, 3: carried acks,
+                              -- 4: by recipient (count: carried envelopes other than acks naming them)
+  key BLOB NOT NULL,          -- the author's, source's or recipient's key (empty for 0 and 3)
+  bytes INTEGER NOT NULL,
+  count INTEGER NOT NULL,
+  PRIMARY KEY (what, key)
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS carried_in AFTER INSERT ON envelopes WHEN new.carried = 1 BEGIN
+  INSERT INTO carried_totals SELECT 0, x'', new.size, 1 UNION ALL SELECT 1, new.author, new.size, 1
+    UNION ALL SELECT 2, new.source, new.size, 1 WHERE new.source IS NOT NULL
+    UNION ALL SELECT 3, x'', new.size, 1 WHERE new.kind = 3
+  ON CONFLICT DO UPDATE SET bytes = bytes + excluded.bytes, count = count + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS carried_out AFTER DELETE ON envelopes WHEN old.carried = 1 BEGIN
+  UPDATE carried_totals SET bytes = bytes - old.size, count = count - 1
+  WHERE (what = 0 AND key = x'') OR (what = 1 AND key = old.author) OR (what = 2 AND key = old.source)
+     OR (what = 3 AND key = x'' AND old.kind = 3);
+END;
+CREATE TRIGGER IF NOT EXISTS envelope_header_fixed BEFORE UPDATE OF carried, size, author, source, kind ON envelopes BEGIN
+  SELECT RAISE(ABORT, 'an envelope''s header and carried flag never change once stored');
+END;
+CREATE TRIGGER IF NOT EXISTS carried_for_in AFTER INSERT ON envelope_parties BEGIN
+  INSERT INTO carried_totals SELECT 4, new.party, 0, 1 FROM envelopes e
+    WHERE e.id = new.envelope AND e.carried = 1 AND e.kind != 3 AND e.author != new.party
+  ON CONFLICT DO UPDATE SET count = count + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS carried_for_out AFTER DELETE ON envelope_parties
+WHEN EXISTS (SELECT 1 FROM envelopes e WHERE e.id = old.envelope AND e.carried = 1 AND e.kind != 3 AND e.author != old.party) BEGIN
+  UPDATE carried_totals SET count = count - 1 WHERE what = 4 AND key = old.party;
+  DELETE FROM carried_totals WHERE what = 4 AND key = old.party AND count <= 0;
+END;
+`;
+
+export const SCHEMA = `
+CREATE TABLE IF NOT EXISTS envelopes (
+  id BLOB PRIMARY KEY,
+  conversation BLOB NOT NULL,
+  segment INTEGER NOT NULL,
+  kind INTEGER NOT NULL,
+  author BLOB NOT NULL,
+  created INTEGER NOT NULL,
+  lifetime INTEGER NOT NULL,
+  received_at INTEGER NOT NULL,
+  hops INTEGER NOT NULL,
+  size INTEGER NOT NULL,
+  carried INTEGER NOT NULL,   -- 1: held for others (neither author nor recipient is this user)
+  source BLOB,                -- the peer that handed it to us (null: written here)
+  copies INTEGER,             -- spray-and-wait copy tokens held here (null: our own, not handed out yet)
+  bytes BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS envelopes_by_conversation ON envelopes(conversation);
+CREATE INDEX IF NOT EXISTS envelopes_carried ON envelopes(carried, received_at);
+CREATE INDEX IF NOT EXISTS envelopes_by_source ON envelopes(source) WHERE carried = 1;
+CREATE INDEX IF NOT EXISTS envelopes_by_author ON envelopes(author) WHERE carried = 1;
+CREATE INDEX IF NOT EXISTS envelopes_own_by_author ON envelopes(author) WHERE carried = 0;
+-- who acknowledged holding which envelope (from signed acks; the envelope may not be here)
+CREATE TABLE IF NOT EXISTS acks (
+  envelope BLOB NOT NULL,
+  acker BLOB NOT NULL,
+  PRIMARY KEY (envelope, acker)
+) WITHOUT ROWID;
+-- carried envelopes whose delivery was confirmed and whose copy was dropped: never taken again
+CREATE TABLE IF NOT EXISTS delivered (
+  id BLOB PRIMARY KEY,
+  at INTEGER NOT NULL,
+  source BLOB                 -- who had handed it to us: acknowledgements travel back that way
+) WITHOUT ROWID;
+-- which envelopes each acknowledgement (an envelope of kind 3) names: acks follow the copies
+CREATE TABLE IF NOT EXISTS ack_names (
+  ack BLOB NOT NULL,
+  envelope BLOB NOT NULL,
+  PRIMARY KEY (ack, envelope)
+) WITHOUT ROWID;
+-- envelopes seen but not kept (evicted, expired, refused by the carrier limits): still counted as
+-- "had" when reconciling, so a contact does not fetch them again and again
+CREATE TABLE IF NOT EXISTS forgotten (
+  id BLOB PRIMARY KEY,
+  at INTEGER NOT NULL,
+  why TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS envelope_parties (
+  envelope BLOB NOT NULL,
+  party BLOB NOT NULL,
+  PRIMARY KEY (party, envelope)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS envelope_parties_by_envelope ON envelope_parties(envelope);
+CREATE TABLE IF NOT EXISTS handed (
+  envelope BLOB NOT NULL,
+  peer BLOB NOT NULL,
+  at INTEGER NOT NULL,
+  PRIMARY KEY (envelope, peer)
+) WITHOUT ROWID;
+${CARRIED_TOTALS}`;
+
+/** Version of the SQLite layout (PRAGMA user_version); bump it with a conversion when tables change. */
+export const SCHEMA_VERSION = 3;
+
+/** Conversions from older layouts, each to the next version, run in one transaction when a store is opened. */
+const CONVERSIONS: Record<number, (db: Database.Database) => void> = {
+  // 2 -> 3: carried totals kept by triggers (were rebuilt in memory by a full scan on first use)
+  2: (db) => {
+    db.exec(CARRIED_TOTALS);
+    db.exec(`
+      INSERT INTO carried_totals SELECT 0, x'', sum(size), count(*) FROM envelopes WHERE carried = 1 HAVING count(*) > 0;
+      INSERT INTO carried_totals SELECT 1, author, sum(size), count(*) FROM envelopes WHERE carried = 1 GROUP BY author;
+      INSERT INTO carried_totals SELECT 2, source, sum(size), count(*) FROM envelopes WHERE carried = 1 AND source IS NOT NULL GROUP BY source;
+      INSERT INTO carried_totals SELECT 3, x'', sum(size), count(*) FROM envelopes WHERE carried = 1 AND kind = 3 HAVING count(*) > 0;
+      INSERT INTO carried_totals SELECT 4, p.party, 0, count(*) FROM envelopes e JOIN envelope_parties p ON p.envelope = e.id
+        WHERE e.carried = 1 AND e.kind != 3 AND p.party != e.author GROUP BY p.party;`);
+  },
+};
+
+export class DamagedStoreError extends Error {
+  constructor(readonly path: string, detail: string) {
+    super(
+      `${path} is damaged (${detail}). The node will not run on a damaged store, so nothing more is lost; ` +
+        `the file was left as it is. The conversations themselves are also kept in the documents/ folder beside it.`,
+    );
+    this.name = "DamagedStoreError";
+  }
+}
+
+export function openDatabase(path: string): Database.Database {
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(path);
+    db.pragma("journal_mode = WAL");
+    db.pragma("synchronous = FULL");
+    db.pragma("busy_timeout = 5000");
+    const check = db.pragma("quick_check", { simple: true });
+    if (check !== "ok") throw new DamagedStoreError(path, `sqlite quick_check: ${String(check)}`);
+    const version = db.pragma("user_version", { simple: true }) as number;
+    const empty = db.prepare(`SELECT count(*) FROM sqlite_master WHERE type = 'table'`).pluck().get() === 0;
+    if (empty) db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    else if (version !== SCHEMA_VERSION) {
+      if (version > SCHEMA_VERSION || !CONVERSIONS[version])
+        throw new Error(
+          `${path} was written by ${version < SCHEMA_VERSION ? "an older" : "a newer"} version of Pigeon (store format ${version}, ` +
+            `this one reads format ${SCHEMA_VERSION}) and there is no conversion for it; the file was left as it is`,
+        );
+      // all steps or none: a crash mid-way leaves the old format, converted again at the next start
+      db.transaction(() => {
+        for (let v = version; v < SCHEMA_VERSION; v++) CONVERSIONS[v]!(db!);
+        db!.pragma(`user_version = ${SCHEMA_VERSION}`);
+      })();
+    }
+    return db;
+  } catch (e) {
+    db?.close();
+    if (e instanceof DamagedStoreError) throw e;
+    const code = (e as { code?: string }).code;
+    if (code === "SQLITE_NOTADB" || code === "SQLITE_CORRUPT") throw new DamagedStoreError(path, (e as Error).message);
+    throw e;
+  }
+}
+
