@@ -28,6 +28,7 @@ import { DecodeError, Reader, Writer, equalBytes, utf8 } from "./bytes.js";
 import {
   NONCE_BYTES,
   SEAL_KEY_BYTES,
+  SECRETBOX_OVERHEAD,
   SIGN_PUBLIC_BYTES,
   SIGNATURE_BYTES,
   generateSealingKeyPair,
@@ -58,6 +59,8 @@ export const HELLO_STRING_MAX = 64;
 /** A HELLO can never be longer than this (2 + 4*32 + 2*(1+64)). */
 export const HELLO_MAX_BYTES = 2 + 4 * 32 + 2 * (1 + HELLO_STRING_MAX);
 export const PROOF_BYTES = 2 + SIGNATURE_BYTES;
+/** What Session.seal adds to each frame (the secretbox tag; the nonce is implicit, never sent). */
+export const SESSION_FRAME_OVERHEAD = SECRETBOX_OVERHEAD;
 
 const TRANSCRIPT_LABEL = utf8("pigeon-handshake-v1");
 const PROOF_LABEL = utf8("pigeon-proof-v1");
