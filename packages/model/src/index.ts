@@ -11,7 +11,7 @@ export { randomBytes, sha256, type SealingKeyPair, type SigningKeyPair } from ".
 // Identities: name@home addresses, key pairs, contact cards, fingerprints, the identity file.
 export {
   AddressError, DEFAULT_HOME, contactCard, decodeCard, encodeCard, fingerprint, formatAddress, generateIdentity, keyId,
-  newActorId, parseAddress, parseIdentityFile, serializeIdentity, validName,
+  newActorId, parseAddress, parseIdentityFile, serializeIdentity, validHome, validName,
   type Address, type ContactCard, type Identity, type IdentityFile,
 } from "./identity.js";
 

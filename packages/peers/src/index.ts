@@ -7,9 +7,10 @@ export {
   type ListenAddress, type Rejection, type WsLink, type WsNetworkEvents, type WsNetworkOptions,
 } from "./ws-network.js";
 
-// A fixed list of host:port peers, redialled with backoff (a bad entry throws PeerAddressError).
+// A fixed list of host:port peers, redialled with backoff (a bad entry throws PeerAddressError;
+// parseHostPort checks one beforehand).
 export { StaticPeers, type Dialer, type StaticPeersEvents, type StaticPeersOptions } from "./static-peers.js";
-export { PeerAddressError } from "./address.js";
+export { PeerAddressError, parseHostPort, type HostPort } from "./address.js";
 
 // Finding other laptops on the local network (DNS-SD over mDNS).
 export { MdnsDiscovery, type DiscoveredPeer, type MdnsDiscoveryEvents, type MdnsDiscoveryOptions } from "./mdns.js";

@@ -8,3 +8,6 @@ export type { PeerEvent, PeerEvents } from "./presence.js";
 // The user's XMPP password in the data directory (read at each login).
 export { ensureCredentials, setPassword, type XmppCredentials } from "./credentials.js";
 export type { ScramCredential, ScramHash } from "./scram.js";
+
+// The client side of a SCRAM login, for programs that act as XMPP clients (end-to-end tests, bench).
+export { ScramClient } from "./scram.js";
