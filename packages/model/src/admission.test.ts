@@ -1,7 +1,7 @@
 import * as A from "@automerge/automerge";
 import { describe, expect, it } from "vitest";
+import { addReceipt } from "./conversation.js";
 import {
-  addReceipt,
   admitEnvelope,
   appendMessage,
   conversationId,

@@ -3,11 +3,12 @@
 //
 // Wire format (all integers are single bytes, strings are varint length + UTF-8, at most 64 bytes):
 //
-//   HELLO  = u8 version=2 | u8 type=1 | raw32 signPublicKey | raw32 sealPublicKey
+//   Hello  = u8 version=2 | u8 type=1 | raw32 signPublicKey | raw32 sealPublicKey
 //          | raw32 ephemeralPublic (X25519) | raw32 challenge (random) | string name | string home
-//   PROOF  = u8 version=2 | u8 type=2 | raw64 signature
+//   Proof  = u8 version=2 | u8 type=2 | raw64 signature
 //
-// Both sides send HELLO as soon as the connection opens, then PROOF once they have the other's HELLO.
+// (type = HandshakeMessageType.Hello / .Proof.) Both sides send Hello as soon as the connection
+// opens, then Proof once they have the other's Hello.
 //
 //   transcript = sha256("pigeon-handshake-v1" || dialerHello || listenerHello)
 //   signature  = Ed25519(signing seed, "pigeon-proof-v1" || role || transcript)
@@ -27,6 +28,7 @@ import { DecodeError, Reader, Writer, equalBytes, utf8 } from "./bytes.js";
 import {
   NONCE_BYTES,
   SEAL_KEY_BYTES,
+  SECRETBOX_OVERHEAD,
   SIGN_PUBLIC_BYTES,
   SIGNATURE_BYTES,
   generateSealingKeyPair,
@@ -45,14 +47,20 @@ import { AddressError, parseAddress, type ContactCard, type Identity } from "./i
  * A version-1 node could not peel our sketches, so the handshake refuses it with "wrong version".
  */
 export const HANDSHAKE_VERSION = 2;
-export const HELLO_TYPE = 1;
-export const PROOF_TYPE = 2;
+/** The second byte of every handshake message. These byte values are the wire: never renumber them. */
+export const HandshakeMessageType = {
+  Hello: 1,
+  Proof: 2,
+} as const;
+export type HandshakeMessageType = (typeof HandshakeMessageType)[keyof typeof HandshakeMessageType];
 export const CHALLENGE_BYTES = 32;
 /** Longest name or home accepted in a HELLO, in UTF-8 bytes. */
 export const HELLO_STRING_MAX = 64;
 /** A HELLO can never be longer than this (2 + 4*32 + 2*(1+64)). */
 export const HELLO_MAX_BYTES = 2 + 4 * 32 + 2 * (1 + HELLO_STRING_MAX);
 export const PROOF_BYTES = 2 + SIGNATURE_BYTES;
+/** What Session.seal adds to each frame (the secretbox tag; the nonce is implicit, never sent). */
+export const SESSION_FRAME_OVERHEAD = SECRETBOX_OVERHEAD;
 
 const TRANSCRIPT_LABEL = utf8("pigeon-handshake-v1");
 const PROOF_LABEL = utf8("pigeon-proof-v1");
@@ -82,7 +90,7 @@ export interface Hello {
 export function encodeHello(h: Hello): Uint8Array {
   return new Writer()
     .u8(HANDSHAKE_VERSION)
-    .u8(HELLO_TYPE)
+    .u8(HandshakeMessageType.Hello)
     .raw(fixed(h.signPublicKey, SIGN_PUBLIC_BYTES, "signPublicKey"))
     .raw(fixed(h.sealPublicKey, SEAL_KEY_BYTES, "sealPublicKey"))
     .raw(fixed(h.ephemeralPublic, SEAL_KEY_BYTES, "ephemeralPublic"))
@@ -96,7 +104,7 @@ export function encodeHello(h: Hello): Uint8Array {
 export function decodeHello(bytes: Uint8Array): Hello {
   return decoding(() => {
     const r = new Reader(bytes);
-    expectHeader(r, HELLO_TYPE, "HELLO");
+    expectHeader(r, HandshakeMessageType.Hello, "HELLO");
     const signPublicKey = r.raw(SIGN_PUBLIC_BYTES).slice();
     const sealPublicKey = r.raw(SEAL_KEY_BYTES).slice();
     const ephemeralPublic = r.raw(SEAL_KEY_BYTES).slice();
@@ -120,7 +128,7 @@ export function decodeHello(bytes: Uint8Array): Hello {
 export function encodeProof(signature: Uint8Array): Uint8Array {
   return new Writer()
     .u8(HANDSHAKE_VERSION)
-    .u8(PROOF_TYPE)
+    .u8(HandshakeMessageType.Proof)
     .raw(fixed(signature, SIGNATURE_BYTES, "signature"))
     .finish();
 }
@@ -129,7 +137,7 @@ export function encodeProof(signature: Uint8Array): Uint8Array {
 export function decodeProof(bytes: Uint8Array): Uint8Array {
   return decoding(() => {
     const r = new Reader(bytes);
-    expectHeader(r, PROOF_TYPE, "PROOF");
+    expectHeader(r, HandshakeMessageType.Proof, "PROOF");
     const signature = r.raw(SIGNATURE_BYTES).slice();
     r.end();
     return signature;
@@ -298,7 +306,7 @@ function fixed(b: Uint8Array, n: number, what: string): Uint8Array {
   return b;
 }
 
-function expectHeader(r: Reader, type: number, what: string): void {
+function expectHeader(r: Reader, type: HandshakeMessageType, what: string): void {
   const version = r.u8();
   if (version !== HANDSHAKE_VERSION) throw new HandshakeError(`wrong version ${version} (expected ${HANDSHAKE_VERSION})`);
   const t = r.u8();

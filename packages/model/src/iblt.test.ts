@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
+import { Reader } from "./bytes.js";
+import { rangeKey } from "./id-range.js";
 import {
-  compareBytes, DecodeError, decodeFrame, encodeFrame, Iblt, inRange, MAX_RANGE_DEPTH, rangeBounds, rangeChildren, rangeKey, rangeWeight, Reader,
+  compareBytes, DecodeError, decodeFrame, encodeFrame, Iblt, inRange, MAX_RANGE_DEPTH, rangeBounds, rangeChildren, rangeWeight,
   sha256, SKETCH_LEVELS, toHex, utf8, WHOLE_RANGE, WHOLE_WEIGHT,
 } from "./index.js";
 

@@ -1,12 +1,53 @@
-export * from "./bytes.js";
-export * from "./crypto.js";
-export * from "./identity.js";
-export * from "./link.js";
-export * from "./envelope.js";
-export * from "./hlc.js";
-export * from "./conversation.js";
-export * from "./admission.js";
-export * from "./wire.js";
-export * from "./handshake.js";
-export * from "./iblt.js";
-export * from "./id-range.js";
+// The public API of @pigeon/model. Everything else in src/ is internal: the raw box/secretbox and
+// nonce functions, the byte Reader/Writer, the document policy's pieces, the handshake's internals.
+
+// Bytes: comparing and converting, and the error every decoder throws.
+export { DecodeError, compareBytes, equalBytes, fromHex, toHex, utf8 } from "./bytes.js";
+
+// Hashing, randomness and the shapes of key pairs (the sealing and link encryption themselves stay
+// inside envelope.ts and handshake.ts).
+export { randomBytes, sha256, type SealingKeyPair, type SigningKeyPair } from "./crypto.js";
+
+// Identities: name@home addresses, key pairs, contact cards, fingerprints, the identity file.
+export {
+  AddressError, DEFAULT_HOME, contactCard, decodeCard, encodeCard, fingerprint, formatAddress, generateIdentity, keyId,
+  newActorId, parseAddress, parseIdentityFile, serializeIdentity, validHome, validName,
+  type Address, type ContactCard, type Identity, type IdentityFile,
+} from "./identity.js";
+
+// The authenticated, encrypted pipe between sync and peers.
+export type { PeerLink } from "./link.js";
+
+// Sealed envelopes: sign, seal, decode, verify, open; conversation keys; delivery acks.
+export {
+  DEFAULT_LIFETIME_SECONDS, EnvelopeError, EnvelopeKind, MAX_ACK_IDS, ackedIds, conversationKeyId, decodeEnvelope, envelopeId,
+  isAddressedTo, newConversationKey, openChange, sealAck, sealChange, sealKey, signEnvelope, verifyEnvelope,
+  type Envelope, type EnvelopeHeader,
+} from "./envelope.js";
+
+// Conversation segment documents: ids, genesis, appending messages, receipt keys.
+export {
+  MAX_BODY_CHARS, SEGMENT_MESSAGE_LIMIT, appendMessage, conversationId, emptySegment, newMessageId, receiptKey, segmentDocumentId,
+  type ConversationDoc, type MessageRecord, type NewMessage, type ReceiptState,
+} from "./conversation.js";
+
+// The checks a member runs on an envelope before Automerge sees its change.
+export { admitEnvelope, type Admission, type AdmissionContext } from "./admission.js";
+
+// Hybrid logical clock.
+export { HLC_ZERO, formatHlc, hlcReceive, hlcTick, parseHlc, type Hlc } from "./hlc.js";
+
+// The link handshake (for transports): start one, its errors, its limits.
+export {
+  HELLO_MAX_BYTES, HandshakeError, SESSION_FRAME_OVERHEAD, encodeProof, startHandshake,
+  type Handshake, type HandshakeRandomness, type HandshakeRole, type Session,
+} from "./handshake.js";
+
+// Sync frames inside a link.
+export { MAX_IDS_PER_FRAME, decodeFrame, encodeFrame, type SyncFrame } from "./wire.js";
+
+// Reconciliation: IBLT sketches and slices of the id space.
+export { IBLT_KEY_BYTES, Iblt, SKETCH_LEVELS, SPLIT_LEVEL } from "./iblt.js";
+export {
+  MAX_RANGE_DEPTH, WHOLE_RANGE, WHOLE_WEIGHT, inRange, rangeBounds, rangeChildren, rangeWeight, type IdRange,
+} from "./id-range.js";

@@ -1,8 +1,11 @@
 import { describe, expect, it } from "vitest";
+import { Reader, Writer } from "./bytes.js";
+import { genesisChange } from "./conversation.js";
+import { compareHlc } from "./hlc.js";
 import {
-  AddressError, compareHlc, decodeFrame, emptySegment, encodeFrame, fingerprint, formatHlc, generateIdentity,
-  genesisChange, hlcReceive, hlcTick, parseAddress, parseHlc, parseIdentityFile, randomBytes, Reader,
-  serializeIdentity, Writer, DecodeError,
+  AddressError, decodeFrame, emptySegment, encodeFrame, fingerprint, formatHlc, generateIdentity,
+  hlcReceive, hlcTick, parseAddress, parseHlc, parseIdentityFile, randomBytes,
+  serializeIdentity, DecodeError,
 } from "./index.js";
 
 describe("varints", () => {

@@ -1,10 +1,13 @@
-// Sync protocol frames (inside an authenticated, encrypted link). Documented in docs/protocol.md.
-//   HAVE     = varint 1, u8 flags (bit 0: last of the listing), varint n, n x raw32 envelope ids
-//   WANT     = varint 2, varint n, n x raw32 envelope ids
-//   ENVELOPE = varint 3, varint hops, varint copies, varint len + envelope bytes
-//   SKETCH   = varint 4, varint level, varint set size, IBLT (see iblt.ts)
-//   DONE     = varint 5, varint level   (the difference was decoded; this reconciliation is over)
-//   WANT16   = varint 6, varint n, n x raw16 envelope id prefixes
+// Sync protocol frames (inside an authenticated, encrypted link). Documented in docs/protocol.md,
+// which calls each frame by its FrameType name:
+//   Have        = varint 1, u8 flags (bit 0: last of the listing), varint n, n x raw32 envelope ids
+//   Want        = varint 2, varint n, n x raw32 envelope ids
+//   Envelope    = varint 3, varint hops, varint copies, varint len + envelope bytes
+//   Sketch      = varint 4, varint level, varint set size, IBLT (see iblt.ts)
+//   Done        = varint 5, varint level   (the difference was decoded; this reconciliation is over)
+//   Want16      = varint 6, varint n, n x raw16 envelope id prefixes
+//   SliceSketch = varint 7, range, varint level, varint slice size, IBLT
+//   SliceDone   = varint 8, range, varint level
 import { DecodeError, Reader, Writer } from "./bytes.js";
 import { MAX_ENVELOPE_BYTES } from "./envelope.js";
 import { Iblt, IBLT_KEY_BYTES, SKETCH_LEVELS } from "./iblt.js";
@@ -16,13 +19,30 @@ function nonEmpty(r: IdRange): IdRange {
   return r;
 }
 
+/** The first varint of every sync frame. These byte values are the wire: never renumber them. */
+export const FrameType = {
+  Have: 1,
+  Want: 2,
+  Envelope: 3,
+  /** A sketch of the whole set. */
+  Sketch: 4,
+  /** The whole set settled (or, at the last level, "list it instead"). */
+  Done: 5,
+  Want16: 6,
+  /** A sketch of one slice of the id space. */
+  SliceSketch: 7,
+  /** One slice settled. */
+  SliceDone: 8,
+} as const;
+export type FrameType = (typeof FrameType)[keyof typeof FrameType];
+
 export const MAX_IDS_PER_FRAME = 4096;
 
 export type SyncFrame =
   | { type: "have"; last: boolean; ids: Uint8Array[] }
   | { type: "want"; ids: Uint8Array[] }
   | { type: "envelope"; hops: number; copies: number; envelope: Uint8Array }
-  /** A sketch of the set, or of one slice of it (`range.depth` 0 = the whole set: frame type 4). */
+  /** A sketch of the set, or of one slice of it (`range.depth` 0 = the whole set: FrameType.Sketch, else SliceSketch). */
   | { type: "sketch"; range: IdRange; level: number; size: number; table: Iblt }
   /** `level` = SKETCH_LEVELS.length: "too different: list the ids of this range instead". */
   | { type: "done"; range: IdRange; level: number }
@@ -46,30 +66,30 @@ export function encodeFrame(f: SyncFrame): Uint8Array {
   const w = new Writer();
   switch (f.type) {
     case "have":
-      w.varint(1).u8(f.last ? 1 : 0);
+      w.varint(FrameType.Have).u8(f.last ? 1 : 0);
       writeIds(w, f.ids);
       break;
     case "want":
-      w.varint(2);
+      w.varint(FrameType.Want);
       writeIds(w, f.ids);
       break;
     case "envelope":
-      w.varint(3).varint(f.hops).varint(f.copies).bytes(f.envelope);
+      w.varint(FrameType.Envelope).varint(f.hops).varint(f.copies).bytes(f.envelope);
       break;
     case "sketch":
-      if (f.range.depth === 0) w.varint(4);
-      else writeRange(w.varint(7), f.range);
+      if (f.range.depth === 0) w.varint(FrameType.Sketch);
+      else writeRange(w.varint(FrameType.SliceSketch), f.range);
       w.varint(f.level).varint(f.size);
       f.table.encode(w);
       break;
     case "done":
-      if (f.range.depth === 0) w.varint(5);
-      else writeRange(w.varint(8), f.range);
+      if (f.range.depth === 0) w.varint(FrameType.Done);
+      else writeRange(w.varint(FrameType.SliceDone), f.range);
       w.varint(f.level);
       break;
     case "want16":
       if (f.keys.length > MAX_IDS_PER_FRAME) throw new RangeError("too many keys in one frame");
-      w.varint(6).varint(f.keys.length);
+      w.varint(FrameType.Want16).varint(f.keys.length);
       for (const k of f.keys) w.raw(k);
       break;
   }
@@ -81,33 +101,49 @@ export function decodeFrame(bytes: Uint8Array): SyncFrame {
   const r = new Reader(bytes);
   const type = r.varint();
   let f: SyncFrame;
-  if (type === 1) {
-    const flags = r.u8();
-    f = { type: "have", last: (flags & 1) === 1, ids: readIds(r) };
-  } else if (type === 2) {
-    f = { type: "want", ids: readIds(r) };
-  } else if (type === 3) {
-    const hops = r.varint();
-    const copies = r.varint();
-    f = { type: "envelope", hops, copies, envelope: Uint8Array.from(r.bytes(MAX_ENVELOPE_BYTES)) };
-  } else if (type === 4 || type === 7) {
-    const range = type === 4 ? WHOLE_RANGE : nonEmpty(readRange(r));
-    const level = r.varint();
-    if (level >= SKETCH_LEVELS.length) throw new DecodeError(`unknown sketch level ${level}`);
-    const size = r.varint();
-    f = { type: "sketch", range, level, size, table: Iblt.decodeFrom(r, SKETCH_LEVELS[level]!) };
-  } else if (type === 5 || type === 8) {
-    const range = type === 5 ? WHOLE_RANGE : nonEmpty(readRange(r));
-    const level = r.varint();
-    if (level > SKETCH_LEVELS.length) throw new DecodeError(`unknown sketch level ${level}`);
-    f = { type: "done", range, level };
-  } else if (type === 6) {
-    const n = r.varint();
-    if (n > MAX_IDS_PER_FRAME) throw new DecodeError(`frame lists ${n} keys, limit ${MAX_IDS_PER_FRAME}`);
-    const keys: Uint8Array[] = [];
-    for (let i = 0; i < n; i++) keys.push(Uint8Array.from(r.raw(IBLT_KEY_BYTES)));
-    f = { type: "want16", keys };
-  } else throw new DecodeError(`unknown frame type ${type}`);
+  switch (type) {
+    case FrameType.Have: {
+      const flags = r.u8();
+      f = { type: "have", last: (flags & 1) === 1, ids: readIds(r) };
+      break;
+    }
+    case FrameType.Want:
+      f = { type: "want", ids: readIds(r) };
+      break;
+    case FrameType.Envelope: {
+      const hops = r.varint();
+      const copies = r.varint();
+      f = { type: "envelope", hops, copies, envelope: Uint8Array.from(r.bytes(MAX_ENVELOPE_BYTES)) };
+      break;
+    }
+    case FrameType.Sketch:
+    case FrameType.SliceSketch: {
+      const range = type === FrameType.Sketch ? WHOLE_RANGE : nonEmpty(readRange(r));
+      const level = r.varint();
+      if (level >= SKETCH_LEVELS.length) throw new DecodeError(`unknown sketch level ${level}`);
+      const size = r.varint();
+      f = { type: "sketch", range, level, size, table: Iblt.decodeFrom(r, SKETCH_LEVELS[level]!) };
+      break;
+    }
+    case FrameType.Done:
+    case FrameType.SliceDone: {
+      const range = type === FrameType.Done ? WHOLE_RANGE : nonEmpty(readRange(r));
+      const level = r.varint();
+      if (level > SKETCH_LEVELS.length) throw new DecodeError(`unknown sketch level ${level}`);
+      f = { type: "done", range, level };
+      break;
+    }
+    case FrameType.Want16: {
+      const n = r.varint();
+      if (n > MAX_IDS_PER_FRAME) throw new DecodeError(`frame lists ${n} keys, limit ${MAX_IDS_PER_FRAME}`);
+      const keys: Uint8Array[] = [];
+      for (let i = 0; i < n; i++) keys.push(Uint8Array.from(r.raw(IBLT_KEY_BYTES)));
+      f = { type: "want16", keys };
+      break;
+    }
+    default:
+      throw new DecodeError(`unknown frame type ${type}`);
+  }
   r.end();
   return f;
 }

@@ -7,7 +7,7 @@ import type { AddressInfo, Socket } from "node:net";
 import {
   HELLO_MAX_BYTES,
   HandshakeError,
-  SECRETBOX_OVERHEAD,
+  SESSION_FRAME_OVERHEAD,
   compareBytes,
   startHandshake,
   toHex,
@@ -226,7 +226,7 @@ export class WsNetwork extends EventEmitter<WsNetworkEvents> {
 
   /** @internal */
   maxWirePayload(): number {
-    return Math.max(this.maxFrameBytes + SECRETBOX_OVERHEAD, HELLO_MAX_BYTES);
+    return Math.max(this.maxFrameBytes + SESSION_FRAME_OVERHEAD, HELLO_MAX_BYTES);
   }
 
   /** @internal */

@@ -3,7 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { EnvelopeKind, generateIdentity, randomBytes, signEnvelope, type Envelope } from "@pigeon/model";
-import { EnvelopeStore, openDatabase, SCHEMA_VERSION } from "./index.js";
+import { SCHEMA_VERSION } from "./envelope-store.js";
+import { EnvelopeStore, openDatabase } from "./index.js";
 
 const dirs: string[] = [];
 afterEach(() => {

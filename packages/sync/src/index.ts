@@ -1,12 +1,33 @@
-export * from "./durable-storage.js";
-export * from "./envelope-store.js";
-export * from "./local-state.js";
-export * from "./document-store.js";
-export * from "./mailbox/index.js";
-export * from "./log.js";
-export * from "./storage.js";
-export * from "./node.js";
-export * from "./sync-engine.js";
-export * from "./memory-link.js";
-export * from "./memory-storage.js";
-export * from "./atomic-file.js";
+// The public API of @pigeon/sync. Everything else in src/ is internal: the mailbox's parts, the
+// local state and document store behind it, statement caches, the send queue.
+
+// A Pigeon node as a library: open it with storage (and a network, finders), use it, shut it down.
+export {
+  PigeonNode, type FoundPeer, type LinkSource, type NodeLimits, type PeerFinder, type PigeonNodeOptions,
+} from "./node.js";
+
+// Storage given to a node: the durable data-directory layout, or its parts (a database and a
+// documents adapter, e.g. openDatabase(":memory:") with MemoryStorage for tests and simulators).
+export { fileStorage, type NodeStorage } from "./storage.js";
+export { DamagedStoreError, EnvelopeStore, openDatabase, type StoreStats, type StoredEnvelope } from "./envelope-store.js";
+export type { DocumentStorage } from "./document-store.js";
+export { DurableFileStorage } from "./durable-storage.js";
+export { MemoryStorage } from "./memory-storage.js";
+
+// The mailbox: send and receive messages, receipts, drafts, contacts, and the views of them.
+export {
+  Mailbox, MailboxError,
+  type Candidate, type CarrierLimits, type DraftView, type Incoming, type MailboxEvents, type MailboxOptions, type MessageQuery, type MessageState,
+  type MessageView, type ReceiptEvent, type ReceiveResult,
+} from "./mailbox/index.js";
+export type { Contact } from "./local-state.js";
+
+// Reconciling sealed stores over PeerLinks, and links in memory that keep the same rules.
+export { SyncEngine, type PeerView, type ReconcileStats, type SyncOptions, type SyncStore } from "./sync-engine.js";
+export { memoryLinkPair, type MemoryPeerLink } from "./memory-link.js";
+
+// One logger for the node.
+export { createLog, silentLog, type Log, type LogLevel, type LogOptions } from "./log.js";
+
+// Writing a small file so that a crash leaves the old or the new contents, never a mix.
+export { writeFileAtomic } from "./atomic-file.js";

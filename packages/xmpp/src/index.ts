@@ -1,14 +1,13 @@
-export * from "./archive.js";
-export * from "./credentials.js";
-export * from "./iq.js";
-export * from "./jid.js";
-export * from "./ns.js";
-export * from "./parser.js";
+// The public API of @pigeon/xmpp. Everything else in src/ is internal: the XML stream parser and
+// builders, SASL/SCRAM, sessions, IQ handlers, the server's own store.
+
+// The XMPP front door of one node: c2s over TCP (STARTTLS) and over WebSocket upgrades.
+export { DEFAULT_XMPP_PORT, WEBSOCKET_PATH, XmppServer, type XmppServerOptions } from "./server.js";
 export type { PeerEvent, PeerEvents } from "./presence.js";
-export * from "./roster.js";
-export * from "./scram.js";
-export * from "./server.js";
-export * from "./session.js";
-export * from "./store.js";
-export * from "./tls.js";
-export * from "./xml.js";
+
+// The user's XMPP password in the data directory (read at each login).
+export { ensureCredentials, setPassword, type XmppCredentials } from "./credentials.js";
+export type { ScramCredential, ScramHash } from "./scram.js";
+
+// The client side of a SCRAM login, for programs that act as XMPP clients (end-to-end tests, bench).
+export { ScramClient } from "./scram.js";
