@@ -4,7 +4,6 @@
 import {
   HELLO_MAX_BYTES,
   HandshakeError,
-  SECRETBOX_OVERHEAD,
   compareBytes,
   startHandshake,
   toHex,

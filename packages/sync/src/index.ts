@@ -8,7 +8,7 @@ export {
 
 // Storage given to a node: the durable data-directory layout, or its parts (a database and a
 // documents adapter, e.g. openDatabase(":memory:") with MemoryStorage for tests and simulators).
-export { fileStorage, type NodeStorage } from "./storage.js";
+export { fileStorage, memoryStorage, type NodeStorage } from "./storage.js";
 export { DamagedStoreError, EnvelopeStore, openDatabase, type StoreStats, type StoredEnvelope } from "./envelope-store.js";
 export type { DocumentStorage } from "./document-store.js";
 export { DurableFileStorage } from "./durable-storage.js";
