@@ -141,8 +141,8 @@ class Sim {
   }
 }
 
-const pendingAck = (/** @type {Mailbox} */ m) => /** @type {any} */ (m).ackTimer !== undefined;
-const queueOf = (/** @type {Mailbox} */ m) => /** @type {Promise<unknown>} */ (/** @type {any} */ (m).queue);
+const pendingAck = (/** @type {Mailbox} */ m) => m.pendingWork().acks;
+const queueOf = (/** @type {Mailbox} */ m) => m.pendingWork().queue;
 
 /**
  * Runs until nothing moves: no frame in flight, every active mailbox's serial queue drained, and no
@@ -200,10 +200,13 @@ export async function runPigeon(trace, msgs, opts) {
       };
       sim.nodes.push({ id: /** @type {string} */ (trace.ids[i]), identity, card: contactCard(identity), mailbox, engine, dir, carried });
     }
-    // the school provisioned everyone's card: each sender knows its recipients
+    // the school provisioned everyone's card: each sender knows its recipients, and each recipient its
+    // senders (so their messages are buddies' messages, not requests, and get delivered receipts)
     for (const m of msgs) {
       const s = /** @type {Node} */ (sim.nodes[m.src]);
-      s.mailbox.rememberContact(/** @type {Node} */ (sim.nodes[m.dst]).card, "card");
+      const d = /** @type {Node} */ (sim.nodes[m.dst]);
+      s.mailbox.rememberContact(d.card, "card");
+      d.mailbox.rememberContact(s.card, "card");
     }
     /** @type {{ at: number, count: number }[]} */
     const arrivals = msgs.map(() => ({ at: NaN, count: 0 }));

@@ -18,7 +18,7 @@ export { MemoryStorage } from "./memory-storage.js";
 export {
   Mailbox, MailboxError,
   type Candidate, type CarrierLimits, type DraftView, type Incoming, type MailboxEvents, type MailboxOptions, type MessageQuery, type MessageState,
-  type MessageView, type ReceiptEvent, type ReceiveResult,
+  type MessageView, type ReceiptEvent, type ReceiveResult, type RequestView,
 } from "./mailbox/index.js";
 export type { Contact } from "./local-state.js";
 

@@ -74,6 +74,13 @@ CREATE TABLE IF NOT EXISTS change_seqs (
   hash TEXT NOT NULL,
   PRIMARY KEY (document, actor, seq)
 ) WITHOUT ROWID;
+-- what the user decided about a request (a message from someone who is not a buddy): ignored or reported
+CREATE TABLE IF NOT EXISTS request_decisions (
+  sign_key BLOB PRIMARY KEY,
+  decision TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  note TEXT
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS settings (
   key TEXT PRIMARY KEY,
   value TEXT NOT NULL
@@ -149,9 +156,38 @@ export class LocalState {
     return r && contactOf(r);
   }
 
+  sameNameCount(name: string, home: string): number {
+    return this.stmt(`SELECT count(*) FROM contacts WHERE name = ? AND home = ?`).pluck().get(name, home) as number;
+  }
+
   /** Sets (or with undefined clears) the user's own name for a contact. */
   setPetname(signKey: Uint8Array, petname: string | undefined): boolean {
     return this.stmt(`UPDATE contacts SET petname = ? WHERE sign_key = ?`).run(petname ?? null, signKey).changes > 0;
+  }
+
+  /** Makes a contact a buddy the user chose (accepting a request). */
+  acceptContact(signKey: Uint8Array): boolean {
+    return this.stmt(`UPDATE contacts SET how = 'accepted' WHERE sign_key = ?`).run(signKey).changes > 0;
+  }
+
+  decideRequest(signKey: Uint8Array, decision: "ignored" | "reported", at: number, note?: string): void {
+    this.stmt(
+      `INSERT INTO request_decisions (sign_key, decision, at, note) VALUES (?, ?, ?, ?)
+       ON CONFLICT(sign_key) DO UPDATE SET decision = excluded.decision, at = excluded.at, note = excluded.note`,
+    ).run(signKey, decision, at, note ?? null);
+  }
+
+  requestDecision(signKey: Uint8Array): { decision: "ignored" | "reported"; at: number; note: string | null } | undefined {
+    return this.stmt(`SELECT decision, at, note FROM request_decisions WHERE sign_key = ?`).get(signKey) as
+      | { decision: "ignored" | "reported"; at: number; note: string | null }
+      | undefined;
+  }
+
+  reports(): { signKey: Uint8Array; at: number; note: string | null }[] {
+    type R = { sign_key: Buffer; at: number; note: string | null };
+    return (this.stmt(`SELECT sign_key, at, note FROM request_decisions WHERE decision = 'reported' ORDER BY at`).all() as R[]).map((r) => ({
+      signKey: new Uint8Array(r.sign_key), at: r.at, note: r.note,
+    }));
   }
 
   removeContact(signKey: Uint8Array): boolean {

@@ -24,7 +24,7 @@ export async function catchUp(a: Account): Promise<void> {
 
 /** A message was written or arrived (the Mailbox `message` event). */
 export function pigeonMessage(a: Account, v: MessageView): void {
-  if (a.isClosed()) return;
+  if (a.isClosed() || v.request) return; // requests wait for the child's decision (pigeon requests)
   if (v.direction === "out") {
     // written by `pigeon send` (not by a client of ours)? show it to the clients as a sent carbon;
     // a client's own message has its ids remembered once Mailbox.send resolves, hence the wait

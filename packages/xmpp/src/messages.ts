@@ -1,5 +1,7 @@
 // Every question the XMPP front door asks about the user's messages, in one place, answered with the
-// Mailbox's paged, per-conversation queries (only the segments concerned are loaded).
+// Mailbox's paged, per-conversation queries (only the segments concerned are loaded). Requests
+// (messages from people who are not buddies) never reach XMPP clients: the child decides about them
+// with `pigeon requests` first.
 import type { Mailbox, MessageView } from "@pigeon/sync";
 import { queryArchive, type ArchivePage, type ArchiveQuery } from "./archive.js";
 
@@ -8,7 +10,7 @@ const PAGE = 500;
 /** The message `id` that `from` (a lower-case bare JID) sent to the user, if it arrived. */
 export async function findReceived(mailbox: Mailbox, id: string, from: string): Promise<MessageView | undefined> {
   const v = await mailbox.message(id);
-  return v && v.direction === "in" && v.from.toLowerCase() === from ? v : undefined;
+  return v && v.direction === "in" && !v.request && v.from.toLowerCase() === from ? v : undefined;
 }
 
 /** The ids of the unread messages received in `upto`'s conversation up to and including it (by the conversation's clock). */
@@ -17,7 +19,7 @@ export async function receivedUpTo(mailbox: Mailbox, upto: MessageView): Promise
   let afterSeq: number | undefined;
   for (;;) {
     const page = await mailbox.messages({ conversation: upto.conversation, direction: "in", unread: true, afterSeq, limit: PAGE });
-    for (const v of page) if (v.hlc <= upto.hlc) out.push(v.id);
+    for (const v of page) if (v.hlc <= upto.hlc && !v.request) out.push(v.id);
     if (page.length < PAGE) return out;
     afterSeq = page[page.length - 1]!.arrivalSeq;
   }
@@ -28,7 +30,7 @@ export async function receivedByIds(mailbox: Mailbox, ids: readonly string[]): P
   const out = new Map<string, MessageView>();
   for (const id of new Set(ids)) {
     const v = await mailbox.message(id);
-    if (v && v.direction === "in") out.set(id, v);
+    if (v && v.direction === "in" && !v.request) out.set(id, v);
   }
   return out;
 }
@@ -39,7 +41,7 @@ export async function receivedAfter(mailbox: Mailbox, arrivalSeq: number): Promi
   let highest = arrivalSeq;
   for (;;) {
     const page = await mailbox.messages({ direction: "in", afterSeq: highest, limit: PAGE });
-    messages.push(...page);
+    messages.push(...page.filter((v) => !v.request));
     if (page.length) highest = page[page.length - 1]!.arrivalSeq ?? highest;
     if (page.length < PAGE) return { messages, highest };
   }
@@ -54,7 +56,7 @@ export async function archivePage(mailbox: Mailbox, query: ArchiveQuery, own: st
   const all: MessageView[] = [];
   for (let afterSeq = 0; ; ) {
     const page = await mailbox.messages({ afterSeq, limit: PAGE });
-    all.push(...page);
+    all.push(...page.filter((v) => !v.request));
     if (page.length < PAGE) break;
     afterSeq = page[page.length - 1]!.arrivalSeq ?? afterSeq;
   }

@@ -93,6 +93,11 @@ export class MailboxCore {
     return run;
   }
 
+  /** The last piece of work queued: a new one replaces it (simulators in virtual time watch it). */
+  get tail(): Promise<unknown> {
+    return this.queue;
+  }
+
   /** Resolves once everything queued so far has run. */
   idle(): Promise<void> {
     return this.queue.then(() => {}, () => {});
@@ -139,14 +144,26 @@ export class MailboxCore {
   /**
    * How a person is shown. Someone known only from their own claim in a message (never met, no card)
    * is shown with the start of their fingerprint, `amara@local#k3zq`, so a stranger calling
-   * themselves amara never looks like the amara this laptop knows; that form is also what `send`
-   * takes to answer them.
+   * themselves amara never looks like the amara this laptop knows; so is everyone whose name another
+   * contact also has. That form is also what `send` takes to answer them.
    */
   addressOf(signKey: Uint8Array): string {
     if (equalBytes(signKey, this.me)) return this.address;
     const c = this.state.contact(signKey);
     if (!c) return `unknown#${keyId(signKey)}`;
-    return c.how === INTRODUCED ? `${formatAddress(c)}#${fingerprint(signKey).slice(0, 4)}` : formatAddress(c);
+    // two people with one name (or one known only by their claim) get the start of their fingerprint
+    const marked = c.how === INTRODUCED || this.state.sameNameCount(c.name, c.home) > 1;
+    return marked ? `${formatAddress(c)}#${fingerprint(signKey).slice(0, 4)}` : formatAddress(c);
+  }
+
+  /**
+   * A buddy: someone the user chose (a card, an accepted request) or whose laptop was met nearby.
+   * Messages from anyone else are requests, never shown in the inbox as if from a friend.
+   */
+  isBuddy(signKey: Uint8Array): boolean {
+    if (equalBytes(signKey, this.me)) return true;
+    const c = this.state.contact(signKey);
+    return c !== undefined && c.how !== INTRODUCED;
   }
 
   addressOfKeyId(id: string, members: Uint8Array[]): string {

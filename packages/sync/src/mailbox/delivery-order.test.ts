@@ -21,8 +21,10 @@ function tempDir(name: string): string {
 }
 
 /** The sender's envelopes for `n` messages to the recipient, in the order they were written. */
+const sender = generateIdentity("amara");
+
 async function written(n: number, recipient: Identity): Promise<{ envelopes: Uint8Array[]; bodies: string[] }> {
-  const m = new Mailbox({ identity: generateIdentity("amara"), storage: fileStorage(tempDir("sender")) });
+  const m = new Mailbox({ identity: sender, storage: fileStorage(tempDir("sender")) });
   m.rememberContact(contactCard(recipient), "card");
   const envelopes: Uint8Array[] = [];
   m.on("envelope", (e) => envelopes.push(e.bytes));
@@ -46,6 +48,7 @@ function rng(seed: number): () => number {
 async function deliver(recipient: Identity, order: Uint8Array[]) {
   const dir = tempDir("recipient");
   const m = new Mailbox({ identity: recipient, storage: fileStorage(dir) });
+  m.rememberContact(contactCard(sender), "card"); // a buddy: their messages go to the inbox
   for (const e of order) await m.receive(e, 2);
   const shown = (await m.inbox()).map((v) => v.body);
   const rejected = m.state.rejections().map((r) => r.reason);

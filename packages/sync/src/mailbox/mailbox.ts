@@ -5,7 +5,7 @@
 // Inbox, Outbox, Drafts and Waiting-to-be-sent are views derived from the documents; the sealed
 // store is the source of truth from which documents are caught up after a crash.
 import { EventEmitter } from "node:events";
-import { DEFAULT_LIFETIME_SECONDS, equalBytes, SEGMENT_MESSAGE_LIMIT, type ContactCard, type Identity } from "@pigeon/model";
+import { DEFAULT_LIFETIME_SECONDS, equalBytes, fingerprint, fromHex, SEGMENT_MESSAGE_LIMIT, toHex, type ContactCard, type Identity } from "@pigeon/model";
 import { DocumentStore } from "../document-store.js";
 import { EnvelopeStore } from "../envelope-store.js";
 import { LocalState, type Contact } from "../local-state.js";
@@ -21,7 +21,7 @@ import { Receiving } from "./receiving.js";
 import { Sending } from "./sending.js";
 import {
   carrierLimits, MailboxError, type CarrierLimits, type DraftView, type Incoming, type MailboxEvents, type MessageQuery, type MessageView,
-  type ReceiveResult,
+  type ReceiveResult, type RequestView,
 } from "./types.js";
 import { Views } from "./views.js";
 
@@ -87,6 +87,14 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
   /** Set while the disk refuses writes; cleared when a write succeeds again. */
   get storageTrouble(): { since: number; reason: string } | undefined {
     return this.core.storageTrouble;
+  }
+
+  /**
+   * For simulators that run in virtual time and must know when the mailbox is quiet: the last piece
+   * of queued work (a new promise whenever more is queued) and whether an acknowledgement batch waits.
+   */
+  pendingWork(): { queue: Promise<unknown>; acks: boolean } {
+    return { queue: this.core.tail, acks: this.receipts.ackPending };
   }
 
   /**
@@ -185,8 +193,62 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
   }
 
   // ---- views ----
+  /** Messages from buddies (requests from anyone else are under requests()). */
   async inbox(): Promise<MessageView[]> {
-    return this.core.serial(async () => (await this.views.all()).filter((m) => m.direction === "in"));
+    return this.core.serial(async () => (await this.views.all()).filter((m) => m.direction === "in" && !m.request));
+  }
+
+  /**
+   * Messages from people who are not buddies (never met, no card, not accepted), by sender, except
+   * from those the user ignored or reported. The child decides: accept, ignore or report.
+   */
+  async requests(): Promise<RequestView[]> {
+    return this.core.serial(async () => {
+      const bySender = new Map<string, RequestView>();
+      for (const m of await this.views.all()) {
+        if (!m.request) continue;
+        const key = this.senderKey(m);
+        if (!key || this.state.requestDecision(key)) continue;
+        const k = toHex(key);
+        if (!bySender.has(k)) bySender.set(k, { from: m.from, fingerprint: fingerprint(key), messages: [] });
+        bySender.get(k)!.messages.push(m);
+      }
+      return [...bySender.values()];
+    });
+  }
+
+  /** Makes the sender of a request a buddy: their messages move to the inbox and get receipts. */
+  async acceptRequest(who: string): Promise<Contact> {
+    const c = this.people.resolve(who);
+    this.state.acceptContact(c.signPublicKey);
+    await this.core.serial(async () => {
+      for (const conv of this.state.conversations()) {
+        if (!this.state.members(conv)!.some((k) => equalBytes(k, c.signPublicKey))) continue;
+        for (const seg of this.state.segments(conv)) await this.receipts.ensure(conv, seg);
+      }
+    });
+    this.emit("contact", this.state.contact(c.signPublicKey)!);
+    this.emit("changed");
+    return this.state.contact(c.signPublicKey)!;
+  }
+
+  /** Hides a request (its messages stay stored, unshown); `report` also keeps it for the school with a note. */
+  decideRequest(who: string, decision: "ignored" | "reported", note?: string): Contact {
+    const c = this.people.resolve(who);
+    if (this.core.isBuddy(c.signPublicKey)) throw new MailboxError("bad-input", `${this.core.addressOf(c.signPublicKey)} is a buddy, not a request`);
+    this.state.decideRequest(c.signPublicKey, decision, this.core.now(), note);
+    this.emit("changed");
+    return c;
+  }
+
+  /** Requests the user reported, for the school. */
+  reports(): { from: string; fingerprint: string; at: number; note: string | null }[] {
+    return this.state.reports().map((r) => ({ from: this.core.addressOf(r.signKey), fingerprint: fingerprint(r.signKey), at: r.at, note: r.note }));
+  }
+
+  private senderKey(m: MessageView): Uint8Array | undefined {
+    const members = this.state.members(fromHex(m.conversation)) ?? [];
+    return members.find((k) => !equalBytes(k, this.me));
   }
 
   async outbox(): Promise<MessageView[]> {

@@ -83,8 +83,8 @@ export class Opening {
         // message has a name and can be answered (a known contact's name is never overwritten)
         const claims = admission.authorClaims;
         if (claims && !equalBytes(env.author, core.me) && !core.state.contact(env.author)) {
+          // not announced as a new buddy (no roster push): what they write waits under requests
           core.state.rememberContact({ ...claims, signPublicKey: env.author, sealPublicKey: admission.authorSealPublicKey }, INTRODUCED, core.now());
-          core.events.emit("contact", core.state.contact(env.author)!);
         }
         await this.openWaiting(conv);
         return;

@@ -106,12 +106,16 @@ describe("people and names", () => {
     await until(() => carrier.status().carrying.envelopes >= 2, "the bus carries it");
     apart();
     apart = meet(carrier, zawadi);
-    const [got] = await until(async () => {
-      const inbox = await zawadi.inbox();
-      return inbox.length ? inbox : undefined;
-    }, "the relayed message");
+    const [request] = await until(async () => {
+      const r = await zawadi.requests();
+      return r.length ? r : undefined;
+    }, "the relayed message, as a request");
+    const got = request!.messages[0];
     const fp = fingerprint(stranger.me);
+    expect(request!.fingerprint).toBe(fp);
     expect(got!.from).toBe(`amara@local#${fp.slice(0, 4)}`); // never shown as the amara zawadi knows
+    expect(got!.request).toBe(true);
+    expect(await zawadi.inbox()).toEqual([]); // never in the inbox as if from a friend
     // a plain "amara" is now two people: the choice is listed, the real one is never taken silently
     expect((await failure(zawadi.send("amara@local", "hi"))).code).toBe("ambiguous-address");
     await zawadi.reply(got!.id, "who are you?");
@@ -119,7 +123,36 @@ describe("people and names", () => {
     apart();
     apart = meet(carrier, stranger);
     await until(async () => (await stranger.inbox()).length === 2, "both answers reach the stranger");
+    // no delivered receipt went back while it was a request: the stranger did not learn it arrived
+    expect((await stranger.outbox())[0]!.state).not.toBe("delivered");
     apart();
     expect((await failure(zawadi.reply("no-such-id", "x"))).code).toBe("not-found");
+    // accepting makes them a buddy: the message moves to the inbox and its receipt is written
+    await zawadi.acceptRequest(got!.from);
+    expect(await zawadi.requests()).toEqual([]);
+    expect((await zawadi.inbox()).map((m) => m.body)).toEqual(["hello from far away"]);
+    expect((await zawadi.inbox())[0]!.from).toBe("amara@local#" + fp.slice(0, 4));
+  });
+
+  it("requests can be ignored or reported, and a reported one is kept for the school", async () => {
+    const zawadi = mailbox(generateIdentity("zawadi"));
+    const carrier = mailbox(generateIdentity("bus"));
+    const strangers = [mailbox(generateIdentity("x1")), mailbox(generateIdentity("x2"))];
+    for (const s of strangers) {
+      s.rememberContact(contactCard(zawadi.identity), "card");
+      await s.send("zawadi", `meet me after school, don't tell anyone (${s.identity.name})`);
+      const apart = meet(s, carrier);
+      await until(async () => (await s.outbox())[0]?.state === "sent", "handed to the bus");
+      apart();
+    }
+    const apart = meet(carrier, zawadi);
+    await until(async () => (await zawadi.requests()).length === 2, "two requests");
+    apart();
+    const [r1, r2] = await zawadi.requests();
+    zawadi.decideRequest(r1!.from, "ignored");
+    zawadi.decideRequest(r2!.from, "reported", "asked me to keep a secret");
+    expect(await zawadi.requests()).toEqual([]);
+    expect(await zawadi.inbox()).toEqual([]);
+    expect(zawadi.reports()).toEqual([{ from: r2!.from, fingerprint: r2!.fingerprint, at: expect.any(Number), note: "asked me to keep a secret" }]);
   });
 });

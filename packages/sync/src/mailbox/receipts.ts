@@ -18,6 +18,8 @@ export class Receipts {
     const members = core.state.members(conv);
     const keys = core.state.keys(conv);
     if (!members || keys.length === 0) return;
+    // a request gets no receipt until it is accepted: a stranger does not learn the child got it
+    if (members.some((m) => !core.isBuddy(m))) return;
     const handle = await core.segmentHandle(conv, segment);
     const todo: { id: string; state: "delivered" | "read" }[] = [];
     for (const m of handle.doc().messages) {
@@ -77,6 +79,11 @@ export class Receipts {
       if (count) core.events.emit("changed");
       return count;
     });
+  }
+
+  /** Whether an acknowledgement batch waits to be written (it is written 20 ms after the first owed). */
+  get ackPending(): boolean {
+    return this.ackTimer !== undefined;
   }
 
   /** Remembers (durably) that `env` is owed an acknowledgement, and writes one shortly. */

@@ -44,6 +44,15 @@ export interface MessageView {
   deliveredVia?: "direct" | "carriers";
   /** Outgoing: when the recipient read it. Incoming: when this user marked it read (absent = unread). */
   readAt?: number;
+  /** Incoming from someone who is not a buddy: shown under requests, not in the inbox. */
+  request?: true;
+}
+
+/** Messages from one person who is not a buddy, waiting for the user to accept, ignore or report them. */
+export interface RequestView {
+  from: string;
+  fingerprint: string;
+  messages: MessageView[];
 }
 
 export interface DraftView {

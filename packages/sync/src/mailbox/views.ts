@@ -51,6 +51,8 @@ export class Views {
     if (!mine) {
       const readAt = doc.receipts[receiptKey(id, core.myKeyId, "read")];
       if (readAt !== undefined) view.readAt = readAt;
+      const authorKey = members.find((k) => keyId(k) === author);
+      if (!authorKey || !core.isBuddy(authorKey)) view.request = true;
       return view;
     }
     const stamps = (state: "delivered" | "read") =>
