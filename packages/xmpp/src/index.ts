@@ -2,6 +2,7 @@ export * from "./archive.js";
 export * from "./credentials.js";
 export * from "./iq.js";
 export * from "./jid.js";
+export * from "./login-limiter.js";
 export * from "./ns.js";
 export * from "./parser.js";
 export type { PeerEvent, PeerEvents } from "./presence.js";
