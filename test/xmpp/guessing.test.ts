@@ -1,14 +1,14 @@
 // Password guessing against a real daemon (login-limiter.ts): wrong passwords over TCP take at least the
 // back-off, guesses sent in parallel are refused unchecked (even the right password, over TCP or
 // WebSocket, while the wait lasts), the right password works once the wait is over, and the log
-// holds counts, not a line per guess.
+// holds counts, not a line per guess. And the weak password the attack found cannot be set.
 import { connect } from "node:net";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { WebSocket } from "ws";
 import { afterAll, describe, expect, it } from "vitest";
 import { ScramClient } from "@pigeon/xmpp";
-import { cleanupAll } from "../helpers.js";
+import { cleanupAll, pigeon, pigeonJson } from "../helpers.js";
 import { startXmppNode, type XmppNode } from "./xmpp-helpers.js";
 
 afterAll(cleanupAll);
@@ -108,6 +108,20 @@ describe("guessing the XMPP password", () => {
     expect(owner.result).toBe("success");
     expect(owner.ms).toBeLessThan(1500);
     expect((await login({ ws: n.websocket }, user, n.password)).result).toBe("success");
+  });
+
+  it("pigeon xmpp-password refuses a weak password, saying what is needed, and takes a good one", async () => {
+    const weak = ["password123", "amara2024!", "aaaaaaaaaaaa", "1234567890", "kitemangor", "short-1"];
+    for (const [i, r] of (await Promise.all(weak.map((w) => pigeon(n, "xmpp-password", w)))).entries()) {
+      expect(r.code, weak[i]).toBe(2);
+      expect(r.stderr, weak[i]).toMatch(/^pigeon: that password is too easy to guess: .*at least 10 characters/);
+    }
+    expect((await pigeonJson<{ password: string }>(n, "xmpp-password")).password).toBe(n.password);
+    const set = await pigeonJson<{ password: string; changed: boolean }>(n, "xmpp-password", "kite-river-mango-47");
+    expect(set).toMatchObject({ password: "kite-river-mango-47", changed: true });
+    // the running node takes it at the next login
+    const user = n.jid.split("@")[0]!;
+    expect((await login({ tcp: n.xmppPort }, user, "kite-river-mango-47")).result).toBe("success");
   });
 
   it("logs counts, not a line per guess", async () => {

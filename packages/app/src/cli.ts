@@ -36,7 +36,9 @@ Commands:
   status                    what this node stores, and carries for others
   stop                      stop the running node
   xmpp-password [NEW]       show (or set) the password XMPP clients log in with;
-                            your XMPP address is your Pigeon address
+                            your XMPP address is your Pigeon address. A new one needs
+                            10+ characters mixing letters with digits or symbols (or 16+),
+                            not a common password and not your name
 
 Options for every command:
   --data DIR                data directory (default: $PIGEON_HOME, else ./pigeon-data)
@@ -320,7 +322,7 @@ async function main(argv: string[]): Promise<number> {
       const id = loadIdentity(dataDir);
       let creds;
       try {
-        creds = rest[0] === undefined ? ensureCredentials(dataDir) : setPassword(dataDir, rest[0]);
+        creds = rest[0] === undefined ? ensureCredentials(dataDir) : setPassword(dataDir, rest[0], { name: id.name });
       } catch (e) {
         throw new UsageError((e as Error).message);
       }
