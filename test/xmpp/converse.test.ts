@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { cleanupAll, onCleanup, pigeonJson, ROOT } from "../helpers.js";
 import { startConverse } from "./clients/converse.js";
-import { announceSkip, missing, slix, startProsody, startXmppNode, waitFor } from "./xmpp-helpers.js";
+import { announceSkip, freePort, missing, slix, startProsody, startXmppNode, waitFor } from "./xmpp-helpers.js";
 
 afterAll(cleanupAll);
 
@@ -28,10 +28,12 @@ describe.skipIf(!!why)("Converse.js (WebSocket) in headless Chromium", () => {
   });
 
   it("end to end: Converse on node A, slixmpp on node B, across Pigeon sync, and the tick comes back", async () => {
-    const a = await startXmppNode("amara");
+    // Converse is served from another origin than the node's: the node must be told to allow it
+    const pagePort = await freePort();
+    const a = await startXmppNode("amara", ["--allow-origin", `http://127.0.0.1:${pagePort}`]);
     const b = await startXmppNode("baraka", ["--peer", `127.0.0.1:${a.syncPort}`]);
     await waitFor(async () => (await pigeonJson<unknown[]>(a, "contacts")).length === 1, "the nodes to meet");
-    const c = await startConverse({ websocket: a.websocket, jid: a.jid, password: a.password });
+    const c = await startConverse({ websocket: a.websocket, jid: a.jid, password: a.password, port: pagePort });
     onCleanup(() => c.close());
     const reader = slix({ jid: b.jid, password: b.password, port: b.xmppPort, scenario: "receive", count: 1, timeout: 40 });
     await new Promise((r) => setTimeout(r, 1500));

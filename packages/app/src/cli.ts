@@ -7,6 +7,7 @@ import { parseArgs } from "node:util";
 import { DEFAULT_HOME, validName } from "@pigeon/model";
 import { ConfigError, createIdentity, ensureDataDir, hasIdentity, loadIdentity, readNodeInfo, resolveDataDir } from "./data-dir.js";
 import { startNode } from "./daemon.js";
+import { parseOrigin } from "./http-guard.js";
 import { ensureCredentials, setPassword } from "@pigeon/xmpp";
 import { formatDrafts, formatMessages, formatPeers, formatContacts, formatStatus, formatWhoami } from "./format.js";
 
@@ -35,7 +36,9 @@ Commands:
   status                    what this node stores, and carries for others
   stop                      stop the running node
   xmpp-password [NEW]       show (or set) the password XMPP clients log in with;
-                            your XMPP address is your Pigeon address
+                            your XMPP address is your Pigeon address. A new one needs
+                            10+ characters mixing letters with digits or symbols (or 16+),
+                            not a common password and not your name
 
 Options for every command:
   --data DIR                data directory (default: $PIGEON_HOME, else ./pigeon-data)
@@ -58,6 +61,9 @@ Options for start:
   --xmpp-port N             port for XMPP clients (default 5222, or a free one if taken)
   --xmpp-listen ADDR        address for XMPP clients (default 127.0.0.1; others must use STARTTLS)
   --no-xmpp                 no XMPP front door
+  --allow-origin URL        let web pages from this origin (e.g. http://127.0.0.1:8080) use the
+                            control port and XMPP WebSocket (repeatable); pages from anywhere
+                            else are refused, and so is any Host but 127.0.0.1/localhost:PORT
 
 Exit status: 0 ok, 1 the node refused or failed, 2 bad usage, 3 no node running.
 `;
@@ -82,6 +88,7 @@ const options = {
   "xmpp-port": { type: "string" },
   "xmpp-listen": { type: "string" },
   "no-xmpp": { type: "boolean" },
+  "allow-origin": { type: "string", multiple: true },
   draft: { type: "string" },
   delete: { type: "string" },
 } as const;
@@ -118,6 +125,13 @@ function defaultName(): string {
 }
 
 async function start(v: Record<string, unknown>): Promise<number> {
+  const allowOrigins = ((v["allow-origin"] as string[] | undefined) ?? []).map((u) => {
+    try {
+      return parseOrigin(u);
+    } catch (e) {
+      throw new UsageError(`--allow-origin ${(e as Error).message}`);
+    }
+  });
   const dataDir = resolveDataDir(v.data as string | undefined);
   ensureDataDir(dataDir);
   const running = readNodeInfo(dataDir);
@@ -149,6 +163,7 @@ async function start(v: Record<string, unknown>): Promise<number> {
     xmpp: !v["no-xmpp"],
     xmppPort: int(v["xmpp-port"] as string | undefined, "xmpp-port", 0, 65535),
     xmppListen: v["xmpp-listen"] as string | undefined,
+    allowOrigins,
   });
   // A background write that fails (e.g. automerge-repo's own save when the disk is full) must not
   // take the node down: log it and keep serving what is already stored.
@@ -307,7 +322,7 @@ async function main(argv: string[]): Promise<number> {
       const id = loadIdentity(dataDir);
       let creds;
       try {
-        creds = rest[0] === undefined ? ensureCredentials(dataDir) : setPassword(dataDir, rest[0]);
+        creds = rest[0] === undefined ? ensureCredentials(dataDir) : setPassword(dataDir, rest[0], { name: id.name });
       } catch (e) {
         throw new UsageError((e as Error).message);
       }

@@ -4,11 +4,14 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { timingSafeEqual } from "node:crypto";
 import { decodeCard, encodeCard, fingerprint, formatAddress, toHex } from "@pigeon/model";
 import { MailboxError, type Mailbox, type SyncEngine } from "@pigeon/sync";
+import type { HttpGuard } from "./http-guard.js";
 
 export interface ControlContext {
   mailbox: Mailbox;
   sync: SyncEngine;
   token: string;
+  /** Host and Origin checks, shared with the WebSocket upgrades (http-guard.ts). */
+  guard: HttpGuard;
   info: () => Record<string, unknown>;
   stop: () => void;
 }
@@ -108,6 +111,8 @@ export function createControlServer(ctx: ControlContext): Server {
     void (async () => {
       try {
         if (!isLoopback(req.socket.remoteAddress)) throw new HttpError(403, "forbidden", "the control API answers loopback only");
+        const refused = ctx.guard.check(req);
+        if (refused) throw new HttpError(refused.status, refused.code, refused.message);
         const auth = Buffer.from(req.headers.authorization ?? "");
         if (auth.length !== expected.length || !timingSafeEqual(auth, expected)) throw new HttpError(401, "unauthorized", "missing or wrong token");
         const path = (req.url ?? "/").split("?")[0]!;

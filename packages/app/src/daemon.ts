@@ -12,6 +12,7 @@ import { MdnsDiscovery, StaticPeers, WsNetwork } from "@pigeon/peers";
 import { createLog, fileStorage, PigeonNode, type Log, type Mailbox, type PeerFinder } from "@pigeon/sync";
 import { DEFAULT_XMPP_PORT, ensureCredentials, WEBSOCKET_PATH, XmppServer } from "@pigeon/xmpp";
 import { createControlServer } from "./control.js";
+import { HttpGuard } from "./http-guard.js";
 import { nodeInfoPath, writeFileAtomic, type NodeInfo } from "./data-dir.js";
 
 export const DEFAULT_SYNC_PORT = 7480;
@@ -36,6 +37,11 @@ export interface NodeOptions {
   xmpp?: boolean;
   xmppListen?: string;
   xmppPort?: number;
+  /**
+   * Web origins (e.g. "http://127.0.0.1:8080") whose pages may use the control port's HTTP API and
+   * XMPP WebSocket, besides the node's own origin (http-guard.ts). Default: none.
+   */
+  allowOrigins?: string[];
 }
 
 export interface RunningNode {
@@ -53,6 +59,7 @@ export interface RunningNode {
  */
 export async function startNode(opts: NodeOptions): Promise<RunningNode> {
   const log = opts.log ?? createLog({ file: join(opts.dataDir, "node.log") });
+  const guard = new HttpGuard({ allowedOrigins: opts.allowOrigins }); // first: a bad origin throws before anything opens
   const network = new WsNetwork({
     identity: opts.identity,
     host: opts.listen ?? "0.0.0.0",
@@ -109,6 +116,7 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
     mailbox,
     sync,
     token,
+    guard,
     info: () => ({ syncPort: info.sync.port, controlPort: info.control.port, dataDir: opts.dataDir, pid: process.pid, xmpp: info.xmpp }),
     stop: () => void stop(),
   });
@@ -126,6 +134,7 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
       const x = await xmpp.listen();
       const server = xmpp;
       control.on("upgrade", (req, socket, head) => {
+        if (guard.refuseUpgrade(req, socket)) return;
         if (!server.handleUpgrade(req, socket, head)) socket.destroy();
       });
       info.xmpp = { host: x.host, port: x.port, websocket: `ws://127.0.0.1:${info.control.port}${WEBSOCKET_PATH}` };
@@ -140,6 +149,7 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
 
   log.info(`data directory ${opts.dataDir} (log in node.log there)`);
   log.info(`sync on ${listening.host}:${listening.port}, control on 127.0.0.1:${info.control.port}${opts.mdns !== false ? ", mDNS discovery on" : ""}`);
+  if (guard.allowedOrigins.length) log.info(`web pages from ${guard.allowedOrigins.join(", ")} may use the control port`);
   if (info.xmpp) log.info(`XMPP for ${info.address} on ${info.xmpp.host}:${info.xmpp.port} and ${info.xmpp.websocket} (password: pigeon xmpp-password)`);
 
   // each step guarded: one that fails is logged and the rest still run (the store is always closed)

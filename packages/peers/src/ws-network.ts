@@ -133,6 +133,16 @@ export class WsNetwork extends EventEmitter<WsNetworkEvents> {
         socket.destroy();
         return;
       }
+      // Peers are Pigeon nodes, never web pages: a browser always sends Origin with a WebSocket
+      // handshake, our dialer never does. (No Host check: this port is reached by LAN addresses.)
+      const origin = req.headers.origin ?? req.headers["sec-websocket-origin"];
+      if (origin !== undefined) {
+        const remote = formatHostPort(req.socket.remoteAddress ?? "?", req.socket.remotePort ?? 0);
+        this.emit("rejected", { remote, reason: `a web page (Origin ${String(origin).slice(0, 100)}) may not connect as a peer` });
+        socket.end("HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\nThis is a Pigeon peer port; web pages may not connect.\n");
+        setTimeout(() => socket.destroy(), 1000).unref();
+        return;
+      }
       this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, req));
     });
     const addr = server.address() as AddressInfo;

@@ -3,6 +3,7 @@
 
 // The XMPP front door of one node: c2s over TCP (STARTTLS) and over WebSocket upgrades.
 export { DEFAULT_XMPP_PORT, WEBSOCKET_PATH, XmppServer, type XmppServerOptions } from "./server.js";
+export type { LoginLimits } from "./login-limiter.js";
 export type { PeerEvent, PeerEvents } from "./presence.js";
 
 // The user's XMPP password in the data directory (read at each login).

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { createHash, createHmac, pbkdf2Sync } from "node:crypto";
-import { deriveScram, parsePlain, SaslFailure, ScramClient, ScramServer, verifyPassword } from "./scram.js";
+import { deriveScram, SaslFailure, ScramClient, ScramServer } from "./scram.js";
 import { makeCredentials, newPassword } from "./credentials.js";
 
 describe("SCRAM", () => {
@@ -56,13 +56,18 @@ describe("SCRAM", () => {
     expect(() => new ScramServer("sha1", () => undefined).start("n,,n=a")).toThrow(/lacks/);
   });
 
-  it("stores only salted keys that verify the password, and parses PLAIN", () => {
+  it("stores only salted keys that verify the password", () => {
     const c = makeCredentials("abcd-efgh-ijkm");
-    expect(verifyPassword(c.scram.sha256, "sha256", "abcd-efgh-ijkm")).toBe(true);
-    expect(verifyPassword(c.scram.sha256, "sha256", "abcd-efgh-ijkn")).toBe(false);
+    for (const hash of ["sha1", "sha256"] as const) {
+      const login = (pw: string) => {
+        const client = new ScramClient(hash, "amara", pw);
+        const server = new ScramServer(hash, () => c.scram[hash]);
+        return client.verify(server.finish(client.final(server.start(client.first()))));
+      };
+      expect(login("abcd-efgh-ijkm")).toBe(true);
+      expect(() => login("abcd-efgh-ijkn")).toThrow(SaslFailure);
+    }
     expect(c.scram.sha1.iterations).toBeGreaterThanOrEqual(4096);
-    expect(parsePlain(Buffer.from("\0amara\0pw"))).toEqual({ authzid: "", username: "amara", password: "pw" });
-    expect(() => parsePlain(Buffer.from("amara"))).toThrow(SaslFailure);
     expect(newPassword()).toMatch(/^[a-z2-9]{4}(-[a-z2-9]{4}){3}$/);
     // sanity: our derivation equals the textbook one
     const salted = pbkdf2Sync("pw", Buffer.from(c.scram.sha1.salt, "base64"), 4096, 20, "sha1");

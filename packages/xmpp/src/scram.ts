@@ -1,5 +1,5 @@
 // SASL for the XMPP server: SCRAM-SHA-1 and SCRAM-SHA-256 (RFC 5802 / RFC 7677) without channel
-// binding, and PLAIN (RFC 4616). The server keeps only SCRAM's salted keys for verification.
+// binding. The server keeps only SCRAM's salted keys for verification. (No PLAIN: README.md says why.)
 import { createHash, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from "node:crypto";
 
 export type ScramHash = "sha1" | "sha256";
@@ -108,19 +108,6 @@ export class ScramServer {
     const serverSignature = HMAC(this.hash, Buffer.from(cred.serverKey, "base64"), authMessage);
     return `v=${serverSignature.toString("base64")}`;
   }
-}
-
-/** Parses a PLAIN message: authzid NUL authcid NUL password. */
-export function parsePlain(message: Buffer): { authzid: string; username: string; password: string } {
-  const parts = message.toString("utf8").split("\0");
-  if (parts.length !== 3 || !parts[1] || !parts[2]) throw new SaslFailure("malformed-request", "bad PLAIN message");
-  return { authzid: parts[0]!, username: parts[1], password: parts[2] };
-}
-
-/** Checks a password against a stored SCRAM credential (for PLAIN), in constant time. */
-export function verifyPassword(cred: ScramCredential, hash: ScramHash, password: string): boolean {
-  const d = deriveScram(hash, password, Buffer.from(cred.salt, "base64"), cred.iterations);
-  return timingSafeEqual(Buffer.from(d.storedKey, "base64"), Buffer.from(cred.storedKey, "base64"));
 }
 
 // ---- a client side, for tests and the benchmark ----

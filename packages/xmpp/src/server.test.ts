@@ -123,14 +123,14 @@ describe("XmppServer in-process", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it("opens the stream with from, id, version and the loopback mechanisms", async () => {
+  it("opens the stream with from, id, version and the SCRAM mechanisms only", async () => {
     const sock = connect(port, "127.0.0.1");
     const c = new RawClient(sock);
     c.send(HEADER);
     const f = await c.next((s) => s.name === "features");
     expect(c.header).toMatchObject({ from: "local", version: "1.0", "xml:lang": "en" });
     expect(c.header!.id).toMatch(/^[0-9a-f]{24}$/);
-    expect(child(f, "mechanisms")!.children.map((m) => childText({ name: "x", attrs: {}, children: [m] }, "mechanism"))).toEqual(["SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"]);
+    expect(child(f, "mechanisms")!.children.map((m) => childText({ name: "x", attrs: {}, children: [m] }, "mechanism"))).toEqual(["SCRAM-SHA-256", "SCRAM-SHA-1"]);
     // a stanza before logging in ends the stream
     c.send("<iq type='get' id='1'><ping xmlns='urn:xmpp:ping'/></iq>");
     await new Promise((r) => sock.once("close", r));
@@ -142,8 +142,13 @@ describe("XmppServer in-process", () => {
     const c = new RawClient(sock);
     c.send(HEADER);
     await c.next((s) => s.name === "features");
-    const plain = Buffer.from("\0amara\0wrong-password").toString("base64");
-    c.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${plain}</auth>`);
+    // PLAIN is not offered, and not taken when asked for
+    c.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${Buffer.from(`\0amara\0${password}`).toString("base64")}</auth>`);
+    expect(child(await c.next((s) => s.name === "failure"), "invalid-mechanism")).toBeDefined();
+    const scram = new ScramClient("sha256", "amara", "wrong-password");
+    c.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256'>${Buffer.from(scram.first()).toString("base64")}</auth>`);
+    const ch = await c.next((s) => s.name === "challenge");
+    c.send(`<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>${Buffer.from(scram.final(Buffer.from(childText({ name: "x", attrs: {}, children: [ch] }, "challenge") ?? "", "base64").toString())).toString("base64")}</response>`);
     const fail = await c.next((s) => s.name === "failure");
     expect(child(fail, "not-authorized")).toBeDefined();
     sock.destroy();
@@ -291,7 +296,7 @@ describe("XmppServer in-process", () => {
     const features = await wait((f) => f.includes("features"));
     expect(features.startsWith('<stream:features xmlns:stream="http://etherx.jabber.org/streams"')).toBe(true);
     // two elements in one message are not allowed
-    ws.send(`<auth xmlns="urn:ietf:params:xml:ns:xmpp-sasl" mechanism="PLAIN">${Buffer.from(`\0amara\0${password}`).toString("base64")}</auth><r/>`);
+    ws.send(`<auth xmlns="urn:ietf:params:xml:ns:xmpp-sasl" mechanism="SCRAM-SHA-1">${Buffer.from(new ScramClient("sha1", "amara", password).first()).toString("base64")}</auth><r/>`);
     await new Promise((r) => ws.once("close", r));
     expect(frames[frames.length - 1]).toBe('<close xmlns="urn:ietf:params:xml:ns:xmpp-framing" />');
     expect(frames.join("")).toContain("not-well-formed");

@@ -16,6 +16,7 @@ import { readCredentials } from "./credentials.js";
 import { catchUp, flushPending, pigeonMessage } from "./delivery.js";
 import { registerDisco } from "./disco.js";
 import { IqRegistry, StanzaError } from "./iq.js";
+import { LoginLimiter, type LoginLimits } from "./login-limiter.js";
 import { bareJid, parseJid } from "./jid.js";
 import { registerMam } from "./mam.js";
 import { registerPing } from "./ping.js";
@@ -53,6 +54,8 @@ export interface XmppServerOptions {
   smMaxSeconds?: number;
   /** Connections still logging in, at most (default 100); more are refused with <policy-violation/>. */
   maxUnauthenticated?: number;
+  /** Guess limiting (login-limiter.ts; default DEFAULT_LOGIN_LIMITS: 5 free failures, then 1 s doubling to 30 s). */
+  loginLimits?: Partial<LoginLimits>;
   /**
    * The laptops connected to this node (the SyncEngine): their contacts are shown as available,
    * others as away. Without it every contact is shown as not nearby.
@@ -68,6 +71,7 @@ export class XmppServer implements Host {
   readonly smMaxSeconds: number;
   readonly log: Log;
   readonly store: XmppStore;
+  readonly logins: LoginLimiter;
   private readonly mailbox: Mailbox;
   private readonly opts: XmppServerOptions;
   private readonly tlsContext;
@@ -93,6 +97,7 @@ export class XmppServer implements Host {
     this.user = me.local;
     this.smMaxSeconds = opts.smMaxSeconds ?? 300;
     this.store = new XmppStore(opts.dataDir);
+    this.logins = new LoginLimiter({ limits: opts.loginLimits, log: this.log });
     let ctx;
     if (opts.tls !== false) {
       try {
@@ -297,6 +302,7 @@ export class XmppServer implements Host {
     for (const t of this.transports) t.destroy();
     await new Promise<void>((r) => (this.tcp ? this.tcp.close(() => r()) : r()));
     this.wss.close();
+    this.logins.close();
     this.store.close();
   }
 

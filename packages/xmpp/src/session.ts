@@ -7,13 +7,16 @@
 import { randomBytes } from "node:crypto";
 import { AUTHENTICATED_MAX_STANZA, StreamError, XmlStreamParser, type StreamErrorCondition, type StreamHeader } from "./parser.js";
 import { iqError } from "./iq.js";
+import { sourceKey, type LoginLimiter } from "./login-limiter.js";
 import { NS } from "./ns.js";
-import { parsePlain, SaslFailure, SCRAM_MECHANISMS, ScramServer, verifyPassword, type CredentialLookup } from "./scram.js";
+import { SaslFailure, SCRAM_MECHANISMS, ScramServer, type CredentialLookup } from "./scram.js";
 import { child, el, escapeAttr, text, toXml, type XmlElement } from "./xml.js";
 
 export interface Transport {
   readonly kind: "tcp" | "ws";
   readonly remote: string;
+  /** The other end's address, without the port (what guess limiting counts by). */
+  readonly remoteAddress: string | undefined;
   readonly loopback: boolean;
   readonly secure: boolean;
   readonly canStartTls: boolean;
@@ -29,6 +32,8 @@ export interface Host {
   readonly domain: string;
   readonly user: string;
   readonly lookup: CredentialLookup;
+  /** Guess limiting, shared by every connection (login-limiter.ts). */
+  readonly logins: Pick<LoginLimiter, "admit" | "failed" | "succeeded">;
   readonly tlsAvailable: boolean;
   readonly smMaxSeconds: number;
   readonly log: { info(m: string): void; warn(m: string): void };
@@ -48,6 +53,8 @@ interface Unacked {
 }
 
 const STANZAS = new Set(["message", "presence", "iq"]);
+/** A held failure is answered this much after the wait it started, so the client's next try is in time. */
+const HOLD_SLACK_MS = 20;
 const CLOSE_WS = `<close xmlns="${NS.framing}" />`;
 
 export class Session {
@@ -68,6 +75,10 @@ export class Session {
   private headerSent = false;
   private sasl: ScramServer | undefined;
   private saslFailures = 0;
+  /** The answer to a failed login, held for the wait it started (login-limiter.ts). */
+  private saslHeld: NodeJS.Timeout | undefined;
+  /** Where the connection comes from, as guess limiting counts it. */
+  private readonly source: string;
   private closed = false;
   private sm: { inH: number; outAcked: number; queue: Unacked[]; resume: boolean; requested: boolean } | undefined;
   private loginTimer: NodeJS.Timeout | undefined;
@@ -78,6 +89,7 @@ export class Session {
   constructor(private readonly host: Host, transport: Transport, loginTimeoutMs: number) {
     this.transport = transport;
     transport.owner = this;
+    this.source = sourceKey(transport.remoteAddress);
     this.newParser();
     this.loginTimer = setTimeout(() => {
       if (!this.authenticated || !this.resource) this.streamError("connection-timeout", "log in took too long");
@@ -206,7 +218,6 @@ export class Session {
         f.children.push(el("starttls", { xmlns: NS.tls }, this.mustStartTls() ? el("required") : undefined));
       if (!this.mustStartTls()) {
         const mechs = Object.keys(SCRAM_MECHANISMS);
-        if (t.secure || t.loopback) mechs.push("PLAIN");
         f.children.push(el("mechanisms", { xmlns: NS.sasl }, mechs.map((m) => el("mechanism", {}, m))));
       }
     } else {
@@ -278,14 +289,21 @@ export class Session {
   }
 
   // ---- SASL (RFC 6120 §6) ----
+  // SCRAM only (see README.md for why not PLAIN). Every password check goes through the guess
+  // limiter: refused unchecked while this source or the account must wait, and a wrong one counted,
+  // its answer held for the wait it starts.
 
   private saslFail(condition: string, message?: string): void {
     this.sasl = undefined;
     this.raw(toXml(el("failure", { xmlns: NS.sasl }, el(condition), message ? el("text", { "xml:lang": "en" }, message) : undefined)));
-    if (condition === "not-authorized" && ++this.saslFailures >= 3) this.streamError("policy-violation", "too many failed logins");
+    // counted by the guess limiter and logged there: no line per stream
+    if ((condition === "not-authorized" || condition === "temporary-auth-failure") && ++this.saslFailures >= 3)
+      this.streamError("policy-violation", "too many failed logins", false);
   }
 
   private saslElement(e: XmlElement): void {
+    // RFC 6120 §6.4: one exchange at a time; a client that does not wait for its answer is done
+    if (this.saslHeld) return this.streamError("policy-violation", "wait for the answer to your last login attempt", false);
     const payload = () => {
       const t = text(e).trim();
       return t === "=" ? Buffer.alloc(0) : Buffer.from(t, "base64");
@@ -295,22 +313,12 @@ export class Session {
         const mech = e.attrs.mechanism ?? "";
         if (this.mustStartTls()) return this.saslFail("encryption-required");
         const hash = SCRAM_MECHANISMS[mech];
-        if (hash) {
-          this.sasl = new ScramServer(hash, this.host.lookup);
-          const first = payload().toString("utf8");
-          if (!first) return this.raw(`<challenge xmlns="${NS.sasl}">=</challenge>`); // ask for the initial response
-          return this.raw(`<challenge xmlns="${NS.sasl}">${Buffer.from(this.sasl.start(first)).toString("base64")}</challenge>`);
-        }
-        if (mech === "PLAIN") {
-          const t = this.transport!;
-          if (!t.secure && !t.loopback) return this.saslFail("encryption-required");
-          const p = parsePlain(payload());
-          const cred = p.username.toLowerCase() === this.host.user ? this.host.lookup(this.host.user, "sha256") : undefined;
-          if (!cred || !verifyPassword(cred, "sha256", p.password)) return this.saslFail("not-authorized");
-          this.checkAuthzid(p.authzid);
-          return this.saslSuccess(undefined);
-        }
-        return this.saslFail("invalid-mechanism");
+        if (!hash) return this.saslFail("invalid-mechanism");
+        if (this.mustWait()) return;
+        this.sasl = new ScramServer(hash, this.host.lookup);
+        const first = payload().toString("utf8");
+        if (!first) return this.raw(`<challenge xmlns="${NS.sasl}">=</challenge>`); // ask for the initial response
+        return this.raw(`<challenge xmlns="${NS.sasl}">${Buffer.from(this.sasl.start(first)).toString("base64")}</challenge>`);
       }
       if (e.name === "response") {
         const s = this.sasl;
@@ -319,8 +327,16 @@ export class Session {
         if (!s.username) {
           return this.raw(`<challenge xmlns="${NS.sasl}">${Buffer.from(s.start(data)).toString("base64")}</challenge>`);
         }
-        const final = s.finish(data);
-        if (s.username.toLowerCase() !== this.host.user) return this.saslFail("not-authorized");
+        // again here: guesses started in parallel before the wait began must not be checked
+        if (this.mustWait()) return;
+        let final: string;
+        try {
+          final = s.finish(data);
+        } catch (err) {
+          if (err instanceof SaslFailure && err.condition === "not-authorized") return this.wrongPassword();
+          throw err;
+        }
+        if (s.username.toLowerCase() !== this.host.user) return this.wrongPassword();
         this.checkAuthzid(s.authzid);
         return this.saslSuccess(final);
       }
@@ -332,6 +348,25 @@ export class Session {
     }
   }
 
+  /** True (and the attempt refused unchecked) while logins from here or to the account must wait. */
+  private mustWait(): boolean {
+    const ms = this.host.logins.admit(this.source);
+    if (ms <= 0) return false;
+    this.saslFail("temporary-auth-failure", `too many failed logins; try again in ${Math.ceil(ms / 1000)} s`);
+    return true;
+  }
+
+  /** A wrong password (or user): counted, and answered only when the wait it starts is over. */
+  private wrongPassword(): void {
+    this.sasl = undefined;
+    const hold = this.host.logins.failed(this.source);
+    if (hold <= 0) return this.saslFail("not-authorized");
+    this.saslHeld = setTimeout(() => {
+      this.saslHeld = undefined;
+      if (!this.closed) this.saslFail("not-authorized");
+    }, hold + HOLD_SLACK_MS);
+  }
+
   private checkAuthzid(authzid: string): void {
     if (authzid && authzid.toLowerCase() !== this.bare) throw new SaslFailure("invalid-authzid", "you may only act as yourself");
   }
@@ -339,6 +374,7 @@ export class Session {
   private saslSuccess(final: string | undefined): void {
     this.sasl = undefined;
     this.authenticated = true;
+    this.host.logins.succeeded(this.source);
     this.raw(`<success xmlns="${NS.sasl}">${final ? Buffer.from(final).toString("base64") : ""}</success>`);
     this.host.sessionAuthenticated(this);
     // the client restarts the stream: a new parser (TCP) with the larger stanza limit
@@ -512,10 +548,10 @@ export class Session {
     this.end();
   }
 
-  streamError(condition: StreamErrorCondition, message: string): void {
+  streamError(condition: StreamErrorCondition, message: string, log = true): void {
     if (this.closed) return;
     if (!this.headerSent) this.sendHeader();
-    this.host.log.info(`xmpp: closing the stream of ${this.authenticated ? this.jid : this.remote}: ${condition} (${message})`);
+    if (log) this.host.log.info(`xmpp: closing the stream of ${this.authenticated ? this.jid : this.remote}: ${condition} (${message})`);
     this.raw(
       `<stream:error xmlns:stream="${NS.stream}"><${condition} xmlns="${NS.streams}"/>` +
         `<text xmlns="${NS.streams}" xml:lang="en">${toXml(message)}</text></stream:error>`,
@@ -539,6 +575,7 @@ export class Session {
     clearTimeout(this.loginTimer);
     clearTimeout(this.resumeTimer);
     clearTimeout(this.ackTimer);
+    clearTimeout(this.saslHeld);
     this.host.ended(this);
   }
 }

@@ -12,6 +12,7 @@ export function isLoopback(addr: string | undefined): boolean {
 export class TcpTransport implements Transport {
   readonly kind = "tcp";
   readonly remote: string;
+  readonly remoteAddress: string | undefined;
   readonly loopback: boolean;
   secure = false;
   owner: Session | undefined;
@@ -21,6 +22,7 @@ export class TcpTransport implements Transport {
   constructor(socket: Socket, private readonly tls: SecureContext | undefined, private readonly onTlsError: (e: Error) => void) {
     this.socket = socket;
     this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
+    this.remoteAddress = socket.remoteAddress;
     this.loopback = isLoopback(socket.remoteAddress);
     socket.setNoDelay(true);
     this.attach(socket);
@@ -93,7 +95,7 @@ export class WsTransport implements Transport {
   owner: Session | undefined;
   private closed = false;
 
-  constructor(private readonly ws: WebSocket, remoteAddress: string | undefined, remotePort: number | undefined) {
+  constructor(private readonly ws: WebSocket, readonly remoteAddress: string | undefined, remotePort: number | undefined) {
     this.remote = `${remoteAddress}:${remotePort}`;
     this.loopback = isLoopback(remoteAddress);
     ws.on("message", (data, isBinary) => {

@@ -26,7 +26,11 @@ export interface ConverseSession {
   close(): Promise<void>;
 }
 
-export async function startConverse(opts: { websocket: string; jid: string; password: string }): Promise<ConverseSession> {
+/**
+ * Serves Converse from http://127.0.0.1:`port` (a free one if not given) and logs in. That origin is
+ * not the node's own: a Pigeon node must be started with `--allow-origin` for it (http-guard.ts).
+ */
+export async function startConverse(opts: { websocket: string; jid: string; password: string; port?: number }): Promise<ConverseSession> {
   const { chromium } = (await import(require.resolve("playwright-core"))) as typeof import("playwright-core");
   const page = `<!doctype html><html><head><meta charset="utf-8"><link rel="stylesheet" href="/dist/converse.min.css">
 <script type="module" src="/dist/converse.min.js"></script></head><body class="converse-fullscreen"><script type="module">
@@ -52,7 +56,7 @@ converse.initialize({
     res.writeHead(200, { "content-type": TYPES[extname(file)] ?? "application/octet-stream" });
     res.end(readFileSync(file));
   });
-  const port = await new Promise<number>((r) => http.listen(0, "127.0.0.1", () => r((http.address() as { port: number }).port)));
+  const port = await new Promise<number>((r) => http.listen(opts.port ?? 0, "127.0.0.1", () => r((http.address() as { port: number }).port)));
   const profile = mkdtempSync(join(tmpdir(), "pigeon-chromium-"));
   let browser: BrowserContext | undefined;
   try {
