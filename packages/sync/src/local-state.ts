@@ -156,6 +156,11 @@ export class LocalState {
     return r && contactOf(r);
   }
 
+  /** Contacts first met nearby since `since` (the rate limit on buddies added by meeting). */
+  metSince(since: number): number {
+    return this.stmt(`SELECT count(*) FROM contacts WHERE how = 'met' AND first_seen > ?`).pluck().get(since) as number;
+  }
+
   sameNameCount(name: string, home: string): number {
     return this.stmt(`SELECT count(*) FROM contacts WHERE name = ? AND home = ?`).pluck().get(name, home) as number;
   }

@@ -41,6 +41,8 @@ export interface CoreOptions {
   lifetime: number;
   segmentLimit: number;
   limits: CarrierLimits;
+  /** New contacts added by meeting, at most, per hour. */
+  metPerHour: number;
 }
 
 export class MailboxCore {
@@ -54,6 +56,7 @@ export class MailboxCore {
   readonly lifetime: number;
   readonly segmentLimit: number;
   readonly limits: CarrierLimits;
+  readonly metPerHour: number;
   /** Automerge actor id bound to this user's signing key. */
   readonly actor: string;
   readonly myKeyId: string;
@@ -74,6 +77,7 @@ export class MailboxCore {
     this.lifetime = o.lifetime;
     this.segmentLimit = o.segmentLimit;
     this.limits = o.limits;
+    this.metPerHour = o.metPerHour;
     this.actor = newActorId(o.identity.signing.publicKey);
     this.myKeyId = keyId(o.identity.signing.publicKey);
   }

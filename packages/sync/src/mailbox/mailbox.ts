@@ -34,6 +34,8 @@ export interface MailboxOptions {
   lifetimeSeconds?: number;
   /** Messages per conversation segment document before the next one starts (default 1000). */
   segmentMessageLimit?: number;
+  /** New contacts added by meeting laptops nearby, at most, per hour (default 60). */
+  metPerHour?: number;
 }
 
 export class Mailbox extends EventEmitter<MailboxEvents> {
@@ -64,7 +66,7 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
     this.core = new MailboxCore({
       identity: opts.identity, envelopes: this.envelopes, state: this.state, documents: this.documents, events: this,
       now: opts.now ?? Date.now, log, lifetime: opts.lifetimeSeconds ?? DEFAULT_LIFETIME_SECONDS,
-      segmentLimit: opts.segmentMessageLimit ?? SEGMENT_MESSAGE_LIMIT, limits: this.limits,
+      segmentLimit: opts.segmentMessageLimit ?? SEGMENT_MESSAGE_LIMIT, limits: this.limits, metPerHour: opts.metPerHour ?? 60,
     });
     this.people = new People(this.core);
     this.views = new Views(this.core);

@@ -155,4 +155,20 @@ describe("people and names", () => {
     expect(await zawadi.inbox()).toEqual([]);
     expect(zawadi.reports()).toEqual([{ from: r2!.from, fingerprint: r2!.fingerprint, at: expect.any(Number), note: "asked me to keep a secret" }]);
   });
+
+  it("laptops met nearby are added at most 60 an hour, and every contact can be removed", async () => {
+    const me = mailbox(generateIdentity("zawadi"));
+    const swarm = Array.from({ length: 300 }, (_, i) => generateIdentity(`throwaway${i}`));
+    const pushed: string[] = [];
+    me.on("contact", (c) => pushed.push(c.name));
+    for (const id of swarm) me.rememberContact(contactCard(id), "met");
+    expect(me.contacts().length).toBe(60);
+    expect(pushed.length).toBe(60);
+    // a card the child chose is not limited
+    const friend = generateIdentity("amara");
+    me.rememberContact(contactCard(friend), "card");
+    expect(me.resolve("amara").name).toBe("amara");
+    for (const c of me.contacts()) me.removeContact(fingerprint(c.signPublicKey));
+    expect(me.contacts()).toEqual([]);
+  });
 });

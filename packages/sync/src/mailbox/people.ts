@@ -16,10 +16,19 @@ function normalFingerprint(text: string): string {
 export class People {
   constructor(private readonly core: MailboxCore) {}
 
+  /**
+   * Remembers a contact. Laptops met nearby are added by themselves, at most `metPerHour` new ones an
+   * hour (a swarm of throwaway identities cannot fill the buddy list); past that, they are met (links
+   * work, envelopes are carried) but not added, and the refusals are counted in the log.
+   */
   remember(card: ContactCard, how: string): void {
     const { core } = this;
     if (equalBytes(card.signPublicKey, core.me)) return;
     const isNew = core.state.contact(card.signPublicKey) === undefined;
+    if (isNew && how === "met" && core.state.metSince(core.now() - 3_600_000) >= core.metPerHour) {
+      core.log.warn(`not adding a laptop met nearby (${fingerprint(card.signPublicKey)}): already ${core.metPerHour} new ones in the last hour`);
+      return;
+    }
     core.state.rememberContact(card, how, core.now());
     if (isNew) core.events.emit("contact", core.state.contact(card.signPublicKey)!);
   }
