@@ -78,3 +78,13 @@ describe("contact cards", () => {
     expect(() => decodeCard("hello")).toThrow(/not a Pigeon contact card/);
   });
 });
+
+describe("hybrid logical clock bounds", () => {
+  it("never writes a counter past its four digits: the wall moves on instead", async () => {
+    const { HLC_MAX_COUNTER, hlcTick, hlcReceive, formatHlc, parseHlc } = await import("./hlc.js");
+    const full = { wall: 1000, counter: HLC_MAX_COUNTER };
+    expect(hlcTick(full, 500)).toEqual({ wall: 1001, counter: 0 });
+    expect(hlcReceive(full, full, 500)).toEqual({ wall: 1001, counter: 0 });
+    for (const h of [hlcTick(full, 500), hlcReceive(full, full, 500)]) expect(parseHlc(formatHlc(h))).toEqual(h);
+  });
+});

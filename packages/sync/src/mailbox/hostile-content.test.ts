@@ -156,9 +156,35 @@ describe("hostile content through a carrier", () => {
     expect(await m.dropExpired()).toBe(stored);
     expect(m.status().envelopes).toBe(0);
   });
+
+  it("a clock far in the future moves the child's clock at most 7 days ahead, and no further along", async () => {
+    const child = laptop("zawadi");
+    const classmate = laptop("baraka");
+    const sender = generateIdentity("amara");
+    const me = child.identity.signing.publicKey;
+    child.m.rememberContact(contactCard(sender), "card");
+    const conv = conversationId([sender.signing.publicKey, me]);
+    const key = newConversationKey();
+    const now = Date.now();
+    const year2200 = Date.UTC(2200, 0, 1);
+    const doc = A.clone(emptySegment(), { actor: newActorId(sender.signing.publicKey) });
+    const late = appendMessage(doc, { id: randomId(), authorKeyId: keyId(sender.signing.publicKey), hlc: formatHlc({ wall: year2200, counter: 5 }), sentAt: year2200, body: "from the future" });
+    await child.m.receive(sealKey(sender, { conversation: conv, recipients: [contactCard(child.identity)], created: now }, key).bytes, 1);
+    await child.m.receive(sealChange(sender, { conversation: conv, segment: 0, recipients: [me], created: now }, key, late.change).bytes, 1);
+    await until(async () => (await child.m.inbox()).length === 1, "the message");
+    const week = 7 * 24 * 3600 * 1000;
+    expect(child.m.state.hlc().wall).toBeLessThanOrEqual(Date.now() + week);
+    expect(child.m.state.hlc().wall).toBeGreaterThan(now + week - 60_000); // it did move (causality within the bound)
+    // the child writes to a classmate: the classmate's clock is not dragged past its own bound either
+    connect(child, classmate);
+    await until(() => child.m.contacts().length === 2, "met");
+    const sent = await child.m.send("baraka", "hi");
+    expect(Number.parseInt(sent.hlc.slice(0, 9), 36)).toBeLessThanOrEqual(Date.now() + week);
+    await until(async () => (await classmate.m.inbox()).length === 1, "delivered");
+    expect(classmate.m.state.hlc().wall).toBeLessThanOrEqual(Date.now() + week);
+  });
 });
 
 function randomId(): string {
   return Buffer.from(randomBytes(12)).toString("hex");
 }
-
