@@ -78,7 +78,7 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
   // mDNS on each interface asked for (a laptop may sit in two classrooms' networks), or the default one
   if (opts.mdns !== false) {
     for (const iface of opts.mdnsInterfaces?.length ? opts.mdnsInterfaces : [undefined]) {
-      const d = new MdnsDiscovery({ identity: opts.identity, port: listening.port, interface: iface });
+      const d = new MdnsDiscovery({ port: listening.port, interface: iface });
       d.on("error", (e) => log.warn(`mDNS${iface ? ` on ${iface}` : ""}: ${e.message}`));
       finders.push(d);
     }

@@ -119,3 +119,58 @@ export function secretboxWithNonce(key: Uint8Array, nonce: Uint8Array, plaintext
 export function secretboxOpenWithNonce(key: Uint8Array, nonce: Uint8Array, box: Uint8Array): Uint8Array | null {
   return nacl.secretbox.open(box, nonce, key);
 }
+
+// ---- Key derivation, built only from sha256 above (no new primitive) ----
+// HMAC-SHA256 as RFC 2104 defines it (64-byte block; a longer key is hashed first), and HKDF-SHA256
+// as RFC 5869 defines it on top of that. Checked against the RFCs' test vectors in crypto.test.ts.
+
+const HMAC_BLOCK_BYTES = 64;
+const SHA256_BYTES = 32;
+
+/** HMAC-SHA256(key, message) = sha256((K ^ opad) || sha256((K ^ ipad) || message)), K = key padded to 64 bytes. */
+export function hmacSha256(key: Uint8Array, ...message: Uint8Array[]): Uint8Array {
+  const k = new Uint8Array(HMAC_BLOCK_BYTES);
+  k.set(key.length > HMAC_BLOCK_BYTES ? sha256(key) : key);
+  const inner = new Uint8Array(HMAC_BLOCK_BYTES);
+  const outer = new Uint8Array(HMAC_BLOCK_BYTES);
+  for (let i = 0; i < HMAC_BLOCK_BYTES; i++) {
+    inner[i] = k[i]! ^ 0x36;
+    outer[i] = k[i]! ^ 0x5c;
+  }
+  return sha256(outer, sha256(inner, ...message));
+}
+
+/** HKDF-Extract(salt, ikm) = HMAC-SHA256(salt, ikm) (RFC 5869 section 2.2). */
+export function hkdfExtract(salt: Uint8Array, ikm: Uint8Array): Uint8Array {
+  return hmacSha256(salt, ikm);
+}
+
+/**
+ * HKDF-Expand(prk, info, length) (RFC 5869 section 2.3): T(i) = HMAC(prk, T(i-1) || info || i),
+ * output = T(1) || T(2) || ... cut to `length` (at most 255 * 32 bytes).
+ */
+export function hkdfExpand(prk: Uint8Array, info: Uint8Array, length: number): Uint8Array {
+  if (!Number.isInteger(length) || length < 0 || length > 255 * SHA256_BYTES)
+    throw new RangeError(`HKDF-Expand: bad length ${length}`);
+  const out = new Uint8Array(length);
+  let previous: Uint8Array = new Uint8Array(0);
+  for (let i = 1, filled = 0; filled < length; i++) {
+    previous = hmacSha256(prk, previous, info, Uint8Array.of(i));
+    out.set(previous.subarray(0, Math.min(SHA256_BYTES, length - filled)), filled);
+    filled += SHA256_BYTES;
+  }
+  return out;
+}
+
+/**
+ * Raw X25519 (nacl.scalarMult): the 32-byte shared point, for use as HKDF input key material.
+ * Returns null when it is all zeros, i.e. the other side sent a low-order point that would fix the
+ * result whatever our secret is.
+ */
+export function x25519(theirPublic: Uint8Array, mySecret: Uint8Array): Uint8Array | null {
+  if (theirPublic.length !== SEAL_KEY_BYTES || mySecret.length !== SEAL_KEY_BYTES) return null;
+  const shared = nacl.scalarMult(mySecret, theirPublic);
+  let acc = 0;
+  for (const b of shared) acc |= b;
+  return acc === 0 ? null : shared;
+}

@@ -1,30 +1,50 @@
-// The link handshake: mutual authentication and per-direction session keys for one connection.
+// The link handshake: mutual authentication and per-direction session keys for one connection, in
+// the spirit of Noise XX / SIGMA-I: fresh ephemeral X25519 keys first, in clear; then each side's
+// identity (signing key, sealing key, name, home) and its proof (an Ed25519 signature over the
+// transcript) only inside encryption keyed from the ephemeral Diffie-Hellman. The dialer reveals who
+// it is only after it has checked the listener's proof. Someone who only listens on the network
+// learns no name, no home and no long-term key; what each party learns is in docs/protocol.md.
 // Pure computation: no I/O, no timers. The transport (packages/peers) moves the bytes.
 //
-// Wire format (all integers are single bytes, strings are varint length + UTF-8, at most 64 bytes):
+// Wire format (version 3; every message has a fixed length):
 //
-//   Hello  = u8 version=2 | u8 type=1 | raw32 signPublicKey | raw32 sealPublicKey
-//          | raw32 ephemeralPublic (X25519) | raw32 challenge (random) | string name | string home
-//   Proof  = u8 version=2 | u8 type=2 | raw64 signature
+//   Hello   = u8 version=3 | u8 type=1 | raw32 dialer ephemeral (X25519)                 34 bytes
+//   Reply   = u8 version=3 | u8 type=2 | raw32 listener ephemeral (X25519)
+//           | secretbox(kL, nonce 0, identity block of the listener | raw64 sigL)      308 bytes
+//   Confirm = u8 version=3 | u8 type=3
+//           | secretbox(kD, nonce 0, identity block of the dialer | raw64 sigD)        276 bytes
 //
-// (type = HandshakeMessageType.Hello / .Proof.) Both sides send Hello as soon as the connection
-// opens, then Proof once they have the other's Hello.
+//   identity block = raw32 signPublicKey | raw32 sealPublicKey | string name | string home
+//                    | zero bytes up to 194 bytes (so the length never tells the name's length)
 //
-//   transcript = sha256("pigeon-handshake-v1" || dialerHello || listenerHello)
-//   signature  = Ed25519(signing seed, "pigeon-proof-v1" || role || transcript)
-//                role = 0x44 ('D') when the dialer signs, 0x4c ('L') when the listener signs
+// (type = HandshakeMessageType.Hello / .Reply / .Confirm.) The dialer sends Hello as soon as the
+// connection opens; the listener says nothing until it has a Hello.
 //
-// The role byte means a proof can never be reflected back at the side that made it.
+// Keys and transcript (HMAC and HKDF are RFC 2104 / RFC 5869 over sha256, crypto.ts):
 //
-//   s          = X25519(peer ephemeralPublic, my ephemeralSecret), HSalsa20-hashed (nacl.box.before)
-//   key d2l    = sha256("d2l" || s || transcript)      dialer -> listener
-//   key l2d    = sha256("l2d" || s || transcript)      listener -> dialer
+//   dh   = X25519(peer ephemeral, my ephemeral secret)       (nacl.scalarMult; all zeros is refused)
+//   h0   = sha256("pigeon-handshake-v3" || Hello || first 34 bytes of Reply)
+//   prk  = HKDF-Extract(salt = h0, ikm = dh)
+//   kL   = HKDF-Expand(prk, "pigeon-v3 listener identity", 32)
+//   kD   = HKDF-Expand(prk, "pigeon-v3 dialer identity", 32)
+//   tL   = sha256("pigeon-handshake-v3" || h0 || listener identity block)
+//   sigL = Ed25519(listener, "pigeon-proof-v3" || 0x4c 'L' || tL)
+//   tD   = sha256("pigeon-handshake-v3" || tL || sigL || dialer identity block)
+//   sigD = Ed25519(dialer, "pigeon-proof-v3" || 0x44 'D' || tD)
+//   transcript = sha256("pigeon-handshake-v3" || tD || sigD)
+//   d2l  = HKDF-Expand(prk, "pigeon-v3 d2l" || transcript, 32)     frames dialer -> listener
+//   l2d  = HKDF-Expand(prk, "pigeon-v3 l2d" || transcript, 32)     frames listener -> dialer
+//
+// kL and kD each seal exactly one message, so their nonce can be 0. Each proof covers both ephemeral
+// keys (so it cannot be replayed on another connection) and, for the dialer, the listener's identity
+// and proof (so both sides agree on who talked to whom); the role byte means a proof can never be
+// reflected back at the side that made it.
 //
 // After the handshake each frame is secretbox(key of its direction, nonce, plaintext) with
 // nonce = 24-byte little-endian counter, starting at 0 in each direction and incremented per frame.
 // Nothing else is on the wire: the nonce is implicit, so a frame that is tampered with, dropped,
 // reordered or replayed fails to open, and the link must close.
-import { DecodeError, Reader, Writer, equalBytes, utf8 } from "./bytes.js";
+import { DecodeError, Reader, Writer, concat, equalBytes, utf8 } from "./bytes.js";
 import {
   NONCE_BYTES,
   SEAL_KEY_BYTES,
@@ -32,42 +52,58 @@ import {
   SIGN_PUBLIC_BYTES,
   SIGNATURE_BYTES,
   generateSealingKeyPair,
-  randomBytes,
+  hkdfExpand,
+  hkdfExtract,
   secretboxOpenWithNonce,
   secretboxWithNonce,
   sha256,
-  sharedKey,
   sign,
   verify,
+  x25519,
 } from "./crypto.js";
 import { AddressError, parseAddress, type ContactCard, type Identity } from "./identity.js";
 
 /**
- * Version 2: sketches are keyed by id bytes 4-15 and may name a slice of the id space (SLICE_SKETCH).
- * A version-1 node could not peel our sketches, so the handshake refuses it with "wrong version".
+ * Version 3: identities travel only encrypted (version 2 sent name, home and both keys in clear).
+ * A node of another version is refused with "wrong version".
  */
-export const HANDSHAKE_VERSION = 2;
-/** The second byte of every handshake message. These byte values are the wire: never renumber them. */
+export const HANDSHAKE_VERSION = 3;
+/**
+ * The second byte of every handshake message. These byte values are the wire of this version: never
+ * renumber them (version 2 used 1 = its clear Hello and 2 = its Proof).
+ */
 export const HandshakeMessageType = {
   Hello: 1,
-  Proof: 2,
+  Reply: 2,
+  Confirm: 3,
 } as const;
 export type HandshakeMessageType = (typeof HandshakeMessageType)[keyof typeof HandshakeMessageType];
-export const CHALLENGE_BYTES = 32;
-/** Longest name or home accepted in a HELLO, in UTF-8 bytes. */
-export const HELLO_STRING_MAX = 64;
-/** A HELLO can never be longer than this (2 + 4*32 + 2*(1+64)). */
-export const HELLO_MAX_BYTES = 2 + 4 * 32 + 2 * (1 + HELLO_STRING_MAX);
-export const PROOF_BYTES = 2 + SIGNATURE_BYTES;
+/** Longest name or home accepted in an identity block, in UTF-8 bytes. */
+export const IDENTITY_STRING_MAX = 64;
+/** An identity block is always this long: two keys, two strings of at most 64 bytes, zero padding. */
+export const IDENTITY_BLOCK_BYTES = 2 * 32 + 2 * (1 + IDENTITY_STRING_MAX);
+/** The secretbox of an identity block and its signature. */
+export const SEALED_IDENTITY_BYTES = IDENTITY_BLOCK_BYTES + SIGNATURE_BYTES + SECRETBOX_OVERHEAD;
+const HEADER_BYTES = 2;
+export const HELLO_BYTES = HEADER_BYTES + SEAL_KEY_BYTES;
+export const REPLY_BYTES = HEADER_BYTES + SEAL_KEY_BYTES + SEALED_IDENTITY_BYTES;
+export const CONFIRM_BYTES = HEADER_BYTES + SEALED_IDENTITY_BYTES;
+/** No handshake message is longer than this (the Reply). */
+export const HANDSHAKE_MESSAGE_MAX_BYTES = Math.max(HELLO_BYTES, REPLY_BYTES, CONFIRM_BYTES);
 /** What Session.seal adds to each frame (the secretbox tag; the nonce is implicit, never sent). */
 export const SESSION_FRAME_OVERHEAD = SECRETBOX_OVERHEAD;
 
-const TRANSCRIPT_LABEL = utf8("pigeon-handshake-v1");
-const PROOF_LABEL = utf8("pigeon-proof-v1");
-const D2L_LABEL = utf8("d2l");
-const L2D_LABEL = utf8("l2d");
+const LABEL = utf8("pigeon-handshake-v3");
+const PROOF_LABEL = utf8("pigeon-proof-v3");
+const LISTENER_KEY_INFO = utf8("pigeon-v3 listener identity");
+const DIALER_KEY_INFO = utf8("pigeon-v3 dialer identity");
+const D2L_INFO = utf8("pigeon-v3 d2l");
+const L2D_INFO = utf8("pigeon-v3 l2d");
 const ROLE_DIALER = 0x44; // 'D'
 const ROLE_LISTENER = 0x4c; // 'L'
+const KEY_BYTES = 32;
+/** kL and kD each seal one message only. */
+const ZERO_NONCE = new Uint8Array(NONCE_BYTES);
 
 export type HandshakeRole = "dialer" | "listener";
 
@@ -78,84 +114,147 @@ export class HandshakeError extends Error {
   }
 }
 
-export interface Hello {
-  signPublicKey: Uint8Array;
-  sealPublicKey: Uint8Array;
-  ephemeralPublic: Uint8Array;
-  challenge: Uint8Array;
-  name: string;
-  home: string;
+// ---- messages ----
+
+export function encodeHello(ephemeralPublic: Uint8Array): Uint8Array {
+  return header(HandshakeMessageType.Hello).raw(fixed(ephemeralPublic, SEAL_KEY_BYTES, "ephemeralPublic")).finish();
 }
 
-export function encodeHello(h: Hello): Uint8Array {
-  return new Writer()
-    .u8(HANDSHAKE_VERSION)
-    .u8(HandshakeMessageType.Hello)
-    .raw(fixed(h.signPublicKey, SIGN_PUBLIC_BYTES, "signPublicKey"))
-    .raw(fixed(h.sealPublicKey, SEAL_KEY_BYTES, "sealPublicKey"))
-    .raw(fixed(h.ephemeralPublic, SEAL_KEY_BYTES, "ephemeralPublic"))
-    .raw(fixed(h.challenge, CHALLENGE_BYTES, "challenge"))
-    .string(h.name)
-    .string(h.home)
+/** Parses a Hello and returns the dialer's ephemeral key. Throws HandshakeError (and nothing else). */
+export function decodeHello(bytes: Uint8Array): Uint8Array {
+  return decoding(() => {
+    const r = new Reader(bytes);
+    expectHeader(r, HandshakeMessageType.Hello, "Hello");
+    const ephemeral = r.raw(SEAL_KEY_BYTES).slice();
+    r.end();
+    return ephemeral;
+  });
+}
+
+export function encodeReply(ephemeralPublic: Uint8Array, sealedIdentity: Uint8Array): Uint8Array {
+  return header(HandshakeMessageType.Reply)
+    .raw(fixed(ephemeralPublic, SEAL_KEY_BYTES, "ephemeralPublic"))
+    .raw(fixed(sealedIdentity, SEALED_IDENTITY_BYTES, "sealedIdentity"))
     .finish();
 }
 
-/** Parses and validates a HELLO. Throws HandshakeError (and nothing else) on any problem. */
-export function decodeHello(bytes: Uint8Array): Hello {
+/** Parses a Reply. Throws HandshakeError (and nothing else) on any problem. */
+export function decodeReply(bytes: Uint8Array): { ephemeralPublic: Uint8Array; sealedIdentity: Uint8Array } {
   return decoding(() => {
     const r = new Reader(bytes);
-    expectHeader(r, HandshakeMessageType.Hello, "HELLO");
+    expectHeader(r, HandshakeMessageType.Reply, "Reply");
+    const ephemeralPublic = r.raw(SEAL_KEY_BYTES).slice();
+    const sealedIdentity = r.raw(SEALED_IDENTITY_BYTES).slice();
+    r.end();
+    return { ephemeralPublic, sealedIdentity };
+  });
+}
+
+export function encodeConfirm(sealedIdentity: Uint8Array): Uint8Array {
+  return header(HandshakeMessageType.Confirm).raw(fixed(sealedIdentity, SEALED_IDENTITY_BYTES, "sealedIdentity")).finish();
+}
+
+/** Parses a Confirm and returns its sealed identity. Throws HandshakeError (and nothing else). */
+export function decodeConfirm(bytes: Uint8Array): Uint8Array {
+  return decoding(() => {
+    const r = new Reader(bytes);
+    expectHeader(r, HandshakeMessageType.Confirm, "Confirm");
+    const sealed = r.raw(SEALED_IDENTITY_BYTES).slice();
+    r.end();
+    return sealed;
+  });
+}
+
+/** raw32 sign key | raw32 seal key | string name | string home | zeros up to IDENTITY_BLOCK_BYTES. */
+export function encodeIdentityBlock(card: ContactCard): Uint8Array {
+  const body = new Writer()
+    .raw(fixed(card.signPublicKey, SIGN_PUBLIC_BYTES, "signPublicKey"))
+    .raw(fixed(card.sealPublicKey, SEAL_KEY_BYTES, "sealPublicKey"))
+    .string(card.name)
+    .string(card.home)
+    .finish();
+  if (body.length > IDENTITY_BLOCK_BYTES) throw new RangeError(`identity block of ${body.length} bytes is too long`);
+  const block = new Uint8Array(IDENTITY_BLOCK_BYTES);
+  block.set(body);
+  return block;
+}
+
+/** Parses and validates an identity block. Throws HandshakeError (and nothing else) on any problem. */
+export function decodeIdentityBlock(block: Uint8Array): ContactCard {
+  return decoding(() => {
+    if (block.length !== IDENTITY_BLOCK_BYTES)
+      throw new HandshakeError(`malformed: identity block of ${block.length} bytes (expected ${IDENTITY_BLOCK_BYTES})`);
+    const r = new Reader(block);
     const signPublicKey = r.raw(SIGN_PUBLIC_BYTES).slice();
     const sealPublicKey = r.raw(SEAL_KEY_BYTES).slice();
-    const ephemeralPublic = r.raw(SEAL_KEY_BYTES).slice();
-    const challenge = r.raw(CHALLENGE_BYTES).slice();
-    const name = r.string(HELLO_STRING_MAX);
-    const home = r.string(HELLO_STRING_MAX);
-    r.end();
+    const name = r.string(IDENTITY_STRING_MAX);
+    const home = r.string(IDENTITY_STRING_MAX);
+    for (const b of r.raw(r.remaining)) if (b !== 0) throw new HandshakeError("malformed: identity padding is not zero");
     let parsed;
     try {
       parsed = parseAddress(`${name}@${home}`);
     } catch (e) {
-      if (e instanceof AddressError) throw new HandshakeError(`bad address in HELLO: ${e.message}`);
+      if (e instanceof AddressError) throw new HandshakeError(`bad address in identity: ${e.message}`);
       throw e;
     }
     if (parsed.name !== name || parsed.home !== home)
-      throw new HandshakeError(`bad address in HELLO: "${name}@${home}" is not in canonical form`);
-    return { signPublicKey, sealPublicKey, ephemeralPublic, challenge, name, home };
+      throw new HandshakeError(`bad address in identity: "${name}@${home}" is not in canonical form`);
+    return { name, home, signPublicKey, sealPublicKey };
   });
 }
 
-export function encodeProof(signature: Uint8Array): Uint8Array {
-  return new Writer()
-    .u8(HANDSHAKE_VERSION)
-    .u8(HandshakeMessageType.Proof)
-    .raw(fixed(signature, SIGNATURE_BYTES, "signature"))
-    .finish();
+// ---- the key schedule (exported for tests that play a misbehaving peer) ----
+
+export interface HandshakeKeys {
+  /** sha256("pigeon-handshake-v3" || Hello || Reply's first 34 bytes): both ephemeral keys as sent. */
+  h0: Uint8Array;
+  /** HKDF-Extract(h0, dh): the root of every key of this connection. */
+  prk: Uint8Array;
+  /** Seals the listener's identity block and proof. */
+  listenerKey: Uint8Array;
+  /** Seals the dialer's identity block and proof. */
+  dialerKey: Uint8Array;
 }
 
-/** Parses a PROOF and returns its signature. Throws HandshakeError (and nothing else) on any problem. */
-export function decodeProof(bytes: Uint8Array): Uint8Array {
-  return decoding(() => {
-    const r = new Reader(bytes);
-    expectHeader(r, HandshakeMessageType.Proof, "PROOF");
-    const signature = r.raw(SIGNATURE_BYTES).slice();
-    r.end();
-    return signature;
-  });
+/** Keys from the two ephemeral keys as sent and the X25519 result between them. */
+export function handshakeKeys(hello: Uint8Array, replyHead: Uint8Array, dh: Uint8Array): HandshakeKeys {
+  const h0 = sha256(LABEL, hello, replyHead);
+  const prk = hkdfExtract(h0, dh);
+  return {
+    h0,
+    prk,
+    listenerKey: hkdfExpand(prk, LISTENER_KEY_INFO, KEY_BYTES),
+    dialerKey: hkdfExpand(prk, DIALER_KEY_INFO, KEY_BYTES),
+  };
 }
 
-/** sha256("pigeon-handshake-v1" || dialerHello || listenerHello) */
-export function handshakeTranscript(dialerHello: Uint8Array, listenerHello: Uint8Array): Uint8Array {
-  return sha256(TRANSCRIPT_LABEL, dialerHello, listenerHello);
+/** tL = sha256("pigeon-handshake-v3" || h0 || listener identity block): what the listener signs. */
+export function listenerTranscript(h0: Uint8Array, listenerBlock: Uint8Array): Uint8Array {
+  return sha256(LABEL, h0, listenerBlock);
 }
 
-/** The bytes a side signs: "pigeon-proof-v1" || role byte || transcript. */
+/** tD = sha256("pigeon-handshake-v3" || tL || sigL || dialer identity block): what the dialer signs. */
+export function dialerTranscript(tL: Uint8Array, listenerSignature: Uint8Array, dialerBlock: Uint8Array): Uint8Array {
+  return sha256(LABEL, tL, listenerSignature, dialerBlock);
+}
+
+/** The Session's transcript: sha256("pigeon-handshake-v3" || tD || sigD). */
+export function finalTranscript(tD: Uint8Array, dialerSignature: Uint8Array): Uint8Array {
+  return sha256(LABEL, tD, dialerSignature);
+}
+
+/** The bytes a side signs: "pigeon-proof-v3" || role byte || its transcript hash. */
 export function proofMessage(signer: HandshakeRole, transcript: Uint8Array): Uint8Array {
   const out = new Uint8Array(PROOF_LABEL.length + 1 + transcript.length);
   out.set(PROOF_LABEL, 0);
   out[PROOF_LABEL.length] = signer === "dialer" ? ROLE_DIALER : ROLE_LISTENER;
   out.set(transcript, PROOF_LABEL.length + 1);
   return out;
+}
+
+/** secretbox(key, nonce 0, identity block || signature). */
+export function sealIdentity(key: Uint8Array, block: Uint8Array, signature: Uint8Array): Uint8Array {
+  return secretboxWithNonce(key, ZERO_NONCE, concat([fixed(block, IDENTITY_BLOCK_BYTES, "block"), fixed(signature, SIGNATURE_BYTES, "signature")]));
 }
 
 /** The nonce of frame number `counter` in one direction: 24-byte little-endian. */
@@ -170,29 +269,41 @@ export function frameNonce(counter: number): Uint8Array {
   return nonce;
 }
 
+// ---- the state machine ----
+
 /** Fixed randomness, for test vectors only. Omitted fields are random. */
 export interface HandshakeRandomness {
   /** X25519 secret key of the ephemeral pair (32 bytes). */
   ephemeralSecretKey?: Uint8Array;
-  /** The 32-byte challenge in our HELLO. */
-  challenge?: Uint8Array;
+}
+
+/** What to do after feeding a message: send `reply` (if any); the link is ready once `session` is set. */
+export interface HandshakeStep {
+  reply?: Uint8Array;
+  session?: Session;
 }
 
 export interface Handshake {
   readonly role: HandshakeRole;
-  /** Our HELLO: send it as soon as the connection opens. */
-  readonly hello: Uint8Array;
-  /** Feed the peer's HELLO; send the returned PROOF. The peer is not authenticated yet. */
-  receiveHello(bytes: Uint8Array): { proof: Uint8Array; claimed: ContactCard };
-  /** Feed the peer's PROOF; on success the peer is authenticated and the session is ready. */
-  receiveProof(bytes: Uint8Array): Session;
+  /**
+   * The dialer's Hello: send it as soon as the connection opens. Undefined for the listener, which
+   * says nothing until it has the dialer's Hello.
+   */
+  readonly opening: Uint8Array | undefined;
+  /**
+   * Feeds the peer's next handshake message. The listener answers a Hello with a Reply, and has the
+   * session after the Confirm; the dialer answers the Reply with a Confirm and has the session at
+   * once (it checked the listener's proof before revealing itself). Throws HandshakeError (and
+   * nothing else) on any problem, after which the handshake is dead.
+   */
+  receive(bytes: Uint8Array): HandshakeStep;
 }
 
 export interface Session {
   /** The other side, proven by its signature over the transcript. */
   readonly peer: ContactCard;
   readonly role: HandshakeRole;
-  /** sha256 transcript of both HELLOs; identical on both sides. */
+  /** sha256 transcript of the whole handshake; identical on both sides. */
   readonly transcript: Uint8Array;
   /** Encrypts the next outgoing frame. */
   seal(plaintext: Uint8Array): Uint8Array;
@@ -205,75 +316,104 @@ export interface Session {
 
 export function startHandshake(identity: Identity, role: HandshakeRole, randomness: HandshakeRandomness = {}): Handshake {
   const ephemeral = generateSealingKeyPair(randomness.ephemeralSecretKey);
-  const challenge = randomness.challenge ?? randomBytes(CHALLENGE_BYTES);
-  const hello = encodeHello({
-    signPublicKey: identity.signing.publicKey,
-    sealPublicKey: identity.sealing.publicKey,
-    ephemeralPublic: ephemeral.publicKey,
-    challenge,
+  const myBlock = encodeIdentityBlock({
     name: identity.name,
     home: identity.home,
+    signPublicKey: identity.signing.publicKey,
+    sealPublicKey: identity.sealing.publicKey,
   });
-  const peerRole: HandshakeRole = role === "dialer" ? "listener" : "dialer";
-  let state: "awaiting-hello" | "awaiting-proof" | "done" | "failed" = "awaiting-hello";
-  let peerHello: Hello | undefined;
-  let transcript: Uint8Array | undefined;
+  const hello = role === "dialer" ? encodeHello(ephemeral.publicKey) : undefined;
+  let state: "awaiting-hello" | "awaiting-reply" | "awaiting-confirm" | "done" | "failed" =
+    role === "dialer" ? "awaiting-reply" : "awaiting-hello";
+  // the listener's memory between its Reply and the dialer's Confirm
+  let pending: { keys: HandshakeKeys; tL: Uint8Array; sigL: Uint8Array } | undefined;
 
   const fail = (reason: string): never => {
     state = "failed";
     throw new HandshakeError(reason);
   };
+  const guarded = <T>(f: () => T): T => {
+    try {
+      return f();
+    } catch (e) {
+      state = "failed";
+      if (e instanceof HandshakeError) throw e;
+      throw new HandshakeError(`malformed: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  };
+  const dhWith = (peerEphemeral: Uint8Array): Uint8Array =>
+    x25519(peerEphemeral, ephemeral.secretKey) ?? fail("bad ephemeral key (a low-order point)");
+  /** Opens a sealed identity, checks who it is and its proof; returns the card and the signature. */
+  const openIdentity = (key: Uint8Array, sealed: Uint8Array, who: HandshakeRole, transcriptOf: (block: Uint8Array) => Uint8Array) => {
+    const plain = secretboxOpenWithNonce(key, ZERO_NONCE, sealed) ?? fail(`the ${who}'s identity did not open (not sealed for this connection)`);
+    const block = plain.subarray(0, IDENTITY_BLOCK_BYTES);
+    const signature = plain.slice(IDENTITY_BLOCK_BYTES);
+    const card = decodeIdentityBlock(block);
+    if (equalBytes(card.signPublicKey, identity.signing.publicKey)) fail("talking to ourselves");
+    const t = transcriptOf(block);
+    if (!verify(card.signPublicKey, proofMessage(who, t), signature)) fail("bad signature");
+    return { card, signature, t };
+  };
+
+  const onHello = (bytes: Uint8Array): HandshakeStep => {
+    const peerEphemeral = decodeHello(bytes);
+    const dh = dhWith(peerEphemeral);
+    const replyHead = header(HandshakeMessageType.Reply).raw(ephemeral.publicKey).finish();
+    const keys = handshakeKeys(bytes, replyHead, dh);
+    const tL = listenerTranscript(keys.h0, myBlock);
+    const sigL = sign(identity.signing.seed, proofMessage("listener", tL));
+    pending = { keys, tL, sigL };
+    state = "awaiting-confirm";
+    return { reply: encodeReply(ephemeral.publicKey, sealIdentity(keys.listenerKey, myBlock, sigL)) };
+  };
+
+  const onReply = (bytes: Uint8Array): HandshakeStep => {
+    const { ephemeralPublic, sealedIdentity } = decodeReply(bytes);
+    const dh = dhWith(ephemeralPublic);
+    const keys = handshakeKeys(hello!, bytes.subarray(0, HEADER_BYTES + SEAL_KEY_BYTES), dh);
+    const listener = openIdentity(keys.listenerKey, sealedIdentity, "listener", (block) => listenerTranscript(keys.h0, block));
+    // the listener is proven: only now does the dialer say who it is
+    const tD = dialerTranscript(listener.t, listener.signature, myBlock);
+    const sigD = sign(identity.signing.seed, proofMessage("dialer", tD));
+    const confirm = encodeConfirm(sealIdentity(keys.dialerKey, myBlock, sigD));
+    state = "done";
+    return { reply: confirm, session: makeSession(listener.card, "dialer", keys.prk, finalTranscript(tD, sigD)) };
+  };
+
+  const onConfirm = (bytes: Uint8Array): HandshakeStep => {
+    const sealed = decodeConfirm(bytes);
+    const { keys, tL, sigL } = pending!;
+    const dialer = openIdentity(keys.dialerKey, sealed, "dialer", (block) => dialerTranscript(tL, sigL, block));
+    pending = undefined;
+    state = "done";
+    return { session: makeSession(dialer.card, "listener", keys.prk, finalTranscript(dialer.t, dialer.signature)) };
+  };
 
   return {
     role,
-    hello,
-    receiveHello(bytes) {
-      if (state !== "awaiting-hello") fail(state === "failed" ? "handshake already failed" : "unexpected second HELLO");
-      let h: Hello;
-      try {
-        h = decodeHello(bytes);
-      } catch (e) {
-        state = "failed";
-        throw e;
+    opening: hello,
+    receive(bytes) {
+      switch (state) {
+        case "awaiting-hello":
+          return guarded(() => onHello(bytes));
+        case "awaiting-reply":
+          return guarded(() => onReply(bytes));
+        case "awaiting-confirm":
+          return guarded(() => onConfirm(bytes));
+        case "done":
+          return fail("handshake message after the handshake finished");
+        case "failed":
+          return fail("handshake already failed");
       }
-      if (equalBytes(h.signPublicKey, identity.signing.publicKey)) fail("talking to ourselves");
-      peerHello = h;
-      transcript = role === "dialer" ? handshakeTranscript(hello, bytes) : handshakeTranscript(bytes, hello);
-      state = "awaiting-proof";
-      return {
-        proof: encodeProof(sign(identity.signing.seed, proofMessage(role, transcript))),
-        claimed: cardOf(h),
-      };
-    },
-    receiveProof(bytes) {
-      if (state !== "awaiting-proof" || !peerHello || !transcript)
-        fail(state === "awaiting-hello" ? "PROOF before HELLO" : state === "failed" ? "handshake already failed" : "unexpected second PROOF");
-      const h = peerHello!;
-      const t = transcript!;
-      let signature: Uint8Array;
-      try {
-        signature = decodeProof(bytes);
-      } catch (e) {
-        state = "failed";
-        throw e;
-      }
-      if (!verify(h.signPublicKey, proofMessage(peerRole, t), signature)) fail("bad signature");
-      const s = sharedKey(h.ephemeralPublic, ephemeral.secretKey);
-      const d2l = sha256(D2L_LABEL, s, t);
-      const l2d = sha256(L2D_LABEL, s, t);
-      state = "done";
-      return role === "dialer" ? makeSession(cardOf(h), role, t, d2l, l2d) : makeSession(cardOf(h), role, t, l2d, d2l);
     },
   };
 }
 
-function makeSession(
-  peer: ContactCard,
-  role: HandshakeRole,
-  transcript: Uint8Array,
-  sendKey: Uint8Array,
-  receiveKey: Uint8Array,
-): Session {
+function makeSession(peer: ContactCard, role: HandshakeRole, prk: Uint8Array, transcript: Uint8Array): Session {
+  const d2l = hkdfExpand(prk, concat([D2L_INFO, transcript]), KEY_BYTES);
+  const l2d = hkdfExpand(prk, concat([L2D_INFO, transcript]), KEY_BYTES);
+  const sendKey = role === "dialer" ? d2l : l2d;
+  const receiveKey = role === "dialer" ? l2d : d2l;
   let sent = 0;
   let received = 0;
   let dead = false;
@@ -297,8 +437,8 @@ function makeSession(
   };
 }
 
-function cardOf(h: Hello): ContactCard {
-  return { name: h.name, home: h.home, signPublicKey: h.signPublicKey, sealPublicKey: h.sealPublicKey };
+function header(type: HandshakeMessageType): Writer {
+  return new Writer().u8(HANDSHAKE_VERSION).u8(type);
 }
 
 function fixed(b: Uint8Array, n: number, what: string): Uint8Array {

@@ -37,10 +37,11 @@ export { admitEnvelope, type Admission, type AdmissionContext } from "./admissio
 // Hybrid logical clock.
 export { HLC_ZERO, formatHlc, hlcReceive, hlcTick, parseHlc, type Hlc } from "./hlc.js";
 
-// The link handshake (for transports): start one, its errors, its limits.
+// The link handshake (for transports): start one, its errors, its limits, its version (which mDNS
+// announces).
 export {
-  HELLO_MAX_BYTES, HandshakeError, SESSION_FRAME_OVERHEAD, encodeProof, startHandshake,
-  type Handshake, type HandshakeRandomness, type HandshakeRole, type Session,
+  HANDSHAKE_MESSAGE_MAX_BYTES, HANDSHAKE_VERSION, HandshakeError, SESSION_FRAME_OVERHEAD, startHandshake,
+  type Handshake, type HandshakeRandomness, type HandshakeRole, type HandshakeStep, type Session,
 } from "./handshake.js";
 
 // Sync frames inside a link.

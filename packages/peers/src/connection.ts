@@ -2,7 +2,7 @@
 // pings, flow control) and the PeerLink it becomes once the peer is proven (LinkImpl). WsNetwork
 // (ws-network.ts) accepts and dials them and keeps one link per peer.
 import {
-  HELLO_MAX_BYTES,
+  HANDSHAKE_MESSAGE_MAX_BYTES,
   HandshakeError,
   compareBytes,
   startHandshake,
@@ -28,7 +28,6 @@ export class Connection {
   readonly socketClosed: Promise<void>;
   private state: "handshake" | "open" | "closed" = "handshake";
   private readonly handshake: Handshake;
-  private gotHello = false;
   private opened: boolean;
   private session: Session | undefined;
   private link: LinkImpl | undefined;
@@ -67,11 +66,14 @@ export class Connection {
       net.handshakeTimeoutMs,
     );
     this.handshakeTimer.unref();
-    if (this.opened) this.sendRaw(this.handshake.hello);
-    else
+    // only the dialer speaks first (its Hello); the listener answers
+    const opening = this.handshake.opening;
+    if (this.opened) {
+      if (opening) this.sendRaw(opening);
+    } else
       ws.on("open", () => {
         this.opened = true;
-        if (this.state === "handshake") this.sendRaw(this.handshake.hello);
+        if (this.state === "handshake" && opening) this.sendRaw(opening);
       });
   }
 
@@ -125,18 +127,16 @@ export class Connection {
     }
     const bytes = toBytes(data);
     if (this.state === "handshake") {
-      if (bytes.length > HELLO_MAX_BYTES) {
+      if (bytes.length > HANDSHAKE_MESSAGE_MAX_BYTES) {
         this.fail(`handshake message of ${bytes.length} bytes is too large`);
         return;
       }
       try {
-        if (!this.gotHello) {
-          const { proof } = this.handshake.receiveHello(bytes);
-          this.gotHello = true;
-          this.sendRaw(proof);
-        } else {
-          this.session = this.handshake.receiveProof(bytes);
-          this.authenticated(this.session);
+        const step = this.handshake.receive(bytes);
+        if (step.reply) this.sendRaw(step.reply);
+        if (step.session) {
+          this.session = step.session;
+          this.authenticated(step.session);
         }
       } catch (e) {
         this.fail(e instanceof HandshakeError ? e.reason : `handshake error: ${(e as Error).message}`);

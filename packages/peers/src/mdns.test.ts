@@ -4,7 +4,7 @@ import { execFile, execFileSync, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { generateIdentity, toHex, fingerprint } from "@pigeon/model";
+import { HANDSHAKE_VERSION, toHex } from "@pigeon/model";
 import { MdnsDiscovery, SERVICE_NAME } from "./mdns.js";
 
 const root = fileURLToPath(new URL("../../../", import.meta.url));
@@ -68,33 +68,40 @@ function runFixture(ns: string, mode: string): Promise<{ code: number; result: R
 }
 
 describe("MdnsDiscovery records", () => {
-  it("advertises PTR, SRV, TXT and A for _pigeon._tcp.local", () => {
-    const id = generateIdentity("ana", "kisumu-primary");
-    const d = new MdnsDiscovery({ identity: id, port: 7480, interface: "10.1.2.3" });
-    const fp = fingerprint(id.signing.publicKey);
-    expect(d.instanceName).toBe(`${fp}._pigeon._tcp.local`);
+  it("advertises PTR, SRV, TXT and A for _pigeon._tcp.local under an opaque identifier and the version", () => {
+    const d = new MdnsDiscovery({ port: 7480, interface: "10.1.2.3" });
+    const id = toHex(d.currentId);
+    expect(id).toMatch(/^[0-9a-f]{32}$/);
+    expect(d.instanceName).toBe(`${id}._pigeon._tcp.local`);
     expect(d.records()).toEqual([
-      { name: SERVICE_NAME, type: "PTR", ttl: 120, data: `${fp}._pigeon._tcp.local` },
+      { name: SERVICE_NAME, type: "PTR", ttl: 120, data: `${id}._pigeon._tcp.local` },
       {
-        name: `${fp}._pigeon._tcp.local`,
+        name: `${id}._pigeon._tcp.local`,
         type: "SRV",
         ttl: 120,
-        data: { port: 7480, target: `pigeon-${fp}.local`, priority: 0, weight: 0 },
+        data: { port: 7480, target: `pigeon-${id}.local`, priority: 0, weight: 0 },
       },
-      {
-        name: `${fp}._pigeon._tcp.local`,
-        type: "TXT",
-        ttl: 120,
-        data: [`id=${toHex(id.signing.publicKey)}`, "addr=ana@kisumu-primary"],
-      },
-      { name: `pigeon-${fp}.local`, type: "A", ttl: 120, data: "10.1.2.3" },
+      { name: `${id}._pigeon._tcp.local`, type: "TXT", ttl: 120, data: [`v=${HANDSHAKE_VERSION}`] },
+      { name: `pigeon-${id}.local`, type: "A", ttl: 120, data: "10.1.2.3" },
     ]);
   });
 
+  it("changes the identifier when it rotates and at every start; two discoveries never share one", () => {
+    const d = new MdnsDiscovery({ port: 7480, interface: "10.1.2.3" });
+    const seen = new Set<string>([toHex(d.currentId)]);
+    for (let i = 0; i < 5; i++) {
+      d.rotate();
+      seen.add(toHex(d.currentId));
+      expect(d.records()[0]!.data).toBe(`${toHex(d.currentId)}._pigeon._tcp.local`);
+    }
+    seen.add(toHex(new MdnsDiscovery({ port: 7480 }).currentId));
+    expect(seen.size).toBe(7);
+  });
+
   it("validates its options", () => {
-    const identity = generateIdentity("ana");
-    expect(() => new MdnsDiscovery({ identity, port: 0 })).toThrow(/port/);
-    expect(() => new MdnsDiscovery({ identity, port: 7480, interface: "eth0" })).toThrow(/IPv4 address/);
+    expect(() => new MdnsDiscovery({ port: 0 })).toThrow(/port/);
+    expect(() => new MdnsDiscovery({ port: 7480, interface: "eth0" })).toThrow(/IPv4 address/);
+    expect(() => new MdnsDiscovery({ port: 7480, rotateMs: -1 })).toThrow(/rotateMs/);
   });
 });
 
@@ -127,12 +134,17 @@ describe("MdnsDiscovery on a real (namespaced) network", () => {
       const { code, result } = await runFixture(ns, "pair");
       expect(result.error).toBeUndefined();
       expect(code).toBe(0);
-      const found = result.found as Record<string, { host: string; port: number; addr: string; expectedPort: number }>;
+      const found = result.found as Record<string, { host: string; port: number; expectedPort: number; id: string; ourId: string }>;
+      const ids = result.ids as Record<string, string>;
       expect(found.ana!.host).toBe("127.0.0.1");
       expect(found.ana!.port).toBe(found.ana!.expectedPort);
-      expect(found.ana!.addr).toBe("ben@ns-test");
       expect(found.ben!.port).toBe(found.ben!.expectedPort);
-      expect(found.ben!.addr).toBe("ana@ns-test");
+      // each heard the other's identifier, and knew its own
+      expect(found.ana!.id).toBe(ids.ben);
+      expect(found.ana!.ourId).toBe(ids.ana);
+      expect(found.ben!.id).toBe(ids.ana);
+      // only the lower identifier dialled
+      expect(result.dialled).toEqual([ids.ana! < ids.ben! ? "ana" : "ben"]);
       const links = result.links as Record<string, { peer: string; key: string; id: string }>;
       const keys = result.keys as Record<string, string>;
       expect(links.ana!.peer).toBe("ben@ns-test");
@@ -142,6 +154,9 @@ describe("MdnsDiscovery on a real (namespaced) network", () => {
       expect(links.ana!.id).toBe(links.ben!.id);
       expect(result.received).toBe("hello ben, found you by mDNS");
       expect(result.strangers).toBeUndefined(); // never heard itself as a peer
+      // after ana's identifier changes, ben hears the new one (and nothing that names ana)
+      expect(result.rotated).toMatchObject({ heardByBen: true });
+      expect((result.rotated as { newId: string }).newId).not.toBe(ids.ana);
     } finally {
       deleteNamespace(ns);
     }

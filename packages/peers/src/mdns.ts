@@ -1,25 +1,35 @@
 // Finds other Pigeon laptops on the local network with mDNS / DNS-SD, and tells them about us.
 //
-//   _pigeon._tcp.local                      PTR  <fingerprint>._pigeon._tcp.local
-//   <fingerprint>._pigeon._tcp.local        SRV  0 0 <port> pigeon-<fingerprint>.local
-//   <fingerprint>._pigeon._tcp.local        TXT  "id=<hex signPublicKey>" "addr=<name@home>"
-//   pigeon-<fingerprint>.local              A    <IPv4 address>
+//   _pigeon._tcp.local                      PTR  <id>._pigeon._tcp.local
+//   <id>._pigeon._tcp.local                 SRV  0 0 <port> pigeon-<id>.local
+//   <id>._pigeon._tcp.local                 TXT  "v=<handshake version>"
+//   pigeon-<id>.local                       A    <IPv4 address>
+//
+// <id> is 16 random bytes in hex (32 characters), new at every start and every hour (rotateMs), and
+// separate for each interface: it identifies nothing but this announcement. No name, no home, no key
+// and no fingerprint is announced; who answers is learnt only inside the handshake's encryption
+// (docs/protocol.md, "What each party learns"). Announcements of another version are ignored: the
+// handshake would refuse that laptop anyway.
 //
 // Nothing here is trusted: an announcement only says where to dial. The handshake proves who answers.
 import { EventEmitter } from "node:events";
 import { isIP } from "node:net";
 import { networkInterfaces } from "node:os";
 import type { RemoteInfo } from "node:dgram";
-import { fingerprint, fromHex, toHex, type Identity } from "@pigeon/model";
+import { HANDSHAKE_VERSION, fromHex, randomBytes, toHex } from "@pigeon/model";
 import makeMdns from "multicast-dns";
 import type { Answer } from "dns-packet";
 
 export const SERVICE_NAME = "_pigeon._tcp.local";
 export const DEFAULT_QUERY_INTERVAL_MS = 5_000;
+/** How often the announced identifier changes (besides at every start). */
+export const DEFAULT_ROTATE_MS = 60 * 60_000;
+/** Length of the announced identifier, in bytes (hex in the records). */
+export const ANNOUNCED_ID_BYTES = 16;
 const TTL_SECONDS = 120;
+const ID_RE = /^[0-9a-f]{32}$/;
 
 export interface MdnsDiscoveryOptions {
-  identity: Identity;
   /** The port our WsNetwork listens on (advertised in the SRV record). */
   port: number;
   /**
@@ -36,17 +46,20 @@ export interface MdnsDiscoveryOptions {
   advertiseHost?: string;
   /** How often to send a PTR query. Default 5 s. */
   queryIntervalMs?: number;
+  /** How often to pick a new announced identifier while running. Default 1 hour; 0: only at start. */
+  rotateMs?: number;
   /** UDP port, default 5353 (tests only). */
   mdnsPort?: number;
 }
 
 export interface DiscoveredPeer {
-  signPublicKey: Uint8Array;
+  /** The other laptop's announced identifier (16 opaque bytes; it changes, and proves nothing). */
+  id: Uint8Array;
+  /** Our own announced identifier on this discovery when we heard it (the node's dial rule compares the two). */
+  ourId: Uint8Array;
   /** Address from the A record, or the sender's address if there was none. */
   host: string;
   port: number;
-  /** The name@home the announcement claims (unauthenticated). */
-  addr: string | undefined;
 }
 
 export interface MdnsDiscoveryEvents {
@@ -60,12 +73,13 @@ export interface MdnsDiscoveryEvents {
 }
 
 export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
-  readonly instanceName: string;
-  readonly hostName: string;
   private readonly options: MdnsDiscoveryOptions;
-  private readonly idHex: string;
+  private id: Uint8Array = randomBytes(ANNOUNCED_ID_BYTES);
+  /** Our identifier before the last change: an announcement of ours still in flight is not a peer. */
+  private previousIdHex: string | undefined;
   private mdns: makeMdns.MulticastDNS | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private rotateTimer: NodeJS.Timeout | undefined;
   private lastError: string | undefined;
   private stopping: Promise<void> | undefined;
 
@@ -75,16 +89,36 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
       throw new RangeError(`MdnsDiscovery: port must be 1-65535, got ${options.port}`);
     if (options.interface !== undefined && isIP(options.interface) !== 4)
       throw new RangeError(`MdnsDiscovery: interface must be an IPv4 address, got "${options.interface}"`);
+    if (options.rotateMs !== undefined && (!Number.isFinite(options.rotateMs) || options.rotateMs < 0))
+      throw new RangeError(`MdnsDiscovery: rotateMs must be 0 or more, got ${options.rotateMs}`);
     this.options = options;
-    this.idHex = toHex(options.identity.signing.publicKey);
-    const fp = fingerprint(options.identity.signing.publicKey);
-    this.instanceName = `${fp}.${SERVICE_NAME}`;
-    this.hostName = `pigeon-${fp}.local`;
+  }
+
+  /** Our announced identifier now (a copy). */
+  get currentId(): Uint8Array {
+    return this.id.slice();
+  }
+
+  get instanceName(): string {
+    return `${toHex(this.id)}.${SERVICE_NAME}`;
+  }
+
+  get hostName(): string {
+    return `pigeon-${toHex(this.id)}.local`;
+  }
+
+  /** Picks a new announced identifier and, if running, announces it. Called every rotateMs. */
+  rotate(): void {
+    this.previousIdHex = toHex(this.id);
+    this.id = randomBytes(ANNOUNCED_ID_BYTES);
+    this.announce();
   }
 
   start(): this {
     if (this.mdns || this.stopping) return this;
     const o = this.options;
+    this.previousIdHex = undefined;
+    this.id = randomBytes(ANNOUNCED_ID_BYTES); // a new identifier at every start
     let mdns: makeMdns.MulticastDNS;
     try {
       mdns = makeMdns({
@@ -115,6 +149,11 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
     this.query();
     this.timer = setInterval(() => this.query(), o.queryIntervalMs ?? DEFAULT_QUERY_INTERVAL_MS);
     this.timer.unref();
+    const rotateMs = o.rotateMs ?? DEFAULT_ROTATE_MS;
+    if (rotateMs > 0) {
+      this.rotateTimer = setInterval(() => this.rotate(), rotateMs);
+      this.rotateTimer.unref();
+    }
     return this;
   }
 
@@ -122,6 +161,7 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
   stop(): Promise<void> {
     if (this.stopping) return this.stopping;
     clearInterval(this.timer);
+    clearInterval(this.rotateTimer);
     const mdns = this.mdns;
     this.mdns = undefined;
     this.stopping = new Promise<void>((resolve) => {
@@ -137,7 +177,7 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
 
   /** Our records, as sent in answers and announcements. */
   records(): Answer[] {
-    const { identity, port } = this.options;
+    const { port } = this.options;
     const answers: Answer[] = [
       { name: SERVICE_NAME, type: "PTR", ttl: TTL_SECONDS, data: this.instanceName },
       {
@@ -150,7 +190,7 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
         name: this.instanceName,
         type: "TXT",
         ttl: TTL_SECONDS,
-        data: [`id=${this.idHex}`, `addr=${identity.name}@${identity.home}`],
+        data: [`v=${HANDSHAKE_VERSION}`],
       },
     ];
     const host = this.advertisedHost();
@@ -207,21 +247,22 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
       if (r.type === "PTR" && r.name.toLowerCase() === SERVICE_NAME && typeof r.data === "string")
         instances.add(r.data.toLowerCase());
     }
+    const ownId = toHex(this.id);
     for (const instance of instances) {
-      if (instance === this.instanceName) continue;
+      if (!instance.endsWith(`.${SERVICE_NAME}`)) continue;
+      const id = instance.slice(0, -SERVICE_NAME.length - 1);
+      if (!ID_RE.test(id) || id === ownId || id === this.previousIdHex) continue;
       const srv = records.find((r) => r.type === "SRV" && r.name.toLowerCase() === instance);
       const txt = records.find((r) => r.type === "TXT" && r.name.toLowerCase() === instance);
       if (!srv || srv.type !== "SRV" || !txt || txt.type !== "TXT") continue;
-      const fields = txtFields(txt.data);
-      const id = fields.get("id");
-      if (!id || !/^[0-9a-f]{64}$/i.test(id) || id.toLowerCase() === this.idHex) continue;
+      if (txtFields(txt.data).get("v") !== String(HANDSHAKE_VERSION)) continue; // another version: it would be refused
       const port = srv.data.port;
       if (!Number.isInteger(port) || port < 1 || port > 65535) continue;
       const target = srv.data.target.toLowerCase();
       const a = records.find((r) => r.type === "A" && r.name.toLowerCase() === target);
       const aData = a && a.type === "A" ? a.data : undefined;
       const host = typeof aData === "string" && isIP(aData) === 4 ? aData : rinfo.address;
-      this.emit("peer", { signPublicKey: fromHex(id), host, port, addr: fields.get("addr") });
+      this.emit("peer", { id: fromHex(id), ourId: this.id.slice(), host, port });
     }
   }
 

@@ -2,8 +2,8 @@ import { once } from "node:events";
 import { createServer, type Server, type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import {
+  HANDSHAKE_VERSION,
   compareBytes,
-  encodeProof,
   equalBytes,
   generateIdentity,
   randomBytes,
@@ -85,11 +85,11 @@ async function rawAuthenticated(
 ): Promise<{ ws: WebSocket; session: Session; closed: Promise<[number, string]> }> {
   const c = await rawClient(port, autoPong);
   const hs = startHandshake(identity, "dialer");
-  c.ws.send(hs.hello);
-  await waitFor(() => c.messages.length >= 1, "HELLO");
-  c.ws.send(hs.receiveHello(c.messages[0]!).proof);
-  await waitFor(() => c.messages.length >= 2, "PROOF");
-  return { ws: c.ws, session: hs.receiveProof(c.messages[1]!), closed: c.closed };
+  c.ws.send(hs.opening!);
+  await waitFor(() => c.messages.length >= 1, "the listener's Reply");
+  const { reply, session } = hs.receive(c.messages[0]!);
+  c.ws.send(reply!);
+  return { ws: c.ws, session: session!, closed: c.closed };
 }
 
 describe("WsNetwork", () => {
@@ -201,7 +201,7 @@ describe("WsNetwork", () => {
       c.ws.send(junk);
       const r = await rejected;
       expect(r.remote).toMatch(/^127\.0\.0\.1:\d+$/);
-      expect(r.reason).toMatch(/wrong version|truncated|too large|malformed/);
+      expect(r.reason).toMatch(/wrong version|wrong message type|truncated|too large|malformed/);
       const [code] = await c.closed;
       expect(code).toBe(1008);
     }
@@ -214,21 +214,25 @@ describe("WsNetwork", () => {
     const a = network("ana");
     const la = await a.dial("127.0.0.1", port);
     expect(la.peer.name).toBe("ben");
-    expect(b.links().length).toBe(1);
+    // the dialer has its link once it checked ben's proof and sent its Confirm; ben, once that arrives
+    await waitFor(() => b.links().length === 1, "ben's side of the link");
   });
 
-  it("rejects a bad proof from a raw client", async () => {
+  it("says nothing to a client before its Hello, and rejects a forged Confirm from a raw client", async () => {
     const { net: b, port } = await listening("ben");
     const c = await rawClient(port);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(c.messages).toEqual([]); // the listener never speaks first
     const hs = startHandshake(generateIdentity("mallory"), "dialer");
-    c.ws.send(hs.hello);
-    await waitFor(() => c.messages.length >= 2, "B's HELLO and PROOF");
+    c.ws.send(hs.opening!);
+    await waitFor(() => c.messages.length >= 1, "B's Reply");
+    expect(hs.receive(c.messages[0]!).session!.peer.name).toBe("ben");
     const rejected = nextRejection(b);
-    c.ws.send(encodeProof(randomBytes(64)));
-    expect((await rejected).reason).toBe("bad signature");
+    c.ws.send(Uint8Array.of(HANDSHAKE_VERSION, 3, ...randomBytes(274))); // a Confirm sealed under no key of ours
+    expect((await rejected).reason).toBe("the dialer's identity did not open (not sealed for this connection)");
     const [code, reason] = await c.closed;
     expect(code).toBe(1008);
-    expect(reason).toBe("bad signature");
+    expect(reason).toMatch(/did not open/);
     expect(b.links()).toEqual([]);
   });
 

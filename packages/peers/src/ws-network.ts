@@ -5,7 +5,7 @@ import { EventEmitter } from "node:events";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import {
-  HELLO_MAX_BYTES,
+  HANDSHAKE_MESSAGE_MAX_BYTES,
   HandshakeError,
   SESSION_FRAME_OVERHEAD,
   compareBytes,
@@ -236,7 +236,7 @@ export class WsNetwork extends EventEmitter<WsNetworkEvents> {
 
   /** @internal */
   maxWirePayload(): number {
-    return Math.max(this.maxFrameBytes + SESSION_FRAME_OVERHEAD, HELLO_MAX_BYTES);
+    return Math.max(this.maxFrameBytes + SESSION_FRAME_OVERHEAD, HANDSHAKE_MESSAGE_MAX_BYTES);
   }
 
   /** @internal */

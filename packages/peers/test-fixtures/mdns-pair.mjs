@@ -3,7 +3,7 @@
 //
 //   node mdns-pair.mjs pair       two discoveries + two WsNetworks on 127.0.0.1 find each other and link
 //   node mdns-pair.mjs no-route   a discovery with no multicast route reports an error, does not crash
-import { equalBytes, generateIdentity, toHex } from "@pigeon/model";
+import { generateIdentity, toHex } from "@pigeon/model";
 import { MdnsDiscovery, WsNetwork } from "../dist/index.js";
 
 const mode = process.argv[2] ?? "pair";
@@ -24,37 +24,40 @@ function finish(code, result) {
 process.on("uncaughtException", (e) => finish(1, { error: `uncaught: ${e.stack ?? e}` }));
 
 if (mode === "no-route") {
-  const d = new MdnsDiscovery({ identity: generateIdentity("lonely"), port: 7480, queryIntervalMs: 200 });
+  const d = new MdnsDiscovery({ port: 7480, queryIntervalMs: 200 });
   closers.push(() => d.stop());
   d.on("error", (e) => finish(0, { error: e.message }));
   d.start();
 } else {
   const ids = { ana: generateIdentity("ana", "ns-test"), ben: generateIdentity("ben", "ns-test") };
   const nodes = {};
-  const result = { found: {}, links: {}, received: null };
+  const result = { found: {}, links: {}, received: null, dialled: [] };
   for (const name of ["ana", "ben"]) {
     const net = new WsNetwork({ identity: ids[name], host: "127.0.0.1", port: 0 });
     closers.push(() => net.close());
     const { port } = await net.listen();
-    const disc = new MdnsDiscovery({ identity: ids[name], port, interface: "127.0.0.1", queryIntervalMs: 500 });
+    const disc = new MdnsDiscovery({ port, interface: "127.0.0.1", queryIntervalMs: 500 });
     closers.push(() => disc.stop());
     disc.on("error", (e) => finish(1, { error: `${name}: ${e.message}` }));
     nodes[name] = { net, disc, port, dialing: false };
   }
   const other = { ana: "ben", ben: "ana" };
+  const heardByBen = new Set();
   for (const name of ["ana", "ben"]) {
     const me = nodes[name];
     const them = other[name];
     me.disc.on("peer", (p) => {
-      if (!equalBytes(p.signPublicKey, ids[them].signing.publicKey)) {
+      const id = toHex(p.id);
+      if (name === "ben") heardByBen.add(id);
+      if (id !== toHex(nodes[them].disc.currentId) && !(name === "ben" && result.rotated)) {
         result.strangers = (result.strangers ?? 0) + 1;
         return;
       }
-      result.found[name] ??= { host: p.host, port: p.port, addr: p.addr, expectedPort: nodes[them].port };
-      // Like the app: dial whoever we hear about unless already linked. Both sides do it, so the
-      // duplicate rule gets exercised as well.
-      if (me.dialing || me.net.linkTo(p.signPublicKey)) return;
+      result.found[name] ??= { host: p.host, port: p.port, expectedPort: nodes[them].port, id, ourId: toHex(p.ourId) };
+      // Like the node's dial rule: the lower identifier dials, unless already linked.
+      if (toHex(p.ourId) > id || me.dialing || me.net.links().length > 0) return;
       me.dialing = true;
+      result.dialled.push(name);
       me.net
         .dial(p.host, p.port)
         .catch(() => {})
@@ -71,6 +74,7 @@ if (mode === "no-route") {
     if (!result.found.ana || !result.found.ben || la.length !== 1 || lb.length !== 1) return;
     if (la[0].connectionId !== lb[0].connectionId) return;
     clearInterval(poll);
+    result.ids = { ana: toHex(nodes.ana.disc.currentId), ben: toHex(nodes.ben.disc.currentId) };
     result.links = {
       ana: { peer: `${la[0].peer.name}@${la[0].peer.home}`, key: toHex(la[0].peer.signPublicKey), id: la[0].connectionId },
       ben: { peer: `${lb[0].peer.name}@${lb[0].peer.home}`, key: toHex(lb[0].peer.signPublicKey), id: lb[0].connectionId },
@@ -80,7 +84,16 @@ if (mode === "no-route") {
     const wait = setInterval(() => {
       if (result.received === null) return;
       clearInterval(wait);
-      finish(0, result);
+      // ana's identifier changes: ben hears the new one
+      nodes.ana.disc.rotate();
+      const newId = toHex(nodes.ana.disc.currentId);
+      result.rotated = { newId, heardByBen: false };
+      const rotated = setInterval(() => {
+        if (!heardByBen.has(newId)) return;
+        clearInterval(rotated);
+        result.rotated.heardByBen = true;
+        finish(0, result);
+      }, 20);
     }, 20);
   }, 50);
 }

@@ -3,7 +3,7 @@
 import { EventEmitter } from "node:events";
 import { afterEach, describe, expect, it } from "vitest";
 import { contactCard, generateIdentity, type Identity, type PeerLink } from "@pigeon/model";
-import { memoryLinkPair, memoryStorage, MemoryStorage, PigeonNode, type LinkSource, type NodeStorage } from "./index.js";
+import { memoryLinkPair, memoryStorage, MemoryStorage, PigeonNode, type FoundPeer, type LinkSource, type NodeStorage, type PeerFinder } from "./index.js";
 
 const cleanup: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -94,3 +94,88 @@ describe("PigeonNode", () => {
   });
 });
 
+
+/** A finder that reports whatever the test says it heard. */
+class FakeFinder extends EventEmitter<{ peer: [FoundPeer] }> implements PeerFinder {
+  start(): void {}
+  stop(): void {}
+  hear(p: FoundPeer): void {
+    this.emit("peer", p);
+  }
+}
+
+/** A network whose dials the test answers by hand, one promise per dial. */
+class DialNetwork extends MemoryNetwork {
+  readonly dials: { host: string; port: number; resolve: (l: PeerLink) => void; reject: (e: Error) => void }[] = [];
+  dial(host: string, port: number): Promise<PeerLink> {
+    return new Promise((resolve, reject) => this.dials.push({ host, port, resolve, reject }));
+  }
+}
+
+const idOf = (byte: number) => new Uint8Array(16).fill(byte);
+const settle = () => new Promise((r) => setTimeout(r, 0));
+
+describe("PigeonNode's dial rule for found peers (opaque identifiers)", () => {
+  async function setup() {
+    const id = generateIdentity("amara");
+    const net = new DialNetwork();
+    const finder = new FakeFinder();
+    let clock = 1_000_000;
+    const node = await PigeonNode.open({ identity: id, storage: memoryStorage(), network: net, finders: [finder], now: () => clock });
+    cleanup.push(() => node.shutdown().catch(() => {}));
+    const someone = () => memoryLinkPair(contactCard(id), contactCard(generateIdentity("baraka")))[0];
+    return { net, finder, someone, advance: (ms: number) => (clock += ms) };
+  }
+
+  it("only the side whose identifier sorts lower dials; equal identifiers dial too", async () => {
+    const { net, finder } = await setup();
+    finder.hear({ id: idOf(1), ourId: idOf(2), host: "198.18.0.2", port: 7480 });
+    expect(net.dials).toEqual([]); // ours is higher: the other side dials
+    finder.hear({ id: idOf(3), ourId: idOf(2), host: "198.18.0.3", port: 7480 });
+    finder.hear({ id: idOf(2), ourId: idOf(2), host: "198.18.0.4", port: 7480 });
+    expect(net.dials.map((d) => d.host)).toEqual(["198.18.0.3", "198.18.0.4"]);
+  });
+
+  it("one dial at a time per identifier, and none while the link that dial gave is open", async () => {
+    const { net, finder, someone } = await setup();
+    const p = { id: idOf(9), ourId: idOf(1), host: "198.18.0.9", port: 7480 };
+    finder.hear(p);
+    finder.hear(p); // heard again while the dial is under way
+    expect(net.dials.length).toBe(1);
+    const link = someone();
+    net.dials[0]!.resolve(link);
+    await settle();
+    for (let i = 0; i < 5; i++) finder.hear(p); // announced every few seconds while linked
+    // a new identifier at the same address (it restarted, or its hour was up) while still linked
+    finder.hear({ ...p, id: idOf(10) });
+    expect(net.dials.length).toBe(1);
+    link.close("walked away");
+    finder.hear(p);
+    expect(net.dials.length).toBe(2);
+  });
+
+  it("pauses longer after each failure, per identifier; a new identifier is dialled at once", async () => {
+    const { net, finder, advance } = await setup();
+    const p = { id: idOf(9), ourId: idOf(1), host: "198.18.0.9", port: 7480 };
+    const fail = async () => {
+      net.dials.at(-1)!.reject(new Error("connection refused"));
+      await settle();
+    };
+    finder.hear(p);
+    await fail();
+    finder.hear(p);
+    expect(net.dials.length).toBe(1); // paused 5 s
+    advance(5_001);
+    finder.hear(p);
+    expect(net.dials.length).toBe(2);
+    await fail();
+    advance(5_001);
+    finder.hear(p);
+    expect(net.dials.length).toBe(2); // now 10 s
+    advance(5_000);
+    finder.hear(p);
+    expect(net.dials.length).toBe(3);
+    finder.hear({ ...p, id: idOf(11) });
+    expect(net.dials.length).toBe(4);
+  });
+});

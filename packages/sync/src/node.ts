@@ -25,9 +25,16 @@ export interface LinkSource {
   close(): Promise<void>;
 }
 
-/** A laptop heard of on the network, not yet proven: dialling it runs the handshake. */
+/**
+ * A laptop heard of on the network, not yet proven: dialling it runs the handshake. A finder learns no
+ * key and no name (mDNS announces none): only an opaque identifier that the other laptop picks and
+ * changes, and its own identifier, so that the two sides can agree which one dials.
+ */
 export interface FoundPeer {
-  signPublicKey: Uint8Array;
+  /** The found laptop's current announced identifier (opaque bytes, new at every start and every hour). */
+  id: Uint8Array;
+  /** The finder's own announced identifier when it heard the peer. */
+  ourId: Uint8Array;
   host: string;
   port: number;
 }
@@ -82,6 +89,8 @@ export class PigeonNode extends EventEmitter<NodeEvents> {
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly dialing = new Set<string>();
   private readonly nextDial = new Map<string, { at: number; pause: number }>();
+  /** The link each found address's last successful dial gave ("host:port" -> link). */
+  private readonly dialled = new Map<string, PeerLink>();
   private readonly now: () => number;
   private shuttingDown: Promise<void> | undefined;
   private readonly onLink = (link: PeerLink) => this.sync.attach(link);
@@ -154,21 +163,39 @@ export class PigeonNode extends EventEmitter<NodeEvents> {
   }
 
   /**
-   * The dial rule for found peers: only the side with the lower key dials (two laptops that find each
-   * other do not race), one dial at a time per peer, and a growing pause (5 s .. 60 s) after each
-   * failure, so twenty laptops in one room do not drown each other in dials.
+   * The dial rule for found peers: only the side whose announced identifier sorts lower dials (two
+   * laptops that find each other do not race; equal identifiers, which never happen in practice, both
+   * dial), not again while the link a dial to that address gave is open, one dial at a time per found
+   * identifier, and a growing pause (5 s .. 60 s) after each failure, so twenty laptops in one room do
+   * not drown each other in dials.
+   *
+   * Who is behind an identifier is learnt only by dialling, so a laptop that is already linked the
+   * other way (it dialled us, or its identifier changed since) can be dialled once more: the network
+   * keeps one link per peer and closes the duplicate.
    */
   private found(p: FoundPeer): void {
     const net = this.network;
     if (!net?.dial || this.shuttingDown) return;
-    if (compareBytes(this.identity.signing.publicKey, p.signPublicKey) >= 0) return;
-    if (net.links().some((l) => !l.closed && compareBytes(l.peer.signPublicKey, p.signPublicKey) === 0)) return;
-    const key = toHex(p.signPublicKey);
+    if (compareBytes(p.ourId, p.id) > 0) return;
+    const address = `${p.host}:${p.port}`;
+    const earlier = this.dialled.get(address);
+    if (earlier && !earlier.closed) return;
+    const key = toHex(p.id);
     const wait = this.nextDial.get(key);
     if (this.dialing.has(key) || (wait && this.now() < wait.at)) return;
+    if (this.nextDial.size > 1024) {
+      // identifiers change every hour: forget the pauses that are over
+      for (const [k, w] of this.nextDial) if (w.at <= this.now()) this.nextDial.delete(k);
+    }
     this.dialing.add(key);
     net.dial(p.host, p.port).then(
-      () => this.nextDial.delete(key),
+      (link) => {
+        this.nextDial.delete(key);
+        this.dialled.set(address, link);
+        link.onClose(() => {
+          if (this.dialled.get(address) === link) this.dialled.delete(address);
+        });
+      },
       (e: Error) => {
         const pause = Math.min(60_000, (wait?.pause ?? 2_500) * 2);
         this.nextDial.set(key, { at: this.now() + pause, pause });
