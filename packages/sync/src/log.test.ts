@@ -9,6 +9,9 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
+/** A different word for each number (no digits or hex, so every line has a shape of its own). */
+const letters = (i: number) => [0, 1, 2].map((k) => "ghijklmnopqrstuvwxyz"[Math.floor(i / 20 ** k) % 20]).join("");
+
 function clock(start = Date.UTC(2024, 0, 1, 10, 0, 0)) {
   let t = start;
   return { now: () => t, advance: (ms: number) => (t += ms) };
@@ -28,31 +31,46 @@ describe("the node's log under a flood", () => {
     expect(lines[6]).toBe("10:01:00 a new minute");
   });
 
-  it("writes at most 60 lines a minute in all when every line differs, and says how many were left out", () => {
+  it("writes at most 30 lines a minute that start alike when every line differs further on; other lines still get through", () => {
     const c = clock();
     const lines: string[] = [];
     const log = createLog({ now: c.now, write: (l) => lines.push(l) });
-    // each line carries text an attacker chose (a close reason, an XMPP 'to'): every shape is new
-    const letters = (i: number) => [0, 1, 2].map((k) => "ghijklmnopqrstuvwxyz"[Math.floor(i / 20 ** k) % 20]).join("");
+    // each line carries text a client chose (an XMPP 'to', a close reason): every shape is new
     for (let i = 0; i < 5000; i++) log.info(`xmpp: closing the stream of 127.0.0.1:1: host-unknown (this node serves local, not ${letters(i)})`);
-    expect(lines).toHaveLength(60);
+    expect(lines).toHaveLength(30);
+    log.info("delivery confirmed by chiku@local: dropped 2 carried envelope(s)");
+    expect(lines.at(-1)).toBe("10:00:00 delivery confirmed by chiku@local: dropped 2 carried envelope(s)");
     c.advance(60_000);
     log.warn("next minute");
-    expect(lines.at(-2)).toMatch(/\(4940 more lines in the last minute not written: the log takes at most 60 lines a minute\)/);
+    expect(lines.at(-2)).toBe('10:01:00 (4970 more lines starting "xmpp: closing the" in the last minute not written: at most 30 a minute)');
     expect(lines.at(-1)).toBe("10:01:00 warning: next minute");
+  });
+
+  it("writes at most 120 lines a minute in all, and says how many were left out", () => {
+    const c = clock();
+    const lines: string[] = [];
+    const log = createLog({ now: c.now, write: (l) => lines.push(l) });
+    for (let i = 0; i < 3000; i++) log.warn(`${letters(i)} says ${letters(i + 1)} is ${letters(i + 2)}`);
+    expect(lines).toHaveLength(120);
+    c.advance(60_000);
+    log.info("next minute");
+    expect(lines.at(-2)).toBe("10:01:00 warning: (2880 more lines in the last minute not written: the log takes at most 120 lines a minute)");
   });
 
   it("writes the counts when the minute is over even if nothing else is logged", async () => {
     const lines: string[] = [];
-    const log = createLog({ write: (l) => lines.push(l), windowMs: 300, perMinute: 2, totalPerMinute: 4 });
+    const log = createLog({ write: (l) => lines.push(l), windowMs: 300, perMinute: 2, groupPerMinute: 3, totalPerMinute: 6 });
     await new Promise((r) => setTimeout(r, 300 - (Date.now() % 300) + 10)); // all lines in one window
     for (let i = 0; i < 10; i++) log.warn(`carrier quota: evicted ${i} carried envelope(s) to make room`);
-    for (let i = 0; i < 10; i++) log.warn(`other ${"abcdefghij"[i]}`);
-    expect(lines).toHaveLength(4);
-    await new Promise((r) => setTimeout(r, 700));
-    expect(lines.slice(4).join("\n")).toMatch(/\(8 more like "carrier quota: evicted 0 carried envelope\(s\) to make room" in the last 0\.3 s\)/);
-    expect(lines.slice(4).join("\n")).toMatch(/\(8 more lines in the last 0\.3 s not written: the log takes at most 4 lines a minute\)/);
+    for (let i = 0; i < 10; i++) log.warn(`noise from the ${"abcdefghij"[i]}`);
+    for (let i = 0; i < 10; i++) log.warn(`${"abcdefghij"[i]} third kind`);
     expect(lines).toHaveLength(6);
+    await new Promise((r) => setTimeout(r, 700));
+    expect(lines.slice(6)).toEqual([
+      expect.stringMatching(/warning: \(8 more like "carrier quota: evicted 0 carried envelope\(s\) to make room" in the last 0\.3 s\)$/),
+      expect.stringMatching(/warning: \(7 more lines starting "noise from the" in the last 0\.3 s not written: at most 3 a minute\)$/),
+      expect.stringMatching(/warning: \(9 more lines in the last 0\.3 s not written: the log takes at most 6 lines a minute\)$/),
+    ]);
   });
 
   it("keeps text from the network on its line and cuts very long messages", () => {
@@ -70,7 +88,7 @@ describe("the node's log under a flood", () => {
     const dir = mkdtempSync(join(tmpdir(), "pigeon-log-"));
     dirs.push(dir);
     const file = join(dir, "node.log");
-    const log = createLog({ write: () => {}, file, maxFileBytes: 4096, perMinute: 1000, totalPerMinute: 1000 });
+    const log = createLog({ write: () => {}, file, maxFileBytes: 4096, perMinute: 1000, groupPerMinute: 1000, totalPerMinute: 1000 });
     for (let i = 0; i < 200; i++) log.info(`line ${"z".repeat(40)} ${String.fromCharCode(65 + (i % 26))}${i}`);
     expect(statSync(file).size).toBeLessThanOrEqual(4096);
     expect(statSync(`${file}.1`).size).toBeLessThanOrEqual(4096);

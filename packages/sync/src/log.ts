@@ -1,9 +1,11 @@
 // One logger for the whole node: levels, a debug switch, and optional copies to a file, so the CLI's
 // "see the node's log" points at something real. A flood of refused connections, junk envelopes or
 // broken XMPP streams cannot fill the disk with the log itself: repeated lines are counted, not
-// repeated; all lines together have a budget per minute (what is over it is counted too, and the
-// counts are written when the minute is over); every line is one line of bounded length; and the
-// file is moved aside to `<file>.1` when it grows past its size limit.
+// repeated; lines that start alike (the same first three words: "refused a connection …", "xmpp:
+// closing the …") have a budget per minute, so text a peer chose cannot make every line new, and all
+// lines together have one too; what is over a budget is counted and the counts are written when the
+// minute is over. Each line has a bounded length, and the file is moved aside to `<file>.1` when it
+// grows past its size limit.
 import { appendFileSync, renameSync, statSync } from "node:fs";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -21,7 +23,8 @@ const RANK: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
 const PREFIX: Record<LogLevel, string> = { debug: "debug: ", info: "", warn: "warning: ", error: "error: " };
 
 export const DEFAULT_LOG_PER_MINUTE = 5;
-export const DEFAULT_LOG_TOTAL_PER_MINUTE = 60;
+export const DEFAULT_LOG_GROUP_PER_MINUTE = 30;
+export const DEFAULT_LOG_TOTAL_PER_MINUTE = 120;
 export const DEFAULT_LOG_MAX_LINE_CHARS = 1000;
 export const DEFAULT_LOG_MAX_FILE_BYTES = 10 * 1024 * 1024;
 
@@ -40,10 +43,12 @@ export interface LogOptions {
    */
   perMinute?: number;
   /**
-   * All lines together at most this many per minute (default 60), so lines that all differ (an
-   * attacker's own text in each) cannot flood the log either; what is over is counted and summed up
-   * in one line when the minute is over.
+   * Lines that start with the same three words (numbers and ids aside) at most this many per minute
+   * (default 30), so lines that all differ further on (a peer's own text in each) cannot flood the
+   * log, nor crowd out other kinds of lines; what is over is counted and summed up likewise.
    */
+  groupPerMinute?: number;
+  /** All lines together at most this many per minute (default 120); what is over is counted likewise. */
   totalPerMinute?: number;
   /** The "minute" the limits count in, in ms (default 60 000; tests make it shorter). */
   windowMs?: number;
@@ -53,7 +58,7 @@ export interface LogOptions {
   maxFileBytes?: number;
 }
 
-interface Shape {
+interface Counted {
   level: LogLevel;
   sample: string;
   count: number;
@@ -66,16 +71,18 @@ export function createLog(opts: LogOptions = {}): Log {
   const write = opts.write ?? ((l: string) => process.stdout.write(l + "\n"));
   const now = opts.now ?? Date.now;
   const perMinute = opts.perMinute ?? DEFAULT_LOG_PER_MINUTE;
+  const groupPerMinute = opts.groupPerMinute ?? DEFAULT_LOG_GROUP_PER_MINUTE;
   const totalPerMinute = opts.totalPerMinute ?? DEFAULT_LOG_TOTAL_PER_MINUTE;
   const windowMs = opts.windowMs ?? 60_000;
   const maxLineChars = opts.maxLineChars ?? DEFAULT_LOG_MAX_LINE_CHARS;
   const maxFileBytes = opts.maxFileBytes ?? DEFAULT_LOG_MAX_FILE_BYTES;
   const period = windowMs === 60_000 ? "the last minute" : `the last ${windowMs / 1000} s`;
 
-  // the counts of the current window; a shape is only remembered once one of its lines was written,
-  // so there are never more shapes than `totalPerMinute`
+  // the counts of the current window; a shape or group is only remembered once one of its lines was
+  // written, so there are never more of them than `totalPerMinute`
   let window = Math.floor(now() / windowMs);
-  const seen = new Map<string, Shape>();
+  const seen = new Map<string, Counted>();
+  const groups = new Map<string, Counted>();
   let written = 0;
   let overBudget = 0;
   let summaryTimer: NodeJS.Timeout | undefined;
@@ -115,9 +122,12 @@ export function createLog(opts: LogOptions = {}): Log {
     summaryTimer = undefined;
     for (const s of seen.values())
       if (s.dropped) out(t, s.level, `(${s.dropped} more like "${s.sample.slice(0, 80)}" in ${period})`);
+    for (const g of groups.values())
+      if (g.dropped) out(t, g.level, `(${g.dropped} more lines starting "${g.sample}" in ${period} not written: at most ${groupPerMinute} a minute)`);
     if (overBudget)
       out(t, "warn", `(${overBudget} more lines in ${period} not written: the log takes at most ${totalPerMinute} lines a minute)`);
     seen.clear();
+    groups.clear();
     written = 0;
     overBudget = 0;
   };
@@ -143,23 +153,22 @@ export function createLog(opts: LogOptions = {}): Log {
     roll(t);
     const msg = tidy(message, maxLineChars);
     // lines that differ only in numbers, addresses or ids count as the same line
-    const shape = `${level}|${msg.slice(0, 200).replace(/[0-9a-f]{8,}|\d+(\.\d+)*/gi, "#")}`;
+    const normal = msg.slice(0, 200).replace(/[0-9a-f]{8,}|\d+(\.\d+)*/gi, "#");
+    const shape = `${level}|${normal}`;
+    const start = normal.split(/\s+/, 3).join(" ").slice(0, 40);
     let s = seen.get(shape);
-    if (s && s.count >= perMinute) {
-      s.dropped++;
+    let g = groups.get(start);
+    const over = s && s.count >= perMinute ? s : g && g.count >= groupPerMinute ? g : undefined;
+    if (over || written >= totalPerMinute) {
+      if (over) over.dropped++;
+      else overBudget++;
       summaryDue();
       return;
     }
-    if (written >= totalPerMinute) {
-      overBudget++;
-      summaryDue();
-      return;
-    }
-    if (!s) {
-      s = { level, sample: msg, count: 0, dropped: 0 };
-      seen.set(shape, s);
-    }
+    if (!s) seen.set(shape, (s = { level, sample: msg, count: 0, dropped: 0 }));
+    if (!g) groups.set(start, (g = { level, sample: start, count: 0, dropped: 0 }));
     s.count++;
+    g.count++;
     written++;
     out(t, level, msg);
   };
