@@ -248,11 +248,15 @@ export class Connection {
   private onError(err: Error): void {
     const code = (err as NodeJS.ErrnoException).code;
     let reason = code && !err.message.includes(code) ? `${err.message} (${code})` : err.message;
-    if (code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH" || /max payload size exceeded/i.test(err.message))
-      reason =
-        this.state === "handshake"
-          ? `handshake message too large (a HELLO is at most ${HELLO_MAX_BYTES} bytes)`
-          : `incoming frame exceeds maxFrameBytes (${this.net.maxFrameBytes})`;
+    const tooLarge = code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH" || /max payload size exceeded/i.test(err.message);
+    if (tooLarge && this.state === "handshake" && this.opened) {
+      // An unproven peer announcing a large message: ws has sent "message too big" (1009) and would
+      // now read and drop the rest of it; cut the connection instead, so nothing more is read.
+      this.fail(`handshake message too large (a HELLO is at most ${HELLO_MAX_BYTES} bytes)`, 1009);
+      this.ws.terminate();
+      return;
+    }
+    if (tooLarge) reason = `incoming frame exceeds maxFrameBytes (${this.net.maxFrameBytes})`;
     this.lastError = reason;
     if (this.state === "handshake" && !this.opened) this.fail(`could not connect to ${this.remote}: ${reason}`);
     else this.close(reason, 1002);

@@ -203,8 +203,9 @@ describe("WsNetwork", () => {
       expect(r.remote).toMatch(/^127\.0\.0\.1:\d+$/);
       expect(r.reason).toMatch(/wrong version|truncated|too large|malformed/);
       const [code] = await c.closed;
-      // larger than any HELLO: the WebSocket itself refuses the message ("message too big")
-      expect(code).toBe(junk.length > 300 ? 1009 : 1008);
+      // larger than any HELLO: "message too big", and the connection is cut (the close frame may be lost to the reset)
+      if (junk.length > 300) expect([1009, 1006]).toContain(code);
+      else expect(code).toBe(1008);
       if (junk.length > 300) expect(r.reason).toBe("handshake message too large (a HELLO is at most 260 bytes)");
     }
     // a text frame is refused too
