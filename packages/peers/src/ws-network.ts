@@ -356,8 +356,11 @@ export class WsNetwork extends EventEmitter<WsNetworkEvents> {
    * rest are counted and summed up in one line a minute while they go on.
    */
   private overLimit(first: string): void {
-    if (this.summaryTimer || !this.options.log) return;
-    this.options.log.warn(`${first} (more are counted and summed up every minute)`);
+    const log = this.options.log;
+    if (this.summaryTimer || !log) return;
+    const every = this.options.summaryIntervalMs ?? 60_000;
+    const period = every === 60_000 ? "minute" : `${every / 1000} s`;
+    log.warn(`${first} (more are counted and summed up every ${period})`);
     this.summarised = { ...this.counts };
     const tick = () => {
       const c = this.counts;
@@ -373,14 +376,11 @@ export class WsNetwork extends EventEmitter<WsNetworkEvents> {
         this.summaryTimer = undefined;
         return;
       }
-      const every = this.options.summaryIntervalMs ?? 60_000;
-      this.options.log?.warn(
-        `in the last ${every === 60_000 ? "minute" : `${every / 1000} s`}, closed connections still in the handshake: ${parts.join(", ")}`,
-      );
-      this.summaryTimer = setTimeout(tick, this.options.summaryIntervalMs ?? 60_000);
+      log.warn(`in the last ${period}, closed connections still in the handshake: ${parts.join(", ")}`);
+      this.summaryTimer = setTimeout(tick, every);
       this.summaryTimer.unref();
     };
-    this.summaryTimer = setTimeout(tick, this.options.summaryIntervalMs ?? 60_000);
+    this.summaryTimer = setTimeout(tick, every);
     this.summaryTimer.unref();
   }
 
