@@ -45,10 +45,15 @@ function wrap(ns: string | undefined, args: string[]): [string, string[]] {
   return ns ? ["ip", ["netns", "exec", ns, process.execPath, ...args]] : [process.execPath, args];
 }
 
-export async function startDaemon(name: string, opts: { dataDir?: string; args?: string[]; ns?: string; readyMs?: number } = {}): Promise<Daemon> {
+export async function startDaemon(
+  name: string,
+  opts: { dataDir?: string; args?: string[]; ns?: string; readyMs?: number; /** `ulimit -n` of the node (a laptop's default is 1024). */ maxOpenFiles?: number } = {},
+): Promise<Daemon> {
   const dataDir = opts.dataDir ?? tempDir(name);
   const args = [CLI, "start", "--data", dataDir, "--name", name, "--listen", "127.0.0.1", "--port", "0", "--control-port", "0", ...(opts.args ?? [])];
-  const [cmd, argv] = wrap(opts.ns, args);
+  let [cmd, argv] = wrap(opts.ns, args);
+  // the shell execs the command, so the pid stays the node's
+  if (opts.maxOpenFiles) [cmd, argv] = ["/bin/sh", ["-c", `ulimit -n ${opts.maxOpenFiles} && exec "$0" "$@"`, cmd, ...argv]];
   const proc = spawn(cmd, argv, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, PIGEON_HOME: "" } });
   let out = "";
   proc.stdout!.on("data", (c: Buffer) => (out += c.toString()));

@@ -58,15 +58,17 @@ export interface RunningNode {
  * for the `pigeon` command and the XMPP front door.
  */
 export async function startNode(opts: NodeOptions): Promise<RunningNode> {
-  const log = opts.log ?? createLog({ file: join(opts.dataDir, "node.log") });
+  // $PIGEON_LOG_WINDOW_MS shortens the log's minute (tests that check its counts)
+  const log = opts.log ?? createLog({ file: join(opts.dataDir, "node.log"), windowMs: Number(process.env.PIGEON_LOG_WINDOW_MS) || undefined });
   const guard = new HttpGuard({ allowedOrigins: opts.allowOrigins }); // first: a bad origin throws before anything opens
+  // refused handshakes and connections over the handshake limits are written to the log (rate-limited)
   const network = new WsNetwork({
     identity: opts.identity,
     host: opts.listen ?? "0.0.0.0",
     port: opts.port ?? DEFAULT_SYNC_PORT,
     fallbackToEphemeral: opts.port === undefined,
+    log,
   });
-  network.on("rejected", (r) => log.warn(`refused a connection from ${r.remote}: ${r.reason}`));
   const listening = await network.listen();
 
   const finders: PeerFinder[] = [];
@@ -78,8 +80,11 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
   // mDNS on each interface asked for (a laptop may sit in two classrooms' networks), or the default one
   if (opts.mdns !== false) {
     for (const iface of opts.mdnsInterfaces?.length ? opts.mdnsInterfaces : [undefined]) {
-      const d = new MdnsDiscovery({ port: listening.port, interface: iface });
-      d.on("error", (e) => log.warn(`mDNS${iface ? ` on ${iface}` : ""}: ${e.message}`));
+      const where = iface ? ` (on ${iface})` : "";
+      const d = new MdnsDiscovery({
+        port: listening.port, interface: iface,
+        log: { info: (m) => log.info(m + where), warn: (m) => log.warn(m + where) },
+      });
       finders.push(d);
     }
   }

@@ -26,6 +26,8 @@ export interface DialCallbacks {
 /** One WebSocket from open to close: handshake first, then encrypted frames. */
 export class Connection {
   readonly socketClosed: Promise<void>;
+  /** Called once when the peer is proven (WsNetwork frees the connection's handshake slot). */
+  onAuthenticated: (() => void) | undefined;
   private state: "handshake" | "open" | "closed" = "handshake";
   private readonly handshake: Handshake;
   private opened: boolean;
@@ -111,6 +113,12 @@ export class Connection {
     this.shutdown(reason, code);
   }
 
+  /** Closes at once, without the WebSocket close handshake or a 'rejected' report (making room). */
+  abort(reason: string): void {
+    this.close(reason, 1013, false);
+    this.ws.terminate();
+  }
+
   private sendRaw(bytes: Uint8Array): void {
     if (this.ws.readyState !== WebSocket.OPEN) return;
     this.ws.send(bytes, { binary: true }, (err) => {
@@ -154,9 +162,16 @@ export class Connection {
   }
 
   private authenticated(session: Session): void {
+    // Until now a message could be no larger than a handshake message (the WebSocket's maxPayload); ws emits each
+    // message before it reads the next one's header, so the peer's first frame already gets this limit.
+    if (!raiseMaxPayload(this.ws, this.net.maxWirePayload())) {
+      this.fail("cannot raise the WebSocket message limit after the handshake (ws internals changed?)", 1011);
+      return;
+    }
     clearTimeout(this.handshakeTimer);
     this.state = "open";
-    const link = new LinkImpl(this, session.peer, this.description, this.role, toHex(session.transcript), this.remote);
+    this.onAuthenticated?.();
+    const link = new LinkImpl(this, this.net, session.peer, this.description, this.role, toHex(session.transcript), this.remote);
     this.link = link;
     if (this.net.isClosing) {
       this.shutdown("network closed", 1001);
@@ -233,8 +248,15 @@ export class Connection {
   private onError(err: Error): void {
     const code = (err as NodeJS.ErrnoException).code;
     let reason = code && !err.message.includes(code) ? `${err.message} (${code})` : err.message;
-    if (code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH" || /max payload size exceeded/i.test(err.message))
-      reason = `incoming frame exceeds maxFrameBytes (${this.net.maxFrameBytes})`;
+    const tooLarge = code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH" || /max payload size exceeded/i.test(err.message);
+    if (tooLarge && this.state === "handshake" && this.opened) {
+      // An unproven peer announcing a large message: ws has sent "message too big" (1009) and would
+      // now read and drop the rest of it; cut the connection instead, so nothing more is read.
+      this.fail(`handshake message too large (a handshake message is at most ${HANDSHAKE_MESSAGE_MAX_BYTES} bytes)`, 1009);
+      this.ws.terminate();
+      return;
+    }
+    if (tooLarge) reason = `incoming frame exceeds maxFrameBytes (${this.net.maxFrameBytes})`;
     this.lastError = reason;
     if (this.state === "handshake" && !this.opened) this.fail(`could not connect to ${this.remote}: ${reason}`);
     else this.close(reason, 1002);
@@ -273,6 +295,7 @@ export class LinkImpl implements WsLink {
 
   constructor(
     private readonly conn: Connection,
+    private readonly net: WsNetwork,
     readonly peer: ContactCard,
     readonly description: string,
     readonly role: HandshakeRole,
@@ -352,7 +375,7 @@ export class LinkImpl implements WsLink {
       try {
         h(reason);
       } catch (e) {
-        process.emitWarning(`pigeon link close handler threw: ${(e as Error).message}`);
+        this.net.warn(`a link close handler threw: ${(e as Error).message}`);
       }
     }
   }
@@ -374,6 +397,17 @@ export class LinkImpl implements WsLink {
       }
     }
   }
+}
+
+/**
+ * ws has no public way to change a socket's maxPayload once it is open; its Receiver keeps it in
+ * `_maxPayload` and checks it when each message's header is read. Returns false if that is not there.
+ */
+function raiseMaxPayload(ws: WebSocket, bytes: number): boolean {
+  const receiver = (ws as unknown as { _receiver?: { _maxPayload?: unknown } })._receiver;
+  if (!receiver || typeof receiver._maxPayload !== "number") return false;
+  receiver._maxPayload = bytes;
+  return true;
 }
 
 function toBytes(data: RawData): Uint8Array {

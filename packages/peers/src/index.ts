@@ -3,8 +3,8 @@
 
 // WebSocket links: listen, dial, run the handshake, hand out authenticated PeerLinks.
 export {
-  DEFAULT_MAX_FRAME_BYTES, DEFAULT_PORT, WsNetwork,
-  type ListenAddress, type Rejection, type WsLink, type WsNetworkEvents, type WsNetworkOptions,
+  DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_HANDSHAKES, DEFAULT_MAX_HANDSHAKES_PER_SOURCE, DEFAULT_PORT, WsNetwork,
+  type ListenAddress, type PeersLog, type Rejection, type WsLink, type WsNetworkEvents, type WsNetworkOptions, type WsNetworkStats,
 } from "./ws-network.js";
 
 // A fixed list of host:port peers, redialled with backoff (a bad entry throws PeerAddressError;

@@ -103,6 +103,33 @@ describe("MdnsDiscovery records", () => {
     expect(() => new MdnsDiscovery({ port: 7480, interface: "eth0" })).toThrow(/IPv4 address/);
     expect(() => new MdnsDiscovery({ port: 7480, rotateMs: -1 })).toThrow(/rotateMs/);
   });
+
+  it("writes each problem to its log once, not as a process warning", async () => {
+    // binding to an address this machine does not have fails before anything is sent
+    const lines: string[] = [];
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.message);
+    process.on("warning", onWarning);
+    const d = new MdnsDiscovery({
+      port: 7480, bind: "203.0.113.77", mdnsPort: 45353, queryIntervalMs: 50,
+      log: { info: (m) => lines.push(m), warn: (m) => lines.push(m) },
+    });
+    try {
+      d.start();
+      const end = Date.now() + 3000;
+      while (lines.length === 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, 300));
+    } finally {
+      await d.stop();
+      process.off("warning", onWarning);
+    }
+    // the same bind failure surfaces as four problems; each is written once, not every query interval
+    expect(lines.length).toBeGreaterThanOrEqual(1);
+    expect(lines.length).toBeLessThanOrEqual(4);
+    expect(new Set(lines).size).toBe(lines.length);
+    expect(lines.join("\n")).toMatch(/mDNS socket error: .*EADDRNOTAVAIL/);
+    expect(warnings).toEqual([]);
+  });
 });
 
 describe("MdnsDiscovery on a real (namespaced) network", () => {

@@ -19,6 +19,7 @@ import type { RemoteInfo } from "node:dgram";
 import { HANDSHAKE_VERSION, fromHex, randomBytes, toHex } from "@pigeon/model";
 import makeMdns from "multicast-dns";
 import type { Answer } from "dns-packet";
+import type { PeersLog } from "./ws-network.js";
 
 export const SERVICE_NAME = "_pigeon._tcp.local";
 export const DEFAULT_QUERY_INTERVAL_MS = 5_000;
@@ -50,6 +51,8 @@ export interface MdnsDiscoveryOptions {
   rotateMs?: number;
   /** UDP port, default 5353 (tests only). */
   mdnsPort?: number;
+  /** Where problems are written (once per distinct problem); 'error' events still fire. */
+  log?: PeersLog;
 }
 
 export interface DiscoveredPeer {
@@ -67,7 +70,7 @@ export interface MdnsDiscoveryEvents {
   peer: [peer: DiscoveredPeer];
   /**
    * mDNS is not working (no multicast route, port not available, ...). Discovery keeps trying.
-   * With no 'error' listener the problem is reported with process.emitWarning instead of throwing.
+   * With neither a `log` nor an 'error' listener the problem is reported with process.emitWarning.
    */
   error: [error: Error];
 }
@@ -80,7 +83,8 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
   private mdns: makeMdns.MulticastDNS | undefined;
   private timer: NodeJS.Timeout | undefined;
   private rotateTimer: NodeJS.Timeout | undefined;
-  private lastError: string | undefined;
+  /** Problems already reported since mDNS last worked (two that alternate are still reported once each). */
+  private readonly reported = new Set<string>();
   private stopping: Promise<void> | undefined;
 
   constructor(options: MdnsDiscoveryOptions) {
@@ -218,7 +222,7 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
 
   private sent(what: string, err: Error | null): void {
     if (!err) {
-      this.lastError = undefined;
+      this.reported.clear();
       return;
     }
     const code = (err as NodeJS.ErrnoException).code;
@@ -267,11 +271,11 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
   }
 
   private report(message: string): void {
-    if (message === this.lastError) return; // once per distinct problem, not every query interval
-    this.lastError = message;
-    const err = new Error(message);
-    if (this.listenerCount("error") > 0) this.emit("error", err);
-    else process.emitWarning(message, "PigeonMdnsWarning");
+    if (this.reported.has(message)) return; // once per distinct problem, not every query interval
+    if (this.reported.size < 32) this.reported.add(message);
+    this.options.log?.warn(message);
+    if (this.listenerCount("error") > 0) this.emit("error", new Error(message));
+    else if (!this.options.log) process.emitWarning(message, "PigeonMdnsWarning");
   }
 }
 

@@ -9,24 +9,32 @@ import {
   HandshakeError,
   SESSION_FRAME_OVERHEAD,
   compareBytes,
-  startHandshake,
   toHex,
-  type ContactCard,
-  type Handshake,
   type HandshakeRole,
   type Identity,
   type PeerLink,
-  type Session,
 } from "@pigeon/model";
-import { WebSocket, WebSocketServer, type RawData } from "ws";
+import { WebSocket, WebSocketServer } from "ws";
 import { formatHostPort, normalizeAddress } from "./address.js";
-import { Connection, LinkImpl, type DialCallbacks } from "./connection.js";
+import { Connection, LinkImpl } from "./connection.js";
+import { HandshakeSlots, type Slot } from "./slots.js";
 
 export const DEFAULT_PORT = 7480;
 export const DEFAULT_MAX_FRAME_BYTES = 1024 * 1024;
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 export const DEFAULT_PING_INTERVAL_MS = 20_000;
-/** How long a closing socket may take to finish the WebSocket close handshake before it is destroyed. */
+/** Inbound connections from one address (an IPv6 /64) still in the handshake, at most. */
+export const DEFAULT_MAX_HANDSHAKES_PER_SOURCE = 8;
+/** Inbound connections still in the handshake, at most, in all. */
+export const DEFAULT_MAX_HANDSHAKES = 64;
+/** The HTTP upgrade request of a peer is ~200 bytes; more header than this closes the connection. */
+export const MAX_UPGRADE_HEADER_BYTES = 4096;
+
+/** Where WsNetwork writes what it refuses (the node's `Log` from @pigeon/sync fits). */
+export interface PeersLog {
+  info(msg: string): void;
+  warn(msg: string): void;
+}
 
 export interface WsNetworkOptions {
   identity: Identity;
@@ -42,6 +50,36 @@ export interface WsNetworkOptions {
   handshakeTimeoutMs?: number;
   /** Ping interval on live links; a link that misses a whole interval closes. Default 20 s; 0 disables. */
   pingIntervalMs?: number;
+  /**
+   * Inbound connections from one address (an IPv6 /64 counts as one) that are not authenticated yet,
+   * at most (default 8); more from that address are closed at once.
+   */
+  maxHandshakesPerSource?: number;
+  /**
+   * Inbound connections not authenticated yet, at most, in all (default 64); past that the oldest one
+   * of the address holding the most is closed to make room.
+   */
+  maxHandshakes?: number;
+  /**
+   * Where refused connections and handshakes are written: each refused handshake as one line, the
+   * connections closed by the limits above counted and summed up once a minute. Without it nothing is
+   * logged ('rejected' events still fire) and a server error is a process warning.
+   */
+  log?: PeersLog;
+  /** How often connections closed by those limits are summed up in the log while they go on. Default 60 s. */
+  summaryIntervalMs?: number;
+}
+
+/** Counts since the network started (for `pigeon status` and tests). */
+export interface WsNetworkStats {
+  /** Inbound connections not authenticated yet, now. */
+  handshaking: number;
+  /** Closed at once: their address already had `maxHandshakesPerSource` in the handshake. */
+  refusedPerSource: number;
+  /** Closed to make room for a newer connection when `maxHandshakes` were in the handshake. */
+  closedForRoom: number;
+  /** Closed because they did not even finish the WebSocket upgrade within `handshakeTimeoutMs`. */
+  upgradeTimeouts: number;
 }
 
 export interface Rejection {
@@ -74,12 +112,24 @@ export interface WsLink extends PeerLink {
   readonly closeReason: string | undefined;
 }
 
+interface Pending {
+  slot: Slot | undefined;
+  conn: Connection | undefined;
+}
+
 export class WsNetwork extends EventEmitter<WsNetworkEvents> {
   readonly identity: Identity;
   readonly maxFrameBytes: number;
   readonly handshakeTimeoutMs: number;
   readonly pingIntervalMs: number;
   private readonly options: WsNetworkOptions;
+  private readonly slots: HandshakeSlots;
+  /** Inbound sockets whose peer is not proven yet. */
+  private readonly pending = new Map<Socket, Pending>();
+  private readonly counts = { refusedPerSource: 0, closedForRoom: 0, upgradeTimeouts: 0 };
+  /** The counts when the log last summed them up. */
+  private summarised = { ...this.counts };
+  private summaryTimer: NodeJS.Timeout | undefined;
   private server: Server | undefined;
   private wss: WebSocketServer | undefined;
   private readonly conns = new Set<Connection>();
@@ -97,6 +147,15 @@ export class WsNetwork extends EventEmitter<WsNetworkEvents> {
     this.pingIntervalMs = options.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS;
     if (!Number.isSafeInteger(this.maxFrameBytes) || this.maxFrameBytes < 1)
       throw new RangeError(`maxFrameBytes must be a positive integer, got ${options.maxFrameBytes}`);
+    this.slots = new HandshakeSlots(
+      options.maxHandshakesPerSource ?? DEFAULT_MAX_HANDSHAKES_PER_SOURCE,
+      options.maxHandshakes ?? DEFAULT_MAX_HANDSHAKES,
+    );
+  }
+
+  /** The limits on connections in the handshake, and what they refused so far. */
+  stats(): WsNetworkStats {
+    return { handshaking: this.slots.size, ...this.counts };
   }
 
   /** Starts the WebSocket server. Resolves with the address actually bound. */
@@ -124,12 +183,16 @@ export class WsNetwork extends EventEmitter<WsNetworkEvents> {
       throw new Error("network is closed");
     }
     this.server = server;
-    this.wss = new WebSocketServer({ noServer: true, maxPayload: this.maxWirePayload(), perMessageDeflate: false });
+    // Until the peer is proven, a WebSocket message may be no larger than a handshake message: a connection that
+    // announces a bigger one is closed before anything of it is buffered. Connection raises the limit
+    // to a whole frame once the handshake is done.
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: HANDSHAKE_MESSAGE_MAX_BYTES, perMessageDeflate: false });
     this.wss.on("error", () => {}); // noServer: never emitted, but never let it crash us
-    server.on("error", (e) => process.emitWarning(`pigeon ws server error: ${e.message}`));
+    server.on("error", (e) => this.warn(`sync server error: ${e.message}`));
+    server.on("connection", (socket: Socket) => this.admit(socket));
     server.on("upgrade", (req: IncomingMessage, socket: Socket, head: Buffer) => {
       socket.on("error", () => {}); // ECONNRESET before the upgrade finishes
-      if (this.closing || !this.wss) {
+      if (this.closing || !this.wss || socket.destroyed) {
         socket.destroy();
         return;
       }
@@ -167,7 +230,7 @@ export class WsNetwork extends EventEmitter<WsNetworkEvents> {
     let ws: WebSocket;
     try {
       ws = new WebSocket(`ws://${remote}/`, {
-        maxPayload: this.maxWirePayload(),
+        maxPayload: HANDSHAKE_MESSAGE_MAX_BYTES, // raised to a whole frame once the peer is proven
         perMessageDeflate: false,
         handshakeTimeout: this.handshakeTimeoutMs,
         followRedirects: false,
@@ -198,6 +261,7 @@ export class WsNetwork extends EventEmitter<WsNetworkEvents> {
   }
 
   private async shutdown(): Promise<void> {
+    clearTimeout(this.summaryTimer);
     const server = this.server;
     const closedServer = server
       ? new Promise<void>((resolve) => server.close(() => resolve()))
@@ -214,7 +278,7 @@ export class WsNetwork extends EventEmitter<WsNetworkEvents> {
 
   private listenOn(host: string, port: number): Promise<Server> {
     return new Promise<Server>((resolve, reject) => {
-      const server = createServer((_req, res) => {
+      const server = createServer({ maxHeaderSize: MAX_UPGRADE_HEADER_BYTES }, (_req, res) => {
         res.writeHead(426, { "content-type": "text/plain", connection: "close" });
         res.end("This is a Pigeon peer: it speaks WebSocket only.\n");
       });
@@ -244,9 +308,97 @@ export class WsNetwork extends EventEmitter<WsNetworkEvents> {
     return this.closing !== undefined;
   }
 
+  /**
+   * Every inbound TCP connection holds a handshake slot until its peer is proven; over the limits it
+   * is closed at once, and one that has not even upgraded to a WebSocket when the handshake time is
+   * up is closed then (Connection keeps its own timer from the upgrade on).
+   */
+  private admit(socket: Socket): void {
+    socket.on("error", () => {}); // ECONNRESET and friends: the close event follows
+    if (this.closing) return void socket.destroy();
+    const address = normalizeAddress(socket.remoteAddress);
+    const pending: Pending = { conn: undefined, slot: undefined };
+    const taken = this.slots.take(socket, address, () => {
+      this.counts.closedForRoom++;
+      this.overLimit(`closed the oldest connection from ${address} to make room: ${this.slots.total} connections were in the handshake (the limit)`);
+      if (pending.conn) pending.conn.abort("too many connections in the handshake");
+      else socket.destroy();
+    });
+    if (taken === "source") {
+      socket.destroy();
+      this.counts.refusedPerSource++;
+      this.overLimit(`refused a connection from ${address}: ${this.slots.perSource} connections from that address were already in the handshake (the limit)`);
+      return;
+    }
+    const slot = taken.slot;
+    pending.slot = slot;
+    this.pending.set(socket, pending);
+    const timer = setTimeout(() => {
+      if (pending.conn || socket.destroyed) return;
+      this.counts.upgradeTimeouts++;
+      this.overLimit(`closed a connection from ${address} that sent no WebSocket upgrade within ${this.handshakeTimeoutMs} ms`);
+      socket.destroy();
+    }, this.handshakeTimeoutMs);
+    timer.unref();
+    socket.once("close", () => {
+      clearTimeout(timer);
+      this.slots.release(slot);
+      this.pending.delete(socket);
+    });
+  }
+
   private accept(ws: WebSocket, req: IncomingMessage): void {
     const remote = formatHostPort(normalizeAddress(req.socket.remoteAddress), req.socket.remotePort ?? 0);
-    this.track(new Connection(this, ws, "listener", remote, `ws ${remote} (accepted)`));
+    const conn = new Connection(this, ws, "listener", remote, `ws ${remote} (accepted)`);
+    const pending = this.pending.get(req.socket);
+    if (pending) {
+      pending.conn = conn;
+      const slot = pending.slot;
+      conn.onAuthenticated = () => {
+        if (slot) this.slots.release(slot);
+        this.pending.delete(req.socket);
+      };
+    }
+    this.track(conn);
+  }
+
+  /**
+   * A connection closed by the limits: the first one since the last summary is written at once, the
+   * rest are counted and summed up in one line a minute while they go on.
+   */
+  private overLimit(first: string): void {
+    const log = this.options.log;
+    if (this.summaryTimer || !log) return;
+    const every = this.options.summaryIntervalMs ?? 60_000;
+    const period = every === 60_000 ? "minute" : `${every / 1000} s`;
+    log.warn(`${first} (more are counted and summed up every ${period})`);
+    this.summarised = { ...this.counts };
+    const tick = () => {
+      const c = this.counts;
+      const s = this.summarised;
+      const parts: string[] = [];
+      if (c.refusedPerSource > s.refusedPerSource)
+        parts.push(`${c.refusedPerSource - s.refusedPerSource} over the limit of ${this.slots.perSource} per address`);
+      if (c.closedForRoom > s.closedForRoom)
+        parts.push(`${c.closedForRoom - s.closedForRoom} to make room under the limit of ${this.slots.total} in all`);
+      if (c.upgradeTimeouts > s.upgradeTimeouts) parts.push(`${c.upgradeTimeouts - s.upgradeTimeouts} that never upgraded to a WebSocket`);
+      this.summarised = { ...c };
+      if (!parts.length || this.closing) {
+        this.summaryTimer = undefined;
+        return;
+      }
+      log.warn(`in the last ${period}, closed connections still in the handshake: ${parts.join(", ")}`);
+      this.summaryTimer = setTimeout(tick, every);
+      this.summaryTimer.unref();
+    };
+    this.summaryTimer = setTimeout(tick, every);
+    this.summaryTimer.unref();
+  }
+
+  /** @internal */
+  warn(msg: string): void {
+    if (this.options.log) this.options.log.warn(msg);
+    else process.emitWarning(`pigeon: ${msg}`);
   }
 
   private track(c: Connection): void {
@@ -280,6 +432,7 @@ export class WsNetwork extends EventEmitter<WsNetworkEvents> {
 
   /** @internal */
   reject(remote: string, reason: string): void {
+    this.options.log?.warn(`refused a connection from ${remote}: ${reason}`);
     this.emit("rejected", { remote, reason });
   }
 

@@ -2,9 +2,10 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { EnvelopeKind, generateIdentity, randomBytes, signEnvelope, type Envelope } from "@pigeon/model";
+import { contactCard, EnvelopeKind, generateIdentity, randomBytes, signEnvelope, type Envelope, type Identity } from "@pigeon/model";
 import { SCHEMA_VERSION } from "./envelope-store.js";
 import { EnvelopeStore, openDatabase } from "./index.js";
+import { LocalState } from "./local-state.js";
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -17,7 +18,7 @@ function file(): string {
 }
 
 const authors = [generateIdentity("ada"), generateIdentity("bo")];
-function envelope(author: (typeof authors)[number], size: number): Envelope {
+function envelope(author: Identity, size: number): Envelope {
   return signEnvelope(author, {
     kind: EnvelopeKind.Change, conversation: randomBytes(16), segment: 0, recipients: [randomBytes(32)],
     created: Date.now(), lifetime: 86400, keyId: randomBytes(8),
@@ -116,5 +117,58 @@ describe("carried totals", () => {
     db.pragma("user_version = 99");
     db.close();
     expect(() => openDatabase(path)).toThrow(/newer version of Pigeon \(store format 99, this one reads format 3\)/);
+  });
+});
+
+describe("eviction order", () => {
+  it("expired first, then strangers, then whoever became known most recently; never anyone known longer than the newcomer", () => {
+    const db = openDatabase(":memory:");
+    const store = new EnvelopeStore(db);
+    const state = new LocalState(db); // the contacts table, in the same database
+    const [old, card, fresh, introduced, stranger, relay] = ["old", "card", "fresh", "introduced", "stranger", "relay"].map((n) => generateIdentity(n));
+    const t = 1_700_000_000_000;
+    state.rememberContact(contactCard(old!), "met", t - 86_400_000); // met yesterday
+    state.rememberContact(contactCard(card!), "card", t - 3_600_000); // added by card an hour ago
+    state.rememberContact(contactCard(fresh!), "met", t - 1000); // met a second ago
+    state.rememberContact(contactCard(introduced!), "introduced", t - 2 * 86_400_000); // only an envelope said who it is
+    state.rememberContact(contactCard(relay!), "met", t - 2 * 86_400_000); // a laptop met two days ago
+    const names = new Map<string, string>();
+    const put = (name: string, who: Identity, source: Identity, at: number, lifetime = 86_400) => {
+      const e = signEnvelope(who, {
+        kind: EnvelopeKind.Change, conversation: randomBytes(16), segment: 0, recipients: [randomBytes(32)], created: at, lifetime, keyId: randomBytes(8),
+      }, randomBytes(1000));
+      store.put(e, 1, at, true, source.signing.publicKey);
+      names.set(Buffer.from(e.id).toString("hex"), name);
+      return e.bytes.length;
+    };
+    // stored oldest first: by age alone the classmates' would go first
+    const size = put("old", old!, old!, t - 5000);
+    put("card", card!, fresh!, t - 4000); // vouched for by its author (an hour), not only by the newer source
+    put("fresh", fresh!, fresh!, t - 3000);
+    put("introduced", introduced!, introduced!, t - 2000);
+    put("stranger", stranger!, stranger!, t - 1000);
+    put("via relay", stranger!, relay!, t); // a stranger's envelope handed over by a laptop known for two days
+    /** What may be evicted for a newcomer known since `since`, in order. */
+    const evictable = (since: number | undefined, now = t) => {
+      for (let k = names.size; k > 0; k--) {
+        const ids = store.evictionCandidates(k * size, now, since);
+        if (ids.length) return ids.map((id) => names.get(Buffer.from(id).toString("hex")));
+      }
+      return [];
+    };
+    expect(store.knownSince(old!.signing.publicKey, fresh!.signing.publicKey)).toBe(t - 86_400_000);
+    expect(store.knownSince(stranger!.signing.publicKey, relay!.signing.publicKey)).toBe(t - 2 * 86_400_000);
+    expect(store.knownSince(introduced!.signing.publicKey, undefined)).toBeUndefined();
+    // whoever is known longest may make room from everyone known less long
+    expect(evictable(t - 10 * 86_400_000)).toEqual(["introduced", "stranger", "fresh", "card", "old", "via relay"]);
+    // someone met a second ago: strangers' and its own kind only
+    expect(evictable(t - 1000)).toEqual(["introduced", "stranger", "fresh"]);
+    // a stranger (nobody known vouches for it): strangers' only
+    expect(evictable(undefined)).toEqual(["introduced", "stranger"]);
+    expect(store.evictionCandidates(3 * size, t, undefined)).toEqual([]); // not enough may go: refuse instead
+    // an expired envelope goes first, whoever it is from
+    put("old, expired", old!, old!, t - 10_000, 1);
+    expect(evictable(undefined)).toEqual(["old, expired", "introduced", "stranger"]);
+    db.close();
   });
 });

@@ -444,18 +444,48 @@ export class EnvelopeStore {
   }
 
   /**
-   * Carried envelopes to evict to free `bytes`: expired ones first, then the most widely handed on,
-   * then the oldest. Never the user's own (those are not carried).
+   * Since when this laptop has known someone who vouches for a carried envelope: its author or the
+   * laptop that handed it over, whichever has been a contact longer (met, or added by card; not
+   * merely introduced by an envelope). Undefined if neither is. Reads LocalState's `contacts` table,
+   * which lives in the same database (a store without it knows nobody).
    */
-  evictionCandidates(bytes: number, now: number): Uint8Array[] {
+  knownSince(author: Uint8Array, source: Uint8Array | undefined): number | undefined {
+    if (!this.hasContacts()) return undefined;
+    const v = this.stmt(`SELECT min(first_seen) FROM contacts WHERE sign_key IN (?, ?) AND how IN ('met', 'card')`)
+      .pluck()
+      .get(author, source ?? author) as number | null;
+    return v ?? undefined;
+  }
+
+  private contactsTable = false;
+  private hasContacts(): boolean {
+    this.contactsTable ||= this.stmt(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'contacts'`).get() !== undefined;
+    return this.contactsTable;
+  }
+
+  /**
+   * Carried envelopes to evict to free `bytes` for an envelope vouched for since `since` (see
+   * knownSince; undefined: by nobody known). Expired ones first; then those nobody known vouches for;
+   * then by how recently whoever vouches for them became known, newest first; only then the most
+   * widely handed on, and the oldest. An envelope vouched for since before `since` is never evicted
+   * for it. So a swarm of throwaway identities, however many and each within its own budget, only
+   * ever evicts its own envelopes and strangers', never those of anyone known before it; returns []
+   * if that does not free enough. Never the user's own (those are not carried).
+   */
+  evictionCandidates(bytes: number, now: number, since?: number): Uint8Array[] {
+    const knownSince = this.hasContacts()
+      ? `(SELECT min(c.first_seen) FROM contacts c WHERE c.sign_key IN (e.author, e.source) AND c.how IN ('met', 'card'))`
+      : `NULL`;
     const rows = this.db
       .prepare(
-        `SELECT e.id, e.size, (e.received_at + e.lifetime * 1000 < ?) AS expired,
-                (SELECT count(*) FROM handed h WHERE h.envelope = e.id) AS copies
-         FROM envelopes e WHERE e.carried = 1
-         ORDER BY expired DESC, copies DESC, e.received_at ASC`,
+        `SELECT id, size FROM (
+           SELECT e.id, e.size, e.received_at, (e.received_at + e.lifetime * 1000 < @now) AS expired, ${knownSince} AS known_since,
+                  (SELECT count(*) FROM handed h WHERE h.envelope = e.id) AS copies
+           FROM envelopes e WHERE e.carried = 1)
+         WHERE expired OR known_since IS NULL OR (@since IS NOT NULL AND known_since >= @since)
+         ORDER BY expired DESC, known_since IS NOT NULL, known_since DESC, copies DESC, received_at ASC`,
       )
-      .iterate(now) as IterableIterator<{ id: Buffer; size: number }>;
+      .iterate({ now, since: since ?? null }) as IterableIterator<{ id: Buffer; size: number }>;
     const out: Uint8Array[] = [];
     let freed = 0;
     for (const r of rows) {

@@ -52,7 +52,10 @@ export interface XmppServerOptions {
   loginTimeoutMs?: number;
   /** How long a cut stream-management session waits to be resumed (default 300 s). */
   smMaxSeconds?: number;
-  /** Connections still logging in, at most (default 100); more are refused with <policy-violation/>. */
+  /**
+   * Connections still logging in, at most (default 100). A new one past that closes the oldest still
+   * logging in (<policy-violation/>), so idle sockets can never lock the user's own client out.
+   */
   maxUnauthenticated?: number;
   /** Guess limiting (login-limiter.ts; default DEFAULT_LOGIN_LIMITS: 5 free failures, then 1 s doubling to 30 s). */
   loginLimits?: Partial<LoginLimits>;
@@ -211,8 +214,16 @@ export class XmppServer implements Host {
     const s = new Session(this, t, this.opts.loginTimeoutMs ?? (Number(process.env.PIGEON_XMPP_LOGIN_TIMEOUT_MS) || 30_000));
     this.sessions.add(s);
     let unauthenticated = 0;
-    for (const x of this.sessions) if (!x.authenticated) unauthenticated++;
-    if (unauthenticated > (this.opts.maxUnauthenticated ?? 100)) s.streamError("policy-violation", "too many connections are logging in; try again later");
+    let oldest: Session | undefined;
+    for (const x of this.sessions) {
+      if (x.authenticated) continue;
+      unauthenticated++;
+      oldest ??= x;
+    }
+    // make room by closing the oldest (sessions keep the order they came in): a client that logs in
+    // takes milliseconds, so to keep it out, sockets would have to be opened faster than that
+    if (unauthenticated > (this.opts.maxUnauthenticated ?? 100) && oldest && oldest !== s)
+      oldest.streamError("policy-violation", "too many connections are logging in: the oldest is closed to make room");
   }
 
   // ---- Host: session life ----

@@ -8,8 +8,11 @@ export class Carrier {
 
   /**
    * A per-source and a per-author budget (so one laptop or identity flooding junk cannot crowd out
-   * others), then the total quota, freed by evicting expired, then most widely handed-on, then oldest
-   * carried envelopes. Returns the envelopes to evict, or the reason to refuse.
+   * others), then the total quota, freed by evicting expired envelopes, then those of strangers and of
+   * the people who became known to this laptop most recently (never anyone known longer than the
+   * author or the laptop handing this one over: a swarm of new identities cannot push out a
+   * classmate's message), then the most widely handed on, then the oldest
+   * (EnvelopeStore.evictionCandidates). Returns the envelopes to evict, or the reason to refuse.
    */
   makeRoom(env: Envelope, source: Uint8Array | undefined, from: string | undefined): Uint8Array[] | string {
     const { envelopes, limits: l } = this.core;
@@ -20,8 +23,8 @@ export class Carrier {
       return `its author is over their carrying budget (${Math.round(l.perAuthorBytes / 1024)} KiB)`;
     const over = envelopes.carriedBytes() + size - l.quotaBytes;
     if (over <= 0) return [];
-    const evict = envelopes.evictionCandidates(over, this.core.now());
-    return evict.length ? evict : `carrier storage is full (${Math.round(l.quotaBytes / 1048576)} MB)`;
+    const evict = envelopes.evictionCandidates(over, this.core.now(), envelopes.knownSince(env.author, source));
+    return evict.length ? evict : `carrier storage is full (${Math.round(l.quotaBytes / 1048576)} MB) with envelopes of people this laptop has known longer`;
   }
 
   /** A valid ack drops every carried copy it confirms (all recipients acknowledged). Forged acks change nothing. */
