@@ -5,7 +5,9 @@ import { createInterface } from "node:readline/promises";
 import { userInfo } from "node:os";
 import { parseArgs } from "node:util";
 import { DEFAULT_HOME, validName } from "@pigeon/model";
-import { ConfigError, createIdentity, ensureDataDir, hasIdentity, loadIdentity, readNodeInfo, resolveDataDir } from "./data-dir.js";
+import {
+  chooseDataDir, ConfigError, createIdentity, describeDataDir, ensureDataDir, hasIdentity, loadIdentity, readNodeInfo, type DataDirChoice,
+} from "./data-dir.js";
 import { startNode } from "./daemon.js";
 import { parseOrigin } from "./http-guard.js";
 import { ensureCredentials, setPassword } from "@pigeon/xmpp";
@@ -41,7 +43,9 @@ Commands:
                             not a common password and not your name
 
 Options for every command:
-  --data DIR                data directory (default: $PIGEON_HOME, else ./pigeon-data)
+  --data DIR                data directory: your identity (private keys) and messages
+                            (default: $PIGEON_HOME, else $XDG_DATA_HOME/pigeon, else
+                            ~/.local/share/pigeon; the same from every folder)
   --json                    print JSON for scripts
   -h, --help                this help
 
@@ -132,7 +136,8 @@ async function start(v: Record<string, unknown>): Promise<number> {
       throw new UsageError(`--allow-origin ${(e as Error).message}`);
     }
   });
-  const dataDir = resolveDataDir(v.data as string | undefined);
+  const where = chooseDataDir(v.data as string | undefined);
+  const dataDir = where.dir;
   ensureDataDir(dataDir);
   const running = readNodeInfo(dataDir);
   if (running && processAlive(running.pid)) {
@@ -188,10 +193,16 @@ function processAlive(pid: number): boolean {
 class NotRunning extends Error {}
 class Refused extends Error {}
 
-async function call(dataDir: string, method: "GET" | "POST", path: string, body?: unknown): Promise<unknown> {
+/** How to start the node for this data directory, as the user would type it. */
+function startCommand(where: DataDirChoice): string {
+  return `pigeon start${where.from === "--data" ? ` --data ${where.dir}` : ""}`;
+}
+
+async function call(where: DataDirChoice, method: "GET" | "POST", path: string, body?: unknown): Promise<unknown> {
+  const dataDir = where.dir;
   const info = readNodeInfo(dataDir);
   if (!info || !processAlive(info.pid))
-    throw new NotRunning(`no pigeon node is running for ${dataDir}; start one with: pigeon start${dataDir === resolveDataDir(undefined) ? "" : ` --data ${dataDir}`}`);
+    throw new NotRunning(`no pigeon node is running for the data directory ${describeDataDir(where)}; start one with: ${startCommand(where)}`);
   let res: Response;
   try {
     res = await fetch(`http://127.0.0.1:${info.control.port}${path}`, {
@@ -221,7 +232,8 @@ async function main(argv: string[]): Promise<number> {
     return command === undefined && !v.help ? 2 : 0;
   }
   if (command === "start") return start(v);
-  const dataDir = resolveDataDir(v.data);
+  const where = chooseDataDir(v.data);
+  const dataDir = where.dir;
   const out = (value: unknown, readable: string) => console.log(v.json ? JSON.stringify(value, null, 2) : readable);
   const noArgs = () => {
     if (rest.length) throw new UsageError(`${command} takes no arguments`);
@@ -229,20 +241,20 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case "whoami": {
       noArgs();
-      const w = await call(dataDir, "GET", "/api/whoami");
+      const w = await call(where, "GET", "/api/whoami");
       out(w, formatWhoami(w as Parameters<typeof formatWhoami>[0]));
       return 0;
     }
     case "send": {
       if (v.draft) {
         noArgs();
-        const m = await call(dataDir, "POST", "/api/drafts/send", { id: v.draft });
+        const m = await call(where, "POST", "/api/drafts/send", { id: v.draft });
         out(m, formatMessages([m as never], "Sent"));
         return 0;
       }
       const [to, ...words] = rest;
       if (!to || words.length === 0) throw new UsageError('send needs an address and a message, e.g. pigeon send amara@local "hello"');
-      const m = await call(dataDir, "POST", "/api/send", { to, body: words.join(" ") });
+      const m = await call(where, "POST", "/api/send", { to, body: words.join(" ") });
       out(m, formatMessages([m as never], "Sent"));
       return 0;
     }
@@ -250,75 +262,75 @@ async function main(argv: string[]): Promise<number> {
     case "outbox":
     case "waiting": {
       noArgs();
-      const list = (await call(dataDir, "GET", `/api/${command}`)) as never[];
+      const list = (await call(where, "GET", `/api/${command}`)) as never[];
       const title = { inbox: "Inbox", outbox: "Outbox", waiting: "Waiting to be sent" }[command];
       out(list, formatMessages(list, title));
       return 0;
     }
     case "drafts": {
       noArgs();
-      const list = await call(dataDir, "GET", "/api/drafts");
+      const list = await call(where, "GET", "/api/drafts");
       out(list, formatDrafts(list as never[]));
       return 0;
     }
     case "draft": {
       if (v.delete) {
         noArgs();
-        const r = await call(dataDir, "POST", "/api/drafts/delete", { id: v.delete });
+        const r = await call(where, "POST", "/api/drafts/delete", { id: v.delete });
         out(r, `Deleted draft ${v.delete}`);
         return 0;
       }
       const [to, ...words] = rest;
       if (!to || words.length === 0) throw new UsageError('draft needs an address and a message, e.g. pigeon draft amara@local "hello"');
-      const d = await call(dataDir, "POST", "/api/drafts", { to, body: words.join(" ") });
+      const d = await call(where, "POST", "/api/drafts", { to, body: words.join(" ") });
       out(d, `Saved draft ${(d as { id: string }).id} to ${(d as { to: string }).to} (send it with: pigeon send --draft ${(d as { id: string }).id})`);
       return 0;
     }
     case "read": {
-      const r = (await call(dataDir, "POST", "/api/read", rest.length ? { ids: rest } : {})) as { marked: number };
+      const r = (await call(where, "POST", "/api/read", rest.length ? { ids: rest } : {})) as { marked: number };
       out(r, `Marked ${r.marked} message${r.marked === 1 ? "" : "s"} read`);
       return 0;
     }
     case "peers": {
       noArgs();
-      const p = await call(dataDir, "GET", "/api/peers");
+      const p = await call(where, "GET", "/api/peers");
       out(p, formatPeers(p as never[]));
       return 0;
     }
     case "card": {
       noArgs();
-      const c = (await call(dataDir, "GET", "/api/card")) as { card: string };
+      const c = (await call(where, "GET", "/api/card")) as { card: string };
       out(c, c.card);
       return 0;
     }
     case "contacts": {
       if (rest[0] === "add") {
         if (rest.length !== 2) throw new UsageError("contacts add needs one contact card (from pigeon card on their laptop)");
-        const c = (await call(dataDir, "POST", "/api/contacts", { card: rest[1] })) as { address: string; fingerprint: string };
+        const c = (await call(where, "POST", "/api/contacts", { card: rest[1] })) as { address: string; fingerprint: string };
         out(c, `Added ${c.address} (fingerprint ${c.fingerprint}: compare it with theirs)`);
         return 0;
       }
       noArgs();
-      const c = await call(dataDir, "GET", "/api/contacts");
+      const c = await call(where, "GET", "/api/contacts");
       out(c, formatContacts(c as never[]));
       return 0;
     }
     case "status": {
       noArgs();
-      const s = await call(dataDir, "GET", "/api/status");
+      const s = await call(where, "GET", "/api/status");
       out(s, formatStatus(s as never));
       return 0;
     }
     case "stop": {
       noArgs();
-      const r = await call(dataDir, "POST", "/api/stop");
+      const r = await call(where, "POST", "/api/stop");
       out(r, "Stopping the node");
       return 0;
     }
     case "xmpp-password": {
       // works with or without a running node: the server reads the file at every login
       if (rest.length > 1) throw new UsageError("xmpp-password takes at most one argument, the new password");
-      if (!hasIdentity(dataDir)) throw new ConfigError(`no Pigeon identity in ${dataDir}; start the node once first`);
+      if (!hasIdentity(dataDir)) throw new ConfigError(`no Pigeon identity in the data directory ${describeDataDir(where)}; start the node once first: ${startCommand(where)} --name NAME`);
       const id = loadIdentity(dataDir);
       let creds;
       try {
@@ -328,8 +340,8 @@ async function main(argv: string[]): Promise<number> {
       }
       const node = readNodeInfo(dataDir);
       const r = { jid: `${id.name}@${id.home}`, password: creds.password, changed: rest[0] !== undefined, xmpp: node?.xmpp };
-      const where = node?.xmpp ? `\nServer:   ${node.xmpp.host} port ${node.xmpp.port} (STARTTLS offered), WebSocket ${node.xmpp.websocket}` : "";
-      out(r, `${r.changed ? "New XMPP password set.\n" : ""}Address:  ${r.jid}\nPassword: ${r.password}${where}`);
+      const server = node?.xmpp ? `\nServer:   ${node.xmpp.host} port ${node.xmpp.port} (STARTTLS offered), WebSocket ${node.xmpp.websocket}` : "";
+      out(r, `${r.changed ? "New XMPP password set.\n" : ""}Address:  ${r.jid}\nPassword: ${r.password}${server}`);
       return 0;
     }
     default:

@@ -1,0 +1,118 @@
+// What a new user meets in the first hour with the `pigeon` command: the real command, real daemons,
+// asserting what the user sees (output, exit codes, files).
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { cleanupAll, freePort, onCleanup, ROOT, run, startDaemon, tempDir, waitFor, type Result } from "./helpers.js";
+
+afterAll(cleanupAll);
+
+const quiet = ["--no-mdns", "--no-xmpp"];
+
+describe("the data directory", () => {
+  it("is the per-user one by default, so every folder reaches the same node", async () => {
+    const home = tempDir("home");
+    const [here, there] = [tempDir("cwd-a"), tempDir("cwd-b")];
+    const env = { HOME: home, XDG_DATA_HOME: undefined, PIGEON_HOME: "" }; // an empty PIGEON_HOME counts as unset
+    const dataDir = join(home, ".local", "share", "pigeon");
+    const a = await startDaemon("amara", { dataFlag: false, dataDir, env, cwd: here, args: quiet });
+    expect(existsSync(join(dataDir, "identity.json"))).toBe(true);
+    expect(a.output()).toContain(dataDir);
+
+    const peers = await run(["peers"], { env, cwd: there });
+    expect(peers.stderr).toBe("");
+    expect(peers.code).toBe(0);
+    const who = await run(["whoami", "--json"], { env, cwd: there });
+    expect(who.code, who.stderr).toBe(0);
+    expect(JSON.parse(who.stdout)).toMatchObject({ address: "amara@local", pid: a.proc.pid });
+    // nothing was written into the folders the commands ran in
+    expect(readdirSync(here)).toEqual([]);
+    expect(readdirSync(there)).toEqual([]);
+
+    await a.stop();
+    const send = await run(["send", "baraka@local", "hello"], { env, cwd: there });
+    expect(send.code).toBe(3);
+    expect(send.stderr).toContain(`no pigeon node is running for the data directory ${dataDir} (the default`);
+  });
+
+  it("is $XDG_DATA_HOME/pigeon when XDG_DATA_HOME is set, and says which one it looked in", async () => {
+    const xdg = tempDir("xdg");
+    const env = { HOME: tempDir("home"), XDG_DATA_HOME: xdg };
+    const a = await startDaemon("baraka", { dataFlag: false, dataDir: join(xdg, "pigeon"), env, cwd: tempDir("cwd"), args: quiet });
+    const who = await run(["whoami", "--json"], { env, cwd: tempDir("cwd") });
+    expect(JSON.parse(who.stdout)).toMatchObject({ address: "baraka@local", pid: a.proc.pid });
+    await a.stop();
+    await waitFor(() => !existsSync(join(xdg, "pigeon", "node.json")), "node.json to go");
+    const send = await run(["send", "amara@local", "hello"], { env });
+    expect(send.code).toBe(3);
+    expect(send.stderr).toContain(join(xdg, "pigeon"));
+    // --data and PIGEON_HOME still choose another one, and the message says so
+    const other = tempDir("other");
+    const viaFlag = await run(["send", "amara@local", "hello", "--data", other], { env });
+    expect(viaFlag.stderr).toContain(`${other} (given with --data)`);
+    const viaEnv = await run(["send", "amara@local", "hello"], { env: { ...env, PIGEON_HOME: other } });
+    expect(viaEnv.stderr).toContain(`${other} (from $PIGEON_HOME)`);
+  });
+});
+
+/** The shell lines of README.md's "Try it with two laptops on one machine", comments dropped. */
+function walkThrough(): string[] {
+  const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+  const from = readme.indexOf("## Try it with two laptops on one machine");
+  const section = readme.slice(from, readme.indexOf("\n## ", from));
+  const code = [...section.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]).join("\n");
+  return code.replace(/\\\n\s*/g, "").split("\n").map((l) => l.replace(/\s+#.*$/, "").trim()).filter(Boolean);
+}
+
+describe("the README walk-through", () => {
+  it("works as written, each command from a different folder", async () => {
+    const lines = walkThrough();
+    expect(lines[0]).toBe("npm ci && npm run build"); // done by the test run
+    const alias = lines[1]!;
+    expect(alias).toMatch(/^alias pigeon="node .*\$PWD\/packages\/app\/dist\/cli\.js"$/);
+    const commands = lines.slice(2);
+    expect(commands.every((l) => l.startsWith("pigeon "))).toBe(true);
+    // Only what a test on a shared machine needs: no mDNS on the real network, no fixed control or
+    // XMPP ports, and amara's sync port (7480 in the README) one that is free now.
+    const port = await freePort();
+    const env = { HOME: tempDir("home"), XDG_DATA_HOME: undefined, PIGEON_HOME: undefined };
+    const script = (line: string) =>
+      `shopt -s expand_aliases\ncd ${JSON.stringify(ROOT)}\n${alias}\ncd ${JSON.stringify(tempDir("folder"))}\n${line}`;
+    const starts = commands.filter((l) => l.startsWith("pigeon start"));
+    expect(starts.length).toBe(2);
+    for (const [i, line] of starts.entries()) {
+      const extra = ` --no-mdns --no-xmpp --listen 127.0.0.1 --control-port 0${i === 0 ? ` --port ${port}` : ""}`;
+      // its own process group, so stopping it stops bash and the node it runs
+      const proc: ChildProcess = spawn("bash", ["-c", script(line.replace("127.0.0.1:7480", `127.0.0.1:${port}`) + extra)], {
+        stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env }, detached: true,
+      });
+      let out = "";
+      proc.stdout!.on("data", (c: Buffer) => (out += c.toString()));
+      proc.stderr!.on("data", (c: Buffer) => (out += c.toString()));
+      onCleanup(async () => {
+        if (proc.exitCode !== null) return;
+        const exited = new Promise((r) => proc.once("exit", r));
+        process.kill(-proc.pid!, "SIGTERM");
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+      });
+      await waitFor(() => /\bready\b/.test(out) || proc.exitCode !== null, `${line} to start`, 30_000);
+      expect(proc.exitCode, out).toBe(null);
+    }
+    const sh = (line: string) =>
+      new Promise<Result>((res) => {
+        const p = spawn("bash", ["-c", script(line)], { env: { ...process.env, ...env } });
+        let stdout = "";
+        let stderr = "";
+        p.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
+        p.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+        p.on("exit", (code) => res({ code: code ?? 1, stdout, stderr }));
+      });
+    await waitFor(async () => (await sh("pigeon peers --json")).stdout.includes("baraka@local"), "the two nodes to meet");
+    const [send, inbox, outbox] = commands.filter((l) => !l.startsWith("pigeon start"));
+    const sent = await sh(send!);
+    expect(sent.code, sent.stderr).toBe(0);
+    await waitFor(async () => (await sh(inbox!)).stdout.includes("hello amara"), "amara to see it");
+    await waitFor(async () => (await sh(outbox!)).stdout.includes("delivered"), "baraka to see delivered");
+  });
+});
