@@ -1,6 +1,6 @@
 // What a new user meets in the first hour with the `pigeon` command: the real command, real daemons,
 // asserting what the user sees (output, exit codes, files).
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -114,5 +114,32 @@ describe("the README walk-through", () => {
     expect(sent.code, sent.stderr).toBe(0);
     await waitFor(async () => (await sh(inbox!)).stdout.includes("hello amara"), "amara to see it");
     await waitFor(async () => (await sh(outbox!)).stdout.includes("delivered"), "baraka to see delivered");
+  });
+});
+
+describe(".gitignore", () => {
+  const ignored = (path: string) => {
+    try {
+      execFileSync("git", ["check-ignore", "-q", "--no-index", path], { cwd: ROOT });
+      return true;
+    } catch {
+      return false;
+    }
+  };
+
+  it("covers every data directory the README has people make, and a data directory's files anywhere", () => {
+    const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+    const dirs = [...readme.matchAll(/--data\s+([^\s`"]+)/g)].map((m) => m[1]!).filter((d) => d !== "DIR");
+    expect(dirs.length).toBeGreaterThan(0);
+    for (const d of dirs) {
+      if (/^(~|\$HOME|\/)/.test(d)) continue; // outside the repository
+      expect(ignored(join(d, "identity.json")), `${d} from the README`).toBe(true);
+    }
+    // what earlier READMEs made in the repository folder
+    for (const d of ["pigeon-data", "baraka-data", "./baraka-data"]) expect(ignored(`${d}/identity.json`), d).toBe(true);
+    // a data directory by any other name: its keys, its store, its node file
+    for (const f of ["identity.json", "xmpp-credentials.json", "node.json", "pigeon.db", "pigeon.db-wal", "xmpp.db"])
+      expect(ignored(`my-laptop/${f}`), f).toBe(true);
+    expect(ignored("packages/model/src/identity.ts")).toBe(false);
   });
 });
