@@ -4,7 +4,7 @@ import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { cleanupAll, freePort, onCleanup, ROOT, run, startDaemon, tempDir, waitFor, type Result } from "./helpers.js";
+import { cleanupAll, CLI, freePort, onCleanup, pigeon, ROOT, run, startDaemon, tempDir, waitFor, type Result } from "./helpers.js";
 
 afterAll(cleanupAll);
 
@@ -141,5 +141,111 @@ describe(".gitignore", () => {
     for (const f of ["identity.json", "xmpp-credentials.json", "node.json", "pigeon.db", "pigeon.db-wal", "xmpp.db"])
       expect(ignored(`my-laptop/${f}`), f).toBe(true);
     expect(ignored("packages/model/src/identity.ts")).toBe(false);
+  });
+});
+
+describe("bad flags", () => {
+  it("are rejected before anything is written", async () => {
+    const parent = tempDir("flags");
+    const cases: [string[], RegExp][] = [
+      [["--port", "abc"], /--port must be a whole number from 0 to 65535, not "abc"/],
+      [["--port", "1e3"], /--port must be a whole number/],
+      [["--copies", "0"], /--copies must be a whole number from 1 to 256/],
+      [["--peer", "nohost"], /--peer "nohost": no port/],
+      [["--listen", "203.0.113.77"], /--listen 203\.0\.113\.77 is not an address of this laptop/],
+      [["--mdns-interface", "eth0"], /--mdns-interface must be the IPv4 address/],
+      [["--home", "Not A Home"], /--home "Not A Home" is not a valid home/],
+      [["--name", "Amara Bee"], /--name "Amara Bee" is not a name Pigeon can use/],
+      [["--data"], /--data needs a value/],
+      [["--no-mdns=yes"], /--no-mdns takes no value/],
+      [["--colour"], /^pigeon: unknown option --colour; pigeon --help lists the options\n$/],
+      [["extra"], /start takes no arguments/],
+    ];
+    for (const [i, [flags, message]] of cases.entries()) {
+      const dir = join(parent, `d${i}`);
+      const r = await run(["start", "--data", dir, ...(flags.includes("--name") ? [] : ["--name", "amara"]), ...flags]);
+      expect(r.stderr, flags.join(" ")).toMatch(message);
+      expect(r.code, flags.join(" ")).toBe(2);
+      expect(existsSync(dir), `${flags.join(" ")} left ${dir} behind`).toBe(false);
+    }
+    expect(readdirSync(parent)).toEqual([]);
+  });
+
+  it("get our own words, and an option of another command is a mistake too", async () => {
+    const dir = tempDir("words");
+    const unknown = await run(["inbox", "--frobnicate", "--data", dir]);
+    expect(unknown).toMatchObject({ code: 2, stderr: "pigeon: unknown option --frobnicate; pigeon --help lists the options\n" });
+    const dash = await run(["send", "amara@local", "-hi", "--data", dir]);
+    expect(dash.code).toBe(2);
+    expect(dash.stderr).toContain('put -- before it, e.g. pigeon send amara@local -- "-hi"');
+    const elsewhere = await run(["inbox", "--port", "7480", "--data", dir]);
+    expect(elsewhere).toMatchObject({ code: 2, stderr: "pigeon: --port is an option of pigeon start, not of pigeon inbox\n" });
+  });
+
+  it("bad addresses are bad usage (exit 2); a good one nobody knows is the node's answer (exit 1)", async () => {
+    const a = await startDaemon("amara", { args: quiet });
+    for (const args of [["send", "not@an@address", "hi"], ["send", "Amara Bee", "hi"], ["draft", "@", "hi"]]) {
+      const r = await pigeon(a, ...args);
+      expect(r.code, args.join(" ")).toBe(2);
+      expect(r.stderr).toMatch(/is not a valid address/);
+    }
+    const unknown = await pigeon(a, "send", "nobody@local", "hi");
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/unknown address nobody@local/);
+  });
+});
+
+describe("the name", () => {
+  it("is never the login name: without --name and without a terminal to ask in, start refuses", async () => {
+    const dir = join(tempDir("noname"), "data");
+    const r = await run(["start", "--data", dir, ...quiet]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("Pigeon needs your name the first time it starts. Give it with --name, e.g.:");
+    expect(r.stderr).toContain(`pigeon start --data ${dir} --name amara`);
+    expect(existsSync(dir)).toBe(false);
+  });
+
+  it("is asked for when there is a terminal", async () => {
+    const dir = join(tempDir("asked"), "data");
+    const cmd = [process.execPath, CLI, "start", "--data", dir, ...quiet, "--listen", "127.0.0.1", "--port", "0", "--control-port", "0"].join(" ");
+    // `script` gives the command a terminal
+    const proc = spawn("script", ["-qfec", cmd, "/dev/null"], { stdio: ["pipe", "pipe", "pipe"] });
+    let out = "";
+    proc.stdout.on("data", (c: Buffer) => (out += c.toString()));
+    onCleanup(() => void proc.kill("SIGTERM"));
+    await waitFor(() => out.includes("What is your name?"), "the question");
+    proc.stdin.write("Zawadi Bee\n");
+    await waitFor(() => out.includes("Please use"), "the answer to be refused");
+    proc.stdin.write("zawadi\n");
+    await waitFor(() => /\bready\b/.test(out), "the node to start");
+    expect(out).toContain("created identity zawadi@local");
+    expect((await run(["stop", "--data", dir])).code).toBe(0);
+    await waitFor(() => proc.exitCode !== null, "the node to stop");
+  });
+
+  it("can be changed later with pigeon rename; the keys stay", async () => {
+    const dir = tempDir("rename");
+    const a = await startDaemon("amara", { dataDir: dir, args: quiet });
+    const before = JSON.parse(readFileSync(join(dir, "identity.json"), "utf8")) as Record<string, string>;
+    const fp = (await run(["whoami", "--json", "--data", dir])).stdout;
+    const busy = await pigeon(a, "rename", "amani");
+    expect(busy.code).toBe(1);
+    expect(busy.stderr).toMatch(/the node is running .* stop it first/);
+    const bad = await pigeon(a, "rename", "Amani K");
+    expect(bad.code).toBe(2);
+    await a.stop();
+    const r = await pigeon(a, "rename", "amani");
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain("You are now amani@local (was amara@local)");
+    const after = JSON.parse(readFileSync(join(dir, "identity.json"), "utf8")) as Record<string, string>;
+    expect(after).toEqual({ ...before, name: "amani" });
+    // started again (startDaemon passes --name amara: a note, not a second rename)
+    const b = await startDaemon("amara", { dataDir: dir, args: quiet });
+    expect(b.output()).toContain("this data directory belongs to amani@local");
+    const who = JSON.parse((await run(["whoami", "--json", "--data", dir])).stdout) as { address: string; fingerprint: string };
+    expect(who.address).toBe("amani@local");
+    expect(who.fingerprint).toBe((JSON.parse(fp) as { fingerprint: string }).fingerprint);
+    const help = await run(["--help"]);
+    expect(help.stdout).toMatch(/\n {2}rename NEWNAME +change your name/);
   });
 });

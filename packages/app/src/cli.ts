@@ -2,11 +2,14 @@
 // The `pigeon` command. `pigeon start` runs the node; every other command asks the running node
 // over loopback (see control.ts) and prints what it says, readably or as JSON with --json.
 import { createInterface } from "node:readline/promises";
-import { userInfo } from "node:os";
+import { isIP } from "node:net";
+import { networkInterfaces } from "node:os";
 import { parseArgs } from "node:util";
-import { DEFAULT_HOME, validName } from "@pigeon/model";
+import { DEFAULT_HOME, fingerprint, formatAddress, parseAddress, validHome, validName } from "@pigeon/model";
+import { parseHostPort } from "@pigeon/peers";
 import {
-  chooseDataDir, ConfigError, createIdentity, describeDataDir, ensureDataDir, hasIdentity, loadIdentity, readNodeInfo, type DataDirChoice,
+  chooseDataDir, ConfigError, createIdentity, describeDataDir, ensureDataDir, hasIdentity, loadIdentity, readNodeInfo, renameIdentity,
+  type DataDirChoice,
 } from "./data-dir.js";
 import { startNode } from "./daemon.js";
 import { parseOrigin } from "./http-guard.js";
@@ -41,6 +44,8 @@ Commands:
                             your XMPP address is your Pigeon address. A new one needs
                             10+ characters mixing letters with digits or symbols (or 16+),
                             not a common password and not your name
+  rename NEWNAME            change your name (with the node stopped); your keys and
+                            fingerprint stay the same, laptops you meet learn the new name
 
 Options for every command:
   --data DIR                data directory: your identity (private keys) and messages
@@ -50,7 +55,8 @@ Options for every command:
   -h, --help                this help
 
 Options for start:
-  --name NAME               your name, the first time (asked, or taken from your login)
+  --name NAME               your name, the first time (asked if not given; without a
+                            terminal to ask in, --name is needed); later: pigeon rename
   --home HOME               your school or relay point (default: ${DEFAULT_HOME})
   --listen ADDR             address for other laptops to connect to (default 0.0.0.0)
   --port N                  port for other laptops (default 7480, or a free one if taken)
@@ -69,10 +75,15 @@ Options for start:
                             control port and XMPP WebSocket (repeatable); pages from anywhere
                             else are refused, and so is any Host but 127.0.0.1/localhost:PORT
 
-Exit status: 0 ok, 1 the node refused or failed, 2 bad usage, 3 no node running.
+Exit status: 0 ok, 1 the node refused or failed, 2 bad usage (an unknown option, a bad
+address or value), 3 no node running (or no identity yet in the data directory).
 `;
 
 class UsageError extends Error {}
+class NotRunning extends Error {}
+class Refused extends Error {}
+/** Nothing to read or ask: no identity in the data directory yet. */
+class NoIdentity extends Error {}
 
 const options = {
   data: { type: "string" },
@@ -97,11 +108,79 @@ const options = {
   delete: { type: "string" },
 } as const;
 
+type OptionName = keyof typeof options;
+type Values = { [K in OptionName]?: (typeof options)[K] extends { type: "boolean" } ? boolean : (typeof options)[K] extends { multiple: true } ? string[] : string };
+
+/** Options every command takes; the others belong to one command each. */
+const COMMON: readonly OptionName[] = ["data", "json", "help"];
+const COMMAND_OPTIONS: Record<string, readonly OptionName[]> = {
+  start: ["name", "home", "listen", "port", "control-port", "peer", "no-mdns", "mdns-interface", "hop-limit", "copies", "carry-quota", "xmpp-port", "xmpp-listen", "no-xmpp", "allow-origin"],
+  send: ["draft"],
+  draft: ["delete"],
+};
+
+/**
+ * Reads the command line. Every mistake is a UsageError in our own words (exit 2), found before
+ * anything is done: unknown options, missing values, options another command takes.
+ */
+function parseCommandLine(argv: string[]): { v: Values; positionals: string[] } {
+  const { tokens, positionals } = parseArgs({ args: argv, options, allowPositionals: true, strict: false, tokens: true });
+  const known = options as Record<string, { type: "string" | "boolean"; multiple?: boolean; short?: string }>;
+  const v: Record<string, string | boolean | string[]> = {};
+  for (const t of tokens) {
+    if (t.kind !== "option") continue;
+    const spec = Object.hasOwn(known, t.name) ? known[t.name] : undefined;
+    const raw = argv[t.index] ?? t.rawName;
+    if (!spec) {
+      const dash = raw.startsWith("-") && !raw.startsWith("--") ? ` (to give a word that starts with "-", put -- before it, e.g. pigeon send amara@local -- "${raw}")` : "";
+      throw new UsageError(`unknown option ${raw}${dash}; pigeon --help lists the options`);
+    }
+    if (spec.type === "boolean") {
+      if (t.value !== undefined) throw new UsageError(`${t.rawName} takes no value (found "${t.value}")`);
+      v[t.name] = true;
+      continue;
+    }
+    if (t.value === undefined || t.value === "" || (!t.inlineValue && t.value.startsWith("-")))
+      throw new UsageError(`${t.rawName} needs a value${t.value ? ` (found the option ${t.value})` : ""}; pigeon --help says what it takes`);
+    if (spec.multiple) v[t.name] = [...((v[t.name] as string[] | undefined) ?? []), t.value];
+    else v[t.name] = t.value; // given twice: the last one counts, as usual
+  }
+  return { v: v as Values, positionals };
+}
+
+/** Options that do not belong to this command are mistakes, not silently ignored. */
+function checkOptionsFor(command: string, v: Values): void {
+  const allowed = new Set<OptionName>([...COMMON, ...(COMMAND_OPTIONS[command] ?? [])]);
+  for (const name of Object.keys(v) as OptionName[]) {
+    if (allowed.has(name)) continue;
+    const owner = Object.entries(COMMAND_OPTIONS).find(([, list]) => list.includes(name))?.[0];
+    throw new UsageError(`--${name} is ${owner ? `an option of pigeon ${owner}` : "not an option"}, not of pigeon ${command}`);
+  }
+}
+
 function int(value: string | undefined, flag: string, min: number, max: number): number | undefined {
   if (value === undefined) return undefined;
-  const n = Number(value);
+  const n = /^[0-9]{1,9}$/.test(value) ? Number(value) : NaN;
   if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${flag} must be a whole number from ${min} to ${max}, not "${value}"`);
   return n;
+}
+
+const NAME_RULE = "1-32 small letters, digits, '.', '_' or '-', starting with a letter or digit, e.g. amara";
+
+function checkName(text: string, what: string): string {
+  const name = text.trim().toLowerCase();
+  if (!validName(name)) throw new UsageError(`${what} "${text}" is not a name Pigeon can use: ${NAME_RULE}`);
+  return name;
+}
+
+/** An address this laptop has (or every address): checked before anything is written. */
+function listenAddress(value: string | undefined, flag: string): string | undefined {
+  if (value === undefined) return undefined;
+  const mine = Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address));
+  if (isIP(value) === 0) throw new UsageError(`--${flag} must be an IP address of this laptop, e.g. 0.0.0.0 (every network) or 127.0.0.1, not "${value}"`);
+  if (value !== "0.0.0.0" && value !== "::" && !mine.includes(value))
+    throw new UsageError(`--${flag} ${value} is not an address of this laptop (it has ${mine.join(", ")})`);
+  return value;
 }
 
 async function askName(): Promise<string> {
@@ -110,35 +189,45 @@ async function askName(): Promise<string> {
     for (;;) {
       const answer = (await rl.question("What is your name? (letters and digits, e.g. amara) ")).trim().toLowerCase();
       if (validName(answer)) return answer;
-      console.log("  Please use 1-32 letters, digits, '.', '_' or '-'.");
+      console.log(`  Please use ${NAME_RULE}.`);
     }
   } finally {
     rl.close();
   }
 }
 
-function defaultName(): string {
-  let login = "";
-  try {
-    login = userInfo().username.toLowerCase();
-  } catch {
-    /* no passwd entry */
-  }
-  if (validName(login) && login !== "root") return login;
-  return `pigeon-${Math.random().toString(36).slice(2, 6)}`;
-}
-
-async function start(v: Record<string, unknown>): Promise<number> {
-  const allowOrigins = ((v["allow-origin"] as string[] | undefined) ?? []).map((u) => {
+async function start(v: Values): Promise<number> {
+  const where = chooseDataDir(v.data);
+  const dataDir = where.dir;
+  // Everything the user typed is checked first: a mistake must not leave an identity or a folder behind.
+  const allowOrigins = (v["allow-origin"] ?? []).map((u) => {
     try {
       return parseOrigin(u);
     } catch (e) {
       throw new UsageError(`--allow-origin ${(e as Error).message}`);
     }
   });
-  const where = chooseDataDir(v.data as string | undefined);
-  const dataDir = where.dir;
-  ensureDataDir(dataDir);
+  const name = v.name === undefined ? undefined : checkName(v.name, "--name");
+  const home = v.home === undefined ? undefined : v.home.trim().toLowerCase();
+  if (home !== undefined && !validHome(home)) throw new UsageError(`--home "${v.home}" is not a valid home: letters, digits and '-', e.g. kisumu-primary`);
+  const port = int(v.port, "port", 0, 65535);
+  const controlPort = int(v["control-port"], "control-port", 0, 65535);
+  const hopLimit = int(v["hop-limit"], "hop-limit", 0, 64);
+  const copies = int(v.copies, "copies", 1, 256);
+  const carryQuotaMb = int(v["carry-quota"], "carry-quota", 1, 1_000_000);
+  const xmppPort = int(v["xmpp-port"], "xmpp-port", 0, 65535);
+  const listen = listenAddress(v.listen, "listen");
+  const xmppListen = listenAddress(v["xmpp-listen"], "xmpp-listen");
+  for (const p of v.peer ?? []) {
+    try {
+      parseHostPort(p);
+    } catch (e) {
+      throw new UsageError(`--peer ${(e as Error).message}`);
+    }
+  }
+  for (const a of v["mdns-interface"] ?? [])
+    if (isIP(a) !== 4) throw new UsageError(`--mdns-interface must be the IPv4 address of one of this laptop's networks, not "${a}"`);
+
   const running = readNodeInfo(dataDir);
   if (running && processAlive(running.pid)) {
     console.error(`pigeon: a node is already running for ${dataDir} (pid ${running.pid})`);
@@ -147,27 +236,35 @@ async function start(v: Record<string, unknown>): Promise<number> {
   let identity;
   if (hasIdentity(dataDir)) {
     identity = loadIdentity(dataDir);
-    if (v.name && v.name !== identity.name) console.log(`note: this data directory already belongs to ${identity.name}@${identity.home}; --name ignored`);
+    if ((name && name !== identity.name) || (home && home !== identity.home))
+      console.log(`note: this data directory belongs to ${identity.name}@${identity.home}; --name and --home are only for the first start (to change the name: pigeon rename NEWNAME)`);
   } else {
-    const name = (v.name as string | undefined) ?? (process.stdin.isTTY ? await askName() : defaultName());
-    identity = createIdentity(dataDir, name, (v.home as string | undefined) ?? DEFAULT_HOME);
+    // Never the login name: school laptops share one login, and everyone would get the same address.
+    if (name === undefined && !process.stdin.isTTY)
+      throw new UsageError(
+        `Pigeon needs your name the first time it starts. Give it with --name, e.g.: ${startCommand(where)} --name amara\n` +
+          `  (${NAME_RULE}; the computer's login name is not used, because children often share one)`,
+      );
+    const chosen = name ?? (await askName());
+    ensureDataDir(dataDir);
+    identity = createIdentity(dataDir, chosen, home ?? DEFAULT_HOME);
     console.log(`created identity ${identity.name}@${identity.home} in ${dataDir}`);
   }
   const node = await startNode({
     dataDir,
     identity,
-    listen: v.listen as string | undefined,
-    port: int(v.port as string | undefined, "port", 0, 65535),
-    controlPort: int(v["control-port"] as string | undefined, "control-port", 0, 65535),
-    peers: v.peer as string[] | undefined,
+    listen,
+    port,
+    controlPort,
+    peers: v.peer,
     mdns: !v["no-mdns"],
-    mdnsInterfaces: v["mdns-interface"] as string[] | undefined,
-    hopLimit: int(v["hop-limit"] as string | undefined, "hop-limit", 0, 64),
-    copies: int(v.copies as string | undefined, "copies", 1, 256),
-    carryQuotaBytes: v["carry-quota"] === undefined ? undefined : int(v["carry-quota"] as string, "carry-quota", 1, 1_000_000)! * 1024 * 1024,
+    mdnsInterfaces: v["mdns-interface"],
+    hopLimit,
+    copies,
+    carryQuotaBytes: carryQuotaMb === undefined ? undefined : carryQuotaMb * 1024 * 1024,
     xmpp: !v["no-xmpp"],
-    xmppPort: int(v["xmpp-port"] as string | undefined, "xmpp-port", 0, 65535),
-    xmppListen: v["xmpp-listen"] as string | undefined,
+    xmppPort,
+    xmppListen,
     allowOrigins,
   });
   // A background write that fails (e.g. automerge-repo's own save when the disk is full) must not
@@ -181,6 +278,31 @@ async function start(v: Record<string, unknown>): Promise<number> {
   return 0;
 }
 
+/** `pigeon rename NEWNAME`: the same keys and fingerprint, a new name in identity.json. */
+function rename(where: DataDirChoice, text: string): { address: string; was: string; fingerprint: string } {
+  const name = checkName(text, "the new name");
+  if (!hasIdentity(where.dir)) throw new NoIdentity(noIdentityMessage(where));
+  const running = readNodeInfo(where.dir);
+  if (running && processAlive(running.pid))
+    throw new Refused(`the node is running (pid ${running.pid}) and keeps the name it started with; stop it first (pigeon stop${where.from === "--data" ? ` --data ${where.dir}` : ""}), rename, then start it again`);
+  const before = loadIdentity(where.dir);
+  const after = renameIdentity(where.dir, name);
+  return { address: formatAddress(after), was: formatAddress(before), fingerprint: fingerprint(after.signing.publicKey) };
+}
+
+/** An address that cannot be one is bad usage (exit 2); an unknown but valid one is the node's answer. */
+function checkAddress(text: string): void {
+  try {
+    parseAddress(text);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
+function noIdentityMessage(where: DataDirChoice): string {
+  return `there is no Pigeon identity in the data directory ${describeDataDir(where)}; start your node once first: ${startCommand(where)} --name NAME`;
+}
+
 function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -190,8 +312,6 @@ function processAlive(pid: number): boolean {
   }
 }
 
-class NotRunning extends Error {}
-class Refused extends Error {}
 
 /** How to start the node for this data directory, as the user would type it. */
 function startCommand(where: DataDirChoice): string {
@@ -219,19 +339,17 @@ async function call(where: DataDirChoice, method: "GET" | "POST", path: string, 
 }
 
 async function main(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
-  const { values: v, positionals } = parsed;
+  const { v, positionals } = parseCommandLine(argv);
   const [command, ...rest] = positionals;
   if (v.help || command === "help" || command === undefined) {
     process.stdout.write(HELP);
     return command === undefined && !v.help ? 2 : 0;
   }
-  if (command === "start") return start(v);
+  checkOptionsFor(command, v);
+  if (command === "start") {
+    if (positionals.length > 1) throw new UsageError(`start takes no arguments (found "${rest.join(" ")}"); options start with --, e.g. --name amara`);
+    return start(v);
+  }
   const where = chooseDataDir(v.data);
   const dataDir = where.dir;
   const out = (value: unknown, readable: string) => console.log(v.json ? JSON.stringify(value, null, 2) : readable);
@@ -254,6 +372,7 @@ async function main(argv: string[]): Promise<number> {
       }
       const [to, ...words] = rest;
       if (!to || words.length === 0) throw new UsageError('send needs an address and a message, e.g. pigeon send amara@local "hello"');
+      checkAddress(to);
       const m = await call(where, "POST", "/api/send", { to, body: words.join(" ") });
       out(m, formatMessages([m as never], "Sent"));
       return 0;
@@ -282,6 +401,7 @@ async function main(argv: string[]): Promise<number> {
       }
       const [to, ...words] = rest;
       if (!to || words.length === 0) throw new UsageError('draft needs an address and a message, e.g. pigeon draft amara@local "hello"');
+      checkAddress(to);
       const d = await call(where, "POST", "/api/drafts", { to, body: words.join(" ") });
       out(d, `Saved draft ${(d as { id: string }).id} to ${(d as { to: string }).to} (send it with: pigeon send --draft ${(d as { id: string }).id})`);
       return 0;
@@ -327,10 +447,16 @@ async function main(argv: string[]): Promise<number> {
       out(r, "Stopping the node");
       return 0;
     }
+    case "rename": {
+      if (rest.length !== 1) throw new UsageError("rename needs the new name, e.g. pigeon rename amara");
+      const r = rename(where, rest[0]!);
+      out(r, `You are now ${r.address} (was ${r.was}). Your keys and fingerprint (${r.fingerprint}) stay the same;\nlaptops you meet learn the new name, and your messages stay yours.`);
+      return 0;
+    }
     case "xmpp-password": {
       // works with or without a running node: the server reads the file at every login
       if (rest.length > 1) throw new UsageError("xmpp-password takes at most one argument, the new password");
-      if (!hasIdentity(dataDir)) throw new ConfigError(`no Pigeon identity in the data directory ${describeDataDir(where)}; start the node once first: ${startCommand(where)} --name NAME`);
+      if (!hasIdentity(dataDir)) throw new NoIdentity(noIdentityMessage(where));
       const id = loadIdentity(dataDir);
       let creds;
       try {
@@ -358,7 +484,7 @@ main(process.argv.slice(2)).then(
     if (e instanceof UsageError) {
       console.error(`pigeon: ${msg}`);
       process.exitCode = 2;
-    } else if (e instanceof NotRunning) {
+    } else if (e instanceof NotRunning || e instanceof NoIdentity) {
       console.error(`pigeon: ${msg}`);
       process.exitCode = 3;
     } else if (e instanceof Refused || e instanceof ConfigError) {

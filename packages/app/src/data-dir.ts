@@ -3,7 +3,7 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import { homedir } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
-import { generateIdentity, parseIdentityFile, serializeIdentity, type Identity } from "@pigeon/model";
+import { generateIdentity, parseAddress, parseIdentityFile, serializeIdentity, type Identity } from "@pigeon/model";
 import { writeFileAtomic } from "@pigeon/sync";
 
 export { writeFileAtomic };
@@ -92,6 +92,20 @@ export function createIdentity(dir: string, name: string, home: string): Identit
   }
   writeFileAtomic(path, JSON.stringify(serializeIdentity(id), null, 2) + "\n");
   return id;
+}
+
+/** A new name in identity.json; the keys (and so the fingerprint) never change. */
+export function renameIdentity(dir: string, name: string): Identity {
+  const id = loadIdentity(dir);
+  let renamed: Identity;
+  try {
+    const { name: n } = parseAddress(`${name}@${id.home}`);
+    renamed = { ...id, name: n };
+  } catch (e) {
+    throw new ConfigError((e as Error).message);
+  }
+  writeFileAtomic(identityPath(dir), JSON.stringify(serializeIdentity(renamed), null, 2) + "\n");
+  return renamed;
 }
 
 export interface NodeInfo {
