@@ -4,7 +4,8 @@ import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { cleanupAll, CLI, freePort, onCleanup, pigeon, ROOT, run, startDaemon, tempDir, waitFor, type Result } from "./helpers.js";
+import { tryLockMailbox } from "@pigeon/sync";
+import { cleanupAll, CLI, freePort, onCleanup, pigeon, pigeonJson, ROOT, run, startDaemon, tempDir, waitFor, type Daemon, type Result } from "./helpers.js";
 
 afterAll(cleanupAll);
 
@@ -138,7 +139,7 @@ describe(".gitignore", () => {
     // what earlier READMEs made in the repository folder
     for (const d of ["pigeon-data", "baraka-data", "./baraka-data"]) expect(ignored(`${d}/identity.json`), d).toBe(true);
     // a data directory by any other name: its keys, its store, its node file
-    for (const f of ["identity.json", "xmpp-credentials.json", "node.json", "pigeon.db", "pigeon.db-wal", "xmpp.db"])
+    for (const f of ["identity.json", "xmpp-credentials.json", "node.json", "pigeon.db", "pigeon.db-wal", "xmpp.db", "mailbox.lock", "node.log"])
       expect(ignored(`my-laptop/${f}`), f).toBe(true);
     expect(ignored("packages/model/src/identity.ts")).toBe(false);
   });
@@ -247,5 +248,95 @@ describe("the name", () => {
     expect(who.fingerprint).toBe((JSON.parse(fp) as { fingerprint: string }).fingerprint);
     const help = await run(["--help"]);
     expect(help.stdout).toMatch(/\n {2}rename NEWNAME +change your name/);
+  });
+});
+
+interface Msg { id: string; from: string; to: string[]; body: string; state?: string; direction: string }
+
+/** Two nodes on loopback that have met (b dials a). */
+async function pair(a: string, b: string): Promise<[Daemon, Daemon]> {
+  const da = await startDaemon(a, { args: quiet });
+  const db = await startDaemon(b, { args: [...quiet, "--peer", `127.0.0.1:${da.syncPort}`] });
+  await waitFor(async () => (await pigeonJson<unknown[]>(da, "contacts")).length === 1, `${a} to meet ${b}`);
+  await waitFor(async () => (await pigeonJson<unknown[]>(db, "contacts")).length === 1, `${b} to meet ${a}`);
+  return [da, db];
+}
+
+describe("reading with the node stopped", () => {
+  it("inbox, outbox, waiting, drafts, contacts, whoami, status, card and peers answer; send says it needs the node", async () => {
+    const [a, b] = await pair("amara", "baraka");
+    expect((await pigeon(b, "send", "amara@local", "hello amara")).code).toBe(0);
+    await waitFor(async () => (await pigeonJson<Msg[]>(b, "outbox"))[0]?.state === "delivered", "delivered");
+    expect((await pigeon(a, "draft", "baraka@local", "see you at school")).code).toBe(0);
+    const reads = ["inbox", "outbox", "waiting", "drafts", "contacts", "card"];
+    const online = new Map<string, unknown>();
+    for (const r of reads) online.set(r, await pigeonJson(a, r));
+    const who = await pigeonJson<{ address: string; fingerprint: string; signPublicKey: string }>(a, "whoami");
+    await a.stop();
+    await b.stop();
+    expect(existsSync(join(a.dataDir, "node.json"))).toBe(false);
+
+    // the same answers, from the data directory itself
+    for (const r of reads) expect(await pigeonJson(a, r), r).toEqual(online.get(r));
+    expect(await pigeonJson(a, "whoami")).toEqual({ address: who.address, fingerprint: who.fingerprint, signPublicKey: who.signPublicKey });
+    const inbox = await pigeon(a, "inbox");
+    expect(inbox).toMatchObject({ code: 0, stderr: "" });
+    expect(inbox.stdout).toContain("from baraka@local");
+    expect(inbox.stdout).toContain("hello amara");
+    expect((await pigeon(a, "drafts")).stdout).toContain("see you at school");
+    const status = await pigeon(a, "status");
+    expect(status.code).toBe(0);
+    expect(status.stdout).toContain("amara@local (your pigeon node is not running)");
+    expect(status.stdout).not.toContain("NaN");
+    const peers = await pigeon(a, "peers");
+    expect(peers.code).toBe(0);
+    expect(peers.stdout).toContain("No laptops connected: your pigeon node is not running");
+    expect(await pigeonJson(a, "peers")).toEqual([]);
+
+    const send = await pigeon(a, "send", "baraka@local", "are you there?");
+    expect(send.code).toBe(3);
+    expect(send.stderr).toContain(`Sending needs your pigeon node running, and no pigeon node is running for the data directory ${a.dataDir}`);
+    expect(send.stderr).toContain(`start one with: pigeon start --data ${a.dataDir}`);
+
+    // marking read with the node stopped: the read receipt leaves when the node next meets baraka
+    expect((await pigeon(a, "read")).stdout).toContain("Marked 1 message read");
+    const a2 = await startDaemon("amara", { dataDir: a.dataDir, args: quiet });
+    const b2 = await startDaemon("baraka", { dataDir: b.dataDir, args: [...quiet, "--peer", `127.0.0.1:${a2.syncPort}`] });
+    await waitFor(async () => (await pigeonJson<Msg[]>(b2, "outbox"))[0]?.state === "read", "baraka to see read");
+    expect((await pigeonJson<Msg[]>(a2, "inbox")).map((m) => m.body)).toEqual(["hello amara"]);
+  }, 120_000);
+
+  it("never opens the store beside a node: a command waits while the mailbox is held, then answers", async () => {
+    const a = await startDaemon("chiku", { args: quiet });
+    // with the node running, the answer comes from the node (only the node knows its pid)
+    expect((await pigeonJson<{ pid: number }>(a, "whoami")).pid).toBe(a.proc.pid);
+    await a.stop();
+    // a holder of the mailbox lock without node.json: a node starting, or another command
+    const lock = tryLockMailbox(a.dataDir)!;
+    expect(lock).toBeDefined();
+    const started = Date.now();
+    const answer = pigeon(a, "whoami");
+    await new Promise((r) => setTimeout(r, 1500));
+    lock.release();
+    const r = await answer;
+    expect(r.code, r.stderr).toBe(0);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1500);
+    expect(r.stdout).toContain("chiku@local");
+    // and a node cannot start while a command holds it open
+    const held = tryLockMailbox(a.dataDir)!;
+    const starting = startDaemon("chiku", { dataDir: a.dataDir, args: quiet });
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(existsSync(join(a.dataDir, "node.json"))).toBe(false);
+    held.release();
+    await starting;
+    expect(existsSync(join(a.dataDir, "node.json"))).toBe(true);
+  });
+
+  it("with no identity in the data directory, says where it looked and how to start", async () => {
+    const dir = join(tempDir("empty"), "data");
+    const r = await run(["inbox", "--data", dir]);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toContain(`there is no Pigeon identity in the data directory ${dir} (given with --data); start your node once first: pigeon start --data ${dir} --name NAME`);
+    expect(existsSync(dir)).toBe(false);
   });
 });

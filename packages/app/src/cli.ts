@@ -8,9 +8,12 @@ import { parseArgs } from "node:util";
 import { DEFAULT_HOME, fingerprint, formatAddress, parseAddress, validHome, validName } from "@pigeon/model";
 import { parseHostPort } from "@pigeon/peers";
 import {
-  chooseDataDir, ConfigError, createIdentity, describeDataDir, ensureDataDir, hasIdentity, loadIdentity, readNodeInfo, renameIdentity,
+  chooseDataDir, ConfigError, createIdentity, describeDataDir, ensureDataDir, hasIdentity, loadIdentity, renameIdentity, runningNode,
   type DataDirChoice,
 } from "./data-dir.js";
+import { HttpError, mailboxRoutes } from "./control.js";
+import { NodeIsRunning, withOfflineMailbox } from "./offline.js";
+import { MailboxError, tryLockMailbox, type MailboxLock } from "@pigeon/sync";
 import { startNode } from "./daemon.js";
 import { parseOrigin } from "./http-guard.js";
 import { ensureCredentials, setPassword } from "@pigeon/xmpp";
@@ -46,6 +49,9 @@ Commands:
                             not a common password and not your name
   rename NEWNAME            change your name (with the node stopped); your keys and
                             fingerprint stay the same, laptops you meet learn the new name
+
+Sending (send, send --draft), peers and stop need the node running; every other command also
+works while it is stopped, reading the data directory itself.
 
 Options for every command:
   --data DIR                data directory: your identity (private keys) and messages
@@ -110,6 +116,8 @@ const options = {
 
 type OptionName = keyof typeof options;
 type Values = { [K in OptionName]?: (typeof options)[K] extends { type: "boolean" } ? boolean : (typeof options)[K] extends { multiple: true } ? string[] : string };
+
+const COMMANDS = ["start", "whoami", "send", "inbox", "outbox", "waiting", "drafts", "draft", "read", "peers", "contacts", "card", "status", "stop", "rename", "xmpp-password"];
 
 /** Options every command takes; the others belong to one command each. */
 const COMMON: readonly OptionName[] = ["data", "json", "help"];
@@ -228,26 +236,33 @@ async function start(v: Values): Promise<number> {
   for (const a of v["mdns-interface"] ?? [])
     if (isIP(a) !== 4) throw new UsageError(`--mdns-interface must be the IPv4 address of one of this laptop's networks, not "${a}"`);
 
-  const running = readNodeInfo(dataDir);
-  if (running && processAlive(running.pid)) {
+  const running = runningNode(dataDir);
+  if (running) {
     console.error(`pigeon: a node is already running for ${dataDir} (pid ${running.pid})`);
     return 1;
   }
+  // Without an identity the name is needed first (asked before anything is written).
+  let firstName = name;
+  if (!hasIdentity(dataDir) && name === undefined) {
+    // Never the login name: school laptops share one login, and everyone would get the same address.
+    if (!process.stdin.isTTY)
+      throw new UsageError(
+        `Pigeon needs your name the first time it starts. Give it with --name, e.g.: ${startCommand(where)} --name amara\n` +
+          `  (${NAME_RULE}; the computer's login name is not used, because children often share one)`,
+      );
+    firstName = await askName();
+  }
+  ensureDataDir(dataDir);
+  // The node holds the mailbox lock for its whole life, so no \`pigeon\` command opens the store beside it.
+  const lock = await lockForNode(where);
+  if (!lock) return 1;
   let identity;
   if (hasIdentity(dataDir)) {
     identity = loadIdentity(dataDir);
     if ((name && name !== identity.name) || (home && home !== identity.home))
       console.log(`note: this data directory belongs to ${identity.name}@${identity.home}; --name and --home are only for the first start (to change the name: pigeon rename NEWNAME)`);
   } else {
-    // Never the login name: school laptops share one login, and everyone would get the same address.
-    if (name === undefined && !process.stdin.isTTY)
-      throw new UsageError(
-        `Pigeon needs your name the first time it starts. Give it with --name, e.g.: ${startCommand(where)} --name amara\n` +
-          `  (${NAME_RULE}; the computer's login name is not used, because children often share one)`,
-      );
-    const chosen = name ?? (await askName());
-    ensureDataDir(dataDir);
-    identity = createIdentity(dataDir, chosen, home ?? DEFAULT_HOME);
+    identity = createIdentity(dataDir, firstName!, home ?? DEFAULT_HOME);
     console.log(`created identity ${identity.name}@${identity.home} in ${dataDir}`);
   }
   const node = await startNode({
@@ -275,15 +290,35 @@ async function start(v: Values): Promise<number> {
   process.on("SIGTERM", onSignal);
   console.log("ready");
   await node.stopped;
+  lock.release();
   return 0;
+}
+
+/** The mailbox lock for a starting node; waits while a `pigeon` command reads the mailbox. */
+async function lockForNode(where: DataDirChoice): Promise<MailboxLock | undefined> {
+  const end = Date.now() + 30_000;
+  for (;;) {
+    const lock = tryLockMailbox(where.dir);
+    if (lock) return lock;
+    const other = runningNode(where.dir);
+    if (other) {
+      console.error(`pigeon: a node is already running for ${where.dir} (pid ${other.pid})`);
+      return undefined;
+    }
+    if (Date.now() > end) {
+      console.error(`pigeon: the mailbox in ${where.dir} is in use (by another pigeon command, or a node that is starting); try again in a moment`);
+      return undefined;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 /** `pigeon rename NEWNAME`: the same keys and fingerprint, a new name in identity.json. */
 function rename(where: DataDirChoice, text: string): { address: string; was: string; fingerprint: string } {
   const name = checkName(text, "the new name");
   if (!hasIdentity(where.dir)) throw new NoIdentity(noIdentityMessage(where));
-  const running = readNodeInfo(where.dir);
-  if (running && processAlive(running.pid))
+  const running = runningNode(where.dir);
+  if (running)
     throw new Refused(`the node is running (pid ${running.pid}) and keeps the name it started with; stop it first (pigeon stop${where.from === "--data" ? ` --data ${where.dir}` : ""}), rename, then start it again`);
   const before = loadIdentity(where.dir);
   const after = renameIdentity(where.dir, name);
@@ -303,26 +338,47 @@ function noIdentityMessage(where: DataDirChoice): string {
   return `there is no Pigeon identity in the data directory ${describeDataDir(where)}; start your node once first: ${startCommand(where)} --name NAME`;
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
+/**
+ * Asks the running node; with none running, answers from the mailbox opened in this process
+ * (offline.ts), with the same answer the node gives. Never opens the store while a node runs.
+ */
+async function ask(where: DataDirChoice, method: "GET" | "POST", path: string, body?: Record<string, unknown>): Promise<{ value: unknown; offline: boolean }> {
+  if (!runningNode(where.dir)) {
+    if (!hasIdentity(where.dir)) throw new NoIdentity(noIdentityMessage(where));
+    try {
+      const value = await withOfflineMailbox(where.dir, async (mailbox) => {
+        const route = mailboxRoutes(mailbox)[`${method} ${path}`];
+        if (!route) throw new Error(`${method} ${path} has no answer without the node`);
+        try {
+          return await route(body ?? {}, path.split("/"));
+        } catch (e) {
+          if (e instanceof HttpError || e instanceof MailboxError) throw new Refused(e.message);
+          throw e;
+        }
+      });
+      return { value, offline: true };
+    } catch (e) {
+      if (!(e instanceof NodeIsRunning)) throw e; // it started meanwhile: ask it
+    }
+  }
+  return { value: await call(where, method, path, body), offline: false };
+}
 
 /** How to start the node for this data directory, as the user would type it. */
 function startCommand(where: DataDirChoice): string {
   return `pigeon start${where.from === "--data" ? ` --data ${where.dir}` : ""}`;
 }
 
-async function call(where: DataDirChoice, method: "GET" | "POST", path: string, body?: unknown): Promise<unknown> {
+/** Calls the running node's control API; `needs` says what needs the node, when none runs. */
+async function call(where: DataDirChoice, method: "GET" | "POST", path: string, body?: unknown, needs?: string): Promise<unknown> {
   const dataDir = where.dir;
-  const info = readNodeInfo(dataDir);
-  if (!info || !processAlive(info.pid))
-    throw new NotRunning(`no pigeon node is running for the data directory ${describeDataDir(where)}; start one with: ${startCommand(where)}`);
+  const info = runningNode(dataDir);
+  if (!info)
+    throw new NotRunning(
+      `${needs ? `${needs} needs your pigeon node running, and ` : ""}no pigeon node is running for the data directory ${describeDataDir(where)}; ` +
+        `start one with: ${startCommand(where)}${needs ? ` (reading your messages works without it)` : ""}`,
+    );
   let res: Response;
   try {
     res = await fetch(`http://127.0.0.1:${info.control.port}${path}`, {
@@ -345,6 +401,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(HELP);
     return command === undefined && !v.help ? 2 : 0;
   }
+  if (!COMMANDS.includes(command)) throw new UsageError(`unknown command "${command}" (pigeon --help lists the commands)`);
   checkOptionsFor(command, v);
   if (command === "start") {
     if (positionals.length > 1) throw new UsageError(`start takes no arguments (found "${rest.join(" ")}"); options start with --, e.g. --name amara`);
@@ -359,21 +416,21 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case "whoami": {
       noArgs();
-      const w = await call(where, "GET", "/api/whoami");
+      const { value: w } = await ask(where, "GET", "/api/whoami");
       out(w, formatWhoami(w as Parameters<typeof formatWhoami>[0]));
       return 0;
     }
     case "send": {
       if (v.draft) {
         noArgs();
-        const m = await call(where, "POST", "/api/drafts/send", { id: v.draft });
+        const m = await call(where, "POST", "/api/drafts/send", { id: v.draft }, "Sending");
         out(m, formatMessages([m as never], "Sent"));
         return 0;
       }
       const [to, ...words] = rest;
       if (!to || words.length === 0) throw new UsageError('send needs an address and a message, e.g. pigeon send amara@local "hello"');
       checkAddress(to);
-      const m = await call(where, "POST", "/api/send", { to, body: words.join(" ") });
+      const m = await call(where, "POST", "/api/send", { to, body: words.join(" ") }, "Sending");
       out(m, formatMessages([m as never], "Sent"));
       return 0;
     }
@@ -381,63 +438,71 @@ async function main(argv: string[]): Promise<number> {
     case "outbox":
     case "waiting": {
       noArgs();
-      const list = (await call(where, "GET", `/api/${command}`)) as never[];
+      const list = (await ask(where, "GET", `/api/${command}`)).value as never[];
       const title = { inbox: "Inbox", outbox: "Outbox", waiting: "Waiting to be sent" }[command];
       out(list, formatMessages(list, title));
       return 0;
     }
     case "drafts": {
       noArgs();
-      const list = await call(where, "GET", "/api/drafts");
+      const { value: list } = await ask(where, "GET", "/api/drafts");
       out(list, formatDrafts(list as never[]));
       return 0;
     }
     case "draft": {
       if (v.delete) {
         noArgs();
-        const r = await call(where, "POST", "/api/drafts/delete", { id: v.delete });
+        const { value: r } = await ask(where, "POST", "/api/drafts/delete", { id: v.delete });
         out(r, `Deleted draft ${v.delete}`);
         return 0;
       }
       const [to, ...words] = rest;
       if (!to || words.length === 0) throw new UsageError('draft needs an address and a message, e.g. pigeon draft amara@local "hello"');
       checkAddress(to);
-      const d = await call(where, "POST", "/api/drafts", { to, body: words.join(" ") });
+      const { value: d } = await ask(where, "POST", "/api/drafts", { to, body: words.join(" ") });
       out(d, `Saved draft ${(d as { id: string }).id} to ${(d as { to: string }).to} (send it with: pigeon send --draft ${(d as { id: string }).id})`);
       return 0;
     }
     case "read": {
-      const r = (await call(where, "POST", "/api/read", rest.length ? { ids: rest } : {})) as { marked: number };
+      const r = (await ask(where, "POST", "/api/read", rest.length ? { ids: rest } : {})).value as { marked: number };
       out(r, `Marked ${r.marked} message${r.marked === 1 ? "" : "s"} read`);
       return 0;
     }
     case "peers": {
       noArgs();
+      // with the node stopped, no laptop is connected: say so, and why
+      if (!runningNode(dataDir)) {
+        if (!hasIdentity(dataDir)) throw new NoIdentity(noIdentityMessage(where));
+        out([], `No laptops connected: your pigeon node is not running (start it with: ${startCommand(where)})`);
+        return 0;
+      }
       const p = await call(where, "GET", "/api/peers");
       out(p, formatPeers(p as never[]));
       return 0;
     }
     case "card": {
       noArgs();
-      const c = (await call(where, "GET", "/api/card")) as { card: string };
+      const c = (await ask(where, "GET", "/api/card")).value as { card: string };
       out(c, c.card);
       return 0;
     }
     case "contacts": {
       if (rest[0] === "add") {
         if (rest.length !== 2) throw new UsageError("contacts add needs one contact card (from pigeon card on their laptop)");
-        const c = (await call(where, "POST", "/api/contacts", { card: rest[1] })) as { address: string; fingerprint: string };
+        const c = (await ask(where, "POST", "/api/contacts", { card: rest[1] })).value as { address: string; fingerprint: string };
         out(c, `Added ${c.address} (fingerprint ${c.fingerprint}: compare it with theirs)`);
         return 0;
       }
       noArgs();
-      const c = await call(where, "GET", "/api/contacts");
+      const { value: c } = await ask(where, "GET", "/api/contacts");
       out(c, formatContacts(c as never[]));
       return 0;
     }
     case "status": {
       noArgs();
-      const s = await call(where, "GET", "/api/status");
+      const { value, offline } = await ask(where, "GET", "/api/status");
+      // the carrying quota is a setting of the running node: unknown while it is stopped
+      const s = offline ? { ...(value as object), peers: 0, running: false, carrying: { ...(value as { carrying: object }).carrying, quotaBytes: undefined } } : value;
       out(s, formatStatus(s as never));
       return 0;
     }
@@ -464,7 +529,7 @@ async function main(argv: string[]): Promise<number> {
       } catch (e) {
         throw new UsageError((e as Error).message);
       }
-      const node = readNodeInfo(dataDir);
+      const node = runningNode(dataDir);
       const r = { jid: `${id.name}@${id.home}`, password: creds.password, changed: rest[0] !== undefined, xmpp: node?.xmpp };
       const server = node?.xmpp ? `\nServer:   ${node.xmpp.host} port ${node.xmpp.port} (STARTTLS offered), WebSocket ${node.xmpp.websocket}` : "";
       out(r, `${r.changed ? "New XMPP password set.\n" : ""}Address:  ${r.jid}\nPassword: ${r.password}${server}`);

@@ -18,7 +18,7 @@ export interface ControlContext {
 
 const MAX_BODY = 64 * 1024;
 
-class HttpError extends Error {
+export class HttpError extends Error {
   constructor(readonly status: number, readonly code: string, message: string) {
     super(message);
   }
@@ -52,26 +52,24 @@ function isLoopback(addr: string | undefined): boolean {
   return !!addr && (addr.startsWith("127.") || addr === "::1" || addr.startsWith("::ffff:127."));
 }
 
-export function createControlServer(ctx: ControlContext): Server {
-  const { mailbox, sync } = ctx;
-  const expected = Buffer.from(`Bearer ${ctx.token}`);
-  const routes: Record<string, (body: Record<string, unknown>, parts: string[]) => Promise<unknown> | unknown> = {
-    "GET /api/whoami": () => ({
-      address: mailbox.address,
-      fingerprint: fingerprint(mailbox.me),
-      signPublicKey: toHex(mailbox.me),
-      ...ctx.info(),
-    }),
+export type Route = (body: Record<string, unknown>, parts: string[]) => Promise<unknown> | unknown;
+
+/**
+ * What the mailbox alone answers: the same with the node running (over HTTP) and with it stopped
+ * (the `pigeon` command opens the mailbox itself, offline.ts), so both print the same.
+ */
+export function mailboxRoutes(mailbox: Mailbox): Record<string, Route> {
+  return {
+    "GET /api/whoami": () => ({ address: mailbox.address, fingerprint: fingerprint(mailbox.me), signPublicKey: toHex(mailbox.me) }),
     "GET /api/inbox": () => mailbox.inbox(),
     "GET /api/outbox": () => mailbox.outbox(),
     "GET /api/waiting": () => mailbox.waiting(),
     "GET /api/drafts": () => mailbox.drafts(),
-    "GET /api/peers": () => sync.peers(),
     "GET /api/contacts": () =>
       mailbox.contacts().map((c) => ({
         address: formatAddress(c), fingerprint: fingerprint(c.signPublicKey), firstSeen: c.firstSeen, lastSeen: c.lastSeen, how: c.how,
       })),
-    "GET /api/status": () => ({ ...mailbox.status(), peers: sync.peers().length }),
+    "GET /api/status": () => mailbox.status(),
     "GET /api/card": () => ({ card: encodeCard(mailbox.identity) }),
     "POST /api/contacts": (b) => {
       let card;
@@ -84,9 +82,7 @@ export function createControlServer(ctx: ControlContext): Server {
       mailbox.rememberContact(card, "card");
       return { address: formatAddress(card), fingerprint: fingerprint(card.signPublicKey) };
     },
-    "POST /api/send": (b) => mailbox.send(str(b, "to"), str(b, "body")),
     "POST /api/drafts": (b) => mailbox.saveDraft(str(b, "to"), str(b, "body")),
-    "POST /api/drafts/send": (b) => mailbox.sendDraft(str(b, "id")),
     "POST /api/drafts/delete": async (b) => {
       await mailbox.deleteDraft(str(b, "id"));
       return { deleted: b.id };
@@ -96,6 +92,21 @@ export function createControlServer(ctx: ControlContext): Server {
       if (ids === null) throw new HttpError(400, "bad-input", `"ids" must be a list of message ids`);
       return { marked: await mailbox.markRead(ids) };
     },
+  };
+}
+
+export function createControlServer(ctx: ControlContext): Server {
+  const { mailbox, sync } = ctx;
+  const expected = Buffer.from(`Bearer ${ctx.token}`);
+  const offline = mailboxRoutes(mailbox);
+  const routes: Record<string, Route> = {
+    ...offline,
+    // what only a running node knows or does
+    "GET /api/whoami": (b, parts) => ({ ...(offline["GET /api/whoami"]!(b, parts) as object), ...ctx.info() }),
+    "GET /api/peers": () => sync.peers(),
+    "GET /api/status": () => ({ ...mailbox.status(), peers: sync.peers().length }),
+    "POST /api/send": (b) => mailbox.send(str(b, "to"), str(b, "body")),
+    "POST /api/drafts/send": (b) => mailbox.sendDraft(str(b, "id")),
     "POST /api/stop": () => {
       setImmediate(ctx.stop);
       return { stopping: true };

@@ -129,3 +129,18 @@ export function readNodeInfo(dir: string): NodeInfo | undefined {
     return undefined;
   }
 }
+
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** The node running for this data directory, if its node.json names a live process. */
+export function runningNode(dir: string): NodeInfo | undefined {
+  const info = readNodeInfo(dir);
+  return info && processAlive(info.pid) ? info : undefined;
+}

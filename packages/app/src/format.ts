@@ -58,15 +58,18 @@ export function formatWhoami(w: { address: string; fingerprint: string; syncPort
 
 export function formatStatus(s: {
   address: string; envelopes: number; bytes: number; rejected: number; peers: number; storageProblem?: string | null;
-  carrying: { envelopes: number; bytes: number; people: number; acks: number; quotaBytes: number };
+  /** false when the node is stopped (the pigeon command read the data directory itself). */
+  running?: boolean;
+  carrying: { envelopes: number; bytes: number; people: number; acks: number; quotaBytes?: number };
 }): string {
   const c = s.carrying;
+  const quota = c.quotaBytes === undefined ? "" : ` of ${Math.round(c.quotaBytes / 1048576)} MB`;
   return [
-    `${s.address}`,
-    `  carrying for others: ${c.envelopes} sealed message${c.envelopes === 1 ? "" : "s"} (${(c.bytes / 1024).toFixed(1)} KiB of ${Math.round(c.quotaBytes / 1048576)} MB) for ${c.people} ${c.people === 1 ? "person" : "people"}, plus ${c.acks} delivery acknowledgement${c.acks === 1 ? "" : "s"}`,
+    `${s.address}${s.running === false ? " (your pigeon node is not running)" : ""}`,
+    `  carrying for others: ${c.envelopes} sealed message${c.envelopes === 1 ? "" : "s"} (${(c.bytes / 1024).toFixed(1)} KiB${quota}) for ${c.people} ${c.people === 1 ? "person" : "people"}, plus ${c.acks} delivery acknowledgement${c.acks === 1 ? "" : "s"}`,
     ...(s.storageProblem ? [`  STORAGE PROBLEM: ${s.storageProblem}; new messages cannot be stored until there is room`] : []),
     `  sealed store: ${s.envelopes} envelope${s.envelopes === 1 ? "" : "s"}, ${(s.bytes / 1024).toFixed(1)} KiB`,
-    `  connected laptops: ${s.peers}`,
+    `  connected laptops: ${s.running === false ? "none, while the node is stopped" : s.peers}`,
     `  envelopes rejected (see the node's log for reasons): ${s.rejected}`,
   ].join("\n");
 }
