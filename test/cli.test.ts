@@ -340,3 +340,43 @@ describe("reading with the node stopped", () => {
     expect(existsSync(dir)).toBe(false);
   });
 });
+
+/** Every state heading, and the state each message under it says it is in. */
+function headings(text: string): { heading: string; states: string[] }[] {
+  const out: { heading: string; states: string[] }[] = [];
+  for (const line of text.split("\n")) {
+    const h = /^\s*(Waiting to be sent|Sent, not yet delivered|Delivered|Read|Sent) \(\d+\)$/.exec(line);
+    if (h) out.push({ heading: h[1]!, states: [] });
+    const m = /^\s*to \S+ .*?\s{2}(waiting to be sent|sent|delivered|read) /.exec(line);
+    if (m) out.at(-1)?.states.push(m[1]!);
+  }
+  return out;
+}
+
+describe("the outbox", () => {
+  it("puts each message under the heading of the state it is in", async () => {
+    const [a, b] = await pair("dalia", "ebo");
+    await b.stop();
+    const sent = await pigeon(a, "send", "ebo@local", "are you there?");
+    expect(sent.code, sent.stderr).toBe(0);
+    expect(headings(sent.stdout)).toEqual([{ heading: "Waiting to be sent", states: ["waiting to be sent"] }]);
+    expect(sent.stdout).not.toMatch(/^Sent \(/m);
+    const outbox = await pigeon(a, "outbox");
+    expect(outbox.stdout).toMatch(/^Outbox \(1\)\n {2}Waiting to be sent \(1\)\n {4}to ebo@local /);
+    expect(headings(outbox.stdout)).toEqual([{ heading: "Waiting to be sent", states: ["waiting to be sent"] }]);
+
+    // ebo comes back: the first is delivered; one more is written while they are connected
+    const b2 = await startDaemon("ebo", { dataDir: b.dataDir, args: [...quiet, "--peer", `127.0.0.1:${a.syncPort}`] });
+    await waitFor(async () => (await pigeonJson<Msg[]>(a, "outbox"))[0]?.state === "delivered", "delivered");
+    expect((await pigeon(b2, "read")).code).toBe(0);
+    await waitFor(async () => (await pigeonJson<Msg[]>(a, "outbox"))[0]?.state === "read", "read");
+    await b2.stop();
+    expect((await pigeon(a, "send", "ebo@local", "see you tomorrow")).code).toBe(0);
+    const both = await pigeon(a, "outbox");
+    expect(both.stdout).toMatch(/^Outbox \(2\)\n/);
+    expect(headings(both.stdout)).toEqual([
+      { heading: "Waiting to be sent", states: ["waiting to be sent"] },
+      { heading: "Read", states: ["read"] },
+    ]);
+  }, 120_000);
+});

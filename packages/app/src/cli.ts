@@ -13,11 +13,11 @@ import {
 } from "./data-dir.js";
 import { HttpError, mailboxRoutes } from "./control.js";
 import { NodeIsRunning, withOfflineMailbox } from "./offline.js";
-import { MailboxError, tryLockMailbox, type MailboxLock } from "@pigeon/sync";
+import { MailboxError, tryLockMailbox, type MailboxLock, type MessageView } from "@pigeon/sync";
 import { startNode } from "./daemon.js";
 import { parseOrigin } from "./http-guard.js";
 import { ensureCredentials, setPassword } from "@pigeon/xmpp";
-import { formatDrafts, formatMessages, formatPeers, formatContacts, formatStatus, formatWhoami } from "./format.js";
+import { formatDrafts, formatMessages, formatOutbox, formatPeers, formatContacts, formatSent, formatStatus, formatWhoami } from "./format.js";
 
 const HELP = `pigeon - a messenger that carries notes between laptops, even when they are apart
 
@@ -424,23 +424,22 @@ async function main(argv: string[]): Promise<number> {
       if (v.draft) {
         noArgs();
         const m = await call(where, "POST", "/api/drafts/send", { id: v.draft }, "Sending");
-        out(m, formatMessages([m as never], "Sent"));
+        out(m, formatSent(m as MessageView));
         return 0;
       }
       const [to, ...words] = rest;
       if (!to || words.length === 0) throw new UsageError('send needs an address and a message, e.g. pigeon send amara@local "hello"');
       checkAddress(to);
       const m = await call(where, "POST", "/api/send", { to, body: words.join(" ") }, "Sending");
-      out(m, formatMessages([m as never], "Sent"));
+      out(m, formatSent(m as MessageView));
       return 0;
     }
     case "inbox":
     case "outbox":
     case "waiting": {
       noArgs();
-      const list = (await ask(where, "GET", `/api/${command}`)).value as never[];
-      const title = { inbox: "Inbox", outbox: "Outbox", waiting: "Waiting to be sent" }[command];
-      out(list, formatMessages(list, title));
+      const list = (await ask(where, "GET", `/api/${command}`)).value as MessageView[];
+      out(list, command === "outbox" ? formatOutbox(list) : formatMessages(list, command === "inbox" ? "Inbox" : "Waiting to be sent"));
       return 0;
     }
     case "drafts": {

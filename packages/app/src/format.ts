@@ -1,5 +1,5 @@
 // Readable output for the `pigeon` command.
-import type { DraftView, MessageView, PeerView } from "@pigeon/sync";
+import type { DraftView, MessageState, MessageView, PeerView } from "@pigeon/sync";
 
 function when(ms: number | undefined): string {
   if (ms === undefined) return "";
@@ -35,6 +35,35 @@ export function formatMessages(list: MessageView[], title: string): string {
     for (const l of m.body.split("\n")) lines.push(`    ${l}`);
   }
   return lines.join("\n");
+}
+
+const STATE_HEADINGS: [MessageState, string][] = [
+  ["waiting", "Waiting to be sent"],
+  ["sent", "Sent, not yet delivered"],
+  ["delivered", "Delivered"],
+  ["read", "Read"],
+];
+
+/** Sent messages under one heading per state, so a heading always agrees with what is under it. */
+export function formatByState(list: MessageView[], indent = ""): string[] {
+  const lines: string[] = [];
+  for (const [state, heading] of STATE_HEADINGS) {
+    const group = list.filter((m) => m.state === state);
+    if (group.length === 0) continue;
+    lines.push(`${indent}${heading} (${group.length})`);
+    for (const l of formatMessages(group, "").split("\n").slice(1)) lines.push(`${indent}${l}`);
+  }
+  return lines;
+}
+
+export function formatOutbox(list: MessageView[]): string {
+  if (list.length === 0) return "Outbox: empty";
+  return [`Outbox (${list.length})`, ...formatByState(list, "  ")].join("\n");
+}
+
+/** What `pigeon send` prints: the message under the heading of the state it is in now. */
+export function formatSent(m: MessageView): string {
+  return formatByState([m]).join("\n");
 }
 
 export function formatDrafts(list: DraftView[]): string {
