@@ -380,3 +380,33 @@ describe("the outbox", () => {
     ]);
   }, 120_000);
 });
+
+describe("words for a child and a teacher", () => {
+  it("a --peer that is down is said once, and again when it is reached; no clock jargon", async () => {
+    const port = await freePort(); // nobody listens there yet
+    const a = await startDaemon("fumo", { args: [...quiet, "--peer", `127.0.0.1:${port}`] });
+    const downLines = () => a.output().split("\n").filter((l) => l.includes(`cannot reach 127.0.0.1:${port}`));
+    await waitFor(() => downLines().length > 0, "the first failed dial");
+    // StaticPeers retries after 1, 2, 4, 8 s: four more failures in the next 8 s, none of them printed
+    await new Promise((r) => setTimeout(r, 8000));
+    expect(downLines()).toHaveLength(1);
+    expect(downLines()[0]).toMatch(/cannot reach 127\.0\.0\.1:\d+: nothing answers there \(is Pigeon running on that laptop\?\)\. Pigeon keeps trying and will say when it is reached$/);
+    expect(a.output()).not.toMatch(/ECONNREFUSED|retrying in/);
+
+    const b = await startDaemon("gali", { args: [...quiet, "--port", String(port)] });
+    await waitFor(() => a.output().includes(`reached 127.0.0.1:${port} (gali@local) again, after`), "the node to say it is back", 40_000);
+    expect(downLines()).toHaveLength(1);
+
+    await waitFor(async () => (await pigeonJson<unknown[]>(b, "contacts")).length === 1, "gali to meet fumo");
+    expect((await pigeon(b, "send", "fumo@local", "hello fumo")).code).toBe(0);
+    const inbox = await waitFor(async () => {
+      const r = await pigeon(a, "inbox");
+      return r.stdout.includes("hello fumo") ? r.stdout : undefined;
+    }, "fumo's inbox");
+    expect(inbox).toMatch(/ {2}from gali@local {2}\d{4}-\d\d-\d\d \d\d:\d\d {2}\[[0-9a-f]{8}\]/);
+    expect(inbox).not.toContain("clock");
+    const status = (await pigeon(a, "status")).stdout;
+    expect(status).not.toMatch(/envelope|acknowledgement/);
+    expect(status).toContain("kept on this laptop:");
+  }, 120_000);
+});

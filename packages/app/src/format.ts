@@ -28,7 +28,7 @@ export function formatMessages(list: MessageView[], title: string): string {
   const lines = [`${title} (${list.length})`];
   for (const m of list) {
     if (m.direction === "in") {
-      lines.push(`  from ${m.from}  ${when(m.claimedSentAt)} (their clock)  [${m.id.slice(0, 8)}]`);
+      lines.push(`  from ${m.from}  ${when(m.claimedSentAt)}  [${m.id.slice(0, 8)}]`);
     } else {
       lines.push(`  to ${m.to.join(", ")}  ${when(m.claimedSentAt)}  ${stateLine(m)}  [${m.id.slice(0, 8)}]`);
     }
@@ -95,10 +95,10 @@ export function formatStatus(s: {
   const quota = c.quotaBytes === undefined ? "" : ` of ${Math.round(c.quotaBytes / 1048576)} MB`;
   return [
     `${s.address}${s.running === false ? " (your pigeon node is not running)" : ""}`,
-    `  carrying for others: ${c.envelopes} sealed message${c.envelopes === 1 ? "" : "s"} (${(c.bytes / 1024).toFixed(1)} KiB${quota}) for ${c.people} ${c.people === 1 ? "person" : "people"}, plus ${c.acks} delivery acknowledgement${c.acks === 1 ? "" : "s"}`,
+    `  carrying for others: ${c.envelopes} sealed message${c.envelopes === 1 ? "" : "s"} (${(c.bytes / 1024).toFixed(1)} KiB${quota}) for ${c.people} ${c.people === 1 ? "person" : "people"}, and ${c.acks} delivery note${c.acks === 1 ? "" : "s"} that clear such copies`,
     ...(s.storageProblem ? [`  STORAGE PROBLEM: ${s.storageProblem}; new messages cannot be stored until there is room`] : []),
-    `  sealed store: ${s.envelopes} envelope${s.envelopes === 1 ? "" : "s"}, ${(s.bytes / 1024).toFixed(1)} KiB`,
+    `  kept on this laptop: ${s.envelopes} sealed item${s.envelopes === 1 ? "" : "s"} (messages, receipts, keys), ${(s.bytes / 1024).toFixed(1)} KiB`,
     `  connected laptops: ${s.running === false ? "none, while the node is stopped" : s.peers}`,
-    `  envelopes rejected (see the node's log for reasons): ${s.rejected}`,
+    `  refused from other laptops: ${s.rejected} (the node's log says why)`,
   ].join("\n");
 }
