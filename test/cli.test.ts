@@ -299,7 +299,8 @@ describe("reading with the node stopped", () => {
     expect(send.stderr).toContain(`start one with: pigeon start --data ${a.dataDir}`);
 
     // marking read with the node stopped: the read receipt leaves when the node next meets baraka
-    expect((await pigeon(a, "read")).stdout).toContain("Marked 1 message read");
+    const read = await pigeon(a, "read");
+    expect(read.stdout).toMatch(/^New messages \(1\)\n {2}from baraka@local .*\n {4}hello amara\n\(now marked read\)\n$/);
     const a2 = await startDaemon("amara", { dataDir: a.dataDir, args: quiet });
     const b2 = await startDaemon("baraka", { dataDir: b.dataDir, args: [...quiet, "--peer", `127.0.0.1:${a2.syncPort}`] });
     await waitFor(async () => (await pigeonJson<Msg[]>(b2, "outbox"))[0]?.state === "read", "baraka to see read");
@@ -403,10 +404,64 @@ describe("words for a child and a teacher", () => {
       const r = await pigeon(a, "inbox");
       return r.stdout.includes("hello fumo") ? r.stdout : undefined;
     }, "fumo's inbox");
-    expect(inbox).toMatch(/ {2}from gali@local {2}\d{4}-\d\d-\d\d \d\d:\d\d {2}\[[0-9a-f]{8}\]/);
+    expect(inbox).toMatch(/ {2}new from gali@local {2}\d{4}-\d\d-\d\d \d\d:\d\d {2}\[[0-9a-f]{8}\]/);
     expect(inbox).not.toContain("clock");
     const status = (await pigeon(a, "status")).stdout;
     expect(status).not.toMatch(/envelope|acknowledgement/);
     expect(status).toContain("kept on this laptop:");
+  }, 120_000);
+});
+
+describe("new messages", () => {
+  it("are marked new in the inbox; read ID / show ID show one and mark it read; read shows the new ones; read --all", async () => {
+    const [h, i] = await pair("hawa", "issa");
+    for (const t of ["first note", "second note"]) expect((await pigeon(i, "send", "hawa@local", t)).code).toBe(0);
+    const [first, second] = await waitFor(async () => {
+      const list = await pigeonJson<(Msg & { readAt?: number })[]>(h, "inbox");
+      return list.length === 2 ? list : undefined;
+    }, "hawa's inbox");
+    expect([first!.readAt, second!.readAt]).toEqual([undefined, undefined]);
+    const inbox = (await pigeon(h, "inbox")).stdout;
+    expect(inbox).toMatch(/^Inbox \(2, 2 new\)\n/);
+    expect(inbox.match(/^ {2}new from issa@local /gm)).toHaveLength(2);
+    expect(inbox).toContain("(read the new ones with: pigeon read, or one with: pigeon read ID)");
+
+    // show ID with the 8 characters the inbox shows: the message in full, now read
+    const shown = await pigeon(h, "show", first!.id.slice(0, 8));
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(shown.stdout).toMatch(new RegExp(`^From issa@local {2}\\S+ \\S+ {2}\\[${first!.id.slice(0, 8)}\\] {2}read \\S+ \\S+\\n {2}first note\\n$`));
+    const after = (await pigeon(h, "inbox")).stdout;
+    expect(after).toMatch(/^Inbox \(2, 1 new\)\n {2}from issa@local .*\n {4}first note\n {2}new from issa@local .*\n {4}second note\n/);
+    await waitFor(async () => (await pigeonJson<Msg[]>(i, "outbox")).map((m) => m.state).join() === "read,delivered", "issa to see the first one read");
+
+    // read ID: the same
+    const read = await pigeon(h, "read", `[${second!.id.slice(0, 8)}]`);
+    expect(read.code, read.stderr).toBe(0);
+    expect(read.stdout).toContain("second note");
+    expect((await pigeon(h, "inbox")).stdout).toMatch(/^Inbox \(2\)\n/);
+
+    // ids that are not there: bad usage, said plainly
+    const unknown = await pigeon(h, "read", "0000dead");
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toBe("pigeon: there is no message 0000dead on this laptop (the ids are in [brackets] in pigeon inbox and pigeon outbox)\n");
+    const notAnId = await pigeon(h, "show", "hello");
+    expect(notAnId.code).toBe(2);
+    expect(notAnId.stderr).toMatch(/"hello" is not a message id/);
+    expect((await pigeon(h, "show")).code).toBe(2);
+
+    // read with no id: the new ones, shown and marked read
+    expect((await pigeon(i, "send", "hawa@local", "third note")).code).toBe(0);
+    await waitFor(async () => (await pigeonJson<unknown[]>(h, "inbox")).length === 3, "the third");
+    const fresh = await pigeon(h, "read");
+    expect(fresh.stdout).toMatch(/^New messages \(1\)\n {2}from issa@local .*\n {4}third note\n\(now marked read\)\n$/);
+    expect((await pigeon(h, "read")).stdout).toBe("No new messages\n");
+
+    // read --all: marks without showing
+    expect((await pigeon(i, "send", "hawa@local", "fourth note")).code).toBe(0);
+    await waitFor(async () => (await pigeonJson<unknown[]>(h, "inbox")).length === 4, "the fourth");
+    const all = await pigeon(h, "read", "--all");
+    expect(all.stdout).toBe("Marked 1 message read\n");
+    expect((await pigeonJson<{ readAt?: number }[]>(h, "inbox")).every((m) => m.readAt !== undefined)).toBe(true);
+    expect((await run(["--help"])).stdout).toMatch(/\n {2}read ID\.\.\. \/ show ID\.\.\. +show these messages and mark them read/);
   }, 120_000);
 });

@@ -17,7 +17,9 @@ import { MailboxError, tryLockMailbox, type MailboxLock, type MessageView } from
 import { startNode } from "./daemon.js";
 import { parseOrigin } from "./http-guard.js";
 import { ensureCredentials, setPassword } from "@pigeon/xmpp";
-import { formatDrafts, formatMessages, formatOutbox, formatPeers, formatContacts, formatSent, formatStatus, formatWhoami } from "./format.js";
+import {
+  formatContacts, formatDrafts, formatInbox, formatMessages, formatOutbox, formatPeers, formatSent, formatShown, formatStatus, formatWhoami,
+} from "./format.js";
 
 const HELP = `pigeon - a messenger that carries notes between laptops, even when they are apart
 
@@ -28,15 +30,18 @@ Commands:
   whoami                    your address and fingerprint
   send ADDRESS TEXT...      send a message, e.g. pigeon send amara@local "hello"
   send --draft ID           send a saved draft
-  inbox                     messages you received
+  inbox                     messages you received; "new" marks those not read yet
   outbox                    messages you sent, with their state
                             (waiting, sent, delivered, read)
   waiting                   sent messages no other laptop has taken yet
   drafts                    saved drafts (never sent until you say so)
   draft ADDRESS TEXT...     save a draft
   draft --delete ID         delete a draft
-  read [ID...]              mark received messages read (all if no ID);
-                            the sender sees "read"
+  read                      show your new messages, and mark them read
+  read ID... / show ID...   show these messages and mark them read; ID is what is in
+                            [brackets] in pigeon inbox (its first 4 or more characters)
+  read --all                mark every received message read, without showing them
+                            (whenever a message is marked read, its sender sees "read")
   peers                     laptops connected right now
   contacts                  everyone this laptop has met (or was given a card of)
   card                      your contact card, to give to someone you have not met
@@ -82,12 +87,18 @@ Options for start:
                             else are refused, and so is any Host but 127.0.0.1/localhost:PORT
 
 Exit status: 0 ok, 1 the node refused or failed, 2 bad usage (an unknown option, a bad
-address or value), 3 no node running (or no identity yet in the data directory).
+address or value, no message with that ID), 3 no node running (or no identity yet in the
+data directory).
 `;
 
 class UsageError extends Error {}
 class NotRunning extends Error {}
-class Refused extends Error {}
+/** The node (or the mailbox) said no; `code` is its reason, e.g. "not-found". */
+class Refused extends Error {
+  constructor(message: string, readonly code?: string) {
+    super(message);
+  }
+}
 /** Nothing to read or ask: no identity in the data directory yet. */
 class NoIdentity extends Error {}
 
@@ -112,12 +123,13 @@ const options = {
   "allow-origin": { type: "string", multiple: true },
   draft: { type: "string" },
   delete: { type: "string" },
+  all: { type: "boolean" },
 } as const;
 
 type OptionName = keyof typeof options;
 type Values = { [K in OptionName]?: (typeof options)[K] extends { type: "boolean" } ? boolean : (typeof options)[K] extends { multiple: true } ? string[] : string };
 
-const COMMANDS = ["start", "whoami", "send", "inbox", "outbox", "waiting", "drafts", "draft", "read", "peers", "contacts", "card", "status", "stop", "rename", "xmpp-password"];
+const COMMANDS = ["start", "whoami", "send", "inbox", "outbox", "waiting", "drafts", "draft", "read", "show", "peers", "contacts", "card", "status", "stop", "rename", "xmpp-password"];
 
 /** Options every command takes; the others belong to one command each. */
 const COMMON: readonly OptionName[] = ["data", "json", "help"];
@@ -125,6 +137,7 @@ const COMMAND_OPTIONS: Record<string, readonly OptionName[]> = {
   start: ["name", "home", "listen", "port", "control-port", "peer", "no-mdns", "mdns-interface", "hop-limit", "copies", "carry-quota", "xmpp-port", "xmpp-listen", "no-xmpp", "allow-origin"],
   send: ["draft"],
   draft: ["delete"],
+  read: ["all"],
 };
 
 /**
@@ -353,7 +366,7 @@ async function ask(where: DataDirChoice, method: "GET" | "POST", path: string, b
         try {
           return await route(body ?? {}, path.split("/"));
         } catch (e) {
-          if (e instanceof HttpError || e instanceof MailboxError) throw new Refused(e.message);
+          if (e instanceof HttpError || e instanceof MailboxError) throw new Refused(e.message, e.code);
           throw e;
         }
       });
@@ -390,7 +403,7 @@ async function call(where: DataDirChoice, method: "GET" | "POST", path: string, 
     throw new NotRunning(`the pigeon node for ${dataDir} (pid ${info.pid}) is not answering on 127.0.0.1:${info.control.port}`);
   }
   const value = (await res.json()) as { error?: string; message?: string };
-  if (!res.ok) throw new Refused(value.message ?? `error ${res.status}`);
+  if (!res.ok) throw new Refused(value.message ?? `error ${res.status}`, value.error);
   return value;
 }
 
@@ -439,7 +452,7 @@ async function main(argv: string[]): Promise<number> {
     case "waiting": {
       noArgs();
       const list = (await ask(where, "GET", `/api/${command}`)).value as MessageView[];
-      out(list, command === "outbox" ? formatOutbox(list) : formatMessages(list, command === "inbox" ? "Inbox" : "Waiting to be sent"));
+      out(list, command === "outbox" ? formatOutbox(list) : command === "inbox" ? formatInbox(list) : formatMessages(list, "Waiting to be sent"));
       return 0;
     }
     case "drafts": {
@@ -462,9 +475,31 @@ async function main(argv: string[]): Promise<number> {
       out(d, `Saved draft ${(d as { id: string }).id} to ${(d as { to: string }).to} (send it with: pigeon send --draft ${(d as { id: string }).id})`);
       return 0;
     }
-    case "read": {
-      const r = (await ask(where, "POST", "/api/read", rest.length ? { ids: rest } : {})).value as { marked: number };
-      out(r, `Marked ${r.marked} message${r.marked === 1 ? "" : "s"} read`);
+    case "read":
+    case "show": {
+      if (command === "read" && v.all) {
+        if (rest.length) throw new UsageError("read --all takes no message ids: it marks every received message read");
+        const r = (await ask(where, "POST", "/api/read", {})).value as { marked: number };
+        out(r, `Marked ${r.marked} message${r.marked === 1 ? "" : "s"} read`);
+        return 0;
+      }
+      if (rest.length === 0) {
+        if (command === "show") throw new UsageError("show needs a message id: the letters and digits in [brackets] in pigeon inbox, e.g. pigeon show 1376a88c");
+        const r = (await ask(where, "POST", "/api/read-new")).value as { messages: MessageView[] };
+        out(r, r.messages.length ? `${formatMessages(r.messages, "New messages")}\n(now marked read)` : "No new messages");
+        return 0;
+      }
+      const shown: { message: MessageView; marked: boolean }[] = [];
+      for (const id of rest) {
+        try {
+          shown.push((await ask(where, "POST", "/api/show", { id })).value as { message: MessageView; marked: boolean });
+        } catch (e) {
+          // a mistyped or unknown id is the user's to fix: bad usage, with the reason
+          if (e instanceof Refused && (e.code === "not-found" || e.code === "bad-input" || e.code === "ambiguous")) throw new UsageError(e.message);
+          throw e;
+        }
+      }
+      out(shown, shown.map((s) => formatShown(s.message)).join("\n\n"));
       return 0;
     }
     case "peers": {

@@ -28,13 +28,29 @@ export function formatMessages(list: MessageView[], title: string): string {
   const lines = [`${title} (${list.length})`];
   for (const m of list) {
     if (m.direction === "in") {
-      lines.push(`  from ${m.from}  ${when(m.claimedSentAt)}  [${m.id.slice(0, 8)}]`);
+      lines.push(`  ${m.readAt === undefined ? "new " : ""}from ${m.from}  ${when(m.claimedSentAt)}  [${m.id.slice(0, 8)}]`);
     } else {
       lines.push(`  to ${m.to.join(", ")}  ${when(m.claimedSentAt)}  ${stateLine(m)}  [${m.id.slice(0, 8)}]`);
     }
     for (const l of m.body.split("\n")) lines.push(`    ${l}`);
   }
   return lines.join("\n");
+}
+
+/** The inbox: how many are new (not read yet), each new one marked, and how to read them. */
+export function formatInbox(list: MessageView[]): string {
+  const fresh = list.filter((m) => m.readAt === undefined).length;
+  if (list.length === 0) return "Inbox: empty";
+  const text = formatMessages(list, "Inbox").replace(/^Inbox \(\d+\)/, `Inbox (${list.length}${fresh ? `, ${fresh} new` : ""})`);
+  return fresh ? `${text}\n(read the new ones with: pigeon read, or one with: pigeon read ID)` : text;
+}
+
+/** One message in full, as `pigeon show` / `pigeon read ID` print it. */
+export function formatShown(m: MessageView): string {
+  const head = m.direction === "in"
+    ? `From ${m.from}  ${when(m.claimedSentAt)}  [${m.id.slice(0, 8)}]${m.readAt !== undefined ? `  read ${when(m.readAt)}` : ""}`
+    : `To ${m.to.join(", ")}  ${when(m.claimedSentAt)}  ${stateLine(m)}  [${m.id.slice(0, 8)}]`;
+  return [head, ...m.body.split("\n").map((l) => `  ${l}`)].join("\n");
 }
 
 const STATE_HEADINGS: [MessageState, string][] = [
