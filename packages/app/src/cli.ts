@@ -69,7 +69,7 @@ Options for start:
   --name NAME               your name, the first time (asked if not given; without a
                             terminal to ask in, --name is needed); later: pigeon rename
   --home HOME               your school or relay point (default: ${DEFAULT_HOME})
-  --listen ADDR             address for other laptops to connect to (default 0.0.0.0)
+  --listen ADDR             this laptop's address for other laptops (default 0.0.0.0: all)
   --port N                  port for other laptops (default 7480, or a free one if taken)
   --control-port N          loopback port for the pigeon command (default 7481, or a free one)
   --peer HOST:PORT          also connect to this node (repeatable; for networks without multicast)
