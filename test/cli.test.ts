@@ -190,9 +190,22 @@ describe("bad flags", () => {
       expect(r.code, args.join(" ")).toBe(2);
       expect(r.stderr).toMatch(/is not a valid address/);
     }
-    const unknown = await pigeon(a, "send", "nobody@local", "hi");
-    expect(unknown.code).toBe(1);
-    expect(unknown.stderr).toMatch(/unknown address nobody@local/);
+    const fp = await pigeon(a, "send", "nobody@local#ab!", "hi");
+    expect(fp.code).toBe(2);
+    expect(fp.stderr).toMatch(/after '#' comes the start of a fingerprint/);
+    // other bad input the node finds: still bad usage
+    const own = await pigeon(a, "send", "amara@local", "hi");
+    expect(own.code).toBe(2);
+    expect(own.stderr).toMatch(/your own address/);
+    const empty = await pigeon(a, "send", "amara@local", " ");
+    expect(empty.code).toBe(2);
+    expect(empty.stderr).toMatch(/the message is empty/);
+    // a good address (in any form send takes) that nobody here has is the node's answer
+    for (const who of ["nobody@local", "nobody@local#abcd", "abcd-efgh-ijkl-mnop"]) {
+      const unknown = await pigeon(a, "send", who, "hi");
+      expect(unknown.code, who).toBe(1);
+      expect(unknown.stderr).toMatch(/unknown address nobody@local|nobody with fingerprint/);
+    }
   });
 });
 

@@ -339,12 +339,27 @@ function rename(where: DataDirChoice, text: string): { address: string; was: str
 }
 
 /** An address that cannot be one is bad usage (exit 2); an unknown but valid one is the node's answer. */
-function checkAddress(text: string): void {
+/**
+ * What send accepts for "who" (as the mailbox's People.resolve does): name@home, a petname, a
+ * fingerprint, or name@home#FPRT (narrowed by the start of a fingerprint). Drafts take name@home.
+ */
+function checkAddress(text: string, forms: "send" | "draft"): void {
+  const typed = text.trim();
+  if (forms === "send" && /^[a-z2-7]{4}-?[a-z2-7]{4}-?[a-z2-7]{4}-?[a-z2-7]{4}$/i.test(typed)) return;
+  const hash = forms === "send" ? typed.indexOf("#") : -1;
+  if (hash >= 0 && !/^[A-Z2-7]{1,16}$/i.test(typed.slice(hash + 1).replace(/-/g, "")))
+    throw new UsageError(`"${text}": after '#' comes the start of a fingerprint (letters A-Z and digits 2-7)`);
   try {
-    parseAddress(text);
+    parseAddress(hash < 0 ? typed : typed.slice(0, hash));
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
+}
+
+/** The mailbox's "bad-input" (an empty or too long message, your own address, ...) is bad usage too. */
+function usageIfBadInput(e: unknown): never {
+  if (e instanceof Refused && e.code === "bad-input") throw new UsageError(e.message);
+  throw e;
 }
 
 function noIdentityMessage(where: DataDirChoice): string {
@@ -442,8 +457,8 @@ async function main(argv: string[]): Promise<number> {
       }
       const [to, ...words] = rest;
       if (!to || words.length === 0) throw new UsageError('send needs an address and a message, e.g. pigeon send amara@local "hello"');
-      checkAddress(to);
-      const m = await call(where, "POST", "/api/send", { to, body: words.join(" ") }, "Sending");
+      checkAddress(to, "send");
+      const m = await call(where, "POST", "/api/send", { to, body: words.join(" ") }, "Sending").catch(usageIfBadInput);
       out(m, formatSent(m as MessageView));
       return 0;
     }
@@ -470,8 +485,8 @@ async function main(argv: string[]): Promise<number> {
       }
       const [to, ...words] = rest;
       if (!to || words.length === 0) throw new UsageError('draft needs an address and a message, e.g. pigeon draft amara@local "hello"');
-      checkAddress(to);
-      const { value: d } = await ask(where, "POST", "/api/drafts", { to, body: words.join(" ") });
+      checkAddress(to, "draft");
+      const { value: d } = await ask(where, "POST", "/api/drafts", { to, body: words.join(" ") }).catch(usageIfBadInput);
       out(d, `Saved draft ${(d as { id: string }).id} to ${(d as { to: string }).to} (send it with: pigeon send --draft ${(d as { id: string }).id})`);
       return 0;
     }
