@@ -1,6 +1,7 @@
 #!/usr/bin/env -S node --max-old-space-size=192
 // The `pigeon` command. `pigeon start` runs the node; every other command asks the running node
-// over loopback (see control.ts) and prints what it says, readably or as JSON with --json.
+// over loopback (see control.ts), or, with no node running, opens the data directory's mailbox
+// itself (offline.ts), and prints what it says, readably or as JSON with --json.
 import { createInterface } from "node:readline/promises";
 import { isIP } from "node:net";
 import { networkInterfaces } from "node:os";
@@ -338,8 +339,8 @@ function rename(where: DataDirChoice, text: string): { address: string; was: str
   return { address: formatAddress(after), was: formatAddress(before), fingerprint: fingerprint(after.signing.publicKey) };
 }
 
-/** An address that cannot be one is bad usage (exit 2); an unknown but valid one is the node's answer. */
 /**
+ * An address that cannot be one is bad usage (exit 2); an unknown but valid one is the node's answer.
  * What send accepts for "who" (as the mailbox's People.resolve does): name@home, a petname, a
  * fingerprint, or name@home#FPRT (narrowed by the start of a fingerprint). Drafts take name@home.
  */
@@ -365,7 +366,6 @@ function usageIfBadInput(e: unknown): never {
 function noIdentityMessage(where: DataDirChoice): string {
   return `there is no Pigeon identity in the data directory ${describeDataDir(where)}; start your node once first: ${startCommand(where)} --name NAME`;
 }
-
 
 /**
  * Asks the running node; with none running, answers from the mailbox opened in this process
