@@ -45,7 +45,7 @@ export function resolveDataDir(flag: string | undefined, env: NodeJS.ProcessEnv 
   return chooseDataDir(flag, env).dir;
 }
 
-/** "/home/amara/.local/share/pigeon (the default data directory)", for messages. */
+/** "/home/amara/.local/share/pigeon (the default; choose another with ...)", for messages. */
 export function describeDataDir(c: DataDirChoice): string {
   const why = c.from === "--data" ? "given with --data" : c.from === "PIGEON_HOME" ? "from $PIGEON_HOME" : "the default; choose another with --data DIR or PIGEON_HOME";
   return `${c.dir} (${why})`;

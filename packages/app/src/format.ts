@@ -115,6 +115,6 @@ export function formatStatus(s: {
     ...(s.storageProblem ? [`  STORAGE PROBLEM: ${s.storageProblem}; new messages cannot be stored until there is room`] : []),
     `  kept on this laptop: ${s.envelopes} sealed item${s.envelopes === 1 ? "" : "s"} (messages, receipts, keys), ${(s.bytes / 1024).toFixed(1)} KiB`,
     `  connected laptops: ${s.running === false ? "none, while the node is stopped" : s.peers}`,
-    `  refused from other laptops: ${s.rejected} (the node's log says why)`,
+    `  refused from other laptops: ${s.rejected} (node.log in the data directory says why)`,
   ].join("\n");
 }
