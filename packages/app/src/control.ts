@@ -104,7 +104,8 @@ export function mailboxRoutes(mailbox: Mailbox): Record<string, Route> {
     // one message, in full; a received one that was new is marked read (the sender sees "read")
     "POST /api/show": async (b) => {
       const m = await findMessage(mailbox, str(b, "id"));
-      if (m.direction !== "in" || m.readAt !== undefined) return { message: m, marked: false };
+      // a request (from someone who is not a buddy) gets no receipt: the stranger does not learn it was read
+      if (m.direction !== "in" || m.readAt !== undefined || m.request) return { message: m, marked: false };
       await mailbox.markRead([m.id]);
       return { message: (await mailbox.message(m.id)) ?? m, marked: true };
     },

@@ -48,7 +48,8 @@ export function formatInbox(list: MessageView[]): string {
 /** One message in full, as `pigeon show` / `pigeon read ID` print it. */
 export function formatShown(m: MessageView): string {
   const head = m.direction === "in"
-    ? `From ${m.from}  ${when(m.claimedSentAt)}  [${m.id.slice(0, 8)}]${m.readAt !== undefined ? `  read ${when(m.readAt)}` : ""}`
+    ? `From ${m.from}  ${when(m.claimedSentAt)}  [${m.id.slice(0, 8)}]${m.readAt !== undefined ? `  read ${when(m.readAt)}` : ""}` +
+      (m.request ? "  (a request: not one of your buddies yet)" : "")
     : `To ${m.to.join(", ")}  ${when(m.claimedSentAt)}  ${stateLine(m)}  [${m.id.slice(0, 8)}]`;
   return [head, ...m.body.split("\n").map((l) => `  ${l}`)].join("\n");
 }
