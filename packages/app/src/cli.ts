@@ -12,14 +12,16 @@ import {
   chooseDataDir, ConfigError, createIdentity, describeDataDir, ensureDataDir, hasIdentity, loadIdentity, renameIdentity, runningNode,
   type DataDirChoice,
 } from "./data-dir.js";
-import { HttpError, mailboxRoutes } from "./control.js";
+import { HttpError, mailboxRoutes, offlineRoute } from "./control.js";
+import type { ControlApi, Endpoint, Status } from "./control-api.js";
 import { NodeIsRunning, withOfflineMailbox } from "./offline.js";
 import { MailboxError, tryLockMailbox, type MailboxLock, type MessageView } from "@pigeon/sync";
 import { startNode } from "./daemon.js";
 import { parseOrigin } from "./http-guard.js";
 import { ensureCredentials, setPassword } from "@pigeon/xmpp";
 import {
-  formatContacts, formatDrafts, formatInbox, formatMessages, formatOutbox, formatPeers, formatSent, formatShown, formatStatus, formatWhoami,
+  formatContacts, formatDrafts, formatInbox, formatMessages, formatOutbox, formatPeers, formatRequests, formatSent, formatShown, formatStatus,
+  formatWhoami,
 } from "./format.js";
 
 const HELP = `pigeon - a messenger that carries notes between laptops, even when they are apart
@@ -31,6 +33,10 @@ Commands:
   whoami                    your address and fingerprint
   send ADDRESS TEXT...      send a message, e.g. pigeon send amara@local "hello"
   send --draft ID           send a saved draft
+                            ADDRESS is name@home, your name for a contact, a fingerprint, or
+                            name@home#FPRT (when two people share a name, add the start of
+                            the fingerprint, as pigeon contacts and pigeon inbox show it)
+  reply ID TEXT...          answer a received message (works for anyone who wrote to you)
   inbox                     messages you received; "new" marks those not read yet
   outbox                    messages you sent, with their state
                             (waiting, sent, delivered, read)
@@ -47,6 +53,13 @@ Commands:
   contacts                  everyone this laptop has met (or was given a card of)
   card                      your contact card, to give to someone you have not met
   contacts add CARD         add someone from their contact card
+  contacts rename WHO NAME  your own name for a contact ("" to clear it)
+  contacts remove WHO       forget a contact (your messages with them stay)
+  requests                  messages from people who are not your buddies (never met, no
+                            card): they never go to your inbox and get no receipt until you
+  requests accept WHO         make them a buddy (their messages move to your inbox)
+  requests ignore WHO         hide them
+  requests report WHO [WHY]   hide them and keep them for your school (requests reports)
   status                    what this node stores, and carries for others
   stop                      stop the running node
   xmpp-password [NEW]       show (or set) the password XMPP clients log in with;
@@ -56,7 +69,7 @@ Commands:
   rename NEWNAME            change your name (with the node stopped); your keys and
                             fingerprint stay the same, laptops you meet learn the new name
 
-Sending (send, send --draft), peers and stop need the node running; every other command also
+Sending (send, send --draft, reply), peers and stop need the node running; every other command also
 works while it is stopped, reading the data directory itself.
 
 Options for every command:
@@ -130,7 +143,7 @@ const options = {
 type OptionName = keyof typeof options;
 type Values = { [K in OptionName]?: (typeof options)[K] extends { type: "boolean" } ? boolean : (typeof options)[K] extends { multiple: true } ? string[] : string };
 
-const COMMANDS = ["start", "whoami", "send", "inbox", "outbox", "waiting", "drafts", "draft", "read", "show", "peers", "contacts", "card", "status", "stop", "rename", "xmpp-password"];
+const COMMANDS = ["start", "whoami", "send", "reply", "requests", "inbox", "outbox", "waiting", "drafts", "draft", "read", "show", "peers", "contacts", "card", "status", "stop", "rename", "xmpp-password"];
 
 /** Options every command takes; the others belong to one command each. */
 const COMMON: readonly OptionName[] = ["data", "json", "help"];
@@ -371,15 +384,15 @@ function noIdentityMessage(where: DataDirChoice): string {
  * Asks the running node; with none running, answers from the mailbox opened in this process
  * (offline.ts), with the same answer the node gives. Never opens the store while a node runs.
  */
-async function ask(where: DataDirChoice, method: "GET" | "POST", path: string, body?: Record<string, unknown>): Promise<{ value: unknown; offline: boolean }> {
+async function ask<E extends Endpoint>(where: DataDirChoice, endpoint: E, body?: Record<string, unknown>): Promise<{ value: ControlApi[E]; offline: boolean }> {
   if (!runningNode(where.dir)) {
     if (!hasIdentity(where.dir)) throw new NoIdentity(noIdentityMessage(where));
     try {
       const value = await withOfflineMailbox(where.dir, async (mailbox) => {
-        const route = mailboxRoutes(mailbox)[`${method} ${path}`];
-        if (!route) throw new Error(`${method} ${path} has no answer without the node`);
+        const route = offlineRoute(mailboxRoutes(mailbox), endpoint);
+        if (!route) throw new Error(`${endpoint} has no answer without the node`);
         try {
-          return await route(body ?? {}, path.split("/"));
+          return (await route(body ?? {})) as ControlApi[E];
         } catch (e) {
           if (e instanceof HttpError || e instanceof MailboxError) throw new Refused(e.message, e.code);
           throw e;
@@ -390,7 +403,7 @@ async function ask(where: DataDirChoice, method: "GET" | "POST", path: string, b
       if (!(e instanceof NodeIsRunning)) throw e; // it started meanwhile: ask it
     }
   }
-  return { value: await call(where, method, path, body), offline: false };
+  return { value: await call(where, endpoint, body), offline: false };
 }
 
 /** How to start the node for this data directory, as the user would type it. */
@@ -399,7 +412,8 @@ function startCommand(where: DataDirChoice): string {
 }
 
 /** Calls the running node's control API; `needs` says what needs the node, when none runs. */
-async function call(where: DataDirChoice, method: "GET" | "POST", path: string, body?: unknown, needs?: string): Promise<unknown> {
+async function call<E extends Endpoint>(where: DataDirChoice, endpoint: E, body?: unknown, needs?: string): Promise<ControlApi[E]> {
+  const [method, path] = endpoint.split(" ") as ["GET" | "POST", string];
   const dataDir = where.dir;
   const info = runningNode(dataDir);
   if (!info)
@@ -417,9 +431,12 @@ async function call(where: DataDirChoice, method: "GET" | "POST", path: string, 
   } catch {
     throw new NotRunning(`the pigeon node for ${dataDir} (pid ${info.pid}) is not answering on 127.0.0.1:${info.control.port}`);
   }
-  const value = (await res.json()) as { error?: string; message?: string };
-  if (!res.ok) throw new Refused(value.message ?? `error ${res.status}`, value.error);
-  return value;
+  const value = (await res.json()) as unknown;
+  if (!res.ok) {
+    const err = value as { error?: string; message?: string };
+    throw new Refused(err.message ?? `error ${res.status}`, err.error);
+  }
+  return value as ControlApi[E]; // the node answers with the shape control-api.ts gives this endpoint
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -444,70 +461,70 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case "whoami": {
       noArgs();
-      const { value: w } = await ask(where, "GET", "/api/whoami");
-      out(w, formatWhoami(w as Parameters<typeof formatWhoami>[0]));
+      const { value: w } = await ask(where, "GET /api/whoami");
+      out(w, formatWhoami(w));
       return 0;
     }
     case "send": {
       if (v.draft) {
         noArgs();
-        const m = await call(where, "POST", "/api/drafts/send", { id: v.draft }, "Sending");
-        out(m, formatSent(m as MessageView));
+        const m = await call(where, "POST /api/drafts/send", { id: v.draft }, "Sending");
+        out(m, formatSent(m));
         return 0;
       }
       const [to, ...words] = rest;
       if (!to || words.length === 0) throw new UsageError('send needs an address and a message, e.g. pigeon send amara@local "hello"');
       checkAddress(to, "send");
-      const m = await call(where, "POST", "/api/send", { to, body: words.join(" ") }, "Sending").catch(usageIfBadInput);
-      out(m, formatSent(m as MessageView));
+      const m = await call(where, "POST /api/send", { to, body: words.join(" ") }, "Sending").catch(usageIfBadInput);
+      out(m, formatSent(m));
       return 0;
     }
     case "inbox":
     case "outbox":
     case "waiting": {
       noArgs();
-      const list = (await ask(where, "GET", `/api/${command}`)).value as MessageView[];
+      const list = (await ask(where, command === "inbox" ? "GET /api/inbox" : command === "outbox" ? "GET /api/outbox" : "GET /api/waiting")).value;
       out(list, command === "outbox" ? formatOutbox(list) : command === "inbox" ? formatInbox(list) : formatMessages(list, "Waiting to be sent"));
       return 0;
     }
     case "drafts": {
       noArgs();
-      const { value: list } = await ask(where, "GET", "/api/drafts");
-      out(list, formatDrafts(list as never[]));
+      const { value: list } = await ask(where, "GET /api/drafts");
+      out(list, formatDrafts(list));
       return 0;
     }
     case "draft": {
       if (v.delete) {
         noArgs();
-        const { value: r } = await ask(where, "POST", "/api/drafts/delete", { id: v.delete });
+        const { value: r } = await ask(where, "POST /api/drafts/delete", { id: v.delete });
         out(r, `Deleted draft ${v.delete}`);
         return 0;
       }
       const [to, ...words] = rest;
       if (!to || words.length === 0) throw new UsageError('draft needs an address and a message, e.g. pigeon draft amara@local "hello"');
       checkAddress(to, "draft");
-      const { value: d } = await ask(where, "POST", "/api/drafts", { to, body: words.join(" ") }).catch(usageIfBadInput);
-      out(d, `Saved draft ${(d as { id: string }).id} to ${(d as { to: string }).to} (send it with: pigeon send --draft ${(d as { id: string }).id})`);
+      const { value: d } = await ask(where, "POST /api/drafts", { to, body: words.join(" ") }).catch(usageIfBadInput);
+      out(d, `Saved draft ${d.id} to ${d.to} (send it with: pigeon send --draft ${d.id})`);
       return 0;
     }
     case "read":
     case "show": {
       if (command === "read" && v.all) {
         if (rest.length) throw new UsageError("read --all takes no message ids: it marks every received message read");
-        const r = (await ask(where, "POST", "/api/read", {})).value as { marked: number };
+        const r = (await ask(where, "POST /api/read", {})).value;
         out(r, `Marked ${r.marked} message${r.marked === 1 ? "" : "s"} read`);
         return 0;
       }
       if (rest.length === 0) {
         if (command === "show") throw new UsageError("show needs a message id: the letters and digits in [brackets] in pigeon inbox, e.g. pigeon show 1376a88c");
-        const r = (await ask(where, "POST", "/api/read-new")).value as { messages: MessageView[] };
+        const r = (await ask(where, "POST /api/read-new")).value;
         out(r, r.messages.length ? `${formatMessages(r.messages, "New messages")}\n(now marked read)` : "No new messages");
         return 0;
       }
       const shown: { message: MessageView; marked: boolean }[] = [];
       for (const id of rest) {
         try {
-          shown.push((await ask(where, "POST", "/api/show", { id })).value as { message: MessageView; marked: boolean });
+          shown.push((await ask(where, "POST /api/show", { id })).value);
         } catch (e) {
           // a mistyped or unknown id is the user's to fix: bad usage, with the reason
           if (e instanceof Refused && (e.code === "not-found" || e.code === "bad-input" || e.code === "ambiguous")) throw new UsageError(e.message);
@@ -515,6 +532,36 @@ async function main(argv: string[]): Promise<number> {
         }
       }
       out(shown, shown.map((s) => formatShown(s.message)).join("\n\n"));
+      return 0;
+    }
+    case "requests": {
+      const [action, who, ...note] = rest;
+      if (action === undefined) {
+        const { value: r } = await ask(where, "GET /api/requests");
+        out(r, formatRequests(r));
+        return 0;
+      }
+      if (action === "reports") {
+        if (who !== undefined) throw new UsageError("requests reports takes nothing more");
+        const { value: r } = await ask(where, "GET /api/reports");
+        out(r, r.length ? r.map((x) => `  ${x.from}  ${x.fingerprint}  reported ${new Date(x.at).toISOString().slice(0, 16).replace("T", " ")}${x.note ? `: ${x.note}` : ""}`).join("\n") : "Nothing reported");
+        return 0;
+      }
+      if (!["accept", "ignore", "report"].includes(action) || !who || (action !== "report" && note.length))
+        throw new UsageError('requests takes: accept WHO, ignore WHO, report WHO [WHY], or reports (WHO as shown by pigeon requests)');
+      const endpoint = action === "accept" ? "POST /api/requests/accept" : action === "ignore" ? "POST /api/requests/ignore" : "POST /api/requests/report";
+      const c = (await ask(where, endpoint, { who, ...(note.length ? { note: note.join(" ") } : {}) }).catch(usageIfBadInput)).value;
+      out(c,
+        action === "accept" ? `${c.address} is one of your buddies now: their messages are in your inbox`
+        : action === "ignore" ? `Ignored ${c.address}: their messages stay hidden`
+        : `Reported ${c.address} (${c.fingerprint}) for your school; their messages stay hidden`);
+      return 0;
+    }
+    case "reply": {
+      const [id, ...words] = rest;
+      if (!id || words.length === 0) throw new UsageError('reply needs a message id and your answer, e.g. pigeon reply 1376a88c "see you"');
+      const m = await call(where, "POST /api/reply", { id, body: words.join(" ") }, "Replying").catch(usageIfBadInput);
+      out(m, formatSent(m));
       return 0;
     }
     case "peers": {
@@ -525,39 +572,51 @@ async function main(argv: string[]): Promise<number> {
         out([], `No laptops connected: your pigeon node is not running (start it with: ${startCommand(where)})`);
         return 0;
       }
-      const p = await call(where, "GET", "/api/peers");
-      out(p, formatPeers(p as never[]));
+      const p = await call(where, "GET /api/peers");
+      out(p, formatPeers(p));
       return 0;
     }
     case "card": {
       noArgs();
-      const c = (await ask(where, "GET", "/api/card")).value as { card: string };
+      const c = (await ask(where, "GET /api/card")).value;
       out(c, c.card);
       return 0;
     }
     case "contacts": {
       if (rest[0] === "add") {
         if (rest.length !== 2) throw new UsageError("contacts add needs one contact card (from pigeon card on their laptop)");
-        const c = (await ask(where, "POST", "/api/contacts", { card: rest[1] })).value as { address: string; fingerprint: string };
+        const c = (await ask(where, "POST /api/contacts", { card: rest[1] })).value;
         out(c, `Added ${c.address} (fingerprint ${c.fingerprint}: compare it with theirs)`);
         return 0;
       }
-      noArgs();
-      const { value: c } = await ask(where, "GET", "/api/contacts");
-      out(c, formatContacts(c as never[]));
+      if (rest[0] === "rename") {
+        if (rest.length !== 3) throw new UsageError('contacts rename needs who and your name for them, e.g. pigeon contacts rename "amara@local#k3zq" amara-b');
+        const c = (await ask(where, "POST /api/contacts/rename", { who: rest[1], name: rest[2] }).catch(usageIfBadInput)).value;
+        out(c, c.petname ? `You call ${c.address} "${c.petname}" now: pigeon send ${c.petname} "..." reaches them` : `${c.address} has no name of yours now`);
+        return 0;
+      }
+      if (rest[0] === "remove") {
+        if (rest.length !== 2) throw new UsageError("contacts remove needs who: an address, your name for them, or a fingerprint");
+        const c = (await ask(where, "POST /api/contacts/remove", { who: rest[1] }).catch(usageIfBadInput)).value;
+        out(c, `Removed ${c.address} (${c.fingerprint}) from your contacts; your messages with them stay`);
+        return 0;
+      }
+      if (rest.length) throw new UsageError(`contacts takes add, rename or remove (found "${rest[0]}")`);
+      const { value: c } = await ask(where, "GET /api/contacts");
+      out(c, formatContacts(c));
       return 0;
     }
     case "status": {
       noArgs();
-      const { value, offline } = await ask(where, "GET", "/api/status");
+      const { value, offline } = await ask(where, "GET /api/status");
       // the carrying quota is a setting of the running node: unknown while it is stopped
-      const s = offline ? { ...(value as object), peers: 0, running: false, carrying: { ...(value as { carrying: object }).carrying, quotaBytes: undefined } } : value;
-      out(s, formatStatus(s as never));
+      const s: Status = offline ? { ...value, peers: 0, running: false, carrying: { ...value.carrying, quotaBytes: undefined } } : value;
+      out(s, formatStatus(s));
       return 0;
     }
     case "stop": {
       noArgs();
-      const r = await call(where, "POST", "/api/stop");
+      const r = await call(where, "POST /api/stop");
       out(r, "Stopping the node");
       return 0;
     }

@@ -1,5 +1,6 @@
 // Readable output for the `pigeon` command.
-import type { DraftView, MessageState, MessageView, PeerView } from "@pigeon/sync";
+import type { DraftView, MessageState, MessageView, PeerView, RequestView } from "@pigeon/sync";
+import type { Status } from "./control-api.js";
 
 function when(ms: number | undefined): string {
   if (ms === undefined) return "";
@@ -102,12 +103,7 @@ export function formatWhoami(w: { address: string; fingerprint: string; syncPort
   return `${w.address}\nfingerprint ${w.fingerprint}${w.syncPort ? `\nlistening for laptops on port ${w.syncPort}` : ""}`;
 }
 
-export function formatStatus(s: {
-  address: string; envelopes: number; bytes: number; rejected: number; peers: number; storageProblem?: string | null;
-  /** false when the node is stopped (the pigeon command read the data directory itself). */
-  running?: boolean;
-  carrying: { envelopes: number; bytes: number; people: number; acks: number; quotaBytes?: number };
-}): string {
+export function formatStatus(s: Status): string {
   const c = s.carrying;
   const quota = c.quotaBytes === undefined ? "" : ` of ${Math.round(c.quotaBytes / 1048576)} MB`;
   return [
@@ -115,7 +111,19 @@ export function formatStatus(s: {
     `  carrying for others: ${c.envelopes} sealed message${c.envelopes === 1 ? "" : "s"} (${(c.bytes / 1024).toFixed(1)} KiB${quota}) for ${c.people} ${c.people === 1 ? "person" : "people"}, and ${c.acks} delivery note${c.acks === 1 ? "" : "s"} that clear such copies`,
     ...(s.storageProblem ? [`  STORAGE PROBLEM: ${s.storageProblem}; new messages cannot be stored until there is room`] : []),
     `  kept on this laptop: ${s.envelopes} sealed item${s.envelopes === 1 ? "" : "s"} (messages, receipts, keys), ${(s.bytes / 1024).toFixed(1)} KiB`,
-    `  connected laptops: ${s.running === false ? "none, while the node is stopped" : s.peers}`,
+    `  connected laptops: ${s.running === false ? "none, while the node is stopped" : (s.peers ?? 0)}`,
     `  refused from other laptops: ${s.rejected} (node.log in the data directory says why)`,
+  ].join("\n");
+}
+
+export function formatRequests(list: RequestView[]): string {
+  if (list.length === 0) return "No requests: messages from people who are not your buddies would wait here";
+  return [
+    `Requests (${list.length}): people who are not your buddies. Accept, ignore or report each:`,
+    ...list.flatMap((r) => [
+      `  from ${r.from} (fingerprint ${r.fingerprint}, not verified)`,
+      ...r.messages.map((m) => `    [${m.id.slice(0, 8)}] ${m.body}`),
+      `    pigeon requests accept ${r.from}   |   pigeon requests ignore ${r.from}   |   pigeon requests report ${r.from}`,
+    ]),
   ].join("\n");
 }
