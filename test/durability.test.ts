@@ -53,7 +53,7 @@ describe("talk to a classmate later", () => {
     expect(delivered.sentVia).toBe("direct");
     expect(delivered.deliveredVia).toBe("direct");
     expect((await pigeon(a, "outbox")).stdout).toMatch(/delivered .*direct/);
-    expect((await pigeon(b, "read")).stdout).toContain("Marked 1 message read");
+    expect((await pigeon(b, "read", "--all")).stdout).toContain("Marked 1 message read");
     await waitFor(async () => (await pigeonJson<Msg[]>(a, "outbox"))[0]?.state === "read", "read");
     expect((await pigeonJson<Msg[]>(b, "inbox")).length).toBe(1);
   });

@@ -45,16 +45,27 @@ function wrap(ns: string | undefined, args: string[]): [string, string[]] {
   return ns ? ["ip", ["netns", "exec", ns, process.execPath, ...args]] : [process.execPath, args];
 }
 
-export async function startDaemon(
-  name: string,
-  opts: { dataDir?: string; args?: string[]; ns?: string; readyMs?: number; /** `ulimit -n` of the node (a laptop's default is 1024). */ maxOpenFiles?: number } = {},
-): Promise<Daemon> {
+export interface StartOptions {
+  dataDir?: string;
+  args?: string[];
+  ns?: string;
+  readyMs?: number;
+  /** Extra environment (e.g. HOME, XDG_DATA_HOME) and the current directory of the node. */
+  env?: Record<string, string | undefined>;
+  cwd?: string;
+  /** false: no --data flag, so the node picks its data directory itself (dataDir must say which). */
+  dataFlag?: boolean;
+  /** `ulimit -n` of the node (a laptop's default is 1024). */
+  maxOpenFiles?: number;
+}
+
+export async function startDaemon(name: string, opts: StartOptions = {}): Promise<Daemon> {
   const dataDir = opts.dataDir ?? tempDir(name);
-  const args = [CLI, "start", "--data", dataDir, "--name", name, "--listen", "127.0.0.1", "--port", "0", "--control-port", "0", ...(opts.args ?? [])];
+  const args = [CLI, "start", ...(opts.dataFlag === false ? [] : ["--data", dataDir]), "--name", name, "--listen", "127.0.0.1", "--port", "0", "--control-port", "0", ...(opts.args ?? [])];
   let [cmd, argv] = wrap(opts.ns, args);
   // the shell execs the command, so the pid stays the node's
   if (opts.maxOpenFiles) [cmd, argv] = ["/bin/sh", ["-c", `ulimit -n ${opts.maxOpenFiles} && exec "$0" "$@"`, cmd, ...argv]];
-  const proc = spawn(cmd, argv, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, PIGEON_HOME: "" } });
+  const proc = spawn(cmd, argv, { stdio: ["ignore", "pipe", "pipe"], cwd: opts.cwd, env: { ...process.env, PIGEON_HOME: "", ...opts.env } });
   let out = "";
   proc.stdout!.on("data", (c: Buffer) => (out += c.toString()));
   proc.stderr!.on("data", (c: Buffer) => (out += c.toString()));
@@ -93,6 +104,20 @@ export function pigeon(d: Pick<Daemon, "dataDir" | "ns">, ...args: string[]): Pr
       const code = err ? (typeof (err as { code?: unknown }).code === "number" ? ((err as { code: number }).code) : 1) : 0;
       res({ code, stdout, stderr });
     });
+  });
+}
+
+/**
+ * Runs `pigeon ARGS` exactly as given (no --data added), with extra environment, a current directory
+ * and, optionally, text on stdin (stdin is a pipe, never a terminal).
+ */
+export function run(args: string[], opts: { env?: Record<string, string | undefined>; cwd?: string; input?: string } = {}): Promise<Result> {
+  return new Promise((res) => {
+    const child = execFile(process.execPath, [CLI, ...args], { timeout: 20_000, cwd: opts.cwd, env: { ...process.env, PIGEON_HOME: "", ...opts.env } }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === "number" ? ((err as { code: number }).code) : 1) : 0;
+      res({ code, stdout, stderr });
+    });
+    child.stdin!.end(opts.input ?? "");
   });
 }
 

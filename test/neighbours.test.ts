@@ -56,9 +56,9 @@ describe("two nodes on loopback", () => {
     for (const cmd of ["start", "send", "inbox", "outbox", "drafts", "peers", "whoami"]) expect(help.stdout).toContain(`  ${cmd}`);
     expect((await pigeon(a, "stop")).code).toBe(0);
     await waitFor(() => a.proc.exitCode !== null, "the node to stop");
-    const down = await pigeon(a, "inbox");
+    const down = await pigeon(a, "send", "nobody@local", "hi");
     expect(down.code).toBe(3);
-    expect(down.stderr).toMatch(/no pigeon node is running/);
+    expect(down.stderr).toMatch(/Sending needs your pigeon node running, and no pigeon node is running/);
   });
 });
 

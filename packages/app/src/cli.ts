@@ -1,15 +1,28 @@
 #!/usr/bin/env -S node --max-old-space-size=192
 // The `pigeon` command. `pigeon start` runs the node; every other command asks the running node
-// over loopback (see control.ts) and prints what it says, readably or as JSON with --json.
+// over loopback (see control.ts), or, with no node running, opens the data directory's mailbox
+// itself (offline.ts), and prints what it says, readably or as JSON with --json.
 import { createInterface } from "node:readline/promises";
-import { userInfo } from "node:os";
+import { isIP } from "node:net";
+import { networkInterfaces } from "node:os";
 import { parseArgs } from "node:util";
-import { DEFAULT_HOME, validName } from "@pigeon/model";
-import { ConfigError, createIdentity, ensureDataDir, hasIdentity, loadIdentity, readNodeInfo, resolveDataDir } from "./data-dir.js";
+import { DEFAULT_HOME, fingerprint, formatAddress, parseAddress, validHome, validName } from "@pigeon/model";
+import { parseHostPort } from "@pigeon/peers";
+import {
+  chooseDataDir, ConfigError, createIdentity, describeDataDir, ensureDataDir, hasIdentity, loadIdentity, renameIdentity, runningNode,
+  type DataDirChoice,
+} from "./data-dir.js";
+import { HttpError, mailboxRoutes, offlineRoute } from "./control.js";
+import type { ControlApi, Endpoint, Status } from "./control-api.js";
+import { NodeIsRunning, withOfflineMailbox } from "./offline.js";
+import { MailboxError, tryLockMailbox, type MailboxLock, type MessageView } from "@pigeon/sync";
 import { startNode } from "./daemon.js";
 import { parseOrigin } from "./http-guard.js";
 import { ensureCredentials, setPassword } from "@pigeon/xmpp";
-import { formatDrafts, formatMessages, formatPeers, formatContacts, formatStatus, formatWhoami } from "./format.js";
+import {
+  formatContacts, formatDrafts, formatInbox, formatMessages, formatOutbox, formatPeers, formatRequests, formatSent, formatShown, formatStatus,
+  formatWhoami,
+} from "./format.js";
 
 const HELP = `pigeon - a messenger that carries notes between laptops, even when they are apart
 
@@ -20,35 +33,57 @@ Commands:
   whoami                    your address and fingerprint
   send ADDRESS TEXT...      send a message, e.g. pigeon send amara@local "hello"
   send --draft ID           send a saved draft
-  inbox                     messages you received
+                            ADDRESS is name@home, your name for a contact, a fingerprint, or
+                            name@home#FPRT (when two people share a name, add the start of
+                            the fingerprint, as pigeon contacts and pigeon inbox show it)
+  reply ID TEXT...          answer a received message (works for anyone who wrote to you)
+  inbox                     messages you received; "new" marks those not read yet
   outbox                    messages you sent, with their state
                             (waiting, sent, delivered, read)
   waiting                   sent messages no other laptop has taken yet
   drafts                    saved drafts (never sent until you say so)
   draft ADDRESS TEXT...     save a draft
   draft --delete ID         delete a draft
-  read [ID...]              mark received messages read (all if no ID);
-                            the sender sees "read"
+  read                      show your new messages, and mark them read
+  read ID... / show ID...   show these messages and mark them read; ID is what is in
+                            [brackets] in pigeon inbox (its first 4 or more characters)
+  read --all                mark every received message read, without showing them
+                            (whenever a message is marked read, its sender sees "read")
   peers                     laptops connected right now
   contacts                  everyone this laptop has met (or was given a card of)
   card                      your contact card, to give to someone you have not met
   contacts add CARD         add someone from their contact card
+  contacts rename WHO NAME  your own name for a contact ("" to clear it)
+  contacts remove WHO       forget a contact (your messages with them stay)
+  requests                  messages from people who are not your buddies (never met, no
+                            card): they never go to your inbox and get no receipt until you
+  requests accept WHO         make them a buddy (their messages move to your inbox)
+  requests ignore WHO         hide them
+  requests report WHO [WHY]   hide them and keep them for your school (requests reports)
   status                    what this node stores, and carries for others
   stop                      stop the running node
   xmpp-password [NEW]       show (or set) the password XMPP clients log in with;
                             your XMPP address is your Pigeon address. A new one needs
                             10+ characters mixing letters with digits or symbols (or 16+),
                             not a common password and not your name
+  rename NEWNAME            change your name (with the node stopped); your keys and
+                            fingerprint stay the same, laptops you meet learn the new name
+
+Sending (send, send --draft, reply), peers and stop need the node running; every other command also
+works while it is stopped, reading the data directory itself.
 
 Options for every command:
-  --data DIR                data directory (default: $PIGEON_HOME, else ./pigeon-data)
+  --data DIR                data directory: your identity (private keys) and messages
+                            (default: $PIGEON_HOME, else $XDG_DATA_HOME/pigeon, else
+                            ~/.local/share/pigeon; the same from every folder)
   --json                    print JSON for scripts
   -h, --help                this help
 
 Options for start:
-  --name NAME               your name, the first time (asked, or taken from your login)
+  --name NAME               your name, the first time (asked if not given; without a
+                            terminal to ask in, --name is needed); later: pigeon rename
   --home HOME               your school or relay point (default: ${DEFAULT_HOME})
-  --listen ADDR             address for other laptops to connect to (default 0.0.0.0)
+  --listen ADDR             this laptop's address for other laptops (default 0.0.0.0: all)
   --port N                  port for other laptops (default 7480, or a free one if taken)
   --control-port N          loopback port for the pigeon command (default 7481, or a free one)
   --peer HOST:PORT          also connect to this node (repeatable; for networks without multicast)
@@ -65,10 +100,21 @@ Options for start:
                             control port and XMPP WebSocket (repeatable); pages from anywhere
                             else are refused, and so is any Host but 127.0.0.1/localhost:PORT
 
-Exit status: 0 ok, 1 the node refused or failed, 2 bad usage, 3 no node running.
+Exit status: 0 ok, 1 the node refused or failed, 2 bad usage (an unknown option, a bad
+address or value, no message with that ID), 3 no node running (or no identity yet in the
+data directory).
 `;
 
 class UsageError extends Error {}
+class NotRunning extends Error {}
+/** The node (or the mailbox) said no; `code` is its reason, e.g. "not-found". */
+class Refused extends Error {
+  constructor(message: string, readonly code?: string) {
+    super(message);
+  }
+}
+/** Nothing to read or ask: no identity in the data directory yet. */
+class NoIdentity extends Error {}
 
 const options = {
   data: { type: "string" },
@@ -91,13 +137,85 @@ const options = {
   "allow-origin": { type: "string", multiple: true },
   draft: { type: "string" },
   delete: { type: "string" },
+  all: { type: "boolean" },
 } as const;
+
+type OptionName = keyof typeof options;
+type Values = { [K in OptionName]?: (typeof options)[K] extends { type: "boolean" } ? boolean : (typeof options)[K] extends { multiple: true } ? string[] : string };
+
+const COMMANDS = ["start", "whoami", "send", "reply", "requests", "inbox", "outbox", "waiting", "drafts", "draft", "read", "show", "peers", "contacts", "card", "status", "stop", "rename", "xmpp-password"];
+
+/** Options every command takes; the others belong to one command each. */
+const COMMON: readonly OptionName[] = ["data", "json", "help"];
+const COMMAND_OPTIONS: Record<string, readonly OptionName[]> = {
+  start: ["name", "home", "listen", "port", "control-port", "peer", "no-mdns", "mdns-interface", "hop-limit", "copies", "carry-quota", "xmpp-port", "xmpp-listen", "no-xmpp", "allow-origin"],
+  send: ["draft"],
+  draft: ["delete"],
+  read: ["all"],
+};
+
+/**
+ * Reads the command line. Every mistake is a UsageError in our own words (exit 2), found before
+ * anything is done: unknown options, missing values, options another command takes.
+ */
+function parseCommandLine(argv: string[]): { v: Values; positionals: string[] } {
+  const { tokens, positionals } = parseArgs({ args: argv, options, allowPositionals: true, strict: false, tokens: true });
+  const known = options as Record<string, { type: "string" | "boolean"; multiple?: boolean; short?: string }>;
+  const v: Record<string, string | boolean | string[]> = {};
+  for (const t of tokens) {
+    if (t.kind !== "option") continue;
+    const spec = Object.hasOwn(known, t.name) ? known[t.name] : undefined;
+    const raw = argv[t.index] ?? t.rawName;
+    if (!spec) {
+      const dash = raw.startsWith("-") && !raw.startsWith("--") ? ` (to give a word that starts with "-", put -- before it, e.g. pigeon send amara@local -- "${raw}")` : "";
+      throw new UsageError(`unknown option ${raw}${dash}; pigeon --help lists the options`);
+    }
+    if (spec.type === "boolean") {
+      if (t.value !== undefined) throw new UsageError(`${t.rawName} takes no value (found "${t.value}")`);
+      v[t.name] = true;
+      continue;
+    }
+    if (t.value === undefined || t.value === "" || (!t.inlineValue && t.value.startsWith("-")))
+      throw new UsageError(`${t.rawName} needs a value${t.value ? ` (found the option ${t.value})` : ""}; pigeon --help says what it takes`);
+    if (spec.multiple) v[t.name] = [...((v[t.name] as string[] | undefined) ?? []), t.value];
+    else v[t.name] = t.value; // given twice: the last one counts, as usual
+  }
+  return { v: v as Values, positionals };
+}
+
+/** Options that do not belong to this command are mistakes, not silently ignored. */
+function checkOptionsFor(command: string, v: Values): void {
+  const allowed = new Set<OptionName>([...COMMON, ...(COMMAND_OPTIONS[command] ?? [])]);
+  for (const name of Object.keys(v) as OptionName[]) {
+    if (allowed.has(name)) continue;
+    const owner = Object.entries(COMMAND_OPTIONS).find(([, list]) => list.includes(name))?.[0];
+    throw new UsageError(`--${name} is ${owner ? `an option of pigeon ${owner}` : "not an option"}, not of pigeon ${command}`);
+  }
+}
 
 function int(value: string | undefined, flag: string, min: number, max: number): number | undefined {
   if (value === undefined) return undefined;
-  const n = Number(value);
+  const n = /^[0-9]{1,9}$/.test(value) ? Number(value) : NaN;
   if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${flag} must be a whole number from ${min} to ${max}, not "${value}"`);
   return n;
+}
+
+const NAME_RULE = "1-32 small letters, digits, '.', '_' or '-', starting with a letter or digit, e.g. amara";
+
+function checkName(text: string, what: string): string {
+  const name = text.trim().toLowerCase();
+  if (!validName(name)) throw new UsageError(`${what} "${text}" is not a name Pigeon can use: ${NAME_RULE}`);
+  return name;
+}
+
+/** An address this laptop has (or every address): checked before anything is written. */
+function listenAddress(value: string | undefined, flag: string): string | undefined {
+  if (value === undefined) return undefined;
+  const mine = Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address));
+  if (isIP(value) === 0) throw new UsageError(`--${flag} must be an IP address of this laptop, e.g. 0.0.0.0 (every network) or 127.0.0.1, not "${value}"`);
+  if (value !== "0.0.0.0" && value !== "::" && !mine.includes(value))
+    throw new UsageError(`--${flag} ${value} is not an address of this laptop (it has ${mine.join(", ")})`);
+  return value;
 }
 
 async function askName(): Promise<string> {
@@ -106,63 +224,89 @@ async function askName(): Promise<string> {
     for (;;) {
       const answer = (await rl.question("What is your name? (letters and digits, e.g. amara) ")).trim().toLowerCase();
       if (validName(answer)) return answer;
-      console.log("  Please use 1-32 letters, digits, '.', '_' or '-'.");
+      console.log(`  Please use ${NAME_RULE}.`);
     }
   } finally {
     rl.close();
   }
 }
 
-function defaultName(): string {
-  let login = "";
-  try {
-    login = userInfo().username.toLowerCase();
-  } catch {
-    /* no passwd entry */
-  }
-  if (validName(login) && login !== "root") return login;
-  return `pigeon-${Math.random().toString(36).slice(2, 6)}`;
-}
-
-async function start(v: Record<string, unknown>): Promise<number> {
-  const allowOrigins = ((v["allow-origin"] as string[] | undefined) ?? []).map((u) => {
+async function start(v: Values): Promise<number> {
+  const where = chooseDataDir(v.data);
+  const dataDir = where.dir;
+  // Everything the user typed is checked first: a mistake must not leave an identity or a folder behind.
+  const allowOrigins = (v["allow-origin"] ?? []).map((u) => {
     try {
       return parseOrigin(u);
     } catch (e) {
       throw new UsageError(`--allow-origin ${(e as Error).message}`);
     }
   });
-  const dataDir = resolveDataDir(v.data as string | undefined);
-  ensureDataDir(dataDir);
-  const running = readNodeInfo(dataDir);
-  if (running && processAlive(running.pid)) {
+  const name = v.name === undefined ? undefined : checkName(v.name, "--name");
+  const home = v.home === undefined ? undefined : v.home.trim().toLowerCase();
+  if (home !== undefined && !validHome(home)) throw new UsageError(`--home "${v.home}" is not a valid home: letters, digits and '-', e.g. kisumu-primary`);
+  const port = int(v.port, "port", 0, 65535);
+  const controlPort = int(v["control-port"], "control-port", 0, 65535);
+  const hopLimit = int(v["hop-limit"], "hop-limit", 0, 64);
+  const copies = int(v.copies, "copies", 1, 256);
+  const carryQuotaMb = int(v["carry-quota"], "carry-quota", 1, 1_000_000);
+  const xmppPort = int(v["xmpp-port"], "xmpp-port", 0, 65535);
+  const listen = listenAddress(v.listen, "listen");
+  const xmppListen = listenAddress(v["xmpp-listen"], "xmpp-listen");
+  for (const p of v.peer ?? []) {
+    try {
+      parseHostPort(p);
+    } catch (e) {
+      throw new UsageError(`--peer ${(e as Error).message}`);
+    }
+  }
+  for (const a of v["mdns-interface"] ?? [])
+    if (isIP(a) !== 4) throw new UsageError(`--mdns-interface must be the IPv4 address of one of this laptop's networks, not "${a}"`);
+
+  const running = runningNode(dataDir);
+  if (running) {
     console.error(`pigeon: a node is already running for ${dataDir} (pid ${running.pid})`);
     return 1;
   }
+  // Without an identity the name is needed first (asked before anything is written).
+  let firstName = name;
+  if (!hasIdentity(dataDir) && name === undefined) {
+    // Never the login name: school laptops share one login, and everyone would get the same address.
+    if (!process.stdin.isTTY)
+      throw new UsageError(
+        `Pigeon needs your name the first time it starts. Give it with --name, e.g.: ${startCommand(where)} --name amara\n` +
+          `  (${NAME_RULE}; the computer's login name is not used, because children often share one)`,
+      );
+    firstName = await askName();
+  }
+  ensureDataDir(dataDir);
+  // The node holds the mailbox lock for its whole life, so no \`pigeon\` command opens the store beside it.
+  const lock = await lockForNode(where);
+  if (!lock) return 1;
   let identity;
   if (hasIdentity(dataDir)) {
     identity = loadIdentity(dataDir);
-    if (v.name && v.name !== identity.name) console.log(`note: this data directory already belongs to ${identity.name}@${identity.home}; --name ignored`);
+    if ((name && name !== identity.name) || (home && home !== identity.home))
+      console.log(`note: this data directory belongs to ${identity.name}@${identity.home}; --name and --home are only for the first start (to change the name: pigeon rename NEWNAME)`);
   } else {
-    const name = (v.name as string | undefined) ?? (process.stdin.isTTY ? await askName() : defaultName());
-    identity = createIdentity(dataDir, name, (v.home as string | undefined) ?? DEFAULT_HOME);
+    identity = createIdentity(dataDir, firstName!, home ?? DEFAULT_HOME);
     console.log(`created identity ${identity.name}@${identity.home} in ${dataDir}`);
   }
   const node = await startNode({
     dataDir,
     identity,
-    listen: v.listen as string | undefined,
-    port: int(v.port as string | undefined, "port", 0, 65535),
-    controlPort: int(v["control-port"] as string | undefined, "control-port", 0, 65535),
-    peers: v.peer as string[] | undefined,
+    listen,
+    port,
+    controlPort,
+    peers: v.peer,
     mdns: !v["no-mdns"],
-    mdnsInterfaces: v["mdns-interface"] as string[] | undefined,
-    hopLimit: int(v["hop-limit"] as string | undefined, "hop-limit", 0, 64),
-    copies: int(v.copies as string | undefined, "copies", 1, 256),
-    carryQuotaBytes: v["carry-quota"] === undefined ? undefined : int(v["carry-quota"] as string, "carry-quota", 1, 1_000_000)! * 1024 * 1024,
+    mdnsInterfaces: v["mdns-interface"],
+    hopLimit,
+    copies,
+    carryQuotaBytes: carryQuotaMb === undefined ? undefined : carryQuotaMb * 1024 * 1024,
     xmpp: !v["no-xmpp"],
-    xmppPort: int(v["xmpp-port"] as string | undefined, "xmpp-port", 0, 65535),
-    xmppListen: v["xmpp-listen"] as string | undefined,
+    xmppPort,
+    xmppListen,
     allowOrigins,
   });
   // A background write that fails (e.g. automerge-repo's own save when the disk is full) must not
@@ -173,25 +317,110 @@ async function start(v: Record<string, unknown>): Promise<number> {
   process.on("SIGTERM", onSignal);
   console.log("ready");
   await node.stopped;
+  lock.release();
   return 0;
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
+/** The mailbox lock for a starting node; waits while a `pigeon` command reads the mailbox. */
+async function lockForNode(where: DataDirChoice): Promise<MailboxLock | undefined> {
+  const end = Date.now() + 30_000;
+  for (;;) {
+    const lock = tryLockMailbox(where.dir);
+    if (lock) return lock;
+    const other = runningNode(where.dir);
+    if (other) {
+      console.error(`pigeon: a node is already running for ${where.dir} (pid ${other.pid})`);
+      return undefined;
+    }
+    if (Date.now() > end) {
+      console.error(`pigeon: the mailbox in ${where.dir} is in use (by another pigeon command, or a node that is starting); try again in a moment`);
+      return undefined;
+    }
+    await new Promise((r) => setTimeout(r, 100));
   }
 }
 
-class NotRunning extends Error {}
-class Refused extends Error {}
+/** `pigeon rename NEWNAME`: the same keys and fingerprint, a new name in identity.json. */
+function rename(where: DataDirChoice, text: string): { address: string; was: string; fingerprint: string } {
+  const name = checkName(text, "the new name");
+  if (!hasIdentity(where.dir)) throw new NoIdentity(noIdentityMessage(where));
+  const running = runningNode(where.dir);
+  if (running)
+    throw new Refused(`the node is running (pid ${running.pid}) and keeps the name it started with; stop it first (pigeon stop${where.from === "--data" ? ` --data ${where.dir}` : ""}), rename, then start it again`);
+  const before = loadIdentity(where.dir);
+  const after = renameIdentity(where.dir, name);
+  return { address: formatAddress(after), was: formatAddress(before), fingerprint: fingerprint(after.signing.publicKey) };
+}
 
-async function call(dataDir: string, method: "GET" | "POST", path: string, body?: unknown): Promise<unknown> {
-  const info = readNodeInfo(dataDir);
-  if (!info || !processAlive(info.pid))
-    throw new NotRunning(`no pigeon node is running for ${dataDir}; start one with: pigeon start${dataDir === resolveDataDir(undefined) ? "" : ` --data ${dataDir}`}`);
+/**
+ * An address that cannot be one is bad usage (exit 2); an unknown but valid one is the node's answer.
+ * What send accepts for "who" (as the mailbox's People.resolve does): name@home, a petname, a
+ * fingerprint, or name@home#FPRT (narrowed by the start of a fingerprint). Drafts take name@home.
+ */
+function checkAddress(text: string, forms: "send" | "draft"): void {
+  const typed = text.trim();
+  if (forms === "send" && /^[a-z2-7]{4}-?[a-z2-7]{4}-?[a-z2-7]{4}-?[a-z2-7]{4}$/i.test(typed)) return;
+  const hash = forms === "send" ? typed.indexOf("#") : -1;
+  if (hash >= 0 && !/^[A-Z2-7]{1,16}$/i.test(typed.slice(hash + 1).replace(/-/g, "")))
+    throw new UsageError(`"${text}": after '#' comes the start of a fingerprint (letters A-Z and digits 2-7)`);
+  try {
+    parseAddress(hash < 0 ? typed : typed.slice(0, hash));
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
+/** The mailbox's "bad-input" (an empty or too long message, your own address, ...) is bad usage too. */
+function usageIfBadInput(e: unknown): never {
+  if (e instanceof Refused && e.code === "bad-input") throw new UsageError(e.message);
+  throw e;
+}
+
+function noIdentityMessage(where: DataDirChoice): string {
+  return `there is no Pigeon identity in the data directory ${describeDataDir(where)}; start your node once first: ${startCommand(where)} --name NAME`;
+}
+
+/**
+ * Asks the running node; with none running, answers from the mailbox opened in this process
+ * (offline.ts), with the same answer the node gives. Never opens the store while a node runs.
+ */
+async function ask<E extends Endpoint>(where: DataDirChoice, endpoint: E, body?: Record<string, unknown>): Promise<{ value: ControlApi[E]; offline: boolean }> {
+  if (!runningNode(where.dir)) {
+    if (!hasIdentity(where.dir)) throw new NoIdentity(noIdentityMessage(where));
+    try {
+      const value = await withOfflineMailbox(where.dir, async (mailbox) => {
+        const route = offlineRoute(mailboxRoutes(mailbox), endpoint);
+        if (!route) throw new Error(`${endpoint} has no answer without the node`);
+        try {
+          return (await route(body ?? {})) as ControlApi[E];
+        } catch (e) {
+          if (e instanceof HttpError || e instanceof MailboxError) throw new Refused(e.message, e.code);
+          throw e;
+        }
+      });
+      return { value, offline: true };
+    } catch (e) {
+      if (!(e instanceof NodeIsRunning)) throw e; // it started meanwhile: ask it
+    }
+  }
+  return { value: await call(where, endpoint, body), offline: false };
+}
+
+/** How to start the node for this data directory, as the user would type it. */
+function startCommand(where: DataDirChoice): string {
+  return `pigeon start${where.from === "--data" ? ` --data ${where.dir}` : ""}`;
+}
+
+/** Calls the running node's control API; `needs` says what needs the node, when none runs. */
+async function call<E extends Endpoint>(where: DataDirChoice, endpoint: E, body?: unknown, needs?: string): Promise<ControlApi[E]> {
+  const [method, path] = endpoint.split(" ") as ["GET" | "POST", string];
+  const dataDir = where.dir;
+  const info = runningNode(dataDir);
+  if (!info)
+    throw new NotRunning(
+      `${needs ? `${needs} needs your pigeon node running, and ` : ""}no pigeon node is running for the data directory ${describeDataDir(where)}; ` +
+        `start one with: ${startCommand(where)}${needs ? ` (reading your messages works without it)` : ""}`,
+    );
   let res: Response;
   try {
     res = await fetch(`http://127.0.0.1:${info.control.port}${path}`, {
@@ -202,26 +431,29 @@ async function call(dataDir: string, method: "GET" | "POST", path: string, body?
   } catch {
     throw new NotRunning(`the pigeon node for ${dataDir} (pid ${info.pid}) is not answering on 127.0.0.1:${info.control.port}`);
   }
-  const value = (await res.json()) as { error?: string; message?: string };
-  if (!res.ok) throw new Refused(value.message ?? `error ${res.status}`);
-  return value;
+  const value = (await res.json()) as unknown;
+  if (!res.ok) {
+    const err = value as { error?: string; message?: string };
+    throw new Refused(err.message ?? `error ${res.status}`, err.error);
+  }
+  return value as ControlApi[E]; // the node answers with the shape control-api.ts gives this endpoint
 }
 
 async function main(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
-  const { values: v, positionals } = parsed;
+  const { v, positionals } = parseCommandLine(argv);
   const [command, ...rest] = positionals;
   if (v.help || command === "help" || command === undefined) {
     process.stdout.write(HELP);
     return command === undefined && !v.help ? 2 : 0;
   }
-  if (command === "start") return start(v);
-  const dataDir = resolveDataDir(v.data);
+  if (!COMMANDS.includes(command)) throw new UsageError(`unknown command "${command}" (pigeon --help lists the commands)`);
+  checkOptionsFor(command, v);
+  if (command === "start") {
+    if (positionals.length > 1) throw new UsageError(`start takes no arguments (found "${rest.join(" ")}"); options start with --, e.g. --name amara`);
+    return start(v);
+  }
+  const where = chooseDataDir(v.data);
+  const dataDir = where.dir;
   const out = (value: unknown, readable: string) => console.log(v.json ? JSON.stringify(value, null, 2) : readable);
   const noArgs = () => {
     if (rest.length) throw new UsageError(`${command} takes no arguments`);
@@ -229,96 +461,175 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case "whoami": {
       noArgs();
-      const w = await call(dataDir, "GET", "/api/whoami");
-      out(w, formatWhoami(w as Parameters<typeof formatWhoami>[0]));
+      const { value: w } = await ask(where, "GET /api/whoami");
+      out(w, formatWhoami(w));
       return 0;
     }
     case "send": {
       if (v.draft) {
         noArgs();
-        const m = await call(dataDir, "POST", "/api/drafts/send", { id: v.draft });
-        out(m, formatMessages([m as never], "Sent"));
+        const m = await call(where, "POST /api/drafts/send", { id: v.draft }, "Sending");
+        out(m, formatSent(m));
         return 0;
       }
       const [to, ...words] = rest;
       if (!to || words.length === 0) throw new UsageError('send needs an address and a message, e.g. pigeon send amara@local "hello"');
-      const m = await call(dataDir, "POST", "/api/send", { to, body: words.join(" ") });
-      out(m, formatMessages([m as never], "Sent"));
+      checkAddress(to, "send");
+      const m = await call(where, "POST /api/send", { to, body: words.join(" ") }, "Sending").catch(usageIfBadInput);
+      out(m, formatSent(m));
       return 0;
     }
     case "inbox":
     case "outbox":
     case "waiting": {
       noArgs();
-      const list = (await call(dataDir, "GET", `/api/${command}`)) as never[];
-      const title = { inbox: "Inbox", outbox: "Outbox", waiting: "Waiting to be sent" }[command];
-      out(list, formatMessages(list, title));
+      const list = (await ask(where, command === "inbox" ? "GET /api/inbox" : command === "outbox" ? "GET /api/outbox" : "GET /api/waiting")).value;
+      out(list, command === "outbox" ? formatOutbox(list) : command === "inbox" ? formatInbox(list) : formatMessages(list, "Waiting to be sent"));
       return 0;
     }
     case "drafts": {
       noArgs();
-      const list = await call(dataDir, "GET", "/api/drafts");
-      out(list, formatDrafts(list as never[]));
+      const { value: list } = await ask(where, "GET /api/drafts");
+      out(list, formatDrafts(list));
       return 0;
     }
     case "draft": {
       if (v.delete) {
         noArgs();
-        const r = await call(dataDir, "POST", "/api/drafts/delete", { id: v.delete });
+        const { value: r } = await ask(where, "POST /api/drafts/delete", { id: v.delete });
         out(r, `Deleted draft ${v.delete}`);
         return 0;
       }
       const [to, ...words] = rest;
       if (!to || words.length === 0) throw new UsageError('draft needs an address and a message, e.g. pigeon draft amara@local "hello"');
-      const d = await call(dataDir, "POST", "/api/drafts", { to, body: words.join(" ") });
-      out(d, `Saved draft ${(d as { id: string }).id} to ${(d as { to: string }).to} (send it with: pigeon send --draft ${(d as { id: string }).id})`);
+      checkAddress(to, "draft");
+      const { value: d } = await ask(where, "POST /api/drafts", { to, body: words.join(" ") }).catch(usageIfBadInput);
+      out(d, `Saved draft ${d.id} to ${d.to} (send it with: pigeon send --draft ${d.id})`);
       return 0;
     }
-    case "read": {
-      const r = (await call(dataDir, "POST", "/api/read", rest.length ? { ids: rest } : {})) as { marked: number };
-      out(r, `Marked ${r.marked} message${r.marked === 1 ? "" : "s"} read`);
+    case "read":
+    case "show": {
+      if (command === "read" && v.all) {
+        if (rest.length) throw new UsageError("read --all takes no message ids: it marks every received message read");
+        const r = (await ask(where, "POST /api/read", {})).value;
+        out(r, `Marked ${r.marked} message${r.marked === 1 ? "" : "s"} read`);
+        return 0;
+      }
+      if (rest.length === 0) {
+        if (command === "show") throw new UsageError("show needs a message id: the letters and digits in [brackets] in pigeon inbox, e.g. pigeon show 1376a88c");
+        const r = (await ask(where, "POST /api/read-new")).value;
+        out(r, r.messages.length ? `${formatMessages(r.messages, "New messages")}\n(now marked read)` : "No new messages");
+        return 0;
+      }
+      const shown: { message: MessageView; marked: boolean }[] = [];
+      for (const id of rest) {
+        try {
+          shown.push((await ask(where, "POST /api/show", { id })).value);
+        } catch (e) {
+          // a mistyped or unknown id is the user's to fix: bad usage, with the reason
+          if (e instanceof Refused && (e.code === "not-found" || e.code === "bad-input" || e.code === "ambiguous")) throw new UsageError(e.message);
+          throw e;
+        }
+      }
+      out(shown, shown.map((s) => formatShown(s.message)).join("\n\n"));
+      return 0;
+    }
+    case "requests": {
+      const [action, who, ...note] = rest;
+      if (action === undefined) {
+        const { value: r } = await ask(where, "GET /api/requests");
+        out(r, formatRequests(r));
+        return 0;
+      }
+      if (action === "reports") {
+        if (who !== undefined) throw new UsageError("requests reports takes nothing more");
+        const { value: r } = await ask(where, "GET /api/reports");
+        out(r, r.length ? r.map((x) => `  ${x.from}  ${x.fingerprint}  reported ${new Date(x.at).toISOString().slice(0, 16).replace("T", " ")}${x.note ? `: ${x.note}` : ""}`).join("\n") : "Nothing reported");
+        return 0;
+      }
+      if (!["accept", "ignore", "report"].includes(action) || !who || (action !== "report" && note.length))
+        throw new UsageError('requests takes: accept WHO, ignore WHO, report WHO [WHY], or reports (WHO as shown by pigeon requests)');
+      const endpoint = action === "accept" ? "POST /api/requests/accept" : action === "ignore" ? "POST /api/requests/ignore" : "POST /api/requests/report";
+      const c = (await ask(where, endpoint, { who, ...(note.length ? { note: note.join(" ") } : {}) }).catch(usageIfBadInput)).value;
+      out(c,
+        action === "accept" ? `${c.address} is one of your buddies now: their messages are in your inbox`
+        : action === "ignore" ? `Ignored ${c.address}: their messages stay hidden`
+        : `Reported ${c.address} (${c.fingerprint}) for your school; their messages stay hidden`);
+      return 0;
+    }
+    case "reply": {
+      const [id, ...words] = rest;
+      if (!id || words.length === 0) throw new UsageError('reply needs a message id and your answer, e.g. pigeon reply 1376a88c "see you"');
+      const m = await call(where, "POST /api/reply", { id, body: words.join(" ") }, "Replying").catch(usageIfBadInput);
+      out(m, formatSent(m));
       return 0;
     }
     case "peers": {
       noArgs();
-      const p = await call(dataDir, "GET", "/api/peers");
-      out(p, formatPeers(p as never[]));
+      // with the node stopped, no laptop is connected: say so, and why
+      if (!runningNode(dataDir)) {
+        if (!hasIdentity(dataDir)) throw new NoIdentity(noIdentityMessage(where));
+        out([], `No laptops connected: your pigeon node is not running (start it with: ${startCommand(where)})`);
+        return 0;
+      }
+      const p = await call(where, "GET /api/peers");
+      out(p, formatPeers(p));
       return 0;
     }
     case "card": {
       noArgs();
-      const c = (await call(dataDir, "GET", "/api/card")) as { card: string };
+      const c = (await ask(where, "GET /api/card")).value;
       out(c, c.card);
       return 0;
     }
     case "contacts": {
       if (rest[0] === "add") {
         if (rest.length !== 2) throw new UsageError("contacts add needs one contact card (from pigeon card on their laptop)");
-        const c = (await call(dataDir, "POST", "/api/contacts", { card: rest[1] })) as { address: string; fingerprint: string };
+        const c = (await ask(where, "POST /api/contacts", { card: rest[1] })).value;
         out(c, `Added ${c.address} (fingerprint ${c.fingerprint}: compare it with theirs)`);
         return 0;
       }
-      noArgs();
-      const c = await call(dataDir, "GET", "/api/contacts");
-      out(c, formatContacts(c as never[]));
+      if (rest[0] === "rename") {
+        if (rest.length !== 3) throw new UsageError('contacts rename needs who and your name for them, e.g. pigeon contacts rename "amara@local#k3zq" amara-b');
+        const c = (await ask(where, "POST /api/contacts/rename", { who: rest[1], name: rest[2] }).catch(usageIfBadInput)).value;
+        out(c, c.petname ? `You call ${c.address} "${c.petname}" now: pigeon send ${c.petname} "..." reaches them` : `${c.address} has no name of yours now`);
+        return 0;
+      }
+      if (rest[0] === "remove") {
+        if (rest.length !== 2) throw new UsageError("contacts remove needs who: an address, your name for them, or a fingerprint");
+        const c = (await ask(where, "POST /api/contacts/remove", { who: rest[1] }).catch(usageIfBadInput)).value;
+        out(c, `Removed ${c.address} (${c.fingerprint}) from your contacts; your messages with them stay`);
+        return 0;
+      }
+      if (rest.length) throw new UsageError(`contacts takes add, rename or remove (found "${rest[0]}")`);
+      const { value: c } = await ask(where, "GET /api/contacts");
+      out(c, formatContacts(c));
       return 0;
     }
     case "status": {
       noArgs();
-      const s = await call(dataDir, "GET", "/api/status");
-      out(s, formatStatus(s as never));
+      const { value, offline } = await ask(where, "GET /api/status");
+      // the carrying quota is a setting of the running node: unknown while it is stopped
+      const s: Status = offline ? { ...value, peers: 0, running: false, carrying: { ...value.carrying, quotaBytes: undefined } } : value;
+      out(s, formatStatus(s));
       return 0;
     }
     case "stop": {
       noArgs();
-      const r = await call(dataDir, "POST", "/api/stop");
+      const r = await call(where, "POST /api/stop");
       out(r, "Stopping the node");
+      return 0;
+    }
+    case "rename": {
+      if (rest.length !== 1) throw new UsageError("rename needs the new name, e.g. pigeon rename amara");
+      const r = rename(where, rest[0]!);
+      out(r, `You are now ${r.address} (was ${r.was}). Your keys and fingerprint (${r.fingerprint}) stay the same;\nlaptops you meet learn the new name, and your messages stay yours.`);
       return 0;
     }
     case "xmpp-password": {
       // works with or without a running node: the server reads the file at every login
       if (rest.length > 1) throw new UsageError("xmpp-password takes at most one argument, the new password");
-      if (!hasIdentity(dataDir)) throw new ConfigError(`no Pigeon identity in ${dataDir}; start the node once first`);
+      if (!hasIdentity(dataDir)) throw new NoIdentity(noIdentityMessage(where));
       const id = loadIdentity(dataDir);
       let creds;
       try {
@@ -326,10 +637,10 @@ async function main(argv: string[]): Promise<number> {
       } catch (e) {
         throw new UsageError((e as Error).message);
       }
-      const node = readNodeInfo(dataDir);
+      const node = runningNode(dataDir);
       const r = { jid: `${id.name}@${id.home}`, password: creds.password, changed: rest[0] !== undefined, xmpp: node?.xmpp };
-      const where = node?.xmpp ? `\nServer:   ${node.xmpp.host} port ${node.xmpp.port} (STARTTLS offered), WebSocket ${node.xmpp.websocket}` : "";
-      out(r, `${r.changed ? "New XMPP password set.\n" : ""}Address:  ${r.jid}\nPassword: ${r.password}${where}`);
+      const server = node?.xmpp ? `\nServer:   ${node.xmpp.host} port ${node.xmpp.port} (STARTTLS offered), WebSocket ${node.xmpp.websocket}` : "";
+      out(r, `${r.changed ? "New XMPP password set.\n" : ""}Address:  ${r.jid}\nPassword: ${r.password}${server}`);
       return 0;
     }
     default:
@@ -346,7 +657,7 @@ main(process.argv.slice(2)).then(
     if (e instanceof UsageError) {
       console.error(`pigeon: ${msg}`);
       process.exitCode = 2;
-    } else if (e instanceof NotRunning) {
+    } else if (e instanceof NotRunning || e instanceof NoIdentity) {
       console.error(`pigeon: ${msg}`);
       process.exitCode = 3;
     } else if (e instanceof Refused || e instanceof ConfigError) {

@@ -3,7 +3,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { timingSafeEqual } from "node:crypto";
 import { decodeCard, encodeCard, fingerprint, formatAddress, toHex } from "@pigeon/model";
-import { MailboxError, type Mailbox, type SyncEngine } from "@pigeon/sync";
+import { MailboxError, type Contact, type Mailbox, type MessageView, type SyncEngine } from "@pigeon/sync";
+import type { ContactInfo, Endpoint, Route, Routes, Whoami } from "./control-api.js";
 import type { HttpGuard } from "./http-guard.js";
 
 export interface ControlContext {
@@ -12,13 +13,13 @@ export interface ControlContext {
   token: string;
   /** Host and Origin checks, shared with the WebSocket upgrades (http-guard.ts). */
   guard: HttpGuard;
-  info: () => Record<string, unknown>;
+  info: () => Omit<Whoami, "address" | "fingerprint" | "signPublicKey">;
   stop: () => void;
 }
 
 const MAX_BODY = 64 * 1024;
 
-class HttpError extends Error {
+export class HttpError extends Error {
   constructor(readonly status: number, readonly code: string, message: string) {
     super(message);
   }
@@ -52,26 +53,52 @@ function isLoopback(addr: string | undefined): boolean {
   return !!addr && (addr.startsWith("127.") || addr === "::1" || addr.startsWith("::ffff:127."));
 }
 
-export function createControlServer(ctx: ControlContext): Server {
-  const { mailbox, sync } = ctx;
-  const expected = Buffer.from(`Bearer ${ctx.token}`);
-  const routes: Record<string, (body: Record<string, unknown>, parts: string[]) => Promise<unknown> | unknown> = {
-    "GET /api/whoami": () => ({
-      address: mailbox.address,
-      fingerprint: fingerprint(mailbox.me),
-      signPublicKey: toHex(mailbox.me),
-      ...ctx.info(),
-    }),
+function contactInfo(c: Contact): ContactInfo {
+  return {
+    address: formatAddress(c), fingerprint: fingerprint(c.signPublicKey), firstSeen: c.firstSeen, lastSeen: c.lastSeen, how: c.how,
+    ...(c.petname ? { petname: c.petname } : {}),
+  };
+}
+
+/** What the mailbox alone answers (with the node running or stopped). */
+export type MailboxEndpoint =
+  | "GET /api/whoami" | "GET /api/inbox" | "GET /api/outbox" | "GET /api/waiting" | "GET /api/drafts" | "GET /api/contacts"
+  | "GET /api/status" | "GET /api/card" | "GET /api/requests" | "GET /api/reports" | "POST /api/contacts" | "POST /api/contacts/rename"
+  | "POST /api/contacts/remove" | "POST /api/requests/accept" | "POST /api/requests/ignore" | "POST /api/requests/report"
+  | "POST /api/drafts" | "POST /api/drafts/delete" | "POST /api/show" | "POST /api/read-new" | "POST /api/read";
+
+/** The mailbox's route for an endpoint, if it answers it without a running node. */
+export function offlineRoute(routes: Routes<MailboxEndpoint>, endpoint: Endpoint): Route<Endpoint> | undefined {
+  return (Object.hasOwn(routes, endpoint) ? routes[endpoint as MailboxEndpoint] : undefined) as Route<Endpoint> | undefined;
+}
+
+/** A message by its id, or by the start of it (listings show the first 8 characters, in brackets). */
+export async function findMessage(mailbox: Mailbox, text: string): Promise<MessageView> {
+  const id = text.trim().toLowerCase().replace(/^\[(.*)\]$/, "$1");
+  if (!/^[0-9a-f]{4,}$/.test(id))
+    throw new HttpError(400, "bad-input", `"${text}" is not a message id: use the letters and digits in [brackets] in pigeon inbox (at least 4 of them)`);
+  const exact = await mailbox.message(id);
+  if (exact) return exact;
+  const matches = [...(await mailbox.inbox()), ...(await mailbox.outbox())].filter((m) => m.id.startsWith(id));
+  if (matches.length === 1) return matches[0]!;
+  if (matches.length > 1)
+    throw new HttpError(400, "ambiguous", `${matches.length} messages start with ${id}: give more of the id (${matches.map((m) => m.id.slice(0, 12)).join(", ")})`);
+  throw new HttpError(404, "not-found", `there is no message ${id} on this laptop (the ids are in [brackets] in pigeon inbox and pigeon outbox)`);
+}
+
+/**
+ * What the mailbox alone answers: the same with the node running (over HTTP) and with it stopped
+ * (the `pigeon` command opens the mailbox itself, offline.ts), so both print the same.
+ */
+export function mailboxRoutes(mailbox: Mailbox): Routes<MailboxEndpoint> {
+  return {
+    "GET /api/whoami": () => ({ address: mailbox.address, fingerprint: fingerprint(mailbox.me), signPublicKey: toHex(mailbox.me) }),
     "GET /api/inbox": () => mailbox.inbox(),
     "GET /api/outbox": () => mailbox.outbox(),
     "GET /api/waiting": () => mailbox.waiting(),
     "GET /api/drafts": () => mailbox.drafts(),
-    "GET /api/peers": () => sync.peers(),
-    "GET /api/contacts": () =>
-      mailbox.contacts().map((c) => ({
-        address: formatAddress(c), fingerprint: fingerprint(c.signPublicKey), firstSeen: c.firstSeen, lastSeen: c.lastSeen, how: c.how,
-      })),
-    "GET /api/status": () => ({ ...mailbox.status(), peers: sync.peers().length }),
+    "GET /api/contacts": () => mailbox.contacts().map(contactInfo),
+    "GET /api/status": () => mailbox.status(),
     "GET /api/card": () => ({ card: encodeCard(mailbox.identity) }),
     "POST /api/contacts": (b) => {
       let card;
@@ -84,18 +111,56 @@ export function createControlServer(ctx: ControlContext): Server {
       mailbox.rememberContact(card, "card");
       return { address: formatAddress(card), fingerprint: fingerprint(card.signPublicKey) };
     },
-    "POST /api/send": (b) => mailbox.send(str(b, "to"), str(b, "body")),
+    "POST /api/contacts/rename": (b) => contactInfo(mailbox.renameContact(str(b, "who"), str(b, "name"))),
+    "POST /api/contacts/remove": (b) => contactInfo(mailbox.removeContact(str(b, "who"))),
+    "GET /api/requests": () => mailbox.requests(),
+    "GET /api/reports": () => mailbox.reports(),
+    "POST /api/requests/accept": async (b) => contactInfo(await mailbox.acceptRequest(str(b, "who"))),
+    "POST /api/requests/ignore": (b) => contactInfo(mailbox.decideRequest(str(b, "who"), "ignored")),
+    "POST /api/requests/report": (b) =>
+      contactInfo(mailbox.decideRequest(str(b, "who"), "reported", b.note === undefined ? undefined : str(b, "note"))),
     "POST /api/drafts": (b) => mailbox.saveDraft(str(b, "to"), str(b, "body")),
-    "POST /api/drafts/send": (b) => mailbox.sendDraft(str(b, "id")),
     "POST /api/drafts/delete": async (b) => {
-      await mailbox.deleteDraft(str(b, "id"));
-      return { deleted: b.id };
+      const id = str(b, "id");
+      await mailbox.deleteDraft(id);
+      return { deleted: id };
+    },
+    // one message, in full; a received one that was new is marked read (the sender sees "read")
+    "POST /api/show": async (b) => {
+      const m = await findMessage(mailbox, str(b, "id"));
+      // a request (from someone who is not a buddy) gets no receipt: the stranger does not learn it was read
+      if (m.direction !== "in" || m.readAt !== undefined || m.request) return { message: m, marked: false };
+      await mailbox.markRead([m.id]);
+      return { message: (await mailbox.message(m.id)) ?? m, marked: true };
+    },
+    // the received messages not read yet, marked read as they are shown
+    "POST /api/read-new": async () => {
+      const unread = (await mailbox.inbox()).filter((m) => m.readAt === undefined);
+      if (unread.length) await mailbox.markRead(unread.map((m) => m.id));
+      const now = await Promise.all(unread.map(async (m) => (await mailbox.message(m.id)) ?? m));
+      return { messages: now };
     },
     "POST /api/read": async (b) => {
       const ids = b.ids === undefined ? undefined : Array.isArray(b.ids) && b.ids.every((x) => typeof x === "string") ? (b.ids as string[]) : null;
       if (ids === null) throw new HttpError(400, "bad-input", `"ids" must be a list of message ids`);
       return { marked: await mailbox.markRead(ids) };
     },
+  };
+}
+
+export function createControlServer(ctx: ControlContext): Server {
+  const { mailbox, sync } = ctx;
+  const expected = Buffer.from(`Bearer ${ctx.token}`);
+  const offline = mailboxRoutes(mailbox);
+  const routes: Routes<Endpoint> = {
+    ...offline,
+    // what only a running node knows or does
+    "GET /api/whoami": async (b) => ({ ...(await offline["GET /api/whoami"](b)), ...ctx.info() }),
+    "GET /api/peers": () => sync.peers(),
+    "GET /api/status": () => ({ ...mailbox.status(), peers: sync.peers().length }),
+    "POST /api/send": (b) => mailbox.send(str(b, "to"), str(b, "body")),
+    "POST /api/reply": (b) => mailbox.reply(str(b, "id"), str(b, "body")),
+    "POST /api/drafts/send": (b) => mailbox.sendDraft(str(b, "id")),
     "POST /api/stop": () => {
       setImmediate(ctx.stop);
       return { stopping: true };
@@ -116,10 +181,11 @@ export function createControlServer(ctx: ControlContext): Server {
         const auth = Buffer.from(req.headers.authorization ?? "");
         if (auth.length !== expected.length || !timingSafeEqual(auth, expected)) throw new HttpError(401, "unauthorized", "missing or wrong token");
         const path = (req.url ?? "/").split("?")[0]!;
-        const route = routes[`${req.method} ${path}`];
-        if (!route) throw new HttpError(404, "not-found", `no such endpoint: ${req.method} ${path}`);
+        const endpoint = `${req.method} ${path}`;
+        if (!Object.hasOwn(routes, endpoint)) throw new HttpError(404, "not-found", `no such endpoint: ${req.method} ${path}`);
+        const route = routes[endpoint as Endpoint] as Route<Endpoint>;
         const body = req.method === "POST" ? await readJson(req) : {};
-        reply(200, await route(body, path.split("/")));
+        reply(200, await route(body));
       } catch (e) {
         if (e instanceof HttpError) reply(e.status, { error: e.code, message: e.message });
         else if (e instanceof MailboxError) reply(e.code === "storage" ? 507 : e.code === "not-found" ? 404 : 400, { error: e.code, message: e.message });

@@ -14,6 +14,7 @@ import { DEFAULT_XMPP_PORT, ensureCredentials, WEBSOCKET_PATH, XmppServer } from
 import { createControlServer } from "./control.js";
 import { HttpGuard } from "./http-guard.js";
 import { nodeInfoPath, writeFileAtomic, type NodeInfo } from "./data-dir.js";
+import { reportStaticPeers } from "./peer-reports.js";
 
 export const DEFAULT_SYNC_PORT = 7480;
 export const DEFAULT_CONTROL_PORT = 7481;
@@ -74,7 +75,7 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
   const finders: PeerFinder[] = [];
   if (opts.peers?.length) {
     const statics = new StaticPeers({ network, peers: opts.peers });
-    statics.on("dial-failed", (f) => log.info(`cannot reach ${f.target} (${f.reason}); retrying in ${Math.round(f.retryInMs / 1000)} s`));
+    reportStaticPeers(statics, log);
     finders.push(statics);
   }
   // mDNS on each interface asked for (a laptop may sit in two classrooms' networks), or the default one

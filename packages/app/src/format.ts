@@ -1,5 +1,6 @@
 // Readable output for the `pigeon` command.
-import type { DraftView, MessageView, PeerView } from "@pigeon/sync";
+import type { DraftView, MessageState, MessageView, PeerView, RequestView } from "@pigeon/sync";
+import type { Status } from "./control-api.js";
 
 function when(ms: number | undefined): string {
   if (ms === undefined) return "";
@@ -28,13 +29,59 @@ export function formatMessages(list: MessageView[], title: string): string {
   const lines = [`${title} (${list.length})`];
   for (const m of list) {
     if (m.direction === "in") {
-      lines.push(`  from ${m.from}  ${when(m.claimedSentAt)} (their clock)  [${m.id.slice(0, 8)}]`);
+      lines.push(`  ${m.readAt === undefined ? "new " : ""}from ${m.from}  ${when(m.claimedSentAt)}  [${m.id.slice(0, 8)}]`);
     } else {
       lines.push(`  to ${m.to.join(", ")}  ${when(m.claimedSentAt)}  ${stateLine(m)}  [${m.id.slice(0, 8)}]`);
     }
     for (const l of m.body.split("\n")) lines.push(`    ${l}`);
   }
   return lines.join("\n");
+}
+
+/** The inbox: how many are new (not read yet), each new one marked, and how to read them. */
+export function formatInbox(list: MessageView[]): string {
+  const fresh = list.filter((m) => m.readAt === undefined).length;
+  if (list.length === 0) return "Inbox: empty";
+  const text = formatMessages(list, "Inbox").replace(/^Inbox \(\d+\)/, `Inbox (${list.length}${fresh ? `, ${fresh} new` : ""})`);
+  return fresh ? `${text}\n(read the new ones with: pigeon read, or one with: pigeon read ID)` : text;
+}
+
+/** One message in full, as `pigeon show` / `pigeon read ID` print it. */
+export function formatShown(m: MessageView): string {
+  const head = m.direction === "in"
+    ? `From ${m.from}  ${when(m.claimedSentAt)}  [${m.id.slice(0, 8)}]${m.readAt !== undefined ? `  read ${when(m.readAt)}` : ""}` +
+      (m.request ? "  (a request: not one of your buddies yet)" : "")
+    : `To ${m.to.join(", ")}  ${when(m.claimedSentAt)}  ${stateLine(m)}  [${m.id.slice(0, 8)}]`;
+  return [head, ...m.body.split("\n").map((l) => `  ${l}`)].join("\n");
+}
+
+const STATE_HEADINGS: [MessageState, string][] = [
+  ["waiting", "Waiting to be sent"],
+  ["sent", "Sent, not yet delivered"],
+  ["delivered", "Delivered"],
+  ["read", "Read"],
+];
+
+/** Sent messages under one heading per state, so a heading always agrees with what is under it. */
+export function formatByState(list: MessageView[], indent = ""): string[] {
+  const lines: string[] = [];
+  for (const [state, heading] of STATE_HEADINGS) {
+    const group = list.filter((m) => m.state === state);
+    if (group.length === 0) continue;
+    lines.push(`${indent}${heading} (${group.length})`);
+    for (const l of formatMessages(group, "").split("\n").slice(1)) lines.push(`${indent}${l}`);
+  }
+  return lines;
+}
+
+export function formatOutbox(list: MessageView[]): string {
+  if (list.length === 0) return "Outbox: empty";
+  return [`Outbox (${list.length})`, ...formatByState(list, "  ")].join("\n");
+}
+
+/** What `pigeon send` prints: the message under the heading of the state it is in now. */
+export function formatSent(m: MessageView): string {
+  return formatByState([m]).join("\n");
 }
 
 export function formatDrafts(list: DraftView[]): string {
@@ -56,17 +103,27 @@ export function formatWhoami(w: { address: string; fingerprint: string; syncPort
   return `${w.address}\nfingerprint ${w.fingerprint}${w.syncPort ? `\nlistening for laptops on port ${w.syncPort}` : ""}`;
 }
 
-export function formatStatus(s: {
-  address: string; envelopes: number; bytes: number; rejected: number; peers: number; storageProblem?: string | null;
-  carrying: { envelopes: number; bytes: number; people: number; acks: number; quotaBytes: number };
-}): string {
+export function formatStatus(s: Status): string {
   const c = s.carrying;
+  const quota = c.quotaBytes === undefined ? "" : ` of ${Math.round(c.quotaBytes / 1048576)} MB`;
   return [
-    `${s.address}`,
-    `  carrying for others: ${c.envelopes} sealed message${c.envelopes === 1 ? "" : "s"} (${(c.bytes / 1024).toFixed(1)} KiB of ${Math.round(c.quotaBytes / 1048576)} MB) for ${c.people} ${c.people === 1 ? "person" : "people"}, plus ${c.acks} delivery acknowledgement${c.acks === 1 ? "" : "s"}`,
+    `${s.address}${s.running === false ? " (your pigeon node is not running)" : ""}`,
+    `  carrying for others: ${c.envelopes} sealed message${c.envelopes === 1 ? "" : "s"} (${(c.bytes / 1024).toFixed(1)} KiB${quota}) for ${c.people} ${c.people === 1 ? "person" : "people"}, and ${c.acks} delivery note${c.acks === 1 ? "" : "s"} that clear such copies`,
     ...(s.storageProblem ? [`  STORAGE PROBLEM: ${s.storageProblem}; new messages cannot be stored until there is room`] : []),
-    `  sealed store: ${s.envelopes} envelope${s.envelopes === 1 ? "" : "s"}, ${(s.bytes / 1024).toFixed(1)} KiB`,
-    `  connected laptops: ${s.peers}`,
-    `  envelopes rejected (see the node's log for reasons): ${s.rejected}`,
+    `  kept on this laptop: ${s.envelopes} sealed item${s.envelopes === 1 ? "" : "s"} (messages, receipts, keys), ${(s.bytes / 1024).toFixed(1)} KiB`,
+    `  connected laptops: ${s.running === false ? "none, while the node is stopped" : (s.peers ?? 0)}`,
+    `  refused from other laptops: ${s.rejected} (node.log in the data directory says why)`,
+  ].join("\n");
+}
+
+export function formatRequests(list: RequestView[]): string {
+  if (list.length === 0) return "No requests: messages from people who are not your buddies would wait here";
+  return [
+    `Requests (${list.length}): people who are not your buddies. Accept, ignore or report each:`,
+    ...list.flatMap((r) => [
+      `  from ${r.from} (fingerprint ${r.fingerprint}, not verified)`,
+      ...r.messages.map((m) => `    [${m.id.slice(0, 8)}] ${m.body}`),
+      `    pigeon requests accept ${r.from}   |   pigeon requests ignore ${r.from}   |   pigeon requests report ${r.from}`,
+    ]),
   ].join("\n");
 }

@@ -31,3 +31,7 @@ export { createLog, silentLog, type Log, type LogLevel, type LogOptions } from "
 
 // Writing a small file so that a crash leaves the old or the new contents, never a mix.
 export { writeFileAtomic } from "./atomic-file.js";
+
+// One process at a time has a data directory's mailbox open: the node, or the pigeon command
+// reading with the node stopped.
+export { MAILBOX_LOCK_FILE, tryLockMailbox, type MailboxLock } from "./mailbox-lock.js";
