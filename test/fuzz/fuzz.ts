@@ -2,7 +2,7 @@
 // against hangs, and byte mutations of valid encodings.
 //
 //   PIGEON_FUZZ_SEED=1234   replay a failure (every failure prints the seed it ran with)
-//   PIGEON_FUZZ_RUNS=20000  runs of the cheapest properties (default 300; `npm run fuzz` = 20000);
+//   PIGEON_FUZZ_RUNS=20000  runs of the cheapest properties (default 500; `npm run fuzz` = 20000);
 //                           expensive ones (signing, a real mailbox) run a fixed fraction of it
 //
 // A decoder that hangs cannot be interrupted by the test runner (it never yields), so each synchronous
@@ -13,7 +13,7 @@ import vm from "node:vm";
 
 export { fc };
 
-export const DEFAULT_RUNS = 300;
+export const DEFAULT_RUNS = 500;
 
 function envInt(name: string): number | undefined {
   const v = process.env[name];
