@@ -66,7 +66,11 @@ export class Writer {
 
 export class Reader {
   pos = 0;
-  constructor(readonly buf: Uint8Array) {}
+  /**
+   * `canonical`: refuse a varint longer than its value needs, so that one value has one encoding
+   * (sync frames; envelopes and cards are signed as they are, and old stores may hold any form).
+   */
+  constructor(readonly buf: Uint8Array, readonly canonical = false) {}
 
   get remaining(): number {
     return this.buf.length - this.pos;
@@ -85,6 +89,7 @@ export class Reader {
       result += (b & 0x7f) * mul;
       if (b < 0x80) {
         if (!Number.isSafeInteger(result)) throw new DecodeError("varint too large");
+        if (b === 0 && i > 0 && this.canonical) throw new DecodeError("varint not in its shortest form");
         return result;
       }
       mul *= 0x80;

@@ -61,6 +61,22 @@ describe("IBLT set reconciliation", () => {
     expect(d).toEqual({ complete: true, ours: [], theirs: [] });
   });
 
+  // Found by test/fuzz/iblt-ranges.test.ts (seed 2009018299): a count past int32 wrapped in the Int32Array.
+  it("refuses a cell count that does not fit 32 bits instead of wrapping it", () => {
+    const t = new Iblt(4);
+    t.count[0] = -(2 ** 31);
+    t.count[1] = 2 ** 31 - 1;
+    const bytes = encodeFrame({ type: "sketch", range: WHOLE_RANGE, level: 0, size: 2, table: t });
+    const back = decodeFrame(bytes);
+    expect(back.type === "sketch" && [...back.table.count]).toEqual([-(2 ** 31), 2 ** 31 - 1, 0, 0]);
+    // cell 0's zigzag count 2^32 - 1 (ff ff ff ff 0f) becomes 2^32 (80 80 80 80 10): 2^31 as a count
+    const at = 4; // after type, level, size and cells, one byte each
+    expect([...bytes.subarray(at, at + 5)]).toEqual([0xff, 0xff, 0xff, 0xff, 0x0f]);
+    const over = Uint8Array.from(bytes);
+    over.set([0x80, 0x80, 0x80, 0x80, 0x10], at);
+    expect(() => decodeFrame(over)).toThrow(/cell count out of range/);
+  });
+
   it("round-trips in a SKETCH frame well under a kilobyte at the first level", () => {
     const t = table(SKETCH_LEVELS[0], Array.from({ length: 10_000 }, () => randomBytes(16)));
     const bytes = encodeFrame({ type: "sketch", range: WHOLE_RANGE, level: 0, size: 10_000, table: t });

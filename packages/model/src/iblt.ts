@@ -151,6 +151,8 @@ export class Iblt {
     const t = new Iblt(cells);
     for (let c = 0; c < cells; c++) {
       const z = r.varint();
+      // zigzag of an int32: anything larger would wrap silently in the Int32Array
+      if (z > 0xffffffff) throw new DecodeError(`cell count out of range (zigzag ${z})`);
       t.count[c] = z % 2 === 0 ? z / 2 : -(z + 1) / 2;
       t.keySum.set(r.raw(IBLT_KEY_BYTES), c * IBLT_KEY_BYTES);
       const b = r.raw(4);

@@ -20,6 +20,14 @@ describe("varints", () => {
   it("reject truncation", () => {
     expect(() => new Reader(Uint8Array.from([0x80])).varint()).toThrow(DecodeError);
   });
+  it("a canonical reader refuses a longer form than the value needs; a lenient one (envelopes, cards) takes it", () => {
+    for (const bytes of [[0x80, 0x00], [0xe6, 0x00], [0xff, 0x80, 0x00]]) {
+      expect(() => new Reader(Uint8Array.from(bytes), true).varint()).toThrow(/shortest form/);
+      expect(() => new Reader(Uint8Array.from(bytes)).varint()).not.toThrow();
+    }
+    expect(new Reader(Uint8Array.from([0x00]), true).varint()).toBe(0);
+    expect(new Reader(Uint8Array.from([0x80, 0x01]), true).varint()).toBe(128);
+  });
 });
 
 describe("addresses and identities", () => {
@@ -64,6 +72,17 @@ describe("sync frames", () => {
     expect(decodeFrame(encodeFrame({ type: "envelope", hops: 2, copies: 8, envelope: Uint8Array.from([1, 2]) }))).toEqual({ type: "envelope", hops: 2, copies: 8, envelope: Uint8Array.from([1, 2]) });
     expect(() => decodeFrame(Uint8Array.from([9]))).toThrow(DecodeError);
     expect(() => decodeFrame(Uint8Array.from([1, 1, 5]))).toThrow(DecodeError);
+  });
+  // Found by test/fuzz/frames.test.ts: a frame must encode back to exactly its bytes (one frame, one encoding).
+  it("refuse a varint in a longer form than needed (fuzz seed 1983666626: a sketch cell count e6 00 for 66)", () => {
+    expect(decodeFrame(Uint8Array.from([5, 1]))).toEqual({ type: "done", range: expect.anything(), level: 1 });
+    expect(() => decodeFrame(Uint8Array.from([5, 0x81, 0x00]))).toThrow(/shortest form/);
+    expect(() => decodeFrame(Uint8Array.from([0x82, 0x00, 0]))).toThrow(/shortest form/);
+  });
+  it("refuse unknown flag bits in a Have frame", () => {
+    expect(decodeFrame(Uint8Array.from([1, 1, 0]))).toEqual({ type: "have", last: true, ids: [] });
+    expect(() => decodeFrame(Uint8Array.from([1, 2, 0]))).toThrow(/unknown flags/);
+    expect(() => decodeFrame(Uint8Array.from([1, 0x81, 0]))).toThrow(/unknown flags/);
   });
 });
 

@@ -8,6 +8,7 @@
 //   Want16      = varint 6, varint n, n x raw16 envelope id prefixes
 //   SliceSketch = varint 7, range, varint level, varint slice size, IBLT
 //   SliceDone   = varint 8, range, varint level
+// Varints are read in their shortest form only, so a frame has exactly one encoding.
 import { DecodeError, Reader, Writer } from "./bytes.js";
 import { MAX_ENVELOPE_BYTES } from "./envelope.js";
 import { Iblt, IBLT_KEY_BYTES, SKETCH_LEVELS } from "./iblt.js";
@@ -98,13 +99,14 @@ export function encodeFrame(f: SyncFrame): Uint8Array {
 
 /** Throws DecodeError on anything malformed. */
 export function decodeFrame(bytes: Uint8Array): SyncFrame {
-  const r = new Reader(bytes);
+  const r = new Reader(bytes, true);
   const type = r.varint();
   let f: SyncFrame;
   switch (type) {
     case FrameType.Have: {
       const flags = r.u8();
-      f = { type: "have", last: (flags & 1) === 1, ids: readIds(r) };
+      if (flags > 1) throw new DecodeError(`unknown flags ${flags} in a Have frame`);
+      f = { type: "have", last: flags === 1, ids: readIds(r) };
       break;
     }
     case FrameType.Want:

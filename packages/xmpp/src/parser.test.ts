@@ -87,3 +87,39 @@ describe("XmlStreamParser", () => {
     expect(r.stanzas).toEqual([]);
   });
 });
+
+// Found by the fuzz properties in test/fuzz/xmpp-parser.test.ts.
+describe("XmlStreamParser, cases the fuzzer found", () => {
+  it("measures a stanza that arrives whole in one chunk (seed -1894298265: <message id='iii…'/> passed a limit of 20)", () => {
+    const r = run([HEADER + `<message><body>${"x".repeat(20_000)}</body></message>`]);
+    expect(r.errors.map((e) => e.condition)).toEqual(["policy-violation"]);
+    expect(r.stanzas).toEqual([]);
+    const attr = run([HEADER + `<message id='${"i".repeat(109)}'/>`], { maxStanzaChars: 20 });
+    expect(attr.errors.map((e) => e.condition)).toEqual(["policy-violation"]);
+    expect(attr.stanzas).toEqual([]);
+  });
+
+  it("measures a run of whitespace and the header when they arrive whole", () => {
+    const ws = run([HEADER + " ".repeat(20_000) + "<message/>"]);
+    expect(ws.errors.map((e) => e.condition)).toEqual(["policy-violation"]);
+    const header = run([HEADER], { maxStanzaChars: 20 });
+    expect(header.errors.map((e) => e.condition)).toEqual(["policy-violation"]);
+  });
+
+  it("reads nothing after the end of the stream, even in the same chunk (seed 1450388674: <message/><message/>)", () => {
+    for (const input of [
+      "<message/><message/>",
+      "<stream:stream xmlns:stream='http://etherx.jabber.org/streams'/><message/>",
+      `${HEADER}</stream:stream></stream:stream>`,
+      `${HEADER}</stream:stream>\u0000`,
+    ]) {
+      const whole = run([input]);
+      expect(whole.ended, input).toBe(true);
+      expect(whole.errors, input).toEqual([]);
+      expect(whole.stanzas, input).toEqual([]);
+      const bytes = Buffer.from(input);
+      const cut = bytes.indexOf(Buffer.from("/>")) + 2;
+      expect(run([bytes.subarray(0, cut), bytes.subarray(cut)]).errors, input).toEqual([]);
+    }
+  });
+});

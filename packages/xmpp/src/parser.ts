@@ -5,8 +5,10 @@
 //  - Elements nest at most `maxDepth` deep (the stream header is depth 1, a stanza depth 2).
 //  - A stanza (and any run of whitespace between stanzas) is at most `maxStanzaChars` characters;
 //    the check runs inside the parser's events, so an oversized or endless stanza is cut off while it
-//    is still arriving, not after it was buffered.
-// After the first failure the parser ignores everything: the caller closes the stream.
+//    is still arriving, not after it was buffered, and one that arrived whole in a single chunk is
+//    measured before it is handed over.
+// After the first failure, and after the end of the stream, the parser ignores everything (the rest
+// of the same chunk too): the caller closes the stream.
 // Namespaces are resolved: every element of the tree carries its namespace in `attrs.xmlns` and its
 // local name in `name`, whatever prefixes the sender used.
 import { StringDecoder } from "node:string_decoder";
@@ -171,6 +173,7 @@ export class XmlStreamParser {
     }
     attrs.xmlns = tag.uri;
     if (this.depth === 1) {
+      this.checkSize(); // the header too, when it arrived whole in one chunk
       this.boundary = this.pos();
       this.handlers.streamStart({ name: tag.local, xmlns: tag.uri, attrs, contentNamespace: tag.ns[""] ?? "" });
       if (tag.isSelfClosing) this.ended = true; // a WebSocket-style <open/> arrives through its own parser
@@ -187,10 +190,11 @@ export class XmlStreamParser {
     if (this.depth === 0) {
       this.ended = true;
       this.handlers.streamEnd();
-      return;
+      throw new Abort(); // nothing after the end of the stream is read, even in the same chunk
     }
     const e = this.stack.pop();
     if (this.depth === 1 && e) {
+      this.checkSize(); // a stanza that arrived whole in one chunk was not measured yet
       this.boundary = this.pos();
       this.completed++;
       this.handlers.stanza(e);
@@ -201,6 +205,7 @@ export class XmlStreamParser {
     if (this.depth <= 1) {
       // between stanzas only whitespace (keepalives) may appear
       if (/[^ \t\r\n]/.test(t)) this.fail("not-well-formed", "text outside a stanza");
+      this.checkSize();
       this.boundary = this.pos();
       return;
     }
