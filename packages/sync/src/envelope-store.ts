@@ -5,6 +5,9 @@
 // SQLite (better-sqlite3) in WAL mode with synchronous=FULL: each insert is one fsynced transaction, a
 // crash leaves the last committed state, SQLITE_FULL surfaces as an error without damaging what is
 // stored, and a relay point can keep a million envelopes without one file (inode) per envelope.
+// Longer than the other files on purpose: it is one class over the envelope tables (envelopes,
+// parties, acknowledgements, carrier totals, eviction), whose queries share one statement cache and
+// the sketch index that every insert must update; the layout itself is in database.ts.
 import type Database from "better-sqlite3";
 import { SCHEMA } from "./database.js";
 import { statementCache } from "./statements.js";

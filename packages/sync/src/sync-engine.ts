@@ -10,6 +10,9 @@
 // Envelopes go out through one priority queue per link that waits while the socket is backed up.
 // The link then stays open: every new envelope is announced at once (HAVE), so a message to a
 // neighbour goes through immediately.
+// Longer than the other files on purpose: announcing, reconciling (sketches, slices, listings),
+// sending and receiving all read and change one link's session (what the peer has and lacks, the
+// queue, flow control), and split apart they would pass that state around instead.
 import { EventEmitter } from "node:events";
 import {
   compareBytes, DecodeError, EnvelopeKind, decodeFrame, encodeFrame, envelopeId, formatAddress, inRange, MAX_IDS_PER_FRAME, MAX_RANGE_DEPTH,

@@ -1,0 +1,192 @@
+// The pigeon command's words: its help text, its options, and how a command line is read and
+// checked. Every mistake is a UsageError in our own words (exit 2), found before anything is done.
+import { isIP } from "node:net";
+import { networkInterfaces } from "node:os";
+import { parseArgs } from "node:util";
+import { DEFAULT_HOME, validName } from "@pigeon/model";
+
+export class UsageError extends Error {}
+
+export const HELP = `pigeon - a messenger that carries notes between laptops, even when they are apart
+
+Usage: pigeon COMMAND [options]
+
+Commands:
+  start                     run this laptop's node (keep it running; Ctrl-C stops it)
+  whoami                    your address and fingerprint
+  send ADDRESS TEXT...      send a message, e.g. pigeon send amara@local "hello"
+  send --draft ID           send a saved draft
+                            ADDRESS is name@home, your name for a contact, a fingerprint, or
+                            name@home#FPRT (when two people share a name, add the start of
+                            the fingerprint, as pigeon contacts and pigeon inbox show it)
+  reply ID TEXT...          answer a received message (works for anyone who wrote to you)
+  inbox                     messages you received; "new" marks those not read yet
+  outbox                    messages you sent, with their state
+                            (waiting, sent, delivered, read)
+  waiting                   sent messages no other laptop has taken yet
+  drafts                    saved drafts (never sent until you say so)
+  draft ADDRESS TEXT...     save a draft
+  draft --delete ID         delete a draft
+  read                      show your new messages, and mark them read
+  read ID... / show ID...   show these messages and mark them read; ID is what is in
+                            [brackets] in pigeon inbox (its first 4 or more characters)
+  read --all                mark every received message read, without showing them
+                            (whenever a message is marked read, its sender sees "read")
+  peers                     laptops connected right now
+  contacts                  everyone this laptop has met (or was given a card of)
+  card                      your contact card, to give to someone you have not met
+  contacts add CARD         add someone from their contact card
+  contacts rename WHO NAME  your own name for a contact ("" to clear it)
+  contacts remove WHO       forget a contact (your messages with them stay)
+  requests                  messages from people who are not your buddies (never met, no
+                            card): they never go to your inbox and get no receipt until you
+  requests accept WHO         make them a buddy (their messages move to your inbox)
+  requests ignore WHO         hide them
+  requests report WHO [WHY]   hide them and keep them for your school (requests reports)
+  status                    what this node stores, and carries for others
+  stop                      stop the running node
+  xmpp-password [NEW]       show (or set) the password XMPP clients log in with;
+                            your XMPP address is your Pigeon address. A new one needs
+                            10+ characters mixing letters with digits or symbols (or 16+),
+                            not a common password and not your name
+  rename NEWNAME            change your name (with the node stopped); your keys and
+                            fingerprint stay the same, laptops you meet learn the new name
+
+Sending (send, send --draft, reply), peers and stop need the node running; every other command also
+works while it is stopped, reading the data directory itself.
+
+Options for every command:
+  --data DIR                data directory: your identity (private keys) and messages
+                            (default: $PIGEON_HOME, else $XDG_DATA_HOME/pigeon, else
+                            ~/.local/share/pigeon; the same from every folder)
+  --json                    print JSON for scripts
+  -h, --help                this help
+
+Options for start:
+  --name NAME               your name, the first time (asked if not given; without a
+                            terminal to ask in, --name is needed); later: pigeon rename
+  --home HOME               your school or relay point (default: ${DEFAULT_HOME})
+  --listen ADDR             this laptop's address for other laptops (default 0.0.0.0: all)
+  --port N                  port for other laptops (default 7480, or a free one if taken)
+  --control-port N          loopback port for the pigeon command (default 7481, or a free one)
+  --peer HOST:PORT          also connect to this node (repeatable; for networks without multicast)
+  --no-mdns                 do not discover or announce on the local network
+  --mdns-interface ADDR     IPv4 address of an interface for mDNS (repeatable)
+  --hop-limit N             hops a carried message may travel (default 6)
+  --copies N                copy tokens for your messages: each laptop that takes one gets half
+                            of what the giver holds (binary spray-and-wait; default 64)
+  --carry-quota MB          space for messages carried for others (default 50)
+  --xmpp-port N             port for XMPP clients (default 5222, or a free one if taken)
+  --xmpp-listen ADDR        address for XMPP clients (default 127.0.0.1; others must use STARTTLS)
+  --no-xmpp                 no XMPP front door
+  --allow-origin URL        let web pages from this origin (e.g. http://127.0.0.1:8080) use the
+                            control port and XMPP WebSocket (repeatable); pages from anywhere
+                            else are refused, and so is any Host but 127.0.0.1/localhost:PORT
+
+Exit status: 0 ok, 1 the node refused or failed, 2 bad usage (an unknown option, a bad
+address or value, no message with that ID), 3 no node running (or no identity yet in the
+data directory).
+`;
+
+export const options = {
+  data: { type: "string" },
+  json: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+  name: { type: "string" },
+  home: { type: "string" },
+  listen: { type: "string" },
+  port: { type: "string" },
+  "control-port": { type: "string" },
+  peer: { type: "string", multiple: true },
+  "no-mdns": { type: "boolean" },
+  "mdns-interface": { type: "string", multiple: true },
+  "hop-limit": { type: "string" },
+  copies: { type: "string" },
+  "carry-quota": { type: "string" },
+  "xmpp-port": { type: "string" },
+  "xmpp-listen": { type: "string" },
+  "no-xmpp": { type: "boolean" },
+  "allow-origin": { type: "string", multiple: true },
+  draft: { type: "string" },
+  delete: { type: "string" },
+  all: { type: "boolean" },
+} as const;
+
+export type OptionName = keyof typeof options;
+export type Values = { [K in OptionName]?: (typeof options)[K] extends { type: "boolean" } ? boolean : (typeof options)[K] extends { multiple: true } ? string[] : string };
+
+export const COMMANDS = ["start", "whoami", "send", "reply", "requests", "inbox", "outbox", "waiting", "drafts", "draft", "read", "show", "peers", "contacts", "card", "status", "stop", "rename", "xmpp-password"];
+
+/** Options every command takes; the others belong to one command each. */
+const COMMON: readonly OptionName[] = ["data", "json", "help"];
+const COMMAND_OPTIONS: Record<string, readonly OptionName[]> = {
+  start: ["name", "home", "listen", "port", "control-port", "peer", "no-mdns", "mdns-interface", "hop-limit", "copies", "carry-quota", "xmpp-port", "xmpp-listen", "no-xmpp", "allow-origin"],
+  send: ["draft"],
+  draft: ["delete"],
+  read: ["all"],
+};
+
+/**
+ * Reads the command line. Every mistake is a UsageError in our own words (exit 2), found before
+ * anything is done: unknown options, missing values, options another command takes.
+ */
+export function parseCommandLine(argv: string[]): { v: Values; positionals: string[] } {
+  const { tokens, positionals } = parseArgs({ args: argv, options, allowPositionals: true, strict: false, tokens: true });
+  const known = options as Record<string, { type: "string" | "boolean"; multiple?: boolean; short?: string }>;
+  const v: Record<string, string | boolean | string[]> = {};
+  for (const t of tokens) {
+    if (t.kind !== "option") continue;
+    const spec = Object.hasOwn(known, t.name) ? known[t.name] : undefined;
+    const raw = argv[t.index] ?? t.rawName;
+    if (!spec) {
+      const dash = raw.startsWith("-") && !raw.startsWith("--") ? ` (to give a word that starts with "-", put -- before it, e.g. pigeon send amara@local -- "${raw}")` : "";
+      throw new UsageError(`unknown option ${raw}${dash}; pigeon --help lists the options`);
+    }
+    if (spec.type === "boolean") {
+      if (t.value !== undefined) throw new UsageError(`${t.rawName} takes no value (found "${t.value}")`);
+      v[t.name] = true;
+      continue;
+    }
+    if (t.value === undefined || t.value === "" || (!t.inlineValue && t.value.startsWith("-")))
+      throw new UsageError(`${t.rawName} needs a value${t.value ? ` (found the option ${t.value})` : ""}; pigeon --help says what it takes`);
+    if (spec.multiple) v[t.name] = [...((v[t.name] as string[] | undefined) ?? []), t.value];
+    else v[t.name] = t.value; // given twice: the last one counts, as usual
+  }
+  return { v: v as Values, positionals };
+}
+
+/** Options that do not belong to this command are mistakes, not silently ignored. */
+export function checkOptionsFor(command: string, v: Values): void {
+  const allowed = new Set<OptionName>([...COMMON, ...(COMMAND_OPTIONS[command] ?? [])]);
+  for (const name of Object.keys(v) as OptionName[]) {
+    if (allowed.has(name)) continue;
+    const owner = Object.entries(COMMAND_OPTIONS).find(([, list]) => list.includes(name))?.[0];
+    throw new UsageError(`--${name} is ${owner ? `an option of pigeon ${owner}` : "not an option"}, not of pigeon ${command}`);
+  }
+}
+
+export function int(value: string | undefined, flag: string, min: number, max: number): number | undefined {
+  if (value === undefined) return undefined;
+  const n = /^[0-9]{1,9}$/.test(value) ? Number(value) : NaN;
+  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${flag} must be a whole number from ${min} to ${max}, not "${value}"`);
+  return n;
+}
+
+export const NAME_RULE = "1-32 small letters, digits, '.', '_' or '-', starting with a letter or digit, e.g. amara";
+
+export function checkName(text: string, what: string): string {
+  const name = text.trim().toLowerCase();
+  if (!validName(name)) throw new UsageError(`${what} "${text}" is not a name Pigeon can use: ${NAME_RULE}`);
+  return name;
+}
+
+/** An address this laptop has (or every address): checked before anything is written. */
+export function listenAddress(value: string | undefined, flag: string): string | undefined {
+  if (value === undefined) return undefined;
+  const mine = Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address));
+  if (isIP(value) === 0) throw new UsageError(`--${flag} must be an IP address of this laptop, e.g. 0.0.0.0 (every network) or 127.0.0.1, not "${value}"`);
+  if (value !== "0.0.0.0" && value !== "::" && !mine.includes(value))
+    throw new UsageError(`--${flag} ${value} is not an address of this laptop (it has ${mine.join(", ")})`);
+  return value;
+}
+
