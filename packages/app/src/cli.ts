@@ -128,7 +128,7 @@ async function start(v: Values): Promise<number> {
   });
   // A background write that fails (e.g. automerge-repo's own save when the disk is full) must not
   // take the node down: log it and keep serving what is already stored.
-  process.on("unhandledRejection", (e) => console.log(`${new Date().toISOString().slice(11, 19)} warning: background task failed: ${(e as Error)?.message ?? String(e)}`));
+  process.on("unhandledRejection", (e) => node.log.warn(`background task failed: ${(e as Error)?.message ?? String(e)}`));
   const onSignal = () => void node.stop();
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);

@@ -49,6 +49,8 @@ export interface RunningNode {
   info: NodeInfo;
   node: PigeonNode;
   mailbox: Mailbox;
+  /** The node's log (console and node.log, rate-limited). */
+  log: Log;
   stop(): Promise<void>;
   stopped: Promise<void>;
 }
@@ -187,7 +189,7 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
     })();
     return stopping;
   };
-  return { info, node, mailbox, stop, stopped };
+  return { info, node, mailbox, log, stop, stopped };
 }
 
 /** Listens on the control port (127.0.0.1 only); the default port falls back to a free one. */
