@@ -7,6 +7,9 @@ import {
   contactCard, conversationId, emptySegment, encodeFrame, formatHlc, generateIdentity, keyId, appendMessage, sealChange, type Identity,
 } from "@pigeon/model";
 import { fileStorage, Mailbox, MailboxError, memoryLinkPair, SyncEngine } from "./index.js";
+import { until as waitUntil } from "./until.test-helper.js";
+
+const until = <T>(fn: () => Promise<T | undefined> | T | undefined, what: string, ms = 5000) => waitUntil(fn, what, ms);
 
 const dirs: string[] = [];
 const open: { m: Mailbox; s: SyncEngine }[] = [];
@@ -29,16 +32,6 @@ function connect(a: { m: Mailbox; s: SyncEngine }, b: { m: Mailbox; s: SyncEngin
   a.s.attach(la);
   b.s.attach(lb);
   return () => la.close("walked away");
-}
-
-async function until<T>(fn: () => Promise<T | undefined> | T | undefined, what: string, ms = 5000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 afterEach(async () => {

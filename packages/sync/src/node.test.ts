@@ -4,6 +4,9 @@ import { EventEmitter } from "node:events";
 import { afterEach, describe, expect, it } from "vitest";
 import { contactCard, generateIdentity, type Identity, type PeerLink } from "@pigeon/model";
 import { memoryLinkPair, memoryStorage, MemoryStorage, PigeonNode, type FoundPeer, type LinkSource, type NodeStorage, type PeerFinder } from "./index.js";
+import { until as waitUntil } from "./until.test-helper.js";
+
+const until = <T>(fn: () => Promise<T | undefined> | T | undefined, what: string, ms = 5000) => waitUntil(fn, what, ms);
 
 const cleanup: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -33,16 +36,6 @@ async function open(name: string, storage: NodeStorage = memoryStorage()) {
   const node = await PigeonNode.open({ identity: id, storage, network: net });
   cleanup.push(() => node.shutdown().catch(() => {}));
   return { id, net, node };
-}
-
-async function until<T>(fn: () => Promise<T | undefined> | T | undefined, what: string, ms = 5000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 function link(a: Awaited<ReturnType<typeof open>>, b: Awaited<ReturnType<typeof open>>): void {

@@ -10,6 +10,7 @@ import {
   randomBytes, sealChange, sealKey, signEnvelope, type ConversationDoc, type Identity,
 } from "@pigeon/model";
 import { fileStorage, Mailbox, memoryLinkPair, PigeonNode, SyncEngine } from "../index.js";
+import { until } from "../until.test-helper.js";
 
 const cleanup: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -31,16 +32,6 @@ function laptop(name: string, identity: Identity = generateIdentity(name), dir =
     rmSync(dir, { recursive: true, force: true });
   });
   return { m, s, dir, identity, close };
-}
-
-async function until<T>(fn: () => Promise<T | undefined> | T | undefined, what: string, ms = 8000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 function connect(a: ReturnType<typeof laptop>, b: ReturnType<typeof laptop>) {

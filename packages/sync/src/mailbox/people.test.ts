@@ -7,21 +7,12 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { contactCard, fingerprint, generateIdentity, type Identity } from "@pigeon/model";
 import { fileStorage, Mailbox, MailboxError, memoryLinkPair, SyncEngine } from "../index.js";
+import { until } from "../until.test-helper.js";
 
 const cleanup: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
   for (const f of cleanup.splice(0).reverse()) await f();
 });
-
-async function until<T>(fn: () => Promise<T | undefined> | T | undefined, what: string, ms = 8000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 function meet(a: Mailbox, b: Mailbox): () => void {
   const sa = new SyncEngine(a);

@@ -4,6 +4,9 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { contactCard, encodeFrame, EnvelopeKind, generateIdentity, randomBytes, signEnvelope, toHex, type Identity } from "@pigeon/model";
 import { Mailbox, memoryLinkPair, memoryStorage, SyncEngine } from "../index.js";
+import { until as waitUntil } from "../until.test-helper.js";
+
+const until = <T>(fn: () => Promise<T | undefined> | T | undefined, what: string, ms = 20_000) => waitUntil(fn, what, ms);
 
 const cleanup: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -26,16 +29,6 @@ function connect(a: ReturnType<typeof laptop>, b: ReturnType<typeof laptop>) {
   a.s.attach(la);
   b.s.attach(lb);
   return () => la.close("walked away");
-}
-
-async function until<T>(fn: () => Promise<T | undefined> | T | undefined, what: string, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 describe("a Sybil swarm against a carrier", () => {
