@@ -118,6 +118,7 @@ describe("people and names", () => {
     expect((await stranger.outbox())[0]!.state).not.toBe("delivered");
     apart();
     expect((await failure(zawadi.reply("no-such-id", "x"))).code).toBe("not-found");
+    expect(await zawadi.markRead()).toBe(0); // a request is not marked read (no receipt goes back)
     // accepting makes them a buddy: the message moves to the inbox and its receipt is written
     await zawadi.acceptRequest(got!.from);
     expect(await zawadi.requests()).toEqual([]);

@@ -60,6 +60,8 @@ export class Receipts {
       let count = 0;
       const wanted = ids && new Set(ids);
       for (const conv of core.state.conversations()) {
+        // requests are not marked: their sender gets no receipt until the child accepts them
+        if (core.state.members(conv)!.some((m) => !core.isBuddy(m))) continue;
         const segments = wanted
           ? [...new Set(ids!.map((id) => core.state.indexedMessage(id)).filter((m) => m && equalBytes(m.conversation, conv)).map((m) => m!.segment))]
           : core.state.segments(conv);
