@@ -135,8 +135,10 @@ describe("the sync port under a resource-exhaustion attack", () => {
       await waitFor(() => conns.filter((c) => !c.closed).length <= 88, "the connections over the limit to be closed", 10_000);
       expect(openFiles(pid)).toBeLessThan(200);
       // the user's own commands still work
-      const status = await pigeonJson<{ address: string }>(a, "status");
+      const status = await pigeonJson<{ address: string; unproven: { refusedPerSource: number } }>(a, "status");
       expect(status.address).toBe("amara@local");
+      expect(status.unproven.refusedPerSource).toBeGreaterThan(900); // pigeon status counts what was cut
+      expect((await pigeon(a, "status")).stdout).toMatch(/connections cut before they proved who they are: \d+/);
       expect((await api<{ address: string }>(a, "GET", "/api/whoami")).address).toBe("amara@local");
       // and so does a real peer
       const b = await startDaemon("baraka", { args: ["--no-mdns", "--peer", `127.0.0.1:${a.syncPort}`] });

@@ -34,6 +34,8 @@ export interface Status {
   carrying: { envelopes: number; bytes: number; people: number; acks: number; quotaBytes?: number };
   /** Laptops connected now (a running node only). */
   peers?: number;
+  /** Connections that never proved who they are, since the node started (a running node only). */
+  unproven?: { handshaking: number; refusedPerSource: number; closedForRoom: number; upgradeTimeouts: number };
   /** false when the pigeon command read a stopped node's data directory itself. */
   running?: boolean;
 }

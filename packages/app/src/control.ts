@@ -4,7 +4,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { timingSafeEqual } from "node:crypto";
 import { decodeCard, encodeCard, fingerprint, formatAddress, toHex } from "@pigeon/model";
 import { MailboxError, type Contact, type Mailbox, type MessageView, type SyncEngine } from "@pigeon/sync";
-import type { ContactInfo, Endpoint, Route, Routes, Whoami } from "./control-api.js";
+import type { ContactInfo, Endpoint, Route, Routes, Status, Whoami } from "./control-api.js";
 import type { HttpGuard } from "./http-guard.js";
 
 export interface ControlContext {
@@ -14,6 +14,8 @@ export interface ControlContext {
   /** Host and Origin checks, shared with the WebSocket upgrades (http-guard.ts). */
   guard: HttpGuard;
   info: () => Omit<Whoami, "address" | "fingerprint" | "signPublicKey">;
+  /** The sync port's counts of connections that never proved who they are. */
+  unproven: () => NonNullable<Status["unproven"]>;
   stop: () => void;
 }
 
@@ -157,7 +159,7 @@ export function createControlServer(ctx: ControlContext): Server {
     // what only a running node knows or does
     "GET /api/whoami": async (b) => ({ ...(await offline["GET /api/whoami"](b)), ...ctx.info() }),
     "GET /api/peers": () => sync.peers(),
-    "GET /api/status": () => ({ ...mailbox.status(), peers: sync.peers().length }),
+    "GET /api/status": () => ({ ...mailbox.status(), peers: sync.peers().length, unproven: ctx.unproven() }),
     "POST /api/send": (b) => mailbox.send(str(b, "to"), str(b, "body")),
     "POST /api/reply": (b) => mailbox.reply(str(b, "id"), str(b, "body")),
     "POST /api/drafts/send": (b) => mailbox.sendDraft(str(b, "id")),

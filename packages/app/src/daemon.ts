@@ -127,6 +127,7 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
     guard,
     info: () => ({ syncPort: info.sync.port, controlPort: info.control.port, dataDir: opts.dataDir, pid: process.pid, xmpp: info.xmpp }),
     stop: () => void stop(),
+    unproven: () => network.stats(),
   });
   let xmpp: XmppServer | undefined;
   try {

@@ -113,6 +113,9 @@ export function formatStatus(s: Status): string {
     `  kept on this laptop: ${s.envelopes} sealed item${s.envelopes === 1 ? "" : "s"} (messages, receipts, keys), ${(s.bytes / 1024).toFixed(1)} KiB`,
     `  connected laptops: ${s.running === false ? "none, while the node is stopped" : (s.peers ?? 0)}`,
     `  refused from other laptops: ${s.rejected} (node.log in the data directory says why)`,
+    ...(s.unproven && s.unproven.refusedPerSource + s.unproven.closedForRoom + s.unproven.upgradeTimeouts > 0
+      ? [`  connections cut before they proved who they are: ${s.unproven.refusedPerSource + s.unproven.closedForRoom + s.unproven.upgradeTimeouts} (too many at once from one address, or too slow)`]
+      : []),
   ].join("\n");
 }
 
