@@ -4,6 +4,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { fingerprint, keyId, type Identity } from "@pigeon/model";
+import { base32 } from "../../packages/model/src/identity.js";
 
 /** Why tcpdump cannot be used here, or undefined. */
 export function tcpdumpMissing(): string | undefined {
@@ -125,22 +126,6 @@ export interface Needle {
   caseless: boolean;
 }
 
-const BASE32 = "abcdefghijklmnopqrstuvwxyz234567";
-function base32(bytes: Uint8Array): string {
-  let bits = 0;
-  let value = 0;
-  let out = "";
-  for (const b of bytes) {
-    value = (value << 8) | b;
-    bits += 8;
-    while (bits >= 5) {
-      out += BASE32[(value >>> (bits - 5)) & 31];
-      bits -= 5;
-    }
-  }
-  if (bits > 0) out += BASE32[(value << (5 - bits)) & 31];
-  return out;
-}
 
 /**
  * Every form in which this identity could show up: name and home (UTF-8 and UTF-16), and each

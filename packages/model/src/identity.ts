@@ -76,7 +76,8 @@ export function contactCard(id: Identity): ContactCard {
 
 const BASE32 = "abcdefghijklmnopqrstuvwxyz234567";
 
-function base32(bytes: Uint8Array): string {
+/** Lower-case RFC 4648 base32 without padding (fingerprints; the packet-capture test searches for keys in it). */
+export function base32(bytes: Uint8Array): string {
   let bits = 0;
   let value = 0;
   let out = "";
