@@ -2,6 +2,7 @@
 // Mailbox's paged, per-conversation queries (only the segments concerned are loaded). Requests
 // (messages from people who are not buddies) never reach XMPP clients: the child decides about them
 // with `pigeon requests` first.
+import { conversationId, toHex } from "@pigeon/model";
 import type { Mailbox, MessageView } from "@pigeon/sync";
 import { queryArchive, type ArchivePage, type ArchiveQuery } from "./archive.js";
 
@@ -48,14 +49,24 @@ export async function receivedAfter(mailbox: Mailbox, arrivalSeq: number): Promi
 }
 
 /**
- * One page of the archive (sent and received messages in arrival order); throws ArchiveError. MAM's
- * filters (with, start/end, before/after an id) are applied by queryArchive over every message:
- * archive queries are rare and a child's archive is small; paging them in SQL is future work.
+ * One page of the archive (sent and received messages in arrival order); throws ArchiveError. A query
+ * `with` a contact (what clients ask when they open a chat) loads only that conversation; MAM's other
+ * filters (start/end, before/after an id, the count) are applied by queryArchive over what is loaded.
  */
 export async function archivePage(mailbox: Mailbox, query: ArchiveQuery, own: string): Promise<ArchivePage> {
+  let conversation: string | undefined;
+  if (query.with && query.with !== own) {
+    let contact;
+    try {
+      contact = mailbox.resolve(query.with);
+    } catch {
+      return queryArchive([], query, own); // nobody by that address: an empty archive with them
+    }
+    conversation = toHex(conversationId([mailbox.me, contact.signPublicKey]));
+  }
   const all: MessageView[] = [];
   for (let afterSeq = 0; ; ) {
-    const page = await mailbox.messages({ afterSeq, limit: PAGE });
+    const page = await mailbox.messages({ conversation, afterSeq, limit: PAGE });
     all.push(...page.filter((v) => !v.request));
     if (page.length < PAGE) break;
     afterSeq = page[page.length - 1]!.arrivalSeq ?? afterSeq;
