@@ -45,9 +45,12 @@ export function rosterPush(to: string, item: RosterItem, ver: string, id: string
   return el("iq", { type: "set", id, to }, el("query", { xmlns: NS.roster, ver }, itemElement(item)));
 }
 
-/** The user's roster now. */
+/**
+ * The user's roster now: their buddies. Someone known only from their own claim in a message (a
+ * request, `how` "introduced") is not on it until the child accepts them.
+ */
 export function rosterOf(a: Account): RosterItem[] {
-  return rosterItems(a.mailbox.contacts(), a.bareJid);
+  return rosterItems(a.mailbox.contacts().filter((c) => c.how !== "introduced"), a.bareJid);
 }
 
 export function isContact(a: Account, jid: string): boolean {

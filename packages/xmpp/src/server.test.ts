@@ -167,6 +167,8 @@ describe("XmppServer in-process", () => {
     const unknown = await c.iq("<query xmlns='urn:example:nothing'/>", "type='get' to='local'");
     expect(unknown.attrs).toMatchObject({ type: "error", from: "local" });
     expect(toXml(unknown)).toContain("service-unavailable");
+    // someone known only from their own claim in a message (a request) is not on the roster
+    mailbox.rememberContact(contactCard(generateIdentity("stranger")), "introduced");
     const roster = await c.iq("<query xmlns='jabber:iq:roster'/>", "type='get'");
     const items = child(roster, "query")!.children as XmlElement[];
     expect(items.map((i) => [i.attrs.jid, i.attrs.subscription])).toEqual([["baraka@local", "both"]]);
