@@ -31,6 +31,13 @@ export {
   type ConversationDoc, type MessageRecord, type NewMessage, type ReceiptState,
 } from "./conversation.js";
 
+// The roaming buddy list shared by one person's devices: its merge rule, edits, reading view and admission check.
+export {
+  MAX_GROUPS, MAX_GROUP_CHARS, addBuddy, addToGroup, blockBuddy, blockedKeys, buddies, buddy, checkBuddyListChange, emptyBuddyList,
+  removeBuddy, removeFromGroup, renameBuddy, unblockBuddy,
+  type Buddy, type BuddyCard, type BuddyEdit, type BuddyListDoc, type BuddyListVerdict, type HowKnown,
+} from "./buddy-list.js";
+
 // The checks a member runs on an envelope before Automerge sees its change.
 export { admitEnvelope, type Admission, type AdmissionContext } from "./admission.js";
 
