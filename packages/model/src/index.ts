@@ -15,6 +15,13 @@ export {
   type Address, type ContactCard, type Identity, type IdentityFile,
 } from "./identity.js";
 
+// The school: its key, and the entries of its signed directory of who is enrolled (sealed for travel).
+export {
+  DIRECTORY_KEY_BYTES, DirectoryError, MAX_CLASS_CHARS, MAX_REASON_CHARS, decodeEntry, encodeEntry, generateSchool, openEntry,
+  parseSchoolFile, sealEntry, serializeSchool, validClass,
+  type DirectoryEntry, type EnrolEntry, type RevokeDeviceEntry, type RevokePersonEntry, type Role, type SchoolFile, type SchoolKey,
+} from "./school.js";
+
 // The authenticated, encrypted pipe between sync and peers.
 export type { PeerLink } from "./link.js";
 
