@@ -15,11 +15,14 @@ export {
   type Address, type ContactCard, type Identity, type IdentityFile,
 } from "./identity.js";
 
-// The school: its key, and the entries of its signed directory of who is enrolled (sealed for travel).
+// The school: its key, the signed directory of who is enrolled (entries, sealed for travel, folded
+// into one answer in any order), vouching for a name@home.
 export {
-  DIRECTORY_KEY_BYTES, DirectoryError, MAX_CLASS_CHARS, MAX_REASON_CHARS, decodeEntry, encodeEntry, generateSchool, openEntry,
-  parseSchoolFile, sealEntry, serializeSchool, validClass,
-  type DirectoryEntry, type EnrolEntry, type RevokeDeviceEntry, type RevokePersonEntry, type Role, type SchoolFile, type SchoolKey,
+  DIRECTORY_KEY_BYTES, DirectoryError, DirectoryState, MAX_CLASS_CHARS, MAX_REASON_CHARS, decodeEntry,
+  encodeEntry, foldDirectory, generateSchool, openEntry, parseSchoolFile, sealEntry, serializeSchool,
+  validClass, vouch,
+  type DirectoryEntry, type EnrolEntry, type Lookup, type RevokeDeviceEntry, type RevokePersonEntry,
+  type Role, type SchoolFile, type SchoolKey, type Vouch,
 } from "./school.js";
 
 // The authenticated, encrypted pipe between sync and peers.

@@ -6,7 +6,7 @@
 //
 // The rules only ever look at `serial` (the school server's counter), never at `at`: a school
 // server's clock may be wrong, its counter only goes up.
-import { DecodeError, Reader, Writer, concat, equalBytes, fromBase64, toBase64, utf8 } from "./bytes.js";
+import { DecodeError, Reader, Writer, concat, equalBytes, fromBase64, toBase64, toHex, utf8 } from "./bytes.js";
 import {
   SIGN_PUBLIC_BYTES, SIGN_SEED_BYTES, SIGNATURE_BYTES, generateSigningKeyPair, randomBytes, secretboxOpen, secretboxSeal, sign,
   verify, type SigningKeyPair,
@@ -254,4 +254,147 @@ export function openEntry(bytes: Uint8Array, schoolPublicKey: Uint8Array, direct
   const signed = secretboxOpen(directoryKey, sealed);
   if (!signed) throw new DirectoryError("damaged (it does not open with the school's directory key)");
   return decodeEntry(signed, schoolPublicKey);
+}
+
+// ---- The directory: a grow-only set of entries, folded ----
+//
+// Rules (all functions of the set of entries, so any order of arrival gives the same answers):
+// - A person key's current enrolment is its enrol entry with the highest serial (a class change is a
+//   new enrol of the same key).
+// - Name uniqueness: a name belongs to the newest current enrolment that claims it (highest serial);
+//   every other key claiming it is not vouched, "replaced by a newer enrolment". That covers the
+//   school replacing a lost laptop's person key and a school mistake alike. A revoked key still counts
+//   when choosing: if the newest claimant is revoked, nobody holds the name until the school enrols
+//   someone under it again, so a revocation never brings an older, replaced key back.
+// - Revocations are permanent: a revoked person key or device key stays revoked whatever comes
+//   later, even an enrol of the same person key with a higher serial (the school enrols a new key).
+// - Ties (equal serials, which a correct school server never issues) go to the entry whose signed
+//   bytes sort last, so that even a school's mistake converges.
+
+interface Held<E extends DirectoryEntry> {
+  entry: E;
+  id: string; // hex of the entry's signed bytes
+}
+
+/** Whether a ranks above b: higher serial, then the signed bytes as tie-break. */
+const newer = (a: Held<DirectoryEntry>, b: Held<DirectoryEntry>) => (a.entry.serial !== b.entry.serial ? a.entry.serial > b.entry.serial : a.id > b.id);
+
+export type Lookup = { status: "vouched"; entry: EnrolEntry } | { status: "not-vouched"; reason: string };
+export type Vouch = Lookup | { status: "impostor"; reason: string };
+
+export class DirectoryState {
+  private readonly seen = new Set<string>();
+  private readonly enrolments = new Map<string, Held<EnrolEntry>>(); // person key hex → current enrolment
+  private readonly claims = new Map<string, Map<string, Held<EnrolEntry>>>(); // name → person key hex → current enrolment
+  private readonly revokedPeople = new Map<string, Held<RevokePersonEntry>>(); // person key hex → earliest revocation
+  private readonly revokedDevices = new Map<string, Held<RevokeDeviceEntry>>(); // device key hex → earliest revocation
+  private highest = 0;
+
+  /** A directory of one school (entries must have been opened with that school's key). */
+  constructor(readonly home: string) {}
+
+  /** The highest serial seen: how up to date this copy is. 0 when empty. */
+  get maxSerial(): number {
+    return this.highest;
+  }
+
+  /**
+   * Adds one entry (opened with this school's key); true if it was new to the set (store and pass it
+   * on), false for a duplicate. Throws DirectoryError for an entry the school could not have signed.
+   */
+  add(entry: DirectoryEntry): boolean {
+    if (entry.home !== this.home) throw new DirectoryError(`entry for another school (${entry.home}, not ${this.home})`);
+    const held = { entry, id: toHex(entryBody(entry)) };
+    if (this.seen.has(held.id)) return false;
+    this.seen.add(held.id);
+    this.highest = Math.max(this.highest, entry.serial);
+    if (entry.type === "enrol") {
+      const key = toHex(entry.personKey);
+      const current = this.enrolments.get(key);
+      if (current && !newer(held, current)) return true;
+      if (current) this.claims.get(current.entry.name)?.delete(key);
+      this.enrolments.set(key, held as Held<EnrolEntry>);
+      let claimants = this.claims.get(entry.name);
+      if (!claimants) this.claims.set(entry.name, (claimants = new Map()));
+      claimants.set(key, held as Held<EnrolEntry>);
+    } else if (entry.type === "revoke-person") {
+      keepEarliest(this.revokedPeople, toHex(entry.personKey), held as Held<RevokePersonEntry>);
+    } else {
+      keepEarliest(this.revokedDevices, toHex(entry.deviceKey), held as Held<RevokeDeviceEntry>);
+    }
+    return true;
+  }
+
+  /** The newest current enrolment claiming `name`, revoked or not. */
+  private holder(name: string): Held<EnrolEntry> | undefined {
+    let best: Held<EnrolEntry> | undefined;
+    for (const h of this.claims.get(name)?.values() ?? []) if (!best || newer(h, best)) best = h;
+    return best;
+  }
+
+  lookup(personKey: Uint8Array): Lookup {
+    const key = toHex(personKey);
+    const revoked = this.revokedPeople.get(key)?.entry;
+    if (revoked) return { status: "not-vouched", reason: revoked.reason ? `revoked by the school: ${revoked.reason}` : "revoked by the school" };
+    const mine = this.enrolments.get(key);
+    if (!mine) return { status: "not-vouched", reason: `never enrolled at ${this.home}` };
+    if (this.holder(mine.entry.name) !== mine)
+      return { status: "not-vouched", reason: `replaced by a newer enrolment of ${mine.entry.name}@${this.home}` };
+    return { status: "vouched", entry: mine.entry };
+  }
+
+  /** The one person currently enrolled under `name`, if any. */
+  byName(name: string): EnrolEntry | undefined {
+    const h = this.holder(name);
+    return h && !this.revokedPeople.has(toHex(h.entry.personKey)) ? h.entry : undefined;
+  }
+
+  isPersonRevoked(personKey: Uint8Array): boolean {
+    return this.revokedPeople.has(toHex(personKey));
+  }
+
+  isDeviceRevoked(deviceKey: Uint8Array): boolean {
+    return this.revokedDevices.has(toHex(deviceKey));
+  }
+
+  /** Everyone vouched for (of one class if given), sorted by name. */
+  members(className?: string): EnrolEntry[] {
+    const out: EnrolEntry[] = [];
+    for (const name of this.claims.keys()) {
+      const e = this.byName(name);
+      if (e && (className === undefined || e.class === className)) out.push(e);
+    }
+    return out.sort((a, b) => (a.name < b.name ? -1 : 1));
+  }
+
+  teachers(): EnrolEntry[] {
+    return this.members().filter((e) => e.role === "teacher");
+  }
+}
+
+function keepEarliest<E extends DirectoryEntry>(map: Map<string, Held<E>>, key: string, held: Held<E>): void {
+  const current = map.get(key);
+  if (!current || newer(current, held)) map.set(key, held);
+}
+
+/** The directory from a set of entries (any order; duplicates ignored). Same as adding them one by one. */
+export function foldDirectory(home: string, entries: Iterable<DirectoryEntry>): DirectoryState {
+  const state = new DirectoryState(home);
+  for (const e of entries) state.add(e);
+  return state;
+}
+
+/**
+ * What the app shows about someone who calls themselves `claimedName@claimedHome` with `personKey`:
+ * vouched by the school; not vouched (with why); or an impostor, when the school has someone of that
+ * name with another key.
+ */
+export function vouch(state: DirectoryState, personKey: Uint8Array, claimedName: string, claimedHome: string): Vouch {
+  if (claimedHome !== state.home) return { status: "not-vouched", reason: `${state.home} does not vouch for people of ${claimedHome}` };
+  const found = state.lookup(personKey);
+  if (found.status === "vouched" && found.entry.name === claimedName) return found;
+  if (state.byName(claimedName)) return { status: "impostor", reason: `the school's ${claimedName}@${state.home} has another key` };
+  if (found.status === "vouched")
+    return { status: "not-vouched", reason: `the school enrolled this key as ${found.entry.name}@${state.home}, not ${claimedName}` };
+  return found;
 }
