@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { Writer, concat, toHex, utf8 } from "./bytes.js";
 import { generateSigningKeyPair, randomBytes, secretboxSeal, sign } from "./crypto.js";
 import {
-  DirectoryError, DirectoryState, decodeEntry, encodeEntry, foldDirectory, generateSchool,
+  DirectoryError, DirectoryState, decodeEnrolment, decodeEntry, encodeEnrolment, encodeEntry, foldDirectory, generateSchool,
   openEntry, parseSchoolFile, sealEntry, serializeSchool, validClass, vouch,
   type DirectoryEntry, type EnrolEntry, type Role, type SchoolKey,
 } from "./index.js";
@@ -350,5 +350,31 @@ describe("vouch", () => {
     expect(vouch(d, baraka, "baraka", HOME)).toEqual({ status: "not-vouched", reason: "revoked by the school: left" });
     expect(vouch(d, amara, "chiku", HOME)).toEqual({ status: "not-vouched", reason: `the school enrolled this key as amara@${HOME}, not chiku` });
     expect(vouch(d, amara, "amara", "nyeri-secondary")).toEqual({ status: "not-vouched", reason: `${HOME} does not vouch for people of nyeri-secondary` });
+  });
+});
+
+describe("enrolment tokens", () => {
+  const entry = enrol(12, key(), "amara", "Class 4 Blue");
+  const token = encodeEnrolment(school, entry);
+
+  it("round-trip, and carry what a laptop needs to read and check the directory", () => {
+    expect(token.startsWith("pigeon-school1:")).toBe(true);
+    const got = decodeEnrolment(`  ${token}\n`);
+    expect(got).toEqual({ home: HOME, schoolPublicKey: pub, directoryKey: school.directoryKey, entry });
+    expect(openEntry(sealEntry(school, entry), got.schoolPublicKey, got.directoryKey)).toEqual(entry);
+  });
+
+  it("refuse a damaged token: any changed character, a cut, another prefix", () => {
+    const body = token.length - 1; // the last character may carry unused padding bits
+    for (let i = "pigeon-school1:".length; i < body; i++) {
+      const c = token[i] === "A" ? "B" : "A";
+      expect(() => decodeEnrolment(token.slice(0, i) + c + token.slice(i + 1)), `char ${i}`).toThrow(/^damaged enrolment token/);
+    }
+    expect(() => decodeEnrolment(token.slice(0, -10))).toThrow(/^damaged enrolment token \(truncated/);
+    expect(() => decodeEnrolment(token.replace("pigeon-school1:", "pigeon1:"))).toThrow(/not a Pigeon enrolment token/);
+  });
+
+  it("hold only an enrol entry", () => {
+    expect(() => encodeEnrolment(school, revokePerson(1, key()) as EnrolEntry)).toThrow(DirectoryError);
   });
 });

@@ -398,3 +398,61 @@ export function vouch(state: DirectoryState, personKey: Uint8Array, claimedName:
     return { status: "not-vouched", reason: `the school enrolled this key as ${found.entry.name}@${state.home}, not ${claimedName}` };
   return found;
 }
+
+// ---- Enrolment token: what provisioning hands one laptop ----
+//   "pigeon-school1:" + base64url(u8 version=1 | string home | raw32 school public key | raw32 directory key
+//                                 | bytes signed enrol entry | raw64 signature)
+// The signature, by the school key over "pigeon-enrolment-v1" ‖ every byte before it, covers the
+// directory key too, so a mistyped or damaged token is refused rather than yielding a wrong key.
+// The token introduces the school: the laptop trusts the school key inside because a teacher
+// provisions it at the school server. It holds the directory key, so it is handed only to the
+// laptop it enrols, never posted or shared.
+
+const ENROLMENT_PREFIX = "pigeon-school1:";
+const ENROLMENT_VERSION = 1;
+const ENROLMENT_TAG = utf8("pigeon-enrolment-v1");
+
+export interface Enrolment {
+  home: string;
+  schoolPublicKey: Uint8Array;
+  directoryKey: Uint8Array;
+  entry: EnrolEntry;
+}
+
+export function encodeEnrolment(school: SchoolKey, entry: EnrolEntry): string {
+  if (entry.type !== "enrol") throw new DirectoryError("an enrolment token holds an enrol entry");
+  const body = new Writer()
+    .u8(ENROLMENT_VERSION)
+    .string(school.home)
+    .raw(school.signing.publicKey)
+    .raw(school.directoryKey)
+    .bytes(encodeEntry(school, entry))
+    .finish();
+  const signature = sign(school.signing.seed, concat([ENROLMENT_TAG, body]));
+  return ENROLMENT_PREFIX + Buffer.from(concat([body, signature])).toString("base64url");
+}
+
+export function decodeEnrolment(text: string): Enrolment {
+  const t = text.trim();
+  if (!t.startsWith(ENROLMENT_PREFIX)) throw new DirectoryError(`not a Pigeon enrolment token (it should start with ${ENROLMENT_PREFIX})`);
+  const bytes = new Uint8Array(Buffer.from(t.slice(ENROLMENT_PREFIX.length), "base64url"));
+  try {
+    const r = new Reader(bytes, true);
+    const version = r.u8();
+    if (version !== ENROLMENT_VERSION) throw new Error(`unknown token version ${version}`);
+    const home = r.string(MAX_STRING_BYTES);
+    const schoolPublicKey = Uint8Array.from(r.raw(SIGN_PUBLIC_BYTES));
+    const directoryKey = Uint8Array.from(r.raw(DIRECTORY_KEY_BYTES));
+    const signedEntry = r.bytes(MAX_DETAILS_BYTES * 2);
+    const signed = bytes.subarray(0, r.pos);
+    const signature = r.raw(SIGNATURE_BYTES);
+    r.end();
+    if (!verify(schoolPublicKey, concat([ENROLMENT_TAG, signed]), signature)) throw new Error("signature does not match");
+    const entry = decodeEntry(signedEntry, schoolPublicKey);
+    if (entry.type !== "enrol") throw new Error("it holds no enrolment");
+    if (entry.home !== home) throw new Error("its home does not match its entry");
+    return { home, schoolPublicKey, directoryKey, entry };
+  } catch (e) {
+    throw new DirectoryError(`damaged enrolment token (${(e as Error).message}); copy it again`);
+  }
+}
