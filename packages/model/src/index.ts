@@ -15,6 +15,16 @@ export {
   type Address, type ContactCard, type Identity, type IdentityFile,
 } from "./identity.js";
 
+// The school: its key, the signed directory of who is enrolled (entries, sealed for travel, folded
+// into one answer in any order), vouching for a name@home, enrolment tokens.
+export {
+  DIRECTORY_KEY_BYTES, DirectoryError, DirectoryState, MAX_CLASS_CHARS, MAX_REASON_CHARS, decodeEnrolment, decodeEntry,
+  encodeEnrolment, encodeEntry, foldDirectory, generateSchool, openEntry, parseSchoolFile, sealEntry, serializeSchool,
+  validClass, vouch,
+  type DirectoryEntry, type EnrolEntry, type Enrolment, type Lookup, type RevokeDeviceEntry, type RevokePersonEntry,
+  type Role, type SchoolFile, type SchoolKey, type Vouch,
+} from "./school.js";
+
 // The authenticated, encrypted pipe between sync and peers.
 export type { PeerLink } from "./link.js";
 
