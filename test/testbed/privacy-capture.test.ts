@@ -89,10 +89,10 @@ describe.skipIf(!!why)("what the network learns about a child (packet capture)",
     const linkBytes = links.reduce((n, [, b]) => n + b.length, 0);
     expect(linkBytes).toBeGreaterThan(2_000); // handshake, reconciliation and envelopes went over it
     // The WebSocket messages, unmasked (a dialer masks what it sends): the version-3 handshake is
-    // there, Hello 34 bytes, Reply 308, Confirm 276, then encrypted frames.
+    // there, Hello 34 bytes, Reply 404, Confirm 372, then encrypted frames.
     const messages = links.flatMap(([, b]) => websocketMessages(b) ?? []);
-    const handshake = messages.filter((m) => m[0] === HANDSHAKE_VERSION && m.length <= 308).map((m) => `${m[1]}:${m.length}`);
-    for (const expected of ["1:34", "2:308", "3:276"]) expect(handshake).toContain(expected);
+    const handshake = messages.filter((m) => m[0] === HANDSHAKE_VERSION && m.length <= 404).map((m) => `${m[1]}:${m.length}`);
+    for (const expected of ["1:34", "2:404", "3:372"]) expect(handshake).toContain(expected);
     expect(messages.length).toBeGreaterThan(6);
 
     // Nothing that names either child, anywhere: raw capture, each TCP stream put back together, each UDP payload.

@@ -166,7 +166,7 @@ function rename(where: DataDirChoice, text: string): { address: string; was: str
     throw new Refused(`the node is running (pid ${running.pid}) and keeps the name it started with; stop it first (pigeon stop${where.from === "--data" ? ` --data ${where.dir}` : ""}), rename, then start it again`);
   const before = loadIdentity(where.dir);
   const after = renameIdentity(where.dir, name);
-  return { address: formatAddress(after), was: formatAddress(before), fingerprint: fingerprint(after.signing.publicKey) };
+  return { address: formatAddress(after), was: formatAddress(before), fingerprint: fingerprint(after.person) };
 }
 
 /**

@@ -2,7 +2,7 @@
 // reaches Automerge. Pure: the caller supplies what it already knows.
 import { equalBytes, toHex } from "./bytes.js";
 import { checkChange, conversationId } from "./conversation.js";
-import { decodeEnvelope, Envelope, EnvelopeError, EnvelopeKind, openChange, openKeyEnvelope, verifyEnvelope } from "./envelope.js";
+import { decodeEnvelope, Envelope, EnvelopeError, EnvelopeKind, openChange, openKeyEnvelope, signerOf, verifyEnvelope } from "./envelope.js";
 import type { Identity } from "./identity.js";
 import type { DecodedChange } from "@automerge/automerge";
 
@@ -16,6 +16,8 @@ export interface AdmissionContext {
   alreadyOpened(id: Uint8Array): boolean;
   /** True if the Automerge change with this hash is already in the document. */
   changeKnown(hash: string): boolean;
+  /** Why a device key may no longer sign (revoked by its person or the school), or undefined. */
+  revoked?(device: Uint8Array): string | undefined;
 }
 
 export type Admission =
@@ -36,7 +38,13 @@ export function admitEnvelope(input: Uint8Array | Envelope, ctx: AdmissionContex
     if (e instanceof EnvelopeError) return { status: "rejected", reason: e.reason };
     throw e;
   }
-  if (!verifyEnvelope(env)) return { status: "rejected", envelope: env, reason: "forged signature" };
+  if (!verifyEnvelope(env))
+    return { status: "rejected", envelope: env, reason: env.device ? "forged signature or device certificate" : "forged signature" };
+  if (env.device) {
+    const why = ctx.revoked?.(env.device.key);
+    if (why) return { status: "rejected", envelope: env, reason: `signed by a revoked device (${why})` };
+  }
+  if (env.kind === EnvelopeKind.Statement) return { status: "rejected", envelope: env, reason: "statements are not opened as conversation envelopes" };
   if (ctx.alreadyOpened(env.id)) return { status: "rejected", envelope: env, reason: "replayed envelope (already opened)" };
   if (env.kind === EnvelopeKind.Ack) return { status: "rejected", envelope: env, reason: "acknowledgements are not opened" };
   const claimed = [env.author, ...env.recipients];
@@ -56,7 +64,7 @@ export function admitEnvelope(input: Uint8Array | Envelope, ctx: AdmissionContex
   if (!key) return { status: "pending", envelope: env, reason: "conversation key not received yet" };
   const change = openChange(env, key);
   if (!change) return { status: "rejected", envelope: env, reason: "ciphertext does not open (tampered or wrong key)" };
-  const verdict = checkChange(change, env.author);
+  const verdict = checkChange(change, env.author, signerOf(env));
   if (!verdict.ok) return { status: "rejected", envelope: env, reason: verdict.reason };
   if (ctx.changeKnown(verdict.change.hash))
     return { status: "rejected", envelope: env, reason: "replayed change (already in the document)" };

@@ -120,11 +120,12 @@ function opCounter(opId: string): number {
 }
 
 /**
- * Admission policy for a change signed by `signer`: its actor must belong to the signer, and it may
- * only append messages authored by the signer and add the signer's own receipts. Nothing may be
- * deleted, and nothing written by someone else may be overwritten.
+ * Admission policy for a change by `author` (a person) signed by `signer` (the device that signed the
+ * envelope; the person key itself on a first device): its actor must belong to the signing device,
+ * and it may only append messages authored by the person and add the person's own receipts. Nothing
+ * may be deleted, and nothing written by someone else may be overwritten.
  */
-export function checkChange(changeBytes: Uint8Array, signer: Uint8Array): Verdict {
+export function checkChange(changeBytes: Uint8Array, author: Uint8Array, signer: Uint8Array = author): Verdict {
   let change: A.DecodedChange;
   try {
     change = A.decodeChange(changeBytes);
@@ -133,7 +134,7 @@ export function checkChange(changeBytes: Uint8Array, signer: Uint8Array): Verdic
   }
   if (!actorBelongsTo(change.actor, signer))
     return { ok: false, reason: `change actor ${change.actor} does not belong to the signer` };
-  const signerId = keyId(signer);
+  const signerId = keyId(author);
   const created = new Map<string, { author?: string; fields: Set<string> }>();
   const ownObj = (obj: string) => opActor(obj) === change.actor && opCounter(obj) >= change.startOp;
   for (const op of change.ops) {

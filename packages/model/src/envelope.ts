@@ -1,10 +1,15 @@
 // Sealed envelopes: the only thing that leaves a device. Encoding is documented in docs/protocol.md.
 //
-//   u8 version (1) | u8 kind | raw16 conversation | varint segment | raw32 author signing key
-//   | varint n | n x raw32 recipient signing keys | varint created (ms, author's clock)
+//   u8 version (2) | u8 kind | raw16 conversation | varint segment | raw32 author person key
+//   | u8 signed-by (0 = the person key itself; 1 = one of the person's devices, then:
+//     raw32 device key | raw64 device certificate = the person's signature over the device key)
+//   | varint n | n x raw32 recipient person keys | varint created (ms, author's clock)
 //   | varint lifetime (s) | raw8 key id | varint len + payload | raw64 signature
 //
-// The signature covers every byte before it (prefixed with a domain-separation tag). The envelope id
+// The signature (by the person key, or by the device key the certificate vouches for) covers every
+// byte before it, prefixed with a domain-separation tag. A person with one device pays nothing for
+// devices: its device key is its person key. Statements (kind 4: a person's keyring, a school's
+// directory entries) are always signed by the person or school key itself. The envelope id
 // is sha256 of the whole encoding. The hop count is not part of the envelope: it changes in transit,
 // so it travels beside it in the sync protocol.
 import { concat, DecodeError, equalBytes, Reader, utf8, Writer } from "./bytes.js";
@@ -19,9 +24,9 @@ import {
   verify,
   SIGNATURE_BYTES,
 } from "./crypto.js";
-import { validHome, validName, type Identity } from "./identity.js";
+import { validHome, validName, verifyDeviceCertificate, type Identity } from "./identity.js";
 
-export const ENVELOPE_VERSION = 1;
+export const ENVELOPE_VERSION = 2;
 export const MAX_ENVELOPE_BYTES = 256 * 1024;
 export const MAX_RECIPIENTS = 64;
 export const DEFAULT_LIFETIME_SECONDS = 14 * 24 * 3600;
@@ -33,6 +38,11 @@ export enum EnvelopeKind {
   Key = 2,
   /** A delivery acknowledgement: cleartext envelope ids the author (a recipient of them) now holds. */
   Ack = 3,
+  /**
+   * A statement signed by a person key (its keyring: devices, revocations, sealing key) or a school key
+   * (one directory entry). Recipients: none; whoever follows the author takes it (docs/identity.md).
+   */
+  Statement = 4,
 }
 
 export const MAX_ACK_IDS = 1024;
@@ -42,7 +52,9 @@ export interface EnvelopeHeader {
   kind: EnvelopeKind;
   conversation: Uint8Array; // 16 bytes
   segment: number;
-  author: Uint8Array; // 32-byte Ed25519 public key
+  author: Uint8Array; // 32-byte Ed25519 public key of the author person (or school)
+  /** Present when one of the author's devices signed: its key and the author's certificate for it. */
+  device?: { key: Uint8Array; certificate: Uint8Array };
   recipients: Uint8Array[]; // 32-byte Ed25519 public keys, author excluded
   created: number; // ms since epoch as the author's clock claims it
   lifetime: number; // seconds
@@ -60,7 +72,12 @@ export interface Envelope extends EnvelopeHeader {
   signedLength: number;
 }
 
-const SIGN_TAG = utf8("pigeon-envelope-v1");
+const SIGN_TAG = utf8("pigeon-envelope-v2");
+
+/** The key whose signature an envelope carries: the device's, or the author's own. */
+export function signerOf(env: Pick<EnvelopeHeader, "author" | "device">): Uint8Array {
+  return env.device?.key ?? env.author;
+}
 
 export class EnvelopeError extends Error {
   constructor(readonly reason: string) {
@@ -78,8 +95,12 @@ function encodeHeader(h: EnvelopeHeader, payload: Uint8Array): Uint8Array {
     .u8(h.kind)
     .raw(h.conversation)
     .varint(h.segment)
-    .raw(h.author)
-    .varint(h.recipients.length);
+    .raw(h.author);
+  if (h.device) {
+    if (h.device.key.length !== 32 || h.device.certificate.length !== 64) throw new RangeError("device key and certificate must be 32 and 64 bytes");
+    w.u8(1).raw(h.device.key).raw(h.device.certificate);
+  } else w.u8(0);
+  w.varint(h.recipients.length);
   for (const r of h.recipients) w.raw(r);
   return w.varint(h.created).varint(h.lifetime).raw(h.keyId).bytes(payload).finish();
 }
@@ -88,9 +109,17 @@ export function envelopeId(bytes: Uint8Array): Uint8Array {
   return sha256(bytes);
 }
 
-/** Builds and signs an envelope around an already-encrypted payload. */
-export function signEnvelope(author: Identity, header: Omit<EnvelopeHeader, "author" | "version">, payload: Uint8Array): Envelope {
-  const full: EnvelopeHeader = { ...header, version: ENVELOPE_VERSION, author: author.signing.publicKey };
+/**
+ * Builds and signs an envelope around an already-encrypted payload: as the person, with this device's
+ * key and certificate when the device is not the person key's holder.
+ */
+export function signEnvelope(author: Identity, header: Omit<EnvelopeHeader, "author" | "version" | "device">, payload: Uint8Array): Envelope {
+  const full: EnvelopeHeader = { ...header, version: ENVELOPE_VERSION, author: author.person };
+  if (!equalBytes(author.signing.publicKey, author.person)) {
+    if (!author.certificate) throw new EnvelopeError("this device has no certificate from its person yet");
+    if (header.kind === EnvelopeKind.Statement) throw new EnvelopeError("statements are signed by the person key itself");
+    full.device = { key: author.signing.publicKey, certificate: author.certificate };
+  }
   const signed = encodeHeader(full, payload);
   const signature = sign(author.signing.seed, concat([SIGN_TAG, signed]));
   const bytes = concat([signed, signature]);
@@ -106,11 +135,18 @@ export function decodeEnvelope(bytes: Uint8Array): Envelope {
     const version = r.u8();
     if (version !== ENVELOPE_VERSION) throw new EnvelopeError(`unsupported envelope version ${version}`);
     const kind = r.u8();
-    if (kind !== EnvelopeKind.Change && kind !== EnvelopeKind.Key && kind !== EnvelopeKind.Ack)
+    if (kind !== EnvelopeKind.Change && kind !== EnvelopeKind.Key && kind !== EnvelopeKind.Ack && kind !== EnvelopeKind.Statement)
       throw new EnvelopeError(`unknown envelope kind ${kind}`);
     const conversation = r.raw(16);
     const segment = r.varint();
     const author = r.raw(32);
+    const signedBy = r.u8();
+    let device: { key: Uint8Array; certificate: Uint8Array } | undefined;
+    if (signedBy === 1) {
+      device = { key: r.raw(32), certificate: r.raw(SIGNATURE_BYTES) };
+      if (equalBytes(device.key, author)) throw new EnvelopeError("a device signature by the person key itself");
+      if (kind === EnvelopeKind.Statement) throw new EnvelopeError("a statement signed by a device (statements are signed by the person key)");
+    } else if (signedBy !== 0) throw new EnvelopeError(`unknown signer form ${signedBy}`);
     const n = r.varint();
     if (n > MAX_RECIPIENTS) throw new EnvelopeError(`too many recipients (${n})`);
     const recipients: Uint8Array[] = [];
@@ -124,7 +160,7 @@ export function decodeEnvelope(bytes: Uint8Array): Envelope {
     r.end();
     const copy = Uint8Array.from(bytes);
     return {
-      version, kind, conversation, segment, author, recipients, created, lifetime, keyId, payload, signature,
+      version, kind, conversation, segment, author, ...(device ? { device } : {}), recipients, created, lifetime, keyId, payload, signature,
       id: envelopeId(copy), bytes: copy, signedLength,
     };
   } catch (e) {
@@ -134,8 +170,13 @@ export function decodeEnvelope(bytes: Uint8Array): Envelope {
   }
 }
 
+/**
+ * The signature is the signer's, and a device signer is certified by the author person. (Whether the
+ * device was revoked since is for the caller, who knows the revocations: admission.ts.)
+ */
 export function verifyEnvelope(env: Envelope): boolean {
-  return verify(env.author, concat([SIGN_TAG, env.bytes.subarray(0, env.signedLength)]), env.signature);
+  if (env.device && !verifyDeviceCertificate(env.author, env.device.key, env.device.certificate)) return false;
+  return verify(signerOf(env), concat([SIGN_TAG, env.bytes.subarray(0, env.signedLength)]), env.signature);
 }
 
 export function isAddressedTo(env: EnvelopeHeader, signPublicKey: Uint8Array): boolean {
@@ -228,7 +269,7 @@ export function openKey(env: Envelope, me: Identity): Uint8Array | null {
 
 export function openKeyEnvelope(env: Envelope, me: Identity): OpenedKey | null {
   if (env.kind !== EnvelopeKind.Key) return null;
-  let index = env.recipients.findIndex((r) => equalBytes(r, me.signing.publicKey));
+  let index = env.recipients.findIndex((r) => equalBytes(r, me.person));
   try {
     const r = new Reader(env.payload);
     const authorSeal = r.raw(32);
@@ -237,9 +278,14 @@ export function openKeyEnvelope(env: Envelope, me: Identity): OpenedKey | null {
     const boxes: Uint8Array[] = [];
     for (let i = 0; i < n; i++) boxes.push(r.bytes(1024));
     r.end();
-    if (index < 0 && equalBytes(env.author, me.signing.publicKey)) index = n - 1;
+    if (index < 0 && equalBytes(env.author, me.person)) index = n - 1;
     if (index < 0) return null;
-    const plain = boxOpen(boxes[index]!, authorSeal, me.sealing.secretKey);
+    // the person's current sealing key, then the ones before a rotation (sealed before the sender knew)
+    let plain: Uint8Array | null = null;
+    for (const k of [me.sealing, ...(me.previousSealing ?? [])]) {
+      plain = boxOpen(boxes[index]!, authorSeal, k.secretKey);
+      if (plain) break;
+    }
     if (!plain || plain.length < 32) return null;
     const key = plain.subarray(0, 32);
     if (!equalBytes(conversationKeyId(key), env.keyId)) return null;

@@ -143,8 +143,8 @@ describe("handshake", () => {
     // Layout: fixed sizes, version and type, ephemeral keys in clear, the rest sealed.
     const eD = generateSealingKeyPair(rd.ephemeralSecretKey).publicKey;
     const eL = generateSealingKeyPair(rl.ephemeralSecretKey).publicKey;
-    expect([x.hello.length, x.reply.length, x.confirm.length]).toEqual([34, 308, 276]);
-    expect(HANDSHAKE_MESSAGE_MAX_BYTES).toBe(308);
+    expect([x.hello.length, x.reply.length, x.confirm.length]).toEqual([34, 404, 372]);
+    expect(HANDSHAKE_MESSAGE_MAX_BYTES).toBe(404);
     expect(x.hello).toEqual(concat([Uint8Array.of(HANDSHAKE_VERSION, 1), eD]));
     expect(x.reply.subarray(0, 34)).toEqual(concat([Uint8Array.of(HANDSHAKE_VERSION, 2), eL]));
     expect(x.confirm.subarray(0, 2)).toEqual(Uint8Array.of(HANDSHAKE_VERSION, 3));
@@ -277,12 +277,14 @@ describe("handshake", () => {
   });
 
   it("rejects another version with 'wrong version' (a version-2 node's clear Hello included)", () => {
-    const bad = startHandshake(alice, "dialer").opening!.slice();
-    bad[0] = 2;
-    expectHandshakeError(() => startHandshake(bob, "listener").receive(bad), /wrong version 2 \(expected 3\)/);
+    for (const v of [2, 3]) {
+      const bad = startHandshake(alice, "dialer").opening!.slice();
+      bad[0] = v;
+      expectHandshakeError(() => startHandshake(bob, "listener").receive(bad), new RegExp(`wrong version ${v} \\(expected 4\\)`));
+    }
     // What a version-2 listener sends first: its clear Hello (u8 2, u8 1, keys, challenge, name, home).
     const v2Hello = concat([Uint8Array.of(2, 1), bob.signing.publicKey, bob.sealing.publicKey, randomBytes(64), Uint8Array.of(3), utf8("bob"), Uint8Array.of(5), utf8("local")]);
-    expectHandshakeError(() => startHandshake(alice, "dialer").receive(v2Hello), /wrong version 2 \(expected 3\)/);
+    expectHandshakeError(() => startHandshake(alice, "dialer").receive(v2Hello), /wrong version 2 \(expected 4\)/);
   });
 
   it("rejects invalid identities and trailing bytes", () => {

@@ -6,16 +6,20 @@
 // learns no name, no home and no long-term key; what each party learns is in docs/protocol.md.
 // Pure computation: no I/O, no timers. The transport (packages/peers) moves the bytes.
 //
-// Wire format (version 3; every message has a fixed length):
+// Wire format (version 4; every message has a fixed length):
 //
 //   Hello   = u8 version=3 | u8 type=1 | raw32 dialer ephemeral (X25519)                 34 bytes
 //   Reply   = u8 version=3 | u8 type=2 | raw32 listener ephemeral (X25519)
-//           | secretbox(kL, nonce 0, identity block of the listener | raw64 sigL)      308 bytes
+//           | secretbox(kL, nonce 0, identity block of the listener | raw64 sigL)      404 bytes
 //   Confirm = u8 version=3 | u8 type=3
-//           | secretbox(kD, nonce 0, identity block of the dialer | raw64 sigD)        276 bytes
+//           | secretbox(kD, nonce 0, identity block of the dialer | raw64 sigD)        372 bytes
 //
-//   identity block = raw32 signPublicKey | raw32 sealPublicKey | string name | string home
-//                    | zero bytes up to 194 bytes (so the length never tells the name's length)
+//   identity block = raw32 person key | raw32 sealPublicKey | string name | string home
+//                    | raw32 device key | raw64 device certificate
+//                    | zero bytes up to 290 bytes (so the length never tells the name's length)
+//   (on a person's first device the device key is the person key and the certificate is 64 zero
+//   bytes; on another device the certificate is the person's signature over the device key. The
+//   proofs below are signed by the device key, so a link is always with one device.)
 //
 // (type = HandshakeMessageType.Hello / .Reply / .Confirm.) The dialer sends Hello as soon as the
 // connection opens; the listener says nothing until it has a Hello.
@@ -23,17 +27,17 @@
 // Keys and transcript (HMAC and HKDF are RFC 2104 / RFC 5869 over sha256, crypto.ts):
 //
 //   dh   = X25519(peer ephemeral, my ephemeral secret)       (nacl.scalarMult; all zeros is refused)
-//   h0   = sha256("pigeon-handshake-v3" || Hello || first 34 bytes of Reply)
+//   h0   = sha256("pigeon-handshake-v4" || Hello || first 34 bytes of Reply)
 //   prk  = HKDF-Extract(salt = h0, ikm = dh)
-//   kL   = HKDF-Expand(prk, "pigeon-v3 listener identity", 32)
-//   kD   = HKDF-Expand(prk, "pigeon-v3 dialer identity", 32)
-//   tL   = sha256("pigeon-handshake-v3" || h0 || listener identity block)
-//   sigL = Ed25519(listener, "pigeon-proof-v3" || 0x4c 'L' || tL)
-//   tD   = sha256("pigeon-handshake-v3" || tL || sigL || dialer identity block)
-//   sigD = Ed25519(dialer, "pigeon-proof-v3" || 0x44 'D' || tD)
-//   transcript = sha256("pigeon-handshake-v3" || tD || sigD)
-//   d2l  = HKDF-Expand(prk, "pigeon-v3 d2l" || transcript, 32)     frames dialer -> listener
-//   l2d  = HKDF-Expand(prk, "pigeon-v3 l2d" || transcript, 32)     frames listener -> dialer
+//   kL   = HKDF-Expand(prk, "pigeon-v4 listener identity", 32)
+//   kD   = HKDF-Expand(prk, "pigeon-v4 dialer identity", 32)
+//   tL   = sha256("pigeon-handshake-v4" || h0 || listener identity block)
+//   sigL = Ed25519(listener, "pigeon-proof-v4" || 0x4c 'L' || tL)
+//   tD   = sha256("pigeon-handshake-v4" || tL || sigL || dialer identity block)
+//   sigD = Ed25519(dialer, "pigeon-proof-v4" || 0x44 'D' || tD)
+//   transcript = sha256("pigeon-handshake-v4" || tD || sigD)
+//   d2l  = HKDF-Expand(prk, "pigeon-v4 d2l" || transcript, 32)     frames dialer -> listener
+//   l2d  = HKDF-Expand(prk, "pigeon-v4 l2d" || transcript, 32)     frames listener -> dialer
 //
 // kL and kD each seal exactly one message, so their nonce can be 0. Each proof covers both ephemeral
 // keys (so it cannot be replayed on another connection) and, for the dialer, the listener's identity
@@ -61,13 +65,14 @@ import {
   verify,
   x25519,
 } from "./crypto.js";
-import { AddressError, parseAddress, type ContactCard, type Identity } from "./identity.js";
+import { AddressError, parseAddress, verifyDeviceCertificate, type ContactCard, type Identity } from "./identity.js";
 
 /**
- * Version 3: identities travel only encrypted (version 2 sent name, home and both keys in clear).
- * A node of another version is refused with "wrong version".
+ * Version 4: a person's devices each prove their own device key (version 3 knew one key per person);
+ * identities travel only encrypted since version 3. A node of another version is refused with
+ * "wrong version".
  */
-export const HANDSHAKE_VERSION = 3;
+export const HANDSHAKE_VERSION = 4;
 /**
  * The second byte of every handshake message. These byte values are the wire of this version: never
  * renumber them (version 2 used 1 = its clear Hello and 2 = its Proof).
@@ -80,8 +85,8 @@ export const HandshakeMessageType = {
 export type HandshakeMessageType = (typeof HandshakeMessageType)[keyof typeof HandshakeMessageType];
 /** Longest name or home accepted in an identity block, in UTF-8 bytes. */
 export const IDENTITY_STRING_MAX = 64;
-/** An identity block is always this long: two keys, two strings of at most 64 bytes, zero padding. */
-export const IDENTITY_BLOCK_BYTES = 2 * 32 + 2 * (1 + IDENTITY_STRING_MAX);
+/** An identity block is always this long: two keys, two strings of at most 64 bytes, a device key and certificate, zero padding. */
+export const IDENTITY_BLOCK_BYTES = 2 * 32 + 2 * (1 + IDENTITY_STRING_MAX) + 32 + SIGNATURE_BYTES;
 /** The secretbox of an identity block and its signature. */
 export const SEALED_IDENTITY_BYTES = IDENTITY_BLOCK_BYTES + SIGNATURE_BYTES + SECRETBOX_OVERHEAD;
 const HEADER_BYTES = 2;
@@ -93,12 +98,12 @@ export const HANDSHAKE_MESSAGE_MAX_BYTES = Math.max(HELLO_BYTES, REPLY_BYTES, CO
 /** What Session.seal adds to each frame (the secretbox tag; the nonce is implicit, never sent). */
 export const SESSION_FRAME_OVERHEAD = SECRETBOX_OVERHEAD;
 
-const LABEL = utf8("pigeon-handshake-v3");
-const PROOF_LABEL = utf8("pigeon-proof-v3");
-const LISTENER_KEY_INFO = utf8("pigeon-v3 listener identity");
-const DIALER_KEY_INFO = utf8("pigeon-v3 dialer identity");
-const D2L_INFO = utf8("pigeon-v3 d2l");
-const L2D_INFO = utf8("pigeon-v3 l2d");
+const LABEL = utf8("pigeon-handshake-v4");
+const PROOF_LABEL = utf8("pigeon-proof-v4");
+const LISTENER_KEY_INFO = utf8("pigeon-v4 listener identity");
+const DIALER_KEY_INFO = utf8("pigeon-v4 dialer identity");
+const D2L_INFO = utf8("pigeon-v4 d2l");
+const L2D_INFO = utf8("pigeon-v4 l2d");
 const ROLE_DIALER = 0x44; // 'D'
 const ROLE_LISTENER = 0x4c; // 'L'
 const KEY_BYTES = 32;
@@ -165,13 +170,23 @@ export function decodeConfirm(bytes: Uint8Array): Uint8Array {
   });
 }
 
-/** raw32 sign key | raw32 seal key | string name | string home | zeros up to IDENTITY_BLOCK_BYTES. */
-export function encodeIdentityBlock(card: ContactCard): Uint8Array {
+/** Who is at the other end of a link: the person (a contact card) and the device that proved itself. */
+export interface LinkPeer extends ContactCard {
+  /** The device key that signed the handshake (the person key itself on a person's first device). */
+  device: Uint8Array;
+}
+
+const NO_CERTIFICATE = new Uint8Array(SIGNATURE_BYTES);
+
+/** raw32 person | raw32 seal key | string name | string home | raw32 device | raw64 cert | zeros. */
+export function encodeIdentityBlock(card: ContactCard, device: Uint8Array = card.signPublicKey, certificate: Uint8Array = NO_CERTIFICATE): Uint8Array {
   const body = new Writer()
     .raw(fixed(card.signPublicKey, SIGN_PUBLIC_BYTES, "signPublicKey"))
     .raw(fixed(card.sealPublicKey, SEAL_KEY_BYTES, "sealPublicKey"))
     .string(card.name)
     .string(card.home)
+    .raw(fixed(device, SIGN_PUBLIC_BYTES, "device"))
+    .raw(fixed(certificate, SIGNATURE_BYTES, "certificate"))
     .finish();
   if (body.length > IDENTITY_BLOCK_BYTES) throw new RangeError(`identity block of ${body.length} bytes is too long`);
   const block = new Uint8Array(IDENTITY_BLOCK_BYTES);
@@ -179,8 +194,11 @@ export function encodeIdentityBlock(card: ContactCard): Uint8Array {
   return block;
 }
 
-/** Parses and validates an identity block. Throws HandshakeError (and nothing else) on any problem. */
-export function decodeIdentityBlock(block: Uint8Array): ContactCard {
+/**
+ * Parses and validates an identity block, including the device certificate. Throws HandshakeError
+ * (and nothing else) on any problem.
+ */
+export function decodeIdentityBlock(block: Uint8Array): LinkPeer {
   return decoding(() => {
     if (block.length !== IDENTITY_BLOCK_BYTES)
       throw new HandshakeError(`malformed: identity block of ${block.length} bytes (expected ${IDENTITY_BLOCK_BYTES})`);
@@ -189,6 +207,13 @@ export function decodeIdentityBlock(block: Uint8Array): ContactCard {
     const sealPublicKey = r.raw(SEAL_KEY_BYTES).slice();
     const name = r.string(IDENTITY_STRING_MAX);
     const home = r.string(IDENTITY_STRING_MAX);
+    const device = r.raw(SIGN_PUBLIC_BYTES).slice();
+    const certificate = r.raw(SIGNATURE_BYTES).slice();
+    if (equalBytes(device, signPublicKey)) {
+      if (!equalBytes(certificate, NO_CERTIFICATE)) throw new HandshakeError("malformed: a first device with a certificate");
+    } else if (!verifyDeviceCertificate(signPublicKey, device, certificate)) {
+      throw new HandshakeError("the device's certificate is not its person's signature");
+    }
     for (const b of r.raw(r.remaining)) if (b !== 0) throw new HandshakeError("malformed: identity padding is not zero");
     let parsed;
     try {
@@ -199,14 +224,14 @@ export function decodeIdentityBlock(block: Uint8Array): ContactCard {
     }
     if (parsed.name !== name || parsed.home !== home)
       throw new HandshakeError(`bad address in identity: "${name}@${home}" is not in canonical form`);
-    return { name, home, signPublicKey, sealPublicKey };
+    return { name, home, signPublicKey, sealPublicKey, device };
   });
 }
 
 // ---- the key schedule (exported for tests that play a misbehaving peer) ----
 
 export interface HandshakeKeys {
-  /** sha256("pigeon-handshake-v3" || Hello || Reply's first 34 bytes): both ephemeral keys as sent. */
+  /** sha256("pigeon-handshake-v4" || Hello || Reply's first 34 bytes): both ephemeral keys as sent. */
   h0: Uint8Array;
   /** HKDF-Extract(h0, dh): the root of every key of this connection. */
   prk: Uint8Array;
@@ -228,22 +253,22 @@ export function handshakeKeys(hello: Uint8Array, replyHead: Uint8Array, dh: Uint
   };
 }
 
-/** tL = sha256("pigeon-handshake-v3" || h0 || listener identity block): what the listener signs. */
+/** tL = sha256("pigeon-handshake-v4" || h0 || listener identity block): what the listener signs. */
 export function listenerTranscript(h0: Uint8Array, listenerBlock: Uint8Array): Uint8Array {
   return sha256(LABEL, h0, listenerBlock);
 }
 
-/** tD = sha256("pigeon-handshake-v3" || tL || sigL || dialer identity block): what the dialer signs. */
+/** tD = sha256("pigeon-handshake-v4" || tL || sigL || dialer identity block): what the dialer signs. */
 export function dialerTranscript(tL: Uint8Array, listenerSignature: Uint8Array, dialerBlock: Uint8Array): Uint8Array {
   return sha256(LABEL, tL, listenerSignature, dialerBlock);
 }
 
-/** The Session's transcript: sha256("pigeon-handshake-v3" || tD || sigD). */
+/** The Session's transcript: sha256("pigeon-handshake-v4" || tD || sigD). */
 export function finalTranscript(tD: Uint8Array, dialerSignature: Uint8Array): Uint8Array {
   return sha256(LABEL, tD, dialerSignature);
 }
 
-/** The bytes a side signs: "pigeon-proof-v3" || role byte || its transcript hash. */
+/** The bytes a side signs: "pigeon-proof-v4" || role byte || its transcript hash. */
 export function proofMessage(signer: HandshakeRole, transcript: Uint8Array): Uint8Array {
   const out = new Uint8Array(PROOF_LABEL.length + 1 + transcript.length);
   out.set(PROOF_LABEL, 0);
@@ -300,8 +325,8 @@ export interface Handshake {
 }
 
 export interface Session {
-  /** The other side, proven by its signature over the transcript. */
-  readonly peer: ContactCard;
+  /** The other side: its device proven by its signature over the transcript, its person by the certificate. */
+  readonly peer: LinkPeer;
   readonly role: HandshakeRole;
   /** sha256 transcript of the whole handshake; identical on both sides. */
   readonly transcript: Uint8Array;
@@ -316,12 +341,11 @@ export interface Session {
 
 export function startHandshake(identity: Identity, role: HandshakeRole, randomness: HandshakeRandomness = {}): Handshake {
   const ephemeral = generateSealingKeyPair(randomness.ephemeralSecretKey);
-  const myBlock = encodeIdentityBlock({
-    name: identity.name,
-    home: identity.home,
-    signPublicKey: identity.signing.publicKey,
-    sealPublicKey: identity.sealing.publicKey,
-  });
+  const myBlock = encodeIdentityBlock(
+    { name: identity.name, home: identity.home, signPublicKey: identity.person, sealPublicKey: identity.sealing.publicKey },
+    identity.signing.publicKey,
+    identity.certificate ?? NO_CERTIFICATE,
+  );
   const hello = role === "dialer" ? encodeHello(ephemeral.publicKey) : undefined;
   let state: "awaiting-hello" | "awaiting-reply" | "awaiting-confirm" | "done" | "failed" =
     role === "dialer" ? "awaiting-reply" : "awaiting-hello";
@@ -349,9 +373,9 @@ export function startHandshake(identity: Identity, role: HandshakeRole, randomne
     const block = plain.subarray(0, IDENTITY_BLOCK_BYTES);
     const signature = plain.slice(IDENTITY_BLOCK_BYTES);
     const card = decodeIdentityBlock(block);
-    if (equalBytes(card.signPublicKey, identity.signing.publicKey)) fail("talking to ourselves");
+    if (equalBytes(card.device, identity.signing.publicKey)) fail("talking to ourselves");
     const t = transcriptOf(block);
-    if (!verify(card.signPublicKey, proofMessage(who, t), signature)) fail("bad signature");
+    if (!verify(card.device, proofMessage(who, t), signature)) fail("bad signature");
     return { card, signature, t };
   };
 
@@ -409,7 +433,7 @@ export function startHandshake(identity: Identity, role: HandshakeRole, randomne
   };
 }
 
-function makeSession(peer: ContactCard, role: HandshakeRole, prk: Uint8Array, transcript: Uint8Array): Session {
+function makeSession(peer: LinkPeer, role: HandshakeRole, prk: Uint8Array, transcript: Uint8Array): Session {
   const d2l = hkdfExpand(prk, concat([D2L_INFO, transcript]), KEY_BYTES);
   const l2d = hkdfExpand(prk, concat([L2D_INFO, transcript]), KEY_BYTES);
   const sendKey = role === "dialer" ? d2l : l2d;

@@ -1,6 +1,8 @@
-// Who someone is: an address `name@home`, an Ed25519 signing key, an X25519 sealing key, and a
-// short fingerprint people can read aloud to compare.
-import { concat as cardConcat, fromBase64, Reader as CardReader, toBase64, toHex, utf8 as cardUtf8, Writer as CardWriter } from "./bytes.js";
+// Who someone is: an address `name@home`, a person key (Ed25519) that is who they are to everyone,
+// a sealing key (X25519) their devices share, and a short fingerprint people can read aloud. Each of
+// a person's devices signs with its own device key, certified by the person key (devices.ts); on the
+// person's first device the device key is the person key itself. docs/identity.md has the whole model.
+import { concat as cardConcat, equalBytes, fromBase64, Reader as CardReader, toBase64, toHex, utf8 as cardUtf8, Writer as CardWriter } from "./bytes.js";
 import {
   generateSealingKeyPair,
   generateSigningKeyPair,
@@ -55,8 +57,33 @@ export function validHome(home: string): boolean {
 }
 
 export interface Identity extends Address {
+  /** The person's long-term public signing key: who this is to everyone (fingerprint, envelopes' author). */
+  person: Uint8Array;
+  /** This device's signing key pair. On the person's first device it is the person key itself. */
   signing: SigningKeyPair;
+  /** The person's current sealing key pair, shared by the person's devices. */
   sealing: SealingKeyPair;
+  /** The person's signature over this device's key (devices.ts); absent on the first device. */
+  certificate?: Uint8Array;
+  /** Sealing keys the person used before a rotation: still open what was sealed to them. */
+  previousSealing?: SealingKeyPair[];
+  /** The serial of the person's keyring this device last applied (0: none yet). */
+  keyringSerial?: number;
+  /** On a second device: the person's own contact card, as the first device signed it at pairing. */
+  card?: string;
+}
+
+/** True on the device that holds the person key (it certifies and revokes the person's other devices). */
+export function holdsPersonKey(id: Identity): boolean {
+  return equalBytes(id.signing.publicKey, id.person);
+}
+
+/**
+ * This device's own sealing key pair, derived from its signing seed (so it is never stored twice): the
+ * person's keyring seals a rotated person sealing key to each device with it.
+ */
+export function deviceSealing(id: Pick<Identity, "signing">): SealingKeyPair {
+  return generateSealingKeyPair(sha256(cardUtf8("pigeon-device-seal-v1"), id.signing.seed));
 }
 
 /** The public half of an identity, as other laptops learn it. */
@@ -67,11 +94,12 @@ export interface ContactCard extends Address {
 
 export function generateIdentity(name: string, home = DEFAULT_HOME): Identity {
   const { name: n, home: h } = parseAddress(`${name}@${home}`);
-  return { name: n, home: h, signing: generateSigningKeyPair(), sealing: generateSealingKeyPair() };
+  const signing = generateSigningKeyPair();
+  return { name: n, home: h, person: signing.publicKey, signing, sealing: generateSealingKeyPair() };
 }
 
 export function contactCard(id: Identity): ContactCard {
-  return { name: id.name, home: id.home, signPublicKey: id.signing.publicKey, sealPublicKey: id.sealing.publicKey };
+  return { name: id.name, home: id.home, signPublicKey: id.person, sealPublicKey: id.sealing.publicKey };
 }
 
 const BASE32 = "abcdefghijklmnopqrstuvwxyz234567";
@@ -116,27 +144,45 @@ export function actorBelongsTo(actor: string, signPublicKey: Uint8Array): boolea
   return actor.length === 32 && actor.startsWith(keyId(signPublicKey));
 }
 
+/**
+ * The identity file (identity.json). Version 1 (a single device: the device key is the person key) is
+ * still read; version 2 adds what a second device holds: the person's public key and its certificate.
+ */
 export interface IdentityFile {
-  version: 1;
+  version: 1 | 2;
   name: string;
   home: string;
+  /** Version 2: the person's public key (base64); equal to the device's on the first device. */
+  person?: string;
+  /** This device's signing seed. */
   signingSeed: string;
+  /** The person's current sealing secret. */
   sealingSecret: string;
+  /** Version 2: base64 of the person's signature over this device key (second devices only). */
+  certificate?: string;
+  previousSealingSecrets?: string[];
+  keyringSerial?: number;
+  card?: string;
 }
 
 export function serializeIdentity(id: Identity): IdentityFile {
   return {
-    version: 1,
+    version: 2,
     name: id.name,
     home: id.home,
+    person: toBase64(id.person),
     signingSeed: toBase64(id.signing.seed),
     sealingSecret: toBase64(id.sealing.secretKey),
+    ...(id.certificate ? { certificate: toBase64(id.certificate) } : {}),
+    ...(id.previousSealing?.length ? { previousSealingSecrets: id.previousSealing.map((k) => toBase64(k.secretKey)) } : {}),
+    ...(id.keyringSerial ? { keyringSerial: id.keyringSerial } : {}),
+    ...(id.card ? { card: id.card } : {}),
   };
 }
 
 export function parseIdentityFile(json: unknown): Identity {
   const f = json as Partial<IdentityFile> | null;
-  if (!f || typeof f !== "object" || f.version !== 1) throw new Error("identity file: unknown format or version");
+  if (!f || typeof f !== "object" || (f.version !== 1 && f.version !== 2)) throw new Error("identity file: unknown format or version");
   if (typeof f.name !== "string" || typeof f.home !== "string") throw new Error("identity file: missing name or home");
   const { name, home } = parseAddress(`${f.name}@${f.home}`);
   if (typeof f.signingSeed !== "string" || typeof f.sealingSecret !== "string")
@@ -144,7 +190,45 @@ export function parseIdentityFile(json: unknown): Identity {
   const seed = fromBase64(f.signingSeed);
   const sealSecret = fromBase64(f.sealingSecret);
   if (seed.length !== 32 || sealSecret.length !== 32) throw new Error("identity file: keys have the wrong length");
-  return { name, home, signing: generateSigningKeyPair(seed), sealing: generateSealingKeyPair(sealSecret) };
+  const signing = generateSigningKeyPair(seed);
+  const person = f.version === 2 && typeof f.person === "string" ? fromBase64(f.person) : signing.publicKey;
+  if (person.length !== 32) throw new Error("identity file: the person key has the wrong length");
+  const id: Identity = { name, home, person, signing, sealing: generateSealingKeyPair(sealSecret) };
+  if (!equalBytes(person, signing.publicKey)) {
+    if (typeof f.certificate !== "string") throw new Error("identity file: a second device's file lacks its certificate");
+    const certificate = fromBase64(f.certificate);
+    if (certificate.length !== 64) throw new Error("identity file: the certificate has the wrong length");
+    if (!cardVerify(person, deviceCertificateMessage(person, signing.publicKey), certificate))
+      throw new Error("identity file: the device certificate is not the person's signature over this device");
+    id.certificate = certificate;
+  }
+  if (Array.isArray(f.previousSealingSecrets)) {
+    id.previousSealing = f.previousSealingSecrets.map((t) => {
+      const k = fromBase64(String(t));
+      if (k.length !== 32) throw new Error("identity file: a previous sealing key has the wrong length");
+      return generateSealingKeyPair(k);
+    });
+  }
+  if (typeof f.card === "string") id.card = f.card;
+  if (typeof f.keyringSerial === "number" && Number.isSafeInteger(f.keyringSerial) && f.keyringSerial > 0) id.keyringSerial = f.keyringSerial;
+  return id;
+}
+
+const DEVICE_TAG = cardUtf8("pigeon-device-v1");
+
+/** What a person signs to certify a device: "pigeon-device-v1" ‖ person key ‖ device key. */
+export function deviceCertificateMessage(person: Uint8Array, device: Uint8Array): Uint8Array {
+  return cardConcat([DEVICE_TAG, person, device]);
+}
+
+/** The person's signature making `device` one of its devices (only the person key's holder can). */
+export function certifyDevice(personHolder: Identity, device: Uint8Array): Uint8Array {
+  if (!holdsPersonKey(personHolder)) throw new Error("only the device that holds the person key certifies devices");
+  return cardSign(personHolder.signing.seed, deviceCertificateMessage(personHolder.person, device));
+}
+
+export function verifyDeviceCertificate(person: Uint8Array, device: Uint8Array, certificate: Uint8Array): boolean {
+  return certificate.length === 64 && cardVerify(person, deviceCertificateMessage(person, device), certificate);
 }
 
 // ---- Contact cards: how two children who have never met can still write to each other ----
@@ -157,7 +241,12 @@ const CARD_PREFIX = "pigeon1:";
 const CARD_TAG = cardUtf8("pigeon-card-v1");
 
 export function encodeCard(id: Identity): string {
-  const body = new CardWriter().u8(1).string(id.name).string(id.home).raw(id.signing.publicKey).raw(id.sealing.publicKey).finish();
+  // signed by the person key: only the first device makes cards; the others show the one it gave them
+  if (!holdsPersonKey(id)) {
+    if (!id.card) throw new Error("this device has no contact card of its person yet (it gets one when paired)");
+    return id.card;
+  }
+  const body = new CardWriter().u8(1).string(id.name).string(id.home).raw(id.person).raw(id.sealing.publicKey).finish();
   const sig = cardSign(id.signing.seed, cardConcat([CARD_TAG, body]));
   return CARD_PREFIX + Buffer.from(cardConcat([body, sig])).toString("base64url");
 }

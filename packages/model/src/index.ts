@@ -6,12 +6,13 @@ export { DecodeError, compareBytes, equalBytes, fromHex, toHex, utf8 } from "./b
 
 // Hashing, randomness and the shapes of key pairs (the sealing and link encryption themselves stay
 // inside envelope.ts and handshake.ts).
-export { randomBytes, sha256, type SealingKeyPair, type SigningKeyPair } from "./crypto.js";
+export { generateSealingKeyPair, randomBytes, sha256, type SealingKeyPair, type SigningKeyPair } from "./crypto.js";
 
 // Identities: name@home addresses, key pairs, contact cards, fingerprints, the identity file.
 export {
-  AddressError, DEFAULT_HOME, contactCard, decodeCard, encodeCard, fingerprint, formatAddress, generateIdentity, keyId,
-  newActorId, parseAddress, parseIdentityFile, serializeIdentity, validHome, validName,
+  AddressError, DEFAULT_HOME, certifyDevice, contactCard, decodeCard, deviceSealing, encodeCard, fingerprint, formatAddress,
+  generateIdentity, holdsPersonKey, keyId, newActorId, parseAddress, parseIdentityFile, serializeIdentity, validHome, validName,
+  verifyDeviceCertificate,
   type Address, type ContactCard, type Identity, type IdentityFile,
 } from "./identity.js";
 
@@ -25,13 +26,20 @@ export {
   type Role, type SchoolFile, type SchoolKey, type Vouch,
 } from "./school.js";
 
+// A person's devices: the keyring statement (devices, revocations, the rotated sealing key) and pairing.
+export {
+  KEYRING_LIFETIME_SECONDS, KeyringError, PairingError, checkPairingRequest, decodePairingGrant, deviceId, encodePairingGrant,
+  identityFromGrant, isKeyring, keyringTopic, makeKeyring, newDeviceIdentity, newPairingCode, normalPairingCode, pairingRequest,
+  readKeyring, sealingFromKeyring, type Keyring, type KeyringDevice, type PairingGrant,
+} from "./keyring.js";
+
 // The authenticated, encrypted pipe between sync and peers.
 export type { PeerLink } from "./link.js";
 
 // Sealed envelopes: sign, seal, decode, verify, open; conversation keys; delivery acks.
 export {
   DEFAULT_LIFETIME_SECONDS, EnvelopeError, EnvelopeKind, MAX_ACK_IDS, ackedIds, conversationKeyId, decodeEnvelope, envelopeId,
-  isAddressedTo, newConversationKey, openChange, sealAck, sealChange, sealKey, signEnvelope, verifyEnvelope,
+  isAddressedTo, newConversationKey, openChange, sealAck, sealChange, sealKey, signEnvelope, signerOf, verifyEnvelope,
   type Envelope, type EnvelopeHeader,
 } from "./envelope.js";
 
@@ -58,7 +66,7 @@ export { HLC_ZERO, formatHlc, hlcReceive, hlcTick, parseHlc, type Hlc } from "./
 // announces).
 export {
   HANDSHAKE_MESSAGE_MAX_BYTES, HANDSHAKE_VERSION, HandshakeError, SESSION_FRAME_OVERHEAD, startHandshake,
-  type Handshake, type HandshakeRandomness, type HandshakeRole, type HandshakeStep, type Session,
+  type Handshake, type HandshakeRandomness, type HandshakeRole, type HandshakeStep, type LinkPeer, type Session,
 } from "./handshake.js";
 
 // Sync frames inside a link.

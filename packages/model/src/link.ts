@@ -9,14 +9,14 @@
 // The rules below are the contract every implementation keeps. They are checked, for every
 // implementation, by `runPeerLinkContract` in test/contracts/peer-link-contract.ts (run against the
 // in-process memory link of @pigeon/sync and the WebSocket link of @pigeon/peers).
-import type { ContactCard } from "./identity.js";
+import type { LinkPeer } from "./handshake.js";
 
 export interface PeerLink {
   /**
-   * The other side's identity, proven by the handshake before the link is handed to sync. Fixed for the
-   * life of the link.
+   * The other side's identity, proven by the handshake before the link is handed to sync: the person
+   * (`signPublicKey` is the person key) and the device that proved itself. Fixed for the life of the link.
    */
-  readonly peer: ContactCard;
+  readonly peer: LinkPeer;
   /** Short human description, e.g. "ws 198.18.0.2:7480 (dialled)". */
   readonly description: string;
   /**

@@ -43,7 +43,7 @@ describe("addresses and identities", () => {
     expect(back.signing.publicKey).toEqual(id.signing.publicKey);
     expect(back.sealing.publicKey).toEqual(id.sealing.publicKey);
     expect(fingerprint(id.signing.publicKey)).toMatch(/^[a-z2-7]{4}(-[a-z2-7]{4}){3}$/);
-    expect(() => parseIdentityFile({ version: 2 })).toThrow(/version/);
+    expect(() => parseIdentityFile({ version: 3 })).toThrow(/version/);
   });
 });
 

@@ -34,6 +34,10 @@ export const FrameType = {
   SliceSketch: 7,
   /** One slice settled. */
   SliceDone: 8,
+  /** A new device asks to join the person at the other end (keyring.ts: the code's MAC). */
+  PairRequest: 9,
+  /** The person's answer: who it is, the device's certificate, the sealing keys (MACed with the code). */
+  PairGrant: 10,
 } as const;
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 
@@ -47,7 +51,9 @@ export type SyncFrame =
   | { type: "sketch"; range: IdRange; level: number; size: number; table: Iblt }
   /** `level` = SKETCH_LEVELS.length: "too different: list the ids of this range instead". */
   | { type: "done"; range: IdRange; level: number }
-  | { type: "want16"; keys: Uint8Array[] };
+  | { type: "want16"; keys: Uint8Array[] }
+  | { type: "pair-request"; request: Uint8Array }
+  | { type: "pair-grant"; grant: Uint8Array };
 
 function writeIds(w: Writer, ids: Uint8Array[]): void {
   if (ids.length > MAX_IDS_PER_FRAME) throw new RangeError("too many ids in one frame");
@@ -92,6 +98,12 @@ export function encodeFrame(f: SyncFrame): Uint8Array {
       if (f.keys.length > MAX_IDS_PER_FRAME) throw new RangeError("too many keys in one frame");
       w.varint(FrameType.Want16).varint(f.keys.length);
       for (const k of f.keys) w.raw(k);
+      break;
+    case "pair-request":
+      w.varint(FrameType.PairRequest).bytes(f.request);
+      break;
+    case "pair-grant":
+      w.varint(FrameType.PairGrant).bytes(f.grant);
       break;
   }
   return w.finish();
@@ -143,6 +155,12 @@ export function decodeFrame(bytes: Uint8Array): SyncFrame {
       f = { type: "want16", keys };
       break;
     }
+    case FrameType.PairRequest:
+      f = { type: "pair-request", request: Uint8Array.from(r.bytes(64)) };
+      break;
+    case FrameType.PairGrant:
+      f = { type: "pair-grant", grant: Uint8Array.from(r.bytes(4096)) };
+      break;
     default:
       throw new DecodeError(`unknown frame type ${type}`);
   }

@@ -7,7 +7,7 @@ import {
   compareBytes,
   startHandshake,
   toHex,
-  type ContactCard,
+  type LinkPeer,
   type Handshake,
   type HandshakeRole,
   type Session,
@@ -296,7 +296,7 @@ export class LinkImpl implements WsLink {
   constructor(
     private readonly conn: Connection,
     private readonly net: WsNetwork,
-    readonly peer: ContactCard,
+    readonly peer: LinkPeer,
     readonly description: string,
     readonly role: HandshakeRole,
     readonly connectionId: string,

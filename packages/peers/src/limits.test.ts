@@ -95,7 +95,7 @@ describe("WsNetwork limits before a peer is proven", () => {
     raw.socket.write(partialFrame(1024 * 1024, 1024));
     await waitFor(() => raw.closed, "the connection to be closed", 3000);
     expect(raw.closedAt - t0).toBeLessThan(2500);
-    expect(reasons).toEqual(["handshake message too large (a handshake message is at most 308 bytes)"]);
+    expect(reasons).toEqual(["handshake message too large (a handshake message is at most 404 bytes)"]);
     await waitFor(() => net.stats().handshaking === 0, "the slot to be free");
   });
 

@@ -2,6 +2,7 @@ import { once } from "node:events";
 import { createServer, type Server, type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import {
+  HANDSHAKE_MESSAGE_MAX_BYTES,
   HANDSHAKE_VERSION,
   compareBytes,
   equalBytes,
@@ -204,9 +205,9 @@ describe("WsNetwork", () => {
       expect(r.reason).toMatch(/wrong version|wrong message type|truncated|too large|malformed/);
       const [code] = await c.closed;
       // larger than any HELLO: "message too big", and the connection is cut (the close frame may be lost to the reset)
-      if (junk.length > 308) expect([1009, 1006]).toContain(code);
+      if (junk.length > HANDSHAKE_MESSAGE_MAX_BYTES) expect([1009, 1006]).toContain(code);
       else expect(code).toBe(1008);
-      if (junk.length > 308) expect(r.reason).toBe("handshake message too large (a handshake message is at most 308 bytes)");
+      if (junk.length > HANDSHAKE_MESSAGE_MAX_BYTES) expect(r.reason).toBe(`handshake message too large (a handshake message is at most ${HANDSHAKE_MESSAGE_MAX_BYTES} bytes)`);
     }
     // a text frame is refused too
     const t = await rawClient(port);
@@ -231,7 +232,7 @@ describe("WsNetwork", () => {
     await waitFor(() => c.messages.length >= 1, "B's Reply");
     expect(hs.receive(c.messages[0]!).session!.peer.name).toBe("ben");
     const rejected = nextRejection(b);
-    c.ws.send(Uint8Array.of(HANDSHAKE_VERSION, 3, ...randomBytes(274))); // a Confirm sealed under no key of ours
+    c.ws.send(Uint8Array.of(HANDSHAKE_VERSION, 3, ...randomBytes(HANDSHAKE_MESSAGE_MAX_BYTES - 34))); // a Confirm sealed under no key of ours
     expect((await rejected).reason).toBe("the dialer's identity did not open (not sealed for this connection)");
     const [code, reason] = await c.closed;
     expect(code).toBe(1008);

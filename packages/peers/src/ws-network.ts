@@ -243,14 +243,14 @@ export class WsNetwork extends EventEmitter<WsNetworkEvents> {
     });
   }
 
-  /** Live, authenticated links (one per peer). */
+  /** Live, authenticated links (one per peer device). */
   links(): WsLink[] {
     return [...this.live.values()].filter((l) => !l.closed);
   }
 
-  /** Live link to a peer, if any. */
-  linkTo(signPublicKey: Uint8Array): WsLink | undefined {
-    const l = this.live.get(toHex(signPublicKey));
+  /** Live link to a peer device (its device key: the person key on a person's first device), if any. */
+  linkTo(deviceKey: Uint8Array): WsLink | undefined {
+    const l = this.live.get(toHex(deviceKey));
     return l && !l.closed ? l : undefined;
   }
 
@@ -408,7 +408,7 @@ export class WsNetwork extends EventEmitter<WsNetworkEvents> {
 
   /** @internal Called when a connection finished its handshake. Returns the link the caller should use. */
   adopt(link: LinkImpl): LinkImpl {
-    const key = toHex(link.peer.signPublicKey);
+    const key = toHex(link.peer.device);
     const existing = this.live.get(key);
     if (existing && !existing.closed) {
       if (!this.prefer(link, existing)) {
@@ -426,7 +426,7 @@ export class WsNetwork extends EventEmitter<WsNetworkEvents> {
 
   /** @internal */
   forget(link: LinkImpl): void {
-    const key = toHex(link.peer.signPublicKey);
+    const key = toHex(link.peer.device);
     if (this.live.get(key) === link) this.live.delete(key);
   }
 
@@ -437,7 +437,8 @@ export class WsNetwork extends EventEmitter<WsNetworkEvents> {
   }
 
   /**
-   * Duplicate rule, the same on both ends: keep the link whose dialer has the smaller signPublicKey.
+   * Duplicate rule, the same on both ends: keep the link whose dialer has the smaller device key (a
+   * person's two devices are two peers, each with its own link).
    * Two links from the same dialer (a re-dial while an old link is still around): keep the newer one.
    */
   private prefer(candidate: LinkImpl, existing: LinkImpl): boolean {
@@ -446,6 +447,6 @@ export class WsNetwork extends EventEmitter<WsNetworkEvents> {
   }
 
   private dialerKey(link: LinkImpl): Uint8Array {
-    return link.role === "dialer" ? this.identity.signing.publicKey : link.peer.signPublicKey;
+    return link.role === "dialer" ? this.identity.signing.publicKey : link.peer.device;
   }
 }

@@ -81,6 +81,29 @@ CREATE TABLE IF NOT EXISTS request_decisions (
   at INTEGER NOT NULL,
   note TEXT
 ) WITHOUT ROWID;
+-- devices that may no longer sign (their person's keyring, or the school, revoked them): permanent
+CREATE TABLE IF NOT EXISTS revoked_devices (
+  device BLOB PRIMARY KEY,
+  person BLOB NOT NULL,
+  reason TEXT NOT NULL,
+  at INTEGER NOT NULL
+) WITHOUT ROWID;
+-- the newest keyring applied per person (a lower serial arriving later changes nothing)
+CREATE TABLE IF NOT EXISTS keyrings (
+  person BLOB PRIMARY KEY,
+  serial INTEGER NOT NULL,
+  envelope BLOB NOT NULL
+) WITHOUT ROWID;
+-- the key new messages of a conversation are sealed with, once it differs from the first one (after a
+-- revocation the key is replaced, so a revoked device cannot read what is written afterwards)
+CREATE TABLE IF NOT EXISTS sending_keys (
+  conversation BLOB PRIMARY KEY,
+  key_id BLOB NOT NULL
+) WITHOUT ROWID;
+-- conversations whose key must be replaced before the next message (a member's device was revoked)
+CREATE TABLE IF NOT EXISTS rekey (
+  conversation BLOB PRIMARY KEY
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS settings (
   key TEXT PRIMARY KEY,
   value TEXT NOT NULL
@@ -228,6 +251,67 @@ export class LocalState {
     return (this.stmt(`SELECT key_id, key, envelope FROM conversation_keys WHERE conversation = ? ORDER BY envelope`).all(conversation) as R[]).map(
       (r) => ({ keyId: new Uint8Array(r.key_id), key: new Uint8Array(r.key), envelope: new Uint8Array(r.envelope) }),
     );
+  }
+
+  /** The key new messages are sealed with: the replacement after a revocation, else the first one. */
+  sendingKey(conversation: Uint8Array): ConversationKey | undefined {
+    const keys = this.keys(conversation);
+    const chosen = this.stmt(`SELECT key_id FROM sending_keys WHERE conversation = ?`).pluck().get(conversation) as Buffer | undefined;
+    return (chosen && keys.find((k) => equalBytes(k.keyId, chosen))) || keys[0];
+  }
+
+  setSendingKey(conversation: Uint8Array, keyId: Uint8Array): void {
+    this.stmt(`INSERT INTO sending_keys (conversation, key_id) VALUES (?, ?) ON CONFLICT(conversation) DO UPDATE SET key_id = excluded.key_id`).run(conversation, keyId);
+    this.stmt(`DELETE FROM rekey WHERE conversation = ?`).run(conversation);
+  }
+
+  needsRekey(conversation: Uint8Array): boolean {
+    return this.stmt(`SELECT 1 FROM rekey WHERE conversation = ?`).get(conversation) !== undefined;
+  }
+
+  /** Every conversation with `person` as a member gets a new key before its next message. */
+  rekeyWith(person: Uint8Array): number {
+    let n = 0;
+    for (const conv of this.conversations()) {
+      if (this.members(conv)?.some((m) => equalBytes(m, person))) {
+        this.stmt(`INSERT OR IGNORE INTO rekey (conversation) VALUES (?)`).run(conv);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /** Every conversation gets a new key before its next message (this person's sealing key changed). */
+  rekeyAll(): void {
+    this.stmt(`INSERT OR IGNORE INTO rekey (conversation) SELECT id FROM conversations`).run();
+  }
+
+  // ---- devices and keyrings ----
+  revokeDevice(device: Uint8Array, person: Uint8Array, reason: string, at: number): boolean {
+    return this.stmt(`INSERT OR IGNORE INTO revoked_devices (device, person, reason, at) VALUES (?, ?, ?, ?)`).run(device, person, reason, at).changes > 0;
+  }
+
+  revocation(device: Uint8Array): { person: Uint8Array; reason: string; at: number } | undefined {
+    const r = this.stmt(`SELECT person, reason, at FROM revoked_devices WHERE device = ?`).get(device) as { person: Buffer; reason: string; at: number } | undefined;
+    return r && { person: new Uint8Array(r.person), reason: r.reason, at: r.at };
+  }
+
+  revokedDevices(person: Uint8Array): Uint8Array[] {
+    return (this.stmt(`SELECT device FROM revoked_devices WHERE person = ?`).pluck().all(person) as Buffer[]).map((b) => new Uint8Array(b));
+  }
+
+  keyring(person: Uint8Array): { serial: number; envelope: Uint8Array } | undefined {
+    const r = this.stmt(`SELECT serial, envelope FROM keyrings WHERE person = ?`).get(person) as { serial: number; envelope: Buffer } | undefined;
+    return r && { serial: r.serial, envelope: new Uint8Array(r.envelope) };
+  }
+
+  setKeyring(person: Uint8Array, serial: number, envelope: Uint8Array): void {
+    this.stmt(`INSERT INTO keyrings (person, serial, envelope) VALUES (?, ?, ?) ON CONFLICT(person) DO UPDATE SET serial = excluded.serial, envelope = excluded.envelope`).run(person, serial, envelope);
+  }
+
+  /** A contact's person announced a new sealing key (after revoking a device): seal to it from now on. */
+  updateSealKey(person: Uint8Array, sealKey: Uint8Array): boolean {
+    return this.stmt(`UPDATE contacts SET seal_key = ? WHERE sign_key = ?`).run(sealKey, person).changes > 0;
   }
 
   keyMap(conversation: Uint8Array): Map<string, Uint8Array> {

@@ -5,7 +5,7 @@
 // a paused side reads nothing and what is sent to it waits "on the wire", counted by the sender's
 // bufferedBytes(). Unlike a socket, closing is abrupt: frames still on the wire are dropped (the
 // simulator counts on that, as a contact that ends mid-transfer).
-import type { ContactCard, PeerLink } from "@pigeon/model";
+import type { ContactCard, LinkPeer, PeerLink } from "@pigeon/model";
 
 type FrameHandler = (frame: Uint8Array) => void;
 type CloseHandler = (reason: string) => void;
@@ -25,7 +25,7 @@ class MemoryLink implements PeerLink {
   private paused = false;
   private readScheduled = false;
 
-  constructor(readonly peer: ContactCard, readonly description: string) {}
+  constructor(readonly peer: LinkPeer, readonly description: string) {}
 
   get closed(): boolean {
     return this.reason !== undefined;
@@ -134,10 +134,14 @@ export type MemoryPeerLink = PeerLink & {
   resume(): void;
 };
 
-/** Returns [link held by a (whose peer is b), link held by b (whose peer is a)]. */
-export function memoryLinkPair(a: ContactCard, b: ContactCard): [MemoryPeerLink, MemoryPeerLink] {
-  const la = new MemoryLink(b, "memory (a)");
-  const lb = new MemoryLink(a, "memory (b)");
+/**
+ * Returns [link held by a (whose peer is b), link held by b (whose peer is a)]. A card without a device
+ * is a person's first device (its device key is its person key).
+ */
+export function memoryLinkPair(a: ContactCard | LinkPeer, b: ContactCard | LinkPeer): [MemoryPeerLink, MemoryPeerLink] {
+  const peer = (c: ContactCard | LinkPeer): LinkPeer => ({ ...c, device: "device" in c ? c.device : c.signPublicKey });
+  const la = new MemoryLink(peer(b), "memory (a)");
+  const lb = new MemoryLink(peer(a), "memory (b)");
   la.other = lb;
   lb.other = la;
   return [la, lb];

@@ -143,7 +143,7 @@ export class PigeonNode extends EventEmitter<NodeEvents> {
     node.timers.push(setInterval(() => void mailbox.retryAfterStorageTrouble().catch(() => {}), opts.retryMs ?? 10_000).unref());
     // carried envelopes past their lifetime are dropped (a minute is fine: offers already skip them)
     node.timers.push(setInterval(() => void mailbox.dropExpired().catch(() => {}), opts.expiryMs ?? 60_000).unref());
-    log.info(`pigeon node for ${formatAddress(opts.identity)} (fingerprint ${fingerprint(opts.identity.signing.publicKey)})`);
+    log.info(`pigeon node for ${formatAddress(opts.identity)} (fingerprint ${fingerprint(opts.identity.person)})`);
     return node;
   }
 

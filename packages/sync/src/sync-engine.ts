@@ -18,6 +18,7 @@ import {
   compareBytes, DecodeError, EnvelopeKind, decodeFrame, encodeFrame, envelopeId, formatAddress, inRange, MAX_IDS_PER_FRAME, MAX_RANGE_DEPTH,
   rangeBounds, rangeChildren, rangeWeight, SKETCH_LEVELS, SPLIT_LEVEL, toHex, WHOLE_RANGE, WHOLE_WEIGHT,
   type ContactCard, type Envelope, type Iblt, type IdRange, type PeerLink, type SyncFrame,
+  type LinkPeer,
 } from "@pigeon/model";
 import type { EnvelopeStore } from "./envelope-store.js";
 import { silentLog, type Log } from "./log.js";
@@ -51,7 +52,10 @@ export const MAX_COPIES = 256;
  * events that say a new envelope is there to announce.
  */
 export interface SyncStore {
+  /** This user's person key (what envelopes name). */
   readonly me: Uint8Array;
+  /** This device's key (what links name: a person's two devices are two peers). */
+  readonly myDevice: Uint8Array;
   readonly envelopes: Pick<
     EnvelopeStore,
     | "sketches" | "sliceSketch" | "carriedFor" | "batch" | "idsAfter" | "knowsId" | "knowsKey" | "isOwn" | "markHanded" | "byKey" | "has"
@@ -69,6 +73,16 @@ export interface SyncStore {
   off(event: "envelope", fn: (env: Envelope) => void): unknown;
 }
 
+/** What a link does with pairing frames (keyring.ts has the protocol). */
+export interface PairingHooks {
+  /** A device waiting to pair: the request to send to this newly linked peer, if any. */
+  requestFor?(peer: LinkPeer): Uint8Array | undefined;
+  /** The person key's holder: answer a request with a grant, or nothing. */
+  answer?(peer: LinkPeer, request: Uint8Array): Promise<Uint8Array | undefined>;
+  /** A device waiting to pair: a grant arrived. */
+  granted?(peer: LinkPeer, grant: Uint8Array): void;
+}
+
 export interface SyncOptions {
   /** Envelopes that have travelled this many hops are only handed to their own recipients. */
   hopLimit?: number;
@@ -84,6 +98,8 @@ export interface SyncOptions {
   resyncMs?: number;
   /** "sketch" (default): IBLT set reconciliation; "list": every id listed (the simple baseline). */
   reconcile?: "sketch" | "list";
+  /** Pairing a new device with its person over a link (mailbox/devices.ts and node.ts). */
+  pairing?: PairingHooks;
   log?: Log;
   now?: () => number;
 }
@@ -162,6 +178,7 @@ export class SyncEngine extends EventEmitter<Events> {
   private readonly copies: number;
   private readonly mode: "sketch" | "list";
   private readonly log: Log;
+  private readonly pairing: PairingHooks | undefined;
   private readonly now: () => number;
   private readonly onEnvelope = (env: Envelope) => this.announce(env);
   private retryTimer: NodeJS.Timeout | undefined;
@@ -173,6 +190,7 @@ export class SyncEngine extends EventEmitter<Events> {
     // Infinity turns the spray limit off (plain epidemic within the hop limit: simulations, baselines)
     this.copies = opts.copies === Infinity ? Infinity : Math.min(MAX_COPIES, opts.copies ?? DEFAULT_COPIES);
     this.mode = opts.reconcile ?? "sketch";
+    this.pairing = opts.pairing;
     this.log = opts.log ?? silentLog;
     this.now = opts.now ?? Date.now;
     store.on("envelope", this.onEnvelope);
@@ -181,7 +199,7 @@ export class SyncEngine extends EventEmitter<Events> {
       this.resyncTimer = setInterval(() => {
         for (const s of this.sessions)
           // not while envelopes are still moving: the difference would be what is in flight
-          if (s.recon.done && compareBytes(this.store.me, s.link.peer.signPublicKey) < 0 && this.quiet(s, resync)) {
+          if (s.recon.done && compareBytes(this.store.myDevice, s.link.peer.device) < 0 && this.quiet(s, resync)) {
             s.restart(this.now());
             this.sendSketch(s, WHOLE_RANGE, 0);
           }
@@ -213,10 +231,12 @@ export class SyncEngine extends EventEmitter<Events> {
     });
     this.meet(s);
     this.log.info(`connected to ${who} (${link.description})`);
+    const pairRequest = this.pairing?.requestFor?.(link.peer);
+    if (pairRequest) this.send(s, { type: "pair-request", request: pairRequest });
     this.emit("peer-up", link);
     try {
       if (this.mode === "list") this.listInBackground(s, WHOLE_RANGE);
-      else if (compareBytes(this.store.me, link.peer.signPublicKey) < 0) this.sendSketch(s, WHOLE_RANGE, 0);
+      else if (compareBytes(this.store.myDevice, link.peer.device) < 0) this.sendSketch(s, WHOLE_RANGE, 0);
     } catch (e) {
       // counted as a finished round, so the periodic resync starts it again once the store works
       s.recon.done = true;
@@ -400,6 +420,9 @@ export class SyncEngine extends EventEmitter<Events> {
     if (receivedAt + lifetime * 1000 < this.now()) return false;
     const meta = store.meta(id);
     if (!meta) return false;
+    // statements (a person's keyring: its revocations) go to everyone while they live: they are small,
+    // and a revocation must reach laptops that never meet the person
+    if (meta.kind === EnvelopeKind.Statement) return true;
     // acknowledgements follow the copies: to whoever we handed a named envelope, or had it from
     if (meta.kind === EnvelopeKind.Ack) return store.ackConcerns(id, s.link.peer.signPublicKey);
     if (hops >= this.hopLimit) return false;
@@ -506,6 +529,14 @@ export class SyncEngine extends EventEmitter<Events> {
           this.confirmHeld(s, s.peerLacks, (s.carriedAtSketch ?? []).filter((id) => inRange(f.range, id)));
         }
         this.settle(s, f.range);
+        return;
+      case "pair-request": {
+        const grant = await this.pairing?.answer?.(s.link.peer, f.request);
+        if (grant) this.send(s, { type: "pair-grant", grant });
+        return;
+      }
+      case "pair-grant":
+        this.pairing?.granted?.(s.link.peer, f.grant);
         return;
       case "envelope": {
         s.received++;

@@ -79,11 +79,11 @@ export class MailboxCore {
     this.limits = o.limits;
     this.metPerHour = o.metPerHour;
     this.actor = newActorId(o.identity.signing.publicKey);
-    this.myKeyId = keyId(o.identity.signing.publicKey);
+    this.myKeyId = keyId(o.identity.person);
   }
 
   get me(): Uint8Array {
-    return this.identity.signing.publicKey;
+    return this.identity.person;
   }
 
   get address(): string {

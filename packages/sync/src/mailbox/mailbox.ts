@@ -13,6 +13,7 @@ import { silentLog, type Log } from "../log.js";
 import type { NodeStorage } from "../storage.js";
 import { Carrier } from "./carrier.js";
 import { isStorageError, MailboxCore } from "./core.js";
+import { Devices, type DeviceView } from "./devices.js";
 import { Drafts } from "./drafts.js";
 import { Opening } from "./opening.js";
 import { People } from "./people.js";
@@ -53,6 +54,8 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
   private readonly receiving: Receiving;
   private readonly sending: Sending;
   private readonly drafting: Drafts;
+  /** The person's devices: pairing, revoking, and the keyrings that arrive. */
+  readonly devices: Devices;
   private closed = false;
 
   constructor(opts: MailboxOptions) {
@@ -73,13 +76,19 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
     this.receipts = new Receipts(this.core, this.views);
     this.opening = new Opening(this.core, this.views, this.receipts);
     this.carrier = new Carrier(this.core);
-    this.receiving = new Receiving(this.core, this.carrier, this.opening, this.receipts);
+    this.devices = new Devices(this.core);
+    this.receiving = new Receiving(this.core, this.carrier, this.opening, this.receipts, this.devices);
     this.sending = new Sending(this.core, this.people, this.views);
     this.drafting = new Drafts(this.core);
   }
 
   get me(): Uint8Array {
     return this.core.me;
+  }
+
+  /** This device's key (the person key itself on the person's first device). */
+  get myDevice(): Uint8Array {
+    return this.core.identity.signing.publicKey;
   }
 
   get address(): string {

@@ -65,6 +65,7 @@ export class Opening {
         return s === "applied" || s === "rejected";
       },
       changeKnown: (hash) => core.state.changeOpenedElsewhere(hash, env.id),
+      revoked: (device) => core.state.revocation(device)?.reason,
     });
     switch (admission.status) {
       case "rejected":

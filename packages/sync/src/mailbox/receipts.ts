@@ -16,8 +16,8 @@ export class Receipts {
   async ensure(conv: Uint8Array, segment: number, also?: { ids: Set<string>; state: "read" }): Promise<void> {
     const { core } = this;
     const members = core.state.members(conv);
-    const keys = core.state.keys(conv);
-    if (!members || keys.length === 0) return;
+    const sending = core.state.sendingKey(conv);
+    if (!members || !sending) return;
     // a request gets no receipt until it is accepted: a stranger does not learn the child got it
     if (members.some((m) => !core.isBuddy(m))) return;
     const handle = await core.segmentHandle(conv, segment);
@@ -39,7 +39,7 @@ export class Receipts {
     const env = sealChange(
       core.identity,
       { conversation: conv, segment, recipients: members.filter((m) => !equalBytes(m, core.me)), created: at, lifetime: core.lifetime },
-      keys[0]!.key,
+      sending.key,
       change,
     );
     core.storeOwn(env);

@@ -3,6 +3,7 @@
 // carried within the carrier limits; acknowledgements drop the copies they confirm.
 import { ackedIds, decodeEnvelope, equalBytes, EnvelopeError, EnvelopeKind, isAddressedTo, toHex, verifyEnvelope, type Envelope } from "@pigeon/model";
 import type { Carrier } from "./carrier.js";
+import type { Devices } from "./devices.js";
 import type { MailboxCore } from "./core.js";
 import type { Opening } from "./opening.js";
 import type { Receipts } from "./receipts.js";
@@ -23,6 +24,7 @@ export class Receiving {
     private readonly carrier: Carrier,
     private readonly opening: Opening,
     private readonly receipts: Receipts,
+    private readonly devices: Devices,
   ) {}
 
   /**
@@ -104,12 +106,21 @@ export class Receiving {
     }
     if (core.envelopes.has(env.id)) return { stored: false };
     if (core.envelopes.wasDelivered(env.id)) return this.refused(from, env, "replayed: already delivered, its copy was dropped");
-    const party = isAddressedTo(env, core.me);
+    // statements (keyrings) of this user and of its contacts are ours to keep and apply; others' are carried
+    const party = isAddressedTo(env, core.me) || (env.kind === EnvelopeKind.Statement && core.state.contact(env.author) !== undefined);
     if (!party && env.bytes.length > l.maxCarriedEnvelopeBytes)
       return this.refused(from, env, `oversize: ${env.bytes.length} bytes, carriers take at most ${l.maxCarriedEnvelopeBytes}`);
     if (party && env.bytes.length > l.maxOwnEnvelopeBytes)
       return this.refused(from, env, `oversize: ${env.bytes.length} bytes, at most ${l.maxOwnEnvelopeBytes} are taken`);
-    if (!verifyEnvelope(env)) return this.refused(from, env, "forged signature");
+    if (!verifyEnvelope(env)) return this.refused(from, env, env.device ? "forged signature or device certificate" : "forged signature");
+    // a revoked device's envelopes are neither opened nor carried by anyone who knows of the revocation
+    if (env.device) {
+      const why = this.devices.revoked(env.device.key);
+      if (why) {
+        core.envelopes.forget(env.id, "refused", core.now());
+        return this.refused(from, env, `signed by a revoked device (${why})`);
+      }
+    }
     const now = core.now();
     let ackIds: Uint8Array[] = [];
     if (env.kind === EnvelopeKind.Ack) {
@@ -131,7 +142,7 @@ export class Receiving {
         return this.refused(from, env, room);
       }
       evict = room;
-    } else if (env.kind !== EnvelopeKind.Ack && !equalBytes(env.author, core.me)) {
+    } else if (env.kind !== EnvelopeKind.Ack && env.kind !== EnvelopeKind.Statement && !equalBytes(env.author, core.me)) {
       // for us, but it may never open (no key, a conversation that never comes): a budget per author
       // (not forgotten: once what waits opens or expires, it is fetched again)
       const waiting = core.envelopes.unopenedBytesByAuthor(env.author);
@@ -151,6 +162,10 @@ export class Receiving {
     if (evicted) core.log.info(`carrier quota: evicted ${evicted} carried envelope(s) to make room`);
     core.events.emit("envelope", env);
     if (ackIds.length) this.carrier.applyAck(env, ackIds);
+    if (party && env.kind === EnvelopeKind.Statement) {
+      this.devices.apply(env);
+      return;
+    }
     if (party && env.kind !== EnvelopeKind.Ack) {
       if (!equalBytes(env.author, core.me)) this.receipts.queueAck(env);
       try {

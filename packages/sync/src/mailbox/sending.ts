@@ -44,16 +44,22 @@ export class Sending {
     const members = [core.me, to.signPublicKey];
     const conv = conversationId(members);
     core.state.rememberConversation(conv, members);
-    let keys = core.state.keys(conv);
-    if (keys.length === 0) {
-      if (!to.sealPublicKey) throw new MailboxError("unknown-address", "this laptop does not have their keys yet");
+    let sending = core.state.sendingKey(conv);
+    // a first message, or the first after a member's device was revoked: a new key, sealed to every
+    // member's current sealing key (a revoked device has neither it nor the person's new sealing key)
+    if (!sending || core.state.needsRekey(conv)) {
+      const sealPublicKey = core.state.contact(to.signPublicKey)?.sealPublicKey ?? to.sealPublicKey;
+      if (!sealPublicKey) throw new MailboxError("unknown-address", "this laptop does not have their keys yet");
       const key = newConversationKey();
-      const recipient = { signPublicKey: to.signPublicKey, sealPublicKey: to.sealPublicKey };
+      const recipient = { signPublicKey: to.signPublicKey, sealPublicKey };
       const env = sealKey(core.identity, { conversation: conv, recipients: [recipient], created: core.now(), lifetime: core.lifetime }, key);
       core.storeOwn(env);
-      core.state.addKey(conv, { keyId: conversationKeyId(key), key, envelope: env.id });
-      core.state.markOpened(env.id, conv, "applied", core.now());
-      keys = core.state.keys(conv);
+      core.state.batch(() => {
+        core.state.addKey(conv, { keyId: conversationKeyId(key), key, envelope: env.id });
+        core.state.setSendingKey(conv, conversationKeyId(key));
+        core.state.markOpened(env.id, conv, "applied", core.now());
+      });
+      sending = core.state.sendingKey(conv)!;
     }
     const segments = core.state.segments(conv);
     let segment = segments.length ? segments[segments.length - 1]! : 0;
@@ -70,7 +76,7 @@ export class Sending {
     const env = sealChange(
       core.identity,
       { conversation: conv, segment, recipients: [to.signPublicKey], created: sentAt, lifetime: core.lifetime },
-      keys[0]!.key,
+      sending.key,
       change,
     );
     core.storeOwn(env); // fsynced before we answer: the message is not lost from here on

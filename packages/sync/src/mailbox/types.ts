@@ -1,5 +1,5 @@
 // The mailbox's public shapes: what the views show, what a receive answers, the carrier limits.
-import type { Envelope } from "@pigeon/model";
+import type { Envelope, Identity } from "@pigeon/model";
 import type { Contact } from "../local-state.js";
 
 export class MailboxError extends Error {
@@ -115,6 +115,8 @@ export type MailboxEvents = {
   receipt: [ReceiptEvent];
   /** Someone was met for the first time (added for the XMPP roster pushes). */
   contact: [Contact];
+  /** This device's identity changed (a paired device's sealing key rotated, a keyring applied): save it. */
+  identity: [Identity];
 };
 
 export interface CarrierLimits {
