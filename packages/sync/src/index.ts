@@ -22,8 +22,12 @@ export {
 } from "./mailbox/index.js";
 export type { Contact } from "./local-state.js";
 
+// A person's devices: pairing a new one (this side, the device waiting), listing and revoking them.
+export { pairDevice, type PairOptions } from "./pairing.js";
+export { PAIRING_WINDOW_MS, type DeviceView } from "./mailbox/devices.js";
+
 // Reconciling sealed stores over PeerLinks, and links in memory that keep the same rules.
-export { SyncEngine, type PeerView, type ReconcileStats, type SyncOptions, type SyncStore } from "./sync-engine.js";
+export { SyncEngine, type PairingHooks, type PeerView, type ReconcileStats, type SyncOptions, type SyncStore } from "./sync-engine.js";
 export { memoryLinkPair, type MemoryPeerLink } from "./memory-link.js";
 
 // One logger for the node.

@@ -93,7 +93,16 @@ export class PigeonNode extends EventEmitter<NodeEvents> {
   private readonly dialled = new Map<string, PeerLink>();
   private readonly now: () => number;
   private shuttingDown: Promise<void> | undefined;
-  private readonly onLink = (link: PeerLink) => this.sync.attach(link);
+  private readonly onLink = (link: PeerLink) => {
+    // a device its person (or the school) revoked gets no link: it receives nothing new from us
+    const why = this.mailbox.devices.revoked(link.peer.device);
+    if (why) {
+      this.log.warn(`refused a link from a revoked device of ${formatAddress(link.peer)} (${why})`);
+      link.close("revoked device");
+      return;
+    }
+    this.sync.attach(link);
+  };
 
   private constructor(opts: PigeonNodeOptions, mailbox: Mailbox) {
     super();
@@ -105,6 +114,7 @@ export class PigeonNode extends EventEmitter<NodeEvents> {
     this.now = opts.now ?? Date.now;
     this.sync = new SyncEngine(mailbox, {
       hopLimit: opts.limits?.hopLimit, copies: opts.limits?.copies, resyncMs: opts.resyncMs, log: this.log, now: opts.now,
+      pairing: { answer: (peer, request) => mailbox.devices.answerPairing(peer, request) },
     });
     mailbox.on("message", (m) => this.emit("message", m));
     this.sync.on("peer-up", (l) => this.emit("peer-up", l));
@@ -129,7 +139,7 @@ export class PigeonNode extends EventEmitter<NodeEvents> {
     const node = new PigeonNode(opts, mailbox);
     if (node.network) {
       node.network.on("link", node.onLink);
-      for (const l of node.network.links()) if (!l.closed) node.sync.attach(l);
+      for (const l of node.network.links()) if (!l.closed) node.onLink(l);
     }
     for (const f of node.finders) {
       f.on?.("peer", (p) => node.found(p));

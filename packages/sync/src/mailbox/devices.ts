@@ -83,6 +83,8 @@ export class Devices {
       // a device waiting to pair says its own device sealing key in the handshake (keyring.ts, newDeviceIdentity)
       if (!devices.some((d) => equalBytes(d.key, peer.device))) devices.push({ key: peer.device, sealKey: peer.sealPublicKey });
       this.publish(devices, core.state.revokedDevices(core.identity.person), false);
+      // the device was met under its temporary pairing identity: that is nobody to keep
+      core.state.removeContact(peer.signPublicKey);
       core.log.info(`paired a new device ${deviceId(peer.device)} with ${core.address}`);
       core.events.emit("changed");
       return encodePairingGrant(
