@@ -4,16 +4,19 @@
 // itself (offline.ts), and prints what it says, readably or as JSON with --json.
 import { createInterface } from "node:readline/promises";
 import { isIP } from "node:net";
-import { DEFAULT_HOME, fingerprint, formatAddress, parseAddress, validHome, validName } from "@pigeon/model";
-import { parseHostPort } from "@pigeon/peers";
 import {
-  chooseDataDir, ConfigError, createIdentity, describeDataDir, ensureDataDir, hasIdentity, loadIdentity, renameIdentity, runningNode,
-  type DataDirChoice,
+  DEFAULT_HOME, deviceId, fingerprint, formatAddress, newDeviceIdentity, normalPairingCode, PairingError, parseAddress, serializeIdentity, validHome,
+  validName,
+} from "@pigeon/model";
+import { MdnsDiscovery, parseHostPort, StaticPeers, WsNetwork } from "@pigeon/peers";
+import {
+  chooseDataDir, ConfigError, createIdentity, describeDataDir, ensureDataDir, hasIdentity, identityPath, loadIdentity, renameIdentity,
+  runningNode, writeFileAtomic, type DataDirChoice,
 } from "./data-dir.js";
 import { HttpError, mailboxRoutes, offlineRoute } from "./control.js";
 import type { ControlApi, Endpoint, Status } from "./control-api.js";
 import { NodeIsRunning, withOfflineMailbox } from "./offline.js";
-import { MailboxError, tryLockMailbox, type MailboxLock, type MessageView } from "@pigeon/sync";
+import { MailboxError, pairDevice, tryLockMailbox, type MailboxLock, type MessageView, type PeerFinder } from "@pigeon/sync";
 import { startNode } from "./daemon.js";
 import {
   checkName, checkOptionsFor, COMMANDS, HELP, int, listenAddress, NAME_RULE, parseCommandLine, UsageError, type Values,
@@ -21,7 +24,7 @@ import {
 import { parseOrigin } from "./http-guard.js";
 import { ensureCredentials, setPassword } from "@pigeon/xmpp";
 import {
-  formatContacts, formatDrafts, formatInbox, formatMessages, formatOutbox, formatPeers, formatRequests, formatSent, formatShown, formatStatus,
+  formatContacts, formatDevices, formatDrafts, formatInbox, formatMessages, formatOutbox, formatPeers, formatRequests, formatSent, formatShown, formatStatus,
   formatWhoami,
 } from "./format.js";
 
@@ -154,6 +157,51 @@ async function lockForNode(where: DataDirChoice): Promise<MailboxLock | undefine
       return undefined;
     }
     await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * `pigeon pair CODE`: in an empty data directory, become another device of the person whose first
+ * device shows the code. Listens and discovers like a node, asks every laptop it links to, saves the
+ * identity the grant gives (this device's own key, the person's certificate for it) and stops.
+ */
+async function pair(where: DataDirChoice, code: string, v: Values): Promise<number> {
+  try {
+    normalPairingCode(code);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  if (hasIdentity(where.dir))
+    throw new Refused(`${describeDataDir(where)} already holds an identity (${loadIdentity(where.dir).name}); pair into an empty data directory, e.g. pigeon pair ${code} --data ./tablet`);
+  if (runningNode(where.dir)) throw new Refused(`a node is running for ${where.dir}; stop it first`);
+  for (const p of v.peer ?? []) {
+    try {
+      parseHostPort(p);
+    } catch (e) {
+      throw new UsageError(`--peer ${(e as Error).message}`);
+    }
+  }
+  const port = int(v.port, "port", 0, 65535);
+  const device = newDeviceIdentity();
+  const network = new WsNetwork({ identity: device, host: listenAddress(v.listen, "listen") ?? "0.0.0.0", port: port ?? 0 });
+  const listening = await network.listen();
+  const finders: PeerFinder[] = [];
+  if (v.peer?.length) finders.push(new StaticPeers({ network, peers: v.peer }));
+  if (!v["no-mdns"]) for (const iface of v["mdns-interface"]?.length ? v["mdns-interface"] : [undefined]) finders.push(new MdnsDiscovery({ port: listening.port, interface: iface }));
+  console.error(`Looking for the device that shows ${code} ...`);
+  try {
+    const identity = await pairDevice({ device, code, network, finders });
+    ensureDataDir(where.dir);
+    writeFileAtomic(identityPath(where.dir), JSON.stringify(serializeIdentity(identity), null, 2) + "\n");
+    const id = deviceId(identity.signing.publicKey);
+    if (v.json) console.log(JSON.stringify({ address: formatAddress(identity), fingerprint: fingerprint(identity.person), device: id }, null, 2));
+    else console.log(`This laptop is now a device of ${formatAddress(identity)} (fingerprint ${fingerprint(identity.person)}), device ${id}.\nStart it with: pigeon start${where.from === "--data" ? ` --data ${where.dir}` : ""}`);
+    return 0;
+  } catch (e) {
+    if (e instanceof PairingError) throw new Refused(e.reason);
+    throw e;
+  } finally {
+    await network.close();
   }
 }
 
@@ -392,6 +440,29 @@ async function main(argv: string[]): Promise<number> {
       const p = await call(where, "GET /api/peers");
       out(p, formatPeers(p));
       return 0;
+    }
+    case "devices": {
+      if (rest[0] === "add") {
+        if (rest.length !== 1) throw new UsageError("devices add takes no arguments");
+        const w = await call(where, "POST /api/devices/pair", {}, "Pairing").catch(usageIfBadInput);
+        const minutes = Math.round((w.expiresAt - Date.now()) / 60_000);
+        out(w, `On the new device (on the same network), run:\n  pigeon pair ${w.code}\nThe code works for ${minutes} minutes, once.`);
+        return 0;
+      }
+      if (rest[0] === "revoke") {
+        if (rest.length < 2) throw new UsageError("devices revoke needs the device's id, as pigeon devices shows it, e.g. pigeon devices revoke 1a2b3c4d lost");
+        const d = (await ask(where, "POST /api/devices/revoke", { device: rest[1], ...(rest.length > 2 ? { reason: rest.slice(2).join(" ") } : {}) }).catch(usageIfBadInput)).value;
+        out(d, `Revoked device ${d.id}: it gets nothing new, and what it signs is refused by everyone who learns of it`);
+        return 0;
+      }
+      if (rest.length) throw new UsageError(`devices takes add or revoke (found "${rest[0]}")`);
+      const list = (await ask(where, "GET /api/devices")).value;
+      out(list, formatDevices(list));
+      return 0;
+    }
+    case "pair": {
+      if (rest.length !== 1) throw new UsageError("pair needs the code the other device shows, e.g. pigeon pair abcd-efgh-ijkl");
+      return pair(where, rest[0]!, v);
     }
     case "card": {
       noArgs();

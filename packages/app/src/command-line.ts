@@ -43,6 +43,14 @@ Commands:
   requests accept WHO         make them a buddy (their messages move to your inbox)
   requests ignore WHO         hide them
   requests report WHO [WHY]   hide them and keep them for your school (requests reports)
+  devices                   your devices (laptops that share your mailbox, buddies and outbox)
+  devices add               show a pairing code for a new device (the node must be running, on
+                            your first device: it holds your person key)
+  devices revoke ID [WHY]   revoke a lost device: it gets nothing new, and what it signs is
+                            refused by everyone who learns of it (the news travels by itself)
+  pair CODE                 make this laptop another device of someone: type the code their
+                            first device shows (same network, or --peer HOST:PORT of that node);
+                            only in an empty data directory
   status                    what this node stores, and carries for others
   stop                      stop the running node
   xmpp-password [NEW]       show (or set) the password XMPP clients log in with;
@@ -61,6 +69,8 @@ Options for every command:
                             ~/.local/share/pigeon; the same from every folder)
   --json                    print JSON for scripts
   -h, --help                this help
+
+Options for pair: --peer, --no-mdns, --mdns-interface, --listen and --port, as for start.
 
 Options for start:
   --name NAME               your name, the first time (asked if not given; without a
@@ -115,7 +125,7 @@ export const options = {
 export type OptionName = keyof typeof options;
 export type Values = { [K in OptionName]?: (typeof options)[K] extends { type: "boolean" } ? boolean : (typeof options)[K] extends { multiple: true } ? string[] : string };
 
-export const COMMANDS = ["start", "whoami", "send", "reply", "requests", "inbox", "outbox", "waiting", "drafts", "draft", "read", "show", "peers", "contacts", "card", "status", "stop", "rename", "xmpp-password"];
+export const COMMANDS = ["start", "whoami", "send", "reply", "requests", "inbox", "outbox", "waiting", "drafts", "draft", "read", "show", "peers", "contacts", "card", "status", "stop", "rename", "xmpp-password", "devices", "pair"];
 
 /** Options every command takes; the others belong to one command each. */
 const COMMON: readonly OptionName[] = ["data", "json", "help"];
@@ -124,6 +134,7 @@ const COMMAND_OPTIONS: Record<string, readonly OptionName[]> = {
   send: ["draft"],
   draft: ["delete"],
   read: ["all"],
+  pair: ["peer", "no-mdns", "mdns-interface", "listen", "port"],
 };
 
 /**

@@ -1,6 +1,6 @@
 // The control API between the daemon (control.ts) and the `pigeon` command (cli.ts): every endpoint
 // with what it answers, in one place that both sides import, so neither needs a cast.
-import type { DraftView, MessageView, PeerView, RequestView } from "@pigeon/sync";
+import type { DeviceView, DraftView, MessageView, PeerView, RequestView } from "@pigeon/sync";
 
 export interface ContactInfo {
   address: string;
@@ -75,6 +75,10 @@ export interface ControlApi {
   "POST /api/send": MessageView;
   "POST /api/reply": MessageView;
   "POST /api/stop": { stopping: boolean };
+  "GET /api/devices": DeviceView[];
+  /** Opens a pairing window on the device holding the person key (a running node only). */
+  "POST /api/devices/pair": { code: string; expiresAt: number };
+  "POST /api/devices/revoke": DeviceView;
 }
 
 export type Endpoint = keyof ControlApi;

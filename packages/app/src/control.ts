@@ -67,7 +67,8 @@ export type MailboxEndpoint =
   | "GET /api/whoami" | "GET /api/inbox" | "GET /api/outbox" | "GET /api/waiting" | "GET /api/drafts" | "GET /api/contacts"
   | "GET /api/status" | "GET /api/card" | "GET /api/requests" | "GET /api/reports" | "POST /api/contacts" | "POST /api/contacts/rename"
   | "POST /api/contacts/remove" | "POST /api/requests/accept" | "POST /api/requests/ignore" | "POST /api/requests/report"
-  | "POST /api/drafts" | "POST /api/drafts/delete" | "POST /api/show" | "POST /api/read-new" | "POST /api/read";
+  | "POST /api/drafts" | "POST /api/drafts/delete" | "POST /api/show" | "POST /api/read-new" | "POST /api/read"
+  | "GET /api/devices" | "POST /api/devices/revoke";
 
 /** The mailbox's route for an endpoint, if it answers it without a running node. */
 export function offlineRoute(routes: Routes<MailboxEndpoint>, endpoint: Endpoint): Route<Endpoint> | undefined {
@@ -115,6 +116,8 @@ export function mailboxRoutes(mailbox: Mailbox): Routes<MailboxEndpoint> {
     },
     "POST /api/contacts/rename": (b) => contactInfo(mailbox.renameContact(str(b, "who"), str(b, "name"))),
     "POST /api/contacts/remove": (b) => contactInfo(mailbox.removeContact(str(b, "who"))),
+    "GET /api/devices": () => mailbox.devices.list(),
+    "POST /api/devices/revoke": (b) => mailbox.devices.revoke(str(b, "device"), b.reason === undefined ? undefined : str(b, "reason")),
     "GET /api/requests": () => mailbox.requests(),
     "GET /api/reports": () => mailbox.reports(),
     "POST /api/requests/accept": async (b) => contactInfo(await mailbox.acceptRequest(str(b, "who"))),
@@ -163,6 +166,8 @@ export function createControlServer(ctx: ControlContext): Server {
     "POST /api/send": (b) => mailbox.send(str(b, "to"), str(b, "body")),
     "POST /api/reply": (b) => mailbox.reply(str(b, "id"), str(b, "body")),
     "POST /api/drafts/send": (b) => mailbox.sendDraft(str(b, "id")),
+    // pairing needs the node: the new device reaches it over the network while the window is open
+    "POST /api/devices/pair": () => mailbox.devices.openPairing(),
     "POST /api/stop": () => {
       setImmediate(ctx.stop);
       return { stopping: true };

@@ -7,13 +7,13 @@ import { unlinkSync } from "node:fs";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import { formatAddress, toHex, type Identity } from "@pigeon/model";
+import { formatAddress, serializeIdentity, toHex, type Identity } from "@pigeon/model";
 import { MdnsDiscovery, StaticPeers, WsNetwork } from "@pigeon/peers";
 import { createLog, fileStorage, PigeonNode, type Log, type Mailbox, type PeerFinder } from "@pigeon/sync";
 import { DEFAULT_XMPP_PORT, ensureCredentials, WEBSOCKET_PATH, XmppServer } from "@pigeon/xmpp";
 import { createControlServer } from "./control.js";
 import { HttpGuard } from "./http-guard.js";
-import { nodeInfoPath, writeFileAtomic, type NodeInfo } from "./data-dir.js";
+import { identityPath, nodeInfoPath, writeFileAtomic, type NodeInfo } from "./data-dir.js";
 import { reportStaticPeers } from "./peer-reports.js";
 
 export const DEFAULT_SYNC_PORT = 7480;
@@ -107,6 +107,14 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
     throw e;
   }
   const { mailbox, sync } = node;
+  // a paired device's sealing key rotated, or a keyring was applied: identity.json follows (owner-only)
+  mailbox.on("identity", (id) => {
+    try {
+      writeFileAtomic(identityPath(opts.dataDir), JSON.stringify(serializeIdentity(id), null, 2) + "\n");
+    } catch (e) {
+      log.warn(`could not save the identity after a key change: ${(e as Error).message}`);
+    }
+  });
 
   const token = toHex(new Uint8Array(randomBytes(24)));
   let stopping: Promise<void> | undefined;

@@ -1,5 +1,5 @@
 // Readable output for the `pigeon` command.
-import type { DraftView, MessageState, MessageView, PeerView, RequestView } from "@pigeon/sync";
+import type { DeviceView, DraftView, MessageState, MessageView, PeerView, RequestView } from "@pigeon/sync";
 import type { Status } from "./control-api.js";
 
 function when(ms: number | undefined): string {
@@ -97,6 +97,17 @@ export function formatPeers(list: PeerView[]): string {
 export function formatContacts(list: { address: string; fingerprint: string; lastSeen: number }[]): string {
   if (list.length === 0) return "No contacts yet: laptops nearby are added when they are met";
   return [`Contacts (${list.length})`, ...list.map((c) => `  ${c.address}  ${c.fingerprint}  last seen ${when(c.lastSeen)}`)].join("\n");
+}
+
+export function formatDevices(list: DeviceView[]): string {
+  const live = list.filter((d) => !d.revoked);
+  const lines = [`Devices (${live.length})`];
+  for (const d of list) {
+    const notes = [d.thisDevice ? "this one" : "", d.holdsPersonKey ? "holds your person key: pairs and revokes" : "", d.revoked ? `REVOKED ${when(d.revoked.at)}: ${d.revoked.reason}` : ""].filter(Boolean);
+    lines.push(`  ${d.id}${notes.length ? `  (${notes.join("; ")})` : ""}`);
+  }
+  if (live.length === 1) lines.push("Add another with pigeon devices add (on this device) and pigeon pair CODE (on the new one)");
+  return lines.join("\n");
 }
 
 export function formatWhoami(w: { address: string; fingerprint: string; syncPort?: number }): string {

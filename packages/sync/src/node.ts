@@ -7,7 +7,7 @@
 //   network  (LinkSource: WsNetwork from @pigeon/peers, ...)       -> SyncEngine, one session per link
 //   finders  (PeerFinder: MdnsDiscovery, StaticPeers, ...)         -> dialled by the policy below
 import { EventEmitter } from "node:events";
-import { compareBytes, fingerprint, formatAddress, toHex, type Identity, type PeerLink } from "@pigeon/model";
+import { compareBytes, equalBytes, fingerprint, formatAddress, toHex, type Identity, type PeerLink } from "@pigeon/model";
 import { silentLog, type Log } from "./log.js";
 import { Mailbox } from "./mailbox/mailbox.js";
 import type { CarrierLimits, MessageView } from "./mailbox/types.js";
@@ -117,6 +117,10 @@ export class PigeonNode extends EventEmitter<NodeEvents> {
       pairing: { answer: (peer, request) => mailbox.devices.answerPairing(peer, request) },
     });
     mailbox.on("message", (m) => this.emit("message", m));
+    // a device revoked while linked: the link goes now, not at its next reconnection
+    mailbox.on("device-revoked", (device) => {
+      for (const l of this.network?.links() ?? []) if (!l.closed && equalBytes(l.peer.device, device)) l.close("revoked device");
+    });
     this.sync.on("peer-up", (l) => this.emit("peer-up", l));
     this.sync.on("peer-down", (l, r) => this.emit("peer-down", l, r));
   }

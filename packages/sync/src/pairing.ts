@@ -3,9 +3,10 @@
 // on these links; the device becomes the person's only when the grant's certificate and MAC check
 // (keyring.ts). The holder's side is Devices.answerPairing, reached through the sync engine.
 import {
-  decodeFrame, encodeFrame, equalBytes, identityFromGrant, decodePairingGrant, normalPairingCode, pairingRequest, PairingError,
+  decodeFrame, encodeFrame, equalBytes, formatAddress, identityFromGrant, decodePairingGrant, normalPairingCode, pairingRequest, PairingError,
   type Identity, type PeerLink,
 } from "@pigeon/model";
+import { PAIRING_REFUSED_WRONG_CODE } from "./mailbox/devices.js";
 import { silentLog, type Log } from "./log.js";
 import type { LinkSource, PeerFinder } from "./node.js";
 
@@ -53,6 +54,13 @@ export function pairDevice(o: PairOptions): Promise<Identity> {
           return;
         }
         if (f.type !== "pair-grant") return; // the holder's node also starts syncing: not for us yet
+        if (f.grant.length === 1) {
+          // a refusal: "no window open here" from any laptop (keep looking), or "wrong code" from the holder
+          if (f.grant[0] === PAIRING_REFUSED_WRONG_CODE)
+            finish(new PairingError(`${formatAddress(link.peer)} is waiting for another code: check the code it shows (it works for 10 minutes)`));
+          link.close("not pairing");
+          return;
+        }
         // only the device that holds the person key grants (its device key is the person key)
         if (!equalBytes(link.peer.device, link.peer.signPublicKey)) return;
         try {

@@ -77,7 +77,7 @@ export interface SyncStore {
 export interface PairingHooks {
   /** A device waiting to pair: the request to send to this newly linked peer, if any. */
   requestFor?(peer: LinkPeer): Uint8Array | undefined;
-  /** The person key's holder: answer a request with a grant, or nothing. */
+  /** Any node: answer a request with a grant, or a one-byte refusal (mailbox/devices.ts). */
   answer?(peer: LinkPeer, request: Uint8Array): Promise<Uint8Array | undefined>;
   /** A device waiting to pair: a grant arrived. */
   granted?(peer: LinkPeer, grant: Uint8Array): void;

@@ -13,6 +13,12 @@ import { MailboxError } from "./types.js";
 /** How long a pairing code works, and how many wrong tries close it. */
 export const PAIRING_WINDOW_MS = 10 * 60_000;
 export const PAIRING_MAX_FAILURES = 5;
+/**
+ * A one-byte answer instead of a grant (a grant is always longer): no pairing window is open here
+ * (any laptop nearby says so), or one is open and the code was wrong (the new device can stop looking).
+ */
+export const PAIRING_REFUSED_NO_WINDOW = 1;
+export const PAIRING_REFUSED_WRONG_CODE = 2;
 
 export interface DeviceView {
   /** Short id to name it by ("pigeon devices revoke 1a2b3c4d"). */
@@ -63,18 +69,17 @@ export class Devices {
    * A device asked to join over an authenticated link: if it knows the code, certify it, list it in a
    * new keyring and answer with the grant; otherwise nothing (and a few wrong tries close the window).
    */
-  answerPairing(peer: LinkPeer, request: Uint8Array): Promise<Uint8Array | undefined> {
+  answerPairing(peer: LinkPeer, request: Uint8Array): Promise<Uint8Array> {
     const { core } = this;
     return core.serial(async () => {
       const w = this.window;
-      if (!w || w.expiresAt <= core.now()) return undefined;
-      if (core.state.revocation(peer.device)) return undefined;
+      if (!w || w.expiresAt <= core.now() || core.state.revocation(peer.device)) return Uint8Array.of(PAIRING_REFUSED_NO_WINDOW);
       if (!checkPairingRequest(request, w.code, peer.device, core.identity.signing.publicKey)) {
         if (++w.failures >= PAIRING_MAX_FAILURES) {
           this.window = undefined;
           core.log.warn(`pairing window closed after ${PAIRING_MAX_FAILURES} wrong codes`);
         } else core.log.warn(`a device nearby tried to pair with a wrong code`);
-        return undefined;
+        return Uint8Array.of(PAIRING_REFUSED_WRONG_CODE);
       }
       this.window = undefined;
       const certificate = certifyDevice(core.identity, peer.device);
@@ -120,6 +125,7 @@ export class Devices {
         devices.unshift({ key: core.identity.person, sealKey: deviceSealing(core.identity).publicKey });
       const key = Uint8Array.from(Buffer.from(target.key, "hex"));
       core.state.revokeDevice(key, core.identity.person, `revoked by its person (${reason.slice(0, 80)})`, core.now());
+      core.events.emit("device-revoked", key);
       this.publish(devices, core.state.revokedDevices(core.identity.person), true);
       core.log.info(`revoked device ${target.id} of ${core.address}: it gets no new key and what it signs is refused`);
       core.events.emit("changed");
@@ -149,7 +155,12 @@ export class Devices {
     const known = core.state.keyring(ring.person);
     let newlyRevoked = 0;
     // revocations count whatever the serial: they are permanent
-    for (const d of ring.revoked) if (core.state.revokeDevice(d, ring.person, "revoked by its person", core.now())) newlyRevoked++;
+    for (const d of ring.revoked) {
+      if (core.state.revokeDevice(d, ring.person, "revoked by its person", core.now())) {
+        newlyRevoked++;
+        core.events.emit("device-revoked", d);
+      }
+    }
     if (known && known.serial >= ring.serial) return true;
     core.state.setKeyring(ring.person, ring.serial, env.id);
     if (!mine) {

@@ -117,6 +117,8 @@ export type MailboxEvents = {
   contact: [Contact];
   /** This device's identity changed (a paired device's sealing key rotated, a keyring applied): save it. */
   identity: [Identity];
+  /** A device was revoked (here, or its person's keyring or the school said so): close its links. */
+  "device-revoked": [Uint8Array];
 };
 
 export interface CarrierLimits {
