@@ -47,6 +47,46 @@ export enum EnvelopeKind {
 
 export const MAX_ACK_IDS = 1024;
 
+/**
+ * What carriers see of when an envelope was written: the author's clock rounded down to the hour
+ * (the exact time travels sealed, inside the change). Lifetimes count from when a node received an
+ * envelope, never from this.
+ */
+export const CREATED_GRAIN_MS = 3_600_000;
+
+/**
+ * Sealed changes are padded to these sizes, so a carrier learns a message's size class, not its
+ * length: 512 bytes (any short message), then powers of two up to 16 KiB, then multiples of 16 KiB.
+ */
+export function paddedLength(n: number): number {
+  if (n <= 512) return 512;
+  if (n <= 16384) return 2 ** Math.ceil(Math.log2(n));
+  return Math.ceil(n / 16384) * 16384;
+}
+
+function pad(change: Uint8Array): Uint8Array {
+  const body = new Writer().bytes(change).finish();
+  const out = new Uint8Array(paddedLength(body.length));
+  out.set(body);
+  return out;
+}
+
+/** The change inside a padded plaintext, or null if the framing or the zero padding is wrong. */
+function unpad(plain: Uint8Array): Uint8Array | null {
+  try {
+    const r = new Reader(plain);
+    const change = r.bytes(plain.length);
+    for (const b of r.raw(r.remaining)) if (b !== 0) return null;
+    return Uint8Array.from(change);
+  } catch (e) {
+    if (e instanceof DecodeError) return null;
+    throw e;
+  }
+}
+
+/** The name and home claim inside a key envelope's boxes, padded so the box size never tells their length. */
+const CLAIM_BYTES = 2 * (1 + 64);
+
 export interface EnvelopeHeader {
   version: number;
   kind: EnvelopeKind;
@@ -114,7 +154,9 @@ export function envelopeId(bytes: Uint8Array): Uint8Array {
  * key and certificate when the device is not the person key's holder.
  */
 export function signEnvelope(author: Identity, header: Omit<EnvelopeHeader, "author" | "version" | "device">, payload: Uint8Array): Envelope {
-  const full: EnvelopeHeader = { ...header, version: ENVELOPE_VERSION, author: author.person };
+  const full: EnvelopeHeader = {
+    ...header, created: Math.floor(header.created / CREATED_GRAIN_MS) * CREATED_GRAIN_MS, version: ENVELOPE_VERSION, author: author.person,
+  };
   if (!equalBytes(author.signing.publicKey, author.person)) {
     if (!author.certificate) throw new EnvelopeError("this device has no certificate from its person yet");
     if (header.kind === EnvelopeKind.Statement) throw new EnvelopeError("statements are signed by the person key itself");
@@ -202,14 +244,15 @@ export function sealChange(
       lifetime: h.lifetime ?? DEFAULT_LIFETIME_SECONDS,
       keyId: conversationKeyId(conversationKey),
     },
-    secretboxSeal(conversationKey, change),
+    secretboxSeal(conversationKey, pad(change)),
   );
 }
 
 /** Returns the Automerge change bytes, or null when the ciphertext does not open under the key. */
 export function openChange(env: Envelope, conversationKey: Uint8Array): Uint8Array | null {
   if (env.kind !== EnvelopeKind.Change) return null;
-  return secretboxOpen(conversationKey, env.payload);
+  const plain = secretboxOpen(conversationKey, env.payload);
+  return plain && unpad(plain);
 }
 
 // ---- Key envelopes ----
@@ -233,7 +276,9 @@ export function sealKey(
 ): Envelope {
   // the author's name and home travel inside each box, so every recipient can show who wrote and
   // answer, without having met them; carriers, who open no box, do not learn them
-  const plain = concat([conversationKey, new Writer().bytes(utf8(author.name)).bytes(utf8(author.home)).finish()]);
+  const claim = new Uint8Array(CLAIM_BYTES);
+  claim.set(new Writer().bytes(utf8(author.name)).bytes(utf8(author.home)).finish());
+  const plain = concat([conversationKey, claim]);
   const boxes = [...h.recipients.map((r) => r.sealPublicKey), author.sealing.publicKey].map((pk) =>
     boxSeal(plain, pk, author.sealing.secretKey),
   );
@@ -295,7 +340,7 @@ export function openKeyEnvelope(env: Envelope, me: Identity): OpenedKey | null {
         const c = new Reader(plain.subarray(32));
         const name = new TextDecoder("utf-8", { fatal: true }).decode(c.bytes(64));
         const home = new TextDecoder("utf-8", { fatal: true }).decode(c.bytes(64));
-        c.end();
+        for (const b of c.raw(c.remaining)) if (b !== 0) throw new Error("padding is not zero");
         // a claim that is not a valid address is ignored, never shown
         if (validName(name) && validHome(home)) opened.authorClaims = { name, home };
       } catch {

@@ -38,7 +38,7 @@ export type { PeerLink } from "./link.js";
 
 // Sealed envelopes: sign, seal, decode, verify, open; conversation keys; delivery acks.
 export {
-  DEFAULT_LIFETIME_SECONDS, EnvelopeError, EnvelopeKind, MAX_ACK_IDS, ackedIds, conversationKeyId, decodeEnvelope, envelopeId,
+  CREATED_GRAIN_MS, DEFAULT_LIFETIME_SECONDS, EnvelopeError, paddedLength, EnvelopeKind, MAX_ACK_IDS, ackedIds, conversationKeyId, decodeEnvelope, envelopeId,
   isAddressedTo, newConversationKey, openChange, sealAck, sealChange, sealKey, signEnvelope, signerOf, verifyEnvelope,
   type Envelope, type EnvelopeHeader,
 } from "./envelope.js";

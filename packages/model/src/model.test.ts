@@ -107,3 +107,33 @@ describe("hybrid logical clock bounds", () => {
     for (const h of [hlcTick(full, 500), hlcReceive(full, full, 500)]) expect(parseHlc(formatHlc(h))).toEqual(h);
   });
 });
+
+describe("what a carrier sees of an envelope", () => {
+  it("a message's size class, not its length; the hour it was written, not the millisecond; no name length", async () => {
+    const { appendMessage, conversationId, contactCard, keyId, newActorId, newConversationKey, openChange, sealChange, sealKey, paddedLength, CREATED_GRAIN_MS } = await import("./index.js");
+    const { openKeyEnvelope } = await import("./envelope.js");
+    const amara = generateIdentity("amara");
+    const b = generateIdentity("b");
+    const long = generateIdentity("a".repeat(32), "h".repeat(60));
+    const key = newConversationKey();
+    const conv = conversationId([amara.person, b.person]);
+    const at = Date.UTC(2026, 10, 27, 10, 41, 17, 345);
+    const seal = (body: string) => {
+      const { change } = appendMessage(emptySegment(newActorId(amara.signing.publicKey)), { id: "a".repeat(24), authorKeyId: keyId(amara.person), hlc: "x", sentAt: at, body });
+      return { change, env: sealChange(amara, { conversation: conv, segment: 0, recipients: [b.person], created: at }, key, change) };
+    };
+    const short = seal("hi");
+    const longer = seal("hello there, are you coming to the well after school today?");
+    expect(short.env.bytes.length).toBe(longer.env.bytes.length);
+    expect(openChange(short.env, key)).toEqual(short.change);
+    expect(openChange(longer.env, key)).toEqual(longer.change);
+    expect(short.env.created).toBe(Date.UTC(2026, 10, 27, 10));
+    expect(short.env.created % CREATED_GRAIN_MS).toBe(0);
+    expect([1, 256, 257, 5000, 16384, 16385].map(paddedLength)).toEqual([512, 512, 512, 8192, 16384, 32768]);
+    // the name inside a key envelope's boxes is padded too
+    const k1 = sealKey(amara, { conversation: conv, recipients: [contactCard(b)], created: at }, key);
+    const k2 = sealKey(long, { conversation: conversationId([long.person, b.person]), recipients: [contactCard(b)], created: at }, key);
+    expect(k1.bytes.length).toBe(k2.bytes.length);
+    expect(openKeyEnvelope(k2, b)?.authorClaims).toEqual({ name: "a".repeat(32), home: "h".repeat(60) });
+  });
+});
