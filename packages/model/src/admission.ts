@@ -67,9 +67,9 @@ export function admitEnvelope(input: Uint8Array | Envelope, ctx: AdmissionContex
   if (!change) return { status: "rejected", envelope: env, reason: "ciphertext does not open (tampered or wrong key)" };
   // the person's own buddy list (buddy-list.ts) has its own rule; every other conversation the
   // conversation rule (append messages, add one's own receipts)
-  const verdict = equalBytes(env.conversation, buddyListConversation(ctx.me.person))
-    ? checkPersonalChange(change, ctx.me.person, env.author, signerOf(env))
-    : checkChange(change, env.author, signerOf(env));
+  const personal = equalBytes(env.conversation, buddyListConversation(ctx.me.person));
+  if (personal && env.segment !== 0) return { status: "rejected", envelope: env, reason: "the buddy list is one document (segment 0)" };
+  const verdict = personal ? checkPersonalChange(change, ctx.me.person, env.author, signerOf(env)) : checkChange(change, env.author, signerOf(env));
   if (!verdict.ok) return { status: "rejected", envelope: env, reason: verdict.reason };
   if (ctx.changeKnown(verdict.change.hash))
     return { status: "rejected", envelope: env, reason: "replayed change (already in the document)" };
