@@ -222,7 +222,7 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
 
   /** Makes someone this laptop knows (met nearby, a card, a message) a buddy; by address, petname or fingerprint. */
   addBuddy(who: string): Promise<BuddyView> {
-    return this.editBuddy(who, async (c) => {
+    return this.editBuddy(who, false, async (c) => {
       if (this.core.isBlocked(c.signPublicKey)) throw new MailboxError("blocked", `you blocked ${this.core.addressOf(c.signPublicKey)}: unblock them first`);
       if (c.how === INTRODUCED) this.state.acceptContact(c.signPublicKey);
       await this.buddyList.add(c);
@@ -231,7 +231,7 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
 
   /** What the child calls a buddy ("" clears it); `pigeon send NAME` then reaches them. */
   renameBuddy(who: string, petname: string): Promise<BuddyView> {
-    return this.editBuddy(who, async (c) => {
+    return this.editBuddy(who, true, async (c) => {
       const name = petname.trim().toLowerCase();
       if (name && !validName(name))
         throw new MailboxError("bad-input", `"${petname}" cannot be a name: use 1-32 of a-z, 0-9, '.', '_' or '-', starting with a letter or digit`);
@@ -242,11 +242,11 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
   }
 
   addToGroup(who: string, group: string): Promise<BuddyView> {
-    return this.editBuddy(who, (c) => this.buddyList.group(c.signPublicKey, group.trim(), true));
+    return this.editBuddy(who, true, (c) => this.buddyList.group(c.signPublicKey, group.trim(), true));
   }
 
   removeFromGroup(who: string, group: string): Promise<BuddyView> {
-    return this.editBuddy(who, (c) => this.buddyList.group(c.signPublicKey, group.trim(), false));
+    return this.editBuddy(who, true, (c) => this.buddyList.group(c.signPublicKey, group.trim(), false));
   }
 
   /** Takes someone off the buddy list (their petname and groups are kept if they are added again); messages stay. */
@@ -295,9 +295,10 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
     });
   }
 
-  private editBuddy(who: string, fn: (c: Contact) => Promise<unknown>): Promise<BuddyView> {
+  private editBuddy(who: string, onList: boolean, fn: (c: Contact) => Promise<unknown>): Promise<BuddyView> {
     return this.core.serial(async () => {
       const c = this.people.resolve(who);
+      if (onList && !this.buddyList.onList(c.signPublicKey)) throw this.notABuddy(c);
       await fn(c);
       const b = this.buddyList.onList(c.signPublicKey);
       if (!b) throw this.notABuddy(c);
