@@ -87,7 +87,8 @@ export class Buddies {
   }
 
   person(key: Uint8Array): PersonView {
-    return { address: this.core.addressOf(key), fingerprint: fingerprint(key), signPublicKey: toHex(key) };
+    const c = this.core.state.contact(key) ?? this.onList(key);
+    return { address: this.core.addressOf(key), fingerprint: fingerprint(key), signPublicKey: toHex(key), ...(c ? { name: c.name, home: c.home } : {}) };
   }
 
   onList(key: Uint8Array): Buddy | undefined {

@@ -270,13 +270,20 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
     });
   }
 
+  /** Lifts a block (also of someone blocked on another device whom this laptop never saw: by fingerprint). */
   unblockBuddy(who: string): Promise<PersonView> {
     return this.core.serial(async () => {
-      const c = this.people.resolve(who);
-      if (!(await this.buddyList.block(c.signPublicKey, false)))
-        throw new MailboxError("not-found", `${this.core.addressOf(c.signPublicKey)} is not blocked`);
-      return this.buddyList.person(c.signPublicKey);
+      const key = this.blockedByFingerprint(who) ?? this.people.resolve(who).signPublicKey;
+      if (!(await this.buddyList.block(key, false))) throw new MailboxError("not-found", `${this.core.addressOf(key)} is not blocked`);
+      return this.buddyList.person(key);
     });
+  }
+
+  private blockedByFingerprint(typed: string): Uint8Array | undefined {
+    const fp = typed.trim().replace(/-/g, "").toLowerCase();
+    if (!/^[a-z2-7]{16}$/.test(fp)) return undefined;
+    const k = [...this.core.buddyIndex.blocked].find((x) => fingerprint(fromHex(x)).replace(/-/g, "") === fp);
+    return k ? fromHex(k) : undefined;
   }
 
   /** What `contacts rename` did before the buddy list: the petname is the buddy list's now. */

@@ -61,11 +61,13 @@ export interface PersonView {
   fingerprint: string;
   /** Hex of their person key. */
   signPublicKey: string;
+  /** What they call themselves, and their home (their XMPP address is name@home), when known here. */
+  name?: string;
+  home?: string;
 }
 
 /** One buddy on the user's buddy list (shared by all the user's devices). */
 export interface BuddyView extends PersonView {
-  /** What they call themselves, and their home (their XMPP address is name@home). */
   name: string;
   home: string;
   /** The user's own name for them. */
