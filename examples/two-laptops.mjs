@@ -18,10 +18,11 @@ async function laptop(name) {
 const amara = await laptop("amara");
 const baraka = await laptop("baraka");
 const arrived = new Promise((resolve) => baraka.node.on("message", resolve));
-const met = new Promise((resolve) => amara.node.once("peer-up", resolve));
+const met = Promise.all([amara, baraka].map(({ node }) => new Promise((resolve) => node.once("peer-up", resolve))));
 await amara.node.connect("127.0.0.1", baraka.port); // on a real network, mDNS finds them
 await met;
-const sent = await amara.node.send("baraka@local", "hello from amara");
+await baraka.node.mailbox.addBuddy("amara@local"); // meeting makes no buddy: baraka chooses amara
+const sent = await amara.node.send("baraka@local", "hello from amara"); // writing to him makes him hers
 const got = await arrived;
 console.log(`${got.to[0]} got "${got.body}" from ${got.from}`);
 while ((await amara.node.mailbox.message(sent.id)).state !== "delivered") await new Promise((r) => setTimeout(r, 50));

@@ -110,7 +110,12 @@ describe("the README walk-through", () => {
         p.on("exit", (code) => res({ code: code ?? 1, stdout, stderr }));
       });
     await waitFor(async () => (await sh("pigeon peers --json")).stdout.includes("baraka@local"), "the two nodes to meet");
-    const [send, inbox, outbox] = commands.filter((l) => !l.startsWith("pigeon start"));
+    const [nearby, add, send, inbox, outbox] = commands.filter((l) => !l.startsWith("pigeon start"));
+    expect(nearby).toBe("pigeon nearby");
+    await waitFor(async () => (await sh(nearby!)).stdout.includes("pigeon buddies add baraka@local"), "amara to see baraka nearby");
+    const added = await sh(add!);
+    expect(added.code, added.stderr).toBe(0);
+    expect((await sh(nearby!)).stdout).toMatch(/baraka@local .* a buddy/);
     const sent = await sh(send!);
     expect(sent.code, sent.stderr).toBe(0);
     await waitFor(async () => (await sh(inbox!)).stdout.includes("hello amara"), "amara to see it");
@@ -266,12 +271,14 @@ describe("the name", () => {
 
 interface Msg { id: string; from: string; to: string[]; body: string; state?: string; direction: string }
 
-/** Two nodes on loopback that have met (b dials a). */
+/** Two nodes on loopback that have met (b dials a), whose children made each other buddies. */
 async function pair(a: string, b: string): Promise<[Daemon, Daemon]> {
   const da = await startDaemon(a, { args: quiet });
   const db = await startDaemon(b, { args: [...quiet, "--peer", `127.0.0.1:${da.syncPort}`] });
   await waitFor(async () => (await pigeonJson<unknown[]>(da, "contacts")).length === 1, `${a} to meet ${b}`);
   await waitFor(async () => (await pigeonJson<unknown[]>(db, "contacts")).length === 1, `${b} to meet ${a}`);
+  expect((await pigeon(da, "buddies", "add", `${b}@local`)).code).toBe(0);
+  expect((await pigeon(db, "buddies", "add", `${a}@local`)).code).toBe(0);
   return [da, db];
 }
 
@@ -281,7 +288,7 @@ describe("reading with the node stopped", () => {
     expect((await pigeon(b, "send", "amara@local", "hello amara")).code).toBe(0);
     await waitFor(async () => (await pigeonJson<Msg[]>(b, "outbox"))[0]?.state === "delivered", "delivered");
     expect((await pigeon(a, "draft", "baraka@local", "see you at school")).code).toBe(0);
-    const reads = ["inbox", "outbox", "waiting", "drafts", "contacts", "card"];
+    const reads = ["inbox", "outbox", "waiting", "drafts", "contacts", "buddies", "card"];
     const online = new Map<string, unknown>();
     for (const r of reads) online.set(r, await pigeonJson(a, r));
     const who = await pigeonJson<{ address: string; fingerprint: string; signPublicKey: string }>(a, "whoami");
@@ -412,6 +419,8 @@ describe("words for a child and a teacher", () => {
     expect(downLines()).toHaveLength(1);
 
     await waitFor(async () => (await pigeonJson<unknown[]>(b, "contacts")).length === 1, "gali to meet fumo");
+    await waitFor(async () => (await pigeonJson<unknown[]>(a, "nearby")).length === 1, "fumo to meet gali");
+    expect((await pigeon(a, "buddies", "add", "gali@local")).code).toBe(0); // fumo chooses gali
     expect((await pigeon(b, "send", "fumo@local", "hello fumo")).code).toBe(0);
     const inbox = await waitFor(async () => {
       const r = await pigeon(a, "inbox");

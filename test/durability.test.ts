@@ -25,9 +25,12 @@ async function pair() {
   return { start, dirA, dirB };
 }
 
+/** The two laptops met, and the children made each other buddies (meeting alone makes none). */
 async function met(a: Daemon, b: Daemon) {
   await waitFor(async () => (await pigeonJson<unknown[]>(a, "contacts")).length === 1, "A to meet B");
   await waitFor(async () => (await pigeonJson<unknown[]>(b, "contacts")).length === 1, "B to meet A");
+  expect((await pigeon(a, "buddies", "add", "baraka@local")).code).toBe(0);
+  expect((await pigeon(b, "buddies", "add", "amara@local")).code).toBe(0);
 }
 
 describe("talk to a classmate later", () => {

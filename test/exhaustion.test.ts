@@ -101,6 +101,8 @@ describe("the sync port under a resource-exhaustion attack", () => {
       // a real laptop walks in: it links, sends, and the message arrives
       const b = await startDaemon("baraka", { args: ["--no-mdns", "--peer", `127.0.0.1:${a.syncPort}`] });
       await waitFor(async () => (await pigeonJson<unknown[]>(b, "peers")).length === 1, "baraka to link to amara", 20_000);
+      await waitFor(async () => (await pigeonJson<unknown[]>(a, "nearby")).length === 1, "amara to meet baraka", 20_000);
+      expect((await pigeon(a, "buddies", "add", "baraka@local")).code).toBe(0); // amara chooses baraka
       expect((await pigeon(b, "send", "amara@local", "hello through the crowd")).code).toBe(0);
       await waitFor(async () => (await api<{ body: string }[]>(a, "GET", "/api/inbox")).some((m) => m.body === "hello through the crowd"), "amara's inbox");
       // and the node answers its own user all along

@@ -10,6 +10,9 @@ afterAll(cleanupAll);
 async function chat(a: Daemon, b: Daemon) {
   await waitFor(async () => (await pigeonJson<unknown[]>(a, "peers")).length === 1, `${a.name} to see ${b.name}`);
   await waitFor(async () => (await pigeonJson<unknown[]>(b, "peers")).length === 1, `${b.name} to see ${a.name}`);
+  // meeting makes no buddy: a chooses b from the laptops nearby (b chooses a by writing to them)
+  await waitFor(async () => (await pigeonJson<unknown[]>(a, "nearby")).length === 1, `${b.name} nearby on ${a.name}'s laptop`);
+  expect((await pigeon(a, "buddies", "add", `${b.name}@local`)).code).toBe(0);
 
   const sent = await pigeon(b, "send", `${a.name}@local`, "hello", a.name);
   expect(sent.code, sent.stderr).toBe(0);

@@ -75,6 +75,8 @@ describe("a hostile carrier", () => {
     await pigeonJson<Msg>(a, "send", "chiku@local", "for chiku, through baraka");
     const b = await startDaemon("baraka", { args: ["--no-mdns", "--port", String(pb), "--peer", `127.0.0.1:${pa}`, "--carry-quota", "1"] });
     await waitFor(async () => (await carrying(b)).envelopes === 2, "B to carry A's envelopes");
+    await waitFor(async () => (await pigeonJson<unknown[]>(b, "nearby")).length === 1, "B to meet A");
+    expect((await pigeon(b, "buddies", "add", "amara@local")).code).toBe(0); // baraka chooses amara
 
     // Mallory: a real node of her own, plus raw frames
     const mallory = generateIdentity("mallory");

@@ -200,13 +200,14 @@ export async function runPigeon(trace, msgs, opts) {
       };
       sim.nodes.push({ id: /** @type {string} */ (trace.ids[i]), identity, card: contactCard(identity), mailbox, engine, dir, carried });
     }
-    // the school provisioned everyone's card: each sender knows its recipients, and each recipient its
-    // senders (so their messages are buddies' messages, not requests, and get delivered receipts)
+    // the school provisioned everyone's card: each sender has its recipients as buddies, and each
+    // recipient its senders (so their messages are buddies' messages, not requests, and get delivered
+    // receipts); a card the child adds makes a buddy
     for (const m of msgs) {
       const s = /** @type {Node} */ (sim.nodes[m.src]);
       const d = /** @type {Node} */ (sim.nodes[m.dst]);
-      s.mailbox.rememberContact(d.card, "card");
-      d.mailbox.rememberContact(s.card, "card");
+      await s.mailbox.addContact(d.card);
+      await d.mailbox.addContact(s.card);
     }
     /** @type {{ at: number, count: number }[]} */
     const arrivals = msgs.map(() => ({ at: NaN, count: 0 }));

@@ -59,6 +59,8 @@ describe.skipIf(!!why)(`testbed 3: chaos (${MODE}: ${CHAOS.hosts} hosts, ${CHAOS
     tb.log("chaos begins");
 
     const counts: Record<string, number> = {};
+    /** "x>y": x made y a buddy. */
+    const chosen = new Set<string>();
     const did = (what: string) => (counts[what] = (counts[what] ?? 0) + 1);
     const end = Date.now() + CHAOS.chaosMs;
     // roll values that select: walk, out of range, classroom down, restart, kill -9
@@ -83,6 +85,18 @@ describe.skipIf(!!why)(`testbed 3: chaos (${MODE}: ${CHAOS.hosts} hosts, ${CHAOS
         const here = tb.whereIs(h);
         const away = known.filter((k) => !tb.running(k) || !tb.whereIs(k).some((b) => here.includes(b)));
         const to = away.length && r.chance(0.7) ? r.pick(away) : r.pick(known);
+        // meeting makes no buddy: the classmate chooses the writer the first time (wherever their
+        // laptop is: with it stopped, the pigeon command writes the data directory itself)
+        if (!chosen.has(`${to}>${h}`)) {
+          try {
+            await tb.pigeon(to, "buddies", "add", addr(h));
+          } catch (e) {
+            tb.log(`${to} could not add ${h} now (${(e as Error).message.split("\n")[0]}): no message this time`);
+            continue;
+          }
+          chosen.add(`${to}>${h}`);
+          did("buddies add");
+        }
         const body = `chaos ${sent.length + 1} from ${h} to ${to} (seed ${CHAOS.seed})`;
         const m = await tb.pigeon<Msg>(h, "send", addr(to), body);
         sent.push({ id: m.id, from: h, to, body, at: tb.elapsed() });

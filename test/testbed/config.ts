@@ -44,6 +44,12 @@ export async function waitConnected(tb: Testbed, a: string, b: string, ms = 30_0
   await waitUntil(async () => (await sees(a, b)) && (await sees(b, a)), `${a} and ${b} to be connected`, ms, 500);
 }
 
+/** `a` and `b` (who have met) make each other buddies, as the children would: meeting alone makes none. */
+export async function befriend(tb: Testbed, a: string, b: string): Promise<void> {
+  await tb.pigeon(a, "buddies", "add", addr(b));
+  await tb.pigeon(b, "buddies", "add", addr(a));
+}
+
 /** Sends from a to b, waits for b's inbox and a's "delivered"; returns the message id. */
 export async function chat(tb: Testbed, from: string, to: string, body: string, ms = 30_000): Promise<string> {
   const sent = await tb.pigeon<Msg>(from, "send", addr(to), body);

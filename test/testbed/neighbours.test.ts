@@ -3,7 +3,7 @@
 // second radio on two bridges at once (mDNS on its first, the --peer fallback on its second).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Testbed, waitUntil } from "./testbed.js";
-import { addr, chat, skipReason, waitConnected, type Msg } from "./config.js";
+import { addr, befriend, chat, skipReason, waitConnected, type Msg } from "./config.js";
 
 const why = skipReason("neighbours");
 
@@ -24,6 +24,7 @@ describe.skipIf(!!why)("testbed 1: neighbours on one bridge", () => {
   it("find each other by mDNS and chat both ways; the other bridge stays apart", async ({ onTestFailed }) => {
     onTestFailed(() => void (tb.keepArtifacts = true));
     await waitConnected(tb, "amara", "baraka");
+    await befriend(tb, "amara", "baraka");
     await chat(tb, "baraka", "amara", "hello amara");
     await chat(tb, "amara", "baraka", "hi back");
     // chiku is on class2 only: amara never meets her
@@ -64,6 +65,8 @@ describe.skipIf(!!why)("testbed 1: neighbours on one bridge", () => {
     onTestFailed(() => void (tb.keepArtifacts = true));
     await waitConnected(tb, "dede", "amara");
     await waitConnected(tb, "dede", "chiku");
+    await befriend(tb, "dede", "amara");
+    await befriend(tb, "dede", "chiku");
     await chat(tb, "dede", "chiku", "hello chiku");
     await chat(tb, "amara", "dede", "hello dede");
   }, 60_000);

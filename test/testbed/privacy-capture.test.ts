@@ -70,6 +70,7 @@ describe.skipIf(!!why)("what the network learns about a child (packet capture)",
 
     // found by mDNS alone (no --peer), linked, and a message each way, delivered
     await waitFor(async () => (await pigeonJson<{ address: string }[]>(zawadi, "peers")).some((p) => p.address === "baraka@nyeri-academy"), "zawadi to see baraka", 20_000);
+    expect((await pigeon(zawadi, "buddies", "add", "baraka@nyeri-academy")).code).toBe(0); // meeting alone makes no buddy
     const sent = await pigeonJson<{ id: string }>(baraka, "send", "zawadi@kisumu-primary", "habari zawadi, this is baraka");
     await waitFor(async () => (await pigeonJson<{ id: string; body: string }[]>(zawadi, "inbox")).some((m) => m.id === sent.id), "zawadi's inbox");
     expect((await pigeon(zawadi, "send", "baraka@nyeri-academy", "karibu baraka")).code).toBe(0);

@@ -25,9 +25,11 @@ describe.skipIf(!!why)("testbed 2: a walking child carries a message between cla
     const outboxState = async (id: string) => (await tb.pigeon<Msg[]>("amara", "outbox")).find((m) => m.id === id)?.state;
 
     // Contacts come from meeting: Amara can only address Chiku if her laptop has met Chiku's. So
-    // Chiku first visits classroom X (they meet), then goes back to Y: from now on they are apart.
+    // Chiku first visits classroom X (they meet, and Chiku makes Amara a buddy), then goes back to
+    // Y: from now on they are apart.
     await tb.move("chiku", "X");
     await waitConnected(tb, "amara", "chiku");
+    await tb.pigeon("chiku", "buddies", "add", addr("amara"));
     await tb.move("chiku", "Y");
     tb.log("chiku is back in Y: amara and chiku are apart");
     expect((await tb.pigeon<{ address: string }[]>("amara", "contacts")).map((c) => c.address)).toContain(addr("chiku"));

@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import { WebSocket } from "ws";
 import { afterAll, describe, expect, it } from "vitest";
 import { cleanupAll, pigeonJson, startDaemon } from "../helpers.js";
-import { announceSkip, missing, slix, startXmppNode, waitFor, type XmppNode } from "./xmpp-helpers.js";
+import { announceSkip, befriend, missing, slix, startXmppNode, waitFor, type XmppNode } from "./xmpp-helpers.js";
 
 afterAll(cleanupAll);
 
@@ -160,7 +160,7 @@ describe("idle sockets against the owner's own login", () => {
   it.skipIf(!!why)("150 idle sockets do not lock the owner out: slixmpp logs in and sends", async () => {
     const a = await startXmppNode("amara"); // the default login timeout (30 s): the idle sockets stay for the whole test
     const b = await startDaemon("baraka", { args: ["--no-mdns", "--peer", `127.0.0.1:${a.syncPort}`] });
-    await waitFor(async () => (await pigeonJson<unknown[]>(a, "contacts")).length === 1, "amara to meet baraka");
+    await befriend(a, b); // met nearby, and made each other buddies
     const sockets: Socket[] = [];
     const closed: boolean[] = [];
     try {

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { cleanupAll, onCleanup, pigeonJson, ROOT } from "../helpers.js";
 import { startConverse } from "./clients/converse.js";
-import { announceSkip, freePort, missing, slix, startProsody, startXmppNode, waitFor } from "./xmpp-helpers.js";
+import { announceSkip, befriend, freePort, missing, slix, startProsody, startXmppNode, waitFor } from "./xmpp-helpers.js";
 
 afterAll(cleanupAll);
 
@@ -32,7 +32,7 @@ describe.skipIf(!!why)("Converse.js (WebSocket) in headless Chromium", () => {
     const pagePort = await freePort();
     const a = await startXmppNode("amara", ["--allow-origin", `http://127.0.0.1:${pagePort}`]);
     const b = await startXmppNode("baraka", ["--peer", `127.0.0.1:${a.syncPort}`]);
-    await waitFor(async () => (await pigeonJson<unknown[]>(a, "contacts")).length === 1, "the nodes to meet");
+    await befriend(a, b); // met nearby, and made each other buddies
     const c = await startConverse({ websocket: a.websocket, jid: a.jid, password: a.password, port: pagePort });
     onCleanup(() => c.close());
     const reader = slix({ jid: b.jid, password: b.password, port: b.xmppPort, scenario: "receive", count: 1, timeout: 40 });

@@ -3,7 +3,7 @@
 import { execFileSync } from "node:child_process";
 import { afterAll, describe, expect, it } from "vitest";
 import { cleanupAll, onCleanup, pigeonJson, tempDir } from "../helpers.js";
-import { announceSkip, missing, slix, startProsody, startXmppNode, waitFor } from "./xmpp-helpers.js";
+import { announceSkip, befriend, missing, slix, startProsody, startXmppNode, waitFor } from "./xmpp-helpers.js";
 
 afterAll(cleanupAll);
 
@@ -57,7 +57,7 @@ describe.skipIf(!!why)("profanity in tmux", () => {
   it("across two Pigeon nodes, with STARTTLS and the node's self-signed certificate", async () => {
     const a = await startXmppNode("amara");
     const b = await startXmppNode("baraka", ["--peer", `127.0.0.1:${a.syncPort}`]);
-    await waitFor(async () => (await pigeonJson<unknown[]>(a, "contacts")).length === 1, "the nodes to meet");
+    await befriend(a, b); // met nearby, and made each other buddies
     const prof = profanity("pigeon");
     await prof.login(a.jid, a.password, a.xmppPort, "trust");
     expect(prof.screen()).not.toMatch(/TLS connection not established/);

@@ -1,11 +1,12 @@
 // slixmpp (Debian python3-slixmpp 1.8) against real Pigeon daemons: both SCRAM mechanisms (no PLAIN), STARTTLS,
-// roster = contacts met, messages across two nodes by Pigeon sync, offline delivery with delay stamps,
+// roster = the buddy list (edited from the client and the pigeon command, pushed), blocking (XEP-0191),
+// messages across two nodes by Pigeon sync, offline delivery with delay stamps,
 // receipts and displayed markers from Pigeon's signed receipts, MAM paging in arrival order, and
 // stream management resuming after a cut socket. The same scenarios run against a loopback Prosody
 // first (prosody.test.ts) so a failure can be told apart as ours or the script's.
 import { afterAll, describe, expect, it } from "vitest";
-import { cleanupAll, pigeon, pigeonJson } from "../helpers.js";
-import { announceSkip, missing, slix, startXmppNode, waitFor, type XmppNode } from "./xmpp-helpers.js";
+import { cleanupAll, pigeon, pigeonJson, startDaemon } from "../helpers.js";
+import { announceSkip, befriend, missing, slix, startXmppNode, waitFor, type XmppNode } from "./xmpp-helpers.js";
 
 afterAll(cleanupAll);
 
@@ -19,10 +20,10 @@ describe.skipIf(!!why)("slixmpp against Pigeon nodes", () => {
   let b: XmppNode;
   const as = (n: XmppNode, scenario: string, extra: Record<string, unknown> = {}) => ({ jid: n.jid, password: n.password, port: n.xmppPort, scenario, ...extra });
 
-  it("logs in with SCRAM-SHA-1, SCRAM-SHA-256 (also over STARTTLS), never PLAIN; roster is the contacts met", async () => {
+  it("logs in with SCRAM-SHA-1, SCRAM-SHA-256 (also over STARTTLS), never PLAIN; the roster is the buddy list", async () => {
     a = await startXmppNode("amara");
     b = await startXmppNode("baraka", ["--peer", `127.0.0.1:${a.syncPort}`]);
-    await waitFor(async () => (await pigeonJson<unknown[]>(a, "contacts")).length === 1, "amara to meet baraka");
+    await befriend(a, b); // met nearby, and made each other buddies: the roster is the buddy list
     const runs = await Promise.all([
       slix(as(a, "login", { mech: "SCRAM-SHA-1" })),
       slix(as(a, "login", { mech: "SCRAM-SHA-256" })),
@@ -112,5 +113,41 @@ describe.skipIf(!!why)("slixmpp against Pigeon nodes", () => {
     const r = await run;
     expect(r.result.resumed, JSON.stringify(r.result) + r.stderr.slice(-1500)).toBe(true);
     expect(r.result.bodies).toEqual(["sm 0", "sm 1", "sm 2", "sm 3", "sm 4"]);
+  });
+});
+
+describe.skipIf(!!why)("slixmpp editing the buddy list", () => {
+  it("roster set adds and names, the pigeon command's rename is pushed, remove removes; block and unblock (XEP-0191)", async () => {
+    const a = await startXmppNode("amara");
+    const b = await startXmppNode("baraka", ["--peer", `127.0.0.1:${a.syncPort}`]);
+    const c = await startDaemon("chiku", { args: ["--no-mdns", "--no-xmpp", "--peer", `127.0.0.1:${a.syncPort}`] });
+    await befriend(a, b);
+    await waitFor(async () => (await pigeonJson<{ address: string }[]>(a, "nearby")).some((n) => n.address === "chiku@local"), "amara to meet chiku");
+    const run = await slix(
+      { jid: a.jid, password: a.password, port: a.xmppPort, scenario: "roster", who: "chiku@local", name: "Chi", groups: ["Football"], cli_name: "chikito", block: "baraka@local" },
+      (e) => {
+        if (e.event === "added") void pigeon(a, "buddies", "rename", "chiku@local", "chikito");
+      },
+    );
+    const r = run.result;
+    expect(r.ok, JSON.stringify(r) + run.stderr.slice(-2000)).toBe(true);
+    expect(r.before).toEqual(["baraka@local"]); // chiku was met, not a buddy
+    expect(r.added).toEqual({ name: "chi", groups: ["Football"], subscription: "both" });
+    expect(r.renamed).toBe(true); // the rename made with the pigeon command reached the client
+    expect([r.bad_name, r.unknown]).toEqual(["not-acceptable", "item-not-found"]);
+    expect(r.removed).toBe(true);
+    expect(r.after).toEqual(["baraka@local"]);
+    expect(r.blocked_list).toEqual(["baraka@local"]);
+    expect(r.errors).toEqual([{ to: "baraka@local", condition: "not-acceptable", blocked: true }]);
+    expect(r.blocks).toEqual([["block", ["baraka@local"]], ["unblock", ["baraka@local"]]]);
+    expect(r.unblocked_list).toEqual([]);
+    // every push carried a version; Pigeon's buddy list says the same as the client did
+    expect((r.pushes as { ver: string }[]).every((p) => /^[0-9a-f]{16}$/.test(p.ver))).toBe(true);
+    const list = await pigeonJson<{ buddies: { address: string; petname?: string; groups: string[] }[]; blocked: unknown[] }>(a, "buddies");
+    expect(list.buddies.map((x) => x.address)).toEqual(["baraka@local"]);
+    expect(list.blocked).toEqual([]);
+    // chiku is still known (met nearby); added back, the name and group the client gave come back
+    expect(await pigeonJson<{ petname?: string; groups: string[] }>(a, "buddies", "add", "chiku@local")).toMatchObject({ petname: "chikito", groups: ["Football"] });
+    void c;
   });
 });

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import type { Browser } from "playwright-core";
 import { afterAll, describe, expect, it } from "vitest";
 import { api, cleanupAll, onCleanup, pigeon, pigeonJson } from "../helpers.js";
-import { announceSkip, missing, startXmppNode, waitFor } from "./xmpp-helpers.js";
+import { announceSkip, befriend, missing, startXmppNode, waitFor } from "./xmpp-helpers.js";
 
 afterAll(cleanupAll);
 
@@ -119,7 +119,7 @@ describe.skipIf(!!why)("a web page on another origin in Chromium", () => {
     const allowed = await servePage();
     const a = await startXmppNode("amara", ["--allow-origin", allowed.origin]);
     const b = await startXmppNode("baraka", ["--peer", `127.0.0.1:${a.syncPort}`]);
-    await waitFor(async () => (await pigeonJson<unknown[]>(a, "contacts")).length === 1, "the nodes to meet");
+    await befriend(a, b); // met nearby, and made each other buddies
     // something in amara's archive for a page to steal
     expect((await pigeon(b, "send", a.jid, "a secret for amara")).code).toBe(0);
     await waitFor(async () => (await pigeonJson<unknown[]>(a, "inbox")).length === 1, "the message to reach amara");

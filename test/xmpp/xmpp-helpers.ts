@@ -4,7 +4,7 @@ import { execFile, execFileSync, spawn, spawnSync, type ChildProcess } from "nod
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
-import { onCleanup, pigeonJson, startDaemon, tempDir, waitFor, type Daemon } from "../helpers.js";
+import { onCleanup, pigeon, pigeonJson, startDaemon, tempDir, waitFor, type Daemon } from "../helpers.js";
 
 export const PYTHON = "/usr/bin/python3";
 export const SLIX = join(import.meta.dirname, "clients/slix.py");
@@ -22,6 +22,19 @@ export async function startXmppNode(name: string, args: string[] = []): Promise<
   const info = JSON.parse(readFileSync(join(d.dataDir, "node.json"), "utf8")) as { xmpp: { port: number; websocket: string } };
   const pw = await pigeonJson<{ jid: string; password: string }>(d, "xmpp-password");
   return Object.assign(d, { jid: pw.jid, password: pw.password, xmppPort: info.xmpp.port, websocket: info.xmpp.websocket, certPath: join(d.dataDir, "xmpp-tls-cert.pem") });
+}
+
+/**
+ * Two laptops that met nearby, whose children then made each other buddies with `pigeon buddies add`
+ * (meeting alone makes no buddy: messages would wait under requests, unseen by XMPP clients).
+ */
+export async function befriend(a: Daemon, b: Daemon): Promise<void> {
+  await waitFor(async () => (await pigeonJson<unknown[]>(a, "nearby")).length >= 1, `${a.name} to meet ${b.name}`);
+  await waitFor(async () => (await pigeonJson<unknown[]>(b, "nearby")).length >= 1, `${b.name} to meet ${a.name}`);
+  for (const [x, y] of [[a, b], [b, a]] as const) {
+    const r = await pigeon(x, "buddies", "add", `${y.name}@local`);
+    if (r.code !== 0) throw new Error(`pigeon buddies add ${y.name}@local failed on ${x.name}: ${r.stderr}`);
+  }
 }
 
 /** Why a tool cannot be used here, or undefined. Skips are announced loudly by the callers. */

@@ -24,8 +24,8 @@ import {
 import { parseOrigin } from "./http-guard.js";
 import { ensureCredentials, setPassword } from "@pigeon/xmpp";
 import {
-  formatContacts, formatDevices, formatDrafts, formatInbox, formatMessages, formatOutbox, formatPeers, formatRequests, formatSent, formatShown, formatStatus,
-  formatWhoami,
+  formatBuddies, formatContacts, formatDevices, formatDrafts, formatInbox, formatMessages, formatNearby, formatOutbox, formatPeers, formatRequests,
+  formatSent, formatShown, formatStatus, formatWhoami,
 } from "./format.js";
 
 class NotRunning extends Error {}
@@ -304,6 +304,56 @@ async function call<E extends Endpoint>(where: DataDirChoice, endpoint: E, body?
   return value as ControlApi[E]; // the node answers with the shape control-api.ts gives this endpoint
 }
 
+const BUDDIES_USAGE =
+  "buddies takes: add WHO, remove WHO, rename WHO NAME, block WHO, unblock WHO, group WHO GROUP, ungroup WHO GROUP " +
+  '(or nothing, to list them); WHO is an address, your name for them or a fingerprint, e.g. pigeon buddies rename baraka@local bara';
+
+/** `pigeon buddies [...]`: the list, or one change to it (through the node, or the data directory itself). */
+async function buddies(where: DataDirChoice, rest: string[], out: (value: unknown, readable: string) => void): Promise<number> {
+  const [action, who, arg, ...extra] = rest;
+  if (action === undefined) {
+    const { value } = await ask(where, "GET /api/buddies");
+    out(value, formatBuddies(value));
+    return 0;
+  }
+  const needsArg = action === "rename" || action === "group" || action === "ungroup";
+  const known = ["add", "remove", "rename", "block", "unblock", "group", "ungroup"].includes(action);
+  if (!known || !who || extra.length || (needsArg ? arg === undefined : arg !== undefined)) throw new UsageError(BUDDIES_USAGE);
+  const shown = (b: { address: string; petname?: string; groups: string[] }) =>
+    `${b.address}${b.petname ? ` "${b.petname}"` : ""}${b.groups.length ? ` [${b.groups.join(", ")}]` : ""}`;
+  switch (action) {
+    case "add": {
+      const b = (await ask(where, "POST /api/buddies/add", { who }).catch(usageIfBadInput)).value;
+      out(b, `${shown(b)} is one of your buddies (fingerprint ${b.fingerprint}), on all your devices`);
+      return 0;
+    }
+    case "rename": {
+      const b = (await ask(where, "POST /api/buddies/rename", { who, name: arg }).catch(usageIfBadInput)).value;
+      out(b, b.petname ? `You call ${b.address} "${b.petname}" now: pigeon send ${b.petname} "..." reaches them` : `${b.address} has no name of yours now`);
+      return 0;
+    }
+    case "group":
+    case "ungroup": {
+      const b = (await ask(where, action === "group" ? "POST /api/buddies/group" : "POST /api/buddies/ungroup", { who, group: arg }).catch(usageIfBadInput)).value;
+      out(b, shown(b));
+      return 0;
+    }
+    case "remove": {
+      const p = (await ask(where, "POST /api/buddies/remove", { who }).catch(usageIfBadInput)).value;
+      out(p, `${p.address} is no longer one of your buddies; your messages with them stay, and what they write now waits under requests`);
+      return 0;
+    }
+    default: {
+      const block = action === "block";
+      const p = (await ask(where, block ? "POST /api/buddies/block" : "POST /api/buddies/unblock", { who }).catch(usageIfBadInput)).value;
+      out(p, block
+        ? `Blocked ${p.address} (${p.fingerprint}): nothing from them is shown and they get no receipt, on all your devices`
+        : `Unblocked ${p.address}`);
+      return 0;
+    }
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   const { v, positionals } = parseCommandLine(argv);
   const [command, ...rest] = positionals;
@@ -464,6 +514,14 @@ async function main(argv: string[]): Promise<number> {
       if (rest.length !== 1) throw new UsageError("pair needs the code the other device shows, e.g. pigeon pair abcd-efgh-ijkl");
       return pair(where, rest[0]!, v);
     }
+    case "buddies":
+      return buddies(where, rest, out);
+    case "nearby": {
+      noArgs();
+      const { value: n } = await ask(where, "GET /api/nearby");
+      out(n, formatNearby(n));
+      return 0;
+    }
     case "card": {
       noArgs();
       const c = (await ask(where, "GET /api/card")).value;
@@ -473,8 +531,8 @@ async function main(argv: string[]): Promise<number> {
     case "contacts": {
       if (rest[0] === "add") {
         if (rest.length !== 2) throw new UsageError("contacts add needs one contact card (from pigeon card on their laptop)");
-        const c = (await ask(where, "POST /api/contacts", { card: rest[1] })).value;
-        out(c, `Added ${c.address} (fingerprint ${c.fingerprint}: compare it with theirs)`);
+        const c = (await ask(where, "POST /api/contacts", { card: rest[1] }).catch(usageIfBadInput)).value;
+        out(c, `Added ${c.address} to your buddies (fingerprint ${c.fingerprint}: compare it with theirs)`);
         return 0;
       }
       if (rest[0] === "rename") {
@@ -486,7 +544,7 @@ async function main(argv: string[]): Promise<number> {
       if (rest[0] === "remove") {
         if (rest.length !== 2) throw new UsageError("contacts remove needs who: an address, your name for them, or a fingerprint");
         const c = (await ask(where, "POST /api/contacts/remove", { who: rest[1] }).catch(usageIfBadInput)).value;
-        out(c, `Removed ${c.address} (${c.fingerprint}) from your contacts; your messages with them stay`);
+        out(c, `Removed ${c.address} (${c.fingerprint}) from your buddies and contacts; your messages with them stay`);
         return 0;
       }
       if (rest.length) throw new UsageError(`contacts takes add, rename or remove (found "${rest[0]}")`);

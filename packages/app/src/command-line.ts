@@ -33,13 +33,26 @@ Commands:
   read --all                mark every received message read, without showing them
                             (whenever a message is marked read, its sender sees "read")
   peers                     laptops connected right now
-  contacts                  everyone this laptop has met (or was given a card of)
+  buddies                   your buddies (the same on all your devices), with their groups,
+                            how you know them, and who is blocked. Meeting a laptop does not
+                            make a buddy: you choose (writing to someone, adding their card or
+                            accepting their request also makes them one)
+  buddies add WHO           make someone a buddy: a laptop met nearby, a card, a request
+  buddies rename WHO NAME   your own name for a buddy ("" to clear it); pigeon send NAME works
+  buddies group WHO GROUP   put a buddy in a group (ungroup WHO GROUP takes them out)
+  buddies remove WHO        take someone off your buddies (your messages with them stay)
+  buddies block WHO         block anyone, buddy or not: nothing from them is shown, they get
+                            no receipt (unblock WHO lifts it; what came meanwhile stays hidden)
+  nearby                    laptops met nearby, the most recent first, and who is a buddy
+  contacts                  everyone this laptop knows: met nearby, cards, requests
   card                      your contact card, to give to someone you have not met
-  contacts add CARD         add someone from their contact card
-  contacts rename WHO NAME  your own name for a contact ("" to clear it)
-  contacts remove WHO       forget a contact (your messages with them stay)
-  requests                  messages from people who are not your buddies (never met, no
-                            card): they never go to your inbox and get no receipt until you
+  contacts add CARD         add someone from their contact card (they become a buddy)
+  contacts rename WHO NAME  the same as buddies rename
+  contacts remove WHO       take them off your buddies and forget them on this laptop
+                            (your messages with them stay)
+                            WHO is an address, your name for them, or a fingerprint
+  requests                  messages from people who are not your buddies: they never go to
+                            your inbox and get no receipt until you
   requests accept WHO         make them a buddy (their messages move to your inbox)
   requests ignore WHO         hide them
   requests report WHO [WHY]   hide them and keep them for your school (requests reports)
@@ -61,7 +74,8 @@ Commands:
                             fingerprint stay the same, laptops you meet learn the new name
 
 Sending (send, send --draft, reply), peers and stop need the node running; every other command also
-works while it is stopped, reading the data directory itself.
+works while it is stopped, reading (and for buddies, writing) the data directory itself; the node
+takes changes made meanwhile to your other devices when it runs again.
 
 Options for every command:
   --data DIR                data directory: your identity (private keys) and messages
@@ -125,7 +139,10 @@ export const options = {
 export type OptionName = keyof typeof options;
 export type Values = { [K in OptionName]?: (typeof options)[K] extends { type: "boolean" } ? boolean : (typeof options)[K] extends { multiple: true } ? string[] : string };
 
-export const COMMANDS = ["start", "whoami", "send", "reply", "requests", "inbox", "outbox", "waiting", "drafts", "draft", "read", "show", "peers", "contacts", "card", "status", "stop", "rename", "xmpp-password", "devices", "pair"];
+export const COMMANDS = [
+  "start", "whoami", "send", "reply", "requests", "inbox", "outbox", "waiting", "drafts", "draft", "read", "show", "peers", "buddies", "nearby",
+  "contacts", "card", "status", "stop", "rename", "xmpp-password", "devices", "pair",
+];
 
 /** Options every command takes; the others belong to one command each. */
 const COMMON: readonly OptionName[] = ["data", "json", "help"];

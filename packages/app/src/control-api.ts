@@ -1,13 +1,13 @@
 // The control API between the daemon (control.ts) and the `pigeon` command (cli.ts): every endpoint
 // with what it answers, in one place that both sides import, so neither needs a cast.
-import type { DeviceView, DraftView, MessageView, PeerView, RequestView } from "@pigeon/sync";
+import type { BuddyView, DeviceView, DraftView, MessageView, NearbyView, PeerView, PersonView, RequestView } from "@pigeon/sync";
 
 export interface ContactInfo {
   address: string;
   fingerprint: string;
   firstSeen: number;
   lastSeen: number;
-  /** met (nearby), card, accepted (a request), introduced (only their own claim: not a buddy). */
+  /** met (nearby), card, accepted (a request), introduced (only their own claim). Being a buddy is the buddy list's. */
   how: string;
   /** The user's own name for them. */
   petname?: string;
@@ -40,6 +40,15 @@ export interface Status {
   running?: boolean;
 }
 
+/** The buddy list (the same on every device of the user) and everyone blocked, on it or not. */
+export interface BuddyList {
+  buddies: BuddyView[];
+  blocked: PersonView[];
+}
+
+/** A laptop met nearby; `connected` only from a running node. */
+export type NearbyInfo = NearbyView & { connected?: boolean };
+
 export interface Report {
   from: string;
   fingerprint: string;
@@ -60,6 +69,15 @@ export interface ControlApi {
   "GET /api/peers": PeerView[];
   "GET /api/requests": RequestView[];
   "GET /api/reports": Report[];
+  "GET /api/buddies": BuddyList;
+  "GET /api/nearby": NearbyInfo[];
+  "POST /api/buddies/add": BuddyView;
+  "POST /api/buddies/remove": PersonView;
+  "POST /api/buddies/rename": BuddyView;
+  "POST /api/buddies/block": PersonView;
+  "POST /api/buddies/unblock": PersonView;
+  "POST /api/buddies/group": BuddyView;
+  "POST /api/buddies/ungroup": BuddyView;
   "POST /api/contacts": { address: string; fingerprint: string };
   "POST /api/contacts/rename": ContactInfo;
   "POST /api/contacts/remove": ContactInfo;

@@ -68,7 +68,9 @@ export type MailboxEndpoint =
   | "GET /api/status" | "GET /api/card" | "GET /api/requests" | "GET /api/reports" | "POST /api/contacts" | "POST /api/contacts/rename"
   | "POST /api/contacts/remove" | "POST /api/requests/accept" | "POST /api/requests/ignore" | "POST /api/requests/report"
   | "POST /api/drafts" | "POST /api/drafts/delete" | "POST /api/show" | "POST /api/read-new" | "POST /api/read"
-  | "GET /api/devices" | "POST /api/devices/revoke";
+  | "GET /api/devices" | "POST /api/devices/revoke"
+  | "GET /api/buddies" | "GET /api/nearby" | "POST /api/buddies/add" | "POST /api/buddies/remove" | "POST /api/buddies/rename"
+  | "POST /api/buddies/block" | "POST /api/buddies/unblock" | "POST /api/buddies/group" | "POST /api/buddies/ungroup";
 
 /** The mailbox's route for an endpoint, if it answers it without a running node. */
 export function offlineRoute(routes: Routes<MailboxEndpoint>, endpoint: Endpoint): Route<Endpoint> | undefined {
@@ -103,7 +105,8 @@ export function mailboxRoutes(mailbox: Mailbox): Routes<MailboxEndpoint> {
     "GET /api/contacts": () => mailbox.contacts().map(contactInfo),
     "GET /api/status": () => mailbox.status(),
     "GET /api/card": () => ({ card: encodeCard(mailbox.identity) }),
-    "POST /api/contacts": (b) => {
+    // a card the child was given: the person is known, and a buddy (the child chose them)
+    "POST /api/contacts": async (b) => {
       let card;
       try {
         card = decodeCard(str(b, "card"));
@@ -111,19 +114,28 @@ export function mailboxRoutes(mailbox: Mailbox): Routes<MailboxEndpoint> {
         throw new HttpError(400, "bad-input", (e as Error).message);
       }
       if (Buffer.from(card.signPublicKey).equals(Buffer.from(mailbox.me))) throw new HttpError(400, "bad-input", "that is your own card");
-      mailbox.rememberContact(card, "card");
+      await mailbox.addContact(card);
       return { address: formatAddress(card), fingerprint: fingerprint(card.signPublicKey) };
     },
-    "POST /api/contacts/rename": (b) => contactInfo(mailbox.renameContact(str(b, "who"), str(b, "name"))),
-    "POST /api/contacts/remove": (b) => contactInfo(mailbox.removeContact(str(b, "who"))),
+    "POST /api/contacts/rename": async (b) => contactInfo(await mailbox.renameContact(str(b, "who"), str(b, "name"))),
+    "POST /api/contacts/remove": async (b) => contactInfo(await mailbox.removeContact(str(b, "who"))),
+    "GET /api/buddies": async () => ({ buddies: await mailbox.buddies(), blocked: await mailbox.blocked() }),
+    "GET /api/nearby": () => mailbox.nearby(),
+    "POST /api/buddies/add": (b) => mailbox.addBuddy(str(b, "who")),
+    "POST /api/buddies/remove": (b) => mailbox.removeBuddy(str(b, "who")),
+    "POST /api/buddies/rename": (b) => mailbox.renameBuddy(str(b, "who"), str(b, "name")),
+    "POST /api/buddies/block": (b) => mailbox.blockBuddy(str(b, "who")),
+    "POST /api/buddies/unblock": (b) => mailbox.unblockBuddy(str(b, "who")),
+    "POST /api/buddies/group": (b) => mailbox.addToGroup(str(b, "who"), str(b, "group")),
+    "POST /api/buddies/ungroup": (b) => mailbox.removeFromGroup(str(b, "who"), str(b, "group")),
     "GET /api/devices": () => mailbox.devices.list(),
     "POST /api/devices/revoke": (b) => mailbox.devices.revoke(str(b, "device"), b.reason === undefined ? undefined : str(b, "reason")),
     "GET /api/requests": () => mailbox.requests(),
     "GET /api/reports": () => mailbox.reports(),
     "POST /api/requests/accept": async (b) => contactInfo(await mailbox.acceptRequest(str(b, "who"))),
-    "POST /api/requests/ignore": (b) => contactInfo(mailbox.decideRequest(str(b, "who"), "ignored")),
-    "POST /api/requests/report": (b) =>
-      contactInfo(mailbox.decideRequest(str(b, "who"), "reported", b.note === undefined ? undefined : str(b, "note"))),
+    "POST /api/requests/ignore": async (b) => contactInfo(await mailbox.decideRequest(str(b, "who"), "ignored")),
+    "POST /api/requests/report": async (b) =>
+      contactInfo(await mailbox.decideRequest(str(b, "who"), "reported", b.note === undefined ? undefined : str(b, "note"))),
     "POST /api/drafts": (b) => mailbox.saveDraft(str(b, "to"), str(b, "body")),
     "POST /api/drafts/delete": async (b) => {
       const id = str(b, "id");
@@ -162,6 +174,11 @@ export function createControlServer(ctx: ControlContext): Server {
     // what only a running node knows or does
     "GET /api/whoami": async (b) => ({ ...(await offline["GET /api/whoami"](b)), ...ctx.info() }),
     "GET /api/peers": () => sync.peers(),
+    // who of the laptops met nearby is connected right now (only a running node knows)
+    "GET /api/nearby": async () => {
+      const now = new Set(sync.peers().map((p) => p.signPublicKey));
+      return (await mailbox.nearby()).map((n) => ({ ...n, connected: now.has(n.signPublicKey) }));
+    },
     "GET /api/status": () => ({ ...mailbox.status(), peers: sync.peers().length, unproven: ctx.unproven() }),
     "POST /api/send": (b) => mailbox.send(str(b, "to"), str(b, "body")),
     "POST /api/reply": (b) => mailbox.reply(str(b, "id"), str(b, "body")),

@@ -1,6 +1,6 @@
 // Readable output for the `pigeon` command.
 import type { DeviceView, DraftView, MessageState, MessageView, PeerView, RequestView } from "@pigeon/sync";
-import type { Status } from "./control-api.js";
+import type { BuddyList, NearbyInfo, Status } from "./control-api.js";
 
 function when(ms: number | undefined): string {
   if (ms === undefined) return "";
@@ -94,9 +94,48 @@ export function formatPeers(list: PeerView[]): string {
   return [`Connected (${list.length})`, ...list.map((p) => `  ${p.address}  ${p.link}  since ${when(p.since)}`)].join("\n");
 }
 
-export function formatContacts(list: { address: string; fingerprint: string; lastSeen: number }[]): string {
-  if (list.length === 0) return "No contacts yet: laptops nearby are added when they are met";
-  return [`Contacts (${list.length})`, ...list.map((c) => `  ${c.address}  ${c.fingerprint}  last seen ${when(c.lastSeen)}`)].join("\n");
+export function formatContacts(list: { address: string; fingerprint: string; lastSeen: number; petname?: string }[]): string {
+  if (list.length === 0) return "No contacts yet: laptops nearby are remembered when they are met, and cards you add";
+  return [
+    `Contacts (${list.length}): everyone this laptop knows (your buddies are in pigeon buddies)`,
+    ...list.map((c) => `  ${c.address}${c.petname ? ` "${c.petname}"` : ""}  ${c.fingerprint}  last seen ${when(c.lastSeen)}`),
+  ].join("\n");
+}
+
+const HOW: Record<string, string> = { met: "met nearby", card: "from a card", school: "from the school", request: "accepted request" };
+
+/** `pigeon buddies`: the list the child chose (the same on all their devices), then who is blocked. */
+export function formatBuddies(l: BuddyList): string {
+  const lines: string[] = [];
+  if (l.buddies.length === 0) {
+    lines.push("No buddies yet: add someone met nearby (pigeon nearby, then pigeon buddies add WHO), add a card (pigeon contacts add CARD),");
+    lines.push("write to someone, or accept a request");
+  } else {
+    lines.push(`Buddies (${l.buddies.length})`);
+    for (const b of l.buddies) {
+      const groups = b.groups.length ? `  [${b.groups.join(", ")}]` : "";
+      lines.push(`  ${b.address}${b.petname ? ` "${b.petname}"` : ""}${groups}  ${HOW[b.how] ?? b.how}  ${b.fingerprint}${b.blocked ? "  BLOCKED" : ""}`);
+    }
+  }
+  const others = l.blocked.filter((p) => !l.buddies.some((b) => b.signPublicKey === p.signPublicKey));
+  if (others.length) {
+    lines.push(`Blocked, not on your list (${others.length})`);
+    for (const p of others) lines.push(`  ${p.address}  ${p.fingerprint}`);
+  }
+  return lines.join("\n");
+}
+
+/** `pigeon nearby`: laptops met nearby, the most recent first; the child chooses whom to add. */
+export function formatNearby(list: NearbyInfo[]): string {
+  if (list.length === 0) return "No laptops met nearby yet";
+  return [
+    `Met nearby (${list.length}), the most recent first`,
+    ...list.map(
+      (n) =>
+        `  ${n.address}  ${n.fingerprint}  ${n.connected ? "connected now" : `last met ${when(n.lastMet)}`}  ` +
+        (n.buddy ? "a buddy" : `(make a buddy: pigeon buddies add ${n.address})`),
+    ),
+  ].join("\n");
 }
 
 export function formatDevices(list: DeviceView[]): string {

@@ -1,6 +1,9 @@
 import * as A from "@automerge/automerge";
 import { describe, expect, it } from "vitest";
+import { addBuddy, blockBuddy, buddies, buddyListConversation, emptyBuddyList } from "./buddy-list.js";
 import { addReceipt } from "./conversation.js";
+import { certifyDevice } from "./identity.js";
+import { decodePairingGrant, encodePairingGrant, identityFromGrant, newDeviceIdentity } from "./keyring.js";
 import {
   admitEnvelope,
   appendMessage,
@@ -163,5 +166,68 @@ describe("sealed envelopes", () => {
       if (i % 6 === 0) junk[1] = 1;
       expect(admitEnvelope(junk, ctx(baraka)).status).toBe("rejected");
     }
+  });
+});
+
+describe("the person's own buddy list", () => {
+  // amara's second device, paired as devices.ts pairs it
+  const fresh = newDeviceIdentity();
+  const code = "ABCD-EFGH-JKLM";
+  const grant = encodePairingGrant(
+    code,
+    { name: amara.name, home: amara.home, person: amara.person, certificate: certifyDevice(amara, fresh.signing.publicKey), sealing: amara.sealing, previousSealing: [], card: "c" },
+    fresh.signing.publicKey,
+  );
+  const tablet = identityFromGrant(fresh, decodePairingGrant(grant, code, fresh.signing.publicKey));
+  const conv = buddyListConversation(amara.person);
+  const listKey = newConversationKey();
+  const keyEnv = sealKey(tablet, { conversation: conv, recipients: [], created: now }, listKey);
+  const card = { signKey: toHex(baraka.person), name: "baraka", home: "local", sealKey: toHex(baraka.sealing.publicKey), how: "met" as const };
+  const listCtx = (me: Identity): AdmissionContext => ({
+    me, members: [amara.person], keys: new Map([[toHex(keyEnv.keyId), listKey]]), alreadyOpened: () => false, changeKnown: () => false,
+  });
+
+  it("lives in the conversation of the person alone: a key with no recipients opens on every device of the person, nowhere else", () => {
+    expect(keyEnv.recipients).toEqual([]);
+    expect(toHex(keyEnv.author)).toBe(toHex(amara.person));
+    for (const device of [amara, tablet]) {
+      const k = admitEnvelope(keyEnv.bytes, { ...listCtx(device), members: undefined });
+      expect(k).toMatchObject({ status: "key" });
+      if (k.status === "key") expect(k.members.map(toHex)).toEqual([toHex(amara.person)]);
+    }
+    expect(admitEnvelope(keyEnv.bytes, { ...listCtx(baraka), members: undefined })).toMatchObject({ status: "rejected" });
+    // nobody else can make a key for it: the members a key names must hash to its conversation
+    const forged = sealKey(mallory, { conversation: conv, recipients: [], created: now }, listKey);
+    expect(admitEnvelope(forged.bytes, { ...listCtx(amara), members: undefined })).toMatchObject({
+      status: "rejected", reason: "key envelope's members do not match its conversation id",
+    });
+  });
+
+  it("takes buddy-list edits signed by any device of the person, judged by the buddy-list rule, not the conversation rule", () => {
+    const added = addBuddy(emptyBuddyList(newActorId(tablet.signing.publicKey)), card, now)!;
+    const env = sealChange(tablet, { conversation: conv, segment: 0, recipients: [], created: now }, listKey, added.change);
+    const got = admitEnvelope(env.bytes, listCtx(amara));
+    expect(got.status).toBe("change");
+    if (got.status === "change") expect(buddies(A.applyChanges(emptyBuddyList(), [got.change])[0]).map((b) => b.name)).toEqual(["baraka"]);
+    // a block (which deletes when lifted, so the conversation rule would refuse it) is fine here
+    const blocked = blockBuddy(added.doc, toHex(mallory.person), now)!;
+    const env2 = sealChange(tablet, { conversation: conv, segment: 0, recipients: [], created: now }, listKey, blocked.change);
+    expect(admitEnvelope(env2.bytes, listCtx(amara)).status).toBe("change");
+  });
+
+  it("refuses a message put in the buddy list, and an edit whose actor is another device's", () => {
+    const msg = message(amara, "not a buddy-list edit", emptySegment(newActorId(amara.signing.publicKey)));
+    const env = sealChange(amara, { conversation: conv, segment: 0, recipients: [], created: now }, listKey, msg.change);
+    expect(admitEnvelope(env.bytes, listCtx(tablet))).toMatchObject({ status: "rejected", reason: expect.stringMatching(/not a buddy-list column/) });
+    // an edit made under the first device's actor, signed by the tablet
+    const other = addBuddy(emptyBuddyList(newActorId(amara.signing.publicKey)), card, now)!;
+    const env2 = sealChange(tablet, { conversation: conv, segment: 0, recipients: [], created: now }, listKey, other.change);
+    expect(admitEnvelope(env2.bytes, listCtx(amara))).toMatchObject({ status: "rejected", reason: expect.stringMatching(/is not the signer's/) });
+  });
+
+  it("a classmate's buddy-list edit in a conversation with the child is refused by the conversation rule", () => {
+    const edit = addBuddy(emptyBuddyList(newActorId(amara.signing.publicKey)), card, now)!;
+    const env = seal(amara, edit.change);
+    expect(admitEnvelope(env.bytes, ctx(baraka))).toMatchObject({ status: "rejected" });
   });
 });

@@ -1,6 +1,7 @@
 // What a participant does with an envelope addressed to it: every check, in order, before anything
 // reaches Automerge. Pure: the caller supplies what it already knows.
 import { equalBytes, toHex } from "./bytes.js";
+import { buddyListConversation, checkPersonalChange } from "./buddy-list.js";
 import { checkChange, conversationId } from "./conversation.js";
 import { decodeEnvelope, Envelope, EnvelopeError, EnvelopeKind, openChange, openKeyEnvelope, signerOf, verifyEnvelope } from "./envelope.js";
 import type { Identity } from "./identity.js";
@@ -64,7 +65,11 @@ export function admitEnvelope(input: Uint8Array | Envelope, ctx: AdmissionContex
   if (!key) return { status: "pending", envelope: env, reason: "conversation key not received yet" };
   const change = openChange(env, key);
   if (!change) return { status: "rejected", envelope: env, reason: "ciphertext does not open (tampered or wrong key)" };
-  const verdict = checkChange(change, env.author, signerOf(env));
+  // the person's own buddy list (buddy-list.ts) has its own rule; every other conversation the
+  // conversation rule (append messages, add one's own receipts)
+  const personal = equalBytes(env.conversation, buddyListConversation(ctx.me.person));
+  if (personal && env.segment !== 0) return { status: "rejected", envelope: env, reason: "the buddy list is one document (segment 0)" };
+  const verdict = personal ? checkPersonalChange(change, ctx.me.person, env.author, signerOf(env)) : checkChange(change, env.author, signerOf(env));
   if (!verdict.ok) return { status: "rejected", envelope: env, reason: verdict.reason };
   if (ctx.changeKnown(verdict.change.hash))
     return { status: "rejected", envelope: env, reason: "replayed change (already in the document)" };

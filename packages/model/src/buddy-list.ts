@@ -27,7 +27,9 @@
 // values in columns merge one by one. `lastSeen` and laptops seen nearby are not here: they change at
 // every meeting, Automerge keeps every change forever, and each device keeps its own anyway.
 import * as A from "@automerge/automerge";
-import { validHome, validName } from "./identity.js";
+import { equalBytes } from "./bytes.js";
+import { conversationId } from "./conversation.js";
+import { keyId, validHome, validName } from "./identity.js";
 
 /** How I know a buddy's keys are theirs. */
 export type HowKnown = "met" | "card" | "school" | "request";
@@ -328,4 +330,25 @@ export function checkBuddyListChange(changeBytes: Uint8Array, signerActorPrefix?
     if (n > MAX_GROUPS) return { ok: false, reason: `change puts a buddy in more than ${MAX_GROUPS} groups` };
   }
   return { ok: true, change };
+}
+
+// ---- Where it lives: the person's own conversation ----
+
+/**
+ * The buddy list travels in the conversation whose only member is the person: its key envelope has
+ * no recipients (only the author's own box, which every device of the person opens), and only the
+ * person can write in it (a key envelope's members must hash to its conversation id).
+ */
+export function buddyListConversation(person: Uint8Array): Uint8Array {
+  return conversationId([person]);
+}
+
+/**
+ * Admission for a change in the buddy-list conversation: its author must be the person itself (one
+ * of its devices signed it; the caller has checked the device's certificate and revocations), and
+ * the change must be a well-formed buddy-list edit by that device (checkBuddyListChange).
+ */
+export function checkPersonalChange(changeBytes: Uint8Array, person: Uint8Array, author: Uint8Array, signer: Uint8Array): BuddyListVerdict {
+  if (!equalBytes(author, person)) return { ok: false, reason: "only the person's own devices write in their buddy list" };
+  return checkBuddyListChange(changeBytes, keyId(signer));
 }

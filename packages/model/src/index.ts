@@ -51,8 +51,8 @@ export {
 
 // The roaming buddy list shared by one person's devices: its merge rule, edits, reading view and admission check.
 export {
-  MAX_GROUPS, MAX_GROUP_CHARS, addBuddy, addToGroup, blockBuddy, blockedKeys, buddies, buddy, checkBuddyListChange, emptyBuddyList,
-  removeBuddy, removeFromGroup, renameBuddy, unblockBuddy,
+  MAX_GROUPS, MAX_GROUP_CHARS, addBuddy, addToGroup, blockBuddy, blockedKeys, buddies, buddy, buddyListConversation, checkBuddyListChange,
+  checkPersonalChange, emptyBuddyList, removeBuddy, removeFromGroup, renameBuddy, unblockBuddy,
   type Buddy, type BuddyCard, type BuddyEdit, type BuddyListDoc, type BuddyListVerdict, type HowKnown,
 } from "./buddy-list.js";
 

@@ -14,10 +14,10 @@ export type { DocumentStorage } from "./document-store.js";
 export { DurableFileStorage } from "./durable-storage.js";
 export { MemoryStorage } from "./memory-storage.js";
 
-// The mailbox: send and receive messages, receipts, drafts, contacts, and the views of them.
+// The mailbox: send and receive messages, receipts, drafts, contacts, the buddy list, and the views of them.
 export {
   Mailbox, MailboxError,
-  type Candidate, type CarrierLimits, type DraftView, type Incoming, type MailboxEvents, type MailboxOptions, type MessageQuery, type MessageState,
+  type BuddiesChange, type BuddyView, type Candidate, type NearbyView, type PersonView, type CarrierLimits, type DraftView, type Incoming, type MailboxEvents, type MailboxOptions, type MessageQuery, type MessageState,
   type MessageView, type ReceiptEvent, type ReceiveResult, type RequestView,
 } from "./mailbox/index.js";
 export type { Contact } from "./local-state.js";

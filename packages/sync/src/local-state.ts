@@ -111,10 +111,12 @@ CREATE TABLE IF NOT EXISTS settings (
 `;
 
 export interface Contact extends ContactCard {
-  /** The user's own name for this person, if they gave one. */
+  /** The user's own name for this person, if they gave one (kept in the buddy list). */
   petname?: string;
   firstSeen: number;
   lastSeen: number;
+  /** The last time their laptop was met nearby, if it ever was. */
+  lastMet?: number;
   how: string;
 }
 
@@ -126,6 +128,7 @@ export interface ConversationKey {
 
 type ContactRow = {
   sign_key: Buffer; name: string; home: string; seal_key: Buffer; first_seen: number; last_seen: number; how: string; petname: string | null;
+  last_met: number | null;
 };
 
 function contactOf(r: ContactRow): Contact {
@@ -134,6 +137,9 @@ function contactOf(r: ContactRow): Contact {
     firstSeen: r.first_seen, lastSeen: r.last_seen, how: r.how,
   };
   if (r.petname) c.petname = r.petname;
+  // contacts met before last_met was kept: their last sighting is when they were met
+  const met = r.last_met ?? (r.how === "met" ? r.last_seen : null);
+  if (met !== null) c.lastMet = met;
   return c;
 }
 
@@ -156,18 +162,28 @@ export class LocalState {
     // columns added after the first stores were written
     const cols = (db.prepare(`PRAGMA table_info(contacts)`).all() as { name: string }[]).map((c) => c.name);
     if (!cols.includes("petname")) db.exec(`ALTER TABLE contacts ADD COLUMN petname TEXT`);
+    if (!cols.includes("last_met")) db.exec(`ALTER TABLE contacts ADD COLUMN last_met INTEGER`);
   }
 
   // ---- contacts ----
+  /** Remembers (or refreshes) a contact; `how` "met" also records that their laptop was met nearby now. */
   rememberContact(c: ContactCard, how: string, at: number): void {
     this.db
       .prepare(
-        `INSERT INTO contacts (sign_key, name, home, seal_key, first_seen, last_seen, how) VALUES (?, ?, ?, ?, ?, ?, ?)
+        `INSERT INTO contacts (sign_key, name, home, seal_key, first_seen, last_seen, how, last_met) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT(sign_key) DO UPDATE SET name = excluded.name, home = excluded.home, seal_key = excluded.seal_key,
            last_seen = max(last_seen, excluded.last_seen),
-           how = CASE WHEN contacts.how = 'introduced' THEN excluded.how ELSE contacts.how END`,
+           how = CASE WHEN contacts.how = 'introduced' THEN excluded.how ELSE contacts.how END,
+           last_met = CASE WHEN excluded.last_met IS NULL THEN contacts.last_met ELSE max(coalesce(contacts.last_met, 0), excluded.last_met) END`,
       )
-      .run(c.signPublicKey, c.name, c.home, c.sealPublicKey, at, at, how);
+      .run(c.signPublicKey, c.name, c.home, c.sealPublicKey, at, at, how, how === "met" ? at : null);
+  }
+
+  /** A buddy known from the buddy list (added on another device of the person): added without touching what this laptop saw of them. */
+  addContactIfMissing(c: ContactCard, how: string, at: number): boolean {
+    return this.stmt(
+      `INSERT OR IGNORE INTO contacts (sign_key, name, home, seal_key, first_seen, last_seen, how) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    ).run(c.signPublicKey, c.name, c.home, c.sealPublicKey, at, at, how).changes > 0;
   }
 
   contacts(): Contact[] {
@@ -235,8 +251,12 @@ export class LocalState {
     return out;
   }
 
+  /**
+   * Conversations with someone else. The person's own conversation (one member: the buddy list its
+   * devices share) is not one: it holds no messages and gets no receipts.
+   */
   conversations(): Uint8Array[] {
-    return (this.stmt(`SELECT id FROM conversations`).pluck().all() as Buffer[]).map((b) => new Uint8Array(b));
+    return (this.stmt(`SELECT id FROM conversations WHERE length(members) > 32`).pluck().all() as Buffer[]).map((b) => new Uint8Array(b));
   }
 
   addKey(conversation: Uint8Array, k: ConversationKey): void {
@@ -470,6 +490,15 @@ export class LocalState {
     this.db.transaction(() => {
       for (const id of ids) st.run(id);
     })();
+  }
+
+  // ---- settings ----
+  setting(key: string): string | undefined {
+    return this.stmt(`SELECT value FROM settings WHERE key = ?`).pluck().get(key) as string | undefined;
+  }
+
+  setSetting(key: string, value: string): void {
+    this.stmt(`INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`).run(key, value);
   }
 
   // ---- clock ----

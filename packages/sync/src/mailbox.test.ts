@@ -48,6 +48,8 @@ describe("mailbox over a link", () => {
     const b = node("baraka");
     connect(a, b);
     await until(() => a.m.contacts().length === 1 && b.m.contacts().length === 1, "contacts");
+    // meeting makes no buddy: baraka chooses amara (amara chooses baraka by writing to him)
+    await b.m.addBuddy("amara@local");
     const arrived: string[] = [];
     const receipts: string[] = [];
     b.m.on("message", (m) => arrived.push(`${m.direction} ${m.from} ${m.body} #${m.arrivalSeq}`));
@@ -68,7 +70,8 @@ describe("mailbox over a link", () => {
     const a = node("amara");
     const b = node("baraka");
     const cut = connect(a, b);
-    await until(() => a.m.contacts().length === 1, "contacts");
+    await until(() => a.m.contacts().length === 1 && b.m.contacts().length === 1, "contacts");
+    await b.m.addBuddy("amara"); // baraka chose amara: her message is no request, and gets its receipt
     cut();
     await a.m.send("baraka", "see you tomorrow");
     expect((await a.m.outbox())[0]!.state).toBe("waiting");
@@ -92,7 +95,8 @@ describe("mailbox over a link", () => {
     const c = node("chiku");
     // A learns of C (e.g. met yesterday), then only ever meets B
     const meet = connect(a, c);
-    await until(() => a.m.contacts().length === 1, "contacts");
+    await until(() => a.m.contacts().length === 1 && c.m.contacts().length === 1, "contacts");
+    await c.m.addBuddy("amara"); // chiku chose amara when they met
     meet();
     await a.m.send("chiku", "via baraka");
     const ab = connect(a, b);
@@ -127,7 +131,8 @@ describe("mailbox over a link", () => {
     const a = node("amara");
     const b = node("baraka");
     connect(a, b);
-    await until(() => a.m.contacts().length === 1, "contacts");
+    await until(() => a.m.contacts().length === 1 && b.m.contacts().length === 1, "contacts");
+    await b.m.addBuddy("amara");
     const d = await a.m.saveDraft("baraka", "not yet");
     expect((await a.m.drafts()).map((x) => x.body)).toEqual(["not yet"]);
     await new Promise((r) => setTimeout(r, 50));
@@ -141,7 +146,8 @@ describe("mailbox over a link", () => {
     const a = node("amara", undefined, undefined, { segmentMessageLimit: 3 });
     const b = node("baraka", undefined, undefined, { segmentMessageLimit: 3 });
     connect(a, b);
-    await until(() => a.m.contacts().length === 1, "contacts");
+    await until(() => a.m.contacts().length === 1 && b.m.contacts().length === 1, "contacts");
+    await b.m.addBuddy("amara");
     for (let i = 0; i < 8; i++) await a.m.send("baraka", `message ${i}`);
     await until(async () => (await b.m.inbox()).length === 8, "all 8 delivered");
     expect((await b.m.inbox()).map((m) => m.body)).toEqual(Array.from({ length: 8 }, (_, i) => `message ${i}`));
@@ -157,6 +163,7 @@ describe("mailbox over a link", () => {
     const c = node("chiku", undefined, undefined, { now: () => Date.now() - 30 * day }); // a month slow
     connect(a, b);
     await until(() => a.m.contacts().length === 1 && b.m.contacts().length === 1, "contacts");
+    await b.m.addBuddy("amara");
     await a.m.send("baraka", "question from the future");
     await until(async () => (await b.m.inbox()).length === 1, "question");
     await b.m.send("amara", "answer");
@@ -166,7 +173,8 @@ describe("mailbox over a link", () => {
     expect((await b.m.inbox())[0]!.claimedSentAt).toBeGreaterThan(Date.now() + 2 * day); // shown as their claim
     // C's clock is a month slow; an envelope from it with a 14-day lifetime is still carried and delivered
     connect(c, b);
-    await until(() => c.m.contacts().length === 1, "contacts");
+    await until(() => c.m.contacts().length === 1 && b.m.contacts().length === 2, "contacts");
+    await b.m.addBuddy("chiku");
     await c.m.send("baraka", "from the past");
     await until(async () => (await b.m.inbox()).some((m) => m.body === "from the past"), "delivered despite the old clock");
   });
@@ -177,6 +185,7 @@ describe("mailbox over a link", () => {
     const mallory = node("mallory");
     connect(a, b);
     await until(() => a.m.contacts().length === 1 && b.m.contacts().length === 1, "contacts");
+    await b.m.addBuddy("amara");
     await a.m.send("baraka", "first");
     await until(async () => (await b.m.inbox()).length === 1, "first");
     // Mallory (who is not a member) and B (who is) both try to write amara's next change

@@ -50,7 +50,8 @@ describe("PigeonNode", () => {
     const b = await open("baraka");
     const arrived = new Promise((r) => b.node.once("message", r));
     link(a, b);
-    await until(() => a.node.mailbox.contacts().length === 1, "met");
+    await until(() => a.node.mailbox.contacts().length === 1 && b.node.mailbox.contacts().length === 1, "met");
+    await b.node.mailbox.addBuddy("amara@local"); // baraka chose amara: her message gets its receipt
     const sent = await a.node.send("baraka@local", "hello");
     await arrived;
     await until(async () => (await a.node.mailbox.message(sent.id))?.state === "delivered", "delivered");
@@ -75,7 +76,8 @@ describe("PigeonNode", () => {
     const a = await open("amara", storage);
     const b = await open("baraka");
     link(a, b);
-    await until(() => a.node.mailbox.contacts().length === 1, "met");
+    await until(() => a.node.mailbox.contacts().length === 1 && b.node.mailbox.contacts().length === 1, "met");
+    await b.node.mailbox.addBuddy("amara@local"); // so what amara writes is in baraka's inbox, not under requests
     await a.node.send("baraka@local", "before");
     full = true;
     const sent = await a.node.send("baraka@local", "while the documents cannot be saved"); // resolves: it is stored and sealed

@@ -412,7 +412,8 @@ export class SyncEngine extends EventEmitter<Events> {
   /**
    * The forwarding policy (docs/routing.md): an envelope's own parties always get it; other carriers
    * get it while it is alive, within the hop limit, within this node's copy budget for carried
-   * envelopes, and only until every recipient has acknowledged it.
+   * envelopes, and only until every recipient has acknowledged it. A person's own buddy list goes to
+   * that person's devices only.
    */
   private offerable(id: Uint8Array, hops: number, receivedAt: number, lifetime: number, s: Session): boolean {
     const store = this.store.envelopes;
@@ -423,6 +424,9 @@ export class SyncEngine extends EventEmitter<Events> {
     // statements (a person's keyring: its revocations) go to everyone while they live: they are small,
     // and a revocation must reach laptops that never meet the person
     if (meta.kind === EnvelopeKind.Statement) return true;
+    // the person's own document (the buddy list: no recipients) is for the person's own devices only:
+    // no acknowledgement could ever clear a carrier's copy, and no one else has any use for it
+    if (meta.recipients.length === 0) return false;
     // acknowledgements follow the copies: to whoever we handed a named envelope, or had it from
     if (meta.kind === EnvelopeKind.Ack) return store.ackConcerns(id, s.link.peer.signPublicKey);
     if (hops >= this.hopLimit) return false;

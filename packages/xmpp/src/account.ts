@@ -4,6 +4,7 @@ import type { Log, Mailbox } from "@pigeon/sync";
 import { StanzaError, type IqHandler, type IqRegistry } from "./iq.js";
 import type { Jid } from "./jid.js";
 import type { Resources } from "./resources.js";
+import type { Roster } from "./roster.js";
 import type { Session } from "./session.js";
 import type { XmppStore } from "./store.js";
 
@@ -17,6 +18,8 @@ export interface Account {
   readonly log: Log;
   /** The user's bound clients. */
   readonly resources: Resources;
+  /** The roster and block list as the clients were last told them (the buddy list). */
+  readonly roster: Roster;
   /** True once the server is closing: Pigeon's events are no longer shown to clients. */
   isClosed(): boolean;
   now(): number;

@@ -10,7 +10,7 @@ import { NS } from "./ns.js";
 import { markDisplayed } from "./receipts.js";
 import type { Session } from "./session.js";
 import { messageError, outgoingStanza } from "./stanzas.js";
-import { child, childText, type XmlElement } from "./xml.js";
+import { child, childText, el, type XmlElement } from "./xml.js";
 
 export function clientMessage(a: Account, s: Session, m: XmlElement): void {
   const type = m.attrs.type ?? "normal";
@@ -44,6 +44,8 @@ export function clientMessage(a: Account, s: Session, m: XmlElement): void {
     })
     .catch((e: unknown) => {
       if (e instanceof MailboxError) {
+        // XEP-0191 §3.5: a message to someone the user blocked is refused, saying so
+        if (e.code === "blocked") return messageError(s, m, "not-acceptable", "cancel", e.message, el("blocked", { xmlns: NS.blockingErrors }));
         const condition = e.code === "unknown-address" ? "item-not-found" : e.code === "storage" ? "resource-constraint" : "not-acceptable";
         return messageError(s, m, condition, e.code === "storage" ? "wait" : "cancel", e.message);
       }

@@ -19,6 +19,7 @@ export const NS = {
   private: "jabber:iq:private",
   vcard: "vcard-temp",
   blocking: "urn:xmpp:blocking",
+  blockingErrors: "urn:xmpp:blocking:errors",
   carbons: "urn:xmpp:carbons:2",
   forward: "urn:xmpp:forward:0",
   delay: "urn:xmpp:delay",

@@ -1,6 +1,7 @@
-// Presence (RFC 6121 §4). The user's resources see each other's presence. A contact is available
+// Presence (RFC 6121 §4). The user's resources see each other's presence. A buddy is available
 // while their laptop is connected to this node, and otherwise away ("xa", not nearby): messages to
 // them wait and travel when the laptops meet. Subscriptions are pre-approved both ways (roster.ts).
+// Someone blocked (XEP-0191) gets no presence and is shown none.
 // Who is connected comes from the sync engine's peer-up / peer-down events, pushed to the clients
 // as each one happens.
 import { formatAddress, type Address } from "@pigeon/model";
@@ -110,7 +111,7 @@ export class Presence {
     for (const o of this.a.resources.available()) {
       if (o !== s && o.lastPresence) s.sendStanza(el("presence", { from: o.jid, to: s.jid }, structuredClone(o.lastPresence.children.filter(isElement))));
     }
-    for (const item of rosterOf(this.a)) s.sendStanza(this.contactPresence(item.jid, s.jid));
+    for (const item of rosterOf(this.a)) if (!item.blocked) s.sendStanza(this.contactPresence(item.jid, s.jid));
     this.becameAvailable(s);
   }
 

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { WebSocket } from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { contactCard, generateIdentity } from "@pigeon/model";
+import { certifyDevice, contactCard, encodeCard, generateIdentity, identityFromGrant, newDeviceIdentity } from "@pigeon/model";
 import { fileStorage, Mailbox, memoryLinkPair, SyncEngine } from "@pigeon/sync";
 import { ensureCredentials } from "./credentials.js";
 import { XmlStreamParser } from "./parser.js";
@@ -102,7 +102,7 @@ describe("XmppServer in-process", () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "pigeon-xmpp-unit-"));
     mailbox = new Mailbox({ identity: generateIdentity("amara"), storage: fileStorage(dir) });
-    mailbox.rememberContact(contactCard(baraka), "test");
+    await mailbox.addContact(contactCard(baraka)); // a card: baraka is on amara's buddy list
     sync = new SyncEngine(mailbox);
     password = ensureCredentials(dir).password;
     server = new XmppServer({ mailbox, dataDir: dir, port: 0, tls: false, loginTimeoutMs: 3000, peers: sync });
@@ -175,8 +175,9 @@ describe("XmppServer in-process", () => {
     const ver = child(roster, "query")!.attrs.ver!;
     const again = await c.iq(`<query xmlns='jabber:iq:roster' ver='${ver}'/>`, "type='get'");
     expect(again.children).toEqual([]); // unchanged: an empty result
+    // someone this laptop does not know cannot be added (Pigeon needs their keys)
     const set = await c.iq("<query xmlns='jabber:iq:roster'><item jid='x@local'/></query>", "type='set'");
-    expect(toXml(set)).toContain("not-allowed");
+    expect(toXml(set)).toContain("item-not-found");
     const info = await c.iq("<query xmlns='http://jabber.org/protocol/disco#info'/>", "type='get' to='amara@local'");
     expect(toXml(info)).toContain('var="urn:xmpp:mam:2"');
     const priv = await c.iq("<query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'><conference jid='r@x'/></storage></query>", "type='set'");
@@ -237,7 +238,7 @@ describe("XmppServer in-process", () => {
     expect(cond(await c.iq("<query xmlns='jabber:iq:roster'/>", "type='get' to='local'"))).toBe("service-unavailable");
     expect(cond(await c.iq("<vCard xmlns='vcard-temp'><FN>x</FN></vCard>", "type='set' to='baraka@local'"))).toBe("forbidden");
     expect(toXml(await c.iq("<vCard xmlns='vcard-temp'/>", "type='get'"))).toMatch(/<FN[^>]*>amara<\/FN>/);
-    expect(cond(await c.iq("<block xmlns='urn:xmpp:blocking'><item jid='baraka@local'/></block>", "type='set'"))).toBe("not-allowed");
+    expect(cond(await c.iq("<block xmlns='urn:xmpp:blocking'/>", "type='set'"))).toBe("bad-request");
     expect(child(await c.iq("<blocklist xmlns='urn:xmpp:blocking'/>", "type='get'"), "blocklist")).toBeDefined();
     // the archive refuses a filter it does not have, with the archive's own condition
     const mam = await c.iq(
@@ -275,6 +276,123 @@ describe("XmppServer in-process", () => {
     expect(child(await c.next(fromBaraka, 1000), "show")).toBeUndefined();
     link.close("walked away");
     expect(away(await c.next(fromBaraka, 1000))).toBe(true);
+    c.sock.destroy();
+  });
+
+  it("edits the roster (RFC 6121 §2.3, §2.5): add, name, groups, remove; every change pushed to each client that asked, with its version", async () => {
+    const chiku = generateIdentity("chiku");
+    mailbox.rememberContact(contactCard(chiku), "met"); // met nearby: known, not a buddy
+    const c = await login(port, password, "editor");
+    const d = await login(port, password, "watcher");
+    const items = (r: XmlElement) => (child(r, "query")?.children ?? []) as XmlElement[];
+    const roster0 = await c.iq("<query xmlns='jabber:iq:roster'/>", "type='get'");
+    expect(items(roster0).map((i) => i.attrs.jid)).not.toContain("chiku@local");
+    await d.iq("<query xmlns='jabber:iq:roster'/>", "type='get'"); // d asked: it gets the pushes
+    const pushTo = (x: RawClient, jid: string, pred: (i: XmlElement) => boolean = () => true) =>
+      x.next((st) => st.name === "iq" && st.attrs.type === "set" && items(st).some((i) => i.attrs.jid === jid && pred(i)));
+    // add with a name and two groups: one push to each client (the one that asked too), then the result
+    const pushedC = pushTo(c, "chiku@local");
+    const pushedD = pushTo(d, "chiku@local");
+    const added = await c.iq("<query xmlns='jabber:iq:roster'><item jid='chiku@local' name='Chi'><group>Football</group><group>My class</group></item></query>", "type='set'");
+    expect(added.attrs.type).toBe("result");
+    for (const p of [await pushedC, await pushedD]) {
+      const [item] = items(p);
+      expect(item!.attrs).toMatchObject({ jid: "chiku@local", name: "chi", subscription: "both" });
+      expect(item!.children.map((g) => childText({ name: "x", attrs: {}, children: [g] }, "group"))).toEqual(["Football", "My class"]);
+      expect(child(p, "query")!.attrs.ver).toBe(child(await c.iq("<query xmlns='jabber:iq:roster'/>", "type='get'"), "query")!.attrs.ver);
+    }
+    expect((await mailbox.buddies()).find((b) => b.name === "chiku")).toMatchObject({ petname: "chi", groups: ["Football", "My class"] });
+    // the roster set is the whole item: no name clears the petname, the groups are replaced
+    const renamed = pushTo(d, "chiku@local", (i) => i.attrs.name === "chiku");
+    await c.iq("<query xmlns='jabber:iq:roster'><item jid='chiku@local'><group>Football</group></item></query>", "type='set'");
+    expect(items(await renamed)[0]!.children).toHaveLength(1);
+    expect((await mailbox.buddies()).find((b) => b.name === "chiku")).toMatchObject({ groups: ["Football"] });
+    expect((await mailbox.buddies()).find((b) => b.name === "chiku")!.petname).toBeUndefined();
+    // §2.3.3 and §2.5.3: what is refused, and why
+    const cond = (r: XmlElement) => (child(r, "error")?.children[0] as XmlElement | undefined)?.name;
+    expect(cond(await c.iq("<query xmlns='jabber:iq:roster'><item jid='chiku@local'/><item jid='baraka@local'/></query>", "type='set'"))).toBe("bad-request");
+    expect(cond(await c.iq("<query xmlns='jabber:iq:roster'><item jid='chiku@local'><group>a</group><group>a</group></item></query>", "type='set'"))).toBe("bad-request");
+    expect(cond(await c.iq("<query xmlns='jabber:iq:roster'><item jid='chiku@local'><group></group></item></query>", "type='set'"))).toBe("not-acceptable");
+    expect(cond(await c.iq(`<query xmlns='jabber:iq:roster'><item jid='chiku@local'><group>${"g".repeat(40)}</group></item></query>`, "type='set'"))).toBe("not-acceptable");
+    expect(cond(await c.iq("<query xmlns='jabber:iq:roster'><item jid='chiku@local' name='two words'/></query>", "type='set'"))).toBe("not-acceptable");
+    expect(cond(await c.iq("<query xmlns='jabber:iq:roster'><item jid='amara@local'/></query>", "type='set'"))).toBe("not-allowed");
+    expect(cond(await c.iq("<query xmlns='jabber:iq:roster'><item jid='nobody@local' subscription='remove'/></query>", "type='set'"))).toBe("item-not-found");
+    // remove: a push with subscription='remove'; the person stays known (nearby), not a buddy
+    const removed = pushTo(d, "chiku@local", (i) => i.attrs.subscription === "remove");
+    expect((await c.iq("<query xmlns='jabber:iq:roster'><item jid='chiku@local' subscription='remove'/></query>", "type='set'")).attrs.type).toBe("result");
+    await removed;
+    expect((await mailbox.buddies()).map((b) => b.name)).toEqual(["baraka"]);
+    // a change made with the pigeon command (the Mailbox) is pushed too
+    const fromCli = pushTo(d, "baraka@local", (i) => i.attrs.name === "bara");
+    await mailbox.renameBuddy("baraka", "bara");
+    await fromCli;
+    await mailbox.renameBuddy("bara", "");
+    c.sock.destroy();
+    d.sock.destroy();
+  });
+
+  it("blocks (XEP-0191) from the buddy list's blocked set: list, block, push, messages refused, unblock", async () => {
+    const c = await login(port, password, "blocker");
+    const d = await login(port, password, "other");
+    const list = async (x: RawClient) =>
+      ((child(await x.iq("<blocklist xmlns='urn:xmpp:blocking'/>", "type='get'"), "blocklist")?.children ?? []) as XmlElement[]).map((i) => i.attrs.jid);
+    expect(await list(c)).toEqual([]);
+    expect(await list(d)).toEqual([]); // d asked: it gets the pushes
+    d.send("<presence/>");
+    await d.next((st) => st.name === "presence" && st.attrs.from === "baraka@local");
+    const pushed = d.next((st) => st.name === "iq" && st.attrs.type === "set" && !!child(st, "block", "urn:xmpp:blocking"));
+    const gone = d.next((st) => st.name === "presence" && st.attrs.from === "baraka@local" && st.attrs.type === "unavailable");
+    expect((await c.iq("<block xmlns='urn:xmpp:blocking'><item jid='baraka@local'/></block>", "type='set'")).attrs.type).toBe("result");
+    expect((child(await pushed, "block")!.children as XmlElement[]).map((i) => i.attrs.jid)).toEqual(["baraka@local"]);
+    await gone; // a blocked contact is shown unavailable
+    expect(await list(c)).toEqual(["baraka@local"]);
+    expect((await mailbox.blocked()).map((p) => p.address)).toEqual(["baraka@local"]);
+    // a message to them is refused, saying why (§3.5)
+    c.send("<message to='baraka@local' type='chat' id='b1'><body>hi</body></message>");
+    const refused = await c.next((st) => st.name === "message" && st.attrs.type === "error" && st.attrs.id === "b1");
+    expect(toXml(refused)).toContain("not-acceptable");
+    expect(toXml(refused)).toContain('<blocked xmlns="urn:xmpp:blocking:errors"/>');
+    const cond = (r: XmlElement) => (child(r, "error")?.children[0] as XmlElement | undefined)?.name;
+    expect(cond(await c.iq("<block xmlns='urn:xmpp:blocking'><item jid='nobody@local'/></block>", "type='set'"))).toBe("item-not-found");
+    // unblocking everyone (no items): pushed, and their presence is back
+    const unpushed = d.next((st) => st.name === "iq" && st.attrs.type === "set" && !!child(st, "unblock", "urn:xmpp:blocking"));
+    const back = d.next((st) => st.name === "presence" && st.attrs.from === "baraka@local" && st.attrs.type === undefined);
+    expect((await c.iq("<unblock xmlns='urn:xmpp:blocking'/>", "type='set'")).attrs.type).toBe("result");
+    expect((child(await unpushed, "unblock")!.children as XmlElement[]).map((i) => i.attrs.jid)).toEqual(["baraka@local"]);
+    await back;
+    expect(await list(c)).toEqual([]);
+    c.sock.destroy();
+    d.sock.destroy();
+  });
+
+  it("pushes a buddy-list change that arrives from another device of the person", async () => {
+    // amara's tablet, certified by her first device (the node here), linked to it
+    const fresh = newDeviceIdentity();
+    const tabletId = identityFromGrant(fresh, {
+      name: "amara", home: "local", person: mailbox.me, certificate: certifyDevice(mailbox.identity, fresh.signing.publicKey),
+      sealing: mailbox.identity.sealing, previousSealing: [], card: encodeCard(mailbox.identity),
+    });
+    const tabletDir = mkdtempSync(join(tmpdir(), "pigeon-xmpp-tablet-"));
+    const tablet = new Mailbox({ identity: tabletId, storage: fileStorage(tabletDir) });
+    const tabletSync = new SyncEngine(tablet);
+    const c = await login(port, password, "desk2");
+    const items = (r: XmlElement) => (child(r, "query")?.children ?? []) as XmlElement[];
+    await c.iq("<query xmlns='jabber:iq:roster'/>", "type='get'");
+    const peer = (id: typeof tabletId) => ({ ...contactCard(id), device: id.signing.publicKey });
+    const [here, there] = memoryLinkPair(peer(tabletId), peer(mailbox.identity));
+    sync.attach(here);
+    tabletSync.attach(there);
+    // on the tablet the child adds a classmate met there, with a name
+    tablet.rememberContact(contactCard(generateIdentity("dede")), "met");
+    await tablet.addBuddy("dede");
+    await tablet.renameBuddy("dede", "dd");
+    const push = await c.next((st) => st.name === "iq" && st.attrs.type === "set" && items(st).some((i) => i.attrs.jid === "dede@local" && i.attrs.name === "dd"), 10_000);
+    expect(child(push, "query")!.attrs.ver).toBe(child(await c.iq("<query xmlns='jabber:iq:roster'/>", "type='get'"), "query")!.attrs.ver);
+    expect((await mailbox.buddies()).find((b) => b.name === "dede")).toMatchObject({ petname: "dd" });
+    here.close("done");
+    tabletSync.close();
+    await tablet.close();
+    rmSync(tabletDir, { recursive: true, force: true });
     c.sock.destroy();
   });
 

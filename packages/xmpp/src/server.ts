@@ -7,7 +7,7 @@ import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { randomBytes } from "node:crypto";
 import { WebSocketServer } from "ws";
-import { silentLog, type Contact, type Log, type Mailbox, type MessageView, type ReceiptEvent } from "@pigeon/sync";
+import { silentLog, type BuddiesChange, type Log, type Mailbox, type MessageView, type ReceiptEvent } from "@pigeon/sync";
 import type { Account, Addressee, IqRequest, Iqs } from "./account.js";
 import { registerBlocking } from "./blocking.js";
 import { registerCarbons } from "./carbons.js";
@@ -24,7 +24,7 @@ import { Presence, type PeerEvents } from "./presence.js";
 import { registerPrivateStorage } from "./private.js";
 import { pigeonReceipt } from "./receipts.js";
 import { Resources } from "./resources.js";
-import { pushContact, registerRoster } from "./roster.js";
+import { registerRoster, Roster } from "./roster.js";
 import type { ScramCredential, ScramHash } from "./scram.js";
 import { Session, type Host } from "./session.js";
 import { XmppStore } from "./store.js";
@@ -87,6 +87,7 @@ export class XmppServer implements Host {
   private readonly account: Account;
   private readonly iqs: Iqs;
   private readonly presence: Presence;
+  private readonly roster: Roster;
   private readonly unsubscribe: (() => void)[] = [];
   private closed = false;
   private idCounter = 0;
@@ -117,6 +118,8 @@ export class XmppServer implements Host {
       handleProtocols: (protocols) => (protocols.has("xmpp") ? "xmpp" : false),
     });
     this.resources = new Resources(this.bareJid);
+    const nextId = (prefix: string) => `${prefix}-${(++this.idCounter).toString(36)}-${randomBytes(3).toString("hex")}`;
+    this.roster = new Roster({ bareJid: this.bareJid, resources: this.resources, nextId }, (jid, to) => this.presence.contactPresence(jid, to));
     this.account = {
       domain: this.domain,
       user: this.user,
@@ -125,9 +128,10 @@ export class XmppServer implements Host {
       store: this.store,
       log: this.log,
       resources: this.resources,
+      roster: this.roster,
       isClosed: () => this.closed,
       now: opts.now ?? Date.now,
-      nextId: (prefix) => `${prefix}-${(++this.idCounter).toString(36)}-${randomBytes(3).toString("hex")}`,
+      nextId,
     };
     this.presence = new Presence(this.account, opts.peers, (s) => this.deliverPending(s, "offline delivery"));
     this.iqs = new IqRegistry<IqRequest>({
@@ -142,7 +146,7 @@ export class XmppServer implements Host {
     registerCarbons(this.iqs);
     registerMam(this.iqs, this.account);
     registerPrivateStorage(this.iqs, this.account);
-    registerBlocking(this.iqs);
+    registerBlocking(this.iqs, this.account);
     this.listenToMailbox();
   }
 
@@ -176,6 +180,8 @@ export class XmppServer implements Host {
       };
       tryPort(this.opts.port ?? DEFAULT_XMPP_PORT, this.opts.fallbackToEphemeral ?? this.opts.port === undefined);
     });
+    // the roster is the buddy list: read before any client can ask for it
+    this.roster.load({ buddies: await this.mailbox.buddies(), blocked: await this.mailbox.blocked() });
     this.presence.start();
     await catchUp(this.account);
     return { host, port };
@@ -290,14 +296,17 @@ export class XmppServer implements Host {
   private listenToMailbox(): void {
     const onMessage = (v: MessageView) => pigeonMessage(this.account, v);
     const onReceipt = (r: ReceiptEvent) => pigeonReceipt(this.account, r);
-    const onContact = (c: Contact) => pushContact(this.account, c, (jid, to) => this.presence.contactPresence(jid, to));
+    // the buddy list changed (a client, the pigeon command, or another device of the person): push it
+    const onBuddies = (c: BuddiesChange) => {
+      if (!this.closed) this.roster.changed(c);
+    };
     this.mailbox.on("message", onMessage);
     this.mailbox.on("receipt", onReceipt);
-    this.mailbox.on("contact", onContact);
+    this.mailbox.on("buddies", onBuddies);
     this.unsubscribe.push(
       () => this.mailbox.off("message", onMessage),
       () => this.mailbox.off("receipt", onReceipt),
-      () => this.mailbox.off("contact", onContact),
+      () => this.mailbox.off("buddies", onBuddies),
     );
   }
 

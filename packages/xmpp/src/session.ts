@@ -67,6 +67,8 @@ export class Session {
   priority = 0;
   lastPresence: XmlElement | undefined;
   rosterRequested = false;
+  /** Asked for the block list (XEP-0191): gets its pushes. */
+  blocklistRequested = false;
   carbons = false;
   /** Pending items sent but not yet acked by this session (stream management). */
   inFlight = new Set<number>();

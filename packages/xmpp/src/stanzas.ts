@@ -33,13 +33,13 @@ export function incomingStanza(a: Account, v: MessageView, to: string, delay: bo
   );
 }
 
-/** Tells the client that sent `m` that it could not be delivered. */
-export function messageError(s: Session, m: XmlElement, condition: string, type: string, text?: string): void {
+/** Tells the client that sent `m` that it could not be delivered (`extra`: an application condition). */
+export function messageError(s: Session, m: XmlElement, condition: string, type: string, text?: string, extra?: XmlElement): void {
   s.sendStanza(
     el(
       "message",
       { type: "error", id: m.attrs.id, from: m.attrs.to, to: s.jid },
-      el("error", { type }, el(condition, { xmlns: NS.stanzas }), text ? el("text", { xmlns: NS.stanzas, "xml:lang": "en" }, text) : undefined),
+      el("error", { type }, el(condition, { xmlns: NS.stanzas }), text ? el("text", { xmlns: NS.stanzas, "xml:lang": "en" }, text) : undefined, extra),
     ),
   );
 }

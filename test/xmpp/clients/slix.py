@@ -25,7 +25,7 @@ class Client(slixmpp.ClientXMPP):
         if P.get("mech"):
             kwargs["sasl_mech"] = P["mech"]
         super().__init__(P["jid"], P["password"], **kwargs)
-        for plugin in ["xep_0030", "xep_0199", "xep_0184", "xep_0333", "xep_0359", "xep_0313", "xep_0203", "xep_0280"]:
+        for plugin in ["xep_0030", "xep_0199", "xep_0184", "xep_0333", "xep_0359", "xep_0313", "xep_0203", "xep_0280", "xep_0191"]:
             self.register_plugin(plugin)
         if P.get("sm"):
             self.register_plugin("xep_0198")
@@ -175,6 +175,71 @@ class Client(slixmpp.ClientXMPP):
         iq = await self["xep_0313"].retrieve(rsm={"max": 50, "after": P["after"]}, timeout=20)
         return {"ok": True, "bodies": [r["mam_result"]["forwarded"]["stanza"]["body"] for r in iq["mam"]["results"]],
                 "stamps": [str(r["mam_result"]["forwarded"]["delay"]["stamp"]) for r in iq["mam"]["results"]]}
+
+    async def s_roster(self):
+        # RFC 6121 roster editing and XEP-0191 blocking as a client does them; pushes are recorded as
+        # they come, and the test edits the buddy list with the pigeon command while this runs
+        pushes, blocks, errors = [], [], []
+
+        def on_roster(iq):
+            if iq["type"] != "set":
+                return
+            for jid, item in iq["roster"]["items"].items():
+                p = {"jid": str(jid), "name": item["name"], "groups": sorted(item["groups"]), "subscription": item["subscription"],
+                     "ver": iq["roster"]["ver"]}
+                pushes.append(p)
+                emit(event="push", **p)
+
+        def on_error(m):
+            errors.append({"to": str(m["from"].bare), "condition": m["error"]["condition"],
+                           "blocked": m.xml.find(".//{urn:xmpp:blocking:errors}blocked") is not None})
+
+        self.add_event_handler("roster_update", on_roster)
+        self.add_event_handler("blocked", lambda iq: blocks.append(["block", sorted(str(j) for j in iq["block"]["items"])]))
+        self.add_event_handler("unblocked", lambda iq: blocks.append(["unblock", sorted(str(j) for j in iq["unblock"]["items"])]))
+        self.add_event_handler("message_error", on_error)
+        self.send_presence()
+        await self.get_roster()
+        before = sorted(str(j) for j in self.client_roster.keys() if str(j) != self.boundjid.bare)
+        await self["xep_0191"].get_blocked(timeout=10)  # asked for: its pushes come to this client
+        who = P["who"]
+        # add someone met nearby, with a name and a group
+        await self.update_roster(who, name=P["name"], groups=P["groups"], timeout=10)
+        await self.wait_for(lambda: any(p["jid"] == who for p in pushes), 10)
+        added = {"name": self.client_roster[who]["name"], "groups": sorted(self.client_roster[who]["groups"]),
+                 "subscription": self.client_roster[who]["subscription"]}
+        emit(event="added")
+        # the test renames them with the pigeon command now: the push must come
+        renamed = await self.wait_for(lambda: any(p["jid"] == who and p["name"] == P["cli_name"] for p in pushes), 30)
+        try:
+            await self.update_roster(who, name="two words", timeout=10)
+            bad_name = "result"
+        except slixmpp.exceptions.IqError as e:
+            bad_name = e.iq["error"]["condition"]
+        try:
+            await self.update_roster("nobody@" + self.boundjid.domain, name="x", timeout=10)
+            unknown = "result"
+        except slixmpp.exceptions.IqError as e:
+            unknown = e.iq["error"]["condition"]
+        await self.del_roster_item(who)
+        removed = await self.wait_for(lambda: any(p["jid"] == who and p["subscription"] == "remove" for p in pushes), 10)
+        full = self.Iq()
+        full["type"] = "get"
+        full.enable("roster")  # no version: the whole roster
+        again = await full.send(timeout=10)
+        after = sorted(str(j) for j in again["roster"]["items"].keys())
+        # blocking
+        block = P["block"]
+        await self["xep_0191"].block(block, timeout=10)
+        blocked_list = sorted(str(j) for j in (await self["xep_0191"].get_blocked(timeout=10))["blocklist"]["items"])
+        self.make_message(mto=block, mbody="are you there?", mtype="chat").send()
+        await self.wait_for(lambda: len(errors) > 0, 10)
+        await self["xep_0191"].unblock(block, timeout=10)
+        await self.wait_for(lambda: any(b[0] == "unblock" for b in blocks), 10)
+        unblocked_list = sorted(str(j) for j in (await self["xep_0191"].get_blocked(timeout=10))["blocklist"]["items"])
+        return {"ok": True, "before": before, "added": added, "renamed": renamed, "bad_name": bad_name, "unknown": unknown,
+                "removed": removed, "after": after, "blocked_list": blocked_list, "errors": errors, "blocks": blocks,
+                "unblocked_list": unblocked_list, "pushes": pushes}
 
     async def s_resume(self):
         # stream management: take some messages, cut the socket without closing the stream, come back

@@ -5,7 +5,7 @@ import * as A from "@automerge/automerge";
 import type { DocHandle } from "@automerge/automerge-repo";
 import {
   EnvelopeKind, emptySegment, equalBytes, fingerprint, formatAddress, keyId, newActorId, openChange, segmentDocumentId, toHex,
-  type ConversationDoc, type Envelope, type Identity,
+  type Buddy, type ConversationDoc, type Envelope, type Identity,
 } from "@pigeon/model";
 import type { DocumentStore } from "../document-store.js";
 import type { EnvelopeStore } from "../envelope-store.js";
@@ -15,6 +15,14 @@ import { MailboxError, type CarrierLimits, type MailboxEvents } from "./types.js
 
 /** How a contact is known when all we have is their own claim in a key envelope. */
 export const INTRODUCED = "introduced";
+
+/** The buddy list as last read (buddy-list.ts keeps it current): buddies by hex key, and who is blocked. */
+export interface BuddyIndex {
+  readonly byKey: ReadonlyMap<string, Buddy>;
+  readonly blocked: ReadonlySet<string>;
+}
+
+export const NO_BUDDIES: BuddyIndex = { byKey: new Map(), blocked: new Set() };
 
 export function describeStorageError(e: unknown): string {
   const code = (e as { code?: string }).code;
@@ -65,6 +73,11 @@ export class MailboxCore {
   storageTrouble: { since: number; reason: string } | undefined;
   needsRecovery = false;
   private readonly caughtUp = new Set<string>();
+  /** The buddy list as last read; BuddyList replaces it whenever the list changes. */
+  buddyIndex: BuddyIndex = NO_BUDDIES;
+  /** Loads what every piece of work needs first (the buddy list); set by BuddyList. */
+  private loader: (() => Promise<void>) | undefined;
+  private loaded: Promise<void> | undefined;
 
   constructor(o: CoreOptions) {
     this.identity = o.identity;
@@ -90,11 +103,29 @@ export class MailboxCore {
     return formatAddress(this.identity);
   }
 
-  /** Runs mutations one at a time: documents and stores are never half-updated by interleaving. */
+  /**
+   * Runs mutations one at a time: documents and stores are never half-updated by interleaving. The
+   * first piece of work loads the buddy list, which says who is a buddy.
+   */
   serial<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(fn, fn);
+    const go = () => this.ready().then(fn);
+    const run = this.queue.then(go, go);
     this.queue = run.catch(() => {});
     return run;
+  }
+
+  setLoader(load: () => Promise<void>): void {
+    this.loader = load;
+  }
+
+  /** Resolves once what every piece of work needs is loaded (retried after a failure). */
+  private ready(): Promise<void> {
+    if (!this.loader) return Promise.resolve();
+    this.loaded ??= this.loader().catch((e: unknown) => {
+      this.loaded = undefined;
+      throw e;
+    });
+    return this.loaded;
   }
 
   /** The last piece of work queued: a new one replaces it (simulators in virtual time watch it). */
@@ -161,13 +192,19 @@ export class MailboxCore {
   }
 
   /**
-   * A buddy: someone the user chose (a card, an accepted request) or whose laptop was met nearby.
-   * Messages from anyone else are requests, never shown in the inbox as if from a friend.
+   * A buddy: someone on the person's buddy list (the child chose them: added, written to, a card, an
+   * accepted request) and not blocked. Meeting a laptop nearby does not make a buddy. Messages from
+   * anyone else are requests, never shown in the inbox as if from a friend.
    */
   isBuddy(signKey: Uint8Array): boolean {
     if (equalBytes(signKey, this.me)) return true;
-    const c = this.state.contact(signKey);
-    return c !== undefined && c.how !== INTRODUCED;
+    const k = toHex(signKey);
+    return this.buddyIndex.byKey.has(k) && !this.buddyIndex.blocked.has(k);
+  }
+
+  /** Blocked by the person (on the list or not): nothing from them is shown, opened or answered. */
+  isBlocked(signKey: Uint8Array): boolean {
+    return !equalBytes(signKey, this.me) && this.buddyIndex.blocked.has(toHex(signKey));
   }
 
   addressOfKeyId(id: string, members: Uint8Array[]): string {
@@ -190,9 +227,9 @@ export class MailboxCore {
 
   /**
    * Re-applies opened changes that a crash (or a lost documents folder) kept out of the stored
-   * document: the sealed store alone is enough to rebuild every conversation.
+   * document: the sealed store alone is enough to rebuild every conversation (and the buddy list).
    */
-  private async catchUp(conv: Uint8Array, segment: number, handle: DocHandle<ConversationDoc>): Promise<void> {
+  async catchUp<T>(conv: Uint8Array, segment: number, handle: DocHandle<T>): Promise<void> {
     const keys = this.state.keyMap(conv);
     const missing: Uint8Array[] = [];
     for (const id of this.envelopes.conversationEnvelopes(conv)) {

@@ -1,18 +1,22 @@
 // The mailbox: where this laptop's user's messages are written, sealed, opened and shown. It is the
 // front of several parts, each one job (see the files beside it): People (contacts and names),
-// Sending, Receiving (admission at the door and the per-author budgets), Carrier (carrier limits
-// and acknowledgements), Opening (admission and applying changes), Receipts, Views, Drafts.
+// Buddies (the buddy list the person's devices share), Sending, Receiving (admission at the door and
+// the per-author budgets), Carrier (carrier limits and acknowledgements), Opening (admission and
+// applying changes), Receipts, Views, Drafts.
 // Inbox, Outbox, Drafts and Waiting-to-be-sent are views derived from the documents; the sealed
 // store is the source of truth from which documents are caught up after a crash.
 import { EventEmitter } from "node:events";
-import { DEFAULT_LIFETIME_SECONDS, equalBytes, fingerprint, fromHex, SEGMENT_MESSAGE_LIMIT, toHex, type ContactCard, type Identity } from "@pigeon/model";
+import {
+  DEFAULT_LIFETIME_SECONDS, equalBytes, fingerprint, fromHex, SEGMENT_MESSAGE_LIMIT, toHex, validName, type ContactCard, type Identity,
+} from "@pigeon/model";
 import { DocumentStore } from "../document-store.js";
 import { EnvelopeStore } from "../envelope-store.js";
 import { LocalState, type Contact } from "../local-state.js";
 import { silentLog, type Log } from "../log.js";
 import type { NodeStorage } from "../storage.js";
+import { Buddies } from "./buddies.js";
 import { Carrier } from "./carrier.js";
-import { isStorageError, MailboxCore } from "./core.js";
+import { INTRODUCED, isStorageError, MailboxCore } from "./core.js";
 import { Devices, type DeviceView } from "./devices.js";
 import { Drafts } from "./drafts.js";
 import { Opening } from "./opening.js";
@@ -21,8 +25,8 @@ import { Receipts } from "./receipts.js";
 import { Receiving } from "./receiving.js";
 import { Sending } from "./sending.js";
 import {
-  carrierLimits, MailboxError, type CarrierLimits, type DraftView, type Incoming, type MailboxEvents, type MessageQuery, type MessageView,
-  type ReceiveResult, type RequestView,
+  carrierLimits, MailboxError, type BuddyView, type CarrierLimits, type DraftView, type Incoming, type MailboxEvents, type MessageQuery,
+  type MessageView, type NearbyView, type PersonView, type ReceiveResult, type RequestView,
 } from "./types.js";
 import { Views } from "./views.js";
 
@@ -35,7 +39,7 @@ export interface MailboxOptions {
   lifetimeSeconds?: number;
   /** Messages per conversation segment document before the next one starts (default 1000). */
   segmentMessageLimit?: number;
-  /** New contacts added by meeting laptops nearby, at most, per hour (default 60). */
+  /** Laptops met nearby remembered, at most, per hour (default 60). */
   metPerHour?: number;
 }
 
@@ -47,6 +51,7 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
   readonly limits: CarrierLimits;
   private readonly core: MailboxCore;
   private readonly people: People;
+  private readonly buddyList: Buddies;
   private readonly views: Views;
   private readonly receipts: Receipts;
   private readonly opening: Opening;
@@ -74,11 +79,14 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
     this.people = new People(this.core);
     this.views = new Views(this.core);
     this.receipts = new Receipts(this.core, this.views);
-    this.opening = new Opening(this.core, this.views, this.receipts);
+    this.buddyList = new Buddies(this.core, this.receipts);
+    this.people.onCardChanged = (card) =>
+      void this.core.serial(() => this.buddyList.refresh(card)).catch((e: unknown) => log.warn(`could not refresh a buddy's card: ${(e as Error).message}`));
+    this.opening = new Opening(this.core, this.views, this.receipts, this.buddyList);
     this.carrier = new Carrier(this.core);
     this.devices = new Devices(this.core);
     this.receiving = new Receiving(this.core, this.carrier, this.opening, this.receipts, this.devices);
-    this.sending = new Sending(this.core, this.people, this.views);
+    this.sending = new Sending(this.core, this.people, this.views, this.buddyList);
     this.drafting = new Drafts(this.core);
   }
 
@@ -117,12 +125,14 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
     const { core } = this;
     return core.serial(async () => {
       try {
+        // a store from before the buddy list: the contacts the child had become buddies, once
+        await this.buddyList.migrate();
         const unopened = core.state.unopened(core.me);
         for (const id of [...unopened, ...core.state.pending()]) {
           const env = core.envelopes.get(id);
           if (!env) continue;
-          // its acknowledgement may have been lost with the crash too
-          if (unopened.some((u) => equalBytes(u, id)) && !equalBytes(env.author, core.me)) this.receipts.queueAck(env);
+          // its acknowledgement may have been lost with the crash too (none for someone blocked)
+          if (unopened.some((u) => equalBytes(u, id)) && !equalBytes(env.author, core.me) && !core.isBlocked(env.author)) this.receipts.queueAck(env);
           await this.opening.open(env);
         }
         for (const conv of core.state.conversations()) {
@@ -160,10 +170,12 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
   }
 
   // ---- people ----
+  /** A laptop met over an authenticated link, or a card: remembered on this laptop (not made a buddy). */
   rememberContact(card: ContactCard, how: string): void {
     this.people.remember(card, how);
   }
 
+  /** Everyone this laptop knows: met nearby, by card, from their own claim in a message, buddies from the other devices. */
   contacts(): Contact[] {
     return this.people.list();
   }
@@ -173,12 +185,136 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
     return this.people.resolve(address);
   }
 
-  renameContact(who: string, petname: string): Contact {
-    return this.people.rename(who, petname);
+  /** A contact card the user was given: remembered, and a buddy (the child chose them). */
+  async addContact(card: ContactCard): Promise<Contact> {
+    if (equalBytes(card.signPublicKey, this.me)) throw new MailboxError("bad-input", "that is your own card");
+    return this.core.serial(async () => {
+      this.people.remember(card, "card");
+      const c = this.state.contact(card.signPublicKey)!;
+      if (this.core.isBlocked(c.signPublicKey)) throw new MailboxError("blocked", `you blocked ${this.core.addressOf(c.signPublicKey)}: unblock them first`);
+      await this.buddyList.add(c, "card");
+      return this.people.list().find((x) => equalBytes(x.signPublicKey, c.signPublicKey))!;
+    });
   }
 
-  removeContact(who: string): Contact {
-    return this.people.remove(who);
+  // ---- buddies: the list the child chose, the same on every device of theirs ----
+
+  /** The buddy list (with groups, blocks and how each is known), by the name the child sees. */
+  buddies(): Promise<BuddyView[]> {
+    return this.core.serial(async () => this.buddyList.views());
+  }
+
+  /** Everyone blocked, on the list or not. */
+  blocked(): Promise<PersonView[]> {
+    return this.core.serial(async () => this.buddyList.blocked());
+  }
+
+  /** Laptops met nearby, the most recent first (not those blocked): the child chooses whom to add. */
+  nearby(): Promise<NearbyView[]> {
+    return this.core.serial(async () =>
+      this.people
+        .list()
+        .filter((c) => c.lastMet !== undefined && !this.core.isBlocked(c.signPublicKey))
+        .sort((a, b) => b.lastMet! - a.lastMet!)
+        .map((c) => ({ ...this.buddyList.person(c.signPublicKey), lastMet: c.lastMet!, buddy: this.core.isBuddy(c.signPublicKey) })),
+    );
+  }
+
+  /** Makes someone this laptop knows (met nearby, a card, a message) a buddy; by address, petname or fingerprint. */
+  addBuddy(who: string): Promise<BuddyView> {
+    return this.editBuddy(who, false, async (c) => {
+      if (this.core.isBlocked(c.signPublicKey)) throw new MailboxError("blocked", `you blocked ${this.core.addressOf(c.signPublicKey)}: unblock them first`);
+      if (c.how === INTRODUCED) this.state.acceptContact(c.signPublicKey);
+      await this.buddyList.add(c);
+    });
+  }
+
+  /** What the child calls a buddy ("" clears it); `pigeon send NAME` then reaches them. */
+  renameBuddy(who: string, petname: string): Promise<BuddyView> {
+    return this.editBuddy(who, true, async (c) => {
+      const name = petname.trim().toLowerCase();
+      if (name && !validName(name))
+        throw new MailboxError("bad-input", `"${petname}" cannot be a name: use 1-32 of a-z, 0-9, '.', '_' or '-', starting with a letter or digit`);
+      if (name && this.people.list().some((x) => x.petname === name && !equalBytes(x.signPublicKey, c.signPublicKey)))
+        throw new MailboxError("bad-input", `you already call someone else "${name}"`);
+      await this.buddyList.rename(c.signPublicKey, name);
+    });
+  }
+
+  addToGroup(who: string, group: string): Promise<BuddyView> {
+    return this.editBuddy(who, true, (c) => this.buddyList.group(c.signPublicKey, group.trim(), true));
+  }
+
+  removeFromGroup(who: string, group: string): Promise<BuddyView> {
+    return this.editBuddy(who, true, (c) => this.buddyList.group(c.signPublicKey, group.trim(), false));
+  }
+
+  /** Takes someone off the buddy list (their petname and groups are kept if they are added again); messages stay. */
+  removeBuddy(who: string): Promise<PersonView> {
+    return this.core.serial(async () => {
+      const c = this.people.resolve(who);
+      if (!(await this.buddyList.remove(c.signPublicKey))) throw this.notABuddy(c);
+      return this.buddyList.person(c.signPublicKey);
+    });
+  }
+
+  /**
+   * Blocks someone, on the list or not: nothing from them is shown (not in the inbox, not under
+   * requests), they get no receipt, and what they send is only carried like anyone's.
+   */
+  blockBuddy(who: string): Promise<PersonView> {
+    return this.core.serial(async () => {
+      const c = this.people.resolve(who);
+      await this.buddyList.block(c.signPublicKey, true);
+      return this.buddyList.person(c.signPublicKey);
+    });
+  }
+
+  /** Lifts a block (also of someone blocked on another device whom this laptop never saw: by fingerprint). */
+  unblockBuddy(who: string): Promise<PersonView> {
+    return this.core.serial(async () => {
+      const key = this.blockedByFingerprint(who) ?? this.people.resolve(who).signPublicKey;
+      if (!(await this.buddyList.block(key, false))) throw new MailboxError("not-found", `${this.core.addressOf(key)} is not blocked`);
+      return this.buddyList.person(key);
+    });
+  }
+
+  private blockedByFingerprint(typed: string): Uint8Array | undefined {
+    const fp = typed.trim().replace(/-/g, "").toLowerCase();
+    if (!/^[a-z2-7]{16}$/.test(fp)) return undefined;
+    const k = [...this.core.buddyIndex.blocked].find((x) => fingerprint(fromHex(x)).replace(/-/g, "") === fp);
+    return k ? fromHex(k) : undefined;
+  }
+
+  /** What `contacts rename` did before the buddy list: the petname is the buddy list's now. */
+  renameContact(who: string, petname: string): Promise<Contact> {
+    return this.renameBuddy(who, petname).then((b) => this.people.list().find((c) => toHex(c.signPublicKey) === b.signPublicKey)!);
+  }
+
+  /** Takes someone off the buddy list (if they are on it) and forgets them on this laptop; messages stay. */
+  removeContact(who: string): Promise<Contact> {
+    return this.core.serial(async () => {
+      const c = this.people.resolve(who);
+      await this.buddyList.remove(c.signPublicKey);
+      this.people.forget(c.signPublicKey);
+      this.emit("changed");
+      return c;
+    });
+  }
+
+  private editBuddy(who: string, onList: boolean, fn: (c: Contact) => Promise<unknown>): Promise<BuddyView> {
+    return this.core.serial(async () => {
+      const c = this.people.resolve(who);
+      if (onList && !this.buddyList.onList(c.signPublicKey)) throw this.notABuddy(c);
+      await fn(c);
+      const b = this.buddyList.onList(c.signPublicKey);
+      if (!b) throw this.notABuddy(c);
+      return this.buddyList.view(b);
+    });
+  }
+
+  private notABuddy(c: Contact): MailboxError {
+    return new MailboxError("not-found", `${this.core.addressOf(c.signPublicKey)} is not one of your buddies (add them with pigeon buddies add)`);
   }
 
   // ---- sending and receiving ----
@@ -210,16 +346,16 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
   }
 
   /**
-   * Messages from people who are not buddies (never met, no card, not accepted), by sender, except
-   * from those the user ignored or reported. The child decides: accept, ignore or report.
+   * Messages from people who are not buddies (not on the buddy list), by sender, except from those the
+   * user ignored, reported or blocked. The child decides: accept, ignore or report.
    */
   async requests(): Promise<RequestView[]> {
     return this.core.serial(async () => {
       const bySender = new Map<string, RequestView>();
       for (const m of await this.views.all()) {
-        if (!m.request) continue;
+        if (!m.request || m.blocked) continue;
         const key = this.senderKey(m);
-        if (!key || this.state.requestDecision(key)) continue;
+        if (!key || this.state.requestDecision(key) || this.core.isBlocked(key)) continue;
         const k = toHex(key);
         if (!bySender.has(k)) bySender.set(k, { from: m.from, fingerprint: fingerprint(key), messages: [] });
         bySender.get(k)!.messages.push(m);
@@ -230,26 +366,24 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
 
   /** Makes the sender of a request a buddy: their messages move to the inbox and get receipts. */
   async acceptRequest(who: string): Promise<Contact> {
-    const c = this.people.resolve(who);
-    this.state.acceptContact(c.signPublicKey);
-    await this.core.serial(async () => {
-      for (const conv of this.state.conversations()) {
-        if (!this.state.members(conv)!.some((k) => equalBytes(k, c.signPublicKey))) continue;
-        for (const seg of this.state.segments(conv)) await this.receipts.ensure(conv, seg);
-      }
+    return this.core.serial(async () => {
+      const c = this.people.resolve(who);
+      this.state.acceptContact(c.signPublicKey);
+      // becoming a buddy writes the receipts their messages were owed (Buddies.changed)
+      await this.buddyList.add(c, "request");
+      return this.people.list().find((x) => equalBytes(x.signPublicKey, c.signPublicKey))!;
     });
-    this.emit("contact", this.state.contact(c.signPublicKey)!);
-    this.emit("changed");
-    return this.state.contact(c.signPublicKey)!;
   }
 
   /** Hides a request (its messages stay stored, unshown); `report` also keeps it for the school with a note. */
-  decideRequest(who: string, decision: "ignored" | "reported", note?: string): Contact {
-    const c = this.people.resolve(who);
-    if (this.core.isBuddy(c.signPublicKey)) throw new MailboxError("bad-input", `${this.core.addressOf(c.signPublicKey)} is a buddy, not a request`);
-    this.state.decideRequest(c.signPublicKey, decision, this.core.now(), note);
-    this.emit("changed");
-    return c;
+  decideRequest(who: string, decision: "ignored" | "reported", note?: string): Promise<Contact> {
+    return this.core.serial(async () => {
+      const c = this.people.resolve(who);
+      if (this.core.isBuddy(c.signPublicKey)) throw new MailboxError("bad-input", `${this.core.addressOf(c.signPublicKey)} is a buddy, not a request`);
+      this.state.decideRequest(c.signPublicKey, decision, this.core.now(), note);
+      this.emit("changed");
+      return c;
+    });
   }
 
   /** Requests the user reported, for the school. */

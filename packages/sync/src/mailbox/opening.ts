@@ -5,6 +5,7 @@
 import * as A from "@automerge/automerge";
 import type { DocHandle } from "@automerge/automerge-repo";
 import { admitEnvelope, equalBytes, hlcReceive, parseHlc, toHex, type ConversationDoc, type Envelope } from "@pigeon/model";
+import type { Buddies } from "./buddies.js";
 import { INTRODUCED, isStorageError, type MailboxCore } from "./core.js";
 import type { Receipts } from "./receipts.js";
 import type { Views } from "./views.js";
@@ -17,7 +18,12 @@ import type { Views } from "./views.js";
 export const MAX_CLOCK_LEAD_MS = 7 * 24 * 3600 * 1000;
 
 export class Opening {
-  constructor(private readonly core: MailboxCore, private readonly views: Views, private readonly receipts: Receipts) {}
+  constructor(
+    private readonly core: MailboxCore,
+    private readonly views: Views,
+    private readonly receipts: Receipts,
+    private readonly buddies: Buddies,
+  ) {}
 
   /**
    * Opens one envelope, and then whatever it unblocked. Content problems end as "rejected"; a storage
@@ -26,12 +32,22 @@ export class Opening {
   async open(env: Envelope): Promise<void> {
     const status = this.core.state.openedStatus(env.id);
     if (status === "applied" || status === "rejected") return; // already decided: never revisited
+    if (this.core.isBlocked(env.author)) return this.refuseBlocked(env);
     try {
       await this.openOne(env);
     } catch (e) {
       if (isStorageError(e)) throw e;
       this.reject(env, `could not be applied: ${(e as Error).message ?? String(e)}`);
     }
+  }
+
+  /**
+   * An envelope for the user from someone they blocked: never opened, not even after an unblock (a
+   * block really blocks: what they wrote meanwhile is not shown later either).
+   */
+  refuseBlocked(env: Envelope): void {
+    this.core.log.info(`not opening envelope ${toHex(env.id).slice(0, 12)}: its author ${this.core.addressOf(env.author)} is blocked`);
+    this.core.state.markOpened(env.id, env.conversation, "rejected", this.core.now(), "its author is blocked");
   }
 
   private reject(env: Envelope, reason: string): void {
@@ -97,6 +113,13 @@ export class Opening {
         const earlier = core.state.changeAt(conv, env.segment, decoded.actor, decoded.seq);
         if (earlier !== undefined && earlier !== decoded.hash) {
           this.reject(env, `the author signed two different changes numbered ${decoded.seq} (kept as evidence against them)`);
+          return;
+        }
+        // the buddy list, edited on another device of the person (admitted by the buddy-list rule)
+        if (this.buddies.isHere(conv)) {
+          if (!(await this.buddies.receive(env, admission.change, decoded)))
+            core.state.markOpened(env.id, conv, "pending", core.now(), "waiting for earlier changes");
+          else await this.openWaiting(conv);
           return;
         }
         const handle = await core.segmentHandle(conv, env.segment);

@@ -67,9 +67,9 @@ describe("people and names", () => {
     if (fp2.slice(0, 4) !== fingerprint(amara1.signing.publicKey).slice(0, 4))
       expect(fingerprint(narrowed.signPublicKey)).toBe(fingerprint(amara1.signing.publicKey));
     // a petname makes the choice stick; removing the other one makes the name plain again
-    me.renameContact(fp2, "amara-b");
+    await me.renameContact(fp2, "amara-b"); // writing to her made her a buddy; the petname is on the buddy list
     expect(fingerprint(me.resolve("amara-b").signPublicKey)).toBe(fp2);
-    me.removeContact(fingerprint(amara1.signing.publicKey));
+    await me.removeContact(fingerprint(amara1.signing.publicKey));
     expect(fingerprint(me.resolve("amara@local").signPublicKey)).toBe(fp2);
     expect(me.contacts().map((c) => c.petname)).toEqual(["amara-b"]);
   });
@@ -109,21 +109,41 @@ describe("people and names", () => {
     expect(await zawadi.inbox()).toEqual([]); // never in the inbox as if from a friend
     // a plain "amara" is now two people: the choice is listed, the real one is never taken silently
     expect((await failure(zawadi.send("amara@local", "hi"))).code).toBe("ambiguous-address");
+    // answering a request ("who are you?") does not make its sender a buddy
     await zawadi.reply(got!.id, "who are you?");
-    await zawadi.send(got!.from, "and again");
     apart();
     apart = meet(carrier, stranger);
-    await until(async () => (await stranger.inbox()).length === 2, "both answers reach the stranger");
+    await until(async () => (await stranger.inbox()).length === 1, "the answer reaches the stranger");
     // no delivered receipt went back while it was a request: the stranger did not learn it arrived
     expect((await stranger.outbox())[0]!.state).not.toBe("delivered");
     apart();
     expect((await failure(zawadi.reply("no-such-id", "x"))).code).toBe("not-found");
     expect(await zawadi.markRead()).toBe(0); // a request is not marked read (no receipt goes back)
+    expect(await zawadi.buddies()).toEqual([]);
     // accepting makes them a buddy: the message moves to the inbox and its receipt is written
     await zawadi.acceptRequest(got!.from);
     expect(await zawadi.requests()).toEqual([]);
     expect((await zawadi.inbox()).map((m) => m.body)).toEqual(["hello from far away"]);
     expect((await zawadi.inbox())[0]!.from).toBe("amara@local#" + fp.slice(0, 4));
+    expect((await zawadi.buddies()).map((b) => [b.address, b.how])).toEqual([[`amara@local#${fp.slice(0, 4)}`, "request"]]);
+    // and can be written to by the address shown; the bus, near both, carries the answer and the receipt
+    await zawadi.send(got!.from, "and again");
+    apart = meet(carrier, zawadi);
+    const apart2 = meet(carrier, stranger);
+    await until(async () => (await stranger.inbox()).length === 2, "the second answer reaches the stranger");
+    await until(async () => (await stranger.outbox())[0]!.state === "delivered", "the receipt, now that they are a buddy");
+    apart();
+    apart2();
+  });
+
+  it("writing to someone makes them a buddy; a request's sender stays one until accepted", async () => {
+    const zawadi = mailbox(generateIdentity("zawadi"));
+    const amara = generateIdentity("amara");
+    zawadi.rememberContact(contactCard(amara), "met");
+    expect((await zawadi.nearby()).map((n) => [n.address, n.buddy])).toEqual([["amara@local", false]]);
+    await zawadi.send("amara", "hello");
+    expect((await zawadi.buddies()).map((b) => [b.address, b.how])).toEqual([["amara@local", "met"]]);
+    expect((await zawadi.nearby()).map((n) => [n.address, n.buddy])).toEqual([["amara@local", true]]);
   });
 
   it("requests can be ignored or reported, and a reported one is kept for the school", async () => {
@@ -141,14 +161,14 @@ describe("people and names", () => {
     await until(async () => (await zawadi.requests()).length === 2, "two requests");
     apart();
     const [r1, r2] = await zawadi.requests();
-    zawadi.decideRequest(r1!.from, "ignored");
-    zawadi.decideRequest(r2!.from, "reported", "asked me to keep a secret");
+    await zawadi.decideRequest(r1!.from, "ignored");
+    await zawadi.decideRequest(r2!.from, "reported", "asked me to keep a secret");
     expect(await zawadi.requests()).toEqual([]);
     expect(await zawadi.inbox()).toEqual([]);
     expect(zawadi.reports()).toEqual([{ from: r2!.from, fingerprint: r2!.fingerprint, at: expect.any(Number), note: "asked me to keep a secret" }]);
   });
 
-  it("laptops met nearby are added at most 60 an hour, and every contact can be removed", async () => {
+  it("laptops met nearby are remembered at most 60 an hour, none made a buddy, and every contact can be removed", async () => {
     const me = mailbox(generateIdentity("zawadi"));
     const swarm = Array.from({ length: 300 }, (_, i) => generateIdentity(`throwaway${i}`));
     const pushed: string[] = [];
@@ -156,11 +176,15 @@ describe("people and names", () => {
     for (const id of swarm) me.rememberContact(contactCard(id), "met");
     expect(me.contacts().length).toBe(60);
     expect(pushed.length).toBe(60);
-    // a card the child chose is not limited
+    expect((await me.nearby()).length).toBe(60); // offered as nearby; the child chooses buddies
+    expect(await me.buddies()).toEqual([]);
+    // a card the child chose is not limited, and makes a buddy
     const friend = generateIdentity("amara");
-    me.rememberContact(contactCard(friend), "card");
+    await me.addContact(contactCard(friend));
     expect(me.resolve("amara").name).toBe("amara");
-    for (const c of me.contacts()) me.removeContact(fingerprint(c.signPublicKey));
+    expect((await me.buddies()).map((b) => b.address)).toEqual(["amara@local"]);
+    for (const c of me.contacts()) await me.removeContact(fingerprint(c.signPublicKey));
     expect(me.contacts()).toEqual([]);
+    expect(await me.buddies()).toEqual([]);
   });
 });

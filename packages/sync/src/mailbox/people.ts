@@ -1,7 +1,8 @@
-// The people this laptop knows: contacts met or added by card, the user's own names for them
-// (petnames), removal, and turning what a user typed into exactly one person — by address,
-// petname or fingerprint — or a clear list of candidates to choose from.
-import { equalBytes, fingerprint, formatAddress, parseAddress, validName, type ContactCard } from "@pigeon/model";
+// The people this laptop knows: laptops met nearby, cards, people known from their own claim in a
+// message, and the buddies the person's other devices added; the user's own names for them
+// (petnames, kept in the buddy list); and turning what a user typed into exactly one person — by
+// address, petname or fingerprint — or a clear list of candidates to choose from.
+import { equalBytes, fingerprint, formatAddress, parseAddress, toHex, type ContactCard } from "@pigeon/model";
 import type { Contact } from "../local-state.js";
 import type { MailboxCore } from "./core.js";
 import { MailboxError, type Candidate } from "./types.js";
@@ -17,24 +18,38 @@ export class People {
   constructor(private readonly core: MailboxCore) {}
 
   /**
-   * Remembers a contact. Laptops met nearby are added by themselves, at most `metPerHour` new ones an
-   * hour (a swarm of throwaway identities cannot fill the buddy list); past that, they are met (links
-   * work, envelopes are carried) but not added, and the refusals are counted in the log.
+   * Remembers a contact. Laptops met nearby are remembered by themselves (offered as "nearby"; the
+   * child chooses who is a buddy), at most `metPerHour` new ones an hour (a swarm of throwaway
+   * identities cannot fill the list); past that, they are met (links work, envelopes are carried) but
+   * not remembered, and the refusals are counted in the log. A buddy met with a changed card (a new
+   * name or sealing key) is refreshed on the buddy list, so the person's other devices learn it.
    */
   remember(card: ContactCard, how: string): void {
     const { core } = this;
     if (equalBytes(card.signPublicKey, core.me)) return;
-    const isNew = core.state.contact(card.signPublicKey) === undefined;
-    if (isNew && how === "met" && core.state.metSince(core.now() - 3_600_000) >= core.metPerHour) {
+    const known = core.state.contact(card.signPublicKey);
+    if (!known && how === "met" && core.state.metSince(core.now() - 3_600_000) >= core.metPerHour) {
       core.log.warn(`not adding a laptop met nearby (${fingerprint(card.signPublicKey)}): already ${core.metPerHour} new ones in the last hour`);
       return;
     }
     core.state.rememberContact(card, how, core.now());
-    if (isNew) core.events.emit("contact", core.state.contact(card.signPublicKey)!);
+    if (!known) core.events.emit("contact", core.state.contact(card.signPublicKey)!);
+    const b = core.buddyIndex.byKey.get(toHex(card.signPublicKey));
+    if (b && (b.name !== card.name || b.home !== card.home || b.sealKey !== toHex(card.sealPublicKey)))
+      this.onCardChanged?.(card);
   }
 
+  /** Set by the mailbox: a buddy's card changed (refresh it on the list, in the queue). */
+  onCardChanged: ((card: ContactCard) => void) | undefined;
+
+  /** Everyone this laptop knows, each with the petname the buddy list gives them. */
   list(): Contact[] {
-    return this.core.state.contacts();
+    const { buddyIndex } = this.core;
+    return this.core.state.contacts().map((c) => {
+      const { petname: _old, ...rest } = c; // petnames live in the buddy list (the column is only read by the migration)
+      const petname = buddyIndex.byKey.get(toHex(c.signPublicKey))?.petname;
+      return petname ? { ...rest, petname } : rest;
+    });
   }
 
   /**
@@ -92,28 +107,12 @@ export class People {
     return matches[0]!;
   }
 
-  /** Gives a contact the user's own name (a petname), or clears it with an empty name. */
-  rename(who: string, petname: string): Contact {
-    const c = this.resolve(who);
-    const name = petname.trim().toLowerCase();
-    if (name && !validName(name))
-      throw new MailboxError("bad-input", `"${petname}" cannot be a name: use 1-32 of a-z, 0-9, '.', '_' or '-', starting with a letter or digit`);
-    if (name && this.list().some((x) => x.petname === name && !equalBytes(x.signPublicKey, c.signPublicKey)))
-      throw new MailboxError("bad-input", `you already call someone else "${name}"`);
-    this.core.state.setPetname(c.signPublicKey, name || undefined);
-    this.core.events.emit("changed");
-    return this.core.state.contact(c.signPublicKey)!;
+  /** Forgets a contact on this laptop (conversations and messages stay; meeting them again brings them back). */
+  forget(key: Uint8Array): void {
+    this.core.state.removeContact(key);
   }
 
-  /** Forgets a contact (conversations and messages stay; meeting them again adds them again). */
-  remove(who: string): Contact {
-    const c = this.resolve(who);
-    this.core.state.removeContact(c.signPublicKey);
-    this.core.events.emit("changed");
-    return c;
-  }
-
-  private yourself(): MailboxError {
+  yourself(): MailboxError {
     return new MailboxError("bad-input", `${this.core.address} is your own address: messages go to other people`);
   }
 }

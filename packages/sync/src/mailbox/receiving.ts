@@ -14,6 +14,8 @@ interface Admitted {
   party: boolean;
   evicted: number;
   ackIds: Uint8Array[];
+  /** For the user, from someone they blocked: carried, never opened. */
+  blocked?: boolean;
 }
 
 export class Receiving {
@@ -106,8 +108,10 @@ export class Receiving {
     }
     if (core.envelopes.has(env.id)) return { stored: false };
     if (core.envelopes.wasDelivered(env.id)) return this.refused(from, env, "replayed: already delivered, its copy was dropped");
-    // statements (keyrings) of this user and of its contacts are ours to keep and apply; others' are carried
-    const party = isAddressedTo(env, core.me) || (env.kind === EnvelopeKind.Statement && core.state.contact(env.author) !== undefined);
+    // statements (keyrings) of this user and of its contacts are ours to keep and apply; others' are
+    // carried, and so is what someone the user blocked writes to them (within the carrier limits)
+    const blocked = env.kind !== EnvelopeKind.Statement && core.isBlocked(env.author);
+    const party = (isAddressedTo(env, core.me) && !blocked) || (env.kind === EnvelopeKind.Statement && core.state.contact(env.author) !== undefined);
     if (!party && env.bytes.length > l.maxCarriedEnvelopeBytes)
       return this.refused(from, env, `oversize: ${env.bytes.length} bytes, carriers take at most ${l.maxCarriedEnvelopeBytes}`);
     if (party && env.bytes.length > l.maxOwnEnvelopeBytes)
@@ -153,14 +157,15 @@ export class Receiving {
     if (!core.envelopes.put(env, it.hops, now, !party, source, evict, party ? undefined : Math.max(1, it.copies ?? 1))) return { stored: false };
     // the ack's names are known before it is announced: routing needs them
     if (ackIds.length) core.envelopes.recordAckNames(env.id, ackIds);
-    stored.push({ env, party, evicted: evict.length, ackIds });
+    stored.push({ env, party, evicted: evict.length, ackIds, blocked: blocked && isAddressedTo(env, core.me) && env.kind !== EnvelopeKind.Ack });
     return { stored: true };
   }
 
-  private async afterStore({ env, party, evicted, ackIds }: Admitted): Promise<void> {
+  private async afterStore({ env, party, evicted, ackIds, blocked }: Admitted): Promise<void> {
     const { core } = this;
     if (evicted) core.log.info(`carrier quota: evicted ${evicted} carried envelope(s) to make room`);
     core.events.emit("envelope", env);
+    if (blocked) this.opening.refuseBlocked(env);
     if (ackIds.length) this.carrier.applyAck(env, ackIds);
     if (party && env.kind === EnvelopeKind.Statement) {
       this.devices.apply(env);

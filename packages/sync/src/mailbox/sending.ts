@@ -8,24 +8,37 @@ import {
   newMessageId, sealChange, sealKey,
 } from "@pigeon/model";
 import type { Contact } from "../local-state.js";
+import type { Buddies } from "./buddies.js";
 import type { MailboxCore } from "./core.js";
 import type { People } from "./people.js";
 import { MailboxError, type MessageView } from "./types.js";
 import type { Views } from "./views.js";
 
 export class Sending {
-  constructor(private readonly core: MailboxCore, private readonly people: People, private readonly views: Views) {}
+  constructor(
+    private readonly core: MailboxCore,
+    private readonly people: People,
+    private readonly views: Views,
+    private readonly buddies: Buddies,
+  ) {}
 
+  /** Writes to someone by what the user typed; writing to someone makes them a buddy (the child chose them). */
   async send(address: string, body: string): Promise<MessageView> {
     checkBody(body);
-    const to = this.people.resolve(address);
-    if (equalBytes(to.signPublicKey, this.core.me)) throw new MailboxError("bad-input", "that is your own address");
-    return this.core.serial(() => this.sendTo(to, body));
+    return this.core.serial(async () => {
+      const to = this.people.resolve(address);
+      if (equalBytes(to.signPublicKey, this.core.me)) throw new MailboxError("bad-input", "that is your own address");
+      if (this.core.isBlocked(to.signPublicKey))
+        throw new MailboxError("blocked", `you blocked ${this.core.addressOf(to.signPublicKey)}: unblock them first to write to them`);
+      if (!this.core.isBuddy(to.signPublicKey)) await this.buddies.add(to);
+      return this.sendTo(to, body);
+    });
   }
 
   /**
    * Answers a received message in its own conversation: always possible, whatever the sender is called
    * (or whether they are a contact at all), since the conversation already has its members and key.
+   * Answering a request ("who are you?") does not make its sender a buddy; accepting it does.
    */
   async reply(messageId: string, body: string): Promise<MessageView> {
     checkBody(body);
@@ -35,6 +48,8 @@ export class Sending {
       const members = this.core.state.members(fromHex(original.conversation)) ?? [];
       const others = members.filter((k) => !equalBytes(k, this.core.me));
       if (others.length !== 1) throw new MailboxError("bad-input", "that conversation has no one else to answer");
+      if (this.core.isBlocked(others[0]!))
+        throw new MailboxError("blocked", `you blocked ${this.core.addressOf(others[0]!)}: unblock them first to write to them`);
       return this.sendTo({ signPublicKey: others[0]! }, body);
     });
   }

@@ -37,8 +37,9 @@ describe("a Sybil swarm against a carrier", () => {
     const amara = laptop("amara");
     const chiku = laptop("chiku");
     const baraka = laptop("baraka", quota); // the carrier: 1 MiB for others, 100 KiB per author and per laptop
-    const cut = connect(amara, chiku); // amara and chiku met yesterday
-    await until(() => amara.m.contacts().length === 1, "amara to know chiku");
+    const cut = connect(amara, chiku); // amara and chiku met yesterday, and chiku made amara a buddy
+    await until(() => amara.m.contacts().length === 1 && chiku.m.contacts().length === 1, "amara and chiku to know each other");
+    await chiku.m.addBuddy("amara");
     cut();
     await amara.m.send("chiku", "meet me at the well after school");
     const ab = connect(amara, baraka);

@@ -1,9 +1,13 @@
 // The mailbox's public shapes: what the views show, what a receive answers, the carrier limits.
-import type { Envelope, Identity } from "@pigeon/model";
+import type { Envelope, HowKnown, Identity } from "@pigeon/model";
 import type { Contact } from "../local-state.js";
 
 export class MailboxError extends Error {
-  constructor(readonly code: "unknown-address" | "ambiguous-address" | "bad-input" | "not-found" | "storage", message: string, readonly candidates?: Candidate[]) {
+  constructor(
+    readonly code: "unknown-address" | "ambiguous-address" | "bad-input" | "not-found" | "storage" | "blocked",
+    message: string,
+    readonly candidates?: Candidate[],
+  ) {
     super(message);
     this.name = "MailboxError";
   }
@@ -46,6 +50,49 @@ export interface MessageView {
   readAt?: number;
   /** Incoming from someone who is not a buddy: shown under requests, not in the inbox. */
   request?: true;
+  /** Incoming from someone the user blocked: shown nowhere (neither inbox nor requests). */
+  blocked?: true;
+}
+
+/** Someone, as the user names them. */
+export interface PersonView {
+  /** How they are shown and typed (`name@home`, or `name@home#FPRT` when not unique or only their claim). */
+  address: string;
+  fingerprint: string;
+  /** Hex of their person key. */
+  signPublicKey: string;
+  /** What they call themselves, and their home (their XMPP address is name@home), when known here. */
+  name?: string;
+  home?: string;
+}
+
+/** One buddy on the user's buddy list (shared by all the user's devices). */
+export interface BuddyView extends PersonView {
+  name: string;
+  home: string;
+  /** The user's own name for them. */
+  petname?: string;
+  groups: string[];
+  /** On the list but blocked: treated as not a buddy until unblocked. */
+  blocked: boolean;
+  /** How the user knows their keys are theirs: met nearby, a card, the school, an accepted request. */
+  how: HowKnown;
+  addedAt: number;
+}
+
+/** A laptop met nearby: offered to the user, who chooses whether to make them a buddy. */
+export interface NearbyView extends PersonView {
+  lastMet: number;
+  buddy: boolean;
+}
+
+/** The buddy list after a change (the 'buddies' event). */
+export interface BuddiesChange {
+  buddies: BuddyView[];
+  /** Everyone blocked, on the list or not. */
+  blocked: PersonView[];
+  /** "here": this device changed it; "device": a change from another of the user's devices arrived. */
+  from: "here" | "device";
 }
 
 /** Messages from one person who is not a buddy, waiting for the user to accept, ignore or report them. */
@@ -113,8 +160,10 @@ export type MailboxEvents = {
   message: [MessageView];
   /** A receipt appeared for the first time. */
   receipt: [ReceiptEvent];
-  /** Someone was met for the first time (added for the XMPP roster pushes). */
+  /** A laptop was met for the first time (a contact, not a buddy: the user chooses buddies). */
   contact: [Contact];
+  /** The buddy list changed, here or on another of the user's devices (XMPP roster and block list pushes). */
+  buddies: [BuddiesChange];
   /** This device's identity changed (a paired device's sealing key rotated, a keyring applied): save it. */
   identity: [Identity];
   /** A device was revoked (here, or its person's keyring or the school said so): close its links. */

@@ -53,6 +53,7 @@ export class Views {
       if (readAt !== undefined) view.readAt = readAt;
       const authorKey = members.find((k) => keyId(k) === author);
       if (!authorKey || !core.isBuddy(authorKey)) view.request = true;
+      if (authorKey && core.isBlocked(authorKey)) view.blocked = true;
       return view;
     }
     const stamps = (state: "delivered" | "read") =>
