@@ -12,6 +12,7 @@ import type { EnvelopeStore } from "../envelope-store.js";
 import type { LocalState } from "../local-state.js";
 import type { Log } from "../log.js";
 import { MailboxError, type CarrierLimits, type MailboxEvents } from "./types.js";
+import type { VouchView } from "./school.js";
 
 /** How a contact is known when all we have is their own claim in a key envelope. */
 export const INTRODUCED = "introduced";
@@ -65,6 +66,8 @@ export class MailboxCore {
   storageTrouble: { since: number; reason: string } | undefined;
   needsRecovery = false;
   private readonly caughtUp = new Set<string>();
+  /** What this laptop's school says of a person (school.ts); undefined when it belongs to no school. */
+  schoolVouch: (signKey: Uint8Array) => VouchView | undefined = () => undefined;
 
   constructor(o: CoreOptions) {
     this.identity = o.identity;
@@ -155,8 +158,12 @@ export class MailboxCore {
     if (equalBytes(signKey, this.me)) return this.address;
     const c = this.state.contact(signKey);
     if (!c) return `unknown#${keyId(signKey)}`;
+    // the school's own person is shown by their name; someone calling themselves by an enrolled
+    // person's name with another key never is
+    const school = this.schoolVouch(signKey);
+    if (school?.status === "vouched") return formatAddress(c);
     // two people with one name (or one known only by their claim) get the start of their fingerprint
-    const marked = c.how === INTRODUCED || this.state.sameNameCount(c.name, c.home) > 1;
+    const marked = c.how === INTRODUCED || school?.status === "impostor" || this.state.sameNameCount(c.name, c.home) > 1;
     return marked ? `${formatAddress(c)}#${fingerprint(signKey).slice(0, 4)}` : formatAddress(c);
   }
 
@@ -166,7 +173,11 @@ export class MailboxCore {
    */
   isBuddy(signKey: Uint8Array): boolean {
     if (equalBytes(signKey, this.me)) return true;
+    // people the school vouches for are not requests; an impostor or a revoked person merely met is
+    const school = this.schoolVouch(signKey);
+    if (school?.status === "vouched") return true;
     const c = this.state.contact(signKey);
+    if ((school?.status === "impostor" || school?.status === "revoked") && c?.how === "met") return false;
     return c !== undefined && c.how !== INTRODUCED;
   }
 

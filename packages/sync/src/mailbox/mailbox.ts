@@ -5,7 +5,7 @@
 // Inbox, Outbox, Drafts and Waiting-to-be-sent are views derived from the documents; the sealed
 // store is the source of truth from which documents are caught up after a crash.
 import { EventEmitter } from "node:events";
-import { DEFAULT_LIFETIME_SECONDS, equalBytes, fingerprint, fromHex, SEGMENT_MESSAGE_LIMIT, toHex, type ContactCard, type Identity } from "@pigeon/model";
+import { DEFAULT_LIFETIME_SECONDS, equalBytes, fingerprint, fromHex, SEGMENT_MESSAGE_LIMIT, toHex, type ContactCard, type Identity, type SchoolKey } from "@pigeon/model";
 import { DocumentStore } from "../document-store.js";
 import { EnvelopeStore } from "../envelope-store.js";
 import { LocalState, type Contact } from "../local-state.js";
@@ -19,6 +19,7 @@ import { Opening } from "./opening.js";
 import { People } from "./people.js";
 import { Receipts } from "./receipts.js";
 import { Receiving } from "./receiving.js";
+import { School, type VouchView } from "./school.js";
 import { Sending } from "./sending.js";
 import {
   carrierLimits, MailboxError, type CarrierLimits, type DraftView, type Incoming, type MailboxEvents, type MessageQuery, type MessageView,
@@ -37,6 +38,8 @@ export interface MailboxOptions {
   segmentMessageLimit?: number;
   /** New contacts added by meeting laptops nearby, at most, per hour (default 60). */
   metPerHour?: number;
+  /** On a school server: the school's key (it writes the directory). Enrolled laptops need nothing here. */
+  school?: SchoolKey;
 }
 
 export class Mailbox extends EventEmitter<MailboxEvents> {
@@ -56,6 +59,8 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
   private readonly drafting: Drafts;
   /** The person's devices: pairing, revoking, and the keyrings that arrive. */
   readonly devices: Devices;
+  /** The school this laptop belongs to: its directory, what it says of people, enrolling; on a school server, writing entries. */
+  readonly school: School;
   private closed = false;
 
   constructor(opts: MailboxOptions) {
@@ -77,7 +82,9 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
     this.opening = new Opening(this.core, this.views, this.receipts);
     this.carrier = new Carrier(this.core);
     this.devices = new Devices(this.core);
-    this.receiving = new Receiving(this.core, this.carrier, this.opening, this.receipts, this.devices);
+    this.school = new School(this.core, opts.school);
+    this.core.schoolVouch = (key) => this.school.vouchFor(key);
+    this.receiving = new Receiving(this.core, this.carrier, this.opening, this.receipts, this.devices, this.school);
     this.sending = new Sending(this.core, this.people, this.views);
     this.drafting = new Drafts(this.core);
   }
@@ -173,6 +180,11 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
     return this.people.resolve(address);
   }
 
+  /** What this laptop's school says of a person (undefined when it belongs to no school). */
+  vouchFor(personKey: Uint8Array): VouchView | undefined {
+    return this.school.vouchFor(personKey);
+  }
+
   renameContact(who: string, petname: string): Contact {
     return this.people.rename(who, petname);
   }
@@ -221,7 +233,8 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
         const key = this.senderKey(m);
         if (!key || this.state.requestDecision(key)) continue;
         const k = toHex(key);
-        if (!bySender.has(k)) bySender.set(k, { from: m.from, fingerprint: fingerprint(key), messages: [] });
+        const vouch = this.school.vouchFor(key);
+        if (!bySender.has(k)) bySender.set(k, { from: m.from, fingerprint: fingerprint(key), ...(vouch ? { vouch } : {}), messages: [] });
         bySender.get(k)!.messages.push(m);
       }
       return [...bySender.values()];
@@ -317,6 +330,7 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
   status() {
     const stats = this.envelopes.stats();
     const trouble = this.core.storageTrouble;
+    const school = this.school.view();
     return {
       address: this.address,
       envelopes: stats.envelopes,
@@ -324,6 +338,7 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
       carrying: { ...this.envelopes.carried(), quotaBytes: this.limits.quotaBytes },
       rejected: this.state.rejections().length,
       storageProblem: trouble ? `${trouble.reason} (since ${new Date(trouble.since).toISOString()})` : null,
+      ...(school ? { school: { home: school.home, onlyDirectory: school.onlyDirectory, dropped: school.dropped, entries: school.entries } } : {}),
     };
   }
 

@@ -1,6 +1,7 @@
 // The mailbox's public shapes: what the views show, what a receive answers, the carrier limits.
 import type { Envelope, Identity } from "@pigeon/model";
 import type { Contact } from "../local-state.js";
+import type { VouchView } from "./school.js";
 
 export class MailboxError extends Error {
   constructor(readonly code: "unknown-address" | "ambiguous-address" | "bad-input" | "not-found" | "storage", message: string, readonly candidates?: Candidate[]) {
@@ -46,12 +47,17 @@ export interface MessageView {
   readAt?: number;
   /** Incoming from someone who is not a buddy: shown under requests, not in the inbox. */
   request?: true;
+  /** On a school's laptop: what the school says of the sender (incoming) or of each recipient (outgoing). */
+  fromVouch?: VouchView;
+  toVouch?: VouchView[];
 }
 
 /** Messages from one person who is not a buddy, waiting for the user to accept, ignore or report them. */
 export interface RequestView {
   from: string;
   fingerprint: string;
+  /** On a school's laptop: what the school says of them (an impostor is flagged here). */
+  vouch?: VouchView;
   messages: MessageView[];
 }
 
