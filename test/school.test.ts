@@ -3,10 +3,10 @@
 // enrolled child (with its own fake school behind it) is never shown as that child; a revocation
 // reaches a laptop that never met the school through a carrier laptop; the "only the directory"
 // policy. Real processes on loopback.
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { cleanupAll, freePort, pigeon, pigeonJson, startDaemon, waitFor, type Daemon } from "./helpers.js";
+import { cleanupAll, freePort, pigeon, pigeonJson, run, startDaemon, waitFor, type Daemon } from "./helpers.js";
 
 afterAll(cleanupAll);
 
@@ -77,8 +77,10 @@ describe("the school", () => {
     expect(shown).toContain(`WARNING: not vouched: the school's amara@${HOME} has another key`);
     expect((await pigeon(baraka, "contacts")).stdout).toContain(`${req!.from}  ${req!.fingerprint}`);
     expect((await pigeonJson<Msg[]>(baraka, "inbox")).some((m) => m.body.includes("password"))).toBe(false);
-    // the fake school's entries reach baraka but are only carried: the directory has not changed
+    // the fake school's entry reaches baraka but is only carried, unread: the directory has not changed
+    await waitFor(async () => (await pigeonJson<{ carrying: { envelopes: number } }>(baraka, "status")).carrying.envelopes >= 1, "the fake entry to be carried");
     expect((await pigeonJson<SchoolView>(baraka, "school")).maxSerial).toBe(2);
+    expect((await pigeonJson<Contact[]>(baraka, "contacts")).find((c) => c.fingerprint === req!.fingerprint)!.vouch!.status).toBe("impostor");
 
     // the plain name is the school's amara: the message goes to her, and the impostor reads nothing
     const sent = await pigeonJson<Msg>(baraka, "send", `amara@${HOME}`, "the homework is on page 12");
@@ -153,5 +155,12 @@ describe("the school", () => {
     // with the node stopped, status still says so (the count is kept on disk)
     await pat.stop();
     expect((await pigeon(pat, "status")).stdout).toContain("messages dropped by the policy: 2");
+    // the school server's key file is the owner's only; stopped, it still answers; another home is refused
+    await school.stop();
+    expect(statSync(join(school.dataDir, "school.json")).mode & 0o777).toBe(0o600);
+    expect((await pigeon(school, "school", "list", "--class", "4A")).stdout).toMatch(/kisumu-primary, class 4A \(2\)\n  pat@kisumu-primary  4A  student/);
+    const other = await run(["start", "--data", school.dataDir, "--school", "nyeri-secondary", ...quiet, "--port", "0", "--control-port", "0"]);
+    expect(other.code).toBe(1);
+    expect(other.stderr).toContain("this data directory is the school server of kisumu-primary, not nyeri-secondary");
   }, 180_000);
 });
