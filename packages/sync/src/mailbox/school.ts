@@ -148,7 +148,10 @@ export class School {
     for (const id of core.envelopes.conversationEnvelopes(directoryTopic(this.joined.schoolKey))) {
       if (this.hasEntry(id) || core.state.openedStatus(id) === "rejected") continue;
       const env = core.envelopes.get(id);
-      if (env && isDirectoryStatement(env, this.joined.schoolKey)) this.apply(env);
+      if (!env || !isDirectoryStatement(env, this.joined.schoolKey)) continue;
+      // carried before this laptop was enrolled: kept as its own from now on (not evicted, passed on)
+      if (core.envelopes.isCarried(id)) core.envelopes.adopt(id);
+      this.apply(env);
     }
   }
 
@@ -277,7 +280,10 @@ export class School {
       fingerprint: fingerprint(joined.schoolKey),
       server: !!this.server,
       ...(joined.own ? { me: this.vouchFor(this.core.me)! } : {}),
-      entries: (db.prepare(`SELECT count(*) FROM school_entries`).pluck().get() as number) + (joined.own ? 1 : 0),
+      // this laptop's own entry came in its token, and usually again as a statement
+      entries:
+        (db.prepare(`SELECT count(*) FROM school_entries`).pluck().get() as number) +
+        (joined.own && db.prepare(`SELECT 1 FROM school_entries WHERE serial = ?`).get(joined.own.serial) === undefined ? 1 : 0),
       maxSerial: dir.maxSerial,
       members: dir.members().length,
       onlyDirectory: dir.onlyDirectory,
