@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import {
-  contactCard, directoryStatement, directoryTopic, EnvelopeKind, fingerprint, generateIdentity, generateSchool, sealEntry,
+  certifyDevice, contactCard, directoryStatement, directoryTopic, EnvelopeKind, fingerprint, generateIdentity, generateSchool, sealEntry,
   signEnvelope, toHex, type Identity, type SchoolKey,
 } from "@pigeon/model";
 import { fileStorage, Mailbox, MailboxError, memoryLinkPair, SyncEngine, type Log } from "../index.js";
@@ -167,6 +167,12 @@ describe("the school server and its directory", () => {
     const { token } = await server.m.school.enrolPerson(contactCard(baraka.m.identity), { class: "5B", role: "student" });
     await baraka.m.school.enrol(token);
     expect(baraka.m.school.members().map((x) => x.name)).toEqual(["amara", "baraka"]);
+    // kept as its own now: not counted as carried for others, and still offered on
+    expect(baraka.m.status().carrying.envelopes).toBe(0);
+    expect(baraka.m.envelopes.ids().length).toBe(1);
+    const other = laptop(generateIdentity("chiku"));
+    await carry(baraka.m, other.m);
+    expect(other.m.status().carrying.envelopes).toBe(1);
   });
 
   it("survives a restart: the directory is folded again from the database, and the server's serials keep increasing", async () => {
@@ -256,6 +262,34 @@ describe("what the school says of people", () => {
     expect((await baraka.m.inbox()).map((m) => m.body)).toEqual(["before"]);
     expect(baraka.m.vouchFor(chiku.m.me)).toMatchObject({ status: "revoked", reason: "revoked by the school: left the school" });
     expect(baraka.log.some((l) => /the school revoked a laptop of amara@kisumu-primary/.test(l))).toBe(true);
+  });
+
+  it("a second laptop of a person (signing with its certificate) is refused once the school revokes it; the person's first laptop is not", async () => {
+    const { server, enrolled } = await school();
+    const amara = await enrolled("amara");
+    const baraka = await enrolled("baraka");
+    await carry(server.m, baraka.m);
+    // amara's tablet: its own device key, certified by her person key
+    const tabletKey = generateIdentity("tablet").signing;
+    const tablet = laptop({ ...amara.m.identity, signing: tabletKey, certificate: certifyDevice(amara.m.identity, tabletKey.publicKey) });
+    tablet.m.rememberContact(contactCard(baraka.m.identity), "card");
+    await tablet.m.send(`baraka@${HOME}`, "from the tablet");
+    await carry(tablet.m, baraka.m);
+    expect((await baraka.m.inbox()).map((m) => m.body)).toEqual(["from the tablet"]);
+    // the tablet is lost: the school revokes it, saying whose it is
+    expect((await failure(server.m.school.revokeDevice(tabletKey.publicKey))).message).toMatch(/say whose laptop it is with --name/);
+    await server.m.school.revokeDevice(tabletKey.publicKey, "amara");
+    await carry(server.m, baraka.m);
+    await tablet.m.send(`baraka@${HOME}`, "again from the tablet");
+    const refused = [];
+    for (const { id } of tablet.m.envelopes.ids()) refused.push((await baraka.m.receive(tablet.m.envelopes.get(id)!.bytes, 1)).refused);
+    expect(refused).toContain("signed by a revoked device (revoked by the school)");
+    // her first laptop still writes
+    amara.m.rememberContact(contactCard(baraka.m.identity), "card");
+    await amara.m.send(`baraka@${HOME}`, "from my laptop");
+    await carry(amara.m, baraka.m);
+    expect((await baraka.m.inbox()).map((m) => m.body).sort()).toEqual(["from my laptop", "from the tablet"]);
+    expect(baraka.m.vouchFor(amara.m.me)?.status).toBe("vouched");
   });
 
   it("'only the directory': messages from anyone the directory does not vouch for are dropped and counted, not even requests", async () => {
