@@ -22,6 +22,8 @@ import {
   checkName, checkOptionsFor, COMMANDS, HELP, int, listenAddress, NAME_RULE, parseCommandLine, UsageError, type Values,
 } from "./command-line.js";
 import { parseOrigin } from "./http-guard.js";
+import { ensureSchoolKey, loadSchoolKey, schoolRoutes } from "./school.js";
+import { schoolCommand } from "./school-command.js";
 import { ensureCredentials, setPassword } from "@pigeon/xmpp";
 import {
   formatBuddies, formatContacts, formatDevices, formatDrafts, formatInbox, formatMessages, formatNearby, formatOutbox, formatPeers, formatRequests,
@@ -63,7 +65,11 @@ async function start(v: Values): Promise<number> {
     }
   });
   const name = v.name === undefined ? undefined : checkName(v.name, "--name");
-  const home = v.home === undefined ? undefined : v.home.trim().toLowerCase();
+  const schoolHome = v.school === undefined ? undefined : v.school.trim().toLowerCase();
+  if (schoolHome !== undefined && !validHome(schoolHome))
+    throw new UsageError(`--school "${v.school}" is not a valid school home: letters, digits and '-', e.g. kisumu-primary`);
+  // a school server's own identity defaults to school@HOME
+  const home = v.home === undefined ? schoolHome : v.home.trim().toLowerCase();
   if (home !== undefined && !validHome(home)) throw new UsageError(`--home "${v.home}" is not a valid home: letters, digits and '-', e.g. kisumu-primary`);
   const port = int(v.port, "port", 0, 65535);
   const controlPort = int(v["control-port"], "control-port", 0, 65535);
@@ -89,8 +95,8 @@ async function start(v: Values): Promise<number> {
     return 1;
   }
   // Without an identity the name is needed first (asked before anything is written).
-  let firstName = name;
-  if (!hasIdentity(dataDir) && name === undefined) {
+  let firstName = name ?? (schoolHome !== undefined ? "school" : undefined);
+  if (!hasIdentity(dataDir) && firstName === undefined) {
     // Never the login name: school laptops share one login, and everyone would get the same address.
     if (!process.stdin.isTTY)
       throw new UsageError(
@@ -100,6 +106,13 @@ async function start(v: Values): Promise<number> {
     firstName = await askName();
   }
   ensureDataDir(dataDir);
+  // a school server: the school key, made on the first start (a later start with another home is refused)
+  let school = loadSchoolKey(dataDir);
+  if (schoolHome !== undefined) {
+    const made = ensureSchoolKey(dataDir, schoolHome);
+    school = made.school;
+    if (made.created) console.log(`created the school key of ${schoolHome} in ${dataDir} (school.json: keep a copy somewhere safe)`);
+  }
   // The node holds the mailbox lock for its whole life, so no \`pigeon\` command opens the store beside it.
   const lock = await lockForNode(where);
   if (!lock) return 1;
@@ -128,7 +141,9 @@ async function start(v: Values): Promise<number> {
     xmppPort,
     xmppListen,
     allowOrigins,
+    ...(school ? { school } : {}),
   });
+  if (school) console.log(`school server of ${school.home} (school key fingerprint ${fingerprint(school.signing.publicKey)})`);
   // A background write that fails (e.g. automerge-repo's own save when the disk is full) must not
   // take the node down: log it and keep serving what is already stored.
   process.on("unhandledRejection", (e) => node.log.warn(`background task failed: ${(e as Error)?.message ?? String(e)}`));
@@ -254,7 +269,7 @@ async function ask<E extends Endpoint>(where: DataDirChoice, endpoint: E, body?:
     if (!hasIdentity(where.dir)) throw new NoIdentity(noIdentityMessage(where));
     try {
       const value = await withOfflineMailbox(where.dir, async (mailbox) => {
-        const route = offlineRoute(mailboxRoutes(mailbox), endpoint);
+        const route = offlineRoute({ ...mailboxRoutes(mailbox), ...schoolRoutes(mailbox, { dataDir: where.dir, running: false }) }, endpoint);
         if (!route) throw new Error(`${endpoint} has no answer without the node`);
         try {
           return (await route(body ?? {})) as ControlApi[E];
@@ -572,6 +587,9 @@ async function main(argv: string[]): Promise<number> {
       out(r, `You are now ${r.address} (was ${r.was}). Your keys and fingerprint (${r.fingerprint}) stay the same;\nlaptops you meet learn the new name, and your messages stay yours.`);
       return 0;
     }
+    case "enrol":
+    case "school":
+      return schoolCommand(command, rest, v, (endpoint, body) => ask(where, endpoint, body).then((r) => r.value), out);
     case "xmpp-password": {
       // works with or without a running node: the server reads the file at every login
       if (rest.length > 1) throw new UsageError("xmpp-password takes at most one argument, the new password");

@@ -72,6 +72,25 @@ Commands:
                             not a common password and not your name
   rename NEWNAME            change your name (with the node stopped); your keys and
                             fingerprint stay the same, laptops you meet learn the new name
+  enrol TOKEN               join your school with the token its school server printed for
+                            this laptop (you take the enrolled name@school; keys stay the same)
+  school                    your school: its directory, its policy, what it says of you
+  school list [--class C]   everyone the school vouches for (name, class, role, fingerprint)
+
+On the school server (started with pigeon start --school HOME):
+  school enrol CARD --class C [--name NAME] [--role student|teacher] [--replace]
+                            enrol the person of a contact card (pigeon card on their laptop)
+                            and print the token for that laptop; a name taken by another key
+                            needs --replace (a lost first laptop: the old key is revoked)
+  school revoke-device KEY [--name NAME]
+                            revoke a lost or stolen laptop by its key (64 hex characters,
+                            pigeon whoami --json there: signPublicKey); NAME: whose it is,
+                            unless it is the person's first laptop
+  school revoke-person NAME [--reason WHY]
+                            the school no longer vouches for NAME; their messages are refused
+  school policy only-directory|open
+                            only-directory: the school's laptops drop messages from anyone the
+                            directory does not vouch for; open: strangers' go to requests
 
 Sending (send, send --draft, reply), peers and stop need the node running; every other command also
 works while it is stopped, reading (and for buddies, writing) the data directory itself; the node
@@ -90,6 +109,8 @@ Options for start:
   --name NAME               your name, the first time (asked if not given; without a
                             terminal to ask in, --name is needed); later: pigeon rename
   --home HOME               your school or relay point (default: ${DEFAULT_HOME})
+  --school HOME             run as the school server of HOME: makes the school key on the
+                            first start (school.json in the data directory; keep it safe)
   --listen ADDR             this laptop's address for other laptops (default 0.0.0.0: all)
   --port N                  port for other laptops (default 7480, or a free one if taken)
   --control-port N          loopback port for the pigeon command (default 7481, or a free one)
@@ -134,6 +155,11 @@ export const options = {
   draft: { type: "string" },
   delete: { type: "string" },
   all: { type: "boolean" },
+  school: { type: "string" },
+  class: { type: "string" },
+  role: { type: "string" },
+  replace: { type: "boolean" },
+  reason: { type: "string" },
 } as const;
 
 export type OptionName = keyof typeof options;
@@ -141,13 +167,14 @@ export type Values = { [K in OptionName]?: (typeof options)[K] extends { type: "
 
 export const COMMANDS = [
   "start", "whoami", "send", "reply", "requests", "inbox", "outbox", "waiting", "drafts", "draft", "read", "show", "peers", "buddies", "nearby",
-  "contacts", "card", "status", "stop", "rename", "xmpp-password", "devices", "pair",
+  "contacts", "card", "status", "stop", "rename", "xmpp-password", "devices", "pair", "enrol", "school",
 ];
 
 /** Options every command takes; the others belong to one command each. */
 const COMMON: readonly OptionName[] = ["data", "json", "help"];
 const COMMAND_OPTIONS: Record<string, readonly OptionName[]> = {
-  start: ["name", "home", "listen", "port", "control-port", "peer", "no-mdns", "mdns-interface", "hop-limit", "copies", "carry-quota", "xmpp-port", "xmpp-listen", "no-xmpp", "allow-origin"],
+  start: ["name", "home", "listen", "port", "control-port", "peer", "no-mdns", "mdns-interface", "hop-limit", "copies", "carry-quota", "xmpp-port", "xmpp-listen", "no-xmpp", "allow-origin", "school"],
+  school: ["name", "class", "role", "replace", "reason"],
   send: ["draft"],
   draft: ["delete"],
   read: ["all"],

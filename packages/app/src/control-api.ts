@@ -1,6 +1,6 @@
 // The control API between the daemon (control.ts) and the `pigeon` command (cli.ts): every endpoint
 // with what it answers, in one place that both sides import, so neither needs a cast.
-import type { BuddyView, DeviceView, DraftView, MessageView, NearbyView, PeerView, PersonView, RequestView } from "@pigeon/sync";
+import type { BuddyView, DeviceView, DraftView, MessageView, NearbyView, PeerView, PersonView, RequestView, SchoolMember, SchoolView, VouchView } from "@pigeon/sync";
 
 export interface ContactInfo {
   address: string;
@@ -11,6 +11,8 @@ export interface ContactInfo {
   how: string;
   /** The user's own name for them. */
   petname?: string;
+  /** On a school's laptop: what the school says of them (vouched, not vouched, impostor, revoked). */
+  vouch?: VouchView;
 }
 
 export interface Whoami {
@@ -23,6 +25,8 @@ export interface Whoami {
   dataDir?: string;
   pid?: number;
   xmpp?: { host: string; port: number; websocket: string };
+  /** The school this laptop belongs to (or serves), and what it says of this user. */
+  school?: { home: string; fingerprint: string; server: boolean; me?: VouchView };
 }
 
 export interface Status {
@@ -38,6 +42,8 @@ export interface Status {
   unproven?: { handshaking: number; refusedPerSource: number; closedForRoom: number; upgradeTimeouts: number };
   /** false when the pigeon command read a stopped node's data directory itself. */
   running?: boolean;
+  /** On a school's laptop: its directory, its policy, and the messages the policy dropped. */
+  school?: { home: string; onlyDirectory: boolean; dropped: number; entries: number };
 }
 
 /** The buddy list (the same on every device of the user) and everyone blocked, on it or not. */
@@ -49,6 +55,38 @@ export interface BuddyList {
 /** A laptop met nearby; `connected` only from a running node. */
 export type NearbyInfo = NearbyView & { connected?: boolean };
 
+/** What the school server answers when it enrols someone: the token goes to that person's laptop only. */
+export interface Enrolled {
+  address: string;
+  name: string;
+  class: string;
+  role: string;
+  serial: number;
+  fingerprint: string;
+  token: string;
+  /** The same enrolment printed again (no new entry). */
+  again: boolean;
+  /** The fingerprint of the key that held the name before (--replace revoked it). */
+  replaced?: string;
+}
+
+/** The school's endpoints (school.ts): the same with the node running or stopped. */
+export interface SchoolApi {
+  "GET /api/school": SchoolView;
+  "POST /api/school/list": { school: SchoolView; members: SchoolMember[] };
+  "POST /api/school/enrol": Enrolled;
+  "POST /api/school/revoke-device": { serial: number; device: string; person: string };
+  "POST /api/school/revoke-person": { serial: number; fingerprint: string; reason: string };
+  "POST /api/school/policy": { serial: number; onlyDirectory: boolean };
+  "POST /api/enrol": {
+    address: string; was: string; renamed: boolean; school: string; class: string; role: string; vouch: VouchView;
+    /** The node runs: XMPP clients see the new address after it restarts. */
+    restartForXmpp?: true;
+  };
+}
+
+export type SchoolEndpoint = keyof SchoolApi;
+
 export interface Report {
   from: string;
   fingerprint: string;
@@ -57,7 +95,7 @@ export interface Report {
 }
 
 /** Every endpoint ("METHOD /path") and what it answers. Bodies are JSON objects, checked by the server. */
-export interface ControlApi {
+export interface ControlApi extends SchoolApi {
   "GET /api/whoami": Whoami;
   "GET /api/inbox": MessageView[];
   "GET /api/outbox": MessageView[];

@@ -17,6 +17,8 @@ export interface ControlContext {
   /** The sync port's counts of connections that never proved who they are. */
   unproven: () => NonNullable<Status["unproven"]>;
   stop: () => void;
+  /** More endpoints the shell adds (the school's, school.ts). */
+  extraRoutes?: Partial<Routes<Endpoint>>;
 }
 
 const MAX_BODY = 64 * 1024;
@@ -55,11 +57,21 @@ function isLoopback(addr: string | undefined): boolean {
   return !!addr && (addr.startsWith("127.") || addr === "::1" || addr.startsWith("::ffff:127."));
 }
 
-function contactInfo(c: Contact): ContactInfo {
+function contactInfoOf(c: Contact, mailbox?: Mailbox): ContactInfo {
+  const vouch = mailbox?.vouchFor(c.signPublicKey);
+  // someone calling themselves by an enrolled person's name is never listed as that person
+  const mark = vouch?.status === "impostor" ? `#${fingerprint(c.signPublicKey).slice(0, 4)}` : "";
   return {
-    address: formatAddress(c), fingerprint: fingerprint(c.signPublicKey), firstSeen: c.firstSeen, lastSeen: c.lastSeen, how: c.how,
+    address: formatAddress(c) + mark, fingerprint: fingerprint(c.signPublicKey), firstSeen: c.firstSeen, lastSeen: c.lastSeen, how: c.how,
     ...(c.petname ? { petname: c.petname } : {}),
+    ...(vouch ? { vouch } : {}),
   };
+}
+
+/** What whoami says of the school, if this laptop belongs to one (or serves it). */
+function whoamiSchool(mailbox: Mailbox): Pick<Whoami, "school"> {
+  const s = mailbox.school.view();
+  return s ? { school: { home: s.home, fingerprint: s.fingerprint, server: s.server, ...(s.me ? { me: s.me } : {}) } } : {};
 }
 
 /** What the mailbox alone answers (with the node running or stopped). */
@@ -73,8 +85,8 @@ export type MailboxEndpoint =
   | "POST /api/buddies/block" | "POST /api/buddies/unblock" | "POST /api/buddies/group" | "POST /api/buddies/ungroup";
 
 /** The mailbox's route for an endpoint, if it answers it without a running node. */
-export function offlineRoute(routes: Routes<MailboxEndpoint>, endpoint: Endpoint): Route<Endpoint> | undefined {
-  return (Object.hasOwn(routes, endpoint) ? routes[endpoint as MailboxEndpoint] : undefined) as Route<Endpoint> | undefined;
+export function offlineRoute(routes: Partial<Routes<Endpoint>>, endpoint: Endpoint): Route<Endpoint> | undefined {
+  return (Object.hasOwn(routes, endpoint) ? routes[endpoint] : undefined) as Route<Endpoint> | undefined;
 }
 
 /** A message by its id, or by the start of it (listings show the first 8 characters, in brackets). */
@@ -96,8 +108,9 @@ export async function findMessage(mailbox: Mailbox, text: string): Promise<Messa
  * (the `pigeon` command opens the mailbox itself, offline.ts), so both print the same.
  */
 export function mailboxRoutes(mailbox: Mailbox): Routes<MailboxEndpoint> {
+  const contactInfo = (c: Contact) => contactInfoOf(c, mailbox);
   return {
-    "GET /api/whoami": () => ({ address: mailbox.address, fingerprint: fingerprint(mailbox.me), signPublicKey: toHex(mailbox.me) }),
+    "GET /api/whoami": () => ({ address: mailbox.address, fingerprint: fingerprint(mailbox.me), signPublicKey: toHex(mailbox.me), ...whoamiSchool(mailbox) }),
     "GET /api/inbox": () => mailbox.inbox(),
     "GET /api/outbox": () => mailbox.outbox(),
     "GET /api/waiting": () => mailbox.waiting(),
@@ -169,8 +182,9 @@ export function createControlServer(ctx: ControlContext): Server {
   const { mailbox, sync } = ctx;
   const expected = Buffer.from(`Bearer ${ctx.token}`);
   const offline = mailboxRoutes(mailbox);
-  const routes: Routes<Endpoint> = {
+  const routes = {
     ...offline,
+    ...ctx.extraRoutes,
     // what only a running node knows or does
     "GET /api/whoami": async (b) => ({ ...(await offline["GET /api/whoami"](b)), ...ctx.info() }),
     "GET /api/peers": () => sync.peers(),
@@ -189,7 +203,7 @@ export function createControlServer(ctx: ControlContext): Server {
       setImmediate(ctx.stop);
       return { stopping: true };
     },
-  };
+  } as Routes<Endpoint>;
 
   return createServer((req: IncomingMessage, res: ServerResponse) => {
     const reply = (status: number, value: unknown) => {

@@ -7,7 +7,7 @@ import { unlinkSync } from "node:fs";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import { formatAddress, serializeIdentity, toHex, type Identity } from "@pigeon/model";
+import { formatAddress, serializeIdentity, toHex, type Identity, type SchoolKey } from "@pigeon/model";
 import { MdnsDiscovery, StaticPeers, WsNetwork } from "@pigeon/peers";
 import { createLog, fileStorage, PigeonNode, type Log, type Mailbox, type PeerFinder } from "@pigeon/sync";
 import { DEFAULT_XMPP_PORT, ensureCredentials, WEBSOCKET_PATH, XmppServer } from "@pigeon/xmpp";
@@ -15,6 +15,7 @@ import { createControlServer } from "./control.js";
 import { HttpGuard } from "./http-guard.js";
 import { identityPath, nodeInfoPath, writeFileAtomic, type NodeInfo } from "./data-dir.js";
 import { reportStaticPeers } from "./peer-reports.js";
+import { schoolRoutes } from "./school.js";
 
 export const DEFAULT_SYNC_PORT = 7480;
 export const DEFAULT_CONTROL_PORT = 7481;
@@ -43,6 +44,8 @@ export interface NodeOptions {
    * XMPP WebSocket, besides the node's own origin (http-guard.ts). Default: none.
    */
   allowOrigins?: string[];
+  /** A school server's key (school.json): the node also writes the school's directory. */
+  school?: SchoolKey;
 }
 
 export interface RunningNode {
@@ -101,6 +104,7 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
       finders,
       log,
       limits: { hopLimit: opts.hopLimit, copies: opts.copies, carrier: opts.carryQuotaBytes !== undefined ? { quotaBytes: opts.carryQuotaBytes } : undefined },
+      ...(opts.school ? { school: opts.school } : {}),
     });
   } catch (e) {
     await network.close();
@@ -136,6 +140,7 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
     info: () => ({ syncPort: info.sync.port, controlPort: info.control.port, dataDir: opts.dataDir, pid: process.pid, xmpp: info.xmpp }),
     stop: () => void stop(),
     unproven: () => network.stats(),
+    extraRoutes: schoolRoutes(mailbox, { dataDir: opts.dataDir, running: true }),
   });
   let xmpp: XmppServer | undefined;
   try {

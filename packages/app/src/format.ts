@@ -1,6 +1,12 @@
 // Readable output for the `pigeon` command.
-import type { DeviceView, DraftView, MessageState, MessageView, PeerView, RequestView } from "@pigeon/sync";
-import type { BuddyList, NearbyInfo, Status } from "./control-api.js";
+import type { DeviceView, DraftView, MessageState, MessageView, PeerView, RequestView, VouchView } from "@pigeon/sync";
+import type { BuddyList, NearbyInfo, Status, Whoami } from "./control-api.js";
+import { vouchNote, vouchText } from "./school-format.js";
+
+/** The recipients of an outgoing message, each with what the school says of them (on a school's laptop). */
+function recipients(m: MessageView): string {
+  return m.to.map((t, i) => t + vouchNote(m.toVouch?.[i])).join(", ");
+}
 
 function when(ms: number | undefined): string {
   if (ms === undefined) return "";
@@ -29,9 +35,9 @@ export function formatMessages(list: MessageView[], title: string): string {
   const lines = [`${title} (${list.length})`];
   for (const m of list) {
     if (m.direction === "in") {
-      lines.push(`  ${m.readAt === undefined ? "new " : ""}from ${m.from}  ${when(m.claimedSentAt)}  [${m.id.slice(0, 8)}]`);
+      lines.push(`  ${m.readAt === undefined ? "new " : ""}from ${m.from}${vouchNote(m.fromVouch)}  ${when(m.claimedSentAt)}  [${m.id.slice(0, 8)}]`);
     } else {
-      lines.push(`  to ${m.to.join(", ")}  ${when(m.claimedSentAt)}  ${stateLine(m)}  [${m.id.slice(0, 8)}]`);
+      lines.push(`  to ${recipients(m)}  ${when(m.claimedSentAt)}  ${stateLine(m)}  [${m.id.slice(0, 8)}]`);
     }
     for (const l of m.body.split("\n")) lines.push(`    ${l}`);
   }
@@ -49,9 +55,9 @@ export function formatInbox(list: MessageView[]): string {
 /** One message in full, as `pigeon show` / `pigeon read ID` print it. */
 export function formatShown(m: MessageView): string {
   const head = m.direction === "in"
-    ? `From ${m.from}  ${when(m.claimedSentAt)}  [${m.id.slice(0, 8)}]${m.readAt !== undefined ? `  read ${when(m.readAt)}` : ""}` +
+    ? `From ${m.from}${vouchNote(m.fromVouch)}  ${when(m.claimedSentAt)}  [${m.id.slice(0, 8)}]${m.readAt !== undefined ? `  read ${when(m.readAt)}` : ""}` +
       (m.request ? "  (a request: not one of your buddies yet)" : "")
-    : `To ${m.to.join(", ")}  ${when(m.claimedSentAt)}  ${stateLine(m)}  [${m.id.slice(0, 8)}]`;
+    : `To ${recipients(m)}  ${when(m.claimedSentAt)}  ${stateLine(m)}  [${m.id.slice(0, 8)}]`;
   return [head, ...m.body.split("\n").map((l) => `  ${l}`)].join("\n");
 }
 
@@ -94,11 +100,13 @@ export function formatPeers(list: PeerView[]): string {
   return [`Connected (${list.length})`, ...list.map((p) => `  ${p.address}  ${p.link}  since ${when(p.since)}`)].join("\n");
 }
 
-export function formatContacts(list: { address: string; fingerprint: string; lastSeen: number; petname?: string }[]): string {
+export function formatContacts(list: { address: string; fingerprint: string; lastSeen: number; petname?: string; vouch?: VouchView }[]): string {
   if (list.length === 0) return "No contacts yet: laptops nearby are remembered when they are met, and cards you add";
   return [
     `Contacts (${list.length}): everyone this laptop knows (your buddies are in pigeon buddies)`,
-    ...list.map((c) => `  ${c.address}${c.petname ? ` "${c.petname}"` : ""}  ${c.fingerprint}  last seen ${when(c.lastSeen)}`),
+    ...list.map(
+      (c) => `  ${c.address}${c.petname ? ` "${c.petname}"` : ""}  ${c.fingerprint}  last seen ${when(c.lastSeen)}${c.vouch ? `\n    ${vouchText(c.vouch)}` : ""}`,
+    ),
   ].join("\n");
 }
 
@@ -149,8 +157,15 @@ export function formatDevices(list: DeviceView[]): string {
   return lines.join("\n");
 }
 
-export function formatWhoami(w: { address: string; fingerprint: string; syncPort?: number }): string {
-  return `${w.address}\nfingerprint ${w.fingerprint}${w.syncPort ? `\nlistening for laptops on port ${w.syncPort}` : ""}`;
+export function formatWhoami(w: Pick<Whoami, "address" | "fingerprint" | "syncPort" | "school">): string {
+  const school = w.school
+    ? w.school.server
+      ? `\nschool server of ${w.school.home} (school key fingerprint ${w.school.fingerprint})`
+      : w.school.me
+        ? `\n${vouchText(w.school.me)}`
+        : ""
+    : "";
+  return `${w.address}\nfingerprint ${w.fingerprint}${school}${w.syncPort ? `\nlistening for laptops on port ${w.syncPort}` : ""}`;
 }
 
 export function formatStatus(s: Status): string {
@@ -163,6 +178,9 @@ export function formatStatus(s: Status): string {
     `  kept on this laptop: ${s.envelopes} sealed item${s.envelopes === 1 ? "" : "s"} (messages, receipts, keys), ${(s.bytes / 1024).toFixed(1)} KiB`,
     `  connected laptops: ${s.running === false ? "none, while the node is stopped" : (s.peers ?? 0)}`,
     `  refused from other laptops: ${s.rejected} (node.log in the data directory says why)`,
+    ...(s.school
+      ? [`  school ${s.school.home}: ${s.school.entries} directory entr${s.school.entries === 1 ? "y" : "ies"}, policy ${s.school.onlyDirectory ? "only the directory" : "open"}; messages dropped by the policy: ${s.school.dropped}`]
+      : []),
     ...(s.unproven && s.unproven.refusedPerSource + s.unproven.closedForRoom + s.unproven.upgradeTimeouts > 0
       ? [`  connections cut before they proved who they are: ${s.unproven.refusedPerSource + s.unproven.closedForRoom + s.unproven.upgradeTimeouts} (too many at once from one address, or too slow)`]
       : []),
@@ -175,6 +193,7 @@ export function formatRequests(list: RequestView[]): string {
     `Requests (${list.length}): people who are not your buddies. Accept, ignore or report each:`,
     ...list.flatMap((r) => [
       `  from ${r.from} (fingerprint ${r.fingerprint}, not verified)`,
+      ...(r.vouch ? [`    ${r.vouch.status === "impostor" ? "WARNING: " : ""}${vouchText(r.vouch)}`] : []),
       ...r.messages.map((m) => `    [${m.id.slice(0, 8)}] ${m.body}`),
       `    pigeon requests accept ${r.from}   |   pigeon requests ignore ${r.from}   |   pigeon requests report ${r.from}`,
     ]),

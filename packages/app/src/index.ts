@@ -9,3 +9,6 @@ export { DEFAULT_CONTROL_PORT, DEFAULT_SYNC_PORT, startNode, type NodeOptions, t
 export {
   ConfigError, createIdentity, ensureDataDir, hasIdentity, loadIdentity, readNodeInfo, resolveDataDir, type NodeInfo,
 } from "./data-dir.js";
+
+// A school server's key file (school.json): load it, or make it on the first start with a home.
+export { ensureSchoolKey, loadSchoolKey, schoolPath } from "./school.js";

@@ -5,6 +5,7 @@
 // which a running node holds for its whole life, makes sure of that even while a node is starting.
 import { fileStorage, Mailbox, tryLockMailbox, type Log, type MailboxLock } from "@pigeon/sync";
 import { loadIdentity, runningNode } from "./data-dir.js";
+import { loadSchoolKey } from "./school.js";
 
 /** A node runs (or has just started) for this data directory: ask it instead. */
 export class NodeIsRunning extends Error {}
@@ -42,7 +43,9 @@ export async function withOfflineMailbox<T>(dataDir: string, fn: (mailbox: Mailb
   const lock = await lockWhileNoNode(dataDir, waitMs);
   try {
     // as the node opens it (PigeonNode.open): recover() opens what a crash left unopened, so the views are whole
-    const mailbox = new Mailbox({ identity, storage: fileStorage(dataDir), log: warnings });
+    // a school server's directory is written offline too (pigeon school enrol with the node stopped)
+    const school = loadSchoolKey(dataDir);
+    const mailbox = new Mailbox({ identity, storage: fileStorage(dataDir), log: warnings, ...(school ? { school } : {}) });
     try {
       await mailbox.recover();
       return await fn(mailbox);

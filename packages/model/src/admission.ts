@@ -41,10 +41,9 @@ export function admitEnvelope(input: Uint8Array | Envelope, ctx: AdmissionContex
   }
   if (!verifyEnvelope(env))
     return { status: "rejected", envelope: env, reason: env.device ? "forged signature or device certificate" : "forged signature" };
-  if (env.device) {
-    const why = ctx.revoked?.(env.device.key);
-    if (why) return { status: "rejected", envelope: env, reason: `signed by a revoked device (${why})` };
-  }
+  // the device that signed (on a person's first device, the person key itself: the school may revoke that laptop)
+  const why = ctx.revoked?.(signerOf(env));
+  if (why) return { status: "rejected", envelope: env, reason: `signed by a revoked device (${why})` };
   if (env.kind === EnvelopeKind.Statement) return { status: "rejected", envelope: env, reason: "statements are not opened as conversation envelopes" };
   if (ctx.alreadyOpened(env.id)) return { status: "rejected", envelope: env, reason: "replayed envelope (already opened)" };
   if (env.kind === EnvelopeKind.Ack) return { status: "rejected", envelope: env, reason: "acknowledgements are not opened" };

@@ -23,8 +23,12 @@ export {
   encodeEnrolment, encodeEntry, foldDirectory, generateSchool, openEntry, parseSchoolFile, sealEntry, serializeSchool,
   validClass, vouch,
   type DirectoryEntry, type EnrolEntry, type Enrolment, type Lookup, type RevokeDeviceEntry, type RevokePersonEntry,
-  type Role, type SchoolFile, type SchoolKey, type Vouch,
+  type PolicyEntry, type Role, type SchoolFile, type SchoolKey, type Vouch,
 } from "./school.js";
+// The directory's travel form: one statement envelope per entry, signed by the school key.
+export {
+  DIRECTORY_LIFETIME_SECONDS, STATEMENT_DIRECTORY, directoryStatement, directoryTopic, isDirectoryStatement, readDirectoryStatement,
+} from "./school-statement.js";
 
 // A person's devices: the keyring statement (devices, revocations, the rotated sealing key) and pairing.
 export {

@@ -24,6 +24,7 @@ const revokePerson = (serial: number, personKey: Uint8Array, reason = "left the 
 const revokeDevice = (serial: number, deviceKey: Uint8Array, personKey: Uint8Array): DirectoryEntry => ({
   type: "revoke-device", home: HOME, serial, at: AT + serial, deviceKey, personKey,
 });
+const policy = (serial: number, onlyDirectory: boolean): DirectoryEntry => ({ type: "policy", home: HOME, serial, at: AT + serial, onlyDirectory });
 
 /** A signed entry made byte by byte, for inputs encodeEntry refuses to produce. */
 function signedByHand(by: SchoolKey, build: (w: Writer) => Writer): Uint8Array {
@@ -64,6 +65,8 @@ describe("directory entries", () => {
     enrol(1, person, "amara", "Class 4 Blue", "teacher"),
     revokePerson(2, person, "laptop lost; new key enrolled"),
     revokeDevice(3, key(), person),
+    policy(4, true),
+    policy(5, false),
   ];
 
   it("round-trip signed and sealed, for every type", () => {
@@ -84,6 +87,16 @@ describe("directory entries", () => {
     expect(toHex(signed.subarray(0, signed.length - 64))).toBe(
       "01" + "01" + "0e" + hex(HOME) + "ac02" + "05" + "2a" + "ab".repeat(32) + "05" + hex("amara") + "02" + hex("4A") + "01",
     );
+  });
+
+  it("policy entries have the documented byte layout, and unknown rules are refused, not half-applied", () => {
+    const signed = encodeEntry(school, { ...policy(300, true), at: 5 });
+    expect(toHex(signed.subarray(0, signed.length - 64))).toBe("01" + "04" + "0e" + toHex(utf8(HOME)) + "ac02" + "05" + "01" + "01");
+    const rules = (n: number) => () => decodeEntry(signedByHand(school, (w) => header(w, 1, 4).bytes(new Writer().varint(n).finish())), pub);
+    expect(rules(0)()).toMatchObject({ type: "policy", onlyDirectory: false });
+    expect(rules(1)()).toMatchObject({ type: "policy", onlyDirectory: true });
+    expect(rules(3)).toThrow("invalid entry: unknown policy rules 0x3");
+    expect(() => encodeEntry(school, { ...policy(1, true), onlyDirectory: "yes" } as unknown as DirectoryEntry)).toThrow(/only-directory/);
   });
 
   it("refuse an entry signed by another key, even one sealed by an enrolled laptop that knows the directory key", () => {
@@ -228,6 +241,18 @@ describe("the directory", () => {
     expect(d.lookup(p).status).toBe("vouched");
   });
 
+  it("the newest policy is in force, whatever order policies arrive in", () => {
+    expect(new DirectoryState(HOME).policy()).toBeUndefined();
+    expect(new DirectoryState(HOME).onlyDirectory).toBe(false);
+    for (const entries of [[policy(2, true), policy(7, false)], [policy(7, false), policy(2, true)]]) {
+      const d = foldDirectory(HOME, entries);
+      expect(d.onlyDirectory).toBe(false);
+      expect(d.policy()?.serial).toBe(7);
+      d.add(policy(8, true));
+      expect(d.onlyDirectory).toBe(true);
+    }
+  });
+
   it("lists members by class and teachers, sorted by name", () => {
     const d = foldDirectory(HOME, [
       enrol(1, key(), "zawadi", "4A"), enrol(2, key(), "amara", "4A"), enrol(3, key(), "mwalimu.otieno", "4A", "teacher"),
@@ -267,9 +292,10 @@ describe("order independence", () => {
     const serials = Array.from({ length: n }, (_, i) => (uniqueSerials ? i + 1 : 1 + Math.floor(random() * 8)));
     return serials.map((serial) => {
       const r = random();
-      if (r < 0.7) return enrol(serial, pick(people), pick(names), pick(classes), random() < 0.2 ? "teacher" : "student");
-      if (r < 0.85) return revokePerson(serial, pick(people), pick(["left", "new key"]));
-      return revokeDevice(serial, pick(devices), pick(people));
+      if (r < 0.65) return enrol(serial, pick(people), pick(names), pick(classes), random() < 0.2 ? "teacher" : "student");
+      if (r < 0.8) return revokePerson(serial, pick(people), pick(["left", "new key"]));
+      if (r < 0.92) return revokeDevice(serial, pick(devices), pick(people));
+      return policy(serial, random() < 0.5);
     });
   }
 
@@ -288,6 +314,7 @@ describe("order independence", () => {
     byName: names.map((n) => d.byName(n) ?? null),
     devices: devices.map((k) => d.isDeviceRevoked(k)),
     members: [d.members(), ...classes.map((c) => d.members(c)), d.teachers()],
+    policy: d.policy() ?? null,
   });
 
   it("incremental adds of sealed entries, in any order and with copies, agree with the full fold (serials may even collide)", () => {
@@ -328,6 +355,7 @@ describe("order independence", () => {
         expect(d.byName(name), `seed ${seed}`).toEqual(h && !revoked(h.personKey) ? h : undefined);
       }
       for (const k of devices) expect(d.isDeviceRevoked(k)).toBe(entries.some((e) => e.type === "revoke-device" && same(e.deviceKey, k)));
+      expect(d.onlyDirectory).toBe(newest(entries.filter((e) => e.type === "policy"))?.onlyDirectory ?? false);
       expect(d.maxSerial).toBe(entries.length);
     }
   });

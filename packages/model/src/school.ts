@@ -1,6 +1,6 @@
 // A school vouches for its people. The school server holds an Ed25519 key; the school's home (e.g.
 // kisumu-primary) is the part after '@' in its people's addresses. It signs directory entries (enrol,
-// revoke-person, revoke-device) that laptops carry between each other as opaque blobs and check
+// revoke-person, revoke-device, policy) that laptops carry between each other as opaque blobs and check
 // offline; every laptop that holds the same set of entries, received in any order, folds them into
 // the same directory. Pure: no I/O, no timers; times are ms passed in.
 //
@@ -102,7 +102,17 @@ export interface RevokeDeviceEntry extends EntryBase {
   personKey: Uint8Array; // whose laptop it was
 }
 
-export type DirectoryEntry = EnrolEntry | RevokePersonEntry | RevokeDeviceEntry;
+/**
+ * The school's rules for its laptops. The newest policy (highest serial) is in force; an older one
+ * arriving later changes nothing, so policies converge like every other entry.
+ */
+export interface PolicyEntry extends EntryBase {
+  type: "policy";
+  /** "Only the directory": laptops drop messages from anyone the directory does not vouch for (not even requests). */
+  onlyDirectory: boolean;
+}
+
+export type DirectoryEntry = EnrolEntry | RevokePersonEntry | RevokeDeviceEntry | PolicyEntry;
 
 export const MAX_CLASS_CHARS = 32;
 export const MAX_REASON_CHARS = 200;
@@ -143,6 +153,9 @@ function entryProblem(e: DirectoryEntry): string | undefined {
     case "revoke-device":
       if (!isKey(e.deviceKey) || !isKey(e.personKey)) return "device or person key is not 32 bytes";
       return undefined;
+    case "policy":
+      if (typeof e.onlyDirectory !== "boolean") return "policy rule only-directory is not true or false";
+      return undefined;
     default:
       return `unknown entry type ${JSON.stringify((e as { type: unknown }).type)}`;
   }
@@ -153,12 +166,15 @@ function entryProblem(e: DirectoryEntry): string | undefined {
 //   details: enrol         1: raw32 person key | string name | string class | u8 role (1 student, 2 teacher)
 //            revoke-person 2: raw32 person key | string reason
 //            revoke-device 3: raw32 device key | raw32 person key
+//            policy        4: varint rules (bit 0: only the directory; other bits are refused as unknown
+//                             rules, so a laptop never half-applies a policy it does not understand)
 // The signature is by the school key over "pigeon-directory-v1" ‖ every byte before it. The details
 // are length-prefixed so that a laptop can check the signature of a type it does not know yet, and
 // then say so ("unknown entry type 4") instead of "damaged".
 const ENTRY_VERSION = 1;
 const ENTRY_TAG = utf8("pigeon-directory-v1");
-const TYPE_CODES = { enrol: 1, "revoke-person": 2, "revoke-device": 3 } as const;
+const TYPE_CODES = { enrol: 1, "revoke-person": 2, "revoke-device": 3, policy: 4 } as const;
+const POLICY_ONLY_DIRECTORY = 1;
 const ROLE_CODES = { student: 1, teacher: 2 } as const;
 const MAX_STRING_BYTES = 64; // home, name
 const MAX_DETAILS_BYTES = 1024;
@@ -170,7 +186,8 @@ function entryBody(e: DirectoryEntry): Uint8Array {
   const d = new Writer();
   if (e.type === "enrol") d.raw(e.personKey).string(e.name).string(e.class).u8(ROLE_CODES[e.role]);
   else if (e.type === "revoke-person") d.raw(e.personKey).string(e.reason);
-  else d.raw(e.deviceKey).raw(e.personKey);
+  else if (e.type === "revoke-device") d.raw(e.deviceKey).raw(e.personKey);
+  else d.varint(e.onlyDirectory ? POLICY_ONLY_DIRECTORY : 0);
   return new Writer().u8(ENTRY_VERSION).u8(TYPE_CODES[e.type]).string(e.home).varint(e.serial).varint(e.at).bytes(d.finish()).finish();
 }
 
@@ -220,6 +237,10 @@ export function decodeEntry(bytes: Uint8Array, schoolPublicKey: Uint8Array): Dir
       e = { type: "revoke-person", home, serial, at, personKey: key(), reason: r.string(MAX_REASON_CHARS * 4) };
     } else if (type === TYPE_CODES["revoke-device"]) {
       e = { type: "revoke-device", home, serial, at, deviceKey: key(), personKey: key() };
+    } else if (type === TYPE_CODES.policy) {
+      const rules = r.varint();
+      if (rules & ~POLICY_ONLY_DIRECTORY) throw new DirectoryError(`invalid entry: unknown policy rules 0x${rules.toString(16)}`);
+      e = { type: "policy", home, serial, at, onlyDirectory: rules === POLICY_ONLY_DIRECTORY };
     } else {
       throw new DirectoryError(`unknown entry type ${type}`);
     }
@@ -268,6 +289,7 @@ export function openEntry(bytes: Uint8Array, schoolPublicKey: Uint8Array, direct
 //   someone under it again, so a revocation never brings an older, replaced key back.
 // - Revocations are permanent: a revoked person key or device key stays revoked whatever comes
 //   later, even an enrol of the same person key with a higher serial (the school enrols a new key).
+// - The policy in force is the policy entry with the highest serial.
 // - Ties (equal serials, which a correct school server never issues) go to the entry whose signed
 //   bytes sort last, so that even a school's mistake converges.
 
@@ -288,6 +310,7 @@ export class DirectoryState {
   private readonly claims = new Map<string, Map<string, Held<EnrolEntry>>>(); // name → person key hex → current enrolment
   private readonly revokedPeople = new Map<string, Held<RevokePersonEntry>>(); // person key hex → earliest revocation
   private readonly revokedDevices = new Map<string, Held<RevokeDeviceEntry>>(); // device key hex → earliest revocation
+  private currentPolicy: Held<PolicyEntry> | undefined;
   private highest = 0;
 
   /** A directory of one school (entries must have been opened with that school's key). */
@@ -319,10 +342,22 @@ export class DirectoryState {
       claimants.set(key, held as Held<EnrolEntry>);
     } else if (entry.type === "revoke-person") {
       keepEarliest(this.revokedPeople, toHex(entry.personKey), held as Held<RevokePersonEntry>);
-    } else {
+    } else if (entry.type === "revoke-device") {
       keepEarliest(this.revokedDevices, toHex(entry.deviceKey), held as Held<RevokeDeviceEntry>);
+    } else if (!this.currentPolicy || newer(held, this.currentPolicy)) {
+      this.currentPolicy = held as Held<PolicyEntry>;
     }
     return true;
+  }
+
+  /** The policy in force (the newest policy entry), if the school ever set one. */
+  policy(): PolicyEntry | undefined {
+    return this.currentPolicy?.entry;
+  }
+
+  /** Whether the school allows messages only from people its directory vouches for. */
+  get onlyDirectory(): boolean {
+    return this.currentPolicy?.entry.onlyDirectory ?? false;
   }
 
   /** The newest current enrolment claiming `name`, revoked or not. */

@@ -338,6 +338,27 @@ export class EnvelopeStore {
     if (!keepRoutes) this.stmt(`DELETE FROM handed WHERE envelope = ?`).run(id);
   }
 
+  /**
+   * Keeps a carried envelope as this user's own from now on (it turned out to concern them: their
+   * school's directory, carried before the laptop was enrolled). It stays in the set (same id), so the
+   * sketches do not change; it leaves the carrier totals and is no longer evicted or expired as carried.
+   */
+  adopt(id: Uint8Array): boolean {
+    const meta = this.meta(id);
+    const env = meta?.carried ? this.get(id) : undefined;
+    if (!meta || !env) return false;
+    this.db.transaction(() => {
+      this.removeRow(id, true);
+      this.insertEnv.run(
+        env.id, env.conversation, env.segment, env.kind, env.author, env.created, env.lifetime, meta.receivedAt, meta.hops, env.bytes.length,
+        0, meta.source ?? null, null, env.bytes,
+      );
+      this.insertParty.run(env.id, env.author);
+      for (const p of env.recipients) this.insertParty.run(env.id, p);
+    })();
+    return true;
+  }
+
   /** Copy tokens left here after handing some on. */
   setCopies(id: Uint8Array, copies: number): void {
     this.metaCache.delete(Buffer.from(id).toString("hex"));

@@ -7,7 +7,7 @@
 //   network  (LinkSource: WsNetwork from @pigeon/peers, ...)       -> SyncEngine, one session per link
 //   finders  (PeerFinder: MdnsDiscovery, StaticPeers, ...)         -> dialled by the policy below
 import { EventEmitter } from "node:events";
-import { compareBytes, equalBytes, fingerprint, formatAddress, toHex, type Identity, type PeerLink } from "@pigeon/model";
+import { compareBytes, equalBytes, fingerprint, formatAddress, toHex, type Identity, type PeerLink, type SchoolKey } from "@pigeon/model";
 import { silentLog, type Log } from "./log.js";
 import { Mailbox } from "./mailbox/mailbox.js";
 import type { CarrierLimits, MessageView } from "./mailbox/types.js";
@@ -71,6 +71,8 @@ export interface PigeonNodeOptions {
   /** Long-lived links reconcile again this often (default 30 s). */
   resyncMs?: number;
   now?: () => number;
+  /** A school server's key: the node writes the school's directory (Mailbox.school). */
+  school?: SchoolKey;
 }
 
 type NodeEvents = {
@@ -133,6 +135,7 @@ export class PigeonNode extends EventEmitter<NodeEvents> {
     const log = opts.log ?? silentLog;
     const mailbox = new Mailbox({
       identity: opts.identity, storage: opts.storage, log, now: opts.now, carrier: opts.limits?.carrier, lifetimeSeconds: opts.limits?.lifetimeSeconds,
+      school: opts.school,
     });
     try {
       await mailbox.recover();

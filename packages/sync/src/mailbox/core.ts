@@ -12,6 +12,7 @@ import type { EnvelopeStore } from "../envelope-store.js";
 import type { LocalState } from "../local-state.js";
 import type { Log } from "../log.js";
 import { MailboxError, type CarrierLimits, type MailboxEvents } from "./types.js";
+import type { VouchView } from "./school.js";
 
 /** How a contact is known when all we have is their own claim in a key envelope. */
 export const INTRODUCED = "introduced";
@@ -78,6 +79,8 @@ export class MailboxCore {
   /** Loads what every piece of work needs first (the buddy list); set by BuddyList. */
   private loader: (() => Promise<void>) | undefined;
   private loaded: Promise<void> | undefined;
+  /** What this laptop's school says of a person (school.ts); undefined when it belongs to no school. */
+  schoolVouch: (signKey: Uint8Array) => VouchView | undefined = () => undefined;
 
   constructor(o: CoreOptions) {
     this.identity = o.identity;
@@ -186,8 +189,12 @@ export class MailboxCore {
     if (equalBytes(signKey, this.me)) return this.address;
     const c = this.state.contact(signKey);
     if (!c) return `unknown#${keyId(signKey)}`;
+    // the school's own person is shown by their name; someone calling themselves by an enrolled
+    // person's name with another key never is
+    const school = this.schoolVouch(signKey);
+    if (school?.status === "vouched") return formatAddress(c);
     // two people with one name (or one known only by their claim) get the start of their fingerprint
-    const marked = c.how === INTRODUCED || this.state.sameNameCount(c.name, c.home) > 1;
+    const marked = c.how === INTRODUCED || school?.status === "impostor" || this.state.sameNameCount(c.name, c.home) > 1;
     return marked ? `${formatAddress(c)}#${fingerprint(signKey).slice(0, 4)}` : formatAddress(c);
   }
 
@@ -198,8 +205,12 @@ export class MailboxCore {
    */
   isBuddy(signKey: Uint8Array): boolean {
     if (equalBytes(signKey, this.me)) return true;
-    const k = toHex(signKey);
-    return this.buddyIndex.byKey.has(k) && !this.buddyIndex.blocked.has(k);
+    if (this.isBlocked(signKey)) return false;
+    // the school's word: a revoked person is nobody's friend; someone it vouches for is no stranger
+    const school = this.schoolVouch(signKey);
+    if (school?.status === "revoked") return false;
+    if (this.buddyIndex.byKey.has(toHex(signKey))) return true;
+    return school?.status === "vouched";
   }
 
   /** Blocked by the person (on the list or not): nothing from them is shown, opened or answered. */

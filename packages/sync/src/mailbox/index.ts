@@ -1,5 +1,6 @@
 export { Mailbox, type MailboxOptions } from "./mailbox.js";
 export { MAX_CLOCK_LEAD_MS } from "./opening.js";
+export { School, type SchoolMember, type SchoolView, type VouchView } from "./school.js";
 export {
   carrierLimits, MailboxError, type BuddiesChange, type BuddyView, type Candidate, type NearbyView, type PersonView, type CarrierLimits, type DraftView, type Incoming, type MailboxEvents, type MessageQuery,
   type MessageState, type MessageView, type ReceiptEvent, type ReceiveResult, type RequestView,

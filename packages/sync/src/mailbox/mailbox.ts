@@ -8,6 +8,7 @@
 import { EventEmitter } from "node:events";
 import {
   DEFAULT_LIFETIME_SECONDS, equalBytes, fingerprint, fromHex, SEGMENT_MESSAGE_LIMIT, toHex, validName, type ContactCard, type Identity,
+  type SchoolKey,
 } from "@pigeon/model";
 import { DocumentStore } from "../document-store.js";
 import { EnvelopeStore } from "../envelope-store.js";
@@ -23,6 +24,7 @@ import { Opening } from "./opening.js";
 import { People } from "./people.js";
 import { Receipts } from "./receipts.js";
 import { Receiving } from "./receiving.js";
+import { School, type VouchView } from "./school.js";
 import { Sending } from "./sending.js";
 import {
   carrierLimits, MailboxError, type BuddyView, type CarrierLimits, type DraftView, type Incoming, type MailboxEvents, type MessageQuery,
@@ -41,6 +43,8 @@ export interface MailboxOptions {
   segmentMessageLimit?: number;
   /** Laptops met nearby remembered, at most, per hour (default 60). */
   metPerHour?: number;
+  /** On a school server: the school's key (it writes the directory). Enrolled laptops need nothing here. */
+  school?: SchoolKey;
 }
 
 export class Mailbox extends EventEmitter<MailboxEvents> {
@@ -61,6 +65,8 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
   private readonly drafting: Drafts;
   /** The person's devices: pairing, revoking, and the keyrings that arrive. */
   readonly devices: Devices;
+  /** The school this laptop belongs to: its directory, what it says of people, enrolling; on a school server, writing entries. */
+  readonly school: School;
   private closed = false;
 
   constructor(opts: MailboxOptions) {
@@ -85,7 +91,9 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
     this.opening = new Opening(this.core, this.views, this.receipts, this.buddyList);
     this.carrier = new Carrier(this.core);
     this.devices = new Devices(this.core);
-    this.receiving = new Receiving(this.core, this.carrier, this.opening, this.receipts, this.devices);
+    this.school = new School(this.core, opts.school);
+    this.core.schoolVouch = (key) => this.school.vouchFor(key);
+    this.receiving = new Receiving(this.core, this.carrier, this.opening, this.receipts, this.devices, this.school);
     this.sending = new Sending(this.core, this.people, this.views, this.buddyList);
     this.drafting = new Drafts(this.core);
   }
@@ -183,6 +191,11 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
   /** Exactly one person for an address, petname or fingerprint; MailboxError otherwise (with candidates when ambiguous). */
   resolve(address: string): Contact {
     return this.people.resolve(address);
+  }
+
+  /** What this laptop's school says of a person (undefined when it belongs to no school). */
+  vouchFor(personKey: Uint8Array): VouchView | undefined {
+    return this.school.vouchFor(personKey);
   }
 
   /** A contact card the user was given: remembered, and a buddy (the child chose them). */
@@ -357,7 +370,8 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
         const key = this.senderKey(m);
         if (!key || this.state.requestDecision(key) || this.core.isBlocked(key)) continue;
         const k = toHex(key);
-        if (!bySender.has(k)) bySender.set(k, { from: m.from, fingerprint: fingerprint(key), messages: [] });
+        const vouch = this.school.vouchFor(key);
+        if (!bySender.has(k)) bySender.set(k, { from: m.from, fingerprint: fingerprint(key), ...(vouch ? { vouch } : {}), messages: [] });
         bySender.get(k)!.messages.push(m);
       }
       return [...bySender.values()];
@@ -451,6 +465,7 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
   status() {
     const stats = this.envelopes.stats();
     const trouble = this.core.storageTrouble;
+    const school = this.school.view();
     return {
       address: this.address,
       envelopes: stats.envelopes,
@@ -458,6 +473,7 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
       carrying: { ...this.envelopes.carried(), quotaBytes: this.limits.quotaBytes },
       rejected: this.state.rejections().length,
       storageProblem: trouble ? `${trouble.reason} (since ${new Date(trouble.since).toISOString()})` : null,
+      ...(school ? { school: { home: school.home, onlyDirectory: school.onlyDirectory, dropped: school.dropped, entries: school.entries } } : {}),
     };
   }
 

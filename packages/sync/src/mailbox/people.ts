@@ -93,6 +93,20 @@ export class People {
           (known.length ? ` (known: ${known.join(", ")})` : " (nobody yet: laptops nearby are met on the local network, or add a contact card)"),
       );
     }
+    // on a school's laptop, the plain name@home of an enrolled person means the school's person, never
+    // someone else who calls themselves so (reaching them takes their fingerprint, #FPRT)
+    if (!fpPrefix && wanted.home === this.core.schoolVouch(this.core.me)?.school) {
+      const says = matches.map((c) => this.core.schoolVouch(c.signPublicKey));
+      const vouched = matches.filter((_, i) => says[i]?.status === "vouched");
+      if (vouched.length === 1) return vouched[0]!;
+      const impostor = says.findIndex((v) => v?.status === "impostor");
+      if (matches.length === 1 && impostor === 0)
+        throw new MailboxError(
+          "bad-input",
+          `${this.core.addressOf(matches[0]!.signPublicKey)} is not the school's ${formatAddress(wanted)} (${(says[0] as { reason: string }).reason}); ` +
+            `to write to them anyway, use ${this.core.addressOf(matches[0]!.signPublicKey)}`,
+        );
+    }
     if (matches.length > 1) {
       const candidates: Candidate[] = matches.map((c) => ({
         address: formatAddress(c), fingerprint: fingerprint(c.signPublicKey), lastSeen: c.lastSeen, ...(c.petname ? { petname: c.petname } : {}),

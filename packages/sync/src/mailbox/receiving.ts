@@ -1,12 +1,13 @@
 // Taking envelopes from peers. Everything is checked before it is stored: envelopes for this user
 // are opened at once (within a per-author budget for those that cannot be opened yet); others are
 // carried within the carrier limits; acknowledgements drop the copies they confirm.
-import { ackedIds, decodeEnvelope, equalBytes, EnvelopeError, EnvelopeKind, isAddressedTo, toHex, verifyEnvelope, type Envelope } from "@pigeon/model";
+import { ackedIds, decodeEnvelope, equalBytes, EnvelopeError, EnvelopeKind, isAddressedTo, signerOf, toHex, verifyEnvelope, type Envelope } from "@pigeon/model";
 import type { Carrier } from "./carrier.js";
 import type { Devices } from "./devices.js";
 import type { MailboxCore } from "./core.js";
 import type { Opening } from "./opening.js";
 import type { Receipts } from "./receipts.js";
+import type { School } from "./school.js";
 import type { Incoming, ReceiveResult } from "./types.js";
 
 interface Admitted {
@@ -27,6 +28,7 @@ export class Receiving {
     private readonly opening: Opening,
     private readonly receipts: Receipts,
     private readonly devices: Devices,
+    private readonly school: School,
   ) {}
 
   /**
@@ -108,22 +110,31 @@ export class Receiving {
     }
     if (core.envelopes.has(env.id)) return { stored: false };
     if (core.envelopes.wasDelivered(env.id)) return this.refused(from, env, "replayed: already delivered, its copy was dropped");
-    // statements (keyrings) of this user and of its contacts are ours to keep and apply; others' are
-    // carried, and so is what someone the user blocked writes to them (within the carrier limits)
+    // statements of this user, of its contacts (keyrings) and of its school (the directory) are ours to
+    // keep and apply; others' are carried, and so is what someone the user blocked writes to them
+    // (within the carrier limits)
     const blocked = env.kind !== EnvelopeKind.Statement && core.isBlocked(env.author);
-    const party = (isAddressedTo(env, core.me) && !blocked) || (env.kind === EnvelopeKind.Statement && core.state.contact(env.author) !== undefined);
+    const party =
+      (isAddressedTo(env, core.me) && !blocked) ||
+      (env.kind === EnvelopeKind.Statement && (core.state.contact(env.author) !== undefined || this.school.follows(env)));
     if (!party && env.bytes.length > l.maxCarriedEnvelopeBytes)
       return this.refused(from, env, `oversize: ${env.bytes.length} bytes, carriers take at most ${l.maxCarriedEnvelopeBytes}`);
     if (party && env.bytes.length > l.maxOwnEnvelopeBytes)
       return this.refused(from, env, `oversize: ${env.bytes.length} bytes, at most ${l.maxOwnEnvelopeBytes} are taken`);
     if (!verifyEnvelope(env)) return this.refused(from, env, env.device ? "forged signature or device certificate" : "forged signature");
     // a revoked device's envelopes are neither opened nor carried by anyone who knows of the revocation
-    if (env.device) {
-      const why = this.devices.revoked(env.device.key);
-      if (why) {
-        core.envelopes.forget(env.id, "refused", core.now());
-        return this.refused(from, env, `signed by a revoked device (${why})`);
-      }
+    // (a first device signs with the person key itself: the school may revoke that laptop too)
+    const why = this.devices.revoked(signerOf(env));
+    if (why) {
+      core.envelopes.forget(env.id, "refused", core.now());
+      return this.refused(from, env, `signed by a revoked device (${why})`);
+    }
+    // the school's word: a revoked person, or its "only the directory" policy (dropped, and counted)
+    const school = this.school.refusal(env, party && env.recipients.some((r) => equalBytes(r, core.me)));
+    if (school) {
+      core.envelopes.forget(env.id, school.drop ? "dropped by the school's policy" : "refused", core.now());
+      if (school.drop) this.school.countDropped();
+      return this.refused(from, env, school.reason);
     }
     const now = core.now();
     let ackIds: Uint8Array[] = [];
@@ -168,7 +179,8 @@ export class Receiving {
     if (blocked) this.opening.refuseBlocked(env);
     if (ackIds.length) this.carrier.applyAck(env, ackIds);
     if (party && env.kind === EnvelopeKind.Statement) {
-      this.devices.apply(env);
+      if (this.school.follows(env)) this.school.apply(env);
+      else this.devices.apply(env);
       return;
     }
     if (party && env.kind !== EnvelopeKind.Ack) {

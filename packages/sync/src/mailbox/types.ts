@@ -1,6 +1,7 @@
 // The mailbox's public shapes: what the views show, what a receive answers, the carrier limits.
 import type { Envelope, HowKnown, Identity } from "@pigeon/model";
 import type { Contact } from "../local-state.js";
+import type { VouchView } from "./school.js";
 
 export class MailboxError extends Error {
   constructor(
@@ -50,6 +51,9 @@ export interface MessageView {
   readAt?: number;
   /** Incoming from someone who is not a buddy: shown under requests, not in the inbox. */
   request?: true;
+  /** On a school's laptop: what the school says of the sender (incoming) or of each recipient (outgoing). */
+  fromVouch?: VouchView;
+  toVouch?: VouchView[];
   /** Incoming from someone the user blocked: shown nowhere (neither inbox nor requests). */
   blocked?: true;
 }
@@ -99,6 +103,8 @@ export interface BuddiesChange {
 export interface RequestView {
   from: string;
   fingerprint: string;
+  /** On a school's laptop: what the school says of them (an impostor is flagged here). */
+  vouch?: VouchView;
   messages: MessageView[];
 }
 

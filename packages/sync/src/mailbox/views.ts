@@ -54,8 +54,12 @@ export class Views {
       const authorKey = members.find((k) => keyId(k) === author);
       if (!authorKey || !core.isBuddy(authorKey)) view.request = true;
       if (authorKey && core.isBlocked(authorKey)) view.blocked = true;
+      const school = authorKey && core.schoolVouch(authorKey);
+      if (school) view.fromVouch = school;
       return view;
     }
+    const schools = others.map((k) => core.schoolVouch(k));
+    if (schools.every((v) => v !== undefined) && schools.length) view.toVouch = schools as NonNullable<(typeof schools)[number]>[];
     const stamps = (state: "delivered" | "read") =>
       others.map((k) => doc.receipts[receiptKey(id, keyId(k), state)]).filter((t): t is number => t !== undefined);
     const delivered = stamps("delivered");
