@@ -86,6 +86,12 @@ export interface EnrolEntry extends EntryBase {
   name: string;
   class: string;
   role: Role;
+  /**
+   * The person's sealing key (X25519) from the card the school enrolled, so that everyone of the
+   * school can write to them, and seal class channel keys to them, without having met them. After a
+   * revocation the person's keyring announces a newer one.
+   */
+  sealKey?: Uint8Array;
 }
 
 /** A child who left, or a person key replaced (the school then enrols a new key under the same name). */
@@ -141,6 +147,7 @@ function entryProblem(e: DirectoryEntry): string | undefined {
   switch (e.type) {
     case "enrol":
       if (!isKey(e.personKey)) return "person key is not 32 bytes";
+      if (e.sealKey !== undefined && !isKey(e.sealKey)) return "sealing key is not 32 bytes";
       if (!validName(e.name)) return `name ${JSON.stringify(e.name)} is not a valid name`;
       if (!validClass(e.class)) return `class ${JSON.stringify(e.class)} is not 1-32 printable characters`;
       if (e.role !== "student" && e.role !== "teacher") return `role ${JSON.stringify(e.role)} is neither student nor teacher`;
@@ -164,6 +171,7 @@ function entryProblem(e: DirectoryEntry): string | undefined {
 // Signed entry (v1), the cleartext form:
 //   u8 version=1 | u8 type | string home | varint serial | varint at | bytes details | raw64 signature
 //   details: enrol         1: raw32 person key | string name | string class | u8 role (1 student, 2 teacher)
+//                             [| raw32 sealing key]
 //            revoke-person 2: raw32 person key | string reason
 //            revoke-device 3: raw32 device key | raw32 person key
 //            policy        4: varint rules (bit 0: only the directory; other bits are refused as unknown
@@ -184,7 +192,10 @@ function entryBody(e: DirectoryEntry): Uint8Array {
   const problem = entryProblem(e);
   if (problem) throw new DirectoryError(`invalid entry: ${problem}`);
   const d = new Writer();
-  if (e.type === "enrol") d.raw(e.personKey).string(e.name).string(e.class).u8(ROLE_CODES[e.role]);
+  if (e.type === "enrol") {
+    d.raw(e.personKey).string(e.name).string(e.class).u8(ROLE_CODES[e.role]);
+    if (e.sealKey) d.raw(e.sealKey);
+  }
   else if (e.type === "revoke-person") d.raw(e.personKey).string(e.reason);
   else if (e.type === "revoke-device") d.raw(e.deviceKey).raw(e.personKey);
   else d.varint(e.onlyDirectory ? POLICY_ONLY_DIRECTORY : 0);
@@ -233,6 +244,7 @@ export function decodeEntry(bytes: Uint8Array, schoolPublicKey: Uint8Array): Dir
       const role = roleCode === ROLE_CODES.student ? "student" : roleCode === ROLE_CODES.teacher ? "teacher" : undefined;
       if (!role) throw new DirectoryError(`invalid entry: unknown role ${roleCode}`);
       e = { type: "enrol", home, serial, at, personKey, name, class: cls, role };
+      if (r.remaining > 0) e.sealKey = key();
     } else if (type === TYPE_CODES["revoke-person"]) {
       e = { type: "revoke-person", home, serial, at, personKey: key(), reason: r.string(MAX_REASON_CHARS * 4) };
     } else if (type === TYPE_CODES["revoke-device"]) {

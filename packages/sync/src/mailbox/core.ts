@@ -5,7 +5,7 @@ import * as A from "@automerge/automerge";
 import type { DocHandle } from "@automerge/automerge-repo";
 import {
   EnvelopeKind, emptySegment, equalBytes, fingerprint, formatAddress, keyId, newActorId, openChange, segmentDocumentId, toHex,
-  type Buddy, type ConversationDoc, type Envelope, type Identity,
+  type Address, type Buddy, type ContactCard, type ConversationDoc, type Envelope, type Identity,
 } from "@pigeon/model";
 import type { DocumentStore } from "../document-store.js";
 import type { EnvelopeStore } from "../envelope-store.js";
@@ -81,6 +81,8 @@ export class MailboxCore {
   private loaded: Promise<void> | undefined;
   /** What this laptop's school says of a person (school.ts); undefined when it belongs to no school. */
   schoolVouch: (signKey: Uint8Array) => VouchView | undefined = () => undefined;
+  /** The school directory's card for name@home (school.ts), to write to a schoolmate never met. */
+  directoryCard: (address: Address) => ContactCard | undefined = () => undefined;
 
   constructor(o: CoreOptions) {
     this.identity = o.identity;

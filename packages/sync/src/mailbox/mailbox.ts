@@ -93,6 +93,7 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
     this.devices = new Devices(this.core);
     this.school = new School(this.core, opts.school);
     this.core.schoolVouch = (key) => this.school.vouchFor(key);
+    this.core.directoryCard = (address) => this.school.directoryCard(address);
     this.receiving = new Receiving(this.core, this.carrier, this.opening, this.receipts, this.devices, this.school);
     this.sending = new Sending(this.core, this.people, this.views, this.buddyList);
     this.drafting = new Drafts(this.core);

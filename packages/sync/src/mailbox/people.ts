@@ -86,6 +86,12 @@ export class People {
       (c) => c.name === wanted.name && c.home === wanted.home && normalFingerprint(fingerprint(c.signPublicKey)).startsWith(fpPrefix),
     );
     if (matches.length === 0) {
+      // someone the school enrolled under that name: known from the directory, never met
+      const card = this.core.directoryCard(wanted);
+      if (card && normalFingerprint(fingerprint(card.signPublicKey)).startsWith(fpPrefix)) {
+        this.core.state.rememberContact(card, "school", this.core.now());
+        return this.core.state.contact(card.signPublicKey)!;
+      }
       const known = all.map((c) => formatAddress(c));
       throw new MailboxError(
         "unknown-address",

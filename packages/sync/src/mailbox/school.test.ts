@@ -380,3 +380,29 @@ describe("bad directory input", () => {
     expect(baraka.m.school.view()!.schoolKey).toBe(toHex(key.signing.publicKey));
   });
 });
+
+describe("writing to a schoolmate never met", () => {
+  it("the directory gives each enrolled person's sealing key: a message reaches them through a carrier, in their inbox", async () => {
+    const { server, enrolled } = await school();
+    const esi = await enrolled("esi", "5Y");
+    const amara = await enrolled("amara", "5X");
+    // both get the whole directory from the server (as a carrier would bring it), and never meet
+    await carry(server.m, esi.m);
+    await carry(server.m, amara.m);
+    // unknown names are still refused, with the school's members as the place to look
+    await expect(failure(esi.m.send(`nobody@${HOME}`, "hi"))).resolves.toMatchObject({ code: "unknown-address" });
+    const sent = await esi.m.send(`amara@${HOME}`, "the goats are back");
+    expect(sent.to).toEqual([`amara@${HOME}`]);
+    expect(esi.m.resolve(`amara@${HOME}`).how).toBe("school");
+    // a carrier (not of the school) takes it from esi and hands it to amara
+    const kito = laptop(generateIdentity("kito"));
+    await carry(esi.m, kito.m);
+    await carry(kito.m, amara.m);
+    await until(async () => (await amara.m.inbox()).some((m) => m.body === "the goats are back"), "esi's message in amara's inbox");
+    const got = (await amara.m.inbox()).find((m) => m.body === "the goats are back")!;
+    expect(got).toMatchObject({ from: `esi@${HOME}`, fromVouch: { status: "vouched", class: "5Y" } });
+    expect(got.request).toBeUndefined();
+    // the carrier read nothing
+    expect(await kito.m.inbox()).toEqual([]);
+  });
+});

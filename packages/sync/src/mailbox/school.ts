@@ -11,7 +11,7 @@
 import {
   DirectoryError, DirectoryState, decodeEnrolment, directoryStatement, directoryTopic, encodeEnrolment, equalBytes, fingerprint, formatAddress,
   isDirectoryStatement, openEntry, readDirectoryStatement, toHex, validClass, validName, vouch, EnvelopeKind,
-  type ContactCard, type DirectoryEntry, type EnrolEntry, type Envelope, type PolicyEntry, type RevokeDeviceEntry, type RevokePersonEntry,
+  type Address, type ContactCard, type DirectoryEntry, type EnrolEntry, type Envelope, type PolicyEntry, type RevokeDeviceEntry, type RevokePersonEntry,
   type Role, type SchoolKey,
 } from "@pigeon/model";
 import type { MailboxCore } from "./core.js";
@@ -260,6 +260,18 @@ export class School {
     return { status, school: dir.home, reason: said.reason, ...(c ? { known: c.how } : {}) };
   }
 
+  /**
+   * The card of the person the school enrolled as `name@home`, when this laptop's school is that home
+   * and the entry carries a sealing key: everyone of the school can write to them without having met.
+   */
+  directoryCard(address: Address): ContactCard | undefined {
+    const dir = this.dir;
+    if (!dir || address.home !== dir.home) return undefined;
+    const e = dir.byName(address.name);
+    if (!e?.sealKey || equalBytes(e.personKey, this.core.me)) return undefined;
+    return { name: e.name, home: e.home, signPublicKey: e.personKey, sealPublicKey: e.sealKey };
+  }
+
   /** Everyone the directory vouches for (of one class if given), sorted by name. */
   members(className?: string): SchoolMember[] {
     const dir = this.dir;
@@ -384,7 +396,7 @@ export class School {
         this.publish({ type: "revoke-person", personKey: holder.personKey, reason: `replaced by a new key enrolled as ${name}` });
         replaced = fingerprint(holder.personKey);
       }
-      const entry = this.publish({ type: "enrol", personKey: key, name, class: o.class, role: o.role }) as EnrolEntry;
+      const entry = this.publish({ type: "enrol", personKey: key, name, class: o.class, role: o.role, sealKey: card.sealPublicKey }) as EnrolEntry;
       return { entry, token: encodeEnrolment(server, entry), again: false, ...(replaced ? { replaced } : {}) };
     });
   }
