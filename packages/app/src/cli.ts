@@ -205,9 +205,11 @@ async function pair(where: DataDirChoice, code: string, v: Values): Promise<numb
   if (!v["no-mdns"]) for (const iface of v["mdns-interface"]?.length ? v["mdns-interface"] : [undefined]) finders.push(new MdnsDiscovery({ port: listening.port, interface: iface }));
   console.error(`Looking for the device that shows ${code} ...`);
   try {
-    const identity = await pairDevice({ device, code, network, finders });
+    const { identity, enrolment } = await pairDevice({ device, code, network, finders });
     ensureDataDir(where.dir);
     writeFileAtomic(identityPath(where.dir), JSON.stringify(serializeIdentity(identity), null, 2) + "\n");
+    // the person's school enrolment comes with the grant: this device belongs to the school too
+    if (enrolment) await withOfflineMailbox(where.dir, (m) => m.school.enrol(enrolment));
     const id = deviceId(identity.signing.publicKey);
     if (v.json) console.log(JSON.stringify({ address: formatAddress(identity), fingerprint: fingerprint(identity.person), device: id }, null, 2));
     else console.log(`This laptop is now a device of ${formatAddress(identity)} (fingerprint ${fingerprint(identity.person)}), device ${id}.\nStart it with: pigeon start${where.from === "--data" ? ` --data ${where.dir}` : ""}`);

@@ -142,5 +142,9 @@ describe("pairing", () => {
     expect(() => decodePairingGrant(grant, other, fresh.signing.publicKey)).toThrow(PairingError);
     expect(() => decodePairingGrant(grant, code, newDeviceIdentity().signing.publicKey)).toThrow(/does not match the code/);
     expect(() => pairingRequest("12", fresh.signing.publicKey, amara.signing.publicKey)).toThrow(/12 letters/);
+    // a grant may carry the person's school enrolment token; without one it reads as before
+    const withToken = encodePairingGrant(code, { name: "amara", home: "local", person: amara.person, certificate: certifyDevice(amara, fresh.signing.publicKey), sealing: amara.sealing, previousSealing: [], card: "c", enrolment: "pigeon-school1:abc" }, fresh.signing.publicKey);
+    expect(decodePairingGrant(withToken, code, fresh.signing.publicKey).enrolment).toBe("pigeon-school1:abc");
+    expect(decodePairingGrant(grant, code, fresh.signing.publicKey).enrolment).toBeUndefined();
   });
 });

@@ -140,6 +140,7 @@ export function sealingFromKeyring(k: Keyring, me: Identity): SealingKeyPair | n
 // and the holder answers
 //   grant = u8 version=1 | string name | string home | raw32 person | raw64 certificate
 //         | raw32 sealing secret | varint k | k x raw32 earlier sealing secrets | string card
+//         [| string school enrolment token]
 //         | raw32 HMAC(code, "pigeon-pair-grant-v1" ‖ everything before it ‖ new device key)
 // Both MACs bind the code to the two device keys the handshake proved, so a laptop that does not know
 // the code learns nothing and can neither pair itself nor hand a device a false person.
@@ -182,13 +183,17 @@ export interface PairingGrant {
   sealing: SealingKeyPair;
   previousSealing: SealingKeyPair[];
   card: string;
+  /** The person's school enrolment token, when enrolled: the new device belongs to the school too. */
+  enrolment?: string;
 }
 
 export function encodePairingGrant(code: string, g: PairingGrant, newDevice: Uint8Array): Uint8Array {
   const w = new Writer().u8(1).string(g.name).string(g.home).raw(g.person).raw(g.certificate).raw(g.sealing.secretKey);
   w.varint(g.previousSealing.length);
   for (const k of g.previousSealing) w.raw(k.secretKey);
-  const body = w.string(g.card).finish();
+  w.string(g.card);
+  if (g.enrolment) w.string(g.enrolment);
+  const body = w.finish();
   return concat([body, hmacSha256(utf8(normalPairingCode(code)), utf8("pigeon-pair-grant-v1"), body, newDevice)]);
 }
 
@@ -212,9 +217,10 @@ export function decodePairingGrant(bytes: Uint8Array, code: string, newDevice: U
     const previousSealing: SealingKeyPair[] = [];
     for (let i = 0; i < k; i++) previousSealing.push(generateSealingKeyPair(r.raw(32).slice()));
     const card = r.string(1024);
+    const enrolment = r.remaining > 0 ? r.string(4096) : undefined;
     r.end();
     if (!verifyDeviceCertificate(person, newDevice, certificate)) throw new PairingError("the certificate in the grant is not for this device");
-    return { name, home, person, certificate, sealing, previousSealing, card };
+    return { name, home, person, certificate, sealing, previousSealing, card, ...(enrolment ? { enrolment } : {}) };
   } catch (e) {
     if (e instanceof PairingError) throw e;
     throw new PairingError(`damaged pairing grant (${(e as Error).message})`);

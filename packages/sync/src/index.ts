@@ -25,7 +25,7 @@ export { School, type SchoolMember, type SchoolView, type VouchView } from "./ma
 export type { Contact } from "./local-state.js";
 
 // A person's devices: pairing a new one (this side, the device waiting), listing and revoking them.
-export { pairDevice, type PairOptions } from "./pairing.js";
+export { pairDevice, type Paired, type PairOptions } from "./pairing.js";
 export { PAIRING_WINDOW_MS, type DeviceView } from "./mailbox/devices.js";
 
 // Reconciling sealed stores over PeerLinks, and links in memory that keep the same rules.

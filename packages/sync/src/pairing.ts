@@ -22,26 +22,32 @@ export interface PairOptions {
   log?: Log;
 }
 
+/** What pairing gives the new device: its identity, and the person's school enrolment token if any. */
+export interface Paired {
+  identity: Identity;
+  enrolment?: string;
+}
+
 /**
- * Resolves with the identity the device takes on (save it as identity.json), or rejects with a
- * PairingError that says why (no laptop answered, the code did not match).
+ * Resolves with the identity the device takes on (save it as identity.json) and the person's school
+ * enrolment token, or rejects with a PairingError that says why (no laptop answered, wrong code).
  */
-export function pairDevice(o: PairOptions): Promise<Identity> {
+export function pairDevice(o: PairOptions): Promise<Paired> {
   const code = normalPairingCode(o.code);
   const log = o.log ?? silentLog;
   const finders = o.finders ?? [];
-  return new Promise<Identity>((resolve, reject) => {
+  return new Promise<Paired>((resolve, reject) => {
     let done = false;
     let asked = 0;
     const dialled = new Set<string>();
-    const finish = (err: Error | undefined, id?: Identity) => {
+    const finish = (err: Error | undefined, paired?: Paired) => {
       if (done) return;
       done = true;
       clearTimeout(timer);
       o.network.off("link", onLink);
       for (const f of finders) void Promise.resolve(f.stop()).catch(() => {});
       if (err) reject(err);
-      else resolve(id!);
+      else resolve(paired!);
     };
     const onLink = (link: PeerLink) => {
       if (done) return;
@@ -67,7 +73,7 @@ export function pairDevice(o: PairOptions): Promise<Identity> {
           const grant = decodePairingGrant(f.grant, code, o.device.signing.publicKey);
           if (!equalBytes(grant.person, link.peer.signPublicKey)) throw new PairingError("the grant names another person than the laptop that sent it");
           log.info(`paired with ${grant.name}@${grant.home}`);
-          finish(undefined, identityFromGrant(o.device, grant));
+          finish(undefined, { identity: identityFromGrant(o.device, grant), ...(grant.enrolment ? { enrolment: grant.enrolment } : {}) });
         } catch (e) {
           log.warn(`a pairing answer from ${link.description} was refused: ${(e as Error).message}`);
         }

@@ -49,7 +49,7 @@ async function pair(holder: Mailbox, eh: SyncEngine, code: string, timeoutMs?: n
   const fresh = newDeviceIdentity();
   const [toNew, toHolder] = memoryLinkPair(peerOf(holder.identity), peerOf(fresh));
   eh.attach(toNew);
-  return pairDevice({ device: fresh, code, network: new OneLink(toHolder), ...(timeoutMs ? { timeoutMs } : {}) });
+  return (await pairDevice({ device: fresh, code, network: new OneLink(toHolder), ...(timeoutMs ? { timeoutMs } : {}) })).identity;
 }
 
 describe("a person's devices", () => {

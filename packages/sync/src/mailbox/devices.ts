@@ -33,7 +33,8 @@ export interface DeviceView {
 export class Devices {
   private window: { code: string; expiresAt: number; failures: number } | undefined;
 
-  constructor(private readonly core: MailboxCore) {}
+  /** `enrolment` gives the person's school enrolment token, passed on to a new device in its grant. */
+  constructor(private readonly core: MailboxCore, private readonly enrolment: () => string | undefined = () => undefined) {}
 
   /** The person's devices as the newest keyring lists them (just this one before any pairing), and the revoked ones. */
   list(): DeviceView[] {
@@ -97,6 +98,7 @@ export class Devices {
         {
           name: core.identity.name, home: core.identity.home, person: core.identity.person, certificate,
           sealing: core.identity.sealing, previousSealing: core.identity.previousSealing ?? [], card: encodeCard(core.identity),
+          ...(this.enrolment() ? { enrolment: this.enrolment()! } : {}),
         },
         peer.device,
       );

@@ -90,7 +90,7 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
       void this.core.serial(() => this.buddyList.refresh(card)).catch((e: unknown) => log.warn(`could not refresh a buddy's card: ${(e as Error).message}`));
     this.opening = new Opening(this.core, this.views, this.receipts, this.buddyList);
     this.carrier = new Carrier(this.core);
-    this.devices = new Devices(this.core);
+    this.devices = new Devices(this.core, () => this.school.enrolmentToken());
     this.school = new School(this.core, opts.school);
     this.core.schoolVouch = (key) => this.school.vouchFor(key);
     this.core.directoryCard = (address) => this.school.directoryCard(address);

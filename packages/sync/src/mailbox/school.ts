@@ -260,6 +260,11 @@ export class School {
     return { status, school: dir.home, reason: said.reason, ...(c ? { known: c.how } : {}) };
   }
 
+  /** This laptop's enrolment token (a paired device of the person gets it in the pairing grant). */
+  enrolmentToken(): string | undefined {
+    return this.row()?.token ?? undefined;
+  }
+
   /**
    * The card of the person the school enrolled as `name@home`, when this laptop's school is that home
    * and the entry carries a sealing key: everyone of the school can write to them without having met.
