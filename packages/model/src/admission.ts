@@ -3,6 +3,7 @@
 import { equalBytes, toHex } from "./bytes.js";
 import { buddyListConversation, checkPersonalChange } from "./buddy-list.js";
 import { checkChange, conversationId } from "./conversation.js";
+import { checkPersonalDraftsChange, DRAFTS_SEGMENT } from "./drafts.js";
 import { decodeEnvelope, Envelope, EnvelopeError, EnvelopeKind, openChange, openKeyEnvelope, signerOf, verifyEnvelope } from "./envelope.js";
 import type { Identity } from "./identity.js";
 import type { DecodedChange } from "@automerge/automerge";
@@ -64,11 +65,15 @@ export function admitEnvelope(input: Uint8Array | Envelope, ctx: AdmissionContex
   if (!key) return { status: "pending", envelope: env, reason: "conversation key not received yet" };
   const change = openChange(env, key);
   if (!change) return { status: "rejected", envelope: env, reason: "ciphertext does not open (tampered or wrong key)" };
-  // the person's own buddy list (buddy-list.ts) has its own rule; every other conversation the
-  // conversation rule (append messages, add one's own receipts)
+  // the person's own conversation holds two documents, each with its own rule: the buddy list
+  // (segment 0, buddy-list.ts) and drafts (segment DRAFTS_SEGMENT, drafts.ts); every other
+  // conversation has the conversation rule (append messages, add one's own receipts)
   const personal = equalBytes(env.conversation, buddyListConversation(ctx.me.person));
-  if (personal && env.segment !== 0) return { status: "rejected", envelope: env, reason: "the buddy list is one document (segment 0)" };
-  const verdict = personal ? checkPersonalChange(change, ctx.me.person, env.author, signerOf(env)) : checkChange(change, env.author, signerOf(env));
+  if (personal && env.segment !== 0 && env.segment !== DRAFTS_SEGMENT)
+    return { status: "rejected", envelope: env, reason: `the person's own conversation holds the buddy list (segment 0) and drafts (segment ${DRAFTS_SEGMENT}) only` };
+  const verdict = !personal ? checkChange(change, env.author, signerOf(env))
+    : env.segment === DRAFTS_SEGMENT ? checkPersonalDraftsChange(change, ctx.me.person, env.author, signerOf(env))
+    : checkPersonalChange(change, ctx.me.person, env.author, signerOf(env));
   if (!verdict.ok) return { status: "rejected", envelope: env, reason: verdict.reason };
   if (ctx.changeKnown(verdict.change.hash))
     return { status: "rejected", envelope: env, reason: "replayed change (already in the document)" };

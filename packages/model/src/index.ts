@@ -60,6 +60,13 @@ export {
   type Buddy, type BuddyCard, type BuddyEdit, type BuddyListDoc, type BuddyListVerdict, type HowKnown,
 } from "./buddy-list.js";
 
+// Drafts shared by one person's devices (the second document of the person's own conversation):
+// merge rule, edits, reading view and admission check.
+export {
+  DRAFTS_SEGMENT, checkDraftsChange, checkPersonalDraftsChange, deleteDraft, draft, drafts, emptyDrafts, saveDraft, validDraftId,
+  type Draft, type DraftEdit, type DraftRecord, type DraftsDoc, type DraftsVerdict,
+} from "./drafts.js";
+
 // The checks a member runs on an envelope before Automerge sees its change.
 export { admitEnvelope, type Admission, type AdmissionContext } from "./admission.js";
 

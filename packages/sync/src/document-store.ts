@@ -1,4 +1,4 @@
-// Participants' documents: conversation segments and private documents (drafts), held in an
+// Participants' documents: conversation segments and the person's own (buddy list, drafts), held in an
 // automerge-repo Repo with crash-safe file storage and no network adapters — documents never sync
 // through automerge-repo; only sealed envelopes leave the laptop. Only documents this user takes part
 // in are ever loaded here.

@@ -1,6 +1,6 @@
 // One process at a time has a data directory's mailbox open: the running node, or a `pigeon` command
 // reading it while the node is stopped. Two processes saving and compacting the same documents could
-// delete each other's chunks (drafts live nowhere else). The lock is SQLite's exclusive lock on
+// delete each other's chunks. The lock is SQLite's exclusive lock on
 // `mailbox.lock` in the data directory, a POSIX advisory lock: the system drops it when the holder
 // exits, even by kill -9, so a crash never leaves a stale lock behind.
 import { join } from "node:path";

@@ -135,7 +135,7 @@ export class Buddies {
       throw err;
     }
     if (!e) return false;
-    const key = this.sendingKey(at);
+    const key = personalKey(core, at);
     const env = sealChange(core.identity, { conversation: this.conversation, segment: 0, recipients: [], created: at, lifetime: core.lifetime }, key, e.change);
     core.storeOwn(env); // from here the edit is made: what fails below is redone from the sealed store
     const before = core.buddyIndex;
@@ -152,24 +152,6 @@ export class Buddies {
     await core.flushQuietly(handle as DocHandle<unknown>);
     await this.changed(before, "here");
     return true;
-  }
-
-  /** The list's key: made (with its key envelope, sealed to the person alone) the first time, and again after a revocation. */
-  private sendingKey(at: number): Uint8Array {
-    const { core } = this;
-    const conv = this.conversation;
-    const current = core.state.sendingKey(conv);
-    if (current && !core.state.needsRekey(conv)) return current.key;
-    const key = newConversationKey();
-    const env = sealKey(core.identity, { conversation: conv, recipients: [], created: at, lifetime: core.lifetime }, key);
-    core.storeOwn(env);
-    core.state.batch(() => {
-      core.state.rememberConversation(conv, [core.me]);
-      core.state.addKey(conv, { keyId: conversationKeyId(key), key, envelope: env.id });
-      core.state.setSendingKey(conv, conversationKeyId(key));
-      core.state.markOpened(env.id, conv, "applied", core.now());
-    });
-    return key;
   }
 
   /**
@@ -257,4 +239,24 @@ export class Buddies {
     if (!b || (b.name === card.name && b.home === card.home && b.sealKey === toHex(card.sealPublicKey))) return;
     await this.add(card, b.how);
   }
+}
+
+/**
+ * The key of the person's own conversation, where the buddy list and drafts travel: made (with its
+ * key envelope, sealed to the person alone) the first time, and again after a revocation.
+ */
+export function personalKey(core: MailboxCore, at: number): Uint8Array {
+  const conv = buddyListConversation(core.me);
+  const current = core.state.sendingKey(conv);
+  if (current && !core.state.needsRekey(conv)) return current.key;
+  const key = newConversationKey();
+  const env = sealKey(core.identity, { conversation: conv, recipients: [], created: at, lifetime: core.lifetime }, key);
+  core.storeOwn(env);
+  core.state.batch(() => {
+    core.state.rememberConversation(conv, [core.me]);
+    core.state.addKey(conv, { keyId: conversationKeyId(key), key, envelope: env.id });
+    core.state.setSendingKey(conv, conversationKeyId(key));
+    core.state.markOpened(env.id, conv, "applied", core.now());
+  });
+  return key;
 }

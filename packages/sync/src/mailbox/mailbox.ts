@@ -88,7 +88,8 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
     this.buddyList = new Buddies(this.core, this.receipts);
     this.people.onCardChanged = (card) =>
       void this.core.serial(() => this.buddyList.refresh(card)).catch((e: unknown) => log.warn(`could not refresh a buddy's card: ${(e as Error).message}`));
-    this.opening = new Opening(this.core, this.views, this.receipts, this.buddyList);
+    this.drafting = new Drafts(this.core);
+    this.opening = new Opening(this.core, this.views, this.receipts, this.buddyList, this.drafting);
     this.carrier = new Carrier(this.core);
     this.devices = new Devices(this.core, () => this.school.enrolmentToken());
     this.school = new School(this.core, opts.school);
@@ -96,7 +97,6 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
     this.core.directoryCard = (address) => this.school.directoryCard(address);
     this.receiving = new Receiving(this.core, this.carrier, this.opening, this.receipts, this.devices, this.school);
     this.sending = new Sending(this.core, this.people, this.views, this.buddyList);
-    this.drafting = new Drafts(this.core);
   }
 
   get me(): Uint8Array {
@@ -136,6 +136,8 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
       try {
         // a store from before the buddy list: the contacts the child had become buddies, once
         await this.buddyList.migrate();
+        // and its drafts, kept in a private document, go into the drafts the person's devices share
+        await this.drafting.migrate();
         const unopened = core.state.unopened(core.me);
         for (const id of [...unopened, ...core.state.pending()]) {
           const env = core.envelopes.get(id);

@@ -6,6 +6,7 @@ import * as A from "@automerge/automerge";
 import type { DocHandle } from "@automerge/automerge-repo";
 import { admitEnvelope, equalBytes, hlcReceive, parseHlc, toHex, type ConversationDoc, type Envelope } from "@pigeon/model";
 import type { Buddies } from "./buddies.js";
+import type { Drafts } from "./drafts.js";
 import { INTRODUCED, isStorageError, type MailboxCore } from "./core.js";
 import type { Receipts } from "./receipts.js";
 import type { Views } from "./views.js";
@@ -23,6 +24,7 @@ export class Opening {
     private readonly views: Views,
     private readonly receipts: Receipts,
     private readonly buddies: Buddies,
+    private readonly drafts: Drafts,
   ) {}
 
   /**
@@ -115,9 +117,11 @@ export class Opening {
           this.reject(env, `the author signed two different changes numbered ${decoded.seq} (kept as evidence against them)`);
           return;
         }
-        // the buddy list, edited on another device of the person (admitted by the buddy-list rule)
-        if (this.buddies.isHere(conv)) {
-          if (!(await this.buddies.receive(env, admission.change, decoded)))
+        // the person's own documents, edited on another device of theirs: drafts (admitted by the
+        // drafts rule) and the buddy list (by the buddy-list rule)
+        const personal = this.drafts.isHere(conv, env.segment) ? this.drafts : this.buddies.isHere(conv) ? this.buddies : undefined;
+        if (personal) {
+          if (!(await personal.receive(env, admission.change, decoded)))
             core.state.markOpened(env.id, conv, "pending", core.now(), "waiting for earlier changes");
           else await this.openWaiting(conv);
           return;
