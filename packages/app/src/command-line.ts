@@ -78,10 +78,11 @@ Commands:
   school list [--class C]   everyone the school vouches for (name, class, role, fingerprint)
 
 On the school server (started with pigeon start --school HOME):
-  school enrol CARD --class C [--name NAME] [--role student|teacher] [--replace]
+  school enrol CARD --class C [--name NAME] [--role student|teacher] [--replace] [--until DATE]
                             enrol the person of a contact card (pigeon card on their laptop)
                             and print the token for that laptop; a name taken by another key
-                            needs --replace (a lost first laptop: the old key is revoked)
+                            needs --replace (a lost first laptop: the old key is revoked);
+                            --until 2027-07-31: the last day the school vouches for them
   school revoke-device KEY [--name NAME]
                             revoke a lost or stolen laptop by its key (64 hex characters,
                             pigeon whoami --json there: signPublicKey); NAME: whose it is,
@@ -159,6 +160,7 @@ export const options = {
   class: { type: "string" },
   role: { type: "string" },
   replace: { type: "boolean" },
+  until: { type: "string" },
   reason: { type: "string" },
 } as const;
 
@@ -174,7 +176,7 @@ export const COMMANDS = [
 const COMMON: readonly OptionName[] = ["data", "json", "help"];
 const COMMAND_OPTIONS: Record<string, readonly OptionName[]> = {
   start: ["name", "home", "listen", "port", "control-port", "peer", "no-mdns", "mdns-interface", "hop-limit", "copies", "carry-quota", "xmpp-port", "xmpp-listen", "no-xmpp", "allow-origin", "school"],
-  school: ["name", "class", "role", "replace", "reason"],
+  school: ["name", "class", "role", "replace", "reason", "until"],
   send: ["draft"],
   draft: ["delete"],
   read: ["all"],

@@ -39,12 +39,21 @@ export async function schoolCommand(command: "enrol" | "school", rest: string[],
       return 0;
     }
     case "enrol": {
-      only(["name", "class", "role", "replace"]);
+      only(["name", "class", "role", "replace", "until"]);
       if (args.length !== 1) throw new UsageError("school enrol needs one contact card (pigeon card on the laptop to enrol), e.g. pigeon school enrol pigeon1:... --class 5B");
       if (v.class === undefined) throw new UsageError("school enrol needs the person's class, e.g. --class 5B");
       if (v.role !== undefined && v.role !== "student" && v.role !== "teacher") throw new UsageError(`--role is student or teacher, not "${v.role}"`);
+      let until: number | undefined;
+      if (v.until !== undefined) {
+        // the end of that day, UTC: "enrolled until 2027-07-31" includes the 31st
+        const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(v.until);
+        until = m ? Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), 23, 59, 59, 999) : NaN;
+        if (!m || Number.isNaN(until) || new Date(until).toISOString().slice(0, 10) !== v.until)
+          throw new UsageError(`--until is a date like 2027-07-31 (the last day of the enrolment), not "${v.until}"`);
+      }
       const r = await ask("POST /api/school/enrol", {
         card: args[0], class: v.class, role: v.role ?? "student", ...(v.name !== undefined ? { name: v.name } : {}), replace: v.replace === true,
+        ...(until !== undefined ? { until } : {}),
       });
       out(r, formatEnrolled(r));
       return 0;

@@ -88,6 +88,7 @@ export function schoolRoutes(mailbox: Mailbox, o: { dataDir: string; running: bo
       const role = (str(b, "role", true) ?? "student") as Role;
       const r = await mailbox.school.enrolPerson(card, {
         name: str(b, "name", true), class: str(b, "class"), role, replace: b.replace === true,
+        ...(typeof b.until === "number" ? { until: b.until } : {}),
       });
       return {
         address: `${r.entry.name}@${r.entry.home}`, name: r.entry.name, class: r.entry.class, role: r.entry.role, serial: r.entry.serial,

@@ -406,3 +406,26 @@ describe("enrolment tokens", () => {
     expect(() => encodeEnrolment(school, revokePerson(1, key()) as EnrolEntry)).toThrow(DirectoryError);
   });
 });
+
+describe("an enrolment's sealing key and end", () => {
+  it("round-trip; past its end the school no longer vouches, yet the name stays the person's", () => {
+    const person = key();
+    const seal = key();
+    const until = Date.UTC(2027, 6, 31, 23, 59, 59, 999);
+    const e: EnrolEntry = { ...enrol(1, person, "amara"), sealKey: seal, until };
+    const back = decodeEntry(encodeEntry(school, e), pub) as EnrolEntry;
+    expect(back.sealKey).toEqual(seal);
+    expect(back.until).toBe(until);
+    // an entry without either reads as before (no flags byte at all)
+    expect((decodeEntry(encodeEntry(school, enrol(2, key(), "baraka")), pub) as EnrolEntry).until).toBeUndefined();
+    const dir = foldDirectory(HOME, [e]);
+    expect(vouch(dir, person, "amara", HOME, until - 1).status).toBe("vouched");
+    expect(vouch(dir, person, "amara", HOME, until + 1)).toEqual({ status: "not-vouched", reason: "enrolment ended on 2027-07-31" });
+    expect(vouch(dir, person, "amara", HOME).status).toBe("vouched"); // no clock given: the entry alone
+    // an impostor still cannot take the name of an ended enrolment
+    expect(vouch(dir, key(), "amara", HOME, until + 1).status).toBe("impostor");
+    // unknown flags are refused, not half-read
+    const bad = signedByHand(school, (w) => header(w).bytes(new Writer().raw(key()).string("zuri").string("4A").u8(1).u8(4).finish()));
+    expect(() => decodeEntry(bad, pub)).toThrow(/unknown enrolment flags 0x4/);
+  });
+});

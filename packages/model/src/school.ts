@@ -92,6 +92,11 @@ export interface EnrolEntry extends EntryBase {
    * revocation the person's keyring announces a newer one.
    */
   sealKey?: Uint8Array;
+  /**
+   * The enrolment ends after this (ms; e.g. the end of the school year): after it the school no longer
+   * vouches for the key, though the name stays the person's (no one else takes it by enrolling).
+   */
+  until?: number;
 }
 
 /** A child who left, or a person key replaced (the school then enrols a new key under the same name). */
@@ -148,6 +153,7 @@ function entryProblem(e: DirectoryEntry): string | undefined {
     case "enrol":
       if (!isKey(e.personKey)) return "person key is not 32 bytes";
       if (e.sealKey !== undefined && !isKey(e.sealKey)) return "sealing key is not 32 bytes";
+      if (e.until !== undefined && (!Number.isSafeInteger(e.until) || e.until < 0)) return "the enrolment's end is not a time";
       if (!validName(e.name)) return `name ${JSON.stringify(e.name)} is not a valid name`;
       if (!validClass(e.class)) return `class ${JSON.stringify(e.class)} is not 1-32 printable characters`;
       if (e.role !== "student" && e.role !== "teacher") return `role ${JSON.stringify(e.role)} is neither student nor teacher`;
@@ -171,7 +177,8 @@ function entryProblem(e: DirectoryEntry): string | undefined {
 // Signed entry (v1), the cleartext form:
 //   u8 version=1 | u8 type | string home | varint serial | varint at | bytes details | raw64 signature
 //   details: enrol         1: raw32 person key | string name | string class | u8 role (1 student, 2 teacher)
-//                             [| raw32 sealing key]
+//                             [| u8 flags (bit 0: sealing key follows, bit 1: end follows; others 0)
+//                                [| raw32 sealing key] [| varint until (ms)]]
 //            revoke-person 2: raw32 person key | string reason
 //            revoke-device 3: raw32 device key | raw32 person key
 //            policy        4: varint rules (bit 0: only the directory; other bits are refused as unknown
@@ -194,7 +201,10 @@ function entryBody(e: DirectoryEntry): Uint8Array {
   const d = new Writer();
   if (e.type === "enrol") {
     d.raw(e.personKey).string(e.name).string(e.class).u8(ROLE_CODES[e.role]);
+    const flags = (e.sealKey ? 1 : 0) | (e.until !== undefined ? 2 : 0);
+    if (flags) d.u8(flags);
     if (e.sealKey) d.raw(e.sealKey);
+    if (e.until !== undefined) d.varint(e.until);
   }
   else if (e.type === "revoke-person") d.raw(e.personKey).string(e.reason);
   else if (e.type === "revoke-device") d.raw(e.deviceKey).raw(e.personKey);
@@ -244,7 +254,12 @@ export function decodeEntry(bytes: Uint8Array, schoolPublicKey: Uint8Array): Dir
       const role = roleCode === ROLE_CODES.student ? "student" : roleCode === ROLE_CODES.teacher ? "teacher" : undefined;
       if (!role) throw new DirectoryError(`invalid entry: unknown role ${roleCode}`);
       e = { type: "enrol", home, serial, at, personKey, name, class: cls, role };
-      if (r.remaining > 0) e.sealKey = key();
+      if (r.remaining > 0) {
+        const flags = r.u8();
+        if (flags & ~3) throw new DirectoryError(`invalid entry: unknown enrolment flags 0x${flags.toString(16)}`);
+        if (flags & 1) e.sealKey = key();
+        if (flags & 2) e.until = r.varint();
+      }
     } else if (type === TYPE_CODES["revoke-person"]) {
       e = { type: "revoke-person", home, serial, at, personKey: key(), reason: r.string(MAX_REASON_CHARS * 4) };
     } else if (type === TYPE_CODES["revoke-device"]) {
@@ -379,7 +394,8 @@ export class DirectoryState {
     return best;
   }
 
-  lookup(personKey: Uint8Array): Lookup {
+  /** What the school says of a key; with `now`, an enrolment past its end is no longer vouched for. */
+  lookup(personKey: Uint8Array, now?: number): Lookup {
     const key = toHex(personKey);
     const revoked = this.revokedPeople.get(key)?.entry;
     if (revoked) return { status: "not-vouched", reason: revoked.reason ? `revoked by the school: ${revoked.reason}` : "revoked by the school" };
@@ -387,6 +403,8 @@ export class DirectoryState {
     if (!mine) return { status: "not-vouched", reason: `never enrolled at ${this.home}` };
     if (this.holder(mine.entry.name) !== mine)
       return { status: "not-vouched", reason: `replaced by a newer enrolment of ${mine.entry.name}@${this.home}` };
+    if (now !== undefined && mine.entry.until !== undefined && now > mine.entry.until)
+      return { status: "not-vouched", reason: `enrolment ended on ${new Date(mine.entry.until).toISOString().slice(0, 10)}` };
     return { status: "vouched", entry: mine.entry };
   }
 
@@ -436,11 +454,13 @@ export function foldDirectory(home: string, entries: Iterable<DirectoryEntry>): 
  * vouched by the school; not vouched (with why); or an impostor, when the school has someone of that
  * name with another key.
  */
-export function vouch(state: DirectoryState, personKey: Uint8Array, claimedName: string, claimedHome: string): Vouch {
+export function vouch(state: DirectoryState, personKey: Uint8Array, claimedName: string, claimedHome: string, now?: number): Vouch {
   if (claimedHome !== state.home) return { status: "not-vouched", reason: `${state.home} does not vouch for people of ${claimedHome}` };
-  const found = state.lookup(personKey);
+  const found = state.lookup(personKey, now);
   if (found.status === "vouched" && found.entry.name === claimedName) return found;
-  if (state.byName(claimedName)) return { status: "impostor", reason: `the school's ${claimedName}@${state.home} has another key` };
+  const holder = state.byName(claimedName);
+  if (holder && equalBytes(holder.personKey, personKey)) return found; // their own enrolment, ended
+  if (holder) return { status: "impostor", reason: `the school's ${claimedName}@${state.home} has another key` };
   if (found.status === "vouched")
     return { status: "not-vouched", reason: `the school enrolled this key as ${found.entry.name}@${state.home}, not ${claimedName}` };
   return found;

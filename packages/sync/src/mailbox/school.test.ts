@@ -406,3 +406,20 @@ describe("writing to a schoolmate never met", () => {
     expect(await kito.m.inbox()).toEqual([]);
   });
 });
+
+describe("an enrolment that ends", () => {
+  it("is vouched for until its end, then shown as ended; an end already past is refused", async () => {
+    const { server, enrolled } = await school();
+    const esi = await enrolled("esi", "5Y");
+    const amara = laptop(generateIdentity("amara"));
+    await expect(failure(server.m.school.enrolPerson(contactCard(amara.m.identity), { class: "5X", role: "student", until: Date.now() - 1 }))).resolves.toMatchObject({
+      message: "the enrolment's end is already past",
+    });
+    const { token } = await server.m.school.enrolPerson(contactCard(amara.m.identity), { class: "5X", role: "student", until: Date.now() + 1500 });
+    await amara.m.school.enrol(token);
+    await carry(server.m, esi.m);
+    expect(esi.m.vouchFor(amara.m.me)).toMatchObject({ status: "vouched", name: "amara" });
+    await new Promise((r) => setTimeout(r, 1600));
+    expect(esi.m.vouchFor(amara.m.me)).toMatchObject({ status: "not-vouched", reason: expect.stringMatching(/^enrolment ended on \d{4}-\d{2}-\d{2}$/) });
+  });
+});

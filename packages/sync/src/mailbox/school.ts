@@ -180,7 +180,7 @@ export class School {
       return { reason: `its author's person was ${found.status === "not-vouched" ? found.reason : "revoked by the school"}` };
     }
     if (forMe && this.joined?.own && dir.onlyDirectory && (env.kind === EnvelopeKind.Change || env.kind === EnvelopeKind.Key)) {
-      if (dir.lookup(env.author).status !== "vouched")
+      if (dir.lookup(env.author, this.core.now()).status !== "vouched")
         return { reason: `${dir.home}'s policy takes messages only from people its directory vouches for`, drop: true };
     }
     return undefined;
@@ -251,10 +251,10 @@ export class School {
     const mine = equalBytes(personKey, core.me);
     const c = mine ? undefined : core.state.contact(personKey);
     const said = mine
-      ? vouch(dir, personKey, core.identity.name, core.identity.home)
+      ? vouch(dir, personKey, core.identity.name, core.identity.home, core.now())
       : c
-        ? vouch(dir, personKey, c.name, c.home)
-        : dir.lookup(personKey);
+        ? vouch(dir, personKey, c.name, c.home, core.now())
+        : dir.lookup(personKey, core.now());
     if (said.status === "vouched") return { status: "vouched", school: dir.home, name: said.entry.name, class: said.entry.class, role: said.entry.role };
     const status = dir.isPersonRevoked(personKey) ? "revoked" : said.status;
     return { status, school: dir.home, reason: said.reason, ...(c ? { known: c.how } : {}) };
@@ -375,7 +375,7 @@ export class School {
    * `replace` (a lost first laptop): the old key is revoked and the new one enrolled. Enrolling the
    * same key again with the same name, class and role only prints its token again.
    */
-  enrolPerson(card: ContactCard, o: { name?: string; class: string; role: Role; replace?: boolean }): Promise<{ entry: EnrolEntry; token: string; replaced?: string; again: boolean }> {
+  enrolPerson(card: ContactCard, o: { name?: string; class: string; role: Role; replace?: boolean; until?: number }): Promise<{ entry: EnrolEntry; token: string; replaced?: string; again: boolean }> {
     const { core } = this;
     return core.serial(async () => {
       const { server, dir } = this.serverOnly();
@@ -387,7 +387,8 @@ export class School {
       if (dir.isPersonRevoked(key))
         throw new MailboxError("bad-input", `that person key (fingerprint ${fingerprint(key)}) was revoked by the school; its laptop needs a new identity`);
       const current = dir.lookup(key);
-      if (current.status === "vouched" && current.entry.name === name && current.entry.class === o.class && current.entry.role === o.role)
+      if (o.until !== undefined && o.until <= core.now()) throw new MailboxError("bad-input", "the enrolment's end is already past");
+      if (current.status === "vouched" && current.entry.name === name && current.entry.class === o.class && current.entry.role === o.role && current.entry.until === o.until)
         return { entry: current.entry, token: encodeEnrolment(server, current.entry), again: true };
       const holder = dir.byName(name);
       let replaced: string | undefined;
@@ -401,7 +402,9 @@ export class School {
         this.publish({ type: "revoke-person", personKey: holder.personKey, reason: `replaced by a new key enrolled as ${name}` });
         replaced = fingerprint(holder.personKey);
       }
-      const entry = this.publish({ type: "enrol", personKey: key, name, class: o.class, role: o.role, sealKey: card.sealPublicKey }) as EnrolEntry;
+      const entry = this.publish({
+        type: "enrol", personKey: key, name, class: o.class, role: o.role, sealKey: card.sealPublicKey, ...(o.until !== undefined ? { until: o.until } : {}),
+      }) as EnrolEntry;
       return { entry, token: encodeEnrolment(server, entry), again: false, ...(replaced ? { replaced } : {}) };
     });
   }
