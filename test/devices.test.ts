@@ -8,6 +8,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { cleanupAll, freePort, pigeon, pigeonJson, startDaemon, tempDir, waitFor } from "./helpers.js";
 
 interface Msg { id: string; from: string; to: string[]; body: string; state?: string; readAt?: number; direction: "in" | "out" }
+interface Buddy { petname?: string; groups: string[] }
 interface Device { id: string; thisDevice: boolean; holdsPersonKey: boolean; revoked?: { reason: string } }
 
 afterAll(cleanupAll);
@@ -73,16 +74,27 @@ describe("one child, two devices", () => {
     await waitFor(async () => (await pigeonJson<Msg[]>(laptop, "inbox")).find((m) => m.id === second.id)?.readAt !== undefined, "read on the laptop too");
     await waitFor(async () => (await pigeonJson<Msg[]>(baraka, "outbox")).find((m) => m.id === second.id)?.state === "read", "baraka sees read");
 
+    // apart (the tablet's node stopped), each device edits the buddy list; when they meet again both
+    // have both edits (the tablet edits with its node stopped, as a child does with the lid closed)
+    await tablet.stop();
+    expect((await pigeon(laptop, "buddies", "rename", "baraka@local", "bara")).code).toBe(0);
+    const grouped = await pigeon(tablet, "buddies", "group", "baraka@local", "my-class");
+    expect(grouped.code, grouped.stderr).toBe(0);
+    const tablet2 = await startDaemon("amara", { dataDir: tabletDir, args: ["--no-mdns", "--peer", `127.0.0.1:${pa}`, "--peer", `127.0.0.1:${pb}`] });
+    const both = (b: { petname?: string; groups: string[] } | undefined) => b?.petname === "bara" && b.groups.includes("my-class");
+    for (const d of [laptop, tablet2])
+      await waitFor(async () => both((await pigeonJson<{ buddies: (Buddy & { address: string })[] }>(d, "buddies")).buddies.find((b) => b.address === "baraka@local")), `both edits on ${d === laptop ? "the laptop" : "the tablet"}`, 30_000);
+
     // the tablet is lost: revoked on the laptop; the news reaches baraka, who refuses the tablet from then on
     const revoked = await pigeon(laptop, "devices", "revoke", tabletId, "lost on the bus");
     expect(revoked.code).toBe(0);
     expect((await pigeonJson<Device[]>(laptop, "devices")).find((d) => d.id === tabletId)?.revoked?.reason).toContain("lost on the bus");
     await waitFor(() => /refused a link from a revoked device/.test(baraka.output()) || /revoked 1 device/.test(baraka.output()), "baraka to learn of the revocation", 30_000);
-    await pigeonJson<Msg>(tablet, "reply", hi.id, "written on the lost tablet");
+    await pigeonJson<Msg>(tablet2, "reply", hi.id, "written on the lost tablet");
     const after = await pigeonJson<Msg>(baraka, "send", "amara@local", "see you tomorrow");
     await waitFor(async () => (await pigeonJson<Msg[]>(laptop, "inbox")).some((m) => m.id === after.id), "baraka's next message on the laptop");
     await new Promise((r) => setTimeout(r, 3000));
-    expect((await pigeonJson<Msg[]>(tablet, "inbox")).some((m) => m.id === after.id)).toBe(false);
+    expect((await pigeonJson<Msg[]>(tablet2, "inbox")).some((m) => m.id === after.id)).toBe(false);
     expect((await pigeonJson<Msg[]>(baraka, "inbox")).some((m) => m.body === "written on the lost tablet")).toBe(false);
   }, 180_000);
 });
