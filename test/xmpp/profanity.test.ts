@@ -1,8 +1,9 @@
 // profanity 0.13 (libstrophe) in tmux, driven with send-keys and read with capture-pane: log in and
-// exchange a message with a slixmpp user, against Prosody (reference) and across two Pigeon nodes.
+// exchange a message with a slixmpp user, against Prosody (reference) and across two Pigeon nodes; and
+// edit the buddy list (roster, groups, blocking) from profanity.
 import { execFileSync } from "node:child_process";
 import { afterAll, describe, expect, it } from "vitest";
-import { cleanupAll, onCleanup, pigeonJson, tempDir } from "../helpers.js";
+import { cleanupAll, onCleanup, pigeon, pigeonJson, startDaemon, tempDir } from "../helpers.js";
 import { announceSkip, befriend, missing, slix, startProsody, startXmppNode, waitFor } from "./xmpp-helpers.js";
 
 afterAll(cleanupAll);
@@ -71,5 +72,36 @@ describe.skipIf(!!why)("profanity in tmux", () => {
     await waitFor(() => prof.screen().includes("hi amara from slixmpp"), `profanity to show the reply:\n${prof.screen()}`);
     const out = await pigeonJson<{ body: string; state: string }[]>(a, "outbox");
     expect(out.find((m) => m.body === "hello baraka from profanity")?.state).toMatch(/delivered|read/);
+  });
+
+  it("edits the buddy list from profanity: /roster add, /roster group, /blocked, /roster remove; a rename made with pigeon is pushed", async () => {
+    const a = await startXmppNode("amara");
+    const c = await startDaemon("chiku", { args: ["--no-mdns", "--no-xmpp", "--peer", `127.0.0.1:${a.syncPort}`] });
+    await waitFor(async () => (await pigeonJson<unknown[]>(a, "nearby")).length === 1, "amara to meet chiku");
+    type Buddy = { address: string; petname?: string; groups: string[]; blocked: boolean };
+    const list = async () => (await pigeonJson<{ buddies: Buddy[]; blocked: { address: string }[] }>(a, "buddies"));
+    const chiku = async () => (await list()).buddies.find((b) => b.address === "chiku@local");
+    const prof = profanity("buddies");
+    await prof.login(a.jid, a.password, a.xmppPort, "trust");
+    prof.type("/roster add chiku@local chi");
+    await waitFor(async () => (await chiku())?.petname === "chi", `the roster add to reach the buddy list:\n${prof.screen()}`);
+    prof.type("/roster group add football chiku@local");
+    await waitFor(async () => (await chiku())?.groups.join() === "football", "the group to reach the buddy list").catch((e: Error) => {
+      throw new Error(`${e.message}\n${prof.screen()}\n${JSON.stringify(a.output().slice(-3000))}`);
+    });
+    // a rename with the pigeon command reaches profanity's roster by a push
+    expect((await pigeon(a, "buddies", "rename", "chiku@local", "chikito")).code).toBe(0);
+    for (let i = 0; i < 20 && !prof.screen().includes("chikito"); i++) {
+      prof.type("/roster");
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    expect(prof.screen(), "profanity's roster to show the new name").toContain("chikito");
+    prof.type("/blocked add chiku@local");
+    await waitFor(async () => (await chiku())?.blocked === true, `the block to reach the buddy list:\n${prof.screen()}`);
+    prof.type("/blocked remove chiku@local");
+    await waitFor(async () => (await chiku())?.blocked === false, `the unblock to reach the buddy list:\n${prof.screen()}`);
+    prof.type("/roster remove chiku@local");
+    await waitFor(async () => (await chiku()) === undefined, `the removal to reach the buddy list:\n${prof.screen()}`);
+    void c;
   });
 });

@@ -2,6 +2,7 @@
 // The `pigeon` command. `pigeon start` runs the node; every other command asks the running node
 // over loopback (see control.ts), or, with no node running, opens the data directory's mailbox
 // itself (offline.ts), and prints what it says, readably or as JSON with --json.
+import "./wasm-tiering.js"; // first: before Automerge's WebAssembly is compiled
 import { createInterface } from "node:readline/promises";
 import { isIP } from "node:net";
 import {

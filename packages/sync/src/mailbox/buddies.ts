@@ -128,12 +128,16 @@ export class Buddies {
     const handle = this.handle!;
     const at = core.now();
     let e: BuddyEdit | null;
+    const copy = A.clone(handle.doc(), { actor: core.actor });
     try {
-      e = make(A.clone(handle.doc(), { actor: core.actor }), at);
+      e = make(copy, at);
     } catch (err) {
+      A.free(copy);
       if (err instanceof RangeError) throw new MailboxError("bad-input", err.message.replace(/^buddy list: /, ""));
       throw err;
     }
+    // the copy was only for making the change: its memory (Automerge's, outside the JS heap) goes now
+    A.free(e?.doc ?? copy);
     if (!e) return false;
     const key = personalKey(core, at);
     const env = sealChange(core.identity, { conversation: this.conversation, segment: 0, recipients: [], created: at, lifetime: core.lifetime }, key, e.change);
