@@ -68,7 +68,7 @@ async function pair(first: Laptop): Promise<Laptop> {
   const [atFresh, atFirst] = memoryLinkPair({ ...contactCard(fresh), device: fresh.signing.publicKey }, contactCard(first.id));
   first.net.add(atFirst);
   net.add(atFresh);
-  const identity = await paired;
+  const { identity } = await paired;
   atFresh.close("paired");
   return boot(identity);
 }
