@@ -379,7 +379,7 @@ describe("XmppServer in-process", () => {
     const items = (r: XmlElement) => (child(r, "query")?.children ?? []) as XmlElement[];
     await c.iq("<query xmlns='jabber:iq:roster'/>", "type='get'");
     const peer = (id: typeof tabletId) => ({ ...contactCard(id), device: id.signing.publicKey });
-    const [here, there] = memoryLinkPair(peer(tabletId), peer(mailbox.identity));
+    const [there, here] = memoryLinkPair(peer(tabletId), peer(mailbox.identity)); // [held by the tablet, held here]
     sync.attach(here);
     tabletSync.attach(there);
     // on the tablet the child adds a classmate met there, with a name

@@ -241,6 +241,28 @@ class Client(slixmpp.ClientXMPP):
                 "removed": removed, "after": after, "blocked_list": blocked_list, "errors": errors, "blocks": blocks,
                 "unblocked_list": unblocked_list, "pushes": pushes}
 
+    async def s_roster_push(self):
+        # waits for a roster push naming P["who"] with P["name"]: the test makes that change elsewhere
+        # (on another device of the person) once this client has its roster ("ready")
+        pushes = []
+
+        def on_roster(iq):
+            if iq["type"] != "set":
+                return
+            for jid, item in iq["roster"]["items"].items():
+                pushes.append({"jid": str(jid), "name": item["name"], "groups": sorted(item["groups"]), "ver": iq["roster"]["ver"]})
+
+        self.add_event_handler("roster_update", on_roster)
+        self.send_presence()
+        await self.get_roster()
+        emit(event="ready")
+        want_groups = sorted(P["groups"]) if "groups" in P else None
+        got = await self.wait_for(lambda: any(p["jid"] == P["who"] and p["name"] == P["name"] and (want_groups is None or p["groups"] == want_groups)
+                                              for p in pushes), P.get("timeout", 30))
+        item = self.client_roster[P["who"]]
+        return {"ok": got, "pushes": pushes, "roster_name": item["name"], "roster_groups": sorted(item["groups"]),
+                "ver": self.client_roster.version}
+
     async def s_resume(self):
         # stream management: take some messages, cut the socket without closing the stream, come back
         # and resume; what the server sent meanwhile (or had not seen acked) must arrive, once.
