@@ -2,16 +2,16 @@
 // `Devices.openPairing` and `pairDevice` pair them, edits made on each while apart, and the same list
 // on every device once they meet; a classmate who is blocked is shown nowhere and gets no receipt; the
 // list is rebuilt from the sealed store alone; an older store's contacts become buddies once.
-import { EventEmitter } from "node:events";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { buddyListConversation, contactCard, generateIdentity, newDeviceIdentity, type Identity, type PeerLink } from "@pigeon/model";
+import { buddyListConversation, contactCard, generateIdentity, type Identity } from "@pigeon/model";
 import {
-  fileStorage, Mailbox, memoryLinkPair, memoryStorage, pairDevice, PigeonNode, type BuddyView, type LinkSource, type NodeStorage,
+  fileStorage, Mailbox, memoryStorage, type BuddyView, type NodeStorage,
 } from "../index.js";
 import { until as waitUntil } from "../until.test-helper.js";
+import { boot as bootLaptop, meet, pair as pairWith, type Laptop } from "../devices.test-helper.js";
 
 const until = <T>(fn: () => Promise<T | undefined> | T | undefined, what: string, ms = 10_000) => waitUntil(fn, what, ms);
 
@@ -20,57 +20,8 @@ afterEach(async () => {
   for (const f of cleanup.splice(0).reverse()) await f();
 });
 
-/** In-process links, as a simulator wires them. */
-class MemoryNetwork extends EventEmitter<{ link: [PeerLink] }> implements LinkSource {
-  private readonly held: PeerLink[] = [];
-  links(): PeerLink[] {
-    return this.held.filter((l) => !l.closed);
-  }
-  add(link: PeerLink): void {
-    this.held.push(link);
-    this.emit("link", link);
-  }
-  async close(): Promise<void> {
-    for (const l of this.held) l.close("network closed");
-  }
-}
-
-interface Laptop {
-  id: Identity;
-  net: MemoryNetwork;
-  node: PigeonNode;
-  m: Mailbox;
-}
-
-async function laptop(id: Identity, storage: NodeStorage = memoryStorage()): Promise<Laptop> {
-  const net = new MemoryNetwork();
-  const node = await PigeonNode.open({ identity: id, storage, network: net });
-  cleanup.push(() => node.shutdown().catch(() => {}));
-  return { id, net, node, m: node.mailbox };
-}
-
-/** Two laptops near each other (each side's link names the other's person and device); returns "walk apart". */
-function meet(a: Laptop, b: Laptop): () => void {
-  const peer = (x: Laptop) => ({ ...contactCard(x.id), device: x.id.signing.publicKey });
-  const [la, lb] = memoryLinkPair(peer(a), peer(b));
-  a.net.add(la);
-  b.net.add(lb);
-  return () => la.close("walked apart");
-}
-
-/** Pairs a new device with the person's first one, as a child does with the code shown on it. */
-async function pair(first: Laptop): Promise<Laptop> {
-  const { code } = first.m.devices.openPairing();
-  const fresh = newDeviceIdentity();
-  const net = new MemoryNetwork();
-  const paired = pairDevice({ device: fresh, code, network: net, timeoutMs: 10_000 });
-  const [atFresh, atFirst] = memoryLinkPair({ ...contactCard(fresh), device: fresh.signing.publicKey }, contactCard(first.id));
-  first.net.add(atFirst);
-  net.add(atFresh);
-  const { identity } = await paired;
-  atFresh.close("paired");
-  return laptop(identity);
-}
+const laptop = (id: Identity, storage?: NodeStorage) => bootLaptop(id, cleanup, storage);
+const pair = (first: Laptop) => pairWith(first, cleanup);
 
 const shown = (list: BuddyView[]) => list.map((b) => `${b.address}${b.petname ? ` "${b.petname}"` : ""}${b.groups.length ? ` [${b.groups.join(",")}]` : ""}${b.blocked ? " blocked" : ""}`);
 

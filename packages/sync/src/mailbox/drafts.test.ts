@@ -3,16 +3,16 @@
 // envelope opens none of them, sending a draft on one device removes it on the other, the drafts are
 // rebuilt from the sealed store alone, and an older store's private drafts are carried over once.
 import * as A from "@automerge/automerge";
-import { EventEmitter } from "node:events";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { buddyListConversation, contactCard, DRAFTS_SEGMENT, EnvelopeKind, generateIdentity, newDeviceIdentity, sha256, utf8, type Identity, type PeerLink } from "@pigeon/model";
+import { buddyListConversation, contactCard, DRAFTS_SEGMENT, EnvelopeKind, generateIdentity, sha256, utf8, type Identity } from "@pigeon/model";
 import {
-  fileStorage, Mailbox, memoryLinkPair, memoryStorage, pairDevice, PigeonNode, type DraftView, type LinkSource, type NodeStorage,
+  fileStorage, Mailbox, type DraftView, type NodeStorage,
 } from "../index.js";
 import { until as waitUntil } from "../until.test-helper.js";
+import { boot as bootLaptop, meet, pair as pairWith, type Laptop } from "../devices.test-helper.js";
 
 const until = <T>(fn: () => Promise<T | undefined> | T | undefined, what: string, ms = 10_000) => waitUntil(fn, what, ms);
 
@@ -21,57 +21,8 @@ afterEach(async () => {
   for (const f of cleanup.splice(0).reverse()) await f();
 });
 
-/** In-process links, as a simulator wires them. */
-class MemoryNetwork extends EventEmitter<{ link: [PeerLink] }> implements LinkSource {
-  private readonly held: PeerLink[] = [];
-  links(): PeerLink[] {
-    return this.held.filter((l) => !l.closed);
-  }
-  add(link: PeerLink): void {
-    this.held.push(link);
-    this.emit("link", link);
-  }
-  async close(): Promise<void> {
-    for (const l of this.held) l.close("network closed");
-  }
-}
-
-interface Laptop {
-  id: Identity;
-  net: MemoryNetwork;
-  node: PigeonNode;
-  m: Mailbox;
-}
-
-async function boot(id: Identity, storage: NodeStorage = memoryStorage()): Promise<Laptop> {
-  const net = new MemoryNetwork();
-  const node = await PigeonNode.open({ identity: id, storage, network: net });
-  cleanup.push(() => node.shutdown().catch(() => {}));
-  return { id, net, node, m: node.mailbox };
-}
-
-/** Two laptops near each other (each side's link names the other's person and device); returns "walk apart". */
-function meet(a: Laptop, b: Laptop): () => void {
-  const peer = (x: Laptop) => ({ ...contactCard(x.id), device: x.id.signing.publicKey });
-  const [la, lb] = memoryLinkPair(peer(a), peer(b));
-  a.net.add(la);
-  b.net.add(lb);
-  return () => la.close("walked apart");
-}
-
-/** Pairs a new device with the person's first one, as a child does with the code shown on it. */
-async function pair(first: Laptop): Promise<Laptop> {
-  const { code } = first.m.devices.openPairing();
-  const fresh = newDeviceIdentity();
-  const net = new MemoryNetwork();
-  const paired = pairDevice({ device: fresh, code, network: net, timeoutMs: 10_000 });
-  const [atFresh, atFirst] = memoryLinkPair({ ...contactCard(fresh), device: fresh.signing.publicKey }, contactCard(first.id));
-  first.net.add(atFirst);
-  net.add(atFresh);
-  const { identity } = await paired;
-  atFresh.close("paired");
-  return boot(identity);
-}
+const boot = (id: Identity, storage?: NodeStorage) => bootLaptop(id, cleanup, storage);
+const pair = (first: Laptop) => pairWith(first, cleanup);
 
 const shown = (list: DraftView[]) => list.map((d) => `${d.id} ${d.to}: ${d.body}`);
 
