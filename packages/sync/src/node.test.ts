@@ -2,8 +2,9 @@
 // shut down; and the promises it makes when a part fails.
 import { EventEmitter } from "node:events";
 import { afterEach, describe, expect, it } from "vitest";
+import { MemoryNetwork as BaseMemoryNetwork } from "./devices.test-helper.js";
 import { contactCard, generateIdentity, type Identity, type PeerLink } from "@pigeon/model";
-import { memoryLinkPair, memoryStorage, MemoryStorage, PigeonNode, type FoundPeer, type LinkSource, type NodeStorage, type PeerFinder } from "./index.js";
+import { memoryLinkPair, memoryStorage, MemoryStorage, PigeonNode, type FoundPeer, type NodeStorage, type PeerFinder } from "./index.js";
 import { until as waitUntil } from "./until.test-helper.js";
 
 const until = <T>(fn: () => Promise<T | undefined> | T | undefined, what: string, ms = 5000) => waitUntil(fn, what, ms);
@@ -13,19 +14,11 @@ afterEach(async () => {
   for (const f of cleanup.splice(0).reverse()) await f();
 });
 
-/** A LinkSource whose links are in-process pairs: what a simulator or a test wires between nodes. */
-class MemoryNetwork extends EventEmitter<{ link: [PeerLink] }> implements LinkSource {
-  private readonly held: PeerLink[] = [];
+/** In-process links (the tests' helper) whose close can be made to fail. */
+class MemoryNetwork extends BaseMemoryNetwork {
   closeFails = false;
-  links(): PeerLink[] {
-    return this.held.filter((l) => !l.closed);
-  }
-  add(link: PeerLink): void {
-    this.held.push(link);
-    this.emit("link", link);
-  }
-  async close(): Promise<void> {
-    for (const l of this.held) l.close("network closed");
+  override async close(): Promise<void> {
+    await super.close();
     if (this.closeFails) throw new Error("the network would not close");
   }
 }
