@@ -43,6 +43,13 @@ export enum EnvelopeKind {
    * (one directory entry). Recipients: none; whoever follows the author takes it (docs/identity.md).
    */
   Statement = 4,
+  /**
+   * Envelope version 3 (sealed.ts): the routing wrapper around a signed version-2 change or key
+   * envelope, which carriers see instead of it. Never the kind of a version-2 envelope.
+   */
+  Sealed = 5,
+  /** Envelope version 3: unsigned receipts whose ack keys open the locks of sealed envelopes (sealed.ts). */
+  Receipt = 6,
 }
 
 export const MAX_ACK_IDS = 1024;

@@ -47,6 +47,12 @@ export {
   type Envelope, type EnvelopeHeader,
 } from "./envelope.js";
 
+// Envelope version 3: the routing wrapper carriers see (recipient tags, locks), and receipts.
+export {
+  MAX_SLOTS, SEALED_VERSION, TAG_BYTES, decodeReceipt, decodeSealed, envelopeForm, lockOf, makeReceipt, recognises, sealEnvelope, tagFor, unseal,
+  type Receipt, type ReceiptEntry, type SealedEnvelope, type SealedSlot, type Unsealed,
+} from "./sealed.js";
+
 // Conversation segment documents: ids, genesis, appending messages, receipt keys.
 export {
   MAX_BODY_CHARS, SEGMENT_MESSAGE_LIMIT, appendMessage, conversationId, emptySegment, newMessageId, receiptKey, segmentDocumentId,
@@ -81,7 +87,7 @@ export {
 } from "./handshake.js";
 
 // Sync frames inside a link.
-export { MAX_IDS_PER_FRAME, decodeFrame, encodeFrame, type SyncFrame } from "./wire.js";
+export { FrameType, MAX_IDS_PER_FRAME, MAX_PROBES_PER_FRAME, decodeFrame, encodeFrame, type ProbeEntry, type SyncFrame } from "./wire.js";
 
 // Reconciliation: IBLT sketches and slices of the id space.
 export { IBLT_KEY_BYTES, Iblt, SKETCH_LEVELS, SPLIT_LEVEL } from "./iblt.js";
