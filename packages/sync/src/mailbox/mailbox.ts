@@ -7,7 +7,7 @@
 // store is the source of truth from which documents are caught up after a crash.
 import { EventEmitter } from "node:events";
 import {
-  DEFAULT_LIFETIME_SECONDS, equalBytes, fingerprint, fromHex, SEGMENT_MESSAGE_LIMIT, toHex, validName, type ContactCard, type Identity,
+  DEFAULT_LIFETIME_SECONDS, equalBytes, fingerprint, fromHex, recognises, SEGMENT_MESSAGE_LIMIT, toHex, validName, type ContactCard, type Identity,
   type SchoolKey,
 } from "@pigeon/model";
 import { DocumentStore } from "../document-store.js";
@@ -351,8 +351,9 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
     return this.receiving.receiveMany(items);
   }
 
-  confirmDelivered(recipient: Uint8Array, ids: Uint8Array[]): number {
-    return this.carrier.confirmDelivered(recipient, ids);
+  /** Whether one of the person's sealing keys recognises one of these tags (a carrier's Probe). */
+  recognises(ephemeral: Uint8Array, tags: Uint8Array[]): boolean {
+    return recognises(ephemeral, tags, this.core.sealingKeys());
   }
 
   // ---- views ----
