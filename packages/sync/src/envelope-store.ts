@@ -442,6 +442,15 @@ export class EnvelopeStore {
     );
   }
 
+  /** This user's own receipts and the envelopes each names (for handing them to carriers that hold those). */
+  ownReceiptNames(): { receipt: Uint8Array; envelope: Uint8Array }[] {
+    return (
+      this.stmt(`SELECT a.ack, a.envelope FROM ack_names a JOIN envelopes r ON r.id = a.ack WHERE r.carried = 0 AND r.kind = 3`).all() as {
+        ack: Buffer; envelope: Buffer;
+      }[]
+    ).map((r) => ({ receipt: new Uint8Array(r.ack), envelope: new Uint8Array(r.envelope) }));
+  }
+
   // ---- acknowledgements and confirmed delivery ----
 
   /** Records that `acker` holds `ids` (from a signature-checked ack). */

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import * as A from "@automerge/automerge";
 import {
-  contactCard, conversationId, emptySegment, encodeFrame, formatHlc, generateIdentity, keyId, appendMessage, sealChange, type Identity,
+  sealEnvelope, contactCard, conversationId, emptySegment, encodeFrame, formatHlc, generateIdentity, keyId, appendMessage, sealChange, type Identity,
 } from "@pigeon/model";
 import { fileStorage, Mailbox, MailboxError, memoryLinkPair, SyncEngine } from "./index.js";
 import { until as waitUntil } from "./until.test-helper.js";
@@ -103,7 +103,8 @@ describe("mailbox over a link", () => {
     await until(() => b.m.status().carrying.envelopes === 2, "B carries the key and the message");
     ab();
     expect(await b.m.inbox()).toEqual([]);
-    expect(b.m.status().carrying.people).toBe(1);
+    // sealed: B cannot tell whom it carries for
+    expect(b.m.status().carrying.people).toBe(0);
     const bc = connect(b, c);
     await until(async () => (await c.m.inbox()).length === 1, "chiku's inbox");
     // C's ack reaches B: B drops A's envelopes and now carries only C's receipt for A
@@ -202,7 +203,8 @@ describe("mailbox over a link", () => {
     b.s.attach(lb);
     lm.onFrame(() => {});
     // signed by B, who is a member but not amara: the actor check must catch it
-    lm.send(encodeFrame({ type: "envelope", hops: 0, copies: 0, envelope: sealChange(b.identity, { conversation: conv, segment: 0, recipients: [a.identity.signing.publicKey], created: Date.now() }, key, poisoned.change).bytes }));
+    const forged = sealChange(b.identity, { conversation: conv, segment: 0, recipients: [a.identity.signing.publicKey], created: Date.now() }, key, poisoned.change);
+    lm.send(encodeFrame({ type: "envelope", hops: 0, copies: 0, envelope: sealEnvelope(b.identity.sealing, forged, [a.identity.sealing.publicKey]).bytes }));
     await until(() => b.m.state.rejections().length === 1, "the forged change to be rejected");
     expect(b.m.state.rejections()[0]!.reason).toMatch(/does not belong to the signer/);
     await a.m.send("baraka", "second");

@@ -15,7 +15,7 @@
 // queue, flow control), and split apart they would pass that state around instead.
 import { EventEmitter } from "node:events";
 import {
-  compareBytes, DecodeError, EnvelopeKind, decodeFrame, decodeSealed, encodeFrame, envelopeId, formatAddress, MAX_IDS_PER_FRAME, MAX_PROBES_PER_FRAME, MAX_RANGE_DEPTH,
+  compareBytes, DecodeError, EnvelopeKind, decodeFrame, decodeSealed, encodeFrame, envelopeId, formatAddress, inRange, MAX_IDS_PER_FRAME, MAX_PROBES_PER_FRAME, MAX_RANGE_DEPTH,
   rangeBounds, rangeChildren, rangeWeight, SKETCH_LEVELS, SPLIT_LEVEL, toHex, WHOLE_RANGE, WHOLE_WEIGHT,
   type ContactCard, type Iblt, type IdRange, type PeerLink, type ProbeEntry, type SyncFrame,
   type LinkPeer,
@@ -64,7 +64,7 @@ export interface SyncStore {
   readonly envelopes: Pick<
     EnvelopeStore,
     | "sketches" | "sliceSketch" | "batch" | "idsAfter" | "knowsId" | "knowsKey" | "isOwn" | "markHanded" | "byKey" | "has"
-    | "meta" | "bytesOf" | "ackConcerns" | "ackedByAllRecipients" | "isCarried" | "isParty" | "setCopies"
+    | "meta" | "bytesOf" | "ownReceiptNames" | "ackConcerns" | "ackedByAllRecipients" | "isCarried" | "isParty" | "setCopies"
   >;
   /** A laptop was met over an authenticated link. */
   rememberContact(card: ContactCard, how: string): void;
@@ -153,6 +153,8 @@ class Session {
   readonly claimed = new Set<string>();
   /** Probe entries waiting to go out. */
   probes: ProbeEntry[] = [];
+  /** Our own receipts (hex ids) naming envelopes reconciliation showed the peer holds: they go to it. */
+  readonly receiptsFor = new Set<string>();
   /** Probe entries of the peer's we checked (bounded: MAX_PROBES_ANSWERED). */
   probesAnswered = 0;
   /** Share of the id space settled in this round (WHOLE_WEIGHT = all of it). */
@@ -327,9 +329,21 @@ export class SyncEngine extends EventEmitter<Events> {
     this.send(s, { type: "done", range, level });
     // what we have and they lack: send it, most important first
     const ids = diff.ours.map((k) => store.byKey(k)).filter((id): id is Uint8Array => !!id);
+    this.noteReceipts(s, range, new Set(diff.ours.map(toHex)));
     s.recon.offered += ids.length;
     this.enqueue(s, ids);
     this.settle(s, range);
+  }
+
+  /**
+   * Once the difference of a range is known, every other id of ours in it is one the peer holds (or
+   * had). Our receipts for sealed envelopes the peer holds go to it, so a carrier that holds a copy
+   * for us (it cannot know it is ours) learns from us that it was delivered. (`lacks`: 16-byte keys, hex.)
+   */
+  private noteReceipts(s: Session, range: IdRange, lacks: Set<string>): void {
+    const store = this.store.envelopes;
+    for (const { receipt, envelope } of store.ownReceiptNames())
+      if (inRange(range, envelope) && !lacks.has(toHex(envelope.subarray(0, 16))) && store.has(envelope)) s.receiptsFor.add(toHex(receipt));
   }
 
   private listInBackground(s: Session, range: IdRange): void {
@@ -459,7 +473,7 @@ export class SyncEngine extends EventEmitter<Events> {
     // and a revocation must reach laptops that never meet the person
     if (meta.kind === EnvelopeKind.Statement) return true;
     // acknowledgements (receipts) follow the copies: to whoever we handed a named envelope, or had it from
-    if (meta.kind === EnvelopeKind.Ack) return store.ackConcerns(id, s.link.peer.signPublicKey);
+    if (meta.kind === EnvelopeKind.Ack) return s.receiptsFor.has(toHex(id)) || store.ackConcerns(id, s.link.peer.signPublicKey);
     // the person's own document (the buddy list: no recipients; sealed, no locks) is for the person's
     // own devices only: no receipt could ever clear a carrier's copy, and no one else has any use for it
     if (meta.recipients.length === 0) return false;
@@ -561,6 +575,7 @@ export class SyncEngine extends EventEmitter<Events> {
             const id = this.store.envelopes.byKey(k);
             if (id && s.probed.has(toHex(id))) s.claimed.add(toHex(id));
           }
+        this.noteReceipts(s, WHOLE_RANGE, s.peerLacks);
         this.enqueue(s, f.keys.map((k) => this.store.envelopes.byKey(k)).filter((id): id is Uint8Array => !!id));
         return;
       }
