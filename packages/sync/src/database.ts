@@ -121,13 +121,11 @@ const CONVERSIONS: Record<number, (db: Database.Database) => void> = {
       INSERT INTO carried_totals SELECT 4, p.party, 0, count(*) FROM envelopes e JOIN envelope_parties p ON p.envelope = e.id
         WHERE e.carried = 1 AND e.kind != 3 AND p.party != e.author GROUP BY p.party;`);
   },
-  // 3 -> 4: sealed envelopes (version 3) keep the signed envelope they wrap beside them. Carried
-  // version-2 changes, keys and acks (cleartext headers) are let go of: no node takes them any more.
+  // 3 -> 4: sealed envelopes (version 3) keep the signed envelope they wrap beside them. (Carried
+  // version-2 envelopes stay until they expire; peers of this version no longer take them.)
   3: (db) => {
-    db.exec(`ALTER TABLE envelopes ADD COLUMN inner BLOB;
-      INSERT OR IGNORE INTO forgotten SELECT id, received_at, 'envelope version 2 is no longer carried' FROM envelopes WHERE carried = 1 AND kind IN (1, 2, 3);
-      DELETE FROM envelope_parties WHERE envelope IN (SELECT id FROM envelopes WHERE carried = 1 AND kind IN (1, 2, 3));
-      DELETE FROM envelopes WHERE carried = 1 AND kind IN (1, 2, 3);`);
+    const columns = db.prepare(`PRAGMA table_info(envelopes)`).all() as { name: string }[];
+    if (!columns.some((c) => c.name === "inner")) db.exec(`ALTER TABLE envelopes ADD COLUMN inner BLOB`);
   },
 };
 
