@@ -49,7 +49,7 @@ export {
 
 // Envelope version 3: the routing wrapper carriers see (recipient tags, locks), and receipts.
 export {
-  MAX_SLOTS, SEALED_VERSION, TAG_BYTES, decodeReceipt, decodeSealed, envelopeForm, lockOf, makeReceipt, recognises, sealEnvelope, tagFor, unseal,
+  MAX_SLOTS, SEALED_VERSION, TAG_BYTES, decodeReceipt, decodeSealed, envelopeForm, lockOf, makeReceipt, openSealed, recognises, sealEnvelope, tagFor, unseal,
   type Receipt, type ReceiptEntry, type SealedEnvelope, type SealedSlot, type Unsealed,
 } from "./sealed.js";
 

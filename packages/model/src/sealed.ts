@@ -6,7 +6,9 @@
 //   Sealed  = u8 3 | u8 5 | varint created (ms, on the hour) | varint lifetime (s) | raw32 E
 //           | varint n | n x (raw16 tag | raw48 wrapped key)   (sorted by tag; n = recipients + 1)
 //           | varint m | m x raw32 lock                        (sorted; one per recipient)
-//           | bytes (raw24 nonce | secretbox(K, inner version-2 envelope))
+//           | bytes (raw24 nonce | secretbox(K, raw32 sha256(header) | inner version-2 envelope))
+//   (header = every byte before that `bytes`: a carrier that changes any of it, a slot, a lock, the
+//   hour, makes an envelope that no longer opens, so a sealed envelope has one form only)
 //   Receipt = u8 3 | u8 6 | varint created | varint lifetime | varint m | m x (raw32 id | raw32 ack key)
 //
 // For each slot i with recipient person sealing key S_i: s_i = X25519(e, S_i), tag_i =
@@ -58,8 +60,10 @@ export interface SealedEnvelope {
   ephemeral: Uint8Array;
   slots: SealedSlot[];
   locks: Uint8Array[];
-  /** raw24 nonce | secretbox ciphertext of the inner envelope. */
+  /** raw24 nonce | secretbox ciphertext of sha256(header) and the inner envelope. */
   box: Uint8Array;
+  /** Bytes before the box's length: what sha256(header) covers. */
+  headerLength: number;
   id: Uint8Array;
   bytes: Uint8Array;
 }
@@ -149,15 +153,19 @@ export function sealEnvelope(
   // two recipients with the same sealing key would share a tag: one slot is enough for both
   const uniqueSlots = slots.filter((s, i) => i === 0 || !equalBytes(s.tag, slots[i - 1]!.tag));
   const uniqueLocks = locks.filter((l, i) => i === 0 || !equalBytes(l, locks[i - 1]!));
-  const box = secretboxSeal(K, inner.bytes, nonce);
   const created = roundCreated(inner.created);
   const w = new Writer().u8(SEALED_VERSION).u8(EnvelopeKind.Sealed).varint(created).varint(inner.lifetime).raw(E).varint(uniqueSlots.length);
   for (const s of uniqueSlots) w.raw(s.tag).raw(s.wrapped);
   w.varint(uniqueLocks.length);
   for (const l of uniqueLocks) w.raw(l);
-  const bytes = w.bytes(box).finish();
+  const header = w.finish();
+  const box = secretboxSeal(K, concat([sha256(header), inner.bytes]), nonce);
+  const bytes = new Writer().raw(header).bytes(box).finish();
   if (bytes.length > MAX_ENVELOPE_BYTES) throw new EnvelopeError(`envelope of ${bytes.length} bytes is over the ${MAX_ENVELOPE_BYTES}-byte limit`);
-  return { version: 3, kind: EnvelopeKind.Sealed, created, lifetime: inner.lifetime, ephemeral: E, slots: uniqueSlots, locks: uniqueLocks, box, id: sha256(bytes), bytes };
+  return {
+    version: 3, kind: EnvelopeKind.Sealed, created, lifetime: inner.lifetime, ephemeral: E, slots: uniqueSlots, locks: uniqueLocks, box,
+    headerLength: header.length, id: sha256(bytes), bytes,
+  };
 }
 
 function fail(e: unknown, what: string): never {
@@ -186,11 +194,12 @@ export function decodeSealed(bytes: Uint8Array): SealedEnvelope {
     const locks: Uint8Array[] = [];
     for (let i = 0; i < m; i++) locks.push(Uint8Array.from(r.raw(32)));
     if (!sortedUnique(locks)) throw new EnvelopeError("locks are not sorted");
+    const headerLength = r.pos;
     const box = Uint8Array.from(r.bytes(MAX_ENVELOPE_BYTES));
     if (box.length < 24 + 16) throw new EnvelopeError("sealed box too short");
     r.end();
     const copy = Uint8Array.from(bytes);
-    return { version: 3, kind: EnvelopeKind.Sealed, created, lifetime, ephemeral, slots, locks, box, id: sha256(copy), bytes: copy };
+    return { version: 3, kind: EnvelopeKind.Sealed, created, lifetime, ephemeral, slots, locks, box, headerLength, id: sha256(copy), bytes: copy };
   } catch (e) {
     fail(e, "sealed envelope");
   }
@@ -222,23 +231,34 @@ export interface Unsealed {
 }
 
 /**
- * Opens a sealed envelope with the first of these sealing secrets whose tag is in it. Null: not for
- * us (no tag matches), or a slot that matches but does not open (then it is not for us either).
+ * Opens a sealed envelope with the first of these sealing secrets whose tag is in it: what it holds,
+ * or "not-ours" (no tag matches: a carrier keeps it as an opaque blob), or "broken" (a tag matches
+ * but the slot or the box does not open: changed in transit, or made up).
  */
-export function unseal(env: SealedEnvelope, secrets: SealingKeyPair[]): Unsealed | null {
+export function openSealed(env: SealedEnvelope, secrets: SealingKeyPair[]): Unsealed | "not-ours" | "broken" {
+  let matched = false;
   for (const k of secrets) {
     const t = tagFor(env.ephemeral, k.secretKey);
-    if (!t) return null;
+    if (!t) return "broken"; // a low-order one-off key: no one's tag
     const slot = env.slots.find((s) => equalBytes(s.tag, t.tag));
     if (!slot) continue;
+    matched = true;
     const K = secretboxOpenWithNonce(t.shared.wrapKey, ZERO_NONCE, slot.wrapped);
     if (!K || K.length !== 32) continue;
-    const inner = secretboxOpen(K, env.box);
-    if (!inner) continue;
+    const plain = secretboxOpen(K, env.box);
+    // the header it was sealed with, byte for byte: a changed slot, lock or hour does not open
+    if (!plain || plain.length < 32 || !equalBytes(plain.subarray(0, 32), sha256(env.bytes.subarray(0, env.headerLength)))) continue;
+    const inner = plain.subarray(32);
     const lock = lockOf(t.shared.ackKey);
     return { inner, ackKey: t.shared.ackKey, lock: env.locks.some((l) => equalBytes(l, lock)) };
   }
-  return null;
+  return matched ? "broken" : "not-ours";
+}
+
+/** As openSealed, null unless it opens. */
+export function unseal(env: SealedEnvelope, secrets: SealingKeyPair[]): Unsealed | null {
+  const o = openSealed(env, secrets);
+  return typeof o === "string" ? null : o;
 }
 
 // ---- Receipts ----

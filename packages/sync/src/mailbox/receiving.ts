@@ -2,7 +2,7 @@
 // are opened at once (within a per-author budget for those that cannot be opened yet); others are
 // carried within the carrier limits; acknowledgements drop the copies they confirm.
 import {
-  decodeEnvelope, decodeReceipt, decodeSealed, envelopeForm, equalBytes, EnvelopeError, EnvelopeKind, isAddressedTo, signerOf, toHex, unseal, verifyEnvelope,
+  decodeEnvelope, decodeReceipt, decodeSealed, envelopeForm, equalBytes, EnvelopeError, EnvelopeKind, isAddressedTo, openSealed, signerOf, toHex, verifyEnvelope,
   sha256, type Envelope, type Receipt, type ReceiptEntry, type SealedEnvelope,
 } from "@pigeon/model";
 import { opaque, storable, type HeldEnvelope } from "../envelope-store.js";
@@ -123,8 +123,12 @@ export class Receiving {
       if (core.envelopes.has(sealed.id)) return { stored: false };
       if (core.envelopes.wasDelivered(sealed.id)) return this.refused(from, sealed, "replayed: already delivered, its copy was dropped");
       // one X25519 per sealing key of the person: a tag that matches says it is ours
-      const opened = unseal(sealed, core.sealingKeys());
-      if (!opened) return this.carry(it, sealed, stored);
+      const opened = openSealed(sealed, core.sealingKeys());
+      if (opened === "not-ours") return this.carry(it, sealed, stored);
+      if (opened === "broken") {
+        core.envelopes.forget(sealed.id, "refused", core.now());
+        return this.refused(from, sealed, "sealed to this person but it does not open (changed in transit, or made up)");
+      }
       let inner: Envelope;
       try {
         inner = decodeEnvelope(opened.inner);
