@@ -105,6 +105,11 @@ describe("mailbox over a link", () => {
     expect(await b.m.inbox()).toEqual([]);
     // sealed: B cannot tell whom it carries for
     expect(b.m.status().carrying.people).toBe(0);
+    // what B holds names neither child: no person key, no sealing key, no conversation id, in any of its bytes
+    const held = Buffer.concat(b.m.envelopes.ids().map(({ id }) => b.m.envelopes.bytesOf(id)!));
+    const conv = conversationId([a.identity.person, c.identity.person]);
+    for (const secret of [a.identity.person, c.identity.person, a.identity.sealing.publicKey, c.identity.sealing.publicKey, conv])
+      expect(held.includes(Buffer.from(secret))).toBe(false);
     const bc = connect(b, c);
     await until(async () => (await c.m.inbox()).length === 1, "chiku's inbox");
     // C's ack reaches B: B drops A's envelopes and now carries only C's receipt for A
