@@ -71,6 +71,8 @@ export interface StoredEnvelope {
   source?: Uint8Array;
   /** Spray-and-wait copy tokens held here; undefined for our own envelopes not yet handed out. */
   copies?: number;
+  /** A sealed envelope's locks (one per recipient): receipts open them. */
+  locks?: Uint8Array[];
 }
 // For a carried sealed envelope (kind Sealed) `author` is NOBODY and `recipients` are its locks.
 
@@ -83,7 +85,7 @@ export { DamagedStoreError, openDatabase, SCHEMA_VERSION } from "./database.js";
 
 type Row = {
   id: Buffer; conversation: Buffer; segment: number; kind: number; author: Buffer; created: number; lifetime: number;
-  received_at: number; hops: number; size: number; carried: number; source: Buffer | null; copies: number | null;
+  received_at: number; hops: number; size: number; carried: number; source: Buffer | null; copies: number | null; head: Buffer;
 };
 
 /**
@@ -129,7 +131,10 @@ export class EnvelopeStore {
     this.insertParty = db.prepare(`INSERT OR IGNORE INTO envelope_parties (envelope, party) VALUES (?, ?)`);
     this.hasStmt = db.prepare(`SELECT 1 FROM envelopes WHERE id = ?`).pluck();
     this.getStmt = db.prepare(`SELECT bytes, inner FROM envelopes WHERE id = ?`);
-    this.metaStmt = db.prepare(`SELECT id, conversation, segment, kind, author, created, lifetime, received_at, hops, size, carried, source, copies FROM envelopes WHERE id = ?`);
+    this.metaStmt = db.prepare(
+      `SELECT id, conversation, segment, kind, author, created, lifetime, received_at, hops, size, carried, source, copies, substr(bytes, 1, 2) AS head
+       FROM envelopes WHERE id = ?`,
+    );
     this.partiesStmt = db.prepare(`SELECT party FROM envelope_parties WHERE envelope = ?`).pluck();
     this.idsStmt = db.prepare(`SELECT id, hops, received_at, lifetime FROM envelopes`);
     this.byConversation = db.prepare(`SELECT id FROM envelopes WHERE conversation = ? ORDER BY received_at`).pluck();
@@ -334,15 +339,16 @@ export class EnvelopeStore {
     const r = this.metaStmt.get(id) as Row | undefined;
     if (!r) return undefined;
     const author = new Uint8Array(r.author);
-    // a carried sealed envelope names nobody: its locks stand for its recipients (acks open them)
+    const locks = r.head[0] === 3 && r.head[1] === EnvelopeKind.Sealed ? decodeSealed(this.bytesOf(id)!).locks : undefined;
+    // a carried sealed envelope names nobody: its locks stand for its recipients (receipts open them)
     const parties = r.kind === EnvelopeKind.Sealed && equalBytes(author, NOBODY)
-      ? decodeSealed(this.bytesOf(id)!).locks
+      ? locks!
       : (this.partiesStmt.all(id) as Buffer[]).map((p) => new Uint8Array(p));
     return {
       id: new Uint8Array(r.id), conversation: new Uint8Array(r.conversation), segment: r.segment, kind: r.kind, author,
       recipients: parties.filter((p) => !equalBytes(p, author)), created: r.created, lifetime: r.lifetime,
       receivedAt: r.received_at, hops: r.hops, size: r.size, carried: r.carried === 1,
-      source: r.source ? new Uint8Array(r.source) : undefined, copies: r.copies ?? undefined,
+      source: r.source ? new Uint8Array(r.source) : undefined, copies: r.copies ?? undefined, ...(locks ? { locks } : {}),
     };
   }
 

@@ -477,7 +477,8 @@ export class SyncEngine extends EventEmitter<Events> {
     // the person's own document (the buddy list: no recipients; sealed, no locks) is for the person's
     // own devices only: no receipt could ever clear a carrier's copy, and no one else has any use for it
     if (meta.recipients.length === 0) return false;
-    if (store.ackedByAllRecipients(id, meta.recipients)) return false;
+    // delivered: every lock of a sealed envelope open
+    if (store.ackedByAllRecipients(id, meta.locks ?? meta.recipients)) return false;
     // the peer recognised itself in this sealed envelope's tags (a Probe): like a recipient
     if (s.claimed.has(toHex(id))) return true;
     if (hops >= this.hopLimit) return false;

@@ -44,14 +44,14 @@ export class Carrier {
       for (const { id, ackKey } of entries) {
         const lock = lockOf(ackKey);
         const meta = core.envelopes.meta(id);
-        const held = meta?.carried && meta.kind === EnvelopeKind.Sealed ? meta : undefined;
-        if (meta && !held) continue; // ours, or not sealed: receipts clear only carried sealed copies
-        if (held && !held.recipients.some((l) => equalBytes(l, lock))) {
+        if (meta && !meta.locks) continue; // not a sealed envelope
+        if (meta && !meta.locks!.some((l) => equalBytes(l, lock))) {
           wrong++;
           continue;
         }
+        // recorded for ours too: once all its locks are open, our own envelope is no longer sprayed
         core.envelopes.recordAcks(lock, [id]);
-        if (held && core.envelopes.ackedByAllRecipients(id, held.recipients)) {
+        if (meta?.carried && meta.kind === EnvelopeKind.Sealed && core.envelopes.ackedByAllRecipients(id, meta.locks!)) {
           core.envelopes.dropDelivered(id, core.now());
           dropped++;
         }
