@@ -126,6 +126,25 @@ describe("mailbox over a link", () => {
     expect(b.m.status().carrying.bytes).toBe(0);
   });
 
+  it("once the recipient's receipt opened its lock, the sender hands its message to no new carrier", async () => {
+    const a = node("amara");
+    const c = node("chiku");
+    const d = node("dembe");
+    const ac = connect(a, c);
+    await until(() => a.m.contacts().length === 1 && c.m.contacts().length === 1, "contacts");
+    await c.m.addBuddy("amara");
+    const sent = await a.m.send("chiku", "straight to you");
+    await until(async () => (await a.m.outbox()).find((m) => m.id === sent.id)?.state === "delivered", "delivered");
+    const id = a.m.state.sentEnvelope(sent.id)!;
+    await until(() => a.m.envelopes.ackedByAllRecipients(id, a.m.envelopes.meta(id)!.locks!) || undefined, "chiku's receipt to open the lock at amara");
+    ac();
+    connect(a, d); // a carrier: it would be sprayed a copy of anything not yet delivered
+    await until(() => d.s.peers()[0]?.reconcile.done || undefined, "amara and dembe to reconcile");
+    await new Promise((r) => setTimeout(r, 200));
+    expect(d.m.envelopes.has(id)).toBe(false);
+    expect(d.m.status().carrying.envelopes).toBe(0);
+  });
+
   it("refuses unknown addresses and empty messages clearly", async () => {
     const a = node("amara");
     await expect(a.m.send("nobody@local", "hi")).rejects.toThrow(MailboxError);

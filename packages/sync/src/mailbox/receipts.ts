@@ -5,7 +5,7 @@
 import * as A from "@automerge/automerge";
 import type { DocHandle } from "@automerge/automerge-repo";
 import {
-  decodeSealed, envelopeForm, EnvelopeKind, equalBytes, makeReceipt, MAX_ACK_IDS, receiptKey, sealChange, unseal, type Envelope, type ReceiptEntry,
+  decodeSealed, envelopeForm, EnvelopeKind, equalBytes, lockOf, makeReceipt, MAX_ACK_IDS, receiptKey, sealChange, unseal, type Envelope, type ReceiptEntry,
 } from "@pigeon/model";
 import { opaque } from "../envelope-store.js";
 import type { MailboxCore } from "./core.js";
@@ -124,6 +124,10 @@ export class Receipts {
       core.envelopes.recordAckNames(receipt.id, named.map((e) => e.id)); // before it is announced: routing needs it
       core.storeRow(opaque({ ...receipt, kind: EnvelopeKind.Ack }));
     }
+    // our own locks are open here too: what only we were waiting for is no longer sprayed to carriers
+    core.envelopes.batch(() => {
+      for (const e of entries) core.envelopes.recordAcks(lockOf(e.ackKey), [e.id]);
+    });
     core.state.paidAcks(owed.map((p) => p.id));
   }
 
