@@ -64,7 +64,7 @@ describe("relay a few hops", () => {
     expect(out.deliveredVia).toBe("carriers");
     await waitFor(async () => (await carrying(b)).envelopes === 0, "B to hold no copy");
     expect((await carrying(b)).bytes).toBe(0);
-  }, 180_000); // three daemons started four times on a shared 2-core machine: past the default minute under load
+  }, 180_000); // five daemon starts and their links: past the default minute on a loaded 2-core machine
 });
 
 describe("a hostile carrier", () => {
