@@ -6,7 +6,7 @@ import "./wasm-tiering.js"; // first: before Automerge's WebAssembly is compiled
 import { createInterface } from "node:readline/promises";
 import { isIP } from "node:net";
 import {
-  DEFAULT_HOME, deviceId, fingerprint, formatAddress, newDeviceIdentity, normalPairingCode, PairingError, parseAddress, serializeIdentity, validHome,
+  DEFAULT_HOME, deviceId, fingerprint, formatAddress, newDeviceIdentity, normalPairingCode, pairingLinkSecret, PairingError, parseAddress, serializeIdentity, validHome,
   validName,
 } from "@pigeon/model";
 import { MdnsDiscovery, parseHostPort, StaticPeers, WsNetwork } from "@pigeon/peers";
@@ -75,6 +75,9 @@ async function start(v: Values): Promise<number> {
   const port = int(v.port, "port", 0, 65535);
   const controlPort = int(v["control-port"], "control-port", 0, 65535);
   const hopLimit = int(v["hop-limit"], "hop-limit", 0, 64);
+  if (v.meet !== undefined && v.meet !== "anyone" && v.meet !== "school")
+    throw new UsageError(`--meet "${v.meet}" is not anyone or school`);
+  const meetStrangers = v.meet === undefined ? undefined : v.meet === "anyone";
   const copies = int(v.copies, "copies", 1, 256);
   const carryQuotaMb = int(v["carry-quota"], "carry-quota", 1, 1_000_000);
   const xmppPort = int(v["xmpp-port"], "xmpp-port", 0, 65535);
@@ -136,6 +139,7 @@ async function start(v: Values): Promise<number> {
     mdns: !v["no-mdns"],
     mdnsInterfaces: v["mdns-interface"],
     hopLimit,
+    ...(meetStrangers !== undefined ? { meetStrangers } : {}),
     copies,
     carryQuotaBytes: carryQuotaMb === undefined ? undefined : carryQuotaMb * 1024 * 1024,
     xmpp: !v["no-xmpp"],
@@ -199,7 +203,12 @@ async function pair(where: DataDirChoice, code: string, v: Values): Promise<numb
   }
   const port = int(v.port, "port", 0, 65535);
   const device = newDeviceIdentity();
-  const network = new WsNetwork({ identity: device, host: listenAddress(v.listen, "listen") ?? "0.0.0.0", port: port ?? 0 });
+  // the device with the code lets this one in even if it shows itself to its schoolmates only
+  const linkSecret = pairingLinkSecret(code);
+  const network = new WsNetwork({
+    identity: device, host: listenAddress(v.listen, "listen") ?? "0.0.0.0", port: port ?? 0,
+    trust: { secrets: () => [linkSecret], showToStrangers: () => true },
+  });
   const listening = await network.listen();
   const finders: PeerFinder[] = [];
   if (v.peer?.length) finders.push(new StaticPeers({ network, peers: v.peer }));

@@ -118,6 +118,10 @@ Options for start:
   --peer HOST:PORT          also connect to this node (repeatable; for networks without multicast)
   --no-mdns                 do not discover or announce on the local network
   --mdns-interface ADDR     IPv4 address of an interface for mDNS (repeatable)
+  --meet anyone|school      whom this laptop shows who it is to on the network: its
+                            schoolmates only (the default in a school), or anyone nearby (the
+                            default for a laptop in no school); a new device being paired
+                            with the code shown is always let in
   --hop-limit N             hops a carried message may travel (default 6)
   --copies N                copy tokens for your messages: each laptop that takes one gets half
                             of what the giver holds (binary spray-and-wait; default 64)
@@ -147,6 +151,7 @@ export const options = {
   "no-mdns": { type: "boolean" },
   "mdns-interface": { type: "string", multiple: true },
   "hop-limit": { type: "string" },
+  meet: { type: "string" },
   copies: { type: "string" },
   "carry-quota": { type: "string" },
   "xmpp-port": { type: "string" },
@@ -175,7 +180,7 @@ export const COMMANDS = [
 /** Options every command takes; the others belong to one command each. */
 const COMMON: readonly OptionName[] = ["data", "json", "help"];
 const COMMAND_OPTIONS: Record<string, readonly OptionName[]> = {
-  start: ["name", "home", "listen", "port", "control-port", "peer", "no-mdns", "mdns-interface", "hop-limit", "copies", "carry-quota", "xmpp-port", "xmpp-listen", "no-xmpp", "allow-origin", "school"],
+  start: ["name", "home", "listen", "port", "control-port", "peer", "no-mdns", "mdns-interface", "meet", "hop-limit", "copies", "carry-quota", "xmpp-port", "xmpp-listen", "no-xmpp", "allow-origin", "school"],
   school: ["name", "class", "role", "replace", "reason", "until"],
   send: ["draft"],
   draft: ["delete"],

@@ -31,6 +31,8 @@ export interface NodeOptions {
   /** IPv4 addresses of the interfaces to discover on (default: the system's default interface). */
   mdnsInterfaces?: string[];
   hopLimit?: number;
+  /** Show who this laptop is to laptops that share no secret with it (default: only when in no school). */
+  meetStrangers?: boolean;
   copies?: number;
   /** Storage for envelopes carried for others, in bytes. */
   carryQuotaBytes?: number;
@@ -105,6 +107,7 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
       log,
       limits: { hopLimit: opts.hopLimit, copies: opts.copies, carrier: opts.carryQuotaBytes !== undefined ? { quotaBytes: opts.carryQuotaBytes } : undefined },
       ...(opts.school ? { school: opts.school } : {}),
+      ...(opts.meetStrangers !== undefined ? { meetStrangers: opts.meetStrangers } : {}),
     });
   } catch (e) {
     await network.close();

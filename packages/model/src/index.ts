@@ -20,7 +20,7 @@ export {
 // into one answer in any order), vouching for a name@home, enrolment tokens.
 export {
   DIRECTORY_KEY_BYTES, DirectoryError, DirectoryState, MAX_CLASS_CHARS, MAX_REASON_CHARS, decodeEnrolment, decodeEntry,
-  encodeEnrolment, encodeEntry, foldDirectory, generateSchool, openEntry, parseSchoolFile, sealEntry, serializeSchool,
+  encodeEnrolment, encodeEntry, foldDirectory, generateSchool, openEntry, parseSchoolFile, schoolLinkSecret, sealEntry, serializeSchool,
   validClass, vouch,
   type DirectoryEntry, type EnrolEntry, type Enrolment, type Lookup, type RevokeDeviceEntry, type RevokePersonEntry,
   type PolicyEntry, type Role, type SchoolFile, type SchoolKey, type Vouch,
@@ -33,7 +33,7 @@ export {
 // A person's devices: the keyring statement (devices, revocations, the rotated sealing key) and pairing.
 export {
   KEYRING_LIFETIME_SECONDS, KeyringError, PairingError, checkPairingRequest, decodePairingGrant, deviceId, encodePairingGrant,
-  identityFromGrant, isKeyring, keyringTopic, makeKeyring, newDeviceIdentity, newPairingCode, normalPairingCode, pairingRequest,
+  identityFromGrant, isKeyring, keyringTopic, makeKeyring, newDeviceIdentity, newPairingCode, normalPairingCode, pairingLinkSecret, pairingRequest,
   readKeyring, sealingFromKeyring, type Keyring, type KeyringDevice, type PairingGrant,
 } from "./keyring.js";
 
@@ -76,8 +76,8 @@ export { HLC_ZERO, formatHlc, hlcReceive, hlcTick, parseHlc, type Hlc } from "./
 // The link handshake (for transports): start one, its errors, its limits, its version (which mDNS
 // announces).
 export {
-  HANDSHAKE_MESSAGE_MAX_BYTES, HANDSHAKE_VERSION, HandshakeError, SESSION_FRAME_OVERHEAD, startHandshake,
-  type Handshake, type HandshakeRandomness, type HandshakeRole, type HandshakeStep, type LinkPeer, type Session,
+  HANDSHAKE_MESSAGE_MAX_BYTES, HANDSHAKE_VERSION, HandshakeError, OPEN_TRUST, SESSION_FRAME_OVERHEAD, startHandshake,
+  type Handshake, type HandshakeOptions, type HandshakeRandomness, type LinkTrust, type HandshakeRole, type HandshakeStep, type LinkPeer, type Session,
 } from "./handshake.js";
 
 // Sync frames inside a link.

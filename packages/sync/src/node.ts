@@ -7,7 +7,7 @@
 //   network  (LinkSource: WsNetwork from @pigeon/peers, ...)       -> SyncEngine, one session per link
 //   finders  (PeerFinder: MdnsDiscovery, StaticPeers, ...)         -> dialled by the policy below
 import { EventEmitter } from "node:events";
-import { compareBytes, equalBytes, fingerprint, formatAddress, toHex, type Identity, type PeerLink, type SchoolKey } from "@pigeon/model";
+import { compareBytes, equalBytes, fingerprint, formatAddress, toHex, type Identity, type LinkTrust, type PeerLink, type SchoolKey } from "@pigeon/model";
 import { silentLog, type Log } from "./log.js";
 import { Mailbox } from "./mailbox/mailbox.js";
 import type { CarrierLimits, MessageView } from "./mailbox/types.js";
@@ -20,6 +20,11 @@ export interface LinkSource {
   on(event: "link", fn: (link: PeerLink) => void): unknown;
   off(event: "link", fn: (link: PeerLink) => void): unknown;
   links(): PeerLink[];
+  /**
+   * Takes whom this laptop shows who it is to in handshakes (its school's and an open pairing
+   * window's secrets, and whether strangers too): the node hands over the mailbox's at start.
+   */
+  useTrust?(trust: LinkTrust): void;
   /** Opens a link to a found peer (needed only with finders that report addresses). */
   dial?(host: string, port: number): Promise<PeerLink>;
   close(): Promise<void>;
@@ -73,6 +78,11 @@ export interface PigeonNodeOptions {
   now?: () => number;
   /** A school server's key: the node writes the school's directory (Mailbox.school). */
   school?: SchoolKey;
+  /**
+   * Whether the laptop shows who it is to laptops that share no secret with it (not of its school,
+   * not being paired). Default: only when it belongs to no school (docs/protocol.md, handshake).
+   */
+  meetStrangers?: boolean;
 }
 
 type NodeEvents = {
@@ -144,6 +154,7 @@ export class PigeonNode extends EventEmitter<NodeEvents> {
       throw e;
     }
     const node = new PigeonNode(opts, mailbox);
+    node.network?.useTrust?.(mailbox.linkTrust(opts.meetStrangers));
     if (node.network) {
       node.network.on("link", node.onLink);
       for (const l of node.network.links()) if (!l.closed) node.onLink(l);

@@ -4,7 +4,7 @@
 // Revocations are permanent; the newest keyring (highest serial) decides the device list.
 import {
   certifyDevice, checkPairingRequest, deviceId, deviceSealing, encodeCard, encodePairingGrant, equalBytes, fingerprint,
-  generateSealingKeyPair, holdsPersonKey, KeyringError, makeKeyring, newPairingCode, readKeyring, sealingFromKeyring, toHex,
+  generateSealingKeyPair, holdsPersonKey, KeyringError, makeKeyring, newPairingCode, pairingLinkSecret, readKeyring, sealingFromKeyring, toHex,
   type Envelope, type Keyring, type KeyringDevice, type LinkPeer,
 } from "@pigeon/model";
 import type { MailboxCore } from "./core.js";
@@ -60,6 +60,11 @@ export class Devices {
     this.window = { code: newPairingCode(), expiresAt: core.now() + PAIRING_WINDOW_MS, failures: 0 };
     core.log.info(`pairing window open until ${new Date(this.window.expiresAt).toISOString()}`);
     return { code: this.window.code, expiresAt: this.window.expiresAt };
+  }
+
+  /** The open pairing window's link secret: the new device proves it, so this one shows itself to it. */
+  linkSecrets(): Uint8Array[] {
+    return this.window && this.pairingOpen() ? [pairingLinkSecret(this.window.code)] : [];
   }
 
   pairingOpen(): boolean {

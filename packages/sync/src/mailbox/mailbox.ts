@@ -8,7 +8,7 @@
 import { EventEmitter } from "node:events";
 import {
   DEFAULT_LIFETIME_SECONDS, equalBytes, fingerprint, fromHex, SEGMENT_MESSAGE_LIMIT, toHex, validName, type ContactCard, type Identity,
-  type SchoolKey,
+  type LinkTrust, type SchoolKey,
 } from "@pigeon/model";
 import { DocumentStore } from "../document-store.js";
 import { EnvelopeStore } from "../envelope-store.js";
@@ -121,6 +121,18 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
    * For simulators that run in virtual time and must know when the mailbox is quiet: the last piece
    * of queued work (a new promise whenever more is queued) and whether an acknowledgement batch waits.
    */
+  /**
+   * Whom this laptop shows who it is to in a handshake: laptops proving its school's secret or an
+   * open pairing window's; strangers too when `meetStrangers` says so, or by default when it belongs
+   * to no school (meeting whoever is nearby is then how it finds friends).
+   */
+  linkTrust(meetStrangers?: boolean): LinkTrust {
+    return {
+      secrets: () => [...this.school.linkSecrets(), ...this.devices.linkSecrets()],
+      showToStrangers: () => meetStrangers ?? this.school.linkSecrets().length === 0,
+    };
+  }
+
   pendingWork(): { queue: Promise<unknown>; acks: boolean } {
     return { queue: this.core.tail, acks: this.receipts.ackPending };
   }

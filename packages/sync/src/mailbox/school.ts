@@ -10,7 +10,7 @@
 // dropped. The rules of the directory itself are model/school.ts.
 import {
   DirectoryError, DirectoryState, decodeEnrolment, directoryStatement, directoryTopic, encodeEnrolment, equalBytes, fingerprint, formatAddress,
-  isDirectoryStatement, openEntry, readDirectoryStatement, toHex, validClass, validName, vouch, EnvelopeKind,
+  isDirectoryStatement, openEntry, readDirectoryStatement, schoolLinkSecret, toHex, validClass, validName, vouch, EnvelopeKind,
   type Address, type ContactCard, type DirectoryEntry, type EnrolEntry, type Envelope, type PolicyEntry, type RevokeDeviceEntry, type RevokePersonEntry,
   type Role, type SchoolKey,
 } from "@pigeon/model";
@@ -237,6 +237,19 @@ export class School {
   }
 
   // ---- what views ask ----
+
+  /**
+   * The school's link secret, when this laptop belongs to a school (or is its server): schoolmates
+   * prove it to each other in the handshake, and show who they are to no one else by default.
+   */
+  linkSecrets(): Uint8Array[] {
+    const key = this.joined?.directoryKey;
+    if (!key) return [];
+    if (!this.linkSecret || this.linkSecret.of !== key) this.linkSecret = { of: key, secret: schoolLinkSecret(key) };
+    return [this.linkSecret.secret];
+  }
+
+  private linkSecret: { of: Uint8Array; secret: Uint8Array } | undefined;
 
   /** The directory (read it, do not add to it), when this laptop belongs to a school. */
   directory(): DirectoryState | undefined {
