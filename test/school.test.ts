@@ -7,7 +7,7 @@
 import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { cleanupAll, freePort, pigeon, pigeonJson, run, startDaemon, waitFor, type Daemon } from "./helpers.js";
+import { cleanupAll, freePort, pigeon, pigeonJson, run, startDaemon, tempDir, waitFor, type Daemon } from "./helpers.js";
 
 afterAll(cleanupAll);
 
@@ -141,6 +141,16 @@ describe("the school", () => {
     await waitFor(() => /signed by a revoked device \(revoked by the school\)/.test(log(lina)), "lina to refuse the revoked laptop's message");
     expect((await pigeonJson<Msg[]>(lina, "inbox")).map((m) => m.body)).toEqual(["before"]);
     expect(await pigeonJson<Request[]>(lina, "requests")).toEqual([]);
+
+    // lina's laptop shows itself to schoolmates only, yet the tablet she pairs with it gets in (the
+    // code is its proof), and belongs to the school too
+    const shown = await pigeon(lina, "devices", "add");
+    expect(shown.code, shown.stderr).toBe(0);
+    const code = /pigeon pair ([a-z2-7]{4}-[a-z2-7]{4}-[a-z2-7]{4})/.exec(shown.stdout)![1]!;
+    const tabletDir = tempDir("lina-tablet");
+    const paired = await pigeon({ dataDir: tabletDir }, "pair", code, "--no-mdns", "--peer", `127.0.0.1:${pl}`);
+    expect(paired.stderr + paired.stdout).toContain(`now a device of lina@${HOME}`);
+    expect((await pigeonJson<SchoolView>({ dataDir: tabletDir }, "school")).me).toMatchObject({ status: "vouched", name: "lina", class: "6A" });
   }, 180_000);
 
   it("'only the directory': a stranger's message is dropped (not even a request) and counted; a vouched classmate's arrives", async () => {
