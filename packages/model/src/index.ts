@@ -6,7 +6,7 @@ export { DecodeError, compareBytes, equalBytes, fromHex, toHex, utf8 } from "./b
 
 // Hashing, randomness and the shapes of key pairs (the sealing and link encryption themselves stay
 // inside envelope.ts and handshake.ts).
-export { generateSealingKeyPair, randomBytes, sha256, type SealingKeyPair, type SigningKeyPair } from "./crypto.js";
+export { generateSealingKeyPair, hmacSha256, randomBytes, sha256, type SealingKeyPair, type SigningKeyPair } from "./crypto.js";
 
 // Identities: name@home addresses, key pairs, contact cards, fingerprints, the identity file.
 export {

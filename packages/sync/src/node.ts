@@ -40,6 +40,11 @@ export interface FoundPeer {
   id: Uint8Array;
   /** The finder's own announced identifier when it heard the peer. */
   ourId: Uint8Array;
+  /**
+   * Whether the announcement proves a link secret this laptop holds (mDNS: a schoolmate's tag). A
+   * laptop that shows itself to schoolmates only does not dial one that is not (false); undefined: unknown.
+   */
+  shared?: boolean;
   host: string;
   port: number;
 }
@@ -48,6 +53,8 @@ export interface FoundPeer {
 export interface PeerFinder {
   start(): void;
   stop(): void | Promise<void>;
+  /** Takes the node's link secrets (mDNS tags its announcements with the school's). */
+  useTrust?(trust: LinkTrust): void;
   /** Finders that report peers let the node dial them (one side dials, with a growing pause after failures). */
   on?(event: "peer", fn: (p: FoundPeer) => void): unknown;
 }
@@ -95,6 +102,8 @@ export class PigeonNode extends EventEmitter<NodeEvents> {
   readonly mailbox: Mailbox;
   readonly sync: SyncEngine;
   readonly identity: Identity;
+  /** Whom this laptop shows itself to (handshakes, mDNS tags, which found laptops it dials). */
+  private readonly trust: LinkTrust;
   private readonly network: LinkSource | undefined;
   private readonly finders: PeerFinder[];
   private readonly log: Log;
@@ -120,6 +129,7 @@ export class PigeonNode extends EventEmitter<NodeEvents> {
     super();
     this.identity = opts.identity;
     this.mailbox = mailbox;
+    this.trust = mailbox.linkTrust(opts.meetStrangers);
     this.network = opts.network;
     this.finders = opts.finders ?? [];
     this.log = opts.log ?? silentLog;
@@ -154,7 +164,8 @@ export class PigeonNode extends EventEmitter<NodeEvents> {
       throw e;
     }
     const node = new PigeonNode(opts, mailbox);
-    node.network?.useTrust?.(mailbox.linkTrust(opts.meetStrangers));
+    node.network?.useTrust?.(node.trust);
+    for (const f of opts.finders ?? []) f.useTrust?.(node.trust);
     if (node.network) {
       node.network.on("link", node.onLink);
       for (const l of node.network.links()) if (!l.closed) node.onLink(l);
@@ -205,6 +216,8 @@ export class PigeonNode extends EventEmitter<NodeEvents> {
     const net = this.network;
     if (!net?.dial || this.shuttingDown) return;
     if (compareBytes(p.ourId, p.id) > 0) return;
+    // a laptop that shows itself to schoolmates only does not dial one it does not recognise
+    if (p.shared === false && !this.trust.showToStrangers()) return;
     const address = `${p.host}:${p.port}`;
     const earlier = this.dialled.get(address);
     if (earlier && !earlier.closed) return;
