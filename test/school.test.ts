@@ -56,6 +56,8 @@ describe("the school", () => {
     expect(JSON.stringify(await pigeonJson<unknown>(nosy, "peers"))).not.toContain("amara");
     expect((await pigeonJson<Contact[]>(amara, "contacts")).map((c) => c.address)).not.toContain("nosy@local");
     await nosy.stop();
+    expect((await pigeon(amara, "status")).stdout).toContain("shows who you are to: your schoolmates' laptops only");
+    expect((await pigeon(nosy, "status")).stdout).toContain("shows who you are to: any laptop nearby");
 
     // baraka restarts to take its new name to the laptops it meets, and now meets amara too; as a
     // teacher he chooses to meet laptops from outside the school as well
@@ -63,6 +65,7 @@ describe("the school", () => {
     baraka = await startDaemon("baraka", { dataDir: baraka.dataDir, args: [...quiet, "--meet", "anyone", "--peer", `127.0.0.1:${ps}`, "--peer", `127.0.0.1:${pa}`] });
     expect((await pigeon(baraka, "whoami")).stdout).toContain(`baraka@${HOME}\nfingerprint`);
     expect((await pigeon(baraka, "whoami")).stdout).toContain(`vouched by ${HOME}: 5B, teacher`);
+    expect((await pigeon(baraka, "status")).stdout).toContain("shows who you are to: any laptop nearby (started with --meet anyone)");
 
     const vouched = (d: Daemon, address: string) =>
       waitFor(async () => (await pigeonJson<Contact[]>(d, "contacts")).find((c) => c.address === address && c.vouch?.status === "vouched"), `${address} vouched on ${d.name}`);

@@ -177,6 +177,9 @@ export function formatStatus(s: Status): string {
     ...(s.storageProblem ? [`  STORAGE PROBLEM: ${s.storageProblem}; new messages cannot be stored until there is room`] : []),
     `  kept on this laptop: ${s.envelopes} sealed item${s.envelopes === 1 ? "" : "s"} (messages, receipts, keys), ${(s.bytes / 1024).toFixed(1)} KiB`,
     `  connected laptops: ${s.running === false ? "none, while the node is stopped" : (s.peers ?? 0)}`,
+    s.shownTo === "schoolmates"
+      ? `  shows who you are to: your schoolmates' laptops only (pigeon start --meet anyone to meet everyone nearby)`
+      : `  shows who you are to: any laptop nearby${s.school ? " (started with --meet anyone)" : ""}`,
     `  refused from other laptops: ${s.rejected} (node.log in the data directory says why)`,
     ...(s.school
       ? [`  school ${s.school.home}: ${s.school.entries} directory entr${s.school.entries === 1 ? "y" : "ies"}, policy ${s.school.onlyDirectory ? "only the directory" : "open"}; messages dropped by the policy: ${s.school.dropped}`]

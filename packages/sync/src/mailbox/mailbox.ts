@@ -127,10 +127,18 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
    * to no school (meeting whoever is nearby is then how it finds friends).
    */
   linkTrust(meetStrangers?: boolean): LinkTrust {
+    this.meetStrangers = meetStrangers;
     return {
       secrets: () => [...this.school.linkSecrets(), ...this.devices.linkSecrets()],
-      showToStrangers: () => meetStrangers ?? this.school.linkSecrets().length === 0,
+      showToStrangers: () => this.showsToStrangers(),
     };
+  }
+
+  private meetStrangers: boolean | undefined;
+
+  /** Whether handshakes show who this laptop is to laptops that share no secret with it. */
+  showsToStrangers(): boolean {
+    return this.meetStrangers ?? this.school.linkSecrets().length === 0;
   }
 
   pendingWork(): { queue: Promise<unknown>; acks: boolean } {
@@ -488,6 +496,8 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
       carrying: { ...this.envelopes.carried(), quotaBytes: this.limits.quotaBytes },
       rejected: this.state.rejections().length,
       storageProblem: trouble ? `${trouble.reason} (since ${new Date(trouble.since).toISOString()})` : null,
+      /** Who learns who this laptop is when it meets them: "anyone" nearby, or its "schoolmates" only. */
+      shownTo: this.showsToStrangers() ? ("anyone" as const) : ("schoolmates" as const),
       ...(school ? { school: { home: school.home, onlyDirectory: school.onlyDirectory, dropped: school.dropped, entries: school.entries } } : {}),
     };
   }
