@@ -95,6 +95,14 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
     this.school = new School(this.core, opts.school);
     this.core.schoolVouch = (key) => this.school.vouchFor(key);
     this.core.directoryCard = (address) => this.school.directoryCard(address);
+    // the school revoked another device of this person (a stolen tablet): the first device revokes it
+    // in the keyring too, so the device also loses the person's sealing key (queued after the entry)
+    this.school.onOwnDeviceRevoked = (deviceKey) => {
+      this.devices.revokedBySchool(deviceKey).then(
+        (d) => d && log.info(`the school revoked this person's device ${d.id}: taken out of the keyring too (a new sealing key it does not get)`),
+        (e: unknown) => log.warn(`the school revoked one of this person's devices, but the keyring could not follow: ${(e as Error).message}`),
+      );
+    };
     this.receiving = new Receiving(this.core, this.carrier, this.opening, this.receipts, this.devices, this.school);
     this.sending = new Sending(this.core, this.people, this.views, this.buddyList);
   }

@@ -89,6 +89,11 @@ interface Joined {
 }
 
 export class School {
+  /**
+   * Called when the school revokes another device of this laptop's own person (the mailbox then has
+   * the person's first device revoke it in the keyring too, so it loses the person's sealing key).
+   */
+  onOwnDeviceRevoked: ((deviceKey: Uint8Array) => void) | undefined;
   private joined: Joined | undefined;
   private dir: DirectoryState | undefined;
 
@@ -228,6 +233,7 @@ export class School {
         const mine = equalBytes(entry.deviceKey, core.identity.signing.publicKey);
         if (mine) core.log.warn("the school revoked this laptop: what it signs is refused by the school's laptops");
         else core.log.info(`the school revoked a laptop of ${core.addressOf(entry.personKey)}: what it signs is refused from now on`);
+        if (!mine && equalBytes(entry.personKey, core.me)) this.onOwnDeviceRevoked?.(entry.deviceKey);
       }
     } else if (entry.type === "revoke-person") {
       core.log.info(`the school revoked ${core.addressOf(entry.personKey)}: what they send is refused from now on`);
