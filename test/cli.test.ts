@@ -325,7 +325,7 @@ describe("reading with the node stopped", () => {
     const b2 = await startDaemon("baraka", { dataDir: b.dataDir, args: [...quiet, "--peer", `127.0.0.1:${a2.syncPort}`] });
     await waitFor(async () => (await pigeonJson<Msg[]>(b2, "outbox"))[0]?.state === "read", "baraka to see read");
     expect((await pigeonJson<Msg[]>(a2, "inbox")).map((m) => m.body)).toEqual(["hello amara"]);
-  }, 120_000);
+  }, 240_000); // some 25 commands, each a process start: 80-90 s alone on a busy 2-core machine
 
   it("never opens the store beside a node: a command waits while the mailbox is held, then answers", async () => {
     const a = await startDaemon("chiku", { args: quiet });
