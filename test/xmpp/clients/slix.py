@@ -110,7 +110,7 @@ class Client(slixmpp.ClientXMPP):
             "ok": True,
             "jid": str(self.boundjid),
             "mech": self["feature_mechanisms"].mech.name if self["feature_mechanisms"].mech else None,
-            "tls": self.socket is not None and isinstance(self.socket, ssl.SSLSocket) or P.get("tls") == "starttls",
+            "tls": self.transport is not None and self.transport.get_extra_info("ssl_object") is not None,
             "roster": items,
             "ver": ver,
             "ver_again": again["roster"]["ver"],
@@ -290,7 +290,8 @@ class Client(slixmpp.ClientXMPP):
 
 async def main():
     c = Client()
-    c.connect((P["host"], P["port"]), disable_starttls=P.get("tls") != "starttls")
+    # tls "system": exactly as packages/xmpp/README.md shows (STARTTLS when offered, the system's trust store)
+    c.connect((P["host"], P["port"]), disable_starttls=P.get("tls") not in ("starttls", "system"))
     try:
         result = await asyncio.wait_for(c.done, P.get("overall", 60))
     except asyncio.TimeoutError:
