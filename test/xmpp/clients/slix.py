@@ -119,6 +119,59 @@ class Client(slixmpp.ClientXMPP):
             "unknown_iq": unknown_answer,
         }
 
+    async def s_advertised(self):
+        # every feature the server and the account advertise, used the way a client uses it: a feature
+        # this script does not know how to use is reported as "unchecked" (the test wants none)
+        from xml.etree import ElementTree as ET
+        for plugin in ["xep_0092", "xep_0054"]:
+            self.register_plugin(plugin)
+        self.send_presence()
+        info = await self["xep_0030"].get_info(jid=self.boundjid.domain)
+        account = await self["xep_0030"].get_info(jid=self.boundjid.bare)
+
+        def raw(payload, to=None):
+            iq = self.Iq()
+            iq["type"] = "get"
+            if to:
+                iq["to"] = to
+            iq.append(ET.fromstring(payload))
+            return iq.send(timeout=10)
+
+        domain, bare = self.boundjid.domain, self.boundjid.bare
+        uses = {
+            "http://jabber.org/protocol/disco#info": lambda to: self["xep_0030"].get_info(jid=to),
+            "http://jabber.org/protocol/disco#items": lambda to: self["xep_0030"].get_items(jid=to),
+            "urn:xmpp:ping": lambda to: self["xep_0199"].send_ping(jid=to, timeout=10),
+            "urn:xmpp:carbons:2": lambda to: self["xep_0280"].enable(timeout=10),
+            "jabber:iq:version": lambda to: self["xep_0092"].get_version(jid=to),
+            "vcard-temp": lambda to: self["xep_0054"].get_vcard(jid=bare, cached=False, timeout=10),
+            "jabber:iq:private": lambda to: raw("<query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'/></query>"),
+            "urn:xmpp:blocking": lambda to: self["xep_0191"].get_blocked(timeout=10),
+            "jabber:iq:roster": lambda to: self.get_roster(timeout=10),
+            "urn:xmpp:mam:2": lambda to: self["xep_0313"].retrieve(jid=bare, rsm={"max": 1}, timeout=10),
+            # no request of their own: offline storage and stanza ids are shown by the delivery tests
+            "msgoffline": None,
+            "urn:xmpp:sid:0": None,
+        }
+        served = {}
+        for where, feats in ((domain, info["disco_info"]["features"]), (bare, account["disco_info"]["features"])):
+            for f in sorted(feats):
+                use = uses.get(f, "unchecked")
+                if use == "unchecked":
+                    served[f] = "unchecked"
+                    continue
+                if use is None:
+                    served[f] = "no request"
+                    continue
+                try:
+                    await use(where)
+                    served[f] = "result"
+                except slixmpp.exceptions.IqError as e:
+                    served[f] = e.iq["error"]["condition"]
+                except Exception as e:
+                    served[f] = f"{type(e).__name__}: {e}"
+        return {"ok": True, "served": served, "identities": [list(i) for i in info["disco_info"]["identities"]]}
+
     async def s_send(self):
         self.send_presence()
         await self.get_roster()
