@@ -79,7 +79,8 @@ export interface SlixParams {
 /** Runs one slixmpp scenario; `onEvent` sees each event line as it comes (to drive the other side). */
 export function slix(params: SlixParams, onEvent?: (e: Record<string, unknown>) => void, timeoutMs = 90_000, env?: Record<string, string>): Promise<SlixRun> {
   return new Promise((resolve, reject) => {
-    const p = spawn(PYTHON, [SLIX, JSON.stringify({ host: "127.0.0.1", ...params })], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
+    const p = spawn(PYTHON, [SLIX, "-"], { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, ...env } });
+    p.stdin.end(JSON.stringify({ host: "127.0.0.1", ...params }));
     let out = "";
     let err = "";
     const events: Record<string, unknown>[] = [];

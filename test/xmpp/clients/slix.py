@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # A slixmpp (Debian python3-slixmpp) client driven by the tests: one scenario per run, parameters as
-# JSON in argv[1], one JSON object per line on stdout ("event" lines while it runs, a final "result").
+# JSON in argv[1] (or on stdin when argv[1] is "-"), one JSON object per line on stdout ("event" lines while it runs, a final "result").
 # The same script runs against a Pigeon node and against Prosody, so a failure can be told apart as
 # the server's or the script's.
 import asyncio
@@ -11,7 +11,8 @@ import time
 
 import slixmpp
 
-P = json.loads(sys.argv[1])
+# "-": the parameters come on stdin (a long body does not fit in one argument)
+P = json.loads(sys.stdin.read() if sys.argv[1] == "-" else sys.argv[1])
 out_lock = None
 
 
@@ -173,6 +174,9 @@ class Client(slixmpp.ClientXMPP):
         return {"ok": True, "served": served, "identities": [list(i) for i in info["disco_info"]["identities"]]}
 
     async def s_send(self):
+        errors = []
+        self.add_event_handler("message_error", lambda m: errors.append(
+            {"id": m["id"], "condition": m["error"]["condition"], "text": m["error"]["text"]}))
         self.send_presence()
         await self.get_roster()
         ids = []
@@ -188,7 +192,9 @@ class Client(slixmpp.ClientXMPP):
             await self.wait_for(lambda: set(ids) <= set(self.receipts), P.get("timeout", 30))
         if want == "displayed":
             await self.wait_for(lambda: set(ids[-1:]) <= set(self.markers), P.get("timeout", 30))
-        return {"ok": True, "ids": ids, "receipts": self.receipts, "markers": self.markers}
+        if P.get("errors"):
+            await self.wait_for(lambda: len(errors) >= P["errors"], P.get("timeout", 30))
+        return {"ok": True, "ids": ids, "receipts": self.receipts, "markers": self.markers, "errors": errors}
 
     async def s_receive(self):
         self.send_presence()
