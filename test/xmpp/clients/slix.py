@@ -230,6 +230,19 @@ class Client(slixmpp.ClientXMPP):
             backward.insert(0, r["mam_result"]["forwarded"]["stanza"]["body"])
         return {"ok": True, "forward": forward, "pages": pages, "complete": complete, "last_id": last_id, "last_page": backward}
 
+    async def s_mam_last(self):
+        # the last page, as a client opening its history asks for it (<before/> empty, max 50), timed
+        times, bodies = [], []
+        for _ in range(P.get("repeat", 5)):
+            t = time.time()
+            page = []
+            # reverse=True sends an empty <before/>: the newest page first
+            async for r in self["xep_0313"].iterate(rsm={"max": P.get("page", 50)}, reverse=True, total=P.get("page", 50)):
+                page.insert(0, r["mam_result"]["forwarded"]["stanza"]["body"])
+            times.append(round(time.time() - t, 4))
+            bodies = page
+        return {"ok": True, "times": times, "bodies": bodies}
+
     async def s_mam_after(self):
         iq = await self["xep_0313"].retrieve(rsm={"max": 50, "after": P["after"]}, timeout=20)
         return {"ok": True, "bodies": [r["mam_result"]["forwarded"]["stanza"]["body"] for r in iq["mam"]["results"]],
