@@ -56,5 +56,9 @@ describe.skipIf(!!why)("history and memory with 2,140 messages", () => {
     );
     // the first query opens the conversation's newest segment; the rest are what a client sees
     expect(median(times)).toBeLessThan(Math.max(0.25, prosodyMedian * 1.5));
+    // a start loads no history (it checked every segment for missing receipts: 145-150 MiB here), and
+    // the history loads one segment
+    expect(restarted).toBeLessThan(fresh + 25);
+    expect(afterHistory).toBeLessThan(fresh + 40);
   }, 480_000);
 });
