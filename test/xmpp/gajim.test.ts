@@ -45,7 +45,7 @@ async function xvfb(): Promise<string> {
 
 function gajim(dir: string, display: string, bundle: string): ChildProcess {
   // the trust step, in this process tree only: the system bundle with the node's certificate added
-  const script = `mount --bind "$1" /etc/ssl/certs/ca-certificates.crt && exec setpriv --reuid=${NOBODY} --regid=${NOBODY} --clear-groups env HOME="$2/home" DISPLAY="$3" NO_AT_BRIDGE=1 gajim -c "$2/cfg" --show`;
+  const script = `mount --bind "$1" /etc/ssl/certs/ca-certificates.crt && exec setpriv --reuid=${NOBODY} --regid=${NOBODY} --clear-groups env HOME="$2/home" DISPLAY="$3" NO_AT_BRIDGE=1 gajim -c "$2/cfg" --show -v`;
   const p = spawn("unshare", ["-m", "--propagation", "private", "sh", "-c", script, "sh", bundle, dir, display], { stdio: ["ignore", "pipe", "pipe"], detached: true });
   let out = "";
   p.stdout!.on("data", (c: Buffer) => (out += c.toString()));
@@ -121,6 +121,11 @@ c.commit()`);
     x("xdotool", "type", "--delay", "30", "hi baraka from gajim");
     x("xdotool", "key", "Return");
     await waitFor(async () => (await pigeonJson<{ body: string; from: string }[]>(b, "inbox")).some((m) => m.from === "amara@local" && m.body === "hi baraka from gajim"), "the answer to reach baraka's laptop", 30_000);
+    // Gajim asked for a receipt (the buddy's capabilities offer them) and got Pigeon's: the tick
+    await waitFor(() => /<request xmlns="urn:xmpp:receipts"\s*\/>/.test(g.log()) && /<received xmlns="urn:xmpp:receipts" id="[^"]+"/.test(g.log()), `Gajim to get the delivered receipt:\n${g.log().slice(-4000)}`, 30_000);
+    // and filed it against its message (marker 0 = received in Gajim's archive)
+    const marker = () => sql(logs, "print(json.dumps([r[0] for r in c.execute(\"select marker from logs where message='hi baraka from gajim'\")]))").trim();
+    await waitFor(() => marker() === "[0]", `Gajim to mark its message received (markers ${marker()})`, 15_000);
     await new Promise((r) => setTimeout(r, 1500));
     mkdirSync(join(ROOT, "test-artifacts"), { recursive: true });
     x("import", "-window", "root", join(ROOT, "test-artifacts", "xmpp-gajim.png"));
