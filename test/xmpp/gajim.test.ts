@@ -1,9 +1,10 @@
 // Gajim 1.7 (Debian) under Xvfb (issue 21): with its default connection settings (STARTTLS, the
 // certificate checked against the system's trust store, no "accept this certificate" dialog) and the
 // one documented step done — the node's certificate added to the system bundle, here only inside a
-// private mount namespace so the machine's own store is never touched — Gajim logs in, receives a
-// message from slixmpp on another Pigeon node and answers it from its chat window (typed with
-// xdotool); the answer reaches the other laptop. Screenshot: test-artifacts/xmpp-gajim.png.
+// private mount namespace so the machine's own store is never touched — Gajim logs in and chats with
+// a Converse.js user (Chromium) on another Pigeon node: it receives their message, answers from its
+// chat window (typed with xdotool), and each side gets the delivered mark for its own message.
+// Screenshots: test-artifacts/xmpp-gajim.png and test-artifacts/xmpp-gajim-converse.png.
 // Gajim refuses to run as root, so it runs as `nobody` with its own HOME and configuration folder;
 // the account (server 127.0.0.1 and the port, as a teacher types them in its account window) is
 // written into the settings database Gajim made on its first start.
@@ -12,7 +13,8 @@ import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, writeFileSyn
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { cleanupAll, onCleanup, pigeonJson, ROOT, tempDir } from "../helpers.js";
-import { announceSkip, befriend, missing, PYTHON, slix, startXmppNode, waitFor } from "./xmpp-helpers.js";
+import { startConverse } from "./clients/converse.js";
+import { announceSkip, befriend, freePort, missing, PYTHON, startXmppNode, waitFor } from "./xmpp-helpers.js";
 
 afterAll(cleanupAll);
 
@@ -22,7 +24,7 @@ function gajimMissing(): string | undefined {
   for (const [bin, pkg] of [["/usr/bin/gajim", "gajim"], ["/usr/bin/Xvfb", "xvfb"], ["/usr/bin/xdotool", "xdotool"], ["/usr/bin/import", "imagemagick"]] as const)
     if (!existsSync(bin)) return `${pkg} is not installed (apt-get install ${pkg})`;
   if (process.getuid?.() !== 0) return "needs root (a private mount namespace for the trust store, and running Gajim as nobody)";
-  return missing("slixmpp");
+  return missing("chromium");
 }
 
 const why = gajimMissing();
@@ -72,9 +74,10 @@ function gajim(dir: string, display: string, bundle: string): ChildProcess {
 const sql = (db: string, code: string) => execFileSync(PYTHON, ["-c", `import sqlite3, json, sys\nc = sqlite3.connect(sys.argv[1])\n${code}`, db], { encoding: "utf8" });
 
 describe.skipIf(!!why)("Gajim under Xvfb", () => {
-  it("logs in with its defaults after the one step, receives from slixmpp on another node and answers from its window", async () => {
+  it("logs in with its defaults after the one step and chats with a Converse user on another node, delivered marks both ways", async () => {
+    const pagePort = await freePort();
     const a = await startXmppNode("amara");
-    const b = await startXmppNode("baraka", ["--peer", `127.0.0.1:${a.syncPort}`]);
+    const b = await startXmppNode("baraka", ["--peer", `127.0.0.1:${a.syncPort}`, "--allow-origin", `http://127.0.0.1:${pagePort}`]);
     await befriend(a, b);
     const display = await xvfb();
     const x = (...args: string[]) => execFileSync(args[0]!, args.slice(1), { env: { ...process.env, DISPLAY: display }, encoding: "utf8" });
@@ -108,11 +111,13 @@ c.commit()`);
     const g = gajim(dir, display, bundle) as ChildProcess & { log: () => string };
     await waitFor(() => /xmpp: amara@local logged in from/.test(a.output() + readFileSync(join(a.dataDir, "node.log"), "utf8")), `Gajim to log in:\n${g.log().slice(-3000)}`, 60_000);
 
-    // a message from baraka's slixmpp reaches Gajim (its own archive, logs.db, has it)
-    const sent = await slix({ jid: b.jid, password: b.password, port: b.xmppPort, scenario: "send", to: a.jid, bodies: ["hello gajim from slixmpp"], wait: "received", timeout: 30 });
-    expect(sent.result.receipts).toEqual(sent.result.ids);
+    // baraka writes from Converse; Gajim has it (its own archive, logs.db) and Converse gets the tick
+    const c = await startConverse({ websocket: b.websocket, jid: b.jid, password: b.password, port: pagePort });
+    onCleanup(() => c.close());
+    const id = await c.send(a.jid, "hello gajim, from Converse");
     const logs = join(dir, "cfg", "logs.db");
-    await waitFor(() => existsSync(logs) && sql(logs, "print(json.dumps([r[0] for r in c.execute('select message from logs')]))").includes("hello gajim from slixmpp"), "Gajim to store the message", 30_000);
+    await waitFor(() => existsSync(logs) && sql(logs, "print(json.dumps([r[0] for r in c.execute('select message from logs')]))").includes("hello gajim, from Converse"), "Gajim to store the message", 30_000);
+    await waitFor(() => c.received(a.jid, id), "the delivered tick in Converse", 30_000);
 
     // open the chat (the conversation row at the top of the list) and answer from the keyboard
     await new Promise((r) => setTimeout(r, 1500));
@@ -123,12 +128,15 @@ c.commit()`);
     await waitFor(async () => (await pigeonJson<{ body: string; from: string }[]>(b, "inbox")).some((m) => m.from === "amara@local" && m.body === "hi baraka from gajim"), "the answer to reach baraka's laptop", 30_000);
     // Gajim asked for a receipt (the buddy's capabilities offer them) and got Pigeon's: the tick
     await waitFor(() => /<request xmlns="urn:xmpp:receipts"\s*\/>/.test(g.log()) && /<received xmlns="urn:xmpp:receipts" id="[^"]+"/.test(g.log()), `Gajim to get the delivered receipt:\n${g.log().slice(-4000)}`, 30_000);
-    // and filed it against its message (marker 0 = received in Gajim's archive)
+    // and filed it against its message: marker 0 = received, 1 = displayed (Converse, with the chat
+    // open, marks it displayed, and Pigeon's read receipt brings that back too)
     const marker = () => sql(logs, "print(json.dumps([r[0] for r in c.execute(\"select marker from logs where message='hi baraka from gajim'\")]))").trim();
-    await waitFor(() => marker() === "[0]", `Gajim to mark its message received (markers ${marker()})`, 15_000);
+    await waitFor(() => ["[0]", "[1]"].includes(marker()), `Gajim to mark its message received (markers ${marker()})`, 15_000);
     await new Promise((r) => setTimeout(r, 1500));
     mkdirSync(join(ROOT, "test-artifacts"), { recursive: true });
     x("import", "-window", "root", join(ROOT, "test-artifacts", "xmpp-gajim.png"));
+    await waitFor(async () => (await c.bodies(a.jid)).includes("hi baraka from gajim"), "Converse to show Gajim's answer", 20_000);
+    await c.screenshot(join(ROOT, "test-artifacts", "xmpp-gajim-converse.png"));
     // no certificate dialog was needed: Gajim's own certificate store stayed empty
     expect(spawnSync("ls", [join(dir, "cfg", "cert_store")], { encoding: "utf8" }).stdout.trim()).toBe("");
   }, 240_000);
