@@ -21,7 +21,7 @@ function many(params: Record<string, unknown>): Promise<Result> {
     const p = spawn(PYTHON, [MANY, JSON.stringify({ host: "127.0.0.1", timeout: 60, ...params })], { stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     let err = "";
-    const timer = setTimeout(() => p.kill("SIGKILL"), 90_000);
+    const timer = setTimeout(() => p.kill("SIGKILL"), 120_000);
     p.stdout.on("data", (c: Buffer) => (out += c.toString()));
     p.stderr.on("data", (c: Buffer) => (err += c.toString()));
     p.on("close", () => {
@@ -34,24 +34,28 @@ function many(params: Record<string, unknown>): Promise<Result> {
 }
 
 async function classLogsIn(jid: string, password: string, port: number): Promise<{ ok: number; slowest: number; errors: string[] }> {
-  const runs = await Promise.all([0, 1, 2, 3].map((k) => many({ jid, password, port, count: 50, prefix: `p${k}-` })));
+  const runs = await Promise.all([0, 1, 2, 3].map((k) => many({ jid, password, port, count: 50, prefix: `p${k}-`, timeout: 100 })));
   return { ok: runs.reduce((n, r) => n + r.ok, 0), slowest: Math.max(...runs.map((r) => r.slowest_s ?? 0)), errors: [...new Set(runs.flatMap((r) => r.errors))] };
 }
 
 describe.skipIf(!!why)("200 simultaneous logins", () => {
   it("Pigeon: all 200 log in", async () => {
-    const a = await startXmppNode("amara");
+    // 200 Python clients share the machine's two cores with the node (and, in a full run, another test
+    // file): alone the slowest logs in after ~9 s, under a full run ~30 s, which is the clients' own
+    // slowness (Prosody's slowest is later still). The node's 30 s login limit would then cut the
+    // last ones, so it is 90 s here: what is tested is that no login is refused.
+    const a = await startXmppNode("amara", [], undefined, { PIGEON_XMPP_LOGIN_TIMEOUT_MS: "90000" });
     const r = await classLogsIn(a.jid, a.password, a.xmppPort);
     console.log(`pigeon: ${r.ok}/200 logged in, slowest ${r.slowest} s, errors ${r.errors.join(",") || "none"}`);
     expect(r.errors).toEqual([]);
     expect(r.ok).toBe(200);
     expect(a.proc.exitCode).toBeNull();
-  }, 120_000);
+  }, 150_000);
 
   it("Prosody (reference): all 200 log in", async () => {
     const p = await startProsody({ alice: "alice-password" });
     const r = await classLogsIn("alice@local", "alice-password", p.port);
     console.log(`prosody: ${r.ok}/200 logged in, slowest ${r.slowest} s, errors ${r.errors.join(",") || "none"}`);
     expect(r.ok).toBe(200);
-  }, 120_000);
+  }, 150_000);
 });

@@ -17,8 +17,8 @@ export interface XmppNode extends Daemon {
   certPath: string;
 }
 
-export async function startXmppNode(name: string, args: string[] = [], dataDir?: string): Promise<XmppNode> {
-  const d = await startDaemon(name, { args: ["--no-mdns", "--xmpp-port", "0", ...args], dataDir });
+export async function startXmppNode(name: string, args: string[] = [], dataDir?: string, env?: Record<string, string>): Promise<XmppNode> {
+  const d = await startDaemon(name, { args: ["--no-mdns", "--xmpp-port", "0", ...args], dataDir, env });
   const info = JSON.parse(readFileSync(join(d.dataDir, "node.json"), "utf8")) as { xmpp: { port: number; websocket: string } };
   const pw = await pigeonJson<{ jid: string; password: string }>(d, "xmpp-password");
   return Object.assign(d, { jid: pw.jid, password: pw.password, xmppPort: info.xmpp.port, websocket: info.xmpp.websocket, certPath: join(d.dataDir, "xmpp-tls-cert.pem") });
