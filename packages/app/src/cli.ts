@@ -5,6 +5,8 @@
 import "./wasm-tiering.js"; // first: before Automerge's WebAssembly is compiled
 import { createInterface } from "node:readline/promises";
 import { isIP } from "node:net";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import {
   DEFAULT_HOME, deviceId, fingerprint, formatAddress, newDeviceIdentity, normalPairingCode, pairingLinkSecret, PairingError, parseAddress, serializeIdentity, validHome,
   validName,
@@ -616,7 +618,12 @@ async function main(argv: string[]): Promise<number> {
       const node = runningNode(dataDir);
       const r = { jid: `${id.name}@${id.home}`, password: creds.password, changed: rest[0] !== undefined, xmpp: node?.xmpp };
       const server = node?.xmpp ? `\nServer:   ${node.xmpp.host} port ${node.xmpp.port} (STARTTLS offered), WebSocket ${node.xmpp.websocket}` : "";
-      out(r, `${r.changed ? "New XMPP password set.\n" : ""}Address:  ${r.jid}\nPassword: ${r.password}${server}`);
+      // the one setup step for TLS clients (packages/xmpp/README.md, "The first connection")
+      const cert = join(dataDir, "xmpp-tls-cert.pem");
+      const trust = existsSync(cert)
+        ? `\nCertificate: ${cert}\n  trust it once on this laptop (as root): cp ${cert} /usr/local/share/ca-certificates/pigeon-xmpp.crt && update-ca-certificates`
+        : "";
+      out({ ...r, certificate: existsSync(cert) ? cert : undefined }, `${r.changed ? "New XMPP password set.\n" : ""}Address:  ${r.jid}\nPassword: ${r.password}${server}${trust}`);
       return 0;
     }
     default:

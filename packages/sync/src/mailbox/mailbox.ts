@@ -32,6 +32,9 @@ import {
 } from "./types.js";
 import { Views } from "./views.js";
 
+/** The highest arrival number whose segment was checked for missing receipts at a start (recover). */
+const RECEIPTS_CHECKED = "receipts-checked-seq";
+
 export interface MailboxOptions {
   identity: Identity;
   storage: NodeStorage;
@@ -174,10 +177,19 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
           if (unopened.some((u) => equalBytes(u, id)) && !equalBytes(env.author, core.me) && !core.isBlocked(env.author)) this.receipts.queueAck(env);
           await this.opening.open(env);
         }
-        for (const conv of core.state.conversations()) {
-          for (const seg of core.state.segments(conv)) await this.receipts.ensure(conv, seg);
+        // receipts a crash kept from being written: every segment the first time, then only segments
+        // with messages that arrived since the last check, so a start does not load the whole history
+        // into memory (issue 21: an idle node at 145 MiB after 2,140 messages and a restart, 102 fresh)
+        const checked = core.state.setting(RECEIPTS_CHECKED);
+        if (checked === undefined) {
+          for (const conv of core.state.conversations()) {
+            for (const seg of core.state.segments(conv)) await this.receipts.ensure(conv, seg);
+          }
         }
         await this.views.rebuildIndex();
+        const { segments, highest } = core.state.segmentsReceivedAfter(checked === undefined ? Number.MAX_SAFE_INTEGER : Number(checked));
+        for (const { conversation, segment } of segments) await this.receipts.ensure(conversation, segment);
+        core.state.setSetting(RECEIPTS_CHECKED, String(highest));
         this.receipts.flushAcks(); // acknowledgements a crash kept from being written
       } catch (e) {
         if (!isStorageError(e) && !(e instanceof MailboxError && e.code === "storage")) throw e;
