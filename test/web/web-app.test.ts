@@ -5,7 +5,7 @@
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { api, cleanupAll } from "../helpers.js";
-import { launch, makeFriends, missingChromium, openApp, profile, screenshot, sendText, startWebNode, waitFor, type WebNode } from "./web-helpers.js";
+import { launch, makeFriends, missingChromium, look, openApp, profile, sendText, startWebNode, waitFor, type WebNode } from "./web-helpers.js";
 
 const why = missingChromium();
 if (why) console.log(`\n*** SKIPPED: the web app in Chromium: ${why} ***\n`);
@@ -30,7 +30,7 @@ describe.skipIf(!!why)("the web app, two children on two laptops", () => {
     pb = await openApp(await profile(browser), baraka);
     // their laptops meet; each child makes the other a friend on the Friends screen
     await makeFriends({ page: pa, other: "baraka" }, { page: pb, other: "amara" });
-    await screenshot(pa, "friends");
+    await look(pa, "friends");
   }, 90_000);
 
   it("sends words: the friend sees them arrive at once, and the ticks go from one to two to coloured", async () => {
@@ -41,26 +41,26 @@ describe.skipIf(!!why)("the web app, two children on two laptops", () => {
     await arrived.waitFor();
     await expect(pb.getByRole("link", { name: /Inbox/ }).textContent()).resolves.toMatch(/1/);
     await expect(pb.locator("#to-inbox .sr").textContent()).resolves.toBe("(1 new)");
-    await screenshot(pb, "inbox");
+    await look(pb, "inbox");
     // two ticks: it arrived (baraka's signed receipt came back)
     await waitFor(async () => (await newestState(pa)) === "delivered", "two ticks on amara's outbox");
     await expect(pa.locator("main li.msg").first().locator(".ticks").textContent()).resolves.toMatch(/✓✓ Arrived/);
     // baraka opens it: amara's ticks turn to "read" (coloured), and baraka's unread count goes
     await arrived.getByRole("link").click();
     await pb.getByRole("heading", { name: "Message from amara" }).waitFor();
-    await screenshot(pb, "message");
+    await look(pb, "message");
     await waitFor(async () => (await newestState(pa)) === "read", "the read ticks on amara's outbox");
     expect(await pa.locator("main li.msg .ticks.read .tick-icon").first().evaluate((e) => getComputedStyle(e).color)).not.toBe(
       await pa.locator("main").evaluate((e) => getComputedStyle(e).color),
     );
     await waitFor(async () => (await pb.locator("#to-inbox .badge").count()) === 0, "baraka's unread count to go");
-    await screenshot(pa, "outbox");
+    await look(pa, "outbox");
     // the path it took, on request
     await pa.locator("main li.msg a.open").first().click();
     await pa.getByText("How did it travel?").click();
     await expect(pa.locator("details").textContent()).resolves.toMatch(/straight to baraka's laptop/);
     await expect(pa.locator("details").textContent()).resolves.toMatch(/Read /);
-    await screenshot(pa, "message-path");
+    await look(pa, "message-path");
   });
 
   it("sends a drawing: it arrives as a drawing, line for line", async () => {
@@ -84,7 +84,7 @@ describe.skipIf(!!why)("the web app, two children on two laptops", () => {
     await pa.getByRole("button", { name: /Undo/ }).click();
     await expect(canvas.locator("polyline").count()).resolves.toBe(2);
     await expect(pa.locator("#size").textContent()).resolves.toMatch(/% of the space used/);
-    await screenshot(pa, "write-drawing");
+    await look(pa, "write-drawing");
     await pa.getByRole("button", { name: /Send/ }).click();
     await pa.locator("main[data-screen=outbox]").waitFor();
 
@@ -120,7 +120,7 @@ describe.skipIf(!!why)("the web app, two children on two laptops", () => {
     }
     const alert = pa.getByRole("alert");
     await expect(alert.textContent()).resolves.toBe("This drawing is too big to send. Undo some lines, or start again.");
-    await screenshot(pa, "write-drawing-too-big");
+    await look(pa, "write-drawing-too-big");
     await pa.getByRole("button", { name: /Send/ }).click();
     await expect(pa.locator("#flash").textContent()).resolves.toMatch(/too big/);
     expect((await api<unknown[]>(amara, "GET", "/api/outbox")).length).toBe(before);
@@ -141,7 +141,7 @@ describe.skipIf(!!why)("the web app, two children on two laptops", () => {
     await pa.getByRole("link", { name: /Waiting/ }).click();
     await pa.locator("main li.msg", { hasText: "Are you there?" }).waitFor();
     await expect(pa.locator("#to-waiting .badge").textContent()).resolves.toMatch(/^1/);
-    await screenshot(pa, "waiting");
+    await look(pa, "waiting");
     // baraka's laptop comes back: Waiting empties itself on amara's open page
     const back = await startWebNode("baraka", { dataDir: baraka.dataDir, args: ["--peer", `127.0.0.1:${amara.syncPort}`] });
     await pa.getByText("Nothing is waiting: everything has left.").waitFor({ timeout: 30_000 });
@@ -158,11 +158,12 @@ describe.skipIf(!!why)("the web app, two children on two laptops", () => {
     await pa.getByLabel("Who is it for?").selectOption({ label: "baraka" });
     await pa.getByLabel("Your message", { exact: true }).pressSequentially("Dear Baraka,");
     await waitFor(async () => (await pa.locator("#draft-status").textContent()) === "Draft saved", "the draft to be saved");
+    await look(pa, "write");
     const tab2 = await openApp(ctx, amara, "#drafts");
     await tab2.locator("li.draft", { hasText: "Dear Baraka," }).getByRole("link", { name: /Keep writing/ }).click();
     const area2 = tab2.getByLabel("Your message", { exact: true });
     await expect(area2.inputValue()).resolves.toBe("Dear Baraka,");
-    await screenshot(tab2, "drafts-second-tab");
+    await look(tab2, "drafts-second-tab");
     // the second tab goes on writing; the first shows it
     await area2.press("End");
     await area2.pressSequentially(" see you tomorrow.");
@@ -174,7 +175,7 @@ describe.skipIf(!!why)("the web app, two children on two laptops", () => {
     await waitFor(async () => (await area2.inputValue()) === "Dear Baraka, see you tomorrow. Bring the ball!", "the second tab to show the first tab's words");
     await pa.getByRole("link", { name: /Drafts/ }).click();
     await expect(pa.locator("#to-drafts .badge").textContent()).resolves.toMatch(/^1/);
-    await screenshot(pa, "drafts");
+    await look(pa, "drafts");
     // closing both and coming back: the draft is still there, and sends from the drafts
     await tab2.close();
     await pa.reload();
@@ -213,14 +214,14 @@ describe.skipIf(!!why)("the web app, two children on two laptops", () => {
     await fr.getByRole("link", { name: /Envoyés/ }).click();
     await fr.getByRole("link", { name: /Reçus/ }).click();
     await fr.locator("main li.msg", { hasText: "Typed without a mouse" }).waitFor();
-    await screenshot(fr, "inbox-fr");
+    await look(fr, "inbox-fr");
     // baraka writes in French; amara's ticks are shown to him in French
     await fr.getByRole("link", { name: /Écrire/ }).click();
     await fr.getByLabel("Pour qui ?").selectOption({ label: "amara" });
     await fr.getByLabel("Ton message", { exact: true }).fill("Bonjour Amara");
     await fr.getByRole("button", { name: /Envoyer/ }).click();
     await waitFor(async () => /Arrivé|Lu/.test((await fr.locator("main li.msg").first().locator(".ticks").textContent()) ?? ""), "French ticks");
-    await screenshot(fr, "outbox-fr");
+    await look(fr, "outbox-fr");
     // the child picks Español
     await fr.getByLabel("Langue").selectOption({ label: "Español" });
     await expect(fr.locator("nav").textContent()).resolves.toMatch(/Recibidos.*Enviados.*Borradores/);
@@ -231,6 +232,6 @@ describe.skipIf(!!why)("the web app, two children on two laptops", () => {
     const outbox = (await fr.locator("#to-outbox").boundingBox())!;
     expect(inbox.x).toBeGreaterThan(outbox.x); // the first folder is on the right
     await expect(fr.locator("#to-inbox").textContent()).resolves.toMatch(/الوارد/);
-    await screenshot(fr, "outbox-ar");
+    await look(fr, "outbox-ar");
   });
 });

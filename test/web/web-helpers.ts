@@ -86,7 +86,7 @@ export async function sendText(page: Page, to: string, text: string): Promise<vo
   await page.locator("main[data-screen=outbox] li.msg", { hasText: text }).first().waitFor();
 }
 
-/** Where the tests put screenshots; PIGEON_SCREENSHOTS=1 (npm run screenshots) puts them in docs/. */
+/** Where the tests put screenshots; PIGEON_SCREENSHOTS=1 (npm run screenshots) puts them in docs/screenshots. */
 export function screenshotDir(): string | undefined {
   if (!process.env.PIGEON_SCREENSHOTS) return undefined;
   const dir = join(ROOT, "docs/screenshots");
@@ -94,7 +94,33 @@ export function screenshotDir(): string | undefined {
   return dir;
 }
 
-export async function screenshot(page: Page, name: string): Promise<void> {
+const AXE = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
+
+export interface Violation {
+  id: string;
+  impact: string;
+  help: string;
+  nodes: string[];
+}
+
+/** axe-core's serious and critical findings on the page as it is now (WCAG 2.1 A and AA rules). */
+export async function accessibility(page: Page): Promise<Violation[]> {
+  // evaluated by the DevTools protocol: the app's CSP (no inline script) stays on for the check
+  if (!(await page.evaluate(() => "axe" in window))) await page.evaluate(AXE);
+  return page.evaluate(async () => {
+    const axe = (window as unknown as { axe: { run: (c: Document, o: object) => Promise<{ violations: { id: string; impact: string; help: string; nodes: { target: string[] }[] }[] }> } }).axe;
+    const r = await axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"] }, resultTypes: ["violations"] });
+    return r.violations
+      .filter((v) => v.impact === "serious" || v.impact === "critical")
+      .map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => n.target.join(" ")) }));
+  });
+}
+
+/** Every screen a test reaches: checked with axe-core (no serious violations), and photographed for docs/. */
+export async function look(page: Page, name: string): Promise<void> {
+  await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => r(null))));
+  const found = await accessibility(page);
+  if (found.length) throw new Error(`accessibility on the ${name} screen: ${JSON.stringify(found, null, 2)}`);
   const dir = screenshotDir();
   if (dir) await page.screenshot({ path: join(dir, `${name}.png`), fullPage: true });
 }

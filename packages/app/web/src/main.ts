@@ -143,6 +143,7 @@ function setLang(choice: string): void {
   lang = chooseLang(choice || null, navigator.languages);
   t = translator(lang);
   compose = undefined; // rebuilt in the new language, from what is kept
+  flash = ""; // said in the old language
   frame();
   render();
   (document.getElementById("lang") as HTMLSelectElement | null)?.focus();
@@ -181,7 +182,8 @@ function messageList(list: Message[], empty: Key): Node {
     const isNew = m.direction === "in" && m.readAt === undefined;
     const who = m.direction === "in" ? t("from", { who: friendName(m.from) }) : t("to", { who: m.to.map(friendName).join(", ") });
     return h("li", { class: isNew ? "msg new" : "msg" },
-      h("a", { href: `#message/${m.id}`, class: "open", "aria-label": `${t(m.direction === "in" ? "messageFrom" : "messageTo", { who: m.direction === "in" ? friendName(m.from) : m.to.map(friendName).join(", ") })}${isNew ? ", " + t("newMessage") : ""}` },
+      // its name is what it shows ("From amara new 10:02"): a screen reader says what the child sees
+      h("a", { href: `#message/${m.id}`, class: "open" },
         h("span", { class: "who" }, who),
         isNew ? h("span", { class: "new-label" }, t("newMessage")) : null,
         h("time", {}, when(m.arrivedAt ?? m.claimedSentAt))),
@@ -415,7 +417,9 @@ async function send(c: Compose): Promise<void> {
     } else sent = await api.post<Message>("send", { to: c.to, body: b });
     localStorage.removeItem(KEPT);
     compose = undefined;
-    say(sent.state === "waiting" ? `${t("sentOk")} ${t("sentWaiting", { who: friendName(c.to) })}` : t("sentOk"));
+    // written with nobody around: say it will leave by itself (with the friend connected, it is leaving now)
+    const near = data.nearby.some((n) => n.address === c.to && n.connected);
+    say(sent.state === "waiting" && !near ? `${t("sentOk")} ${t("sentWaiting", { who: friendName(c.to) })}` : t("sentOk"));
     keepFlash = true;
     location.hash = "#outbox";
     await load();
