@@ -47,6 +47,9 @@ const API: Record<string, Endpoint> = {
   "POST requests/accept": "POST /api/requests/accept",
 };
 
+/** What GET /app/api/state answers at once: each listing the page shows. */
+const STATE = ["whoami", "inbox", "outbox", "waiting", "drafts", "buddies", "nearby", "contacts", "requests", "card"] as const;
+
 const TYPES: Record<string, string> = {
   ".html": "text/html; charset=utf-8",
   ".js": "text/javascript; charset=utf-8",
@@ -205,10 +208,13 @@ export class WebApp {
       return this.json(req, res, 200, { ok: true }, { "set-cookie": `${COOKIE}=${this.session}; Path=/app; HttpOnly; SameSite=Strict; Max-Age=31536000` });
     }
     if (!this.hasSession(req)) return this.json(req, res, 401, { error: "no-session", message: "open Pigeon from the address the node printed" });
-    if (path === "/app/api/session") return this.json(req, res, 200, { csrf: this.csrf });
+    // the token, and everything the page shows with it: one round trip before the first screen
+    if (path === "/app/api/session") return this.json(req, res, 200, { csrf: this.csrf, state: await this.state() });
     // a custom header: no page on another origin can add it without a CORS preflight, which is never answered
     const token = req.headers["x-pigeon-csrf"];
     if (typeof token !== "string" || !same(token, this.csrf)) return this.json(req, res, 403, { error: "csrf", message: "missing or wrong CSRF token" });
+    // everything the page shows, in one answer (a slow laptop pays for each request)
+    if (method === "GET" && path === "/app/api/state") return this.json(req, res, 200, await this.state());
     const endpoint = API[`${method} ${path.slice("/app/api/".length)}`];
     if (!endpoint) return this.json(req, res, 404, { error: "not-found", message: `no such endpoint: ${method} ${path}` });
     const body = method === "POST" ? await readBody(req) : {};
@@ -221,6 +227,12 @@ export class WebApp {
       const status = typeof err.status === "number" ? err.status : err.code === "not-found" ? 404 : err.code === "storage" ? 507 : err.code ? 400 : 500;
       this.json(req, res, status, { error: err.code ?? "internal", message: err.message });
     }
+  }
+
+  /** Each listing the page shows, in one object (GET /app/api/state). */
+  private async state(): Promise<Record<string, unknown>> {
+    const parts = await Promise.all(STATE.map((p) => (this.opts.routes[API[`GET ${p}`]!] as Route<Endpoint>)({})));
+    return Object.fromEntries(STATE.map((p, i) => [p, parts[i]]));
   }
 
   private serveFile(req: IncomingMessage, res: ServerResponse, name: string): void {

@@ -10,8 +10,8 @@ export class ApiError extends Error {
 export class Api {
   private csrf = "";
 
-  /** Trades the key in the address (#key=..., printed by pigeon start) for a session; false if there is none. */
-  async start(): Promise<boolean> {
+  /** Trades the key in the address (#key=..., printed by pigeon start) for a session, and gets the first state; undefined if there is no session. */
+  async start<T>(): Promise<T | undefined> {
     const key = /(?:^#|&)key=([0-9a-f]{64})/.exec(location.hash)?.[1];
     if (key) {
       // the key leaves the address bar and the history at once
@@ -19,9 +19,10 @@ export class Api {
       await fetch("/app/login", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ key }) });
     }
     const res = await fetch("/app/api/session");
-    if (!res.ok) return false;
-    this.csrf = ((await res.json()) as { csrf: string }).csrf;
-    return true;
+    if (!res.ok) return undefined;
+    const session = (await res.json()) as { csrf: string; state: T };
+    this.csrf = session.csrf;
+    return session.state;
   }
 
   private async call<T>(method: "GET" | "POST", path: string, body?: unknown): Promise<T> {
@@ -45,11 +46,13 @@ export class Api {
 
   /** Calls onChange whenever the node says something changed, and onStatus when the link comes or goes. */
   live(onChange: () => void, onStatus: (up: boolean) => void): void {
+    let again = false;
     const open = () => {
       const ws = new WebSocket(`ws://${location.host}/app/live?csrf=${this.csrf}`);
       ws.onopen = () => {
         onStatus(true);
-        onChange(); // whatever happened while the link was down
+        if (again) onChange(); // whatever happened while the link was down
+        again = true;
       };
       ws.onmessage = () => onChange();
       ws.onclose = () => {

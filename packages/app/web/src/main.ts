@@ -43,7 +43,7 @@ const data = {
   requests: [] as Request[],
   card: "",
 };
-let shown = 100; // messages per folder before "show older"
+let shown = 50; // messages per folder before "show older" (a slow laptop draws 50 quickly)
 let flash = "";
 let keepFlash = false; // the next screen change keeps the message (e.g. "Sent!" shown on the Outbox)
 let online = false;
@@ -71,7 +71,12 @@ const friendName = (address: string) => {
   const b = data.buddies.find((x) => x.address === address);
   return b?.petname ?? b?.name ?? name(address);
 };
-const when = (ms: number) => new Intl.DateTimeFormat(lang, { dateStyle: "medium", timeStyle: "short" }).format(ms);
+// one formatter per language: making one is slow, and a folder shows a hundred dates
+let dates: { lang: Lang; format: Intl.DateTimeFormat } | undefined;
+const when = (ms: number) => {
+  if (dates?.lang !== lang) dates = { lang, format: new Intl.DateTimeFormat(lang, { dateStyle: "medium", timeStyle: "short" }) };
+  return dates.format.format(ms);
+};
 
 function seen(lastMet: number): string {
   const now = new Date();
@@ -183,7 +188,7 @@ function messageList(list: Message[], empty: Key): Node {
     const who = m.direction === "in" ? t("from", { who: friendName(m.from) }) : t("to", { who: m.to.map(friendName).join(", ") });
     return h("li", { class: isNew ? "msg new" : "msg" },
       // its name is what it shows ("From amara new 10:02"): a screen reader says what the child sees
-      h("a", { href: `#message/${m.id}`, class: "open" },
+      h("a", { href: `#message/${m.id}`, class: "open", id: `m-${m.id}` },
         h("span", { class: "who" }, who),
         isNew ? h("span", { class: "new-label" }, t("newMessage")) : null,
         h("time", {}, when(m.arrivedAt ?? m.claimedSentAt))),
@@ -192,7 +197,7 @@ function messageList(list: Message[], empty: Key): Node {
   });
   return h("div", {},
     h("ul", { class: "messages" }, ...items),
-    newest.length > shown ? h("button", { type: "button", class: "more", onclick: () => ((shown += 100), render()) }, t("showOlder")) : null);
+    newest.length > shown ? h("button", { type: "button", class: "more", onclick: () => ((shown += 50), render()) }, t("showOlder")) : null);
 }
 
 function messageScreen(id: string): Child[] {
@@ -447,7 +452,7 @@ function friendsScreen(): Child[] {
               h("span", { class: "address" }, b.address),
               h("span", { class: n?.connected ? "seen now" : "seen" }, n?.connected ? "● " + t("nearbyNow") : n ? seen(n.lastMet) : t("neverSeen")),
               vouched.has(b.fingerprint) || b.how === "school" ? h("span", { class: "vouched" }, "★ ", t("schoolVouched")) : null,
-              h("a", { class: "button", href: `#write/${encodeURIComponent(b.address)}`, "aria-label": `${t("write")}: ${b.petname ?? b.name}` }, "✏ ", t("write")));
+              h("a", { class: "button", id: `write-${b.fingerprint}`, href: `#write/${encodeURIComponent(b.address)}`, "aria-label": `${t("write")}: ${b.petname ?? b.name}` }, "✏ ", t("write")));
           })),
     data.requests.length
       ? h("section", { "aria-labelledby": "requests-h" },
@@ -460,7 +465,7 @@ function friendsScreen(): Child[] {
           h("h3", { id: "nearby-h" }, t("nearbyLaptops")),
           h("ul", {}, ...strangers.map((n) => h("li", {}, h("span", { class: "friend-name" }, n.name ?? n.address), " ",
             h("span", { class: n.connected ? "seen now" : "seen" }, n.connected ? "● " + t("nearbyNow") : seen(n.lastMet)), " ",
-            h("button", { type: "button", "aria-label": `${t("makeFriend")}: ${n.name ?? n.address}`, onclick: () => void api.post("buddies/add", { who: n.address }).then(load, fail) }, "+ ", t("makeFriend"))))))
+            h("button", { type: "button", id: `befriend-${n.fingerprint}`, "aria-label": `${t("makeFriend")}: ${n.name ?? n.address}`, onclick: () => void api.post("buddies/add", { who: n.address }).then(load, fail) }, "+ ", t("makeFriend"))))))
       : null,
     h("section", { "aria-labelledby": "code-h" },
       h("h3", { id: "code-h" }, t("myCode")),
@@ -470,16 +475,18 @@ function friendsScreen(): Child[] {
     h("form", { "aria-labelledby": "add-h", onsubmit: (e) => (e.preventDefault(), void addFriend()) },
       h("h3", { id: "add-h" }, t("friendCode")),
       h("label", { for: "friend-code" }, t("friendCodeHelp")),
-      h("textarea", { id: "friend-code", rows: 3, autocomplete: "off", spellcheck: "false" }),
+      h("textarea", { id: "friend-code", rows: 3, autocomplete: "off", spellcheck: "false", value: typedCode, oninput: (e) => (typedCode = (e.target as HTMLTextAreaElement).value) }),
       h("button", { type: "submit" }, "+ ", t("addFriend"))),
   ];
 }
 
+/** A friend's code being typed: kept when the screen is drawn again. */
+let typedCode = "";
+
 async function addFriend(): Promise<void> {
-  const input = document.getElementById("friend-code") as HTMLTextAreaElement;
   try {
-    const r = await api.post<{ address: string }>("contacts", { card: input.value.trim() });
-    input.value = "";
+    const r = await api.post<{ address: string }>("contacts", { card: typedCode.trim() });
+    typedCode = "";
     say(t("added", { who: name(r.address) }));
     await load();
   } catch (e) {
@@ -493,7 +500,14 @@ function fail(e: unknown): void {
 
 // --- putting it together -----------------------------------------------------------------------
 
+/** Draws the screen again from the data; the element with the focus keeps it (a change must not move a keyboard user). */
 function render(): void {
+  const focused = document.activeElement?.id;
+  draw();
+  if (focused && document.activeElement?.id !== focused) document.getElementById(focused)?.focus({ preventScroll: true });
+}
+
+function draw(): void {
   folders();
   const r = route();
   const main = $("main");
@@ -536,6 +550,21 @@ function syncDraft(c: Compose): void {
   if (area) area.value = d.body;
 }
 
+/** Everything the page shows, as GET /app/api/state (and the session) answer it. */
+interface State {
+  whoami: { address: string }; inbox: Message[]; outbox: Message[]; waiting: Message[]; drafts: Draft[]; buddies: { buddies: Buddy[] };
+  nearby: Nearby[]; contacts: Contact[]; requests: Request[]; card: { card: string };
+}
+
+function show(s: State): void {
+  Object.assign(data, { inbox: s.inbox, outbox: s.outbox, waiting: s.waiting, drafts: s.drafts, nearby: s.nearby, contacts: s.contacts, requests: s.requests, buddies: s.buddies.buddies, card: s.card.card });
+  if (data.me !== s.whoami.address) {
+    data.me = s.whoami.address;
+    $("me").textContent = t("you", { who: s.whoami.address });
+  }
+  render();
+}
+
 let loading: Promise<void> | undefined;
 let again = false;
 
@@ -548,18 +577,7 @@ async function load(): Promise<void> {
   loading = (async () => {
     do {
       again = false;
-      const [who, inbox, outbox, waiting, drafts, buddies, nearby, contacts, requests] = await Promise.all([
-        api.get<{ address: string }>("whoami"), api.get<Message[]>("inbox"), api.get<Message[]>("outbox"), api.get<Message[]>("waiting"),
-        api.get<Draft[]>("drafts"), api.get<{ buddies: Buddy[] }>("buddies"), api.get<Nearby[]>("nearby"), api.get<Contact[]>("contacts"),
-        api.get<Request[]>("requests"),
-      ]);
-      Object.assign(data, { inbox, outbox, waiting, drafts, nearby, contacts, requests, buddies: buddies.buddies });
-      if (data.me !== who.address) {
-        data.me = who.address;
-        $("me").textContent = t("you", { who: who.address });
-      }
-      if (!data.card) data.card = (await api.get<{ card: string }>("card")).card;
-      render();
+      show(await api.get<State>("state"));
     } while (again);
   })().finally(() => (loading = undefined));
   return loading;
@@ -568,26 +586,29 @@ async function load(): Promise<void> {
 async function main(): Promise<void> {
   lang = chooseLang(localStorage.getItem("pigeon-lang"), navigator.languages);
   t = translator(lang);
+  // the session first, then one layout of the whole page (the page says "Pigeon…" meanwhile)
+  const first = await api.start<State>();
   frame();
-  if (!(await api.start())) {
+  if (!first) {
     $("main").replaceChildren(h("p", { class: "need-key", role: "alert" }, t("needKey")));
     return;
   }
   window.addEventListener("hashchange", () => {
     if (!keepFlash) say("");
     keepFlash = false;
-    shown = 100;
+    shown = 50;
     render();
     $("main").focus({ preventScroll: true });
   });
-  await load().catch(fail);
+  // listening first: a change while the folders load asks again
   api.live(() => void load().catch(() => {}), (up) => {
     online = up;
     const el = $("live");
     el.className = up ? "up" : "down";
     el.textContent = up ? "● " + t("live") : "○ " + t("offline");
   });
-  document.body.dataset.ready = "true"; // for tests and the time-to-interactive benchmark
+  show(first);
+  document.body.dataset.ready = String(Math.round(performance.now())); // for tests and the time-to-interactive benchmark
 }
 
 void main();
