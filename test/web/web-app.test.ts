@@ -207,6 +207,27 @@ describe.skipIf(!!why)("the web app, two children on two laptops", () => {
     await page.close();
   });
 
+  it("shows a long inbox fifty at a time: older ones on request, each opens, the unread count is all of them", async () => {
+    const before = await api<{ readAt?: number }[]>(amara, "GET", "/api/inbox");
+    const unreadBefore = before.filter((m) => m.readAt === undefined).length;
+    // baraka writes a lot (through his node's API, as his own app or the pigeon command would)
+    for (let i = 1; i <= 60; i++) await api(baraka, "POST", "/api/send", { to: "amara@local", body: `Riddle number ${i}` });
+    await waitFor(async () => (await api<unknown[]>(amara, "GET", "/api/inbox")).length >= before.length + 60, "60 more messages for amara", 60_000);
+    const page = await openApp(pa.context(), amara, "#inbox");
+    await page.locator("main li.msg", { hasText: "Riddle number 60" }).waitFor();
+    expect(await page.locator("main li.msg").count()).toBe(50);
+    await expect(page.locator("#to-inbox .sr").textContent()).resolves.toBe(`(${unreadBefore + 60} new)`);
+    await page.getByRole("button", { name: "Show older messages" }).click();
+    await page.locator("main li.msg .body", { hasText: /^Riddle number 1$/ }).waitFor();
+    expect(await page.locator("main li.msg").count()).toBe(Math.min(100, before.length + 60));
+    await page.close();
+    // a link to an old message (e.g. from a bookmark): the page asks for it alone
+    const oldest = (await api<{ id: string; body: string }[]>(amara, "GET", "/api/inbox")).find((m) => m.body === "Riddle number 1")!;
+    const fresh = await openApp(pa.context(), amara, `#message/${oldest.id}`);
+    await expect(fresh.locator("article.message .body").textContent()).resolves.toBe("Riddle number 1");
+    await fresh.close();
+  });
+
   it("speaks French to a French laptop, Spanish when the child chooses it, and Arabic right to left", async () => {
     const fr = await openApp(await profile(browser, "fr-FR"), baraka);
     await expect(fr.locator("nav").textContent()).resolves.toMatch(/Reçus.*Envoyés.*Brouillons.*En attente d'envoi.*Amis.*Écrire/);

@@ -14,7 +14,7 @@ import type { Duplex } from "node:stream";
 import { extname, join, normalize, resolve, sep } from "node:path";
 import { gzipSync } from "node:zlib";
 import { WebSocketServer, type WebSocket } from "ws";
-import type { Mailbox, SyncEngine } from "@pigeon/sync";
+import type { Mailbox, MessageView, SyncEngine } from "@pigeon/sync";
 import type { Endpoint, Route, Routes } from "./control-api.js";
 import { writeFileAtomic } from "./data-dir.js";
 
@@ -47,8 +47,10 @@ const API: Record<string, Endpoint> = {
   "POST requests/accept": "POST /api/requests/accept",
 };
 
-/** What GET /app/api/state answers at once: each listing the page shows. */
-const STATE = ["whoami", "inbox", "outbox", "waiting", "drafts", "buddies", "nearby", "contacts", "requests", "card"] as const;
+/** What GET /app/api/state answers at once: each listing the page shows (the folders trimmed, see state()). */
+const STATE = ["whoami", "inbox", "outbox", "drafts", "buddies", "nearby", "contacts", "requests", "card"] as const;
+/** Messages per folder the page gets at first; it asks for more ("show older") with ?shown=N. */
+const FIRST = 50;
 
 const TYPES: Record<string, string> = {
   ".html": "text/html; charset=utf-8",
@@ -209,12 +211,13 @@ export class WebApp {
     }
     if (!this.hasSession(req)) return this.json(req, res, 401, { error: "no-session", message: "open Pigeon from the address the node printed" });
     // the token, and everything the page shows with it: one round trip before the first screen
-    if (path === "/app/api/session") return this.json(req, res, 200, { csrf: this.csrf, state: await this.state() });
+    const shown = Math.max(1, Math.min(Number(new URL(req.url ?? "/", "http://x").searchParams.get("shown")) || FIRST, 100_000));
+    if (path === "/app/api/session") return this.json(req, res, 200, { csrf: this.csrf, state: await this.state(shown) });
     // a custom header: no page on another origin can add it without a CORS preflight, which is never answered
     const token = req.headers["x-pigeon-csrf"];
     if (typeof token !== "string" || !same(token, this.csrf)) return this.json(req, res, 403, { error: "csrf", message: "missing or wrong CSRF token" });
     // everything the page shows, in one answer (a slow laptop pays for each request)
-    if (method === "GET" && path === "/app/api/state") return this.json(req, res, 200, await this.state());
+    if (method === "GET" && path === "/app/api/state") return this.json(req, res, 200, await this.state(shown));
     const endpoint = API[`${method} ${path.slice("/app/api/".length)}`];
     if (!endpoint) return this.json(req, res, 404, { error: "not-found", message: `no such endpoint: ${method} ${path}` });
     const body = method === "POST" ? await readBody(req) : {};
@@ -229,10 +232,23 @@ export class WebApp {
     }
   }
 
-  /** Each listing the page shows, in one object (GET /app/api/state). */
-  private async state(): Promise<Record<string, unknown>> {
+  /**
+   * Each listing the page shows, in one object (GET /app/api/state). A folder comes as its newest
+   * `shown` messages and its counts: a thousand messages are a lot of JSON for a slow laptop to read.
+   */
+  private async state(shown = FIRST): Promise<Record<string, unknown>> {
     const parts = await Promise.all(STATE.map((p) => (this.opts.routes[API[`GET ${p}`]!] as Route<Endpoint>)({})));
-    return Object.fromEntries(STATE.map((p, i) => [p, parts[i]]));
+    const all = Object.fromEntries(STATE.map((p, i) => [p, parts[i]])) as Record<string, unknown> & { inbox: MessageView[]; outbox: MessageView[] };
+    const newest = (list: MessageView[]) => {
+      const sorted = [...list].sort((a, b) => (b.arrivedAt ?? b.claimedSentAt) - (a.arrivedAt ?? a.claimedSentAt));
+      return { newest: sorted.slice(0, shown), total: list.length };
+    };
+    return {
+      ...all,
+      inbox: { ...newest(all.inbox), unread: all.inbox.filter((m) => m.readAt === undefined).length },
+      outbox: newest(all.outbox),
+      waiting: newest(all.outbox.filter((m) => m.state === "waiting")),
+    };
   }
 
   private serveFile(req: IncomingMessage, res: ServerResponse, name: string): void {

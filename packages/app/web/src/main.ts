@@ -33,9 +33,12 @@ let lang: Lang = "en";
 let t = translator(lang);
 const data = {
   me: "",
+  // each folder's newest `shown` messages, and how many there are
   inbox: [] as Message[],
   outbox: [] as Message[],
   waiting: [] as Message[],
+  total: { inbox: 0, outbox: 0, waiting: 0 },
+  unread: 0,
   drafts: [] as Draft[],
   buddies: [] as Buddy[],
   nearby: [] as Nearby[],
@@ -123,11 +126,11 @@ function frame(): void {
 
 function folders(): void {
   const current = route().screen;
-  const unread = data.inbox.filter((m) => m.readAt === undefined).length;
+  const unread = data.unread;
   const counts: Partial<Record<Screen, [number, Key]>> = {
     inbox: [unread, "unread"],
     drafts: [data.drafts.length, "count"],
-    waiting: [data.waiting.length, "count"],
+    waiting: [data.total.waiting, "count"],
   };
   $("folders").replaceChildren(
     ...SCREENS.map((s) => {
@@ -180,7 +183,7 @@ function content(m: Message, small: boolean): Node {
   return svg;
 }
 
-function messageList(list: Message[], empty: Key): Node {
+function messageList(list: Message[], total: number, empty: Key): Node {
   if (list.length === 0) return h("p", { class: "empty" }, t(empty));
   const newest = [...list].sort((a, b) => (b.arrivedAt ?? b.claimedSentAt) - (a.arrivedAt ?? a.claimedSentAt));
   const items = newest.slice(0, shown).map((m) => {
@@ -197,12 +200,16 @@ function messageList(list: Message[], empty: Key): Node {
   });
   return h("div", {},
     h("ul", { class: "messages" }, ...items),
-    newest.length > shown ? h("button", { type: "button", class: "more", onclick: () => ((shown += 50), render()) }, t("showOlder")) : null);
+    total > shown ? h("button", { type: "button", class: "more", id: "older", onclick: () => ((shown += 50), void load().catch(fail)) }, t("showOlder")) : null);
 }
 
 function messageScreen(id: string): Child[] {
-  const m = [...data.inbox, ...data.outbox].find((x) => x.id === id);
-  if (!m) return [h("p", {}, "…")];
+  const m = [...data.inbox, ...data.outbox].find((x) => x.id === id) ?? opened.get(id);
+  if (!m) {
+    // older than the folders' first page: ask for it alone
+    void api.post<{ message: Message }>("show", { id }).then((r) => (opened.set(id, r.message), render()), fail);
+    return [h("p", {}, "…")];
+  }
   if (m.direction === "in" && m.readAt === undefined) void api.post("show", { id }).catch(() => {});
   const out = m.direction === "out";
   const travel: Child[] = out
@@ -523,9 +530,9 @@ function draw(): void {
   }
   main.dataset.screen = r.screen;
   switch (r.screen) {
-    case "inbox": return void main.replaceChildren(h("h2", {}, t("inbox")), messageList(data.inbox, "inboxEmpty"));
-    case "outbox": return void main.replaceChildren(h("h2", {}, t("outbox")), messageList(data.outbox, "outboxEmpty"));
-    case "waiting": return void main.replaceChildren(h("h2", {}, t("waiting")), messageList(data.waiting, "waitingEmpty"));
+    case "inbox": return void main.replaceChildren(h("h2", {}, t("inbox")), messageList(data.inbox, data.total.inbox, "inboxEmpty"));
+    case "outbox": return void main.replaceChildren(h("h2", {}, t("outbox")), messageList(data.outbox, data.total.outbox, "outboxEmpty"));
+    case "waiting": return void main.replaceChildren(h("h2", {}, t("waiting")), messageList(data.waiting, data.total.waiting, "waitingEmpty"));
     case "drafts": return void main.replaceChildren(...draftsScreen());
     case "friends": return void main.replaceChildren(...present(friendsScreen()));
     case "message": return void main.replaceChildren(...present(messageScreen(r.arg!)));
@@ -551,13 +558,23 @@ function syncDraft(c: Compose): void {
 }
 
 /** Everything the page shows, as GET /app/api/state (and the session) answer it. */
+interface Folder {
+  newest: Message[];
+  total: number;
+}
 interface State {
-  whoami: { address: string }; inbox: Message[]; outbox: Message[]; waiting: Message[]; drafts: Draft[]; buddies: { buddies: Buddy[] };
+  whoami: { address: string }; inbox: Folder & { unread: number }; outbox: Folder; waiting: Folder; drafts: Draft[]; buddies: { buddies: Buddy[] };
   nearby: Nearby[]; contacts: Contact[]; requests: Request[]; card: { card: string };
 }
 
+/** Messages opened that are older than the folders' first page. */
+const opened = new Map<string, Message>();
+
 function show(s: State): void {
-  Object.assign(data, { inbox: s.inbox, outbox: s.outbox, waiting: s.waiting, drafts: s.drafts, nearby: s.nearby, contacts: s.contacts, requests: s.requests, buddies: s.buddies.buddies, card: s.card.card });
+  opened.clear(); // their state may have changed: asked again when shown
+  Object.assign(data, {
+    inbox: s.inbox.newest, outbox: s.outbox.newest, waiting: s.waiting.newest, unread: s.inbox.unread,
+    total: { inbox: s.inbox.total, outbox: s.outbox.total, waiting: s.waiting.total }, drafts: s.drafts, nearby: s.nearby, contacts: s.contacts, requests: s.requests, buddies: s.buddies.buddies, card: s.card.card });
   if (data.me !== s.whoami.address) {
     data.me = s.whoami.address;
     $("me").textContent = t("you", { who: s.whoami.address });
@@ -577,7 +594,7 @@ async function load(): Promise<void> {
   loading = (async () => {
     do {
       again = false;
-      show(await api.get<State>("state"));
+      show(await api.get<State>(`state?shown=${shown}`));
     } while (again);
   })().finally(() => (loading = undefined));
   return loading;
