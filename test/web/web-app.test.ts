@@ -207,6 +207,39 @@ describe.skipIf(!!why)("the web app, two children on two laptops", () => {
     await page.close();
   });
 
+  it("adds a friend by their code, and a change arriving while the code is typed keeps the words and the focus", async () => {
+    // chiku's laptop has never met amara's: amara shows her code, chiku types it
+    const chiku = await startWebNode("chiku");
+    const pc = await openApp(await profile(browser), chiku, "#friends");
+    await pa.getByRole("link", { name: /Friends/ }).click();
+    const code = (await pa.locator("#my-code").textContent())!.trim();
+    expect(code.length).toBeGreaterThan(100);
+    const box = pc.getByLabel("Type or paste the code your friend shows you.");
+    await box.fill(code);
+    await pc.getByRole("button", { name: /Add friend/ }).click();
+    await pc.locator("#flash", { hasText: "amara is now your friend." }).waitFor();
+    await pc.locator(".friend .friend-name", { hasText: "amara" }).waitFor();
+    await expect(pc.locator(".friend", { hasText: "amara" }).textContent()).resolves.toMatch(/Not seen yet/);
+    // a wrong code says so
+    await box.fill("not a code");
+    await pc.getByRole("button", { name: /Add friend/ }).click();
+    await pc.locator("#flash", { hasText: /^That did not work: / }).waitFor();
+
+    // amara half-types chiku's code when a message from baraka arrives: the screen is drawn again around her
+    const theirs = (await pc.locator("#my-code").textContent())!.trim();
+    const mine = pa.getByLabel("Type or paste the code your friend shows you.");
+    await mine.click();
+    await mine.pressSequentially(theirs.slice(0, 20));
+    const badge = async () => ((await pa.locator("#to-inbox .badge").count()) ? Number(await pa.locator("#to-inbox .badge span[aria-hidden]").textContent()) : 0);
+    const unread = await badge();
+    await api(baraka, "POST", "/api/send", { to: "amara@local", body: "interrupting!" });
+    await waitFor(async () => (await badge()) === unread + 1, "the new message's count");
+    expect(await mine.inputValue()).toBe(theirs.slice(0, 20));
+    expect(await pa.evaluate(() => document.activeElement?.id)).toBe("friend-code");
+    await mine.fill("");
+    await pc.close();
+  });
+
   it("shows a long inbox fifty at a time: older ones on request, each opens, the unread count is all of them", async () => {
     const before = await api<{ readAt?: number }[]>(amara, "GET", "/api/inbox");
     const unreadBefore = before.filter((m) => m.readAt === undefined).length;
