@@ -207,9 +207,9 @@ describe.skipIf(!!why)("the web app, two children on two laptops", () => {
     await page.close();
   });
 
-  it("adds a friend by their code, and a change arriving while the code is typed keeps the words and the focus", async () => {
-    // chiku's laptop has never met amara's: amara shows her code, chiku types it
-    const chiku = await startWebNode("chiku");
+  it("adds a friend by their code; a stranger's message waits among requests until accepted; a change arriving while a code is typed keeps the words and the focus", async () => {
+    // chiku is new in the class: amara shows her code, chiku types it
+    const chiku = await startWebNode("chiku", { args: ["--peer", `127.0.0.1:${amara.syncPort}`] });
     const pc = await openApp(await profile(browser), chiku, "#friends");
     await pa.getByRole("link", { name: /Friends/ }).click();
     const code = (await pa.locator("#my-code").textContent())!.trim();
@@ -219,8 +219,19 @@ describe.skipIf(!!why)("the web app, two children on two laptops", () => {
     await pc.getByRole("button", { name: /Add friend/ }).click();
     await pc.locator("#flash", { hasText: "amara is now your friend." }).waitFor();
     await pc.locator(".friend .friend-name", { hasText: "amara" }).waitFor();
-    await expect(pc.locator(".friend", { hasText: "amara" }).textContent()).resolves.toMatch(/Not seen yet/);
+    // chiku writes; amara has not made chiku a friend, so it waits among her requests until she accepts
+    await sendText(pc, "amara", "Can I sit with you tomorrow?");
+    await pa.getByRole("link", { name: /Friends/ }).click();
+    const request = pa.locator("section", { hasText: "Want to write to you" }).locator("li", { hasText: "chiku" });
+    await request.waitFor({ timeout: 20_000 });
+    expect(await pa.locator("main li.msg", { hasText: "Can I sit with you tomorrow?" }).count()).toBe(0);
+    await request.getByRole("button", { name: /Accept/ }).click();
+    await pa.locator(".friend .friend-name", { hasText: "chiku" }).waitFor();
+    await pa.getByRole("link", { name: /Inbox/ }).click();
+    await pa.locator("main li.msg", { hasText: "Can I sit with you tomorrow?" }).waitFor();
+    await pa.getByRole("link", { name: /Friends/ }).click();
     // a wrong code says so
+    await pc.getByRole("link", { name: /Friends/ }).click();
     await box.fill("not a code");
     await pc.getByRole("button", { name: /Add friend/ }).click();
     await pc.locator("#flash", { hasText: /^That did not work: / }).waitFor();
