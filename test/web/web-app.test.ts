@@ -299,4 +299,18 @@ describe.skipIf(!!why)("the web app, two children on two laptops", () => {
     await expect(fr.locator("#to-inbox").textContent()).resolves.toMatch(/الوارد/);
     await look(fr, "outbox-ar");
   });
+
+  it("shows the talk with one friend, both sides, oldest first", async () => {
+    await pa.getByRole("link", { name: /Friends/ }).click();
+    await pa.getByRole("link", { name: "Messages: baraka" }).click();
+    await pa.getByRole("heading", { name: "Messages with baraka" }).waitFor();
+    const talk = pa.locator("ol.talk > li");
+    await talk.filter({ hasText: "Bonjour Amara" }).waitFor();
+    const sides = await talk.evaluateAll((lis) => lis.map((li) => [li.className, li.querySelector(".body")?.textContent ?? "drawing"]));
+    expect(sides[0]).toEqual(["mine", "Hello Baraka! Shall we play football?"]);
+    expect(sides).toContainEqual(["theirs", "Bonjour Amara"]);
+    expect(sides.findIndex((x) => x[1] === "Bonjour Amara")).toBeGreaterThan(sides.findIndex((x) => x[1] === "Are you there?"));
+    expect(sides.every(([side]) => side === "mine" || side === "theirs")).toBe(true);
+    await look(pa, "talk");
+  });
 });

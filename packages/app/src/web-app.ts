@@ -218,6 +218,14 @@ export class WebApp {
     if (typeof token !== "string" || !same(token, this.csrf)) return this.json(req, res, 403, { error: "csrf", message: "missing or wrong CSRF token" });
     // everything the page shows, in one answer (a slow laptop pays for each request)
     if (method === "GET" && path === "/app/api/state") return this.json(req, res, 200, await this.state(shown));
+    // the talk with one person: what they sent and what was sent to them, oldest first (the newest 100)
+    if (method === "GET" && path === "/app/api/conversation") {
+      const who = new URL(req.url ?? "/", "http://x").searchParams.get("with") ?? "";
+      const [inbox, outbox] = (await Promise.all([this.opts.routes["GET /api/inbox"]({}), this.opts.routes["GET /api/outbox"]({})])) as MessageView[][];
+      const talk = [...inbox!.filter((m) => m.from === who), ...outbox!.filter((m) => m.to.includes(who))];
+      talk.sort((a, b) => (a.arrivedAt ?? a.claimedSentAt) - (b.arrivedAt ?? b.claimedSentAt));
+      return this.json(req, res, 200, talk.slice(-100));
+    }
     const endpoint = API[`${method} ${path.slice("/app/api/".length)}`];
     if (!endpoint) return this.json(req, res, 404, { error: "not-found", message: `no such endpoint: ${method} ${path}` });
     const body = method === "POST" ? await readBody(req) : {};

@@ -88,6 +88,9 @@ const en = {
   message: "Message",
   messageFrom: "Message from {who}",
   messageTo: "Message to {who}",
+  talk: "Messages with {who}",
+  talkEmpty: "No messages with {who} yet.",
+  messages: "Messages",
 };
 
 export type Words = typeof en;
@@ -180,6 +183,9 @@ const fr: Words = {
   message: "Message",
   messageFrom: "Message de {who}",
   messageTo: "Message à {who}",
+  talk: "Messages avec {who}",
+  talkEmpty: "Pas encore de message avec {who}.",
+  messages: "Messages",
 };
 
 const es: Words = {
@@ -269,6 +275,9 @@ const es: Words = {
   message: "Mensaje",
   messageFrom: "Mensaje de {who}",
   messageTo: "Mensaje para {who}",
+  talk: "Mensajes con {who}",
+  talkEmpty: "Todavía no hay mensajes con {who}.",
+  messages: "Mensajes",
 };
 
 const sw: Words = {
@@ -358,6 +367,9 @@ const sw: Words = {
   message: "Ujumbe",
   messageFrom: "Ujumbe kutoka kwa {who}",
   messageTo: "Ujumbe kwa {who}",
+  talk: "Ujumbe na {who}",
+  talkEmpty: "Bado hakuna ujumbe na {who}.",
+  messages: "Ujumbe",
 };
 
 const ar: Words = {
@@ -447,6 +459,9 @@ const ar: Words = {
   message: "رسالة",
   messageFrom: "رسالة من {who}",
   messageTo: "رسالة إلى {who}",
+  talk: "الرسائل مع {who}",
+  talkEmpty: "لا توجد رسائل مع {who} بعد.",
+  messages: "الرسائل",
 };
 
 export const LANGUAGES = { en, fr, es, sw, ar } as const;

@@ -96,9 +96,9 @@ type Screen = (typeof SCREENS)[number];
 // symbols the system fonts of a plain Debian have (DejaVu): colour emoji fonts are often missing
 const ICONS: Record<Screen, string> = { inbox: "✉", outbox: "➤", drafts: "✎", waiting: "◷", friends: "☺", write: "✏" };
 
-function route(): { screen: Screen | "message" | "draft"; arg?: string } {
+function route(): { screen: Screen | "message" | "draft" | "with"; arg?: string } {
   const [s, arg] = location.hash.slice(1).split("/");
-  if ((s === "message" || s === "draft") && arg) return { screen: s, arg: decodeURIComponent(arg) };
+  if ((s === "message" || s === "draft" || s === "with") && arg) return { screen: s, arg: decodeURIComponent(arg) };
   if (s === "write" && arg) return { screen: "write", arg: decodeURIComponent(arg) };
   return { screen: SCREENS.includes(s as Screen) ? (s as Screen) : "inbox" };
 }
@@ -230,6 +230,37 @@ function messageScreen(id: string): Child[] {
     h("div", { class: "actions" },
       h("button", { type: "button", onclick: () => history.back() }, "← ", t("back")),
       !out ? h("a", { class: "button", href: `#write/${encodeURIComponent(m.from)}` }, "↩ ", t("reply")) : null),
+  ];
+}
+
+// --- the talk with one friend ------------------------------------------------------------------
+
+let talk: { with: string; messages: Message[] } | undefined;
+
+async function loadTalk(who: string): Promise<void> {
+  talk = { with: who, messages: await api.get<Message[]>(`conversation?with=${encodeURIComponent(who)}`) };
+  if (route().arg === who) render();
+}
+
+/** Both sides of the talk, oldest first, like a phone's: theirs on one side, the child's on the other. */
+function talkScreen(who: string): Child[] {
+  const name = friendName(who);
+  const list = talk?.with === who ? talk.messages : undefined;
+  return [
+    h("h2", {}, t("talk", { who: name })),
+    !list
+      ? h("p", {}, "…")
+      : list.length === 0
+        ? h("p", { class: "empty" }, t("talkEmpty", { who: name }))
+        : h("ol", { class: "talk" },
+            ...list.map((m) =>
+              h("li", { class: m.direction === "in" ? "theirs" : "mine" },
+                h("a", { href: `#message/${m.id}`, class: "open", id: `t-${m.id}` },
+                  h("span", { class: "who" }, m.direction === "in" ? t("from", { who: name }) : t("to", { who: name })),
+                  h("time", {}, when(m.arrivedAt ?? m.claimedSentAt))),
+                content(m, true),
+                m.direction === "out" ? ticks(m) : null))),
+    h("div", { class: "actions" }, h("a", { class: "button", href: `#write/${encodeURIComponent(who)}`, id: "talk-write" }, "✏ ", t("write"))),
   ];
 }
 
@@ -459,6 +490,7 @@ function friendsScreen(): Child[] {
               h("span", { class: "address" }, b.address),
               h("span", { class: n?.connected ? "seen now" : "seen" }, n?.connected ? "● " + t("nearbyNow") : n ? seen(n.lastMet) : t("neverSeen")),
               vouched.has(b.fingerprint) || b.how === "school" ? h("span", { class: "vouched" }, "★ ", t("schoolVouched")) : null,
+              h("a", { class: "button", id: `talk-${b.fingerprint}`, href: `#with/${encodeURIComponent(b.address)}`, "aria-label": `${t("messages")}: ${b.petname ?? b.name}` }, "✉ ", t("messages")),
               h("a", { class: "button", id: `write-${b.fingerprint}`, href: `#write/${encodeURIComponent(b.address)}`, "aria-label": `${t("write")}: ${b.petname ?? b.name}` }, "✏ ", t("write")));
           })),
     data.requests.length
@@ -536,6 +568,7 @@ function draw(): void {
     case "drafts": return void main.replaceChildren(...draftsScreen());
     case "friends": return void main.replaceChildren(...present(friendsScreen()));
     case "message": return void main.replaceChildren(...present(messageScreen(r.arg!)));
+    case "with": return void main.replaceChildren(...present(talkScreen(r.arg!)));
   }
 }
 
@@ -595,6 +628,8 @@ async function load(): Promise<void> {
     do {
       again = false;
       show(await api.get<State>(`state?shown=${shown}`));
+      const r = route();
+      if (r.screen === "with") await loadTalk(r.arg!);
     } while (again);
   })().finally(() => (loading = undefined));
   return loading;
@@ -616,6 +651,8 @@ async function main(): Promise<void> {
     shown = 50;
     render();
     $("main").focus({ preventScroll: true });
+    const r = route();
+    if (r.screen === "with" && talk?.with !== r.arg) void loadTalk(r.arg!).catch(fail);
   });
   // listening first: a change while the folders load asks again
   api.live(() => void load().catch(() => {}), (up) => {
