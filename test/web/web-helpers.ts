@@ -122,7 +122,9 @@ export async function look(page: Page, name: string): Promise<void> {
   const found = await accessibility(page);
   if (found.length) throw new Error(`accessibility on the ${name} screen: ${JSON.stringify(found, null, 2)}`);
   const dir = screenshotDir();
-  if (dir) await page.screenshot({ path: join(dir, `${name}.png`), fullPage: true });
+  // the whole page, unless it is very long (a folder of a hundred messages): then what a child first sees
+  const tall = await page.evaluate(() => document.documentElement.scrollHeight > 2000);
+  if (dir) await page.screenshot({ path: join(dir, `${name}.png`), fullPage: !tall });
 }
 
 export { waitFor, readFileSync };
