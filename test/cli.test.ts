@@ -144,7 +144,7 @@ describe(".gitignore", () => {
     // what earlier READMEs made in the repository folder
     for (const d of ["pigeon-data", "baraka-data", "./baraka-data"]) expect(ignored(`${d}/identity.json`), d).toBe(true);
     // a data directory by any other name: its keys, its store, its node file
-    for (const f of ["identity.json", "xmpp-credentials.json", "node.json", "pigeon.db", "pigeon.db-wal", "xmpp.db", "mailbox.lock", "node.log"])
+    for (const f of ["identity.json", "xmpp-credentials.json", "node.json", "web-key", "pigeon.db", "pigeon.db-wal", "xmpp.db", "mailbox.lock", "node.log"])
       expect(ignored(`my-laptop/${f}`), f).toBe(true);
     expect(ignored("packages/model/src/identity.ts")).toBe(false);
   });

@@ -157,6 +157,7 @@ async function start(v: Values): Promise<number> {
   const onSignal = () => void node.stop();
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
+  if (node.appUrl) console.log(`Pigeon for you in this laptop's browser: ${node.appUrl}`);
   console.log("ready");
   await node.stopped;
   lock.release();

@@ -4,7 +4,8 @@
 // for the `pigeon` command and the XMPP front door.
 import { randomBytes } from "node:crypto";
 import { unlinkSync } from "node:fs";
-import type { Server } from "node:http";
+import type { IncomingMessage, Server } from "node:http";
+import type { Duplex } from "node:stream";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { formatAddress, serializeIdentity, toHex, type Identity, type SchoolKey } from "@pigeon/model";
@@ -48,10 +49,14 @@ export interface NodeOptions {
   allowOrigins?: string[];
   /** A school server's key (school.json): the node also writes the school's directory. */
   school?: SchoolKey;
+  /** The children's web app on the control port (web-app.ts); default on. */
+  webApp?: boolean;
 }
 
 export interface RunningNode {
   info: NodeInfo;
+  /** The web app's address with its key (to print for the user only: the key opens the app). */
+  appUrl?: string;
   node: PigeonNode;
   mailbox: Mailbox;
   /** The node's log (console and node.log, rate-limited). */
@@ -135,7 +140,7 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
     startedAt: Date.now(),
   };
 
-  const control = createControlServer({
+  const { server: control, web } = createControlServer({
     mailbox,
     sync,
     token,
@@ -144,6 +149,14 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
     stop: () => void stop(),
     unproven: () => network.stats(),
     extraRoutes: schoolRoutes(mailbox, { dataDir: opts.dataDir, running: true }),
+    ...(opts.webApp !== false ? { webApp: { dataDir: opts.dataDir } } : {}),
+  });
+  // one upgrade handler for the port: the web app's live updates and XMPP over WebSocket, both behind the guard
+  let xmppUpgrade: ((req: IncomingMessage, socket: Duplex, head: Buffer) => boolean) | undefined;
+  control.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (guard.refuseUpgrade(req, socket)) return;
+    if (web?.handleUpgrade(req, socket, head)) return;
+    if (!xmppUpgrade?.(req, socket, head)) socket.destroy();
   });
   let xmpp: XmppServer | undefined;
   try {
@@ -158,23 +171,23 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
       });
       const x = await xmpp.listen();
       const server = xmpp;
-      control.on("upgrade", (req, socket, head) => {
-        if (guard.refuseUpgrade(req, socket)) return;
-        if (!server.handleUpgrade(req, socket, head)) socket.destroy();
-      });
+      xmppUpgrade = (req, socket, head) => server.handleUpgrade(req, socket, head);
       info.xmpp = { host: x.host, port: x.port, websocket: `ws://127.0.0.1:${info.control.port}${WEBSOCKET_PATH}` };
     }
   } catch (e) {
     await xmpp?.close().catch(() => {});
+    web?.close();
     control.close();
     await node.shutdown().catch(() => {});
     throw e;
   }
+  if (web) info.app = { url: `http://127.0.0.1:${info.control.port}/app/` };
   writeFileAtomic(nodeInfoPath(opts.dataDir), JSON.stringify(info, null, 2) + "\n");
 
   log.info(`data directory ${opts.dataDir} (log in node.log there)`);
   log.info(`sync on ${listening.host}:${listening.port}, control on 127.0.0.1:${info.control.port}${opts.mdns !== false ? ", mDNS discovery on" : ""}`);
   if (guard.allowedOrigins.length) log.info(`web pages from ${guard.allowedOrigins.join(", ")} may use the control port`);
+  if (web) log.info(`the web app on http://127.0.0.1:${info.control.port}/app/ (pigeon start prints it with its key)`);
   if (info.xmpp) log.info(`XMPP for ${info.address} on ${info.xmpp.host}:${info.xmpp.port} and ${info.xmpp.websocket} (password: pigeon xmpp-password)`);
 
   // each step guarded: one that fails is logged and the rest still run (the store is always closed)
@@ -189,6 +202,7 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
         }
       };
       await step("closing the XMPP front door", () => xmpp?.close());
+      await step("closing the web app", () => web?.close());
       await step("closing the control API", () => {
         const closed = new Promise<void>((r) => control.close(() => r()));
         control.closeAllConnections();
@@ -206,7 +220,7 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
     })();
     return stopping;
   };
-  return { info, node, mailbox, log, stop, stopped };
+  return { info, ...(web ? { appUrl: web.url(info.control.port) } : {}), node, mailbox, log, stop, stopped };
 }
 
 /** Listens on the control port (127.0.0.1 only); the default port falls back to a free one. */
