@@ -16,6 +16,7 @@ import { HttpGuard } from "./http-guard.js";
 import { identityPath, nodeInfoPath, writeFileAtomic, type NodeInfo } from "./data-dir.js";
 import { reportStaticPeers } from "./peer-reports.js";
 import { schoolRoutes } from "./school.js";
+import { startGateway, type RunningGateway } from "./gateway.js";
 
 export const DEFAULT_SYNC_PORT = 7480;
 export const DEFAULT_CONTROL_PORT = 7481;
@@ -48,11 +49,15 @@ export interface NodeOptions {
   allowOrigins?: string[];
   /** A school server's key (school.json): the node also writes the school's directory. */
   school?: SchoolKey;
+  /** The e-mail gateway's configuration file: this node is the school's gateway (docs/gateway.md). */
+  gateway?: string;
 }
 
 export interface RunningNode {
   info: NodeInfo;
   node: PigeonNode;
+  /** The e-mail gateway, when this node is one. */
+  gateway?: RunningGateway;
   mailbox: Mailbox;
   /** The node's log (console and node.log, rate-limited). */
   log: Log;
@@ -146,7 +151,12 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
     extraRoutes: schoolRoutes(mailbox, { dataDir: opts.dataDir, running: true }),
   });
   let xmpp: XmppServer | undefined;
+  let gateway: RunningGateway | undefined;
   try {
+    if (opts.gateway) {
+      gateway = await startGateway(node, opts.dataDir, opts.gateway, log);
+      info.gateway = { domain: gateway.domain, smtpPort: gateway.smtpPort };
+    }
     info.control.port = await listenControl(control, opts.controlPort);
     // XMPP: TCP clients on their own port; WebSocket clients on the loopback HTTP server at /xmpp-websocket
     if (opts.xmpp !== false) {
@@ -165,6 +175,7 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
       info.xmpp = { host: x.host, port: x.port, websocket: `ws://127.0.0.1:${info.control.port}${WEBSOCKET_PATH}` };
     }
   } catch (e) {
+    await gateway?.stop().catch(() => {});
     await xmpp?.close().catch(() => {});
     control.close();
     await node.shutdown().catch(() => {});
@@ -188,6 +199,7 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
           log.warn(`while stopping, ${what} failed: ${(e as Error).message}`);
         }
       };
+      await step("stopping the e-mail gateway", () => gateway?.stop());
       await step("closing the XMPP front door", () => xmpp?.close());
       await step("closing the control API", () => {
         const closed = new Promise<void>((r) => control.close(() => r()));
@@ -206,7 +218,7 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
     })();
     return stopping;
   };
-  return { info, node, mailbox, log, stop, stopped };
+  return { info, node, mailbox, log, stop, stopped, ...(gateway ? { gateway } : {}) };
 }
 
 /** Listens on the control port (127.0.0.1 only); the default port falls back to a free one. */

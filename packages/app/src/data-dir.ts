@@ -115,6 +115,8 @@ export interface NodeInfo {
   sync: { host: string; port: number };
   /** The XMPP front door, when on: TCP host/port and the WebSocket URL. */
   xmpp?: { host: string; port: number; websocket: string };
+  /** The e-mail gateway, when this node is one: its mail domain and SMTP port. */
+  gateway?: { domain: string; smtpPort: number };
   startedAt: number;
 }
 
