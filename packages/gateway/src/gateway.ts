@@ -329,7 +329,7 @@ export class Gateway implements InboundPolicy {
           this.decision("sent", o.sender, `mail ${o.n} to ${o.to_addr} (${oneLine(outcome.response, 100)})`);
           await this.status(o.pigeon_id, "sent", note);
         } else if (outcome.permanent || this.now() - o.created > this.giveUpMs) {
-          const note = `bounced: ${oneLine(outcome.reason, 200)}`;
+          const note = `bounced: ${/\b5\.1\.1\b/.test(outcome.reason) ? "no such address" : "refused"} (${oneLine(outcome.reason, 200)})`;
           this.store.setOutgoing(o.n, "bounced", note, this.now());
           this.decision("bounced", o.sender, `mail ${o.n} to ${o.to_addr}: ${note}`);
           await this.status(o.pigeon_id, "bounced", note);
