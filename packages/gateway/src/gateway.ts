@@ -470,7 +470,7 @@ export class Gateway implements InboundPolicy {
   private async takeBounce(raw: Buffer, rcptTo: string[]): Promise<Refusal | undefined> {
     const today = day(this.now());
     if (this.store.bump(today, "bounces") > 10_000) return { code: 450, message: "4.7.1 too many bounces today" };
-    const text = raw.subarray(0, 256 * 1024).toString("latin1");
+    const text = raw.subarray(0, 256 * 1024).toString("latin1").replace(/\r?\n[ \t]+/g, " "); // header lines unfolded
     for (const rcpt of rcptTo) {
       const token = /^bounce\+([0-9a-f]{20})$/.exec(this.ours(rcpt) ?? "")?.[1];
       const o = token ? this.store.outgoingByToken(token) : undefined;
