@@ -34,6 +34,8 @@ const HELD_NOTICES_PER_DAY = 50;
 /** More Received: lines than this is a loop. */
 const MAX_RECEIVED = 30;
 const LOOP_HEADER = "x-pigeon-gateway";
+/** Longest the gateway's queue waits for the mailbox to take one answer. */
+const ANSWER_MS = 10_000;
 
 const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 
@@ -96,8 +98,11 @@ export class Gateway implements InboundPolicy {
   async stop(): Promise<void> {
     this.node.off("message", this.onMessage);
     if (this.timer) clearInterval(this.timer);
-    await this.work.catch(() => {});
-    await this.flushing?.catch(() => {});
+    // what is under way finishes, within bounds (a mail half-sent is sent again at the next start)
+    const settled = Promise.all([this.work.catch(() => {}), this.flushing?.catch(() => {})]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([settled, new Promise<void>((r) => (timer = setTimeout(r, 3_000)))]);
+    clearTimeout(timer);
   }
 
   /** One thing at a time: messages, mail and decisions change the same records. */
@@ -186,9 +191,9 @@ export class Gateway implements InboundPolicy {
         `Answer "approve ${row.n}" or "refuse ${row.n} why".`);
     } else {
       this.decision("queued", who.address, `mail ${row.n} to ${r.to}`);
+      void this.flush();
       await this.status(m.id, "queued", `the gateway read it and it leaves by e-mail when the school's Internet link is up (mail ${row.n})`);
     }
-    void this.flush();
   }
 
   private allowed(address: string, name: string, cls: string): boolean {
@@ -198,12 +203,25 @@ export class Gateway implements InboundPolicy {
     return lists.some((l) => l?.some((x) => x === a || x === domain));
   }
 
+  /**
+   * Answers in the conversation of a message. Bounded: the gateway's one-at-a-time queue never waits
+   * more than ANSWER_MS for the mailbox (the answer itself still completes, or fails, on its own).
+   */
   private async answer(pigeonId: string, body: string): Promise<void> {
-    try {
-      await this.node.mailbox.reply(pigeonId, body.slice(0, MAX_BODY_CHARS));
-    } catch (e) {
-      this.log.warn(`gateway: could not answer ${pigeonId}: ${(e as Error).message}`);
-    }
+    const started = Date.now();
+    const done = this.node.mailbox.reply(pigeonId, body.slice(0, MAX_BODY_CHARS)).then(
+      () => {
+        if (Date.now() - started > ANSWER_MS) this.log.warn(`gateway: the answer to ${pigeonId} took ${Date.now() - started} ms`);
+      },
+      (e: Error) => this.log.warn(`gateway: could not answer ${pigeonId}: ${e.message}`),
+    );
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((r) => (timer = setTimeout(() => {
+      this.log.warn(`gateway: the mailbox has not taken the answer to ${pigeonId} after ${ANSWER_MS} ms; going on`);
+      r();
+    }, ANSWER_MS)));
+    await Promise.race([done, late]);
+    clearTimeout(timer);
   }
 
   private status(pigeonId: string, state: MailState, note: string): Promise<void> {
