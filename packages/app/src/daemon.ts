@@ -17,6 +17,7 @@ import { HttpGuard } from "./http-guard.js";
 import { identityPath, nodeInfoPath, writeFileAtomic, type NodeInfo } from "./data-dir.js";
 import { reportStaticPeers } from "./peer-reports.js";
 import { schoolRoutes } from "./school.js";
+import { startGateway, type RunningGateway } from "./gateway.js";
 
 export const DEFAULT_SYNC_PORT = 7480;
 export const DEFAULT_CONTROL_PORT = 7481;
@@ -51,6 +52,8 @@ export interface NodeOptions {
   school?: SchoolKey;
   /** The children's web app on the control port (web-app.ts); default on. */
   webApp?: boolean;
+  /** The e-mail gateway's configuration file: this node is the school's gateway (docs/gateway.md). */
+  gateway?: string;
 }
 
 export interface RunningNode {
@@ -58,6 +61,8 @@ export interface RunningNode {
   /** The web app's address with its key (to print for the user only: the key opens the app). */
   appUrl?: string;
   node: PigeonNode;
+  /** The e-mail gateway, when this node is one. */
+  gateway?: RunningGateway;
   mailbox: Mailbox;
   /** The node's log (console and node.log, rate-limited). */
   log: Log;
@@ -159,7 +164,12 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
     if (!xmppUpgrade?.(req, socket, head)) socket.destroy();
   });
   let xmpp: XmppServer | undefined;
+  let gateway: RunningGateway | undefined;
   try {
+    if (opts.gateway) {
+      gateway = await startGateway(node, opts.dataDir, opts.gateway, log);
+      info.gateway = { domain: gateway.domain, smtpPort: gateway.smtpPort };
+    }
     info.control.port = await listenControl(control, opts.controlPort);
     // XMPP: TCP clients on their own port; WebSocket clients on the loopback HTTP server at /xmpp-websocket
     if (opts.xmpp !== false) {
@@ -175,6 +185,7 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
       info.xmpp = { host: x.host, port: x.port, websocket: `ws://127.0.0.1:${info.control.port}${WEBSOCKET_PATH}` };
     }
   } catch (e) {
+    await gateway?.stop().catch(() => {});
     await xmpp?.close().catch(() => {});
     web?.close();
     control.close();
@@ -201,6 +212,7 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
           log.warn(`while stopping, ${what} failed: ${(e as Error).message}`);
         }
       };
+      await step("stopping the e-mail gateway", () => gateway?.stop());
       await step("closing the XMPP front door", () => xmpp?.close());
       await step("closing the web app", () => web?.close());
       await step("closing the control API", () => {
@@ -220,7 +232,7 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
     })();
     return stopping;
   };
-  return { info, ...(web ? { appUrl: web.url(info.control.port) } : {}), node, mailbox, log, stop, stopped };
+  return { info, ...(web ? { appUrl: web.url(info.control.port) } : {}), node, mailbox, log, stop, stopped, ...(gateway ? { gateway } : {}) };
 }
 
 /** Listens on the control port (127.0.0.1 only); the default port falls back to a free one. */

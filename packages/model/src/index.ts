@@ -88,3 +88,14 @@ export { IBLT_KEY_BYTES, Iblt, SKETCH_LEVELS, SPLIT_LEVEL } from "./iblt.js";
 export {
   MAX_RANGE_DEPTH, WHOLE_RANGE, WHOLE_WEIGHT, inRange, rangeBounds, rangeChildren, rangeWeight, type IdRange,
 } from "./id-range.js";
+
+// What travels inside ordinary messages between a laptop and its school's e-mail gateway (docs/gateway.md).
+export {
+  MAX_MAIL_ADDRESS_CHARS, MAX_SUBJECT_CHARS, formatIncomingMail, formatMailRequest, formatMailStatus, isMailAddress, oneLine,
+  parseIncomingMail, parseMailAddress, parseMailRequest, parseMailStatus, parseModerationCommand,
+  type IncomingMail, type MailRequest, type MailState, type MailStatus, type ModerationCommand,
+} from "./gateway-mail.js";
+// The school's signed rules for its e-mail gateway.
+export {
+  RulesError, openGatewayRules, parseGatewayRules, signGatewayRules, type GatewayRules, type SignedRulesFile,
+} from "./gateway-rules.js";
