@@ -9,7 +9,7 @@ import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { WebSocket } from "ws";
 import { afterAll, describe, expect, it } from "vitest";
-import { api, cleanupAll, onCleanup } from "../helpers.js";
+import { api, cleanupAll, http, onCleanup } from "../helpers.js";
 import { launch, makeFriends, missingChromium, openApp, profile, startWebNode, waitFor } from "./web-helpers.js";
 
 afterAll(cleanupAll);
@@ -61,23 +61,6 @@ function servePage(): Promise<{ server: Server; origin: string }> {
   return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve({ server, origin: `http://127.0.0.1:${(server.address() as { port: number }).port}` })));
 }
 
-interface Answer {
-  status: number;
-  body: string;
-}
-
-/** One request with exactly the headers given (Host included), as a rebinding page's browser or another user would send it. */
-function http(port: number, method: string, path: string, headers: Record<string, string>, body?: string): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: "127.0.0.1", port, method, path, headers, setHost: false, timeout: 5000 }, (res) => {
-      let text = "";
-      res.on("data", (c: Buffer) => (text += c.toString()));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text }));
-    });
-    req.on("error", reject);
-    req.end(body);
-  });
-}
 
 describe.skipIf(!!why)("a page on another origin in the child's own browser", () => {
   it("cannot read, send, listen or frame the app, even holding the CSRF token; the app's own page can", async () => {
