@@ -99,3 +99,11 @@ export {
 export {
   RulesError, openGatewayRules, parseGatewayRules, signGatewayRules, type GatewayRules, type SignedRulesFile,
 } from "./gateway-rules.js";
+export {
+  DRAWING_PREFIX,
+  decodeDrawing,
+  drawingSvg,
+  encodeDrawing,
+  looksLikeDrawing,
+  type Stroke,
+} from "./drawing.js";
