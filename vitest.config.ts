@@ -11,6 +11,7 @@ export default defineConfig({
       "@pigeon/sync": src("sync"),
       "@pigeon/peers": src("peers"),
       "@pigeon/xmpp": src("xmpp"),
+      "@pigeon/gateway": src("gateway"),
     },
   },
   test: {

@@ -144,7 +144,7 @@ describe(".gitignore", () => {
     // what earlier READMEs made in the repository folder
     for (const d of ["pigeon-data", "baraka-data", "./baraka-data"]) expect(ignored(`${d}/identity.json`), d).toBe(true);
     // a data directory by any other name: its keys, its store, its node file
-    for (const f of ["identity.json", "xmpp-credentials.json", "node.json", "pigeon.db", "pigeon.db-wal", "xmpp.db", "mailbox.lock", "node.log"])
+    for (const f of ["identity.json", "xmpp-credentials.json", "node.json", "web-key", "pigeon.db", "pigeon.db-wal", "xmpp.db", "mailbox.lock", "node.log"])
       expect(ignored(`my-laptop/${f}`), f).toBe(true);
     expect(ignored("packages/model/src/identity.ts")).toBe(false);
   });
@@ -325,7 +325,7 @@ describe("reading with the node stopped", () => {
     const b2 = await startDaemon("baraka", { dataDir: b.dataDir, args: [...quiet, "--peer", `127.0.0.1:${a2.syncPort}`] });
     await waitFor(async () => (await pigeonJson<Msg[]>(b2, "outbox"))[0]?.state === "read", "baraka to see read");
     expect((await pigeonJson<Msg[]>(a2, "inbox")).map((m) => m.body)).toEqual(["hello amara"]);
-  }, 120_000);
+  }, 240_000); // some 25 commands, each a process start: 80-90 s alone on a busy 2-core machine
 
   it("never opens the store beside a node: a command waits while the mailbox is held, then answers", async () => {
     const a = await startDaemon("chiku", { args: quiet });

@@ -2,6 +2,7 @@
 import { spawn, execFile, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { request } from "node:http";
 import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 
@@ -170,4 +171,25 @@ export async function api<T>(d: Pick<Daemon, "dataDir">, method: "GET" | "POST",
   const value = (await res.json()) as T & { message?: string };
   if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${value.message ?? ""}`);
   return value;
+}
+
+export interface HttpAnswer {
+  status: number;
+  body: string;
+}
+
+/**
+ * One HTTP request to 127.0.0.1:port with exactly the headers given (Host included), as a page under
+ * DNS rebinding, another origin or another user of the laptop would send it.
+ */
+export function http(port: number, method: string, path: string, headers: Record<string, string>, body?: string): Promise<HttpAnswer> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: "127.0.0.1", port, method, path, headers, setHost: false, timeout: 5000 }, (res) => {
+      let text = "";
+      res.on("data", (c: Buffer) => (text += c.toString()));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text }));
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
 }

@@ -2,11 +2,12 @@
 // (copied from its output), each showing who the school vouches for; an impostor who calls itself an
 // enrolled child (with its own fake school behind it) is never shown as that child; a revocation
 // reaches a laptop that never met the school through a carrier laptop; the "only the directory"
-// policy. Real processes on loopback.
+// policy; a child's laptop in a school shows who it is to its schoolmates only, unless its owner says
+// otherwise (--meet anyone). Real processes on loopback.
 import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { cleanupAll, freePort, pigeon, pigeonJson, run, startDaemon, waitFor, type Daemon } from "./helpers.js";
+import { cleanupAll, freePort, pigeon, pigeonJson, run, startDaemon, tempDir, waitFor, type Daemon } from "./helpers.js";
 
 afterAll(cleanupAll);
 
@@ -48,11 +49,23 @@ describe("the school", () => {
     const dup = await pigeon(school, "school", "enrol", (await pigeon(baraka, "card")).stdout.trim(), "--class", "5B", "--name", "amara");
     expect(dup.code).toBe(1);
     expect(dup.stderr).toMatch(/amara@kisumu-primary is already enrolled with another key .*--replace/);
-    // baraka restarts to take its new name to the laptops it meets, and now meets amara too
+    // a stranger's laptop nearby dials amara: she shows it nothing (she belongs to a school, it does not)
+    const nosy = await startDaemon("nosy", { args: [...quiet, "--peer", `127.0.0.1:${pa}`] });
+    await waitFor(() => /did not show who it is/.test(log(nosy)), "the stranger's dial to be turned away");
+    expect(await pigeonJson<Contact[]>(nosy, "contacts")).toEqual([]);
+    expect(JSON.stringify(await pigeonJson<unknown>(nosy, "peers"))).not.toContain("amara");
+    expect((await pigeonJson<Contact[]>(amara, "contacts")).map((c) => c.address)).not.toContain("nosy@local");
+    await nosy.stop();
+    expect((await pigeon(amara, "status")).stdout).toContain("shows who you are to: your schoolmates' laptops only");
+    expect((await pigeon(nosy, "status")).stdout).toContain("shows who you are to: any laptop nearby");
+
+    // baraka restarts to take its new name to the laptops it meets, and now meets amara too; as a
+    // teacher he chooses to meet laptops from outside the school as well
     await baraka.stop();
-    baraka = await startDaemon("baraka", { dataDir: baraka.dataDir, args: [...quiet, "--peer", `127.0.0.1:${ps}`, "--peer", `127.0.0.1:${pa}`] });
+    baraka = await startDaemon("baraka", { dataDir: baraka.dataDir, args: [...quiet, "--meet", "anyone", "--peer", `127.0.0.1:${ps}`, "--peer", `127.0.0.1:${pa}`] });
     expect((await pigeon(baraka, "whoami")).stdout).toContain(`baraka@${HOME}\nfingerprint`);
     expect((await pigeon(baraka, "whoami")).stdout).toContain(`vouched by ${HOME}: 5B, teacher`);
+    expect((await pigeon(baraka, "status")).stdout).toContain("shows who you are to: any laptop nearby (started with --meet anyone)");
 
     const vouched = (d: Daemon, address: string) =>
       waitFor(async () => (await pigeonJson<Contact[]>(d, "contacts")).find((c) => c.address === address && c.vouch?.status === "vouched"), `${address} vouched on ${d.name}`);
@@ -62,7 +75,7 @@ describe("the school", () => {
     expect((await pigeon(baraka, "school", "list")).stdout).toMatch(/kisumu-primary \(2\)\n  amara@kisumu-primary  5B  student  .*\n  baraka@kisumu-primary  5B  teacher/);
 
     // the impostor: its own "school" of the same home, which enrols it as amara
-    const impostor = await startDaemon("amara", { args: [...quiet, "--home", HOME, "--school", HOME, "--peer", `127.0.0.1:${baraka.syncPort}`] });
+    const impostor = await startDaemon("amara", { args: [...quiet, "--meet", "anyone", "--home", HOME, "--school", HOME, "--peer", `127.0.0.1:${baraka.syncPort}`] });
     const fake = await pigeon(impostor, "enrol", await enrol(impostor, impostor, "--class", "5B"));
     expect(fake.code, fake.stderr).toBe(0);
     await waitFor(async () => (await pigeonJson<Contact[]>(impostor, "contacts")).some((c) => c.address === `baraka@${HOME}`), "the impostor to meet baraka");
@@ -115,13 +128,15 @@ describe("the school", () => {
     expect(revoked.code, revoked.stderr).toBe(0);
     expect(revoked.stdout).toMatch(/Revoked the laptop .* \(directory entry 3\)/);
 
-    // a carrier laptop (not of the school) visits the school server, then later lina
-    let carrier = await startDaemon("kito", { args: [...quiet, "--peer", `127.0.0.1:${ps}`] });
-    await waitFor(async () => (await pigeonJson<{ carrying: { envelopes: number } }>(carrier, "status")).carrying.envelopes >= 3, "the carrier to take the directory");
-    expect((await pigeon(carrier, "school")).code).toBe(1); // it belongs to no school and reads nothing
+    // a classmate's laptop (enrolled with a token by hand too) visits the school server, then later lina
+    let carrier = await startDaemon("kito", { args: [...quiet, "--home", HOME] });
+    expect((await pigeon(carrier, "enrol", await enrol(school, carrier, "--class", "6B"))).code).toBe(0);
+    await carrier.stop();
+    carrier = await startDaemon("kito", { dataDir: carrier.dataDir, args: [...quiet, "--peer", `127.0.0.1:${ps}`] });
+    await waitFor(async () => (await pigeonJson<SchoolView>(carrier, "school")).entries >= 4, "the carrier to take the directory");
     await carrier.stop();
     carrier = await startDaemon("kito", { dataDir: carrier.dataDir, args: [...quiet, "--peer", `127.0.0.1:${pl}`] });
-    await waitFor(async () => (await pigeonJson<SchoolView>(lina, "school")).maxSerial === 3, "the revocation to reach lina");
+    await waitFor(async () => (await pigeonJson<SchoolView>(lina, "school")).maxSerial >= 3, "the revocation to reach lina");
     await waitFor(() => /the school revoked a laptop of juma@kisumu-primary/.test(log(lina)), "lina's log to say so");
 
     // the stolen laptop writes again: lina refuses it
@@ -129,13 +144,24 @@ describe("the school", () => {
     await waitFor(() => /signed by a revoked device \(revoked by the school\)/.test(log(lina)), "lina to refuse the revoked laptop's message");
     expect((await pigeonJson<Msg[]>(lina, "inbox")).map((m) => m.body)).toEqual(["before"]);
     expect(await pigeonJson<Request[]>(lina, "requests")).toEqual([]);
+
+    // lina's laptop shows itself to schoolmates only, yet the tablet she pairs with it gets in (the
+    // code is its proof), and belongs to the school too
+    const shown = await pigeon(lina, "devices", "add");
+    expect(shown.code, shown.stderr).toBe(0);
+    const code = /pigeon pair ([a-z2-7]{4}-[a-z2-7]{4}-[a-z2-7]{4})/.exec(shown.stdout)![1]!;
+    const tabletDir = tempDir("lina-tablet");
+    const paired = await pigeon({ dataDir: tabletDir }, "pair", code, "--no-mdns", "--peer", `127.0.0.1:${pl}`);
+    expect(paired.stderr + paired.stdout).toContain(`now a device of lina@${HOME}`);
+    expect((await pigeonJson<SchoolView>({ dataDir: tabletDir }, "school")).me).toMatchObject({ status: "vouched", name: "lina", class: "6A" });
   }, 180_000);
 
   it("'only the directory': a stranger's message is dropped (not even a request) and counted; a vouched classmate's arrives", async () => {
     const ps = await freePort();
     const pp = await freePort();
     const school = await startDaemon("school", { args: [...quiet, "--school", HOME, "--port", String(ps)] });
-    const pat = await startDaemon("pat", { args: [...quiet, "--home", HOME, "--port", String(pp), "--peer", `127.0.0.1:${ps}`] });
+    // pat's laptop meets anyone nearby (its owner's choice); the school's policy still keeps strangers out
+    const pat = await startDaemon("pat", { args: [...quiet, "--meet", "anyone", "--home", HOME, "--port", String(pp), "--peer", `127.0.0.1:${ps}`] });
     expect((await pigeon(pat, "enrol", await enrol(school, pat, "--class", "4A"))).code).toBe(0);
     const policy = await pigeon(school, "school", "policy", "only-directory");
     expect(policy.code, policy.stderr).toBe(0);

@@ -23,7 +23,34 @@ import { child, childText } from "../../packages/xmpp/dist/xml.js";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const CLI = join(ROOT, "packages/app/dist/cli.js");
-const { values } = parseArgs({ options: { messages: { type: "string", default: "3000" }, "sync-messages": { type: "string", default: "100" }, window: { type: "string", default: "20" } } });
+const USAGE = `Usage: npm run bench:xmpp [-- OPTIONS]
+
+Messages per second and p50/p99 latency between two XMPP clients, through Prosody and through Pigeon
+(one node; two nodes syncing over loopback), with each server's RSS. Starts everything it needs on
+loopback, stops it all and removes its temporary directory when done (or on Ctrl-C).
+
+Options:
+  --messages N        messages for the Prosody and one-node rows (default 3000)
+  --sync-messages N   messages for the two-node row (default 100; each is fsync'd on both laptops)
+  --window W          messages in flight at most (default 20)
+  -h, --help          this text`;
+let values;
+try {
+  ({ values } = parseArgs({ options: { messages: { type: "string", default: "3000" }, "sync-messages": { type: "string", default: "100" }, window: { type: "string", default: "20" }, help: { type: "boolean", short: "h" } } }));
+} catch (e) {
+  console.error(`bench:xmpp: ${e.message}\n\n${USAGE}`);
+  process.exit(2);
+}
+if (values.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+for (const k of ["messages", "sync-messages", "window"]) {
+  if (!/^[1-9]\d*$/.test(values[k])) {
+    console.error(`bench:xmpp: --${k} must be a positive whole number, not "${values[k]}"\n\n${USAGE}`);
+    process.exit(2);
+  }
+}
 const N_XMPP = Number(values.messages);
 // the two-node row goes through Pigeon's fsync'd document store on both laptops: a few per second
 const N_SYNC = Number(values["sync-messages"]);
@@ -33,6 +60,21 @@ const DEADLINE_MS = 180_000;
 const cleanups = [];
 const tmp = mkdtempSync(join(tmpdir(), "pigeon-bench-xmpp-"));
 cleanups.push(() => rmSync(tmp, { recursive: true, force: true }));
+/** Stops a process started here and waits for it (SIGKILL after 5 s), so nothing writes into tmp after it is removed. */
+function stopLater(proc) {
+  cleanups.push(async () => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return;
+    const exited = new Promise((r) => proc.once("exit", r));
+    proc.kill("SIGTERM");
+    const t = setTimeout(() => proc.kill("SIGKILL"), 5000);
+    await exited;
+    clearTimeout(t);
+  });
+}
+async function cleanUp() {
+  for (const c of cleanups.splice(0).reverse()) { try { await c(); } catch { /* best effort */ } }
+}
+process.once("SIGINT", () => void cleanUp().then(() => process.exit(130)));
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const freePort = () => new Promise((res) => { const s = createServer(); s.listen(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => res(p)); }); });
@@ -161,7 +203,7 @@ VirtualHost "local"
     ? ["setpriv", ["--reuid=prosody", "--regid=prosody", "--init-groups", "prosody", "--config", cfg]]
     : ["prosody", ["--config", cfg]];
   const proc = spawn(cmd, argv, { stdio: "ignore", env });
-  cleanups.push(() => proc.kill("SIGTERM"));
+  stopLater(proc);
   await until(() => new Promise((r) => { const s = connect(port, "127.0.0.1"); s.on("connect", () => { s.destroy(); r(true); }); s.on("error", () => r(false)); }), "prosody");
   const alice = await client({ port, user: "alice", domain: "local", password: "alice-password", resource: "bench" });
   const bob = await client({ port, user: "bob", domain: "local", password: "bob-password", resource: "bench" });
@@ -176,7 +218,7 @@ async function startNode(name, extra = []) {
   let out = "";
   proc.stdout.on("data", (d) => (out += d));
   proc.stderr.on("data", (d) => (out += d));
-  cleanups.push(() => proc.kill("SIGTERM"));
+  stopLater(proc);
   await until(() => /\bready\b/.test(out), `${name} to start`);
   const info = JSON.parse(readFileSync(join(data, "node.json"), "utf8"));
   const password = JSON.parse(readFileSync(join(data, "xmpp-credentials.json"), "utf8")).password;
@@ -195,7 +237,11 @@ async function pigeonOneNode() {
 async function pigeonTwoNodes() {
   const a = await startNode("amara");
   const b = await startNode("baraka", ["--peer", `127.0.0.1:${a.info.sync.port}`]);
-  await until(() => JSON.parse(execFileSync(process.execPath, [CLI, "contacts", "--json", "--data", a.data], { encoding: "utf8" })).length === 1, "the nodes to meet");
+  const pigeon = (data, ...args) => execFileSync(process.execPath, [CLI, ...args, "--data", data], { encoding: "utf8" });
+  for (const x of [a, b]) await until(() => JSON.parse(pigeon(x.data, "nearby", "--json")).length === 1, "the nodes to meet");
+  // meeting makes no buddy: the children add each other (messages from others wait as requests)
+  pigeon(a.data, "buddies", "add", "baraka@local");
+  pigeon(b.data, "buddies", "add", "amara@local");
   const amara = await client({ port: a.info.xmpp.port, user: "amara", domain: "local", password: a.password, resource: "bench" });
   const baraka = await client({ port: b.info.xmpp.port, user: "baraka", domain: "local", password: b.password, resource: "bench" });
   const r = await measure("pigeon, 2 nodes (amara@A -> baraka@B, via sync)", amara, baraka, "baraka@local", [a.proc.pid, b.proc.pid], N_SYNC);
@@ -206,14 +252,20 @@ async function pigeonTwoNodes() {
 const rows = [];
 try {
   console.log(`XMPP benchmark: ${N_XMPP} messages (${N_SYNC} for the two-node row), at most ${W} in flight, loopback, ${new Date().toISOString()}`);
+  console.log(`temporary directory (removed at the end): ${tmp}`);
   rows.push(await prosodyRun());
   rows.push(await pigeonOneNode());
   rows.push(await pigeonTwoNodes());
+} catch (e) {
+  console.error(`bench:xmpp: ${e.stack ?? e}`);
+  process.exitCode = 1;
 } finally {
-  for (const c of cleanups.reverse()) { try { c(); } catch { /* best effort */ } }
+  await cleanUp();
 }
 const pad = (s, n) => String(s).padEnd(n);
 console.log("");
 console.log(`| ${pad("server", 50)} | messages | msgs/s | p50 ms | p99 ms | server RSS MB |`);
 console.log(`|${"-".repeat(52)}|----------|--------|--------|--------|---------------|`);
 for (const r of rows) console.log(`| ${pad(r.label, 50)} | ${pad(r.n, 8)} | ${pad(r.rate.toFixed(0), 6)} | ${pad(r.p50.toFixed(1), 6)} | ${pad(r.p99.toFixed(1), 6)} | ${pad(r.rss.join(" + "), 13)} |`);
+// the clients' sockets and timers are done with: leave now
+process.exit(process.exitCode ?? 0);

@@ -99,5 +99,9 @@ export function frameBytes(f: SyncFrame): number {
       return f.table.count.byteLength + f.table.keySum.byteLength + f.table.hashSum.byteLength;
     case "done":
       return 0;
+    case "pair-request":
+      return f.request.byteLength;
+    case "pair-grant":
+      return f.grant.byteLength;
   }
 }

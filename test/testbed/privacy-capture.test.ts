@@ -104,11 +104,11 @@ describe.skipIf(!!why)("what the network learns about a child (packet capture)",
     expect(links.length).toBeGreaterThanOrEqual(2); // both directions of at least one link
     const linkBytes = links.reduce((n, [, b]) => n + b.length, 0);
     expect(linkBytes).toBeGreaterThan(2_000); // handshake, reconciliation and envelopes went over it
-    // The WebSocket messages, unmasked (a dialer masks what it sends): the version-3 handshake is
-    // there, Hello 34 bytes, Reply 404, Confirm 372, then encrypted frames.
+    // The WebSocket messages, unmasked (a dialer masks what it sends): the handshake is there,
+    // Hello 66 bytes, Reply 404, Confirm 372, then encrypted frames.
     const messages = links.flatMap(([, b]) => websocketMessages(b) ?? []);
     const handshake = messages.filter((m) => m[0] === HANDSHAKE_VERSION && m.length <= 404).map((m) => `${m[1]}:${m.length}`);
-    for (const expected of ["1:34", "2:404", "3:372"]) expect(handshake).toContain(expected);
+    for (const expected of ["1:66", "2:404", "3:372"]) expect(handshake).toContain(expected);
     expect(messages.length).toBeGreaterThan(6);
 
     // Nothing that names either child, anywhere: raw capture, each TCP stream put back together, each UDP payload.

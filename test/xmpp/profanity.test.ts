@@ -1,45 +1,14 @@
 // profanity 0.13 (libstrophe) in tmux, driven with send-keys and read with capture-pane: log in and
 // exchange a message with a slixmpp user, against Prosody (reference) and across two Pigeon nodes; and
 // edit the buddy list (roster, groups, blocking) from profanity.
-import { execFileSync } from "node:child_process";
 import { afterAll, describe, expect, it } from "vitest";
-import { cleanupAll, onCleanup, pigeon, pigeonJson, startDaemon, tempDir } from "../helpers.js";
-import { announceSkip, befriend, missing, slix, startProsody, startXmppNode, waitFor } from "./xmpp-helpers.js";
+import { cleanupAll, pigeon, pigeonJson, startDaemon } from "../helpers.js";
+import { announceSkip, befriend, missing, profanity, slix, startProsody, startXmppNode, waitFor } from "./xmpp-helpers.js";
 
 afterAll(cleanupAll);
 
 const why = missing("profanity") ?? missing("slixmpp");
 if (why) announceSkip("profanity in tmux", why);
-
-/** A profanity in its own tmux server (socket name unique to this test run) and its own HOME. */
-function profanity(name: string) {
-  const home = tempDir(`profanity-${name}`);
-  const sock = `pigeon-test-${process.pid}-${name}`;
-  const tmux = (...args: string[]) => execFileSync("tmux", ["-L", sock, ...args], { encoding: "utf8", env: { ...process.env, HOME: home } });
-  tmux("new-session", "-d", "-s", "p", "-x", "180", "-y", "45", `HOME=${home} exec profanity`);
-  onCleanup(() => {
-    try {
-      tmux("kill-server");
-    } catch {
-      /* already gone */
-    }
-  });
-  const screen = () => tmux("capture-pane", "-p", "-t", "p");
-  return {
-    screen,
-    type: (text: string) => {
-      tmux("send-keys", "-t", "p", "-l", text);
-      tmux("send-keys", "-t", "p", "Enter");
-    },
-    async login(jid: string, password: string, port: number, tls: "disable" | "trust") {
-      await waitFor(() => screen().includes("Type '/help'"), "profanity to start");
-      this.type(`/connect ${jid} server 127.0.0.1 port ${port} tls ${tls}`);
-      await waitFor(() => screen().includes("password"), "the password prompt");
-      this.type(password);
-      await waitFor(() => / logged in successfully/.test(screen()), `profanity to log in:\n${screen()}`, 20_000);
-    },
-  };
-}
 
 describe.skipIf(!!why)("profanity in tmux", () => {
   it("against Prosody (reference): logs in and exchanges a message", async () => {

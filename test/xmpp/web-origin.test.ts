@@ -1,34 +1,16 @@
 // The node's loopback HTTP server under DNS rebinding and cross-origin requests, without a browser:
 // requests are written by hand with the Host and Origin a browser would send (http-guard.ts). Also the
 // sync port (browsers are never peers) and the XMPP TCP port spoken to in HTTP (a cross-protocol POST).
-import { request } from "node:http";
 import { connect } from "node:net";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { WebSocket } from "ws";
 import { afterAll, describe, expect, it } from "vitest";
-import { cleanupAll, pigeon } from "../helpers.js";
+import { cleanupAll, http, pigeon } from "../helpers.js";
 import { startXmppNode, type XmppNode } from "./xmpp-helpers.js";
 
 afterAll(cleanupAll);
 
-interface Answer {
-  status: number;
-  body: string;
-}
-
-/** One HTTP request to 127.0.0.1:port with exactly the headers given (Host included). */
-function http(port: number, method: string, path: string, headers: Record<string, string>, body?: string): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: "127.0.0.1", port, method, path, headers, setHost: false, timeout: 5000 }, (res) => {
-      let text = "";
-      res.on("data", (c: Buffer) => (text += c.toString()));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text }));
-    });
-    req.on("error", reject);
-    req.end(body);
-  });
-}
 
 /** A WebSocket handshake with the given Host and Origin: the HTTP status, or 101 if it opened. */
 function wsStatus(url: string, opts: { host?: string; origin?: string; protocol?: string }): Promise<number> {

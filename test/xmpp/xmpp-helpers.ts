@@ -17,8 +17,8 @@ export interface XmppNode extends Daemon {
   certPath: string;
 }
 
-export async function startXmppNode(name: string, args: string[] = []): Promise<XmppNode> {
-  const d = await startDaemon(name, { args: ["--no-mdns", "--xmpp-port", "0", ...args] });
+export async function startXmppNode(name: string, args: string[] = [], dataDir?: string, env?: Record<string, string>): Promise<XmppNode> {
+  const d = await startDaemon(name, { args: ["--no-mdns", "--xmpp-port", "0", ...args], dataDir, env });
   const info = JSON.parse(readFileSync(join(d.dataDir, "node.json"), "utf8")) as { xmpp: { port: number; websocket: string } };
   const pw = await pigeonJson<{ jid: string; password: string }>(d, "xmpp-password");
   return Object.assign(d, { jid: pw.jid, password: pw.password, xmppPort: info.xmpp.port, websocket: info.xmpp.websocket, certPath: join(d.dataDir, "xmpp-tls-cert.pem") });
@@ -77,9 +77,10 @@ export interface SlixParams {
 }
 
 /** Runs one slixmpp scenario; `onEvent` sees each event line as it comes (to drive the other side). */
-export function slix(params: SlixParams, onEvent?: (e: Record<string, unknown>) => void, timeoutMs = 90_000): Promise<SlixRun> {
+export function slix(params: SlixParams, onEvent?: (e: Record<string, unknown>) => void, timeoutMs = 90_000, env?: Record<string, string>): Promise<SlixRun> {
   return new Promise((resolve, reject) => {
-    const p = spawn(PYTHON, [SLIX, JSON.stringify({ host: "127.0.0.1", ...params })], { stdio: ["ignore", "pipe", "pipe"] });
+    const p = spawn(PYTHON, [SLIX, "-"], { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, ...env } });
+    p.stdin.end(JSON.stringify({ host: "127.0.0.1", ...params }));
     let out = "";
     let err = "";
     const events: Record<string, unknown>[] = [];
@@ -199,6 +200,51 @@ VirtualHost "${domain}"
     15_000,
   );
   return { domain, port, httpPort, websocket: `ws://127.0.0.1:${httpPort}/xmpp-websocket`, certPath, users, proc, log: () => out + (existsSync(join(dir, "prosody.log")) ? readFileSync(join(dir, "prosody.log"), "utf8") : "") };
+}
+
+/**
+ * The system's trust store after the one documented step (docs/security.md: the node's certificate
+ * copied to /usr/local/share/ca-certificates and `update-ca-certificates`): Debian's bundle with the
+ * certificate appended, as that command writes it. Given to clients as SSL_CERT_FILE (OpenSSL's
+ * default-path override), so the test never changes the machine's own store.
+ */
+export function trustStoreWith(certPath: string): { SSL_CERT_FILE: string } {
+  const file = join(tempDir("truststore"), "ca-certificates.crt");
+  const system = existsSync("/etc/ssl/certs/ca-certificates.crt") ? readFileSync("/etc/ssl/certs/ca-certificates.crt", "utf8") : "";
+  writeFileSync(file, system + readFileSync(certPath, "utf8"));
+  return { SSL_CERT_FILE: file };
+}
+
+/** A profanity in its own tmux server (socket name unique to this test run) and its own HOME. */
+export function profanity(name: string, env: Record<string, string> = {}) {
+  const home = tempDir(`profanity-${name}`);
+  const sock = `pigeon-test-${process.pid}-${name}`;
+  const tmux = (...args: string[]) => execFileSync("tmux", ["-L", sock, ...args], { encoding: "utf8", env: { ...process.env, HOME: home } });
+  const vars = Object.entries({ HOME: home, ...env }).map(([k, v]) => `${k}=${v}`).join(" ");
+  tmux("new-session", "-d", "-s", "p", "-x", "180", "-y", "45", `${vars} exec profanity`);
+  onCleanup(() => {
+    try {
+      tmux("kill-server");
+    } catch {
+      /* already gone */
+    }
+  });
+  const screen = () => tmux("capture-pane", "-p", "-t", "p");
+  return {
+    screen,
+    type: (text: string) => {
+      tmux("send-keys", "-t", "p", "-l", text);
+      tmux("send-keys", "-t", "p", "Enter");
+    },
+    /** tls "default": profanity's plain `/connect` (no tls option: TLS is mandatory, the certificate checked). */
+    async login(jid: string, password: string, port: number, tls: "disable" | "trust" | "default") {
+      await waitFor(() => screen().includes("Type '/help'"), "profanity to start");
+      this.type(`/connect ${jid} server 127.0.0.1 port ${port}${tls === "default" ? "" : ` tls ${tls}`}`);
+      await waitFor(() => screen().includes("password"), "the password prompt");
+      this.type(password);
+      await waitFor(() => / logged in successfully/.test(screen()), `profanity to log in:\n${screen()}`, 20_000);
+    },
+  };
 }
 
 export { waitFor };

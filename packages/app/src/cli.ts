@@ -5,8 +5,10 @@
 import "./wasm-tiering.js"; // first: before Automerge's WebAssembly is compiled
 import { createInterface } from "node:readline/promises";
 import { isIP } from "node:net";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import {
-  DEFAULT_HOME, deviceId, fingerprint, formatAddress, newDeviceIdentity, normalPairingCode, PairingError, parseAddress, serializeIdentity, validHome,
+  DEFAULT_HOME, deviceId, formatMailRequest, isMailAddress, parseIncomingMail, signGatewayRules, fingerprint, formatAddress, newDeviceIdentity, normalPairingCode, pairingLinkSecret, PairingError, parseAddress, serializeIdentity, validHome,
   validName,
 } from "@pigeon/model";
 import { MdnsDiscovery, parseHostPort, StaticPeers, WsNetwork } from "@pigeon/peers";
@@ -24,6 +26,7 @@ import {
 } from "./command-line.js";
 import { parseOrigin } from "./http-guard.js";
 import { ensureSchoolKey, loadSchoolKey, schoolRoutes } from "./school.js";
+import { gatewayNotice, mailStatuses, openGatewayStore } from "./gateway.js";
 import { schoolCommand } from "./school-command.js";
 import { ensureCredentials, setPassword } from "@pigeon/xmpp";
 import {
@@ -75,6 +78,9 @@ async function start(v: Values): Promise<number> {
   const port = int(v.port, "port", 0, 65535);
   const controlPort = int(v["control-port"], "control-port", 0, 65535);
   const hopLimit = int(v["hop-limit"], "hop-limit", 0, 64);
+  if (v.meet !== undefined && v.meet !== "anyone" && v.meet !== "school")
+    throw new UsageError(`--meet "${v.meet}" is not anyone or school`);
+  const meetStrangers = v.meet === undefined ? undefined : v.meet === "anyone";
   const copies = int(v.copies, "copies", 1, 256);
   const carryQuotaMb = int(v["carry-quota"], "carry-quota", 1, 1_000_000);
   const xmppPort = int(v["xmpp-port"], "xmpp-port", 0, 65535);
@@ -136,6 +142,7 @@ async function start(v: Values): Promise<number> {
     mdns: !v["no-mdns"],
     mdnsInterfaces: v["mdns-interface"],
     hopLimit,
+    ...(meetStrangers !== undefined ? { meetStrangers } : {}),
     copies,
     carryQuotaBytes: carryQuotaMb === undefined ? undefined : carryQuotaMb * 1024 * 1024,
     xmpp: !v["no-xmpp"],
@@ -143,7 +150,9 @@ async function start(v: Values): Promise<number> {
     xmppListen,
     allowOrigins,
     ...(school ? { school } : {}),
+    ...(v.gateway ? { gateway: v.gateway } : {}),
   });
+  if (node.gateway) console.log(`e-mail gateway for ${node.gateway.domain}: SMTP on port ${node.gateway.smtpPort}`);
   if (school) console.log(`school server of ${school.home} (school key fingerprint ${fingerprint(school.signing.publicKey)})`);
   // A background write that fails (e.g. automerge-repo's own save when the disk is full) must not
   // take the node down: log it and keep serving what is already stored.
@@ -151,6 +160,7 @@ async function start(v: Values): Promise<number> {
   const onSignal = () => void node.stop();
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
+  if (node.appUrl) console.log(`Pigeon for you in this laptop's browser: ${node.appUrl}`);
   console.log("ready");
   await node.stopped;
   lock.release();
@@ -199,7 +209,12 @@ async function pair(where: DataDirChoice, code: string, v: Values): Promise<numb
   }
   const port = int(v.port, "port", 0, 65535);
   const device = newDeviceIdentity();
-  const network = new WsNetwork({ identity: device, host: listenAddress(v.listen, "listen") ?? "0.0.0.0", port: port ?? 0 });
+  // the device with the code lets this one in even if it shows itself to its schoolmates only
+  const linkSecret = pairingLinkSecret(code);
+  const network = new WsNetwork({
+    identity: device, host: listenAddress(v.listen, "listen") ?? "0.0.0.0", port: port ?? 0,
+    trust: { secrets: () => [linkSecret], showToStrangers: () => true },
+  });
   const listening = await network.listen();
   const finders: PeerFinder[] = [];
   if (v.peer?.length) finders.push(new StaticPeers({ network, peers: v.peer }));
@@ -221,6 +236,104 @@ async function pair(where: DataDirChoice, code: string, v: Values): Promise<numb
   } finally {
     await network.close();
   }
+}
+
+/**
+ * An e-mail to an outside address: a message to the school's gateway whose first lines say where it
+ * goes. Nothing leaves without --yes, after the user was told that the gateway reads it.
+ */
+async function sendMail(
+  where: DataDirChoice, o: { to: string; text: string; subject: string; re?: string; via: string | undefined; yes: boolean },
+  out: (value: unknown, readable: string) => void,
+): Promise<number> {
+  if (!hasIdentity(where.dir)) throw new NoIdentity(noIdentityMessage(where));
+  const gateway = o.via ?? `mail@${loadIdentity(where.dir).home}`;
+  checkAddress(gateway, "send");
+  const notice = gatewayNotice(gateway, o.to);
+  if (!o.yes) {
+    console.error(`${notice}\nNothing was sent. To send it, say so: add --yes.`);
+    return 2;
+  }
+  let body: string;
+  try {
+    body = formatMailRequest({ to: o.to, subject: o.subject, text: o.text, ...(o.re ? { re: o.re } : {}) });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const m = await (o.re
+    ? call(where, "POST /api/reply", { id: o.re, body }, "Sending an e-mail")
+    : call(where, "POST /api/send", { to: gateway, body }, "Sending an e-mail")).catch(usageIfBadInput);
+  out({ ...m, mailTo: o.to, gateway }, `${notice}\n${formatSent(m)}`);
+  return 0;
+}
+
+/** `pigeon gateway ...` on the gateway's data directory: its queue, its log, a teacher's decision. */
+async function gatewayCommand(dataDir: string, rest: string[], out: (value: unknown, readable: string) => void): Promise<number> {
+  const [action, n, ...why] = rest;
+  const store = openGatewayStore(dataDir);
+  if (!store) throw new Refused(`${dataDir} holds no e-mail gateway (started with pigeon start --gateway CONFIG.json)`);
+  try {
+    if (action === undefined) {
+      const p = { outgoing: store.outgoingIn("held"), incoming: store.incomingIn("held") };
+      const lines = [
+        ...p.outgoing.map((o) => `  mail ${o.n}: ${o.sender} to ${o.to_addr}  "${o.subject ?? ""}"  (approve ${o.n} / refuse ${o.n} WHY)\n    ${(o.body ?? "").split("\n").join("\n    ")}`),
+        ...p.incoming.map((i) => `  held ${i.n}: from ${i.from_display} to ${i.to_person}  "${i.subject}"  ${i.note}  (release ${i.n} / discard ${i.n} WHY)`),
+      ];
+      out(p, lines.length ? `Waiting for a teacher (${lines.length})\n${lines.join("\n")}` : "Nothing waits for a teacher");
+      return 0;
+    }
+    if (action === "log") {
+      if (n !== undefined) throw new UsageError("gateway log takes nothing more");
+      const log = store.logSince(0, 100_000);
+      out(log, log.length ? log.map((l) => `  ${new Date(l.at).toISOString().slice(0, 19).replace("T", " ")}  ${l.decision}  ${l.who}  ${l.detail}`).join("\n") : "No decisions yet");
+      return 0;
+    }
+    const verb = action as "approve" | "refuse" | "release" | "discard";
+    if (!["approve", "refuse", "release", "discard"].includes(verb) || !n || !/^[0-9]{1,9}$/.test(n) || ((verb === "approve" || verb === "release") && why.length))
+      throw new UsageError("gateway takes: (nothing) to list, log, approve N, refuse N WHY, release N, discard N WHY");
+    const seq = store.requestDecision(verb, Number(n), why.join(" "), Date.now());
+    const running = runningNode(dataDir);
+    if (!running) {
+      out({ queued: seq }, `The gateway is not running: "${verb} ${n}" is applied when it starts`);
+      return 0;
+    }
+    const end = Date.now() + 15_000;
+    for (;;) {
+      const answer = store.decisionAnswer(seq);
+      if (answer !== undefined) {
+        out({ answer }, answer);
+        return /^No /.test(answer) ? 1 : 0;
+      }
+      if (Date.now() > end) throw new Refused(`the gateway has not applied "${verb} ${n}" yet; it will at its next round`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    store.close();
+  }
+}
+
+/** `pigeon school sign-rules RULES.json [--out FILE]`: the school key signs the gateway's rules. */
+function signRules(where: DataDirChoice, args: string[], v: Values, out: (value: unknown, readable: string) => void): number {
+  if (args.length !== 1) throw new UsageError("school sign-rules needs the rules file, e.g. pigeon school sign-rules gateway-rules.json");
+  const school = loadSchoolKey(where.dir);
+  if (!school) throw new Refused(`${describeDataDir(where)} holds no school key: sign the rules on the school server`);
+  let text: string;
+  try {
+    text = readFileSync(args[0]!, "utf8");
+  } catch (e) {
+    throw new UsageError(`cannot read ${args[0]}: ${(e as Error).message}`);
+  }
+  let signed;
+  try {
+    signed = signGatewayRules(school, text);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const target = v.out ?? args[0]!.replace(/(\.json)?$/, ".signed.json");
+  writeFileAtomic(target, JSON.stringify(signed, null, 2) + "\n");
+  const rules = JSON.parse(text) as { domain: string; serial: number };
+  out({ file: target, domain: rules.domain, serial: rules.serial }, `Signed the gateway rules ${rules.serial} for ${rules.domain} with the school key of ${school.home}: ${target}\n(copy it to the gateway and restart it)`);
+  return 0;
 }
 
 /** `pigeon rename NEWNAME`: the same keys and fingerprint, a new name in identity.json. */
@@ -407,6 +520,8 @@ async function main(argv: string[]): Promise<number> {
       }
       const [to, ...words] = rest;
       if (!to || words.length === 0) throw new UsageError('send needs an address and a message, e.g. pigeon send amara@local "hello"');
+      if (isMailAddress(to)) return sendMail(where, { to, text: words.join(" "), subject: v.subject ?? "", via: v.via, yes: v.yes === true }, out);
+      if (v.subject !== undefined || v.via !== undefined || v.yes) throw new UsageError("--subject, --via and --yes are for e-mails to outside addresses (someone@example.org)");
       checkAddress(to, "send");
       const m = await call(where, "POST /api/send", { to, body: words.join(" ") }, "Sending").catch(usageIfBadInput);
       out(m, formatSent(m));
@@ -417,7 +532,14 @@ async function main(argv: string[]): Promise<number> {
     case "waiting": {
       noArgs();
       const list = (await ask(where, command === "inbox" ? "GET /api/inbox" : command === "outbox" ? "GET /api/outbox" : "GET /api/waiting")).value;
-      out(list, command === "outbox" ? formatOutbox(list) : command === "inbox" ? formatInbox(list) : formatMessages(list, "Waiting to be sent"));
+      if (command === "outbox") {
+        // e-mails: the state the gateway sent back (in the conversation with it) beside each
+        const mail = mailStatuses((await ask(where, "GET /api/inbox")).value);
+        const shown = list.map((m) => (mail.has(m.id) ? { ...m, mail: { state: mail.get(m.id)!.state, note: mail.get(m.id)!.note } } : m));
+        out(shown, formatOutbox(list, mail));
+        return 0;
+      }
+      out(list, command === "inbox" ? formatInbox(list) : formatMessages(list, "Waiting to be sent"));
       return 0;
     }
     case "drafts": {
@@ -493,6 +615,15 @@ async function main(argv: string[]): Promise<number> {
     case "reply": {
       const [id, ...words] = rest;
       if (!id || words.length === 0) throw new UsageError('reply needs a message id and your answer, e.g. pigeon reply 1376a88c "see you"');
+      // an e-mail the gateway brought is answered by e-mail (threaded), after the same notice as send
+      const original = await ask(where, "POST /api/show", { id }).then((r) => r.value.message, () => undefined);
+      const mail = original?.direction === "in" ? parseIncomingMail(original.body) : undefined;
+      if (original && mail) {
+        const to = /<([^<>\s]+)>$/.exec(mail.from)?.[1] ?? mail.from;
+        if (!isMailAddress(to)) throw new UsageError(`that mail came from "${mail.from}", which is not an address the gateway can answer`);
+        return sendMail(where, { to, text: words.join(" "), subject: "", re: original.id, via: original.from, yes: v.yes === true }, out);
+      }
+      if (v.yes) throw new UsageError("--yes is for answering an e-mail the gateway brought");
       const m = await call(where, "POST /api/reply", { id, body: words.join(" ") }, "Replying").catch(usageIfBadInput);
       out(m, formatSent(m));
       return 0;
@@ -590,8 +721,13 @@ async function main(argv: string[]): Promise<number> {
       out(r, `You are now ${r.address} (was ${r.was}). Your keys and fingerprint (${r.fingerprint}) stay the same;\nlaptops you meet learn the new name, and your messages stay yours.`);
       return 0;
     }
-    case "enrol":
+    case "gateway":
+      return gatewayCommand(dataDir, rest, out);
     case "school":
+      if (rest[0] === "sign-rules") return signRules(where, rest.slice(1), v, out);
+    // falls through
+    case "enrol":
+      if (v.out !== undefined) throw new UsageError("--out is an option of pigeon school sign-rules");
       return schoolCommand(command, rest, v, (endpoint, body) => ask(where, endpoint, body).then((r) => r.value), out);
     case "xmpp-password": {
       // works with or without a running node: the server reads the file at every login
@@ -607,7 +743,12 @@ async function main(argv: string[]): Promise<number> {
       const node = runningNode(dataDir);
       const r = { jid: `${id.name}@${id.home}`, password: creds.password, changed: rest[0] !== undefined, xmpp: node?.xmpp };
       const server = node?.xmpp ? `\nServer:   ${node.xmpp.host} port ${node.xmpp.port} (STARTTLS offered), WebSocket ${node.xmpp.websocket}` : "";
-      out(r, `${r.changed ? "New XMPP password set.\n" : ""}Address:  ${r.jid}\nPassword: ${r.password}${server}`);
+      // the one setup step for TLS clients (packages/xmpp/README.md, "The first connection")
+      const cert = join(dataDir, "xmpp-tls-cert.pem");
+      const trust = existsSync(cert)
+        ? `\nCertificate: ${cert}\n  trust it once on this laptop (as root): cp ${cert} /usr/local/share/ca-certificates/pigeon-xmpp.crt && update-ca-certificates`
+        : "";
+      out({ ...r, certificate: existsSync(cert) ? cert : undefined }, `${r.changed ? "New XMPP password set.\n" : ""}Address:  ${r.jid}\nPassword: ${r.password}${server}${trust}`);
       return 0;
     }
     default:

@@ -16,13 +16,21 @@ Commands:
   whoami                    your address and fingerprint
   send ADDRESS TEXT...      send a message, e.g. pigeon send amara@local "hello"
   send --draft ID           send a saved draft
+  send someone@example.org TEXT... [--subject S] --yes [--via GATEWAY]
+                            an e-mail to an outside address, through your school's e-mail
+                            gateway (default mail@YOURSCHOOL). The gateway reads the text (it
+                            must, to make it an e-mail) and applies the school's rules (a
+                            teacher may have to approve it first); without --yes this only
+                            says so and sends nothing. Its e-mail state shows in pigeon outbox
                             ADDRESS is name@home, your name for a contact, a fingerprint, or
                             name@home#FPRT (when two people share a name, add the start of
                             the fingerprint, as pigeon contacts and pigeon inbox show it)
-  reply ID TEXT...          answer a received message (works for anyone who wrote to you)
+  reply ID TEXT...          answer a received message (works for anyone who wrote to you); an
+                            e-mail the gateway brought is answered by e-mail (needs --yes)
   inbox                     messages you received; "new" marks those not read yet
   outbox                    messages you sent, with their state
-                            (waiting, sent, delivered, read)
+                            (waiting, sent, delivered, read), and for e-mails the state the
+                            gateway sent back (waiting for a teacher, left the school, bounced)
   waiting                   sent messages no other laptop has taken yet
   drafts                    saved drafts (never sent until you say so)
   draft ADDRESS TEXT...     save a draft
@@ -92,6 +100,17 @@ On the school server (started with pigeon start --school HOME):
   school policy only-directory|open
                             only-directory: the school's laptops drop messages from anyone the
                             directory does not vouch for; open: strangers' go to requests
+  school sign-rules RULES.json [--out FILE]
+                            sign the e-mail gateway's rules with the school key (the node may
+                            be stopped); writes RULES.signed.json unless --out says where
+
+On the e-mail gateway (its own data directory, enrolled in the school, started with
+pigeon start --gateway CONFIG.json; docs/gateway.md):
+  gateway                   mail waiting for a teacher: outgoing to approve, incoming held
+  gateway approve N | refuse N WHY | release N | discard N WHY
+                            decide one (teachers can also write these words to the gateway
+                            from their own laptops); the running gateway applies it
+  gateway log               every decision the gateway made (for the school)
 
 Sending (send, send --draft, reply), peers and stop need the node running; every other command also
 works while it is stopped, reading (and for buddies, writing) the data directory itself; the node
@@ -118,6 +137,10 @@ Options for start:
   --peer HOST:PORT          also connect to this node (repeatable; for networks without multicast)
   --no-mdns                 do not discover or announce on the local network
   --mdns-interface ADDR     IPv4 address of an interface for mDNS (repeatable)
+  --meet anyone|school      whom this laptop shows who it is to on the network: its
+                            schoolmates only (the default in a school), or anyone nearby (the
+                            default for a laptop in no school); a new device being paired
+                            with the code shown is always let in
   --hop-limit N             hops a carried message may travel (default 6)
   --copies N                copy tokens for your messages: each laptop that takes one gets half
                             of what the giver holds (binary spray-and-wait; default 64)
@@ -125,6 +148,8 @@ Options for start:
   --xmpp-port N             port for XMPP clients (default 5222, or a free one if taken)
   --xmpp-listen ADDR        address for XMPP clients (default 127.0.0.1; others must use STARTTLS)
   --no-xmpp                 no XMPP front door
+  --gateway CONFIG.json     run as the school's e-mail gateway (SMTP in and out, the school's
+                            signed rules); this data directory must be enrolled in the school
   --allow-origin URL        let web pages from this origin (e.g. http://127.0.0.1:8080) use the
                             control port and XMPP WebSocket (repeatable); pages from anywhere
                             else are refused, and so is any Host but 127.0.0.1/localhost:PORT
@@ -147,6 +172,7 @@ export const options = {
   "no-mdns": { type: "boolean" },
   "mdns-interface": { type: "string", multiple: true },
   "hop-limit": { type: "string" },
+  meet: { type: "string" },
   copies: { type: "string" },
   "carry-quota": { type: "string" },
   "xmpp-port": { type: "string" },
@@ -162,6 +188,11 @@ export const options = {
   replace: { type: "boolean" },
   until: { type: "string" },
   reason: { type: "string" },
+  gateway: { type: "string" },
+  via: { type: "string" },
+  subject: { type: "string" },
+  yes: { type: "boolean" },
+  out: { type: "string" },
 } as const;
 
 export type OptionName = keyof typeof options;
@@ -170,14 +201,16 @@ export type Values = { [K in OptionName]?: (typeof options)[K] extends { type: "
 export const COMMANDS = [
   "start", "whoami", "send", "reply", "requests", "inbox", "outbox", "waiting", "drafts", "draft", "read", "show", "peers", "buddies", "nearby",
   "contacts", "card", "status", "stop", "rename", "xmpp-password", "devices", "pair", "enrol", "school",
+  "gateway",
 ];
 
 /** Options every command takes; the others belong to one command each. */
 const COMMON: readonly OptionName[] = ["data", "json", "help"];
 const COMMAND_OPTIONS: Record<string, readonly OptionName[]> = {
-  start: ["name", "home", "listen", "port", "control-port", "peer", "no-mdns", "mdns-interface", "hop-limit", "copies", "carry-quota", "xmpp-port", "xmpp-listen", "no-xmpp", "allow-origin", "school"],
-  school: ["name", "class", "role", "replace", "reason", "until"],
-  send: ["draft"],
+  start: ["name", "home", "listen", "port", "control-port", "peer", "no-mdns", "mdns-interface", "meet", "hop-limit", "copies", "carry-quota", "xmpp-port", "xmpp-listen", "no-xmpp", "allow-origin", "school", "gateway"],
+  school: ["name", "class", "role", "replace", "reason", "until", "out"],
+  send: ["draft", "via", "subject", "yes"],
+  reply: ["yes"],
   draft: ["delete"],
   read: ["all"],
   pair: ["peer", "no-mdns", "mdns-interface", "listen", "port"],

@@ -44,6 +44,8 @@ export interface Status {
   running?: boolean;
   /** On a school's laptop: its directory, its policy, and the messages the policy dropped. */
   school?: { home: string; onlyDirectory: boolean; dropped: number; entries: number };
+  /** Who learns who this laptop is when it meets them (the handshake): anyone nearby, or its schoolmates only. */
+  shownTo: "anyone" | "schoolmates";
 }
 
 /** The buddy list (the same on every device of the user) and everyone blocked, on it or not. */

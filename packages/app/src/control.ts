@@ -6,6 +6,7 @@ import { decodeCard, encodeCard, fingerprint, formatAddress, toHex } from "@pige
 import { MailboxError, type Contact, type Mailbox, type MessageView, type SyncEngine } from "@pigeon/sync";
 import type { ContactInfo, Endpoint, Route, Routes, Status, Whoami } from "./control-api.js";
 import type { HttpGuard } from "./http-guard.js";
+import { WebApp } from "./web-app.js";
 
 export interface ControlContext {
   mailbox: Mailbox;
@@ -19,6 +20,14 @@ export interface ControlContext {
   stop: () => void;
   /** More endpoints the shell adds (the school's, school.ts). */
   extraRoutes?: Partial<Routes<Endpoint>>;
+  /** Serve the children's web app (web-app.ts) from this data directory's key. */
+  webApp?: { dataDir: string };
+}
+
+/** The control server, and the web app it serves (if asked for). */
+export interface ControlServer {
+  server: Server;
+  web?: WebApp;
 }
 
 const MAX_BODY = 64 * 1024;
@@ -149,7 +158,8 @@ export function mailboxRoutes(mailbox: Mailbox): Routes<MailboxEndpoint> {
     "POST /api/requests/ignore": async (b) => contactInfo(await mailbox.decideRequest(str(b, "who"), "ignored")),
     "POST /api/requests/report": async (b) =>
       contactInfo(await mailbox.decideRequest(str(b, "who"), "reported", b.note === undefined ? undefined : str(b, "note"))),
-    "POST /api/drafts": (b) => mailbox.saveDraft(str(b, "to"), str(b, "body")),
+    // with an id, the draft is changed in place (the web app saves as the child types)
+    "POST /api/drafts": (b) => mailbox.saveDraft(str(b, "to"), str(b, "body"), b.id === undefined ? undefined : str(b, "id")),
     "POST /api/drafts/delete": async (b) => {
       const id = str(b, "id");
       await mailbox.deleteDraft(id);
@@ -178,7 +188,7 @@ export function mailboxRoutes(mailbox: Mailbox): Routes<MailboxEndpoint> {
   };
 }
 
-export function createControlServer(ctx: ControlContext): Server {
+export function createControlServer(ctx: ControlContext): ControlServer {
   const { mailbox, sync } = ctx;
   const expected = Buffer.from(`Bearer ${ctx.token}`);
   const offline = mailboxRoutes(mailbox);
@@ -204,8 +214,9 @@ export function createControlServer(ctx: ControlContext): Server {
       return { stopping: true };
     },
   } as Routes<Endpoint>;
+  const web = ctx.webApp ? new WebApp({ mailbox, sync, dataDir: ctx.webApp.dataDir, routes }) : undefined;
 
-  return createServer((req: IncomingMessage, res: ServerResponse) => {
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const reply = (status: number, value: unknown) => {
       const text = JSON.stringify(value);
       res.writeHead(status, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(text) });
@@ -216,9 +227,11 @@ export function createControlServer(ctx: ControlContext): Server {
         if (!isLoopback(req.socket.remoteAddress)) throw new HttpError(403, "forbidden", "the control API answers loopback only");
         const refused = ctx.guard.check(req);
         if (refused) throw new HttpError(refused.status, refused.code, refused.message);
+        const path = (req.url ?? "/").split("?")[0]!;
+        // the web app has its own session and CSRF checks (web-app.ts), not the command's token
+        if (web && WebApp.owns(path)) return await web.handle(req, res, path);
         const auth = Buffer.from(req.headers.authorization ?? "");
         if (auth.length !== expected.length || !timingSafeEqual(auth, expected)) throw new HttpError(401, "unauthorized", "missing or wrong token");
-        const path = (req.url ?? "/").split("?")[0]!;
         const endpoint = `${req.method} ${path}`;
         if (!Object.hasOwn(routes, endpoint)) throw new HttpError(404, "not-found", `no such endpoint: ${req.method} ${path}`);
         const route = routes[endpoint as Endpoint] as Route<Endpoint>;
@@ -231,4 +244,5 @@ export function createControlServer(ctx: ControlContext): Server {
       }
     })();
   });
+  return { server, web };
 }

@@ -4,7 +4,8 @@
 // for the `pigeon` command and the XMPP front door.
 import { randomBytes } from "node:crypto";
 import { unlinkSync } from "node:fs";
-import type { Server } from "node:http";
+import type { IncomingMessage, Server } from "node:http";
+import type { Duplex } from "node:stream";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { formatAddress, serializeIdentity, toHex, type Identity, type SchoolKey } from "@pigeon/model";
@@ -16,6 +17,7 @@ import { HttpGuard } from "./http-guard.js";
 import { identityPath, nodeInfoPath, writeFileAtomic, type NodeInfo } from "./data-dir.js";
 import { reportStaticPeers } from "./peer-reports.js";
 import { schoolRoutes } from "./school.js";
+import { startGateway, type RunningGateway } from "./gateway.js";
 
 export const DEFAULT_SYNC_PORT = 7480;
 export const DEFAULT_CONTROL_PORT = 7481;
@@ -31,6 +33,8 @@ export interface NodeOptions {
   /** IPv4 addresses of the interfaces to discover on (default: the system's default interface). */
   mdnsInterfaces?: string[];
   hopLimit?: number;
+  /** Show who this laptop is to laptops that share no secret with it (default: only when in no school). */
+  meetStrangers?: boolean;
   copies?: number;
   /** Storage for envelopes carried for others, in bytes. */
   carryQuotaBytes?: number;
@@ -46,11 +50,19 @@ export interface NodeOptions {
   allowOrigins?: string[];
   /** A school server's key (school.json): the node also writes the school's directory. */
   school?: SchoolKey;
+  /** The children's web app on the control port (web-app.ts); default on. */
+  webApp?: boolean;
+  /** The e-mail gateway's configuration file: this node is the school's gateway (docs/gateway.md). */
+  gateway?: string;
 }
 
 export interface RunningNode {
   info: NodeInfo;
+  /** The web app's address with its key (to print for the user only: the key opens the app). */
+  appUrl?: string;
   node: PigeonNode;
+  /** The e-mail gateway, when this node is one. */
+  gateway?: RunningGateway;
   mailbox: Mailbox;
   /** The node's log (console and node.log, rate-limited). */
   log: Log;
@@ -105,6 +117,7 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
       log,
       limits: { hopLimit: opts.hopLimit, copies: opts.copies, carrier: opts.carryQuotaBytes !== undefined ? { quotaBytes: opts.carryQuotaBytes } : undefined },
       ...(opts.school ? { school: opts.school } : {}),
+      ...(opts.meetStrangers !== undefined ? { meetStrangers: opts.meetStrangers } : {}),
     });
   } catch (e) {
     await network.close();
@@ -132,7 +145,7 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
     startedAt: Date.now(),
   };
 
-  const control = createControlServer({
+  const { server: control, web } = createControlServer({
     mailbox,
     sync,
     token,
@@ -141,9 +154,22 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
     stop: () => void stop(),
     unproven: () => network.stats(),
     extraRoutes: schoolRoutes(mailbox, { dataDir: opts.dataDir, running: true }),
+    ...(opts.webApp !== false ? { webApp: { dataDir: opts.dataDir } } : {}),
+  });
+  // one upgrade handler for the port: the web app's live updates and XMPP over WebSocket, both behind the guard
+  let xmppUpgrade: ((req: IncomingMessage, socket: Duplex, head: Buffer) => boolean) | undefined;
+  control.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (guard.refuseUpgrade(req, socket)) return;
+    if (web?.handleUpgrade(req, socket, head)) return;
+    if (!xmppUpgrade?.(req, socket, head)) socket.destroy();
   });
   let xmpp: XmppServer | undefined;
+  let gateway: RunningGateway | undefined;
   try {
+    if (opts.gateway) {
+      gateway = await startGateway(node, opts.dataDir, opts.gateway, log);
+      info.gateway = { domain: gateway.domain, smtpPort: gateway.smtpPort };
+    }
     info.control.port = await listenControl(control, opts.controlPort);
     // XMPP: TCP clients on their own port; WebSocket clients on the loopback HTTP server at /xmpp-websocket
     if (opts.xmpp !== false) {
@@ -155,23 +181,24 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
       });
       const x = await xmpp.listen();
       const server = xmpp;
-      control.on("upgrade", (req, socket, head) => {
-        if (guard.refuseUpgrade(req, socket)) return;
-        if (!server.handleUpgrade(req, socket, head)) socket.destroy();
-      });
+      xmppUpgrade = (req, socket, head) => server.handleUpgrade(req, socket, head);
       info.xmpp = { host: x.host, port: x.port, websocket: `ws://127.0.0.1:${info.control.port}${WEBSOCKET_PATH}` };
     }
   } catch (e) {
+    await gateway?.stop().catch(() => {});
     await xmpp?.close().catch(() => {});
+    web?.close();
     control.close();
     await node.shutdown().catch(() => {});
     throw e;
   }
+  if (web) info.app = { url: `http://127.0.0.1:${info.control.port}/app/` };
   writeFileAtomic(nodeInfoPath(opts.dataDir), JSON.stringify(info, null, 2) + "\n");
 
   log.info(`data directory ${opts.dataDir} (log in node.log there)`);
   log.info(`sync on ${listening.host}:${listening.port}, control on 127.0.0.1:${info.control.port}${opts.mdns !== false ? ", mDNS discovery on" : ""}`);
   if (guard.allowedOrigins.length) log.info(`web pages from ${guard.allowedOrigins.join(", ")} may use the control port`);
+  if (web) log.info(`the web app on http://127.0.0.1:${info.control.port}/app/ (pigeon start prints it with its key)`);
   if (info.xmpp) log.info(`XMPP for ${info.address} on ${info.xmpp.host}:${info.xmpp.port} and ${info.xmpp.websocket} (password: pigeon xmpp-password)`);
 
   // each step guarded: one that fails is logged and the rest still run (the store is always closed)
@@ -185,7 +212,9 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
           log.warn(`while stopping, ${what} failed: ${(e as Error).message}`);
         }
       };
+      await step("stopping the e-mail gateway", () => gateway?.stop());
       await step("closing the XMPP front door", () => xmpp?.close());
+      await step("closing the web app", () => web?.close());
       await step("closing the control API", () => {
         const closed = new Promise<void>((r) => control.close(() => r()));
         control.closeAllConnections();
@@ -203,7 +232,7 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
     })();
     return stopping;
   };
-  return { info, node, mailbox, log, stop, stopped };
+  return { info, ...(web ? { appUrl: web.url(info.control.port) } : {}), node, mailbox, log, stop, stopped, ...(gateway ? { gateway } : {}) };
 }
 
 /** Listens on the control port (127.0.0.1 only); the default port falls back to a free one. */

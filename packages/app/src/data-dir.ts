@@ -115,6 +115,10 @@ export interface NodeInfo {
   sync: { host: string; port: number };
   /** The XMPP front door, when on: TCP host/port and the WebSocket URL. */
   xmpp?: { host: string; port: number; websocket: string };
+  /** The children's web app (its key is in web-key, not here). */
+  app?: { url: string };
+  /** The e-mail gateway, when this node is one: its mail domain and SMTP port. */
+  gateway?: { domain: string; smtpPort: number };
   startedAt: number;
 }
 

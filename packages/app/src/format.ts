@@ -30,7 +30,10 @@ function stateLine(m: MessageView): string {
   }
 }
 
-export function formatMessages(list: MessageView[], title: string): string {
+/** The e-mail state the gateway sent back, by message id (pigeon outbox). */
+type MailStates = Map<string, { state: string; note: string }>;
+
+export function formatMessages(list: MessageView[], title: string, mail?: MailStates): string {
   if (list.length === 0) return `${title}: empty`;
   const lines = [`${title} (${list.length})`];
   for (const m of list) {
@@ -38,6 +41,8 @@ export function formatMessages(list: MessageView[], title: string): string {
       lines.push(`  ${m.readAt === undefined ? "new " : ""}from ${m.from}${vouchNote(m.fromVouch)}  ${when(m.claimedSentAt)}  [${m.id.slice(0, 8)}]`);
     } else {
       lines.push(`  to ${recipients(m)}  ${when(m.claimedSentAt)}  ${stateLine(m)}  [${m.id.slice(0, 8)}]`);
+      const e = mail?.get(m.id);
+      if (e) lines.push(`    e-mail: ${e.note.split("\n")[0]}`);
     }
     for (const l of m.body.split("\n")) lines.push(`    ${l}`);
   }
@@ -69,20 +74,20 @@ const STATE_HEADINGS: [MessageState, string][] = [
 ];
 
 /** Sent messages under one heading per state, so a heading always agrees with what is under it. */
-export function formatByState(list: MessageView[], indent = ""): string[] {
+export function formatByState(list: MessageView[], indent = "", mail?: MailStates): string[] {
   const lines: string[] = [];
   for (const [state, heading] of STATE_HEADINGS) {
     const group = list.filter((m) => m.state === state);
     if (group.length === 0) continue;
     lines.push(`${indent}${heading} (${group.length})`);
-    for (const l of formatMessages(group, "").split("\n").slice(1)) lines.push(`${indent}${l}`);
+    for (const l of formatMessages(group, "", mail).split("\n").slice(1)) lines.push(`${indent}${l}`);
   }
   return lines;
 }
 
-export function formatOutbox(list: MessageView[]): string {
+export function formatOutbox(list: MessageView[], mail?: MailStates): string {
   if (list.length === 0) return "Outbox: empty";
-  return [`Outbox (${list.length})`, ...formatByState(list, "  ")].join("\n");
+  return [`Outbox (${list.length})`, ...formatByState(list, "  ", mail)].join("\n");
 }
 
 /** What `pigeon send` prints: the message under the heading of the state it is in now. */
@@ -177,6 +182,9 @@ export function formatStatus(s: Status): string {
     ...(s.storageProblem ? [`  STORAGE PROBLEM: ${s.storageProblem}; new messages cannot be stored until there is room`] : []),
     `  kept on this laptop: ${s.envelopes} sealed item${s.envelopes === 1 ? "" : "s"} (messages, receipts, keys), ${(s.bytes / 1024).toFixed(1)} KiB`,
     `  connected laptops: ${s.running === false ? "none, while the node is stopped" : (s.peers ?? 0)}`,
+    s.shownTo === "schoolmates"
+      ? `  shows who you are to: your schoolmates' laptops only (pigeon start --meet anyone to meet everyone nearby)`
+      : `  shows who you are to: any laptop nearby${s.school ? " (started with --meet anyone)" : ""}`,
     `  refused from other laptops: ${s.rejected} (node.log in the data directory says why)`,
     ...(s.school
       ? [`  school ${s.school.home}: ${s.school.entries} directory entr${s.school.entries === 1 ? "y" : "ies"}, policy ${s.school.onlyDirectory ? "only the directory" : "open"}; messages dropped by the policy: ${s.school.dropped}`]

@@ -19,13 +19,17 @@ import {
   dialerTranscript,
   frameNonce,
   handshakeKeys,
+  helloProof,
   listenerTranscript,
   proofMessage,
   sealIdentity,
   startHandshake,
   type Handshake,
+  type LinkTrust,
   type Session,
 } from "./handshake.js";
+import { pairingLinkSecret } from "./keyring.js";
+import { generateSchool, schoolLinkSecret } from "./school.js";
 import { contactCard, fingerprint, generateIdentity, type Identity } from "./identity.js";
 
 const alice = generateIdentity("alice", "kisumu-primary");
@@ -143,9 +147,9 @@ describe("handshake", () => {
     // Layout: fixed sizes, version and type, ephemeral keys in clear, the rest sealed.
     const eD = generateSealingKeyPair(rd.ephemeralSecretKey).publicKey;
     const eL = generateSealingKeyPair(rl.ephemeralSecretKey).publicKey;
-    expect([x.hello.length, x.reply.length, x.confirm.length]).toEqual([34, 404, 372]);
+    expect([x.hello.length, x.reply.length, x.confirm.length]).toEqual([66, 404, 372]);
     expect(HANDSHAKE_MESSAGE_MAX_BYTES).toBe(404);
-    expect(x.hello).toEqual(concat([Uint8Array.of(HANDSHAKE_VERSION, 1), eD]));
+    expect(x.hello.subarray(0, 34)).toEqual(concat([Uint8Array.of(HANDSHAKE_VERSION, 1), eD]));
     expect(x.reply.subarray(0, 34)).toEqual(concat([Uint8Array.of(HANDSHAKE_VERSION, 2), eL]));
     expect(x.confirm.subarray(0, 2)).toEqual(Uint8Array.of(HANDSHAKE_VERSION, 3));
 
@@ -215,7 +219,7 @@ describe("handshake", () => {
     const forgeReply = (role: "dialer" | "listener", hello: Uint8Array) => {
       const e = generateSealingKeyPair();
       const head = Uint8Array.of(HANDSHAKE_VERSION, 2, ...e.publicKey);
-      const dEphemeral = hello.subarray(2);
+      const dEphemeral = hello.subarray(2, 34);
       const keys = handshakeKeys(hello, head, x25519(dEphemeral, e.secretKey)!);
       const block = encodeIdentityBlock(contactCard(bob));
       const sig = sign(bob.signing.seed, proofMessage(role, listenerTranscript(keys.h0, block)));
@@ -232,7 +236,7 @@ describe("handshake", () => {
     const old = run();
     // An attacker replays Bob's old Reply to a fresh dial by Alice: it was sealed for another Hello.
     const hd2 = startHandshake(alice, "dialer");
-    expectHandshakeError(() => hd2.receive(old.reply), /listener's identity did not open/);
+    expectHandshakeError(() => hd2.receive(old.reply), /listener did not show who it is/);
     // and an old Confirm to a fresh listener
     const hl2 = listenerAfterHello(startHandshake(alice, "dialer").opening!);
     expectHandshakeError(() => hl2.receive(old.confirm), /dialer's identity did not open/);
@@ -277,14 +281,14 @@ describe("handshake", () => {
   });
 
   it("rejects another version with 'wrong version' (a version-2 node's clear Hello included)", () => {
-    for (const v of [2, 3]) {
+    for (const v of [2, 3, 4]) {
       const bad = startHandshake(alice, "dialer").opening!.slice();
       bad[0] = v;
-      expectHandshakeError(() => startHandshake(bob, "listener").receive(bad), new RegExp(`wrong version ${v} \\(expected 4\\)`));
+      expectHandshakeError(() => startHandshake(bob, "listener").receive(bad), new RegExp(`wrong version ${v} \\(expected 5\\)`));
     }
     // What a version-2 listener sends first: its clear Hello (u8 2, u8 1, keys, challenge, name, home).
     const v2Hello = concat([Uint8Array.of(2, 1), bob.signing.publicKey, bob.sealing.publicKey, randomBytes(64), Uint8Array.of(3), utf8("bob"), Uint8Array.of(5), utf8("local")]);
-    expectHandshakeError(() => startHandshake(alice, "dialer").receive(v2Hello), /wrong version 2 \(expected 4\)/);
+    expectHandshakeError(() => startHandshake(alice, "dialer").receive(v2Hello), /wrong version 2 \(expected 5\)/);
   });
 
   it("rejects invalid identities and trailing bytes", () => {
@@ -309,7 +313,7 @@ describe("handshake", () => {
     const hello = hd.opening!;
     const e = generateSealingKeyPair();
     const head = Uint8Array.of(HANDSHAKE_VERSION, 2, ...e.publicKey);
-    const keys = handshakeKeys(hello, head, x25519(hello.subarray(2), e.secretKey)!);
+    const keys = handshakeKeys(hello, head, x25519(hello.subarray(2, 34), e.secretKey)!);
     const block = encodeIdentityBlock({ ...contactCard(bob), name: "BOB" });
     const sig = sign(bob.signing.seed, proofMessage("listener", listenerTranscript(keys.h0, block)));
     expectHandshakeError(() => hd.receive(encodeReply(e.publicKey, sealIdentity(keys.listenerKey, block, sig))), /canonical/);
@@ -421,5 +425,112 @@ describe("handshake", () => {
       const b = pair();
       expectHandshakeError(() => b.listener.open(a.dialer.seal(utf8("x"))), /did not open/);
     }
+  });
+});
+
+describe("who learns who a laptop is (link secrets)", () => {
+  const kisumu = schoolLinkSecret(generateSchool("kisumu-primary").directoryKey);
+  const nyeri = schoolLinkSecret(generateSchool("nyeri-primary").directoryKey);
+  const inSchool = (secret: Uint8Array, extra: Uint8Array[] = []): LinkTrust => ({ secrets: () => [secret, ...extra], showToStrangers: () => false });
+  const open = (secrets: Uint8Array[] = []): LinkTrust => ({ secrets: () => secrets, showToStrangers: () => true });
+  const zawadi = generateIdentity("zawadi", "kisumu-primary");
+  const baraka = generateIdentity("baraka", "kisumu-primary");
+  const stranger = generateIdentity("stranger", "nowhere");
+
+  /** Runs a handshake as far as it goes; returns the messages and who got a session or an error. */
+  function attempt(d: Identity, dt: LinkTrust, l: Identity, lt: LinkTrust) {
+    const hd = startHandshake(d, "dialer", { trust: dt });
+    const hl = startHandshake(l, "listener", { trust: lt });
+    const hello = hd.opening!;
+    const reply = hl.receive(hello).reply!;
+    let dialer: Session | undefined, listener: Session | undefined, dialerError: string | undefined, listenerError: string | undefined;
+    let confirm: Uint8Array | undefined;
+    try {
+      const step = hd.receive(reply);
+      dialer = step.session;
+      confirm = step.reply;
+    } catch (e) {
+      dialerError = (e as HandshakeError).reason;
+    }
+    if (confirm) {
+      try {
+        listener = hl.receive(confirm).session;
+      } catch (e) {
+        listenerError = (e as HandshakeError).reason;
+      }
+    }
+    return { hello, reply, confirm, dialer, listener, dialerError, listenerError };
+  }
+
+  it("schoolmates show themselves to each other, and the link says it was made under the school's secret", () => {
+    const r = attempt(zawadi, inSchool(kisumu), baraka, inSchool(kisumu));
+    expect(r.dialer!.peer.name).toBe("baraka");
+    expect(r.listener!.peer.name).toBe("zawadi");
+    expect([r.dialer!.shared, r.listener!.shared]).toEqual([true, true]);
+    expect([r.hello.length, r.reply.length, r.confirm!.length]).toEqual([HELLO_BYTES, REPLY_BYTES, CONFIRM_BYTES]);
+    // the proof is the documented HMAC, in the first slot
+    expect(r.hello.subarray(34, 50)).toEqual(helloProof(kisumu, r.hello.subarray(2, 34)));
+  });
+
+  it("a child in a school shows a stranger nothing: a Reply of the usual size that opens under no key", () => {
+    const r = attempt(stranger, open(), zawadi, inSchool(kisumu));
+    expect(r.dialer).toBeUndefined();
+    expect(r.dialerError).toMatch(/did not show who it is/);
+    expect(r.reply.length).toBe(REPLY_BYTES);
+    for (const form of identityForms(zawadi)) expect(contains(r.reply, form)).toBe(false);
+    // and the listener refuses whatever comes next
+    const hl = startHandshake(zawadi, "listener", { trust: inSchool(kisumu) });
+    hl.receive(startHandshake(stranger, "dialer").opening!);
+    expectHandshakeError(() => hl.receive(new Uint8Array(CONFIRM_BYTES)), /proved no school or pairing code/);
+  });
+
+  it("a stranger who replays a schoolmate's Hello cannot open the Reply it gets (it lacks the ephemeral secret)", () => {
+    const honest = startHandshake(baraka, "dialer", { trust: inSchool(kisumu) });
+    const hl = startHandshake(zawadi, "listener", { trust: inSchool(kisumu) });
+    const reply = hl.receive(honest.opening!).reply!;
+    // the stranger has the Hello and the Reply, but no key opens the sealed identity without the
+    // ephemeral secret: try the obvious ones
+    const head = reply.subarray(0, 34);
+    for (const dh of [new Uint8Array(32), randomBytes(32)])
+      for (const psk of [kisumu, new Uint8Array(32)])
+        expect(secretboxOpenWithNonce(handshakeKeys(honest.opening!, head, dh, psk).listenerKey, new Uint8Array(24), reply.subarray(34))).toBeNull();
+    for (const form of identityForms(zawadi)) expect(contains(reply, form)).toBe(false);
+  });
+
+  it("a child in a school dialing an open stranger learns who it is but does not show itself", () => {
+    const r = attempt(zawadi, inSchool(kisumu), stranger, open());
+    expect(r.dialerError).toMatch(/shares no school or pairing code with us/);
+    expect(r.confirm).toBeUndefined();
+    expect(r.listener).toBeUndefined();
+  });
+
+  it("two children of different schools do not link, and neither learns who the other is", () => {
+    const amani = generateIdentity("amani", "nyeri-primary");
+    for (const [d, dt, l, lt] of [[zawadi, inSchool(kisumu), amani, inSchool(nyeri)], [amani, inSchool(nyeri), zawadi, inSchool(kisumu)]] as const) {
+      const r = attempt(d, dt, l, lt);
+      expect(r.dialerError).toMatch(/did not show who it is/);
+      expect(r.confirm).toBeUndefined();
+      for (const form of identityForms(l)) expect(contains(r.reply, form)).toBe(false);
+    }
+  });
+
+  it("a pairing code opens the way between a child's device in a school and the new device, in either direction", () => {
+    const code = "abcd-efgh-ijkl";
+    const tablet = generateIdentity("zawadi", "kisumu-primary");
+    const pairing = pairingLinkSecret(code);
+    expect(pairingLinkSecret("ABCD EFGH IJKL")).toEqual(pairing);
+    // the new device dials the first one, and the other way round
+    const a = attempt(tablet, open([pairing]), zawadi, inSchool(kisumu, [pairing]));
+    expect([a.dialer?.shared, a.listener?.shared]).toEqual([true, true]);
+    const b = attempt(zawadi, inSchool(kisumu, [pairing]), tablet, open([pairing]));
+    expect([b.dialer?.shared, b.listener?.shared]).toEqual([true, true]);
+    // a wrong code is a stranger
+    const c = attempt(tablet, open([pairingLinkSecret("zzzz-zzzz-zzzz")]), zawadi, inSchool(kisumu, [pairing]));
+    expect(c.dialerError).toMatch(/did not show who it is/);
+  });
+
+  it("laptops in no school still meet anyone nearby (their choice), and say the link is not under a shared secret", () => {
+    const r = attempt(stranger, open(), generateIdentity("kito", "home"), open());
+    expect([r.dialer!.shared, r.listener!.shared]).toEqual([false, false]);
   });
 });

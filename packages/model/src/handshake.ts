@@ -6,13 +6,21 @@
 // learns no name, no home and no long-term key; what each party learns is in docs/protocol.md.
 // Pure computation: no I/O, no timers. The transport (packages/peers) moves the bytes.
 //
-// Wire format (version 4; every message has a fixed length):
+// Wire format (version 5; every message has a fixed length):
 //
-//   Hello   = u8 version=3 | u8 type=1 | raw32 dialer ephemeral (X25519)                 34 bytes
-//   Reply   = u8 version=3 | u8 type=2 | raw32 listener ephemeral (X25519)
+//   Hello   = u8 version=5 | u8 type=1 | raw32 dialer ephemeral (X25519)
+//           | 2 x raw16 proof (HMAC(link secret, "pigeon-hello-v5" || ephemeral)[0..16], or random)  66 bytes
+//   Reply   = u8 version=5 | u8 type=2 | raw32 listener ephemeral (X25519)
 //           | secretbox(kL, nonce 0, identity block of the listener | raw64 sigL)      404 bytes
-//   Confirm = u8 version=3 | u8 type=3
+//           (or 370 random bytes: the listener does not show itself to this dialer)
+//   Confirm = u8 version=5 | u8 type=3
 //           | secretbox(kD, nonce 0, identity block of the dialer | raw64 sigD)        372 bytes
+//
+// Who learns whose identity: a link secret is one both laptops hold without having met (the school's
+// link secret, from its directory key; a pairing code's). The listener shows itself only to a dialer
+// whose Hello proves a secret it holds, unless it shows itself to strangers too (a laptop in no school).
+// The dialer shows itself only once the listener's identity opened; and, unless it too shows itself to
+// strangers, only if it opened under a secret the dialer proved (so the listener proved it holds it).
 //
 //   identity block = raw32 person key | raw32 sealPublicKey | string name | string home
 //                    | raw32 device key | raw64 device certificate
@@ -27,17 +35,18 @@
 // Keys and transcript (HMAC and HKDF are RFC 2104 / RFC 5869 over sha256, crypto.ts):
 //
 //   dh   = X25519(peer ephemeral, my ephemeral secret)       (nacl.scalarMult; all zeros is refused)
-//   h0   = sha256("pigeon-handshake-v4" || Hello || first 34 bytes of Reply)
-//   prk  = HKDF-Extract(salt = h0, ikm = dh)
-//   kL   = HKDF-Expand(prk, "pigeon-v4 listener identity", 32)
-//   kD   = HKDF-Expand(prk, "pigeon-v4 dialer identity", 32)
-//   tL   = sha256("pigeon-handshake-v4" || h0 || listener identity block)
-//   sigL = Ed25519(listener, "pigeon-proof-v4" || 0x4c 'L' || tL)
-//   tD   = sha256("pigeon-handshake-v4" || tL || sigL || dialer identity block)
-//   sigD = Ed25519(dialer, "pigeon-proof-v4" || 0x44 'D' || tD)
-//   transcript = sha256("pigeon-handshake-v4" || tD || sigD)
-//   d2l  = HKDF-Expand(prk, "pigeon-v4 d2l" || transcript, 32)     frames dialer -> listener
-//   l2d  = HKDF-Expand(prk, "pigeon-v4 l2d" || transcript, 32)     frames listener -> dialer
+//   h0   = sha256("pigeon-handshake-v5" || Hello || first 34 bytes of Reply)
+//   psk  = the link secret the listener found proven in the Hello, or 32 zero bytes
+//   prk  = HKDF-Extract(salt = h0, ikm = dh || psk)
+//   kL   = HKDF-Expand(prk, "pigeon-v5 listener identity", 32)
+//   kD   = HKDF-Expand(prk, "pigeon-v5 dialer identity", 32)
+//   tL   = sha256("pigeon-handshake-v5" || h0 || listener identity block)
+//   sigL = Ed25519(listener, "pigeon-proof-v5" || 0x4c 'L' || tL)
+//   tD   = sha256("pigeon-handshake-v5" || tL || sigL || dialer identity block)
+//   sigD = Ed25519(dialer, "pigeon-proof-v5" || 0x44 'D' || tD)
+//   transcript = sha256("pigeon-handshake-v5" || tD || sigD)
+//   d2l  = HKDF-Expand(prk, "pigeon-v5 d2l" || transcript, 32)     frames dialer -> listener
+//   l2d  = HKDF-Expand(prk, "pigeon-v5 l2d" || transcript, 32)     frames listener -> dialer
 //
 // kL and kD each seal exactly one message, so their nonce can be 0. Each proof covers both ephemeral
 // keys (so it cannot be replayed on another connection) and, for the dialer, the listener's identity
@@ -57,6 +66,8 @@ import {
   SIGNATURE_BYTES,
   generateSealingKeyPair,
   hkdfExpand,
+  hmacSha256,
+  randomBytes,
   hkdfExtract,
   secretboxOpenWithNonce,
   secretboxWithNonce,
@@ -68,11 +79,12 @@ import {
 import { AddressError, parseAddress, verifyDeviceCertificate, type ContactCard, type Identity } from "./identity.js";
 
 /**
- * Version 4: a person's devices each prove their own device key (version 3 knew one key per person);
+ * Version 5: a laptop shows who it is only to a laptop that proves a secret both hold (its school's,
+ * a pairing code's), unless it shows itself to strangers. Version 4 brought one key per device;
  * identities travel only encrypted since version 3. A node of another version is refused with
  * "wrong version".
  */
-export const HANDSHAKE_VERSION = 4;
+export const HANDSHAKE_VERSION = 5;
 /**
  * The second byte of every handshake message. These byte values are the wire of this version: never
  * renumber them (version 2 used 1 = its clear Hello and 2 = its Proof).
@@ -90,7 +102,11 @@ export const IDENTITY_BLOCK_BYTES = 2 * 32 + 2 * (1 + IDENTITY_STRING_MAX) + 32 
 /** The secretbox of an identity block and its signature. */
 export const SEALED_IDENTITY_BYTES = IDENTITY_BLOCK_BYTES + SIGNATURE_BYTES + SECRETBOX_OVERHEAD;
 const HEADER_BYTES = 2;
-export const HELLO_BYTES = HEADER_BYTES + SEAL_KEY_BYTES;
+/** Bytes of one proof of a link secret in a Hello. */
+export const HELLO_PROOF_BYTES = 16;
+/** A Hello carries this many proofs (unused ones are random, so a Hello never tells how many are real). */
+export const HELLO_PROOFS = 2;
+export const HELLO_BYTES = HEADER_BYTES + SEAL_KEY_BYTES + HELLO_PROOFS * HELLO_PROOF_BYTES;
 export const REPLY_BYTES = HEADER_BYTES + SEAL_KEY_BYTES + SEALED_IDENTITY_BYTES;
 export const CONFIRM_BYTES = HEADER_BYTES + SEALED_IDENTITY_BYTES;
 /** No handshake message is longer than this (the Reply). */
@@ -98,12 +114,14 @@ export const HANDSHAKE_MESSAGE_MAX_BYTES = Math.max(HELLO_BYTES, REPLY_BYTES, CO
 /** What Session.seal adds to each frame (the secretbox tag; the nonce is implicit, never sent). */
 export const SESSION_FRAME_OVERHEAD = SECRETBOX_OVERHEAD;
 
-const LABEL = utf8("pigeon-handshake-v4");
-const PROOF_LABEL = utf8("pigeon-proof-v4");
-const LISTENER_KEY_INFO = utf8("pigeon-v4 listener identity");
-const DIALER_KEY_INFO = utf8("pigeon-v4 dialer identity");
-const D2L_INFO = utf8("pigeon-v4 d2l");
-const L2D_INFO = utf8("pigeon-v4 l2d");
+const LABEL = utf8("pigeon-handshake-v5");
+const PROOF_LABEL = utf8("pigeon-proof-v5");
+const LISTENER_KEY_INFO = utf8("pigeon-v5 listener identity");
+const DIALER_KEY_INFO = utf8("pigeon-v5 dialer identity");
+const D2L_INFO = utf8("pigeon-v5 d2l");
+const L2D_INFO = utf8("pigeon-v5 l2d");
+const HELLO_PROOF_LABEL = utf8("pigeon-hello-v5");
+const NO_SECRET = new Uint8Array(32);
 const ROLE_DIALER = 0x44; // 'D'
 const ROLE_LISTENER = 0x4c; // 'L'
 const KEY_BYTES = 32;
@@ -121,19 +139,50 @@ export class HandshakeError extends Error {
 
 // ---- messages ----
 
-export function encodeHello(ephemeralPublic: Uint8Array): Uint8Array {
-  return header(HandshakeMessageType.Hello).raw(fixed(ephemeralPublic, SEAL_KEY_BYTES, "ephemeralPublic")).finish();
+/** HMAC(link secret, "pigeon-hello-v5" || ephemeral)[0..16]: the Hello's proof that the dialer holds a secret. */
+export function helloProof(secret: Uint8Array, ephemeralPublic: Uint8Array): Uint8Array {
+  return hmacSha256(fixed(secret, 32, "link secret"), HELLO_PROOF_LABEL, ephemeralPublic).slice(0, HELLO_PROOF_BYTES);
 }
 
-/** Parses a Hello and returns the dialer's ephemeral key. Throws HandshakeError (and nothing else). */
-export function decodeHello(bytes: Uint8Array): Uint8Array {
+/**
+ * A Hello proving up to two link secrets; the other proof slots hold `filler` (bytes no one can tell
+ * from a proof: the state machine derives them from the ephemeral secret), random if not given.
+ */
+export function encodeHello(ephemeralPublic: Uint8Array, secrets: readonly Uint8Array[] = [], filler?: Uint8Array): Uint8Array {
+  const w = header(HandshakeMessageType.Hello).raw(fixed(ephemeralPublic, SEAL_KEY_BYTES, "ephemeralPublic"));
+  const fill = filler ?? randomBytes(HELLO_PROOFS * HELLO_PROOF_BYTES);
+  for (let i = 0; i < HELLO_PROOFS; i++)
+    w.raw(i < secrets.length ? helloProof(secrets[i]!, ephemeralPublic) : fill.subarray(i * HELLO_PROOF_BYTES, (i + 1) * HELLO_PROOF_BYTES));
+  return w.finish();
+}
+
+/** Parses a Hello: the dialer's ephemeral key and its proofs. Throws HandshakeError (and nothing else). */
+export function decodeHello(bytes: Uint8Array): { ephemeralPublic: Uint8Array; proofs: Uint8Array[] } {
   return decoding(() => {
     const r = new Reader(bytes);
     expectHeader(r, HandshakeMessageType.Hello, "Hello");
-    const ephemeral = r.raw(SEAL_KEY_BYTES).slice();
+    const ephemeralPublic = r.raw(SEAL_KEY_BYTES).slice();
+    const proofs: Uint8Array[] = [];
+    for (let i = 0; i < HELLO_PROOFS; i++) proofs.push(r.raw(HELLO_PROOF_BYTES).slice());
     r.end();
-    return ephemeral;
+    return { ephemeralPublic, proofs };
   });
+}
+
+/** The first of `secrets` that one of the Hello's proofs proves (compared in constant time), if any. */
+export function provenSecret(hello: { ephemeralPublic: Uint8Array; proofs: Uint8Array[] }, secrets: readonly Uint8Array[]): Uint8Array | undefined {
+  for (const secret of secrets) {
+    const want = helloProof(secret, hello.ephemeralPublic);
+    if (hello.proofs.some((p) => constantTimeEqual(p, want))) return secret;
+  }
+  return undefined;
+}
+
+function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d |= a[i]! ^ b[i]!;
+  return d === 0;
 }
 
 export function encodeReply(ephemeralPublic: Uint8Array, sealedIdentity: Uint8Array): Uint8Array {
@@ -231,9 +280,9 @@ export function decodeIdentityBlock(block: Uint8Array): LinkPeer {
 // ---- the key schedule (exported for tests that play a misbehaving peer) ----
 
 export interface HandshakeKeys {
-  /** sha256("pigeon-handshake-v4" || Hello || Reply's first 34 bytes): both ephemeral keys as sent. */
+  /** sha256("pigeon-handshake-v5" || Hello || Reply's first 34 bytes): both ephemeral keys as sent. */
   h0: Uint8Array;
-  /** HKDF-Extract(h0, dh): the root of every key of this connection. */
+  /** HKDF-Extract(h0, dh || psk): the root of every key of this connection. */
   prk: Uint8Array;
   /** Seals the listener's identity block and proof. */
   listenerKey: Uint8Array;
@@ -241,10 +290,13 @@ export interface HandshakeKeys {
   dialerKey: Uint8Array;
 }
 
-/** Keys from the two ephemeral keys as sent and the X25519 result between them. */
-export function handshakeKeys(hello: Uint8Array, replyHead: Uint8Array, dh: Uint8Array): HandshakeKeys {
+/**
+ * Keys from the two ephemeral keys as sent, the X25519 result between them and the link secret the
+ * listener found proven (32 zero bytes for none).
+ */
+export function handshakeKeys(hello: Uint8Array, replyHead: Uint8Array, dh: Uint8Array, psk: Uint8Array = NO_SECRET): HandshakeKeys {
   const h0 = sha256(LABEL, hello, replyHead);
-  const prk = hkdfExtract(h0, dh);
+  const prk = hkdfExtract(h0, concat([dh, fixed(psk, 32, "psk")]));
   return {
     h0,
     prk,
@@ -253,22 +305,22 @@ export function handshakeKeys(hello: Uint8Array, replyHead: Uint8Array, dh: Uint
   };
 }
 
-/** tL = sha256("pigeon-handshake-v4" || h0 || listener identity block): what the listener signs. */
+/** tL = sha256("pigeon-handshake-v5" || h0 || listener identity block): what the listener signs. */
 export function listenerTranscript(h0: Uint8Array, listenerBlock: Uint8Array): Uint8Array {
   return sha256(LABEL, h0, listenerBlock);
 }
 
-/** tD = sha256("pigeon-handshake-v4" || tL || sigL || dialer identity block): what the dialer signs. */
+/** tD = sha256("pigeon-handshake-v5" || tL || sigL || dialer identity block): what the dialer signs. */
 export function dialerTranscript(tL: Uint8Array, listenerSignature: Uint8Array, dialerBlock: Uint8Array): Uint8Array {
   return sha256(LABEL, tL, listenerSignature, dialerBlock);
 }
 
-/** The Session's transcript: sha256("pigeon-handshake-v4" || tD || sigD). */
+/** The Session's transcript: sha256("pigeon-handshake-v5" || tD || sigD). */
 export function finalTranscript(tD: Uint8Array, dialerSignature: Uint8Array): Uint8Array {
   return sha256(LABEL, tD, dialerSignature);
 }
 
-/** The bytes a side signs: "pigeon-proof-v4" || role byte || its transcript hash. */
+/** The bytes a side signs: "pigeon-proof-v5" || role byte || its transcript hash. */
 export function proofMessage(signer: HandshakeRole, transcript: Uint8Array): Uint8Array {
   const out = new Uint8Array(PROOF_LABEL.length + 1 + transcript.length);
   out.set(PROOF_LABEL, 0);
@@ -302,6 +354,27 @@ export interface HandshakeRandomness {
   ephemeralSecretKey?: Uint8Array;
 }
 
+/**
+ * Whom a laptop shows who it is (docs/protocol.md, "Link handshake"). Asked afresh at every
+ * handshake: a laptop joins a school, a pairing window opens and closes.
+ */
+export interface LinkTrust {
+  /**
+   * Secrets (32 bytes each) this laptop shares with laptops it may never have met: its school's link
+   * secret, an open pairing window's. As the dialer it proves the first two.
+   */
+  secrets(): readonly Uint8Array[];
+  /** Whether it shows itself to a laptop that proves none of them (true for a laptop in no school). */
+  showToStrangers(): boolean;
+}
+
+/** The trust of a laptop that shares no secret and shows itself to anyone nearby. */
+export const OPEN_TRUST: LinkTrust = { secrets: () => [], showToStrangers: () => true };
+
+export interface HandshakeOptions extends HandshakeRandomness {
+  trust?: LinkTrust;
+}
+
 /** What to do after feeding a message: send `reply` (if any); the link is ready once `session` is set. */
 export interface HandshakeStep {
   reply?: Uint8Array;
@@ -327,6 +400,8 @@ export interface Handshake {
 export interface Session {
   /** The other side: its device proven by its signature over the transcript, its person by the certificate. */
   readonly peer: LinkPeer;
+  /** Whether the link was made under a secret both hold (the school's, a pairing code's), not as strangers. */
+  readonly shared: boolean;
   readonly role: HandshakeRole;
   /** sha256 transcript of the whole handshake; identical on both sides. */
   readonly transcript: Uint8Array;
@@ -339,18 +414,22 @@ export interface Session {
   open(frame: Uint8Array): Uint8Array;
 }
 
-export function startHandshake(identity: Identity, role: HandshakeRole, randomness: HandshakeRandomness = {}): Handshake {
-  const ephemeral = generateSealingKeyPair(randomness.ephemeralSecretKey);
+export function startHandshake(identity: Identity, role: HandshakeRole, options: HandshakeOptions = {}): Handshake {
+  const trust = options.trust ?? OPEN_TRUST;
+  const ephemeral = generateSealingKeyPair(options.ephemeralSecretKey);
   const myBlock = encodeIdentityBlock(
     { name: identity.name, home: identity.home, signPublicKey: identity.person, sealPublicKey: identity.sealing.publicKey },
     identity.signing.publicKey,
     identity.certificate ?? NO_CERTIFICATE,
   );
-  const hello = role === "dialer" ? encodeHello(ephemeral.publicKey) : undefined;
-  let state: "awaiting-hello" | "awaiting-reply" | "awaiting-confirm" | "done" | "failed" =
+  // the dialer proves the secrets it holds now (at most two); the listener checks against its own
+  const proved = role === "dialer" ? trust.secrets().slice(0, HELLO_PROOFS) : [];
+  const filler = hmacSha256(ephemeral.secretKey, utf8("pigeon-hello-filler-v5"));
+  const hello = role === "dialer" ? encodeHello(ephemeral.publicKey, proved, filler) : undefined;
+  let state: "awaiting-hello" | "awaiting-reply" | "awaiting-confirm" | "hidden" | "done" | "failed" =
     role === "dialer" ? "awaiting-reply" : "awaiting-hello";
   // the listener's memory between its Reply and the dialer's Confirm
-  let pending: { keys: HandshakeKeys; tL: Uint8Array; sigL: Uint8Array } | undefined;
+  let pending: { keys: HandshakeKeys; tL: Uint8Array; sigL: Uint8Array; shared: boolean } | undefined;
 
   const fail = (reason: string): never => {
     state = "failed";
@@ -368,8 +447,9 @@ export function startHandshake(identity: Identity, role: HandshakeRole, randomne
   const dhWith = (peerEphemeral: Uint8Array): Uint8Array =>
     x25519(peerEphemeral, ephemeral.secretKey) ?? fail("bad ephemeral key (a low-order point)");
   /** Opens a sealed identity, checks who it is and its proof; returns the card and the signature. */
-  const openIdentity = (key: Uint8Array, sealed: Uint8Array, who: HandshakeRole, transcriptOf: (block: Uint8Array) => Uint8Array) => {
-    const plain = secretboxOpenWithNonce(key, ZERO_NONCE, sealed) ?? fail(`the ${who}'s identity did not open (not sealed for this connection)`);
+  const openIdentity = (key: Uint8Array, sealed: Uint8Array, who: HandshakeRole, transcriptOf: (block: Uint8Array) => Uint8Array) =>
+    checkIdentity(secretboxOpenWithNonce(key, ZERO_NONCE, sealed) ?? fail(`the ${who}'s identity did not open (not sealed for this connection)`), who, transcriptOf);
+  const checkIdentity = (plain: Uint8Array, who: HandshakeRole, transcriptOf: (block: Uint8Array) => Uint8Array) => {
     const block = plain.subarray(0, IDENTITY_BLOCK_BYTES);
     const signature = plain.slice(IDENTITY_BLOCK_BYTES);
     const card = decodeIdentityBlock(block);
@@ -380,13 +460,20 @@ export function startHandshake(identity: Identity, role: HandshakeRole, randomne
   };
 
   const onHello = (bytes: Uint8Array): HandshakeStep => {
-    const peerEphemeral = decodeHello(bytes);
-    const dh = dhWith(peerEphemeral);
+    const parsed = decodeHello(bytes);
+    const dh = dhWith(parsed.ephemeralPublic);
     const replyHead = header(HandshakeMessageType.Reply).raw(ephemeral.publicKey).finish();
-    const keys = handshakeKeys(bytes, replyHead, dh);
+    const psk = provenSecret(parsed, trust.secrets());
+    if (!psk && !trust.showToStrangers()) {
+      // a Reply of the same length that opens under no key: the dialer learns nothing, not even that
+      // this laptop is hiding rather than broken, and an observer sees an ordinary handshake
+      state = "hidden";
+      return { reply: concat([replyHead, randomBytes(SEALED_IDENTITY_BYTES)]) };
+    }
+    const keys = handshakeKeys(bytes, replyHead, dh, psk);
     const tL = listenerTranscript(keys.h0, myBlock);
     const sigL = sign(identity.signing.seed, proofMessage("listener", tL));
-    pending = { keys, tL, sigL };
+    pending = { keys, tL, sigL, shared: psk !== undefined };
     state = "awaiting-confirm";
     return { reply: encodeReply(ephemeral.publicKey, sealIdentity(keys.listenerKey, myBlock, sigL)) };
   };
@@ -394,23 +481,36 @@ export function startHandshake(identity: Identity, role: HandshakeRole, randomne
   const onReply = (bytes: Uint8Array): HandshakeStep => {
     const { ephemeralPublic, sealedIdentity } = decodeReply(bytes);
     const dh = dhWith(ephemeralPublic);
-    const keys = handshakeKeys(hello!, bytes.subarray(0, HEADER_BYTES + SEAL_KEY_BYTES), dh);
-    const listener = openIdentity(keys.listenerKey, sealedIdentity, "listener", (block) => listenerTranscript(keys.h0, block));
+    const head = bytes.subarray(0, HEADER_BYTES + SEAL_KEY_BYTES);
+    // the listener sealed its identity under the secret it found proven, or none: try each we proved
+    let opened: { keys: HandshakeKeys; plain: Uint8Array; shared: boolean } | undefined;
+    for (const psk of [...proved, NO_SECRET]) {
+      const keys = handshakeKeys(hello!, head, dh, psk);
+      const plain = secretboxOpenWithNonce(keys.listenerKey, ZERO_NONCE, sealedIdentity);
+      if (plain) {
+        opened = { keys, plain, shared: psk !== NO_SECRET };
+        break;
+      }
+    }
+    if (!opened) fail("the listener did not show who it is (it shows itself only to laptops that share its school or a pairing code)");
+    const { keys, plain, shared } = opened!;
+    const listener = checkIdentity(plain, "listener", (block) => listenerTranscript(keys.h0, block));
+    if (!shared && !trust.showToStrangers()) fail(`${listener.card.name}@${listener.card.home} shares no school or pairing code with us: we do not show who we are`);
     // the listener is proven: only now does the dialer say who it is
     const tD = dialerTranscript(listener.t, listener.signature, myBlock);
     const sigD = sign(identity.signing.seed, proofMessage("dialer", tD));
     const confirm = encodeConfirm(sealIdentity(keys.dialerKey, myBlock, sigD));
     state = "done";
-    return { reply: confirm, session: makeSession(listener.card, "dialer", keys.prk, finalTranscript(tD, sigD)) };
+    return { reply: confirm, session: makeSession(listener.card, "dialer", keys.prk, finalTranscript(tD, sigD), shared) };
   };
 
   const onConfirm = (bytes: Uint8Array): HandshakeStep => {
     const sealed = decodeConfirm(bytes);
-    const { keys, tL, sigL } = pending!;
+    const { keys, tL, sigL, shared } = pending!;
     const dialer = openIdentity(keys.dialerKey, sealed, "dialer", (block) => dialerTranscript(tL, sigL, block));
     pending = undefined;
     state = "done";
-    return { session: makeSession(dialer.card, "listener", keys.prk, finalTranscript(dialer.t, dialer.signature)) };
+    return { session: makeSession(dialer.card, "listener", keys.prk, finalTranscript(dialer.t, dialer.signature), shared) };
   };
 
   return {
@@ -424,6 +524,8 @@ export function startHandshake(identity: Identity, role: HandshakeRole, randomne
           return guarded(() => onReply(bytes));
         case "awaiting-confirm":
           return guarded(() => onConfirm(bytes));
+        case "hidden":
+          return fail("the dialer proved no school or pairing code we share: it was not shown who we are");
         case "done":
           return fail("handshake message after the handshake finished");
         case "failed":
@@ -433,7 +535,7 @@ export function startHandshake(identity: Identity, role: HandshakeRole, randomne
   };
 }
 
-function makeSession(peer: LinkPeer, role: HandshakeRole, prk: Uint8Array, transcript: Uint8Array): Session {
+function makeSession(peer: LinkPeer, role: HandshakeRole, prk: Uint8Array, transcript: Uint8Array, shared: boolean): Session {
   const d2l = hkdfExpand(prk, concat([D2L_INFO, transcript]), KEY_BYTES);
   const l2d = hkdfExpand(prk, concat([L2D_INFO, transcript]), KEY_BYTES);
   const sendKey = role === "dialer" ? d2l : l2d;
@@ -443,6 +545,7 @@ function makeSession(peer: LinkPeer, role: HandshakeRole, prk: Uint8Array, trans
   let dead = false;
   return {
     peer,
+    shared,
     role,
     transcript,
     seal(plaintext) {

@@ -6,7 +6,7 @@ export { DecodeError, compareBytes, equalBytes, fromHex, toHex, utf8 } from "./b
 
 // Hashing, randomness and the shapes of key pairs (the sealing and link encryption themselves stay
 // inside envelope.ts and handshake.ts).
-export { generateSealingKeyPair, randomBytes, sha256, type SealingKeyPair, type SigningKeyPair } from "./crypto.js";
+export { generateSealingKeyPair, hmacSha256, randomBytes, sha256, type SealingKeyPair, type SigningKeyPair } from "./crypto.js";
 
 // Identities: name@home addresses, key pairs, contact cards, fingerprints, the identity file.
 export {
@@ -20,7 +20,7 @@ export {
 // into one answer in any order), vouching for a name@home, enrolment tokens.
 export {
   DIRECTORY_KEY_BYTES, DirectoryError, DirectoryState, MAX_CLASS_CHARS, MAX_REASON_CHARS, decodeEnrolment, decodeEntry,
-  encodeEnrolment, encodeEntry, foldDirectory, generateSchool, openEntry, parseSchoolFile, sealEntry, serializeSchool,
+  encodeEnrolment, encodeEntry, foldDirectory, generateSchool, openEntry, parseSchoolFile, schoolLinkSecret, sealEntry, serializeSchool,
   validClass, vouch,
   type DirectoryEntry, type EnrolEntry, type Enrolment, type Lookup, type RevokeDeviceEntry, type RevokePersonEntry,
   type PolicyEntry, type Role, type SchoolFile, type SchoolKey, type Vouch,
@@ -33,7 +33,7 @@ export {
 // A person's devices: the keyring statement (devices, revocations, the rotated sealing key) and pairing.
 export {
   KEYRING_LIFETIME_SECONDS, KeyringError, PairingError, checkPairingRequest, decodePairingGrant, deviceId, encodePairingGrant,
-  identityFromGrant, isKeyring, keyringTopic, makeKeyring, newDeviceIdentity, newPairingCode, normalPairingCode, pairingRequest,
+  identityFromGrant, isKeyring, keyringTopic, makeKeyring, newDeviceIdentity, newPairingCode, normalPairingCode, pairingLinkSecret, pairingRequest,
   readKeyring, sealingFromKeyring, type Keyring, type KeyringDevice, type PairingGrant,
 } from "./keyring.js";
 
@@ -82,8 +82,8 @@ export { HLC_ZERO, formatHlc, hlcReceive, hlcTick, parseHlc, type Hlc } from "./
 // The link handshake (for transports): start one, its errors, its limits, its version (which mDNS
 // announces).
 export {
-  HANDSHAKE_MESSAGE_MAX_BYTES, HANDSHAKE_VERSION, HandshakeError, SESSION_FRAME_OVERHEAD, startHandshake,
-  type Handshake, type HandshakeRandomness, type HandshakeRole, type HandshakeStep, type LinkPeer, type Session,
+  HANDSHAKE_MESSAGE_MAX_BYTES, HANDSHAKE_VERSION, HandshakeError, OPEN_TRUST, SESSION_FRAME_OVERHEAD, startHandshake,
+  type Handshake, type HandshakeOptions, type HandshakeRandomness, type LinkTrust, type HandshakeRole, type HandshakeStep, type LinkPeer, type Session,
 } from "./handshake.js";
 
 // Sync frames inside a link.
@@ -94,3 +94,22 @@ export { IBLT_KEY_BYTES, Iblt, SKETCH_LEVELS, SPLIT_LEVEL } from "./iblt.js";
 export {
   MAX_RANGE_DEPTH, WHOLE_RANGE, WHOLE_WEIGHT, inRange, rangeBounds, rangeChildren, rangeWeight, type IdRange,
 } from "./id-range.js";
+
+// What travels inside ordinary messages between a laptop and its school's e-mail gateway (docs/gateway.md).
+export {
+  MAX_MAIL_ADDRESS_CHARS, MAX_SUBJECT_CHARS, formatIncomingMail, formatMailRequest, formatMailStatus, isMailAddress, oneLine,
+  parseIncomingMail, parseMailAddress, parseMailRequest, parseMailStatus, parseModerationCommand,
+  type IncomingMail, type MailRequest, type MailState, type MailStatus, type ModerationCommand,
+} from "./gateway-mail.js";
+// The school's signed rules for its e-mail gateway.
+export {
+  RulesError, openGatewayRules, parseGatewayRules, signGatewayRules, type GatewayRules, type SignedRulesFile,
+} from "./gateway-rules.js";
+export {
+  DRAWING_PREFIX,
+  decodeDrawing,
+  drawingSvg,
+  encodeDrawing,
+  looksLikeDrawing,
+  type Stroke,
+} from "./drawing.js";

@@ -12,7 +12,7 @@
 //           | raw32 box sender key (X25519, one-off) | n x (varint len + box of the sealing secret)
 // Pairing (a new device joins): pairingRequest / pairingGrant, MACed with the short code both users see.
 import { concat, DecodeError, equalBytes, Reader, toHex, utf8, Writer } from "./bytes.js";
-import { boxOpen, boxSeal, generateSealingKeyPair, hmacSha256, randomBytes, sha256, type SealingKeyPair } from "./crypto.js";
+import { boxOpen, boxSeal, generateSealingKeyPair, hkdfExpand, hkdfExtract, hmacSha256, randomBytes, sha256, type SealingKeyPair } from "./crypto.js";
 import { EnvelopeError, EnvelopeKind, signEnvelope, verifyEnvelope, type Envelope } from "./envelope.js";
 import { base32, deviceSealing, generateIdentity, holdsPersonKey, parseAddress, verifyDeviceCertificate, type Identity } from "./identity.js";
 
@@ -157,6 +157,14 @@ export class PairingError extends Error {
 export function newPairingCode(): string {
   const s = base32(randomBytes(8)).slice(0, PAIRING_CODE_CHARS);
   return `${s.slice(0, 4)}-${s.slice(4, 8)}-${s.slice(8, 12)}`;
+}
+
+/**
+ * A pairing code's link secret: the two devices prove it to each other in the handshake, so that a
+ * device that shows itself only to its schoolmates still shows itself to the new device being paired.
+ */
+export function pairingLinkSecret(code: string): Uint8Array {
+  return hkdfExpand(hkdfExtract(utf8("pigeon-pairing-link-v5"), utf8(normalPairingCode(code))), utf8("link"), 32);
 }
 
 /** Normalises what a user typed ("ABCD EFGH-ijkl" → "abcdefghijkl"); throws PairingError if it cannot be a code. */

@@ -8,8 +8,8 @@
 // server's clock may be wrong, its counter only goes up.
 import { DecodeError, Reader, Writer, concat, equalBytes, fromBase64, toBase64, toHex, utf8 } from "./bytes.js";
 import {
-  SIGN_PUBLIC_BYTES, SIGN_SEED_BYTES, SIGNATURE_BYTES, generateSigningKeyPair, randomBytes, secretboxOpen, secretboxSeal, sign,
-  verify, type SigningKeyPair,
+  SIGN_PUBLIC_BYTES, SIGN_SEED_BYTES, SIGNATURE_BYTES, generateSigningKeyPair, hkdfExpand, hkdfExtract, randomBytes, secretboxOpen,
+  secretboxSeal, sign, verify, type SigningKeyPair,
 } from "./crypto.js";
 import { validHome, validName } from "./identity.js";
 
@@ -522,4 +522,13 @@ export function decodeEnrolment(text: string): Enrolment {
   } catch (e) {
     throw new DirectoryError(`damaged enrolment token (${(e as Error).message}); copy it again`);
   }
+}
+
+/**
+ * The school's link secret: what its laptops prove to each other in a handshake's Hello, so that a
+ * laptop of the school shows who it is to its schoolmates only (docs/protocol.md). Derived from the
+ * directory key, which only the school and its enrolled laptops hold.
+ */
+export function schoolLinkSecret(directoryKey: Uint8Array): Uint8Array {
+  return hkdfExpand(hkdfExtract(utf8("pigeon-school-link-v5"), directoryKey), utf8("link"), 32);
 }

@@ -50,7 +50,7 @@ export class Connection {
     readonly description: string,
     private dial?: DialCallbacks,
   ) {
-    this.handshake = startHandshake(net.identity, role);
+    this.handshake = startHandshake(net.identity, role, { trust: net.trust });
     this.opened = ws.readyState === WebSocket.OPEN;
     let markClosed!: () => void;
     this.socketClosed = new Promise<void>((resolve) => (markClosed = resolve));

@@ -13,4 +13,4 @@ export { StaticPeers, type Dialer, type StaticPeersEvents, type StaticPeersOptio
 export { PeerAddressError, parseHostPort, type HostPort } from "./address.js";
 
 // Finding other laptops on the local network (DNS-SD over mDNS).
-export { MdnsDiscovery, type DiscoveredPeer, type MdnsDiscoveryEvents, type MdnsDiscoveryOptions } from "./mdns.js";
+export { MdnsDiscovery, announcementTag, type DiscoveredPeer, type MdnsDiscoveryEvents, type MdnsDiscoveryOptions } from "./mdns.js";

@@ -5,7 +5,7 @@ import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HANDSHAKE_VERSION, toHex } from "@pigeon/model";
-import { MdnsDiscovery, SERVICE_NAME } from "./mdns.js";
+import { announcementTag, MdnsDiscovery, SERVICE_NAME, type DiscoveredPeer } from "./mdns.js";
 
 const root = fileURLToPath(new URL("../../../", import.meta.url));
 const fixture = fileURLToPath(new URL("../test-fixtures/mdns-pair.mjs", import.meta.url));
@@ -81,9 +81,36 @@ describe("MdnsDiscovery records", () => {
         ttl: 120,
         data: { port: 7480, target: `pigeon-${id}.local`, priority: 0, weight: 0 },
       },
-      { name: `${id}._pigeon._tcp.local`, type: "TXT", ttl: 120, data: [`v=${HANDSHAKE_VERSION}`] },
+      { name: `${id}._pigeon._tcp.local`, type: "TXT", ttl: 120, data: [`v=${HANDSHAKE_VERSION}`, `t=${d.tag()}`] },
       { name: `pigeon-${id}.local`, type: "A", ttl: 120, data: "10.1.2.3" },
     ]);
+  });
+
+  it("tags its announcement so that schoolmates recognise it and no one else can tell anything", () => {
+    const school = new Uint8Array(randomBytes(32));
+    const trust = (secrets: Uint8Array[]) => ({ secrets: () => secrets, showToStrangers: () => secrets.length === 0 });
+    const hear = (listener: MdnsDiscovery, speaker: MdnsDiscovery) => {
+      const heard: DiscoveredPeer[] = [];
+      listener.on("peer", (p) => heard.push(p));
+      (listener as unknown as { onResponse(r: unknown[], i: unknown): void }).onResponse(speaker.records(), { address: "10.1.2.4" });
+      return heard;
+    };
+    const zawadi = new MdnsDiscovery({ port: 7480, interface: "10.1.2.3", trust: trust([school]) });
+    const baraka = new MdnsDiscovery({ port: 7481, interface: "10.1.2.4", trust: trust([school]) });
+    const stranger = new MdnsDiscovery({ port: 7482, interface: "10.1.2.5" });
+    expect(zawadi.tag()).toBe(announcementTag(school, zawadi.currentId));
+    expect(stranger.tag()).toMatch(/^[0-9a-f]{16}$/);
+    expect(hear(zawadi, baraka).map((p) => p.shared)).toEqual([true]);
+    expect(hear(zawadi, stranger).map((p) => p.shared)).toEqual([false]);
+    expect(hear(stranger, zawadi).map((p) => p.shared)).toEqual([false]);
+    // the tag changes with the identifier, for a schoolmate's and a stranger's announcement alike
+    const [t1, s1] = [zawadi.tag(), stranger.tag()];
+    zawadi.rotate();
+    stranger.rotate();
+    expect([zawadi.tag() !== t1, stranger.tag() !== s1]).toEqual([true, true]);
+    // a laptop that joins a school (the node hands over its trust) tags with the school's secret from then on
+    stranger.useTrust(trust([school]));
+    expect(hear(zawadi, stranger).map((p) => p.shared)).toEqual([true]);
   });
 
   it("changes the identifier when it rotates and at every start; two discoveries never share one", () => {

@@ -2,21 +2,25 @@
 //
 //   _pigeon._tcp.local                      PTR  <id>._pigeon._tcp.local
 //   <id>._pigeon._tcp.local                 SRV  0 0 <port> pigeon-<id>.local
-//   <id>._pigeon._tcp.local                 TXT  "v=<handshake version>"
+//   <id>._pigeon._tcp.local                 TXT  "v=<handshake version>" "t=<16 hex digits>"
 //   pigeon-<id>.local                       A    <IPv4 address>
 //
 // <id> is 16 random bytes in hex (32 characters), new at every start and every hour (rotateMs), and
 // separate for each interface: it identifies nothing but this announcement. No name, no home, no key
 // and no fingerprint is announced; who answers is learnt only inside the handshake's encryption
 // (docs/protocol.md, "What each party learns"). Announcements of another version are ignored: the
-// handshake would refuse that laptop anyway.
+// handshake would refuse that laptop anyway. The tag t is HMAC(link secret, "pigeon-mdns-v5" || id)
+// cut to 8 bytes for a laptop with a link secret (its school's), random bytes otherwise: a schoolmate
+// recognises it, anyone else sees noise that changes with the identifier. A laptop that shows itself
+// to schoolmates only does not dial announcements it does not recognise (the handshake would go
+// nowhere).
 //
 // Nothing here is trusted: an announcement only says where to dial. The handshake proves who answers.
 import { EventEmitter } from "node:events";
 import { isIP } from "node:net";
 import { networkInterfaces } from "node:os";
 import type { RemoteInfo } from "node:dgram";
-import { HANDSHAKE_VERSION, fromHex, randomBytes, toHex } from "@pigeon/model";
+import { HANDSHAKE_VERSION, fromHex, hmacSha256, OPEN_TRUST, randomBytes, toHex, utf8, type LinkTrust } from "@pigeon/model";
 import makeMdns from "multicast-dns";
 import type { Answer } from "dns-packet";
 import type { PeersLog } from "./ws-network.js";
@@ -53,6 +57,16 @@ export interface MdnsDiscoveryOptions {
   mdnsPort?: number;
   /** Where problems are written (once per distinct problem); 'error' events still fire. */
   log?: PeersLog;
+  /** Link secrets for the announcement's tag (the node hands over its own: useTrust). Default: none. */
+  trust?: LinkTrust;
+}
+
+const TAG_LABEL = utf8("pigeon-mdns-v5");
+const TAG_BYTES = 8;
+
+/** The announcement tag of identifier `id` under a link secret: schoolmates compute the same. */
+export function announcementTag(secret: Uint8Array, id: Uint8Array): string {
+  return toHex(hmacSha256(secret, TAG_LABEL, id).subarray(0, TAG_BYTES));
 }
 
 export interface DiscoveredPeer {
@@ -60,6 +74,8 @@ export interface DiscoveredPeer {
   id: Uint8Array;
   /** Our own announced identifier on this discovery when we heard it (the node's dial rule compares the two). */
   ourId: Uint8Array;
+  /** Whether its announcement's tag proves a link secret we hold (a schoolmate, a device being paired). */
+  shared: boolean;
   /** Address from the A record, or the sender's address if there was none. */
   host: string;
   port: number;
@@ -78,6 +94,9 @@ export interface MdnsDiscoveryEvents {
 export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
   private readonly options: MdnsDiscoveryOptions;
   private id: Uint8Array = randomBytes(ANNOUNCED_ID_BYTES);
+  /** The tag a laptop with no link secret announces: random, new with each identifier. */
+  private noiseTag = toHex(randomBytes(TAG_BYTES));
+  private trust: LinkTrust;
   /** Our identifier before the last change: an announcement of ours still in flight is not a peer. */
   private previousIdHex: string | undefined;
   private mdns: makeMdns.MulticastDNS | undefined;
@@ -96,6 +115,20 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
     if (options.rotateMs !== undefined && (!Number.isFinite(options.rotateMs) || options.rotateMs < 0))
       throw new RangeError(`MdnsDiscovery: rotateMs must be 0 or more, got ${options.rotateMs}`);
     this.options = options;
+    this.trust = options.trust ?? OPEN_TRUST;
+  }
+
+  /** Takes the node's link secrets for the tag (announced again at once if they changed it). */
+  useTrust(trust: LinkTrust): void {
+    const before = this.tag();
+    this.trust = trust;
+    if (this.tag() !== before) this.announce();
+  }
+
+  /** Our announcement's tag now. */
+  tag(): string {
+    const secret = this.trust.secrets()[0];
+    return secret ? announcementTag(secret, this.id) : this.noiseTag;
   }
 
   /** Our announced identifier now (a copy). */
@@ -115,6 +148,7 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
   rotate(): void {
     this.previousIdHex = toHex(this.id);
     this.id = randomBytes(ANNOUNCED_ID_BYTES);
+    this.noiseTag = toHex(randomBytes(TAG_BYTES));
     this.announce();
   }
 
@@ -123,6 +157,7 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
     const o = this.options;
     this.previousIdHex = undefined;
     this.id = randomBytes(ANNOUNCED_ID_BYTES); // a new identifier at every start
+    this.noiseTag = toHex(randomBytes(TAG_BYTES));
     let mdns: makeMdns.MulticastDNS;
     try {
       mdns = makeMdns({
@@ -194,7 +229,7 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
         name: this.instanceName,
         type: "TXT",
         ttl: TTL_SECONDS,
-        data: [`v=${HANDSHAKE_VERSION}`],
+        data: [`v=${HANDSHAKE_VERSION}`, `t=${this.tag()}`],
       },
     ];
     const host = this.advertisedHost();
@@ -259,14 +294,18 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
       const srv = records.find((r) => r.type === "SRV" && r.name.toLowerCase() === instance);
       const txt = records.find((r) => r.type === "TXT" && r.name.toLowerCase() === instance);
       if (!srv || srv.type !== "SRV" || !txt || txt.type !== "TXT") continue;
-      if (txtFields(txt.data).get("v") !== String(HANDSHAKE_VERSION)) continue; // another version: it would be refused
+      const fields = txtFields(txt.data);
+      if (fields.get("v") !== String(HANDSHAKE_VERSION)) continue; // another version: it would be refused
       const port = srv.data.port;
       if (!Number.isInteger(port) || port < 1 || port > 65535) continue;
       const target = srv.data.target.toLowerCase();
       const a = records.find((r) => r.type === "A" && r.name.toLowerCase() === target);
       const aData = a && a.type === "A" ? a.data : undefined;
       const host = typeof aData === "string" && isIP(aData) === 4 ? aData : rinfo.address;
-      this.emit("peer", { id: fromHex(id), ourId: this.id.slice(), host, port });
+      const tag = fields.get("t")?.toLowerCase();
+      const theirId = fromHex(id);
+      const shared = !!tag && this.trust.secrets().some((s) => announcementTag(s, theirId) === tag);
+      this.emit("peer", { id: theirId, ourId: this.id.slice(), shared, host, port });
     }
   }
 

@@ -7,11 +7,13 @@ import type { AddressInfo, Socket } from "node:net";
 import {
   HANDSHAKE_MESSAGE_MAX_BYTES,
   HandshakeError,
+  OPEN_TRUST,
   SESSION_FRAME_OVERHEAD,
   compareBytes,
   toHex,
   type HandshakeRole,
   type Identity,
+  type LinkTrust,
   type PeerLink,
 } from "@pigeon/model";
 import { WebSocket, WebSocketServer } from "ws";
@@ -38,6 +40,11 @@ export interface PeersLog {
 
 export interface WsNetworkOptions {
   identity: Identity;
+  /**
+   * Whom this laptop shows who it is to in handshakes (link secrets, strangers or not). Default: no
+   * secrets, shown to anyone. A node sets its mailbox's (useTrust).
+   */
+  trust?: LinkTrust;
   /** Address to listen on. Default "0.0.0.0". */
   host?: string;
   /** Port to listen on. Default 7480; 0 picks a free one. */
@@ -119,6 +126,8 @@ interface Pending {
 
 export class WsNetwork extends EventEmitter<WsNetworkEvents> {
   readonly identity: Identity;
+  /** Whom handshakes show this laptop to (asked afresh at each handshake). */
+  trust: LinkTrust;
   readonly maxFrameBytes: number;
   readonly handshakeTimeoutMs: number;
   readonly pingIntervalMs: number;
@@ -142,6 +151,7 @@ export class WsNetwork extends EventEmitter<WsNetworkEvents> {
     super();
     this.options = options;
     this.identity = options.identity;
+    this.trust = options.trust ?? OPEN_TRUST;
     this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
     this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
     this.pingIntervalMs = options.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS;
@@ -151,6 +161,10 @@ export class WsNetwork extends EventEmitter<WsNetworkEvents> {
       options.maxHandshakesPerSource ?? DEFAULT_MAX_HANDSHAKES_PER_SOURCE,
       options.maxHandshakes ?? DEFAULT_MAX_HANDSHAKES,
     );
+  }
+
+  useTrust(trust: LinkTrust): void {
+    this.trust = trust;
   }
 
   /** The limits on connections in the handshake, and what they refused so far. */

@@ -492,6 +492,14 @@ export class LocalState {
     })();
   }
 
+  /** The segments holding a message someone else wrote that arrived after arrival number `seq`, and the highest arrival number. */
+  segmentsReceivedAfter(seq: number): { segments: { conversation: Uint8Array; segment: number }[]; highest: number } {
+    type R = { conversation: Buffer; segment: number };
+    const rows = this.stmt(`SELECT DISTINCT conversation, segment FROM message_index WHERE outgoing = 0 AND seq > ?`).all(seq) as R[];
+    const highest = (this.stmt(`SELECT MAX(seq) FROM message_index`).pluck().get() as number | null) ?? -1;
+    return { segments: rows.map((r) => ({ conversation: new Uint8Array(r.conversation), segment: r.segment })), highest };
+  }
+
   // ---- settings ----
   setting(key: string): string | undefined {
     return this.stmt(`SELECT value FROM settings WHERE key = ?`).pluck().get(key) as string | undefined;

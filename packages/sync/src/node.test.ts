@@ -104,12 +104,12 @@ const idOf = (byte: number) => new Uint8Array(16).fill(byte);
 const settle = () => new Promise((r) => setTimeout(r, 0));
 
 describe("PigeonNode's dial rule for found peers (opaque identifiers)", () => {
-  async function setup() {
+  async function setup(o: { meetStrangers?: boolean } = {}) {
     const id = generateIdentity("amara");
     const net = new DialNetwork();
     const finder = new FakeFinder();
     let clock = 1_000_000;
-    const node = await PigeonNode.open({ identity: id, storage: memoryStorage(), network: net, finders: [finder], now: () => clock });
+    const node = await PigeonNode.open({ identity: id, storage: memoryStorage(), network: net, finders: [finder], now: () => clock, ...o });
     cleanup.push(() => node.shutdown().catch(() => {}));
     const someone = () => memoryLinkPair(contactCard(id), contactCard(generateIdentity("baraka")))[0];
     return { net, finder, someone, advance: (ms: number) => (clock += ms) };
@@ -165,5 +165,18 @@ describe("PigeonNode's dial rule for found peers (opaque identifiers)", () => {
     expect(net.dials.length).toBe(3);
     finder.hear({ ...p, id: idOf(11) });
     expect(net.dials.length).toBe(4);
+  });
+
+  it("a laptop that shows itself to schoolmates only does not dial an announcement it does not recognise", async () => {
+    const hidden = await setup({ meetStrangers: false });
+    hidden.finder.hear({ id: idOf(9), ourId: idOf(1), shared: false, host: "198.18.0.9", port: 7480 });
+    expect(hidden.net.dials).toEqual([]);
+    hidden.finder.hear({ id: idOf(8), ourId: idOf(1), shared: true, host: "198.18.0.8", port: 7480 }); // a schoolmate
+    hidden.finder.hear({ id: idOf(7), ourId: idOf(1), host: "198.18.0.7", port: 7480 }); // a finder that cannot tell
+    expect(hidden.net.dials.map((d) => d.host)).toEqual(["198.18.0.8", "198.18.0.7"]);
+    // a laptop in no school (the default here) dials whoever it finds
+    const open = await setup();
+    open.finder.hear({ id: idOf(9), ourId: idOf(1), shared: false, host: "198.18.0.9", port: 7480 });
+    expect(open.net.dials.map((d) => d.host)).toEqual(["198.18.0.9"]);
   });
 });

@@ -7,7 +7,7 @@
 //   network  (LinkSource: WsNetwork from @pigeon/peers, ...)       -> SyncEngine, one session per link
 //   finders  (PeerFinder: MdnsDiscovery, StaticPeers, ...)         -> dialled by the policy below
 import { EventEmitter } from "node:events";
-import { compareBytes, equalBytes, fingerprint, formatAddress, toHex, type Identity, type PeerLink, type SchoolKey } from "@pigeon/model";
+import { compareBytes, equalBytes, fingerprint, formatAddress, toHex, type Identity, type LinkTrust, type PeerLink, type SchoolKey } from "@pigeon/model";
 import { silentLog, type Log } from "./log.js";
 import { Mailbox } from "./mailbox/mailbox.js";
 import type { CarrierLimits, MessageView } from "./mailbox/types.js";
@@ -20,6 +20,11 @@ export interface LinkSource {
   on(event: "link", fn: (link: PeerLink) => void): unknown;
   off(event: "link", fn: (link: PeerLink) => void): unknown;
   links(): PeerLink[];
+  /**
+   * Takes whom this laptop shows who it is to in handshakes (its school's and an open pairing
+   * window's secrets, and whether strangers too): the node hands over the mailbox's at start.
+   */
+  useTrust?(trust: LinkTrust): void;
   /** Opens a link to a found peer (needed only with finders that report addresses). */
   dial?(host: string, port: number): Promise<PeerLink>;
   close(): Promise<void>;
@@ -35,6 +40,11 @@ export interface FoundPeer {
   id: Uint8Array;
   /** The finder's own announced identifier when it heard the peer. */
   ourId: Uint8Array;
+  /**
+   * Whether the announcement proves a link secret this laptop holds (mDNS: a schoolmate's tag). A
+   * laptop that shows itself to schoolmates only does not dial one that is not (false); undefined: unknown.
+   */
+  shared?: boolean;
   host: string;
   port: number;
 }
@@ -43,6 +53,8 @@ export interface FoundPeer {
 export interface PeerFinder {
   start(): void;
   stop(): void | Promise<void>;
+  /** Takes the node's link secrets (mDNS tags its announcements with the school's). */
+  useTrust?(trust: LinkTrust): void;
   /** Finders that report peers let the node dial them (one side dials, with a growing pause after failures). */
   on?(event: "peer", fn: (p: FoundPeer) => void): unknown;
 }
@@ -73,6 +85,11 @@ export interface PigeonNodeOptions {
   now?: () => number;
   /** A school server's key: the node writes the school's directory (Mailbox.school). */
   school?: SchoolKey;
+  /**
+   * Whether the laptop shows who it is to laptops that share no secret with it (not of its school,
+   * not being paired). Default: only when it belongs to no school (docs/protocol.md, handshake).
+   */
+  meetStrangers?: boolean;
 }
 
 type NodeEvents = {
@@ -85,6 +102,8 @@ export class PigeonNode extends EventEmitter<NodeEvents> {
   readonly mailbox: Mailbox;
   readonly sync: SyncEngine;
   readonly identity: Identity;
+  /** Whom this laptop shows itself to (handshakes, mDNS tags, which found laptops it dials). */
+  private readonly trust: LinkTrust;
   private readonly network: LinkSource | undefined;
   private readonly finders: PeerFinder[];
   private readonly log: Log;
@@ -110,6 +129,7 @@ export class PigeonNode extends EventEmitter<NodeEvents> {
     super();
     this.identity = opts.identity;
     this.mailbox = mailbox;
+    this.trust = mailbox.linkTrust(opts.meetStrangers);
     this.network = opts.network;
     this.finders = opts.finders ?? [];
     this.log = opts.log ?? silentLog;
@@ -144,6 +164,8 @@ export class PigeonNode extends EventEmitter<NodeEvents> {
       throw e;
     }
     const node = new PigeonNode(opts, mailbox);
+    node.network?.useTrust?.(node.trust);
+    for (const f of opts.finders ?? []) f.useTrust?.(node.trust);
     if (node.network) {
       node.network.on("link", node.onLink);
       for (const l of node.network.links()) if (!l.closed) node.onLink(l);
@@ -194,6 +216,8 @@ export class PigeonNode extends EventEmitter<NodeEvents> {
     const net = this.network;
     if (!net?.dial || this.shuttingDown) return;
     if (compareBytes(p.ourId, p.id) > 0) return;
+    // a laptop that shows itself to schoolmates only does not dial one it does not recognise
+    if (p.shared === false && !this.trust.showToStrangers()) return;
     const address = `${p.host}:${p.port}`;
     const earlier = this.dialled.get(address);
     if (earlier && !earlier.closed) return;

@@ -88,7 +88,8 @@ export interface ArchivePage {
   first?: string;
   last?: string;
   firstIndex?: number;
-  count: number;
+  /** The total matching the filters, when it is known without loading them all. */
+  count?: number;
 }
 
 export function queryArchive(all: MessageView[], q: ArchiveQuery, own: string): ArchivePage {
@@ -140,7 +141,7 @@ export function finElement(page: ArchivePage, queryid?: string): XmlElement {
       { xmlns: NS.rsm },
       page.first !== undefined ? el("first", { index: page.firstIndex }, page.first) : undefined,
       page.last !== undefined ? el("last", {}, page.last) : undefined,
-      el("count", {}, String(page.count)),
+      page.count !== undefined ? el("count", {}, String(page.count)) : undefined,
     ),
   );
 }

@@ -2,7 +2,8 @@
 // Mailbox.send (and a sent carbon for the user's other clients); between the user's own clients it
 // is routed directly, never through Pigeon. Chat states and the client's own receipts stay here
 // (the node writes its own signed receipts); a <displayed/> marker becomes a read receipt.
-import { MailboxError } from "@pigeon/sync";
+import { MailboxError, type MessageView } from "@pigeon/sync";
+import { MAX_MESSAGE_CHARS, MAX_PARTS, splitBody } from "./long-messages.js";
 import type { Account } from "./account.js";
 import { carbon } from "./carbons.js";
 import { bareJid, parseJid } from "./jid.js";
@@ -32,15 +33,21 @@ export function clientMessage(a: Account, s: Session, m: XmlElement): void {
   const originId = child(m, "origin-id", NS.sid)?.attrs.id;
   const clientId = m.attrs.id;
   const isPrivate = !!child(m, "private", NS.carbons);
-  a.mailbox
-    .send(bare, body)
-    .then((view) => {
-      a.store.rememberIds({ pigeonId: view.id, clientId, originId, resource: s.resource });
-      if (isPrivate) return;
-      for (const o of a.resources.available()) {
-        if (o === s || !o.carbons) continue;
-        o.sendStanza(carbon(a, "sent", o, outgoingStanza(a, view, s.jid, clientId, originId)));
-      }
+  const parts = splitBody(body);
+  if (!parts)
+    return messageError(s, m, "not-acceptable", "modify",
+      `the message is ${body.length} characters; the longest message is ${MAX_MESSAGE_CHARS} characters (sent as up to ${MAX_PARTS} parts)`);
+  sendParts(a, bare, parts)
+    .then((views) => {
+      // the client knows its message by its own id: the first part carries it (receipts, carbons, MAM)
+      views.forEach((view, i) => {
+        if (i === 0) a.store.rememberIds({ pigeonId: view.id, clientId, originId, resource: s.resource });
+        if (isPrivate) return;
+        for (const o of a.resources.available()) {
+          if (o === s || !o.carbons) continue;
+          o.sendStanza(carbon(a, "sent", o, i === 0 ? outgoingStanza(a, view, s.jid, clientId, originId) : outgoingStanza(a, view, s.jid)));
+        }
+      });
     })
     .catch((e: unknown) => {
       if (e instanceof MailboxError) {
@@ -52,4 +59,12 @@ export function clientMessage(a: Account, s: Session, m: XmlElement): void {
       a.log.warn(`xmpp: could not send a message from ${s.jid}: ${(e as Error).message}`);
       messageError(s, m, "internal-server-error", "wait");
     });
+}
+
+/**
+ * The parts of one long message, handed to the Mailbox at once and in order, as consecutive messages
+ * from one client are (so a message the client sends next cannot come between two parts).
+ */
+function sendParts(a: Account, to: string, parts: string[]): Promise<MessageView[]> {
+  return Promise.all(parts.map((p) => a.mailbox.send(to, p)));
 }

@@ -1,6 +1,7 @@
 // Service discovery (XEP-0030): what the server, the user's account and a contact can do. Clients
 // decide their features from this (Converse looks for carbons on the domain and MAM on the bare JID;
 // profanity turns autoping off unless urn:xmpp:ping is listed, and files replies by their `from`).
+import { createHash } from "node:crypto";
 import type { Account, Iqs } from "./account.js";
 import { StanzaError } from "./iq.js";
 import { bareJid } from "./jid.js";
@@ -30,8 +31,24 @@ export function accountInfo(node?: string): XmlElement {
   return info(node, [["account", "registered", ""]], ACCOUNT_FEATURES);
 }
 
+/**
+ * What a buddy can do, as far as this node answers for them: Pigeon's signed receipts become
+ * XEP-0184 <received/> and XEP-0333 <displayed/>, so a client may ask for both (Gajim asks for
+ * receipts only from contacts whose capabilities say so).
+ */
+const CONTACT_FEATURES = [NS.discoInfo, NS.receipts, NS.markers];
+const CONTACT_IDENTITY: [string, string, string] = ["account", "registered", ""];
+export const CAPS_NODE = "https://pigeon.local/caps";
+
 export function contactInfo(node?: string): XmlElement {
-  return info(node, [["account", "registered", ""]], [NS.discoInfo]);
+  return info(node, [CONTACT_IDENTITY], CONTACT_FEATURES);
+}
+
+/** XEP-0115 capabilities for a buddy's presence: the verification string of contactInfo. */
+export function contactCaps(): XmlElement {
+  const [category, type, name] = CONTACT_IDENTITY;
+  const s = `${category}/${type}//${name}<` + [...CONTACT_FEATURES].sort().map((f) => `${f}<`).join("");
+  return el("c", { xmlns: NS.caps, hash: "sha-1", node: CAPS_NODE, ver: createHash("sha1").update(s, "utf8").digest("base64") });
 }
 
 export function emptyItems(node?: string): XmlElement {

@@ -25,3 +25,13 @@ export function bareJid(j: Jid): string {
 export function fullJid(j: Jid): string {
   return j.resource ? `${bareJid(j)}/${j.resource}` : bareJid(j);
 }
+
+/**
+ * The resource a buddy's presence comes from. Clients keep presence per resource: Gajim shows a
+ * buddy whose presence comes from the bare JID as offline. Messages still come from the bare JID.
+ */
+export const CONTACT_RESOURCE = "pigeon";
+
+export function contactJid(bare: string): string {
+  return `${bare}/${CONTACT_RESOURCE}`;
+}

@@ -4,7 +4,7 @@
 // with `pigeon requests` first.
 import { conversationId, toHex } from "@pigeon/model";
 import type { Mailbox, MessageView } from "@pigeon/sync";
-import { queryArchive, type ArchivePage, type ArchiveQuery } from "./archive.js";
+import { ArchiveError, queryArchive, type ArchivePage, type ArchiveQuery } from "./archive.js";
 
 const PAGE = 500;
 
@@ -64,6 +64,7 @@ export async function archivePage(mailbox: Mailbox, query: ArchiveQuery, own: st
     }
     conversation = toHex(conversationId([mailbox.me, contact.signPublicKey]));
   }
+  if (query.start === undefined && query.end === undefined) return pagedArchive(mailbox, query, conversation);
   const all: MessageView[] = [];
   for (let afterSeq = 0; ; ) {
     const page = await mailbox.messages({ conversation, afterSeq, limit: PAGE });
@@ -72,4 +73,52 @@ export async function archivePage(mailbox: Mailbox, query: ArchiveQuery, own: st
     afterSeq = page[page.length - 1]!.arrivalSeq ?? afterSeq;
   }
   return queryArchive(all, query, own);
+}
+
+/**
+ * A page without time filters (what clients ask: the last page when a chat opens, then before/after
+ * an id): only the page's messages are loaded, through the Mailbox's arrival-ordered index, so it
+ * costs the same with 50 messages stored or 50,000 (issue 21: loading the whole archive for the last
+ * 50 of 2,140 took 0.3-0.6 s). The total (`<count/>`) and the first item's index are left out: RSM
+ * makes them optional, and counting would mean loading everything again.
+ */
+async function pagedArchive(mailbox: Mailbox, q: ArchiveQuery, conversation: string | undefined): Promise<ArchivePage> {
+  const seqOf = async (id: string): Promise<number> => {
+    const v = await mailbox.message(id);
+    if (!v || v.request || v.arrivalSeq === undefined || (conversation !== undefined && v.conversation !== conversation))
+      throw new ArchiveError("item-not-found", `no message ${id} in the archive`);
+    return v.arrivalSeq;
+  };
+  const afterSeq = q.after ? await seqOf(q.after) : undefined;
+  const shown = (page: MessageView[]) => page.filter((v) => !v.request);
+  let items: MessageView[] = [];
+  let complete: boolean;
+  if (q.before !== undefined) {
+    // the newest first, backwards from `before` (or from the end), never past `after`; one more than
+    // wanted tells whether anything older is left
+    let beforeSeq = q.before ? await seqOf(q.before) : undefined;
+    for (;;) {
+      const want = q.max - items.length;
+      const page = await mailbox.messages({ conversation, afterSeq, beforeSeq, last: true, limit: want + 1 });
+      const older = page.length > want;
+      const taken = older ? page.slice(1) : page;
+      items = [...shown(taken), ...items];
+      complete = !older;
+      if (!older || items.length >= q.max) break;
+      beforeSeq = taken[0]!.arrivalSeq; // some were requests (never shown): further back
+    }
+  } else {
+    let seq = afterSeq;
+    for (;;) {
+      const want = q.max - items.length;
+      const page = await mailbox.messages({ conversation, afterSeq: seq, limit: want + 1 });
+      const more = page.length > want;
+      const taken = more ? page.slice(0, want) : page;
+      items.push(...shown(taken));
+      complete = !more;
+      if (!more || items.length >= q.max) break;
+      seq = taken[taken.length - 1]!.arrivalSeq;
+    }
+  }
+  return { items, complete, first: items[0]?.id, last: items[items.length - 1]?.id };
 }

@@ -24,6 +24,7 @@ export const NS = {
   forward: "urn:xmpp:forward:0",
   delay: "urn:xmpp:delay",
   receipts: "urn:xmpp:receipts",
+  caps: "http://jabber.org/protocol/caps",
   markers: "urn:xmpp:chat-markers:0",
   sid: "urn:xmpp:sid:0",
   mam: "urn:xmpp:mam:2",

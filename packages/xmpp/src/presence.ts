@@ -6,12 +6,14 @@
 // as each one happens.
 import { formatAddress, type Address } from "@pigeon/model";
 import type { Account } from "./account.js";
-import { bareJid, parseJid } from "./jid.js";
+import { contactCaps } from "./disco.js";
+import { bareJid, contactJid, parseJid } from "./jid.js";
 import { isContact, rosterOf } from "./roster.js";
 import type { Session } from "./session.js";
 import { childText, el, isElement, type XmlElement } from "./xml.js";
 
 export const NOT_NEARBY = "not nearby: messages wait and travel when your laptops meet";
+
 
 export type PeerEvent = "peer-up" | "peer-down";
 
@@ -73,8 +75,9 @@ export class Presence {
 
   /** A contact's presence as `to` should see it. */
   contactPresence(jid: string, to: string): XmlElement {
-    if (this.nearby.has(jid)) return el("presence", { from: jid, to });
-    return el("presence", { from: jid, to }, el("show", {}, "xa"), el("status", {}, NOT_NEARBY));
+    const from = contactJid(jid);
+    if (this.nearby.has(jid)) return el("presence", { from, to }, contactCaps());
+    return el("presence", { from, to }, el("show", {}, "xa"), el("status", {}, NOT_NEARBY), contactCaps());
   }
 
   /** A presence stanza from one of the user's clients. */

@@ -12,7 +12,7 @@ import { fingerprint, formatAddress, fromHex, MAX_GROUP_CHARS, MAX_GROUPS, valid
 import { MailboxError, type BuddiesChange, type BuddyView, type PersonView } from "@pigeon/sync";
 import { forAccount, type Account, type Iqs } from "./account.js";
 import { StanzaError } from "./iq.js";
-import { bareJid, parseJid } from "./jid.js";
+import { bareJid, contactJid, parseJid } from "./jid.js";
 import { NS } from "./ns.js";
 import { children, el, text, type XmlElement } from "./xml.js";
 
@@ -121,7 +121,7 @@ export class Roster {
         if (diff.unblocked.length) s.sendStanza(blockPush(s.jid, this.a.nextId("push"), "unblock", diff.unblocked));
       }
       if (!s.available) continue;
-      for (const jid of diff.hidden) s.sendStanza(el("presence", { from: jid, to: s.jid, type: "unavailable" }));
+      for (const jid of diff.hidden) s.sendStanza(el("presence", { from: contactJid(jid), to: s.jid, type: "unavailable" }));
       for (const jid of diff.shown) s.sendStanza(this.presence(jid, s.jid));
     }
   }

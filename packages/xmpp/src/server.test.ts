@@ -1,6 +1,7 @@
 // The server in-process with a real Mailbox and SyncEngine, driven by raw sockets: the stream, SASL,
 // binding, the IQs every client sends at login, routing between the user's own clients, contacts'
 // presence following the laptops that connect, and RFC 7395 framing.
+import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { connect, type Socket } from "node:net";
@@ -259,10 +260,19 @@ describe("XmppServer in-process", () => {
 
   it("shows a contact available while their laptop is connected, as the sync engine's events say", async () => {
     const c = await login(port, password, "presence");
-    const fromBaraka = (s: XmlElement) => s.name === "presence" && s.attrs.from === "baraka@local";
+    // from a full JID (clients keep presence per resource), with capabilities that offer receipts
+    const fromBaraka = (s: XmlElement) => s.name === "presence" && s.attrs.from === "baraka@local/pigeon";
     const away = (s: XmlElement) => childText(s, "show") === "xa" && childText(s, "status") === NOT_NEARBY;
     c.send("<presence/>");
-    expect(away(await c.next(fromBaraka))).toBe(true);
+    const first = await c.next(fromBaraka);
+    expect(away(first)).toBe(true);
+    const caps = child(first, "c", "http://jabber.org/protocol/caps")!;
+    expect(caps.attrs.ver).toBe(createHash("sha1").update("account/registered//<http://jabber.org/protocol/disco#info<urn:xmpp:chat-markers:0<urn:xmpp:receipts<").digest("base64"));
+    // the capabilities node answers with those features
+    c.send(`<iq type='get' id='caps' to='baraka@local/pigeon'><query xmlns='http://jabber.org/protocol/disco#info' node='${caps.attrs.node}#${caps.attrs.ver}'/></iq>`);
+    const info = await c.next((s) => s.name === "iq" && s.attrs.id === "caps");
+    expect(info.attrs.type).toBe("result");
+    expect(JSON.stringify(info)).toContain("urn:xmpp:receipts");
     // events, not polling: each change arrives well within a second
     const [link] = memoryLinkPair(contactCard(mailbox.identity), contactCard(baraka));
     sync.attach(link);
@@ -339,9 +349,9 @@ describe("XmppServer in-process", () => {
     expect(await list(c)).toEqual([]);
     expect(await list(d)).toEqual([]); // d asked: it gets the pushes
     d.send("<presence/>");
-    await d.next((st) => st.name === "presence" && st.attrs.from === "baraka@local");
+    await d.next((st) => st.name === "presence" && st.attrs.from === "baraka@local/pigeon");
     const pushed = d.next((st) => st.name === "iq" && st.attrs.type === "set" && !!child(st, "block", "urn:xmpp:blocking"));
-    const gone = d.next((st) => st.name === "presence" && st.attrs.from === "baraka@local" && st.attrs.type === "unavailable");
+    const gone = d.next((st) => st.name === "presence" && st.attrs.from === "baraka@local/pigeon" && st.attrs.type === "unavailable");
     expect((await c.iq("<block xmlns='urn:xmpp:blocking'><item jid='baraka@local'/></block>", "type='set'")).attrs.type).toBe("result");
     expect((child(await pushed, "block")!.children as XmlElement[]).map((i) => i.attrs.jid)).toEqual(["baraka@local"]);
     await gone; // a blocked contact is shown unavailable
@@ -356,7 +366,7 @@ describe("XmppServer in-process", () => {
     expect(cond(await c.iq("<block xmlns='urn:xmpp:blocking'><item jid='nobody@local'/></block>", "type='set'"))).toBe("item-not-found");
     // unblocking everyone (no items): pushed, and their presence is back
     const unpushed = d.next((st) => st.name === "iq" && st.attrs.type === "set" && !!child(st, "unblock", "urn:xmpp:blocking"));
-    const back = d.next((st) => st.name === "presence" && st.attrs.from === "baraka@local" && st.attrs.type === undefined);
+    const back = d.next((st) => st.name === "presence" && st.attrs.from === "baraka@local/pigeon" && st.attrs.type === undefined);
     expect((await c.iq("<unblock xmlns='urn:xmpp:blocking'/>", "type='set'")).attrs.type).toBe("result");
     expect((child(await unpushed, "unblock")!.children as XmlElement[]).map((i) => i.attrs.jid)).toEqual(["baraka@local"]);
     await back;

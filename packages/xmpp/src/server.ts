@@ -36,6 +36,13 @@ import { toXml, type XmlElement } from "./xml.js";
 
 export const DEFAULT_XMPP_PORT = 5222;
 export const WEBSOCKET_PATH = "/xmpp-websocket";
+/**
+ * Connections logging in at once, at most. A class logging in together (200 clients opening their
+ * sockets in the same second) must all get in: with 100, 121-154 of 200 did (issue 21). 500 leaves
+ * room for that twice over and stays well under a laptop's 1,024 open files; each waiting connection
+ * costs a socket and a parser holding at most 10,000 characters, and the login timeout (30 s) ends it.
+ */
+export const MAX_LOGGING_IN = 500;
 
 export interface XmppServerOptions {
   mailbox: Mailbox;
@@ -53,8 +60,8 @@ export interface XmppServerOptions {
   /** How long a cut stream-management session waits to be resumed (default 300 s). */
   smMaxSeconds?: number;
   /**
-   * Connections still logging in, at most (default 100). A new one past that closes the oldest still
-   * logging in (<policy-violation/>), so idle sockets can never lock the user's own client out.
+   * Connections still logging in, at most (default MAX_LOGGING_IN, 500). A new one past that closes the
+   * oldest still logging in (<policy-violation/>), so idle sockets can never lock the user's own client out.
    */
   maxUnauthenticated?: number;
   /** Guess limiting (login-limiter.ts; default DEFAULT_LOGIN_LIMITS: 5 free failures, then 1 s doubling to 30 s). */
@@ -228,7 +235,7 @@ export class XmppServer implements Host {
     }
     // make room by closing the oldest (sessions keep the order they came in): a client that logs in
     // takes milliseconds, so to keep it out, sockets would have to be opened faster than that
-    if (unauthenticated > (this.opts.maxUnauthenticated ?? 100) && oldest && oldest !== s)
+    if (unauthenticated > (this.opts.maxUnauthenticated ?? MAX_LOGGING_IN) && oldest && oldest !== s)
       oldest.streamError("policy-violation", "too many connections are logging in: the oldest is closed to make room");
   }
 

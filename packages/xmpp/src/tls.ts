@@ -7,6 +7,7 @@ import { execFileSync } from "node:child_process";
 import { chmodSync, existsSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { createSecureContext, type SecureContext } from "node:tls";
+import { X509Certificate } from "node:crypto";
 
 export interface NodeCertificate {
   keyPath: string;
@@ -17,7 +18,7 @@ export interface NodeCertificate {
 export function ensureCertificate(dataDir: string, domain: string): NodeCertificate {
   const keyPath = join(dataDir, "xmpp-tls-key.pem");
   const certPath = join(dataDir, "xmpp-tls-cert.pem");
-  if (!existsSync(keyPath) || !existsSync(certPath)) {
+  if (!existsSync(keyPath) || !existsSync(certPath) || !fitForTrust(certPath, domain)) {
     const tmpKey = `${keyPath}.tmp${process.pid}`;
     const tmpCert = `${certPath}.tmp${process.pid}`;
     try {
@@ -27,6 +28,10 @@ export function ensureCertificate(dataDir: string, domain: string): NodeCertific
           "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
           "-keyout", tmpKey, "-out", tmpCert, "-days", "3650", "-subj", `/CN=${domain}`,
           "-addext", `subjectAltName=DNS:${domain},DNS:localhost,IP:127.0.0.1,IP:::1`,
+          // not a CA: trusted on a laptop (docs/security.md), it can vouch for this node and nothing else
+          "-addext", "basicConstraints=critical,CA:FALSE",
+          "-addext", "keyUsage=critical,digitalSignature",
+          "-addext", "extendedKeyUsage=serverAuth",
         ],
         { stdio: ["ignore", "ignore", "pipe"], timeout: 20_000 },
       );
@@ -40,4 +45,17 @@ export function ensureCertificate(dataDir: string, domain: string): NodeCertific
   }
   const context = createSecureContext({ key: readFileSync(keyPath), cert: readFileSync(certPath), minVersion: "TLSv1.2" });
   return { keyPath, certPath, context };
+}
+
+/**
+ * A certificate made before it could be trusted (older nodes made it a CA: trusting that would let
+ * the node's key vouch for any name) or for another domain is made again.
+ */
+function fitForTrust(certPath: string, domain: string): boolean {
+  try {
+    const c = new X509Certificate(readFileSync(certPath));
+    return !c.ca && c.checkHost(domain) !== undefined && c.checkIP("127.0.0.1") !== undefined;
+  } catch {
+    return false;
+  }
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # A slixmpp (Debian python3-slixmpp) client driven by the tests: one scenario per run, parameters as
-# JSON in argv[1], one JSON object per line on stdout ("event" lines while it runs, a final "result").
+# JSON in argv[1] (or on stdin when argv[1] is "-"), one JSON object per line on stdout ("event" lines while it runs, a final "result").
 # The same script runs against a Pigeon node and against Prosody, so a failure can be told apart as
 # the server's or the script's.
 import asyncio
@@ -11,7 +11,8 @@ import time
 
 import slixmpp
 
-P = json.loads(sys.argv[1])
+# "-": the parameters come on stdin (a long body does not fit in one argument)
+P = json.loads(sys.stdin.read() if sys.argv[1] == "-" else sys.argv[1])
 out_lock = None
 
 
@@ -110,7 +111,7 @@ class Client(slixmpp.ClientXMPP):
             "ok": True,
             "jid": str(self.boundjid),
             "mech": self["feature_mechanisms"].mech.name if self["feature_mechanisms"].mech else None,
-            "tls": self.socket is not None and isinstance(self.socket, ssl.SSLSocket) or P.get("tls") == "starttls",
+            "tls": self.transport is not None and self.transport.get_extra_info("ssl_object") is not None,
             "roster": items,
             "ver": ver,
             "ver_again": again["roster"]["ver"],
@@ -119,7 +120,63 @@ class Client(slixmpp.ClientXMPP):
             "unknown_iq": unknown_answer,
         }
 
+    async def s_advertised(self):
+        # every feature the server and the account advertise, used the way a client uses it: a feature
+        # this script does not know how to use is reported as "unchecked" (the test wants none)
+        from xml.etree import ElementTree as ET
+        for plugin in ["xep_0092", "xep_0054"]:
+            self.register_plugin(plugin)
+        self.send_presence()
+        info = await self["xep_0030"].get_info(jid=self.boundjid.domain)
+        account = await self["xep_0030"].get_info(jid=self.boundjid.bare)
+
+        def raw(payload, to=None):
+            iq = self.Iq()
+            iq["type"] = "get"
+            if to:
+                iq["to"] = to
+            iq.append(ET.fromstring(payload))
+            return iq.send(timeout=10)
+
+        domain, bare = self.boundjid.domain, self.boundjid.bare
+        uses = {
+            "http://jabber.org/protocol/disco#info": lambda to: self["xep_0030"].get_info(jid=to),
+            "http://jabber.org/protocol/disco#items": lambda to: self["xep_0030"].get_items(jid=to),
+            "urn:xmpp:ping": lambda to: self["xep_0199"].send_ping(jid=to, timeout=10),
+            "urn:xmpp:carbons:2": lambda to: self["xep_0280"].enable(timeout=10),
+            "jabber:iq:version": lambda to: self["xep_0092"].get_version(jid=to),
+            "vcard-temp": lambda to: self["xep_0054"].get_vcard(jid=bare, cached=False, timeout=10),
+            "jabber:iq:private": lambda to: raw("<query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'/></query>"),
+            "urn:xmpp:blocking": lambda to: self["xep_0191"].get_blocked(timeout=10),
+            "jabber:iq:roster": lambda to: self.get_roster(timeout=10),
+            "urn:xmpp:mam:2": lambda to: self["xep_0313"].retrieve(jid=bare, rsm={"max": 1}, timeout=10),
+            # no request of their own: offline storage and stanza ids are shown by the delivery tests
+            "msgoffline": None,
+            "urn:xmpp:sid:0": None,
+        }
+        served = {}
+        for where, feats in ((domain, info["disco_info"]["features"]), (bare, account["disco_info"]["features"])):
+            for f in sorted(feats):
+                use = uses.get(f, "unchecked")
+                if use == "unchecked":
+                    served[f] = "unchecked"
+                    continue
+                if use is None:
+                    served[f] = "no request"
+                    continue
+                try:
+                    await use(where)
+                    served[f] = "result"
+                except slixmpp.exceptions.IqError as e:
+                    served[f] = e.iq["error"]["condition"]
+                except Exception as e:
+                    served[f] = f"{type(e).__name__}: {e}"
+        return {"ok": True, "served": served, "identities": [list(i) for i in info["disco_info"]["identities"]]}
+
     async def s_send(self):
+        errors = []
+        self.add_event_handler("message_error", lambda m: errors.append(
+            {"id": m["id"], "condition": m["error"]["condition"], "text": m["error"]["text"]}))
         self.send_presence()
         await self.get_roster()
         ids = []
@@ -135,7 +192,9 @@ class Client(slixmpp.ClientXMPP):
             await self.wait_for(lambda: set(ids) <= set(self.receipts), P.get("timeout", 30))
         if want == "displayed":
             await self.wait_for(lambda: set(ids[-1:]) <= set(self.markers), P.get("timeout", 30))
-        return {"ok": True, "ids": ids, "receipts": self.receipts, "markers": self.markers}
+        if P.get("errors"):
+            await self.wait_for(lambda: len(errors) >= P["errors"], P.get("timeout", 30))
+        return {"ok": True, "ids": ids, "receipts": self.receipts, "markers": self.markers, "errors": errors}
 
     async def s_receive(self):
         self.send_presence()
@@ -170,6 +229,19 @@ class Client(slixmpp.ClientXMPP):
         async for r in self["xep_0313"].iterate(rsm={"max": page}, reverse=True, total=page):
             backward.insert(0, r["mam_result"]["forwarded"]["stanza"]["body"])
         return {"ok": True, "forward": forward, "pages": pages, "complete": complete, "last_id": last_id, "last_page": backward}
+
+    async def s_mam_last(self):
+        # the last page, as a client opening its history asks for it (<before/> empty, max 50), timed
+        times, bodies = [], []
+        for _ in range(P.get("repeat", 5)):
+            t = time.time()
+            page = []
+            # reverse=True sends an empty <before/>: the newest page first
+            async for r in self["xep_0313"].iterate(rsm={"max": P.get("page", 50)}, reverse=True, total=P.get("page", 50)):
+                page.insert(0, r["mam_result"]["forwarded"]["stanza"]["body"])
+            times.append(round(time.time() - t, 4))
+            bodies = page
+        return {"ok": True, "times": times, "bodies": bodies}
 
     async def s_mam_after(self):
         iq = await self["xep_0313"].retrieve(rsm={"max": 50, "after": P["after"]}, timeout=20)
@@ -290,7 +362,8 @@ class Client(slixmpp.ClientXMPP):
 
 async def main():
     c = Client()
-    c.connect((P["host"], P["port"]), disable_starttls=P.get("tls") != "starttls")
+    # tls "system": exactly as packages/xmpp/README.md shows (STARTTLS when offered, the system's trust store)
+    c.connect((P["host"], P["port"]), disable_starttls=P.get("tls") not in ("starttls", "system"))
     try:
         result = await asyncio.wait_for(c.done, P.get("overall", 60))
     except asyncio.TimeoutError:

@@ -2,7 +2,7 @@
 // revocation that really shuts the revoked device out: it cannot open what is written afterwards
 // even when handed the envelopes, and what it signs is refused by a contact who learnt of it.
 import { afterEach, describe, expect, it } from "vitest";
-import { contactCard, decodeEnvelope, EnvelopeKind, generateIdentity, newDeviceIdentity, type Identity, type LinkPeer } from "@pigeon/model";
+import { contactCard, decodeEnvelope, EnvelopeKind, generateIdentity, generateSchool, newDeviceIdentity, readKeyring, type Identity, type LinkPeer } from "@pigeon/model";
 import { Mailbox, memoryLinkPair, memoryStorage, pairDevice, SyncEngine } from "../index.js";
 import { EventEmitter } from "node:events";
 import type { PeerLink } from "@pigeon/model";
@@ -105,5 +105,35 @@ describe("a person's devices", () => {
     expect(results.some((r) => r.refused?.startsWith("signed by a revoked device"))).toBe(true);
     expect((await b.inbox()).some((m) => m.id === lost.id)).toBe(false);
     expect(decodeEnvelope(mine[0]!.bytes).device).toBeDefined();
+  }, 30_000);
+
+  it("when the school revokes a child's tablet, the child's laptop takes it out of the keyring too: it loses the sealing key", async () => {
+    const HOME = "kisumu-primary";
+    const server = new Mailbox({ identity: generateIdentity("school", HOME), storage: memoryStorage(), school: generateSchool(HOME) });
+    cleanup.push(() => server.close());
+    const laptop = mailbox(generateIdentity("amara"));
+    const { token } = await server.school.enrolPerson(contactCard(laptop.identity), { class: "5B", role: "student" });
+    await laptop.school.enrol(token);
+    const el = engine(laptop);
+    const { code } = laptop.devices.openPairing();
+    const tabletId = await pair(laptop, el, code);
+    const before = laptop.identity.sealing.publicKey;
+    expect(laptop.devices.list().filter((d) => !d.revoked)).toHaveLength(2);
+
+    // reported stolen at the school: the revocation reaches the laptop (by whoever carries it)
+    await server.school.revokeDevice(tabletId.signing.publicKey, "amara");
+    for (const { id } of server.envelopes.ids()) await laptop.receive(server.envelopes.get(id)!.bytes, 1);
+    await until(() => !Buffer.from(laptop.identity.sealing.publicKey).equals(Buffer.from(before)), "a new person sealing key");
+    const tablet = laptop.devices.list().find((d) => d.key === Buffer.from(tabletId.signing.publicKey).toString("hex"))!;
+    expect(tablet.revoked?.reason).toBe("revoked by the school");
+    // the keyring the laptop publishes no longer lists the tablet, and boxes the new key to no one else
+    const rings = laptop.envelopes.ids().map(({ id }) => laptop.envelopes.get(id)!)
+      .filter((e) => e.kind === EnvelopeKind.Statement && Buffer.from(e.author).equals(Buffer.from(laptop.identity.person)))
+      .map((e) => readKeyring(decodeEnvelope(e.bytes))).sort((a, b) => b.serial - a.serial);
+    const tabletKey = Buffer.from(tabletId.signing.publicKey);
+    expect(rings[0]!.devices.some((d) => tabletKey.equals(Buffer.from(d.key)))).toBe(false);
+    expect(rings[0]!.revoked.some((k) => tabletKey.equals(Buffer.from(k)))).toBe(true);
+    expect(Buffer.from(rings[0]!.sealPublicKey).equals(Buffer.from(laptop.identity.sealing.publicKey))).toBe(true);
+    expect(rings[1]!.devices.some((d) => tabletKey.equals(Buffer.from(d.key)))).toBe(true); // the one before listed it
   }, 30_000);
 });

@@ -4,7 +4,7 @@
 // Revocations are permanent; the newest keyring (highest serial) decides the device list.
 import {
   certifyDevice, checkPairingRequest, deviceId, deviceSealing, encodeCard, encodePairingGrant, equalBytes, fingerprint,
-  generateSealingKeyPair, holdsPersonKey, KeyringError, makeKeyring, newPairingCode, readKeyring, sealingFromKeyring, toHex,
+  generateSealingKeyPair, holdsPersonKey, KeyringError, makeKeyring, newPairingCode, pairingLinkSecret, readKeyring, sealingFromKeyring, toHex,
   type Envelope, type Keyring, type KeyringDevice, type LinkPeer,
 } from "@pigeon/model";
 import type { MailboxCore } from "./core.js";
@@ -60,6 +60,11 @@ export class Devices {
     this.window = { code: newPairingCode(), expiresAt: core.now() + PAIRING_WINDOW_MS, failures: 0 };
     core.log.info(`pairing window open until ${new Date(this.window.expiresAt).toISOString()}`);
     return { code: this.window.code, expiresAt: this.window.expiresAt };
+  }
+
+  /** The open pairing window's link secret: the new device proves it, so this one shows itself to it. */
+  linkSecrets(): Uint8Array[] {
+    return this.window && this.pairingOpen() ? [pairingLinkSecret(this.window.code)] : [];
   }
 
   pairingOpen(): boolean {
@@ -121,18 +126,37 @@ export class Devices {
       if (matches.length > 1) throw new MailboxError("bad-input", `${which} names ${matches.length} devices; type more of its id`);
       const target = matches[0]!;
       if (target.holdsPersonKey) throw new MailboxError("bad-input", "this device holds the person key and cannot revoke itself");
-      const ring = this.ownKeyring();
-      const devices = (ring?.devices ?? []).filter((d) => toHex(d.key) !== target.key);
-      if (!devices.some((d) => equalBytes(d.key, core.identity.person)))
-        devices.unshift({ key: core.identity.person, sealKey: deviceSealing(core.identity).publicKey });
-      const key = Uint8Array.from(Buffer.from(target.key, "hex"));
-      core.state.revokeDevice(key, core.identity.person, `revoked by its person (${reason.slice(0, 80)})`, core.now());
-      core.events.emit("device-revoked", key);
-      this.publish(devices, core.state.revokedDevices(core.identity.person), true);
-      core.log.info(`revoked device ${target.id} of ${core.address}: it gets no new key and what it signs is refused`);
-      core.events.emit("changed");
-      return this.list().find((d) => d.key === target.key)!;
+      return this.dropFromKeyring(target, `revoked by its person (${reason.slice(0, 80)})`);
     });
+  }
+
+  /**
+   * The school revoked one of this person's devices: on the device that holds the person key, take it
+   * out of the keyring too (a new person sealing key that it does not get), if it is still listed.
+   */
+  revokedBySchool(deviceKey: Uint8Array): Promise<DeviceView | undefined> {
+    const { core } = this;
+    return core.serial(async () => {
+      if (!holdsPersonKey(core.identity) || equalBytes(deviceKey, core.identity.person)) return undefined;
+      if (!this.ownKeyring()?.devices.some((d) => equalBytes(d.key, deviceKey))) return undefined;
+      return this.dropFromKeyring(this.list().find((d) => d.key === toHex(deviceKey))!, "revoked by the school");
+    });
+  }
+
+  /** Lists the keyring without the device, with a new person sealing key it does not get (in the caller's turn). */
+  private dropFromKeyring(target: DeviceView, why: string): DeviceView {
+    const { core } = this;
+    const ring = this.ownKeyring();
+    const devices = (ring?.devices ?? []).filter((d) => toHex(d.key) !== target.key);
+    if (!devices.some((d) => equalBytes(d.key, core.identity.person)))
+      devices.unshift({ key: core.identity.person, sealKey: deviceSealing(core.identity).publicKey });
+    const key = Uint8Array.from(Buffer.from(target.key, "hex"));
+    core.state.revokeDevice(key, core.identity.person, why, core.now());
+    core.events.emit("device-revoked", key);
+    this.publish(devices, core.state.revokedDevices(core.identity.person), true);
+    core.log.info(`revoked device ${target.id} of ${core.address}: it gets no new key and what it signs is refused`);
+    core.events.emit("changed");
+    return this.list().find((d) => d.key === target.key)!;
   }
 
   /** Why a device may not sign, if it was revoked. */

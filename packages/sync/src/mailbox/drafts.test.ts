@@ -113,6 +113,20 @@ describe("drafts on one laptop", () => {
     return d;
   }
 
+  it("say when they change, as every edit the user sees does (an open web app shows it at once)", async () => {
+    const d = dir();
+    const m = new Mailbox({ identity: generateIdentity("amara"), storage: fileStorage(d) });
+    let changes = 0;
+    m.on("changed", () => changes++);
+    const one = await m.saveDraft("baraka", "first");
+    expect(changes).toBe(1);
+    await m.saveDraft("baraka", "first, edited", one.id);
+    expect(changes).toBe(2);
+    await m.deleteDraft(one.id);
+    expect(changes).toBe(3);
+    await m.close();
+  });
+
   it("are rebuilt from the sealed store alone when the documents are lost", async () => {
     const d = dir();
     const amara = generateIdentity("amara");

@@ -100,6 +100,8 @@ export class Drafts {
       core.log.warn(`a drafts change is stored but its bookkeeping could not be written (${core.storageFailed(err)}); it is redone on recovery`);
     }
     await core.flushQuietly(handle as DocHandle<unknown>);
+    // as for a buddy-list edit: what the user sees changed (another open window of the web app shows it)
+    core.events.emit("changed");
   }
 
   /** A change another device of the person made, admitted by the drafts rule: applied, unless it waits for earlier changes (false). */

@@ -8,7 +8,7 @@
 import { EventEmitter } from "node:events";
 import {
   DEFAULT_LIFETIME_SECONDS, equalBytes, fingerprint, fromHex, recognises, SEGMENT_MESSAGE_LIMIT, toHex, validName, type ContactCard, type Identity,
-  type SchoolKey,
+  type LinkTrust, type SchoolKey,
 } from "@pigeon/model";
 import { DocumentStore } from "../document-store.js";
 import { EnvelopeStore } from "../envelope-store.js";
@@ -31,6 +31,9 @@ import {
   type MessageView, type NearbyView, type PersonView, type ReceiveResult, type RequestView,
 } from "./types.js";
 import { Views } from "./views.js";
+
+/** The highest arrival number whose segment was checked for missing receipts at a start (recover). */
+const RECEIPTS_CHECKED = "receipts-checked-seq";
 
 export interface MailboxOptions {
   identity: Identity;
@@ -95,6 +98,14 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
     this.school = new School(this.core, opts.school);
     this.core.schoolVouch = (key) => this.school.vouchFor(key);
     this.core.directoryCard = (address) => this.school.directoryCard(address);
+    // the school revoked another device of this person (a stolen tablet): the first device revokes it
+    // in the keyring too, so the device also loses the person's sealing key (queued after the entry)
+    this.school.onOwnDeviceRevoked = (deviceKey) => {
+      this.devices.revokedBySchool(deviceKey).then(
+        (d) => d && log.info(`the school revoked this person's device ${d.id}: taken out of the keyring too (a new sealing key it does not get)`),
+        (e: unknown) => log.warn(`the school revoked one of this person's devices, but the keyring could not follow: ${(e as Error).message}`),
+      );
+    };
     this.receiving = new Receiving(this.core, this.carrier, this.opening, this.receipts, this.devices, this.school);
     this.sending = new Sending(this.core, this.people, this.views, this.buddyList);
   }
@@ -121,6 +132,26 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
    * For simulators that run in virtual time and must know when the mailbox is quiet: the last piece
    * of queued work (a new promise whenever more is queued) and whether an acknowledgement batch waits.
    */
+  /**
+   * Whom this laptop shows who it is to in a handshake: laptops proving its school's secret or an
+   * open pairing window's; strangers too when `meetStrangers` says so, or by default when it belongs
+   * to no school (meeting whoever is nearby is then how it finds friends).
+   */
+  linkTrust(meetStrangers?: boolean): LinkTrust {
+    this.meetStrangers = meetStrangers;
+    return {
+      secrets: () => [...this.school.linkSecrets(), ...this.devices.linkSecrets()],
+      showToStrangers: () => this.showsToStrangers(),
+    };
+  }
+
+  private meetStrangers: boolean | undefined;
+
+  /** Whether handshakes show who this laptop is to laptops that share no secret with it. */
+  showsToStrangers(): boolean {
+    return this.meetStrangers ?? this.school.linkSecrets().length === 0;
+  }
+
   pendingWork(): { queue: Promise<unknown>; acks: boolean } {
     return { queue: this.core.tail, acks: this.receipts.ackPending };
   }
@@ -146,10 +177,19 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
           if (unopened.some((u) => equalBytes(u, id)) && !equalBytes(env.author, core.me) && !core.isBlocked(env.author)) this.receipts.queueAck(env);
           await this.opening.open(env);
         }
-        for (const conv of core.state.conversations()) {
-          for (const seg of core.state.segments(conv)) await this.receipts.ensure(conv, seg);
+        // receipts a crash kept from being written: every segment the first time, then only segments
+        // with messages that arrived since the last check, so a start does not load the whole history
+        // into memory (issue 21: an idle node at 145 MiB after 2,140 messages and a restart, 102 fresh)
+        const checked = core.state.setting(RECEIPTS_CHECKED);
+        if (checked === undefined) {
+          for (const conv of core.state.conversations()) {
+            for (const seg of core.state.segments(conv)) await this.receipts.ensure(conv, seg);
+          }
         }
         await this.views.rebuildIndex();
+        const { segments, highest } = core.state.segmentsReceivedAfter(checked === undefined ? Number.MAX_SAFE_INTEGER : Number(checked));
+        for (const { conversation, segment } of segments) await this.receipts.ensure(conversation, segment);
+        core.state.setSetting(RECEIPTS_CHECKED, String(highest));
         this.receipts.flushAcks(); // acknowledgements a crash kept from being written
       } catch (e) {
         if (!isStorageError(e) && !(e instanceof MailboxError && e.code === "storage")) throw e;
@@ -477,6 +517,8 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
       carrying: { ...this.envelopes.carried(), quotaBytes: this.limits.quotaBytes },
       rejected: this.state.rejections().length,
       storageProblem: trouble ? `${trouble.reason} (since ${new Date(trouble.since).toISOString()})` : null,
+      /** Who learns who this laptop is when it meets them: "anyone" nearby, or its "schoolmates" only. */
+      shownTo: this.showsToStrangers() ? ("anyone" as const) : ("schoolmates" as const),
       ...(school ? { school: { home: school.home, onlyDirectory: school.onlyDirectory, dropped: school.dropped, entries: school.entries } } : {}),
     };
   }

@@ -10,7 +10,7 @@
 // dropped. The rules of the directory itself are model/school.ts.
 import {
   DirectoryError, DirectoryState, decodeEnrolment, directoryStatement, directoryTopic, encodeEnrolment, equalBytes, fingerprint, formatAddress,
-  isDirectoryStatement, openEntry, readDirectoryStatement, toHex, validClass, validName, vouch, EnvelopeKind,
+  isDirectoryStatement, openEntry, readDirectoryStatement, schoolLinkSecret, toHex, validClass, validName, vouch, EnvelopeKind,
   type Address, type ContactCard, type DirectoryEntry, type EnrolEntry, type Envelope, type PolicyEntry, type RevokeDeviceEntry, type RevokePersonEntry,
   type Role, type SchoolKey,
 } from "@pigeon/model";
@@ -89,6 +89,11 @@ interface Joined {
 }
 
 export class School {
+  /**
+   * Called when the school revokes another device of this laptop's own person (the mailbox then has
+   * the person's first device revoke it in the keyring too, so it loses the person's sealing key).
+   */
+  onOwnDeviceRevoked: ((deviceKey: Uint8Array) => void) | undefined;
   private joined: Joined | undefined;
   private dir: DirectoryState | undefined;
 
@@ -228,6 +233,7 @@ export class School {
         const mine = equalBytes(entry.deviceKey, core.identity.signing.publicKey);
         if (mine) core.log.warn("the school revoked this laptop: what it signs is refused by the school's laptops");
         else core.log.info(`the school revoked a laptop of ${core.addressOf(entry.personKey)}: what it signs is refused from now on`);
+        if (!mine && equalBytes(entry.personKey, core.me)) this.onOwnDeviceRevoked?.(entry.deviceKey);
       }
     } else if (entry.type === "revoke-person") {
       core.log.info(`the school revoked ${core.addressOf(entry.personKey)}: what they send is refused from now on`);
@@ -237,6 +243,19 @@ export class School {
   }
 
   // ---- what views ask ----
+
+  /**
+   * The school's link secret, when this laptop belongs to a school (or is its server): schoolmates
+   * prove it to each other in the handshake, and show who they are to no one else by default.
+   */
+  linkSecrets(): Uint8Array[] {
+    const key = this.joined?.directoryKey;
+    if (!key) return [];
+    if (!this.linkSecret || this.linkSecret.of !== key) this.linkSecret = { of: key, secret: schoolLinkSecret(key) };
+    return [this.linkSecret.secret];
+  }
+
+  private linkSecret: { of: Uint8Array; secret: Uint8Array } | undefined;
 
   /** The directory (read it, do not add to it), when this laptop belongs to a school. */
   directory(): DirectoryState | undefined {

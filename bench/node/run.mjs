@@ -1,0 +1,229 @@
+#!/usr/bin/env node
+// Node benchmark (issue 20, "fast where it counts"): how many messages one node accepts per second,
+// and how many arrive per second end to end between two nodes on loopback, with the durability
+// promise unchanged. Side by side in one run with the floor of the same work done in-process (an
+// Automerge change, a seal, one SQLite commit with fsync per message; and the same with one commit
+// per 100 messages, what group commit could reach). Prints one markdown table. See --help.
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { performance } from "node:perf_hooks";
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const ROOT = join(HERE, "..", "..");
+const CLI = join(ROOT, "packages", "app", "dist", "cli.js");
+const HELP = `Usage: npm run bench:node -- [options]      (or: node bench/node/run.mjs [options])
+
+Two pigeon nodes, each its own process as \`pigeon start\` runs it (same heap limit), linked over
+127.0.0.1 with --peer. The benchmark posts --messages messages to node A's control API, --concurrency
+at a time, to a buddy on node B, and measures:
+  accepted/s   messages A's control API answered (each answer means: stored, sealed, survives kill -9)
+  delivered/s  messages in B's inbox, from the first send to the last arrival
+  receipts/s   messages A's outbox shows as delivered (B's receipt came back)
+and, in this process, the floor of the same work without a node: per message an Automerge change on
+one document, a sealed envelope, and one SQLite transaction with synchronous=FULL (fsync per message),
+then the same with one transaction per 100 messages.
+
+Options:
+  --messages N      messages to send (default 1000)
+  --concurrency N   sends in flight at once (default 20)
+  --timeout S       give up waiting for delivery after S seconds (default 300)
+  --keep            keep the temporary data directories (printed)
+  -h, --help        this text
+
+Exits 0 when every message was accepted and delivered, 1 otherwise; removes its temporary
+directories and stops both nodes in either case.`;
+
+const { values: opt } = parseArgs({
+  options: {
+    messages: { type: "string", default: "1000" },
+    concurrency: { type: "string", default: "20" },
+    timeout: { type: "string", default: "300" },
+    keep: { type: "boolean", default: false },
+    help: { type: "boolean", short: "h", default: false },
+  },
+});
+if (opt.help) {
+  console.log(HELP);
+  process.exit(0);
+}
+const positive = (v, name) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) {
+    console.error(`--${name} must be a whole number of at least 1, got "${v}"\n\n${HELP}`);
+    process.exit(2);
+  }
+  return n;
+};
+const N = positive(opt.messages, "messages");
+const C = positive(opt.concurrency, "concurrency");
+const TIMEOUT_MS = positive(opt.timeout, "timeout") * 1000;
+if (!existsSync(CLI)) {
+  console.error(`${CLI} is missing: build first (npm run build)`);
+  process.exit(2);
+}
+
+const tmp = mkdtempSync(join(tmpdir(), "pigeon-bench-node-"));
+const nodes = [];
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function cleanup() {
+  for (const n of nodes) {
+    if (n.proc.exitCode === null && n.proc.signalCode === null) n.proc.kill("SIGTERM");
+    await Promise.race([n.exited, sleep(5000)]);
+    if (n.proc.exitCode === null && n.proc.signalCode === null) n.proc.kill("SIGKILL");
+  }
+  if (opt.keep) console.error(`kept ${tmp}`);
+  else rmSync(tmp, { recursive: true, force: true });
+}
+for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => void cleanup().then(() => process.exit(130)));
+
+/** Starts `pigeon start` for a fresh data directory and resolves once it says ready. */
+async function start(name, extra = []) {
+  const dataDir = join(tmp, name);
+  const proc = spawn(
+    process.execPath,
+    ["--max-old-space-size=192", CLI, "start", "--data", dataDir, "--name", name, "--listen", "127.0.0.1", "--port", "0", "--control-port", "0", "--no-mdns", "--no-xmpp", ...extra],
+    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, PIGEON_HOME: "" } },
+  );
+  let out = "";
+  proc.stdout.on("data", (c) => (out += c));
+  proc.stderr.on("data", (c) => (out += c));
+  const node = { name, dataDir, proc, exited: new Promise((r) => proc.once("exit", r)), output: () => out };
+  nodes.push(node);
+  const end = Date.now() + 30_000;
+  while (!/\bready\b/.test(out)) {
+    if (proc.exitCode !== null || Date.now() > end) throw new Error(`${name} did not start:\n${out}`);
+    await sleep(50);
+  }
+  const info = JSON.parse(readFileSync(join(dataDir, "node.json"), "utf8"));
+  node.sync = info.sync;
+  node.control = info.control;
+  return node;
+}
+
+async function api(node, method, path, body) {
+  const res = await fetch(`http://127.0.0.1:${node.control.port}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${node.control.token}`, "content-type": "application/json", host: `127.0.0.1:${node.control.port}` },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+  return JSON.parse(text);
+}
+
+function rssMiB(pid) {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Math.round(Number(m[1]) / 1024) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The same work as one send, without the node: Automerge change, seal, SQLite commit (fsync). */
+async function floor(n, perCommit) {
+  const A = await import("@automerge/automerge");
+  const Database = (await import("better-sqlite3")).default;
+  const model = await import(join(ROOT, "packages", "model", "dist", "index.js"));
+  const me = model.generateIdentity("floor");
+  const you = model.generateIdentity("you");
+  const key = model.newConversationKey();
+  const conversation = model.conversationId([me.person, you.person]);
+  const db = new Database(join(tmp, `floor-${perCommit}.sqlite`));
+  db.pragma("journal_mode = WAL");
+  db.pragma("synchronous = FULL");
+  db.exec("CREATE TABLE envelopes (id BLOB PRIMARY KEY, bytes BLOB NOT NULL) WITHOUT ROWID");
+  const insert = db.prepare("INSERT INTO envelopes (id, bytes) VALUES (?, ?)");
+  let doc = A.from({ messages: [] });
+  const t0 = performance.now();
+  let batch = [];
+  const commit = db.transaction((rows) => {
+    for (const r of rows) insert.run(r.id, r.bytes);
+  });
+  for (let i = 0; i < n; i++) {
+    doc = A.change(doc, (d) => {
+      d.messages.push({ id: `m${i}`, author: "floor", hlc: String(i), sentAt: i, body: `message ${i} of the benchmark` });
+    });
+    const change = A.getLastLocalChange(doc);
+    const env = model.sealChange(me, { conversation, segment: 0, recipients: [you.person], created: Date.now() }, key, change);
+    batch.push({ id: env.id, bytes: env.bytes });
+    if (batch.length >= perCommit) {
+      commit(batch);
+      batch = [];
+    }
+  }
+  if (batch.length) commit(batch);
+  const seconds = (performance.now() - t0) / 1000;
+  db.close();
+  return n / seconds;
+}
+
+const rows = [];
+let ok = true;
+try {
+  const a = await start("amara");
+  const b = await start("baraka", ["--peer", `127.0.0.1:${a.sync.port}`]);
+  const end0 = Date.now() + 30_000;
+  while ((await api(a, "GET", "/api/status")).peers < 1) {
+    if (Date.now() > end0) throw new Error("the two nodes did not link");
+    await sleep(100);
+  }
+  // baraka makes amara a buddy, so her messages land in his inbox (not under requests)
+  await api(b, "POST", "/api/buddies/add", { who: "amara@local" });
+
+  const t0 = performance.now();
+  let next = 0;
+  const worker = async () => {
+    while (next < N) {
+      const i = next++;
+      await api(a, "POST", "/api/send", { to: "baraka@local", body: `message ${i} of the benchmark` });
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(C, N) }, worker));
+  const accepted = (performance.now() - t0) / 1000;
+  console.error(`accepted ${N} in ${accepted.toFixed(1)} s`);
+
+  let delivered, receipts;
+  const deadline = Date.now() + TIMEOUT_MS;
+  while (delivered === undefined || receipts === undefined) {
+    if (Date.now() > deadline) {
+      ok = false;
+      break;
+    }
+    if (delivered === undefined) {
+      const inbox = await api(b, "GET", "/api/inbox");
+      if (inbox.length >= N) delivered = (performance.now() - t0) / 1000;
+    }
+    if (delivered !== undefined && receipts === undefined) {
+      const outbox = await api(a, "GET", "/api/outbox");
+      if (outbox.filter((m) => m.state === "delivered" || m.state === "read").length >= N) receipts = (performance.now() - t0) / 1000;
+    }
+    await sleep(500);
+  }
+  const floor1 = await floor(N, 1);
+  const floor100 = await floor(N, 100);
+  const rate = (s) => (s === undefined ? "not within the timeout" : `${(N / s).toFixed(0)} msg/s`);
+  const ratio = (s, f) => (s === undefined ? "-" : `${(N / s / f).toFixed(2)}x`);
+  rows.push(["accepted by node A (control API)", rate(accepted), ratio(accepted, floor1), ratio(accepted, floor100)]);
+  rows.push(["delivered into B's inbox (end to end)", rate(delivered), ratio(delivered, floor1), ratio(delivered, floor100)]);
+  rows.push(["receipts back in A's outbox", rate(receipts), ratio(receipts, floor1), ratio(receipts, floor100)]);
+  rows.push(["floor: change + seal + commit per message", `${floor1.toFixed(0)} msg/s`, "1.00x", ratio(N / floor1, floor100)]);
+  rows.push(["floor: change + seal, commit per 100", `${floor100.toFixed(0)} msg/s`, ratio(N / floor100, floor1), "1.00x"]);
+  console.log(`\n### Node benchmark: ${N} messages, ${C} in flight (peak RSS: A ${rssMiB(a.proc.pid) ?? "?"} MiB, B ${rssMiB(b.proc.pid) ?? "?"} MiB)\n`);
+  console.log("| what | rate | vs floor (fsync each) | vs floor (commit per 100) |");
+  console.log("|---|---|---|---|");
+  for (const r of rows) console.log(`| ${r.join(" | ")} |`);
+  console.log(`\nGoal (issue 20): >= 1000 msg/s accepted and delivered end to end: ${delivered !== undefined && N / accepted >= 1000 && N / delivered >= 1000 ? "met" : "NOT met"}.`);
+} catch (e) {
+  ok = false;
+  console.error(`benchmark failed: ${e.message}`);
+  for (const n of nodes) console.error(`--- ${n.name}\n${n.output().slice(-2000)}`);
+} finally {
+  await cleanup();
+}
+process.exit(ok ? 0 : 1);

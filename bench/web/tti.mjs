@@ -1,0 +1,129 @@
+// Time to interactive of the children's web app with 1,000 messages in the inbox, on a CPU slowed
+// 4x in Chromium (the DevTools protocol's CPU throttling), as on a slow school laptop.
+// Usage: npm run bench:web [-- --messages 1000 --runs 5 --throttle 4]
+// Two real nodes (the built CLI): baraka sends the messages to amara, they meet, then amara's app is
+// opened in Debian's Chromium again and again. "Interactive" is the moment the app has shown the inbox
+// with every message and listens for changes (it marks <body data-ready>); measured from the start
+// of navigation (performance.now() in the page), so the node's answers and the rendering are in it.
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+
+const ROOT = resolve(import.meta.dirname, "../..");
+const CLI = join(ROOT, "packages/app/dist/cli.js");
+const { values: opt } = parseArgs({
+  options: { messages: { type: "string", default: "1000" }, runs: { type: "string", default: "5" }, throttle: { type: "string", default: "4" }, help: { type: "boolean" } },
+});
+if (opt.help) {
+  console.log("npm run bench:web [-- --messages N (1000) --runs N (5) --throttle RATE (4)]");
+  process.exit(0);
+}
+const MESSAGES = Number(opt.messages);
+const RUNS = Number(opt.runs);
+const THROTTLE = Number(opt.throttle);
+
+const dirs = [];
+const procs = [];
+const tmp = (name) => {
+  const d = mkdtempSync(join(tmpdir(), `pigeon-bench-web-${name}-`));
+  dirs.push(d);
+  return d;
+};
+
+async function start(name, extra = []) {
+  const dataDir = tmp(name);
+  const p = spawn(process.execPath, [CLI, "start", "--data", dataDir, "--name", name, "--listen", "127.0.0.1", "--port", "0", "--control-port", "0", "--no-mdns", "--no-xmpp", ...extra], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, PIGEON_HOME: "" } });
+  procs.push(p);
+  let out = "";
+  p.stdout.on("data", (c) => (out += c));
+  p.stderr.on("data", (c) => (out += c));
+  for (let i = 0; i < 300 && !/\bready\b/.test(out); i++) await new Promise((r) => setTimeout(r, 100));
+  if (!/\bready\b/.test(out)) throw new Error(`${name} did not start:\n${out}`);
+  const info = JSON.parse(readFileSync(join(dataDir, "node.json"), "utf8"));
+  return { name, dataDir, info, appUrl: /browser: (\S+)/.exec(out)[1] };
+}
+
+async function api(node, method, path, body) {
+  const res = await fetch(`http://127.0.0.1:${node.info.control.port}${path}`, {
+    method, headers: { authorization: `Bearer ${node.info.control.token}`, "content-type": "application/json" }, body: body && JSON.stringify(body),
+  });
+  const v = await res.json();
+  if (!res.ok) throw new Error(`${method} ${path}: ${v.message}`);
+  return v;
+}
+
+async function until(fn, what, ms = 300_000) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await fn()) return;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+try {
+  const amara = await start("amara");
+  const baraka = await start("baraka", ["--peer", `127.0.0.1:${amara.info.sync.port}`]);
+  await until(async () => (await api(amara, "GET", "/api/nearby")).length > 0 && (await api(baraka, "GET", "/api/nearby")).length > 0, "the laptops to meet");
+  await api(amara, "POST", "/api/buddies/add", { who: "baraka@local" });
+  await api(baraka, "POST", "/api/buddies/add", { who: "amara@local" });
+  const t0 = Date.now();
+  for (let i = 0; i < MESSAGES; i++) await api(baraka, "POST", "/api/send", { to: "amara@local", body: `Message ${i + 1}: ${"the quick brown fox jumps over the lazy dog ".repeat(1 + (i % 4))}` });
+  await until(async () => (await api(amara, "GET", "/api/inbox")).length >= MESSAGES, `${MESSAGES} messages in amara's inbox`);
+  console.log(`${MESSAGES} messages sent and delivered in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+
+  // the node's own share: listing the folders (not slowed down: the node is a separate process)
+  for (const folder of ["inbox", "outbox", "waiting"]) {
+    const ms = [];
+    for (let i = 0; i < 3; i++) {
+      const t = performance.now();
+      await api(amara, "GET", `/api/${folder}`);
+      ms.push(performance.now() - t);
+    }
+    console.log(`the node lists its ${folder} in ${median(ms).toFixed(0)} ms (median of 3)`);
+  }
+
+  const require = createRequire(join(ROOT, "packages/xmpp/package.json"));
+  const pw = await import(require.resolve("playwright-core"));
+  const chromium = pw.chromium ?? pw.default.chromium;
+  const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true, args: ["--no-sandbox", "--disable-gpu", "--no-first-run"] });
+  const times = [];
+  try {
+    // the first opening trades the key for the session; the measured ones open the bookmark, as a child does every day
+    const ctx = await browser.newContext({ locale: "en-GB", viewport: { width: 1024, height: 720 } });
+    const first = await ctx.newPage();
+    await first.goto(amara.appUrl);
+    await first.waitForSelector("body[data-ready]");
+    await first.close();
+    for (let run = 0; run < RUNS; run++) {
+      const page = await ctx.newPage();
+      const cdp = await ctx.newCDPSession(page);
+      await cdp.send("Emulation.setCPUThrottlingRate", { rate: THROTTLE });
+      await cdp.send("Network.enable");
+      await cdp.send("Network.setCacheDisabled", { cacheDisabled: true }); // the scripts are fetched each time
+      await page.goto(`${amara.info.app.url}#inbox`);
+      await page.waitForSelector("body[data-ready]", { timeout: 60_000 });
+      const ms = Number(await page.locator("body").getAttribute("data-ready")); // performance.now() when it was ready
+      const shown = await page.locator("main li.msg").count();
+      const unread = await page.locator("#to-inbox .badge .sr").textContent();
+      times.push(ms);
+      // where the time went: the page's own files and each answer of the node
+      const res = await page.evaluate(() => performance.getEntriesByType("resource").map((e) => [e.name.replace(location.origin, ""), Math.round(e.startTime), Math.round(e.responseEnd)]));
+      if (process.env.BENCH_VERBOSE) console.log(res.map(([n, s, e]) => `  ${n} ${s}-${e} ms`).join("\n"));
+      console.log(`run ${run + 1}: interactive after ${ms.toFixed(0)} ms (inbox shows ${shown} of ${MESSAGES}, ${unread.trim()})`);
+      await page.close();
+    }
+  } finally {
+    await browser.close();
+  }
+  console.log(`\ntime to interactive, ${THROTTLE}x CPU slowdown, ${MESSAGES} messages: median ${median(times).toFixed(0)} ms, min ${Math.min(...times).toFixed(0)} ms, max ${Math.max(...times).toFixed(0)} ms (${RUNS} runs)`);
+} finally {
+  for (const p of procs) p.kill("SIGTERM");
+  await new Promise((r) => setTimeout(r, 1500));
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+}

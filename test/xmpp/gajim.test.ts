@@ -1,0 +1,143 @@
+// Gajim 1.7 (Debian) under Xvfb (issue 21): with its default connection settings (STARTTLS, the
+// certificate checked against the system's trust store, no "accept this certificate" dialog) and the
+// one documented step done — the node's certificate added to the system bundle, here only inside a
+// private mount namespace so the machine's own store is never touched — Gajim logs in and chats with
+// a Converse.js user (Chromium) on another Pigeon node: it receives their message, answers from its
+// chat window (typed with xdotool), and each side gets the delivered mark for its own message.
+// Screenshots: test-artifacts/xmpp-gajim.png and test-artifacts/xmpp-gajim-converse.png.
+// Gajim refuses to run as root, so it runs as `nobody` with its own HOME and configuration folder;
+// the account (server 127.0.0.1 and the port, as a teacher types them in its account window) is
+// written into the settings database Gajim made on its first start.
+import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { cleanupAll, onCleanup, pigeonJson, ROOT, tempDir } from "../helpers.js";
+import { startConverse } from "./clients/converse.js";
+import { announceSkip, befriend, freePort, missing, PYTHON, startXmppNode, waitFor } from "./xmpp-helpers.js";
+
+afterAll(cleanupAll);
+
+const NOBODY = 65534;
+
+function gajimMissing(): string | undefined {
+  for (const [bin, pkg] of [["/usr/bin/gajim", "gajim"], ["/usr/bin/Xvfb", "xvfb"], ["/usr/bin/xdotool", "xdotool"], ["/usr/bin/import", "imagemagick"]] as const)
+    if (!existsSync(bin)) return `${pkg} is not installed (apt-get install ${pkg})`;
+  if (process.getuid?.() !== 0) return "needs root (a private mount namespace for the trust store, and running Gajim as nobody)";
+  return missing("chromium");
+}
+
+const why = gajimMissing();
+if (why) announceSkip("Gajim under Xvfb", why);
+
+/** An Xvfb on a free display (it picks the number itself); stopped at cleanup. */
+async function xvfb(): Promise<string> {
+  const p = spawn("Xvfb", ["-displayfd", "3", "-screen", "0", "1280x800x24", "-ac", "-nolisten", "tcp"], { stdio: ["ignore", "ignore", "pipe", "pipe"] });
+  onCleanup(() => void p.kill("SIGTERM"));
+  const n = await new Promise<string>((resolve, reject) => {
+    let got = "";
+    (p.stdio[3] as NodeJS.ReadableStream).on("data", (c: Buffer) => {
+      got += c.toString();
+      if (got.includes("\n")) resolve(got.trim());
+    });
+    p.once("exit", (code) => reject(new Error(`Xvfb exited with ${code}`)));
+  });
+  return `:${n}`;
+}
+
+function gajim(dir: string, display: string, bundle: string): ChildProcess {
+  // the trust step, in this process tree only: the system bundle with the node's certificate added
+  const script = `mount --bind "$1" /etc/ssl/certs/ca-certificates.crt && exec setpriv --reuid=${NOBODY} --regid=${NOBODY} --clear-groups env HOME="$2/home" DISPLAY="$3" NO_AT_BRIDGE=1 gajim -c "$2/cfg" --show -v`;
+  const p = spawn("unshare", ["-m", "--propagation", "private", "sh", "-c", script, "sh", bundle, dir, display], { stdio: ["ignore", "pipe", "pipe"], detached: true });
+  let out = "";
+  p.stdout!.on("data", (c: Buffer) => (out += c.toString()));
+  p.stderr!.on("data", (c: Buffer) => (out += c.toString()));
+  (p as ChildProcess & { log: () => string }).log = () => out;
+  onCleanup(async () => {
+    if (p.exitCode !== null) return;
+    // the process group: unshare, then Gajim as nobody
+    try {
+      process.kill(-p.pid!, "SIGTERM");
+    } catch {
+      /* gone */
+    }
+    await Promise.race([new Promise((r) => p.once("exit", r)), new Promise((r) => setTimeout(r, 3000))]);
+    try {
+      process.kill(-p.pid!, "SIGKILL");
+    } catch {
+      /* gone */
+    }
+  });
+  return p;
+}
+
+const sql = (db: string, code: string) => execFileSync(PYTHON, ["-c", `import sqlite3, json, sys\nc = sqlite3.connect(sys.argv[1])\n${code}`, db], { encoding: "utf8" });
+
+describe.skipIf(!!why)("Gajim under Xvfb", () => {
+  it("logs in with its defaults after the one step and chats with a Converse user on another node, delivered marks both ways", async () => {
+    const pagePort = await freePort();
+    const a = await startXmppNode("amara");
+    const b = await startXmppNode("baraka", ["--peer", `127.0.0.1:${a.syncPort}`, "--allow-origin", `http://127.0.0.1:${pagePort}`]);
+    await befriend(a, b);
+    const display = await xvfb();
+    const x = (...args: string[]) => execFileSync(args[0]!, args.slice(1), { env: { ...process.env, DISPLAY: display }, encoding: "utf8" });
+    const dir = tempDir("gajim");
+    chmodSync(dir, 0o755);
+    for (const d of ["home", "cfg"]) mkdirSync(join(dir, d));
+    const bundle = join(dir, "ca-certificates.crt");
+    writeFileSync(bundle, readFileSync("/etc/ssl/certs/ca-certificates.crt", "utf8") + readFileSync(a.certPath, "utf8"));
+    execFileSync("chown", ["-R", `${NOBODY}:${NOBODY}`, dir]);
+
+    // first start: Gajim makes its settings database; then the account goes in, as its window would write it
+    const first = gajim(dir, display, bundle);
+    const db = join(dir, "cfg", "settings.sqlite");
+    await waitFor(() => existsSync(db) && sql(db, "print(c.execute('select count(*) from settings').fetchone()[0])").trim() !== "0", "Gajim to make its settings", 30_000);
+    await new Promise((r) => setTimeout(r, 2000));
+    process.kill(-first.pid!, "SIGTERM");
+    await new Promise((r) => first.once("exit", r));
+    const account = {
+      account: { name: "amara", hostname: "local", password: a.password, resource: "gajim", active: true, use_custom_host: true, custom_host: "127.0.0.1", custom_port: a.xmppPort },
+      contact: {},
+      group_chat: {},
+    };
+    sql(db, `c.execute("INSERT INTO account_settings(account, settings) VALUES (?, ?)", ("amara", ${JSON.stringify(JSON.stringify(account))}))
+app = json.loads(c.execute("SELECT settings FROM settings WHERE name='app'").fetchone()[0])
+app["use_keyring"] = False  # no keyring daemon under Xvfb: the password stays in the settings
+app["check_for_update"] = False
+c.execute("UPDATE settings SET settings=? WHERE name='app'", (json.dumps(app),))
+c.commit()`);
+    for (const f of ["settings.sqlite"]) chownSync(join(dir, "cfg", f), NOBODY, NOBODY);
+
+    const g = gajim(dir, display, bundle) as ChildProcess & { log: () => string };
+    await waitFor(() => /xmpp: amara@local logged in from/.test(a.output() + readFileSync(join(a.dataDir, "node.log"), "utf8")), `Gajim to log in:\n${g.log().slice(-3000)}`, 60_000);
+
+    // baraka writes from Converse; Gajim has it (its own archive, logs.db) and Converse gets the tick
+    const c = await startConverse({ websocket: b.websocket, jid: b.jid, password: b.password, port: pagePort });
+    onCleanup(() => c.close());
+    const id = await c.send(a.jid, "hello gajim, from Converse");
+    const logs = join(dir, "cfg", "logs.db");
+    await waitFor(() => existsSync(logs) && sql(logs, "print(json.dumps([r[0] for r in c.execute('select message from logs')]))").includes("hello gajim, from Converse"), "Gajim to store the message", 30_000);
+    await waitFor(() => c.received(a.jid, id), "the delivered tick in Converse", 30_000);
+
+    // open the chat (the conversation row at the top of the list) and answer from the keyboard
+    await new Promise((r) => setTimeout(r, 1500));
+    x("xdotool", "mousemove", "240", "166", "click", "1");
+    await new Promise((r) => setTimeout(r, 2000));
+    x("xdotool", "type", "--delay", "30", "hi baraka from gajim");
+    x("xdotool", "key", "Return");
+    await waitFor(async () => (await pigeonJson<{ body: string; from: string }[]>(b, "inbox")).some((m) => m.from === "amara@local" && m.body === "hi baraka from gajim"), "the answer to reach baraka's laptop", 30_000);
+    // Gajim asked for a receipt (the buddy's capabilities offer them) and got Pigeon's: the tick
+    await waitFor(() => /<request xmlns="urn:xmpp:receipts"\s*\/>/.test(g.log()) && /<received xmlns="urn:xmpp:receipts" id="[^"]+"/.test(g.log()), `Gajim to get the delivered receipt:\n${g.log().slice(-4000)}`, 30_000);
+    // and filed it against its message: marker 0 = received, 1 = displayed (Converse, with the chat
+    // open, marks it displayed, and Pigeon's read receipt brings that back too)
+    const marker = () => sql(logs, "print(json.dumps([r[0] for r in c.execute(\"select marker from logs where message='hi baraka from gajim'\")]))").trim();
+    await waitFor(() => ["[0]", "[1]"].includes(marker()), `Gajim to mark its message received (markers ${marker()})`, 15_000);
+    await new Promise((r) => setTimeout(r, 1500));
+    mkdirSync(join(ROOT, "test-artifacts"), { recursive: true });
+    x("import", "-window", "root", join(ROOT, "test-artifacts", "xmpp-gajim.png"));
+    await waitFor(async () => (await c.bodies(a.jid)).includes("hi baraka from gajim"), "Converse to show Gajim's answer", 20_000);
+    await c.screenshot(join(ROOT, "test-artifacts", "xmpp-gajim-converse.png"));
+    // no certificate dialog was needed: Gajim's own certificate store stayed empty
+    expect(spawnSync("ls", [join(dir, "cfg", "cert_store")], { encoding: "utf8" }).stdout.trim()).toBe("");
+  }, 240_000);
+});
