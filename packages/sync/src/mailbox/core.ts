@@ -81,6 +81,8 @@ export class MailboxCore {
   private loaded: Promise<void> | undefined;
   /** What this laptop's school says of a person (school.ts); undefined when it belongs to no school. */
   schoolVouch: (signKey: Uint8Array) => VouchView | undefined = () => undefined;
+  /** The sealing key the school's directory gives for a person it vouches for (someone never met). */
+  directorySealKey: (signKey: Uint8Array) => Uint8Array | undefined = () => undefined;
   /** The school directory's card for name@home (school.ts), to write to a schoolmate never met. */
   directoryCard: (address: Address) => ContactCard | undefined = () => undefined;
 
@@ -173,7 +175,7 @@ export class MailboxCore {
   storeOwn(env: Envelope, sealKeys?: Uint8Array[]): void {
     const held = env as HeldEnvelope;
     if (env.kind === EnvelopeKind.Change || env.kind === EnvelopeKind.Key) {
-      const keys = env.recipients.map((r, i) => sealKeys?.[i] ?? this.state.contact(r)?.sealPublicKey);
+      const keys = env.recipients.map((r, i) => sealKeys?.[i] ?? this.state.contact(r)?.sealPublicKey ?? this.directorySealKey(r));
       if (keys.some((k) => !k)) throw new MailboxError("unknown-address", "this laptop does not have their keys yet");
       const sealed = sealEnvelope(this.identity.sealing, env, keys as Uint8Array[]);
       held.sealed = sealed.bytes;

@@ -97,6 +97,7 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
     this.devices = new Devices(this.core, () => this.school.enrolmentToken());
     this.school = new School(this.core, opts.school);
     this.core.schoolVouch = (key) => this.school.vouchFor(key);
+    this.core.directorySealKey = (key) => this.school.directorySealKey(key);
     this.core.directoryCard = (address) => this.school.directoryCard(address);
     // the school revoked another device of this person (a stolen tablet): the first device revokes it
     // in the keyring too, so the device also loses the person's sealing key (queued after the entry)

@@ -404,6 +404,20 @@ describe("writing to a schoolmate never met", () => {
     expect(got.request).toBeUndefined();
     // the carrier read nothing
     expect(await kito.m.inbox()).toEqual([]);
+
+    // amara reads it and answers; esi reads the answer: every receipt and reply is sealed to the
+    // directory's key of someone this laptop never met
+    await amara.m.markRead([got.id]);
+    await amara.m.reply(got.id, "and the chickens?");
+    await carry(amara.m, kito.m);
+    await carry(kito.m, esi.m);
+    await until(async () => (await esi.m.inbox()).some((m) => m.body === "and the chickens?"), "amara's answer in esi's inbox");
+    await until(async () => (await esi.m.outbox()).find((m) => m.body === "the goats are back")?.state === "read", "esi sees her message read");
+    const answer = (await esi.m.inbox()).find((m) => m.body === "and the chickens?")!;
+    await esi.m.markRead([answer.id]);
+    await carry(esi.m, kito.m);
+    await carry(kito.m, amara.m);
+    await until(async () => (await amara.m.outbox()).find((m) => m.body === "and the chickens?")?.state === "read", "amara sees her answer read");
   });
 });
 
