@@ -42,8 +42,8 @@ export type { PeerLink } from "./link.js";
 
 // Sealed envelopes: sign, seal, decode, verify, open; conversation keys; delivery acks.
 export {
-  CREATED_GRAIN_MS, DEFAULT_LIFETIME_SECONDS, EnvelopeError, paddedLength, EnvelopeKind, MAX_ACK_IDS, ackedIds, conversationKeyId, decodeEnvelope, envelopeId,
-  isAddressedTo, newConversationKey, openChange, sealAck, sealChange, sealKey, signEnvelope, signerOf, verifyEnvelope,
+  CREATED_GRAIN_MS, DEFAULT_LIFETIME_SECONDS, EnvelopeError, paddedLength, EnvelopeKind, MAX_ACK_IDS, conversationKeyId, decodeEnvelope, envelopeId,
+  isAddressedTo, newConversationKey, openChange, sealChange, sealKey, signEnvelope, signerOf, verifyEnvelope,
   type Envelope, type EnvelopeHeader,
 } from "./envelope.js";
 

@@ -96,6 +96,8 @@ CREATE TABLE IF NOT EXISTS envelope_parties (
   party BLOB NOT NULL,
   PRIMARY KEY (party, envelope)
 ) WITHOUT ROWID;
+-- receipts naming the envelopes of one reconciled slice (a recipient hands its receipts to carriers)
+CREATE INDEX IF NOT EXISTS ack_names_by_envelope ON ack_names(envelope);
 CREATE INDEX IF NOT EXISTS envelope_parties_by_envelope ON envelope_parties(envelope);
 CREATE TABLE IF NOT EXISTS handed (
   envelope BLOB NOT NULL,

@@ -448,12 +448,17 @@ export class EnvelopeStore {
     );
   }
 
-  /** This user's own receipts and the envelopes each names (for handing them to carriers that hold those). */
-  ownReceiptNames(): { receipt: Uint8Array; envelope: Uint8Array }[] {
+  /**
+   * This user's own receipts naming envelopes in one slice of the id space, and the envelope each
+   * names (for handing them to carriers that hold those): an indexed range scan, not every receipt.
+   */
+  ownReceiptNames(range: IdRange): { receipt: Uint8Array; envelope: Uint8Array }[] {
+    const { lo, hi } = rangeBounds(range);
     return (
-      this.stmt(`SELECT a.ack, a.envelope FROM ack_names a JOIN envelopes r ON r.id = a.ack WHERE r.carried = 0 AND r.kind = 3`).all() as {
-        ack: Buffer; envelope: Buffer;
-      }[]
+      this.stmt(
+        `SELECT a.ack, a.envelope FROM ack_names a JOIN envelopes r ON r.id = a.ack
+         WHERE a.envelope BETWEEN ? AND ? AND r.carried = 0 AND r.kind = 3`,
+      ).all(lo, hi) as { ack: Buffer; envelope: Buffer }[]
     ).map((r) => ({ receipt: new Uint8Array(r.ack), envelope: new Uint8Array(r.envelope) }));
   }
 

@@ -15,7 +15,7 @@
 // queue, flow control), and split apart they would pass that state around instead.
 import { EventEmitter } from "node:events";
 import {
-  compareBytes, DecodeError, EnvelopeKind, decodeFrame, decodeSealed, encodeFrame, envelopeId, formatAddress, inRange, MAX_IDS_PER_FRAME, MAX_PROBES_PER_FRAME, MAX_RANGE_DEPTH,
+  compareBytes, DecodeError, EnvelopeKind, decodeFrame, decodeSealed, encodeFrame, envelopeId, formatAddress, MAX_IDS_PER_FRAME, MAX_PROBES_PER_FRAME, MAX_RANGE_DEPTH,
   rangeBounds, rangeChildren, rangeWeight, SKETCH_LEVELS, SPLIT_LEVEL, toHex, WHOLE_RANGE, WHOLE_WEIGHT,
   type ContactCard, type Iblt, type IdRange, type PeerLink, type ProbeEntry, type SyncFrame,
   type LinkPeer,
@@ -342,8 +342,8 @@ export class SyncEngine extends EventEmitter<Events> {
    */
   private noteReceipts(s: Session, range: IdRange, lacks: Set<string>): void {
     const store = this.store.envelopes;
-    for (const { receipt, envelope } of store.ownReceiptNames())
-      if (inRange(range, envelope) && !lacks.has(toHex(envelope.subarray(0, 16))) && store.has(envelope)) s.receiptsFor.add(toHex(receipt));
+    for (const { receipt, envelope } of store.ownReceiptNames(range))
+      if (!lacks.has(toHex(envelope.subarray(0, 16))) && store.has(envelope)) s.receiptsFor.add(toHex(receipt));
   }
 
   private listInBackground(s: Session, range: IdRange): void {
