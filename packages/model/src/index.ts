@@ -42,10 +42,16 @@ export type { PeerLink } from "./link.js";
 
 // Sealed envelopes: sign, seal, decode, verify, open; conversation keys; delivery acks.
 export {
-  CREATED_GRAIN_MS, DEFAULT_LIFETIME_SECONDS, EnvelopeError, paddedLength, EnvelopeKind, MAX_ACK_IDS, ackedIds, conversationKeyId, decodeEnvelope, envelopeId,
-  isAddressedTo, newConversationKey, openChange, sealAck, sealChange, sealKey, signEnvelope, signerOf, verifyEnvelope,
+  CREATED_GRAIN_MS, DEFAULT_LIFETIME_SECONDS, EnvelopeError, paddedLength, EnvelopeKind, MAX_ACK_IDS, conversationKeyId, decodeEnvelope, envelopeId,
+  isAddressedTo, newConversationKey, openChange, sealChange, sealKey, signEnvelope, signerOf, verifyEnvelope,
   type Envelope, type EnvelopeHeader,
 } from "./envelope.js";
+
+// Envelope version 3: the routing wrapper carriers see (recipient tags, locks), and receipts.
+export {
+  MAX_SLOTS, SEALED_VERSION, TAG_BYTES, decodeReceipt, decodeSealed, envelopeForm, lockOf, makeReceipt, openSealed, recognises, sealEnvelope, tagFor, unseal,
+  type Receipt, type ReceiptEntry, type SealedEnvelope, type SealedSlot, type Unsealed,
+} from "./sealed.js";
 
 // Conversation segment documents: ids, genesis, appending messages, receipt keys.
 export {
@@ -81,7 +87,7 @@ export {
 } from "./handshake.js";
 
 // Sync frames inside a link.
-export { MAX_IDS_PER_FRAME, decodeFrame, encodeFrame, type SyncFrame } from "./wire.js";
+export { FrameType, MAX_IDS_PER_FRAME, MAX_PROBES_PER_FRAME, decodeFrame, encodeFrame, type ProbeEntry, type SyncFrame } from "./wire.js";
 
 // Reconciliation: IBLT sketches and slices of the id space.
 export { IBLT_KEY_BYTES, Iblt, SKETCH_LEVELS, SPLIT_LEVEL } from "./iblt.js";

@@ -7,7 +7,7 @@
 // store is the source of truth from which documents are caught up after a crash.
 import { EventEmitter } from "node:events";
 import {
-  DEFAULT_LIFETIME_SECONDS, equalBytes, fingerprint, fromHex, SEGMENT_MESSAGE_LIMIT, toHex, validName, type ContactCard, type Identity,
+  DEFAULT_LIFETIME_SECONDS, equalBytes, fingerprint, fromHex, recognises, SEGMENT_MESSAGE_LIMIT, toHex, validName, type ContactCard, type Identity,
   type LinkTrust, type SchoolKey,
 } from "@pigeon/model";
 import { DocumentStore } from "../document-store.js";
@@ -97,6 +97,7 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
     this.devices = new Devices(this.core, () => this.school.enrolmentToken());
     this.school = new School(this.core, opts.school);
     this.core.schoolVouch = (key) => this.school.vouchFor(key);
+    this.core.directorySealKey = (key) => this.school.directorySealKey(key);
     this.core.directoryCard = (address) => this.school.directoryCard(address);
     // the school revoked another device of this person (a stolen tablet): the first device revokes it
     // in the keyring too, so the device also loses the person's sealing key (queued after the entry)
@@ -391,8 +392,9 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
     return this.receiving.receiveMany(items);
   }
 
-  confirmDelivered(recipient: Uint8Array, ids: Uint8Array[]): number {
-    return this.carrier.confirmDelivered(recipient, ids);
+  /** Whether one of the person's sealing keys recognises one of these tags (a carrier's Probe). */
+  recognises(ephemeral: Uint8Array, tags: Uint8Array[]): boolean {
+    return recognises(ephemeral, tags, this.core.sealingKeys());
   }
 
   // ---- views ----

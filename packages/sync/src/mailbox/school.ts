@@ -296,6 +296,12 @@ export class School {
     return { name: e.name, home: e.home, signPublicKey: e.personKey, sealPublicKey: e.sealKey };
   }
 
+  /** The sealing key of a person the directory vouches for now, by their person key. */
+  directorySealKey(personKey: Uint8Array): Uint8Array | undefined {
+    const said = this.dir?.lookup(personKey, this.core.now());
+    return said?.status === "vouched" ? said.entry.sealKey : undefined;
+  }
+
   /** Everyone the directory vouches for (of one class if given), sorted by name. */
   members(className?: string): SchoolMember[] {
     const dir = this.dir;

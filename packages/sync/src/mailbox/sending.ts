@@ -60,15 +60,15 @@ export class Sending {
     const conv = conversationId(members);
     core.state.rememberConversation(conv, members);
     let sending = core.state.sendingKey(conv);
+    const sealPublicKey = core.state.contact(to.signPublicKey)?.sealPublicKey ?? to.sealPublicKey;
     // a first message, or the first after a member's device was revoked: a new key, sealed to every
     // member's current sealing key (a revoked device has neither it nor the person's new sealing key)
     if (!sending || core.state.needsRekey(conv)) {
-      const sealPublicKey = core.state.contact(to.signPublicKey)?.sealPublicKey ?? to.sealPublicKey;
       if (!sealPublicKey) throw new MailboxError("unknown-address", "this laptop does not have their keys yet");
       const key = newConversationKey();
       const recipient = { signPublicKey: to.signPublicKey, sealPublicKey };
       const env = sealKey(core.identity, { conversation: conv, recipients: [recipient], created: core.now(), lifetime: core.lifetime }, key);
-      core.storeOwn(env);
+      core.storeOwn(env, [sealPublicKey]);
       core.state.batch(() => {
         core.state.addKey(conv, { keyId: conversationKeyId(key), key, envelope: env.id });
         core.state.setSendingKey(conv, conversationKeyId(key));
@@ -94,7 +94,7 @@ export class Sending {
       sending.key,
       change,
     );
-    core.storeOwn(env); // fsynced before we answer: the message is not lost from here on
+    core.storeOwn(env, sealPublicKey && [sealPublicKey]); // fsynced before we answer: the message is not lost from here on
     // From here the message is sent: nothing below may turn into "not sent" for the user, who would
     // then send it twice. What fails is redone from the sealed store (recover / catch-up).
     handle.update((d) => A.applyChanges(d, [change])[0]);

@@ -159,7 +159,7 @@ export interface ReceiptEvent {
 
 export type MailboxEvents = {
   /** A new envelope entered the sealed store (ours or carried): tell the peers. */
-  envelope: [Envelope];
+  envelope: [{ id: Uint8Array }];
   /** Something a user would see changed (new message, new state). */
   changed: [];
   /** A message appeared for the first time (received, or written here). */
