@@ -17,6 +17,7 @@ import { memoryLinkPair, memoryStorage, PigeonNode, type MessageView } from "@pi
 import { Gateway } from "./gateway.js";
 import { SmtpIn, SmtpOut } from "./smtp.js";
 import { GatewayStore } from "./store.js";
+import { dnsServer } from "./dns-server.testing.js";
 
 const HOME = "kisumu-primary";
 const DOMAIN = "kisumu-primary.example";
@@ -112,12 +113,20 @@ async function setup(rules = baseRules()) {
   const dkim = generateKeyPairSync("rsa", { modulusLength: 2048 });
   const store = new GatewayStore(join(tmp(), "gateway.db"));
   cleanup.push(() => store.close());
+  // the pen pal's domain publishes its DKIM key, its SPF (its own mail server only) and DMARC (reject)
+  const penpalKey = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  const dns = await dnsServer([
+    ["partner.example", "v=spf1 ip4:198.18.7.1 -all"],
+    ["_dmarc.partner.example", "v=DMARC1; p=reject"],
+    ["s1._domainkey.partner.example", `v=DKIM1; k=rsa; p=${penpalKey.publicKey.export({ type: "spki", format: "der" }).toString("base64")}`],
+  ]);
+  cleanup.push(() => dns.close());
   const out = new SmtpOut({
     host: "127.0.0.1", servername: "smtp.example.org", port: net.port, name: `mail.${DOMAIN}`, ca: tlsNet.cert, loopHeaderValue: DOMAIN,
     dkim: { domainName: DOMAIN, keySelector: "pigeon", privateKey: dkim.privateKey.export({ type: "pkcs8", format: "pem" }).toString() },
   });
   cleanup.push(() => out.close());
-  const gateway = new Gateway({ node: gw, rules, transport: out, store, tickMs: 100 });
+  const gateway = new Gateway({ node: gw, rules, transport: out, store, tickMs: 100, resolver: dns.resolver });
   await gateway.start();
   cleanup.push(() => gateway.stop());
   const tlsIn = selfSigned(`mail.${DOMAIN}`);
@@ -127,7 +136,11 @@ async function setup(rules = baseRules()) {
   /** An outside sender dialling the gateway's door (STARTTLS required, as a careful MTA would). */
   const outside = nodemailer.createTransport({ host: "127.0.0.1", port: doorPort, secure: false, requireTLS: true, tls: { ca: tlsIn.cert, servername: `mail.${DOMAIN}` }, pool: true, maxMessages: Infinity });
   cleanup.push(() => outside.close());
-  return { school, server, gw, teacher, pupil, young, gateway, store, net, dkim, outside, doorPort };
+  /** The pen pal's mail server, which signs her mail with her domain's key. */
+  const penpal = nodemailer.createTransport({ host: "127.0.0.1", port: doorPort, secure: false, requireTLS: true, tls: { ca: tlsIn.cert, servername: `mail.${DOMAIN}` },
+    dkim: { domainName: "partner.example", keySelector: "s1", privateKey: penpalKey.privateKey.export({ type: "pkcs8", format: "pem" }).toString() } });
+  cleanup.push(() => penpal.close());
+  return { school, server, gw, teacher, pupil, young, gateway, store, net, dkim, outside, penpal, doorPort };
 }
 
 const inbox = (n: PigeonNode) => n.mailbox.messages({ direction: "in" });
@@ -179,6 +192,8 @@ describe("the e-mail gateway", () => {
     const inc = parseIncomingMail(got.body)!;
     expect(inc.from).toBe("Parent <parent@example.org>");
     expect(inc.text).toContain(`answers your mail ${m.id}`);
+    // example.org publishes no SPF, DKIM or DMARC: a teacher gets it, told that nothing proves its sender
+    expect(inc.text).toContain("[Careful: this mail may not be from parent@example.org: nothing proves who sent it (SPF none, DKIM none, DMARC none).]");
     expect(inc.text).toContain("We will come.");
     const again = await mailTo(t.teacher, { to: "parent@example.org", subject: "", re: got.id, text: "See you!" });
     await statusOf(t.teacher, again, "sent");
@@ -235,9 +250,15 @@ describe("the e-mail gateway", () => {
     const n = Number(/Held mail (\d+)/.exec(notice.body)![1]);
     await new Promise((r) => setTimeout(r, 300));
     expect((await inbox(t.pupil)).some((x) => x.body.includes("click here"))).toBe(false);
-    // the allowed pen pal's mail goes straight through
-    await t.outside.sendMail({ from: "penpal@partner.example", to: `amina@${DOMAIN}`, subject: "Hi Amina", text: "from Oslo" });
-    await until(async () => (await inbox(t.pupil)).find((x) => x.body.includes("from Oslo")), "the pen pal's mail");
+    // the allowed pen pal's mail, signed by her domain, goes straight through
+    await t.penpal.sendMail({ from: "penpal@partner.example", to: `amina@${DOMAIN}`, subject: "Hi Amina", text: "from Oslo" });
+    const hers = await until(async () => (await inbox(t.pupil)).find((x) => x.body.includes("from Oslo")), "the pen pal's mail");
+    expect(hers.body).not.toContain("Careful");
+    // someone else writing as the pen pal (unsigned, from a machine her domain does not send from) is held
+    await t.outside.sendMail({ from: "penpal@partner.example", to: `amina@${DOMAIN}`, subject: "Hi Amina", text: "meet me after school" });
+    const forged = await until(async () => (await inbox(t.teacher)).find((x) => x.body.includes("meet me after school")), "the teacher's notice of the forged mail");
+    expect(forged.body).toMatch(/^Held mail \d+ from penpal@partner\.example to amina@kisumu-primary \(it could not be proven to come from penpal@partner\.example \(SPF fail, DKIM none, DMARC fail \(policy reject\)\)\)/);
+    expect((await inbox(t.pupil)).some((x) => x.body.includes("meet me after school"))).toBe(false);
     // unknown people and other domains are refused at the door
     await expect(t.outside.sendMail({ from: "x@example.org", to: `nobody@${DOMAIN}`, subject: "x", text: "x" })).rejects.toThrow(/550/);
     await expect(t.outside.sendMail({ from: "x@example.org", to: "someone@elsewhere.example", subject: "x", text: "x" })).rejects.toThrow(/relaying denied/);

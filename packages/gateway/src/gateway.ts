@@ -13,8 +13,9 @@ import {
 } from "@pigeon/model";
 import { silentLog, type Log, type MessageView, type PigeonNode, type SchoolMember } from "@pigeon/sync";
 import { simpleParser, type ParsedMail } from "mailparser";
+import { checkSender, dnsResolver, type DnsResolver, type SenderCheck } from "./auth.js";
 import type { GatewayStore, IncomingRow, OutgoingRow } from "./store.js";
-import type { InboundPolicy, MailTransport, Refusal } from "./transport.js";
+import type { Envelope, InboundPolicy, MailTransport, Refusal } from "./transport.js";
 
 export interface GatewayOptions {
   node: PigeonNode;
@@ -27,6 +28,10 @@ export interface GatewayOptions {
   tickMs?: number;
   /** Queued mail that could not leave for this long bounces back to its sender (default 3 days). */
   giveUpMs?: number;
+  /** How incoming mail's SPF, DKIM and DMARC records are looked up (default: the system's DNS). */
+  resolver?: DnsResolver;
+  /** The gateway's mail host name, named in its checks (default: the rules' domain). */
+  hostname?: string;
 }
 
 /** At most this many "mail held" notices to teachers a day, one per outside sender. */
@@ -48,6 +53,8 @@ export class Gateway implements InboundPolicy {
   private readonly now: () => number;
   private readonly giveUpMs: number;
   private readonly tickMs: number;
+  private readonly resolver: DnsResolver;
+  private readonly hostname: string | undefined;
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<number> | undefined;
   private work: Promise<unknown> = Promise.resolve();
@@ -64,6 +71,8 @@ export class Gateway implements InboundPolicy {
     this.now = o.now ?? Date.now;
     this.giveUpMs = o.giveUpMs ?? 3 * 86_400_000;
     this.tickMs = o.tickMs ?? 5_000;
+    this.resolver = o.resolver ?? dnsResolver();
+    this.hostname = o.hostname;
   }
 
   get home(): string {
@@ -407,18 +416,22 @@ export class Gateway implements InboundPolicy {
     return undefined;
   }
 
-  async data(raw: Buffer, envelope: { mailFrom: string; rcptTo: string[] }): Promise<Refusal | undefined> {
-    return this.serial(() => this.takeMail(raw, envelope));
+  async data(raw: Buffer, envelope: Envelope): Promise<Refusal | undefined> {
+    // DNS is asked before the one-at-a-time queue, so a slow DNS server holds up only this mail
+    const check = envelope.mailFrom === "" ? undefined : await checkSender({
+      raw, mailFrom: envelope.mailFrom, ip: envelope.remoteAddress, helo: envelope.helo, mta: this.hostname ?? this.domain, resolver: this.resolver,
+    });
+    return this.serial(() => this.takeMail(raw, envelope, check));
   }
 
-  private async takeMail(raw: Buffer, envelope: { mailFrom: string; rcptTo: string[] }): Promise<Refusal | undefined> {
+  private async takeMail(raw: Buffer, envelope: Envelope, check: SenderCheck | undefined): Promise<Refusal | undefined> {
     const head = headerText(raw);
     const received = (head.match(/^received:/gim) ?? []).length;
     if (received > MAX_RECEIVED || new RegExp(`^${LOOP_HEADER}:\\s*${escapeRe(this.domain)}\\s*$`, "im").test(head)) {
       this.decision("dropped-in", envelope.mailFrom || "<>", `mail loop (${received} Received lines)`);
       return { code: 554, message: "5.4.6 mail loop detected" };
     }
-    if (envelope.mailFrom === "") return this.takeBounce(raw, envelope.rcptTo);
+    if (envelope.mailFrom === "" || !check) return this.takeBounce(raw, envelope.rcptTo);
     const sender = parseMailAddress(envelope.mailFrom)!.toLowerCase();
     let mail: ParsedMail;
     try {
@@ -442,12 +455,17 @@ export class Gateway implements InboundPolicy {
     const refs = (Array.isArray(mail.references) ? mail.references : mail.references ? [mail.references] : []).map((r) => oneLine(r, 250)).slice(-20);
     const inReplyTo = oneLine(mail.inReplyTo ?? "", 250);
     const answered = inReplyTo ? this.store.outgoingByMessageId(inReplyTo) : undefined;
+    // SPF, DKIM and DMARC: proven to come from the From: address's domain, or not
+    const proven = check.verdict === "pass" && check.domain === from.slice(from.lastIndexOf("@") + 1);
+    const unproven = `it could not be proven to come from ${from} (${check.summary})`;
+    if (!proven) text = `[Careful: this mail may not be from ${from}: ${check.verdict === "fail" ? "the checks of its domain say it is forged" : "nothing proves who sent it"} (${check.summary}).]\n\n${text}`;
     for (const rcpt of envelope.rcptTo) {
       const p = this.person(this.ours(rcpt) ?? "");
       if (!p) continue;
       const reason =
         autoSubmitted ? "an automatic mail (Auto-Submitted)" :
         p.role === "student" && !(this.allowed(from, p.name, p.class) && this.allowed(sender, p.name, p.class)) ? `${from} is not on ${p.name}'s list` :
+        p.role === "student" && !proven ? unproven :
         p.role === "student" && attachments.length && this.rules.attachments === "hold" ? "it has attachments" : undefined;
       const row = this.store.addIncoming({
         to_person: p.address, from_addr: from, from_display: fromShown, subject, body: reason ? text : null, message_id: messageId,
@@ -455,7 +473,7 @@ export class Gateway implements InboundPolicy {
         re_pigeon: answered && answered.sender === p.address ? answered.pigeon_id : null, note: reason ?? "", created: this.now(),
       });
       if (reason) {
-        this.decision("held-in", from, `mail ${row.n} to ${p.address}: ${reason}`);
+        this.decision("held-in", from, `mail ${row.n} to ${p.address}: ${reason}; ${check.summary}`);
         const today = day(this.now());
         if (this.store.count(today, `notice:${from}`) === 0 && this.store.count(today, "notices") < HELD_NOTICES_PER_DAY) {
           this.store.bump(today, `notice:${from}`);
@@ -468,7 +486,7 @@ export class Gateway implements InboundPolicy {
       const id = await this.deliver({ ...row, body: text });
       if (!id) return { code: 451, message: "4.3.0 could not pass it on now; try again later" };
       this.store.setIncoming(row.n, "delivered", id, "");
-      this.decision("delivered-in", from, `mail ${row.n} to ${p.address}`);
+      this.decision("delivered-in", from, `mail ${row.n} to ${p.address} (${check.summary})`);
     }
     return undefined;
   }

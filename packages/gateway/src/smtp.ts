@@ -114,6 +114,8 @@ export class SmtpIn {
           const env = {
             mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : "",
             rcptTo: session.envelope.rcptTo.map((r) => r.address),
+            remoteAddress: session.remoteAddress,
+            helo: session.hostNameAppearsAs ?? "",
           };
           policy.data(Buffer.concat(chunks), env).then(
             (r) => cb(r ? refusal(r) : undefined),
