@@ -104,9 +104,10 @@ async function setup(rules = baseRules()) {
   const teacher = await enrol("wanjiru", "P7", "teacher");
   const pupil = await enrol("amina", "P7", "student");
   const young = await enrol("baraka", "P3", "student");
-  for (const n of [gw, teacher, pupil, young]) link(server, n);
-  for (const n of [teacher, pupil, young]) link(gw, n);
-  await until(() => gw.mailbox.school.members().length === 4 && teacher.mailbox.school.members().length === 4, "the directory to reach everyone");
+  const other = await enrol("otieno", "P5", "teacher"); // teaches another class than amina's
+  for (const n of [gw, teacher, pupil, young, other]) link(server, n);
+  for (const n of [teacher, pupil, young, other]) link(gw, n);
+  await until(() => [gw, teacher, other].every((n) => n.mailbox.school.members().length === 5), "the directory to reach everyone");
 
   const tlsNet = selfSigned("smtp.example.org");
   const net = await internet(tlsNet);
@@ -140,7 +141,7 @@ async function setup(rules = baseRules()) {
   const penpal = nodemailer.createTransport({ host: "127.0.0.1", port: doorPort, secure: false, requireTLS: true, tls: { ca: tlsIn.cert, servername: `mail.${DOMAIN}` },
     dkim: { domainName: "partner.example", keySelector: "s1", privateKey: penpalKey.privateKey.export({ type: "pkcs8", format: "pem" }).toString() } });
   cleanup.push(() => penpal.close());
-  return { school, server, gw, teacher, pupil, young, gateway, store, net, dkim, outside, penpal, doorPort };
+  return { school, server, gw, teacher, pupil, young, other, gateway, store, net, dkim, outside, penpal, doorPort };
 }
 
 const inbox = (n: PigeonNode) => n.mailbox.messages({ direction: "in" });
@@ -220,7 +221,14 @@ describe("the e-mail gateway", () => {
     const self = await t.pupil.send(`mail@${HOME}`, `approve ${n}`);
     await until(async () => (await inbox(t.pupil)).find((x) => x.body.includes("Only teachers")), "the refusal");
     expect(self).toBeTruthy();
+    // a teacher of another class (P5) is not told, does not see it in her list, and cannot approve it
+    await t.other.send(`mail@${HOME}`, "list");
+    expect((await until(async () => (await inbox(t.other)).find((x) => x.body.startsWith("Nothing waits")), "the other teacher's list")).body).toBe("Nothing waits for a teacher.");
+    await t.other.send(`mail@${HOME}`, `approve ${n}`);
+    await until(async () => (await inbox(t.other)).find((x) => x.body === `Mail ${n} is for class P7: only its teachers decide on it.`), "the other teacher's refusal");
+    expect((await inbox(t.other)).some((x) => x.body.includes("I am Amina"))).toBe(false);
     expect(t.net.got).toHaveLength(0);
+    expect(t.gateway.pending().outgoing.map((o) => o.n)).toEqual([n]);
     await t.teacher.send(`mail@${HOME}`, `approve ${n}`);
     await statusOf(t.pupil, m, "sent");
     expect(t.net.got[0]!.to).toEqual(["penpal@partner.example"]);
@@ -262,7 +270,10 @@ describe("the e-mail gateway", () => {
     // unknown people and other domains are refused at the door
     await expect(t.outside.sendMail({ from: "x@example.org", to: `nobody@${DOMAIN}`, subject: "x", text: "x" })).rejects.toThrow(/550/);
     await expect(t.outside.sendMail({ from: "x@example.org", to: "someone@elsewhere.example", subject: "x", text: "x" })).rejects.toThrow(/relaying denied/);
-    // released by the teacher, it reaches her
+    // a teacher of another class cannot release it; her own teacher can, and then it reaches her
+    await t.other.send(`mail@${HOME}`, `release ${n}`);
+    await until(async () => (await inbox(t.other)).find((x) => x.body === `Mail ${n} is for class P7: only its teachers decide on it.`), "the other teacher's refusal");
+    expect((await inbox(t.pupil)).some((x) => x.body.includes("click here"))).toBe(false);
     await t.teacher.send(`mail@${HOME}`, `release ${n}`);
     await until(async () => (await inbox(t.pupil)).find((x) => x.body.includes("click here")), "the released mail");
     expect(t.store.incoming(n)!.body).toBeNull(); // not kept after it travelled

@@ -262,9 +262,29 @@ export class Gateway implements InboundPolicy {
     return { outgoing: this.store.outgoingIn("held"), incoming: this.store.incomingIn("held") };
   }
 
+  /** A teacher decides only on the mail of the classes the directory says she teaches (any class that has no teacher). */
+  private moderates(teacher: string, pupil: string): boolean {
+    const cls = this.member(pupil)?.class;
+    return cls !== undefined && this.teachers(cls).some((t) => t.address === teacher);
+  }
+
+  private member(address: string): SchoolMember | undefined {
+    return this.node.mailbox.school.members().find((p) => p.address === address);
+  }
+
   private moderate(c: ModerationCommand, by: string): string {
+    if (c.verb === "approve" || c.verb === "refuse" || c.verb === "release" || c.verb === "discard") {
+      const pupil = c.verb === "approve" || c.verb === "refuse" ? this.store.outgoing(c.n)?.sender : this.store.incoming(c.n)?.to_person;
+      if (pupil !== undefined && !this.moderates(by, pupil)) {
+        const cls = this.member(pupil)?.class ?? "?";
+        this.decision("refused", by, `${c.verb} ${c.n}: not a teacher of class ${cls}`);
+        return `Mail ${c.n} is for class ${cls}: only its teachers decide on it.`;
+      }
+    }
     if (c.verb === "list") {
       const p = this.pending();
+      p.outgoing = p.outgoing.filter((o) => this.moderates(by, o.sender));
+      p.incoming = p.incoming.filter((i) => this.moderates(by, i.to_person));
       const lines = [
         ...p.outgoing.map((o) => `mail ${o.n}: ${o.sender} to ${o.to_addr}: ${o.subject ?? ""} (approve ${o.n} / refuse ${o.n} why)`),
         ...p.incoming.map((i) => `held ${i.n}: from ${i.from_addr} to ${i.to_person}: ${i.subject} (release ${i.n} / discard ${i.n} why)`),
