@@ -9,9 +9,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import nodemailer from "nodemailer";
 import { SMTPServer } from "smtp-server";
+import { connect } from "node:net";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+import { simpleParser } from "mailparser";
 import { afterEach, describe, expect, it } from "vitest";
 import {
-  contactCard, formatMailRequest, generateIdentity, generateSchool, parseGatewayRules, parseIncomingMail, parseMailStatus, type GatewayRules,
+  contactCard, drawingSvg, encodeDrawing, formatMailRequest, generateIdentity, generateSchool, parseGatewayRules, parseIncomingMail, parseMailStatus, type GatewayRules,
 } from "@pigeon/model";
 import { memoryLinkPair, memoryStorage, PigeonNode, type MessageView } from "@pigeon/sync";
 import { Gateway } from "./gateway.js";
@@ -346,4 +350,97 @@ describe("the e-mail gateway", () => {
     const ok = await mailTo(t.teacher, { to: "parent@example.org", subject: "still fine", text: "yes" });
     await statusOf(t.teacher, ok, "sent");
   }, 120_000);
+
+  it("attachments: a drawing leaves as an image; what comes in is removed, held or refused per the rules, and the child is told", async () => {
+    const t = await setup();
+    // a pupil's drawing (stroke data, as the web app writes it) leaves as an SVG image once approved
+    const strokes = [{ colour: 1, size: 1, points: [10, 10, 200, 150, 390, 20] }, { colour: 5, size: 2, points: [300, 300] }];
+    const m = await mailTo(t.pupil, { to: "penpal@partner.example", subject: "My cat", text: encodeDrawing(strokes) });
+    await statusOf(t.pupil, m, "held");
+    const notice = await until(async () => (await inbox(t.teacher)).find((x) => x.body.includes("waits for your approval")), "the teacher's notice");
+    expect(notice.body).toContain("(a drawing: it leaves as an image, drawing.svg)");
+    await t.teacher.send(`mail@${HOME}`, `approve ${/Mail (\d+)/.exec(notice.body)![1]}`);
+    await statusOf(t.pupil, m, "sent");
+    const out = await simpleParser(t.net.got.find((g) => g.to.includes("penpal@partner.example"))!.raw);
+    expect(out.text).toMatch(/^amina made a drawing for you in Pigeon/);
+    expect(out.attachments.map((a) => [a.filename, a.contentType])).toEqual([["drawing.svg", "image/svg+xml"]]);
+    const svg = out.attachments[0]!.content.toString("utf8");
+    expect(svg).toBe(drawingSvg(strokes));
+    expect(svg).toContain('<polyline points="10 10 200 150 390 20" fill="none" stroke="#d7263d"');
+    expect(svg).not.toMatch(/<script|href|on[a-z]+=/i);
+
+    // a pen pal's mail with a PDF to the pupil waits for a teacher (rules: "hold"); released, the child sees it was removed
+    const pdf = { filename: "homework.pdf", contentType: "application/pdf", content: Buffer.alloc(2_500, 37) };
+    await t.penpal.sendMail({ from: "penpal@partner.example", to: `amina@${DOMAIN}`, subject: "Homework", text: "See the file.", attachments: [pdf] });
+    const held = await until(() => t.store.incomingIn("held").find((i) => i.subject === "Homework"), "the mail with a PDF held");
+    expect(held.note).toBe("it has attachments");
+    expect((await inbox(t.pupil)).some((x) => x.body.includes("See the file."))).toBe(false);
+    await t.teacher.send(`mail@${HOME}`, `release ${held.n}`);
+    const got = await until(async () => (await inbox(t.pupil)).find((x) => x.body.includes("See the file.")), "the released mail");
+    expect(parseIncomingMail(got.body)!.text).toBe(
+      "[The school's e-mail gateway removed an attachment from this mail: homework.pdf (application/pdf, 3 KB). Only text travels into Pigeon.]\n\nSee the file.");
+    expect(got.body).not.toContain("%%%%");
+    // to a teacher it is delivered, with the same line first
+    await t.penpal.sendMail({ from: "penpal@partner.example", to: `wanjiru@${DOMAIN}`, subject: "For the teacher", text: "Two files.", attachments: [pdf, { filename: "a.exe", content: "MZ" }] });
+    const forTeacher = await until(async () => (await inbox(t.teacher)).find((x) => x.body.includes("Two files.")), "the teacher's mail");
+    expect(parseIncomingMail(forTeacher.body)!.text).toMatch(/^\[The school's e-mail gateway removed 2 attachments from this mail: homework\.pdf \(application\/pdf, 3 KB\); a\.exe \(application\/(x-msdownload|octet-stream|x-msdos-program), 2 bytes\)\. Only text travels into Pigeon\.\]\n\nTwo files\./);
+  });
+
+  it("attachments refused by the rules: the sender is told at the door; 50 MB sent without SIZE is drained, not kept", async () => {
+    const t = await setup(baseRules({ attachments: "refuse" }));
+    await expect(t.penpal.sendMail({ from: "penpal@partner.example", to: `amina@${DOMAIN}`, subject: "Photo", text: "a photo",
+      attachments: [{ filename: "photo.jpg", contentType: "image/jpeg", content: Buffer.alloc(1000, 1) }] })).rejects.toThrow(/550 5\.7\.1 mail with attachments is not taken for pupils/);
+    expect(t.store.logSince().find((l) => l.decision === "refused-in")!.detail).toMatch(/^mail with attachments to a pupil \(photo\.jpg \(image\/jpeg, 1 KB\)\)$/);
+    // the same mail without the photo reaches her
+    await t.penpal.sendMail({ from: "penpal@partner.example", to: `amina@${DOMAIN}`, subject: "Photo", text: "no photo after all" });
+    await until(async () => (await inbox(t.pupil)).find((x) => x.body.includes("no photo after all")), "the plain mail");
+
+    // a client that does not say SIZE and streams 50 MB: refused with 552 at the end, the bytes never kept
+    // memory that stays alive while it streams (garbage collected at each sample, so what is counted is what is kept)
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    const kept = () => {
+      gc();
+      const u = process.memoryUsage();
+      return u.arrayBuffers + u.heapUsed;
+    };
+    const before = kept();
+    let peak = 0;
+    const sampler = setInterval(() => (peak = Math.max(peak, kept())), 100);
+    const answer = await new Promise<string>((resolve, reject) => {
+      const sock = connect(t.doorPort, "127.0.0.1");
+      let got = "";
+      let step = 0;
+      const chunk = Buffer.from(`${"A".repeat(1022)}\r\n`.repeat(64)); // 64 KiB of lines
+      const cmds = ["EHLO big.example\r\n", "MAIL FROM:<big@example.org>\r\n", `RCPT TO:<wanjiru@${DOMAIN}>\r\n`, "DATA\r\n"];
+      sock.on("data", async (d) => {
+        got += d.toString();
+        if (!/\r\n$/.test(got) || /^\d{3}-/m.test(got.split("\r\n").at(-2) ?? "")) return;
+        const code = got.slice(-200).match(/(\d{3})[ ][^\r\n]*\r\n$/)?.[1];
+        if (step < cmds.length) {
+          sock.write(cmds[step++]!);
+          got = "";
+          return;
+        }
+        if (code === "354") {
+          got = "";
+          sock.write("From: big@example.org\r\nSubject: big\r\n\r\n");
+          for (let sent = 0; sent < 50 * 1024 * 1024; sent += chunk.length) if (!sock.write(chunk)) await new Promise((r) => sock.once("drain", r));
+          sock.write("\r\n.\r\n");
+          step++;
+          return;
+        }
+        if (step > cmds.length) {
+          sock.end("QUIT\r\n");
+          resolve(got.trim());
+        }
+      });
+      sock.on("error", reject);
+    });
+    clearInterval(sampler);
+    expect(answer).toMatch(/^552 5\.3\.4 mail larger than 200000 bytes/);
+    const grew = peak - before;
+    expect(grew).toBeLessThan(10 * 1024 * 1024); // the 50 MB were drained as they came, not kept
+    expect((await inbox(t.teacher)).some((x) => x.body.includes("Subject: big"))).toBe(false);
+  }, 60_000);
 });

@@ -8,7 +8,7 @@
 // gateway never writes e-mail by itself (no auto-replies, no bounces of bounces): a mail loop has
 // nothing to feed on.
 import {
-  MAX_BODY_CHARS, formatIncomingMail, formatMailStatus, oneLine, parseMailAddress, parseMailRequest, parseModerationCommand, randomBytes, toHex,
+  MAX_BODY_CHARS, decodeDrawing, drawingSvg, formatIncomingMail, formatMailStatus, oneLine, parseMailAddress, parseMailRequest, parseModerationCommand, randomBytes, toHex,
   type GatewayRules, type MailState, type ModerationCommand,
 } from "@pigeon/model";
 import { silentLog, type Log, type MessageView, type PigeonNode, type SchoolMember } from "@pigeon/sync";
@@ -196,7 +196,8 @@ export class Gateway implements InboundPolicy {
       this.decision("held", who.address, `mail ${row.n} to ${r.to} waits for a teacher`);
       await this.status(m.id, "held", `waits for a teacher's approval before it leaves the school (mail ${row.n})`);
       await this.tellTeachers(who.class,
-        `Mail ${row.n} from ${who.address} (class ${who.class}) to ${r.to} waits for your approval.\nSubject: ${subject}\n\n${r.text}\n\n` +
+        `Mail ${row.n} from ${who.address} (class ${who.class}) to ${r.to} waits for your approval.\nSubject: ${subject}\n\n` +
+        `${decodeDrawing(r.text.trim()) ? "(a drawing: it leaves as an image, drawing.svg)" : r.text}\n\n` +
         `Answer "approve ${row.n}" or "refuse ${row.n} why".`);
     } else {
       this.decision("queued", who.address, `mail ${row.n} to ${r.to}`);
@@ -365,7 +366,7 @@ export class Gateway implements InboundPolicy {
       if (o.body === null) continue;
       const outcome = await this.transport.send({
         from: { name: o.sender_name, address: `${o.sender_name}@${this.domain}` },
-        to: o.to_addr, subject: o.subject ?? "", text: o.body, messageId: o.message_id,
+        to: o.to_addr, subject: o.subject ?? "", messageId: o.message_id, ...mailContent(o.body, o.sender_name),
         ...(o.in_reply_to ? { inReplyTo: o.in_reply_to, references: (o.refs ?? o.in_reply_to).split(" ") } : {}),
         envelopeFrom: `bounce+${o.bounce_token}@${this.domain}`,
       }).catch((e: Error) => ({ ok: false as const, permanent: false, reason: e.message }));
@@ -466,9 +467,15 @@ export class Gateway implements InboundPolicy {
     const fromShown = display ? `${display} <${from}>` : from;
     const subject = oneLine(mail.subject ?? "", 200);
     const autoSubmitted = /^auto-submitted:\s*(?!no\b)/im.test(head);
-    const attachments = (mail.attachments ?? []).map((a) => `${oneLine(a.filename ?? "unnamed", 80)} (${oneLine(a.contentType, 60)}, ${a.size} bytes)`);
+    const attachments = (mail.attachments ?? []).map((a) => `${oneLine(a.filename ?? "unnamed", 80)} (${oneLine(a.contentType, 60)}, ${sizeText(a.size)})`);
+    if (attachments.length && this.rules.attachments === "refuse" && envelope.rcptTo.some((r) => this.person(this.ours(r) ?? "")?.role === "student")) {
+      this.decision("refused-in", sender, `mail with attachments to a pupil (${oneLine(attachments.join("; "), 200)})`);
+      return { code: 550, message: "5.7.1 mail with attachments is not taken for pupils at this school" };
+    }
     let text = (mail.text ?? (typeof mail.html === "string" ? "(this mail had only HTML, not shown)" : "")).replace(/\r\n/g, "\n");
-    if (attachments.length) text += `\n\n[attachments not brought into Pigeon: ${attachments.join("; ")}]`;
+    // said first, so a child sees at once that something was taken out
+    if (attachments.length)
+      text = `[The school's e-mail gateway removed ${attachments.length === 1 ? "an attachment" : `${attachments.length} attachments`} from this mail: ${oneLine(attachments.join("; "), 500)}. Only text travels into Pigeon.]\n\n${text}`;
     const room = MAX_BODY_CHARS - 600;
     if (text.length > room) text = `${text.slice(0, room)}\n[... cut: the mail was longer than a Pigeon message]`;
     const messageId = oneLine(mail.messageId ?? "", 250) || null;
@@ -550,10 +557,28 @@ export class Gateway implements InboundPolicy {
   }
 }
 
+/**
+ * A mail's text, or, when the Pigeon message is a drawing (stroke data), a line saying so and the
+ * drawing as an SVG image drawn by the model from numbers and a fixed palette only: nothing in it
+ * can be script or a link.
+ */
+function mailContent(body: string, sender: string): { text: string; attachments?: { filename: string; contentType: string; content: string }[] } {
+  const strokes = decodeDrawing(body.trim());
+  if (!strokes) return { text: body };
+  return {
+    text: `${sender} made a drawing for you in Pigeon, the school's messenger. It is attached as an image (drawing.svg).`,
+    attachments: [{ filename: "drawing.svg", contentType: "image/svg+xml", content: drawingSvg(strokes) }],
+  };
+}
+
 function headerText(raw: Buffer): string {
   const s = raw.subarray(0, 256 * 1024).toString("latin1");
   const end = s.search(/\r?\n\r?\n/);
   return end < 0 ? s : s.slice(0, end);
+}
+
+function sizeText(bytes: number): string {
+  return bytes >= 1_000_000 ? `${(bytes / 1_000_000).toFixed(1)} MB` : bytes >= 1_000 ? `${Math.round(bytes / 1_000)} KB` : `${bytes} bytes`;
 }
 
 function escapeRe(s: string): string {

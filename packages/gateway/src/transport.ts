@@ -14,6 +14,8 @@ export interface OutgoingMail {
   references?: string[];
   /** The envelope sender (MAIL FROM) that bounces come back to: bounce+TOKEN@domain. */
   envelopeFrom: string;
+  /** Made by the gateway itself (a drawing as an image), never taken from a file or a URL. */
+  attachments?: { filename: string; contentType: string; content: string }[];
 }
 
 export type SendOutcome =

@@ -38,8 +38,12 @@ export interface GatewayRules {
   inboundPerSenderPerDay: number;
   /** Largest mail taken from outside (SMTP SIZE), bytes. */
   maxMailBytes: number;
-  /** Attachments never travel into Pigeon (messages are text): "note" names them, "hold" holds a pupil's mail that has any. */
-  attachments: "note" | "hold";
+  /**
+   * Attachments never travel into Pigeon (messages are text): "note" removes them and says so, "hold"
+   * holds a pupil's mail that has any for a teacher, "refuse" refuses at the SMTP door a mail with any
+   * to a pupil (the sender is told). Mail to teachers is always "note".
+   */
+  attachments: "note" | "hold" | "refuse";
   /** Plain text of sent or refused mail is erased after this many hours (state and log stay). */
   keepHours: number;
 }
@@ -80,7 +84,7 @@ export function parseGatewayRules(json: unknown): GatewayRules {
   }
   if (!posInt(r!.inboundPerSenderPerDay, 100_000)) bad("inboundPerSenderPerDay must be 0..100000");
   if (!posInt(r!.maxMailBytes, 100 * 1024 * 1024) || r!.maxMailBytes! < 1024) bad("maxMailBytes must be 1024..104857600");
-  if (r!.attachments !== "note" && r!.attachments !== "hold") bad('attachments must be "note" or "hold"');
+  if (r!.attachments !== "note" && r!.attachments !== "hold" && r!.attachments !== "refuse") bad('attachments must be "note", "hold" or "refuse"');
   if (!posInt(r!.keepHours, 24 * 365)) bad("keepHours must be 0..8760");
   return {
     version: 1, school: r!.school!, domain: r!.domain!.toLowerCase(), serial: r!.serial!,
