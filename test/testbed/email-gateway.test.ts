@@ -113,7 +113,9 @@ describe.skipIf(!!why)("testbed: the school's e-mail gateway, with Postfix as th
       allow: { "class:P7": ["penpal@example.org"] },
       inboundPerSenderPerDay: 50, maxMailBytes: 1_000_000, attachments: "hold", keepHours: 24,
     }, null, 2));
-    await tb.pigeon("school", "school", "sign-rules", join(gwDir, "rules.json"), "--out", join(gwDir, "rules.signed.json"));
+    // signed on the running school server: the file for the gateway, and a directory entry that travels to every laptop
+    const signedRules = await tb.pigeon<{ entry?: number }>("school", "school", "sign-rules", join(gwDir, "rules.json"), "--out", join(gwDir, "rules.signed.json"));
+    expect(signedRules.entry).toBe(people.length + 1);
     writeFileSync(join(gwDir, "gateway.json"), JSON.stringify({
       rules: "rules.signed.json", hostname: `mail.${DOMAIN}`,
       smtpIn: { listen: gwAddr, port: 25, key: "key.pem", cert: "cert.pem" },
@@ -229,6 +231,13 @@ describe.skipIf(!!why)("testbed: the school's e-mail gateway, with Postfix as th
 
   it("a pupil's mail waits for a teacher's approval; a spammer's mail to her is held and never reaches her", async ({ onTestFailed }) => {
     onTestFailed(() => void (tb.keepArtifacts = true));
+    // the school's e-mail rules reached her laptop with the directory (through the walking child): with no
+    // way to the gateway, her laptop itself tells her an address is not allowed, and sends nothing
+    await waitUntil(async () => (await tb.pigeon<{ entries: number }>("amina", "school")).entries >= 5, "the rules on her laptop", 150_000, 2_000);
+    const notAllowed = await tb.pigeon("amina", "send", "stranger@example.org", "hi", "--yes").catch((e: PigeonError) => e);
+    expect(notAllowed).toBeInstanceOf(PigeonError);
+    expect((notAllowed as PigeonError).stderr).toContain("Not sent: stranger@example.org is not on your school's list of addresses you may write to (your school's e-mail rules 1).");
+    expect(JSON.stringify(await tb.pigeon("amina", "outbox"))).not.toContain("stranger@example.org");
     const m = await tb.pigeon<Msg>("amina", "send", "penpal@example.org", "Hello from Kisumu", "--subject", "Pen pals", "--yes");
     await mailState("amina", m.id, "held");
     const queue = await tb.pigeon<{ outgoing: { n: number; sender: string; to_addr: string }[] }>("mail", "gateway");

@@ -15,7 +15,7 @@ import { runInNewContext } from "node:vm";
 import { simpleParser } from "mailparser";
 import { afterEach, describe, expect, it } from "vitest";
 import {
-  contactCard, drawingSvg, encodeDrawing, formatMailRequest, generateIdentity, generateSchool, parseGatewayRules, parseIncomingMail, parseMailStatus, type GatewayRules,
+  contactCard, drawingSvg, encodeDrawing, formatMailRequest, mayMail, generateIdentity, generateSchool, parseGatewayRules, parseIncomingMail, parseMailStatus, type GatewayRules,
 } from "@pigeon/model";
 import { memoryLinkPair, memoryStorage, PigeonNode, type MessageView } from "@pigeon/sync";
 import { Gateway } from "./gateway.js";
@@ -443,4 +443,25 @@ describe("the e-mail gateway", () => {
     expect(grew).toBeLessThan(10 * 1024 * 1024); // the 50 MB were drained as they came, not kept
     expect((await inbox(t.teacher)).some((x) => x.body.includes("Subject: big"))).toBe(false);
   }, 60_000);
+
+  it("new rules the school server publishes travel to laptops, which know an address is not allowed before sending, and the gateway takes them without a restart", async () => {
+    const t = await setup();
+    const before = await mailTo(t.pupil, { to: "grandma@example.org", subject: "Hi", text: "hi" });
+    expect((await statusOf(t.pupil, before, "refused")).note).toMatch(/grandma@example\.org is not on your school's list/);
+    const text = JSON.stringify({ ...baseRules(), serial: 2, allow: { "class:P7": ["penpal@partner.example"], "person:amina": ["grandma@example.org"] } });
+    await t.server.mailbox.school.publishMailRules(text);
+    // the pupil's laptop holds them (from the directory, checked against the school key) and answers alone
+    const onLaptop = await until(() => t.pupil.mailbox.school.mailRules()?.serial === 2 && t.pupil.mailbox.school.mailRules(), "the rules on her laptop");
+    const me = t.pupil.mailbox.school.view()!.me!;
+    expect(me).toMatchObject({ status: "vouched", class: "P7", role: "student" });
+    expect(mayMail(onLaptop, me as { name: string; class: string; role: "student" }, "grandma@example.org")).toEqual({ ok: true });
+    expect(mayMail(onLaptop, me as { name: string; class: string; role: "student" }, "stranger@example.org"))
+      .toEqual({ ok: false, reason: "stranger@example.org is not on your school's list of addresses you may write to" });
+    // the running gateway takes them at its next round
+    await until(() => t.store.logSince().find((l) => l.decision === "rules" && l.detail === "rules 2 in force"), "the gateway to take rules 2");
+    const after = await mailTo(t.pupil, { to: "grandma@example.org", subject: "Hi", text: "hi again" });
+    await statusOf(t.pupil, after, "held");
+    // older or equal rules are refused on the server
+    await expect(t.server.mailbox.school.publishMailRules(text)).rejects.toThrow(/not newer than the ones in force \(2\)/);
+  });
 });

@@ -8,7 +8,7 @@
 // gateway never writes e-mail by itself (no auto-replies, no bounces of bounces): a mail loop has
 // nothing to feed on.
 import {
-  MAX_BODY_CHARS, decodeDrawing, drawingSvg, formatIncomingMail, formatMailStatus, oneLine, parseMailAddress, parseMailRequest, parseModerationCommand, randomBytes, toHex,
+  MAX_BODY_CHARS, addressAllowed, decodeDrawing, mayMail, drawingSvg, formatIncomingMail, formatMailStatus, oneLine, parseMailAddress, parseMailRequest, parseModerationCommand, randomBytes, toHex,
   type GatewayRules, type MailState, type ModerationCommand,
 } from "@pigeon/model";
 import { silentLog, type Log, type MessageView, type PigeonNode, type SchoolMember } from "@pigeon/sync";
@@ -92,6 +92,7 @@ export class Gateway implements InboundPolicy {
 
   /** Handles what arrived while the gateway was stopped, then each new message; tries queued mail on a timer. */
   async start(): Promise<void> {
+    this.takeDirectoryRules();
     this.node.on("message", this.onMessage);
     for (let after = 0; ; ) {
       const page = await this.node.mailbox.messages({ direction: "in", afterSeq: after, limit: 200 });
@@ -121,8 +122,20 @@ export class Gateway implements InboundPolicy {
     return p;
   }
 
+  /** Newer rules the school published in its directory (they travel like its entries) take over, without a restart. */
+  private takeDirectoryRules(): void {
+    let rules: GatewayRules | undefined;
+    try {
+      rules = this.node.mailbox.school.mailRules();
+    } catch (e) {
+      this.log.warn(`gateway: the school's e-mail rules in the directory: ${(e as Error).message}`);
+    }
+    if (rules && rules.serial > this.rules.serial && rules.school === this.home) this.useRules(rules);
+  }
+
   private async tick(): Promise<void> {
     try {
+      this.takeDirectoryRules();
       this.store.forget(this.now() - this.rules.keepHours * 3_600_000);
       await this.serial(() => this.applyServerDecisions());
       await this.flush();
@@ -168,10 +181,8 @@ export class Gateway implements InboundPolicy {
       this.decision("refused", who.address, `to ${r.to}: ${why}`);
       await this.status(m.id, "refused", `not sent: ${why}`);
     };
-    if (who.role === "student" && !this.rules.students.classes.includes(who.class))
-      return refuse(`pupils of class ${who.class} may not send e-mail`);
-    if ((who.role === "student" || !this.rules.teachers.anyAddress) && !this.allowed(r.to, who.name, who.class))
-      return refuse(`${r.to} is not on your school's list of addresses you may write to`);
+    const may = mayMail(this.rules, { name: who.name, role: who.role, class: who.class }, r.to);
+    if (!may.ok) return refuse(may.reason);
     const limit = who.role === "teacher" ? this.rules.teachers.perDay : this.rules.students.perDay;
     if (this.store.count(day(this.now()), `out:${who.address}`) >= limit) return refuse(`you already sent ${limit} e-mails today (the school's limit)`);
     this.store.bump(day(this.now()), `out:${who.address}`);
@@ -207,10 +218,7 @@ export class Gateway implements InboundPolicy {
   }
 
   private allowed(address: string, name: string, cls: string): boolean {
-    const a = address.toLowerCase();
-    const domain = a.slice(a.indexOf("@"));
-    const lists = [this.rules.allow["*"], this.rules.allow[`class:${cls}`], this.rules.allow[`person:${name}`]];
-    return lists.some((l) => l?.some((x) => x === a || x === domain));
+    return addressAllowed(this.rules, address, name, cls);
   }
 
   /**

@@ -95,6 +95,32 @@ export function parseGatewayRules(json: unknown): GatewayRules {
   };
 }
 
+/** Who is writing: as the school's directory says. */
+export interface MailWriter {
+  name: string;
+  role: "student" | "teacher";
+  class: string;
+}
+
+/** Whether an address is on the lists for this person (everyone's, her class's, her own): exact or @domain. */
+export function addressAllowed(rules: GatewayRules, address: string, name: string, cls: string): boolean {
+  const a = address.toLowerCase();
+  const domain = a.slice(a.indexOf("@"));
+  const lists = [rules.allow["*"], rules.allow[`class:${cls}`], rules.allow[`person:${name}`]];
+  return lists.some((l) => l?.some((x) => x === a || x === domain));
+}
+
+/**
+ * Whether the rules let this person write to this address, and why not: the same answer on a laptop
+ * (before anything leaves, offline) and on the gateway (which decides). Quotas are the gateway's alone.
+ */
+export function mayMail(rules: GatewayRules, who: MailWriter, address: string): { ok: true } | { ok: false; reason: string } {
+  if (who.role === "student" && !rules.students.classes.includes(who.class)) return { ok: false, reason: `pupils of class ${who.class} may not send e-mail` };
+  if ((who.role === "student" || !rules.teachers.anyAddress) && !addressAllowed(rules, address, who.name, who.class))
+    return { ok: false, reason: `${address} is not on your school's list of addresses you may write to` };
+  return { ok: true };
+}
+
 /** The signed rules file: the rules' exact JSON text, and the school's signature over it. */
 export interface SignedRulesFile {
   version: 1;
