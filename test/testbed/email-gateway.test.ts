@@ -7,7 +7,8 @@
 //
 // Shown: a teacher's mail arrives in the Postfix mailbox with a valid DKIM signature (opendkim-testmsg
 // looks the key up over DNS); a reply sent with swaks comes back to her Pigeon inbox and her answer
-// threads; a pupil's mail waits for approval (given with `pigeon gateway approve` on the gateway); a
+// threads; the school's e-mail rules reach the pupil's laptop with the directory, so her laptop itself
+// refuses an address not allowed; a pupil's mail waits for approval (given with `pigeon gateway approve` on the gateway); a
 // spammer's mail is held and never reaches the pupil; a pen pal's DKIM-signed mail through Postfix
 // reaches her while the same address forged by the spammer is held (SPF, DKIM, DMARC checked by the
 // gateway over the testbed's DNS); a bounce (DSN from Postfix) shows in the outbox.
@@ -229,7 +230,7 @@ describe.skipIf(!!why)("testbed: the school's e-mail gateway, with Postfix as th
     expect(second).toMatch(/^Subject: Re: Sports day$/m);
   }, 400_000);
 
-  it("a pupil's mail waits for a teacher's approval; a spammer's mail to her is held and never reaches her", async ({ onTestFailed }) => {
+  it("a pupil's laptop refuses an address the rules do not allow; her mail waits for a teacher's approval; a spammer's mail to her is held", async ({ onTestFailed }) => {
     onTestFailed(() => void (tb.keepArtifacts = true));
     // the school's e-mail rules reached her laptop with the directory (through the walking child): with no
     // way to the gateway, her laptop itself tells her an address is not allowed, and sends nothing
