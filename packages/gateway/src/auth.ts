@@ -7,7 +7,7 @@
 // DNS is asked through a resolver the gateway is given (gateway.json "dns" names servers), so tests ask
 // their own DNS server in their own network, and nothing else is asked.
 import { Resolver } from "node:dns/promises";
-import { authenticate, type AuthenticateResult } from "mailauth";
+import type { AuthenticateResult } from "mailauth";
 
 /** How a mail's sender was proven, or why it was not. */
 export interface SenderCheck {
@@ -50,6 +50,9 @@ const ALIGN = (a: string, b: string) => a === b || a.endsWith(`.${b}`) || b.ends
 export async function checkSender(i: SenderCheckInput): Promise<SenderCheck> {
   let r: AuthenticateResult;
   try {
+    // loaded when the first mail comes in: mailauth and its parts take a second or two to load, which every
+    // pigeon command (they all load the gateway package) would otherwise pay
+    const { authenticate } = await import("mailauth");
     r = await authenticate(i.raw, {
       sender: i.mailFrom, ip: i.ip.replace(/^::ffff:/, ""), helo: i.helo || "unknown", mta: i.mta,
       resolver: i.resolver, disableArc: true, disableBimi: true,
