@@ -2,7 +2,7 @@
 // owner-only data directory. The `pigeon` command is its only client for now.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { timingSafeEqual } from "node:crypto";
-import { decodeCard, encodeCard, fingerprint, formatAddress, toHex } from "@pigeon/model";
+import { decodeCard, encodeCard, fingerprint, formatAddress, mayMail, parseMailRequest, toHex } from "@pigeon/model";
 import { MailboxError, type Contact, type Mailbox, type MessageView, type SyncEngine } from "@pigeon/sync";
 import type { ContactInfo, Endpoint, Route, Routes, Status, Whoami } from "./control-api.js";
 import type { HttpGuard } from "./http-guard.js";
@@ -36,6 +36,26 @@ export class HttpError extends Error {
   constructor(readonly status: number, readonly code: string, message: string) {
     super(message);
   }
+}
+
+/**
+ * An e-mail the school's rules (signed, from the directory) do not let this person send is refused here,
+ * before it leaves the laptop, without the gateway: the child is told at once, even with no way to the
+ * gateway. The gateway decides again (and alone counts quotas and asks teachers).
+ */
+function mailAllowed(mailbox: Mailbox, body: string): void {
+  const request = parseMailRequest(body);
+  if (!request.ok) return;
+  let me, rules;
+  try {
+    me = mailbox.school.view()?.me;
+    rules = mailbox.school.mailRules();
+  } catch {
+    return; // no school: the gateway answers
+  }
+  if (!rules || me?.status !== "vouched") return;
+  const may = mayMail(rules, me, request.request.to);
+  if (!may.ok) throw new HttpError(403, "not-allowed", `Not sent: ${may.reason} (your school's e-mail rules ${rules.serial}).`);
 }
 
 async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
@@ -204,8 +224,8 @@ export function createControlServer(ctx: ControlContext): ControlServer {
       return (await mailbox.nearby()).map((n) => ({ ...n, connected: now.has(n.signPublicKey) }));
     },
     "GET /api/status": () => ({ ...mailbox.status(), peers: sync.peers().length, unproven: ctx.unproven() }),
-    "POST /api/send": (b) => mailbox.send(str(b, "to"), str(b, "body")),
-    "POST /api/reply": (b) => mailbox.reply(str(b, "id"), str(b, "body")),
+    "POST /api/send": (b) => (mailAllowed(mailbox, str(b, "body")), mailbox.send(str(b, "to"), str(b, "body"))),
+    "POST /api/reply": (b) => (mailAllowed(mailbox, str(b, "body")), mailbox.reply(str(b, "id"), str(b, "body"))),
     "POST /api/drafts/send": (b) => mailbox.sendDraft(str(b, "id")),
     // pairing needs the node: the new device reaches it over the network while the window is open
     "POST /api/devices/pair": () => mailbox.devices.openPairing(),

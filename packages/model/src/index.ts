@@ -19,11 +19,11 @@ export {
 // The school: its key, the signed directory of who is enrolled (entries, sealed for travel, folded
 // into one answer in any order), vouching for a name@home, enrolment tokens.
 export {
-  DIRECTORY_KEY_BYTES, DirectoryError, DirectoryState, MAX_CLASS_CHARS, MAX_REASON_CHARS, decodeEnrolment, decodeEntry,
+  DIRECTORY_KEY_BYTES, DirectoryError, DirectoryState, MAX_CLASS_CHARS, MAX_MAIL_RULES_BYTES, MAX_REASON_CHARS, decodeEnrolment, decodeEntry,
   encodeEnrolment, encodeEntry, foldDirectory, generateSchool, openEntry, parseSchoolFile, schoolLinkSecret, sealEntry, serializeSchool,
   validClass, vouch,
   type DirectoryEntry, type EnrolEntry, type Enrolment, type Lookup, type RevokeDeviceEntry, type RevokePersonEntry,
-  type PolicyEntry, type Role, type SchoolFile, type SchoolKey, type Vouch,
+  type MailRulesEntry, type PolicyEntry, type Role, type SchoolFile, type SchoolKey, type Vouch,
 } from "./school.js";
 // The directory's travel form: one statement envelope per entry, signed by the school key.
 export {
@@ -103,7 +103,7 @@ export {
 } from "./gateway-mail.js";
 // The school's signed rules for its e-mail gateway.
 export {
-  RulesError, openGatewayRules, parseGatewayRules, signGatewayRules, type GatewayRules, type SignedRulesFile,
+  RulesError, addressAllowed, mayMail, openGatewayRules, parseGatewayRules, signGatewayRules, type GatewayRules, type MailWriter, type SignedRulesFile,
 } from "./gateway-rules.js";
 export {
   DRAWING_PREFIX,
