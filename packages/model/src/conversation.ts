@@ -12,6 +12,17 @@ export const GENESIS_ACTOR = "00000000000000000000000000000000";
 /** Messages per segment before new messages go to the next segment document. */
 export const SEGMENT_MESSAGE_LIMIT = 1000;
 export const MAX_BODY_CHARS = 8000;
+/**
+ * Corrections (a message that replaces an earlier one of the same author, XEP-0308) live in their own
+ * segment documents, numbered from here: a node that does not know the `replaces` field refuses
+ * those changes, and only that side document stops at it (the conversation's own segments go on;
+ * such a node shows the message as first written).
+ */
+export const CORRECTIONS_SEGMENT = 1_000_000;
+
+export function isCorrectionsSegment(segment: number): boolean {
+  return segment >= CORRECTIONS_SEGMENT;
+}
 
 export type ReceiptState = "delivered" | "read";
 
@@ -21,6 +32,8 @@ export interface MessageRecord {
   hlc: A.ImmutableString;
   sentAt: number; // ms, the author's clock's claim
   body: A.ImmutableString;
+  /** A correction: the id of the author's own earlier message this one replaces (corrections segments only). */
+  replaces?: A.ImmutableString;
 }
 
 export interface ConversationDoc {
@@ -76,6 +89,7 @@ export interface NewMessage {
   hlc: string;
   sentAt: number;
   body: string;
+  replaces?: string;
 }
 
 /** Appends a message; `doc` must carry the author's bound actor id. Returns the new doc and the change. */
@@ -87,6 +101,7 @@ export function appendMessage(doc: A.Doc<ConversationDoc>, m: NewMessage): { doc
       hlc: new A.ImmutableString(m.hlc),
       sentAt: m.sentAt,
       body: new A.ImmutableString(m.body),
+      ...(m.replaces !== undefined ? { replaces: new A.ImmutableString(m.replaces) } : {}),
     });
   });
   return { doc: next, change: A.getLastLocalChange(next)! };
@@ -123,9 +138,12 @@ function opCounter(opId: string): number {
  * Admission policy for a change by `author` (a person) signed by `signer` (the device that signed the
  * envelope; the person key itself on a first device): its actor must belong to the signing device,
  * and it may only append messages authored by the person and add the person's own receipts. Nothing
- * may be deleted, and nothing written by someone else may be overwritten.
+ * may be deleted, and nothing written by someone else may be overwritten. In a corrections segment
+ * (`corrections`) every message names the message it replaces (`replaces`, a message id); elsewhere
+ * none does. Whether that message is the author's own is for the reader to check (it needs the
+ * document the message is in).
  */
-export function checkChange(changeBytes: Uint8Array, author: Uint8Array, signer: Uint8Array = author): Verdict {
+export function checkChange(changeBytes: Uint8Array, author: Uint8Array, signer: Uint8Array = author, corrections = false): Verdict {
   let change: A.DecodedChange;
   try {
     change = A.decodeChange(changeBytes);
@@ -156,12 +174,13 @@ export function checkChange(changeBytes: Uint8Array, author: Uint8Array, signer:
     }
     if (ownObj(op.obj)) {
       // a field of a message created in this very change
-      const kind = MESSAGE_FIELDS[op.key ?? ""];
+      const kind = op.key === "replaces" && corrections ? "str" : MESSAGE_FIELDS[op.key ?? ""];
       if (!kind || op.action !== "set") return { ok: false, reason: `unexpected message field ${JSON.stringify(op.key)}` };
       if (kind === "int" ? typeof op.value !== "number" : typeof op.value !== "string")
         return { ok: false, reason: `message field ${op.key} has the wrong type` };
       if (op.key === "body" && (op.value as string).length > MAX_BODY_CHARS)
         return { ok: false, reason: "message body too long" };
+      if (op.key === "replaces" && !/^[0-9a-f]{24}$/.test(op.value as string)) return { ok: false, reason: "a correction must name a message id" };
       let rec = created.get(op.obj);
       if (!rec) created.set(op.obj, (rec = { fields: new Set() }));
       rec.fields.add(op.key!);
@@ -174,6 +193,7 @@ export function checkChange(changeBytes: Uint8Array, author: Uint8Array, signer:
     if (rec.author !== signerId) return { ok: false, reason: "message claims another author" };
     for (const f of Object.keys(MESSAGE_FIELDS))
       if (!rec.fields.has(f)) return { ok: false, reason: `message lacks field ${f}` };
+    if (corrections && !rec.fields.has("replaces")) return { ok: false, reason: "a message in a corrections segment must name the message it replaces" };
   }
   // Every object a message-insert op created must have been filled in.
   for (let i = 0; i < change.ops.length; i++) {

@@ -49,7 +49,7 @@ export {
 
 // Conversation segment documents: ids, genesis, appending messages, receipt keys.
 export {
-  MAX_BODY_CHARS, SEGMENT_MESSAGE_LIMIT, appendMessage, conversationId, emptySegment, newMessageId, receiptKey, segmentDocumentId,
+  CORRECTIONS_SEGMENT, isCorrectionsSegment, MAX_BODY_CHARS, SEGMENT_MESSAGE_LIMIT, appendMessage, checkChange, conversationId, emptySegment, newMessageId, receiptKey, segmentDocumentId,
   type ConversationDoc, type MessageRecord, type NewMessage, type ReceiptState,
 } from "./conversation.js";
 

@@ -383,6 +383,11 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
     return this.sending.reply(messageId, body);
   }
 
+  /** Corrects one of the user's own messages: readers show the new text in its place (XEP-0308). */
+  correct(messageId: string, body: string): Promise<MessageView> {
+    return this.sending.correct(messageId, body);
+  }
+
   receive(bytes: Uint8Array, hops: number, from?: string, source?: Uint8Array, copies = 1): Promise<ReceiveResult> {
     return this.receiving.receiveMany([{ bytes, hops, from, source, copies }]).then((r) => r[0]!);
   }

@@ -4,7 +4,7 @@
 import * as A from "@automerge/automerge";
 import type { DocHandle } from "@automerge/automerge-repo";
 import {
-  appendMessage, conversationId, conversationKeyId, equalBytes, formatHlc, fromHex, hlcTick, MAX_BODY_CHARS, newConversationKey,
+  appendMessage, conversationId, conversationKeyId, CORRECTIONS_SEGMENT, equalBytes, formatHlc, fromHex, hlcTick, isCorrectionsSegment, MAX_BODY_CHARS, newConversationKey,
   newMessageId, sealChange, sealKey,
 } from "@pigeon/model";
 import type { Contact } from "../local-state.js";
@@ -54,7 +54,28 @@ export class Sending {
     });
   }
 
-  private async sendTo(to: Pick<Contact, "signPublicKey"> & Partial<Pick<Contact, "sealPublicKey">>, body: string): Promise<MessageView> {
+  /**
+   * Corrects one of the user's own messages (XEP-0308): a new message naming it (`replaces`), written
+   * to the conversation's corrections segment; readers show the new text in the old one's place.
+   */
+  async correct(messageId: string, body: string): Promise<MessageView> {
+    checkBody(body);
+    return this.core.serial(async () => {
+      const original = await this.views.message(messageId);
+      if (!original) throw new MailboxError("not-found", `no message ${messageId}`);
+      if (original.direction !== "out") throw new MailboxError("bad-input", "only your own messages can be corrected");
+      // a correction of a correction corrects the message it corrected
+      const target = original.replaces ?? original.id;
+      const members = this.core.state.members(fromHex(original.conversation)) ?? [];
+      const others = members.filter((k) => !equalBytes(k, this.core.me));
+      if (others.length !== 1) throw new MailboxError("bad-input", "that conversation has no one else to write to");
+      if (this.core.isBlocked(others[0]!))
+        throw new MailboxError("blocked", `you blocked ${this.core.addressOf(others[0]!)}: unblock them first to write to them`);
+      return this.sendTo({ signPublicKey: others[0]! }, body, target);
+    });
+  }
+
+  private async sendTo(to: Pick<Contact, "signPublicKey"> & Partial<Pick<Contact, "sealPublicKey">>, body: string, replaces?: string): Promise<MessageView> {
     const core = this.core;
     const members = [core.me, to.signPublicKey];
     const conv = conversationId(members);
@@ -76,8 +97,8 @@ export class Sending {
       });
       sending = core.state.sendingKey(conv)!;
     }
-    const segments = core.state.segments(conv);
-    let segment = segments.length ? segments[segments.length - 1]! : 0;
+    const segments = core.state.segments(conv).filter((s) => isCorrectionsSegment(s) === (replaces !== undefined));
+    let segment = segments.length ? segments[segments.length - 1]! : replaces !== undefined ? CORRECTIONS_SEGMENT : 0;
     let handle = await core.segmentHandle(conv, segment);
     if (handle.doc().messages.length >= core.segmentLimit) handle = await core.segmentHandle(conv, ++segment);
     const hlc = hlcTick(core.state.hlc(), core.now());
@@ -86,7 +107,7 @@ export class Sending {
     // The change is made on a copy and only applied once its envelope is safely stored: a message
     // that could not be stored (disk full) must not linger in the document unsealed.
     const { change } = appendMessage(A.clone(handle.doc(), { actor: core.actor }), {
-      id, authorKeyId: core.myKeyId, hlc: formatHlc(hlc), sentAt, body,
+      id, authorKeyId: core.myKeyId, hlc: formatHlc(hlc), sentAt, body, ...(replaces !== undefined ? { replaces } : {}),
     });
     const env = sealChange(
       core.identity,

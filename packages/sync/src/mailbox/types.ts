@@ -34,6 +34,13 @@ export interface MessageView {
   hlc: string;
   /** The author's clock's claim, not a fact. */
   claimedSentAt: number;
+  /**
+   * A correction (XEP-0308): the id of the author's own earlier message whose text this replaces. Set
+   * only when that message is known here and has the same author; otherwise it is a plain message.
+   */
+  replaces?: string;
+  /** In whole-folder listings (inbox, outbox): the message shows its latest correction's text, written then. */
+  correctedAt?: number;
   /** When, and as which number, it first reached (or was written on) this laptop: MAM order. */
   arrivedAt?: number;
   arrivalSeq?: number;

@@ -43,6 +43,13 @@ export class Views {
       hlc: m.hlc.toString(),
       claimedSentAt: m.sentAt,
     };
+    const replaces = m.replaces?.toString();
+    if (replaces !== undefined) {
+      // only the author may correct their message: in a conversation of two, the same direction is
+      // the same author; a correction naming someone else's (or an unknown) message stays a plain one
+      const target = core.state.indexedMessage(replaces);
+      if (target && equalBytes(target.conversation, conv) && target.outgoing === mine && members.length === 2) view.replaces = replaces;
+    }
     const arrival = core.state.arrival(`m:${id}`);
     if (arrival) {
       view.arrivedAt = arrival.at;
@@ -92,7 +99,7 @@ export class Views {
         for (let i = 0; i < doc.messages.length; i++) out.push(this.viewOf(conv, members, doc, i));
       }
     }
-    return out.sort((a, b) => (a.hlc < b.hlc ? -1 : a.hlc > b.hlc ? 1 : a.from < b.from ? -1 : 1));
+    return applyCorrections(out.sort((a, b) => (a.hlc < b.hlc ? -1 : a.hlc > b.hlc ? 1 : a.from < b.from ? -1 : 1)));
   }
 
   /** One message by id, loading only its segment. */
@@ -178,4 +185,23 @@ function positions(doc: ConversationDoc): Map<string, number> {
     positionsByDoc.set(doc, map);
   }
   return map;
+}
+
+/**
+ * A listing as the user sees it: each corrected message with its latest correction's text (by the
+ * author's clock), and the corrections themselves not listed apart. `list` is in clock order.
+ */
+export function applyCorrections(list: MessageView[]): MessageView[] {
+  const byId = new Map(list.map((v) => [v.id, v]));
+  const out: MessageView[] = [];
+  for (const v of list) {
+    const target = v.replaces !== undefined ? byId.get(v.replaces) : undefined;
+    if (!target) {
+      out.push(v);
+      continue;
+    }
+    target.body = v.body;
+    target.correctedAt = v.claimedSentAt;
+  }
+  return out;
 }
