@@ -33,11 +33,12 @@ export function clientMessage(a: Account, s: Session, m: XmlElement): void {
   const originId = child(m, "origin-id", NS.sid)?.attrs.id;
   const clientId = m.attrs.id;
   const isPrivate = !!child(m, "private", NS.carbons);
+  const replace = child(m, "replace", NS.correct)?.attrs.id;
   const parts = splitBody(body);
   if (!parts)
     return messageError(s, m, "not-acceptable", "modify",
       `the message is ${body.length} characters; the longest message is ${MAX_MESSAGE_CHARS} characters (sent as up to ${MAX_PARTS} parts)`);
-  sendParts(a, bare, parts)
+  (replace !== undefined && parts && parts.length === 1 ? correction(a, bare, replace, body) : sendParts(a, bare, parts))
     .then((views) => {
       // the client knows its message by its own id: the first part carries it (receipts, carbons, MAM)
       views.forEach((view, i) => {
@@ -59,6 +60,19 @@ export function clientMessage(a: Account, s: Session, m: XmlElement): void {
       a.log.warn(`xmpp: could not send a message from ${s.jid}: ${(e as Error).message}`);
       messageError(s, m, "internal-server-error", "wait");
     });
+}
+
+/**
+ * A correction (XEP-0308) of the user's own message to this contact, known by the id its client gave
+ * it (or its Pigeon id, as in carbons and the archive). One the Mailbox cannot find, or of a message
+ * to someone else, goes as a plain message, as clients without corrections would show it anyway.
+ */
+async function correction(a: Account, to: string, replaceId: string, body: string): Promise<MessageView[]> {
+  const original = await a.mailbox.message(a.store.pigeonIdOf(replaceId) ?? replaceId);
+  const toJid = original?.to.length === 1 ? parseJid(original.to[0]!) : undefined;
+  if (!original || original.direction !== "out" || !toJid || bareJid(toJid) !== to)
+    return sendParts(a, to, [body]);
+  return [await a.mailbox.correct(original.id, body)];
 }
 
 /**

@@ -33,6 +33,7 @@ export const NS = {
   chatstates: "http://jabber.org/protocol/chatstates",
   hints: "urn:xmpp:hints",
   csi: "urn:xmpp:csi:0",
+  correct: "urn:xmpp:message-correct:0",
 } as const;
 
 /** XEP-0082 date-time in UTC, e.g. 2026-01-02T03:04:05.678Z. */

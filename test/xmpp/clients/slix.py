@@ -26,7 +26,7 @@ class Client(slixmpp.ClientXMPP):
         if P.get("mech"):
             kwargs["sasl_mech"] = P["mech"]
         super().__init__(P["jid"], P["password"], **kwargs)
-        for plugin in ["xep_0030", "xep_0199", "xep_0184", "xep_0333", "xep_0359", "xep_0313", "xep_0203", "xep_0280", "xep_0191"]:
+        for plugin in ["xep_0030", "xep_0199", "xep_0184", "xep_0333", "xep_0359", "xep_0313", "xep_0203", "xep_0280", "xep_0191", "xep_0308"]:
             self.register_plugin(plugin)
         if P.get("sm"):
             self.register_plugin("xep_0198")
@@ -63,6 +63,8 @@ class Client(slixmpp.ClientXMPP):
             "stanza_id": m["stanza_id"]["id"] if m.xml.find("{urn:xmpp:sid:0}stanza-id") is not None else None,
             "delay": str(m["delay"]["stamp"]) if m.xml.find("{urn:xmpp:delay}delay") is not None else None,
             "markable": m.xml.find("{urn:xmpp:chat-markers:0}markable") is not None,
+            "replace": m.xml.find("{urn:xmpp:message-correct:0}replace").get("id")
+            if m.xml.find("{urn:xmpp:message-correct:0}replace") is not None else None,
         }
         self.messages.append(entry)
         emit(event="message", **entry)
@@ -187,6 +189,14 @@ class Client(slixmpp.ClientXMPP):
             ids.append(m["id"])
             m.send()
             await asyncio.sleep(0.01)
+        # XEP-0308: {"index": i, "body": "..."} corrects the i-th message sent above (or "id": any id)
+        for c in P.get("corrections", []):
+            await asyncio.sleep(P.get("correction_delay", 0.3))
+            m = self.make_message(mto=P["to"], mbody=c["body"], mtype="chat")
+            m["replace"]["id"] = c["id"] if "id" in c else ids[c["index"]]
+            m["request_receipt"] = True
+            ids.append(m["id"])
+            m.send()
         want = P.get("wait", "none")
         if want in ("received", "displayed"):
             await self.wait_for(lambda: set(ids) <= set(self.receipts), P.get("timeout", 30))
