@@ -178,6 +178,7 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
         mailbox, dataDir: opts.dataDir, log, host: opts.xmppListen ?? "127.0.0.1", port: opts.xmppPort ?? DEFAULT_XMPP_PORT,
         fallbackToEphemeral: opts.xmppPort === undefined,
         peers: sync,
+        live: sync,
       });
       const x = await xmpp.listen();
       const server = xmpp;

@@ -81,7 +81,7 @@ export {
 } from "./handshake.js";
 
 // Sync frames inside a link.
-export { MAX_IDS_PER_FRAME, decodeFrame, encodeFrame, type SyncFrame } from "./wire.js";
+export { CHAT_STATES, MAX_IDS_PER_FRAME, type ChatState, decodeFrame, encodeFrame, type SyncFrame } from "./wire.js";
 
 // Reconciliation: IBLT sketches and slices of the id space.
 export { IBLT_KEY_BYTES, Iblt, SKETCH_LEVELS, SPLIT_LEVEL } from "./iblt.js";

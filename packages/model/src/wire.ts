@@ -8,6 +8,7 @@
 //   Want16      = varint 6, varint n, n x raw16 envelope id prefixes
 //   SliceSketch = varint 7, range, varint level, varint slice size, IBLT
 //   SliceDone   = varint 8, range, varint level
+//   ChatState   = varint 12, u8 state (0 active, 1 composing, 2 paused, 3 inactive, 4 gone)
 // Varints are read in their shortest form only, so a frame has exactly one encoding.
 import { DecodeError, Reader, Writer } from "./bytes.js";
 import { MAX_ENVELOPE_BYTES } from "./envelope.js";
@@ -38,10 +39,19 @@ export const FrameType = {
   PairRequest: 9,
   /** The person's answer: who it is, the device's certificate, the sealing keys (MACed with the code). */
   PairGrant: 10,
+  /**
+   * Live, never stored or carried: the link's person tells the person at the other end whether they
+   * are typing to them now (XEP-0085 chat states). Only between buddies' laptops that are connected.
+   */
+  ChatState: 12,
 } as const;
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 
 export const MAX_IDS_PER_FRAME = 4096;
+
+/** XEP-0085's five states; the index is the wire byte. */
+export const CHAT_STATES = ["active", "composing", "paused", "inactive", "gone"] as const;
+export type ChatState = (typeof CHAT_STATES)[number];
 
 export type SyncFrame =
   | { type: "have"; last: boolean; ids: Uint8Array[] }
@@ -53,7 +63,8 @@ export type SyncFrame =
   | { type: "done"; range: IdRange; level: number }
   | { type: "want16"; keys: Uint8Array[] }
   | { type: "pair-request"; request: Uint8Array }
-  | { type: "pair-grant"; grant: Uint8Array };
+  | { type: "pair-grant"; grant: Uint8Array }
+  | { type: "chat-state"; state: ChatState };
 
 function writeIds(w: Writer, ids: Uint8Array[]): void {
   if (ids.length > MAX_IDS_PER_FRAME) throw new RangeError("too many ids in one frame");
@@ -104,6 +115,9 @@ export function encodeFrame(f: SyncFrame): Uint8Array {
       break;
     case "pair-grant":
       w.varint(FrameType.PairGrant).bytes(f.grant);
+      break;
+    case "chat-state":
+      w.varint(FrameType.ChatState).u8(CHAT_STATES.indexOf(f.state));
       break;
   }
   return w.finish();
@@ -161,6 +175,12 @@ export function decodeFrame(bytes: Uint8Array): SyncFrame {
     case FrameType.PairGrant:
       f = { type: "pair-grant", grant: Uint8Array.from(r.bytes(4096)) };
       break;
+    case FrameType.ChatState: {
+      const state = CHAT_STATES[r.u8()];
+      if (!state) throw new DecodeError("unknown chat state");
+      f = { type: "chat-state", state };
+      break;
+    }
     default:
       throw new DecodeError(`unknown frame type ${type}`);
   }

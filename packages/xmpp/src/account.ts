@@ -1,5 +1,6 @@
 // What the features of the front door share: the one user's account, its connected clients, Pigeon's
 // Mailbox and xmpp.db. The server builds one Account; each feature file takes it as a parameter.
+import type { ChatState } from "@pigeon/model";
 import type { Log, Mailbox } from "@pigeon/sync";
 import { StanzaError, type IqHandler, type IqRegistry } from "./iq.js";
 import type { Jid } from "./jid.js";
@@ -20,6 +21,8 @@ export interface Account {
   readonly resources: Resources;
   /** The roster and block list as the clients were last told them (the buddy list). */
   readonly roster: Roster;
+  /** Live chat states to a buddy's laptops connected now (chat-states.ts). */
+  readonly chatStates: { fromClient(to: string, state: ChatState): void };
   /** True once the server is closing: Pigeon's events are no longer shown to clients. */
   isClosed(): boolean;
   now(): number;

@@ -1,11 +1,13 @@
 // Message stanzas from the user's clients. To a contact, a message with a body becomes
 // Mailbox.send (and a sent carbon for the user's other clients); between the user's own clients it
-// is routed directly, never through Pigeon. Chat states and the client's own receipts stay here
-// (the node writes its own signed receipts); a <displayed/> marker becomes a read receipt.
+// is routed directly, never through Pigeon. Chat states go live to a buddy's laptop connected now
+// (chat-states.ts); the client's own receipts stay here (the node writes its own signed receipts); a
+// <displayed/> marker becomes a read receipt.
 import { MailboxError, type MessageView } from "@pigeon/sync";
 import { MAX_MESSAGE_CHARS, MAX_PARTS, splitBody } from "./long-messages.js";
 import type { Account } from "./account.js";
 import { carbon } from "./carbons.js";
+import { chatStateOf } from "./chat-states.js";
 import { bareJid, parseJid } from "./jid.js";
 import { NS } from "./ns.js";
 import { markDisplayed } from "./receipts.js";
@@ -26,6 +28,9 @@ export function clientMessage(a: Account, s: Session, m: XmlElement): void {
     return;
   }
   if (type === "groupchat") return messageError(s, m, "service-unavailable", "cancel", "group chat is not available yet");
+  // typing states go live to the buddy's laptop if it is connected now, and nowhere else
+  const state = chatStateOf(m);
+  if (state) a.chatStates.fromClient(bare, state);
   const displayed = child(m, "displayed", NS.markers);
   if (displayed?.attrs.id) void markDisplayed(a, bare, displayed.attrs.id);
   const body = childText(m, "body");

@@ -35,9 +35,10 @@ export function accountInfo(node?: string): XmlElement {
  * What a buddy can do, as far as this node answers for them: Pigeon's signed receipts become
  * XEP-0184 <received/> and XEP-0333 <displayed/>, so a client may ask for both (Gajim asks for
  * receipts only from contacts whose capabilities say so); corrections (XEP-0308) travel as Pigeon
- * corrections (Gajim and Converse offer "correct" only to contacts that list it).
+ * corrections (Gajim and Converse offer "correct" only to contacts that list it), and chat states
+ * go live to a buddy's laptop while connected (Gajim sends them only to contacts that list them).
  */
-const CONTACT_FEATURES = [NS.discoInfo, NS.receipts, NS.markers, NS.correct];
+const CONTACT_FEATURES = [NS.discoInfo, NS.receipts, NS.markers, NS.correct, NS.chatstates];
 const CONTACT_IDENTITY: [string, string, string] = ["account", "registered", ""];
 export const CAPS_NODE = "https://pigeon.local/caps";
 

@@ -267,7 +267,7 @@ describe("XmppServer in-process", () => {
     const first = await c.next(fromBaraka);
     expect(away(first)).toBe(true);
     const caps = child(first, "c", "http://jabber.org/protocol/caps")!;
-    expect(caps.attrs.ver).toBe(createHash("sha1").update("account/registered//<http://jabber.org/protocol/disco#info<urn:xmpp:chat-markers:0<urn:xmpp:message-correct:0<urn:xmpp:receipts<").digest("base64"));
+    expect(caps.attrs.ver).toBe(createHash("sha1").update("account/registered//<http://jabber.org/protocol/chatstates<http://jabber.org/protocol/disco#info<urn:xmpp:chat-markers:0<urn:xmpp:message-correct:0<urn:xmpp:receipts<").digest("base64"));
     // the capabilities node answers with those features
     c.send(`<iq type='get' id='caps' to='baraka@local/pigeon'><query xmlns='http://jabber.org/protocol/disco#info' node='${caps.attrs.node}#${caps.attrs.ver}'/></iq>`);
     const info = await c.next((s) => s.name === "iq" && s.attrs.id === "caps");

@@ -7,6 +7,7 @@ import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { randomBytes } from "node:crypto";
 import { WebSocketServer } from "ws";
+import { ChatStates, type LiveLinks } from "./chat-states.js";
 import { silentLog, type BuddiesChange, type Log, type Mailbox, type MessageView, type ReceiptEvent } from "@pigeon/sync";
 import type { Account, Addressee, IqRequest, Iqs } from "./account.js";
 import { registerBlocking } from "./blocking.js";
@@ -71,6 +72,8 @@ export interface XmppServerOptions {
    * others as away. Without it every contact is shown as not nearby.
    */
   peers?: PeerEvents;
+  /** The live links (the SyncEngine) that carry chat states to buddies connected now (chat-states.ts). */
+  live?: LiveLinks;
   now?: () => number;
 }
 
@@ -94,6 +97,7 @@ export class XmppServer implements Host {
   private readonly account: Account;
   private readonly iqs: Iqs;
   private readonly presence: Presence;
+  private readonly chatStates: ChatStates;
   private readonly roster: Roster;
   private readonly unsubscribe: (() => void)[] = [];
   private closed = false;
@@ -127,7 +131,9 @@ export class XmppServer implements Host {
     this.resources = new Resources(this.bareJid);
     const nextId = (prefix: string) => `${prefix}-${(++this.idCounter).toString(36)}-${randomBytes(3).toString("hex")}`;
     this.roster = new Roster({ bareJid: this.bareJid, resources: this.resources, nextId }, (jid, to) => this.presence.contactPresence(jid, to));
+    let states: ChatStates | undefined;
     this.account = {
+      chatStates: { fromClient: (to, state) => states?.fromClient(to, state) },
       domain: this.domain,
       user: this.user,
       bareJid: this.bareJid,
@@ -140,6 +146,7 @@ export class XmppServer implements Host {
       now: opts.now ?? Date.now,
       nextId,
     };
+    this.chatStates = states = new ChatStates(this.account, opts.live);
     this.presence = new Presence(this.account, opts.peers, (s) => this.deliverPending(s, "offline delivery"));
     this.iqs = new IqRegistry<IqRequest>({
       from: this.bareJid,
@@ -190,6 +197,7 @@ export class XmppServer implements Host {
     // the roster is the buddy list: read before any client can ask for it
     this.roster.load({ buddies: await this.mailbox.buddies(), blocked: await this.mailbox.blocked() });
     this.presence.start();
+    this.chatStates.start();
     await catchUp(this.account);
     return { host, port };
   }
@@ -323,6 +331,7 @@ export class XmppServer implements Host {
     if (this.closed) return;
     this.closed = true;
     this.presence.stop();
+    this.chatStates.stop();
     for (const u of this.unsubscribe) u();
     for (const s of [...this.sessions]) s.kick("system-shutdown", "the node is stopping");
     for (const s of this.resources.all()) s.kick("system-shutdown", "the node is stopping");

@@ -26,7 +26,7 @@ class Client(slixmpp.ClientXMPP):
         if P.get("mech"):
             kwargs["sasl_mech"] = P["mech"]
         super().__init__(P["jid"], P["password"], **kwargs)
-        for plugin in ["xep_0030", "xep_0199", "xep_0184", "xep_0333", "xep_0359", "xep_0313", "xep_0203", "xep_0280", "xep_0191", "xep_0308"]:
+        for plugin in ["xep_0030", "xep_0199", "xep_0184", "xep_0333", "xep_0359", "xep_0313", "xep_0203", "xep_0280", "xep_0191", "xep_0308", "xep_0085"]:
             self.register_plugin(plugin)
         if P.get("sm"):
             self.register_plugin("xep_0198")
@@ -39,11 +39,13 @@ class Client(slixmpp.ClientXMPP):
         self.messages = []
         self.receipts = []
         self.markers = []
+        self.states = []
         self.failed_auth = False
         self.add_event_handler("session_start", self.start)
         self.add_event_handler("failed_auth", self.on_failed_auth)
         self.add_event_handler("failed_all_auth", lambda _: self.finish({"ok": False, "error": "no usable SASL mechanism"}))
         self.add_event_handler("message", self.on_message)
+        self.add_event_handler("chatstate", self.on_chatstate)
         self.add_event_handler("receipt_received", lambda m: self.receipts.append(m["receipt"]))
         self.add_event_handler("marker_displayed", lambda m: self.markers.append(m["displayed"]["id"]))
         self.add_event_handler("stream_error", lambda e: emit(event="stream_error", condition=e["condition"], text=e["text"]))
@@ -68,6 +70,11 @@ class Client(slixmpp.ClientXMPP):
         }
         self.messages.append(entry)
         emit(event="message", **entry)
+
+    def on_chatstate(self, m):
+        entry = {"from": str(m["from"].bare), "state": m["chat_state"], "body": m["body"] or None}
+        self.states.append(entry)
+        emit(event="chatstate", **entry)
 
     def finish(self, result):
         if not self.done.done():
@@ -215,6 +222,31 @@ class Client(slixmpp.ClientXMPP):
             self["xep_0333"].send_marker(last["from"], last["id"], "displayed")
             await asyncio.sleep(0.5)
         return {"ok": len(self.messages) >= P["count"], "messages": self.messages}
+
+    async def s_typing(self):
+        # XEP-0085 as a client sends it: typing, a pause, typing again, then the message with <active/>
+        self.send_presence()
+        await self.get_roster()
+        await asyncio.sleep(P.get("delay", 0))
+        for state in P.get("states", ["composing", "paused", "composing"]):
+            m = self.make_message(mto=P["to"], mtype="chat")
+            m["chat_state"] = state
+            m.send()
+            await asyncio.sleep(P.get("gap", 0.4))
+        if P.get("body"):
+            m = self.make_message(mto=P["to"], mbody=P["body"], mtype="chat")
+            m["chat_state"] = "active"
+            m.send()
+        await asyncio.sleep(P.get("linger", 0.5))
+        return {"ok": True}
+
+    async def s_watch(self):
+        # waits for chat states (and messages) from others
+        self.send_presence()
+        await self.get_roster()
+        await self.wait_for(lambda: len(self.states) >= P.get("states", 0) and len(self.messages) >= P.get("count", 0), P.get("timeout", 20))
+        await asyncio.sleep(P.get("linger", 0))
+        return {"ok": True, "states": self.states, "messages": self.messages}
 
     async def s_mam(self):
         page = P.get("page", 50)
