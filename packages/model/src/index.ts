@@ -49,7 +49,7 @@ export {
 
 // Conversation segment documents: ids, genesis, appending messages, receipt keys.
 export {
-  CORRECTIONS_SEGMENT, isCorrectionsSegment, MAX_BODY_CHARS, SEGMENT_MESSAGE_LIMIT, appendMessage, checkChange, conversationId, emptySegment, newMessageId, receiptKey, segmentDocumentId,
+  ATTACHMENTS_SEGMENT, CORRECTIONS_SEGMENT, isCorrectionsSegment, MAX_FILE_BYTES, MAX_PICTURE_BYTES, PROFILE_SEGMENT, SEGMENT_BASE, segmentKind, type SegmentKind, MAX_BODY_CHARS, SEGMENT_MESSAGE_LIMIT, appendMessage, checkChange, conversationId, emptySegment, newMessageId, receiptKey, segmentDocumentId,
   type ConversationDoc, type MessageRecord, type NewMessage, type ReceiptState,
 } from "./conversation.js";
 

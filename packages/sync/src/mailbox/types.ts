@@ -41,6 +41,8 @@ export interface MessageView {
   replaces?: string;
   /** In whole-folder listings (inbox, outbox): the message shows its latest correction's text, written then. */
   correctedAt?: number;
+  /** A file inside the message (its text is the file's name): `Mailbox.file(id)` has the bytes. */
+  file?: { type: string; size: number };
   /** When, and as which number, it first reached (or was written on) this laptop: MAM order. */
   arrivedAt?: number;
   arrivalSeq?: number;

@@ -1,4 +1,4 @@
-// Corrections (XEP-0308 in the XMPP front door): a message that replaces one of its author's own
+// Side segments of a conversation. Corrections (XEP-0308 in the XMPP front door): a message that replaces one of its author's own
 // earlier messages. The reader sees the new text in the old one's place; a correction naming someone
 // else's message stays a plain message; a node that does not know corrections still shows every
 // message (the corrections live in a side document that only it refuses).
@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { checkChange, contactCard, CORRECTIONS_SEGMENT, decodeEnvelope, generateIdentity, openChange, type Envelope } from "@pigeon/model";
+import { checkChange, contactCard, CORRECTIONS_SEGMENT, MAX_FILE_BYTES, MAX_PICTURE_BYTES, decodeEnvelope, generateIdentity, openChange, type Envelope } from "@pigeon/model";
 import { fileStorage, Mailbox, type MessageView } from "../index.js";
 
 const dirs: string[] = [];
@@ -70,8 +70,8 @@ describe("corrections", () => {
     await carry(amara, zawadi);
     await expect(zawadi.m.correct(mine.id, "my drawing is a dog")).rejects.toThrow(/only your own/);
     // a modified laptop writes it anyway: a correction in zawadi's name that names amara's message
-    const sending = (zawadi.m as unknown as { sending: { sendTo(to: { signPublicKey: Uint8Array }, body: string, replaces: string): Promise<MessageView> } }).sending;
-    await sending.sendTo({ signPublicKey: amara.identity.person }, "my drawing is a dog", mine.id);
+    const sending = (zawadi.m as unknown as { sending: { sendTo(to: { signPublicKey: Uint8Array }, body: string, kind: "corrections", extra: { replaces: string }): Promise<MessageView> } }).sending;
+    await sending.sendTo({ signPublicKey: amara.identity.person }, "my drawing is a dog", "corrections", { replaces: mine.id });
     await carry(zawadi, amara);
     const views = await amara.m.messages({});
     expect(views.map((v) => v.body)).toEqual(["my drawing is a cat", "my drawing is a dog"]);
@@ -92,11 +92,50 @@ describe("corrections", () => {
     expect(corrections.length).toBe(1);
     const env = decodeEnvelope(corrections[0]!.bytes);
     const change = openChange(env, [...key.keyMap(env.conversation).values()][0]!)!;
-    expect(checkChange(change, env.author, env.author, false)).toMatchObject({ ok: false, reason: 'unexpected message field "replaces"' });
-    expect(checkChange(change, env.author, env.author, true).ok).toBe(true);
+    expect(checkChange(change, env.author, env.author, "messages")).toMatchObject({ ok: false, reason: 'unexpected message field "replaces"' });
+    expect(checkChange(change, env.author, env.author, "corrections").ok).toBe(true);
     // such a node takes everything but the corrections: the conversation goes on
     await carry(amara, zawadi, (e) => e.segment < CORRECTIONS_SEGMENT);
     expect((await zawadi.m.inbox()).map((v) => v.body)).toEqual(["see you at 5", "bring the ball"]);
+    expect(zawadi.m.state.rejections()).toEqual([]);
+    await Promise.all([amara.m.close(), zawadi.m.close()]);
+  });
+});
+
+describe("files and pictures", () => {
+  it("a file travels inside a message (the same bytes arrive); one over the limit is refused, saying it", async () => {
+    const { amara, zawadi } = await pair();
+    const bytes = new Uint8Array(40_000).map((_, i) => (i * 7) & 255);
+    const sent = await amara.m.sendFile("zawadi", "cat.png", "image/png", bytes);
+    expect(sent.file).toEqual({ type: "image/png", size: 40_000 });
+    await expect(amara.m.sendFile("zawadi", "big.jpg", "image/jpeg", new Uint8Array(MAX_FILE_BYTES + 1))).rejects.toThrow(/largest file is 49152 bytes/);
+    // every envelope stays within what carriers take
+    for (const e of amara.out) expect(e.bytes.length).toBeLessThanOrEqual(64 * 1024);
+    await carry(amara, zawadi);
+    const inbox = await zawadi.m.inbox();
+    expect(inbox.map((v) => [v.body, v.file])).toEqual([["cat.png", { type: "image/png", size: 40_000 }]]);
+    const got = await zawadi.m.file(inbox[0]!.id);
+    expect(got?.name).toBe("cat.png");
+    expect(Buffer.from(got!.bytes).equals(Buffer.from(bytes))).toBe(true);
+    expect(zawadi.m.state.rejections()).toEqual([]);
+    await Promise.all([amara.m.close(), zawadi.m.close()]);
+  });
+
+  it("a picture set by the user reaches each buddy, is not listed as a message, and the latest one counts", async () => {
+    const { amara, zawadi } = await pair();
+    await amara.m.send("zawadi", "hi");
+    const first = new Uint8Array(3000).fill(1);
+    expect(await amara.m.setPicture("image/png", first)).toBe(1);
+    await expect(amara.m.setPicture("image/png", new Uint8Array(MAX_PICTURE_BYTES + 1))).rejects.toThrow(/largest is 16384 bytes/);
+    await carry(amara, zawadi);
+    expect((await zawadi.m.pictureOf("amara"))?.bytes).toEqual(first);
+    expect((await zawadi.m.inbox()).map((v) => v.body)).toEqual(["hi"]);
+    const second = new Uint8Array(2000).fill(2);
+    await amara.m.setPicture("image/jpeg", second);
+    await carry(amara, zawadi);
+    expect(await zawadi.m.pictureOf("amara")).toEqual({ type: "image/jpeg", bytes: second });
+    // zawadi shared none
+    expect(await amara.m.pictureOf("zawadi")).toBeUndefined();
     expect(zawadi.m.state.rejections()).toEqual([]);
     await Promise.all([amara.m.close(), zawadi.m.close()]);
   });
