@@ -248,6 +248,42 @@ class Client(slixmpp.ClientXMPP):
         await asyncio.sleep(P.get("linger", 0))
         return {"ok": True, "states": self.states, "messages": self.messages}
 
+    async def s_vcard_set(self):
+        # XEP-0054/0153: the user's own vCard with a PHOTO, as Converse and Gajim store an avatar
+        from slixmpp.xmlstream import ET
+        iq = self.make_iq_set()
+        card = ET.SubElement(iq.xml, "{vcard-temp}vCard")
+        ET.SubElement(card, "{vcard-temp}FN").text = P.get("fn", "me")
+        photo = ET.SubElement(card, "{vcard-temp}PHOTO")
+        ET.SubElement(photo, "{vcard-temp}TYPE").text = P["type"]
+        ET.SubElement(photo, "{vcard-temp}BINVAL").text = P["photo"]
+        try:
+            await iq.send(timeout=20)
+            answer = "result"
+        except slixmpp.exceptions.IqError as e:
+            answer = e.iq["error"]["condition"] + ": " + (e.iq["error"]["text"] or "")
+        if P.get("to") and answer == "result":
+            self.send_message(mto=P["to"], mbody=P.get("body", "hello"), mtype="chat")
+            await asyncio.sleep(1)
+        return {"ok": True, "answer": answer}
+
+    async def s_vcard_get(self):
+        # asks for someone's vCard until it has a PHOTO (or the time is up)
+        end = time.time() + P.get("timeout", 20)
+        while True:
+            iq = self.make_iq_get(ito=P["who"])
+            iq.xml.append(slixmpp.xmlstream.ET.Element("{vcard-temp}vCard"))
+            res = await iq.send(timeout=10)
+            card = res.xml.find("{vcard-temp}vCard")
+            photo = card.find("{vcard-temp}PHOTO") if card is not None else None
+            if photo is not None or time.time() > end:
+                break
+            await asyncio.sleep(0.5)
+        return {"ok": True,
+                "fn": card.findtext("{vcard-temp}FN") if card is not None else None,
+                "type": photo.findtext("{vcard-temp}TYPE") if photo is not None else None,
+                "photo": "".join((photo.findtext("{vcard-temp}BINVAL") or "").split()) if photo is not None else None}
+
     async def s_mam(self):
         page = P.get("page", 50)
         # forwards from the start, page by page, with <after/>
