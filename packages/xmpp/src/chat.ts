@@ -39,11 +39,15 @@ export function clientMessage(a: Account, s: Session, m: XmlElement): void {
   const clientId = m.attrs.id;
   const isPrivate = !!child(m, "private", NS.carbons);
   const replace = child(m, "replace", NS.correct)?.attrs.id;
+  // the URL of a file the client just uploaded here (XEP-0363): the file itself goes
+  const upload = a.files.uploaded(body);
   const parts = splitBody(body);
   if (!parts)
     return messageError(s, m, "not-acceptable", "modify",
       `the message is ${body.length} characters; the longest message is ${MAX_MESSAGE_CHARS} characters (sent as up to ${MAX_PARTS} parts)`);
-  (replace !== undefined && parts && parts.length === 1 ? correction(a, bare, replace, body) : sendParts(a, bare, parts))
+  (upload
+    ? a.mailbox.sendFile(bare, upload.name, upload.type, upload.bytes).then((v) => (a.files.sent(upload.token, v.id), [v]))
+    : replace !== undefined && parts && parts.length === 1 ? correction(a, bare, replace, body) : sendParts(a, bare, parts))
     .then((views) => {
       // the client knows its message by its own id: the first part carries it (receipts, carbons, MAM)
       views.forEach((view, i) => {

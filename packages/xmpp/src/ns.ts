@@ -34,6 +34,8 @@ export const NS = {
   hints: "urn:xmpp:hints",
   csi: "urn:xmpp:csi:0",
   correct: "urn:xmpp:message-correct:0",
+  upload: "urn:xmpp:http:upload:0",
+  oob: "jabber:x:oob",
 } as const;
 
 /** XEP-0082 date-time in UTC, e.g. 2026-01-02T03:04:05.678Z. */
