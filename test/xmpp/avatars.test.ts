@@ -1,9 +1,10 @@
 // Avatars (XEP-0054/XEP-0153 vCard PHOTO, issue 21): slixmpp on amara's node stores a vCard with a
 // picture; after amara writes to baraka, slixmpp on baraka's node asks for amara's vCard and gets
 // the same picture, byte for byte (it travelled as amara's Pigeon picture). A picture over the
-// 16 KiB limit is refused, saying so. PEP avatars (XEP-0084) are not served and not advertised.
+// 16 KiB limit is refused, saying so; baraka's client, online meanwhile, gets amara's presence again
+// with the picture's hash (XEP-0153). PEP avatars (XEP-0084) are not served and not advertised.
 // The same vCard round trip against Prosody (reference: there both users are on one server).
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { afterAll, describe, expect, it } from "vitest";
 import { cleanupAll } from "../helpers.js";
 import { announceSkip, befriend, missing, slix, startProsody, startXmppNode } from "./xmpp-helpers.js";
@@ -23,11 +24,16 @@ describe.skipIf(!!why)("avatars (vCard PHOTO)", () => {
     await befriend(a, b);
     const big = await slix({ jid: a.jid, password: a.password, port: a.xmppPort, scenario: "vcard_set", type: "image/png", photo: randomBytes(20_000).toString("base64") });
     expect(big.result.answer).toMatch(/^not-acceptable: the picture is 20000 bytes; .* 16384 bytes/);
+    // baraka's client is online and learns of the picture from amara's presence (XEP-0153)
+    const watching = slix({ jid: b.jid, password: b.password, port: b.xmppPort, scenario: "photo_hash", who: a.jid, timeout: 30 });
+    await new Promise((r) => setTimeout(r, 1500));
     const set = await slix({ jid: a.jid, password: a.password, port: a.xmppPort, scenario: "vcard_set", type: "image/png", photo: picture, to: b.jid, body: "look at my picture" });
     expect(set.result.answer).toBe("result");
     const got = await slix({ jid: b.jid, password: b.password, port: b.xmppPort, scenario: "vcard_get", who: a.jid, timeout: 20 });
     expect(got.result.type).toBe("image/png");
     expect(got.result.photo).toBe(picture);
+    const hashes = (await watching).result.hashes as string[];
+    expect(hashes.at(-1)).toBe(createHash("sha1").update(Buffer.from(picture, "base64")).digest("hex"));
     // and the other way round nothing was shared: a name only
     const none = await slix({ jid: a.jid, password: a.password, port: a.xmppPort, scenario: "vcard_get", who: b.jid, timeout: 0 });
     expect([none.result.fn, none.result.photo]).toEqual(["baraka", null]);

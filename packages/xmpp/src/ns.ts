@@ -18,6 +18,7 @@ export const NS = {
   version: "jabber:iq:version",
   private: "jabber:iq:private",
   vcard: "vcard-temp",
+  vcardUpdate: "vcard-temp:x:update",
   blocking: "urn:xmpp:blocking",
   blockingErrors: "urn:xmpp:blocking:errors",
   carbons: "urn:xmpp:carbons:2",

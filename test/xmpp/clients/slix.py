@@ -321,6 +321,21 @@ class Client(slixmpp.ClientXMPP):
             await asyncio.sleep(1)
         return {"ok": True, "answer": answer}
 
+    async def s_photo_hash(self):
+        # XEP-0153: waits for a presence from `who` whose vcard-temp:x:update carries a photo hash
+        hashes = []
+
+        def on_presence(p):
+            x = p.xml.find("{vcard-temp:x:update}x")
+            if str(p["from"].bare) == P["who"] and x is not None:
+                hashes.append(x.findtext("{vcard-temp:x:update}photo") or "")
+                emit(event="photo", hash=hashes[-1])
+        self.add_event_handler("presence", on_presence)
+        self.send_presence()
+        await self.get_roster()
+        await self.wait_for(lambda: any(hashes), P.get("timeout", 20))
+        return {"ok": True, "hashes": hashes}
+
     async def s_vcard_get(self):
         # asks for someone's vCard until it has a PHOTO (or the time is up)
         end = time.time() + P.get("timeout", 20)

@@ -173,6 +173,8 @@ export type MailboxEvents = {
   changed: [];
   /** A message appeared for the first time (received, or written here). */
   message: [MessageView];
+  /** Someone's picture (their avatar) arrived or changed: `Mailbox.pictureOf(from)` has it. */
+  picture: [{ from: string }];
   /** A receipt appeared for the first time. */
   receipt: [ReceiptEvent];
   /** A laptop was met for the first time (a contact, not a buddy: the user chooses buddies). */

@@ -14,6 +14,10 @@ export class Views {
     const at = core.now();
     // a profile segment holds the author's picture, not messages to show (pictureOf reads it)
     const profile = segmentKind(segment) === "profile";
+    if (profile) {
+      const author = doc.messages.at(-1)?.author.toString();
+      if (author && author !== core.myKeyId) core.events.emit("picture", { from: core.addressOfKeyId(author, members) });
+    }
     for (let i = 0; i < doc.messages.length && !profile; i++) {
       const m = doc.messages[i]!;
       const seq = core.state.recordArrival(`m:${m.id.toString()}`, at);
