@@ -23,6 +23,10 @@ describe.skipIf(!!why)("pictures in Converse.js", () => {
     await befriend(a, b);
     const c = await startConverse({ websocket: b.websocket, jid: b.jid, password: b.password, port: pagePort });
     onCleanup(() => c.close());
+    // the chat with amara open, as a child who is talking to her has it
+    await c.page.evaluate(async (jid) => {
+      await (window as unknown as { __c: { api: { chats: { open(j: string): Promise<unknown> } } } }).__c.api.chats.open(jid);
+    }, a.jid);
     // a real PNG, drawn by the browser itself: a green square
     const png = await c.page.evaluate(() => {
       const canvas = document.createElement("canvas");
@@ -44,7 +48,13 @@ describe.skipIf(!!why)("pictures in Converse.js", () => {
           .filter((i) => i.src.includes("/xmpp-files/") && i.complete && i.naturalWidth > 0)
           .map((i) => [new URL(i.src).pathname.split("/").pop(), i.naturalWidth, i.naturalHeight]),
       );
-    await waitFor(async () => (await loaded()).length >= 2, `Converse to show both pictures:\n${c.console.slice(-20).join("\n")}`, 40_000);
+    const shown = () => c.page.evaluate(() => [...document.querySelectorAll("converse-chat-message")].map((m) => m.innerHTML.replace(/<!---->/g, "").slice(0, 600)));
+    try {
+      await waitFor(async () => (await loaded()).length >= 2, "Converse to show both pictures", 40_000);
+    } catch (e) {
+      await c.screenshot(join(ARTIFACTS, "xmpp-converse-pictures-failed.png"));
+      throw new Error(`${(e as Error).message}\n${(await shown()).join("\n---\n")}`);
+    }
     expect((await loaded()).sort()).toEqual([["drawing.svg", 600, 400], ["square.png", 120, 80]]);
     mkdirSync(ARTIFACTS, { recursive: true });
     await c.screenshot(join(ARTIFACTS, "xmpp-converse-pictures.png"));
