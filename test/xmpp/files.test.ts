@@ -30,7 +30,7 @@ describe.skipIf(!!why)("files and drawings (XEP-0363, XEP-0066)", () => {
     expect(up.result.error, JSON.stringify(up.result)).toBeUndefined();
     expect(up.result.url).toMatch(new RegExp(`^http://127\\.0\\.0\\.1:${a.controlPort}/xmpp-upload/[0-9a-f]{32}/cat\\.png$`));
     expect(up.result.put_status).toBe(201);
-    expect(up.result.limit).toBe(49152);
+    expect(up.result.limit).toBe(48128);
     expect(up.result.received).toBe(true);
     // the web app's drawing: two strokes
     const drawing = encodeDrawing([{ colour: 1, size: 1, points: [10, 10, 200, 150, 300, 40] }, { colour: 5, size: 2, points: [50, 300] }]);
@@ -53,10 +53,10 @@ describe.skipIf(!!why)("files and drawings (XEP-0363, XEP-0066)", () => {
 
     // too big: slixmpp reads the advertised limit and refuses before uploading
     const big = await slix({ jid: a.jid, password: a.password, port: a.xmppPort, scenario: "upload", to: b.jid, filename: "big.jpg", type: "image/jpeg", data: randomBytes(60_000).toString("base64") });
-    expect(big.result.error).toBe("FileTooBig: 60000 > 49152");
+    expect(big.result.error).toBe("FileTooBig: 60000 > 48128");
     // and a client that asks anyway is refused the slot, saying the limit
     const asked = await slix({ jid: a.jid, password: a.password, port: a.xmppPort, scenario: "upload", to: b.jid, filename: "big.jpg", type: "image/jpeg", data: randomBytes(60_000).toString("base64"), respect_limit: false });
-    expect(asked.result.error).toMatch(/^slot refused: not-acceptable: the file is 60000 bytes; a file travels between laptops only up to 49152 bytes/);
+    expect(asked.result.error).toMatch(/^slot refused: not-acceptable: the file is 60000 bytes; a file travels between laptops only up to 48128 bytes/);
     // the files are not served to anyone else's Host, nor to another web page
     const url = new URL(file!.oob!);
     expect((await http(b.controlPort, "GET", url.pathname, { host: `evil.example:${b.controlPort}` })).status).toBe(403);

@@ -26,11 +26,13 @@ export const CORRECTIONS_SEGMENT = 1_000_000;
 export const ATTACHMENTS_SEGMENT = 2_000_000;
 export const PROFILE_SEGMENT = 3_000_000;
 /**
- * The largest file in a message: its sealed envelope must stay under the 64 KiB carriers take
- * (carrierLimits' maxCarriedEnvelopeBytes), with room for the Automerge change, the seal and the
- * padding. A photo from a phone is larger: the client is told the limit before it uploads.
+ * The largest file in a message: its sealed envelope must stay within the 64 KiB carriers take
+ * (carrierLimits' maxCarriedEnvelopeBytes). Sealed changes are padded to a multiple of 16 KiB, so the
+ * change must fit in 48 KiB (padded to 64 KiB, the envelope's header and seal would pass the limit):
+ * 47 KiB of file leaves 1 KiB for the rest of the change (ids, clock, name up to 200 characters,
+ * media type, dependencies). A photo from a phone is larger: the client is told the limit first.
  */
-export const MAX_FILE_BYTES = 48 * 1024;
+export const MAX_FILE_BYTES = 47 * 1024;
 /** A person's picture is shown small and sent to every buddy: 16 KiB. */
 export const MAX_PICTURE_BYTES = 16 * 1024;
 

@@ -61,7 +61,7 @@ export class Files {
       const name = (r.attrs.filename ?? "").replace(/[\u0000-\u001f/\\]/g, "").slice(0, 200);
       if (!name || !Number.isSafeInteger(size) || size <= 0) throw new StanzaError("bad-request", "a slot needs a file name and a size");
       if (size > MAX_FILE_BYTES)
-        throw new StanzaError("not-acceptable", `the file is ${size} bytes; a file travels between laptops only up to ${MAX_FILE_BYTES} bytes (48 KiB)`, "modify");
+        throw new StanzaError("not-acceptable", `the file is ${size} bytes; a file travels between laptops only up to ${MAX_FILE_BYTES} bytes (${MAX_FILE_BYTES / 1024} KiB)`, "modify");
       this.expire();
       if (this.slots.size >= MAX_SLOTS) throw new StanzaError("resource-constraint", "too many uploads at once: try again in a few minutes", "wait");
       const type = /^[a-z]+\/[a-z0-9][a-z0-9.+-]{0,80}$/.test(r.attrs["content-type"] ?? "") ? r.attrs["content-type"]! : "application/octet-stream";
