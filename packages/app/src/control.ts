@@ -14,6 +14,8 @@ export interface ControlContext {
   token: string;
   /** Host and Origin checks, shared with the WebSocket upgrades (http-guard.ts). */
   guard: HttpGuard;
+  /** XMPP's HTTP upload and files (behind the guard, no token: the URLs are the capability). False: not its path. */
+  xmppHttp?: (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
   info: () => Omit<Whoami, "address" | "fingerprint" | "signPublicKey">;
   /** The sync port's counts of connections that never proved who they are. */
   unproven: () => NonNullable<Status["unproven"]>;
@@ -250,6 +252,7 @@ export function createControlServer(ctx: ControlContext): ControlServer {
         const path = (req.url ?? "/").split("?")[0]!;
         // the web app has its own session and CSRF checks (web-app.ts), not the command's token
         if (web && WebApp.owns(path)) return await web.handle(req, res, path);
+        if (ctx.xmppHttp && (await ctx.xmppHttp(req, res))) return;
         const auth = Buffer.from(req.headers.authorization ?? "");
         if (auth.length !== expected.length || !timingSafeEqual(auth, expected)) throw new HttpError(401, "unauthorized", "missing or wrong token");
         const endpoint = `${req.method} ${path}`;

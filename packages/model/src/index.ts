@@ -55,7 +55,7 @@ export {
 
 // Conversation segment documents: ids, genesis, appending messages, receipt keys.
 export {
-  MAX_BODY_CHARS, SEGMENT_MESSAGE_LIMIT, appendMessage, conversationId, emptySegment, newMessageId, receiptKey, segmentDocumentId,
+  ATTACHMENTS_SEGMENT, CORRECTIONS_SEGMENT, isCorrectionsSegment, MAX_FILE_BYTES, MAX_PICTURE_BYTES, PROFILE_SEGMENT, SEGMENT_BASE, segmentKind, type SegmentKind, MAX_BODY_CHARS, SEGMENT_MESSAGE_LIMIT, appendMessage, checkChange, conversationId, emptySegment, newMessageId, receiptKey, segmentDocumentId,
   type ConversationDoc, type MessageRecord, type NewMessage, type ReceiptState,
 } from "./conversation.js";
 
@@ -87,7 +87,7 @@ export {
 } from "./handshake.js";
 
 // Sync frames inside a link.
-export { FrameType, MAX_IDS_PER_FRAME, MAX_PROBES_PER_FRAME, decodeFrame, encodeFrame, type ProbeEntry, type SyncFrame } from "./wire.js";
+export { CHAT_STATES, FrameType, MAX_IDS_PER_FRAME, MAX_PROBES_PER_FRAME, decodeFrame, encodeFrame, type ChatState, type ProbeEntry, type SyncFrame } from "./wire.js";
 
 // Reconciliation: IBLT sketches and slices of the id space.
 export { IBLT_KEY_BYTES, Iblt, SKETCH_LEVELS, SPLIT_LEVEL } from "./iblt.js";

@@ -9,6 +9,7 @@
 //   SliceSketch = varint 7, range, varint level, varint slice size, IBLT
 //   SliceDone   = varint 8, range, varint level
 //   Probe       = varint 11, varint n, n x (raw16 id prefix, raw32 E, varint k, k x raw16 tag)
+//   ChatState   = varint 12, u8 state (0 active, 1 composing, 2 paused, 3 inactive, 4 gone)
 // Varints are read in their shortest form only, so a frame has exactly one encoding.
 import { DecodeError, Reader, Writer } from "./bytes.js";
 import { MAX_ENVELOPE_BYTES } from "./envelope.js";
@@ -45,6 +46,11 @@ export const FrameType = {
    * one of its recipients: the peer answers Want16 for the entries whose tags its sealing keys match.
    */
   Probe: 11,
+  /**
+   * Live, never stored or carried: the link's person tells the person at the other end whether they
+   * are typing to them now (XEP-0085 chat states). Only between buddies' laptops that are connected.
+   */
+  ChatState: 12,
 } as const;
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 
@@ -62,6 +68,10 @@ export interface ProbeEntry {
   tags: Uint8Array[];
 }
 
+/** XEP-0085's five states; the index is the wire byte. */
+export const CHAT_STATES = ["active", "composing", "paused", "inactive", "gone"] as const;
+export type ChatState = (typeof CHAT_STATES)[number];
+
 export type SyncFrame =
   | { type: "have"; last: boolean; ids: Uint8Array[] }
   | { type: "want"; ids: Uint8Array[] }
@@ -73,7 +83,8 @@ export type SyncFrame =
   | { type: "want16"; keys: Uint8Array[] }
   | { type: "probe"; entries: ProbeEntry[] }
   | { type: "pair-request"; request: Uint8Array }
-  | { type: "pair-grant"; grant: Uint8Array };
+  | { type: "pair-grant"; grant: Uint8Array }
+  | { type: "chat-state"; state: ChatState };
 
 function writeIds(w: Writer, ids: Uint8Array[]): void {
   if (ids.length > MAX_IDS_PER_FRAME) throw new RangeError("too many ids in one frame");
@@ -136,6 +147,9 @@ export function encodeFrame(f: SyncFrame): Uint8Array {
       break;
     case "pair-grant":
       w.varint(FrameType.PairGrant).bytes(f.grant);
+      break;
+    case "chat-state":
+      w.varint(FrameType.ChatState).u8(CHAT_STATES.indexOf(f.state));
       break;
   }
   return w.finish();
@@ -209,6 +223,12 @@ export function decodeFrame(bytes: Uint8Array): SyncFrame {
     case FrameType.PairGrant:
       f = { type: "pair-grant", grant: Uint8Array.from(r.bytes(4096)) };
       break;
+    case FrameType.ChatState: {
+      const state = CHAT_STATES[r.u8()];
+      if (!state) throw new DecodeError("unknown chat state");
+      f = { type: "chat-state", state };
+      break;
+    }
     default:
       throw new DecodeError(`unknown frame type ${type}`);
   }

@@ -31,7 +31,7 @@ export { pairDevice, type Paired, type PairOptions } from "./pairing.js";
 export { PAIRING_WINDOW_MS, type DeviceView } from "./mailbox/devices.js";
 
 // Reconciling sealed stores over PeerLinks, and links in memory that keep the same rules.
-export { SyncEngine, type PairingHooks, type PeerView, type ReconcileStats, type SyncOptions, type SyncStore } from "./sync-engine.js";
+export { LIVE_BURST, LIVE_PER_SECOND, SyncEngine, type PairingHooks, type PeerView, type ReconcileStats, type SyncOptions, type SyncStore } from "./sync-engine.js";
 export { memoryLinkPair, type MemoryPeerLink } from "./memory-link.js";
 
 // One logger for the node.

@@ -15,7 +15,7 @@
 // queue, flow control), and split apart they would pass that state around instead.
 import { EventEmitter } from "node:events";
 import {
-  compareBytes, DecodeError, EnvelopeKind, decodeFrame, decodeSealed, encodeFrame, envelopeId, formatAddress, MAX_IDS_PER_FRAME, MAX_PROBES_PER_FRAME, MAX_RANGE_DEPTH,
+  compareBytes, DecodeError, EnvelopeKind, equalBytes, type ChatState, decodeFrame, decodeSealed, encodeFrame, envelopeId, formatAddress, MAX_IDS_PER_FRAME, MAX_PROBES_PER_FRAME, MAX_RANGE_DEPTH,
   rangeBounds, rangeChildren, rangeWeight, SKETCH_LEVELS, SPLIT_LEVEL, toHex, WHOLE_RANGE, WHOLE_WEIGHT,
   type ContactCard, type Iblt, type IdRange, type PeerLink, type ProbeEntry, type SyncFrame,
   type LinkPeer,
@@ -135,6 +135,29 @@ export interface PeerView {
   reconcile: ReconcileStats;
 }
 
+/**
+ * Live frames (chat states) per link and direction: a burst of 5, then one a second. A client that
+ * sends "composing" at every key press (against XEP-0085) costs the link at most that; the rest are
+ * dropped, and so are a peer's frames past it.
+ */
+export const LIVE_BURST = 5;
+export const LIVE_PER_SECOND = 1;
+
+class Budget {
+  private tokens: number;
+  private at = 0;
+  constructor(private readonly burst: number, private readonly perSecond: number) {
+    this.tokens = burst;
+  }
+  take(now: number): boolean {
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.at) / 1000) * this.perSecond);
+    this.at = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+}
+
 class Session {
   /** The peer is remembered as a contact (retried on later frames if the disk was full at first). */
   met = false;
@@ -169,6 +192,13 @@ class Session {
   flushQueued = false;
   paused = false;
   lastReceivedAt = 0;
+  /** Live chat states: what was last sent (not sent again while unchanged), and both ways' rate budgets. */
+  lastChatState: ChatState | undefined;
+  /** The latest state held back by the budget, sent when the budget allows (only the latest counts). */
+  heldChatState: ChatState | undefined;
+  heldTimer: NodeJS.Timeout | undefined;
+  readonly chatStatesOut = new Budget(LIVE_BURST, LIVE_PER_SECOND);
+  readonly chatStatesIn = new Budget(LIVE_BURST, LIVE_PER_SECOND);
   constructor(readonly link: PeerLink, now: number) {
     this.since = now;
     this.recon = { sketches: 0, slices: 0, roundTrips: 0, wanted: 0, offered: 0, done: false, fallback: false, startedAt: now };
@@ -182,7 +212,7 @@ class Session {
   }
 }
 
-type Events = { "peer-up": [PeerLink]; "peer-down": [PeerLink, string] };
+type Events = { "peer-up": [PeerLink]; "peer-down": [PeerLink, string]; "chat-state": [PeerLink, ChatState] };
 
 export class SyncEngine extends EventEmitter<Events> {
   private readonly sessions = new Set<Session>();
@@ -238,6 +268,7 @@ export class SyncEngine extends EventEmitter<Events> {
     });
     link.onClose((reason) => {
       this.sessions.delete(s);
+      clearTimeout(s.heldTimer);
       this.log.info(`disconnected from ${who}${reason ? `: ${reason}` : ""}`);
       this.emit("peer-down", link, reason);
     });
@@ -445,6 +476,37 @@ export class SyncEngine extends EventEmitter<Events> {
     await new Promise<void>((r) => setImmediate(r)); // a frame of probes is up to a few hundred X25519: let pings in
   }
 
+  /**
+   * Tells `person` (their person key) whether the user is typing to them, over every open link to a
+   * laptop of theirs, now or never: nothing is stored or carried, a link that is not up gets nothing.
+   * Whether they may be told (a buddy) is the caller's decision. Returns the links it went over.
+   */
+  sendChatState(person: Uint8Array, state: ChatState): number {
+    let n = 0;
+    for (const s of this.sessions) {
+      if (s.link.closed || !equalBytes(s.link.peer.signPublicKey, person)) continue;
+      if (this.chatStateOn(s, state)) n++;
+    }
+    return n;
+  }
+
+  private chatStateOn(s: Session, state: ChatState): boolean {
+    s.heldChatState = undefined;
+    if (s.lastChatState === state) return false;
+    if (!s.chatStatesOut.take(this.now())) {
+      // over the budget: the last state still goes, a second later (the peer must not see "typing" forever)
+      s.heldChatState = state;
+      s.heldTimer ??= setTimeout(() => {
+        s.heldTimer = undefined;
+        if (s.heldChatState && !s.link.closed) this.chatStateOn(s, s.heldChatState);
+      }, 1000 / LIVE_PER_SECOND).unref();
+      return false;
+    }
+    s.lastChatState = state;
+    this.send(s, { type: "chat-state", state });
+    return true;
+  }
+
   peers(): PeerView[] {
     return [...this.sessions].map((s) => ({
       address: formatAddress(s.link.peer),
@@ -598,6 +660,10 @@ export class SyncEngine extends EventEmitter<Events> {
       }
       case "pair-grant":
         this.pairing?.granted?.(s.link.peer, f.grant);
+        return;
+      case "chat-state":
+        // shown only to the user's clients, and only if the link's person is a buddy (the listener's check)
+        if (s.chatStatesIn.take(this.now())) this.emit("chat-state", s.link, f.state);
         return;
       case "envelope": {
         s.received++;

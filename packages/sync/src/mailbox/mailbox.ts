@@ -384,6 +384,34 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
     return this.sending.reply(messageId, body);
   }
 
+  /** Corrects one of the user's own messages: readers show the new text in its place (XEP-0308). */
+  correct(messageId: string, body: string): Promise<MessageView> {
+    return this.sending.correct(messageId, body);
+  }
+
+  /** Sends a file (at most MAX_FILE_BYTES) as a message whose text is its name. */
+  sendFile(address: string, name: string, type: string, bytes: Uint8Array): Promise<MessageView> {
+    return this.sending.sendFile(address, name, type, bytes);
+  }
+
+  /** The file inside a message, if it has one. */
+  file(messageId: string): Promise<{ name: string; type: string; bytes: Uint8Array } | undefined> {
+    return this.core.serial(() => this.views.file(messageId));
+  }
+
+  /** Sets the user's picture (at most MAX_PICTURE_BYTES): their buddies' clients show it. Returns the conversations it was written to. */
+  setPicture(type: string, bytes: Uint8Array): Promise<number> {
+    return this.sending.setPicture(type, bytes);
+  }
+
+  /** The picture someone shared with the user (a buddy's avatar), if any. */
+  pictureOf(address: string): Promise<{ type: string; bytes: Uint8Array } | undefined> {
+    return this.core.serial(async () => {
+      const c = this.people.resolve(address);
+      return this.views.pictureOf(c.signPublicKey);
+    });
+  }
+
   receive(bytes: Uint8Array, hops: number, from?: string, source?: Uint8Array, copies = 1): Promise<ReceiveResult> {
     return this.receiving.receiveMany([{ bytes, hops, from, source, copies }]).then((r) => r[0]!);
   }

@@ -1,7 +1,7 @@
 // What the user sees: each message as a view (who, what, and for outgoing ones how far it got),
 // the arrival numbering that XMPP archives page through, and paged per-conversation queries that
 // load only the segments they show.
-import { equalBytes, fromHex, keyId, receiptKey, toHex, type ConversationDoc } from "@pigeon/model";
+import { conversationId, equalBytes, fromHex, keyId, receiptKey, segmentKind, toHex, type ConversationDoc } from "@pigeon/model";
 import type { MailboxCore } from "./core.js";
 import type { MessageQuery, MessageView } from "./types.js";
 
@@ -12,7 +12,13 @@ export class Views {
   noteArrivals(conv: Uint8Array, members: Uint8Array[], segment: number, doc: ConversationDoc, hops = 0): void {
     const { core } = this;
     const at = core.now();
-    for (let i = 0; i < doc.messages.length; i++) {
+    // a profile segment holds the author's picture, not messages to show (pictureOf reads it)
+    const profile = segmentKind(segment) === "profile";
+    if (profile) {
+      const author = doc.messages.at(-1)?.author.toString();
+      if (author && author !== core.myKeyId) core.events.emit("picture", { from: core.addressOfKeyId(author, members) });
+    }
+    for (let i = 0; i < doc.messages.length && !profile; i++) {
       const m = doc.messages[i]!;
       const seq = core.state.recordArrival(`m:${m.id.toString()}`, at);
       if (seq === undefined) continue;
@@ -43,6 +49,14 @@ export class Views {
       hlc: m.hlc.toString(),
       claimedSentAt: m.sentAt,
     };
+    if (m.file) view.file = { type: m.fileType?.toString() ?? "application/octet-stream", size: m.file.length };
+    const replaces = m.replaces?.toString();
+    if (replaces !== undefined) {
+      // only the author may correct their message: in a conversation of two, the same direction is
+      // the same author; a correction naming someone else's (or an unknown) message stays a plain one
+      const target = core.state.indexedMessage(replaces);
+      if (target && equalBytes(target.conversation, conv) && target.outgoing === mine && members.length === 2) view.replaces = replaces;
+    }
     const arrival = core.state.arrival(`m:${id}`);
     if (arrival) {
       view.arrivedAt = arrival.at;
@@ -88,11 +102,40 @@ export class Views {
     for (const conv of core.state.conversations()) {
       const members = core.state.members(conv)!;
       for (const seg of core.state.segments(conv)) {
+        if (segmentKind(seg) === "profile") continue; // the author's picture, not messages
         const doc = (await core.segmentHandle(conv, seg)).doc();
         for (let i = 0; i < doc.messages.length; i++) out.push(this.viewOf(conv, members, doc, i));
       }
     }
-    return out.sort((a, b) => (a.hlc < b.hlc ? -1 : a.hlc > b.hlc ? 1 : a.from < b.from ? -1 : 1));
+    return applyCorrections(out.sort((a, b) => (a.hlc < b.hlc ? -1 : a.hlc > b.hlc ? 1 : a.from < b.from ? -1 : 1)));
+  }
+
+  /** The file in a message (its name is the message's text), loading only its segment. */
+  async file(id: string): Promise<{ name: string; type: string; bytes: Uint8Array } | undefined> {
+    const at = this.core.state.indexedMessage(id);
+    if (!at) return undefined;
+    const doc = (await this.core.segmentHandle(at.conversation, at.segment)).doc();
+    const i = positions(doc).get(id);
+    const m = i === undefined ? undefined : doc.messages[i];
+    if (!m?.file) return undefined;
+    return { name: m.body.toString(), type: m.fileType?.toString() ?? "application/octet-stream", bytes: new Uint8Array(m.file) };
+  }
+
+  /** The latest picture a person put in their conversation with the user (by their clock), if any. */
+  async pictureOf(person: Uint8Array): Promise<{ type: string; bytes: Uint8Array } | undefined> {
+    const { core } = this;
+    const conv = conversationId([core.me, person]);
+    const author = keyId(person);
+    let best: { hlc: string; type: string; bytes: Uint8Array } | undefined;
+    for (const seg of core.state.segments(conv)) {
+      if (segmentKind(seg) !== "profile") continue;
+      for (const m of (await core.segmentHandle(conv, seg)).doc().messages) {
+        if (m.author.toString() !== author || !m.file) continue;
+        const hlc = m.hlc.toString();
+        if (!best || hlc > best.hlc) best = { hlc, type: m.fileType?.toString() ?? "application/octet-stream", bytes: new Uint8Array(m.file) };
+      }
+    }
+    return best && { type: best.type, bytes: best.bytes };
   }
 
   /** One message by id, loading only its segment. */
@@ -150,6 +193,7 @@ export class Views {
     for (const conv of core.state.conversations()) {
       const members = core.state.members(conv)!;
       for (const seg of core.state.segments(conv)) {
+        if (segmentKind(seg) === "profile") continue; // the author's picture, not messages
         const doc = (await core.segmentHandle(conv, seg)).doc();
         for (const m of doc.messages) {
           const arrival = core.state.arrival(`m:${m.id.toString()}`);
@@ -178,4 +222,23 @@ function positions(doc: ConversationDoc): Map<string, number> {
     positionsByDoc.set(doc, map);
   }
   return map;
+}
+
+/**
+ * A listing as the user sees it: each corrected message with its latest correction's text (by the
+ * author's clock), and the corrections themselves not listed apart. `list` is in clock order.
+ */
+export function applyCorrections(list: MessageView[]): MessageView[] {
+  const byId = new Map(list.map((v) => [v.id, v]));
+  const out: MessageView[] = [];
+  for (const v of list) {
+    const target = v.replaces !== undefined ? byId.get(v.replaces) : undefined;
+    if (!target) {
+      out.push(v);
+      continue;
+    }
+    target.body = v.body;
+    target.correctedAt = v.claimedSentAt;
+  }
+  return out;
 }
