@@ -4,17 +4,21 @@
 // private mount namespace so the machine's own store is never touched — Gajim logs in and chats with
 // a Converse.js user (Chromium) on another Pigeon node: it receives their message, answers from its
 // chat window (typed with xdotool), and each side gets the delivered mark for its own message.
-// Screenshots: test-artifacts/xmpp-gajim.png and test-artifacts/xmpp-gajim-converse.png.
+// Then baraka sends a picture (uploaded from slixmpp on baraka's node) and a web-app drawing: Gajim, with
+// its default preview settings and no further step, shows both as images, fetched from amara's node.
+// Screenshots: test-artifacts/xmpp-gajim.png, xmpp-gajim-converse.png and xmpp-gajim-pictures.png.
 // Gajim refuses to run as root, so it runs as `nobody` with its own HOME and configuration folder;
 // the account (server 127.0.0.1 and the port, as a teacher types them in its account window) is
 // written into the settings database Gajim made on its first start.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { cleanupAll, onCleanup, pigeonJson, ROOT, tempDir } from "../helpers.js";
+import { encodeDrawing } from "@pigeon/model";
+import { cleanupAll, onCleanup, pigeon, pigeonJson, ROOT, tempDir } from "../helpers.js";
 import { startConverse } from "./clients/converse.js";
-import { announceSkip, befriend, freePort, missing, PYTHON, startXmppNode, waitFor } from "./xmpp-helpers.js";
+import { announceSkip, befriend, freePort, missing, PYTHON, slix, startXmppNode, waitFor } from "./xmpp-helpers.js";
 
 afterAll(cleanupAll);
 
@@ -24,7 +28,7 @@ function gajimMissing(): string | undefined {
   for (const [bin, pkg] of [["/usr/bin/gajim", "gajim"], ["/usr/bin/Xvfb", "xvfb"], ["/usr/bin/xdotool", "xdotool"], ["/usr/bin/import", "imagemagick"]] as const)
     if (!existsSync(bin)) return `${pkg} is not installed (apt-get install ${pkg})`;
   if (process.getuid?.() !== 0) return "needs root (a private mount namespace for the trust store, and running Gajim as nobody)";
-  return missing("chromium");
+  return missing("chromium") ?? missing("slixmpp");
 }
 
 const why = gajimMissing();
@@ -74,7 +78,7 @@ function gajim(dir: string, display: string, bundle: string): ChildProcess {
 const sql = (db: string, code: string) => execFileSync(PYTHON, ["-c", `import sqlite3, json, sys\nc = sqlite3.connect(sys.argv[1])\n${code}`, db], { encoding: "utf8" });
 
 describe.skipIf(!!why)("Gajim under Xvfb", () => {
-  it("logs in with its defaults after the one step and chats with a Converse user on another node, delivered marks both ways", async () => {
+  it("logs in with its defaults after the one step and chats with a Converse user on another node, delivered marks both ways, pictures shown as images", async () => {
     const pagePort = await freePort();
     const a = await startXmppNode("amara");
     const b = await startXmppNode("baraka", ["--peer", `127.0.0.1:${a.syncPort}`, "--allow-origin", `http://127.0.0.1:${pagePort}`]);
@@ -116,7 +120,8 @@ c.commit()`);
     onCleanup(() => c.close());
     const id = await c.send(a.jid, "hello gajim, from Converse");
     const logs = join(dir, "cfg", "logs.db");
-    await waitFor(() => existsSync(logs) && sql(logs, "print(json.dumps([r[0] for r in c.execute('select message from logs')]))").includes("hello gajim, from Converse"), "Gajim to store the message", 30_000);
+    const stored = () => JSON.parse(sql(logs, "print(json.dumps([r[0] for r in c.execute('select message from logs')]))")) as string[];
+    await waitFor(() => existsSync(logs) && stored().includes("hello gajim, from Converse"), "Gajim to store the message", 30_000);
     await waitFor(() => c.received(a.jid, id), "the delivered tick in Converse", 30_000);
 
     // open the chat (the conversation row at the top of the list) and answer from the keyboard
@@ -139,5 +144,41 @@ c.commit()`);
     await c.screenshot(join(ROOT, "test-artifacts", "xmpp-gajim-converse.png"));
     // no certificate dialog was needed: Gajim's own certificate store stayed empty
     expect(spawnSync("ls", [join(dir, "cfg", "cert_store")], { encoding: "utf8" }).stdout.trim()).toBe("");
-  }, 240_000);
+
+    // pictures: baraka's slixmpp uploads a PNG (drawn by the browser) on baraka's node, and baraka draws in
+    // the web app (stroke data, written with `pigeon send` as the web app writes it). Gajim, with the chat
+    // open and its default preview settings (http is previewed when the body is the XEP-0066 URL), fetches
+    // each from amara's own node and shows it as an image: its downloads folder holds the very bytes and
+    // its thumbnail folder the picture it drew in the chat.
+    const png = await c.page.evaluate(() => {
+      const canvas = document.createElement("canvas");
+      canvas.width = 160;
+      canvas.height = 100;
+      const g = canvas.getContext("2d")!;
+      g.fillStyle = "#1b998b";
+      g.fillRect(10, 10, 140, 80);
+      return canvas.toDataURL("image/png").split(",")[1]!;
+    });
+    const up = await slix({ jid: b.jid, password: b.password, port: b.xmppPort, scenario: "upload", to: a.jid, filename: "square.png", type: "image/png", data: png });
+    expect(up.result.error, JSON.stringify(up.result)).toBeUndefined();
+    const drawing = encodeDrawing([{ colour: 1, size: 2, points: [20, 20, 580, 380] }, { colour: 5, size: 2, points: [20, 380, 580, 20] }]);
+    expect((await pigeon(b, "send", "amara@local", drawing)).code).toBe(0);
+    const files = (sub: string) => (existsSync(join(dir, "cfg", sub)) ? readdirSync(join(dir, "cfg", sub)) : []);
+    try {
+      await waitFor(() => files("downloads.thumb").length >= 2, "Gajim to show both pictures", 40_000);
+    } catch (e) {
+      x("import", "-window", "root", join(ROOT, "test-artifacts", "xmpp-gajim-pictures-failed.png"));
+      throw new Error(`${(e as Error).message} (downloads ${files("downloads")}, thumbnails ${files("downloads.thumb")})\n${g.log().slice(-4000)}`);
+    }
+    const got = files("downloads").map((f) => readFileSync(join(dir, "cfg", "downloads", f)));
+    const sha = (d: Buffer) => createHash("sha256").update(d).digest("hex");
+    expect(got.map(sha)).toContain(sha(Buffer.from(png, "base64")));
+    expect(got.map((d) => d.toString()).find((d) => d.startsWith("<svg"))).toContain('<polyline points="20 20 580 380"');
+    // both were fetched from amara's node (the URL Pigeon gave Gajim), not from baraka's
+    const urls = stored().filter((m) => m.includes("/xmpp-files/"));
+    expect(urls.length).toBe(2);
+    for (const u of urls) expect(u).toMatch(new RegExp(`^http://127\\.0\\.0\\.1:${a.controlPort}/xmpp-files/[0-9a-f]{24}/(square\\.png|drawing\\.svg)$`));
+    await new Promise((r) => setTimeout(r, 1500));
+    x("import", "-window", "root", join(ROOT, "test-artifacts", "xmpp-gajim-pictures.png"));
+  }, 300_000);
 });
