@@ -6,7 +6,10 @@
 // chat window (typed with xdotool), and each side gets the delivered mark for its own message.
 // Then baraka sends a picture (uploaded from slixmpp on baraka's node) and a web-app drawing: Gajim, with
 // its default preview settings and no further step, shows both as images, fetched from amara's node.
-// Screenshots: test-artifacts/xmpp-gajim.png, xmpp-gajim-converse.png and xmpp-gajim-pictures.png.
+// Last, baraka's client types (XEP-0085 states, live between the laptops) and corrects a message
+// (XEP-0308): Gajim shows baraka typing, and the corrected text in place of the first.
+// Screenshots: test-artifacts/xmpp-gajim.png, xmpp-gajim-converse.png, xmpp-gajim-pictures.png,
+// xmpp-gajim-typing.png and xmpp-gajim-correction.png; Gajim's log: test-artifacts/xmpp-gajim.log.
 // Gajim refuses to run as root, so it runs as `nobody` with its own HOME and configuration folder;
 // the account (server 127.0.0.1 and the port, as a teacher types them in its account window) is
 // written into the settings database Gajim made on its first start.
@@ -78,7 +81,7 @@ function gajim(dir: string, display: string, bundle: string): ChildProcess {
 const sql = (db: string, code: string) => execFileSync(PYTHON, ["-c", `import sqlite3, json, sys\nc = sqlite3.connect(sys.argv[1])\n${code}`, db], { encoding: "utf8" });
 
 describe.skipIf(!!why)("Gajim under Xvfb", () => {
-  it("logs in with its defaults after the one step and chats with a Converse user on another node, delivered marks both ways, pictures shown as images", async () => {
+  it("logs in with its defaults after the one step and chats with a Converse user on another node, delivered marks both ways, pictures shown as images, typing and corrections", async () => {
     const pagePort = await freePort();
     const a = await startXmppNode("amara");
     const b = await startXmppNode("baraka", ["--peer", `127.0.0.1:${a.syncPort}`, "--allow-origin", `http://127.0.0.1:${pagePort}`]);
@@ -113,6 +116,11 @@ c.commit()`);
     for (const f of ["settings.sqlite"]) chownSync(join(dir, "cfg", f), NOBODY, NOBODY);
 
     const g = gajim(dir, display, bundle) as ChildProcess & { log: () => string };
+    // Gajim's own log (-v), kept beside the screenshots for whoever looks at a failure
+    onCleanup(() => {
+      mkdirSync(join(ROOT, "test-artifacts"), { recursive: true });
+      writeFileSync(join(ROOT, "test-artifacts", "xmpp-gajim.log"), g.log());
+    });
     await waitFor(() => /xmpp: amara@local logged in from/.test(a.output() + readFileSync(join(a.dataDir, "node.log"), "utf8")), `Gajim to log in:\n${g.log().slice(-3000)}`, 60_000);
 
     // baraka writes from Converse; Gajim has it (its own archive, logs.db) and Converse gets the tick
@@ -165,10 +173,12 @@ c.commit()`);
     expect((await pigeon(b, "send", "amara@local", drawing)).code).toBe(0);
     const files = (sub: string) => (existsSync(join(dir, "cfg", sub)) ? readdirSync(join(dir, "cfg", sub)) : []);
     try {
-      await waitFor(() => files("downloads.thumb").length >= 2, "Gajim to show both pictures", 40_000);
+      // archived, downloaded and drawn as thumbnails (each written on its own, in any order)
+      const urlsStored = () => stored().filter((m) => m.includes("/xmpp-files/")).length;
+      await waitFor(() => urlsStored() >= 2 && files("downloads").length >= 2 && files("downloads.thumb").length >= 2, "Gajim to show both pictures", 40_000);
     } catch (e) {
       x("import", "-window", "root", join(ROOT, "test-artifacts", "xmpp-gajim-pictures-failed.png"));
-      throw new Error(`${(e as Error).message} (downloads ${files("downloads")}, thumbnails ${files("downloads.thumb")})\n${g.log().slice(-4000)}`);
+      throw new Error(`${(e as Error).message} (archived ${JSON.stringify(stored())}, downloads ${files("downloads")}, thumbnails ${files("downloads.thumb")})\n${g.log().slice(-4000)}`);
     }
     const got = files("downloads").map((f) => readFileSync(join(dir, "cfg", "downloads", f)));
     const sha = (d: Buffer) => createHash("sha256").update(d).digest("hex");
@@ -180,5 +190,25 @@ c.commit()`);
     for (const u of urls) expect(u).toMatch(new RegExp(`^http://127\\.0\\.0\\.1:${a.controlPort}/xmpp-files/[0-9a-f]{24}/(square\\.png|drawing\\.svg)$`));
     await new Promise((r) => setTimeout(r, 1500));
     x("import", "-window", "root", join(ROOT, "test-artifacts", "xmpp-gajim-pictures.png"));
+
+    // typing states (XEP-0085) from baraka's client, carried live between the two laptops: Gajim gets
+    // composing, paused, composing and shows baraka typing
+    const before = g.log().length;
+    const typing = await slix({ jid: b.jid, password: b.password, port: b.xmppPort, scenario: "typing", to: a.jid, states: ["composing", "paused", "composing"], gap: 1, linger: 1 });
+    expect(typing.result.ok).toBe(true);
+    const states = () => [...g.log().slice(before).matchAll(/Recv: Chatstate\.(\w+) - baraka@local\/pigeon\n/g)].map((m) => m[1]);
+    await waitFor(() => states().join().includes("COMPOSING,PAUSED,COMPOSING"), `Gajim to get baraka's typing states (got ${states()}):\n${g.log().slice(before).split("\n").filter((l) => /chatstate|composing|paused/i.test(l)).join("\n").slice(-3000)}`, 15_000);
+    await new Promise((r) => setTimeout(r, 700)); // GTK redraws the banner ("is composing a message…")
+    x("import", "-window", "root", join(ROOT, "test-artifacts", "xmpp-gajim-typing.png"));
+    // a correction (XEP-0308) from baraka's client: Gajim replaces the text in place, keeping the first
+    // as the original, and never shows it as a second message
+    const fixed = await slix({ jid: b.jid, password: b.password, port: b.xmppPort, scenario: "send", to: a.jid, bodies: ["see you at 5"], corrections: [{ index: 0, body: "see you at 6" }], wait: "received", timeout: 20 });
+    expect(fixed.result.ok, JSON.stringify(fixed.result)).toBe(true);
+    const rows = () => JSON.parse(sql(logs, "print(json.dumps([[r[0], r[1]] for r in c.execute(\"select message, additional_data from logs where message like 'see you at %'\")]))")) as [string, string | null][];
+    await waitFor(() => rows().some(([m]) => m === "see you at 6"), `Gajim to show the correction (rows ${JSON.stringify(rows())})`, 20_000);
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(rows().map(([m]) => m)).toEqual(["see you at 6"]);
+    expect(JSON.parse(rows()[0]![1]!)).toMatchObject({ corrected: { original_text: "see you at 5" } });
+    x("import", "-window", "root", join(ROOT, "test-artifacts", "xmpp-gajim-correction.png"));
   }, 300_000);
 });
