@@ -7,9 +7,10 @@
 // Then baraka sends a picture (uploaded from slixmpp on baraka's node) and a web-app drawing: Gajim, with
 // its default preview settings and no further step, shows both as images, fetched from amara's node.
 // Last, baraka's client types (XEP-0085 states, live between the laptops) and corrects a message
-// (XEP-0308): Gajim shows baraka typing, and the corrected text in place of the first.
+// (XEP-0308) and stores a vCard picture (XEP-0153): Gajim shows baraka typing, the corrected text in
+// place of the first, and the picture as baraka's avatar.
 // Screenshots: test-artifacts/xmpp-gajim.png, xmpp-gajim-converse.png, xmpp-gajim-pictures.png,
-// xmpp-gajim-typing.png and xmpp-gajim-correction.png; Gajim's log: test-artifacts/xmpp-gajim.log.
+// xmpp-gajim-typing.png, xmpp-gajim-correction.png and xmpp-gajim-avatar.png; Gajim's log: test-artifacts/xmpp-gajim.log.
 // Gajim refuses to run as root, so it runs as `nobody` with its own HOME and configuration folder;
 // the account (server 127.0.0.1 and the port, as a teacher types them in its account window) is
 // written into the settings database Gajim made on its first start.
@@ -81,7 +82,7 @@ function gajim(dir: string, display: string, bundle: string): ChildProcess {
 const sql = (db: string, code: string) => execFileSync(PYTHON, ["-c", `import sqlite3, json, sys\nc = sqlite3.connect(sys.argv[1])\n${code}`, db], { encoding: "utf8" });
 
 describe.skipIf(!!why)("Gajim under Xvfb", () => {
-  it("logs in with its defaults after the one step and chats with a Converse user on another node, delivered marks both ways, pictures shown as images, typing and corrections", async () => {
+  it("logs in with its defaults after the one step and chats with a Converse user on another node, delivered marks both ways, pictures shown as images, typing, corrections and an avatar", async () => {
     const pagePort = await freePort();
     const a = await startXmppNode("amara");
     const b = await startXmppNode("baraka", ["--peer", `127.0.0.1:${a.syncPort}`, "--allow-origin", `http://127.0.0.1:${pagePort}`]);
@@ -210,5 +211,26 @@ c.commit()`);
     expect(rows().map(([m]) => m)).toEqual(["see you at 6"]);
     expect(JSON.parse(rows()[0]![1]!)).toMatchObject({ corrected: { original_text: "see you at 5" } });
     x("import", "-window", "root", join(ROOT, "test-artifacts", "xmpp-gajim-correction.png"));
+
+    // an avatar (XEP-0153): baraka's client stores a picture in baraka's vCard; it travels to amara's
+    // laptop, amara's node announces its hash in baraka's presence, and Gajim fetches the vCard and
+    // keeps the picture in its avatar folder, named by its SHA-1
+    const face = await c.page.evaluate(() => {
+      const canvas = document.createElement("canvas");
+      canvas.width = canvas.height = 96;
+      const g = canvas.getContext("2d")!;
+      g.fillStyle = "#f4a259";
+      g.beginPath();
+      g.arc(48, 48, 40, 0, 2 * Math.PI);
+      g.fill();
+      return canvas.toDataURL("image/png").split(",")[1]!;
+    });
+    const faceSha1 = createHash("sha1").update(Buffer.from(face, "base64")).digest("hex");
+    const card = await slix({ jid: b.jid, password: b.password, port: b.xmppPort, scenario: "vcard_set", type: "image/png", photo: face });
+    expect(card.result.answer).toBe("result");
+    await waitFor(() => files("avatars").includes(faceSha1), `Gajim to keep baraka's avatar (avatars ${files("avatars")})`, 40_000);
+    expect(createHash("sha1").update(readFileSync(join(dir, "cfg", "avatars", faceSha1))).digest("hex")).toBe(faceSha1);
+    await new Promise((r) => setTimeout(r, 1500));
+    x("import", "-window", "root", join(ROOT, "test-artifacts", "xmpp-gajim-avatar.png"));
   }, 300_000);
 });
