@@ -3,17 +3,18 @@
 // downloads the same bytes (the file travelled sealed inside the Pigeon message). A file over the limit
 // is refused before it is uploaded (the limit is advertised) and the slot is refused if asked anyway.
 // A drawing from the web app (stroke data, here written with `pigeon send` as the web app writes it)
-// reaches baraka's client as an SVG URL on baraka's node. The upload against Prosody is the reference
-// (http_file_share is not set up there: the test shows only that slixmpp's upload flow is the same).
+// reaches baraka's client as an SVG URL on baraka's node. The same upload, download and limits run
+// against Prosody 0.12 with mod_http_file_share (its upload component) as the reference.
 import { createHash, randomBytes } from "node:crypto";
 import { afterAll, describe, expect, it } from "vitest";
 import { encodeDrawing } from "@pigeon/model";
 import { cleanupAll, http, pigeon, pigeonJson } from "../helpers.js";
-import { announceSkip, befriend, missing, slix, startXmppNode } from "./xmpp-helpers.js";
+import { announceSkip, befriend, missing, slix, startProsody, startXmppNode } from "./xmpp-helpers.js";
 
 afterAll(cleanupAll);
 
 const why = missing("slixmpp");
+const noProsody = why ?? missing("prosody");
 if (why) announceSkip("files", why);
 
 type Got = { body: string; oob: string | null; data?: string; content_type?: string }[];
@@ -62,5 +63,28 @@ describe.skipIf(!!why)("files and drawings (XEP-0363, XEP-0066)", () => {
     expect((await http(b.controlPort, "GET", url.pathname, { host: `evil.example:${b.controlPort}` })).status).toBe(403);
     expect((await http(b.controlPort, "GET", url.pathname, { host: `127.0.0.1:${b.controlPort}`, origin: "http://evil.example" })).status).toBe(403);
     expect((await http(b.controlPort, "GET", "/xmpp-files/000000000000000000000000/x.png", { host: `127.0.0.1:${b.controlPort}` })).status).toBe(404);
+  }, 120_000);
+
+  it.skipIf(!!noProsody)("Prosody (reference): the same upload is downloaded byte for byte, and the same limits", async () => {
+    const LIMIT = 48128; // Pigeon's, so both refuse the same file
+    const p = await startProsody({ alice: "alice-password", bob: "bob-password" }, "local", LIMIT);
+    const picture = Buffer.concat([Buffer.from("89504e470d0a1a0a", "hex"), randomBytes(40_000)]);
+    const reader = slix({ jid: "bob@local", password: "bob-password", port: p.port, scenario: "receive", count: 1, timeout: 30, download: true, auto_ack: true });
+    await new Promise((r) => setTimeout(r, 1500));
+    const up = await slix({ jid: "alice@local", password: "alice-password", port: p.port, scenario: "upload", to: "bob@local", filename: "cat.png", type: "image/png", data: picture.toString("base64") });
+    expect(up.result.error, JSON.stringify(up.result) + p.log().slice(-3000)).toBeUndefined();
+    expect(up.result.service).toBe("upload.local");
+    expect(up.result.url).toMatch(new RegExp(`^http://127\\.0\\.0\\.1:${p.httpPort}/file_share/[^/]+/cat\\.png$`));
+    expect(up.result.put_status).toBe(201);
+    expect(up.result.limit).toBe(LIMIT);
+    expect(up.result.received).toBe(true);
+    const [file] = (await reader).result.messages as Got;
+    expect(file!.oob).toBe(up.result.url);
+    expect(file!.content_type).toBe("image/png");
+    expect(createHash("sha256").update(Buffer.from(file!.data!, "base64")).digest("hex")).toBe(createHash("sha256").update(picture).digest("hex"));
+    const big = await slix({ jid: "alice@local", password: "alice-password", port: p.port, scenario: "upload", to: "bob@local", filename: "big.jpg", type: "image/jpeg", data: randomBytes(60_000).toString("base64") });
+    expect(big.result.error).toBe(`FileTooBig: 60000 > ${LIMIT}`);
+    const asked = await slix({ jid: "alice@local", password: "alice-password", port: p.port, scenario: "upload", to: "bob@local", filename: "big.jpg", type: "image/jpeg", data: randomBytes(60_000).toString("base64"), respect_limit: false });
+    expect(asked.result.error).toMatch(/^slot refused: not-acceptable: /);
   }, 120_000);
 });

@@ -135,8 +135,13 @@ export interface Prosody {
   log: () => string;
 }
 
-/** A throwaway Prosody on loopback (not the system service), with the given users. */
-export async function startProsody(users: Record<string, string>, domain = "local"): Promise<Prosody> {
+/**
+ * A throwaway Prosody on loopback (not the system service), with the given users. With `uploadLimit`,
+ * also its XEP-0363 service (mod_http_file_share, Prosody 0.12) as the component `upload.<domain>`,
+ * files up to that many bytes, served at http://127.0.0.1:<httpPort>/file_share/ (`http_host`: the
+ * test has no name for the component; requests for that Host then go to it, so no WebSocket then).
+ */
+export async function startProsody(users: Record<string, string>, domain = "local", uploadLimit?: number): Promise<Prosody> {
   const dir = tempDir("prosody");
   const port = await freePort();
   const httpPort = await freePort();
@@ -171,7 +176,10 @@ modules_disabled = { "s2s" }
 archive_expires_after = "never"
 smacks_hibernation_time = 60
 VirtualHost "${domain}"
-`,
+${uploadLimit === undefined ? "" : `Component "upload.${domain}" "http_file_share"
+  http_host = "127.0.0.1"
+  http_file_share_size_limit = ${uploadLimit}
+`}`,
   );
   const env = { ...process.env, HOME: dir };
   // prosodyctl and prosody drop from root to the prosody user: give it the directory

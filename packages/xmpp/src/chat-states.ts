@@ -6,6 +6,7 @@
 // person the buddy list names (a stranger who calls itself by a buddy's name is not them).
 import { CHAT_STATES, equalBytes, formatAddress, type Address, type ChatState } from "@pigeon/model";
 import type { Account } from "./account.js";
+import { contactJid } from "./jid.js";
 import { NS } from "./ns.js";
 import { isContact } from "./roster.js";
 import { el, type XmlElement } from "./xml.js";
@@ -57,7 +58,9 @@ export class ChatStates {
     if (!isContact(this.a, from)) return;
     const person = this.person(from);
     if (!person || !equalBytes(person, peer.signPublicKey)) return;
+    // from the resource the buddy's presence comes from: Gajim keeps a state per resource and shows
+    // the one of a resource it knows (a state from the bare JID is recorded but never shown)
     for (const s of this.a.resources.available())
-      s.sendStanza(el("message", { from, to: s.jid, type: "chat", id: this.a.nextId("cs") }, el(state, { xmlns: NS.chatstates }), el("no-store", { xmlns: NS.hints })));
+      s.sendStanza(el("message", { from: contactJid(from), to: s.jid, type: "chat", id: this.a.nextId("cs") }, el(state, { xmlns: NS.chatstates }), el("no-store", { xmlns: NS.hints })));
   }
 }

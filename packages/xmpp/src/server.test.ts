@@ -448,9 +448,9 @@ describe("XmppServer in-process", () => {
     c.send("<message to='zola@local' type='chat' id='t2'><paused xmlns='http://jabber.org/protocol/chatstates'/></message>");
     await new Promise((r) => setTimeout(r, 200));
     expect(heard).toEqual(["composing"]);
-    // baraka's laptop says paused: the client is told, from baraka's JID
+    // baraka's laptop says paused: the client is told, from the resource baraka's presence comes from
     barakaSide.send(encodeFrame({ type: "chat-state", state: "paused" }));
-    const shown = await c.next((s) => s.name === "message" && s.attrs.from === "baraka@local", 1000);
+    const shown = await c.next((s) => s.name === "message" && s.attrs.from === "baraka@local/pigeon", 1000);
     expect(child(shown, "paused", "http://jabber.org/protocol/chatstates")).toBeDefined();
     expect(child(shown, "body")).toBeUndefined();
     // a laptop met nearby that is not a buddy: its states are not shown

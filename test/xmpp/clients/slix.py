@@ -268,10 +268,20 @@ class Client(slixmpp.ClientXMPP):
         self.send_presence()
         await self.get_roster()
         data = base64.b64decode(P["data"])
-        info = await self["xep_0030"].get_info(jid=self.boundjid.domain, timeout=10)
-        di = info["disco_info"]
-        if not any(i[0] == "store" and i[1] == "file" for i in di["identities"]) or "urn:xmpp:http:upload:0" not in di["features"]:
-            return {"ok": True, "error": "UploadServiceNotFound"}
+        # the server itself (Pigeon), else one of its disco items (Prosody's upload component)
+        def is_upload(di):
+            return any(i[0] == "store" and i[1] == "file" for i in di["identities"]) and "urn:xmpp:http:upload:0" in di["features"]
+        service = self.boundjid.domain
+        info = await self["xep_0030"].get_info(jid=service, timeout=10)
+        if not is_upload(info["disco_info"]):
+            items = await self["xep_0030"].get_items(jid=self.boundjid.domain, timeout=10)
+            for item in items["disco_items"]["items"]:
+                info = await self["xep_0030"].get_info(jid=item[0], timeout=10)
+                if is_upload(info["disco_info"]):
+                    service = item[0]
+                    break
+            else:
+                return {"ok": True, "error": "UploadServiceNotFound"}
         limit = None
         for form in info.xml.iter("{jabber:x:data}x"):
             fields = {f.get("var"): f.findtext("{jabber:x:data}value") for f in form.iter("{jabber:x:data}field")}
@@ -279,7 +289,7 @@ class Client(slixmpp.ClientXMPP):
                 limit = int(fields["max-file-size"])
         if P.get("respect_limit", True) and limit is not None and len(data) > limit:
             return {"ok": True, "error": f"FileTooBig: {len(data)} > {limit}", "limit": limit}
-        iq = self.make_iq_get(ito=self.boundjid.domain)
+        iq = self.make_iq_get(ito=service)
         req = slixmpp.xmlstream.ET.SubElement(iq.xml, "{urn:xmpp:http:upload:0}request",
                                               {"filename": P["filename"], "size": str(len(data)), "content-type": P.get("type", "application/octet-stream")})
         try:
@@ -287,11 +297,16 @@ class Client(slixmpp.ClientXMPP):
         except slixmpp.exceptions.IqError as e:
             return {"ok": True, "error": "slot refused: " + e.iq["error"]["condition"] + ": " + (e.iq["error"]["text"] or ""), "limit": limit}
         slot = res.xml.find("{urn:xmpp:http:upload:0}slot")
-        put = slot.find("{urn:xmpp:http:upload:0}put").get("url")
+        put_el = slot.find("{urn:xmpp:http:upload:0}put")
+        put = put_el.get("url")
+        # the headers the slot asks for (XEP-0363 allows Authorization, Cookie and Expires; Prosody signs
+        # its slots with Authorization), as clients copy them
+        headers = {h.get("name"): (h.text or "") for h in put_el.iter("{urn:xmpp:http:upload:0}header")
+                   if h.get("name", "").lower() in ("authorization", "cookie", "expires")}
         get = slot.find("{urn:xmpp:http:upload:0}get").get("url")
 
         def do_put():
-            r = urllib.request.Request(put, data=data, method="PUT", headers={"Content-Type": P.get("type", "application/octet-stream")})
+            r = urllib.request.Request(put, data=data, method="PUT", headers={**headers, "Content-Type": P.get("type", "application/octet-stream")})
             with urllib.request.urlopen(r, timeout=10) as resp:
                 return resp.status
         status = await asyncio.get_event_loop().run_in_executor(None, do_put)
@@ -300,7 +315,7 @@ class Client(slixmpp.ClientXMPP):
         m["request_receipt"] = True
         m.send()
         await self.wait_for(lambda: m["id"] in self.receipts, P.get("timeout", 20))
-        return {"ok": True, "url": get, "put_status": status, "limit": limit, "received": m["id"] in self.receipts}
+        return {"ok": True, "url": get, "put_status": status, "limit": limit, "service": str(service), "received": m["id"] in self.receipts}
 
     async def s_vcard_set(self):
         # XEP-0054/0153: the user's own vCard with a PHOTO, as Converse and Gajim store an avatar
