@@ -37,6 +37,15 @@ export {
   readKeyring, sealingFromKeyring, type Keyring, type KeyringDevice, type PairingGrant,
 } from "./keyring.js";
 
+// Class channels: membership ops (owner- and admin-signed statements), their fold, epoch keys.
+export {
+  CHANNEL_LIFETIME_SECONDS, ChannelError, MAX_CHANNEL_MEMBERS, MAX_CHANNEL_OPS, MAX_TITLE_CHARS, STATEMENT_CHANNEL, channelIdOf,
+  channelSecretFrom, channelStatement, chooseChannelKey, decodeOp, encodeOp, foldChannel, isAdmin, isChannelStatement, isMember,
+  newChannelOps, opId, readChannelStatement, sameMembers,
+  type ChannelAction, type ChannelMember, type ChannelMemberCard, type ChannelOp, type ChannelState, type EpochKey, type FoldOptions,
+  type HeldOp, type RefusedOp,
+} from "./channel.js";
+
 // The authenticated, encrypted pipe between sync and peers.
 export type { PeerLink } from "./link.js";
 
