@@ -491,6 +491,23 @@ export function chooseChannelKey(state: ChannelState, keys: EpochKey[]): EpochKe
   return fit[0] ?? null;
 }
 
+/**
+ * Segments per epoch key. Each key writes its own segment documents, numbered from
+ * `channelSegmentBase(keyId)`: a member added later (who has only the new key) applies every change
+ * of its documents without needing the changes of an epoch it cannot read, and a change sealed with
+ * one key can only go to that key's documents.
+ */
+export const SEGMENTS_PER_EPOCH = 1024;
+
+export function channelSegmentBase(keyId: Uint8Array): number {
+  return (((keyId[0]! << 24) >>> 0) + (keyId[1]! << 16) + (keyId[2]! << 8) + keyId[3]!) * SEGMENTS_PER_EPOCH;
+}
+
+export function inEpochSegments(segment: number, keyId: Uint8Array): boolean {
+  const base = channelSegmentBase(keyId);
+  return segment >= base && segment < base + SEGMENTS_PER_EPOCH;
+}
+
 /** A fresh channel: its create op (owner = the author) and the owner's own add (so others can seal to them). */
 export function newChannelOps(owner: Identity, title: string, at: number): { secret: Uint8Array; ops: ChannelOp[] } {
   const seed = randomBytes(16);

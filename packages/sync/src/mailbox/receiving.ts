@@ -1,8 +1,9 @@
 // Taking envelopes from peers. Everything is checked before it is stored: envelopes for this user
 // are opened at once (within a per-author budget for those that cannot be opened yet); others are
 // carried within the carrier limits; acknowledgements drop the copies they confirm.
-import { ackedIds, decodeEnvelope, equalBytes, EnvelopeError, EnvelopeKind, isAddressedTo, signerOf, toHex, verifyEnvelope, type Envelope } from "@pigeon/model";
+import { ackedIds, isChannelStatement, decodeEnvelope, equalBytes, EnvelopeError, EnvelopeKind, isAddressedTo, signerOf, toHex, verifyEnvelope, type Envelope } from "@pigeon/model";
 import type { Carrier } from "./carrier.js";
+import type { Channels } from "./channels.js";
 import type { Devices } from "./devices.js";
 import type { MailboxCore } from "./core.js";
 import type { Opening } from "./opening.js";
@@ -29,6 +30,7 @@ export class Receiving {
     private readonly receipts: Receipts,
     private readonly devices: Devices,
     private readonly school: School,
+    private readonly channels: Channels,
   ) {}
 
   /**
@@ -116,7 +118,7 @@ export class Receiving {
     const blocked = env.kind !== EnvelopeKind.Statement && core.isBlocked(env.author);
     const party =
       (isAddressedTo(env, core.me) && !blocked) ||
-      (env.kind === EnvelopeKind.Statement && (core.state.contact(env.author) !== undefined || this.school.follows(env)));
+      (env.kind === EnvelopeKind.Statement && (core.state.contact(env.author) !== undefined || this.school.follows(env) || this.channels.follows(env)));
     if (!party && env.bytes.length > l.maxCarriedEnvelopeBytes)
       return this.refused(from, env, `oversize: ${env.bytes.length} bytes, carriers take at most ${l.maxCarriedEnvelopeBytes}`);
     if (party && env.bytes.length > l.maxOwnEnvelopeBytes)
@@ -179,6 +181,10 @@ export class Receiving {
     if (blocked) this.opening.refuseBlocked(env);
     if (ackIds.length) this.carrier.applyAck(env, ackIds);
     if (party && env.kind === EnvelopeKind.Statement) {
+      if (isChannelStatement(env)) {
+        if (this.channels.follows(env)) await this.channels.apply(env);
+        return;
+      }
       if (this.school.follows(env)) this.school.apply(env);
       else this.devices.apply(env);
       return;

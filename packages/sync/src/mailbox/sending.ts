@@ -4,7 +4,7 @@
 import * as A from "@automerge/automerge";
 import type { DocHandle } from "@automerge/automerge-repo";
 import {
-  appendMessage, conversationId, conversationKeyId, equalBytes, formatHlc, fromHex, hlcTick, MAX_BODY_CHARS, newConversationKey,
+  appendMessage, channelSegmentBase, conversationId, SEGMENTS_PER_EPOCH, conversationKeyId, equalBytes, formatHlc, fromHex, hlcTick, MAX_BODY_CHARS, newConversationKey,
   newMessageId, sealChange, sealKey,
 } from "@pigeon/model";
 import type { Contact } from "../local-state.js";
@@ -76,8 +76,23 @@ export class Sending {
       });
       sending = core.state.sendingKey(conv)!;
     }
-    const segments = core.state.segments(conv);
-    let segment = segments.length ? segments[segments.length - 1]! : 0;
+    return this.append(conv, members, [to.signPublicKey], sending.key, body);
+  }
+
+  /** Writes to a channel: one envelope, sealed once with the key of its current member list. */
+  async sendToChannel(conv: Uint8Array, body: string): Promise<MessageView> {
+    checkBody(body);
+    return this.core.serial(async () => {
+      const { key, recipients } = this.core.channelSealing(conv)!;
+      return this.append(conv, [this.core.me, ...recipients], recipients, key.key, body, channelSegmentBase(key.keyId));
+    });
+  }
+
+  private async append(conv: Uint8Array, members: Uint8Array[], recipients: Uint8Array[], key: Uint8Array, body: string, base = 0): Promise<MessageView> {
+    const core = this.core;
+    // a channel's epoch writes its own documents, from `base` (model/channel.ts, SEGMENTS_PER_EPOCH)
+    const segments = core.state.segments(conv).filter((s) => s >= base && s < base + (base ? SEGMENTS_PER_EPOCH : Number.MAX_SAFE_INTEGER));
+    let segment = segments.length ? segments[segments.length - 1]! : base;
     let handle = await core.segmentHandle(conv, segment);
     if (handle.doc().messages.length >= core.segmentLimit) handle = await core.segmentHandle(conv, ++segment);
     const hlc = hlcTick(core.state.hlc(), core.now());
@@ -90,8 +105,8 @@ export class Sending {
     });
     const env = sealChange(
       core.identity,
-      { conversation: conv, segment, recipients: [to.signPublicKey], created: sentAt, lifetime: core.lifetime },
-      sending.key,
+      { conversation: conv, segment, recipients, created: sentAt, lifetime: core.lifetime },
+      key,
       change,
     );
     core.storeOwn(env); // fsynced before we answer: the message is not lost from here on

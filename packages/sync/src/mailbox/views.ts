@@ -33,6 +33,7 @@ export class Views {
     const author = m.author.toString();
     const mine = author === core.myKeyId;
     const others = members.filter((k) => !equalBytes(k, core.me));
+    const title = core.channelTitle(conv);
     const view: MessageView = {
       id,
       conversation: toHex(conv),
@@ -43,6 +44,7 @@ export class Views {
       hlc: m.hlc.toString(),
       claimedSentAt: m.sentAt,
     };
+    if (title !== undefined) view.channel = title;
     const arrival = core.state.arrival(`m:${id}`);
     if (arrival) {
       view.arrivedAt = arrival.at;
@@ -52,7 +54,8 @@ export class Views {
       const readAt = doc.receipts[receiptKey(id, core.myKeyId, "read")];
       if (readAt !== undefined) view.readAt = readAt;
       const authorKey = members.find((k) => keyId(k) === author);
-      if (!authorKey || !core.isBuddy(authorKey)) view.request = true;
+      // in a channel the owner chose who writes: a classmate's message there is no request
+      if (title === undefined && (!authorKey || !core.isBuddy(authorKey))) view.request = true;
       if (authorKey && core.isBlocked(authorKey)) view.blocked = true;
       const school = authorKey && core.schoolVouch(authorKey);
       if (school) view.fromVouch = school;
@@ -64,6 +67,7 @@ export class Views {
       others.map((k) => doc.receipts[receiptKey(id, keyId(k), state)]).filter((t): t is number => t !== undefined);
     const delivered = stamps("delivered");
     const read = stamps("read");
+    if (title !== undefined) view.counts = { members: others.length, delivered: delivered.length, read: read.length };
     const env = core.state.sentEnvelope(id);
     const handed = env && core.envelopes.handed(env);
     if (handed) {
