@@ -104,9 +104,10 @@ On the school server (started with pigeon start --school HOME):
                             unless it is the person's first laptop
   school revoke-person NAME [--reason WHY]
                             the school no longer vouches for NAME; their messages are refused
-  school policy only-directory|open
+  school policy only-directory|open|no-student-groups|student-groups
                             only-directory: the school's laptops drop messages from anyone the
-                            directory does not vouch for; open: strangers' go to requests
+                            directory does not vouch for; open: strangers' go to requests;
+                            no-student-groups: only teachers start channels
   school sign-rules RULES.json [--out FILE]
                             sign the e-mail gateway's rules with the school key (the node may
                             be stopped); writes RULES.signed.json unless --out says where

@@ -79,7 +79,7 @@ export interface SchoolApi {
   "POST /api/school/enrol": Enrolled;
   "POST /api/school/revoke-device": { serial: number; device: string; person: string };
   "POST /api/school/revoke-person": { serial: number; fingerprint: string; reason: string };
-  "POST /api/school/policy": { serial: number; onlyDirectory: boolean };
+  "POST /api/school/policy": { serial: number; onlyDirectory: boolean; noStudentGroups: boolean };
   "POST /api/enrol": {
     address: string; was: string; renamed: boolean; school: string; class: string; role: string; vouch: VouchView;
     /** The node runs: XMPP clients see the new address after it restarts. */

@@ -1,8 +1,9 @@
 // Class channels between in-process laptops on memory links: a teacher's channel, written to while
 // the class is scattered; a member added while away; a removal that crosses messages in transit.
 import { afterEach, describe, expect, it } from "vitest";
-import { EnvelopeKind, generateIdentity } from "@pigeon/model";
-import { boot, meet, type Laptop } from "../devices.test-helper.js";
+import { contactCard, EnvelopeKind, generateIdentity, generateSchool } from "@pigeon/model";
+import { boot, meet, MemoryNetwork, type Laptop } from "../devices.test-helper.js";
+import { memoryStorage, PigeonNode } from "../index.js";
 import { until } from "../until.test-helper.js";
 
 const cleanup: (() => unknown)[] = [];
@@ -121,5 +122,35 @@ describe("class channels", () => {
     await until(() => teacher!.m.channel("club").members.length === 2, "the teacher sees the removal");
     await teacher!.m.closeChannel("club");
     await expect(teacher!.m.sendToChannel("club", "x")).rejects.toThrow(/closed/);
+  });
+
+  it("a teacher adds a whole class from the school's directory; with no-student-groups, a student cannot start one", async () => {
+    const HOME = "kisumu-primary";
+    // the school server: a node with the school's key (it writes the directory)
+    const id = generateIdentity("school", HOME);
+    const net = new MemoryNetwork();
+    const node = await PigeonNode.open({ identity: id, storage: memoryStorage(), network: net, school: generateSchool(HOME) });
+    cleanup.push(() => node.shutdown().catch(() => {}));
+    const school: Laptop = { id, net, node, m: node.mailbox };
+    const people: Record<string, Laptop> = {};
+    for (const [name, cls, role] of [["mwalimu", "staff", "teacher"], ["amara", "5B", "student"], ["baraka", "5B", "student"], ["esi", "6A", "student"]] as const) {
+      const l = await boot(generateIdentity(name), cleanup);
+      const { token } = await school.m.school.enrolPerson(contactCard(l.m.identity), { class: cls, role });
+      await l.m.school.enrol(token);
+      people[name] = l;
+    }
+    await school.m.school.setPolicy(undefined, true);
+    for (const l of Object.values(people)) meet(school, l);
+    await until(() => Object.values(people).every((l) => l.m.school.directory()?.noStudentGroups && l.m.school.directory()!.members().length === 4), "the directory on every laptop");
+    const { mwalimu, amara, baraka, esi } = people as Record<string, Laptop>;
+    await mwalimu!.m.createChannel("5B science");
+    const v = await mwalimu!.m.addToChannel("5B science", { class: "5B" });
+    expect(v.members.map((m) => m.address).sort()).toEqual(["amara@kisumu-primary", "baraka@kisumu-primary", "mwalimu@kisumu-primary"]);
+    await mwalimu!.m.sendToChannel("5B science", "Welcome to 5B science");
+    // none of them ever met the teacher: the school server carries it all
+    for (const kid of [amara!, baraka!]) await until(async () => (await bodies(kid, "5B science")).length === 1, `${kid.id.name} has it`);
+    expect(await bodies(esi!, "5B science")).toEqual([]);
+    // students may not start groups here
+    await expect(amara!.m.createChannel("football")).rejects.toThrow(/does not allow students/);
   });
 });
