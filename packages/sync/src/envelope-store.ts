@@ -399,6 +399,11 @@ export class EnvelopeStore {
     })();
   }
 
+  /** Who acknowledged holding an envelope (signed acknowledgements this laptop has seen). */
+  ackers(id: Uint8Array): Uint8Array[] {
+    return (this.stmt(`SELECT acker FROM acks WHERE envelope = ?`).pluck().all(id) as Buffer[]).map((b) => new Uint8Array(b));
+  }
+
   /** True when every recipient of the envelope (per its signed header) has acknowledged it. */
   ackedByAllRecipients(id: Uint8Array, recipients: Uint8Array[]): boolean {
     if (recipients.length === 0) return false;

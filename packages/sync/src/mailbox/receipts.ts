@@ -32,7 +32,10 @@ export class Receipts {
     for (const m of handle.doc().messages) {
       if (m.author.toString() === core.myKeyId) continue;
       const id = m.id.toString();
-      if (handle.doc().receipts[receiptKey(id, core.myKeyId, "delivered")] === undefined) todo.push({ id, state: "delivered" });
+      // in a channel, the member's signed acknowledgement of the envelope (which carriers need anyway,
+      // and which goes to the author alone) is the delivered receipt: a receipt change would go to
+      // every member, members x members envelopes per message
+      if (!channel && handle.doc().receipts[receiptKey(id, core.myKeyId, "delivered")] === undefined) todo.push({ id, state: "delivered" });
       if (also?.ids.has(id) && handle.doc().receipts[receiptKey(id, core.myKeyId, "read")] === undefined) todo.push({ id, state: "read" });
     }
     if (todo.length === 0) return;

@@ -67,15 +67,23 @@ export class Views {
       others.map((k) => doc.receipts[receiptKey(id, keyId(k), state)]).filter((t): t is number => t !== undefined);
     const delivered = stamps("delivered");
     const read = stamps("read");
-    if (title !== undefined) view.counts = { members: others.length, delivered: delivered.length, read: read.length };
     const env = core.state.sentEnvelope(id);
+    if (title !== undefined) {
+      // a channel: delivered to a member = their signed acknowledgement of the message's envelope
+      // (or a receipt, for members who read it: reading implies having it)
+      const ackers = env ? core.envelopes.ackers(env) : [];
+      const has = others.filter((k) => ackers.some((a) => equalBytes(a, k)) || doc.receipts[receiptKey(id, keyId(k), "read")] !== undefined);
+      view.counts = { members: others.length, delivered: has.length, read: read.length };
+    }
     const handed = env && core.envelopes.handed(env);
     if (handed) {
       view.handedAt = handed.at;
       view.sentVia = others.some((k) => equalBytes(k, handed.peer)) ? "direct" : "carrier";
       view.sentTo = core.addressOf(handed.peer);
     }
-    if (delivered.length === others.length) {
+    if (view.counts && view.counts.delivered === others.length && others.length > 0) {
+      view.deliveredAt = Math.max(0, ...delivered, ...read); // when is not known from acknowledgements
+    } else if (delivered.length === others.length) {
       view.deliveredAt = Math.max(...delivered);
       const hops = others.map((k) => core.state.arrival(`r:${receiptKey(id, keyId(k), "delivered")}`)?.hops ?? 1);
       view.deliveredVia = hops.every((h) => h <= 1) ? "direct" : "carriers";
