@@ -45,6 +45,13 @@ describe("pigeon channel", () => {
     expect((await pigeon(amara, "read")).code).toBe(0);
     await waitFor(async () => (await pigeon(teacher, "outbox")).stdout.includes("delivered to 2 of 2, read by 1"), "read by 1");
 
+    // a channel whose name is also a valid address ("club", no one's): pigeon send finds the channel
+    expect((await pigeon(teacher, "channel", "create", "club")).code).toBe(0);
+    expect((await pigeon(teacher, "channel", "add", "club", "amara")).code).toBe(0);
+    const club = await pigeon(teacher, "send", "club", "Football at four");
+    expect(club.code, club.stderr).toBe(0);
+    expect(club.stdout).toContain("to channel club");
+
     // esi is added while away; the teacher writes; esi later meets only amara, who carries it
     expect((await pigeon(teacher, "channel", "add", "5B science", "esi")).code).toBe(0);
     // baraka is removed: what is written from now on is sealed with a key he never gets

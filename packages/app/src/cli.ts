@@ -568,15 +568,25 @@ async function main(argv: string[]): Promise<number> {
       if (!to || words.length === 0) throw new UsageError('send needs an address and a message, e.g. pigeon send amara@local "hello"');
       if (isMailAddress(to)) return sendMail(where, { to, text: words.join(" "), subject: v.subject ?? "", via: v.via, yes: v.yes === true }, out);
       if (v.subject !== undefined || v.via !== undefined || v.yes) throw new UsageError("--subject, --via and --yes are for e-mails to outside addresses (someone@example.org)");
-      // a channel's name: written to the channel (sealed once for all its members)
-      if ((await ask(where, "GET /api/channels")).value.some((c) => c.title === to)) {
+      // a channel's name ("5B science"): written to the channel, sealed once for all its members. It is
+      // looked for only when the words are no one's address, so sending to a person costs nothing more.
+      const toChannel = async () => {
+        if (!(await ask(where, "GET /api/channels")).value.some((c) => c.title === to)) return false;
         const m = await call(where, "POST /api/channels/send", { channel: to, body: words.join(" ") }, "Sending").catch(usageIfBadInput);
         out(m, formatSent(m));
-        return 0;
+        return true;
+      };
+      try {
+        checkAddress(to, "send");
+      } catch (e) {
+        if (await toChannel()) return 0;
+        throw e;
       }
-      checkAddress(to, "send");
-      const m = await call(where, "POST /api/send", { to, body: words.join(" ") }, "Sending").catch(usageIfBadInput);
-      out(m, formatSent(m));
+      const m = await call(where, "POST /api/send", { to, body: words.join(" ") }, "Sending").catch(async (e: unknown) => {
+        if (e instanceof Refused && (e.code === "unknown-address" || e.code === "not-found") && (await toChannel())) return undefined;
+        return usageIfBadInput(e);
+      });
+      if (m) out(m, formatSent(m));
       return 0;
     }
     case "inbox":

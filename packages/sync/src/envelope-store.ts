@@ -381,7 +381,9 @@ export class EnvelopeStore {
     return (
       this.stmt(
         `SELECT 1 FROM ack_names a WHERE a.ack = ? AND (
-           EXISTS (SELECT 1 FROM handed h WHERE h.envelope = a.envelope AND h.peer = ?)
+           EXISTS (SELECT 1 FROM handed h WHERE h.envelope = a.envelope AND h.peer = ?
+                     -- handed to one of its own parties (a channel's member): not a carrier, no use for others' acks
+                     AND NOT EXISTS (SELECT 1 FROM envelope_parties p WHERE p.envelope = a.envelope AND p.party = h.peer))
            OR EXISTS (SELECT 1 FROM envelopes e WHERE e.id = a.envelope AND e.source = ?)
            OR EXISTS (SELECT 1 FROM delivered d WHERE d.id = a.envelope AND d.source = ?))
          LIMIT 1`,
