@@ -78,5 +78,5 @@ describe("pigeon channel", () => {
     const again = await pigeon(baraka, "send", "5B science", "let me back in");
     expect(again.code).toBe(2);
     expect(again.stderr).toContain("you are no longer in");
-  }, 120_000);
+  }, 240_000);
 });
