@@ -1,7 +1,7 @@
 // Class channels between in-process laptops on memory links: a teacher's channel, written to while
 // the class is scattered; a member added while away; a removal that crosses messages in transit.
 import { afterEach, describe, expect, it } from "vitest";
-import { contactCard, EnvelopeKind, generateIdentity, generateSchool } from "@pigeon/model";
+import { channelStatement, contactCard, EnvelopeKind, generateIdentity, generateSchool } from "@pigeon/model";
 import { boot, meet, MemoryNetwork, type Laptop } from "../devices.test-helper.js";
 import { memoryStorage, PigeonNode } from "../index.js";
 import { until } from "../until.test-helper.js";
@@ -112,6 +112,7 @@ describe("class channels", () => {
     await teacher!.m.createChannel("club");
     await teacher!.m.addToChannel("club", { addresses: ["amara", "baraka"] });
     meet(teacher!, amara!);
+    meet(teacher!, baraka!);
     await until(() => amara!.m.channels().length === 1, "amara knows the club");
     await expect(amara!.m.removeFromChannel("club", ["baraka"])).rejects.toThrow(/only the owner and admins/);
     await teacher!.m.setChannelAdmin("club", "amara", true);
@@ -120,6 +121,18 @@ describe("class channels", () => {
     const v = await amara!.m.removeFromChannel("club", ["baraka"]);
     expect(v.members.map((m) => m.address).sort()).toEqual(["amara@local", "mwalimu@local"]);
     await until(() => teacher!.m.channel("club").members.length === 2, "the teacher sees the removal");
+    // baraka (no admin, but holding the channel secret) forges a removal of amara and hands it over
+    // as any laptop would: it is kept, refused with the reason, and changes nothing
+    const bdb = baraka!.m.state.db;
+    await until(() => bdb.prepare("SELECT count(*) FROM channel_ops").pluck().get() as number >= 3, "baraka to hold the club's ops");
+    const secret = new Uint8Array(bdb.prepare("SELECT secret FROM channels").pluck().get() as Buffer);
+    const parents = (bdb.prepare("SELECT op FROM channel_ops").pluck().all() as Buffer[]).map((b) => new Uint8Array(b));
+    const clubId = Buffer.from(teacher!.m.channel("club").id, "hex");
+    const forged = channelStatement(baraka!.id, { channel: clubId, author: baraka!.id.person, at: Date.now(), parents, action: { type: "remove", members: [amara!.id.person] } }, secret, 9, [], Date.now());
+    await teacher!.m.receive(forged.bytes, 1);
+    await until(() => teacher!.m.channel("club").refused.length === 1, "the forged removal to be refused");
+    expect(teacher!.m.channel("club").refused).toEqual([{ by: "baraka@local", reason: "not an admin of the channel when it was made" }]);
+    expect(teacher!.m.channel("club").members.map((m) => m.address).sort()).toEqual(["amara@local", "mwalimu@local"]);
     await teacher!.m.closeChannel("club");
     await expect(teacher!.m.sendToChannel("club", "x")).rejects.toThrow(/closed/);
   });

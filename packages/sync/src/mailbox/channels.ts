@@ -44,6 +44,8 @@ export interface ChannelView {
   /** Am I in it (a removed member still sees the channel, and what was written while they were in). */
   member: boolean;
   admin: boolean;
+  /** Membership changes held but not in force, each with why (a student's forged removal, ...). */
+  refused: { by: string; reason: string }[];
 }
 
 export class Channels {
@@ -328,6 +330,10 @@ export class Channels {
       id: toHex(id), title: st.title, owner: core.addressOf(st.owner), closed: st.closed, epoch: st.epoch,
       members: st.members.map((m) => ({ address: core.addressOf(m.key), admin: m.admin, owner: m.owner })),
       member: me !== undefined, admin: me?.admin ?? false,
+      refused: st.refused.map((r) => {
+        const op = this.ops(id).find((o) => o.id === r.id);
+        return { by: op ? core.addressOf(op.author) : "unknown", reason: r.reason };
+      }),
     };
   }
 
