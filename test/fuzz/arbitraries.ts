@@ -1,5 +1,5 @@
 // Arbitraries for valid wire values (sync frames, IBLT sketches, id ranges), shared by the fuzz files.
-import { Iblt, IBLT_KEY_BYTES, MAX_RANGE_DEPTH, SKETCH_LEVELS, type IdRange, type SyncFrame } from "../../packages/model/src/index.js";
+import { CHAT_STATES, Iblt, IBLT_KEY_BYTES, MAX_RANGE_DEPTH, SKETCH_LEVELS, type IdRange, type SyncFrame } from "../../packages/model/src/index.js";
 import { fc } from "./fuzz.js";
 
 export const id32 = fc.uint8Array({ minLength: 32, maxLength: 32 });
@@ -70,6 +70,11 @@ export const frameArb: fc.Arbitrary<SyncFrame> = fc.oneof(
   sketchArb,
   fc.record({ type: fc.constant("done" as const), range: rangeArb, level: fc.integer({ min: 0, max: SKETCH_LEVELS.length }) }),
   fc.record({ type: fc.constant("want16" as const), keys: fc.array(key16, { maxLength: 12 }) }),
+  fc.record({
+    type: fc.constant("probe" as const),
+    entries: fc.array(fc.record({ key: key16, ephemeral: id32, tags: fc.array(key16, { maxLength: 5 }) }), { maxLength: 6 }),
+  }),
+  fc.record({ type: fc.constant("chat-state" as const), state: fc.constantFrom(...CHAT_STATES) }),
 );
 
 /** A frame as plain data (the table's typed arrays as arrays), for deep equality. */
@@ -87,6 +92,8 @@ export function frameBytes(f: SyncFrame): number {
       return f.ids.reduce((n, id) => n + id.byteLength, 0);
     case "want16":
       return f.keys.reduce((n, k) => n + k.byteLength, 0);
+    case "probe":
+      return f.entries.reduce((n, e) => n + e.key.byteLength + e.ephemeral.byteLength + e.tags.reduce((m, t) => m + t.byteLength, 0), 0);
     case "envelope":
       return f.envelope.byteLength;
     case "sketch":
@@ -97,5 +104,7 @@ export function frameBytes(f: SyncFrame): number {
       return f.request.byteLength;
     case "pair-grant":
       return f.grant.byteLength;
+    case "chat-state":
+      return 0;
   }
 }

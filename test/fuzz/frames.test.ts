@@ -1,7 +1,9 @@
 // Sync frames (decodeFrame/encodeFrame, docs/protocol.md §2) from a peer that may send anything
 // inside an authenticated link: a frame decodes to exactly what its bytes say, or DecodeError.
 import { describe, expect, it } from "vitest";
-import { DecodeError, decodeFrame, encodeFrame, MAX_IDS_PER_FRAME, SKETCH_LEVELS, type SyncFrame } from "../../packages/model/src/index.js";
+import {
+  DecodeError, decodeFrame, encodeFrame, MAX_IDS_PER_FRAME, MAX_PROBES_PER_FRAME, MAX_SLOTS, SKETCH_LEVELS, type SyncFrame,
+} from "../../packages/model/src/index.js";
 import { frameArb, frameBytes, plainFrame } from "./arbitraries.js";
 import { attempt, check, expectOnly, fc, HUGE_CLAIMS, mutated, note, sameBytes, TEST_TIMEOUT, varintBytes } from "./fuzz.js";
 
@@ -100,5 +102,12 @@ describe("fuzz: sync frames", () => {
     expect(decoderContract(bigger)).toBeUndefined();
     expect(decoderContract(Uint8Array.from([5, SKETCH_LEVELS.length]))?.type).toBe("done");
     expect(decoderContract(Uint8Array.from([5, SKETCH_LEVELS.length + 1]))).toBeUndefined();
+    // a Probe: at most MAX_PROBES_PER_FRAME entries of at most MAX_SLOTS tags
+    const entry = { key: new Uint8Array(16), ephemeral: new Uint8Array(32), tags: Array.from({ length: MAX_SLOTS }, () => new Uint8Array(16)) };
+    const probes = encodeFrame({ type: "probe", entries: Array.from({ length: MAX_PROBES_PER_FRAME }, () => entry) });
+    expect(decoderContract(probes)?.type).toBe("probe");
+    expect(decoderContract(Uint8Array.from([11, ...varintBytes(MAX_PROBES_PER_FRAME + 1), ...probes.subarray(3)]))).toBeUndefined();
+    const tooManyTags = Uint8Array.from([11, 1, ...new Uint8Array(48), ...varintBytes(MAX_SLOTS + 1), ...new Uint8Array(16 * (MAX_SLOTS + 1))]);
+    expect(decoderContract(tooManyTags)).toBeUndefined();
   });
 });

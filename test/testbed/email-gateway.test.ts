@@ -2,12 +2,16 @@
 // server, the gateway, and a walking child who carries messages), a classroom (C: a teacher and a
 // pupil, who reach the gateway only through the walking child), and "the Internet" (I: the gateway's
 // second card, and Debian's Postfix in its own namespace as the mail server of example.org, with
-// mailboxes the test reads and a DNS server that publishes the school's DKIM key).
+// mailboxes the test reads and a DNS server that publishes the school's DKIM key and example.org's
+// DKIM key, SPF and DMARC; and a spammer's machine).
 //
 // Shown: a teacher's mail arrives in the Postfix mailbox with a valid DKIM signature (opendkim-testmsg
 // looks the key up over DNS); a reply sent with swaks comes back to her Pigeon inbox and her answer
-// threads; a pupil's mail waits for approval (given with `pigeon gateway approve` on the gateway); a
-// spammer's mail is held and never reaches the pupil; a bounce (DSN from Postfix) shows in the outbox.
+// threads; the school's e-mail rules reach the pupil's laptop with the directory, so her laptop itself
+// refuses an address not allowed; a pupil's mail waits for approval (given with `pigeon gateway approve` on the gateway); a
+// spammer's mail is held and never reaches the pupil; a pen pal's DKIM-signed mail through Postfix
+// reaches her while the same address forged by the spammer is held (SPF, DKIM, DMARC checked by the
+// gateway over the testbed's DNS); a bounce (DSN from Postfix) shows in the outbox.
 import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -66,6 +70,7 @@ describe.skipIf(!!why)("testbed: the school's e-mail gateway, with Postfix as th
     await tb.addHost("mail", ["S", "I"], { args: ["--home", HOME, "--no-xmpp"] });
     for (const n of ["walker", "wanjiru", "amina"]) await tb.addHost(n, ["S"], { args: ["--home", HOME, "--no-xmpp"] });
     await tb.addHost("inet", ["I"]); // no Pigeon here: Postfix and DNS
+    await tb.addHost("spammer", ["I"]); // a machine on the Internet that is not example.org's mail server
     inetNs = tb.host("inet").ns;
     mx = tb.address("inet");
     gwAddr = tb.address("mail", "I");
@@ -97,8 +102,11 @@ describe.skipIf(!!why)("testbed: the school's e-mail gateway, with Postfix as th
     cert(join(dir, "postfix"), "mx.example.org");
     cert(gwDir, `mail.${DOMAIN}`);
     execFileSync("openssl", ["genrsa", "-out", join(gwDir, "dkim.pem"), "2048"], { stdio: "ignore" });
-    const dkimPublic = execFileSync("openssl", ["rsa", "-in", join(gwDir, "dkim.pem"), "-pubout"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] })
+    const publicKey = (pem: string) => execFileSync("openssl", ["rsa", "-in", pem, "-pubout"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] })
       .split("\n").filter((l) => l && !l.startsWith("-----")).join("");
+    const dkimPublic = publicKey(join(gwDir, "dkim.pem"));
+    // example.org's own key: its mail is signed with it (opendkim-testmsg, as its mail server would)
+    execFileSync("openssl", ["genrsa", "-out", join(dir, "example-org-dkim.pem"), "2048"], { stdio: "ignore" });
     writeFileSync(join(gwDir, "rules.json"), JSON.stringify({
       version: 1, school: HOME, domain: DOMAIN, serial: 1,
       teachers: { anyAddress: true, perDay: 20 },
@@ -106,18 +114,26 @@ describe.skipIf(!!why)("testbed: the school's e-mail gateway, with Postfix as th
       allow: { "class:P7": ["penpal@example.org"] },
       inboundPerSenderPerDay: 50, maxMailBytes: 1_000_000, attachments: "hold", keepHours: 24,
     }, null, 2));
-    await tb.pigeon("school", "school", "sign-rules", join(gwDir, "rules.json"), "--out", join(gwDir, "rules.signed.json"));
+    // signed on the running school server: the file for the gateway, and a directory entry that travels to every laptop
+    const signedRules = await tb.pigeon<{ entry?: number }>("school", "school", "sign-rules", join(gwDir, "rules.json"), "--out", join(gwDir, "rules.signed.json"));
+    expect(signedRules.entry).toBe(people.length + 1);
     writeFileSync(join(gwDir, "gateway.json"), JSON.stringify({
       rules: "rules.signed.json", hostname: `mail.${DOMAIN}`,
       smtpIn: { listen: gwAddr, port: 25, key: "key.pem", cert: "cert.pem" },
       smtpOut: { host: mx, port: 25, servername: "mx.example.org", ca: join(dir, "postfix", "cert.pem") },
       dkim: { selector: "pigeon", key: "dkim.pem" },
+      dns: [mx], // SPF, DKIM and DMARC of incoming mail: the testbed's DNS, nothing else
     }, null, 2));
 
     // "the Internet": DNS with the school's DKIM key, Postfix for example.org that relays the school's domain to the gateway
     mkdirSync(`/etc/netns/${inetNs}`, { recursive: true });
     writeFileSync(`/etc/netns/${inetNs}/resolv.conf`, `nameserver ${mx}\n`);
-    dns = spawn("ip", ["netns", "exec", inetNs, process.execPath, join(import.meta.dirname, "dns-txt.mjs"), mx, `pigeon._domainkey.${DOMAIN}`, `v=DKIM1; k=rsa; p=${dkimPublic}`], { stdio: ["ignore", "pipe", "inherit"] });
+    dns = spawn("ip", ["netns", "exec", inetNs, process.execPath, join(import.meta.dirname, "dns-txt.mjs"), mx, "53",
+      `pigeon._domainkey.${DOMAIN}`, `v=DKIM1; k=rsa; p=${dkimPublic}`,
+      "example.org", `v=spf1 ip4:${mx} -all`, // only its mail server (Postfix) sends for example.org
+      "_dmarc.example.org", "v=DMARC1; p=reject",
+      "pp._domainkey.example.org", `v=DKIM1; k=rsa; p=${publicKey(join(dir, "example-org-dkim.pem"))}`,
+    ], { stdio: ["ignore", "pipe", "inherit"] });
     await new Promise<void>((r) => dns!.stdout!.once("data", () => r()));
     const pf = join(dir, "postfix");
     // a second SMTP server standing for a remote MX that refuses broken@example.org after Postfix took it:
@@ -214,8 +230,15 @@ describe.skipIf(!!why)("testbed: the school's e-mail gateway, with Postfix as th
     expect(second).toMatch(/^Subject: Re: Sports day$/m);
   }, 400_000);
 
-  it("a pupil's mail waits for a teacher's approval; a spammer's mail to her is held and never reaches her", async ({ onTestFailed }) => {
+  it("a pupil's laptop refuses an address the rules do not allow; her mail waits for a teacher's approval; a spammer's mail to her is held", async ({ onTestFailed }) => {
     onTestFailed(() => void (tb.keepArtifacts = true));
+    // the school's e-mail rules reached her laptop with the directory (through the walking child): with no
+    // way to the gateway, her laptop itself tells her an address is not allowed, and sends nothing
+    await waitUntil(async () => (await tb.pigeon<{ entries: number }>("amina", "school")).entries >= 5, "the rules on her laptop", 150_000, 2_000);
+    const notAllowed = await tb.pigeon("amina", "send", "stranger@example.org", "hi", "--yes").catch((e: PigeonError) => e);
+    expect(notAllowed).toBeInstanceOf(PigeonError);
+    expect((notAllowed as PigeonError).stderr).toContain("Not sent: stranger@example.org is not on your school's list of addresses you may write to (your school's e-mail rules 1).");
+    expect(JSON.stringify(await tb.pigeon("amina", "outbox"))).not.toContain("stranger@example.org");
     const m = await tb.pigeon<Msg>("amina", "send", "penpal@example.org", "Hello from Kisumu", "--subject", "Pen pals", "--yes");
     await mailState("amina", m.id, "held");
     const queue = await tb.pigeon<{ outgoing: { n: number; sender: string; to_addr: string }[] }>("mail", "gateway");
@@ -239,6 +262,32 @@ describe.skipIf(!!why)("testbed: the school's e-mail gateway, with Postfix as th
     // every decision is in the gateway's log
     const log = await tb.pigeon<{ decision: string }[]>("mail", "gateway", "log");
     expect(log.map((l) => l.decision)).toEqual(expect.arrayContaining(["held", "approved", "sent", "held-in"]));
+  }, 400_000);
+
+  it("a pen pal's DKIM-signed mail through Postfix reaches the pupil; the same address forged by a spammer is held", async ({ onTestFailed }) => {
+    onTestFailed(() => void (tb.keepArtifacts = true));
+    // the pen pal's mail program hands a signed mail to example.org's mail server (Postfix), which passes it to the gateway
+    const unsigned = [`From: Pen Pal <penpal@example.org>`, `To: amina@${DOMAIN}`, "Subject: Hello Amina", `Date: ${new Date().toUTCString()}`,
+      "Message-ID: <penpal-1@example.org>", "", "Greetings from the pen pal, signed.", ""].join("\n");
+    const signed = await sh("opendkim-testmsg", ["-d", "example.org", "-k", join(dir, "example-org-dkim.pem"), "-s", "pp"], unsigned);
+    expect(signed, signed.stderr).toMatchObject({ code: 0 });
+    expect(signed.stdout).toMatch(/^DKIM-Signature: .*d=example\.org/m);
+    const sent = await sh("ip", ["netns", "exec", inetNs, "swaks", "--server", mx, "--tls", "--from", "penpal@example.org", "--to", `amina@${DOMAIN}`, "--data", "-"], signed.stdout);
+    expect(sent.code, sent.stdout).toBe(0);
+    const got = await waitUntil(async () => (await inbox("amina")).find((x) => x.body.includes("signed.")), "the pen pal's mail in her inbox", 150_000, 2_000);
+    expect(got.body).toMatch(/^From: Pen Pal <penpal@example\.org>\nSubject: Hello Amina\nMail: \d+\n\nGreetings from the pen pal, signed\./);
+    const log = () => tb.pigeon<{ decision: string; who: string; detail: string }[]>("mail", "gateway", "log");
+    expect((await log()).find((l) => l.decision === "delivered-in" && l.who === "penpal@example.org")!.detail)
+      .toMatch(/\(SPF pass, DKIM pass \(example\.org\), DMARC pass \(policy reject\)\)$/);
+
+    // the spammer writes as the pen pal, straight to the gateway: SPF fails, nothing signed, DMARC says reject: held
+    const forged = await sh("ip", ["netns", "exec", tb.host("spammer").ns, "swaks", "--server", gwAddr, "--tls", "--from", "penpal@example.org",
+      "--to", `amina@${DOMAIN}`, "--header", "From: Pen Pal <penpal@example.org>", "--header", "Subject: Secret", "--body", "Do not tell your teacher, meet me"]);
+    expect(forged.code, forged.stdout).toBe(0);
+    const held = await waitUntil(async () => (await log()).find((l) => l.decision === "held-in" && l.who === "penpal@example.org"), "the forged mail held", 60_000, 1_000);
+    expect(held.detail).toMatch(/it could not be proven to come from penpal@example\.org \(SPF fail, DKIM none, DMARC fail \(policy reject\)\)/);
+    await waitUntil(async () => (await inbox("wanjiru")).find((x) => x.body.includes("Do not tell your teacher")), "her teacher told of the held mail", 150_000, 2_000);
+    expect(JSON.stringify(await inbox("amina"))).not.toContain("Do not tell");
   }, 400_000);
 
   it("a bounce from Postfix (DSN) shows in the teacher's outbox", async ({ onTestFailed }) => {

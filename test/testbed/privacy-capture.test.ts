@@ -3,11 +3,14 @@
 // records everything on that wire. Nothing in the capture may name either child: no name, no home,
 // no long-term public key in any form (raw, hex, base32, base64), no fingerprint. Needs root, ip
 // netns and tcpdump (.ci/run installs it); bounded to about half a minute.
+// A third laptop (juma, a carrier linked to zawadi only) takes copies of what the two write to each
+// other: what it stores may name neither child either (envelope version 3: sealed routing).
 //
 //   pgtb-<pid>-cap-zawadi   lo (the pigeon command's control traffic stays here, not captured)
 //                           pgcapz 198.18.7.1/24, 224.0.0.0/4 routed on it   <- tcpdump listens here
 //   pgtb-<pid>-cap-baraka   pgcapb 198.18.7.2/24, 224.0.0.0/4 routed on it
 import { execFileSync } from "node:child_process";
+import Database from "better-sqlite3";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -77,6 +80,18 @@ describe.skipIf(!!why)("what the network learns about a child (packet capture)",
     await waitFor(async () => (await pigeonJson<{ body: string }[]>(baraka, "inbox")).some((m) => m.body === "karibu baraka"), "baraka's inbox");
     await waitFor(async () => (await pigeonJson<{ id: string; state: string }[]>(baraka, "outbox")).find((m) => m.id === sent.id)?.state === "delivered", "delivered");
 
+    // baraka walks away; zawadi writes again; a carrier beside zawadi (its link to her stays off the
+    // captured wire; it never meets baraka) takes a copy to spray, which it cannot read
+    await baraka.stop();
+    expect((await pigeon(zawadi, "send", "baraka@nyeri-academy", "are you still there?")).code).toBe(0);
+    const juma = await startDaemon("juma", { ns: nsA, args: ["--home", "kisumu-primary", "--no-mdns", "--no-xmpp", "--peer", `${addrA}:7480`] });
+    await waitFor(async () => (await pigeonJson<{ carrying: { envelopes: number } }>(juma, "status")).carrying.envelopes >= 1, "juma to carry a copy").catch((e: Error) => {
+      if (process.env.PIGEON_SHOW_LOGS) console.log(juma.output(), zawadi.output());
+      throw e;
+    });
+    expect(await pigeonJson<unknown[]>(juma, "inbox")).toEqual([]);
+    await juma.stop();
+
     const pcap = await capture.stop();
     stopped = true;
     const parsed = parsePcap(pcap);
@@ -107,6 +122,19 @@ describe.skipIf(!!why)("what the network learns about a child (packet capture)",
       ...parsed.udp.map((u, i) => ({ where: `UDP datagram ${i} (${u.from}>${u.to})`, bytes: u.payload })),
     ];
     expect(findLeaks(haystacks, needles)).toEqual([]);
+
+    // What juma carries: sealed envelopes and receipts only (no signed envelope kept beside them), and
+    // no name, home or key of either child in any of their bytes.
+    const db = new Database(join(juma.dataDir, "pigeon.db"), { readonly: true });
+    const rows = db.prepare(`SELECT kind, carried, inner, bytes FROM envelopes WHERE carried = 1`).all() as { kind: number; inner: Buffer | null; bytes: Buffer }[];
+    db.close();
+    expect(rows.filter((r) => r.kind === 5).length).toBeGreaterThanOrEqual(1);
+    for (const r of rows) {
+      expect(r.inner).toBeNull();
+      expect([3, 5]).toContain(r.kind); // receipts, sealed envelopes
+      expect(r.bytes[0]).toBe(3); // envelope version 3
+    }
+    expect(findLeaks(rows.map((r, i) => ({ where: `envelope ${i} juma carries`, bytes: new Uint8Array(r.bytes) })), needles)).toEqual([]);
 
     // (the search itself finds what version 2 would have put on the wire: mDNS's addr= and a clear Hello)
     const z = identityOf(zawadi);

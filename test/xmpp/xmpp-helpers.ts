@@ -15,13 +15,15 @@ export interface XmppNode extends Daemon {
   xmppPort: number;
   websocket: string;
   certPath: string;
+  /** The loopback HTTP server (control API, web app, XMPP WebSocket, uploads and files). */
+  controlPort: number;
 }
 
 export async function startXmppNode(name: string, args: string[] = [], dataDir?: string, env?: Record<string, string>): Promise<XmppNode> {
   const d = await startDaemon(name, { args: ["--no-mdns", "--xmpp-port", "0", ...args], dataDir, env });
-  const info = JSON.parse(readFileSync(join(d.dataDir, "node.json"), "utf8")) as { xmpp: { port: number; websocket: string } };
+  const info = JSON.parse(readFileSync(join(d.dataDir, "node.json"), "utf8")) as { xmpp: { port: number; websocket: string }; control: { port: number } };
   const pw = await pigeonJson<{ jid: string; password: string }>(d, "xmpp-password");
-  return Object.assign(d, { jid: pw.jid, password: pw.password, xmppPort: info.xmpp.port, websocket: info.xmpp.websocket, certPath: join(d.dataDir, "xmpp-tls-cert.pem") });
+  return Object.assign(d, { jid: pw.jid, password: pw.password, xmppPort: info.xmpp.port, websocket: info.xmpp.websocket, certPath: join(d.dataDir, "xmpp-tls-cert.pem"), controlPort: info.control.port });
 }
 
 /**

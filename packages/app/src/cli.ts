@@ -313,7 +313,10 @@ async function gatewayCommand(dataDir: string, rest: string[], out: (value: unkn
 }
 
 /** `pigeon school sign-rules RULES.json [--out FILE]`: the school key signs the gateway's rules. */
-function signRules(where: DataDirChoice, args: string[], v: Values, out: (value: unknown, readable: string) => void): number {
+async function signRules(
+  where: DataDirChoice, args: string[], v: Values, out: (value: unknown, readable: string) => void,
+  publish: (text: string) => Promise<{ serial: number }>,
+): Promise<number> {
   if (args.length !== 1) throw new UsageError("school sign-rules needs the rules file, e.g. pigeon school sign-rules gateway-rules.json");
   const school = loadSchoolKey(where.dir);
   if (!school) throw new Refused(`${describeDataDir(where)} holds no school key: sign the rules on the school server`);
@@ -332,7 +335,22 @@ function signRules(where: DataDirChoice, args: string[], v: Values, out: (value:
   const target = v.out ?? args[0]!.replace(/(\.json)?$/, ".signed.json");
   writeFileAtomic(target, JSON.stringify(signed, null, 2) + "\n");
   const rules = JSON.parse(text) as { domain: string; serial: number };
-  out({ file: target, domain: rules.domain, serial: rules.serial }, `Signed the gateway rules ${rules.serial} for ${rules.domain} with the school key of ${school.home}: ${target}\n(copy it to the gateway and restart it)`);
+  // with the school server running, the rules also go into the directory: they travel to every laptop
+  // (which then tells a child before sending that an address is not allowed) and to the gateway (no restart)
+  let entry: number | undefined;
+  let why = "";
+  if (runningNode(where.dir)) {
+    try {
+      entry = (await publish(text)).serial;
+    } catch (e) {
+      why = (e as Error).message;
+    }
+  } else why = "the school server is not running";
+  out({ file: target, domain: rules.domain, serial: rules.serial, ...(entry !== undefined ? { entry } : {}) },
+    `Signed the gateway rules ${rules.serial} for ${rules.domain} with the school key of ${school.home}: ${target}\n` +
+    (entry !== undefined
+      ? `They travel to the school's laptops and the gateway as directory entry ${entry}; the gateway takes them when they reach it.`
+      : `Not sent to laptops (${why}): start the school server and sign again, or copy the file to the gateway and restart it.`));
   return 0;
 }
 
@@ -794,7 +812,7 @@ async function main(argv: string[]): Promise<number> {
     case "gateway":
       return gatewayCommand(dataDir, rest, out);
     case "school":
-      if (rest[0] === "sign-rules") return signRules(where, rest.slice(1), v, out);
+      if (rest[0] === "sign-rules") return signRules(where, rest.slice(1), v, out, (text) => call(where, "POST /api/school/mail-rules", { text }));
     // falls through
     case "enrol":
       if (v.out !== undefined) throw new UsageError("--out is an option of pigeon school sign-rules");

@@ -109,8 +109,9 @@ On the school server (started with pigeon start --school HOME):
                             directory does not vouch for; open: strangers' go to requests;
                             no-student-groups: only teachers start channels
   school sign-rules RULES.json [--out FILE]
-                            sign the e-mail gateway's rules with the school key (the node may
-                            be stopped); writes RULES.signed.json unless --out says where
+                            sign the e-mail gateway's rules with the school key; writes
+                            RULES.signed.json unless --out says where; with the school server
+                            running they also travel to laptops and the gateway (no restart)
 
 On the e-mail gateway (its own data directory, enrolled in the school, started with
 pigeon start --gateway CONFIG.json; docs/gateway.md):

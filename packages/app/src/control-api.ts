@@ -80,6 +80,7 @@ export interface SchoolApi {
   "POST /api/school/revoke-device": { serial: number; device: string; person: string };
   "POST /api/school/revoke-person": { serial: number; fingerprint: string; reason: string };
   "POST /api/school/policy": { serial: number; onlyDirectory: boolean; noStudentGroups: boolean };
+  "POST /api/school/mail-rules": { serial: number; rulesSerial: number };
   "POST /api/enrol": {
     address: string; was: string; renamed: boolean; school: string; class: string; role: string; vouch: VouchView;
     /** The node runs: XMPP clients see the new address after it restarts. */

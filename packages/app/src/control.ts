@@ -2,7 +2,7 @@
 // owner-only data directory. The `pigeon` command is its only client for now.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { timingSafeEqual } from "node:crypto";
-import { decodeCard, encodeCard, fingerprint, formatAddress, toHex } from "@pigeon/model";
+import { decodeCard, encodeCard, fingerprint, formatAddress, mayMail, parseMailRequest, toHex } from "@pigeon/model";
 import { MailboxError, type Contact, type Mailbox, type MessageView, type SyncEngine } from "@pigeon/sync";
 import type { ContactInfo, Endpoint, Route, Routes, Status, Whoami } from "./control-api.js";
 import type { HttpGuard } from "./http-guard.js";
@@ -14,6 +14,8 @@ export interface ControlContext {
   token: string;
   /** Host and Origin checks, shared with the WebSocket upgrades (http-guard.ts). */
   guard: HttpGuard;
+  /** XMPP's HTTP upload and files (behind the guard, no token: the URLs are the capability). False: not its path. */
+  xmppHttp?: (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
   info: () => Omit<Whoami, "address" | "fingerprint" | "signPublicKey">;
   /** The sync port's counts of connections that never proved who they are. */
   unproven: () => NonNullable<Status["unproven"]>;
@@ -36,6 +38,26 @@ export class HttpError extends Error {
   constructor(readonly status: number, readonly code: string, message: string) {
     super(message);
   }
+}
+
+/**
+ * An e-mail the school's rules (signed, from the directory) do not let this person send is refused here,
+ * before it leaves the laptop, without the gateway: the child is told at once, even with no way to the
+ * gateway. The gateway decides again (and alone counts quotas and asks teachers).
+ */
+function mailAllowed(mailbox: Mailbox, body: string): void {
+  const request = parseMailRequest(body);
+  if (!request.ok) return;
+  let me, rules;
+  try {
+    me = mailbox.school.view()?.me;
+    rules = mailbox.school.mailRules();
+  } catch {
+    return; // no school: the gateway answers
+  }
+  if (!rules || me?.status !== "vouched") return;
+  const may = mayMail(rules, me, request.request.to);
+  if (!may.ok) throw new HttpError(403, "not-allowed", `Not sent: ${may.reason} (your school's e-mail rules ${rules.serial}).`);
 }
 
 async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
@@ -222,8 +244,8 @@ export function createControlServer(ctx: ControlContext): ControlServer {
       return (await mailbox.nearby()).map((n) => ({ ...n, connected: now.has(n.signPublicKey) }));
     },
     "GET /api/status": () => ({ ...mailbox.status(), peers: sync.peers().length, unproven: ctx.unproven() }),
-    "POST /api/send": (b) => mailbox.send(str(b, "to"), str(b, "body")),
-    "POST /api/reply": (b) => mailbox.reply(str(b, "id"), str(b, "body")),
+    "POST /api/send": (b) => (mailAllowed(mailbox, str(b, "body")), mailbox.send(str(b, "to"), str(b, "body"))),
+    "POST /api/reply": (b) => (mailAllowed(mailbox, str(b, "body")), mailbox.reply(str(b, "id"), str(b, "body"))),
     "POST /api/channels/send": (b) => mailbox.sendToChannel(str(b, "channel"), str(b, "body")),
     "POST /api/drafts/send": (b) => mailbox.sendDraft(str(b, "id")),
     // pairing needs the node: the new device reaches it over the network while the window is open
@@ -249,6 +271,7 @@ export function createControlServer(ctx: ControlContext): ControlServer {
         const path = (req.url ?? "/").split("?")[0]!;
         // the web app has its own session and CSRF checks (web-app.ts), not the command's token
         if (web && WebApp.owns(path)) return await web.handle(req, res, path);
+        if (ctx.xmppHttp && (await ctx.xmppHttp(req, res))) return;
         const auth = Buffer.from(req.headers.authorization ?? "");
         if (auth.length !== expected.length || !timingSafeEqual(auth, expected)) throw new HttpError(401, "unauthorized", "missing or wrong token");
         const endpoint = `${req.method} ${path}`;

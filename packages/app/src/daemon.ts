@@ -150,6 +150,7 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
     sync,
     token,
     guard,
+    xmppHttp: (req, res) => xmpp?.handleHttp(req, res) ?? Promise.resolve(false),
     info: () => ({ syncPort: info.sync.port, controlPort: info.control.port, dataDir: opts.dataDir, pid: process.pid, xmpp: info.xmpp }),
     stop: () => void stop(),
     unproven: () => network.stats(),
@@ -178,6 +179,8 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
         mailbox, dataDir: opts.dataDir, log, host: opts.xmppListen ?? "127.0.0.1", port: opts.xmppPort ?? DEFAULT_XMPP_PORT,
         fallbackToEphemeral: opts.xmppPort === undefined,
         peers: sync,
+        live: sync,
+        httpBase: `http://127.0.0.1:${info.control.port}`,
       });
       const x = await xmpp.listen();
       const server = xmpp;

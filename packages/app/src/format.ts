@@ -202,7 +202,7 @@ export function formatStatus(s: Status): string {
   const quota = c.quotaBytes === undefined ? "" : ` of ${Math.round(c.quotaBytes / 1048576)} MB`;
   return [
     `${s.address}${s.running === false ? " (your pigeon node is not running)" : ""}`,
-    `  carrying for others: ${c.envelopes} sealed message${c.envelopes === 1 ? "" : "s"} (${(c.bytes / 1024).toFixed(1)} KiB${quota}) for ${c.people} ${c.people === 1 ? "person" : "people"}, and ${c.acks} delivery note${c.acks === 1 ? "" : "s"} that clear such copies`,
+    `  carrying for others: ${c.envelopes} sealed message${c.envelopes === 1 ? "" : "s"} (${(c.bytes / 1024).toFixed(1)} KiB${quota}; sealed: whom they are for is not known here), and ${c.acks} delivery note${c.acks === 1 ? "" : "s"} that clear such copies`,
     ...(s.storageProblem ? [`  STORAGE PROBLEM: ${s.storageProblem}; new messages cannot be stored until there is room`] : []),
     `  kept on this laptop: ${s.envelopes} sealed item${s.envelopes === 1 ? "" : "s"} (messages, receipts, keys), ${(s.bytes / 1024).toFixed(1)} KiB`,
     `  connected laptops: ${s.running === false ? "none, while the node is stopped" : (s.peers ?? 0)}`,

@@ -5,7 +5,8 @@
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fromHex, openGatewayRules, parseMailStatus, type MailStatus } from "@pigeon/model";
-import { Gateway, GatewayStore, SmtpIn, SmtpOut } from "@pigeon/gateway";
+import { isIP } from "node:net";
+import { Gateway, GatewayStore, SmtpIn, SmtpOut, dnsResolver } from "@pigeon/gateway";
 import type { Log, MessageView, PigeonNode } from "@pigeon/sync";
 
 /** What a user is told before a message to an outside address leaves their laptop. */
@@ -38,6 +39,8 @@ export interface GatewayConfig {
   smtpIn: { listen: string; port: number; key: string; cert: string };
   smtpOut: { host: string; port: number; servername?: string; ca?: string; requireTLS?: boolean; user?: string; passwordFile?: string };
   dkim: { selector: string; key: string };
+  /** DNS servers asked for incoming mail's SPF, DKIM and DMARC records ("198.18.0.5", "[::1]:53"); default: the system's. */
+  dns?: string[];
 }
 
 export class GatewayConfigError extends Error {}
@@ -61,6 +64,8 @@ function readConfig(file: string): GatewayConfig {
   const o = c.smtpOut;
   if (!o || typeof o.host !== "string" || !Number.isInteger(o.port)) bad('"smtpOut" needs host and port (the smarthost)');
   if (!c.dkim || typeof c.dkim.selector !== "string" || typeof c.dkim.key !== "string") bad('"dkim" needs selector and key');
+  if (c.dns !== undefined && (!Array.isArray(c.dns) || !c.dns.every((d) => typeof d === "string" && isIP(d.replace(/^\[(.*)\](:\d+)?$/, "$1").replace(/^([\d.]+):\d+$/, "$1")) !== 0)))
+    bad('"dns" must list DNS server addresses');
   return c as GatewayConfig;
 }
 
@@ -103,7 +108,10 @@ export async function startGateway(node: PigeonNode, dataDir: string, configFile
     ...(c.smtpOut.user && c.smtpOut.passwordFile ? { auth: { user: c.smtpOut.user, pass: read(c.smtpOut.passwordFile, "smarthost password").trim() } } : {}),
     dkim: { domainName: rules.domain, keySelector: c.dkim.selector, privateKey: read(c.dkim.key, "DKIM key") },
   });
-  const gateway = new Gateway({ node, rules, transport: out, store, log, tickMs: Number(process.env.PIGEON_GATEWAY_TICK_MS) || undefined });
+  const gateway = new Gateway({
+    node, rules, transport: out, store, log, tickMs: Number(process.env.PIGEON_GATEWAY_TICK_MS) || undefined,
+    resolver: dnsResolver(c.dns), hostname: c.hostname,
+  });
   await gateway.start();
   const door = new SmtpIn(gateway, { host: c.smtpIn.listen, port: c.smtpIn.port, name: c.hostname, key: read(c.smtpIn.key, "TLS key"), cert: read(c.smtpIn.cert, "TLS certificate") });
   let smtpPort: number;

@@ -106,6 +106,10 @@ export function schoolRoutes(mailbox: Mailbox, o: { dataDir: string; running: bo
       const e = await mailbox.school.revokePerson(str(b, "name"), str(b, "reason", true) ?? "");
       return { serial: e.serial, fingerprint: fingerprint(e.personKey), reason: e.reason };
     },
+    "POST /api/school/mail-rules": async (b) => {
+      const e = await mailbox.school.publishMailRules(str(b, "text"));
+      return { serial: e.serial, rulesSerial: (JSON.parse(e.text) as { serial: number }).serial };
+    },
     "POST /api/school/policy": async (b) => {
       const flag = (k: string) => {
         if (b[k] !== undefined && typeof b[k] !== "boolean") throw new HttpError(400, "bad-input", `"${k}" must be true or false`);

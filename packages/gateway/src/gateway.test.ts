@@ -9,14 +9,19 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import nodemailer from "nodemailer";
 import { SMTPServer } from "smtp-server";
+import { connect } from "node:net";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+import { simpleParser } from "mailparser";
 import { afterEach, describe, expect, it } from "vitest";
 import {
-  contactCard, formatMailRequest, generateIdentity, generateSchool, parseGatewayRules, parseIncomingMail, parseMailStatus, type GatewayRules,
+  contactCard, drawingSvg, encodeDrawing, formatMailRequest, mayMail, generateIdentity, generateSchool, parseGatewayRules, parseIncomingMail, parseMailStatus, type GatewayRules,
 } from "@pigeon/model";
 import { memoryLinkPair, memoryStorage, PigeonNode, type MessageView } from "@pigeon/sync";
 import { Gateway } from "./gateway.js";
 import { SmtpIn, SmtpOut } from "./smtp.js";
 import { GatewayStore } from "./store.js";
+import { dnsServer } from "./dns-server.testing.js";
 
 const HOME = "kisumu-primary";
 const DOMAIN = "kisumu-primary.example";
@@ -103,21 +108,30 @@ async function setup(rules = baseRules()) {
   const teacher = await enrol("wanjiru", "P7", "teacher");
   const pupil = await enrol("amina", "P7", "student");
   const young = await enrol("baraka", "P3", "student");
-  for (const n of [gw, teacher, pupil, young]) link(server, n);
-  for (const n of [teacher, pupil, young]) link(gw, n);
-  await until(() => gw.mailbox.school.members().length === 4 && teacher.mailbox.school.members().length === 4, "the directory to reach everyone");
+  const other = await enrol("otieno", "P5", "teacher"); // teaches another class than amina's
+  for (const n of [gw, teacher, pupil, young, other]) link(server, n);
+  for (const n of [teacher, pupil, young, other]) link(gw, n);
+  await until(() => [gw, teacher, other].every((n) => n.mailbox.school.members().length === 5), "the directory to reach everyone");
 
   const tlsNet = selfSigned("smtp.example.org");
   const net = await internet(tlsNet);
   const dkim = generateKeyPairSync("rsa", { modulusLength: 2048 });
   const store = new GatewayStore(join(tmp(), "gateway.db"));
   cleanup.push(() => store.close());
+  // the pen pal's domain publishes its DKIM key, its SPF (its own mail server only) and DMARC (reject)
+  const penpalKey = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  const dns = await dnsServer([
+    ["partner.example", "v=spf1 ip4:198.18.7.1 -all"],
+    ["_dmarc.partner.example", "v=DMARC1; p=reject"],
+    ["s1._domainkey.partner.example", `v=DKIM1; k=rsa; p=${penpalKey.publicKey.export({ type: "spki", format: "der" }).toString("base64")}`],
+  ]);
+  cleanup.push(() => dns.close());
   const out = new SmtpOut({
     host: "127.0.0.1", servername: "smtp.example.org", port: net.port, name: `mail.${DOMAIN}`, ca: tlsNet.cert, loopHeaderValue: DOMAIN,
     dkim: { domainName: DOMAIN, keySelector: "pigeon", privateKey: dkim.privateKey.export({ type: "pkcs8", format: "pem" }).toString() },
   });
   cleanup.push(() => out.close());
-  const gateway = new Gateway({ node: gw, rules, transport: out, store, tickMs: 100 });
+  const gateway = new Gateway({ node: gw, rules, transport: out, store, tickMs: 100, resolver: dns.resolver });
   await gateway.start();
   cleanup.push(() => gateway.stop());
   const tlsIn = selfSigned(`mail.${DOMAIN}`);
@@ -127,7 +141,11 @@ async function setup(rules = baseRules()) {
   /** An outside sender dialling the gateway's door (STARTTLS required, as a careful MTA would). */
   const outside = nodemailer.createTransport({ host: "127.0.0.1", port: doorPort, secure: false, requireTLS: true, tls: { ca: tlsIn.cert, servername: `mail.${DOMAIN}` }, pool: true, maxMessages: Infinity });
   cleanup.push(() => outside.close());
-  return { school, server, gw, teacher, pupil, young, gateway, store, net, dkim, outside, doorPort };
+  /** The pen pal's mail server, which signs her mail with her domain's key. */
+  const penpal = nodemailer.createTransport({ host: "127.0.0.1", port: doorPort, secure: false, requireTLS: true, tls: { ca: tlsIn.cert, servername: `mail.${DOMAIN}` },
+    dkim: { domainName: "partner.example", keySelector: "s1", privateKey: penpalKey.privateKey.export({ type: "pkcs8", format: "pem" }).toString() } });
+  cleanup.push(() => penpal.close());
+  return { school, server, gw, teacher, pupil, young, other, gateway, store, net, dkim, outside, penpal, doorPort };
 }
 
 const inbox = (n: PigeonNode) => n.mailbox.messages({ direction: "in" });
@@ -179,6 +197,8 @@ describe("the e-mail gateway", () => {
     const inc = parseIncomingMail(got.body)!;
     expect(inc.from).toBe("Parent <parent@example.org>");
     expect(inc.text).toContain(`answers your mail ${m.id}`);
+    // example.org publishes no SPF, DKIM or DMARC: a teacher gets it, told that nothing proves its sender
+    expect(inc.text).toContain("[Careful: this mail may not be from parent@example.org: nothing proves who sent it (SPF none, DKIM none, DMARC none).]");
     expect(inc.text).toContain("We will come.");
     const again = await mailTo(t.teacher, { to: "parent@example.org", subject: "", re: got.id, text: "See you!" });
     await statusOf(t.teacher, again, "sent");
@@ -205,7 +225,14 @@ describe("the e-mail gateway", () => {
     const self = await t.pupil.send(`mail@${HOME}`, `approve ${n}`);
     await until(async () => (await inbox(t.pupil)).find((x) => x.body.includes("Only teachers")), "the refusal");
     expect(self).toBeTruthy();
+    // a teacher of another class (P5) is not told, does not see it in her list, and cannot approve it
+    await t.other.send(`mail@${HOME}`, "list");
+    expect((await until(async () => (await inbox(t.other)).find((x) => x.body.startsWith("Nothing waits")), "the other teacher's list")).body).toBe("Nothing waits for a teacher.");
+    await t.other.send(`mail@${HOME}`, `approve ${n}`);
+    await until(async () => (await inbox(t.other)).find((x) => x.body === `Mail ${n} is for class P7: only its teachers decide on it.`), "the other teacher's refusal");
+    expect((await inbox(t.other)).some((x) => x.body.includes("I am Amina"))).toBe(false);
     expect(t.net.got).toHaveLength(0);
+    expect(t.gateway.pending().outgoing.map((o) => o.n)).toEqual([n]);
     await t.teacher.send(`mail@${HOME}`, `approve ${n}`);
     await statusOf(t.pupil, m, "sent");
     expect(t.net.got[0]!.to).toEqual(["penpal@partner.example"]);
@@ -235,13 +262,22 @@ describe("the e-mail gateway", () => {
     const n = Number(/Held mail (\d+)/.exec(notice.body)![1]);
     await new Promise((r) => setTimeout(r, 300));
     expect((await inbox(t.pupil)).some((x) => x.body.includes("click here"))).toBe(false);
-    // the allowed pen pal's mail goes straight through
-    await t.outside.sendMail({ from: "penpal@partner.example", to: `amina@${DOMAIN}`, subject: "Hi Amina", text: "from Oslo" });
-    await until(async () => (await inbox(t.pupil)).find((x) => x.body.includes("from Oslo")), "the pen pal's mail");
+    // the allowed pen pal's mail, signed by her domain, goes straight through
+    await t.penpal.sendMail({ from: "penpal@partner.example", to: `amina@${DOMAIN}`, subject: "Hi Amina", text: "from Oslo" });
+    const hers = await until(async () => (await inbox(t.pupil)).find((x) => x.body.includes("from Oslo")), "the pen pal's mail");
+    expect(hers.body).not.toContain("Careful");
+    // someone else writing as the pen pal (unsigned, from a machine her domain does not send from) is held
+    await t.outside.sendMail({ from: "penpal@partner.example", to: `amina@${DOMAIN}`, subject: "Hi Amina", text: "meet me after school" });
+    const forged = await until(async () => (await inbox(t.teacher)).find((x) => x.body.includes("meet me after school")), "the teacher's notice of the forged mail");
+    expect(forged.body).toMatch(/^Held mail \d+ from penpal@partner\.example to amina@kisumu-primary \(it could not be proven to come from penpal@partner\.example \(SPF fail, DKIM none, DMARC fail \(policy reject\)\)\)/);
+    expect((await inbox(t.pupil)).some((x) => x.body.includes("meet me after school"))).toBe(false);
     // unknown people and other domains are refused at the door
     await expect(t.outside.sendMail({ from: "x@example.org", to: `nobody@${DOMAIN}`, subject: "x", text: "x" })).rejects.toThrow(/550/);
     await expect(t.outside.sendMail({ from: "x@example.org", to: "someone@elsewhere.example", subject: "x", text: "x" })).rejects.toThrow(/relaying denied/);
-    // released by the teacher, it reaches her
+    // a teacher of another class cannot release it; her own teacher can, and then it reaches her
+    await t.other.send(`mail@${HOME}`, `release ${n}`);
+    await until(async () => (await inbox(t.other)).find((x) => x.body === `Mail ${n} is for class P7: only its teachers decide on it.`), "the other teacher's refusal");
+    expect((await inbox(t.pupil)).some((x) => x.body.includes("click here"))).toBe(false);
     await t.teacher.send(`mail@${HOME}`, `release ${n}`);
     await until(async () => (await inbox(t.pupil)).find((x) => x.body.includes("click here")), "the released mail");
     expect(t.store.incoming(n)!.body).toBeNull(); // not kept after it travelled
@@ -314,4 +350,118 @@ describe("the e-mail gateway", () => {
     const ok = await mailTo(t.teacher, { to: "parent@example.org", subject: "still fine", text: "yes" });
     await statusOf(t.teacher, ok, "sent");
   }, 120_000);
+
+  it("attachments: a drawing leaves as an image; what comes in is removed, held or refused per the rules, and the child is told", async () => {
+    const t = await setup();
+    // a pupil's drawing (stroke data, as the web app writes it) leaves as an SVG image once approved
+    const strokes = [{ colour: 1, size: 1, points: [10, 10, 200, 150, 390, 20] }, { colour: 5, size: 2, points: [300, 300] }];
+    const m = await mailTo(t.pupil, { to: "penpal@partner.example", subject: "My cat", text: encodeDrawing(strokes) });
+    await statusOf(t.pupil, m, "held");
+    const notice = await until(async () => (await inbox(t.teacher)).find((x) => x.body.includes("waits for your approval")), "the teacher's notice");
+    expect(notice.body).toContain("(a drawing: it leaves as an image, drawing.svg)");
+    await t.teacher.send(`mail@${HOME}`, `approve ${/Mail (\d+)/.exec(notice.body)![1]}`);
+    await statusOf(t.pupil, m, "sent");
+    const out = await simpleParser(t.net.got.find((g) => g.to.includes("penpal@partner.example"))!.raw);
+    expect(out.text).toMatch(/^amina made a drawing for you in Pigeon/);
+    expect(out.attachments.map((a) => [a.filename, a.contentType])).toEqual([["drawing.svg", "image/svg+xml"]]);
+    const svg = out.attachments[0]!.content.toString("utf8");
+    expect(svg).toBe(drawingSvg(strokes));
+    expect(svg).toContain('<polyline points="10 10 200 150 390 20" fill="none" stroke="#d7263d"');
+    expect(svg).not.toMatch(/<script|href|on[a-z]+=/i);
+
+    // a pen pal's mail with a PDF to the pupil waits for a teacher (rules: "hold"); released, the child sees it was removed
+    const pdf = { filename: "homework.pdf", contentType: "application/pdf", content: Buffer.alloc(2_500, 37) };
+    await t.penpal.sendMail({ from: "penpal@partner.example", to: `amina@${DOMAIN}`, subject: "Homework", text: "See the file.", attachments: [pdf] });
+    const held = await until(() => t.store.incomingIn("held").find((i) => i.subject === "Homework"), "the mail with a PDF held");
+    expect(held.note).toBe("it has attachments");
+    expect((await inbox(t.pupil)).some((x) => x.body.includes("See the file."))).toBe(false);
+    await t.teacher.send(`mail@${HOME}`, `release ${held.n}`);
+    const got = await until(async () => (await inbox(t.pupil)).find((x) => x.body.includes("See the file.")), "the released mail");
+    expect(parseIncomingMail(got.body)!.text).toBe(
+      "[The school's e-mail gateway removed an attachment from this mail: homework.pdf (application/pdf, 3 KB). Only text travels into Pigeon.]\n\nSee the file.");
+    expect(got.body).not.toContain("%%%%");
+    // to a teacher it is delivered, with the same line first
+    await t.penpal.sendMail({ from: "penpal@partner.example", to: `wanjiru@${DOMAIN}`, subject: "For the teacher", text: "Two files.", attachments: [pdf, { filename: "a.exe", content: "MZ" }] });
+    const forTeacher = await until(async () => (await inbox(t.teacher)).find((x) => x.body.includes("Two files.")), "the teacher's mail");
+    expect(parseIncomingMail(forTeacher.body)!.text).toMatch(/^\[The school's e-mail gateway removed 2 attachments from this mail: homework\.pdf \(application\/pdf, 3 KB\); a\.exe \(application\/(x-msdownload|octet-stream|x-msdos-program), 2 bytes\)\. Only text travels into Pigeon\.\]\n\nTwo files\./);
+  });
+
+  it("attachments refused by the rules: the sender is told at the door; 50 MB sent without SIZE is drained, not kept", async () => {
+    const t = await setup(baseRules({ attachments: "refuse" }));
+    await expect(t.penpal.sendMail({ from: "penpal@partner.example", to: `amina@${DOMAIN}`, subject: "Photo", text: "a photo",
+      attachments: [{ filename: "photo.jpg", contentType: "image/jpeg", content: Buffer.alloc(1000, 1) }] })).rejects.toThrow(/550 5\.7\.1 mail with attachments is not taken for pupils/);
+    expect(t.store.logSince().find((l) => l.decision === "refused-in")!.detail).toMatch(/^mail with attachments to a pupil \(photo\.jpg \(image\/jpeg, 1 KB\)\)$/);
+    // the same mail without the photo reaches her
+    await t.penpal.sendMail({ from: "penpal@partner.example", to: `amina@${DOMAIN}`, subject: "Photo", text: "no photo after all" });
+    await until(async () => (await inbox(t.pupil)).find((x) => x.body.includes("no photo after all")), "the plain mail");
+
+    // a client that does not say SIZE and streams 50 MB: refused with 552 at the end, the bytes never kept
+    // memory that stays alive while it streams (garbage collected at each sample, so what is counted is what is kept)
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    const kept = () => {
+      gc();
+      const u = process.memoryUsage();
+      return u.arrayBuffers + u.heapUsed;
+    };
+    const before = kept();
+    let peak = 0;
+    const sampler = setInterval(() => (peak = Math.max(peak, kept())), 100);
+    const answer = await new Promise<string>((resolve, reject) => {
+      const sock = connect(t.doorPort, "127.0.0.1");
+      let got = "";
+      let step = 0;
+      const chunk = Buffer.from(`${"A".repeat(1022)}\r\n`.repeat(64)); // 64 KiB of lines
+      const cmds = ["EHLO big.example\r\n", "MAIL FROM:<big@example.org>\r\n", `RCPT TO:<wanjiru@${DOMAIN}>\r\n`, "DATA\r\n"];
+      sock.on("data", async (d) => {
+        got += d.toString();
+        if (!/\r\n$/.test(got) || /^\d{3}-/m.test(got.split("\r\n").at(-2) ?? "")) return;
+        const code = got.slice(-200).match(/(\d{3})[ ][^\r\n]*\r\n$/)?.[1];
+        if (step < cmds.length) {
+          sock.write(cmds[step++]!);
+          got = "";
+          return;
+        }
+        if (code === "354") {
+          got = "";
+          sock.write("From: big@example.org\r\nSubject: big\r\n\r\n");
+          for (let sent = 0; sent < 50 * 1024 * 1024; sent += chunk.length) if (!sock.write(chunk)) await new Promise((r) => sock.once("drain", r));
+          sock.write("\r\n.\r\n");
+          step++;
+          return;
+        }
+        if (step > cmds.length) {
+          sock.end("QUIT\r\n");
+          resolve(got.trim());
+        }
+      });
+      sock.on("error", reject);
+    });
+    clearInterval(sampler);
+    expect(answer).toMatch(/^552 5\.3\.4 mail larger than 200000 bytes/);
+    const grew = peak - before;
+    expect(grew).toBeLessThan(10 * 1024 * 1024); // the 50 MB were drained as they came, not kept
+    expect((await inbox(t.teacher)).some((x) => x.body.includes("Subject: big"))).toBe(false);
+  }, 60_000);
+
+  it("new rules the school server publishes travel to laptops, which know an address is not allowed before sending, and the gateway takes them without a restart", async () => {
+    const t = await setup();
+    const before = await mailTo(t.pupil, { to: "grandma@example.org", subject: "Hi", text: "hi" });
+    expect((await statusOf(t.pupil, before, "refused")).note).toMatch(/grandma@example\.org is not on your school's list/);
+    const text = JSON.stringify({ ...baseRules(), serial: 2, allow: { "class:P7": ["penpal@partner.example"], "person:amina": ["grandma@example.org"] } });
+    await t.server.mailbox.school.publishMailRules(text);
+    // the pupil's laptop holds them (from the directory, checked against the school key) and answers alone
+    const onLaptop = await until(() => t.pupil.mailbox.school.mailRules()?.serial === 2 && t.pupil.mailbox.school.mailRules(), "the rules on her laptop");
+    const me = t.pupil.mailbox.school.view()!.me!;
+    expect(me).toMatchObject({ status: "vouched", class: "P7", role: "student" });
+    expect(mayMail(onLaptop, me as { name: string; class: string; role: "student" }, "grandma@example.org")).toEqual({ ok: true });
+    expect(mayMail(onLaptop, me as { name: string; class: string; role: "student" }, "stranger@example.org"))
+      .toEqual({ ok: false, reason: "stranger@example.org is not on your school's list of addresses you may write to" });
+    // the running gateway takes them at its next round
+    await until(() => t.store.logSince().find((l) => l.decision === "rules" && l.detail === "rules 2 in force"), "the gateway to take rules 2");
+    const after = await mailTo(t.pupil, { to: "grandma@example.org", subject: "Hi", text: "hi again" });
+    await statusOf(t.pupil, after, "held");
+    // older or equal rules are refused on the server
+    await expect(t.server.mailbox.school.publishMailRules(text)).rejects.toThrow(/not newer than the ones in force \(2\)/);
+  });
 });

@@ -8,13 +8,14 @@
 // gateway never writes e-mail by itself (no auto-replies, no bounces of bounces): a mail loop has
 // nothing to feed on.
 import {
-  MAX_BODY_CHARS, formatIncomingMail, formatMailStatus, oneLine, parseMailAddress, parseMailRequest, parseModerationCommand, randomBytes, toHex,
+  MAX_BODY_CHARS, addressAllowed, decodeDrawing, mayMail, drawingSvg, formatIncomingMail, formatMailStatus, oneLine, parseMailAddress, parseMailRequest, parseModerationCommand, randomBytes, toHex,
   type GatewayRules, type MailState, type ModerationCommand,
 } from "@pigeon/model";
 import { silentLog, type Log, type MessageView, type PigeonNode, type SchoolMember } from "@pigeon/sync";
 import { simpleParser, type ParsedMail } from "mailparser";
+import { checkSender, dnsResolver, type DnsResolver, type SenderCheck } from "./auth.js";
 import type { GatewayStore, IncomingRow, OutgoingRow } from "./store.js";
-import type { InboundPolicy, MailTransport, Refusal } from "./transport.js";
+import type { Envelope, InboundPolicy, MailTransport, Refusal } from "./transport.js";
 
 export interface GatewayOptions {
   node: PigeonNode;
@@ -27,6 +28,10 @@ export interface GatewayOptions {
   tickMs?: number;
   /** Queued mail that could not leave for this long bounces back to its sender (default 3 days). */
   giveUpMs?: number;
+  /** How incoming mail's SPF, DKIM and DMARC records are looked up (default: the system's DNS). */
+  resolver?: DnsResolver;
+  /** The gateway's mail host name, named in its checks (default: the rules' domain). */
+  hostname?: string;
 }
 
 /** At most this many "mail held" notices to teachers a day, one per outside sender. */
@@ -48,6 +53,8 @@ export class Gateway implements InboundPolicy {
   private readonly now: () => number;
   private readonly giveUpMs: number;
   private readonly tickMs: number;
+  private readonly resolver: DnsResolver;
+  private readonly hostname: string | undefined;
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<number> | undefined;
   private work: Promise<unknown> = Promise.resolve();
@@ -64,6 +71,8 @@ export class Gateway implements InboundPolicy {
     this.now = o.now ?? Date.now;
     this.giveUpMs = o.giveUpMs ?? 3 * 86_400_000;
     this.tickMs = o.tickMs ?? 5_000;
+    this.resolver = o.resolver ?? dnsResolver();
+    this.hostname = o.hostname;
   }
 
   get home(): string {
@@ -83,6 +92,7 @@ export class Gateway implements InboundPolicy {
 
   /** Handles what arrived while the gateway was stopped, then each new message; tries queued mail on a timer. */
   async start(): Promise<void> {
+    this.takeDirectoryRules();
     this.node.on("message", this.onMessage);
     for (let after = 0; ; ) {
       const page = await this.node.mailbox.messages({ direction: "in", afterSeq: after, limit: 200 });
@@ -112,8 +122,20 @@ export class Gateway implements InboundPolicy {
     return p;
   }
 
+  /** Newer rules the school published in its directory (they travel like its entries) take over, without a restart. */
+  private takeDirectoryRules(): void {
+    let rules: GatewayRules | undefined;
+    try {
+      rules = this.node.mailbox.school.mailRules();
+    } catch (e) {
+      this.log.warn(`gateway: the school's e-mail rules in the directory: ${(e as Error).message}`);
+    }
+    if (rules && rules.serial > this.rules.serial && rules.school === this.home) this.useRules(rules);
+  }
+
   private async tick(): Promise<void> {
     try {
+      this.takeDirectoryRules();
       this.store.forget(this.now() - this.rules.keepHours * 3_600_000);
       await this.serial(() => this.applyServerDecisions());
       await this.flush();
@@ -159,10 +181,8 @@ export class Gateway implements InboundPolicy {
       this.decision("refused", who.address, `to ${r.to}: ${why}`);
       await this.status(m.id, "refused", `not sent: ${why}`);
     };
-    if (who.role === "student" && !this.rules.students.classes.includes(who.class))
-      return refuse(`pupils of class ${who.class} may not send e-mail`);
-    if ((who.role === "student" || !this.rules.teachers.anyAddress) && !this.allowed(r.to, who.name, who.class))
-      return refuse(`${r.to} is not on your school's list of addresses you may write to`);
+    const may = mayMail(this.rules, { name: who.name, role: who.role, class: who.class }, r.to);
+    if (!may.ok) return refuse(may.reason);
     const limit = who.role === "teacher" ? this.rules.teachers.perDay : this.rules.students.perDay;
     if (this.store.count(day(this.now()), `out:${who.address}`) >= limit) return refuse(`you already sent ${limit} e-mails today (the school's limit)`);
     this.store.bump(day(this.now()), `out:${who.address}`);
@@ -187,7 +207,8 @@ export class Gateway implements InboundPolicy {
       this.decision("held", who.address, `mail ${row.n} to ${r.to} waits for a teacher`);
       await this.status(m.id, "held", `waits for a teacher's approval before it leaves the school (mail ${row.n})`);
       await this.tellTeachers(who.class,
-        `Mail ${row.n} from ${who.address} (class ${who.class}) to ${r.to} waits for your approval.\nSubject: ${subject}\n\n${r.text}\n\n` +
+        `Mail ${row.n} from ${who.address} (class ${who.class}) to ${r.to} waits for your approval.\nSubject: ${subject}\n\n` +
+        `${decodeDrawing(r.text.trim()) ? "(a drawing: it leaves as an image, drawing.svg)" : r.text}\n\n` +
         `Answer "approve ${row.n}" or "refuse ${row.n} why".`);
     } else {
       this.decision("queued", who.address, `mail ${row.n} to ${r.to}`);
@@ -197,10 +218,7 @@ export class Gateway implements InboundPolicy {
   }
 
   private allowed(address: string, name: string, cls: string): boolean {
-    const a = address.toLowerCase();
-    const domain = a.slice(a.indexOf("@"));
-    const lists = [this.rules.allow["*"], this.rules.allow[`class:${cls}`], this.rules.allow[`person:${name}`]];
-    return lists.some((l) => l?.some((x) => x === a || x === domain));
+    return addressAllowed(this.rules, address, name, cls);
   }
 
   /**
@@ -253,9 +271,29 @@ export class Gateway implements InboundPolicy {
     return { outgoing: this.store.outgoingIn("held"), incoming: this.store.incomingIn("held") };
   }
 
+  /** A teacher decides only on the mail of the classes the directory says she teaches (any class that has no teacher). */
+  private moderates(teacher: string, pupil: string): boolean {
+    const cls = this.member(pupil)?.class;
+    return cls !== undefined && this.teachers(cls).some((t) => t.address === teacher);
+  }
+
+  private member(address: string): SchoolMember | undefined {
+    return this.node.mailbox.school.members().find((p) => p.address === address);
+  }
+
   private moderate(c: ModerationCommand, by: string): string {
+    if (c.verb === "approve" || c.verb === "refuse" || c.verb === "release" || c.verb === "discard") {
+      const pupil = c.verb === "approve" || c.verb === "refuse" ? this.store.outgoing(c.n)?.sender : this.store.incoming(c.n)?.to_person;
+      if (pupil !== undefined && !this.moderates(by, pupil)) {
+        const cls = this.member(pupil)?.class ?? "?";
+        this.decision("refused", by, `${c.verb} ${c.n}: not a teacher of class ${cls}`);
+        return `Mail ${c.n} is for class ${cls}: only its teachers decide on it.`;
+      }
+    }
     if (c.verb === "list") {
       const p = this.pending();
+      p.outgoing = p.outgoing.filter((o) => this.moderates(by, o.sender));
+      p.incoming = p.incoming.filter((i) => this.moderates(by, i.to_person));
       const lines = [
         ...p.outgoing.map((o) => `mail ${o.n}: ${o.sender} to ${o.to_addr}: ${o.subject ?? ""} (approve ${o.n} / refuse ${o.n} why)`),
         ...p.incoming.map((i) => `held ${i.n}: from ${i.from_addr} to ${i.to_person}: ${i.subject} (release ${i.n} / discard ${i.n} why)`),
@@ -336,7 +374,7 @@ export class Gateway implements InboundPolicy {
       if (o.body === null) continue;
       const outcome = await this.transport.send({
         from: { name: o.sender_name, address: `${o.sender_name}@${this.domain}` },
-        to: o.to_addr, subject: o.subject ?? "", text: o.body, messageId: o.message_id,
+        to: o.to_addr, subject: o.subject ?? "", messageId: o.message_id, ...mailContent(o.body, o.sender_name),
         ...(o.in_reply_to ? { inReplyTo: o.in_reply_to, references: (o.refs ?? o.in_reply_to).split(" ") } : {}),
         envelopeFrom: `bounce+${o.bounce_token}@${this.domain}`,
       }).catch((e: Error) => ({ ok: false as const, permanent: false, reason: e.message }));
@@ -407,18 +445,22 @@ export class Gateway implements InboundPolicy {
     return undefined;
   }
 
-  async data(raw: Buffer, envelope: { mailFrom: string; rcptTo: string[] }): Promise<Refusal | undefined> {
-    return this.serial(() => this.takeMail(raw, envelope));
+  async data(raw: Buffer, envelope: Envelope): Promise<Refusal | undefined> {
+    // DNS is asked before the one-at-a-time queue, so a slow DNS server holds up only this mail
+    const check = envelope.mailFrom === "" ? undefined : await checkSender({
+      raw, mailFrom: envelope.mailFrom, ip: envelope.remoteAddress, helo: envelope.helo, mta: this.hostname ?? this.domain, resolver: this.resolver,
+    });
+    return this.serial(() => this.takeMail(raw, envelope, check));
   }
 
-  private async takeMail(raw: Buffer, envelope: { mailFrom: string; rcptTo: string[] }): Promise<Refusal | undefined> {
+  private async takeMail(raw: Buffer, envelope: Envelope, check: SenderCheck | undefined): Promise<Refusal | undefined> {
     const head = headerText(raw);
     const received = (head.match(/^received:/gim) ?? []).length;
     if (received > MAX_RECEIVED || new RegExp(`^${LOOP_HEADER}:\\s*${escapeRe(this.domain)}\\s*$`, "im").test(head)) {
       this.decision("dropped-in", envelope.mailFrom || "<>", `mail loop (${received} Received lines)`);
       return { code: 554, message: "5.4.6 mail loop detected" };
     }
-    if (envelope.mailFrom === "") return this.takeBounce(raw, envelope.rcptTo);
+    if (envelope.mailFrom === "" || !check) return this.takeBounce(raw, envelope.rcptTo);
     const sender = parseMailAddress(envelope.mailFrom)!.toLowerCase();
     let mail: ParsedMail;
     try {
@@ -433,21 +475,32 @@ export class Gateway implements InboundPolicy {
     const fromShown = display ? `${display} <${from}>` : from;
     const subject = oneLine(mail.subject ?? "", 200);
     const autoSubmitted = /^auto-submitted:\s*(?!no\b)/im.test(head);
-    const attachments = (mail.attachments ?? []).map((a) => `${oneLine(a.filename ?? "unnamed", 80)} (${oneLine(a.contentType, 60)}, ${a.size} bytes)`);
+    const attachments = (mail.attachments ?? []).map((a) => `${oneLine(a.filename ?? "unnamed", 80)} (${oneLine(a.contentType, 60)}, ${sizeText(a.size)})`);
+    if (attachments.length && this.rules.attachments === "refuse" && envelope.rcptTo.some((r) => this.person(this.ours(r) ?? "")?.role === "student")) {
+      this.decision("refused-in", sender, `mail with attachments to a pupil (${oneLine(attachments.join("; "), 200)})`);
+      return { code: 550, message: "5.7.1 mail with attachments is not taken for pupils at this school" };
+    }
     let text = (mail.text ?? (typeof mail.html === "string" ? "(this mail had only HTML, not shown)" : "")).replace(/\r\n/g, "\n");
-    if (attachments.length) text += `\n\n[attachments not brought into Pigeon: ${attachments.join("; ")}]`;
+    // said first, so a child sees at once that something was taken out
+    if (attachments.length)
+      text = `[The school's e-mail gateway removed ${attachments.length === 1 ? "an attachment" : `${attachments.length} attachments`} from this mail: ${oneLine(attachments.join("; "), 500)}. Only text travels into Pigeon.]\n\n${text}`;
     const room = MAX_BODY_CHARS - 600;
     if (text.length > room) text = `${text.slice(0, room)}\n[... cut: the mail was longer than a Pigeon message]`;
     const messageId = oneLine(mail.messageId ?? "", 250) || null;
     const refs = (Array.isArray(mail.references) ? mail.references : mail.references ? [mail.references] : []).map((r) => oneLine(r, 250)).slice(-20);
     const inReplyTo = oneLine(mail.inReplyTo ?? "", 250);
     const answered = inReplyTo ? this.store.outgoingByMessageId(inReplyTo) : undefined;
+    // SPF, DKIM and DMARC: proven to come from the From: address's domain, or not
+    const proven = check.verdict === "pass" && check.domain === from.slice(from.lastIndexOf("@") + 1);
+    const unproven = `it could not be proven to come from ${from} (${check.summary})`;
+    if (!proven) text = `[Careful: this mail may not be from ${from}: ${check.verdict === "fail" ? "the checks of its domain say it is forged" : "nothing proves who sent it"} (${check.summary}).]\n\n${text}`;
     for (const rcpt of envelope.rcptTo) {
       const p = this.person(this.ours(rcpt) ?? "");
       if (!p) continue;
       const reason =
         autoSubmitted ? "an automatic mail (Auto-Submitted)" :
         p.role === "student" && !(this.allowed(from, p.name, p.class) && this.allowed(sender, p.name, p.class)) ? `${from} is not on ${p.name}'s list` :
+        p.role === "student" && !proven ? unproven :
         p.role === "student" && attachments.length && this.rules.attachments === "hold" ? "it has attachments" : undefined;
       const row = this.store.addIncoming({
         to_person: p.address, from_addr: from, from_display: fromShown, subject, body: reason ? text : null, message_id: messageId,
@@ -455,7 +508,7 @@ export class Gateway implements InboundPolicy {
         re_pigeon: answered && answered.sender === p.address ? answered.pigeon_id : null, note: reason ?? "", created: this.now(),
       });
       if (reason) {
-        this.decision("held-in", from, `mail ${row.n} to ${p.address}: ${reason}`);
+        this.decision("held-in", from, `mail ${row.n} to ${p.address}: ${reason}; ${check.summary}`);
         const today = day(this.now());
         if (this.store.count(today, `notice:${from}`) === 0 && this.store.count(today, "notices") < HELD_NOTICES_PER_DAY) {
           this.store.bump(today, `notice:${from}`);
@@ -468,7 +521,7 @@ export class Gateway implements InboundPolicy {
       const id = await this.deliver({ ...row, body: text });
       if (!id) return { code: 451, message: "4.3.0 could not pass it on now; try again later" };
       this.store.setIncoming(row.n, "delivered", id, "");
-      this.decision("delivered-in", from, `mail ${row.n} to ${p.address}`);
+      this.decision("delivered-in", from, `mail ${row.n} to ${p.address} (${check.summary})`);
     }
     return undefined;
   }
@@ -512,10 +565,28 @@ export class Gateway implements InboundPolicy {
   }
 }
 
+/**
+ * A mail's text, or, when the Pigeon message is a drawing (stroke data), a line saying so and the
+ * drawing as an SVG image drawn by the model from numbers and a fixed palette only: nothing in it
+ * can be script or a link.
+ */
+function mailContent(body: string, sender: string): { text: string; attachments?: { filename: string; contentType: string; content: string }[] } {
+  const strokes = decodeDrawing(body.trim());
+  if (!strokes) return { text: body };
+  return {
+    text: `${sender} made a drawing for you in Pigeon, the school's messenger. It is attached as an image (drawing.svg).`,
+    attachments: [{ filename: "drawing.svg", contentType: "image/svg+xml", content: drawingSvg(strokes) }],
+  };
+}
+
 function headerText(raw: Buffer): string {
   const s = raw.subarray(0, 256 * 1024).toString("latin1");
   const end = s.search(/\r?\n\r?\n/);
   return end < 0 ? s : s.slice(0, end);
+}
+
+function sizeText(bytes: number): string {
+  return bytes >= 1_000_000 ? `${(bytes / 1_000_000).toFixed(1)} MB` : bytes >= 1_000 ? `${Math.round(bytes / 1_000)} KB` : `${bytes} bytes`;
 }
 
 function escapeRe(s: string): string {

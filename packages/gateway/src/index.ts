@@ -3,5 +3,6 @@
 // asked by an SMTP door), implemented with nodemailer and smtp-server in smtp.ts.
 export { Gateway, type GatewayOptions } from "./gateway.js";
 export { GatewayStore, type IncomingRow, type InState, type LogRow, type OutgoingRow, type OutState } from "./store.js";
-export type { InboundPolicy, MailTransport, OutgoingMail, Refusal, SendOutcome } from "./transport.js";
+export type { Envelope, InboundPolicy, MailTransport, OutgoingMail, Refusal, SendOutcome } from "./transport.js";
 export { SmtpIn, SmtpOut, type SmtpInOptions, type SmtpOutOptions } from "./smtp.js";
+export { checkSender, dnsResolver, type DnsResolver, type SenderCheck, type SenderCheckInput } from "./auth.js";

@@ -51,6 +51,7 @@ export class SmtpOut implements MailTransport {
         ...(mail.inReplyTo ? { inReplyTo: mail.inReplyTo, references: mail.references ?? [mail.inReplyTo] } : {}),
         envelope: { from: mail.envelopeFrom, to: [mail.to] },
         headers: { "X-Pigeon-Gateway": this.o.loopHeaderValue },
+        ...(mail.attachments?.length ? { attachments: mail.attachments.map((a) => ({ filename: a.filename, contentType: a.contentType, content: a.content })) } : {}),
         dsn: { id: mail.messageId, return: "headers", notify: ["failure", "delay"], recipient: mail.to },
         disableFileAccess: true, disableUrlAccess: true,
       });
@@ -114,6 +115,8 @@ export class SmtpIn {
           const env = {
             mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : "",
             rcptTo: session.envelope.rcptTo.map((r) => r.address),
+            remoteAddress: session.remoteAddress,
+            helo: session.hostNameAppearsAs ?? "",
           };
           policy.data(Buffer.concat(chunks), env).then(
             (r) => cb(r ? refusal(r) : undefined),

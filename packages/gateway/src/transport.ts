@@ -14,6 +14,8 @@ export interface OutgoingMail {
   references?: string[];
   /** The envelope sender (MAIL FROM) that bounces come back to: bounce+TOKEN@domain. */
   envelopeFrom: string;
+  /** Made by the gateway itself (a drawing as an image), never taken from a file or a URL. */
+  attachments?: { filename: string; contentType: string; content: string }[];
 }
 
 export type SendOutcome =
@@ -32,6 +34,16 @@ export interface Refusal {
   message: string;
 }
 
+/** What the SMTP door knows of a mail besides its bytes. */
+export interface Envelope {
+  /** MAIL FROM ("" for a bounce). */
+  mailFrom: string;
+  rcptTo: string[];
+  /** The address that handed the mail over, and the name it gave in EHLO (for SPF). */
+  remoteAddress: string;
+  helo: string;
+}
+
 /** What the SMTP door asks the gateway; each answer undefined = accepted. */
 export interface InboundPolicy {
   /** Largest mail taken (SMTP SIZE), bytes. */
@@ -39,5 +51,5 @@ export interface InboundPolicy {
   mailFrom(address: string): Refusal | undefined;
   rcptTo(address: string, mailFrom: string): Refusal | undefined;
   /** The whole mail, at most maxBytes (a larger one never reaches here). */
-  data(raw: Buffer, envelope: { mailFrom: string; rcptTo: string[] }): Promise<Refusal | undefined>;
+  data(raw: Buffer, envelope: Envelope): Promise<Refusal | undefined>;
 }

@@ -2,7 +2,7 @@
 // reaches Automerge. Pure: the caller supplies what it already knows.
 import { equalBytes, toHex } from "./bytes.js";
 import { buddyListConversation, checkPersonalChange } from "./buddy-list.js";
-import { checkChange, conversationId } from "./conversation.js";
+import { checkChange, conversationId, segmentKind } from "./conversation.js";
 import { inEpochSegments } from "./channel.js";
 import { checkPersonalDraftsChange, DRAFTS_SEGMENT } from "./drafts.js";
 import { decodeEnvelope, Envelope, EnvelopeError, EnvelopeKind, openChange, openKeyEnvelope, signerOf, verifyEnvelope } from "./envelope.js";
@@ -109,7 +109,7 @@ export function admitEnvelope(input: Uint8Array | Envelope, ctx: AdmissionContex
   const personal = equalBytes(env.conversation, buddyListConversation(ctx.me.person));
   if (personal && env.segment !== 0 && env.segment !== DRAFTS_SEGMENT)
     return { status: "rejected", envelope: env, reason: `the person's own conversation holds the buddy list (segment 0) and drafts (segment ${DRAFTS_SEGMENT}) only` };
-  const verdict = !personal ? checkChange(change, env.author, signerOf(env))
+  const verdict = !personal ? checkChange(change, env.author, signerOf(env), segmentKind(env.segment))
     : env.segment === DRAFTS_SEGMENT ? checkPersonalDraftsChange(change, ctx.me.person, env.author, signerOf(env))
     : checkPersonalChange(change, ctx.me.person, env.author, signerOf(env));
   if (!verdict.ok) return { status: "rejected", envelope: env, reason: verdict.reason };

@@ -23,6 +23,7 @@
 // keeps messages from a removed member: messages are sealed with epoch keys (conversation keys sealed
 // to exactly one member list, `chooseChannelKey`), and a removed member is never sealed a new one.
 import { DecodeError, equalBytes, Reader, toHex, utf8, Writer } from "./bytes.js";
+import { CHANNEL_SEGMENTS } from "./conversation.js";
 import { boxOpen, boxSeal, generateSealingKeyPair, randomBytes, secretboxOpen, secretboxSeal, sha256 } from "./crypto.js";
 import { EnvelopeKind, signEnvelope, verifyEnvelope, type Envelope } from "./envelope.js";
 import { holdsPersonKey, validHome, validName, type Identity } from "./identity.js";
@@ -500,7 +501,7 @@ export function chooseChannelKey(state: ChannelState, keys: EpochKey[]): EpochKe
 export const SEGMENTS_PER_EPOCH = 1024;
 
 export function channelSegmentBase(keyId: Uint8Array): number {
-  return (((keyId[0]! << 24) >>> 0) + (keyId[1]! << 16) + (keyId[2]! << 8) + keyId[3]!) * SEGMENTS_PER_EPOCH;
+  return CHANNEL_SEGMENTS + (((keyId[0]! << 24) >>> 0) + (keyId[1]! << 16) + (keyId[2]! << 8) + keyId[3]!) * SEGMENTS_PER_EPOCH;
 }
 
 export function inEpochSegments(segment: number, keyId: Uint8Array): boolean {

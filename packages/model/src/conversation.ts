@@ -12,6 +12,63 @@ export const GENESIS_ACTOR = "00000000000000000000000000000000";
 /** Messages per segment before new messages go to the next segment document. */
 export const SEGMENT_MESSAGE_LIMIT = 1000;
 export const MAX_BODY_CHARS = 8000;
+/**
+ * Corrections (a message that replaces an earlier one of the same author, XEP-0308) live in their own
+ * segment documents, numbered from here: a node that does not know the `replaces` field refuses
+ * those changes, and only that side document stops at it (the conversation's own segments go on;
+ * such a node shows the message as first written).
+ */
+export const CORRECTIONS_SEGMENT = 1_000_000;
+/**
+ * Files (a picture a client uploaded, XEP-0363) travel as messages with the file inside, in their own
+ * segments for the same reason; the person's own picture (their avatar) too, in profile segments.
+ */
+export const ATTACHMENTS_SEGMENT = 2_000_000;
+export const PROFILE_SEGMENT = 3_000_000;
+/**
+ * The largest file in a message: its sealed envelope must stay within the 64 KiB carriers take
+ * (carrierLimits' maxCarriedEnvelopeBytes). Sealed changes are padded to a multiple of 16 KiB, so the
+ * change must fit in 48 KiB (padded to 64 KiB, the envelope's header and seal would pass the limit):
+ * 47 KiB of file leaves 1 KiB for the rest of the change (ids, clock, name up to 200 characters,
+ * media type, dependencies). A photo from a phone is larger: the client is told the limit first.
+ */
+export const MAX_FILE_BYTES = 47 * 1024;
+/** A person's picture is shown small and sent to every buddy: 16 KiB. */
+export const MAX_PICTURE_BYTES = 16 * 1024;
+
+/** What a segment document holds: messages, corrections, files, or the author's picture. */
+export type SegmentKind = "messages" | "corrections" | "attachments" | "profile";
+
+/**
+ * A class channel's documents are numbered from here (channel.ts, channelSegmentBase: one run per
+ * epoch key); they hold plain messages (a channel has no corrections, files or pictures yet).
+ */
+export const CHANNEL_SEGMENTS = 2 ** 42;
+
+export function segmentKind(segment: number): SegmentKind {
+  if (segment >= CHANNEL_SEGMENTS) return "messages";
+  return segment >= PROFILE_SEGMENT ? "profile" : segment >= ATTACHMENTS_SEGMENT ? "attachments" : segment >= CORRECTIONS_SEGMENT ? "corrections" : "messages";
+}
+
+export function isCorrectionsSegment(segment: number): boolean {
+  return segmentKind(segment) === "corrections";
+}
+
+/** The first segment of each kind. */
+export const SEGMENT_BASE: Record<SegmentKind, number> = {
+  messages: 0, corrections: CORRECTIONS_SEGMENT, attachments: ATTACHMENTS_SEGMENT, profile: PROFILE_SEGMENT,
+};
+
+/** Fields a message has in each kind of segment besides the five every message has. */
+const EXTRA_FIELDS: Record<SegmentKind, Record<string, "str" | "bytes">> = {
+  messages: {},
+  corrections: { replaces: "str" },
+  attachments: { file: "bytes", fileType: "str" },
+  profile: { file: "bytes", fileType: "str" },
+};
+
+/** A media type as clients send it ("image/png"), nothing that could be markup. */
+const MEDIA_TYPE = /^[a-z]+\/[a-z0-9][a-z0-9.+-]{0,80}$/;
 
 export type ReceiptState = "delivered" | "read";
 
@@ -21,6 +78,11 @@ export interface MessageRecord {
   hlc: A.ImmutableString;
   sentAt: number; // ms, the author's clock's claim
   body: A.ImmutableString;
+  /** A correction: the id of the author's own earlier message this one replaces (corrections segments only). */
+  replaces?: A.ImmutableString;
+  /** Attachments and profile segments: the file (a picture) and its media type. */
+  file?: Uint8Array;
+  fileType?: A.ImmutableString;
 }
 
 export interface ConversationDoc {
@@ -76,6 +138,9 @@ export interface NewMessage {
   hlc: string;
   sentAt: number;
   body: string;
+  replaces?: string;
+  file?: Uint8Array;
+  fileType?: string;
 }
 
 /** Appends a message; `doc` must carry the author's bound actor id. Returns the new doc and the change. */
@@ -87,6 +152,8 @@ export function appendMessage(doc: A.Doc<ConversationDoc>, m: NewMessage): { doc
       hlc: new A.ImmutableString(m.hlc),
       sentAt: m.sentAt,
       body: new A.ImmutableString(m.body),
+      ...(m.replaces !== undefined ? { replaces: new A.ImmutableString(m.replaces) } : {}),
+      ...(m.file !== undefined ? { file: m.file, fileType: new A.ImmutableString(m.fileType ?? "application/octet-stream") } : {}),
     });
   });
   return { doc: next, change: A.getLastLocalChange(next)! };
@@ -123,9 +190,13 @@ function opCounter(opId: string): number {
  * Admission policy for a change by `author` (a person) signed by `signer` (the device that signed the
  * envelope; the person key itself on a first device): its actor must belong to the signing device,
  * and it may only append messages authored by the person and add the person's own receipts. Nothing
- * may be deleted, and nothing written by someone else may be overwritten.
+ * may be deleted, and nothing written by someone else may be overwritten. In a corrections segment
+ * (`corrections`) every message names the message it replaces (`replaces`, a message id); elsewhere
+ * none does. Whether that message is the author's own is for the reader to check (it needs the
+ * document the message is in).
  */
-export function checkChange(changeBytes: Uint8Array, author: Uint8Array, signer: Uint8Array = author): Verdict {
+export function checkChange(changeBytes: Uint8Array, author: Uint8Array, signer: Uint8Array = author, segment: SegmentKind = "messages"): Verdict {
+  const extra = EXTRA_FIELDS[segment];
   let change: A.DecodedChange;
   try {
     change = A.decodeChange(changeBytes);
@@ -156,12 +227,16 @@ export function checkChange(changeBytes: Uint8Array, author: Uint8Array, signer:
     }
     if (ownObj(op.obj)) {
       // a field of a message created in this very change
-      const kind = MESSAGE_FIELDS[op.key ?? ""];
+      const kind = MESSAGE_FIELDS[op.key ?? ""] ?? (Object.hasOwn(extra, op.key ?? "") ? extra[op.key!] : undefined);
       if (!kind || op.action !== "set") return { ok: false, reason: `unexpected message field ${JSON.stringify(op.key)}` };
-      if (kind === "int" ? typeof op.value !== "number" : typeof op.value !== "string")
+      if (kind === "int" ? typeof op.value !== "number" : kind === "bytes" ? !Array.isArray(op.value) /* Automerge decodes bytes as an array of numbers */ : typeof op.value !== "string")
         return { ok: false, reason: `message field ${op.key} has the wrong type` };
+      if (op.key === "file" && (op.value as unknown as number[]).length > (segment === "profile" ? MAX_PICTURE_BYTES : MAX_FILE_BYTES))
+        return { ok: false, reason: "file too large" };
+      if (op.key === "fileType" && !MEDIA_TYPE.test(op.value as string)) return { ok: false, reason: "not a media type" };
       if (op.key === "body" && (op.value as string).length > MAX_BODY_CHARS)
         return { ok: false, reason: "message body too long" };
+      if (op.key === "replaces" && !/^[0-9a-f]{24}$/.test(op.value as string)) return { ok: false, reason: "a correction must name a message id" };
       let rec = created.get(op.obj);
       if (!rec) created.set(op.obj, (rec = { fields: new Set() }));
       rec.fields.add(op.key!);
@@ -174,6 +249,8 @@ export function checkChange(changeBytes: Uint8Array, author: Uint8Array, signer:
     if (rec.author !== signerId) return { ok: false, reason: "message claims another author" };
     for (const f of Object.keys(MESSAGE_FIELDS))
       if (!rec.fields.has(f)) return { ok: false, reason: `message lacks field ${f}` };
+    for (const f of Object.keys(extra))
+      if (!rec.fields.has(f)) return { ok: false, reason: segment === "corrections" ? "a message in a corrections segment must name the message it replaces" : `message lacks field ${f}` };
   }
   // Every object a message-insert op created must have been filled in.
   for (let i = 0; i < change.ops.length; i++) {

@@ -1,7 +1,7 @@
 // Cryptographic primitives. Ed25519 goes through node:crypto (measured ~90x faster to verify than
 // tweetnacl, and byte-compatible with it); X25519 box and secretbox come from tweetnacl.
 // Pure computation: no I/O, no timers.
-import { createHash, createPrivateKey, createPublicKey, sign as edSign, verify as edVerify } from "node:crypto";
+import { createHash, createHmac, createPrivateKey, createPublicKey, diffieHellman, sign as edSign, verify as edVerify } from "node:crypto";
 import nacl from "tweetnacl";
 import { concat } from "./bytes.js";
 
@@ -120,24 +120,20 @@ export function secretboxOpenWithNonce(key: Uint8Array, nonce: Uint8Array, box: 
   return nacl.secretbox.open(box, nonce, key);
 }
 
-// ---- Key derivation, built only from sha256 above (no new primitive) ----
-// HMAC-SHA256 as RFC 2104 defines it (64-byte block; a longer key is hashed first), and HKDF-SHA256
-// as RFC 5869 defines it on top of that. Checked against the RFCs' test vectors in crypto.test.ts.
+// ---- Key derivation ----
+// HMAC-SHA256 as RFC 2104 defines it, and HKDF-SHA256 as RFC 5869 defines it on top of that. Checked
+// against the RFCs' test vectors in crypto.test.ts.
 
-const HMAC_BLOCK_BYTES = 64;
 const SHA256_BYTES = 32;
 
-/** HMAC-SHA256(key, message) = sha256((K ^ opad) || sha256((K ^ ipad) || message)), K = key padded to 64 bytes. */
+/**
+ * HMAC-SHA256(key, message) = sha256((K ^ opad) || sha256((K ^ ipad) || message)), K = key padded to
+ * 64 bytes (node:crypto's, which is that; crypto.test.ts checks it against RFC 4231's vectors).
+ */
 export function hmacSha256(key: Uint8Array, ...message: Uint8Array[]): Uint8Array {
-  const k = new Uint8Array(HMAC_BLOCK_BYTES);
-  k.set(key.length > HMAC_BLOCK_BYTES ? sha256(key) : key);
-  const inner = new Uint8Array(HMAC_BLOCK_BYTES);
-  const outer = new Uint8Array(HMAC_BLOCK_BYTES);
-  for (let i = 0; i < HMAC_BLOCK_BYTES; i++) {
-    inner[i] = k[i]! ^ 0x36;
-    outer[i] = k[i]! ^ 0x5c;
-  }
-  return sha256(outer, sha256(inner, ...message));
+  const h = createHmac("sha256", key);
+  for (const m of message) h.update(m);
+  return new Uint8Array(h.digest());
 }
 
 /** HKDF-Extract(salt, ikm) = HMAC-SHA256(salt, ikm) (RFC 5869 section 2.2). */
@@ -173,4 +169,41 @@ export function x25519(theirPublic: Uint8Array, mySecret: Uint8Array): Uint8Arra
   let acc = 0;
   for (const b of shared) acc |= b;
   return acc === 0 ? null : shared;
+}
+
+// X25519 through node:crypto (~117 µs, against ~1.9 ms for nacl.scalarMult): sealed envelopes try
+// every incoming envelope with each of the person's sealing secrets. Byte-compatible with nacl.
+const X25519_PKCS8_PREFIX = Uint8Array.from([0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x6e, 0x04, 0x22, 0x04, 0x20]);
+const X25519_SPKI_PREFIX = Uint8Array.from([0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x6e, 0x03, 0x21, 0x00]);
+const x25519Private = new Map<string, ReturnType<typeof createPrivateKey>>();
+
+function x25519PrivateKey(secret: Uint8Array) {
+  const id = Buffer.from(secret).toString("base64");
+  let k = x25519Private.get(id);
+  if (!k) {
+    k = createPrivateKey({ key: Buffer.from(concat([X25519_PKCS8_PREFIX, secret])), format: "der", type: "pkcs8" });
+    if (x25519Private.size > 64) x25519Private.clear(); // a person's few sealing secrets; one-off keys pass through
+    x25519Private.set(id, k);
+  }
+  return k;
+}
+
+/** The X25519 public key of a 32-byte secret (clamped as X25519 does). */
+export function x25519PublicKey(secret: Uint8Array): Uint8Array {
+  const der = createPublicKey(x25519PrivateKey(secret)).export({ format: "der", type: "spki" });
+  return new Uint8Array(der.subarray(der.length - 32));
+}
+
+/** As x25519 above, through node:crypto: null for a malformed or low-order point (all-zero result). */
+export function x25519Fast(theirPublic: Uint8Array, mySecret: Uint8Array): Uint8Array | null {
+  if (theirPublic.length !== SEAL_KEY_BYTES || mySecret.length !== SEAL_KEY_BYTES) return null;
+  try {
+    const pub = createPublicKey({ key: Buffer.from(concat([X25519_SPKI_PREFIX, theirPublic])), format: "der", type: "spki" });
+    const shared = new Uint8Array(diffieHellman({ privateKey: x25519PrivateKey(mySecret), publicKey: pub }));
+    let acc = 0;
+    for (const b of shared) acc |= b;
+    return acc === 0 ? null : shared;
+  } catch {
+    return null; // OpenSSL refuses an all-zero result itself
+  }
 }

@@ -43,6 +43,13 @@ export enum EnvelopeKind {
    * (one directory entry). Recipients: none; whoever follows the author takes it (docs/identity.md).
    */
   Statement = 4,
+  /**
+   * Envelope version 3 (sealed.ts): the routing wrapper around a signed version-2 change or key
+   * envelope, which carriers see instead of it. Never the kind of a version-2 envelope.
+   */
+  Sealed = 5,
+  /** Envelope version 3: unsigned receipts whose ack keys open the locks of sealed envelopes (sealed.ts). */
+  Receipt = 6,
 }
 
 export const MAX_ACK_IDS = 1024;
@@ -359,43 +366,3 @@ export function openKeyEnvelope(env: Envelope, me: Identity): OpenedKey | null {
 const NO_CONVERSATION = new Uint8Array(16);
 const NO_KEY = new Uint8Array(8);
 
-/**
- * A signed, cleartext statement by `author` that it holds the named envelopes. Carriers that hold a
- * named envelope and see an ack from every one of its recipients drop their copy and refuse it later.
- * Addressed to the authors of the acknowledged envelopes.
- */
-export function sealAck(author: Identity, h: { recipients: Uint8Array[]; created: number; lifetime?: number }, ids: Uint8Array[]): Envelope {
-  if (ids.length === 0 || ids.length > MAX_ACK_IDS) throw new RangeError(`an ack names 1 to ${MAX_ACK_IDS} envelopes`);
-  const w = new Writer().varint(ids.length);
-  for (const id of ids) w.raw(id);
-  return signEnvelope(
-    author,
-    {
-      kind: EnvelopeKind.Ack,
-      conversation: NO_CONVERSATION,
-      segment: 0,
-      recipients: h.recipients,
-      created: h.created,
-      lifetime: h.lifetime ?? DEFAULT_LIFETIME_SECONDS,
-      keyId: NO_KEY,
-    },
-    w.finish(),
-  );
-}
-
-/** The envelope ids an ack names. Throws EnvelopeError if it is not a well-formed ack. */
-export function ackedIds(env: Envelope): Uint8Array[] {
-  if (env.kind !== EnvelopeKind.Ack) throw new EnvelopeError("not an acknowledgement");
-  try {
-    const r = new Reader(env.payload);
-    const n = r.varint();
-    if (n === 0 || n > MAX_ACK_IDS) throw new EnvelopeError(`acknowledgement names ${n} envelopes`);
-    const ids: Uint8Array[] = [];
-    for (let i = 0; i < n; i++) ids.push(Uint8Array.from(r.raw(32)));
-    r.end();
-    return ids;
-  } catch (e) {
-    if (e instanceof DecodeError) throw new EnvelopeError(`malformed acknowledgement: ${e.message}`);
-    throw e;
-  }
-}

@@ -38,8 +38,12 @@ export interface GatewayRules {
   inboundPerSenderPerDay: number;
   /** Largest mail taken from outside (SMTP SIZE), bytes. */
   maxMailBytes: number;
-  /** Attachments never travel into Pigeon (messages are text): "note" names them, "hold" holds a pupil's mail that has any. */
-  attachments: "note" | "hold";
+  /**
+   * Attachments never travel into Pigeon (messages are text): "note" removes them and says so, "hold"
+   * holds a pupil's mail that has any for a teacher, "refuse" refuses at the SMTP door a mail with any
+   * to a pupil (the sender is told). Mail to teachers is always "note".
+   */
+  attachments: "note" | "hold" | "refuse";
   /** Plain text of sent or refused mail is erased after this many hours (state and log stay). */
   keepHours: number;
 }
@@ -80,7 +84,7 @@ export function parseGatewayRules(json: unknown): GatewayRules {
   }
   if (!posInt(r!.inboundPerSenderPerDay, 100_000)) bad("inboundPerSenderPerDay must be 0..100000");
   if (!posInt(r!.maxMailBytes, 100 * 1024 * 1024) || r!.maxMailBytes! < 1024) bad("maxMailBytes must be 1024..104857600");
-  if (r!.attachments !== "note" && r!.attachments !== "hold") bad('attachments must be "note" or "hold"');
+  if (r!.attachments !== "note" && r!.attachments !== "hold" && r!.attachments !== "refuse") bad('attachments must be "note", "hold" or "refuse"');
   if (!posInt(r!.keepHours, 24 * 365)) bad("keepHours must be 0..8760");
   return {
     version: 1, school: r!.school!, domain: r!.domain!.toLowerCase(), serial: r!.serial!,
@@ -89,6 +93,32 @@ export function parseGatewayRules(json: unknown): GatewayRules {
     allow: Object.fromEntries(Object.entries(allow!).map(([k, l]) => [k, l.map((a) => a.toLowerCase())])),
     inboundPerSenderPerDay: r!.inboundPerSenderPerDay!, maxMailBytes: r!.maxMailBytes!, attachments: r!.attachments!, keepHours: r!.keepHours!,
   };
+}
+
+/** Who is writing: as the school's directory says. */
+export interface MailWriter {
+  name: string;
+  role: "student" | "teacher";
+  class: string;
+}
+
+/** Whether an address is on the lists for this person (everyone's, her class's, her own): exact or @domain. */
+export function addressAllowed(rules: GatewayRules, address: string, name: string, cls: string): boolean {
+  const a = address.toLowerCase();
+  const domain = a.slice(a.indexOf("@"));
+  const lists = [rules.allow["*"], rules.allow[`class:${cls}`], rules.allow[`person:${name}`]];
+  return lists.some((l) => l?.some((x) => x === a || x === domain));
+}
+
+/**
+ * Whether the rules let this person write to this address, and why not: the same answer on a laptop
+ * (before anything leaves, offline) and on the gateway (which decides). Quotas are the gateway's alone.
+ */
+export function mayMail(rules: GatewayRules, who: MailWriter, address: string): { ok: true } | { ok: false; reason: string } {
+  if (who.role === "student" && !rules.students.classes.includes(who.class)) return { ok: false, reason: `pupils of class ${who.class} may not send e-mail` };
+  if ((who.role === "student" || !rules.teachers.anyAddress) && !addressAllowed(rules, address, who.name, who.class))
+    return { ok: false, reason: `${address} is not on your school's list of addresses you may write to` };
+  return { ok: true };
 }
 
 /** The signed rules file: the rules' exact JSON text, and the school's signature over it. */

@@ -19,11 +19,11 @@ export {
 // The school: its key, the signed directory of who is enrolled (entries, sealed for travel, folded
 // into one answer in any order), vouching for a name@home, enrolment tokens.
 export {
-  DIRECTORY_KEY_BYTES, DirectoryError, DirectoryState, MAX_CLASS_CHARS, MAX_REASON_CHARS, decodeEnrolment, decodeEntry,
+  DIRECTORY_KEY_BYTES, DirectoryError, DirectoryState, MAX_CLASS_CHARS, MAX_MAIL_RULES_BYTES, MAX_REASON_CHARS, decodeEnrolment, decodeEntry,
   encodeEnrolment, encodeEntry, foldDirectory, generateSchool, openEntry, parseSchoolFile, schoolLinkSecret, sealEntry, serializeSchool,
   validClass, vouch,
   type DirectoryEntry, type EnrolEntry, type Enrolment, type Lookup, type RevokeDeviceEntry, type RevokePersonEntry,
-  type PolicyEntry, type Role, type SchoolFile, type SchoolKey, type Vouch,
+  type MailRulesEntry, type PolicyEntry, type Role, type SchoolFile, type SchoolKey, type Vouch,
 } from "./school.js";
 // The directory's travel form: one statement envelope per entry, signed by the school key.
 export {
@@ -51,14 +51,20 @@ export type { PeerLink } from "./link.js";
 
 // Sealed envelopes: sign, seal, decode, verify, open; conversation keys; delivery acks.
 export {
-  CREATED_GRAIN_MS, DEFAULT_LIFETIME_SECONDS, EnvelopeError, paddedLength, EnvelopeKind, MAX_ACK_IDS, ackedIds, conversationKeyId, decodeEnvelope, envelopeId,
-  isAddressedTo, newConversationKey, openChange, sealAck, sealChange, sealKey, signEnvelope, signerOf, verifyEnvelope,
+  CREATED_GRAIN_MS, DEFAULT_LIFETIME_SECONDS, EnvelopeError, paddedLength, EnvelopeKind, MAX_ACK_IDS, conversationKeyId, decodeEnvelope, envelopeId,
+  isAddressedTo, newConversationKey, openChange, sealChange, sealKey, signEnvelope, signerOf, verifyEnvelope,
   type Envelope, type EnvelopeHeader,
 } from "./envelope.js";
 
+// Envelope version 3: the routing wrapper carriers see (recipient tags, locks), and receipts.
+export {
+  MAX_SLOTS, SEALED_VERSION, TAG_BYTES, decodeReceipt, decodeSealed, envelopeForm, lockOf, makeReceipt, openSealed, recipientLocks, recognises, sealEnvelope, tagFor, unseal,
+  type Receipt, type ReceiptEntry, type SealedEnvelope, type SealedSlot, type Unsealed,
+} from "./sealed.js";
+
 // Conversation segment documents: ids, genesis, appending messages, receipt keys.
 export {
-  MAX_BODY_CHARS, SEGMENT_MESSAGE_LIMIT, appendMessage, conversationId, emptySegment, newMessageId, receiptKey, segmentDocumentId,
+  ATTACHMENTS_SEGMENT, CORRECTIONS_SEGMENT, isCorrectionsSegment, MAX_FILE_BYTES, MAX_PICTURE_BYTES, PROFILE_SEGMENT, SEGMENT_BASE, segmentKind, type SegmentKind, MAX_BODY_CHARS, SEGMENT_MESSAGE_LIMIT, appendMessage, checkChange, conversationId, emptySegment, newMessageId, receiptKey, segmentDocumentId,
   type ConversationDoc, type MessageRecord, type NewMessage, type ReceiptState,
 } from "./conversation.js";
 
@@ -90,7 +96,7 @@ export {
 } from "./handshake.js";
 
 // Sync frames inside a link.
-export { MAX_IDS_PER_FRAME, decodeFrame, encodeFrame, type SyncFrame } from "./wire.js";
+export { CHAT_STATES, FrameType, MAX_IDS_PER_FRAME, MAX_PROBES_PER_FRAME, decodeFrame, encodeFrame, type ChatState, type ProbeEntry, type SyncFrame } from "./wire.js";
 
 // Reconciliation: IBLT sketches and slices of the id space.
 export { IBLT_KEY_BYTES, Iblt, SKETCH_LEVELS, SPLIT_LEVEL } from "./iblt.js";
@@ -106,7 +112,7 @@ export {
 } from "./gateway-mail.js";
 // The school's signed rules for its e-mail gateway.
 export {
-  RulesError, openGatewayRules, parseGatewayRules, signGatewayRules, type GatewayRules, type SignedRulesFile,
+  RulesError, addressAllowed, mayMail, openGatewayRules, parseGatewayRules, signGatewayRules, type GatewayRules, type MailWriter, type SignedRulesFile,
 } from "./gateway-rules.js";
 export {
   DRAWING_PREFIX,

@@ -256,6 +256,31 @@ describe("the directory", () => {
     }
   });
 
+  it("the school's e-mail rules travel as an entry (sealed, signed): the newest is in force; rules a gateway would refuse are never an entry", () => {
+    const text = (serial: number, allow: string[]) => JSON.stringify({
+      version: 1, school: HOME, domain: "kisumu-primary.example", serial, teachers: { anyAddress: true, perDay: 50 },
+      students: { classes: ["4A"], moderated: true, perDay: 5 }, allow: { "class:4A": allow }, inboundPerSenderPerDay: 20,
+      maxMailBytes: 1_000_000, attachments: "hold", keepHours: 24,
+    });
+    const rules = (serial: number, t: string): DirectoryEntry => ({ type: "mail-rules", home: HOME, serial, at: AT + serial, text: t });
+    // sealed for travel, opened on a laptop with the directory key: the same text
+    const opened = openEntry(sealEntry(school, rules(3, text(1, ["penpal@example.org"]))), pub, school.directoryKey);
+    expect(opened).toMatchObject({ type: "mail-rules", serial: 3, text: text(1, ["penpal@example.org"]) });
+    for (const entries of [[rules(3, text(1, [])), rules(9, text(2, ["@twin.example"]))], [rules(9, text(2, ["@twin.example"])), rules(3, text(1, []))]]) {
+      const d = foldDirectory(HOME, entries);
+      expect(JSON.parse(d.mailRules()!.text)).toMatchObject({ serial: 2, allow: { "class:4A": ["@twin.example"] } });
+    }
+    expect(new DirectoryState(HOME).mailRules()).toBeUndefined();
+    expect(() => encodeEntry(school, rules(4, "{not json"))).toThrow(/invalid entry/);
+    expect(() => encodeEntry(school, rules(4, text(1, []).replace('"hold"', '"maybe"')))).toThrow(/invalid entry: gateway rules: attachments/);
+    expect(() => encodeEntry(school, rules(4, text(1, []).replace(HOME, "other-school")))).toThrow(/e-mail rules for another school/);
+    // big allow lists fit (far past the 1 KiB other entries may carry), up to 32 KiB
+    const big = text(5, Array.from({ length: 600 }, (_, i) => `pal${i}@example.org`));
+    expect(big.length).toBeGreaterThan(10_000);
+    expect(decodeEntry(encodeEntry(school, rules(5, big)), pub)).toMatchObject({ text: big });
+    expect(() => encodeEntry(school, rules(6, text(6, Array.from({ length: 1000 }, (_, i) => `a-long-pen-pal-name-${i}@example.org`))))).toThrow(/at most 32768 bytes/);
+  });
+
   it("lists members by class and teachers, sorted by name", () => {
     const d = foldDirectory(HOME, [
       enrol(1, key(), "zawadi", "4A"), enrol(2, key(), "amara", "4A"), enrol(3, key(), "mwalimu.otieno", "4A", "teacher"),

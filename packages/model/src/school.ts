@@ -12,6 +12,7 @@ import {
   secretboxSeal, sign, verify, type SigningKeyPair,
 } from "./crypto.js";
 import { validHome, validName } from "./identity.js";
+import { parseGatewayRules } from "./gateway-rules.js";
 
 /** Every problem with a directory entry or an enrolment token, with a reason a log can show. */
 export class DirectoryError extends Error {
@@ -125,7 +126,18 @@ export interface PolicyEntry extends EntryBase {
   noStudentGroups?: boolean;
 }
 
-export type DirectoryEntry = EnrolEntry | RevokePersonEntry | RevokeDeviceEntry | PolicyEntry;
+/**
+ * The school's rules for its e-mail gateway (gateway-rules.ts), as the school wrote them (JSON text):
+ * they travel to every laptop so that a laptop can tell a child, before anything leaves, that an address
+ * is not allowed, and a gateway takes new rules without a restart. The newest (highest serial) is in
+ * force, as for policies; the rules' own serial must go up too (a gateway never goes back).
+ */
+export interface MailRulesEntry extends EntryBase {
+  type: "mail-rules";
+  text: string;
+}
+
+export type DirectoryEntry = EnrolEntry | RevokePersonEntry | RevokeDeviceEntry | PolicyEntry | MailRulesEntry;
 
 export const MAX_CLASS_CHARS = 32;
 export const MAX_REASON_CHARS = 200;
@@ -172,6 +184,16 @@ function entryProblem(e: DirectoryEntry): string | undefined {
       if (typeof e.onlyDirectory !== "boolean") return "policy rule only-directory is not true or false";
       if (e.noStudentGroups !== undefined && typeof e.noStudentGroups !== "boolean") return "policy rule no-student-groups is not true or false";
       return undefined;
+    case "mail-rules": {
+      if (typeof e.text !== "string" || utf8(e.text).length > MAX_MAIL_RULES_BYTES) return `e-mail rules are not text of at most ${MAX_MAIL_RULES_BYTES} bytes`;
+      try {
+        const rules = parseGatewayRules(JSON.parse(e.text));
+        if (rules.school !== e.home) return `e-mail rules for another school (${rules.school})`;
+      } catch (err) {
+        return (err as Error).message;
+      }
+      return undefined;
+    }
     default:
       return `unknown entry type ${JSON.stringify((e as { type: unknown }).type)}`;
   }
@@ -186,12 +208,14 @@ function entryProblem(e: DirectoryEntry): string | undefined {
 //            revoke-device 3: raw32 device key | raw32 person key
 //            policy        4: varint rules (bit 0: only the directory; bit 1: no student groups; other bits are refused as unknown
 //                             rules, so a laptop never half-applies a policy it does not understand)
+//            mail-rules    5: string the e-mail gateway's rules, JSON (gateway-rules.ts; at most 32 KiB)
 // The signature is by the school key over "pigeon-directory-v1" ‖ every byte before it. The details
 // are length-prefixed so that a laptop can check the signature of a type it does not know yet, and
 // then say so ("unknown entry type 4") instead of "damaged".
 const ENTRY_VERSION = 1;
 const ENTRY_TAG = utf8("pigeon-directory-v1");
-const TYPE_CODES = { enrol: 1, "revoke-person": 2, "revoke-device": 3, policy: 4 } as const;
+const TYPE_CODES = { enrol: 1, "revoke-person": 2, "revoke-device": 3, policy: 4, "mail-rules": 5 } as const;
+export const MAX_MAIL_RULES_BYTES = 32 * 1024;
 const POLICY_ONLY_DIRECTORY = 1;
 const POLICY_NO_STUDENT_GROUPS = 2;
 const ROLE_CODES = { student: 1, teacher: 2 } as const;
@@ -212,6 +236,7 @@ function entryBody(e: DirectoryEntry): Uint8Array {
   }
   else if (e.type === "revoke-person") d.raw(e.personKey).string(e.reason);
   else if (e.type === "revoke-device") d.raw(e.deviceKey).raw(e.personKey);
+  else if (e.type === "mail-rules") d.string(e.text);
   else d.varint((e.onlyDirectory ? POLICY_ONLY_DIRECTORY : 0) | (e.noStudentGroups ? POLICY_NO_STUDENT_GROUPS : 0));
   return new Writer().u8(ENTRY_VERSION).u8(TYPE_CODES[e.type]).string(e.home).varint(e.serial).varint(e.at).bytes(d.finish()).finish();
 }
@@ -239,7 +264,8 @@ export function decodeEntry(bytes: Uint8Array, schoolPublicKey: Uint8Array): Dir
     const r = new Reader(bytes, true);
     const version = r.u8();
     if (version !== ENTRY_VERSION) throw new DirectoryError(`unknown entry version ${version}`);
-    const header = { type: r.u8(), home: r.string(MAX_STRING_BYTES), serial: r.varint(), at: r.varint(), details: r.bytes(MAX_DETAILS_BYTES) };
+    const type = r.u8();
+    const header = { type, home: r.string(MAX_STRING_BYTES), serial: r.varint(), at: r.varint(), details: r.bytes(type === TYPE_CODES["mail-rules"] ? MAX_MAIL_RULES_BYTES + 8 : MAX_DETAILS_BYTES) };
     const signed = bytes.subarray(0, r.pos);
     const signature = r.raw(SIGNATURE_BYTES);
     r.end();
@@ -273,6 +299,8 @@ export function decodeEntry(bytes: Uint8Array, schoolPublicKey: Uint8Array): Dir
       if (rules & ~(POLICY_ONLY_DIRECTORY | POLICY_NO_STUDENT_GROUPS)) throw new DirectoryError(`invalid entry: unknown policy rules 0x${rules.toString(16)}`);
       e = { type: "policy", home, serial, at, onlyDirectory: (rules & POLICY_ONLY_DIRECTORY) !== 0 };
       if (rules & POLICY_NO_STUDENT_GROUPS) e.noStudentGroups = true;
+    } else if (type === TYPE_CODES["mail-rules"]) {
+      e = { type: "mail-rules", home, serial, at, text: r.string(MAX_MAIL_RULES_BYTES) };
     } else {
       throw new DirectoryError(`unknown entry type ${type}`);
     }
@@ -321,7 +349,7 @@ export function openEntry(bytes: Uint8Array, schoolPublicKey: Uint8Array, direct
 //   someone under it again, so a revocation never brings an older, replaced key back.
 // - Revocations are permanent: a revoked person key or device key stays revoked whatever comes
 //   later, even an enrol of the same person key with a higher serial (the school enrols a new key).
-// - The policy in force is the policy entry with the highest serial.
+// - The policy in force is the policy entry with the highest serial; so are the e-mail rules.
 // - Ties (equal serials, which a correct school server never issues) go to the entry whose signed
 //   bytes sort last, so that even a school's mistake converges.
 
@@ -343,6 +371,7 @@ export class DirectoryState {
   private readonly revokedPeople = new Map<string, Held<RevokePersonEntry>>(); // person key hex → earliest revocation
   private readonly revokedDevices = new Map<string, Held<RevokeDeviceEntry>>(); // device key hex → earliest revocation
   private currentPolicy: Held<PolicyEntry> | undefined;
+  private currentMailRules: Held<MailRulesEntry> | undefined;
   private highest = 0;
 
   /** A directory of one school (entries must have been opened with that school's key). */
@@ -376,6 +405,8 @@ export class DirectoryState {
       keepEarliest(this.revokedPeople, toHex(entry.personKey), held as Held<RevokePersonEntry>);
     } else if (entry.type === "revoke-device") {
       keepEarliest(this.revokedDevices, toHex(entry.deviceKey), held as Held<RevokeDeviceEntry>);
+    } else if (entry.type === "mail-rules") {
+      if (!this.currentMailRules || newer(held, this.currentMailRules)) this.currentMailRules = held as Held<MailRulesEntry>;
     } else if (!this.currentPolicy || newer(held, this.currentPolicy)) {
       this.currentPolicy = held as Held<PolicyEntry>;
     }
@@ -385,6 +416,11 @@ export class DirectoryState {
   /** The policy in force (the newest policy entry), if the school ever set one. */
   policy(): PolicyEntry | undefined {
     return this.currentPolicy?.entry;
+  }
+
+  /** The e-mail gateway's rules in force (the newest mail-rules entry), if the school published any. */
+  mailRules(): MailRulesEntry | undefined {
+    return this.currentMailRules?.entry;
   }
 
   /** Whether the school allows messages only from people its directory vouches for. */

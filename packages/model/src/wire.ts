@@ -8,9 +8,12 @@
 //   Want16      = varint 6, varint n, n x raw16 envelope id prefixes
 //   SliceSketch = varint 7, range, varint level, varint slice size, IBLT
 //   SliceDone   = varint 8, range, varint level
+//   Probe       = varint 11, varint n, n x (raw16 id prefix, raw32 E, varint k, k x raw16 tag)
+//   ChatState   = varint 12, u8 state (0 active, 1 composing, 2 paused, 3 inactive, 4 gone)
 // Varints are read in their shortest form only, so a frame has exactly one encoding.
 import { DecodeError, Reader, Writer } from "./bytes.js";
 import { MAX_ENVELOPE_BYTES } from "./envelope.js";
+import { MAX_SLOTS, TAG_BYTES } from "./sealed.js";
 import { Iblt, IBLT_KEY_BYTES, SKETCH_LEVELS } from "./iblt.js";
 import { readRange, WHOLE_RANGE, writeRange, type IdRange } from "./id-range.js";
 
@@ -38,10 +41,36 @@ export const FrameType = {
   PairRequest: 9,
   /** The person's answer: who it is, the device's certificate, the sealing keys (MACed with the code). */
   PairGrant: 10,
+  /**
+   * A carrier that may not hand a sealed envelope on (one copy token left) asks whether the peer is
+   * one of its recipients: the peer answers Want16 for the entries whose tags its sealing keys match.
+   */
+  Probe: 11,
+  /**
+   * Live, never stored or carried: the link's person tells the person at the other end whether they
+   * are typing to them now (XEP-0085 chat states). Only between buddies' laptops that are connected.
+   */
+  ChatState: 12,
 } as const;
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 
 export const MAX_IDS_PER_FRAME = 4096;
+/** Entries in one Probe frame (each costs the receiver one X25519 per sealing key it holds). */
+export const MAX_PROBES_PER_FRAME = 256;
+/** Tags in one Probe entry: a sealed envelope's slots. */
+export const MAX_PROBE_TAGS = MAX_SLOTS;
+
+export interface ProbeEntry {
+  /** The first 16 bytes of the sealed envelope's id. */
+  key: Uint8Array;
+  /** Its one-off X25519 key. */
+  ephemeral: Uint8Array;
+  tags: Uint8Array[];
+}
+
+/** XEP-0085's five states; the index is the wire byte. */
+export const CHAT_STATES = ["active", "composing", "paused", "inactive", "gone"] as const;
+export type ChatState = (typeof CHAT_STATES)[number];
 
 export type SyncFrame =
   | { type: "have"; last: boolean; ids: Uint8Array[] }
@@ -52,8 +81,10 @@ export type SyncFrame =
   /** `level` = SKETCH_LEVELS.length: "too different: list the ids of this range instead". */
   | { type: "done"; range: IdRange; level: number }
   | { type: "want16"; keys: Uint8Array[] }
+  | { type: "probe"; entries: ProbeEntry[] }
   | { type: "pair-request"; request: Uint8Array }
-  | { type: "pair-grant"; grant: Uint8Array };
+  | { type: "pair-grant"; grant: Uint8Array }
+  | { type: "chat-state"; state: ChatState };
 
 function writeIds(w: Writer, ids: Uint8Array[]): void {
   if (ids.length > MAX_IDS_PER_FRAME) throw new RangeError("too many ids in one frame");
@@ -99,11 +130,26 @@ export function encodeFrame(f: SyncFrame): Uint8Array {
       w.varint(FrameType.Want16).varint(f.keys.length);
       for (const k of f.keys) w.raw(k);
       break;
+    case "probe":
+      if (f.entries.length > MAX_PROBES_PER_FRAME) throw new RangeError("too many probes in one frame");
+      w.varint(FrameType.Probe).varint(f.entries.length);
+      for (const e of f.entries) {
+        if (e.key.length !== IBLT_KEY_BYTES || e.ephemeral.length !== 32 || e.tags.length > MAX_PROBE_TAGS) throw new RangeError("malformed probe entry");
+        w.raw(e.key).raw(e.ephemeral).varint(e.tags.length);
+        for (const t of e.tags) {
+          if (t.length !== TAG_BYTES) throw new RangeError("malformed probe tag");
+          w.raw(t);
+        }
+      }
+      break;
     case "pair-request":
       w.varint(FrameType.PairRequest).bytes(f.request);
       break;
     case "pair-grant":
       w.varint(FrameType.PairGrant).bytes(f.grant);
+      break;
+    case "chat-state":
+      w.varint(FrameType.ChatState).u8(CHAT_STATES.indexOf(f.state));
       break;
   }
   return w.finish();
@@ -155,12 +201,34 @@ export function decodeFrame(bytes: Uint8Array): SyncFrame {
       f = { type: "want16", keys };
       break;
     }
+    case FrameType.Probe: {
+      const n = r.varint();
+      if (n > MAX_PROBES_PER_FRAME) throw new DecodeError(`frame has ${n} probes, limit ${MAX_PROBES_PER_FRAME}`);
+      const entries: ProbeEntry[] = [];
+      for (let i = 0; i < n; i++) {
+        const key = Uint8Array.from(r.raw(IBLT_KEY_BYTES));
+        const ephemeral = Uint8Array.from(r.raw(32));
+        const k = r.varint();
+        if (k > MAX_PROBE_TAGS) throw new DecodeError(`probe has ${k} tags, limit ${MAX_PROBE_TAGS}`);
+        const tags: Uint8Array[] = [];
+        for (let j = 0; j < k; j++) tags.push(Uint8Array.from(r.raw(TAG_BYTES)));
+        entries.push({ key, ephemeral, tags });
+      }
+      f = { type: "probe", entries };
+      break;
+    }
     case FrameType.PairRequest:
       f = { type: "pair-request", request: Uint8Array.from(r.bytes(64)) };
       break;
     case FrameType.PairGrant:
       f = { type: "pair-grant", grant: Uint8Array.from(r.bytes(4096)) };
       break;
+    case FrameType.ChatState: {
+      const state = CHAT_STATES[r.u8()];
+      if (!state) throw new DecodeError("unknown chat state");
+      f = { type: "chat-state", state };
+      break;
+    }
     default:
       throw new DecodeError(`unknown frame type ${type}`);
   }

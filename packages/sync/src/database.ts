@@ -58,7 +58,8 @@ CREATE TABLE IF NOT EXISTS envelopes (
   carried INTEGER NOT NULL,   -- 1: held for others (neither author nor recipient is this user)
   source BLOB,                -- the peer that handed it to us (null: written here)
   copies INTEGER,             -- spray-and-wait copy tokens held here (null: our own, not handed out yet)
-  bytes BLOB NOT NULL
+  bytes BLOB NOT NULL,        -- what travels: a sealed envelope (version 3), a receipt, or a statement (version 2)
+  inner BLOB                  -- this user's own or addressed sealed envelope: the signed envelope inside it
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS envelopes_by_conversation ON envelopes(conversation);
 CREATE INDEX IF NOT EXISTS envelopes_carried ON envelopes(carried, received_at);
@@ -95,6 +96,8 @@ CREATE TABLE IF NOT EXISTS envelope_parties (
   party BLOB NOT NULL,
   PRIMARY KEY (party, envelope)
 ) WITHOUT ROWID;
+-- receipts naming the envelopes of one reconciled slice (a recipient hands its receipts to carriers)
+CREATE INDEX IF NOT EXISTS ack_names_by_envelope ON ack_names(envelope);
 CREATE INDEX IF NOT EXISTS envelope_parties_by_envelope ON envelope_parties(envelope);
 CREATE TABLE IF NOT EXISTS handed (
   envelope BLOB NOT NULL,
@@ -105,7 +108,7 @@ CREATE TABLE IF NOT EXISTS handed (
 ${CARRIED_TOTALS}`;
 
 /** Version of the SQLite layout (PRAGMA user_version); bump it with a conversion when tables change. */
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 /** Conversions from older layouts, each to the next version, run in one transaction when a store is opened. */
 const CONVERSIONS: Record<number, (db: Database.Database) => void> = {
@@ -119,6 +122,12 @@ const CONVERSIONS: Record<number, (db: Database.Database) => void> = {
       INSERT INTO carried_totals SELECT 3, x'', sum(size), count(*) FROM envelopes WHERE carried = 1 AND kind = 3 HAVING count(*) > 0;
       INSERT INTO carried_totals SELECT 4, p.party, 0, count(*) FROM envelopes e JOIN envelope_parties p ON p.envelope = e.id
         WHERE e.carried = 1 AND e.kind != 3 AND p.party != e.author GROUP BY p.party;`);
+  },
+  // 3 -> 4: sealed envelopes (version 3) keep the signed envelope they wrap beside them. (Carried
+  // version-2 envelopes stay until they expire; peers of this version no longer take them.)
+  3: (db) => {
+    const columns = db.prepare(`PRAGMA table_info(envelopes)`).all() as { name: string }[];
+    if (!columns.some((c) => c.name === "inner")) db.exec(`ALTER TABLE envelopes ADD COLUMN inner BLOB`);
   },
 };
 

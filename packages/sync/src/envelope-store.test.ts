@@ -116,7 +116,7 @@ describe("carried totals", () => {
     new EnvelopeStore(db);
     db.pragma("user_version = 99");
     db.close();
-    expect(() => openDatabase(path)).toThrow(/newer version of Pigeon \(store format 99, this one reads format 3\)/);
+    expect(() => openDatabase(path)).toThrow(/newer version of Pigeon \(store format 99, this one reads format 4\)/);
   });
 });
 

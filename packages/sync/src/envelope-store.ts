@@ -11,7 +11,49 @@
 import type Database from "better-sqlite3";
 import { SCHEMA } from "./database.js";
 import { statementCache } from "./statements.js";
-import { decodeEnvelope, equalBytes, Iblt, IBLT_KEY_BYTES, rangeBounds, SKETCH_LEVELS, type Envelope, type IdRange } from "@pigeon/model";
+import {
+  decodeEnvelope, decodeSealed, equalBytes, EnvelopeKind, Iblt, IBLT_KEY_BYTES, rangeBounds, SKETCH_LEVELS, type Envelope, type IdRange,
+} from "@pigeon/model";
+
+/** The author column of an envelope whose author this node cannot know (a carried sealed envelope, a receipt). */
+export const NOBODY = new Uint8Array(32);
+const NO_CONVERSATION = new Uint8Array(16);
+
+/**
+ * A signed envelope as this node holds it: `bytes` the signed (version-2) envelope; `sealed` the
+ * version-3 envelope it travels in, when it does (then `id` is the sealed envelope's id: what is
+ * stored, reconciled and handed on).
+ */
+export type HeldEnvelope = Envelope & { sealed?: Uint8Array };
+
+/**
+ * What the store keeps of one envelope: what travels (`bytes`; `id` = its sha256) and the routing
+ * facts this node knows of it. A carried sealed envelope or receipt knows none: author NOBODY, no
+ * recipients, kind Sealed or Ack.
+ */
+export interface Storable {
+  id: Uint8Array;
+  bytes: Uint8Array;
+  conversation: Uint8Array;
+  segment: number;
+  kind: number;
+  author: Uint8Array;
+  recipients: Uint8Array[];
+  created: number;
+  lifetime: number;
+  /** The signed envelope inside a sealed one of this user's. */
+  inner?: Uint8Array;
+}
+
+/** The store's row for a signed envelope (sealed: the sealed bytes travel, the signed ones are kept beside). */
+export function storable(env: HeldEnvelope): Storable {
+  return env.sealed ? { ...env, bytes: env.sealed, inner: env.bytes } : env;
+}
+
+/** The row of an envelope this node only carries: what travels, and nothing known of who or what. */
+export function opaque(o: { id: Uint8Array; bytes: Uint8Array; created: number; lifetime: number; kind: EnvelopeKind.Sealed | EnvelopeKind.Ack }): Storable {
+  return { ...o, conversation: NO_CONVERSATION, segment: 0, author: NOBODY, recipients: [] };
+}
 
 export interface StoredEnvelope {
   id: Uint8Array;
@@ -29,7 +71,10 @@ export interface StoredEnvelope {
   source?: Uint8Array;
   /** Spray-and-wait copy tokens held here; undefined for our own envelopes not yet handed out. */
   copies?: number;
+  /** A sealed envelope's locks (one per recipient): receipts open them. */
+  locks?: Uint8Array[];
 }
+// For a carried sealed envelope (kind Sealed) `author` is NOBODY and `recipients` are its locks.
 
 export interface StoreStats {
   envelopes: number;
@@ -40,7 +85,7 @@ export { DamagedStoreError, openDatabase, SCHEMA_VERSION } from "./database.js";
 
 type Row = {
   id: Buffer; conversation: Buffer; segment: number; kind: number; author: Buffer; created: number; lifetime: number;
-  received_at: number; hops: number; size: number; carried: number; source: Buffer | null; copies: number | null;
+  received_at: number; hops: number; size: number; carried: number; source: Buffer | null; copies: number | null; head: Buffer;
 };
 
 /**
@@ -80,13 +125,16 @@ export class EnvelopeStore {
     this.stmt = statementCache(db);
     db.exec(SCHEMA);
     this.insertEnv = db.prepare(
-      `INSERT OR IGNORE INTO envelopes (id, conversation, segment, kind, author, created, lifetime, received_at, hops, size, carried, source, copies, bytes)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT OR IGNORE INTO envelopes (id, conversation, segment, kind, author, created, lifetime, received_at, hops, size, carried, source, copies, bytes, inner)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     this.insertParty = db.prepare(`INSERT OR IGNORE INTO envelope_parties (envelope, party) VALUES (?, ?)`);
     this.hasStmt = db.prepare(`SELECT 1 FROM envelopes WHERE id = ?`).pluck();
-    this.getStmt = db.prepare(`SELECT bytes FROM envelopes WHERE id = ?`).pluck();
-    this.metaStmt = db.prepare(`SELECT id, conversation, segment, kind, author, created, lifetime, received_at, hops, size, carried, source, copies FROM envelopes WHERE id = ?`);
+    this.getStmt = db.prepare(`SELECT bytes, inner FROM envelopes WHERE id = ?`);
+    this.metaStmt = db.prepare(
+      `SELECT id, conversation, segment, kind, author, created, lifetime, received_at, hops, size, carried, source, copies, substr(bytes, 1, 2) AS head
+       FROM envelopes WHERE id = ?`,
+    );
     this.partiesStmt = db.prepare(`SELECT party FROM envelope_parties WHERE envelope = ?`).pluck();
     this.idsStmt = db.prepare(`SELECT id, hops, received_at, lifetime FROM envelopes`);
     this.byConversation = db.prepare(`SELECT id FROM envelopes WHERE conversation = ? ORDER BY received_at`).pluck();
@@ -99,15 +147,9 @@ export class EnvelopeStore {
    * Stores an envelope (already decoded and signature-checked). Returns false if it was already here.
    * `carried`: held for others; `source`: the peer it came from.
    */
-  put(env: Envelope, hops: number, receivedAt: number, carried = false, source?: Uint8Array, evict: Uint8Array[] = [], copies?: number): boolean {
+  put(env: Storable, hops: number, receivedAt: number, carried = false, source?: Uint8Array, evict: Uint8Array[] = [], copies?: number): boolean {
     const tx = this.db.transaction(() => {
-      const r = this.insertEnv.run(
-        env.id, env.conversation, env.segment, env.kind, env.author, env.created, env.lifetime, receivedAt, hops, env.bytes.length,
-        carried ? 1 : 0, source ?? null, copies ?? null, env.bytes,
-      );
-      if (r.changes === 0) return false;
-      this.insertParty.run(env.id, env.author);
-      for (const p of env.recipients) this.insertParty.run(env.id, p);
+      if (!this.insertRow(env, hops, receivedAt, carried, source ?? null, copies ?? null)) return false;
       for (const id of evict) this.forgetRow(id, "evicted");
       return true;
     });
@@ -141,20 +183,25 @@ export class EnvelopeStore {
     this.sketchIndex.add(id);
   }
 
+  private insertRow(env: Storable, hops: number, receivedAt: number, carried: boolean, source: Uint8Array | null, copies: number | null): boolean {
+    const r = this.insertEnv.run(
+      env.id, env.conversation, env.segment, env.kind, env.author, env.created, env.lifetime, receivedAt, hops, env.bytes.length,
+      carried ? 1 : 0, source, copies, env.bytes, env.inner ?? null,
+    );
+    if (r.changes === 0) return false;
+    // an envelope whose parties this node cannot know has none
+    if (!equalBytes(env.author, NOBODY)) {
+      this.insertParty.run(env.id, env.author);
+      for (const p of env.recipients) this.insertParty.run(env.id, p);
+    }
+    return true;
+  }
+
   /** Bulk load in one transaction (benchmarks, imports): carried envelopes with no source. */
-  putMany(envs: Envelope[], hops: number, receivedAt: number, carried = true, copies?: number): number {
+  putMany(envs: Storable[], hops: number, receivedAt: number, carried = true, copies?: number): number {
     let added = 0;
     const tx = this.db.transaction(() => {
-      for (const env of envs) {
-        const r = this.insertEnv.run(
-          env.id, env.conversation, env.segment, env.kind, env.author, env.created, env.lifetime, receivedAt, hops, env.bytes.length,
-          carried ? 1 : 0, null, copies ?? null, env.bytes,
-        );
-        if (r.changes === 0) continue;
-        added++;
-        this.insertParty.run(env.id, env.author);
-        for (const p of env.recipients) this.insertParty.run(env.id, p);
-      }
+      for (const env of envs) if (this.insertRow(env, hops, receivedAt, carried, null, copies ?? null)) added++;
     });
     tx();
     this.sketchIndex = undefined; // rebuilt on next use
@@ -255,9 +302,22 @@ export class EnvelopeStore {
     return this.hasStmt.get(id) !== undefined;
   }
 
-  get(id: Uint8Array): Envelope | undefined {
-    const b = this.getStmt.get(id) as Buffer | undefined;
-    return b ? decodeEnvelope(new Uint8Array(b)) : undefined;
+  /**
+   * The signed envelope stored under `id`: a statement, or the one inside a sealed envelope of this
+   * user's (then with the sealed envelope's id and bytes as `id` and `sealed`). Undefined for what
+   * this node only carries (sealed envelopes for others, receipts): see bytesOf.
+   */
+  get(id: Uint8Array): HeldEnvelope | undefined {
+    const r = this.getStmt.get(id) as { bytes: Buffer; inner: Buffer | null } | undefined;
+    if (!r) return undefined;
+    if (r.inner) return { ...decodeEnvelope(new Uint8Array(r.inner)), id: Uint8Array.from(id), sealed: new Uint8Array(r.bytes) };
+    return r.bytes[0] === 2 ? decodeEnvelope(new Uint8Array(r.bytes)) : undefined;
+  }
+
+  /** What travels under `id` (what is handed to peers). */
+  bytesOf(id: Uint8Array): Uint8Array | undefined {
+    const r = this.getStmt.get(id) as { bytes: Buffer } | undefined;
+    return r ? new Uint8Array(r.bytes) : undefined;
   }
 
   /** Envelope rows never change, so their metadata is cached (bounded); removal invalidates. */
@@ -278,13 +338,17 @@ export class EnvelopeStore {
   private loadMeta(id: Uint8Array): StoredEnvelope | undefined {
     const r = this.metaStmt.get(id) as Row | undefined;
     if (!r) return undefined;
-    const parties = (this.partiesStmt.all(id) as Buffer[]).map((p) => new Uint8Array(p));
     const author = new Uint8Array(r.author);
+    const locks = r.head[0] === 3 && r.head[1] === EnvelopeKind.Sealed ? decodeSealed(this.bytesOf(id)!).locks : undefined;
+    // a carried sealed envelope names nobody: its locks stand for its recipients (receipts open them)
+    const parties = r.kind === EnvelopeKind.Sealed && equalBytes(author, NOBODY)
+      ? locks!
+      : (this.partiesStmt.all(id) as Buffer[]).map((p) => new Uint8Array(p));
     return {
       id: new Uint8Array(r.id), conversation: new Uint8Array(r.conversation), segment: r.segment, kind: r.kind, author,
       recipients: parties.filter((p) => !equalBytes(p, author)), created: r.created, lifetime: r.lifetime,
       receivedAt: r.received_at, hops: r.hops, size: r.size, carried: r.carried === 1,
-      source: r.source ? new Uint8Array(r.source) : undefined, copies: r.copies ?? undefined,
+      source: r.source ? new Uint8Array(r.source) : undefined, copies: r.copies ?? undefined, ...(locks ? { locks } : {}),
     };
   }
 
@@ -349,12 +413,7 @@ export class EnvelopeStore {
     if (!meta || !env) return false;
     this.db.transaction(() => {
       this.removeRow(id, true);
-      this.insertEnv.run(
-        env.id, env.conversation, env.segment, env.kind, env.author, env.created, env.lifetime, meta.receivedAt, meta.hops, env.bytes.length,
-        0, meta.source ?? null, null, env.bytes,
-      );
-      this.insertParty.run(env.id, env.author);
-      for (const p of env.recipients) this.insertParty.run(env.id, p);
+      this.insertRow(storable(env), meta.hops, meta.receivedAt, false, meta.source ?? null, null);
     })();
     return true;
   }
@@ -389,6 +448,20 @@ export class EnvelopeStore {
          LIMIT 1`,
       ).get(ack, peer, peer, peer) !== undefined
     );
+  }
+
+  /**
+   * This user's own receipts naming envelopes in one slice of the id space, and the envelope each
+   * names (for handing them to carriers that hold those): an indexed range scan, not every receipt.
+   */
+  ownReceiptNames(range: IdRange): { receipt: Uint8Array; envelope: Uint8Array }[] {
+    const { lo, hi } = rangeBounds(range);
+    return (
+      this.stmt(
+        `SELECT a.ack, a.envelope FROM ack_names a JOIN envelopes r ON r.id = a.ack
+         WHERE a.envelope BETWEEN ? AND ? AND r.carried = 0 AND r.kind = 3`,
+      ).all(lo, hi) as { ack: Buffer; envelope: Buffer }[]
+    ).map((r) => ({ receipt: new Uint8Array(r.ack), envelope: new Uint8Array(r.envelope) }));
   }
 
   // ---- acknowledgements and confirmed delivery ----

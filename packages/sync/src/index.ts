@@ -9,7 +9,9 @@ export {
 // Storage given to a node: the durable data-directory layout, or its parts (a database and a
 // documents adapter, e.g. openDatabase(":memory:") with MemoryStorage for tests and simulators).
 export { fileStorage, memoryStorage, type NodeStorage } from "./storage.js";
-export { DamagedStoreError, EnvelopeStore, openDatabase, type StoreStats, type StoredEnvelope } from "./envelope-store.js";
+export {
+  DamagedStoreError, EnvelopeStore, NOBODY, opaque, openDatabase, storable, type HeldEnvelope, type Storable, type StoreStats, type StoredEnvelope,
+} from "./envelope-store.js";
 export type { DocumentStorage } from "./document-store.js";
 export { DurableFileStorage } from "./durable-storage.js";
 export { MemoryStorage } from "./memory-storage.js";
@@ -30,7 +32,7 @@ export { pairDevice, type Paired, type PairOptions } from "./pairing.js";
 export { PAIRING_WINDOW_MS, type DeviceView } from "./mailbox/devices.js";
 
 // Reconciling sealed stores over PeerLinks, and links in memory that keep the same rules.
-export { SyncEngine, type PairingHooks, type PeerView, type ReconcileStats, type SyncOptions, type SyncStore } from "./sync-engine.js";
+export { LIVE_BURST, LIVE_PER_SECOND, SyncEngine, type PairingHooks, type PeerView, type ReconcileStats, type SyncOptions, type SyncStore } from "./sync-engine.js";
 export { memoryLinkPair, type MemoryPeerLink } from "./memory-link.js";
 
 // One logger for the node.

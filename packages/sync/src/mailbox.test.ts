@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import * as A from "@automerge/automerge";
 import {
-  contactCard, conversationId, emptySegment, encodeFrame, formatHlc, generateIdentity, keyId, appendMessage, sealChange, type Identity,
+  sealEnvelope, contactCard, conversationId, emptySegment, encodeFrame, formatHlc, generateIdentity, keyId, appendMessage, sealChange, type Identity,
 } from "@pigeon/model";
 import { fileStorage, Mailbox, MailboxError, memoryLinkPair, SyncEngine } from "./index.js";
 import { until as waitUntil } from "./until.test-helper.js";
@@ -103,7 +103,13 @@ describe("mailbox over a link", () => {
     await until(() => b.m.status().carrying.envelopes === 2, "B carries the key and the message");
     ab();
     expect(await b.m.inbox()).toEqual([]);
-    expect(b.m.status().carrying.people).toBe(1);
+    // sealed: B cannot tell whom it carries for
+    expect(b.m.status().carrying.people).toBe(0);
+    // what B holds names neither child: no person key, no sealing key, no conversation id, in any of its bytes
+    const held = Buffer.concat(b.m.envelopes.ids().map(({ id }) => b.m.envelopes.bytesOf(id)!));
+    const conv = conversationId([a.identity.person, c.identity.person]);
+    for (const secret of [a.identity.person, c.identity.person, a.identity.sealing.publicKey, c.identity.sealing.publicKey, conv])
+      expect(held.includes(Buffer.from(secret))).toBe(false);
     const bc = connect(b, c);
     await until(async () => (await c.m.inbox()).length === 1, "chiku's inbox");
     // C's ack reaches B: B drops A's envelopes and now carries only C's receipt for A
@@ -118,6 +124,25 @@ describe("mailbox over a link", () => {
     // A's ack for the receipt reaches B: B holds no copy of anything it carried
     await until(() => b.m.status().carrying.envelopes === 0, "B to hold no copy");
     expect(b.m.status().carrying.bytes).toBe(0);
+  });
+
+  it("once the recipient's receipt opened its lock, the sender hands its message to no new carrier", async () => {
+    const a = node("amara");
+    const c = node("chiku");
+    const d = node("dembe");
+    const ac = connect(a, c);
+    await until(() => a.m.contacts().length === 1 && c.m.contacts().length === 1, "contacts");
+    await c.m.addBuddy("amara");
+    const sent = await a.m.send("chiku", "straight to you");
+    await until(async () => (await a.m.outbox()).find((m) => m.id === sent.id)?.state === "delivered", "delivered");
+    const id = a.m.state.sentEnvelope(sent.id)!;
+    await until(() => a.m.envelopes.ackedByAllRecipients(id, a.m.envelopes.meta(id)!.locks!) || undefined, "chiku's receipt to open the lock at amara");
+    ac();
+    connect(a, d); // a carrier: it would be sprayed a copy of anything not yet delivered
+    await until(() => d.s.peers()[0]?.reconcile.done || undefined, "amara and dembe to reconcile");
+    await new Promise((r) => setTimeout(r, 200));
+    expect(d.m.envelopes.has(id)).toBe(false);
+    expect(d.m.status().carrying.envelopes).toBe(0);
   });
 
   it("refuses unknown addresses and empty messages clearly", async () => {
@@ -202,7 +227,8 @@ describe("mailbox over a link", () => {
     b.s.attach(lb);
     lm.onFrame(() => {});
     // signed by B, who is a member but not amara: the actor check must catch it
-    lm.send(encodeFrame({ type: "envelope", hops: 0, copies: 0, envelope: sealChange(b.identity, { conversation: conv, segment: 0, recipients: [a.identity.signing.publicKey], created: Date.now() }, key, poisoned.change).bytes }));
+    const forged = sealChange(b.identity, { conversation: conv, segment: 0, recipients: [a.identity.signing.publicKey], created: Date.now() }, key, poisoned.change);
+    lm.send(encodeFrame({ type: "envelope", hops: 0, copies: 0, envelope: sealEnvelope(b.identity.sealing, forged, [a.identity.sealing.publicKey]).bytes }));
     await until(() => b.m.state.rejections().length === 1, "the forged change to be rejected");
     expect(b.m.state.rejections()[0]!.reason).toMatch(/does not belong to the signer/);
     await a.m.send("baraka", "second");

@@ -15,9 +15,9 @@
 // queue, flow control), and split apart they would pass that state around instead.
 import { EventEmitter } from "node:events";
 import {
-  compareBytes, DecodeError, EnvelopeKind, decodeFrame, encodeFrame, envelopeId, formatAddress, inRange, MAX_IDS_PER_FRAME, MAX_RANGE_DEPTH,
+  compareBytes, DecodeError, EnvelopeKind, equalBytes, type ChatState, decodeFrame, decodeSealed, encodeFrame, envelopeId, formatAddress, MAX_IDS_PER_FRAME, MAX_PROBES_PER_FRAME, MAX_RANGE_DEPTH,
   rangeBounds, rangeChildren, rangeWeight, SKETCH_LEVELS, SPLIT_LEVEL, toHex, WHOLE_RANGE, WHOLE_WEIGHT,
-  type ContactCard, type Envelope, type Iblt, type IdRange, type PeerLink, type SyncFrame,
+  type ContactCard, type Iblt, type IdRange, type PeerLink, type ProbeEntry, type SyncFrame,
   type LinkPeer,
 } from "@pigeon/model";
 import type { EnvelopeStore } from "./envelope-store.js";
@@ -36,6 +36,11 @@ export const RECEIVE_LOW_WATER = 128;
  * so a link that stays up for weeks does not grow without end.
  */
 const PEER_HAS_MAX = 200_000;
+/**
+ * Probe entries a link answers (each costs one X25519 per sealing key): past this, further probes on
+ * the link are ignored, so a hostile peer cannot keep a laptop busy.
+ */
+const MAX_PROBES_ANSWERED = 20_000;
 /** Envelopes stored in one transaction. */
 const RECEIVE_BATCH = 256;
 
@@ -58,19 +63,19 @@ export interface SyncStore {
   readonly myDevice: Uint8Array;
   readonly envelopes: Pick<
     EnvelopeStore,
-    | "sketches" | "sliceSketch" | "carriedFor" | "batch" | "idsAfter" | "knowsId" | "knowsKey" | "isOwn" | "markHanded" | "byKey" | "has"
-    | "meta" | "get" | "ackConcerns" | "ackedByAllRecipients" | "isCarried" | "isParty" | "setCopies"
+    | "sketches" | "sliceSketch" | "batch" | "idsAfter" | "knowsId" | "knowsKey" | "isOwn" | "markHanded" | "byKey" | "has"
+    | "meta" | "bytesOf" | "ownReceiptNames" | "ackConcerns" | "ackedByAllRecipients" | "isCarried" | "isParty" | "setCopies"
   >;
   /** A laptop was met over an authenticated link. */
   rememberContact(card: ContactCard, how: string): void;
   /** Checks and stores envelopes that arrived (see Mailbox.receiveMany). */
   receiveMany(items: Incoming[]): Promise<ReceiveResult[]>;
-  /** `recipient` holds these envelopes: carried copies may be dropped. */
-  confirmDelivered(recipient: Uint8Array, ids: Uint8Array[]): number;
+  /** Whether one of this person's sealing keys recognises one of a sealed envelope's tags (a Probe). */
+  recognises(ephemeral: Uint8Array, tags: Uint8Array[]): boolean;
   /** Something a user would see changed (an envelope was handed on). */
   changed(): void;
-  on(event: "envelope", fn: (env: Envelope) => void): unknown;
-  off(event: "envelope", fn: (env: Envelope) => void): unknown;
+  on(event: "envelope", fn: (env: { id: Uint8Array }) => void): unknown;
+  off(event: "envelope", fn: (env: { id: Uint8Array }) => void): unknown;
 }
 
 /** What a link does with pairing frames (keyring.ts has the protocol). */
@@ -130,6 +135,29 @@ export interface PeerView {
   reconcile: ReconcileStats;
 }
 
+/**
+ * Live frames (chat states) per link and direction: a burst of 5, then one a second. A client that
+ * sends "composing" at every key press (against XEP-0085) costs the link at most that; the rest are
+ * dropped, and so are a peer's frames past it.
+ */
+export const LIVE_BURST = 5;
+export const LIVE_PER_SECOND = 1;
+
+class Budget {
+  private tokens: number;
+  private at = 0;
+  constructor(private readonly burst: number, private readonly perSecond: number) {
+    this.tokens = burst;
+  }
+  take(now: number): boolean {
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.at) / 1000) * this.perSecond);
+    this.at = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+}
+
 class Session {
   /** The peer is remembered as a contact (retried on later frames if the disk was full at first). */
   met = false;
@@ -142,8 +170,16 @@ class Session {
   readonly recon: ReconcileStats;
   /** 16-byte keys (hex) the peer told us it lacks during reconciliation (its WANT16s). */
   readonly peerLacks = new Set<string>();
-  /** Carried envelopes for the peer that were in our set when we sent our first sketch of this round. */
-  carriedAtSketch: Uint8Array[] | undefined;
+  /** Carried sealed envelopes (hex ids) we asked the peer about with a Probe. */
+  readonly probed = new Set<string>();
+  /** Of those, the ones the peer claimed (its Want16 answer): sent to it with no tokens, first. */
+  readonly claimed = new Set<string>();
+  /** Probe entries waiting to go out. */
+  probes: ProbeEntry[] = [];
+  /** Our own receipts (hex ids) naming envelopes reconciliation showed the peer holds: they go to it. */
+  readonly receiptsFor = new Set<string>();
+  /** Probe entries of the peer's we checked (bounded: MAX_PROBES_ANSWERED). */
+  probesAnswered = 0;
   /** Share of the id space settled in this round (WHOLE_WEIGHT = all of it). */
   settled = 0;
   /** Envelopes waiting to go out on this link, most important first. */
@@ -156,6 +192,13 @@ class Session {
   flushQueued = false;
   paused = false;
   lastReceivedAt = 0;
+  /** Live chat states: what was last sent (not sent again while unchanged), and both ways' rate budgets. */
+  lastChatState: ChatState | undefined;
+  /** The latest state held back by the budget, sent when the budget allows (only the latest counts). */
+  heldChatState: ChatState | undefined;
+  heldTimer: NodeJS.Timeout | undefined;
+  readonly chatStatesOut = new Budget(LIVE_BURST, LIVE_PER_SECOND);
+  readonly chatStatesIn = new Budget(LIVE_BURST, LIVE_PER_SECOND);
   constructor(readonly link: PeerLink, now: number) {
     this.since = now;
     this.recon = { sketches: 0, slices: 0, roundTrips: 0, wanted: 0, offered: 0, done: false, fallback: false, startedAt: now };
@@ -164,13 +207,12 @@ class Session {
   /** A new round of reconciliation (on connect, and every resync). */
   restart(now: number): void {
     this.peerLacks.clear();
-    this.carriedAtSketch = undefined;
     this.settled = 0;
     Object.assign(this.recon, { sketches: 0, slices: 0, roundTrips: 0, wanted: 0, offered: 0, done: false, fallback: false, startedAt: now, doneAt: undefined });
   }
 }
 
-type Events = { "peer-up": [PeerLink]; "peer-down": [PeerLink, string] };
+type Events = { "peer-up": [PeerLink]; "peer-down": [PeerLink, string]; "chat-state": [PeerLink, ChatState] };
 
 export class SyncEngine extends EventEmitter<Events> {
   private readonly sessions = new Set<Session>();
@@ -180,7 +222,7 @@ export class SyncEngine extends EventEmitter<Events> {
   private readonly log: Log;
   private readonly pairing: PairingHooks | undefined;
   private readonly now: () => number;
-  private readonly onEnvelope = (env: Envelope) => this.announce(env);
+  private readonly onEnvelope = (env: { id: Uint8Array }) => this.announce(env);
   private retryTimer: NodeJS.Timeout | undefined;
   static RETRY_MS = 15_000;
 
@@ -226,6 +268,7 @@ export class SyncEngine extends EventEmitter<Events> {
     });
     link.onClose((reason) => {
       this.sessions.delete(s);
+      clearTimeout(s.heldTimer);
       this.log.info(`disconnected from ${who}${reason ? `: ${reason}` : ""}`);
       this.emit("peer-down", link, reason);
     });
@@ -256,7 +299,6 @@ export class SyncEngine extends EventEmitter<Events> {
 
   private sendSketch(s: Session, range: IdRange, level: number): void {
     const { size, table } = this.ourSketch(range, level);
-    s.carriedAtSketch ??= this.store.envelopes.carriedFor(s.link.peer.signPublicKey);
     this.countTurn(s, range, level);
     this.send(s, { type: "sketch", range, level, size, table });
   }
@@ -316,30 +358,27 @@ export class SyncEngine extends EventEmitter<Events> {
     s.recon.wanted += want.length;
     for (let i = 0; i < want.length; i += MAX_IDS_PER_FRAME) this.send(s, { type: "want16", keys: want.slice(i, i + MAX_IDS_PER_FRAME) });
     this.send(s, { type: "done", range, level });
-    const carried = store.carriedFor(s.link.peer.signPublicKey).filter((id) => inRange(range, id));
-    this.confirmHeld(s, new Set(diff.ours.map(toHex)), carried);
     // what we have and they lack: send it, most important first
     const ids = diff.ours.map((k) => store.byKey(k)).filter((id): id is Uint8Array => !!id);
+    this.noteReceipts(s, range, new Set(diff.ours.map(toHex)));
     s.recon.offered += ids.length;
     this.enqueue(s, ids);
     this.settle(s, range);
   }
 
-  private listInBackground(s: Session, range: IdRange): void {
-    void this.sendListing(s, range).catch((e: unknown) => this.log.warn(`listing to ${formatAddress(s.link.peer)} stopped: ${(e as Error).message}`));
+  /**
+   * Once the difference of a range is known, every other id of ours in it is one the peer holds (or
+   * had). Our receipts for sealed envelopes the peer holds go to it, so a carrier that holds a copy
+   * for us (it cannot know it is ours) learns from us that it was delivered. (`lacks`: 16-byte keys, hex.)
+   */
+  private noteReceipts(s: Session, range: IdRange, lacks: Set<string>): void {
+    const store = this.store.envelopes;
+    for (const { receipt, envelope } of store.ownReceiptNames(range))
+      if (!lacks.has(toHex(envelope.subarray(0, 16))) && store.has(envelope)) s.receiptsFor.add(toHex(receipt));
   }
 
-  /**
-   * Once the difference is known, every other id in our set is one the (authenticated) peer holds.
-   * A carried envelope the peer is a recipient of is then as good as acknowledged by it: the copy can
-   * go even if the peer's signed acknowledgement never reaches us.
-   */
-  private confirmHeld(s: Session, peerLacks: Set<string>, candidates: Uint8Array[]): void {
-    const peer = s.link.peer.signPublicKey;
-    const held = candidates.filter((id) => !peerLacks.has(toHex(id.subarray(0, 16))));
-    if (held.length === 0) return;
-    const dropped = this.store.confirmDelivered(peer, held);
-    if (dropped) this.log.info(`${formatAddress(s.link.peer)} holds ${dropped} envelope(s) we carried for them: dropped our copies`);
+  private listInBackground(s: Session, range: IdRange): void {
+    void this.sendListing(s, range).catch((e: unknown) => this.log.warn(`listing to ${formatAddress(s.link.peer)} stopped: ${(e as Error).message}`));
   }
 
   /** Queues envelopes the peer lacks; they go out in priority order as the link takes them. */
@@ -364,6 +403,7 @@ export class SyncEngine extends EventEmitter<Events> {
         this.store.envelopes.batch(() => {
           for (let i = 0; i < 64 && s.outgoing.size > 0 && !s.link.closed; i++) this.sendOne(s, s.outgoing.pop()!);
         });
+        this.flushProbes(s);
         if (s.outgoing.size > 0) await new Promise<void>((r) => setImmediate(r));
       }
     } finally {
@@ -381,20 +421,90 @@ export class SyncEngine extends EventEmitter<Events> {
   private sendOne(s: Session, id: Uint8Array): void {
     const store = this.store.envelopes;
     const meta = store.meta(id);
-    if (!meta || !this.offerable(id, meta.hops, meta.receivedAt, meta.lifetime, s)) return;
-    const env = store.get(id);
-    if (!env) return;
-    // spray: a carrier gets half our tokens; a party (its recipient or author) gets none to spend
+    if (!meta) return;
+    if (!this.offerable(id, meta.hops, meta.receivedAt, meta.lifetime, s)) return this.probe(s, id, meta);
+    const bytes = store.bytesOf(id);
+    if (!bytes) return;
+    // spray: a carrier gets half our tokens; a party (its recipient or author, or a peer that
+    // recognised itself in a sealed envelope's tags) gets none to spend
     let give = 0;
-    if (this.copies !== Infinity && !store.isParty(id, s.link.peer.signPublicKey) && meta.kind !== EnvelopeKind.Ack) {
+    const claimed = s.claimed.has(toHex(id));
+    if (this.copies !== Infinity && !claimed && !store.isParty(id, s.link.peer.signPublicKey) && meta.kind !== EnvelopeKind.Ack) {
       const have = this.tokens(meta);
       give = Math.floor(have / 2);
       store.setCopies(id, have - give);
     }
-    this.send(s, { type: "envelope", hops: meta.hops, copies: give, envelope: env.bytes });
+    this.send(s, { type: "envelope", hops: meta.hops, copies: give, envelope: bytes });
     s.sent++;
     this.notePeerHas(s, id);
     store.markHanded(id, s.link.peer.signPublicKey, this.now());
+  }
+
+  /**
+   * A carried sealed envelope the policy does not let us hand this peer (one token left, or past the
+   * hop limit): a carrier cannot tell whether the peer is one of its recipients, so it asks, with the
+   * envelope's one-off key and tags. A peer that recognises itself answers Want16 and gets it with no
+   * tokens; a peer that lies gets a useless copy, and cannot make us drop anything (only ack keys do).
+   */
+  private probe(s: Session, id: Uint8Array, meta: { carried: boolean; kind: number; receivedAt: number; lifetime: number; recipients: Uint8Array[] }): void {
+    if (!meta.carried || meta.kind !== EnvelopeKind.Sealed) return;
+    const hex = toHex(id);
+    if (s.probed.has(hex) || meta.receivedAt + meta.lifetime * 1000 < this.now()) return;
+    if (this.store.envelopes.ackedByAllRecipients(id, meta.recipients)) return;
+    const bytes = this.store.envelopes.bytesOf(id);
+    if (!bytes) return;
+    const sealed = decodeSealed(bytes);
+    s.probed.add(hex);
+    s.probes.push({ key: id.subarray(0, 16), ephemeral: sealed.ephemeral, tags: sealed.slots.map((x) => x.tag) });
+    if (s.probes.length >= MAX_PROBES_PER_FRAME) this.flushProbes(s);
+  }
+
+  private flushProbes(s: Session): void {
+    while (s.probes.length) this.send(s, { type: "probe", entries: s.probes.splice(0, MAX_PROBES_PER_FRAME) });
+  }
+
+  /** A carrier asks which of its sealed envelopes are for us: Want16 for those whose tags our sealing keys match. */
+  private async onProbe(s: Session, entries: ProbeEntry[]): Promise<void> {
+    const want: Uint8Array[] = [];
+    for (const e of entries) {
+      if (s.probesAnswered >= MAX_PROBES_ANSWERED) break;
+      s.probesAnswered++;
+      if (this.store.envelopes.knowsKey(e.key)) continue;
+      if (this.store.recognises(e.ephemeral, e.tags)) want.push(e.key);
+    }
+    if (want.length) this.send(s, { type: "want16", keys: want });
+    await new Promise<void>((r) => setImmediate(r)); // a frame of probes is up to a few hundred X25519: let pings in
+  }
+
+  /**
+   * Tells `person` (their person key) whether the user is typing to them, over every open link to a
+   * laptop of theirs, now or never: nothing is stored or carried, a link that is not up gets nothing.
+   * Whether they may be told (a buddy) is the caller's decision. Returns the links it went over.
+   */
+  sendChatState(person: Uint8Array, state: ChatState): number {
+    let n = 0;
+    for (const s of this.sessions) {
+      if (s.link.closed || !equalBytes(s.link.peer.signPublicKey, person)) continue;
+      if (this.chatStateOn(s, state)) n++;
+    }
+    return n;
+  }
+
+  private chatStateOn(s: Session, state: ChatState): boolean {
+    s.heldChatState = undefined;
+    if (s.lastChatState === state) return false;
+    if (!s.chatStatesOut.take(this.now())) {
+      // over the budget: the last state still goes, a second later (the peer must not see "typing" forever)
+      s.heldChatState = state;
+      s.heldTimer ??= setTimeout(() => {
+        s.heldTimer = undefined;
+        if (s.heldChatState && !s.link.closed) this.chatStateOn(s, s.heldChatState);
+      }, 1000 / LIVE_PER_SECOND).unref();
+      return false;
+    }
+    s.lastChatState = state;
+    this.send(s, { type: "chat-state", state });
+    return true;
   }
 
   peers(): PeerView[] {
@@ -424,13 +534,16 @@ export class SyncEngine extends EventEmitter<Events> {
     // statements (a person's keyring: its revocations) go to everyone while they live: they are small,
     // and a revocation must reach laptops that never meet the person
     if (meta.kind === EnvelopeKind.Statement) return true;
-    // the person's own document (the buddy list: no recipients) is for the person's own devices only:
-    // no acknowledgement could ever clear a carrier's copy, and no one else has any use for it
+    // acknowledgements (receipts) follow the copies: to whoever we handed a named envelope, or had it from
+    if (meta.kind === EnvelopeKind.Ack) return s.receiptsFor.has(toHex(id)) || store.ackConcerns(id, s.link.peer.signPublicKey);
+    // the person's own document (the buddy list: no recipients; sealed, no locks) is for the person's
+    // own devices only: no receipt could ever clear a carrier's copy, and no one else has any use for it
     if (meta.recipients.length === 0) return false;
-    // acknowledgements follow the copies: to whoever we handed a named envelope, or had it from
-    if (meta.kind === EnvelopeKind.Ack) return store.ackConcerns(id, s.link.peer.signPublicKey);
+    // delivered: every lock of a sealed envelope open
+    if (store.ackedByAllRecipients(id, meta.locks ?? meta.recipients)) return false;
+    // the peer recognised itself in this sealed envelope's tags (a Probe): like a recipient
+    if (s.claimed.has(toHex(id))) return true;
     if (hops >= this.hopLimit) return false;
-    if (store.ackedByAllRecipients(id, meta.recipients)) return false;
     return this.copies === Infinity || this.tokens(meta) > 1;
   }
 
@@ -446,7 +559,7 @@ export class SyncEngine extends EventEmitter<Events> {
     const store = this.store.envelopes;
     const meta = store.meta(id);
     if (!meta) return 9;
-    if (store.isParty(id, s.link.peer.signPublicKey)) return 0;
+    if (store.isParty(id, s.link.peer.signPublicKey) || s.claimed.has(toHex(id))) return 0;
     if (!store.isCarried(id)) return 1;
     if (meta.kind === 3) return 2;
     return 3 + Math.min(0.99, meta.size / 65536);
@@ -519,18 +632,24 @@ export class SyncEngine extends EventEmitter<Events> {
         return;
       case "want16": {
         for (const k of f.keys) s.peerLacks.add(toHex(k));
+        // an answer to our Probe: the peer says it is a recipient of these
+        if (s.probed.size)
+          for (const k of f.keys) {
+            const id = this.store.envelopes.byKey(k);
+            if (id && s.probed.has(toHex(id))) s.claimed.add(toHex(id));
+          }
+        this.noteReceipts(s, WHOLE_RANGE, s.peerLacks);
         this.enqueue(s, f.keys.map((k) => this.store.envelopes.byKey(k)).filter((id): id is Uint8Array => !!id));
         return;
       }
       case "sketch":
         return this.onSketch(s, f.range, f.level, f.table);
+      case "probe":
+        return this.onProbe(s, f.entries);
       case "done":
         if (f.level >= SKETCH_LEVELS.length) {
           s.recon.fallback = true;
           this.listInBackground(s, f.range);
-        } else {
-          // only what our sketch showed them: envelopes that were in our set when we sent it
-          this.confirmHeld(s, s.peerLacks, (s.carriedAtSketch ?? []).filter((id) => inRange(f.range, id)));
         }
         this.settle(s, f.range);
         return;
@@ -541,6 +660,10 @@ export class SyncEngine extends EventEmitter<Events> {
       }
       case "pair-grant":
         this.pairing?.granted?.(s.link.peer, f.grant);
+        return;
+      case "chat-state":
+        // shown only to the user's clients, and only if the link's person is a buddy (the listener's check)
+        if (s.chatStatesIn.take(this.now())) this.emit("chat-state", s.link, f.state);
         return;
       case "envelope": {
         s.received++;
@@ -598,7 +721,7 @@ export class SyncEngine extends EventEmitter<Events> {
   }
 
   /** A new envelope entered our store: tell every peer that may take it and does not have it. */
-  private announce(env: Envelope): void {
+  private announce(env: { id: Uint8Array }): void {
     const hex = toHex(env.id);
     // most arrivals come from the only peer there is: no store lookup for them
     const lacking = [...this.sessions].filter((s) => !s.peerHas.has(hex));
@@ -606,7 +729,11 @@ export class SyncEngine extends EventEmitter<Events> {
     const meta = this.store.envelopes.meta(env.id);
     if (!meta) return;
     for (const s of lacking) {
-      if (!this.offerable(env.id, meta.hops, meta.receivedAt, meta.lifetime, s)) continue;
+      if (!this.offerable(env.id, meta.hops, meta.receivedAt, meta.lifetime, s)) {
+        this.probe(s, env.id, meta);
+        this.flushProbes(s);
+        continue;
+      }
       this.send(s, { type: "have", last: false, ids: [env.id] });
     }
   }

@@ -1,6 +1,7 @@
 // What the features of the front door share: the one user's account, its connected clients, Pigeon's
 // Mailbox and xmpp.db. The server builds one Account; each feature file takes it as a parameter.
-import type { Log, Mailbox } from "@pigeon/sync";
+import type { ChatState } from "@pigeon/model";
+import type { Log, Mailbox, MessageView } from "@pigeon/sync";
 import { StanzaError, type IqHandler, type IqRegistry } from "./iq.js";
 import type { Jid } from "./jid.js";
 import type { Resources } from "./resources.js";
@@ -20,6 +21,10 @@ export interface Account {
   readonly resources: Resources;
   /** The roster and block list as the clients were last told them (the buddy list). */
   readonly roster: Roster;
+  /** Live chat states to a buddy's laptops connected now (chat-states.ts). */
+  readonly chatStates: { fromClient(to: string, state: ChatState): void };
+  /** Files and drawings as URLs on the node (files.ts); undefined without the node's HTTP server. */
+  readonly files: { urlOf(v: MessageView): string | undefined; uploaded(body: string): { token: string; name: string; type: string; bytes: Uint8Array } | undefined; sent(token: string, id: string): void; readonly available: boolean };
   /** True once the server is closing: Pigeon's events are no longer shown to clients. */
   isClosed(): boolean;
   now(): number;

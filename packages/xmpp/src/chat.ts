@@ -1,11 +1,13 @@
 // Message stanzas from the user's clients. To a contact, a message with a body becomes
 // Mailbox.send (and a sent carbon for the user's other clients); between the user's own clients it
-// is routed directly, never through Pigeon. Chat states and the client's own receipts stay here
-// (the node writes its own signed receipts); a <displayed/> marker becomes a read receipt.
+// is routed directly, never through Pigeon. Chat states go live to a buddy's laptop connected now
+// (chat-states.ts); the client's own receipts stay here (the node writes its own signed receipts); a
+// <displayed/> marker becomes a read receipt.
 import { MailboxError, type MessageView } from "@pigeon/sync";
 import { MAX_MESSAGE_CHARS, MAX_PARTS, splitBody } from "./long-messages.js";
 import type { Account } from "./account.js";
 import { carbon } from "./carbons.js";
+import { chatStateOf } from "./chat-states.js";
 import { bareJid, parseJid } from "./jid.js";
 import { NS } from "./ns.js";
 import { markDisplayed } from "./receipts.js";
@@ -26,6 +28,9 @@ export function clientMessage(a: Account, s: Session, m: XmlElement): void {
     return;
   }
   if (type === "groupchat") return messageError(s, m, "service-unavailable", "cancel", "group chat is not available yet");
+  // typing states go live to the buddy's laptop if it is connected now, and nowhere else
+  const state = chatStateOf(m);
+  if (state) a.chatStates.fromClient(bare, state);
   const displayed = child(m, "displayed", NS.markers);
   if (displayed?.attrs.id) void markDisplayed(a, bare, displayed.attrs.id);
   const body = childText(m, "body");
@@ -33,11 +38,16 @@ export function clientMessage(a: Account, s: Session, m: XmlElement): void {
   const originId = child(m, "origin-id", NS.sid)?.attrs.id;
   const clientId = m.attrs.id;
   const isPrivate = !!child(m, "private", NS.carbons);
+  const replace = child(m, "replace", NS.correct)?.attrs.id;
+  // the URL of a file the client just uploaded here (XEP-0363): the file itself goes
+  const upload = a.files.uploaded(body);
   const parts = splitBody(body);
   if (!parts)
     return messageError(s, m, "not-acceptable", "modify",
       `the message is ${body.length} characters; the longest message is ${MAX_MESSAGE_CHARS} characters (sent as up to ${MAX_PARTS} parts)`);
-  sendParts(a, bare, parts)
+  (upload
+    ? a.mailbox.sendFile(bare, upload.name, upload.type, upload.bytes).then((v) => (a.files.sent(upload.token, v.id), [v]))
+    : replace !== undefined && parts && parts.length === 1 ? correction(a, bare, replace, body) : sendParts(a, bare, parts))
     .then((views) => {
       // the client knows its message by its own id: the first part carries it (receipts, carbons, MAM)
       views.forEach((view, i) => {
@@ -59,6 +69,19 @@ export function clientMessage(a: Account, s: Session, m: XmlElement): void {
       a.log.warn(`xmpp: could not send a message from ${s.jid}: ${(e as Error).message}`);
       messageError(s, m, "internal-server-error", "wait");
     });
+}
+
+/**
+ * A correction (XEP-0308) of the user's own message to this contact, known by the id its client gave
+ * it (or its Pigeon id, as in carbons and the archive). One the Mailbox cannot find, or of a message
+ * to someone else, goes as a plain message, as clients without corrections would show it anyway.
+ */
+async function correction(a: Account, to: string, replaceId: string, body: string): Promise<MessageView[]> {
+  const original = await a.mailbox.message(a.store.pigeonIdOf(replaceId) ?? replaceId);
+  const toJid = original?.to.length === 1 ? parseJid(original.to[0]!) : undefined;
+  if (!original || original.direction !== "out" || !toJid || bareJid(toJid) !== to)
+    return sendParts(a, to, [body]);
+  return [await a.mailbox.correct(original.id, body)];
 }
 
 /**

@@ -7,6 +7,7 @@ import { StanzaError } from "./iq.js";
 import { bareJid } from "./jid.js";
 import { NS } from "./ns.js";
 import { isContact } from "./roster.js";
+import { uploadForm } from "./files.js";
 import { el, type XmlElement } from "./xml.js";
 
 export const SERVER_FEATURES = [
@@ -23,8 +24,12 @@ function info(node: string | undefined, identities: [string, string, string][], 
   );
 }
 
-export function serverInfo(node?: string): XmlElement {
-  return info(node, [["server", "im", "Pigeon"]], SERVER_FEATURES);
+/** With `upload`, the server is its own HTTP upload service (XEP-0363 §2: identity store/file and the limit). */
+export function serverInfo(node?: string, upload = false): XmlElement {
+  if (!upload) return info(node, [["server", "im", "Pigeon"]], SERVER_FEATURES);
+  const q = info(node, [["server", "im", "Pigeon"], ["store", "file", "HTTP upload"]], [...SERVER_FEATURES, NS.upload]);
+  q.children.push(uploadForm());
+  return q;
 }
 
 export function accountInfo(node?: string): XmlElement {
@@ -34,9 +39,11 @@ export function accountInfo(node?: string): XmlElement {
 /**
  * What a buddy can do, as far as this node answers for them: Pigeon's signed receipts become
  * XEP-0184 <received/> and XEP-0333 <displayed/>, so a client may ask for both (Gajim asks for
- * receipts only from contacts whose capabilities say so).
+ * receipts only from contacts whose capabilities say so); corrections (XEP-0308) travel as Pigeon
+ * corrections (Gajim and Converse offer "correct" only to contacts that list it), and chat states
+ * go live to a buddy's laptop while connected (Gajim sends them only to contacts that list them).
  */
-const CONTACT_FEATURES = [NS.discoInfo, NS.receipts, NS.markers];
+const CONTACT_FEATURES = [NS.discoInfo, NS.receipts, NS.markers, NS.correct, NS.chatstates];
 const CONTACT_IDENTITY: [string, string, string] = ["account", "registered", ""];
 export const CAPS_NODE = "https://pigeon.local/caps";
 
@@ -57,7 +64,7 @@ export function emptyItems(node?: string): XmlElement {
 
 export function registerDisco(iq: Iqs, a: Account): void {
   iq.get(NS.discoInfo, "query", (q, { to }) => {
-    if (to.kind === "domain") return serverInfo(q.attrs.node);
+    if (to.kind === "domain") return serverInfo(q.attrs.node, a.files.available);
     if (to.kind === "account") return accountInfo(q.attrs.node);
     if (isContact(a, bareJid(to.jid))) return contactInfo(q.attrs.node);
     throw new StanzaError("service-unavailable");

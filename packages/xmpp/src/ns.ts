@@ -18,6 +18,7 @@ export const NS = {
   version: "jabber:iq:version",
   private: "jabber:iq:private",
   vcard: "vcard-temp",
+  vcardUpdate: "vcard-temp:x:update",
   blocking: "urn:xmpp:blocking",
   blockingErrors: "urn:xmpp:blocking:errors",
   carbons: "urn:xmpp:carbons:2",
@@ -33,6 +34,9 @@ export const NS = {
   chatstates: "http://jabber.org/protocol/chatstates",
   hints: "urn:xmpp:hints",
   csi: "urn:xmpp:csi:0",
+  correct: "urn:xmpp:message-correct:0",
+  upload: "urn:xmpp:http:upload:0",
+  oob: "jabber:x:oob",
 } as const;
 
 /** XEP-0082 date-time in UTC, e.g. 2026-01-02T03:04:05.678Z. */

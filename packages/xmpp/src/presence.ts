@@ -4,7 +4,9 @@
 // Someone blocked (XEP-0191) gets no presence and is shown none.
 // Who is connected comes from the sync engine's peer-up / peer-down events, pushed to the clients
 // as each one happens.
+import { createHash } from "node:crypto";
 import { formatAddress, type Address } from "@pigeon/model";
+import { NS } from "./ns.js";
 import type { Account } from "./account.js";
 import { contactCaps } from "./disco.js";
 import { bareJid, contactJid, parseJid } from "./jid.js";
@@ -31,6 +33,9 @@ export interface PeerEvents {
 export class Presence {
   /** Addresses (lower case) of the laptops connected now. */
   private readonly nearby = new Set<string>();
+  /** XEP-0153: the SHA-1 (hex) of each buddy's picture, once looked up ("" = they shared none). */
+  private readonly photos = new Map<string, string>();
+  private readonly onPicture = ({ from }: { from: string }) => void this.refreshPhoto(from.toLowerCase());
   private readonly onUp = (link: { peer: Address }) => this.setNearby(formatAddress(link.peer).toLowerCase(), true);
   private readonly onDown = (link: { peer: Address }) => {
     const address = formatAddress(link.peer).toLowerCase();
@@ -49,6 +54,8 @@ export class Presence {
   ) {}
 
   start(): void {
+    this.a.mailbox.on("picture", this.onPicture);
+    for (const item of rosterOf(this.a)) if (!item.blocked) void this.refreshPhoto(item.jid);
     if (!this.peers) return;
     this.peers.on("peer-up", this.onUp);
     this.peers.on("peer-down", this.onDown);
@@ -56,6 +63,7 @@ export class Presence {
   }
 
   stop(): void {
+    this.a.mailbox.off("picture", this.onPicture);
     this.peers?.off("peer-up", this.onUp);
     this.peers?.off("peer-down", this.onDown);
   }
@@ -73,11 +81,34 @@ export class Presence {
     for (const s of this.a.resources.available()) s.sendStanza(this.contactPresence(address, s.jid));
   }
 
+  /**
+   * Looks up a buddy's picture; when its hash changes, every available client gets their presence
+   * again with the new hash, so it asks for the vCard (XEP-0153).
+   */
+  private async refreshPhoto(jid: string): Promise<void> {
+    let hash = "";
+    try {
+      const p = await this.a.mailbox.pictureOf(jid);
+      if (p) hash = createHash("sha1").update(p.bytes).digest("hex");
+    } catch {
+      return; // not someone this laptop can name: nothing to show
+    }
+    if (this.a.isClosed() || this.photos.get(jid) === hash) return;
+    const known = this.photos.has(jid);
+    this.photos.set(jid, hash);
+    if (!known && hash === "") return;
+    if (!isContact(this.a, jid)) return;
+    for (const s of this.a.resources.available()) s.sendStanza(this.contactPresence(jid, s.jid));
+  }
+
   /** A contact's presence as `to` should see it. */
   contactPresence(jid: string, to: string): XmlElement {
     const from = contactJid(jid);
-    if (this.nearby.has(jid)) return el("presence", { from, to }, contactCaps());
-    return el("presence", { from, to }, el("show", {}, "xa"), el("status", {}, NOT_NEARBY), contactCaps());
+    const hash = this.photos.get(jid);
+    // XEP-0153: the picture's hash (an empty <photo/>: none), once known
+    const photo = hash === undefined ? undefined : el("x", { xmlns: NS.vcardUpdate }, el("photo", {}, ...(hash ? [hash] : [])));
+    if (this.nearby.has(jid)) return el("presence", { from, to }, contactCaps(), photo);
+    return el("presence", { from, to }, el("show", {}, "xa"), el("status", {}, NOT_NEARBY), contactCaps(), photo);
   }
 
   /** A presence stanza from one of the user's clients. */

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { WebSocket } from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { certifyDevice, contactCard, encodeCard, generateIdentity, identityFromGrant, newDeviceIdentity } from "@pigeon/model";
+import { certifyDevice, contactCard, decodeFrame, encodeCard, encodeFrame, generateIdentity, identityFromGrant, newDeviceIdentity } from "@pigeon/model";
 import { fileStorage, Mailbox, memoryLinkPair, SyncEngine } from "@pigeon/sync";
 import { ensureCredentials } from "./credentials.js";
 import { XmlStreamParser } from "./parser.js";
@@ -106,7 +106,7 @@ describe("XmppServer in-process", () => {
     await mailbox.addContact(contactCard(baraka)); // a card: baraka is on amara's buddy list
     sync = new SyncEngine(mailbox);
     password = ensureCredentials(dir).password;
-    server = new XmppServer({ mailbox, dataDir: dir, port: 0, tls: false, loginTimeoutMs: 3000, peers: sync });
+    server = new XmppServer({ mailbox, dataDir: dir, port: 0, tls: false, loginTimeoutMs: 3000, peers: sync, live: sync });
     port = (await server.listen()).port;
     http = createServer((_q, r) => r.end());
     http.on("upgrade", (req, sock, head) => {
@@ -267,7 +267,7 @@ describe("XmppServer in-process", () => {
     const first = await c.next(fromBaraka);
     expect(away(first)).toBe(true);
     const caps = child(first, "c", "http://jabber.org/protocol/caps")!;
-    expect(caps.attrs.ver).toBe(createHash("sha1").update("account/registered//<http://jabber.org/protocol/disco#info<urn:xmpp:chat-markers:0<urn:xmpp:receipts<").digest("base64"));
+    expect(caps.attrs.ver).toBe(createHash("sha1").update("account/registered//<http://jabber.org/protocol/chatstates<http://jabber.org/protocol/disco#info<urn:xmpp:chat-markers:0<urn:xmpp:message-correct:0<urn:xmpp:receipts<").digest("base64"));
     // the capabilities node answers with those features
     c.send(`<iq type='get' id='caps' to='baraka@local/pigeon'><query xmlns='http://jabber.org/protocol/disco#info' node='${caps.attrs.node}#${caps.attrs.ver}'/></iq>`);
     const info = await c.next((s) => s.name === "iq" && s.attrs.id === "caps");
@@ -459,5 +459,47 @@ describe("XmppServer in-process", () => {
     await new Promise((r) => ws.once("close", r));
     expect(frames[frames.length - 1]).toBe('<close xmlns="urn:ietf:params:xml:ns:xmpp-framing" />');
     expect(frames.join("")).toContain("not-well-formed");
+  });
+
+  it("passes typing states live to and from the buddy's laptop only (XEP-0085), never from someone else", async () => {
+    const c = await login(port, password, "typing");
+    c.send("<presence/>");
+    await c.next((s) => s.name === "presence" && s.attrs.from === "baraka@local/pigeon");
+    const [link, barakaSide] = memoryLinkPair(contactCard(mailbox.identity), contactCard(baraka));
+    const heard: string[] = [];
+    barakaSide.onFrame((bytes) => {
+      const f = decodeFrame(bytes);
+      if (f.type === "chat-state") heard.push(f.state);
+    });
+    sync.attach(link);
+    // the client types to baraka: the frame goes over the link; to a stranger: nothing
+    c.send("<message to='baraka@local' type='chat' id='t1'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>");
+    c.send("<message to='zola@local' type='chat' id='t2'><paused xmlns='http://jabber.org/protocol/chatstates'/></message>");
+    await new Promise((r) => setTimeout(r, 200));
+    expect(heard).toEqual(["composing"]);
+    // baraka's laptop says paused: the client is told, from baraka's JID
+    barakaSide.send(encodeFrame({ type: "chat-state", state: "paused" }));
+    const shown = await c.next((s) => s.name === "message" && s.attrs.from === "baraka@local", 1000);
+    expect(child(shown, "paused", "http://jabber.org/protocol/chatstates")).toBeDefined();
+    expect(child(shown, "body")).toBeUndefined();
+    // a laptop met nearby that is not a buddy: its states are not shown
+    const zola = generateIdentity("zola");
+    const [zolaLink, zolaSide] = memoryLinkPair(contactCard(mailbox.identity), contactCard(zola));
+    sync.attach(zolaLink);
+    zolaSide.send(encodeFrame({ type: "chat-state", state: "gone" }));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(c.raw).not.toContain("<gone ");
+    zolaLink.close("done");
+    // (last in this file: it leaves two people called baraka@local)
+    // a laptop that only calls itself baraka (another key) is not baraka: its states are not shown
+    const impostor = generateIdentity("baraka");
+    const [fakeLink, fakeSide] = memoryLinkPair(contactCard(mailbox.identity), contactCard(impostor));
+    sync.attach(fakeLink);
+    fakeSide.send(encodeFrame({ type: "chat-state", state: "composing" }));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(c.raw).not.toMatch(/<composing xmlns="http:\/\/jabber.org\/protocol\/chatstates"\/>/);
+    fakeLink.close("done");
+    link.close("done");
+    c.sock.destroy();
   });
 });

@@ -7,6 +7,9 @@ import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { randomBytes } from "node:crypto";
 import { WebSocketServer } from "ws";
+import { ChatStates, type LiveLinks } from "./chat-states.js";
+import { Files, FILES_PATH, UPLOAD_PATH } from "./files.js";
+import type { IncomingMessage as HttpRequest, ServerResponse } from "node:http";
 import { silentLog, type BuddiesChange, type Log, type Mailbox, type MessageView, type ReceiptEvent } from "@pigeon/sync";
 import type { Account, Addressee, IqRequest, Iqs } from "./account.js";
 import { registerBlocking } from "./blocking.js";
@@ -71,6 +74,13 @@ export interface XmppServerOptions {
    * others as away. Without it every contact is shown as not nearby.
    */
   peers?: PeerEvents;
+  /** The live links (the SyncEngine) that carry chat states to buddies connected now (chat-states.ts). */
+  live?: LiveLinks;
+  /**
+   * The loopback HTTP server's origin (http://127.0.0.1:PORT) where `handleHttp` is mounted: HTTP upload
+   * and files/drawings as URLs (files.ts). Without it neither is offered.
+   */
+  httpBase?: string;
   now?: () => number;
 }
 
@@ -94,6 +104,8 @@ export class XmppServer implements Host {
   private readonly account: Account;
   private readonly iqs: Iqs;
   private readonly presence: Presence;
+  private readonly chatStates: ChatStates;
+  private readonly files: Files;
   private readonly roster: Roster;
   private readonly unsubscribe: (() => void)[] = [];
   private closed = false;
@@ -127,7 +139,18 @@ export class XmppServer implements Host {
     this.resources = new Resources(this.bareJid);
     const nextId = (prefix: string) => `${prefix}-${(++this.idCounter).toString(36)}-${randomBytes(3).toString("hex")}`;
     this.roster = new Roster({ bareJid: this.bareJid, resources: this.resources, nextId }, (jid, to) => this.presence.contactPresence(jid, to));
+    let states: ChatStates | undefined;
+    let files: Files | undefined;
     this.account = {
+      files: {
+        urlOf: (v) => files?.urlOf(v),
+        uploaded: (body) => files?.uploaded(body),
+        sent: (token, id) => files?.sent(token, id),
+        get available() {
+          return files?.available ?? false;
+        },
+      },
+      chatStates: { fromClient: (to, state) => states?.fromClient(to, state) },
       domain: this.domain,
       user: this.user,
       bareJid: this.bareJid,
@@ -140,6 +163,8 @@ export class XmppServer implements Host {
       now: opts.now ?? Date.now,
       nextId,
     };
+    this.chatStates = states = new ChatStates(this.account, opts.live);
+    this.files = files = new Files(this.account, () => this.opts.httpBase);
     this.presence = new Presence(this.account, opts.peers, (s) => this.deliverPending(s, "offline delivery"));
     this.iqs = new IqRegistry<IqRequest>({
       from: this.bareJid,
@@ -154,7 +179,18 @@ export class XmppServer implements Host {
     registerMam(this.iqs, this.account);
     registerPrivateStorage(this.iqs, this.account);
     registerBlocking(this.iqs, this.account);
+    this.files.register(this.iqs);
     this.listenToMailbox();
+  }
+
+  /**
+   * HTTP upload and files (files.ts), for the HTTP server at `httpBase`, which must check Host and
+   * Origin first (packages/app/src/http-guard.ts). False: not a path of ours.
+   */
+  handleHttp(req: HttpRequest, res: ServerResponse): Promise<boolean> {
+    const path = (req.url ?? "/").split("?")[0]!;
+    if (!path.startsWith(UPLOAD_PATH) && !path.startsWith(FILES_PATH)) return Promise.resolve(false);
+    return this.files.handle(req, res, path);
   }
 
   get bareJid(): string {
@@ -190,6 +226,7 @@ export class XmppServer implements Host {
     // the roster is the buddy list: read before any client can ask for it
     this.roster.load({ buddies: await this.mailbox.buddies(), blocked: await this.mailbox.blocked() });
     this.presence.start();
+    this.chatStates.start();
     await catchUp(this.account);
     return { host, port };
   }
@@ -323,6 +360,7 @@ export class XmppServer implements Host {
     if (this.closed) return;
     this.closed = true;
     this.presence.stop();
+    this.chatStates.stop();
     for (const u of this.unsubscribe) u();
     for (const s of [...this.sessions]) s.kick("system-shutdown", "the node is stopping");
     for (const s of this.resources.all()) s.kick("system-shutdown", "the node is stopping");

@@ -46,6 +46,7 @@ export class XmppStore {
     this.stmts = {
       putIds: this.db.prepare(`INSERT OR REPLACE INTO ids (pigeon_id, client_id, origin_id, resource) VALUES (?, ?, ?, ?)`),
       getIds: this.db.prepare(`SELECT client_id, origin_id, resource FROM ids WHERE pigeon_id = ?`),
+      byClientId: this.db.prepare(`SELECT pigeon_id FROM ids WHERE client_id = ? ORDER BY rowid DESC LIMIT 1`),
       addPending: this.db.prepare(`INSERT OR IGNORE INTO pending (kind, pigeon_id, reader, at) VALUES (?, ?, ?, ?)`),
       pending: this.db.prepare(`SELECT seq, kind, pigeon_id, reader, at FROM pending ORDER BY seq`),
       done: this.db.prepare(`DELETE FROM pending WHERE seq = ?`),
@@ -61,6 +62,11 @@ export class XmppStore {
   ids(pigeonId: string): ClientIds | undefined {
     const r = this.stmts.getIds.get(pigeonId) as { client_id: string | null; origin_id: string | null; resource: string | null } | undefined;
     return r ? { pigeonId, clientId: r.client_id ?? undefined, originId: r.origin_id ?? undefined, resource: r.resource ?? undefined } : undefined;
+  }
+
+  /** The Pigeon id of the user's message that a client sent with this `id` (the latest, should a client reuse ids). */
+  pigeonIdOf(clientId: string): string | undefined {
+    return (this.stmts.byClientId.pluck().get(clientId) as string | undefined) ?? undefined;
   }
 
   /** Queues something for the user's clients; returns its number, or undefined if it was already queued. */

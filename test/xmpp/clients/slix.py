@@ -26,7 +26,7 @@ class Client(slixmpp.ClientXMPP):
         if P.get("mech"):
             kwargs["sasl_mech"] = P["mech"]
         super().__init__(P["jid"], P["password"], **kwargs)
-        for plugin in ["xep_0030", "xep_0199", "xep_0184", "xep_0333", "xep_0359", "xep_0313", "xep_0203", "xep_0280", "xep_0191"]:
+        for plugin in ["xep_0030", "xep_0199", "xep_0184", "xep_0333", "xep_0359", "xep_0313", "xep_0203", "xep_0280", "xep_0191", "xep_0308", "xep_0085"]:
             self.register_plugin(plugin)
         if P.get("sm"):
             self.register_plugin("xep_0198")
@@ -39,11 +39,13 @@ class Client(slixmpp.ClientXMPP):
         self.messages = []
         self.receipts = []
         self.markers = []
+        self.states = []
         self.failed_auth = False
         self.add_event_handler("session_start", self.start)
         self.add_event_handler("failed_auth", self.on_failed_auth)
         self.add_event_handler("failed_all_auth", lambda _: self.finish({"ok": False, "error": "no usable SASL mechanism"}))
         self.add_event_handler("message", self.on_message)
+        self.add_event_handler("chatstate", self.on_chatstate)
         self.add_event_handler("receipt_received", lambda m: self.receipts.append(m["receipt"]))
         self.add_event_handler("marker_displayed", lambda m: self.markers.append(m["displayed"]["id"]))
         self.add_event_handler("stream_error", lambda e: emit(event="stream_error", condition=e["condition"], text=e["text"]))
@@ -63,9 +65,17 @@ class Client(slixmpp.ClientXMPP):
             "stanza_id": m["stanza_id"]["id"] if m.xml.find("{urn:xmpp:sid:0}stanza-id") is not None else None,
             "delay": str(m["delay"]["stamp"]) if m.xml.find("{urn:xmpp:delay}delay") is not None else None,
             "markable": m.xml.find("{urn:xmpp:chat-markers:0}markable") is not None,
+            "oob": m.xml.findtext("{jabber:x:oob}x/{jabber:x:oob}url"),
+            "replace": m.xml.find("{urn:xmpp:message-correct:0}replace").get("id")
+            if m.xml.find("{urn:xmpp:message-correct:0}replace") is not None else None,
         }
         self.messages.append(entry)
         emit(event="message", **entry)
+
+    def on_chatstate(self, m):
+        entry = {"from": str(m["from"].bare), "state": m["chat_state"], "body": m["body"] or None}
+        self.states.append(entry)
+        emit(event="chatstate", **entry)
 
     def finish(self, result):
         if not self.done.done():
@@ -149,6 +159,7 @@ class Client(slixmpp.ClientXMPP):
             "jabber:iq:private": lambda to: raw("<query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'/></query>"),
             "urn:xmpp:blocking": lambda to: self["xep_0191"].get_blocked(timeout=10),
             "jabber:iq:roster": lambda to: self.get_roster(timeout=10),
+            "urn:xmpp:http:upload:0": lambda to: raw("<request xmlns='urn:xmpp:http:upload:0' filename='check.txt' size='4' content-type='text/plain'/>", to),
             "urn:xmpp:mam:2": lambda to: self["xep_0313"].retrieve(jid=bare, rsm={"max": 1}, timeout=10),
             # no request of their own: offline storage and stanza ids are shown by the delivery tests
             "msgoffline": None,
@@ -187,6 +198,14 @@ class Client(slixmpp.ClientXMPP):
             ids.append(m["id"])
             m.send()
             await asyncio.sleep(0.01)
+        # XEP-0308: {"index": i, "body": "..."} corrects the i-th message sent above (or "id": any id)
+        for c in P.get("corrections", []):
+            await asyncio.sleep(P.get("correction_delay", 0.3))
+            m = self.make_message(mto=P["to"], mbody=c["body"], mtype="chat")
+            m["replace"]["id"] = c["id"] if "id" in c else ids[c["index"]]
+            m["request_receipt"] = True
+            ids.append(m["id"])
+            m.send()
         want = P.get("wait", "none")
         if want in ("received", "displayed"):
             await self.wait_for(lambda: set(ids) <= set(self.receipts), P.get("timeout", 30))
@@ -204,7 +223,135 @@ class Client(slixmpp.ClientXMPP):
             last = self.messages[-1]
             self["xep_0333"].send_marker(last["from"], last["id"], "displayed")
             await asyncio.sleep(0.5)
+        if P.get("download"):
+            # fetch each picture the way a client shows it: a GET of the OOB URL
+            import base64, urllib.request
+            for m in self.messages:
+                if m.get("oob"):
+                    with urllib.request.urlopen(m["oob"], timeout=10) as r:
+                        m["content_type"] = r.headers.get("content-type")
+                        m["data"] = base64.b64encode(r.read()).decode()
         return {"ok": len(self.messages) >= P["count"], "messages": self.messages}
+
+    async def s_typing(self):
+        # XEP-0085 as a client sends it: typing, a pause, typing again, then the message with <active/>
+        self.send_presence()
+        await self.get_roster()
+        await asyncio.sleep(P.get("delay", 0))
+        for state in P.get("states", ["composing", "paused", "composing"]):
+            m = self.make_message(mto=P["to"], mtype="chat")
+            m["chat_state"] = state
+            m.send()
+            await asyncio.sleep(P.get("gap", 0.4))
+        if P.get("body"):
+            m = self.make_message(mto=P["to"], mbody=P["body"], mtype="chat")
+            m["chat_state"] = "active"
+            m.send()
+        await asyncio.sleep(P.get("linger", 0.5))
+        return {"ok": True}
+
+    async def s_watch(self):
+        # waits for chat states (and messages) from others
+        self.send_presence()
+        await self.get_roster()
+        await self.wait_for(lambda: len(self.states) >= P.get("states", 0) and len(self.messages) >= P.get("count", 0), P.get("timeout", 20))
+        await asyncio.sleep(P.get("linger", 0))
+        return {"ok": True, "states": self.states, "messages": self.messages}
+
+    async def s_upload(self):
+        # XEP-0363 as a client does it: find the service in disco (identity store/file, the feature, the
+        # advertised max-file-size), refuse a bigger file before uploading, ask for a slot, PUT, then send
+        # the URL with XEP-0066. (slixmpp 1.8's own upload_file stops at "Passing coroutines is forbidden"
+        # on Python 3.11, in its disco helper: the same steps are written out here.)
+        import base64, urllib.request
+        self.register_plugin("xep_0066")
+        self.send_presence()
+        await self.get_roster()
+        data = base64.b64decode(P["data"])
+        info = await self["xep_0030"].get_info(jid=self.boundjid.domain, timeout=10)
+        di = info["disco_info"]
+        if not any(i[0] == "store" and i[1] == "file" for i in di["identities"]) or "urn:xmpp:http:upload:0" not in di["features"]:
+            return {"ok": True, "error": "UploadServiceNotFound"}
+        limit = None
+        for form in info.xml.iter("{jabber:x:data}x"):
+            fields = {f.get("var"): f.findtext("{jabber:x:data}value") for f in form.iter("{jabber:x:data}field")}
+            if fields.get("FORM_TYPE") == "urn:xmpp:http:upload:0" and fields.get("max-file-size"):
+                limit = int(fields["max-file-size"])
+        if P.get("respect_limit", True) and limit is not None and len(data) > limit:
+            return {"ok": True, "error": f"FileTooBig: {len(data)} > {limit}", "limit": limit}
+        iq = self.make_iq_get(ito=self.boundjid.domain)
+        req = slixmpp.xmlstream.ET.SubElement(iq.xml, "{urn:xmpp:http:upload:0}request",
+                                              {"filename": P["filename"], "size": str(len(data)), "content-type": P.get("type", "application/octet-stream")})
+        try:
+            res = await iq.send(timeout=10)
+        except slixmpp.exceptions.IqError as e:
+            return {"ok": True, "error": "slot refused: " + e.iq["error"]["condition"] + ": " + (e.iq["error"]["text"] or ""), "limit": limit}
+        slot = res.xml.find("{urn:xmpp:http:upload:0}slot")
+        put = slot.find("{urn:xmpp:http:upload:0}put").get("url")
+        get = slot.find("{urn:xmpp:http:upload:0}get").get("url")
+
+        def do_put():
+            r = urllib.request.Request(put, data=data, method="PUT", headers={"Content-Type": P.get("type", "application/octet-stream")})
+            with urllib.request.urlopen(r, timeout=10) as resp:
+                return resp.status
+        status = await asyncio.get_event_loop().run_in_executor(None, do_put)
+        m = self.make_message(mto=P["to"], mbody=get, mtype="chat")
+        m["oob"]["url"] = get
+        m["request_receipt"] = True
+        m.send()
+        await self.wait_for(lambda: m["id"] in self.receipts, P.get("timeout", 20))
+        return {"ok": True, "url": get, "put_status": status, "limit": limit, "received": m["id"] in self.receipts}
+
+    async def s_vcard_set(self):
+        # XEP-0054/0153: the user's own vCard with a PHOTO, as Converse and Gajim store an avatar
+        from slixmpp.xmlstream import ET
+        iq = self.make_iq_set()
+        card = ET.SubElement(iq.xml, "{vcard-temp}vCard")
+        ET.SubElement(card, "{vcard-temp}FN").text = P.get("fn", "me")
+        photo = ET.SubElement(card, "{vcard-temp}PHOTO")
+        ET.SubElement(photo, "{vcard-temp}TYPE").text = P["type"]
+        ET.SubElement(photo, "{vcard-temp}BINVAL").text = P["photo"]
+        try:
+            await iq.send(timeout=20)
+            answer = "result"
+        except slixmpp.exceptions.IqError as e:
+            answer = e.iq["error"]["condition"] + ": " + (e.iq["error"]["text"] or "")
+        if P.get("to") and answer == "result":
+            self.send_message(mto=P["to"], mbody=P.get("body", "hello"), mtype="chat")
+            await asyncio.sleep(1)
+        return {"ok": True, "answer": answer}
+
+    async def s_photo_hash(self):
+        # XEP-0153: waits for a presence from `who` whose vcard-temp:x:update carries a photo hash
+        hashes = []
+
+        def on_presence(p):
+            x = p.xml.find("{vcard-temp:x:update}x")
+            if str(p["from"].bare) == P["who"] and x is not None:
+                hashes.append(x.findtext("{vcard-temp:x:update}photo") or "")
+                emit(event="photo", hash=hashes[-1])
+        self.add_event_handler("presence", on_presence)
+        self.send_presence()
+        await self.get_roster()
+        await self.wait_for(lambda: any(hashes), P.get("timeout", 20))
+        return {"ok": True, "hashes": hashes}
+
+    async def s_vcard_get(self):
+        # asks for someone's vCard until it has a PHOTO (or the time is up)
+        end = time.time() + P.get("timeout", 20)
+        while True:
+            iq = self.make_iq_get(ito=P["who"])
+            iq.xml.append(slixmpp.xmlstream.ET.Element("{vcard-temp}vCard"))
+            res = await iq.send(timeout=10)
+            card = res.xml.find("{vcard-temp}vCard")
+            photo = card.find("{vcard-temp}PHOTO") if card is not None else None
+            if photo is not None or time.time() > end:
+                break
+            await asyncio.sleep(0.5)
+        return {"ok": True,
+                "fn": card.findtext("{vcard-temp}FN") if card is not None else None,
+                "type": photo.findtext("{vcard-temp}TYPE") if photo is not None else None,
+                "photo": "".join((photo.findtext("{vcard-temp}BINVAL") or "").split()) if photo is not None else None}
 
     async def s_mam(self):
         page = P.get("page", 50)

@@ -4,11 +4,11 @@ import type { EventEmitter } from "node:events";
 import * as A from "@automerge/automerge";
 import type { DocHandle } from "@automerge/automerge-repo";
 import {
-  EnvelopeKind, emptySegment, equalBytes, fingerprint, formatAddress, keyId, newActorId, openChange, segmentDocumentId, toHex,
-  type Address, type Buddy, type ContactCard, type ConversationDoc, type Envelope, type Identity,
+  EnvelopeKind, emptySegment, equalBytes, fingerprint, formatAddress, keyId, newActorId, openChange, sealEnvelope, segmentDocumentId, toHex,
+  type Address, type SealingKeyPair, type Buddy, type ContactCard, type ConversationDoc, type Envelope, type Identity,
 } from "@pigeon/model";
 import type { DocumentStore } from "../document-store.js";
-import type { EnvelopeStore } from "../envelope-store.js";
+import { storable, type EnvelopeStore, type HeldEnvelope, type Storable } from "../envelope-store.js";
 import type { LocalState } from "../local-state.js";
 import type { Log } from "../log.js";
 import { MailboxError, type CarrierLimits, type MailboxEvents } from "./types.js";
@@ -87,6 +87,8 @@ export class MailboxCore {
     throw new Error("no channels");
   };
   channelTitle: (conv: Uint8Array) => string | undefined = () => undefined;
+  /** The sealing key the school's directory gives for a person it vouches for (someone never met). */
+  directorySealKey: (signKey: Uint8Array) => Uint8Array | undefined = () => undefined;
   /** The school directory's card for name@home (school.ts), to write to a schoolmate never met. */
   directoryCard: (address: Address) => ContactCard | undefined = () => undefined;
 
@@ -165,15 +167,38 @@ export class MailboxCore {
     }
   }
 
-  /** Stores one of this user's own envelopes (fsynced) and announces it. */
-  storeOwn(env: Envelope): void {
+  /** The person's sealing secrets, current first: what recognises and opens sealed envelopes for us. */
+  sealingKeys(): SealingKeyPair[] {
+    return [this.identity.sealing, ...(this.identity.previousSealing ?? [])];
+  }
+
+  /**
+   * Stores one of this user's own envelopes (fsynced) and announces it. Changes and keys travel
+   * sealed (envelope version 3) to each recipient's person sealing key (the contact's, unless given
+   * in `sealKeys`, in recipient order) and to this person's own: from here `env.id` is the sealed
+   * envelope's id, the one it is stored, reconciled and handed on under. Statements travel as they are.
+   */
+  storeOwn(env: Envelope, sealKeys?: Uint8Array[]): void {
+    const held = env as HeldEnvelope;
+    if (env.kind === EnvelopeKind.Change || env.kind === EnvelopeKind.Key) {
+      const keys = env.recipients.map((r, i) => sealKeys?.[i] ?? this.state.contact(r)?.sealPublicKey ?? this.directorySealKey(r));
+      if (keys.some((k) => !k)) throw new MailboxError("unknown-address", "this laptop does not have their keys yet");
+      const sealed = sealEnvelope(this.identity.sealing, env, keys as Uint8Array[]);
+      held.sealed = sealed.bytes;
+      held.id = sealed.id;
+    }
+    this.storeRow(storable(held));
+  }
+
+  /** Stores (fsynced) and announces something of this user's that travels: a sealed envelope, a statement, a receipt. */
+  storeRow(row: Storable): void {
     try {
-      this.envelopes.put(env, 0, this.now());
+      this.envelopes.put(row, 0, this.now());
     } catch (e) {
       throw new MailboxError("storage", `could not store the message: ${this.storageFailed(e)}; nothing was sent, try again when there is room`);
     }
     this.storageWorks();
-    this.events.emit("envelope", env);
+    this.events.emit("envelope", { id: row.id });
   }
 
   /** Flushes a document; a failure is remembered (the sealed store has it) instead of thrown. */

@@ -28,8 +28,8 @@ async function written(n: number, recipient: Identity): Promise<{ envelopes: Uin
   m.rememberContact(contactCard(recipient), "card");
   const envelopes: Uint8Array[] = [];
   // what travels to the recipient (not the sender's own buddy list, which stays with the sender's devices)
-  m.on("envelope", (e) => {
-    if (e.recipients.length) envelopes.push(e.bytes);
+  m.on("envelope", ({ id }) => {
+    if (m.envelopes.get(id)?.recipients.length) envelopes.push(m.envelopes.bytesOf(id)!);
   });
   const bodies = Array.from({ length: n }, (_, i) => `message ${i}`);
   for (const b of bodies) await m.send("zawadi", b);

@@ -7,9 +7,10 @@ import { afterEach, describe, expect, it } from "vitest";
 import * as A from "@automerge/automerge";
 import {
   appendMessage, contactCard, conversationId, emptySegment, EnvelopeKind, formatHlc, generateIdentity, keyId, newActorId, newConversationKey,
-  randomBytes, sealChange, sealKey, signEnvelope, type ConversationDoc, type Identity,
+  randomBytes, sealChange, sealKey, signEnvelope, type ConversationDoc, type Identity, sealEnvelope,
 } from "@pigeon/model";
 import { fileStorage, Mailbox, memoryLinkPair, PigeonNode, SyncEngine } from "../index.js";
+import { sealedBytes } from "../sealed.test-helper.js";
 import { until } from "../until.test-helper.js";
 
 const cleanup: (() => Promise<void> | void)[] = [];
@@ -53,8 +54,8 @@ describe("hostile content through a carrier", () => {
     const now = Date.now();
     const envelopes: Uint8Array[] = [];
     const seal = (change: Uint8Array, segment = 0) =>
-      sealChange(stranger, { conversation: conv, segment, recipients: [me], created: now }, key, change).bytes;
-    envelopes.push(sealKey(stranger, { conversation: conv, recipients: [contactCard(child.identity)], created: now }, key).bytes);
+      sealedBytes(stranger, sealChange(stranger, { conversation: conv, segment, recipients: [me], created: now }, key, change), child.identity);
+    envelopes.push(sealedBytes(stranger, sealKey(stranger, { conversation: conv, recipients: [contactCard(child.identity)], created: now }, key), child.identity));
     // a first, honest-looking message, then two different changes with the same (actor, seq)
     const actor = newActorId(stranger.signing.publicKey);
     const base = A.clone(emptySegment(), { actor });
@@ -70,12 +71,12 @@ describe("hostile content through a carrier", () => {
     const orphan = A.change(A.clone(A.load<ConversationDoc>(A.save(twinA.doc)), { actor: "ab".repeat(16) }), () => {});
     envelopes.push(seal(A.getLastLocalChange(orphan) ?? randomBytes(10)));
     // ciphertext that does not open; a key envelope whose members do not match; an unknown conversation
-    envelopes.push(signEnvelope(stranger, { kind: EnvelopeKind.Change, conversation: conv, segment: 0, recipients: [me], created: now, lifetime: 86400, keyId: randomBytes(8) }, randomBytes(200)).bytes);
+    envelopes.push(sealedBytes(stranger, signEnvelope(stranger, { kind: EnvelopeKind.Change, conversation: conv, segment: 0, recipients: [me], created: now, lifetime: 86400, keyId: randomBytes(8) }, randomBytes(200)), child.identity));
     // (a key addressed to the child in a conversation she does not know may be a channel's whose
     // membership has not reached her yet: it waits, within the stranger's budget, and expires)
-    const unknownKey = sealKey(stranger, { conversation: randomBytes(16), recipients: [contactCard(child.identity)], created: now }, key);
+    const unknownKey = sealEnvelope(stranger.sealing, sealKey(stranger, { conversation: randomBytes(16), recipients: [contactCard(child.identity)], created: now }, key), [child.identity.sealing.publicKey]);
     envelopes.push(unknownKey.bytes);
-    envelopes.push(sealChange(stranger, { conversation: randomBytes(16), segment: 0, recipients: [me], created: now }, key, first.change).bytes);
+    envelopes.push(sealedBytes(stranger, sealChange(stranger, { conversation: randomBytes(16), segment: 0, recipients: [me], created: now }, key, first.change), child.identity));
 
     // the carrier picks them up somewhere, then meets the child
     for (const e of envelopes) await carrier.m.receive(e, 1);
@@ -113,10 +114,10 @@ describe("hostile content through a carrier", () => {
     const doc = A.clone(emptySegment(), { actor });
     const one = appendMessage(A.clone(doc, { actor }), { id: randomId(), authorKeyId: keyId(stranger.signing.publicKey), hlc: formatHlc({ wall: now, counter: 0 }), sentAt: now, body: "one" });
     const two = appendMessage(A.clone(doc, { actor }), { id: randomId(), authorKeyId: keyId(stranger.signing.publicKey), hlc: formatHlc({ wall: now, counter: 0 }), sentAt: now, body: "two" });
-    await child.m.receive(sealKey(stranger, { conversation: conv, recipients: [contactCard(child.identity)], created: now }, key).bytes, 1);
-    await child.m.receive(sealChange(stranger, { conversation: conv, segment: 0, recipients: [me], created: now }, key, one.change).bytes, 1);
+    await child.m.receive(sealedBytes(stranger, sealKey(stranger, { conversation: conv, recipients: [contactCard(child.identity)], created: now }, key), child.identity), 1);
+    await child.m.receive(sealedBytes(stranger, sealChange(stranger, { conversation: conv, segment: 0, recipients: [me], created: now }, key, one.change), child.identity), 1);
     child.m.state.db.exec("DELETE FROM change_seqs"); // as an older version left it
-    const r = await child.m.receive(sealChange(stranger, { conversation: conv, segment: 0, recipients: [me], created: now }, key, two.change).bytes, 1);
+    const r = await child.m.receive(sealedBytes(stranger, sealChange(stranger, { conversation: conv, segment: 0, recipients: [me], created: now }, key, two.change), child.identity), 1);
     expect(r.stored).toBe(true);
     await until(() => child.m.state.rejections().length === 1, "the twin refused");
     expect(child.m.state.rejections()[0]!.reason).toMatch(/could not be applied/);
@@ -140,7 +141,7 @@ describe("hostile content through a carrier", () => {
     for (let i = 0; i < 40; i++) {
       // 8 KiB each, for a conversation whose key never comes
       const env = signEnvelope(stranger, { kind: EnvelopeKind.Change, conversation: randomBytes(16), segment: 0, recipients: [me], created: now, lifetime: 3600, keyId: randomBytes(8) }, randomBytes(8 * 1024));
-      results.push(await m.receive(env.bytes, 1));
+      results.push(await m.receive(sealedBytes(stranger, env, child), 1));
     }
     const stored = results.filter((r) => r.stored).length;
     expect(stored).toBeGreaterThan(0);
@@ -164,8 +165,8 @@ describe("hostile content through a carrier", () => {
     const year2200 = Date.UTC(2200, 0, 1);
     const doc = A.clone(emptySegment(), { actor: newActorId(sender.signing.publicKey) });
     const late = appendMessage(doc, { id: randomId(), authorKeyId: keyId(sender.signing.publicKey), hlc: formatHlc({ wall: year2200, counter: 5 }), sentAt: year2200, body: "from the future" });
-    await child.m.receive(sealKey(sender, { conversation: conv, recipients: [contactCard(child.identity)], created: now }, key).bytes, 1);
-    await child.m.receive(sealChange(sender, { conversation: conv, segment: 0, recipients: [me], created: now }, key, late.change).bytes, 1);
+    await child.m.receive(sealedBytes(sender, sealKey(sender, { conversation: conv, recipients: [contactCard(child.identity)], created: now }, key), child.identity), 1);
+    await child.m.receive(sealedBytes(sender, sealChange(sender, { conversation: conv, segment: 0, recipients: [me], created: now }, key, late.change), child.identity), 1);
     await until(async () => (await child.m.inbox()).length === 1, "the message");
     const week = 7 * 24 * 3600 * 1000;
     expect(child.m.state.hlc().wall).toBeLessThanOrEqual(Date.now() + week);

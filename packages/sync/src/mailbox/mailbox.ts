@@ -7,7 +7,7 @@
 // store is the source of truth from which documents are caught up after a crash.
 import { EventEmitter } from "node:events";
 import {
-  DEFAULT_LIFETIME_SECONDS, equalBytes, fingerprint, fromHex, SEGMENT_MESSAGE_LIMIT, toHex, validName, type ContactCard, type Identity,
+  DEFAULT_LIFETIME_SECONDS, equalBytes, fingerprint, fromHex, recognises, SEGMENT_MESSAGE_LIMIT, toHex, validName, type ContactCard, type Identity,
   type LinkTrust, type SchoolKey,
 } from "@pigeon/model";
 import { DocumentStore } from "../document-store.js";
@@ -105,6 +105,7 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
     this.devices = new Devices(this.core, () => this.school.enrolmentToken());
     this.school = new School(this.core, opts.school);
     this.core.schoolVouch = (key) => this.school.vouchFor(key);
+    this.core.directorySealKey = (key) => this.school.directorySealKey(key);
     this.core.directoryCard = (address) => this.school.directoryCard(address);
     // the school revoked another device of this person (a stolen tablet): the first device revokes it
     // in the keyring too, so the device also loses the person's sealing key (queued after the entry)
@@ -452,6 +453,34 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
     return this.sending.reply(messageId, body);
   }
 
+  /** Corrects one of the user's own messages: readers show the new text in its place (XEP-0308). */
+  correct(messageId: string, body: string): Promise<MessageView> {
+    return this.sending.correct(messageId, body);
+  }
+
+  /** Sends a file (at most MAX_FILE_BYTES) as a message whose text is its name. */
+  sendFile(address: string, name: string, type: string, bytes: Uint8Array): Promise<MessageView> {
+    return this.sending.sendFile(address, name, type, bytes);
+  }
+
+  /** The file inside a message, if it has one. */
+  file(messageId: string): Promise<{ name: string; type: string; bytes: Uint8Array } | undefined> {
+    return this.core.serial(() => this.views.file(messageId));
+  }
+
+  /** Sets the user's picture (at most MAX_PICTURE_BYTES): their buddies' clients show it. Returns the conversations it was written to. */
+  setPicture(type: string, bytes: Uint8Array): Promise<number> {
+    return this.sending.setPicture(type, bytes);
+  }
+
+  /** The picture someone shared with the user (a buddy's avatar), if any. */
+  pictureOf(address: string): Promise<{ type: string; bytes: Uint8Array } | undefined> {
+    return this.core.serial(async () => {
+      const c = this.people.resolve(address);
+      return this.views.pictureOf(c.signPublicKey);
+    });
+  }
+
   receive(bytes: Uint8Array, hops: number, from?: string, source?: Uint8Array, copies = 1): Promise<ReceiveResult> {
     return this.receiving.receiveMany([{ bytes, hops, from, source, copies }]).then((r) => r[0]!);
   }
@@ -460,8 +489,9 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
     return this.receiving.receiveMany(items);
   }
 
-  confirmDelivered(recipient: Uint8Array, ids: Uint8Array[]): number {
-    return this.carrier.confirmDelivered(recipient, ids);
+  /** Whether one of the person's sealing keys recognises one of these tags (a carrier's Probe). */
+  recognises(ephemeral: Uint8Array, tags: Uint8Array[]): boolean {
+    return recognises(ephemeral, tags, this.core.sealingKeys());
   }
 
   // ---- views ----

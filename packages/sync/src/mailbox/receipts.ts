@@ -1,9 +1,13 @@
 // Receipts and acknowledgements. A receipt ("delivered", "read") is the recipient's own signed change
-// in the conversation and travels back like a message. An acknowledgement is a separate signed
-// envelope naming what this user now holds, so carriers can drop their copies.
+// in the conversation and travels back like a message. An acknowledgement is a separate, unsigned
+// envelope (a version-3 receipt) holding the ack keys that open the sealed envelopes' locks, so
+// carriers can drop their copies without learning who received what.
 import * as A from "@automerge/automerge";
 import type { DocHandle } from "@automerge/automerge-repo";
-import { equalBytes, MAX_ACK_IDS, receiptKey, sealAck, sealChange, toHex, type Envelope } from "@pigeon/model";
+import {
+  decodeSealed, envelopeForm, EnvelopeKind, equalBytes, lockOf, makeReceipt, MAX_ACK_IDS, receiptKey, sealChange, unseal, type Envelope, type ReceiptEntry,
+} from "@pigeon/model";
+import { opaque } from "../envelope-store.js";
 import type { MailboxCore } from "./core.js";
 import type { Views } from "./views.js";
 
@@ -108,29 +112,33 @@ export class Receipts {
     }, 20);
   }
 
-  /** Acknowledges what this user received, one ack per batch of authors (at most 64 recipients, 1024 ids). */
+  /**
+   * Acknowledges what this user received with receipts (envelope version 3, at most 1024 entries
+   * each): for each sealed envelope, its id and this person's ack key, which opens its lock at every
+   * carrier holding a copy. Unsigned: a receipt names no one, and carriers cannot tell whose it is.
+   */
   flushAcks(): void {
     const { core } = this;
     const owed = core.state.owedAcks();
     if (owed.length === 0) return;
-    const byAuthor = new Map<string, { author: Uint8Array; ids: Uint8Array[] }>();
+    const entries: ReceiptEntry[] = [];
     for (const p of owed) {
-      const k = toHex(p.author);
-      if (!byAuthor.has(k)) byAuthor.set(k, { author: p.author, ids: [] });
-      byAuthor.get(k)!.ids.push(p.id);
+      const bytes = core.envelopes.bytesOf(p.id);
+      if (!bytes || envelopeForm(bytes) !== "sealed") continue;
+      const opened = unseal(decodeSealed(bytes), core.sealingKeys());
+      if (opened?.lock) entries.push({ id: p.id, ackKey: opened.ackKey });
     }
-    const groups = [...byAuthor.values()];
-    for (let g = 0; g < groups.length; g += 64) {
-      const batch = groups.slice(g, g + 64);
-      const ids = batch.flatMap((b) => b.ids);
-      for (let i = 0; i < ids.length; i += MAX_ACK_IDS) {
-        const named = ids.slice(i, i + MAX_ACK_IDS);
-        const ack = sealAck(core.identity, { recipients: batch.map((b) => b.author), created: core.now(), lifetime: core.lifetime }, named);
-        core.envelopes.recordAckNames(ack.id, named); // before it is announced: routing needs it
-        core.storeOwn(ack);
-        core.state.paidAcks(named);
-      }
+    for (let i = 0; i < entries.length; i += MAX_ACK_IDS) {
+      const named = entries.slice(i, i + MAX_ACK_IDS);
+      const receipt = makeReceipt({ created: core.now(), lifetime: core.lifetime }, named);
+      core.envelopes.recordAckNames(receipt.id, named.map((e) => e.id)); // before it is announced: routing needs it
+      core.storeRow(opaque({ ...receipt, kind: EnvelopeKind.Ack }));
     }
+    // our own locks are open here too: what only we were waiting for is no longer sprayed to carriers
+    core.envelopes.batch(() => {
+      for (const e of entries) core.envelopes.recordAcks(lockOf(e.ackKey), [e.id]);
+    });
+    core.state.paidAcks(owed.map((p) => p.id));
   }
 
   /** Writes owed acknowledgements now (on close). */

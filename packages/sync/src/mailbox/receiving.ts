@@ -1,7 +1,11 @@
 // Taking envelopes from peers. Everything is checked before it is stored: envelopes for this user
 // are opened at once (within a per-author budget for those that cannot be opened yet); others are
 // carried within the carrier limits; acknowledgements drop the copies they confirm.
-import { ackedIds, isChannelStatement, decodeEnvelope, equalBytes, EnvelopeError, EnvelopeKind, isAddressedTo, signerOf, toHex, verifyEnvelope, type Envelope } from "@pigeon/model";
+import {
+  decodeEnvelope, decodeReceipt, decodeSealed, envelopeForm, equalBytes, EnvelopeError, EnvelopeKind, isAddressedTo, isChannelStatement, openSealed, signerOf, toHex,
+  verifyEnvelope, sha256, type Envelope, type Receipt, type ReceiptEntry, type SealedEnvelope,
+} from "@pigeon/model";
+import { opaque, storable, type HeldEnvelope } from "../envelope-store.js";
 import type { Carrier } from "./carrier.js";
 import type { Channels } from "./channels.js";
 import type { Devices } from "./devices.js";
@@ -12,10 +16,14 @@ import type { School } from "./school.js";
 import type { Incoming, ReceiveResult } from "./types.js";
 
 interface Admitted {
-  env: Envelope;
+  /** The signed envelope (a statement, or the one inside a sealed envelope of ours); none for what is only carried. */
+  env?: HeldEnvelope;
+  /** What was stored (what travels). */
+  id: Uint8Array;
   party: boolean;
   evicted: number;
-  ackIds: Uint8Array[];
+  /** A receipt's entries: the locks they open. */
+  receipt?: ReceiptEntry[];
   /** For the user, from someone they blocked: carried, never opened. */
   blocked?: boolean;
 }
@@ -74,7 +82,7 @@ export class Receiving {
   }
 
   /** Says why an envelope was refused, without letting a flood of junk flood the log too. */
-  private refused(from: string | undefined, env: Envelope | undefined, reason: string): ReceiveResult {
+  private refused(from: string | undefined, env: { id: Uint8Array } | undefined, reason: string): ReceiveResult {
     const key = `${from ?? "?"}|${reason}`;
     const n = (this.refusals.get(key) ?? 0) + 1;
     if (this.refusals.size > 10_000) this.refusals.clear();
@@ -91,7 +99,7 @@ export class Receiving {
     const reason = this.core.storageFailed(e);
     let id = "an envelope";
     try {
-      id = `envelope ${toHex(decodeEnvelope(it.bytes).id).slice(0, 12)}`;
+      id = `envelope ${toHex(sha256(it.bytes)).slice(0, 12)}`;
     } catch {
       // it was refused before it could fail to store
     }
@@ -104,14 +112,51 @@ export class Receiving {
     const { core } = this;
     const { from, source } = it;
     const l = core.limits;
-    let env: Envelope;
-    try {
-      env = decodeEnvelope(it.bytes);
-    } catch (e) {
-      return this.refused(from, undefined, e instanceof EnvelopeError ? e.reason : String(e));
+    const form = envelopeForm(it.bytes);
+    if (form === "receipt") return this.admitReceipt(it, stored);
+    let env: HeldEnvelope;
+    if (form === "sealed") {
+      let sealed: SealedEnvelope;
+      try {
+        sealed = decodeSealed(it.bytes);
+      } catch (e) {
+        return this.refused(from, undefined, e instanceof EnvelopeError ? e.reason : String(e));
+      }
+      if (core.envelopes.has(sealed.id)) return { stored: false };
+      if (core.envelopes.wasDelivered(sealed.id)) return this.refused(from, sealed, "replayed: already delivered, its copy was dropped");
+      // one X25519 per sealing key of the person: a tag that matches says it is ours
+      const opened = openSealed(sealed, core.sealingKeys());
+      if (opened === "not-ours") return this.carry(it, sealed, stored);
+      if (opened === "broken") {
+        core.envelopes.forget(sealed.id, "refused", core.now());
+        return this.refused(from, sealed, "sealed to this person but it does not open (changed in transit, or made up)");
+      }
+      let inner: Envelope;
+      try {
+        inner = decodeEnvelope(opened.inner);
+      } catch (e) {
+        return this.refused(from, sealed, `sealed envelope holds no valid signed envelope: ${e instanceof EnvelopeError ? e.reason : String(e)}`);
+      }
+      if (inner.kind !== EnvelopeKind.Change && inner.kind !== EnvelopeKind.Key)
+        return this.refused(from, sealed, `a sealed envelope holds a change or a key, not kind ${inner.kind}`);
+      if (inner.created !== sealed.created || inner.lifetime !== sealed.lifetime)
+        return this.refused(from, sealed, "its sealed header does not match the signed envelope inside");
+      if (!isAddressedTo(inner, core.me)) return this.refused(from, sealed, "sealed to this person but not addressed to them");
+      env = { ...inner, id: sealed.id, sealed: sealed.bytes };
+    } else {
+      try {
+        env = decodeEnvelope(it.bytes);
+      } catch (e) {
+        return this.refused(from, undefined, e instanceof EnvelopeError ? e.reason : String(e));
+      }
+      // what carriers see of a message is its sealed envelope only: a signed header in clear would
+      // tell them who writes to whom
+      if (env.kind !== EnvelopeKind.Statement)
+        return this.refused(from, env, "only statements travel unsealed (changes and keys travel in envelope version 3)");
+      if (core.envelopes.has(env.id)) return { stored: false };
+      if (core.envelopes.wasDelivered(env.id)) return this.refused(from, env, "replayed: already delivered, its copy was dropped");
     }
-    if (core.envelopes.has(env.id)) return { stored: false };
-    if (core.envelopes.wasDelivered(env.id)) return this.refused(from, env, "replayed: already delivered, its copy was dropped");
+    const size = env.sealed?.length ?? env.bytes.length;
     // statements of this user, of its contacts (keyrings) and of its school (the directory) are ours to
     // keep and apply; others' are carried, and so is what someone the user blocked writes to them
     // (within the carrier limits)
@@ -119,10 +164,10 @@ export class Receiving {
     const party =
       (isAddressedTo(env, core.me) && !blocked) ||
       (env.kind === EnvelopeKind.Statement && (core.state.contact(env.author) !== undefined || this.school.follows(env) || this.channels.follows(env)));
-    if (!party && env.bytes.length > l.maxCarriedEnvelopeBytes)
-      return this.refused(from, env, `oversize: ${env.bytes.length} bytes, carriers take at most ${l.maxCarriedEnvelopeBytes}`);
-    if (party && env.bytes.length > l.maxOwnEnvelopeBytes)
-      return this.refused(from, env, `oversize: ${env.bytes.length} bytes, at most ${l.maxOwnEnvelopeBytes} are taken`);
+    if (!party && size > l.maxCarriedEnvelopeBytes)
+      return this.refused(from, env, `oversize: ${size} bytes, carriers take at most ${l.maxCarriedEnvelopeBytes}`);
+    if (party && size > l.maxOwnEnvelopeBytes)
+      return this.refused(from, env, `oversize: ${size} bytes, at most ${l.maxOwnEnvelopeBytes} are taken`);
     if (!verifyEnvelope(env)) return this.refused(from, env, env.device ? "forged signature or device certificate" : "forged signature");
     // a revoked device's envelopes are neither opened nor carried by anyone who knows of the revocation
     // (a first device signs with the person key itself: the school may revoke that laptop too)
@@ -139,47 +184,96 @@ export class Receiving {
       return this.refused(from, env, school.reason);
     }
     const now = core.now();
-    let ackIds: Uint8Array[] = [];
-    if (env.kind === EnvelopeKind.Ack) {
-      try {
-        ackIds = ackedIds(env);
-      } catch (e) {
-        return this.refused(from, env, (e as EnvelopeError).reason);
-      }
-    }
+    const row = storable(env);
     let evict: Uint8Array[] = [];
     if (!party) {
       if (core.envelopes.ackedByAllRecipients(env.id, env.recipients)) {
         core.envelopes.dropDelivered(env.id, now);
         return { stored: false, refused: "already delivered" };
       }
-      const room = this.carrier.makeRoom(env, source, from);
+      const room = this.carrier.makeRoom(row, source, from);
       if (typeof room === "string") {
         core.envelopes.forget(env.id, "refused", now); // do not fetch it again at every contact
         return this.refused(from, env, room);
       }
       evict = room;
-    } else if (env.kind !== EnvelopeKind.Ack && env.kind !== EnvelopeKind.Statement && !equalBytes(env.author, core.me)) {
+    } else if (env.kind !== EnvelopeKind.Statement && !equalBytes(env.author, core.me)) {
       // for us, but it may never open (no key, a conversation that never comes): a budget per author
       // (not forgotten: once what waits opens or expires, it is fetched again)
       const waiting = core.envelopes.unopenedBytesByAuthor(env.author);
-      if (waiting + env.bytes.length > l.unopenedPerAuthorBytes) {
+      if (waiting + size > l.unopenedPerAuthorBytes) {
         return this.refused(from, env, `its author already has ${Math.round(waiting / 1024)} KiB waiting here that cannot be opened yet`);
       }
     }
-    if (!core.envelopes.put(env, it.hops, now, !party, source, evict, party ? undefined : Math.max(1, it.copies ?? 1))) return { stored: false };
-    // the ack's names are known before it is announced: routing needs them
-    if (ackIds.length) core.envelopes.recordAckNames(env.id, ackIds);
-    stored.push({ env, party, evicted: evict.length, ackIds, blocked: blocked && isAddressedTo(env, core.me) && env.kind !== EnvelopeKind.Ack });
+    if (!core.envelopes.put(row, it.hops, now, !party, source, evict, party ? undefined : Math.max(1, it.copies ?? 1))) return { stored: false };
+    stored.push({ env, id: env.id, party, evicted: evict.length, blocked: blocked && isAddressedTo(env, core.me) });
     return { stored: true };
   }
 
-  private async afterStore({ env, party, evicted, ackIds, blocked }: Admitted): Promise<void> {
+  /**
+   * A sealed envelope that is not ours: carried as an opaque blob within the carrier limits (per
+   * source and the quota: its author is hidden, so there is no per-author budget), until the ack keys
+   * of all its recipients open its locks.
+   */
+  private carry(it: Incoming, sealed: SealedEnvelope, stored: Admitted[]): ReceiveResult {
+    const { core } = this;
+    const { from, source } = it;
+    const now = core.now();
+    if (sealed.bytes.length > core.limits.maxCarriedEnvelopeBytes)
+      return this.refused(from, sealed, `oversize: ${sealed.bytes.length} bytes, carriers take at most ${core.limits.maxCarriedEnvelopeBytes}`);
+    if (sealed.locks.length === 0) {
+      // a person's own document (its own devices only): no receipt could ever clear a copy of it
+      core.envelopes.forget(sealed.id, "refused", now);
+      return this.refused(from, sealed, "a sealed envelope without locks is for its author's own devices only");
+    }
+    if (core.envelopes.ackedByAllRecipients(sealed.id, sealed.locks)) {
+      core.envelopes.dropDelivered(sealed.id, now);
+      return { stored: false, refused: "already delivered" };
+    }
+    const row = opaque({ ...sealed, kind: EnvelopeKind.Sealed });
+    const room = this.carrier.makeRoom(row, source, from);
+    if (typeof room === "string") {
+      core.envelopes.forget(sealed.id, "refused", now);
+      return this.refused(from, sealed, room);
+    }
+    if (!core.envelopes.put(row, it.hops, now, true, source, room, Math.max(1, it.copies ?? 1))) return { stored: false };
+    stored.push({ id: sealed.id, party: false, evicted: room.length });
+    return { stored: true };
+  }
+
+  /** A receipt: carried like any envelope (it follows the copies), and its ack keys open the locks they fit. */
+  private admitReceipt(it: Incoming, stored: Admitted[]): ReceiveResult {
+    const { core } = this;
+    const { from, source } = it;
+    let receipt: Receipt;
+    try {
+      receipt = decodeReceipt(it.bytes);
+    } catch (e) {
+      return this.refused(from, undefined, e instanceof EnvelopeError ? e.reason : String(e));
+    }
+    if (core.envelopes.has(receipt.id)) return { stored: false };
+    if (receipt.bytes.length > core.limits.maxCarriedEnvelopeBytes)
+      return this.refused(from, receipt, `oversize: ${receipt.bytes.length} bytes, carriers take at most ${core.limits.maxCarriedEnvelopeBytes}`);
+    const row = opaque({ ...receipt, kind: EnvelopeKind.Ack });
+    const room = this.carrier.makeRoom(row, source, from);
+    if (typeof room === "string") {
+      core.envelopes.forget(receipt.id, "refused", core.now());
+      return this.refused(from, receipt, room);
+    }
+    if (!core.envelopes.put(row, it.hops, core.now(), true, source, room)) return { stored: false };
+    // the receipt's names are known before it is announced: routing needs them
+    core.envelopes.recordAckNames(receipt.id, receipt.entries.map((e) => e.id));
+    stored.push({ id: receipt.id, party: false, evicted: room.length, receipt: receipt.entries });
+    return { stored: true };
+  }
+
+  private async afterStore({ env, id, party, evicted, receipt, blocked }: Admitted): Promise<void> {
     const { core } = this;
     if (evicted) core.log.info(`carrier quota: evicted ${evicted} carried envelope(s) to make room`);
-    core.events.emit("envelope", env);
+    core.events.emit("envelope", { id });
+    if (receipt) this.carrier.applyReceipt(receipt);
+    if (!env) return;
     if (blocked) this.opening.refuseBlocked(env);
-    if (ackIds.length) this.carrier.applyAck(env, ackIds);
     if (party && env.kind === EnvelopeKind.Statement) {
       if (isChannelStatement(env)) {
         if (this.channels.follows(env)) await this.channels.apply(env);
@@ -189,7 +283,7 @@ export class Receiving {
       else this.devices.apply(env);
       return;
     }
-    if (party && env.kind !== EnvelopeKind.Ack) {
+    if (party) {
       if (!equalBytes(env.author, core.me)) this.receipts.queueAck(env);
       try {
         await this.opening.open(env);

@@ -58,7 +58,7 @@ function meet(a: Mailbox, b: Mailbox): () => void {
 
 /** Hands every envelope `from` holds to `to`, as a link would. */
 async function carry(from: Mailbox, to: Mailbox): Promise<void> {
-  for (const { id } of from.envelopes.ids()) await to.receive(from.envelopes.get(id)!.bytes, 1);
+  for (const { id } of from.envelopes.ids()) await to.receive(from.envelopes.bytesOf(id)!, 1);
 }
 
 async function failure(p: Promise<unknown>): Promise<MailboxError> {
@@ -256,7 +256,7 @@ describe("what the school says of people", () => {
     await amara.m.send(`baraka@${HOME}`, "from the thief");
     await chiku.m.send(`baraka@${HOME}`, "I left but still write");
     const results = [];
-    for (const l of [amara, chiku]) for (const { id } of l.m.envelopes.ids()) results.push(await baraka.m.receive(l.m.envelopes.get(id)!.bytes, 1));
+    for (const l of [amara, chiku]) for (const { id } of l.m.envelopes.ids()) results.push(await baraka.m.receive(l.m.envelopes.bytesOf(id)!, 1));
     expect(results.some((r) => r.refused?.includes("signed by a revoked device (revoked by the school)"))).toBe(true);
     expect(results.some((r) => r.refused?.includes("revoked by the school: left the school"))).toBe(true);
     expect((await baraka.m.inbox()).map((m) => m.body)).toEqual(["before"]);
@@ -282,7 +282,7 @@ describe("what the school says of people", () => {
     await carry(server.m, baraka.m);
     await tablet.m.send(`baraka@${HOME}`, "again from the tablet");
     const refused = [];
-    for (const { id } of tablet.m.envelopes.ids()) refused.push((await baraka.m.receive(tablet.m.envelopes.get(id)!.bytes, 1)).refused);
+    for (const { id } of tablet.m.envelopes.ids()) refused.push((await baraka.m.receive(tablet.m.envelopes.bytesOf(id)!, 1)).refused);
     expect(refused).toContain("signed by a revoked device (revoked by the school)");
     // her first laptop still writes
     amara.m.rememberContact(contactCard(baraka.m.identity), "card");
@@ -404,6 +404,20 @@ describe("writing to a schoolmate never met", () => {
     expect(got.request).toBeUndefined();
     // the carrier read nothing
     expect(await kito.m.inbox()).toEqual([]);
+
+    // amara reads it and answers; esi reads the answer: every receipt and reply is sealed to the
+    // directory's key of someone this laptop never met
+    await amara.m.markRead([got.id]);
+    await amara.m.reply(got.id, "and the chickens?");
+    await carry(amara.m, kito.m);
+    await carry(kito.m, esi.m);
+    await until(async () => (await esi.m.inbox()).some((m) => m.body === "and the chickens?"), "amara's answer in esi's inbox");
+    await until(async () => (await esi.m.outbox()).find((m) => m.body === "the goats are back")?.state === "read", "esi sees her message read");
+    const answer = (await esi.m.inbox()).find((m) => m.body === "and the chickens?")!;
+    await esi.m.markRead([answer.id]);
+    await carry(esi.m, kito.m);
+    await carry(kito.m, amara.m);
+    await until(async () => (await amara.m.outbox()).find((m) => m.body === "and the chickens?")?.state === "read", "amara sees her answer read");
   });
 });
 

@@ -12,7 +12,7 @@ import {
   DirectoryError, DirectoryState, decodeEnrolment, directoryStatement, directoryTopic, encodeEnrolment, equalBytes, fingerprint, formatAddress,
   isDirectoryStatement, openEntry, readDirectoryStatement, schoolLinkSecret, toHex, validClass, validName, vouch, EnvelopeKind,
   type Address, type ContactCard, type DirectoryEntry, type EnrolEntry, type Envelope, type PolicyEntry, type RevokeDeviceEntry, type RevokePersonEntry,
-  type Role, type SchoolKey,
+  type Role, type SchoolKey, parseGatewayRules, type GatewayRules, type MailRulesEntry,
 } from "@pigeon/model";
 import type { MailboxCore } from "./core.js";
 import { MailboxError } from "./types.js";
@@ -237,6 +237,8 @@ export class School {
       }
     } else if (entry.type === "revoke-person") {
       core.log.info(`the school revoked ${core.addressOf(entry.personKey)}: what they send is refused from now on`);
+    } else if (entry.type === "mail-rules") {
+      core.log.info(`${entry.home}'s e-mail rules: new rules (directory entry ${entry.serial})`);
     } else if (entry.type === "policy") {
       core.log.info(`${entry.home}'s policy: ${entry.onlyDirectory ? "messages only from people the directory vouches for" : "messages from anyone (strangers' go to requests)"}`);
     }
@@ -296,6 +298,12 @@ export class School {
     return { name: e.name, home: e.home, signPublicKey: e.personKey, sealPublicKey: e.sealKey };
   }
 
+  /** The sealing key of a person the directory vouches for now, by their person key. */
+  directorySealKey(personKey: Uint8Array): Uint8Array | undefined {
+    const said = this.dir?.lookup(personKey, this.core.now());
+    return said?.status === "vouched" ? said.entry.sealKey : undefined;
+  }
+
   /** Everyone the directory vouches for (of one class if given), sorted by name. */
   members(className?: string): SchoolMember[] {
     const dir = this.dir;
@@ -304,6 +312,12 @@ export class School {
       address: `${e.name}@${e.home}`, name: e.name, class: e.class, role: e.role, fingerprint: fingerprint(e.personKey),
       personKey: toHex(e.personKey), serial: e.serial,
     }));
+  }
+
+  /** The e-mail gateway's rules in force (signed by the school, from the directory), if any were published. */
+  mailRules(): GatewayRules | undefined {
+    const e = this.dir?.mailRules();
+    return e ? parseGatewayRules(JSON.parse(e.text)) : undefined; // checked when the entry came in
   }
 
   view(): SchoolView | undefined {
@@ -471,6 +485,27 @@ export class School {
       const only = onlyDirectory ?? dir.onlyDirectory;
       const noGroups = noStudentGroups ?? dir.noStudentGroups;
       return this.publish({ type: "policy", onlyDirectory: only, ...(noGroups ? { noStudentGroups: true } : {}) }) as PolicyEntry;
+    });
+  }
+
+  /**
+   * Publishes the e-mail gateway's rules (their JSON text) to every laptop of the school and to the
+   * gateway, which takes them without a restart. Their own serial must be newer than the ones in force.
+   */
+  publishMailRules(text: string): Promise<MailRulesEntry> {
+    const { core } = this;
+    return core.serial(async () => {
+      const { dir } = this.serverOnly();
+      let rules: GatewayRules;
+      try {
+        rules = parseGatewayRules(JSON.parse(text));
+      } catch (e) {
+        throw new MailboxError("bad-input", (e as Error).message);
+      }
+      const now = dir.mailRules();
+      if (now && parseGatewayRules(JSON.parse(now.text)).serial >= rules.serial)
+        throw new MailboxError("bad-input", `e-mail rules ${rules.serial} are not newer than the ones in force (${parseGatewayRules(JSON.parse(now.text)).serial}): raise "serial"`);
+      return this.publish({ type: "mail-rules", text }) as MailRulesEntry;
     });
   }
 

@@ -4,8 +4,8 @@
 import * as A from "@automerge/automerge";
 import type { DocHandle } from "@automerge/automerge-repo";
 import {
-  appendMessage, channelSegmentBase, conversationId, SEGMENTS_PER_EPOCH, conversationKeyId, equalBytes, formatHlc, fromHex, hlcTick, MAX_BODY_CHARS, newConversationKey,
-  newMessageId, sealChange, sealKey,
+  appendMessage, channelSegmentBase, conversationId, SEGMENTS_PER_EPOCH, conversationKeyId, equalBytes, formatHlc, fromHex, hlcTick, MAX_BODY_CHARS, MAX_FILE_BYTES,
+  MAX_PICTURE_BYTES, newConversationKey, newMessageId, sealChange, sealKey, SEGMENT_BASE, segmentKind, sha256, toHex, type NewMessage, type SegmentKind,
 } from "@pigeon/model";
 import type { Contact } from "../local-state.js";
 import type { Buddies } from "./buddies.js";
@@ -54,21 +54,97 @@ export class Sending {
     });
   }
 
-  private async sendTo(to: Pick<Contact, "signPublicKey"> & Partial<Pick<Contact, "sealPublicKey">>, body: string): Promise<MessageView> {
+  /**
+   * Corrects one of the user's own messages (XEP-0308): a new message naming it (`replaces`), written
+   * to the conversation's corrections segment; readers show the new text in the old one's place.
+   */
+  async correct(messageId: string, body: string): Promise<MessageView> {
+    checkBody(body);
+    return this.core.serial(async () => {
+      const original = await this.views.message(messageId);
+      if (!original) throw new MailboxError("not-found", `no message ${messageId}`);
+      if (original.direction !== "out") throw new MailboxError("bad-input", "only your own messages can be corrected");
+      // a correction of a correction corrects the message it corrected
+      const target = original.replaces ?? original.id;
+      const members = this.core.state.members(fromHex(original.conversation)) ?? [];
+      const others = members.filter((k) => !equalBytes(k, this.core.me));
+      if (others.length !== 1) throw new MailboxError("bad-input", "that conversation has no one else to write to");
+      if (this.core.isBlocked(others[0]!))
+        throw new MailboxError("blocked", `you blocked ${this.core.addressOf(others[0]!)}: unblock them first to write to them`);
+      return this.sendTo({ signPublicKey: others[0]! }, body, "corrections", { replaces: target });
+    });
+  }
+
+  /**
+   * Sends a file (a picture from an XMPP client's upload) to someone: a message whose text is the
+   * file's name, with the file inside, in the conversation's attachments segment.
+   */
+  async sendFile(address: string, name: string, fileType: string, file: Uint8Array): Promise<MessageView> {
+    if (file.length > MAX_FILE_BYTES) throw new MailboxError("bad-input", `the file is ${file.length} bytes; the largest file is ${MAX_FILE_BYTES} bytes`);
+    const body = name.replace(/[\u0000-\u001f]/g, "").slice(0, 200) || "file";
+    return this.core.serial(async () => {
+      const to = this.people.resolve(address);
+      if (equalBytes(to.signPublicKey, this.core.me)) throw new MailboxError("bad-input", "that is your own address");
+      if (this.core.isBlocked(to.signPublicKey))
+        throw new MailboxError("blocked", `you blocked ${this.core.addressOf(to.signPublicKey)}: unblock them first to write to them`);
+      if (!this.core.isBuddy(to.signPublicKey)) await this.buddies.add(to);
+      return this.sendTo(to, body, "attachments", { file, fileType });
+    });
+  }
+
+  /**
+   * The user's picture (their avatar), or none: kept here, and written to the profile segment of the
+   * conversation with every buddy this laptop has written to (and, later, with each one at the next
+   * message), so their clients show it.
+   */
+  async setPicture(fileType: string, file: Uint8Array): Promise<number> {
+    if (file.length > MAX_PICTURE_BYTES) throw new MailboxError("bad-input", `the picture is ${file.length} bytes; the largest is ${MAX_PICTURE_BYTES} bytes`);
+    return this.core.serial(async () => {
+      this.core.state.setSetting("picture", JSON.stringify({ fileType, file: toHex(file) }));
+      let n = 0;
+      for (const conv of this.core.state.conversations()) {
+        const others = (this.core.state.members(conv) ?? []).filter((k) => !equalBytes(k, this.core.me));
+        if (others.length !== 1 || !this.core.isBuddy(others[0]!) || !this.core.state.sendingKey(conv)) continue;
+        if (await this.sharePicture(conv, others[0]!)) n++;
+      }
+      return n;
+    });
+  }
+
+  /** Writes the user's current picture to this conversation's profile segment, unless it is there already. */
+  private async sharePicture(conv: Uint8Array, to: Uint8Array): Promise<boolean> {
+    const stored = this.core.state.setting("picture");
+    if (!stored) return false;
+    const { fileType, file } = JSON.parse(stored) as { fileType: string; file: string };
+    const hash = toHex(sha256(fromHex(file)));
+    const key = `picture-shared:${toHex(conv)}`;
+    if (this.core.state.setting(key) === hash) return false;
+    await this.sendTo({ signPublicKey: to }, "picture", "profile", { file: fromHex(file), fileType }, false);
+    this.core.state.setSetting(key, hash);
+    return true;
+  }
+
+  private async sendTo(
+    to: Pick<Contact, "signPublicKey"> & Partial<Pick<Contact, "sealPublicKey">>,
+    body: string,
+    kind: SegmentKind = "messages",
+    extra: Pick<NewMessage, "replaces" | "file" | "fileType"> = {},
+    picture = true,
+  ): Promise<MessageView> {
     const core = this.core;
     const members = [core.me, to.signPublicKey];
     const conv = conversationId(members);
     core.state.rememberConversation(conv, members);
     let sending = core.state.sendingKey(conv);
+    const sealPublicKey = core.state.contact(to.signPublicKey)?.sealPublicKey ?? to.sealPublicKey;
     // a first message, or the first after a member's device was revoked: a new key, sealed to every
     // member's current sealing key (a revoked device has neither it nor the person's new sealing key)
     if (!sending || core.state.needsRekey(conv)) {
-      const sealPublicKey = core.state.contact(to.signPublicKey)?.sealPublicKey ?? to.sealPublicKey;
       if (!sealPublicKey) throw new MailboxError("unknown-address", "this laptop does not have their keys yet");
       const key = newConversationKey();
       const recipient = { signPublicKey: to.signPublicKey, sealPublicKey };
       const env = sealKey(core.identity, { conversation: conv, recipients: [recipient], created: core.now(), lifetime: core.lifetime }, key);
-      core.storeOwn(env);
+      core.storeOwn(env, [sealPublicKey]);
       core.state.batch(() => {
         core.state.addKey(conv, { keyId: conversationKeyId(key), key, envelope: env.id });
         core.state.setSendingKey(conv, conversationKeyId(key));
@@ -76,7 +152,16 @@ export class Sending {
       });
       sending = core.state.sendingKey(conv)!;
     }
-    return this.append(conv, members, [to.signPublicKey], sending.key, body);
+    const view = await this.append(conv, members, [to.signPublicKey], sending.key, body, kind, extra, sealPublicKey ? [sealPublicKey] : undefined);
+    // a buddy written to for the first time since the user set a picture gets it now
+    if (picture && core.isBuddy(to.signPublicKey)) {
+      try {
+        await this.sharePicture(conv, to.signPublicKey);
+      } catch (e) {
+        core.log.warn(`could not share the picture with ${core.addressOf(to.signPublicKey)}: ${(e as Error).message}`);
+      }
+    }
+    return view;
   }
 
   /** Writes to a channel: one envelope, sealed once with the key of its current member list. */
@@ -84,15 +169,28 @@ export class Sending {
     checkBody(body);
     return this.core.serial(async () => {
       const { key, recipients } = this.core.channelSealing(conv)!;
-      return this.append(conv, [this.core.me, ...recipients], recipients, key.key, body, channelSegmentBase(key.keyId));
+      return this.append(conv, [this.core.me, ...recipients], recipients, key.key, body, "messages", {}, undefined, channelSegmentBase(key.keyId));
     });
   }
 
-  private async append(conv: Uint8Array, members: Uint8Array[], recipients: Uint8Array[], key: Uint8Array, body: string, base = 0): Promise<MessageView> {
+  private async append(
+    conv: Uint8Array,
+    members: Uint8Array[],
+    recipients: Uint8Array[],
+    key: Uint8Array,
+    body: string,
+    kind: SegmentKind,
+    extra: Pick<NewMessage, "replaces" | "file" | "fileType">,
+    sealKeys: Uint8Array[] | undefined,
+    channelBase?: number,
+  ): Promise<MessageView> {
     const core = this.core;
-    // a channel's epoch writes its own documents, from `base` (model/channel.ts, SEGMENTS_PER_EPOCH)
-    const segments = core.state.segments(conv).filter((s) => s >= base && s < base + (base ? SEGMENTS_PER_EPOCH : Number.MAX_SAFE_INTEGER));
-    let segment = segments.length ? segments[segments.length - 1]! : base;
+    // a channel's epoch writes its own documents, from its base (model/channel.ts, SEGMENTS_PER_EPOCH);
+    // a conversation of two has one run of documents per kind (messages, corrections, files, picture)
+    const segments = core.state
+      .segments(conv)
+      .filter((s) => (channelBase !== undefined ? s >= channelBase && s < channelBase + SEGMENTS_PER_EPOCH : segmentKind(s) === kind));
+    let segment = segments.length ? segments[segments.length - 1]! : channelBase ?? SEGMENT_BASE[kind];
     let handle = await core.segmentHandle(conv, segment);
     if (handle.doc().messages.length >= core.segmentLimit) handle = await core.segmentHandle(conv, ++segment);
     const hlc = hlcTick(core.state.hlc(), core.now());
@@ -101,7 +199,7 @@ export class Sending {
     // The change is made on a copy and only applied once its envelope is safely stored: a message
     // that could not be stored (disk full) must not linger in the document unsealed.
     const { change } = appendMessage(A.clone(handle.doc(), { actor: core.actor }), {
-      id, authorKeyId: core.myKeyId, hlc: formatHlc(hlc), sentAt, body,
+      id, authorKeyId: core.myKeyId, hlc: formatHlc(hlc), sentAt, body, ...extra,
     });
     const env = sealChange(
       core.identity,
@@ -109,7 +207,7 @@ export class Sending {
       key,
       change,
     );
-    core.storeOwn(env); // fsynced before we answer: the message is not lost from here on
+    core.storeOwn(env, sealKeys); // fsynced before we answer: the message is not lost from here on
     // From here the message is sent: nothing below may turn into "not sent" for the user, who would
     // then send it twice. What fails is redone from the sealed store (recover / catch-up).
     handle.update((d) => A.applyChanges(d, [change])[0]);

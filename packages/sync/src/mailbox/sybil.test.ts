@@ -2,7 +2,7 @@
 // well within its own budgets, together far more than the carrier's quota. A classmate's message the
 // carrier holds for someone else must still be carried and delivered.
 import { afterEach, describe, expect, it } from "vitest";
-import { contactCard, encodeFrame, EnvelopeKind, generateIdentity, randomBytes, signEnvelope, toHex, type Identity } from "@pigeon/model";
+import { contactCard, encodeFrame, EnvelopeKind, generateIdentity, randomBytes, sealEnvelope, signEnvelope, toHex, type Identity } from "@pigeon/model";
 import { Mailbox, memoryLinkPair, memoryStorage, SyncEngine } from "../index.js";
 import { until as waitUntil } from "../until.test-helper.js";
 
@@ -52,15 +52,16 @@ describe("a Sybil swarm against a carrier", () => {
     // the swarm: each identity meets baraka and hands over 2 × 8 KiB (a sixth of its own budgets)
     const junk: Uint8Array[] = [];
     const sybils: Identity[] = Array.from({ length: 300 }, (_, i) => generateIdentity(`kid${i}`));
+    const madeUp = Array.from({ length: 8 }, (_, i) => generateIdentity(`nobody${i}`).sealing.publicKey);
     for (let batch = 0; batch < sybils.length; batch += 30) {
       const links = sybils.slice(batch, batch + 30).map((sybil) => {
         const [atSybil, atBaraka] = memoryLinkPair(contactCard(sybil), contactCard(baraka.identity));
         baraka.s.attach(atBaraka);
         for (let k = 0; k < 2; k++) {
-          const env = signEnvelope(sybil, {
+          const env = sealEnvelope(sybil.sealing, signEnvelope(sybil, {
             kind: EnvelopeKind.Change, conversation: randomBytes(16), segment: 0, recipients: [randomBytes(32)],
             created: Date.now(), lifetime: 14 * 86_400, keyId: randomBytes(8),
-          }, randomBytes(8 * 1024));
+          }, randomBytes(8 * 1024)), [madeUp[k + (batch % 4)]!]);
           junk.push(env.id);
           atSybil.send(encodeFrame({ type: "envelope", hops: 0, copies: 1, envelope: env.bytes }));
         }
@@ -71,7 +72,7 @@ describe("a Sybil swarm against a carrier", () => {
     }
     const carrying = baraka.m.status().carrying;
     expect(carrying.bytes).toBeLessThanOrEqual(quota);
-    expect(carrying.people).toBeGreaterThan(50); // the swarm's made-up recipients, as many as fit
+    expect(carrying.people).toBe(0); // sealed: baraka cannot tell whom it carries for
     const evicted = junk.filter((id) => !baraka.m.envelopes.has(id)).length;
     expect(evicted).toBeGreaterThan(400); // 600 × 8 KiB into 1 MiB: most of the swarm made room for itself
     // amara's key and message are still there

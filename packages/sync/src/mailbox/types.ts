@@ -34,6 +34,15 @@ export interface MessageView {
   hlc: string;
   /** The author's clock's claim, not a fact. */
   claimedSentAt: number;
+  /**
+   * A correction (XEP-0308): the id of the author's own earlier message whose text this replaces. Set
+   * only when that message is known here and has the same author; otherwise it is a plain message.
+   */
+  replaces?: string;
+  /** In whole-folder listings (inbox, outbox): the message shows its latest correction's text, written then. */
+  correctedAt?: number;
+  /** A file inside the message (its text is the file's name): `Mailbox.file(id)` has the bytes. */
+  file?: { type: string; size: number };
   /** When, and as which number, it first reached (or was written on) this laptop: MAM order. */
   arrivedAt?: number;
   arrivalSeq?: number;
@@ -163,11 +172,13 @@ export interface ReceiptEvent {
 
 export type MailboxEvents = {
   /** A new envelope entered the sealed store (ours or carried): tell the peers. */
-  envelope: [Envelope];
+  envelope: [{ id: Uint8Array }];
   /** Something a user would see changed (new message, new state). */
   changed: [];
   /** A message appeared for the first time (received, or written here). */
   message: [MessageView];
+  /** Someone's picture (their avatar) arrived or changed: `Mailbox.pictureOf(from)` has it. */
+  picture: [{ from: string }];
   /** A receipt appeared for the first time. */
   receipt: [ReceiptEvent];
   /** A laptop was met for the first time (a contact, not a buddy: the user chooses buddies). */

@@ -1,18 +1,51 @@
 // What the user sees: each message as a view (who, what, and for outgoing ones how far it got),
 // the arrival numbering that XMPP archives page through, and paged per-conversation queries that
 // load only the segments they show.
-import { equalBytes, fromHex, keyId, receiptKey, toHex, type ConversationDoc } from "@pigeon/model";
+import { conversationId, equalBytes, fromHex, keyId, receiptKey, recipientLocks, segmentKind, toHex, type ConversationDoc } from "@pigeon/model";
 import type { MailboxCore } from "./core.js";
 import type { MessageQuery, MessageView } from "./types.js";
 
 export class Views {
+  /** Each member's lock of a channel message this user sent (by envelope id, then member key, hex). */
+  private readonly locks = new Map<string, Map<string, string>>();
+
   constructor(private readonly core: MailboxCore) {}
+
+  /**
+   * The members of `others` whose lock of our sealed envelope `env` a receipt opened: they have it.
+   * The author recomputes each member's lock from its own sealing secret and the signed envelope
+   * inside (sealed.ts, recipientLocks); carriers cannot, so a receipt tells them nothing of who.
+   */
+  private openedBy(env: Uint8Array, others: Uint8Array[]): Uint8Array[] {
+    const { core } = this;
+    const opened = new Set(core.envelopes.ackers(env).map(toHex));
+    if (opened.size === 0) return [];
+    const id = toHex(env);
+    let locks = this.locks.get(id);
+    if (!locks || others.some((k) => !locks!.has(toHex(k)))) {
+      const inner = core.envelopes.get(env);
+      if (!inner?.sealed) return [];
+      const keys = others.map((k) => core.state.contact(k)?.sealPublicKey ?? core.directorySealKey(k));
+      const known = others.filter((_, i) => keys[i]);
+      const computed = recipientLocks(core.identity.sealing, inner.bytes, keys.filter((k): k is Uint8Array => k !== undefined));
+      locks = new Map(known.map((k, i) => [toHex(k), computed[i] ? toHex(computed[i]!) : ""]));
+      if (this.locks.size > 4096) this.locks.clear(); // a cache, not a record: it is computed again
+      this.locks.set(id, locks);
+    }
+    return others.filter((k) => opened.has(locks!.get(toHex(k)) ?? "-"));
+  }
 
   /** Emits 'message' and 'receipt' for what this laptop sees for the first time, numbers and indexes it. */
   noteArrivals(conv: Uint8Array, members: Uint8Array[], segment: number, doc: ConversationDoc, hops = 0): void {
     const { core } = this;
     const at = core.now();
-    for (let i = 0; i < doc.messages.length; i++) {
+    // a profile segment holds the author's picture, not messages to show (pictureOf reads it)
+    const profile = segmentKind(segment) === "profile";
+    if (profile) {
+      const author = doc.messages.at(-1)?.author.toString();
+      if (author && author !== core.myKeyId) core.events.emit("picture", { from: core.addressOfKeyId(author, members) });
+    }
+    for (let i = 0; i < doc.messages.length && !profile; i++) {
       const m = doc.messages[i]!;
       const seq = core.state.recordArrival(`m:${m.id.toString()}`, at);
       if (seq === undefined) continue;
@@ -45,6 +78,14 @@ export class Views {
       claimedSentAt: m.sentAt,
     };
     if (title !== undefined) view.channel = title;
+    if (m.file) view.file = { type: m.fileType?.toString() ?? "application/octet-stream", size: m.file.length };
+    const replaces = m.replaces?.toString();
+    if (replaces !== undefined) {
+      // only the author may correct their message: in a conversation of two, the same direction is
+      // the same author; a correction naming someone else's (or an unknown) message stays a plain one
+      const target = core.state.indexedMessage(replaces);
+      if (target && equalBytes(target.conversation, conv) && target.outgoing === mine && members.length === 2) view.replaces = replaces;
+    }
     const arrival = core.state.arrival(`m:${id}`);
     if (arrival) {
       view.arrivedAt = arrival.at;
@@ -69,10 +110,10 @@ export class Views {
     const read = stamps("read");
     const env = core.state.sentEnvelope(id);
     if (title !== undefined) {
-      // a channel: delivered to a member = their signed acknowledgement of the message's envelope
-      // (or a receipt, for members who read it: reading implies having it)
-      const ackers = env ? core.envelopes.ackers(env) : [];
-      const has = others.filter((k) => ackers.some((a) => equalBytes(a, k)) || doc.receipts[receiptKey(id, keyId(k), "read")] !== undefined);
+      // a channel: delivered to a member = a receipt opened their lock of the message's one sealed
+      // envelope (or their read receipt in the document: reading implies having it)
+      const acked = env ? this.openedBy(env, others) : [];
+      const has = others.filter((k) => acked.some((a) => equalBytes(a, k)) || doc.receipts[receiptKey(id, keyId(k), "read")] !== undefined);
       view.counts = { members: others.length, delivered: has.length, read: read.length };
     }
     const handed = env && core.envelopes.handed(env);
@@ -100,11 +141,40 @@ export class Views {
     for (const conv of core.state.conversations()) {
       const members = core.state.members(conv)!;
       for (const seg of core.state.segments(conv)) {
+        if (segmentKind(seg) === "profile") continue; // the author's picture, not messages
         const doc = (await core.segmentHandle(conv, seg)).doc();
         for (let i = 0; i < doc.messages.length; i++) out.push(this.viewOf(conv, members, doc, i));
       }
     }
-    return out.sort((a, b) => (a.hlc < b.hlc ? -1 : a.hlc > b.hlc ? 1 : a.from < b.from ? -1 : 1));
+    return applyCorrections(out.sort((a, b) => (a.hlc < b.hlc ? -1 : a.hlc > b.hlc ? 1 : a.from < b.from ? -1 : 1)));
+  }
+
+  /** The file in a message (its name is the message's text), loading only its segment. */
+  async file(id: string): Promise<{ name: string; type: string; bytes: Uint8Array } | undefined> {
+    const at = this.core.state.indexedMessage(id);
+    if (!at) return undefined;
+    const doc = (await this.core.segmentHandle(at.conversation, at.segment)).doc();
+    const i = positions(doc).get(id);
+    const m = i === undefined ? undefined : doc.messages[i];
+    if (!m?.file) return undefined;
+    return { name: m.body.toString(), type: m.fileType?.toString() ?? "application/octet-stream", bytes: new Uint8Array(m.file) };
+  }
+
+  /** The latest picture a person put in their conversation with the user (by their clock), if any. */
+  async pictureOf(person: Uint8Array): Promise<{ type: string; bytes: Uint8Array } | undefined> {
+    const { core } = this;
+    const conv = conversationId([core.me, person]);
+    const author = keyId(person);
+    let best: { hlc: string; type: string; bytes: Uint8Array } | undefined;
+    for (const seg of core.state.segments(conv)) {
+      if (segmentKind(seg) !== "profile") continue;
+      for (const m of (await core.segmentHandle(conv, seg)).doc().messages) {
+        if (m.author.toString() !== author || !m.file) continue;
+        const hlc = m.hlc.toString();
+        if (!best || hlc > best.hlc) best = { hlc, type: m.fileType?.toString() ?? "application/octet-stream", bytes: new Uint8Array(m.file) };
+      }
+    }
+    return best && { type: best.type, bytes: best.bytes };
   }
 
   /** One message by id, loading only its segment. */
@@ -162,6 +232,7 @@ export class Views {
     for (const conv of core.state.conversations()) {
       const members = core.state.members(conv)!;
       for (const seg of core.state.segments(conv)) {
+        if (segmentKind(seg) === "profile") continue; // the author's picture, not messages
         const doc = (await core.segmentHandle(conv, seg)).doc();
         for (const m of doc.messages) {
           const arrival = core.state.arrival(`m:${m.id.toString()}`);
@@ -190,4 +261,23 @@ function positions(doc: ConversationDoc): Map<string, number> {
     positionsByDoc.set(doc, map);
   }
   return map;
+}
+
+/**
+ * A listing as the user sees it: each corrected message with its latest correction's text (by the
+ * author's clock), and the corrections themselves not listed apart. `list` is in clock order.
+ */
+export function applyCorrections(list: MessageView[]): MessageView[] {
+  const byId = new Map(list.map((v) => [v.id, v]));
+  const out: MessageView[] = [];
+  for (const v of list) {
+    const target = v.replaces !== undefined ? byId.get(v.replaces) : undefined;
+    if (!target) {
+      out.push(v);
+      continue;
+    }
+    target.body = v.body;
+    target.correctedAt = v.claimedSentAt;
+  }
+  return out;
 }

@@ -1,0 +1,104 @@
+import { describe, expect, it } from "vitest";
+import { toHex } from "./bytes.js";
+import { generateSealingKeyPair, randomBytes, x25519, x25519Fast, x25519PublicKey } from "./crypto.js";
+import { conversationId } from "./conversation.js";
+import { decodeEnvelope, EnvelopeError, newConversationKey, sealChange, sealKey } from "./envelope.js";
+import { generateIdentity } from "./identity.js";
+import { decodeReceipt, decodeSealed, envelopeForm, lockOf, makeReceipt, recognises, sealEnvelope, unseal } from "./sealed.js";
+import { decodeFrame, encodeFrame } from "./wire.js";
+
+const amara = generateIdentity("amara");
+const baraka = generateIdentity("baraka");
+const carol = generateIdentity("carol");
+const now = Date.UTC(2026, 10, 27, 9, 41);
+const conv = conversationId([amara.person, baraka.person]);
+const key = newConversationKey();
+const inner = sealChange(amara, { conversation: conv, segment: 0, recipients: [baraka.person], created: now }, key, randomBytes(40));
+const sealed = sealEnvelope(amara.sealing, inner, [baraka.sealing.publicKey]);
+
+describe("sealed envelopes (version 3)", () => {
+  it("node:crypto X25519 agrees with tweetnacl", () => {
+    for (let i = 0; i < 5; i++) {
+      const a = generateSealingKeyPair();
+      const b = generateSealingKeyPair();
+      expect(toHex(x25519Fast(b.publicKey, a.secretKey)!)).toBe(toHex(x25519(b.publicKey, a.secretKey)!));
+      expect(toHex(x25519PublicKey(a.secretKey))).toBe(toHex(a.publicKey));
+    }
+    expect(x25519Fast(new Uint8Array(32), amara.sealing.secretKey)).toBeNull(); // low-order point
+  });
+
+  it("shows carriers no person key, conversation or inner bytes; only the hour, lifetime, slots and locks", () => {
+    expect(envelopeForm(sealed.bytes)).toBe("sealed");
+    const hex = toHex(sealed.bytes);
+    for (const secret of [amara.person, baraka.person, amara.sealing.publicKey, baraka.sealing.publicKey, conv, inner.signature, inner.id])
+      expect(hex).not.toContain(toHex(secret));
+    const d = decodeSealed(sealed.bytes);
+    expect(d.created).toBe(Date.UTC(2026, 10, 27, 9));
+    expect(d.slots).toHaveLength(2); // baraka, and amara's own other devices
+    expect(d.locks).toHaveLength(1);
+    expect(toHex(d.id)).toBe(toHex(sealed.id));
+  });
+
+  it("opens for the recipient and the author's devices, with the recipient alone holding a lock's key", () => {
+    const forBaraka = unseal(sealed, [baraka.sealing])!;
+    expect(toHex(decodeEnvelope(forBaraka.inner).id)).toBe(toHex(inner.id));
+    expect(forBaraka.lock).toBe(true);
+    expect(toHex(lockOf(forBaraka.ackKey))).toBe(toHex(sealed.locks[0]!));
+    const forAmara = unseal(sealed, [amara.sealing])!;
+    expect(toHex(forAmara.inner)).toBe(toHex(inner.bytes));
+    expect(forAmara.lock).toBe(false);
+    expect(unseal(sealed, [carol.sealing])).toBeNull();
+    // after a rotation, the previous sealing key still opens what was sealed to it
+    expect(unseal(sealed, [generateSealingKeyPair(), baraka.sealing])).not.toBeNull();
+  });
+
+  it("changes its tags with every envelope, and gives the author the same bytes again", () => {
+    const other = sealEnvelope(amara.sealing, sealChange(amara, { conversation: conv, segment: 0, recipients: [baraka.person], created: now }, key, randomBytes(40)), [baraka.sealing.publicKey]);
+    const tagsA = sealed.slots.map((s) => toHex(s.tag));
+    for (const s of other.slots) expect(tagsA).not.toContain(toHex(s.tag));
+    expect(toHex(sealEnvelope(amara.sealing, inner, [baraka.sealing.publicKey]).bytes)).toBe(toHex(sealed.bytes));
+    expect(recognises(sealed.ephemeral, sealed.slots.map((s) => s.tag), [baraka.sealing])).toBe(true);
+    expect(recognises(sealed.ephemeral, sealed.slots.map((s) => s.tag), [carol.sealing])).toBe(false);
+  });
+
+  it("seals a key envelope to a group, one slot and one lock per recipient", () => {
+    const k = sealKey(amara, {
+      conversation: conversationId([amara.person, baraka.person, carol.person]),
+      recipients: [baraka, carol].map((p) => ({ signPublicKey: p.person, sealPublicKey: p.sealing.publicKey })), created: now,
+    }, key);
+    const s = sealEnvelope(amara.sealing, k, [baraka.sealing.publicKey, carol.sealing.publicKey]);
+    expect(s.slots).toHaveLength(3);
+    expect(s.locks).toHaveLength(2);
+    for (const who of [baraka, carol]) expect(unseal(s, [who.sealing])!.lock).toBe(true);
+  });
+
+  it("refuses malformed sealed envelopes with EnvelopeError", () => {
+    const bad = Uint8Array.from(sealed.bytes);
+    bad[2] ^= 1; // created off the hour (or a non-canonical varint)
+    expect(() => decodeSealed(bad)).toThrow(EnvelopeError);
+    expect(() => decodeSealed(sealed.bytes.subarray(0, 60))).toThrow(EnvelopeError);
+    expect(() => decodeSealed(Uint8Array.of(3, 5))).toThrow(EnvelopeError);
+    const tampered = Uint8Array.from(sealed.bytes);
+    tampered[tampered.length - 1] ^= 1;
+    expect(unseal(decodeSealed(tampered), [baraka.sealing])).toBeNull();
+  });
+
+  it("receipts carry ack keys that open locks, and decode strictly", () => {
+    const opened = unseal(sealed, [baraka.sealing])!;
+    const r = makeReceipt({ created: now }, [{ id: sealed.id, ackKey: opened.ackKey }]);
+    expect(envelopeForm(r.bytes)).toBe("receipt");
+    const d = decodeReceipt(r.bytes);
+    expect(toHex(lockOf(d.entries[0]!.ackKey))).toBe(toHex(sealed.locks[0]!));
+    expect(toHex(r.bytes)).not.toContain(toHex(baraka.person));
+    expect(() => decodeReceipt(r.bytes.subarray(0, r.bytes.length - 1))).toThrow(EnvelopeError);
+    expect(() => makeReceipt({ created: now }, [])).toThrow(RangeError);
+  });
+
+  it("a Probe frame round-trips and bounds what it takes", () => {
+    const f = { type: "probe" as const, entries: [{ key: sealed.id.subarray(0, 16), ephemeral: sealed.ephemeral, tags: sealed.slots.map((s) => s.tag) }] };
+    const back = decodeFrame(encodeFrame(f));
+    expect(back.type).toBe("probe");
+    if (back.type === "probe") expect(toHex(back.entries[0]!.tags[1]!)).toBe(toHex(sealed.slots[1]!.tag));
+    expect(() => decodeFrame(Uint8Array.of(11, 0x80, 0x02))).toThrow(); // 256+ entries claimed, none there
+  });
+});
