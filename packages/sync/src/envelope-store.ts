@@ -434,7 +434,9 @@ export class EnvelopeStore {
 
   /**
    * Whether an acknowledgement concerns `peer`: it names an envelope we handed to the peer, or one
-   * the peer handed to us. Acknowledgements travel along the copies, not everywhere.
+   * the peer handed to us, or one of ours that the peer wrote (its author, met directly: a channel
+   * member who got the teacher's message through a classmate tells the teacher when they meet).
+   * Acknowledgements travel along the copies, not everywhere.
    */
   ackConcerns(ack: Uint8Array, peer: Uint8Array): boolean {
     return (
@@ -444,9 +446,10 @@ export class EnvelopeStore {
                      -- handed to one of its own parties (a channel's member): not a carrier, no use for others' acks
                      AND NOT EXISTS (SELECT 1 FROM envelope_parties p WHERE p.envelope = a.envelope AND p.party = h.peer))
            OR EXISTS (SELECT 1 FROM envelopes e WHERE e.id = a.envelope AND e.source = ?)
-           OR EXISTS (SELECT 1 FROM delivered d WHERE d.id = a.envelope AND d.source = ?))
+           OR EXISTS (SELECT 1 FROM delivered d WHERE d.id = a.envelope AND d.source = ?)
+           OR EXISTS (SELECT 1 FROM envelopes e WHERE e.id = a.envelope AND e.inner IS NOT NULL AND e.author = ?))
          LIMIT 1`,
-      ).get(ack, peer, peer, peer) !== undefined
+      ).get(ack, peer, peer, peer, peer) !== undefined
     );
   }
 
