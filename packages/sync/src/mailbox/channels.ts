@@ -298,19 +298,12 @@ export class Channels {
     const recipients = st.members.map((m) => m.key).filter((k) => !equalBytes(k, core.me));
     if (chosen) return { key: keys.find((k) => equalBytes(k.keyId, chosen.keyId))!, recipients };
     const key = newConversationKey();
-    const env = sealKey(
-      core.identity,
-      {
-        conversation: conv,
-        recipients: st.members.filter((m) => !equalBytes(m.key, core.me)).map((m) => ({
-          signPublicKey: m.key, sealPublicKey: core.state.contact(m.key)?.sealPublicKey ?? m.sealKey,
-        })),
-        created: core.now(),
-        lifetime: core.lifetime,
-      },
-      key,
-    );
-    core.storeOwn(env);
+    const cards = st.members.filter((m) => !equalBytes(m.key, core.me)).map((m) => ({
+      signPublicKey: m.key, sealPublicKey: core.state.contact(m.key)?.sealPublicKey ?? m.sealKey,
+    }));
+    const env = sealKey(core.identity, { conversation: conv, recipients: cards, created: core.now(), lifetime: core.lifetime }, key);
+    // sealed (envelope version 3) to the same keys the conversation key is boxed to
+    core.storeOwn(env, cards.map((c) => c.sealPublicKey));
     const k = { keyId: conversationKeyId(key), key, envelope: env.id };
     core.state.batch(() => {
       core.state.addKey(conv, k);
