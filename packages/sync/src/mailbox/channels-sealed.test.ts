@@ -83,4 +83,26 @@ describe("class channels, sealed", () => {
     apart();
     back();
   });
+
+  it("a classmate outside the channel carries its message as an opaque copy, and drops it once every member's lock is open", async () => {
+    const [teacher, amara, juma] = await laptops("mwalimu", "amara", "juma");
+    await introduce(teacher!, [amara!, juma!]);
+    await teacher!.m.createChannel("5B science");
+    await teacher!.m.addToChannel("5B science", { addresses: ["amara"] });
+    const sent = await teacher!.m.sendToChannel("5B science", "Bring a leaf tomorrow");
+    const envId = teacher!.m.state.sentEnvelope(sent.id)!;
+    // juma is not in the channel: the teacher's laptop hands him the envelope to carry, sealed
+    let apart = meet(teacher!, juma!);
+    await until(() => juma!.m.envelopes.has(envId), "juma carries the message");
+    apart();
+    expect(juma!.m.envelopes.get(envId)).toBeUndefined(); // an opaque copy: he cannot open it
+    expect(await juma!.m.messages({})).toEqual([]);
+    apart = meet(juma!, amara!);
+    await until(async () => (await amara!.m.messages({})).some((m) => m.body === "Bring a leaf tomorrow"), "amara has it from juma");
+    await until(() => !juma!.m.envelopes.has(envId), "juma drops his copy once amara's receipt opens the lock");
+    apart();
+    apart = meet(juma!, teacher!);
+    await until(async () => (await teacher!.m.message(sent.id))?.counts?.delivered === 1, "delivered to 1 of 1, told by the carrier");
+    apart();
+  });
 });
