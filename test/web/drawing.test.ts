@@ -1,9 +1,9 @@
-// The drawing format (packages/app/web/src/drawing.ts) and the app's words (i18n.ts), without a
+// The drawing format (packages/model/src/drawing.ts, which the page loads as drawing-codec.js) and the app's words (i18n.ts), without a
 // browser: a drawing comes back line for line, anything else that claims to be a drawing is refused
 // (it is shown as "a drawing that could not be shown", never parsed as markup), and every language
 // has every word with the same blanks to fill.
 import { describe, expect, it } from "vitest";
-import { decodeDrawing, encodeDrawing, HEIGHT, MAX_CHARS, PREFIX, simplify, WIDTH, type Stroke } from "../../packages/app/web/src/drawing.js";
+import { decodeDrawing, encodeDrawing, HEIGHT, MAX_CHARS, DRAWING_PREFIX, simplify, WIDTH, type Stroke } from "../../packages/app/web/src/drawing.js";
 import { chooseLang, direction, LANGUAGES, translator, type Lang } from "../../packages/app/web/src/i18n.js";
 
 describe("a drawing as a message", () => {
@@ -13,7 +13,7 @@ describe("a drawing as a message", () => {
       { colour: 7, size: 2, points: [10, 390] },
     ];
     const text = encodeDrawing(strokes);
-    expect(text.startsWith(PREFIX)).toBe(true);
+    expect(text.startsWith(DRAWING_PREFIX)).toBe(true);
     expect(decodeDrawing(text)).toEqual(strokes);
     // outside the space: held to its edges
     expect(decodeDrawing(encodeDrawing([{ colour: 0, size: 1, points: [-5, 9999, 700, 450] }]))).toEqual([{ colour: 0, size: 1, points: [0, HEIGHT, WIDTH, HEIGHT] }]);
@@ -22,19 +22,19 @@ describe("a drawing as a message", () => {
   it("refuses anything that is not exactly stroke data: markup, script, other colours, too big", () => {
     const ok = encodeDrawing([{ colour: 2, size: 1, points: [1, 2, 3, 4] }]);
     for (const bad of [
-      PREFIX + "<svg onload=alert(1)>",
-      PREFIX + "21AAAA <script>",
-      PREFIX + "81AAAAAAAA", // colour 8: not in the palette
-      PREFIX + "13AAAAAAAA", // size 3
-      PREFIX + "21AAA", // half a point
-      PREFIX + "21", // no point
+      DRAWING_PREFIX + "<svg onload=alert(1)>",
+      DRAWING_PREFIX + "21AAAA <script>",
+      DRAWING_PREFIX + "81AAAAAAAA", // colour 8: not in the palette
+      DRAWING_PREFIX + "13AAAAAAAA", // size 3
+      DRAWING_PREFIX + "21AAA", // half a point
+      DRAWING_PREFIX + "21", // no point
       ok + " ",
-      ok.replace(PREFIX, PREFIX.toUpperCase()),
-      PREFIX + "21" + "AAAA".repeat(MAX_CHARS / 4), // over the limit
+      ok.replace(DRAWING_PREFIX, DRAWING_PREFIX.toUpperCase()),
+      DRAWING_PREFIX + "21" + "AAAA".repeat(MAX_CHARS / 4), // over the limit
     ])
       expect(decodeDrawing(bad), bad.slice(0, 60)).toBeUndefined();
     expect(decodeDrawing("hello")).toBeUndefined();
-    expect(decodeDrawing(PREFIX)).toEqual([]);
+    expect(decodeDrawing(DRAWING_PREFIX)).toEqual([]);
   });
 
   it("keeps a finger's many points small: close points are dropped, the ends kept", () => {

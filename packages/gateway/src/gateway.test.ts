@@ -378,12 +378,33 @@ describe("the e-mail gateway", () => {
     await t.teacher.send(`mail@${HOME}`, `release ${held.n}`);
     const got = await until(async () => (await inbox(t.pupil)).find((x) => x.body.includes("See the file.")), "the released mail");
     expect(parseIncomingMail(got.body)!.text).toBe(
-      "[The school's e-mail gateway removed an attachment from this mail: homework.pdf (application/pdf, 3 KB). Only text travels into Pigeon.]\n\nSee the file.");
+      "[The school's e-mail gateway removed an attachment from this mail: homework.pdf (application/pdf, 3 KB). Only text, and pictures up to 47 KiB, travel into Pigeon.]\n\nSee the file.");
     expect(got.body).not.toContain("%%%%");
+
+    // a pen pal's photo travels into Pigeon as a file once released, the same bytes; a page that only
+    // calls itself a PNG, and a photo too big for a Pigeon file, are removed (the bytes decide, not the label)
+    const png = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.alloc(3_000, 7)]);
+    const fake = { filename: "kitten.png", contentType: "image/png", content: Buffer.from("<html><script>alert(1)</script></html>") };
+    const huge = { filename: "huge.jpg", contentType: "image/jpeg", content: Buffer.concat([Buffer.from([0xff, 0xd8, 0xff]), Buffer.alloc(60_000, 1)]) };
+    await t.penpal.sendMail({ from: "penpal@partner.example", to: `amina@${DOMAIN}`, subject: "Our goat", text: "This is Bella.", attachments: [{ filename: "bella.png", contentType: "image/png", content: png }, fake, huge] });
+    const withPhoto = await until(() => t.store.incomingIn("held").find((i) => i.subject === "Our goat"), "the mail with a photo held");
+    expect(t.store.pictures(withPhoto.n).map((p) => [p.name, p.type, p.bytes.length])).toEqual([["bella.png", "image/png", png.length]]);
+    await t.teacher.send(`mail@${HOME}`, `release ${withPhoto.n}`);
+    const photoMail = await until(async () => (await inbox(t.pupil)).find((x) => x.body.includes("This is Bella.")), "the released mail with a photo");
+    expect(parseIncomingMail(photoMail.body)!.text).toBe(
+      "[The school's e-mail gateway removed 2 attachments from this mail: kitten.png (image/png, 38 bytes); huge.jpg (image/jpeg, 60 KB). Only text, and pictures up to 47 KiB, travel into Pigeon.]\n\n" +
+        "[A picture from this mail follows: bella.png.]\n\nThis is Bella.");
+    const photo = await until(async () => (await inbox(t.pupil)).find((x) => x.file !== undefined && x.body === "bella.png"), "the photo as a file");
+    expect(photo.file).toEqual({ type: "image/png", size: png.length });
+    expect(Buffer.from((await t.pupil.mailbox.file(photo.id))!.bytes).equals(png)).toBe(true);
+    // decided: the gateway keeps neither the text nor the photo
+    expect(t.store.pictures(withPhoto.n)).toEqual([]);
+    expect(t.store.incoming(withPhoto.n)!.body).toBeNull();
+    expect((await inbox(t.pupil)).filter((x) => x.file !== undefined).map((x) => x.body)).toEqual(["bella.png"]);
     // to a teacher it is delivered, with the same line first
     await t.penpal.sendMail({ from: "penpal@partner.example", to: `wanjiru@${DOMAIN}`, subject: "For the teacher", text: "Two files.", attachments: [pdf, { filename: "a.exe", content: "MZ" }] });
     const forTeacher = await until(async () => (await inbox(t.teacher)).find((x) => x.body.includes("Two files.")), "the teacher's mail");
-    expect(parseIncomingMail(forTeacher.body)!.text).toMatch(/^\[The school's e-mail gateway removed 2 attachments from this mail: homework\.pdf \(application\/pdf, 3 KB\); a\.exe \(application\/(x-msdownload|octet-stream|x-msdos-program), 2 bytes\)\. Only text travels into Pigeon\.\]\n\nTwo files\./);
+    expect(parseIncomingMail(forTeacher.body)!.text).toMatch(/^\[The school's e-mail gateway removed 2 attachments from this mail: homework\.pdf \(application\/pdf, 3 KB\); a\.exe \(application\/(x-msdownload|octet-stream|x-msdos-program), 2 bytes\)\. Only text, and pictures up to 47 KiB, travel into Pigeon\.\]\n\nTwo files\./);
   });
 
   it("attachments refused by the rules: the sender is told at the door; 50 MB sent without SIZE is drained, not kept", async () => {

@@ -8,13 +8,13 @@
 // gateway never writes e-mail by itself (no auto-replies, no bounces of bounces): a mail loop has
 // nothing to feed on.
 import {
-  MAX_BODY_CHARS, addressAllowed, decodeDrawing, mayMail, drawingSvg, formatIncomingMail, formatMailStatus, oneLine, parseMailAddress, parseMailRequest, parseModerationCommand, randomBytes, toHex,
+  MAX_BODY_CHARS, MAX_FILE_BYTES, addressAllowed, decodeDrawing, mayMail, drawingSvg, formatIncomingMail, formatMailStatus, oneLine, parseMailAddress, parseMailRequest, parseModerationCommand, randomBytes, toHex,
   type GatewayRules, type MailState, type ModerationCommand,
 } from "@pigeon/model";
 import { silentLog, type Log, type MessageView, type PigeonNode, type SchoolMember } from "@pigeon/sync";
 import { simpleParser, type ParsedMail } from "mailparser";
 import { checkSender, dnsResolver, type DnsResolver, type SenderCheck } from "./auth.js";
-import type { GatewayStore, IncomingRow, OutgoingRow } from "./store.js";
+import type { GatewayStore, IncomingRow, OutgoingRow, Picture } from "./store.js";
 import type { Envelope, InboundPolicy, MailTransport, Refusal } from "./transport.js";
 
 export interface GatewayOptions {
@@ -337,7 +337,7 @@ export class Gateway implements InboundPolicy {
     const i = this.store.incoming(n);
     if (!i || i.state !== "held" || i.body === null) return `No held mail ${n}.`;
     this.decision("released", by, `held mail ${n} from ${i.from_addr} to ${i.to_person}`);
-    void this.deliver(i).then((id) => this.store.setIncoming(n, "released", id, `released by ${by}`));
+    void this.deliver(i, this.store.pictures(n)).then((id) => this.store.setIncoming(n, "released", id, `released by ${by}`));
     return `Held mail ${n} released to ${i.to_person}.`;
   }
 
@@ -475,15 +475,26 @@ export class Gateway implements InboundPolicy {
     const fromShown = display ? `${display} <${from}>` : from;
     const subject = oneLine(mail.subject ?? "", 200);
     const autoSubmitted = /^auto-submitted:\s*(?!no\b)/im.test(head);
-    const attachments = (mail.attachments ?? []).map((a) => `${oneLine(a.filename ?? "unnamed", 80)} (${oneLine(a.contentType, 60)}, ${sizeText(a.size)})`);
+    const all = mail.attachments ?? [];
+    // pictures small enough for a Pigeon file travel as files after the text; everything else is removed
+    const pictures: Picture[] = [];
+    const removed: string[] = [];
+    for (const a of all) {
+      const type = pictureType(a.content);
+      if (type && a.content.length <= MAX_FILE_BYTES) pictures.push({ name: oneLine(a.filename ?? `picture-${pictures.length + 1}`, 80), type, bytes: new Uint8Array(a.content) });
+      else removed.push(`${oneLine(a.filename ?? "unnamed", 80)} (${oneLine(a.contentType, 60)}, ${sizeText(a.size)})`);
+    }
+    const attachments = all.map((a) => `${oneLine(a.filename ?? "unnamed", 80)} (${oneLine(a.contentType, 60)}, ${sizeText(a.size)})`);
     if (attachments.length && this.rules.attachments === "refuse" && envelope.rcptTo.some((r) => this.person(this.ours(r) ?? "")?.role === "student")) {
       this.decision("refused-in", sender, `mail with attachments to a pupil (${oneLine(attachments.join("; "), 200)})`);
       return { code: 550, message: "5.7.1 mail with attachments is not taken for pupils at this school" };
     }
     let text = (mail.text ?? (typeof mail.html === "string" ? "(this mail had only HTML, not shown)" : "")).replace(/\r\n/g, "\n");
     // said first, so a child sees at once that something was taken out
-    if (attachments.length)
-      text = `[The school's e-mail gateway removed ${attachments.length === 1 ? "an attachment" : `${attachments.length} attachments`} from this mail: ${oneLine(attachments.join("; "), 500)}. Only text travels into Pigeon.]\n\n${text}`;
+    if (pictures.length)
+      text = `[${pictures.length === 1 ? "A picture" : `${pictures.length} pictures`} from this mail follow${pictures.length === 1 ? "s" : ""}: ${oneLine(pictures.map((p) => p.name).join("; "), 300)}.]\n\n${text}`;
+    if (removed.length)
+      text = `[The school's e-mail gateway removed ${removed.length === 1 ? "an attachment" : `${removed.length} attachments`} from this mail: ${oneLine(removed.join("; "), 500)}. Only text, and pictures up to ${Math.floor(MAX_FILE_BYTES / 1024)} KiB, travel into Pigeon.]\n\n${text}`;
     const room = MAX_BODY_CHARS - 600;
     if (text.length > room) text = `${text.slice(0, room)}\n[... cut: the mail was longer than a Pigeon message]`;
     const messageId = oneLine(mail.messageId ?? "", 250) || null;
@@ -508,6 +519,7 @@ export class Gateway implements InboundPolicy {
         re_pigeon: answered && answered.sender === p.address ? answered.pigeon_id : null, note: reason ?? "", created: this.now(),
       });
       if (reason) {
+        if (pictures.length) this.store.keepPictures(row.n, pictures);
         this.decision("held-in", from, `mail ${row.n} to ${p.address}: ${reason}; ${check.summary}`);
         const today = day(this.now());
         if (this.store.count(today, `notice:${from}`) === 0 && this.store.count(today, "notices") < HELD_NOTICES_PER_DAY) {
@@ -518,7 +530,7 @@ export class Gateway implements InboundPolicy {
         }
         continue;
       }
-      const id = await this.deliver({ ...row, body: text });
+      const id = await this.deliver({ ...row, body: text }, pictures);
       if (!id) return { code: 451, message: "4.3.0 could not pass it on now; try again later" };
       this.store.setIncoming(row.n, "delivered", id, "");
       this.decision("delivered-in", from, `mail ${row.n} to ${p.address} (${check.summary})`);
@@ -526,11 +538,12 @@ export class Gateway implements InboundPolicy {
     return undefined;
   }
 
-  /** Gives a mail to its Pigeon person; answers the Pigeon message id. */
-  private async deliver(i: IncomingRow): Promise<string | null> {
+  /** Gives a mail to its Pigeon person, its pictures as files after the text; answers the Pigeon message id. */
+  private async deliver(i: IncomingRow, pictures: readonly Picture[] = []): Promise<string | null> {
     const re = i.re_pigeon ? `(answers your mail ${i.re_pigeon})\n` : "";
     try {
       const m = await this.node.mailbox.send(i.to_person, formatIncomingMail({ from: i.from_display, subject: i.subject, mail: i.n, text: `${re}${i.body ?? ""}` }));
+      for (const p of pictures) await this.node.mailbox.sendFile(i.to_person, p.name, p.type, p.bytes);
       return m.id;
     } catch (e) {
       this.log.warn(`gateway: could not pass mail ${i.n} to ${i.to_person}: ${(e as Error).message}`);
@@ -594,3 +607,16 @@ function escapeRe(s: string): string {
 }
 
 export { LOOP_HEADER };
+
+/**
+ * The picture type of an attachment by its first bytes (not by what the mail claims): PNG, JPEG, GIF or
+ * WebP, the types Pigeon's apps show inline; anything else is not a picture here.
+ */
+export function pictureType(b: Uint8Array): string | undefined {
+  const at = (i: number, ...bytes: number[]) => bytes.every((x, j) => b[i + j] === x);
+  if (at(0, 0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a)) return "image/png";
+  if (at(0, 0xff, 0xd8, 0xff)) return "image/jpeg";
+  if (at(0, 0x47, 0x49, 0x46, 0x38)) return "image/gif";
+  if (at(0, 0x52, 0x49, 0x46, 0x46) && at(8, 0x57, 0x45, 0x42, 0x50)) return "image/webp";
+  return undefined;
+}

@@ -39,6 +39,15 @@ CREATE TABLE IF NOT EXISTS incoming (
   note TEXT NOT NULL DEFAULT '',
   created INTEGER NOT NULL
 );
+-- the pictures of a held mail, kept only until a teacher decides (they travel as Pigeon files)
+CREATE TABLE IF NOT EXISTS incoming_pictures (
+  n INTEGER NOT NULL,                  -- the held mail
+  k INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  type TEXT NOT NULL,
+  bytes BLOB NOT NULL,
+  PRIMARY KEY (n, k)
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS incoming_pigeon ON incoming (pigeon_id);
 CREATE INDEX IF NOT EXISTS incoming_mid ON incoming (message_id);
 CREATE TABLE IF NOT EXISTS seen (pigeon_id TEXT PRIMARY KEY) WITHOUT ROWID;
@@ -83,6 +92,13 @@ export interface OutgoingRow {
   decided: number | null;
   tries: number;
   next_try: number;
+}
+
+/** A picture from an incoming mail that travels into Pigeon as a file. */
+export interface Picture {
+  name: string;
+  type: string;
+  bytes: Uint8Array;
 }
 
 export interface IncomingRow {
@@ -209,8 +225,22 @@ export class GatewayStore {
   }
 
   setIncoming(n: number, state: InState, pigeonId: string | null, note: string): void {
-    // a decided mail's text is no longer kept here once it travelled (or was discarded)
-    this.db.prepare(`UPDATE incoming SET state = ?, pigeon_id = COALESCE(?, pigeon_id), note = ?, body = NULL WHERE n = ?`).run(state, pigeonId, note, n);
+    // a decided mail's text and pictures are no longer kept here once they travelled (or were discarded)
+    this.db.transaction(() => {
+      this.db.prepare(`UPDATE incoming SET state = ?, pigeon_id = COALESCE(?, pigeon_id), note = ?, body = NULL WHERE n = ?`).run(state, pigeonId, note, n);
+      this.db.prepare(`DELETE FROM incoming_pictures WHERE n = ?`).run(n);
+    })();
+  }
+
+  /** Keeps a held mail's pictures until a teacher decides. */
+  keepPictures(n: number, pictures: readonly Picture[]): void {
+    const put = this.db.prepare(`INSERT INTO incoming_pictures (n, k, name, type, bytes) VALUES (?, ?, ?, ?, ?)`);
+    this.db.transaction(() => pictures.forEach((p, k) => put.run(n, k, p.name, p.type, p.bytes)))();
+  }
+
+  pictures(n: number): Picture[] {
+    return (this.db.prepare(`SELECT name, type, bytes FROM incoming_pictures WHERE n = ? ORDER BY k`).all(n) as { name: string; type: string; bytes: Buffer }[])
+      .map((r) => ({ name: r.name, type: r.type, bytes: new Uint8Array(r.bytes) }));
   }
 
   /** A decision from the school server's command line, applied by the running gateway at its next tick. */

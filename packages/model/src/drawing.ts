@@ -1,5 +1,6 @@
-// The same codec as the web app's (packages/app/web/src/drawing.ts, which the browser loads without a
-// bundler), for the node's own uses: the e-mail gateway and XMPP clients see a drawing as an image.
+// One codec for the node (the e-mail gateway and XMPP clients see a drawing as an image) and the web app,
+// which loads this very file (linked as packages/app/web/src/drawing-codec.ts: no bundler). So it imports
+// nothing and touches no DOM.
 // Drawings travel as a message whose text is compact stroke data, never markup: the receiver checks
 // every character against a strict pattern and draws lines itself, from numbers and a fixed palette.
 // Nothing in a drawing can be script, a link or a colour we did not choose.
