@@ -1,5 +1,5 @@
 // Arbitraries for valid wire values (sync frames, IBLT sketches, id ranges), shared by the fuzz files.
-import { Iblt, IBLT_KEY_BYTES, MAX_RANGE_DEPTH, SKETCH_LEVELS, type IdRange, type SyncFrame } from "../../packages/model/src/index.js";
+import { CHAT_STATES, Iblt, IBLT_KEY_BYTES, MAX_RANGE_DEPTH, SKETCH_LEVELS, type IdRange, type SyncFrame } from "../../packages/model/src/index.js";
 import { fc } from "./fuzz.js";
 
 export const id32 = fc.uint8Array({ minLength: 32, maxLength: 32 });
@@ -74,6 +74,7 @@ export const frameArb: fc.Arbitrary<SyncFrame> = fc.oneof(
     type: fc.constant("probe" as const),
     entries: fc.array(fc.record({ key: key16, ephemeral: id32, tags: fc.array(key16, { maxLength: 5 }) }), { maxLength: 6 }),
   }),
+  fc.record({ type: fc.constant("chat-state" as const), state: fc.constantFrom(...CHAT_STATES) }),
 );
 
 /** A frame as plain data (the table's typed arrays as arrays), for deep equality. */
@@ -103,5 +104,7 @@ export function frameBytes(f: SyncFrame): number {
       return f.request.byteLength;
     case "pair-grant":
       return f.grant.byteLength;
+    case "chat-state":
+      return 0;
   }
 }

@@ -30,7 +30,7 @@ import { gatewayNotice, mailStatuses, openGatewayStore } from "./gateway.js";
 import { schoolCommand } from "./school-command.js";
 import { ensureCredentials, setPassword } from "@pigeon/xmpp";
 import {
-  formatBuddies, formatContacts, formatDevices, formatDrafts, formatInbox, formatMessages, formatNearby, formatOutbox, formatPeers, formatRequests,
+  formatBuddies, formatChannel, formatChannels, formatContacts, formatDevices, formatDrafts, formatInbox, formatMessages, formatNearby, formatOutbox, formatPeers, formatRequests,
   formatSent, formatShown, formatStatus, formatWhoami,
 } from "./format.js";
 
@@ -457,6 +457,52 @@ const BUDDIES_USAGE =
   "buddies takes: add WHO, remove WHO, rename WHO NAME, block WHO, unblock WHO, group WHO GROUP, ungroup WHO GROUP " +
   '(or nothing, to list them); WHO is an address, your name for them or a fingerprint, e.g. pigeon buddies rename baraka@local bara';
 
+const CHANNEL_USAGE =
+  'channel takes: create NAME, add NAME WHO... (or add NAME --class 5B), remove NAME WHO..., admin NAME WHO, unadmin NAME WHO, close NAME; ' +
+  'e.g. pigeon channel create "5B science"';
+
+/** `pigeon channel ...`: start a channel, change who is in it, close it (through the node, or the data directory itself). */
+async function channel(where: DataDirChoice, rest: string[], v: Values, out: (value: unknown, readable: string) => void): Promise<number> {
+  const [action, name, ...who] = rest;
+  if (!action || !name) throw new UsageError(CHANNEL_USAGE);
+  if (v.class !== undefined && action !== "add") throw new UsageError("--class is for pigeon channel add NAME --class CLASS");
+  switch (action) {
+    case "create": {
+      if (who.length) throw new UsageError(`channel create takes one name; put it in quotes if it has spaces, e.g. pigeon channel create "${[name, ...who].join(" ")}"`);
+      const c = (await ask(where, "POST /api/channels/create", { title: name }).catch(usageIfBadInput)).value;
+      out(c, `Started the channel ${c.title}; add people with: pigeon channel add "${c.title}" NAME... (or --class CLASS)`);
+      return 0;
+    }
+    case "add": {
+      if (who.length === 0 && v.class === undefined) throw new UsageError(CHANNEL_USAGE);
+      const c = (await ask(where, "POST /api/channels/add", { channel: name, who, ...(v.class !== undefined ? { class: v.class } : {}) }).catch(usageIfBadInput)).value;
+      out(c, formatChannel(c));
+      return 0;
+    }
+    case "remove": {
+      if (who.length === 0) throw new UsageError(CHANNEL_USAGE);
+      const c = (await ask(where, "POST /api/channels/remove", { channel: name, who }).catch(usageIfBadInput)).value;
+      out(c, `${formatChannel(c)}\n(what is written from now on is sealed with a new key the removed people never get)`);
+      return 0;
+    }
+    case "admin":
+    case "unadmin": {
+      if (who.length !== 1) throw new UsageError(CHANNEL_USAGE);
+      const c = (await ask(where, "POST /api/channels/admin", { channel: name, who: who[0], admin: action === "admin" }).catch(usageIfBadInput)).value;
+      out(c, formatChannel(c));
+      return 0;
+    }
+    case "close": {
+      if (who.length) throw new UsageError(CHANNEL_USAGE);
+      const c = (await ask(where, "POST /api/channels/close", { channel: name }).catch(usageIfBadInput)).value;
+      out(c, `Closed the channel ${c.title}: no one writes to it any more; what was written stays`);
+      return 0;
+    }
+    default:
+      throw new UsageError(CHANNEL_USAGE);
+  }
+}
+
 /** `pigeon buddies [...]`: the list, or one change to it (through the node, or the data directory itself). */
 async function buddies(where: DataDirChoice, rest: string[], out: (value: unknown, readable: string) => void): Promise<number> {
   const [action, who, arg, ...extra] = rest;
@@ -540,9 +586,25 @@ async function main(argv: string[]): Promise<number> {
       if (!to || words.length === 0) throw new UsageError('send needs an address and a message, e.g. pigeon send amara@local "hello"');
       if (isMailAddress(to)) return sendMail(where, { to, text: words.join(" "), subject: v.subject ?? "", via: v.via, yes: v.yes === true }, out);
       if (v.subject !== undefined || v.via !== undefined || v.yes) throw new UsageError("--subject, --via and --yes are for e-mails to outside addresses (someone@example.org)");
-      checkAddress(to, "send");
-      const m = await call(where, "POST /api/send", { to, body: words.join(" ") }, "Sending").catch(usageIfBadInput);
-      out(m, formatSent(m));
+      // a channel's name ("5B science"): written to the channel, sealed once for all its members. It is
+      // looked for only when the words are no one's address, so sending to a person costs nothing more.
+      const toChannel = async () => {
+        if (!(await ask(where, "GET /api/channels")).value.some((c) => c.title === to)) return false;
+        const m = await call(where, "POST /api/channels/send", { channel: to, body: words.join(" ") }, "Sending").catch(usageIfBadInput);
+        out(m, formatSent(m));
+        return true;
+      };
+      try {
+        checkAddress(to, "send");
+      } catch (e) {
+        if (await toChannel()) return 0;
+        throw e;
+      }
+      const m = await call(where, "POST /api/send", { to, body: words.join(" ") }, "Sending").catch(async (e: unknown) => {
+        if (e instanceof Refused && (e.code === "unknown-address" || e.code === "not-found") && (await toChannel())) return undefined;
+        return usageIfBadInput(e);
+      });
+      if (m) out(m, formatSent(m));
       return 0;
     }
     case "inbox":
@@ -683,6 +745,14 @@ async function main(argv: string[]): Promise<number> {
     }
     case "buddies":
       return buddies(where, rest, out);
+    case "channels": {
+      noArgs();
+      const { value } = await ask(where, "GET /api/channels");
+      out(value, formatChannels(value));
+      return 0;
+    }
+    case "channel":
+      return channel(where, rest, v, out);
     case "nearby": {
       noArgs();
       const { value: n } = await ask(where, "GET /api/nearby");

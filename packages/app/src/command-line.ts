@@ -41,6 +41,13 @@ Commands:
   read --all                mark every received message read, without showing them
                             (whenever a message is marked read, its sender sees "read")
   peers                     laptops connected right now
+  channels                  the class channels you are in (or were), with their members
+  channel create NAME       start a channel you own, e.g. pigeon channel create "5B science"
+  channel add NAME WHO...   add people (channel add NAME --class 5B: everyone of that class)
+  channel remove NAME WHO.. take people out: they get nothing written after (a new key)
+  channel admin NAME WHO    let someone add and remove people (unadmin NAME WHO: no longer)
+  channel close NAME        close a channel you own: no one writes to it any more
+  send NAME MESSAGE         also writes to a channel (by its name), sealed once for everyone
   buddies                   your buddies (the same on all your devices), with their groups,
                             how you know them, and who is blocked. Meeting a laptop does not
                             make a buddy: you choose (writing to someone, adding their card or
@@ -97,9 +104,10 @@ On the school server (started with pigeon start --school HOME):
                             unless it is the person's first laptop
   school revoke-person NAME [--reason WHY]
                             the school no longer vouches for NAME; their messages are refused
-  school policy only-directory|open
+  school policy only-directory|open|no-student-groups|student-groups
                             only-directory: the school's laptops drop messages from anyone the
-                            directory does not vouch for; open: strangers' go to requests
+                            directory does not vouch for; open: strangers' go to requests;
+                            no-student-groups: only teachers start channels
   school sign-rules RULES.json [--out FILE]
                             sign the e-mail gateway's rules with the school key; writes
                             RULES.signed.json unless --out says where; with the school server
@@ -202,7 +210,7 @@ export type Values = { [K in OptionName]?: (typeof options)[K] extends { type: "
 export const COMMANDS = [
   "start", "whoami", "send", "reply", "requests", "inbox", "outbox", "waiting", "drafts", "draft", "read", "show", "peers", "buddies", "nearby",
   "contacts", "card", "status", "stop", "rename", "xmpp-password", "devices", "pair", "enrol", "school",
-  "gateway",
+  "gateway", "channel", "channels",
 ];
 
 /** Options every command takes; the others belong to one command each. */
@@ -214,6 +222,7 @@ const COMMAND_OPTIONS: Record<string, readonly OptionName[]> = {
   reply: ["yes"],
   draft: ["delete"],
   read: ["all"],
+  channel: ["class"],
   pair: ["peer", "no-mdns", "mdns-interface", "listen", "port"],
 };
 

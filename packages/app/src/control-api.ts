@@ -1,6 +1,6 @@
 // The control API between the daemon (control.ts) and the `pigeon` command (cli.ts): every endpoint
 // with what it answers, in one place that both sides import, so neither needs a cast.
-import type { BuddyView, DeviceView, DraftView, MessageView, NearbyView, PeerView, PersonView, RequestView, SchoolMember, SchoolView, VouchView } from "@pigeon/sync";
+import type { BuddyView, ChannelView, DeviceView, DraftView, MessageView, NearbyView, PeerView, PersonView, RequestView, SchoolMember, SchoolView, VouchView } from "@pigeon/sync";
 
 export interface ContactInfo {
   address: string;
@@ -79,7 +79,7 @@ export interface SchoolApi {
   "POST /api/school/enrol": Enrolled;
   "POST /api/school/revoke-device": { serial: number; device: string; person: string };
   "POST /api/school/revoke-person": { serial: number; fingerprint: string; reason: string };
-  "POST /api/school/policy": { serial: number; onlyDirectory: boolean };
+  "POST /api/school/policy": { serial: number; onlyDirectory: boolean; noStudentGroups: boolean };
   "POST /api/school/mail-rules": { serial: number; rulesSerial: number };
   "POST /api/enrol": {
     address: string; was: string; renamed: boolean; school: string; class: string; role: string; vouch: VouchView;
@@ -138,6 +138,14 @@ export interface ControlApi extends SchoolApi {
   /** Opens a pairing window on the device holding the person key (a running node only). */
   "POST /api/devices/pair": { code: string; expiresAt: number };
   "POST /api/devices/revoke": DeviceView;
+  /** Class channels (docs/channels.md): listed beside people; created, changed and written to by name. */
+  "GET /api/channels": ChannelView[];
+  "POST /api/channels/create": ChannelView;
+  "POST /api/channels/add": ChannelView;
+  "POST /api/channels/remove": ChannelView;
+  "POST /api/channels/admin": ChannelView;
+  "POST /api/channels/close": ChannelView;
+  "POST /api/channels/send": MessageView;
 }
 
 export type Endpoint = keyof ControlApi;

@@ -113,7 +113,15 @@ export type MailboxEndpoint =
   | "POST /api/drafts" | "POST /api/drafts/delete" | "POST /api/show" | "POST /api/read-new" | "POST /api/read"
   | "GET /api/devices" | "POST /api/devices/revoke"
   | "GET /api/buddies" | "GET /api/nearby" | "POST /api/buddies/add" | "POST /api/buddies/remove" | "POST /api/buddies/rename"
-  | "POST /api/buddies/block" | "POST /api/buddies/unblock" | "POST /api/buddies/group" | "POST /api/buddies/ungroup";
+  | "POST /api/buddies/block" | "POST /api/buddies/unblock" | "POST /api/buddies/group" | "POST /api/buddies/ungroup"
+  | "GET /api/channels" | "POST /api/channels/create" | "POST /api/channels/add" | "POST /api/channels/remove" | "POST /api/channels/admin"
+  | "POST /api/channels/close";
+
+function strings(body: Record<string, unknown>, key: string): string[] {
+  const v = body[key] ?? [];
+  if (!Array.isArray(v) || v.some((x) => typeof x !== "string") || v.length > 64) throw new HttpError(400, "bad-input", `"${key}" must be a list of at most 64 names`);
+  return v as string[];
+}
 
 /** The mailbox's route for an endpoint, if it answers it without a running node. */
 export function offlineRoute(routes: Partial<Routes<Endpoint>>, endpoint: Endpoint): Route<Endpoint> | undefined {
@@ -143,6 +151,16 @@ export function mailboxRoutes(mailbox: Mailbox): Routes<MailboxEndpoint> {
   return {
     "GET /api/whoami": () => ({ address: mailbox.address, fingerprint: fingerprint(mailbox.me), signPublicKey: toHex(mailbox.me), ...whoamiSchool(mailbox) }),
     "GET /api/inbox": () => mailbox.inbox(),
+    "GET /api/channels": () => mailbox.channels(),
+    "POST /api/channels/create": (b) => mailbox.createChannel(str(b, "title")),
+    "POST /api/channels/add": (b) =>
+      mailbox.addToChannel(str(b, "channel"), { addresses: strings(b, "who"), ...(b.class !== undefined ? { class: str(b, "class") } : {}) }),
+    "POST /api/channels/remove": (b) => mailbox.removeFromChannel(str(b, "channel"), strings(b, "who")),
+    "POST /api/channels/admin": (b) => {
+      if (typeof b.admin !== "boolean") throw new HttpError(400, "bad-input", `"admin" must be true or false`);
+      return mailbox.setChannelAdmin(str(b, "channel"), str(b, "who"), b.admin);
+    },
+    "POST /api/channels/close": (b) => mailbox.closeChannel(str(b, "channel")),
     "GET /api/outbox": () => mailbox.outbox(),
     "GET /api/waiting": () => mailbox.waiting(),
     "GET /api/drafts": () => mailbox.drafts(),
@@ -228,6 +246,7 @@ export function createControlServer(ctx: ControlContext): ControlServer {
     "GET /api/status": () => ({ ...mailbox.status(), peers: sync.peers().length, unproven: ctx.unproven() }),
     "POST /api/send": (b) => (mailAllowed(mailbox, str(b, "body")), mailbox.send(str(b, "to"), str(b, "body"))),
     "POST /api/reply": (b) => (mailAllowed(mailbox, str(b, "body")), mailbox.reply(str(b, "id"), str(b, "body"))),
+    "POST /api/channels/send": (b) => mailbox.sendToChannel(str(b, "channel"), str(b, "body")),
     "POST /api/drafts/send": (b) => mailbox.sendDraft(str(b, "id")),
     // pairing needs the node: the new device reaches it over the network while the window is open
     "POST /api/devices/pair": () => mailbox.devices.openPairing(),

@@ -1,10 +1,11 @@
 // Readable output for the `pigeon` command.
-import type { DeviceView, DraftView, MessageState, MessageView, PeerView, RequestView, VouchView } from "@pigeon/sync";
+import type { ChannelView, DeviceView, DraftView, MessageState, MessageView, PeerView, RequestView, VouchView } from "@pigeon/sync";
 import type { BuddyList, NearbyInfo, Status, Whoami } from "./control-api.js";
 import { vouchNote, vouchText } from "./school-format.js";
 
 /** The recipients of an outgoing message, each with what the school says of them (on a school's laptop). */
 function recipients(m: MessageView): string {
+  if (m.channel !== undefined) return `channel ${m.channel}`;
   return m.to.map((t, i) => t + vouchNote(m.toVouch?.[i])).join(", ");
 }
 
@@ -16,6 +17,12 @@ function when(ms: number | undefined): string {
 }
 
 function stateLine(m: MessageView): string {
+  // a channel: per member, summed up ("delivered to 31 of 40, read by 23")
+  const c = m.counts;
+  if (c) {
+    if (m.state === "waiting") return "waiting to be sent (no laptop has taken it yet)";
+    return `delivered to ${c.delivered} of ${c.members}, read by ${c.read}`;
+  }
   switch (m.state) {
     case "read":
       return `read ${when(m.readAt)}`;
@@ -38,7 +45,8 @@ export function formatMessages(list: MessageView[], title: string, mail?: MailSt
   const lines = [`${title} (${list.length})`];
   for (const m of list) {
     if (m.direction === "in") {
-      lines.push(`  ${m.readAt === undefined ? "new " : ""}from ${m.from}${vouchNote(m.fromVouch)}  ${when(m.claimedSentAt)}  [${m.id.slice(0, 8)}]`);
+      const where = m.channel !== undefined ? ` in channel ${m.channel}` : "";
+      lines.push(`  ${m.readAt === undefined ? "new " : ""}from ${m.from}${vouchNote(m.fromVouch)}${where}  ${when(m.claimedSentAt)}  [${m.id.slice(0, 8)}]`);
     } else {
       lines.push(`  to ${recipients(m)}  ${when(m.claimedSentAt)}  ${stateLine(m)}  [${m.id.slice(0, 8)}]`);
       const e = mail?.get(m.id);
@@ -93,6 +101,22 @@ export function formatOutbox(list: MessageView[], mail?: MailStates): string {
 /** What `pigeon send` prints: the message under the heading of the state it is in now. */
 export function formatSent(m: MessageView): string {
   return formatByState([m]).join("\n");
+}
+
+/** `pigeon channels`: each channel with its owner, members and whether this person is still in it. */
+export function formatChannels(list: ChannelView[]): string {
+  if (list.length === 0) return "Channels: none";
+  const lines = [`Channels (${list.length})`];
+  for (const c of list) {
+    const state = c.closed ? ", closed" : !c.member ? ", you were removed" : c.admin ? ", you are an admin" : "";
+    lines.push(`  ${c.title}  owner ${c.owner}, ${c.members.length} members${state}`);
+    lines.push(`    ${c.members.map((m) => m.address + (m.owner ? " (owner)" : m.admin ? " (admin)" : "")).join(", ")}`);
+  }
+  return lines.join("\n");
+}
+
+export function formatChannel(c: ChannelView): string {
+  return formatChannels([c]).split("\n").slice(1).join("\n").trimStart();
 }
 
 export function formatDrafts(list: DraftView[]): string {

@@ -9,7 +9,7 @@ type Out = (value: unknown, readable: string) => void;
 
 const USAGE =
   "school takes: list [--class C], enrol CARD --class C [--name NAME] [--role student|teacher] [--replace], " +
-  "revoke-device KEY [--name NAME], revoke-person NAME [--reason WHY], policy only-directory|open (pigeon --help)";
+  "revoke-device KEY [--name NAME], revoke-person NAME [--reason WHY], policy only-directory|open|no-student-groups|student-groups (pigeon --help)";
 
 export async function schoolCommand(command: "enrol" | "school", rest: string[], v: Values, ask: Ask, out: Out): Promise<number> {
   if (command === "enrol") {
@@ -75,8 +75,17 @@ export async function schoolCommand(command: "enrol" | "school", rest: string[],
     }
     case "policy": {
       only([]);
-      if (args.length !== 1 || (args[0] !== "only-directory" && args[0] !== "open")) throw new UsageError("school policy takes only-directory or open");
-      const r = await ask("POST /api/school/policy", { onlyDirectory: args[0] === "only-directory" });
+      const rule = args[0];
+      if (args.length !== 1 || !["only-directory", "open", "no-student-groups", "student-groups"].includes(rule!))
+        throw new UsageError("school policy takes only-directory, open, no-student-groups or student-groups");
+      if (rule === "no-student-groups" || rule === "student-groups") {
+        const g = await ask("POST /api/school/policy", { noStudentGroups: rule === "no-student-groups" });
+        out(g, g.noStudentGroups
+          ? `Policy set (directory entry ${g.serial}): students may not start channels of their own (teachers still may)`
+          : `Policy set (directory entry ${g.serial}): students may start small groups of their own`);
+        return 0;
+      }
+      const r = await ask("POST /api/school/policy", { onlyDirectory: rule === "only-directory" });
       out(r, r.onlyDirectory
         ? `Policy set (directory entry ${r.serial}): the school's laptops drop messages from anyone the directory does not vouch for`
         : `Policy set (directory entry ${r.serial}): messages from people the school does not vouch for go to requests`);

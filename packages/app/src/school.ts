@@ -111,9 +111,14 @@ export function schoolRoutes(mailbox: Mailbox, o: { dataDir: string; running: bo
       return { serial: e.serial, rulesSerial: (JSON.parse(e.text) as { serial: number }).serial };
     },
     "POST /api/school/policy": async (b) => {
-      if (typeof b.onlyDirectory !== "boolean") throw new HttpError(400, "bad-input", `"onlyDirectory" must be true or false`);
-      const e = await mailbox.school.setPolicy(b.onlyDirectory);
-      return { serial: e.serial, onlyDirectory: e.onlyDirectory };
+      const flag = (k: string) => {
+        if (b[k] !== undefined && typeof b[k] !== "boolean") throw new HttpError(400, "bad-input", `"${k}" must be true or false`);
+        return b[k] as boolean | undefined;
+      };
+      const [only, noGroups] = [flag("onlyDirectory"), flag("noStudentGroups")];
+      if (only === undefined && noGroups === undefined) throw new HttpError(400, "bad-input", `give "onlyDirectory" or "noStudentGroups"`);
+      const e = await mailbox.school.setPolicy(only, noGroups);
+      return { serial: e.serial, onlyDirectory: e.onlyDirectory, noStudentGroups: e.noStudentGroups ?? false };
     },
     "POST /api/enrol": async (b) => {
       const r = await mailbox.school.enrol(str(b, "token"));

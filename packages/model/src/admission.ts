@@ -3,6 +3,7 @@
 import { equalBytes, toHex } from "./bytes.js";
 import { buddyListConversation, checkPersonalChange } from "./buddy-list.js";
 import { checkChange, conversationId, segmentKind } from "./conversation.js";
+import { inEpochSegments } from "./channel.js";
 import { checkPersonalDraftsChange, DRAFTS_SEGMENT } from "./drafts.js";
 import { decodeEnvelope, Envelope, EnvelopeError, EnvelopeKind, openChange, openKeyEnvelope, signerOf, verifyEnvelope } from "./envelope.js";
 import type { Identity } from "./identity.js";
@@ -20,6 +21,19 @@ export interface AdmissionContext {
   changeKnown(hash: string): boolean;
   /** Why a device key may no longer sign (revoked by its person or the school), or undefined. */
   revoked?(device: Uint8Array): string | undefined;
+  /**
+   * Set when the conversation is a channel (channel.ts): its members are not fixed by its id but by
+   * the membership ops; each key is sealed to one member list (an epoch), and a change must be
+   * addressed to exactly the members of the key it is sealed with.
+   */
+  channel?: {
+    /** Whether the channel is known here yet (its membership ops opened); if not, its envelopes wait. */
+    known: boolean;
+    /** Was this person ever in the channel (a key envelope may name only such people)? */
+    everMember(person: Uint8Array): boolean;
+    /** The members a key (by hex key id) was sealed to: its key envelope's author and recipients. */
+    keyMembers(keyIdHex: string): Uint8Array[] | undefined;
+  };
 }
 
 export type Admission =
@@ -49,9 +63,33 @@ export function admitEnvelope(input: Uint8Array | Envelope, ctx: AdmissionContex
   if (ctx.alreadyOpened(env.id)) return { status: "rejected", envelope: env, reason: "replayed envelope (already opened)" };
   if (env.kind === EnvelopeKind.Ack) return { status: "rejected", envelope: env, reason: "acknowledgements are not opened" };
   const claimed = [env.author, ...env.recipients];
+  const channel = ctx.channel;
+  if (channel && !channel.known) return { status: "pending", envelope: env, reason: "channel membership not received yet" };
+  if (env.kind === EnvelopeKind.Key && channel) {
+    const stranger = claimed.find((k) => !channel.everMember(k));
+    // the add that names them may not have arrived yet (ops travel separately): wait for it
+    if (stranger) return { status: "pending", envelope: env, reason: "channel key sealed to someone not (yet) known to be in the channel" };
+    const opened = openKeyEnvelope(env, ctx.me);
+    if (!opened) return { status: "rejected", envelope: env, reason: "key envelope does not open for us" };
+    return { status: "key", envelope: env, key: opened.key, members: claimed, authorSealPublicKey: opened.authorSealPublicKey, authorClaims: opened.authorClaims };
+  }
+  if (channel) {
+    // the members of the epoch the change is sealed in: a message written before a removal (that
+    // crossed it in transit) is still read by the members it was written for
+    const epoch = channel.keyMembers(toHex(env.keyId));
+    if (!epoch) return { status: "pending", envelope: env, reason: "channel key not received yet" };
+    if (!inEpochSegments(env.segment, env.keyId)) return { status: "rejected", envelope: env, reason: "change sealed with one epoch's key for another epoch's document" };
+    ctx = { ...ctx, members: epoch };
+  }
   if (env.kind === EnvelopeKind.Key) {
-    if (!equalBytes(conversationId(claimed), env.conversation))
+    if (!equalBytes(conversationId(claimed), env.conversation)) {
+      // a key addressed to us in a conversation not known here may be a channel's whose membership has
+      // not arrived yet: it waits (within the per-author budget for what cannot be opened, and its
+      // lifetime); in a known conversation, or the person's own, it is a forgery
+      const maybeChannel = !ctx.members && !equalBytes(env.conversation, buddyListConversation(ctx.me.person)) && env.recipients.some((r) => equalBytes(r, ctx.me.person));
+      if (maybeChannel) return { status: "pending", envelope: env, reason: "key envelope's members do not match its conversation id (a channel not known here yet?)" };
       return { status: "rejected", envelope: env, reason: "key envelope's members do not match its conversation id" };
+    }
     const opened = openKeyEnvelope(env, ctx.me);
     if (!opened) return { status: "rejected", envelope: env, reason: "key envelope does not open for us" };
     return { status: "key", envelope: env, key: opened.key, members: claimed, authorSealPublicKey: opened.authorSealPublicKey, authorClaims: opened.authorClaims };

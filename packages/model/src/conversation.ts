@@ -39,7 +39,14 @@ export const MAX_PICTURE_BYTES = 16 * 1024;
 /** What a segment document holds: messages, corrections, files, or the author's picture. */
 export type SegmentKind = "messages" | "corrections" | "attachments" | "profile";
 
+/**
+ * A class channel's documents are numbered from here (channel.ts, channelSegmentBase: one run per
+ * epoch key); they hold plain messages (a channel has no corrections, files or pictures yet).
+ */
+export const CHANNEL_SEGMENTS = 2 ** 42;
+
 export function segmentKind(segment: number): SegmentKind {
+  if (segment >= CHANNEL_SEGMENTS) return "messages";
   return segment >= PROFILE_SEGMENT ? "profile" : segment >= ATTACHMENTS_SEGMENT ? "attachments" : segment >= CORRECTIONS_SEGMENT ? "corrections" : "messages";
 }
 

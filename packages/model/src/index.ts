@@ -37,6 +37,15 @@ export {
   readKeyring, sealingFromKeyring, type Keyring, type KeyringDevice, type PairingGrant,
 } from "./keyring.js";
 
+// Class channels: membership ops (owner- and admin-signed statements), their fold, epoch keys.
+export {
+  CHANNEL_LIFETIME_SECONDS, ChannelError, MAX_CHANNEL_MEMBERS, MAX_CHANNEL_OPS, MAX_TITLE_CHARS, STATEMENT_CHANNEL, channelIdOf,
+  channelSecretFrom, channelStatement, chooseChannelKey, decodeOp, encodeOp, foldChannel, isAdmin, isChannelStatement, isMember,
+  SEGMENTS_PER_EPOCH, channelSegmentBase, inEpochSegments, newChannelOps, opId, readChannelStatement, sameMembers,
+  type ChannelAction, type ChannelMember, type ChannelMemberCard, type ChannelOp, type ChannelState, type EpochKey, type FoldOptions,
+  type HeldOp, type RefusedOp,
+} from "./channel.js";
+
 // The authenticated, encrypted pipe between sync and peers.
 export type { PeerLink } from "./link.js";
 
@@ -49,7 +58,7 @@ export {
 
 // Envelope version 3: the routing wrapper carriers see (recipient tags, locks), and receipts.
 export {
-  MAX_SLOTS, SEALED_VERSION, TAG_BYTES, decodeReceipt, decodeSealed, envelopeForm, lockOf, makeReceipt, openSealed, recognises, sealEnvelope, tagFor, unseal,
+  MAX_SLOTS, SEALED_VERSION, TAG_BYTES, decodeReceipt, decodeSealed, envelopeForm, lockOf, makeReceipt, openSealed, recipientLocks, recognises, sealEnvelope, tagFor, unseal,
   type Receipt, type ReceiptEntry, type SealedEnvelope, type SealedSlot, type Unsealed,
 } from "./sealed.js";
 

@@ -95,7 +95,10 @@ describe("directory entries", () => {
     const rules = (n: number) => () => decodeEntry(signedByHand(school, (w) => header(w, 1, 4).bytes(new Writer().varint(n).finish())), pub);
     expect(rules(0)()).toMatchObject({ type: "policy", onlyDirectory: false });
     expect(rules(1)()).toMatchObject({ type: "policy", onlyDirectory: true });
-    expect(rules(3)).toThrow("invalid entry: unknown policy rules 0x3");
+    expect(rules(2)()).toMatchObject({ type: "policy", onlyDirectory: false, noStudentGroups: true });
+    expect(rules(3)()).toMatchObject({ type: "policy", onlyDirectory: true, noStudentGroups: true });
+    expect(rules(5)).toThrow("invalid entry: unknown policy rules 0x5");
+    expect(foldDirectory(HOME, [{ ...policy(2, false), noStudentGroups: true }]).noStudentGroups).toBe(true);
     expect(() => encodeEntry(school, { ...policy(1, true), onlyDirectory: "yes" } as unknown as DirectoryEntry)).toThrow(/only-directory/);
   });
 

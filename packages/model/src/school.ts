@@ -122,6 +122,8 @@ export interface PolicyEntry extends EntryBase {
   type: "policy";
   /** "Only the directory": laptops drop messages from anyone the directory does not vouch for (not even requests). */
   onlyDirectory: boolean;
+  /** "No student groups": students may not start channels of their own (teachers still may). */
+  noStudentGroups?: boolean;
 }
 
 /**
@@ -180,6 +182,7 @@ function entryProblem(e: DirectoryEntry): string | undefined {
       return undefined;
     case "policy":
       if (typeof e.onlyDirectory !== "boolean") return "policy rule only-directory is not true or false";
+      if (e.noStudentGroups !== undefined && typeof e.noStudentGroups !== "boolean") return "policy rule no-student-groups is not true or false";
       return undefined;
     case "mail-rules": {
       if (typeof e.text !== "string" || utf8(e.text).length > MAX_MAIL_RULES_BYTES) return `e-mail rules are not text of at most ${MAX_MAIL_RULES_BYTES} bytes`;
@@ -203,7 +206,7 @@ function entryProblem(e: DirectoryEntry): string | undefined {
 //                                [| raw32 sealing key] [| varint until (ms)]]
 //            revoke-person 2: raw32 person key | string reason
 //            revoke-device 3: raw32 device key | raw32 person key
-//            policy        4: varint rules (bit 0: only the directory; other bits are refused as unknown
+//            policy        4: varint rules (bit 0: only the directory; bit 1: no student groups; other bits are refused as unknown
 //                             rules, so a laptop never half-applies a policy it does not understand)
 //            mail-rules    5: string the e-mail gateway's rules, JSON (gateway-rules.ts; at most 32 KiB)
 // The signature is by the school key over "pigeon-directory-v1" ‖ every byte before it. The details
@@ -214,6 +217,7 @@ const ENTRY_TAG = utf8("pigeon-directory-v1");
 const TYPE_CODES = { enrol: 1, "revoke-person": 2, "revoke-device": 3, policy: 4, "mail-rules": 5 } as const;
 export const MAX_MAIL_RULES_BYTES = 32 * 1024;
 const POLICY_ONLY_DIRECTORY = 1;
+const POLICY_NO_STUDENT_GROUPS = 2;
 const ROLE_CODES = { student: 1, teacher: 2 } as const;
 const MAX_STRING_BYTES = 64; // home, name
 const MAX_DETAILS_BYTES = 1024;
@@ -233,7 +237,7 @@ function entryBody(e: DirectoryEntry): Uint8Array {
   else if (e.type === "revoke-person") d.raw(e.personKey).string(e.reason);
   else if (e.type === "revoke-device") d.raw(e.deviceKey).raw(e.personKey);
   else if (e.type === "mail-rules") d.string(e.text);
-  else d.varint(e.onlyDirectory ? POLICY_ONLY_DIRECTORY : 0);
+  else d.varint((e.onlyDirectory ? POLICY_ONLY_DIRECTORY : 0) | (e.noStudentGroups ? POLICY_NO_STUDENT_GROUPS : 0));
   return new Writer().u8(ENTRY_VERSION).u8(TYPE_CODES[e.type]).string(e.home).varint(e.serial).varint(e.at).bytes(d.finish()).finish();
 }
 
@@ -292,8 +296,9 @@ export function decodeEntry(bytes: Uint8Array, schoolPublicKey: Uint8Array): Dir
       e = { type: "revoke-device", home, serial, at, deviceKey: key(), personKey: key() };
     } else if (type === TYPE_CODES.policy) {
       const rules = r.varint();
-      if (rules & ~POLICY_ONLY_DIRECTORY) throw new DirectoryError(`invalid entry: unknown policy rules 0x${rules.toString(16)}`);
-      e = { type: "policy", home, serial, at, onlyDirectory: rules === POLICY_ONLY_DIRECTORY };
+      if (rules & ~(POLICY_ONLY_DIRECTORY | POLICY_NO_STUDENT_GROUPS)) throw new DirectoryError(`invalid entry: unknown policy rules 0x${rules.toString(16)}`);
+      e = { type: "policy", home, serial, at, onlyDirectory: (rules & POLICY_ONLY_DIRECTORY) !== 0 };
+      if (rules & POLICY_NO_STUDENT_GROUPS) e.noStudentGroups = true;
     } else if (type === TYPE_CODES["mail-rules"]) {
       e = { type: "mail-rules", home, serial, at, text: r.string(MAX_MAIL_RULES_BYTES) };
     } else {
@@ -421,6 +426,11 @@ export class DirectoryState {
   /** Whether the school allows messages only from people its directory vouches for. */
   get onlyDirectory(): boolean {
     return this.currentPolicy?.entry.onlyDirectory ?? false;
+  }
+
+  /** Whether the school forbids students to start channels (groups) of their own. */
+  get noStudentGroups(): boolean {
+    return this.currentPolicy?.entry.noStudentGroups ?? false;
   }
 
   /** The newest current enrolment claiming `name`, revoked or not. */

@@ -168,6 +168,22 @@ export function sealEnvelope(
   };
 }
 
+/**
+ * The lock of each recipient (in the order given) of the envelope that sealEnvelope makes from the
+ * same author secret and inner envelope: what lets the author tell, from the locks receipts opened,
+ * which recipients have it (a channel's "delivered to n of m"). Only the author can compute this:
+ * it needs the one-off secret, which comes from the author's sealing secret. Null for a key that is
+ * not a valid X25519 key (that recipient could never have been sealed to).
+ */
+export function recipientLocks(author: SealingKeyPair, innerBytes: Uint8Array, recipients: Uint8Array[]): (Uint8Array | null)[] {
+  const e = sha256(EPHEMERAL_INFO, author.secretKey, sha256(innerBytes));
+  const E = x25519PublicKey(e);
+  return recipients.map((r) => {
+    const s = x25519Fast(r, e);
+    return s ? lockOf(derive(s, E).ackKey) : null;
+  });
+}
+
 function fail(e: unknown, what: string): never {
   if (e instanceof EnvelopeError) throw e;
   if (e instanceof DecodeError) throw new EnvelopeError(`malformed ${what}: ${e.message}`);

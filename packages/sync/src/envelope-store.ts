@@ -434,17 +434,22 @@ export class EnvelopeStore {
 
   /**
    * Whether an acknowledgement concerns `peer`: it names an envelope we handed to the peer, or one
-   * the peer handed to us. Acknowledgements travel along the copies, not everywhere.
+   * the peer handed to us, or one of ours that the peer wrote (its author, met directly: a channel
+   * member who got the teacher's message through a classmate tells the teacher when they meet).
+   * Acknowledgements travel along the copies, not everywhere.
    */
   ackConcerns(ack: Uint8Array, peer: Uint8Array): boolean {
     return (
       this.stmt(
         `SELECT 1 FROM ack_names a WHERE a.ack = ? AND (
-           EXISTS (SELECT 1 FROM handed h WHERE h.envelope = a.envelope AND h.peer = ?)
+           EXISTS (SELECT 1 FROM handed h WHERE h.envelope = a.envelope AND h.peer = ?
+                     -- handed to one of its own parties (a channel's member): not a carrier, no use for others' acks
+                     AND NOT EXISTS (SELECT 1 FROM envelope_parties p WHERE p.envelope = a.envelope AND p.party = h.peer))
            OR EXISTS (SELECT 1 FROM envelopes e WHERE e.id = a.envelope AND e.source = ?)
-           OR EXISTS (SELECT 1 FROM delivered d WHERE d.id = a.envelope AND d.source = ?))
+           OR EXISTS (SELECT 1 FROM delivered d WHERE d.id = a.envelope AND d.source = ?)
+           OR EXISTS (SELECT 1 FROM envelopes e WHERE e.id = a.envelope AND e.inner IS NOT NULL AND e.author = ?))
          LIMIT 1`,
-      ).get(ack, peer, peer, peer) !== undefined
+      ).get(ack, peer, peer, peer, peer) !== undefined
     );
   }
 
@@ -470,6 +475,11 @@ export class EnvelopeStore {
     this.db.transaction(() => {
       for (const id of ids) stmt.run(id, acker);
     })();
+  }
+
+  /** Who acknowledged holding an envelope (signed acknowledgements this laptop has seen). */
+  ackers(id: Uint8Array): Uint8Array[] {
+    return (this.stmt(`SELECT acker FROM acks WHERE envelope = ?`).pluck().all(id) as Buffer[]).map((b) => new Uint8Array(b));
   }
 
   /** True when every recipient of the envelope (per its signed header) has acknowledged it. */

@@ -243,6 +243,11 @@ export class LocalState {
     this.stmt(`INSERT OR IGNORE INTO conversations (id, members) VALUES (?, ?)`).run(id, Buffer.concat(members));
   }
 
+  /** A channel's members change with its membership ops (a two-person conversation's never do). */
+  setMembers(id: Uint8Array, members: Uint8Array[]): void {
+    this.stmt(`INSERT INTO conversations (id, members) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET members = excluded.members`).run(id, Buffer.concat(members));
+  }
+
   members(id: Uint8Array): Uint8Array[] | undefined {
     const b = this.stmt(`SELECT members FROM conversations WHERE id = ?`).pluck().get(id) as Buffer | undefined;
     if (!b) return undefined;

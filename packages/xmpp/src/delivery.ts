@@ -5,7 +5,7 @@
 import type { MessageView } from "@pigeon/sync";
 import type { Account } from "./account.js";
 import { carbon } from "./carbons.js";
-import { receivedAfter, receivedByIds } from "./messages.js";
+import { hidden, receivedAfter, receivedByIds } from "./messages.js";
 import { receiptStanza } from "./receipts.js";
 import type { Session } from "./session.js";
 import { incomingStanza, outgoingStanza } from "./stanzas.js";
@@ -24,7 +24,8 @@ export async function catchUp(a: Account): Promise<void> {
 
 /** A message was written or arrived (the Mailbox `message` event). */
 export function pigeonMessage(a: Account, v: MessageView): void {
-  if (a.isClosed() || v.request) return; // requests wait for the child's decision (pigeon requests)
+  // requests wait for the child's decision (pigeon requests); channel messages are no one-to-one chat
+  if (a.isClosed() || hidden(v)) return;
   if (v.direction === "out") {
     // written by `pigeon send` (not by a client of ours)? show it to the clients as a sent carbon;
     // a client's own message has its ids remembered once Mailbox.send resolves, hence the wait

@@ -11,7 +11,7 @@ const PAGE = 500;
 /** The message `id` that `from` (a lower-case bare JID) sent to the user, if it arrived. */
 export async function findReceived(mailbox: Mailbox, id: string, from: string): Promise<MessageView | undefined> {
   const v = await mailbox.message(id);
-  return v && v.direction === "in" && !v.request && v.from.toLowerCase() === from ? v : undefined;
+  return v && v.direction === "in" && !hidden(v) && v.from.toLowerCase() === from ? v : undefined;
 }
 
 /** The ids of the unread messages received in `upto`'s conversation up to and including it (by the conversation's clock). */
@@ -20,7 +20,7 @@ export async function receivedUpTo(mailbox: Mailbox, upto: MessageView): Promise
   let afterSeq: number | undefined;
   for (;;) {
     const page = await mailbox.messages({ conversation: upto.conversation, direction: "in", unread: true, afterSeq, limit: PAGE });
-    for (const v of page) if (v.hlc <= upto.hlc && !v.request) out.push(v.id);
+    for (const v of page) if (v.hlc <= upto.hlc && !hidden(v)) out.push(v.id);
     if (page.length < PAGE) return out;
     afterSeq = page[page.length - 1]!.arrivalSeq;
   }
@@ -31,7 +31,7 @@ export async function receivedByIds(mailbox: Mailbox, ids: readonly string[]): P
   const out = new Map<string, MessageView>();
   for (const id of new Set(ids)) {
     const v = await mailbox.message(id);
-    if (v && v.direction === "in" && !v.request) out.set(id, v);
+    if (v && v.direction === "in" && !hidden(v)) out.set(id, v);
   }
   return out;
 }
@@ -42,7 +42,7 @@ export async function receivedAfter(mailbox: Mailbox, arrivalSeq: number): Promi
   let highest = arrivalSeq;
   for (;;) {
     const page = await mailbox.messages({ direction: "in", afterSeq: highest, limit: PAGE });
-    messages.push(...page.filter((v) => !v.request));
+    messages.push(...page.filter((v) => !hidden(v)));
     if (page.length) highest = page[page.length - 1]!.arrivalSeq ?? highest;
     if (page.length < PAGE) return { messages, highest };
   }
@@ -68,7 +68,7 @@ export async function archivePage(mailbox: Mailbox, query: ArchiveQuery, own: st
   const all: MessageView[] = [];
   for (let afterSeq = 0; ; ) {
     const page = await mailbox.messages({ conversation, afterSeq, limit: PAGE });
-    all.push(...page.filter((v) => !v.request));
+    all.push(...page.filter((v) => !hidden(v)));
     if (page.length < PAGE) break;
     afterSeq = page[page.length - 1]!.arrivalSeq ?? afterSeq;
   }
@@ -85,12 +85,12 @@ export async function archivePage(mailbox: Mailbox, query: ArchiveQuery, own: st
 async function pagedArchive(mailbox: Mailbox, q: ArchiveQuery, conversation: string | undefined): Promise<ArchivePage> {
   const seqOf = async (id: string): Promise<number> => {
     const v = await mailbox.message(id);
-    if (!v || v.request || v.arrivalSeq === undefined || (conversation !== undefined && v.conversation !== conversation))
+    if (!v || hidden(v) || v.arrivalSeq === undefined || (conversation !== undefined && v.conversation !== conversation))
       throw new ArchiveError("item-not-found", `no message ${id} in the archive`);
     return v.arrivalSeq;
   };
   const afterSeq = q.after ? await seqOf(q.after) : undefined;
-  const shown = (page: MessageView[]) => page.filter((v) => !v.request);
+  const shown = (page: MessageView[]) => page.filter((v) => !hidden(v));
   let items: MessageView[] = [];
   let complete: boolean;
   if (q.before !== undefined) {
@@ -121,4 +121,12 @@ async function pagedArchive(mailbox: Mailbox, q: ArchiveQuery, conversation: str
     }
   }
   return { items, complete, first: items[0]?.id, last: items[items.length - 1]?.id };
+}
+
+/**
+ * Not shown as one-to-one chat: requests (waiting for the child's decision) and messages of class
+ * channels, which are not chats with their author (group chat, XEP-0045, is not served yet).
+ */
+export function hidden(v: MessageView): boolean {
+  return v.request === true || v.channel !== undefined;
 }

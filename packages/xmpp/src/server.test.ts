@@ -375,6 +375,35 @@ describe("XmppServer in-process", () => {
     d.sock.destroy();
   });
 
+  it("does not show a class channel's messages as a chat with their author (group chat is not served yet)", async () => {
+    const tdir = mkdtempSync(join(tmpdir(), "pigeon-xmpp-teacher-"));
+    const teacher = new Mailbox({ identity: generateIdentity("mwalimu"), storage: fileStorage(tdir) });
+    const tsync = new SyncEngine(teacher);
+    const [lt, la] = memoryLinkPair(contactCard(teacher.identity), contactCard(mailbox.identity));
+    tsync.attach(lt);
+    sync.attach(la);
+    try {
+      for (let i = 0; i < 500 && !teacher.contacts().some((c) => c.name === "amara"); i++) await new Promise((r) => setTimeout(r, 10));
+      await mailbox.addBuddy("mwalimu");
+      await teacher.createChannel("club");
+      await teacher.addToChannel("club", { addresses: ["amara"] });
+      await teacher.sendToChannel("club", "channel hello");
+      for (let i = 0; i < 500 && !(await mailbox.messages({})).some((m) => m.body === "channel hello"); i++) await new Promise((r) => setTimeout(r, 10));
+      await teacher.send("amara", "direct hello");
+      for (let i = 0; i < 500 && !(await mailbox.messages({})).some((m) => m.body === "direct hello"); i++) await new Promise((r) => setTimeout(r, 10));
+      const c = await login(port, password, "channels");
+      c.send("<presence/>");
+      const first = await c.next((st) => st.name === "message" && childText(st, "body") !== undefined);
+      expect(childText(first, "body")).toBe("direct hello");
+      c.sock.destroy();
+    } finally {
+      lt.close("done");
+      tsync.close();
+      await teacher.close();
+      rmSync(tdir, { recursive: true, force: true });
+    }
+  });
+
   it("pushes a buddy-list change that arrives from another device of the person", async () => {
     // amara's tablet, certified by her first device (the node here), linked to it
     const fresh = newDeviceIdentity();

@@ -81,6 +81,12 @@ export class MailboxCore {
   private loaded: Promise<void> | undefined;
   /** What this laptop's school says of a person (school.ts); undefined when it belongs to no school. */
   schoolVouch: (signKey: Uint8Array) => VouchView | undefined = () => undefined;
+  /** Whether a conversation is a channel (channels.ts), and the key and recipients its next change is sealed with. */
+  isChannel: (conv: Uint8Array) => boolean = () => false;
+  channelSealing: (conv: Uint8Array, segment?: number) => { key: { key: Uint8Array; keyId: Uint8Array }; recipients: Uint8Array[] } | undefined = () => {
+    throw new Error("no channels");
+  };
+  channelTitle: (conv: Uint8Array) => string | undefined = () => undefined;
   /** The sealing key the school's directory gives for a person it vouches for (someone never met). */
   directorySealKey: (signKey: Uint8Array) => Uint8Array | undefined = () => undefined;
   /** The school directory's card for name@home (school.ts), to write to a schoolmate never met. */

@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import * as A from "@automerge/automerge";
 import {
   appendMessage, contactCard, conversationId, emptySegment, EnvelopeKind, formatHlc, generateIdentity, keyId, newActorId, newConversationKey,
-  randomBytes, sealChange, sealKey, signEnvelope, type ConversationDoc, type Identity,
+  randomBytes, sealChange, sealKey, signEnvelope, type ConversationDoc, type Identity, sealEnvelope,
 } from "@pigeon/model";
 import { fileStorage, Mailbox, memoryLinkPair, PigeonNode, SyncEngine } from "../index.js";
 import { sealedBytes } from "../sealed.test-helper.js";
@@ -72,16 +72,19 @@ describe("hostile content through a carrier", () => {
     envelopes.push(seal(A.getLastLocalChange(orphan) ?? randomBytes(10)));
     // ciphertext that does not open; a key envelope whose members do not match; an unknown conversation
     envelopes.push(sealedBytes(stranger, signEnvelope(stranger, { kind: EnvelopeKind.Change, conversation: conv, segment: 0, recipients: [me], created: now, lifetime: 86400, keyId: randomBytes(8) }, randomBytes(200)), child.identity));
-    envelopes.push(sealedBytes(stranger, sealKey(stranger, { conversation: randomBytes(16), recipients: [contactCard(child.identity)], created: now }, key), child.identity));
+    // (a key addressed to the child in a conversation she does not know may be a channel's whose
+    // membership has not reached her yet: it waits, within the stranger's budget, and expires)
+    const unknownKey = sealEnvelope(stranger.sealing, sealKey(stranger, { conversation: randomBytes(16), recipients: [contactCard(child.identity)], created: now }, key), [child.identity.sealing.publicKey]);
+    envelopes.push(unknownKey.bytes);
     envelopes.push(sealedBytes(stranger, sealChange(stranger, { conversation: randomBytes(16), segment: 0, recipients: [me], created: now }, key, first.change), child.identity));
 
     // the carrier picks them up somewhere, then meets the child
     for (const e of envelopes) await carrier.m.receive(e, 1);
     connect(carrier, child);
-    await until(() => child.m.state.rejections().length >= 4, "the hostile changes to be refused");
+    await until(() => child.m.state.rejections().length >= 3 && child.m.state.openedStatus(unknownKey.id) === "pending", "the hostile changes to be refused");
     const reasons = child.m.state.rejections().map((r) => r.reason);
     expect(reasons.some((r) => /two different changes numbered/.test(r))).toBe(true);
-    expect(reasons.some((r) => /does not open|not a valid|members do not match/.test(r))).toBe(true);
+    expect(reasons.some((r) => /not an Automerge change/.test(r))).toBe(true);
     expect(await child.m.inbox()).toEqual([]); // a stranger's messages are requests, never in the inbox
     const shown = (await child.m.requests()).flatMap((r) => r.messages.map((m) => m.body));
     expect(shown.filter((b) => b !== "hello, I am amara").length).toBe(1); // one twin only

@@ -1,4 +1,5 @@
 export { Mailbox, type MailboxOptions } from "./mailbox.js";
+export { type ChannelMemberView, type ChannelView } from "./channels.js";
 export { MAX_CLOCK_LEAD_MS } from "./opening.js";
 export { School, type SchoolMember, type SchoolView, type VouchView } from "./school.js";
 export {

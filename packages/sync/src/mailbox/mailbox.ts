@@ -17,6 +17,7 @@ import { silentLog, type Log } from "../log.js";
 import type { NodeStorage } from "../storage.js";
 import { Buddies } from "./buddies.js";
 import { Carrier } from "./carrier.js";
+import { Channels, type ChannelView } from "./channels.js";
 import { INTRODUCED, isStorageError, MailboxCore } from "./core.js";
 import { Devices, type DeviceView } from "./devices.js";
 import { Drafts } from "./drafts.js";
@@ -66,6 +67,8 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
   private readonly receiving: Receiving;
   private readonly sending: Sending;
   private readonly drafting: Drafts;
+  /** Class channels: create, change who is in them, write to them (channels.ts). */
+  private readonly channelSet: Channels;
   /** The person's devices: pairing, revoking, and the keyrings that arrive. */
   readonly devices: Devices;
   /** The school this laptop belongs to: its directory, what it says of people, enrolling; on a school server, writing entries. */
@@ -92,7 +95,12 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
     this.people.onCardChanged = (card) =>
       void this.core.serial(() => this.buddyList.refresh(card)).catch((e: unknown) => log.warn(`could not refresh a buddy's card: ${(e as Error).message}`));
     this.drafting = new Drafts(this.core);
-    this.opening = new Opening(this.core, this.views, this.receipts, this.buddyList, this.drafting);
+    this.channelSet = new Channels(this.core);
+    this.opening = new Opening(this.core, this.views, this.receipts, this.buddyList, this.drafting, this.channelSet);
+    this.channelSet.reopen = (conv) => this.opening.reopen(conv);
+    this.core.isChannel = (conv) => this.channelSet.isChannel(conv);
+    this.core.channelSealing = (conv) => this.channelSet.sealing(conv);
+    this.core.channelTitle = (conv) => (this.channelSet.isChannel(conv) ? this.channelSet.state(conv)?.title : undefined);
     this.carrier = new Carrier(this.core);
     this.devices = new Devices(this.core, () => this.school.enrolmentToken());
     this.school = new School(this.core, opts.school);
@@ -107,7 +115,14 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
         (e: unknown) => log.warn(`the school revoked one of this person's devices, but the keyring could not follow: ${(e as Error).message}`),
       );
     };
-    this.receiving = new Receiving(this.core, this.carrier, this.opening, this.receipts, this.devices, this.school);
+    // the school's "no student groups" rule: a student's channel counts for nothing on its laptops
+    this.channelSet.mayOwn = (owner) => {
+      const dir = this.school.directory();
+      if (!dir?.noStudentGroups) return true;
+      const found = dir.lookup(owner);
+      return found.status === "vouched" && found.entry.role === "teacher";
+    };
+    this.receiving = new Receiving(this.core, this.carrier, this.opening, this.receipts, this.devices, this.school, this.channelSet);
     this.sending = new Sending(this.core, this.people, this.views, this.buddyList);
   }
 
@@ -377,6 +392,60 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
   // ---- sending and receiving ----
   send(address: string, body: string): Promise<MessageView> {
     return this.sending.send(address, body);
+  }
+
+  // ---- channels ----
+
+  /** Starts a channel this person owns. */
+  createChannel(title: string): Promise<ChannelView> {
+    return this.channelSet.create(title);
+  }
+
+  /** The channels this laptop knows (those its person is or was in), beside the people in the inbox. */
+  channels(): ChannelView[] {
+    return this.channelSet.list();
+  }
+
+  channel(ref: string): ChannelView {
+    return this.channelSet.view(this.channelSet.find(ref));
+  }
+
+  /** Adds people (by address, as `send` takes them; or everyone of a class of the school's directory). */
+  addToChannel(ref: string, who: { addresses?: string[]; class?: string }): Promise<ChannelView> {
+    const cards = (who.addresses ?? []).map((a) => {
+      const c = this.people.resolve(a);
+      return this.channelSet.card(c);
+    });
+    if (who.class !== undefined) {
+      const dir = this.school.directory();
+      if (!dir) throw new MailboxError("bad-input", "this laptop belongs to no school: add people by name");
+      const members = dir.members(who.class).filter((e) => e.sealKey && !equalBytes(e.personKey, this.me));
+      if (members.length === 0) throw new MailboxError("not-found", `no one of class ${who.class} in the school's directory`);
+      for (const e of members) cards.push({ key: e.personKey, sealKey: e.sealKey!, name: e.name, home: dir.home });
+    }
+    if (cards.length === 0) throw new MailboxError("bad-input", "say who to add");
+    return this.channelSet.change(ref, { type: "add", members: cards });
+  }
+
+  removeFromChannel(ref: string, addresses: string[]): Promise<ChannelView> {
+    if (addresses.length === 0) throw new MailboxError("bad-input", "say who to remove");
+    return this.channelSet.change(ref, { type: "remove", members: addresses.map((a) => this.people.resolve(a).signPublicKey) });
+  }
+
+  setChannelAdmin(ref: string, address: string, admin: boolean): Promise<ChannelView> {
+    return this.channelSet.change(ref, { type: "admin", member: this.people.resolve(address).signPublicKey, admin });
+  }
+
+  closeChannel(ref: string): Promise<ChannelView> {
+    return this.channelSet.change(ref, { type: "close" });
+  }
+
+  /** Writes to a channel: sealed once for all its members. */
+  sendToChannel(ref: string, body: string): Promise<MessageView> {
+    const id = this.channelSet.find(ref);
+    const st = this.channelSet.state(id);
+    if (st?.closed) return Promise.reject(new MailboxError("bad-input", `"${st.title}" is closed`));
+    return this.sending.sendToChannel(id, body);
   }
 
   /** Answers a received message in its conversation (works for senders never met). */

@@ -6,6 +6,7 @@ import * as A from "@automerge/automerge";
 import type { DocHandle } from "@automerge/automerge-repo";
 import { admitEnvelope, equalBytes, hlcReceive, parseHlc, toHex, type ConversationDoc, type Envelope } from "@pigeon/model";
 import type { Buddies } from "./buddies.js";
+import type { Channels } from "./channels.js";
 import type { Drafts } from "./drafts.js";
 import { INTRODUCED, isStorageError, type MailboxCore } from "./core.js";
 import type { Receipts } from "./receipts.js";
@@ -25,7 +26,13 @@ export class Opening {
     private readonly receipts: Receipts,
     private readonly buddies: Buddies,
     private readonly drafts: Drafts,
+    private readonly channels: Channels,
   ) {}
+
+  /** Opens what waited in a conversation (a channel's membership or key arrived). */
+  reopen(conv: Uint8Array): Promise<void> {
+    return this.openWaiting(conv);
+  }
 
   /**
    * Opens one envelope, and then whatever it unblocked. Content problems end as "rejected"; a storage
@@ -84,6 +91,7 @@ export class Opening {
       },
       changeKnown: (hash) => core.state.changeOpenedElsewhere(hash, env.id),
       revoked: (device) => core.state.revocation(device)?.reason,
+      channel: this.channels.admissionContext(conv),
     });
     switch (admission.status) {
       case "rejected":
@@ -94,7 +102,7 @@ export class Opening {
         return;
       case "key": {
         core.state.batch(() => {
-          core.state.rememberConversation(conv, admission.members);
+          if (!this.channels.isChannel(conv)) core.state.rememberConversation(conv, admission.members);
           core.state.addKey(conv, { keyId: env.keyId, key: admission.key, envelope: env.id });
           core.state.markOpened(env.id, conv, "applied", core.now());
         });

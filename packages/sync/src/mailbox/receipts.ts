@@ -20,16 +20,26 @@ export class Receipts {
   async ensure(conv: Uint8Array, segment: number, also?: { ids: Set<string>; state: "read" }): Promise<void> {
     const { core } = this;
     const members = core.state.members(conv);
-    const sending = core.state.sendingKey(conv);
+    const channel = core.isChannel(conv);
+    if (channel && !members?.some((m) => equalBytes(m, core.me))) return; // removed: no receipts
+    // a channel's receipts are sealed with the key of its current member list, to all of them
+    // (for the messages of an epoch, with that epoch's key, to its members: each epoch has its own documents)
+    const sealing = channel ? core.channelSealing(conv, segment) : undefined;
+    if (channel && !sealing) return;
+    const sending = sealing?.key ?? core.state.sendingKey(conv);
     if (!members || !sending) return;
     // a request gets no receipt until it is accepted: a stranger does not learn the child got it
-    if (members.some((m) => !core.isBuddy(m))) return;
+    // (a channel's members are the owner's choice, not requests)
+    if (!channel && members.some((m) => !core.isBuddy(m))) return;
     const handle = await core.segmentHandle(conv, segment);
     const todo: { id: string; state: "delivered" | "read" }[] = [];
     for (const m of handle.doc().messages) {
       if (m.author.toString() === core.myKeyId) continue;
       const id = m.id.toString();
-      if (handle.doc().receipts[receiptKey(id, core.myKeyId, "delivered")] === undefined) todo.push({ id, state: "delivered" });
+      // in a channel, the member's signed acknowledgement of the envelope (which carriers need anyway,
+      // and which goes to the author alone) is the delivered receipt: a receipt change would go to
+      // every member, members x members envelopes per message
+      if (!channel && handle.doc().receipts[receiptKey(id, core.myKeyId, "delivered")] === undefined) todo.push({ id, state: "delivered" });
       if (also?.ids.has(id) && handle.doc().receipts[receiptKey(id, core.myKeyId, "read")] === undefined) todo.push({ id, state: "read" });
     }
     if (todo.length === 0) return;
@@ -42,7 +52,7 @@ export class Receipts {
     if (!change) return;
     const env = sealChange(
       core.identity,
-      { conversation: conv, segment, recipients: members.filter((m) => !equalBytes(m, core.me)), created: at, lifetime: core.lifetime },
+      { conversation: conv, segment, recipients: sealing?.recipients ?? members.filter((m) => !equalBytes(m, core.me)), created: at, lifetime: core.lifetime },
       sending.key,
       change,
     );
@@ -65,7 +75,7 @@ export class Receipts {
       const wanted = ids && new Set(ids);
       for (const conv of core.state.conversations()) {
         // requests are not marked: their sender gets no receipt until the child accepts them
-        if (core.state.members(conv)!.some((m) => !core.isBuddy(m))) continue;
+        if (!core.isChannel(conv) && core.state.members(conv)!.some((m) => !core.isBuddy(m))) continue;
         const segments = wanted
           ? [...new Set(ids!.map((id) => core.state.indexedMessage(id)).filter((m) => m && equalBytes(m.conversation, conv)).map((m) => m!.segment))]
           : core.state.segments(conv);

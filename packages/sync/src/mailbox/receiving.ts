@@ -2,11 +2,12 @@
 // are opened at once (within a per-author budget for those that cannot be opened yet); others are
 // carried within the carrier limits; acknowledgements drop the copies they confirm.
 import {
-  decodeEnvelope, decodeReceipt, decodeSealed, envelopeForm, equalBytes, EnvelopeError, EnvelopeKind, isAddressedTo, openSealed, signerOf, toHex, verifyEnvelope,
-  sha256, type Envelope, type Receipt, type ReceiptEntry, type SealedEnvelope,
+  decodeEnvelope, decodeReceipt, decodeSealed, envelopeForm, equalBytes, EnvelopeError, EnvelopeKind, isAddressedTo, isChannelStatement, openSealed, signerOf, toHex,
+  verifyEnvelope, sha256, type Envelope, type Receipt, type ReceiptEntry, type SealedEnvelope,
 } from "@pigeon/model";
 import { opaque, storable, type HeldEnvelope } from "../envelope-store.js";
 import type { Carrier } from "./carrier.js";
+import type { Channels } from "./channels.js";
 import type { Devices } from "./devices.js";
 import type { MailboxCore } from "./core.js";
 import type { Opening } from "./opening.js";
@@ -37,6 +38,7 @@ export class Receiving {
     private readonly receipts: Receipts,
     private readonly devices: Devices,
     private readonly school: School,
+    private readonly channels: Channels,
   ) {}
 
   /**
@@ -161,7 +163,7 @@ export class Receiving {
     const blocked = env.kind !== EnvelopeKind.Statement && core.isBlocked(env.author);
     const party =
       (isAddressedTo(env, core.me) && !blocked) ||
-      (env.kind === EnvelopeKind.Statement && (core.state.contact(env.author) !== undefined || this.school.follows(env)));
+      (env.kind === EnvelopeKind.Statement && (core.state.contact(env.author) !== undefined || this.school.follows(env) || this.channels.follows(env)));
     if (!party && size > l.maxCarriedEnvelopeBytes)
       return this.refused(from, env, `oversize: ${size} bytes, carriers take at most ${l.maxCarriedEnvelopeBytes}`);
     if (party && size > l.maxOwnEnvelopeBytes)
@@ -273,6 +275,10 @@ export class Receiving {
     if (!env) return;
     if (blocked) this.opening.refuseBlocked(env);
     if (party && env.kind === EnvelopeKind.Statement) {
+      if (isChannelStatement(env)) {
+        if (this.channels.follows(env)) await this.channels.apply(env);
+        return;
+      }
       if (this.school.follows(env)) this.school.apply(env);
       else this.devices.apply(env);
       return;

@@ -474,12 +474,17 @@ export class School {
     });
   }
 
-  /** Sets the school's policy: only the directory (true), or strangers' messages to requests (false). */
-  setPolicy(onlyDirectory: boolean): Promise<PolicyEntry> {
+  /**
+   * Sets the school's policy: only the directory (true), or strangers' messages to requests (false);
+   * and whether students may start groups (channels) of their own. A rule not given keeps its value.
+   */
+  setPolicy(onlyDirectory?: boolean, noStudentGroups?: boolean): Promise<PolicyEntry> {
     const { core } = this;
     return core.serial(async () => {
-      this.serverOnly();
-      return this.publish({ type: "policy", onlyDirectory }) as PolicyEntry;
+      const { dir } = this.serverOnly();
+      const only = onlyDirectory ?? dir.onlyDirectory;
+      const noGroups = noStudentGroups ?? dir.noStudentGroups;
+      return this.publish({ type: "policy", onlyDirectory: only, ...(noGroups ? { noStudentGroups: true } : {}) }) as PolicyEntry;
     });
   }
 

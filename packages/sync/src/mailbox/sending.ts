@@ -4,8 +4,8 @@
 import * as A from "@automerge/automerge";
 import type { DocHandle } from "@automerge/automerge-repo";
 import {
-  appendMessage, conversationId, conversationKeyId, equalBytes, formatHlc, fromHex, hlcTick, MAX_BODY_CHARS, MAX_FILE_BYTES, MAX_PICTURE_BYTES,
-  newConversationKey, newMessageId, sealChange, sealKey, SEGMENT_BASE, segmentKind, sha256, toHex, type NewMessage, type SegmentKind,
+  appendMessage, channelSegmentBase, conversationId, SEGMENTS_PER_EPOCH, conversationKeyId, equalBytes, formatHlc, fromHex, hlcTick, MAX_BODY_CHARS, MAX_FILE_BYTES,
+  MAX_PICTURE_BYTES, newConversationKey, newMessageId, sealChange, sealKey, SEGMENT_BASE, segmentKind, sha256, toHex, type NewMessage, type SegmentKind,
 } from "@pigeon/model";
 import type { Contact } from "../local-state.js";
 import type { Buddies } from "./buddies.js";
@@ -152,8 +152,45 @@ export class Sending {
       });
       sending = core.state.sendingKey(conv)!;
     }
-    const segments = core.state.segments(conv).filter((s) => segmentKind(s) === kind);
-    let segment = segments.length ? segments[segments.length - 1]! : SEGMENT_BASE[kind];
+    const view = await this.append(conv, members, [to.signPublicKey], sending.key, body, kind, extra, sealPublicKey ? [sealPublicKey] : undefined);
+    // a buddy written to for the first time since the user set a picture gets it now
+    if (picture && core.isBuddy(to.signPublicKey)) {
+      try {
+        await this.sharePicture(conv, to.signPublicKey);
+      } catch (e) {
+        core.log.warn(`could not share the picture with ${core.addressOf(to.signPublicKey)}: ${(e as Error).message}`);
+      }
+    }
+    return view;
+  }
+
+  /** Writes to a channel: one envelope, sealed once with the key of its current member list. */
+  async sendToChannel(conv: Uint8Array, body: string): Promise<MessageView> {
+    checkBody(body);
+    return this.core.serial(async () => {
+      const { key, recipients } = this.core.channelSealing(conv)!;
+      return this.append(conv, [this.core.me, ...recipients], recipients, key.key, body, "messages", {}, undefined, channelSegmentBase(key.keyId));
+    });
+  }
+
+  private async append(
+    conv: Uint8Array,
+    members: Uint8Array[],
+    recipients: Uint8Array[],
+    key: Uint8Array,
+    body: string,
+    kind: SegmentKind,
+    extra: Pick<NewMessage, "replaces" | "file" | "fileType">,
+    sealKeys: Uint8Array[] | undefined,
+    channelBase?: number,
+  ): Promise<MessageView> {
+    const core = this.core;
+    // a channel's epoch writes its own documents, from its base (model/channel.ts, SEGMENTS_PER_EPOCH);
+    // a conversation of two has one run of documents per kind (messages, corrections, files, picture)
+    const segments = core.state
+      .segments(conv)
+      .filter((s) => (channelBase !== undefined ? s >= channelBase && s < channelBase + SEGMENTS_PER_EPOCH : segmentKind(s) === kind));
+    let segment = segments.length ? segments[segments.length - 1]! : channelBase ?? SEGMENT_BASE[kind];
     let handle = await core.segmentHandle(conv, segment);
     if (handle.doc().messages.length >= core.segmentLimit) handle = await core.segmentHandle(conv, ++segment);
     const hlc = hlcTick(core.state.hlc(), core.now());
@@ -166,11 +203,11 @@ export class Sending {
     });
     const env = sealChange(
       core.identity,
-      { conversation: conv, segment, recipients: [to.signPublicKey], created: sentAt, lifetime: core.lifetime },
-      sending.key,
+      { conversation: conv, segment, recipients, created: sentAt, lifetime: core.lifetime },
+      key,
       change,
     );
-    core.storeOwn(env, sealPublicKey && [sealPublicKey]); // fsynced before we answer: the message is not lost from here on
+    core.storeOwn(env, sealKeys); // fsynced before we answer: the message is not lost from here on
     // From here the message is sent: nothing below may turn into "not sent" for the user, who would
     // then send it twice. What fails is redone from the sealed store (recover / catch-up).
     handle.update((d) => A.applyChanges(d, [change])[0]);
@@ -193,16 +230,7 @@ export class Sending {
     }
     core.events.emit("changed");
     const doc = handle.doc();
-    const view = this.views.viewOf(conv, members, doc, doc.messages.findIndex((m) => m.id.toString() === id));
-    // a buddy written to for the first time since the user set a picture gets it now
-    if (picture && core.isBuddy(to.signPublicKey)) {
-      try {
-        await this.sharePicture(conv, to.signPublicKey);
-      } catch (e) {
-        core.log.warn(`could not share the picture with ${core.addressOf(to.signPublicKey)}: ${(e as Error).message}`);
-      }
-    }
-    return view;
+    return this.views.viewOf(conv, members, doc, doc.messages.findIndex((m) => m.id.toString() === id));
   }
 }
 

@@ -65,6 +65,10 @@ export interface MessageView {
   toVouch?: VouchView[];
   /** Incoming from someone the user blocked: shown nowhere (neither inbox nor requests). */
   blocked?: true;
+  /** Written in a channel: its name. */
+  channel?: string;
+  /** Outgoing in a channel: of its other members now, how many have it and how many read it ("delivered to 31 of 40, read by 23"). */
+  counts?: { members: number; delivered: number; read: number };
 }
 
 /** Someone, as the user names them. */

@@ -1,12 +1,39 @@
 // What the user sees: each message as a view (who, what, and for outgoing ones how far it got),
 // the arrival numbering that XMPP archives page through, and paged per-conversation queries that
 // load only the segments they show.
-import { conversationId, equalBytes, fromHex, keyId, receiptKey, segmentKind, toHex, type ConversationDoc } from "@pigeon/model";
+import { conversationId, equalBytes, fromHex, keyId, receiptKey, recipientLocks, segmentKind, toHex, type ConversationDoc } from "@pigeon/model";
 import type { MailboxCore } from "./core.js";
 import type { MessageQuery, MessageView } from "./types.js";
 
 export class Views {
+  /** Each member's lock of a channel message this user sent (by envelope id, then member key, hex). */
+  private readonly locks = new Map<string, Map<string, string>>();
+
   constructor(private readonly core: MailboxCore) {}
+
+  /**
+   * The members of `others` whose lock of our sealed envelope `env` a receipt opened: they have it.
+   * The author recomputes each member's lock from its own sealing secret and the signed envelope
+   * inside (sealed.ts, recipientLocks); carriers cannot, so a receipt tells them nothing of who.
+   */
+  private openedBy(env: Uint8Array, others: Uint8Array[]): Uint8Array[] {
+    const { core } = this;
+    const opened = new Set(core.envelopes.ackers(env).map(toHex));
+    if (opened.size === 0) return [];
+    const id = toHex(env);
+    let locks = this.locks.get(id);
+    if (!locks || others.some((k) => !locks!.has(toHex(k)))) {
+      const inner = core.envelopes.get(env);
+      if (!inner?.sealed) return [];
+      const keys = others.map((k) => core.state.contact(k)?.sealPublicKey ?? core.directorySealKey(k));
+      const known = others.filter((_, i) => keys[i]);
+      const computed = recipientLocks(core.identity.sealing, inner.bytes, keys.filter((k): k is Uint8Array => k !== undefined));
+      locks = new Map(known.map((k, i) => [toHex(k), computed[i] ? toHex(computed[i]!) : ""]));
+      if (this.locks.size > 4096) this.locks.clear(); // a cache, not a record: it is computed again
+      this.locks.set(id, locks);
+    }
+    return others.filter((k) => opened.has(locks!.get(toHex(k)) ?? "-"));
+  }
 
   /** Emits 'message' and 'receipt' for what this laptop sees for the first time, numbers and indexes it. */
   noteArrivals(conv: Uint8Array, members: Uint8Array[], segment: number, doc: ConversationDoc, hops = 0): void {
@@ -39,6 +66,7 @@ export class Views {
     const author = m.author.toString();
     const mine = author === core.myKeyId;
     const others = members.filter((k) => !equalBytes(k, core.me));
+    const title = core.channelTitle(conv);
     const view: MessageView = {
       id,
       conversation: toHex(conv),
@@ -49,6 +77,7 @@ export class Views {
       hlc: m.hlc.toString(),
       claimedSentAt: m.sentAt,
     };
+    if (title !== undefined) view.channel = title;
     if (m.file) view.file = { type: m.fileType?.toString() ?? "application/octet-stream", size: m.file.length };
     const replaces = m.replaces?.toString();
     if (replaces !== undefined) {
@@ -66,7 +95,8 @@ export class Views {
       const readAt = doc.receipts[receiptKey(id, core.myKeyId, "read")];
       if (readAt !== undefined) view.readAt = readAt;
       const authorKey = members.find((k) => keyId(k) === author);
-      if (!authorKey || !core.isBuddy(authorKey)) view.request = true;
+      // in a channel the owner chose who writes: a classmate's message there is no request
+      if (title === undefined && (!authorKey || !core.isBuddy(authorKey))) view.request = true;
       if (authorKey && core.isBlocked(authorKey)) view.blocked = true;
       const school = authorKey && core.schoolVouch(authorKey);
       if (school) view.fromVouch = school;
@@ -79,13 +109,22 @@ export class Views {
     const delivered = stamps("delivered");
     const read = stamps("read");
     const env = core.state.sentEnvelope(id);
+    if (title !== undefined) {
+      // a channel: delivered to a member = a receipt opened their lock of the message's one sealed
+      // envelope (or their read receipt in the document: reading implies having it)
+      const acked = env ? this.openedBy(env, others) : [];
+      const has = others.filter((k) => acked.some((a) => equalBytes(a, k)) || doc.receipts[receiptKey(id, keyId(k), "read")] !== undefined);
+      view.counts = { members: others.length, delivered: has.length, read: read.length };
+    }
     const handed = env && core.envelopes.handed(env);
     if (handed) {
       view.handedAt = handed.at;
       view.sentVia = others.some((k) => equalBytes(k, handed.peer)) ? "direct" : "carrier";
       view.sentTo = core.addressOf(handed.peer);
     }
-    if (delivered.length === others.length) {
+    if (view.counts && view.counts.delivered === others.length && others.length > 0) {
+      view.deliveredAt = Math.max(0, ...delivered, ...read); // when is not known from acknowledgements
+    } else if (delivered.length === others.length) {
       view.deliveredAt = Math.max(...delivered);
       const hops = others.map((k) => core.state.arrival(`r:${receiptKey(id, keyId(k), "delivered")}`)?.hops ?? 1);
       view.deliveredVia = hops.every((h) => h <= 1) ? "direct" : "carriers";
