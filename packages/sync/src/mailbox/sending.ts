@@ -25,14 +25,17 @@ export class Sending {
   /** Writes to someone by what the user typed; writing to someone makes them a buddy (the child chose them). */
   async send(address: string, body: string): Promise<MessageView> {
     checkBody(body);
-    return this.core.serial(async () => {
-      const to = this.people.resolve(address);
-      if (equalBytes(to.signPublicKey, this.core.me)) throw new MailboxError("bad-input", "that is your own address");
-      if (this.core.isBlocked(to.signPublicKey))
-        throw new MailboxError("blocked", `you blocked ${this.core.addressOf(to.signPublicKey)}: unblock them first to write to them`);
-      if (!this.core.isBuddy(to.signPublicKey)) await this.buddies.add(to);
-      return this.sendTo(to, body);
-    });
+    return this.core.serial(async () => this.sendTo(await this.writingTo(address), body));
+  }
+
+  /** Whom the user writes to by what they typed: not themselves, not someone blocked; from here a buddy. */
+  private async writingTo(address: string): Promise<Contact> {
+    const to = this.people.resolve(address);
+    if (equalBytes(to.signPublicKey, this.core.me)) throw new MailboxError("bad-input", "that is your own address");
+    if (this.core.isBlocked(to.signPublicKey))
+      throw new MailboxError("blocked", `you blocked ${this.core.addressOf(to.signPublicKey)}: unblock them first to write to them`);
+    if (!this.core.isBuddy(to.signPublicKey)) await this.buddies.add(to);
+    return to;
   }
 
   /**
@@ -82,14 +85,7 @@ export class Sending {
   async sendFile(address: string, name: string, fileType: string, file: Uint8Array): Promise<MessageView> {
     if (file.length > MAX_FILE_BYTES) throw new MailboxError("bad-input", `the file is ${file.length} bytes; the largest file is ${MAX_FILE_BYTES} bytes`);
     const body = name.replace(/[\u0000-\u001f]/g, "").slice(0, 200) || "file";
-    return this.core.serial(async () => {
-      const to = this.people.resolve(address);
-      if (equalBytes(to.signPublicKey, this.core.me)) throw new MailboxError("bad-input", "that is your own address");
-      if (this.core.isBlocked(to.signPublicKey))
-        throw new MailboxError("blocked", `you blocked ${this.core.addressOf(to.signPublicKey)}: unblock them first to write to them`);
-      if (!this.core.isBuddy(to.signPublicKey)) await this.buddies.add(to);
-      return this.sendTo(to, body, "attachments", { file, fileType });
-    });
+    return this.core.serial(async () => this.sendTo(await this.writingTo(address), body, "attachments", { file, fileType }));
   }
 
   /**
