@@ -1,8 +1,9 @@
 // For this package's tests only (not built): laptops as in-process nodes on memory links, meeting and
 // walking apart, and a new device paired with its person's first one as a child does with the code.
 import { EventEmitter } from "node:events";
-import { contactCard, newDeviceIdentity, type Identity, type PeerLink } from "@pigeon/model";
+import { contactCard, generateIdentity, newDeviceIdentity, type Identity, type PeerLink } from "@pigeon/model";
 import { memoryLinkPair, memoryStorage, pairDevice, PigeonNode, type LinkSource, type Mailbox, type NodeStorage } from "./index.js";
+import { until } from "./until.test-helper.js";
 
 /** In-process links, as a simulator wires them. */
 export class MemoryNetwork extends EventEmitter<{ link: [PeerLink] }> implements LinkSource {
@@ -55,4 +56,18 @@ export async function pair(first: Laptop, cleanup: (() => unknown)[]): Promise<L
   const { identity } = await paired;
   atFresh.close("paired");
   return boot(identity, cleanup);
+}
+
+/** One laptop per name, each a new person. */
+export async function laptops(cleanup: (() => unknown)[], ...names: string[]): Promise<Laptop[]> {
+  return Promise.all(names.map((n) => boot(generateIdentity(n), cleanup)));
+}
+
+/** The teacher meets each child once so their cards are known (as on a class's first day). */
+export async function introduce(teacher: Laptop, kids: Laptop[]): Promise<void> {
+  for (const k of kids) {
+    const apart = meet(teacher, k);
+    await until(() => teacher.m.contacts().some((c) => c.name === k.id.name) && k.m.contacts().some((c) => c.name === teacher.id.name), "met");
+    apart();
+  }
 }

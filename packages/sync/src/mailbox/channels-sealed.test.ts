@@ -2,8 +2,8 @@
 // slot and a lock per member; the teacher's "delivered to n of m" comes from the locks that members'
 // receipts opened; what carriers hold of a channel names no member.
 import { afterEach, describe, expect, it } from "vitest";
-import { decodeSealed, EnvelopeKind, envelopeForm, fromHex, generateIdentity, toHex } from "@pigeon/model";
-import { boot, meet, type Laptop } from "../devices.test-helper.js";
+import { decodeSealed, EnvelopeKind, envelopeForm, fromHex, toHex } from "@pigeon/model";
+import { introduce, laptops as bootLaptops, meet, type Laptop } from "../devices.test-helper.js";
 import { until } from "../until.test-helper.js";
 
 const cleanup: (() => unknown)[] = [];
@@ -11,17 +11,7 @@ afterEach(async () => {
   for (const c of cleanup.splice(0).reverse()) await c();
 });
 
-async function laptops(...names: string[]): Promise<Laptop[]> {
-  return Promise.all(names.map((n) => boot(generateIdentity(n), cleanup)));
-}
-
-async function introduce(teacher: Laptop, kids: Laptop[]): Promise<void> {
-  for (const k of kids) {
-    const apart = meet(teacher, k);
-    await until(() => teacher.m.contacts().some((c) => c.name === k.id.name) && k.m.contacts().some((c) => c.name === teacher.id.name), "met");
-    apart();
-  }
-}
+const laptops = (...names: string[]): Promise<Laptop[]> => bootLaptops(cleanup, ...names);
 
 /** Whether `hay` holds `needle` anywhere, raw or as hex. */
 function holds(hay: Uint8Array, needle: Uint8Array): boolean {

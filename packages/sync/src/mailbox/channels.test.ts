@@ -2,7 +2,7 @@
 // the class is scattered; a member added while away; a removal that crosses messages in transit.
 import { afterEach, describe, expect, it } from "vitest";
 import { channelStatement, contactCard, EnvelopeKind, generateIdentity, generateSchool } from "@pigeon/model";
-import { boot, meet, MemoryNetwork, type Laptop } from "../devices.test-helper.js";
+import { boot, introduce, laptops as bootLaptops, meet, MemoryNetwork, type Laptop } from "../devices.test-helper.js";
 import { memoryStorage, PigeonNode } from "../index.js";
 import { until } from "../until.test-helper.js";
 
@@ -11,18 +11,7 @@ afterEach(async () => {
   for (const c of cleanup.splice(0).reverse()) await c();
 });
 
-async function laptops(...names: string[]): Promise<Laptop[]> {
-  return Promise.all(names.map((n) => boot(generateIdentity(n), cleanup)));
-}
-
-/** The teacher meets each child once so their cards are known (as on a class's first day). */
-async function introduce(teacher: Laptop, kids: Laptop[]): Promise<void> {
-  for (const k of kids) {
-    const apart = meet(teacher, k);
-    await until(() => teacher.m.contacts().some((c) => c.name === k.id.name) && k.m.contacts().some((c) => c.name === teacher.id.name), "met");
-    apart();
-  }
-}
+const laptops = (...names: string[]): Promise<Laptop[]> => bootLaptops(cleanup, ...names);
 
 const bodies = async (l: Laptop, channel: string) => (await l.m.messages({})).filter((m) => m.channel === channel).map((m) => m.body).sort();
 
