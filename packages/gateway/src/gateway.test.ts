@@ -461,7 +461,10 @@ describe("the e-mail gateway", () => {
     clearInterval(sampler);
     expect(answer).toMatch(/^552 5\.3\.4 mail larger than 200000 bytes/);
     const grew = peak - before;
-    expect(grew).toBeLessThan(10 * 1024 * 1024); // the 50 MB were drained as they came, not kept
+    // the 50 MB were drained as they came, not kept: keeping them would grow this by 50 MB or more. The margin is
+    // wide because the laptops in this same process grow too (Automerge's WebAssembly memory never shrinks):
+    // CI once measured 10.3 MB on a loaded 2-core machine.
+    expect(grew).toBeLessThan(25 * 1024 * 1024);
     expect((await inbox(t.teacher)).some((x) => x.body.includes("Subject: big"))).toBe(false);
   }, 60_000);
 
