@@ -5,6 +5,7 @@
 import { Api, ApiError } from "./api.js";
 import { COLOURS, decodeDrawing, drawingElement, encodeDrawing, HEIGHT, looksLikeDrawing, MAX_CHARS, simplify, SIZES, strokeElement, WIDTH, type Stroke } from "./drawing.js";
 import { chooseLang, direction, LANGUAGES, NATIVE, translator, type Key, type Lang } from "./i18n.js";
+import { channelScreen, channelsScreen, loadChannel, setMe, type Channel, type Ui } from "./channels.js";
 
 // What the node answers (the control API's views, packages/sync; only what the page uses).
 interface Message {
@@ -45,6 +46,9 @@ const data = {
   contacts: [] as Contact[],
   requests: [] as Request[],
   card: "",
+  channels: [] as Channel[],
+  /** What the school says of this laptop's user (their class and role), on a school's laptop. */
+  school: undefined as { class?: string; role?: string } | undefined,
 };
 let shown = 50; // messages per folder before "show older" (a slow laptop draws 50 quickly)
 let flash = "";
@@ -91,14 +95,14 @@ function seen(lastMet: number): string {
 
 // --- the frame: header, folders, live status -------------------------------------------------
 
-const SCREENS = ["inbox", "outbox", "drafts", "waiting", "friends", "write"] as const;
+const SCREENS = ["inbox", "outbox", "drafts", "waiting", "channels", "friends", "write"] as const;
 type Screen = (typeof SCREENS)[number];
 // symbols the system fonts of a plain Debian have (DejaVu): colour emoji fonts are often missing
-const ICONS: Record<Screen, string> = { inbox: "✉", outbox: "➤", drafts: "✎", waiting: "◷", friends: "☺", write: "✏" };
+const ICONS: Record<Screen, string> = { inbox: "✉", outbox: "➤", drafts: "✎", waiting: "◷", channels: "#", friends: "☺", write: "✏" };
 
-function route(): { screen: Screen | "message" | "draft" | "with"; arg?: string } {
+function route(): { screen: Screen | "message" | "draft" | "with" | "channel"; arg?: string } {
   const [s, arg] = location.hash.slice(1).split("/");
-  if ((s === "message" || s === "draft" || s === "with") && arg) return { screen: s, arg: decodeURIComponent(arg) };
+  if ((s === "message" || s === "draft" || s === "with" || s === "channel") && arg) return { screen: s, arg: decodeURIComponent(arg) };
   if (s === "write" && arg) return { screen: "write", arg: decodeURIComponent(arg) };
   return { screen: SCREENS.includes(s as Screen) ? (s as Screen) : "inbox" };
 }
@@ -136,7 +140,7 @@ function folders(): void {
     ...SCREENS.map((s) => {
       const c = counts[s];
       const label = t(s as Key);
-      const here = current === s || (s === "write" && current === "draft");
+      const here = current === s || (s === "write" && current === "draft") || (s === "channels" && current === "channel");
       return h("li", {},
         h("a", { href: `#${s}`, id: `to-${s}`, class: here ? "here" : undefined, "aria-current": here ? "page" : undefined },
           h("span", { "aria-hidden": "true", class: "icon" }, ICONS[s]), " ", label,
@@ -569,6 +573,8 @@ function draw(): void {
     case "friends": return void main.replaceChildren(...present(friendsScreen()));
     case "message": return void main.replaceChildren(...present(messageScreen(r.arg!)));
     case "with": return void main.replaceChildren(...present(talkScreen(r.arg!)));
+    case "channels": return void main.replaceChildren(...present(channelsScreen(ui)));
+    case "channel": return void main.replaceChildren(...present(channelScreen(ui, r.arg!)));
   }
 }
 
@@ -596,8 +602,8 @@ interface Folder {
   total: number;
 }
 interface State {
-  whoami: { address: string }; inbox: Folder & { unread: number }; outbox: Folder; waiting: Folder; drafts: Draft[]; buddies: { buddies: Buddy[] };
-  nearby: Nearby[]; contacts: Contact[]; requests: Request[]; card: { card: string };
+  whoami: { address: string; school?: { me?: { class?: string; role?: string } } }; inbox: Folder & { unread: number }; outbox: Folder; waiting: Folder; drafts: Draft[]; buddies: { buddies: Buddy[] };
+  nearby: Nearby[]; contacts: Contact[]; requests: Request[]; card: { card: string }; channels: Channel[];
 }
 
 /** Messages opened that are older than the folders' first page. */
@@ -607,7 +613,9 @@ function show(s: State): void {
   opened.clear(); // their state may have changed: asked again when shown
   Object.assign(data, {
     inbox: s.inbox.newest, outbox: s.outbox.newest, waiting: s.waiting.newest, unread: s.inbox.unread,
-    total: { inbox: s.inbox.total, outbox: s.outbox.total, waiting: s.waiting.total }, drafts: s.drafts, nearby: s.nearby, contacts: s.contacts, requests: s.requests, buddies: s.buddies.buddies, card: s.card.card });
+    total: { inbox: s.inbox.total, outbox: s.outbox.total, waiting: s.waiting.total }, drafts: s.drafts, nearby: s.nearby, contacts: s.contacts, requests: s.requests, buddies: s.buddies.buddies, card: s.card.card,
+    channels: s.channels ?? [], school: s.whoami.school?.me });
+  setMe(s.whoami.address);
   if (data.me !== s.whoami.address) {
     data.me = s.whoami.address;
     $("me").textContent = t("you", { who: s.whoami.address });
@@ -630,10 +638,28 @@ async function load(): Promise<void> {
       show(await api.get<State>(`state?shown=${shown}`));
       const r = route();
       if (r.screen === "with") await loadTalk(r.arg!);
+      if (r.screen === "channel") await loadChannel(ui, r.arg!);
     } while (again);
   })().finally(() => (loading = undefined));
   return loading;
 }
+
+/** What the channel screens (channels.ts) use of this page. */
+const ui: Ui = {
+  h, api, say, fail, load, render,
+  go: (hash, text) => {
+    say(text);
+    keepFlash = true;
+    location.hash = hash;
+  },
+  t: (key, vars) => t(key, vars),
+  when: (ms) => when(ms),
+  who: (address) => (address === data.me ? t("fromYou") : friendName(address)),
+  content: (m) => content({ ...m, to: m.to ?? [] }, false),
+  channels: () => data.channels,
+  friends: () => data.buddies.filter((b) => !b.blocked).map((b) => ({ address: b.address, name: b.petname ?? b.name })),
+  teacher: () => data.school?.role === "teacher",
+};
 
 async function main(): Promise<void> {
   lang = chooseLang(localStorage.getItem("pigeon-lang"), navigator.languages);
@@ -653,6 +679,7 @@ async function main(): Promise<void> {
     $("main").focus({ preventScroll: true });
     const r = route();
     if (r.screen === "with" && talk?.with !== r.arg) void loadTalk(r.arg!).catch(fail);
+    if (r.screen === "channel") void loadChannel(ui, r.arg!).catch(fail);
   });
   // listening first: a change while the folders load asks again
   api.live(() => void load().catch(() => {}), (up) => {

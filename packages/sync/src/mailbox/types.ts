@@ -69,6 +69,8 @@ export interface MessageView {
   channel?: string;
   /** Outgoing in a channel: of its other members now, how many have it and how many read it ("delivered to 31 of 40, read by 23"). */
   counts?: { members: number; delivered: number; read: number };
+  /** Outgoing in a channel: who of its other members read it (their addresses). */
+  readBy?: string[];
 }
 
 /** Someone, as the user names them. */

@@ -115,6 +115,8 @@ export class Views {
       const acked = env ? this.openedBy(env, others) : [];
       const has = others.filter((k) => acked.some((a) => equalBytes(a, k)) || doc.receipts[receiptKey(id, keyId(k), "read")] !== undefined);
       view.counts = { members: others.length, delivered: has.length, read: read.length };
+      // the teacher asks who read an announcement: the names, from the same signed read receipts
+      view.readBy = others.filter((k) => doc.receipts[receiptKey(id, keyId(k), "read")] !== undefined).map((k) => core.addressOf(k));
     }
     const handed = env && core.envelopes.handed(env);
     if (handed) {
