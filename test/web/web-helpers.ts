@@ -33,12 +33,13 @@ export async function startWebNode(name: string, opts: StartOptions = {}): Promi
   return Object.assign(d, { appUrl: url, origin: new URL(url).origin });
 }
 
-export async function launch(): Promise<Browser> {
+/** Debian's Chromium, headless; `extra` adds switches (a fake camera showing a file, for one). */
+export async function launch(extra: string[] = []): Promise<Browser> {
   const { chromium } = (await import(require.resolve("playwright-core"))) as typeof import("playwright-core");
   const browser = await chromium.launch({
     executablePath: "/usr/bin/chromium",
     headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", ...extra],
     timeout: 30_000,
   });
   onCleanup(() => browser.close());
