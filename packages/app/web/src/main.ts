@@ -5,6 +5,7 @@
 import { Api, ApiError } from "./api.js";
 import { COLOURS, decodeDrawing, drawingElement, encodeDrawing, HEIGHT, looksLikeDrawing, MAX_CHARS, simplify, SIZES, strokeElement, WIDTH, type Stroke } from "./drawing.js";
 import { chooseLang, direction, LANGUAGES, NATIVE, translator, type Key, type Lang } from "./i18n.js";
+import { asShortCode, qrElement, scan, shortCode, type Scan } from "./friend-qr.js";
 import { channelScreen, channelsScreen, loadChannel, setMe, type Channel, type Ui } from "./channels.js";
 
 // What the node answers (the control API's views, packages/sync; only what the page uses).
@@ -22,6 +23,8 @@ interface Message {
   sentTo?: string;
   deliveredAt?: number;
   readAt?: number;
+  /** Incoming: the laptops its copy went through, its writer's included (2 = through one carrier). */
+  hops?: number;
 }
 interface Draft { id: string; to: string; body: string; updatedAt: number }
 interface Buddy { address: string; fingerprint: string; signPublicKey: string; name: string; petname?: string; how: string; blocked: boolean }
@@ -46,6 +49,7 @@ const data = {
   contacts: [] as Contact[],
   requests: [] as Request[],
   card: "",
+  fingerprint: "",
   channels: [] as Channel[],
   /** What the school says of this laptop's user (their class and role), on a school's laptop. */
   school: undefined as { class?: string; role?: string } | undefined,
@@ -493,6 +497,7 @@ function friendsScreen(): Child[] {
               h("span", { class: "friend-name" }, b.petname ?? b.name), " ",
               h("span", { class: "address" }, b.address),
               h("span", { class: n?.connected ? "seen now" : "seen" }, n?.connected ? "● " + t("nearbyNow") : n ? seen(n.lastMet) : t("neverSeen")),
+              n?.connected ? null : awayPart(b.address, n?.lastMet),
               vouched.has(b.fingerprint) || b.how === "school" ? h("span", { class: "vouched" }, "★ ", t("schoolVouched")) : null,
               h("a", { class: "button", id: `talk-${b.fingerprint}`, href: `#with/${encodeURIComponent(b.address)}`, "aria-label": `${t("messages")}: ${b.petname ?? b.name}` }, "✉ ", t("messages")),
               h("a", { class: "button", id: `write-${b.fingerprint}`, href: `#write/${encodeURIComponent(b.address)}`, "aria-label": `${t("write")}: ${b.petname ?? b.name}` }, "✏ ", t("write")));
@@ -515,12 +520,75 @@ function friendsScreen(): Child[] {
       h("p", {}, t("myCodeHelp")),
       h("output", { id: "my-code", class: "code" }, data.card),
       h("button", { type: "button", onclick: (e) => void navigator.clipboard?.writeText(data.card).then(() => ((e.target as HTMLElement).textContent = t("copied"))) }, "⧉ ", t("copy"))),
+    qrPart(),
     h("form", { "aria-labelledby": "add-h", onsubmit: (e) => (e.preventDefault(), void addFriend()) },
       h("h3", { id: "add-h" }, t("friendCode")),
       h("label", { for: "friend-code" }, t("friendCodeHelp")),
       h("textarea", { id: "friend-code", rows: 3, autocomplete: "off", spellcheck: "false", value: typedCode, oninput: (e) => (typedCode = (e.target as HTMLTextAreaElement).value) }),
-      h("button", { type: "submit" }, "+ ", t("addFriend"))),
+      h("button", { type: "submit" }, "+ ", t("addFriend")),
+      ...cameraPart()),
   ];
+}
+
+// --- my code as a QR code, a friend's read with the camera (friend-qr.ts) -----------------------
+
+let qrFor: { card: string; lang: Lang; svg: SVGSVGElement } | undefined;
+
+function qrPart(): Child {
+  if (!data.card) return null;
+  if (qrFor?.card !== data.card || qrFor.lang !== lang) qrFor = { card: data.card, lang, svg: qrElement(data.card, t("qrAlt")) };
+  return h("section", { "aria-labelledby": "qr-h", class: "qr-part" },
+    h("h3", { id: "qr-h" }, t("qrTitle")),
+    h("p", {}, t("qrHelp")),
+    qrFor.svg,
+    data.fingerprint ? h("p", { id: "short-code" }, t("shortCode", { code: shortCode(data.fingerprint) })) : null,
+    h("p", {}, t("shortHelp")));
+}
+
+/** The camera while it reads a friend's code; one element kept across screens drawn again (it holds the stream). */
+let camera: Scan | undefined;
+const video = h("video", { id: "camera", playsinline: true });
+
+function cameraPart(): Child[] {
+  video.setAttribute("aria-label", t("cameraView"));
+  video.hidden = !camera;
+  return [
+    h("button", { type: "button", id: "scan", onclick: () => void toggleCamera() }, camera ? "■ " + t("scanStop") : "⌷ " + t("scan")),
+    camera ? h("p", { id: "scanning" }, t("scanning")) : null,
+    video,
+  ];
+}
+
+function stopCamera(): void {
+  camera?.stop();
+  camera = undefined;
+}
+
+async function toggleCamera(): Promise<void> {
+  if (camera) return stopCamera(), render();
+  if (!navigator.mediaDevices?.getUserMedia) return say(t("noCamera"));
+  try {
+    camera = await scan(video, (text) => {
+      camera = undefined;
+      typedCode = text;
+      render();
+      void addFriend();
+    });
+    render();
+  } catch {
+    camera = undefined;
+    say(t("noCamera"));
+    render();
+  }
+}
+
+/**
+ * How far a friend who is not nearby now is: their newest message (since their laptop was last met)
+ * came through carriers, so their laptop is that many laptops away (docs/web-app.md, "Laptops away").
+ */
+function awayPart(address: string, lastMet = 0): Child {
+  const m = data.inbox.find((x) => x.from === address && (x.arrivedAt ?? 0) > lastMet);
+  return m?.hops !== undefined && m.hops >= 2 ? h("span", { class: "away" }, "⇢ ", t("away", { n: m.hops })) : null;
 }
 
 /** A friend's code being typed: kept when the screen is drawn again. */
@@ -528,6 +596,16 @@ let typedCode = "";
 
 async function addFriend(): Promise<void> {
   try {
+    // a short code: the laptop met nearby whose person's fingerprint starts with it
+    const short = asShortCode(typedCode);
+    if (short) {
+      const n = data.nearby.find((x) => x.fingerprint.toUpperCase().startsWith(short));
+      if (!n) return say(t("shortUnknown", { code: short }));
+      await api.post("buddies/add", { who: n.address });
+      typedCode = "";
+      say(t("added", { who: name(n.address) }));
+      return void (await load());
+    }
     const r = await api.post<{ address: string }>("contacts", { card: typedCode.trim() });
     typedCode = "";
     say(t("added", { who: name(r.address) }));
@@ -602,7 +680,7 @@ interface Folder {
   total: number;
 }
 interface State {
-  whoami: { address: string; school?: { me?: { class?: string; role?: string } } }; inbox: Folder & { unread: number }; outbox: Folder; waiting: Folder; drafts: Draft[]; buddies: { buddies: Buddy[] };
+  whoami: { address: string; fingerprint: string; school?: { me?: { class?: string; role?: string } } }; inbox: Folder & { unread: number }; outbox: Folder; waiting: Folder; drafts: Draft[]; buddies: { buddies: Buddy[] };
   nearby: Nearby[]; contacts: Contact[]; requests: Request[]; card: { card: string }; channels: Channel[];
 }
 
@@ -614,7 +692,7 @@ function show(s: State): void {
   Object.assign(data, {
     inbox: s.inbox.newest, outbox: s.outbox.newest, waiting: s.waiting.newest, unread: s.inbox.unread,
     total: { inbox: s.inbox.total, outbox: s.outbox.total, waiting: s.waiting.total }, drafts: s.drafts, nearby: s.nearby, contacts: s.contacts, requests: s.requests, buddies: s.buddies.buddies, card: s.card.card,
-    channels: s.channels ?? [], school: s.whoami.school?.me });
+    channels: s.channels ?? [], school: s.whoami.school?.me, fingerprint: s.whoami.fingerprint });
   setMe(s.whoami.address);
   if (data.me !== s.whoami.address) {
     data.me = s.whoami.address;
@@ -680,6 +758,7 @@ async function main(): Promise<void> {
     const r = route();
     if (r.screen === "with" && talk?.with !== r.arg) void loadTalk(r.arg!).catch(fail);
     if (r.screen === "channel") void loadChannel(ui, r.arg!).catch(fail);
+    if (r.screen !== "friends") stopCamera();
   });
   // listening first: a change while the folders load asks again
   api.live(() => void load().catch(() => {}), (up) => {

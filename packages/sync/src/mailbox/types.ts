@@ -46,6 +46,11 @@ export interface MessageView {
   /** When, and as which number, it first reached (or was written on) this laptop: MAM order. */
   arrivedAt?: number;
   arrivalSeq?: number;
+  /**
+   * Incoming: how many laptops the copy that brought it went through, its writer's included (1 =
+   * straight from the writer's laptop, 2 = through one carrier). Unknown for messages from before it was kept.
+   */
+  hops?: number;
   /** Outgoing only. */
   state?: MessageState;
   handedAt?: number;
