@@ -176,7 +176,8 @@ export function channelScreen(ui: Ui, id: string): Child[] {
     h("section", { "aria-labelledby": "members-h", class: "members" },
       h("h3", { id: "members-h" }, t("members"), " (", String(c.members.length), ")"),
       h("ul", {},
-        ...c.members.map((m) =>
+        // the owner first, then everyone by name: a class of 40 is read like a register
+        ...[...c.members].sort((a, b) => Number(b.owner) - Number(a.owner) || ui.who(a.address).localeCompare(ui.who(b.address))).map((m) =>
           h("li", { class: "member" },
             h("span", { class: "friend-name" }, ui.who(m.address)), " ",
             m.owner ? h("span", { class: "role" }, "★ ", t("owner")) : m.admin ? h("span", { class: "role" }, t("admin")) : null, " ",
