@@ -67,7 +67,7 @@ describe.skipIf(!!why)("friends by QR code and short code", () => {
   it("amara shows her code as a QR code; baraka's camera reads it and she is his friend", async () => {
     await pa.getByRole("link", { name: /Friends/ }).click();
     await pa.getByRole("img", { name: "QR code with my friend code" }).waitFor();
-    await expect(pa.locator("#short-code").textContent()).resolves.toMatch(/^My short code: [A-Z2-7]{4}-[A-Z2-7]{4}$/);
+    await expect(pa.locator("#short-code").textContent()).resolves.toMatch(/^My short code: [a-z2-7]{4}-[a-z2-7]{4}$/);
     await look(pa, "friends-qr");
 
     const video = join(tempDir("camera"), "amara-qr.y4m");
@@ -79,14 +79,13 @@ describe.skipIf(!!why)("friends by QR code and short code", () => {
     await pb.getByRole("link", { name: /Friends/ }).click();
     await pb.getByText("No friends yet", { exact: false }).waitFor();
     await pb.getByRole("button", { name: /Read a friend's code with the camera/ }).click();
-    await pb.getByText("Hold your friend's code in front of the camera.").waitFor();
-    await pb.getByRole("button", { name: /Stop the camera/ }).waitFor();
-    await look(pb, "friends-camera");
+    // (the camera reads the code in its first frames: "Hold your friend's code..." may never be seen)
     await waitFor(async () => (await pb.locator("#flash").textContent()) === "amara is now your friend.", "baraka's camera to read amara's code", 30_000);
     await pb.locator(".friend .friend-name", { hasText: "amara" }).waitFor();
     // the camera is off again: the button offers to read another code
     await pb.getByRole("button", { name: /Read a friend's code with the camera/ }).waitFor();
     expect(await pb.locator("video#camera").evaluate((v: HTMLVideoElement) => v.srcObject === null)).toBe(true);
+    await look(pb, "friends-camera-read");
   }, 120_000);
 
   it("with no camera the page says to type; esi, near amara, types her short code", async () => {
@@ -95,13 +94,13 @@ describe.skipIf(!!why)("friends by QR code and short code", () => {
     await pe.getByRole("button", { name: /Read a friend's code with the camera/ }).click();
     await waitFor(async () => (await pe.locator("#flash").textContent()) === "No camera here: type your friend's code instead.", "the page to say there is no camera");
     // a short code no laptop nearby has
-    await pe.getByLabel("Type or paste the code your friend shows you.").fill("aaaa-aaaa");
+    await pe.getByLabel("Type or paste the code your friend shows you.").fill("AAAA-AAAA");
     await pe.getByRole("button", { name: /Add friend/ }).click();
-    await waitFor(async () => /No laptop near yours has the code AAAA-AAAA/.test((await pe.locator("#flash").textContent()) ?? ""), "the unknown short code refused");
-    // amara's, as her screen shows it, typed with the keyboard
+    await waitFor(async () => /No laptop near yours has the code aaaa-aaaa/.test((await pe.locator("#flash").textContent()) ?? ""), "the unknown short code refused");
+    // amara's, as her screen shows it, typed with the keyboard (capitals and no dash do as well)
     const code = (await pa.locator("#short-code").textContent())!.replace("My short code: ", "");
     await pe.locator(".seen", { hasText: "Nearby now" }).first().waitFor({ timeout: 30_000 });
-    await pe.getByLabel("Type or paste the code your friend shows you.").fill(code.toLowerCase());
+    await pe.getByLabel("Type or paste the code your friend shows you.").fill(code.toUpperCase().replace("-", ""));
     await pe.getByLabel("Type or paste the code your friend shows you.").press("Tab");
     await pe.keyboard.press("Enter");
     await waitFor(async () => (await pe.locator("#flash").textContent()) === "amara is now your friend.", "esi to add amara by her short code");

@@ -33,7 +33,7 @@ export function qrElement(text: string, label: string): SVGSVGElement {
   return svg;
 }
 
-/** The short code of a fingerprint ("ABCD-EFGH-IJKL-MNOP" gives "ABCD-EFGH"). */
+/** The short code of a fingerprint ("a7mf-qsxr-ijkl-mnop" gives "a7mf-qsxr"). */
 export function shortCode(fingerprint: string): string {
   return fingerprint.slice(0, 9);
 }
@@ -41,7 +41,7 @@ export function shortCode(fingerprint: string): string {
 /** Whether typed text is a short code (any case, with or without the dash). */
 export function asShortCode(typed: string): string | undefined {
   const m = /^\s*([a-z2-7]{4})-?([a-z2-7]{4})\s*$/i.exec(typed);
-  return m ? `${m[1]!.toUpperCase()}-${m[2]!.toUpperCase()}` : undefined;
+  return m ? `${m[1]!.toLowerCase()}-${m[2]!.toLowerCase()}` : undefined;
 }
 
 interface Detector { detect(source: CanvasImageSource): Promise<{ rawValue: string }[]> }

@@ -553,7 +553,7 @@ function cameraPart(): Child[] {
   video.setAttribute("aria-label", t("cameraView"));
   video.hidden = !camera;
   return [
-    h("button", { type: "button", id: "scan", onclick: () => void toggleCamera() }, camera ? "■ " + t("scanStop") : "⌷ " + t("scan")),
+    h("button", { type: "button", id: "scan", onclick: () => void toggleCamera() }, camera ? "■ " + t("scanStop") : "◉ " + t("scan")),
     camera ? h("p", { id: "scanning" }, t("scanning")) : null,
     video,
   ];
@@ -568,12 +568,15 @@ async function toggleCamera(): Promise<void> {
   if (camera) return stopCamera(), render();
   if (!navigator.mediaDevices?.getUserMedia) return say(t("noCamera"));
   try {
-    camera = await scan(video, (text) => {
+    let read = false;
+    const running = await scan(video, (text) => {
+      read = true; // possibly before scan() returns: the first frame may hold the code
       camera = undefined;
       typedCode = text;
       render();
       void addFriend();
     });
+    if (!read) camera = running;
     render();
   } catch {
     camera = undefined;
@@ -599,7 +602,7 @@ async function addFriend(): Promise<void> {
     // a short code: the laptop met nearby whose person's fingerprint starts with it
     const short = asShortCode(typedCode);
     if (short) {
-      const n = data.nearby.find((x) => x.fingerprint.toUpperCase().startsWith(short));
+      const n = data.nearby.find((x) => x.fingerprint.toLowerCase().startsWith(short));
       if (!n) return say(t("shortUnknown", { code: short }));
       await api.post("buddies/add", { who: n.address });
       typedCode = "";
