@@ -87,6 +87,10 @@ describe.skipIf(!!why)("class channels in the web app", () => {
       await expect(page.locator("li.channel").textContent()).resolves.toMatch(/started by mwalimu, 3 members/);
     }
     await look(pa, "channels");
+    // the inbox says which channel a message was written in
+    await pb.getByRole("link", { name: /Inbox/ }).click();
+    await expect(pb.locator("main li.msg", { hasText: "Bring a leaf tomorrow" }).locator(".who").textContent()).resolves.toBe("From mwalimu · # 5B science");
+    await pb.getByRole("link", { name: /Channels/ }).click();
     // only amara opens it (and so reads it)
     await pa.getByRole("link", { name: "# 5B science" }).click();
     const theirs = pa.locator("ol.channel-talk li.theirs", { hasText: "Bring a leaf tomorrow" });
@@ -109,6 +113,14 @@ describe.skipIf(!!why)("class channels in the web app", () => {
     const answer = pt.locator("ol.channel-talk li.theirs", { hasText: "I found a mango leaf" });
     await answer.waitFor({ timeout: 30_000 });
     await expect(answer.locator(".who").textContent()).resolves.toBe("amara");
+    // the teacher's outbox has the group state too
+    await pt.getByRole("link", { name: /Outbox/ }).click();
+    const sent = pt.locator("main li.msg", { hasText: "Bring a leaf tomorrow" });
+    await expect(sent.locator(".who").textContent()).resolves.toBe("To # 5B science");
+    await expect(sent.locator(".ticks").textContent()).resolves.toMatch(/Delivered to 2 of 2, read by 1/);
+    await pt.getByRole("link", { name: /Channels/ }).click();
+    await pt.getByRole("link", { name: "# 5B science" }).click();
+    await pt.getByRole("heading", { name: "# 5B science" }).waitFor();
   }, 180_000);
 
   it("the teacher removes a child with the keyboard alone; the child sees they are no longer in it", async () => {

@@ -73,7 +73,7 @@ export async function loadChannel(ui: Ui, id: string): Promise<void> {
 }
 
 /** How far one's own message got in the whole group, in words beside a symbol. */
-function groupState(ui: Ui, m: ChannelMessage): HTMLElement {
+export function groupState(ui: Ui, m: Pick<ChannelMessage, "state" | "counts">): HTMLElement {
   const { h, t } = ui;
   const c = m.counts;
   const waiting = m.state === "waiting";

@@ -6,7 +6,7 @@ import { Api, ApiError } from "./api.js";
 import { COLOURS, decodeDrawing, drawingElement, encodeDrawing, HEIGHT, looksLikeDrawing, MAX_CHARS, simplify, SIZES, strokeElement, WIDTH, type Stroke } from "./drawing.js";
 import { chooseLang, direction, LANGUAGES, NATIVE, translator, type Key, type Lang } from "./i18n.js";
 import { asShortCode, qrElement, scan, shortCode, type Scan } from "./friend-qr.js";
-import { channelScreen, channelsScreen, loadChannel, setMe, type Channel, type Ui } from "./channels.js";
+import { channelScreen, channelsScreen, groupState, loadChannel, setMe, type Channel, type Ui } from "./channels.js";
 
 // What the node answers (the control API's views, packages/sync; only what the page uses).
 interface Message {
@@ -25,6 +25,9 @@ interface Message {
   readAt?: number;
   /** Incoming: the laptops its copy went through, its writer's included (2 = through one carrier). */
   hops?: number;
+  /** Written in a channel: its name, and (one's own) how many of its members have it and read it. */
+  channel?: string;
+  counts?: { members: number; delivered: number; read: number };
 }
 interface Draft { id: string; to: string; body: string; updatedAt: number }
 interface Buddy { address: string; fingerprint: string; signPublicKey: string; name: string; petname?: string; how: string; blocked: boolean }
@@ -174,6 +177,8 @@ function say(text: string): void {
 // --- messages ----------------------------------------------------------------------------------
 
 function ticks(m: Message): HTMLElement {
+  // written in a channel: how far it got in the whole group ("Delivered to 31 of 40, read by 23")
+  if (m.counts) return groupState(ui, m);
   const s = m.state ?? "sent";
   const key: Key = s === "waiting" ? "stateWaiting" : s === "sent" ? "stateSent" : s === "delivered" ? "stateDelivered" : "stateRead";
   const icon = s === "waiting" ? "◷" : s === "sent" ? "✓" : "✓✓";
@@ -196,7 +201,9 @@ function messageList(list: Message[], total: number, empty: Key): Node {
   const newest = [...list].sort((a, b) => (b.arrivedAt ?? b.claimedSentAt) - (a.arrivedAt ?? a.claimedSentAt));
   const items = newest.slice(0, shown).map((m) => {
     const isNew = m.direction === "in" && m.readAt === undefined;
-    const who = m.direction === "in" ? t("from", { who: friendName(m.from) }) : t("to", { who: m.to.map(friendName).join(", ") });
+    const who = m.channel !== undefined
+      ? m.direction === "in" ? `${t("from", { who: friendName(m.from) })} · # ${m.channel}` : t("to", { who: `# ${m.channel}` })
+      : m.direction === "in" ? t("from", { who: friendName(m.from) }) : t("to", { who: m.to.map(friendName).join(", ") });
     return h("li", { class: isNew ? "msg new" : "msg" },
       // its name is what it shows ("From amara new 10:02"): a screen reader says what the child sees
       h("a", { href: `#message/${m.id}`, class: "open", id: `m-${m.id}` },
