@@ -27,7 +27,8 @@ export interface WebNode extends Daemon {
 
 /** A node started with the built CLI; its app address is read from what it printed, as a child would. */
 export async function startWebNode(name: string, opts: StartOptions = {}): Promise<WebNode> {
-  const d = await startDaemon(name, { ...opts, args: ["--no-mdns", "--no-xmpp", ...(opts.args ?? [])] });
+  // a browser test runs Chromium beside its nodes: on a loaded machine a node may take long to start
+  const d = await startDaemon(name, { readyMs: 60_000, ...opts, args: ["--no-mdns", "--no-xmpp", ...(opts.args ?? [])] });
   const url = /Pigeon for you in this laptop's browser: (\S+)/.exec(d.output())?.[1];
   if (!url) throw new Error(`${name} printed no address for the browser:\n${d.output()}`);
   return Object.assign(d, { appUrl: url, origin: new URL(url).origin });
