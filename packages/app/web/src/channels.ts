@@ -83,7 +83,7 @@ export function groupState(ui: Ui, m: Pick<ChannelMessage, "state" | "counts">):
     ? t("groupWaiting")
     : delivered === 0
       ? t("groupSent")
-      : t("groupDelivered", { n: delivered, of: c!.members }) + (c!.read > 0 ? `, ${t("groupRead", { n: c!.read })}` : "");
+      : t("groupDelivered", { n: delivered, of: c!.members }) + (c!.read > 0 ? t("comma") + t("groupRead", { n: c!.read }) : "");
   const icon = waiting ? "◷" : delivered === 0 ? "✓" : "✓✓";
   return h("span", { class: `ticks ${state}`, "data-state": state }, h("span", { "aria-hidden": "true", class: "tick-icon" }, icon), " ", words);
 }
@@ -115,7 +115,7 @@ function about(ui: Ui, c: Channel): string {
   const parts = [t("channelOwner", { who: ui.who(c.owner) }), t("channelMembers", { n: c.members.length })];
   if (c.closed) parts.push(t("channelClosed"));
   if (!c.member) parts.push(t("channelRemoved"));
-  return parts.join(", ");
+  return parts.join(t("comma"));
 }
 
 async function create(ui: Ui): Promise<void> {

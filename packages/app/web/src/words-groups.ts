@@ -46,6 +46,8 @@ const en = {
   noCamera: "No camera here: type your friend's code instead.",
   shortUnknown: "No laptop near yours has the code {code}. Go near your friend's laptop, or type their whole code.",
   away: "{n} laptops away",
+  /** Between two parts of a line ("started by mwalimu, 3 members"). */
+  comma: ", ",
 };
 
 export type GroupWords = typeof en;
@@ -94,6 +96,8 @@ const fr: GroupWords = {
   noCamera: "Pas de caméra ici : tape plutôt le code de ton ami.",
   shortUnknown: "Aucun ordinateur près du tien n'a le code {code}. Va près de l'ordinateur de ton ami, ou tape son code en entier.",
   away: "à {n} ordinateurs d'ici",
+  /** Between two parts of a line ("started by mwalimu, 3 members"). */
+  comma: ", ",
 };
 
 const es: GroupWords = {
@@ -140,6 +144,8 @@ const es: GroupWords = {
   noCamera: "Aquí no hay cámara: escribe el código de tu amigo.",
   shortUnknown: "Ningún portátil cerca del tuyo tiene el código {code}. Acércate al portátil de tu amigo, o escribe su código entero.",
   away: "a {n} portátiles de aquí",
+  /** Between two parts of a line ("started by mwalimu, 3 members"). */
+  comma: ", ",
 };
 
 const sw: GroupWords = {
@@ -186,6 +192,8 @@ const sw: GroupWords = {
   noCamera: "Hakuna kamera hapa: andika msimbo wa rafiki yako.",
   shortUnknown: "Hakuna kompyuta karibu na yako yenye msimbo {code}. Nenda karibu na kompyuta ya rafiki yako, au andika msimbo wake wote.",
   away: "kompyuta {n} mbali",
+  /** Between two parts of a line ("started by mwalimu, 3 members"). */
+  comma: ", ",
 };
 
 const ar: GroupWords = {
@@ -232,6 +240,8 @@ const ar: GroupWords = {
   noCamera: "لا توجد كاميرا هنا: اكتب رمز صديقك.",
   shortUnknown: "لا يوجد حاسوب قريب من حاسوبك له الرمز {code}. اقترب من حاسوب صديقك، أو اكتب رمزه كاملًا.",
   away: "على بعد {n} حواسيب",
+  /** Between two parts of a line ("started by mwalimu, 3 members"). */
+  comma: "، ",
 };
 
 export const GROUP_WORDS = { en, fr, es, sw, ar } as const;
