@@ -27,18 +27,20 @@ export interface WebNode extends Daemon {
 
 /** A node started with the built CLI; its app address is read from what it printed, as a child would. */
 export async function startWebNode(name: string, opts: StartOptions = {}): Promise<WebNode> {
-  const d = await startDaemon(name, { ...opts, args: ["--no-mdns", "--no-xmpp", ...(opts.args ?? [])] });
+  // a browser test runs Chromium beside its nodes: on a loaded machine a node may take long to start
+  const d = await startDaemon(name, { readyMs: 60_000, ...opts, args: ["--no-mdns", "--no-xmpp", ...(opts.args ?? [])] });
   const url = /Pigeon for you in this laptop's browser: (\S+)/.exec(d.output())?.[1];
   if (!url) throw new Error(`${name} printed no address for the browser:\n${d.output()}`);
   return Object.assign(d, { appUrl: url, origin: new URL(url).origin });
 }
 
-export async function launch(): Promise<Browser> {
+/** Debian's Chromium, headless; `extra` adds switches (a fake camera showing a file, for one). */
+export async function launch(extra: string[] = []): Promise<Browser> {
   const { chromium } = (await import(require.resolve("playwright-core"))) as typeof import("playwright-core");
   const browser = await chromium.launch({
     executablePath: "/usr/bin/chromium",
     headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", ...extra],
     timeout: 30_000,
   });
   onCleanup(() => browser.close());

@@ -45,10 +45,16 @@ const API: Record<string, Endpoint> = {
   "POST buddies/add": "POST /api/buddies/add",
   "POST contacts": "POST /api/contacts",
   "POST requests/accept": "POST /api/requests/accept",
+  // class channels and groups (docs/web-app.md, "Channels"): the node checks who may change them
+  "GET channels": "GET /api/channels",
+  "POST channels/create": "POST /api/channels/create",
+  "POST channels/add": "POST /api/channels/add",
+  "POST channels/remove": "POST /api/channels/remove",
+  "POST channels/send": "POST /api/channels/send",
 };
 
 /** What GET /app/api/state answers at once: each listing the page shows (the folders trimmed, see state()). */
-const STATE = ["whoami", "inbox", "outbox", "drafts", "buddies", "nearby", "contacts", "requests", "card"] as const;
+const STATE = ["whoami", "inbox", "outbox", "drafts", "buddies", "nearby", "contacts", "requests", "card", "channels"] as const;
 /** Messages per folder the page gets at first; it asks for more ("show older") with ?shown=N. */
 const FIRST = 50;
 
@@ -225,6 +231,14 @@ export class WebApp {
       const talk = [...inbox!.filter((m) => m.from === who), ...outbox!.filter((m) => m.to.includes(who))];
       talk.sort((a, b) => (a.arrivedAt ?? a.claimedSentAt) - (b.arrivedAt ?? b.claimedSentAt));
       return this.json(req, res, 200, talk.slice(-100));
+    }
+    // a channel's messages, everyone's, oldest first (the newest 100)
+    if (method === "GET" && path === "/app/api/channel") {
+      const id = new URL(req.url ?? "/", "http://x").searchParams.get("id") ?? "";
+      const [inbox, outbox] = (await Promise.all([this.opts.routes["GET /api/inbox"]({}), this.opts.routes["GET /api/outbox"]({})])) as MessageView[][];
+      const said = [...inbox!, ...outbox!].filter((m) => m.channel !== undefined && m.conversation === id);
+      said.sort((a, b) => (a.arrivedAt ?? a.claimedSentAt) - (b.arrivedAt ?? b.claimedSentAt));
+      return this.json(req, res, 200, said.slice(-100));
     }
     const endpoint = API[`${method} ${path.slice("/app/api/".length)}`];
     if (!endpoint) return this.json(req, res, 404, { error: "not-found", message: `no such endpoint: ${method} ${path}` });

@@ -1,6 +1,8 @@
 // The app's words in each language. English is complete; every other language must have every key
 // (the type says so), so no screen is ever half-translated. Kiswahili and Arabic are first drafts.
 
+import { GROUP_WORDS, type GroupWords } from "./words-groups.js";
+
 const en = {
   appName: "Pigeon",
   nav: "Folders",
@@ -94,7 +96,7 @@ const en = {
 };
 
 export type Words = typeof en;
-export type Key = keyof Words;
+export type Key = keyof Words | keyof GroupWords;
 
 const fr: Words = {
   appName: "Pigeon",
@@ -464,7 +466,14 @@ const ar: Words = {
   messages: "الرسائل",
 };
 
-export const LANGUAGES = { en, fr, es, sw, ar } as const;
+// the channel, group and QR screens' words live in words-groups.ts
+export const LANGUAGES = {
+  en: { ...en, ...GROUP_WORDS.en },
+  fr: { ...fr, ...GROUP_WORDS.fr },
+  es: { ...es, ...GROUP_WORDS.es },
+  sw: { ...sw, ...GROUP_WORDS.sw },
+  ar: { ...ar, ...GROUP_WORDS.ar },
+} as const;
 export type Lang = keyof typeof LANGUAGES;
 /** Each language's name in itself, for the chooser. */
 export const NATIVE: Record<Lang, string> = { en: "English", fr: "Français", es: "Español", sw: "Kiswahili", ar: "العربية" };

@@ -5,6 +5,8 @@
 import { Api, ApiError } from "./api.js";
 import { COLOURS, decodeDrawing, drawingElement, encodeDrawing, HEIGHT, looksLikeDrawing, MAX_CHARS, simplify, SIZES, strokeElement, WIDTH, type Stroke } from "./drawing.js";
 import { chooseLang, direction, LANGUAGES, NATIVE, translator, type Key, type Lang } from "./i18n.js";
+import { asShortCode, qrElement, scan, shortCode, type Scan } from "./friend-qr.js";
+import { channelScreen, channelsScreen, groupState, loadChannel, setMe, type Channel, type Ui } from "./channels.js";
 
 // What the node answers (the control API's views, packages/sync; only what the page uses).
 interface Message {
@@ -21,6 +23,11 @@ interface Message {
   sentTo?: string;
   deliveredAt?: number;
   readAt?: number;
+  /** Incoming: the laptops its copy went through, its writer's included (2 = through one carrier). */
+  hops?: number;
+  /** Written in a channel: its name, and (one's own) how many of its members have it and read it. */
+  channel?: string;
+  counts?: { members: number; delivered: number; read: number };
 }
 interface Draft { id: string; to: string; body: string; updatedAt: number }
 interface Buddy { address: string; fingerprint: string; signPublicKey: string; name: string; petname?: string; how: string; blocked: boolean }
@@ -45,6 +52,10 @@ const data = {
   contacts: [] as Contact[],
   requests: [] as Request[],
   card: "",
+  fingerprint: "",
+  channels: [] as Channel[],
+  /** What the school says of this laptop's user (their class and role), on a school's laptop. */
+  school: undefined as { class?: string; role?: string } | undefined,
 };
 let shown = 50; // messages per folder before "show older" (a slow laptop draws 50 quickly)
 let flash = "";
@@ -91,14 +102,14 @@ function seen(lastMet: number): string {
 
 // --- the frame: header, folders, live status -------------------------------------------------
 
-const SCREENS = ["inbox", "outbox", "drafts", "waiting", "friends", "write"] as const;
+const SCREENS = ["inbox", "outbox", "drafts", "waiting", "channels", "friends", "write"] as const;
 type Screen = (typeof SCREENS)[number];
 // symbols the system fonts of a plain Debian have (DejaVu): colour emoji fonts are often missing
-const ICONS: Record<Screen, string> = { inbox: "✉", outbox: "➤", drafts: "✎", waiting: "◷", friends: "☺", write: "✏" };
+const ICONS: Record<Screen, string> = { inbox: "✉", outbox: "➤", drafts: "✎", waiting: "◷", channels: "#", friends: "☺", write: "✏" };
 
-function route(): { screen: Screen | "message" | "draft" | "with"; arg?: string } {
+function route(): { screen: Screen | "message" | "draft" | "with" | "channel"; arg?: string } {
   const [s, arg] = location.hash.slice(1).split("/");
-  if ((s === "message" || s === "draft" || s === "with") && arg) return { screen: s, arg: decodeURIComponent(arg) };
+  if ((s === "message" || s === "draft" || s === "with" || s === "channel") && arg) return { screen: s, arg: decodeURIComponent(arg) };
   if (s === "write" && arg) return { screen: "write", arg: decodeURIComponent(arg) };
   return { screen: SCREENS.includes(s as Screen) ? (s as Screen) : "inbox" };
 }
@@ -136,7 +147,7 @@ function folders(): void {
     ...SCREENS.map((s) => {
       const c = counts[s];
       const label = t(s as Key);
-      const here = current === s || (s === "write" && current === "draft");
+      const here = current === s || (s === "write" && current === "draft") || (s === "channels" && current === "channel");
       return h("li", {},
         h("a", { href: `#${s}`, id: `to-${s}`, class: here ? "here" : undefined, "aria-current": here ? "page" : undefined },
           h("span", { "aria-hidden": "true", class: "icon" }, ICONS[s]), " ", label,
@@ -166,6 +177,8 @@ function say(text: string): void {
 // --- messages ----------------------------------------------------------------------------------
 
 function ticks(m: Message): HTMLElement {
+  // written in a channel: how far it got in the whole group ("Delivered to 31 of 40, read by 23")
+  if (m.counts) return groupState(ui, m);
   const s = m.state ?? "sent";
   const key: Key = s === "waiting" ? "stateWaiting" : s === "sent" ? "stateSent" : s === "delivered" ? "stateDelivered" : "stateRead";
   const icon = s === "waiting" ? "◷" : s === "sent" ? "✓" : "✓✓";
@@ -188,7 +201,9 @@ function messageList(list: Message[], total: number, empty: Key): Node {
   const newest = [...list].sort((a, b) => (b.arrivedAt ?? b.claimedSentAt) - (a.arrivedAt ?? a.claimedSentAt));
   const items = newest.slice(0, shown).map((m) => {
     const isNew = m.direction === "in" && m.readAt === undefined;
-    const who = m.direction === "in" ? t("from", { who: friendName(m.from) }) : t("to", { who: m.to.map(friendName).join(", ") });
+    const who = m.channel !== undefined
+      ? m.direction === "in" ? `${t("from", { who: friendName(m.from) })} · # ${m.channel}` : t("to", { who: `# ${m.channel}` })
+      : m.direction === "in" ? t("from", { who: friendName(m.from) }) : t("to", { who: m.to.map(friendName).join(", ") });
     return h("li", { class: isNew ? "msg new" : "msg" },
       // its name is what it shows ("From amara new 10:02"): a screen reader says what the child sees
       h("a", { href: `#message/${m.id}`, class: "open", id: `m-${m.id}` },
@@ -489,6 +504,7 @@ function friendsScreen(): Child[] {
               h("span", { class: "friend-name" }, b.petname ?? b.name), " ",
               h("span", { class: "address" }, b.address),
               h("span", { class: n?.connected ? "seen now" : "seen" }, n?.connected ? "● " + t("nearbyNow") : n ? seen(n.lastMet) : t("neverSeen")),
+              n?.connected ? null : awayPart(b.address, n?.lastMet),
               vouched.has(b.fingerprint) || b.how === "school" ? h("span", { class: "vouched" }, "★ ", t("schoolVouched")) : null,
               h("a", { class: "button", id: `talk-${b.fingerprint}`, href: `#with/${encodeURIComponent(b.address)}`, "aria-label": `${t("messages")}: ${b.petname ?? b.name}` }, "✉ ", t("messages")),
               h("a", { class: "button", id: `write-${b.fingerprint}`, href: `#write/${encodeURIComponent(b.address)}`, "aria-label": `${t("write")}: ${b.petname ?? b.name}` }, "✏ ", t("write")));
@@ -511,12 +527,78 @@ function friendsScreen(): Child[] {
       h("p", {}, t("myCodeHelp")),
       h("output", { id: "my-code", class: "code" }, data.card),
       h("button", { type: "button", onclick: (e) => void navigator.clipboard?.writeText(data.card).then(() => ((e.target as HTMLElement).textContent = t("copied"))) }, "⧉ ", t("copy"))),
+    qrPart(),
     h("form", { "aria-labelledby": "add-h", onsubmit: (e) => (e.preventDefault(), void addFriend()) },
       h("h3", { id: "add-h" }, t("friendCode")),
       h("label", { for: "friend-code" }, t("friendCodeHelp")),
       h("textarea", { id: "friend-code", rows: 3, autocomplete: "off", spellcheck: "false", value: typedCode, oninput: (e) => (typedCode = (e.target as HTMLTextAreaElement).value) }),
-      h("button", { type: "submit" }, "+ ", t("addFriend"))),
+      h("button", { type: "submit" }, "+ ", t("addFriend")),
+      ...cameraPart()),
   ];
+}
+
+// --- my code as a QR code, a friend's read with the camera (friend-qr.ts) -----------------------
+
+let qrFor: { card: string; lang: Lang; svg: SVGSVGElement } | undefined;
+
+function qrPart(): Child {
+  if (!data.card) return null;
+  if (qrFor?.card !== data.card || qrFor.lang !== lang) qrFor = { card: data.card, lang, svg: qrElement(data.card, t("qrAlt")) };
+  return h("section", { "aria-labelledby": "qr-h", class: "qr-part" },
+    h("h3", { id: "qr-h" }, t("qrTitle")),
+    h("p", {}, t("qrHelp")),
+    qrFor.svg,
+    data.fingerprint ? h("p", { id: "short-code" }, t("shortCode", { code: shortCode(data.fingerprint) })) : null,
+    h("p", {}, t("shortHelp")));
+}
+
+/** The camera while it reads a friend's code; one element kept across screens drawn again (it holds the stream). */
+let camera: Scan | undefined;
+const video = h("video", { id: "camera", playsinline: true });
+
+function cameraPart(): Child[] {
+  video.setAttribute("aria-label", t("cameraView"));
+  video.hidden = !camera;
+  return [
+    h("button", { type: "button", id: "scan", onclick: () => void toggleCamera() }, camera ? "■ " + t("scanStop") : "◉ " + t("scan")),
+    camera ? h("p", { id: "scanning" }, t("scanning")) : null,
+    video,
+  ];
+}
+
+function stopCamera(): void {
+  camera?.stop();
+  camera = undefined;
+}
+
+async function toggleCamera(): Promise<void> {
+  if (camera) return stopCamera(), render();
+  if (!navigator.mediaDevices?.getUserMedia) return say(t("noCamera"));
+  try {
+    let read = false;
+    const running = await scan(video, (text) => {
+      read = true; // possibly before scan() returns: the first frame may hold the code
+      camera = undefined;
+      typedCode = text;
+      render();
+      void addFriend();
+    });
+    if (!read) camera = running;
+    render();
+  } catch {
+    camera = undefined;
+    say(t("noCamera"));
+    render();
+  }
+}
+
+/**
+ * How far a friend who is not nearby now is: their newest message (since their laptop was last met)
+ * came through carriers, so their laptop is that many laptops away (docs/web-app.md, "Laptops away").
+ */
+function awayPart(address: string, lastMet = 0): Child {
+  const m = data.inbox.find((x) => x.from === address && (x.arrivedAt ?? 0) > lastMet);
+  return m?.hops !== undefined && m.hops >= 2 ? h("span", { class: "away" }, "⇢ ", t("away", { n: m.hops })) : null;
 }
 
 /** A friend's code being typed: kept when the screen is drawn again. */
@@ -524,6 +606,16 @@ let typedCode = "";
 
 async function addFriend(): Promise<void> {
   try {
+    // a short code: the laptop met nearby whose person's fingerprint starts with it
+    const short = asShortCode(typedCode);
+    if (short) {
+      const n = data.nearby.find((x) => x.fingerprint.toLowerCase().startsWith(short));
+      if (!n) return say(t("shortUnknown", { code: short }));
+      await api.post("buddies/add", { who: n.address });
+      typedCode = "";
+      say(t("added", { who: name(n.address) }));
+      return void (await load());
+    }
     const r = await api.post<{ address: string }>("contacts", { card: typedCode.trim() });
     typedCode = "";
     say(t("added", { who: name(r.address) }));
@@ -569,6 +661,8 @@ function draw(): void {
     case "friends": return void main.replaceChildren(...present(friendsScreen()));
     case "message": return void main.replaceChildren(...present(messageScreen(r.arg!)));
     case "with": return void main.replaceChildren(...present(talkScreen(r.arg!)));
+    case "channels": return void main.replaceChildren(...present(channelsScreen(ui)));
+    case "channel": return void main.replaceChildren(...present(channelScreen(ui, r.arg!)));
   }
 }
 
@@ -596,8 +690,8 @@ interface Folder {
   total: number;
 }
 interface State {
-  whoami: { address: string }; inbox: Folder & { unread: number }; outbox: Folder; waiting: Folder; drafts: Draft[]; buddies: { buddies: Buddy[] };
-  nearby: Nearby[]; contacts: Contact[]; requests: Request[]; card: { card: string };
+  whoami: { address: string; fingerprint: string; school?: { me?: { class?: string; role?: string } } }; inbox: Folder & { unread: number }; outbox: Folder; waiting: Folder; drafts: Draft[]; buddies: { buddies: Buddy[] };
+  nearby: Nearby[]; contacts: Contact[]; requests: Request[]; card: { card: string }; channels: Channel[];
 }
 
 /** Messages opened that are older than the folders' first page. */
@@ -607,7 +701,9 @@ function show(s: State): void {
   opened.clear(); // their state may have changed: asked again when shown
   Object.assign(data, {
     inbox: s.inbox.newest, outbox: s.outbox.newest, waiting: s.waiting.newest, unread: s.inbox.unread,
-    total: { inbox: s.inbox.total, outbox: s.outbox.total, waiting: s.waiting.total }, drafts: s.drafts, nearby: s.nearby, contacts: s.contacts, requests: s.requests, buddies: s.buddies.buddies, card: s.card.card });
+    total: { inbox: s.inbox.total, outbox: s.outbox.total, waiting: s.waiting.total }, drafts: s.drafts, nearby: s.nearby, contacts: s.contacts, requests: s.requests, buddies: s.buddies.buddies, card: s.card.card,
+    channels: s.channels ?? [], school: s.whoami.school?.me, fingerprint: s.whoami.fingerprint });
+  setMe(s.whoami.address);
   if (data.me !== s.whoami.address) {
     data.me = s.whoami.address;
     $("me").textContent = t("you", { who: s.whoami.address });
@@ -630,10 +726,28 @@ async function load(): Promise<void> {
       show(await api.get<State>(`state?shown=${shown}`));
       const r = route();
       if (r.screen === "with") await loadTalk(r.arg!);
+      if (r.screen === "channel") await loadChannel(ui, r.arg!);
     } while (again);
   })().finally(() => (loading = undefined));
   return loading;
 }
+
+/** What the channel screens (channels.ts) use of this page. */
+const ui: Ui = {
+  h, api, say, fail, load, render,
+  go: (hash, text) => {
+    say(text);
+    keepFlash = true;
+    location.hash = hash;
+  },
+  t: (key, vars) => t(key, vars),
+  when: (ms) => when(ms),
+  who: (address) => (address === data.me ? t("fromYou") : friendName(address)),
+  content: (m) => content({ ...m, to: m.to ?? [] }, false),
+  channels: () => data.channels,
+  friends: () => data.buddies.filter((b) => !b.blocked).map((b) => ({ address: b.address, name: b.petname ?? b.name })),
+  teacher: () => data.school?.role === "teacher",
+};
 
 async function main(): Promise<void> {
   lang = chooseLang(localStorage.getItem("pigeon-lang"), navigator.languages);
@@ -653,6 +767,8 @@ async function main(): Promise<void> {
     $("main").focus({ preventScroll: true });
     const r = route();
     if (r.screen === "with" && talk?.with !== r.arg) void loadTalk(r.arg!).catch(fail);
+    if (r.screen === "channel") void loadChannel(ui, r.arg!).catch(fail);
+    if (r.screen !== "friends") stopCamera();
   });
   // listening first: a change while the folders load asks again
   api.live(() => void load().catch(() => {}), (up) => {

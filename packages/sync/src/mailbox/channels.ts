@@ -219,11 +219,11 @@ export class Channels {
     });
   }
 
-  /** A channel by its name (or the start of its hex id), among those this laptop knows. */
+  /** A channel by its name (or its hex id or the start of it: the web app sends the whole id), among those this laptop knows. */
   find(ref: string): Uint8Array {
     const byTitle = this.byTitle(ref);
     if (byTitle) return byTitle;
-    const matches = /^[0-9a-f]{6,32}$/.test(ref) ? this.ids().filter((id) => toHex(id).startsWith(ref)) : [];
+    const matches = /^[0-9a-f]{6,64}$/.test(ref) ? this.ids().filter((id) => toHex(id).startsWith(ref)) : [];
     if (matches.length === 1) return matches[0]!;
     throw new MailboxError("not-found", `no channel called "${ref}"`);
   }

@@ -46,6 +46,11 @@ export interface MessageView {
   /** When, and as which number, it first reached (or was written on) this laptop: MAM order. */
   arrivedAt?: number;
   arrivalSeq?: number;
+  /**
+   * Incoming: how many laptops the copy that brought it went through, its writer's included (1 =
+   * straight from the writer's laptop, 2 = through one carrier). Unknown for messages from before it was kept.
+   */
+  hops?: number;
   /** Outgoing only. */
   state?: MessageState;
   handedAt?: number;
@@ -69,6 +74,8 @@ export interface MessageView {
   channel?: string;
   /** Outgoing in a channel: of its other members now, how many have it and how many read it ("delivered to 31 of 40, read by 23"). */
   counts?: { members: number; delivered: number; read: number };
+  /** Outgoing in a channel: who of its other members read it (their addresses). */
+  readBy?: string[];
 }
 
 /** Someone, as the user names them. */

@@ -47,7 +47,8 @@ export class Views {
     }
     for (let i = 0; i < doc.messages.length && !profile; i++) {
       const m = doc.messages[i]!;
-      const seq = core.state.recordArrival(`m:${m.id.toString()}`, at);
+      // with the hops of the copy that brought it: how far away its writer was ("2 laptops away")
+      const seq = core.state.recordArrival(`m:${m.id.toString()}`, at, hops);
       if (seq === undefined) continue;
       core.state.indexMessage({ id: m.id.toString(), conversation: conv, segment, outgoing: m.author.toString() === core.myKeyId, seq });
       core.events.emit("message", this.viewOf(conv, members, doc, i));
@@ -90,6 +91,7 @@ export class Views {
     if (arrival) {
       view.arrivedAt = arrival.at;
       view.arrivalSeq = arrival.seq;
+      if (!mine && arrival.hops) view.hops = arrival.hops;
     }
     if (!mine) {
       const readAt = doc.receipts[receiptKey(id, core.myKeyId, "read")];
@@ -115,6 +117,8 @@ export class Views {
       const acked = env ? this.openedBy(env, others) : [];
       const has = others.filter((k) => acked.some((a) => equalBytes(a, k)) || doc.receipts[receiptKey(id, keyId(k), "read")] !== undefined);
       view.counts = { members: others.length, delivered: has.length, read: read.length };
+      // the teacher asks who read an announcement: the names, from the same signed read receipts
+      view.readBy = others.filter((k) => doc.receipts[receiptKey(id, keyId(k), "read")] !== undefined).map((k) => core.addressOf(k));
     }
     const handed = env && core.envelopes.handed(env);
     if (handed) {

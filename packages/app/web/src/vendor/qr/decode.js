@@ -1,0 +1,1 @@
+../../../../../../node_modules/@paulmillr/qr/esm/decode.js

@@ -1,0 +1,166 @@
+// Class channels in the web app, driven in Debian's Chromium as a teacher and two children would, on
+// four real nodes: the school's server (its directory says who is in class 5B), the teacher's laptop
+// and two children's. The teacher starts a channel for the whole class from the Channels screen,
+// writes; the children see it with the teacher named, answer; the teacher's own message says
+// "Delivered to 2 of 2", then "read by 1" and, on request, who read it; the teacher removes a child
+// with the keyboard alone. A child starts a small group; once the school forbids student groups, the
+// page says why it cannot. What is asserted is what the pages show.
+import type { Browser, Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { api, cleanupAll, freePort, type Daemon, startDaemon } from "../helpers.js";
+import { launch, look, missingChromium, openApp, profile, startWebNode, waitFor, type WebNode } from "./web-helpers.js";
+
+const why = missingChromium();
+if (why) console.log(`\n*** SKIPPED: channels in the web app: ${why} ***\n`);
+
+afterAll(cleanupAll);
+
+const HOME = "kisumu-primary";
+const quiet = ["--no-mdns", "--no-xmpp"];
+
+/**
+ * On the school server: enrols the laptop's person from its card; the laptop takes the token. Through
+ * the control API the pigeon command calls (quicker than starting the command on a loaded machine).
+ */
+async function enrol(school: Daemon, laptop: Daemon, klass: string, role = "student"): Promise<void> {
+  const { card } = await api<{ card: string }>(laptop, "GET", "/api/card");
+  const { token } = await api<{ token: string }>(school, "POST", "/api/school/enrol", { card, class: klass, role });
+  await api(laptop, "POST", "/api/enrol", { token });
+}
+
+/** The state the page shows beside one's own message in the open channel. */
+const groupState = (page: Page, text: string) => page.locator("ol.channel-talk li.mine", { hasText: text }).locator(".ticks").textContent();
+
+describe.skipIf(!!why)("class channels in the web app", () => {
+  let browser: Browser;
+  let school: Daemon;
+  let mwalimu: WebNode;
+  let amara: WebNode;
+  let baraka: WebNode;
+  let pt: Page;
+  let pa: Page;
+  let pb: Page;
+
+  beforeAll(async () => {
+    const ps = await freePort();
+    // a loaded machine (CI, others' tests) can take long to start four nodes
+    const readyMs = 60_000;
+    school = await startDaemon("school", { readyMs, args: [...quiet, "--school", HOME, "--port", String(ps)] });
+    const ptPort = await freePort();
+    const near = (...ports: number[]) => ports.flatMap((p) => ["--peer", `127.0.0.1:${p}`]);
+    mwalimu = await startWebNode("mwalimu", { readyMs, args: ["--home", HOME, "--port", String(ptPort), ...near(ps)] });
+    amara = await startWebNode("amara", { readyMs, args: ["--home", HOME, ...near(ps, ptPort)] });
+    baraka = await startWebNode("baraka", { readyMs, args: ["--home", HOME, ...near(ps, ptPort)] });
+    await enrol(school, mwalimu, "5B", "teacher");
+    await enrol(school, amara, "5B");
+    await enrol(school, baraka, "5B");
+    // the teacher's laptop has the school's directory of 5B (from the school server it is connected to)
+    await waitFor(async () => (await api<{ entries: number }>(mwalimu, "GET", "/api/school")).entries >= 3, "the directory to reach the teacher", 30_000);
+    browser = await launch();
+    pt = await openApp(await profile(browser), mwalimu);
+    pa = await openApp(await profile(browser), amara);
+    pb = await openApp(await profile(browser), baraka);
+  }, 300_000);
+
+  it("a teacher starts a channel for class 5B, writes; the children read it; the teacher sees delivered, read, and who read", async () => {
+    await pt.getByRole("link", { name: /Channels/ }).click();
+    await pt.getByText("You are in no channel or group yet.").waitFor();
+    await pt.getByLabel("Its name").fill("5B science");
+    await pt.getByLabel("Add a whole class (for example 5B), or leave empty").fill("5B");
+    await pt.getByRole("button", { name: /Start it/ }).click();
+    await pt.getByRole("heading", { name: "# 5B science" }).waitFor();
+    await expect(pt.locator("#flash").textContent()).resolves.toBe("5B science is ready.");
+    // the whole class from the school's directory: the teacher and the two children
+    await pt.getByRole("heading", { name: "Members (3)" }).waitFor();
+    await expect(pt.locator("section.members").textContent()).resolves.toMatch(/^Members \(3\)You ★ started it\s*amara\s*✖ Remove amara\s*baraka\s*✖ Remove baraka$/);
+    await look(pt, "channel-new");
+
+    await pt.getByLabel("Write to 5B science").fill("Bring a leaf tomorrow");
+    await pt.getByRole("button", { name: /Send/ }).click();
+    await pt.locator("ol.channel-talk li.mine", { hasText: "Bring a leaf tomorrow" }).waitFor();
+    await expect(pt.getByLabel("Write to 5B science").inputValue()).resolves.toBe("");
+
+    // each child finds the channel beside their folders, opens it: the teacher is named
+    for (const page of [pa, pb]) {
+      await page.getByRole("link", { name: /Channels/ }).click();
+      await page.getByRole("link", { name: "# 5B science" }).waitFor({ timeout: 30_000 });
+      await expect(page.locator("li.channel").textContent()).resolves.toMatch(/started by mwalimu, 3 members/);
+    }
+    await look(pa, "channels");
+    // the inbox says which channel a message was written in
+    await pb.getByRole("link", { name: /Inbox/ }).click();
+    await expect(pb.locator("main li.msg", { hasText: "Bring a leaf tomorrow" }).locator(".who").textContent()).resolves.toBe("From mwalimu · # 5B science");
+    await pb.getByRole("link", { name: /Channels/ }).click();
+    // only amara opens it (and so reads it)
+    await pa.getByRole("link", { name: "# 5B science" }).click();
+    const theirs = pa.locator("ol.channel-talk li.theirs", { hasText: "Bring a leaf tomorrow" });
+    await theirs.waitFor({ timeout: 30_000 });
+    await expect(theirs.locator(".who").textContent()).resolves.toBe("mwalimu");
+    await look(pa, "channel");
+
+    // the teacher's page: delivered to both, read by amara, named on request
+    await waitFor(async () => /Delivered to 2 of 2, read by 1/.test((await groupState(pt, "Bring a leaf tomorrow")) ?? ""), "delivered to 2 of 2, read by 1", 30_000);
+    const mine = pt.locator("ol.channel-talk li.mine", { hasText: "Bring a leaf tomorrow" });
+    await mine.getByText("Who read it").click();
+    await expect(mine.locator("details.who-read li").allTextContents()).resolves.toEqual(["amara"]);
+    await look(pt, "channel-read");
+
+    // amara answers in the channel; the teacher sees it with her name
+    await pa.getByLabel("Write to 5B science").fill("I found a mango leaf");
+    await pa.getByLabel("Write to 5B science").press("Tab");
+    await pa.keyboard.press("Enter");
+    await pa.locator("ol.channel-talk li.mine", { hasText: "I found a mango leaf" }).waitFor();
+    const answer = pt.locator("ol.channel-talk li.theirs", { hasText: "I found a mango leaf" });
+    await answer.waitFor({ timeout: 30_000 });
+    await expect(answer.locator(".who").textContent()).resolves.toBe("amara");
+    // the teacher's outbox has the group state too
+    await pt.getByRole("link", { name: /Outbox/ }).click();
+    const sent = pt.locator("main li.msg", { hasText: "Bring a leaf tomorrow" });
+    await expect(sent.locator(".who").textContent()).resolves.toBe("To # 5B science");
+    await expect(sent.locator(".ticks").textContent()).resolves.toMatch(/Delivered to 2 of 2, read by 1/);
+    await pt.getByRole("link", { name: /Channels/ }).click();
+    await pt.getByRole("link", { name: "# 5B science" }).click();
+    await pt.getByRole("heading", { name: "# 5B science" }).waitFor();
+  }, 180_000);
+
+  it("the teacher removes a child with the keyboard alone; the child sees they are no longer in it", async () => {
+    const remove = pt.getByRole("button", { name: "Remove baraka" });
+    await remove.focus();
+    await pt.keyboard.press("Enter");
+    await pt.getByRole("heading", { name: "Members (2)" }).waitFor();
+    await expect(pt.locator("#flash").textContent()).resolves.toBe("baraka is no longer in 5B science.");
+    await pb.getByRole("link", { name: "# 5B science" }).waitFor();
+    await waitFor(async () => /you are no longer in it/.test((await pb.locator("li.channel").textContent()) ?? ""), "baraka to see he was removed", 30_000);
+    await pb.getByRole("link", { name: "# 5B science" }).click();
+    await pb.getByText("Bring a leaf tomorrow").waitFor();
+    expect(await pb.getByLabel("Write to 5B science").count()).toBe(0);
+  }, 60_000);
+
+  it("a child starts a small group; when the school forbids student groups the page says why", async () => {
+    await pa.getByRole("link", { name: /Channels/ }).click();
+    // a child's page has no class field: classes are the teachers'
+    expect(await pa.locator("#channel-class").count()).toBe(0);
+    await pa.getByLabel("Its name").fill("Football club");
+    await pa.getByRole("button", { name: /Start it/ }).click();
+    await pa.getByRole("heading", { name: "# Football club" }).waitFor();
+    await pa.getByRole("heading", { name: "Members (1)" }).waitFor();
+
+    const serial = (await api<{ maxSerial: number }>(school, "GET", "/api/school")).maxSerial;
+    await api(school, "POST", "/api/school/policy", { noStudentGroups: true });
+    // the policy is a directory entry signed by the school: amara's laptop has it once its serial arrived
+    await waitFor(async () => (await api<{ maxSerial: number }>(amara, "GET", "/api/school")).maxSerial > serial, "the policy to reach amara", 30_000);
+    await pa.getByRole("link", { name: /Channels/ }).click();
+    await pa.getByLabel("Its name").fill("Chess club");
+    await pa.getByRole("button", { name: /Start it/ }).click();
+    await waitFor(async () => /your school does not allow students to start groups/.test((await pa.locator("#flash").textContent()) ?? ""), "the refusal to show");
+    expect(await pa.getByRole("link", { name: "# Chess club" }).count()).toBe(0);
+
+    // right to left: the channel in Arabic, chosen by the child
+    await pa.locator("#lang").selectOption("ar");
+    await pa.getByRole("link", { name: "# 5B science" }).click();
+    await pa.getByRole("heading", { name: "# 5B science" }).waitFor();
+    expect(await pa.evaluate(() => document.documentElement.dir)).toBe("rtl");
+    expect(await pa.getByLabel("اكتب إلى 5B science").count()).toBe(1);
+    await look(pa, "channel-ar");
+  }, 90_000);
+});
