@@ -129,3 +129,4 @@ export {
   openFederation, readAnnouncement, relayKeyId, routesTopic, signFederation,
   type Announcement, type Carrier, type Federation, type HearResult, type RelayCertificate, type Route, type RouteEntry,
 } from "./routes.js";
+export { BETWEEN_VILLAGES_KIND, decodeBetweenVillages, forVillage, isBetweenVillages, type BetweenVillages } from "./between.js";
