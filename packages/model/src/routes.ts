@@ -26,7 +26,7 @@
 // cut link dies in a round or two instead of counting up. Costs stop at ROUTE_INFINITY and paths at
 // MAX_ROUTE_HOPS; everything heard expires.
 import { concat, DecodeError, equalBytes, Reader, toHex, utf8, Writer } from "./bytes.js";
-import { generateSealingKeyPair, sha256, sign, SIGNATURE_BYTES, verify, type SigningKeyPair } from "./crypto.js";
+import { generateSealingKeyPair, generateSigningKeyPair, sha256, sign, SIGNATURE_BYTES, verify, type SigningKeyPair } from "./crypto.js";
 import { EnvelopeKind, signEnvelope, verifyEnvelope, type Envelope } from "./envelope.js";
 import { validHome, type Identity } from "./identity.js";
 import type { SchoolKey } from "./school.js";
@@ -57,6 +57,11 @@ export class RouteError extends Error {
 }
 
 // ---- Relay certificates ----
+
+/** A relay point's own key (from its seed when it has one): it signs routing only, never a person's statements. */
+export function relayKeyPair(seed?: Uint8Array): SigningKeyPair {
+  return seed ? generateSigningKeyPair(seed) : generateSigningKeyPair();
+}
 
 /** "The relay point of `home` is this key", signed by the school of `home`. */
 export interface RelayCertificate {
