@@ -426,13 +426,13 @@ export class RoutingTable {
 
   /**
    * Carriers that bring mail for `dest` closer: to a relay point whose own cost to it is below this
-   * one's (so mail only ever goes downhill and cannot circle), best first.
+   * one's (so mail only ever goes downhill), best first, with the relay point each brings it to.
    */
-  closerCarriers(dest: string, now: number): Carrier[] {
+  closerWays(dest: string, now: number): { carrier: Carrier; viaRelay: string; cost: number }[] {
     if (dest === this.self) return [];
     const mine = this.route(dest, now);
     if (!mine) return [];
-    const byCarrier = new Map<string, { carrier: Carrier; cost: number }>();
+    const byCarrier = new Map<string, { carrier: Carrier; viaRelay: string; cost: number }>();
     for (const h of this.heard.values()) {
       let theirs: number | undefined;
       if (h.ann.origin === dest) theirs = 0;
@@ -443,9 +443,14 @@ export class RoutingTable {
       if (theirs === undefined || theirs >= mine.cost) continue;
       const total = this.linkCost(h) + theirs;
       const was = byCarrier.get(h.carrier.id);
-      if (!was || total < was.cost) byCarrier.set(h.carrier.id, { carrier: h.carrier, cost: total });
+      if (!was || total < was.cost) byCarrier.set(h.carrier.id, { carrier: h.carrier, viaRelay: h.ann.origin, cost: total });
     }
-    return [...byCarrier.values()].sort((a, b) => a.cost - b.cost).map((x) => x.carrier);
+    return [...byCarrier.values()].sort((a, b) => a.cost - b.cost);
+  }
+
+  /** The carriers of closerWays. */
+  closerCarriers(dest: string, now: number): Carrier[] {
+    return this.closerWays(dest, now).map((w) => w.carrier);
   }
 
   /**
