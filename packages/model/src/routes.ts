@@ -285,6 +285,7 @@ export class RoutingTable {
   private heard = new Map<string, Heard>(); // origin \0 carrier id
   private transit = new Map<string, number>(); // origin \0 carrier id -> ms
   private contacts = new Map<string, number[]>(); // carrier id -> contact starts
+  private lost = new Map<string, number>(); // dest -> the number it was lost here with
   private announced = new Map<string, { until: number; seq: number; lost: boolean }>(); // dest -> until when it was last reachable, and its number
   readonly refusals: string[] = [];
 
@@ -329,7 +330,7 @@ export class RoutingTable {
     const gap = (c[c.length - 1]! - c[0]!) / (c.length - 1);
     if (gap <= 0) return undefined;
     let next = c[c.length - 1]! + gap;
-    while (next < now) next += gap;
+    while (next <= now) next += gap;
     return next;
   }
 
@@ -368,9 +369,23 @@ export class RoutingTable {
     return { ok: false, reason };
   }
 
-  /** Forgets what has expired (by this relay point's clock: its receipt time plus the announcement's lifetime). */
+  /**
+   * Forgets what has expired: an announcement counts until its announcer's end (carriers handing it on
+   * cannot stretch it) and never longer than its lifetime from when it arrived here (a clock ahead
+   * cannot stretch it either).
+   */
   expire(now: number): void {
-    for (const [key, h] of this.heard) if (h.receivedAt + (h.ann.expires - h.ann.sent) <= now) this.heard.delete(key);
+    const gone = [...this.heard].filter(([, h]) => Math.min(h.ann.expires, h.receivedAt + (h.ann.expires - h.ann.sent)) <= now);
+    if (gone.length === 0) return;
+    // a destination whose best route goes with them is lost here: unreachable with a newer number
+    // (DSDV), so a stale route of the same age elsewhere (one that may lead back here) cannot replace it
+    const before = this.bestOf(this.candidatesOf(now));
+    for (const [key, h] of gone) {
+      this.heard.delete(key);
+      for (const r of before.values())
+        if (r.viaRelay === h.ann.origin && r.carrier.id === h.carrier.id && r.cost < ROUTE_INFINITY * 1000)
+          this.lost.set(r.dest, Math.max(this.lost.get(r.dest) ?? 0, r.seq + 1));
+    }
   }
 
   /** Expected delay of mail handed to `carrier` until it reaches `origin`: waiting for the carrier, then its trip. */
@@ -384,6 +399,12 @@ export class RoutingTable {
    */
   private candidates(now: number): Route[] {
     this.expire(now);
+    const out = this.candidatesOf(now);
+    for (const [dest, seq] of this.lost) out.push({ dest, seq, cost: ROUTE_INFINITY * 1000, hops: 0, viaRelay: "", carrier: { id: "", label: "" } });
+    return out;
+  }
+
+  private candidatesOf(now: number): Route[] {
     const out: Route[] = [];
     const inf = ROUTE_INFINITY * 1000;
     for (const h of this.heard.values()) {
@@ -403,8 +424,12 @@ export class RoutingTable {
 
   /** The best candidate per destination: the newest sequence number, then the least cost; unreachable ones included. */
   private best(now: number): Map<string, Route> {
+    return this.bestOf(this.candidates(now));
+  }
+
+  private bestOf(candidates: Route[]): Map<string, Route> {
     const best = new Map<string, Route>();
-    for (const r of this.candidates(now)) {
+    for (const r of candidates) {
       const b = best.get(r.dest);
       if (
         !b || r.seq > b.seq ||
@@ -475,9 +500,9 @@ export class RoutingTable {
       }
       // lost here: unreachable with a newer number than any route still going round (DSDV), unless
       // someone already said so with a newer one
-      if (!was.lost) was.seq += 1;
+      if (!was.lost) was.seq = Math.max(was.seq + 1, b?.seq ?? 0);
+      else if (b && b.seq > was.seq) was.seq = b.seq;
       was.lost = true;
-      if (b && b.seq > was.seq) was.seq = b.seq;
       out.push({ dest, seq: was.seq, cost: ROUTE_INFINITY, hops: 0, via: "" });
     }
     return out.sort((a, b) => (a.dest < b.dest ? -1 : 1));

@@ -93,6 +93,11 @@ export class RelayPoint {
     if (r.refused) this.log.warn(`could not store this relay point's route announcement: ${r.refused}`);
   }
 
+  /** The sequence number of the newest announcement this relay point signed (0: none yet). */
+  get seq(): number {
+    return this.lastSeq;
+  }
+
   routes(): Route[] {
     return this.table.routes(this.now());
   }
