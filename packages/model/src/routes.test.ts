@@ -208,6 +208,22 @@ describe("the routing table", () => {
     expect(t.route("bondo-primary", T0)).toBeUndefined();
   });
 
+  it("two relay points that both reached a village directly do not route it through each other once it is gone", () => {
+    // kisumu and siaya both heard bondo (6-hour announcements), and tell each other every hour
+    let bondoUp = true;
+    const net = new Federation5((a, b) => isPair(a, b, kisumu, siaya) || (bondoUp && (isPair(a, b, kisumu, bondo) || isPair(a, b, siaya, bondo))));
+    net.round(0);
+    net.round(1);
+    bondoUp = false;
+    // round 6 is the last before bondo's last announcement ends (signed at 1 h, for 6 hours): each
+    // still tells the other "bondo, directly"
+    for (let r = 2; r <= 6; r++) net.round(r);
+    const justAfter = T0 + 7 * H;
+    for (const v of [kisumu, siaya]) expect(net.at(v.home).route("bondo-primary", justAfter)).toBeUndefined();
+    for (let r = 7; r < 12; r++) net.round(r);
+    for (const v of [kisumu, siaya]) expect(net.at(v.home).route("bondo-primary", T0 + 12 * H)).toBeUndefined();
+  });
+
   it("a route expires when nothing renews it", () => {
     const t = new RoutingTable("siaya-primary", federation);
     t.hear(announcementStatement(kisumu.key, kisumu.cert, 1, T0, 3600, []), carrierOf(kisumu), T0);
