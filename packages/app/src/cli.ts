@@ -28,6 +28,7 @@ import { parseOrigin } from "./http-guard.js";
 import { ensureSchoolKey, loadSchoolKey, schoolRoutes } from "./school.js";
 import { gatewayNotice, mailStatuses, openGatewayStore } from "./gateway.js";
 import { schoolCommand } from "./school-command.js";
+import { RELAY_CARRY_QUOTA_MB, ensureRelay, formatRoutes, parseFederate, toBase64 } from "./relay.js";
 import { ensureCredentials, setPassword } from "@pigeon/xmpp";
 import {
   formatBuddies, formatChannel, formatChannels, formatContacts, formatDevices, formatDrafts, formatInbox, formatMessages, formatNearby, formatOutbox, formatPeers, formatRequests,
@@ -80,9 +81,21 @@ async function start(v: Values): Promise<number> {
   const hopLimit = int(v["hop-limit"], "hop-limit", 0, 64);
   if (v.meet !== undefined && v.meet !== "anyone" && v.meet !== "school")
     throw new UsageError(`--meet "${v.meet}" is not anyone or school`);
-  const meetStrangers = v.meet === undefined ? undefined : v.meet === "anyone";
+  const relayHome = v["relay-point"]?.trim().toLowerCase();
+  if (relayHome !== undefined && !validHome(relayHome)) throw new UsageError(`--relay-point "${v["relay-point"]}" is not a village's home, e.g. kisumu-primary`);
+  if (v.federate?.length && relayHome === undefined) throw new UsageError("--federate is for a relay point: give --relay-point HOME too");
+  for (const f of v.federate ?? []) {
+    try {
+      parseFederate(f);
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+  }
+  // a relay point links with other villages' relay points and mules, which share no school secret with it
+  const meetStrangers = v.meet === undefined ? (relayHome !== undefined ? true : undefined) : v.meet === "anyone";
   const copies = int(v.copies, "copies", 1, 256);
-  const carryQuotaMb = int(v["carry-quota"], "carry-quota", 1, 1_000_000);
+  // a relay point keeps its village's mail and other villages' far longer than a laptop: a larger store
+  const carryQuotaMb = int(v["carry-quota"], "carry-quota", 1, 1_000_000) ?? (relayHome !== undefined ? RELAY_CARRY_QUOTA_MB : undefined);
   const xmppPort = int(v["xmpp-port"], "xmpp-port", 0, 65535);
   const listen = listenAddress(v.listen, "listen");
   const xmppListen = listenAddress(v["xmpp-listen"], "xmpp-listen");
@@ -132,7 +145,9 @@ async function start(v: Values): Promise<number> {
     identity = createIdentity(dataDir, firstName!, home ?? DEFAULT_HOME);
     console.log(`created identity ${identity.name}@${identity.home} in ${dataDir}`);
   }
+  const relay = relayHome !== undefined ? ensureRelay(dataDir, relayHome, school, v.federate ?? []) : undefined;
   const node = await startNode({
+    ...(relay ? { relay } : {}),
     dataDir,
     identity,
     listen,
@@ -154,6 +169,11 @@ async function start(v: Values): Promise<number> {
   });
   if (node.gateway) console.log(`e-mail gateway for ${node.gateway.domain}: SMTP on port ${node.gateway.smtpPort}`);
   if (school) console.log(`school server of ${school.home} (school key fingerprint ${fingerprint(school.signing.publicKey)})`);
+  if (relay && school)
+    console.log(
+      `relay point of ${relay.home}, exchanging mail with ${[...relay.federation.keys()].filter((h) => h !== relay.home).join(", ") || "no other village yet"}; ` +
+        `other villages' relay points add: --federate ${relay.home}=${toBase64(school.signing.publicKey)}`,
+    );
   // A background write that fails (e.g. automerge-repo's own save when the disk is full) must not
   // take the node down: log it and keep serving what is already stored.
   process.on("unhandledRejection", (e) => node.log.warn(`background task failed: ${(e as Error)?.message ?? String(e)}`));
@@ -753,6 +773,12 @@ async function main(argv: string[]): Promise<number> {
     }
     case "channel":
       return channel(where, rest, v, out);
+    case "routes": {
+      noArgs();
+      const r = await call(where, "GET /api/routes");
+      out(r, formatRoutes(r));
+      return 0;
+    }
     case "nearby": {
       noArgs();
       const { value: n } = await ask(where, "GET /api/nearby");

@@ -91,6 +91,8 @@ Commands:
                             this laptop (you take the enrolled name@school; keys stay the same)
   school                    your school: its directory, its policy, what it says of you
   school list [--class C]   everyone the school vouches for (name, class, role, fingerprint)
+  routes                    on a relay point: every other village it can reach, the way
+                            (which relay point, which carrier) and the expected delay
 
 On the school server (started with pigeon start --school HOME):
   school enrol CARD --class C [--name NAME] [--role student|teacher] [--replace] [--until DATE]
@@ -157,6 +159,10 @@ Options for start:
   --xmpp-port N             port for XMPP clients (default 5222, or a free one if taken)
   --xmpp-listen ADDR        address for XMPP clients (default 127.0.0.1; others must use STARTTLS)
   --no-xmpp                 no XMPP front door
+  --relay-point HOME        run as the relay point of HOME (the school server of HOME, for
+                            now): keeps mail for and from the village, routes between villages
+  --federate HOME=KEY       exchange mail with the village HOME, whose school key is KEY (the
+                            line its relay point prints when it starts; repeatable, remembered)
   --gateway CONFIG.json     run as the school's e-mail gateway (SMTP in and out, the school's
                             signed rules); this data directory must be enrolled in the school
   --allow-origin URL        let web pages from this origin (e.g. http://127.0.0.1:8080) use the
@@ -198,6 +204,8 @@ export const options = {
   until: { type: "string" },
   reason: { type: "string" },
   gateway: { type: "string" },
+  "relay-point": { type: "string" },
+  federate: { type: "string", multiple: true },
   via: { type: "string" },
   subject: { type: "string" },
   yes: { type: "boolean" },
@@ -210,13 +218,13 @@ export type Values = { [K in OptionName]?: (typeof options)[K] extends { type: "
 export const COMMANDS = [
   "start", "whoami", "send", "reply", "requests", "inbox", "outbox", "waiting", "drafts", "draft", "read", "show", "peers", "buddies", "nearby",
   "contacts", "card", "status", "stop", "rename", "xmpp-password", "devices", "pair", "enrol", "school",
-  "gateway", "channel", "channels",
+  "gateway", "channel", "channels", "routes",
 ];
 
 /** Options every command takes; the others belong to one command each. */
 const COMMON: readonly OptionName[] = ["data", "json", "help"];
 const COMMAND_OPTIONS: Record<string, readonly OptionName[]> = {
-  start: ["name", "home", "listen", "port", "control-port", "peer", "no-mdns", "mdns-interface", "meet", "hop-limit", "copies", "carry-quota", "xmpp-port", "xmpp-listen", "no-xmpp", "allow-origin", "school", "gateway"],
+  start: ["name", "home", "listen", "port", "control-port", "peer", "no-mdns", "mdns-interface", "meet", "hop-limit", "copies", "carry-quota", "xmpp-port", "xmpp-listen", "no-xmpp", "allow-origin", "school", "gateway", "relay-point", "federate"],
   school: ["name", "class", "role", "replace", "reason", "until", "out"],
   send: ["draft", "via", "subject", "yes"],
   reply: ["yes"],

@@ -90,6 +90,36 @@ export interface SchoolApi {
 
 export type SchoolEndpoint = keyof SchoolApi;
 
+/** One village a relay point can reach (routes.ts in model: the routing table). */
+export interface RouteView {
+  village: string;
+  /** The relay point the carrier brings mail to first. */
+  via: string;
+  /** Who carries it there: a mule, or the other relay point on a direct link (its address). */
+  carrier: string;
+  /** Expected delay from now, in seconds. */
+  expectedSeconds: number;
+  /** When the carrier is expected next (ms), once its rhythm is known. */
+  nextContact: number | null;
+  /** Relay points after the first one. */
+  hops: number;
+}
+
+export interface RoutesView {
+  /** This node's village if it is a relay point; null otherwise. */
+  relayPoint: string | null;
+  /** Villages of the federation (this one included). */
+  federation: string[];
+  routes: RouteView[];
+  /** The last route announcements it refused, and why. */
+  refused: string[];
+}
+
+/** A relay point's endpoint (relay.ts). */
+export interface RoutesApi {
+  "GET /api/routes": RoutesView;
+}
+
 export interface Report {
   from: string;
   fingerprint: string;
@@ -98,7 +128,7 @@ export interface Report {
 }
 
 /** Every endpoint ("METHOD /path") and what it answers. Bodies are JSON objects, checked by the server. */
-export interface ControlApi extends SchoolApi {
+export interface ControlApi extends SchoolApi, RoutesApi {
   "GET /api/whoami": Whoami;
   "GET /api/inbox": MessageView[];
   "GET /api/outbox": MessageView[];

@@ -10,7 +10,7 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { formatAddress, serializeIdentity, toHex, type Identity, type SchoolKey } from "@pigeon/model";
 import { MdnsDiscovery, StaticPeers, WsNetwork } from "@pigeon/peers";
-import { createLog, fileStorage, PigeonNode, type Log, type Mailbox, type PeerFinder } from "@pigeon/sync";
+import { createLog, fileStorage, PigeonNode, RelayPoint, type Log, type Mailbox, type PeerFinder } from "@pigeon/sync";
 import { DEFAULT_XMPP_PORT, ensureCredentials, WEBSOCKET_PATH, XmppServer } from "@pigeon/xmpp";
 import { createControlServer } from "./control.js";
 import { HttpGuard } from "./http-guard.js";
@@ -18,6 +18,7 @@ import { identityPath, nodeInfoPath, writeFileAtomic, type NodeInfo } from "./da
 import { reportStaticPeers } from "./peer-reports.js";
 import { schoolRoutes } from "./school.js";
 import { startGateway, type RunningGateway } from "./gateway.js";
+import { relayRoutes, type RelaySetup } from "./relay.js";
 
 export const DEFAULT_SYNC_PORT = 7480;
 export const DEFAULT_CONTROL_PORT = 7481;
@@ -54,6 +55,8 @@ export interface NodeOptions {
   webApp?: boolean;
   /** The e-mail gateway's configuration file: this node is the school's gateway (docs/gateway.md). */
   gateway?: string;
+  /** This node is its village's relay point (relay.ts): its certificate and federation. */
+  relay?: RelaySetup;
 }
 
 export interface RunningNode {
@@ -124,6 +127,7 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
     throw e;
   }
   const { mailbox, sync } = node;
+  const relay = opts.relay ? new RelayPoint(node, { ...opts.relay, log }) : undefined;
   // a paired device's sealing key rotated, or a keyring was applied: identity.json follows (owner-only)
   mailbox.on("identity", (id) => {
     try {
@@ -154,7 +158,7 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
     info: () => ({ syncPort: info.sync.port, controlPort: info.control.port, dataDir: opts.dataDir, pid: process.pid, xmpp: info.xmpp }),
     stop: () => void stop(),
     unproven: () => network.stats(),
-    extraRoutes: schoolRoutes(mailbox, { dataDir: opts.dataDir, running: true }),
+    extraRoutes: { ...schoolRoutes(mailbox, { dataDir: opts.dataDir, running: true }), ...relayRoutes(relay, opts.relay?.federation) },
     ...(opts.webApp !== false ? { webApp: { dataDir: opts.dataDir } } : {}),
   });
   // one upgrade handler for the port: the web app's live updates and XMPP over WebSocket, both behind the guard
@@ -223,6 +227,7 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
         control.closeAllConnections();
         return closed;
       });
+      await step("closing the relay point", () => relay?.close());
       await step("shutting the node down", () => node.shutdown());
       await step("removing node.json", () => {
         try {

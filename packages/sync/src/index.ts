@@ -44,3 +44,6 @@ export { writeFileAtomic } from "./atomic-file.js";
 // One process at a time has a data directory's mailbox open: the node, or the pigeon command
 // reading with the node stopped.
 export { MAILBOX_LOCK_FILE, tryLockMailbox, type MailboxLock } from "./mailbox-lock.js";
+
+// A relay point between villages: its routing table fed by links and route announcements (docs/routing.md).
+export { RelayPoint, type RelayPointOptions } from "./relay-point.js";

@@ -1,0 +1,104 @@
+// A relay point on a running node (docs/routing.md, "Between villages"): its routing table, fed by
+// the links it makes (each one a contact with a carrier: a laptop, a mule, another village's relay
+// point) and by the route announcements carriers hand over, which travel as statements like any
+// other; and its own announcement, signed afresh when a link begins (at most once a minute) so a
+// carrier always takes the newest away with it.
+import {
+  EnvelopeKind, RoutingTable, decodeEnvelope, formatAddress, isAnnouncement, toHex,
+  type Carrier, type Federation, type RelayCertificate, type Route, type SigningKeyPair,
+} from "@pigeon/model";
+import type { PigeonNode } from "./node.js";
+import { silentLog, type Log } from "./log.js";
+import type { PeerLink } from "@pigeon/model";
+
+export interface RelayPointOptions {
+  /** The relay point's name: its village's home. */
+  home: string;
+  /** The key its certificate names (the node's own signing key). */
+  signing: SigningKeyPair;
+  certificate: RelayCertificate;
+  federation: Federation;
+  /** How long an announcement counts (default a day). */
+  announceLifetimeSeconds?: number;
+  /** At most one new announcement this often (default a minute). */
+  announceGapMs?: number;
+  now?: () => number;
+  log?: Log;
+}
+
+export class RelayPoint {
+  readonly table: RoutingTable;
+  private readonly labels = new Map<string, string>();
+  private lastSeq = 0;
+  private lastAnnounced = -Infinity;
+  private readonly now: () => number;
+  private readonly log: Log;
+  private readonly onPeer = (link: PeerLink) => this.met(link);
+  private readonly onEnvelope = ({ id }: { id: Uint8Array }) => this.stored(id);
+
+  constructor(private readonly node: PigeonNode, private readonly o: RelayPointOptions) {
+    this.table = new RoutingTable(o.home, o.federation);
+    this.now = o.now ?? Date.now;
+    this.log = o.log ?? silentLog;
+    node.sync.on("peer-up", this.onPeer);
+    node.mailbox.on("envelope", this.onEnvelope);
+    // what it already carries (announcements that arrived before a restart) counts too
+    void this.announce();
+  }
+
+  close(): void {
+    this.node.sync.off("peer-up", this.onPeer);
+    this.node.mailbox.off("envelope", this.onEnvelope);
+  }
+
+  private carrier(personKey: Uint8Array): Carrier {
+    const id = toHex(personKey);
+    return { id, label: this.labels.get(id) ?? `the carrier ${id.slice(0, 8)}` };
+  }
+
+  private met(link: PeerLink): void {
+    const id = toHex(link.peer.signPublicKey);
+    this.labels.set(id, formatAddress(link.peer));
+    this.table.contact(this.carrier(link.peer.signPublicKey), this.now());
+    void this.announce();
+  }
+
+  private stored(id: Uint8Array): void {
+    const meta = this.node.mailbox.envelopes.meta(id);
+    if (!meta || meta.kind !== EnvelopeKind.Statement || !meta.source) return;
+    const held = this.node.mailbox.envelopes.get(id);
+    if (!held) return;
+    let env;
+    try {
+      env = decodeEnvelope(held.bytes);
+    } catch {
+      return;
+    }
+    if (!isAnnouncement(env)) return;
+    const from = this.carrier(meta.source);
+    const heard = this.table.hear(env, from, this.now());
+    if (heard.ok) this.log.info(`route announcement ${heard.seq} of ${heard.origin} through ${from.label}`);
+    else this.log.warn(`refused a route announcement handed over by ${from.label}: ${heard.reason}`);
+  }
+
+  /** Signs a fresh announcement and stores it, so the sync engine offers it to every peer. */
+  async announce(): Promise<void> {
+    const now = this.now();
+    if (now - this.lastAnnounced < (this.o.announceGapMs ?? 60_000)) return;
+    this.lastAnnounced = now;
+    // the clock in seconds: numbers still go up after a power cut, with nothing to save
+    this.lastSeq = Math.max(this.lastSeq + 1, Math.floor(now / 1000));
+    const env = this.table.announce(this.o.signing, this.o.certificate, this.lastSeq, now, this.o.announceLifetimeSeconds ?? 24 * 3600);
+    const r = await this.node.mailbox.receive(env.bytes, 0);
+    if (r.refused) this.log.warn(`could not store this relay point's route announcement: ${r.refused}`);
+  }
+
+  /** The sequence number of the newest announcement this relay point signed (0: none yet). */
+  get seq(): number {
+    return this.lastSeq;
+  }
+
+  routes(): Route[] {
+    return this.table.routes(this.now());
+  }
+}
