@@ -63,9 +63,24 @@ export class DurableFileStorage implements StorageAdapterInterface {
     while (this.inFlight.size) await Promise.allSettled([...this.inFlight]);
   }
 
+  /** While held, saves wait (group commit: no document is written before the sealed store commits). */
+  private gate: Promise<void> | undefined;
+
+  /** Holds saves back until the returned function is called. */
+  hold(): () => void {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    this.gate = gate;
+    return () => {
+      if (this.gate === gate) this.gate = undefined;
+      release();
+    };
+  }
+
   save(key: StorageKey, data: Uint8Array): Promise<void> {
     if (this.closed) return Promise.resolve();
-    const p = this.write(key, data).finally(() => this.inFlight.delete(p));
+    const gate = this.gate;
+    const p = (gate ? gate.then(() => this.write(key, data)) : this.write(key, data)).finally(() => this.inFlight.delete(p));
     this.inFlight.add(p);
     return p;
   }
