@@ -11,7 +11,7 @@ import type { DocHandle } from "@automerge/automerge-repo";
 /** A group is committed once it holds this many messages, even if more are waiting... */
 export const GROUP_MAX_JOBS = 128;
 /** ...or once it has been open this long (real time): a busy laptop still answers within it. */
-export const GROUP_MAX_MS = 50;
+export const GROUP_MAX_MS = 250;
 
 export interface GroupHooks {
   /** Saves a document (failures are remembered by the caller, not thrown). */
