@@ -33,7 +33,12 @@ export async function startWebNode(name: string, opts: StartOptions = {}): Promi
   return Object.assign(d, { appUrl: url, origin: new URL(url).origin });
 }
 
+let built: Promise<void> | undefined;
+
 export async function launch(): Promise<Browser> {
+  // the replica's bundle (esbuild) from the sources, in case only tsc -b ran
+  built ??= (import(join(ROOT, "packages/app/web/build.mjs")) as Promise<{ buildReplica(): Promise<void> }>).then((m) => m.buildReplica());
+  await built;
   const { chromium } = (await import(require.resolve("playwright-core"))) as typeof import("playwright-core");
   const browser = await chromium.launch({
     executablePath: "/usr/bin/chromium",

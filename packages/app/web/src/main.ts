@@ -5,6 +5,8 @@
 import { Api, ApiError } from "./api.js";
 import { COLOURS, decodeDrawing, drawingElement, encodeDrawing, HEIGHT, looksLikeDrawing, MAX_CHARS, simplify, SIZES, strokeElement, WIDTH, type Stroke } from "./drawing.js";
 import { chooseLang, direction, LANGUAGES, NATIVE, translator, type Key, type Lang } from "./i18n.js";
+import { dropDraft, newDraftId, replicaDrafts, savedByNode, startReplica, writeDraft, type Draft } from "./replica-drafts.js";
+import type { Replica } from "./replica.js";
 
 // What the node answers (the control API's views, packages/sync; only what the page uses).
 interface Message {
@@ -22,7 +24,6 @@ interface Message {
   deliveredAt?: number;
   readAt?: number;
 }
-interface Draft { id: string; to: string; body: string; updatedAt: number }
 interface Buddy { address: string; fingerprint: string; signPublicKey: string; name: string; petname?: string; how: string; blocked: boolean }
 interface Nearby { address: string; fingerprint: string; signPublicKey: string; name?: string; lastMet: number; buddy: boolean; connected?: boolean }
 interface Contact { address: string; fingerprint: string; vouch?: { status: string } }
@@ -50,6 +51,8 @@ let shown = 50; // messages per folder before "show older" (a slow laptop draws 
 let flash = "";
 let keepFlash = false; // the next screen change keeps the message (e.g. "Sent!" shown on the Outbox)
 let online = false;
+/** The drafts' live replica (replica-drafts.ts), once it has started; until then drafts go through the node's API. */
+let replica: Replica | undefined;
 
 type Child = Node | string | false | undefined | null;
 type Attrs = Record<string, string | boolean | number | ((e: Event) => void) | undefined>;
@@ -277,7 +280,7 @@ function draftsScreen(): Node[] {
           content({ id: d.id, direction: "out", from: data.me, to: [d.to], body: d.body, claimedSentAt: d.updatedAt }, true),
           h("div", { class: "actions" },
             h("a", { class: "button", href: `#draft/${d.id}` }, "✎ ", t("keepWriting")),
-            h("button", { type: "button", class: "danger", onclick: () => void api.post("drafts/delete", { id: d.id }).then(load, fail) }, "✖ ", t("delete")))))),
+            h("button", { type: "button", class: "danger", onclick: () => (replica ? dropDraft(replica, d.id) : void api.post("drafts/delete", { id: d.id }).then(load, fail)) }, "✖ ", t("delete")))))),
   ];
 }
 
@@ -312,7 +315,7 @@ function keep(c: Compose): void {
 function changed(c: Compose): void {
   keep(c);
   clearTimeout(c.timer);
-  c.timer = setTimeout(() => void saveDraft(c), 400);
+  c.timer = setTimeout(() => void saveDraft(c), replica ? 150 : 400);
   sizeMeter(c);
 }
 
@@ -321,6 +324,15 @@ async function saveDraft(c: Compose): Promise<void> {
   c.timer = undefined;
   const b = body(c);
   if (!c.to || (c.kind === "text" ? !b.trim() : c.strokes.length === 0) || b === c.saved) return;
+  if (replica) {
+    // kept in IndexedDB and shown in the other tabs at once; the node saves it when it hears of it
+    c.draftId ??= newDraftId();
+    writeDraft(replica, c.draftId, c.to, b);
+    c.saved = b;
+    keep(c);
+    status(t(savedByNode(replica.doc(), c.draftId, b) ? "draftSaved" : "draftKept"));
+    return;
+  }
   const run = (async () => {
     await c.saving;
     try {
@@ -454,7 +466,11 @@ async function send(c: Compose): Promise<void> {
     let sent: Message;
     clearTimeout(c.timer);
     await c.saving;
-    if (c.draftId) {
+    if (c.draftId && replica) {
+      // the node seals and signs the message; the draft then goes from every tab
+      sent = await api.post<Message>("send", { to: c.to, body: b });
+      dropDraft(replica, c.draftId);
+    } else if (c.draftId) {
       if (b !== c.saved) await api.post("drafts", { to: c.to, body: b, id: c.draftId });
       sent = await api.post<Message>("drafts/send", { id: c.draftId });
     } else sent = await api.post<Message>("send", { to: c.to, body: b });
@@ -590,6 +606,15 @@ function syncDraft(c: Compose): void {
   if (area) area.value = d.body;
 }
 
+/** The replica changed (this tab, another tab, the node): drafts shown again, and whether the node has the words being written. */
+function onReplica(): void {
+  if (!replica) return;
+  data.drafts = replicaDrafts(replica.doc());
+  const c = compose;
+  if (c?.draftId && !c.timer && c.saved) status(t(savedByNode(replica.doc(), c.draftId, c.saved) ? "draftSaved" : "draftKept"));
+  render();
+}
+
 /** Everything the page shows, as GET /app/api/state (and the session) answer it. */
 interface Folder {
   newest: Message[];
@@ -607,7 +632,7 @@ function show(s: State): void {
   opened.clear(); // their state may have changed: asked again when shown
   Object.assign(data, {
     inbox: s.inbox.newest, outbox: s.outbox.newest, waiting: s.waiting.newest, unread: s.inbox.unread,
-    total: { inbox: s.inbox.total, outbox: s.outbox.total, waiting: s.waiting.total }, drafts: s.drafts, nearby: s.nearby, contacts: s.contacts, requests: s.requests, buddies: s.buddies.buddies, card: s.card.card });
+    total: { inbox: s.inbox.total, outbox: s.outbox.total, waiting: s.waiting.total }, drafts: replica ? replicaDrafts(replica.doc()) : s.drafts, nearby: s.nearby, contacts: s.contacts, requests: s.requests, buddies: s.buddies.buddies, card: s.card.card });
   if (data.me !== s.whoami.address) {
     data.me = s.whoami.address;
     $("me").textContent = t("you", { who: s.whoami.address });
@@ -662,6 +687,14 @@ async function main(): Promise<void> {
     el.textContent = up ? "● " + t("live") : "○ " + t("offline");
   });
   show(first);
+  // the replica after the first screen: its WebAssembly must not hold the child up
+  void startReplica(api.replica, api.token).then((r) => {
+    if (!r) return;
+    replica = r;
+    r.on("change", onReplica);
+    onReplica();
+    document.body.dataset.replica = "ready";
+  }, () => {});
   document.body.dataset.ready = String(Math.round(performance.now())); // for tests and the time-to-interactive benchmark
 }
 
