@@ -74,7 +74,7 @@ describe.skipIf(!!why)("the drafts' live replica in the browser", () => {
     const pb = await openApp(await profile(browser), baraka);
     await makeFriends({ page: pa, other: "baraka" }, { page: pb, other: "amara" });
     await pa.close();
-  }, 90_000);
+  }, 150_000);
 
   it("shows a draft typed in one tab in another at once, and the node saves it", async () => {
     const tab1 = await openWithReplica(ctx, amara, "#write");
@@ -97,7 +97,7 @@ describe.skipIf(!!why)("the drafts' live replica in the browser", () => {
     await look(tab2, "drafts-second-tab");
     await tab1.close();
     await tab2.close();
-  });
+  }, 120_000);
 
   it("keeps words typed while the node is stopped, and they reach the node when it is back", async () => {
     const tab1 = await openWithReplica(ctx, amara);
@@ -142,7 +142,7 @@ describe.skipIf(!!why)("the drafts' live replica in the browser", () => {
     await waitFor(async () => (await api<{ body: string }[]>(baraka, "GET", "/api/inbox")).some((m) => m.body === all), "baraka to get the message");
     await tab3.close();
     await tab4.close();
-  }, 90_000);
+  }, 180_000);
 
   it("a page on another origin cannot open the replica's WebSocket, even with the token", async () => {
     const page = await openWithReplica(ctx, amara);

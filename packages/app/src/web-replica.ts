@@ -58,7 +58,10 @@ export class WebReplica {
   private again = false;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
-  private readonly onMailbox = () => this.soon();
+  // the page's changes are taken at once; the mailbox changes with every message, so its changes are
+  // gathered for a while, and only while a page is connected (one connecting gets a pass first)
+  private readonly onReplica = () => this.soon(50);
+  private readonly onMailbox = () => this.wss.clients.size > 0 && this.soon(300);
   private readonly storage: DurableFileStorage;
 
   constructor(private readonly mailbox: Mailbox, dataDir: string, key: string, private readonly log: { warn(msg: string): void }) {
@@ -86,7 +89,8 @@ export class WebReplica {
     this.handle = stored
       ? await this.repo.find<ReplicaDoc>(this.documentId, { allowableStates: ["ready"] })
       : this.repo.import<ReplicaDoc>(A.save(A.from<ReplicaDoc>({ drafts: {} })), { docId: this.documentId });
-    this.handle.on("change", this.onMailbox);
+    this.handle.on("change", this.onReplica);
+    this.wss.on("connection", this.onReplica);
     this.mailbox.on("changed", this.onMailbox);
     await this.reconcile();
   }
@@ -97,12 +101,12 @@ export class WebReplica {
   }
 
   /** A few changes in a row make one pass. */
-  private soon(): void {
+  private soon(ms: number): void {
     if (this.timer || this.closed) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       void this.reconcile().catch((e: unknown) => this.log.warn(`the web app's replica: ${(e as Error).message}`));
-    }, 50);
+    }, ms);
   }
 
   /** One pass at a time; a change during a pass asks for one more. */
@@ -198,7 +202,7 @@ export class WebReplica {
     this.closed = true;
     clearTimeout(this.timer);
     this.mailbox.off("changed", this.onMailbox);
-    this.handle?.off("change", this.onMailbox);
+    this.handle?.off("change", this.onReplica);
     await this.running?.catch(() => {});
     for (const ws of this.wss.clients) ws.terminate();
     await this.repo.shutdown();
