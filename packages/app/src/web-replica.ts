@@ -128,7 +128,14 @@ export class WebReplica {
     const h = this.handle;
     if (!h || this.closed) return;
     const nodeDrafts = new Map<string, DraftView>((await this.mailbox.drafts()).map((d) => [d.id, d]));
-    const column = (h.doc().drafts ?? {}) as Record<string, unknown>;
+    const raw: unknown = h.doc().drafts;
+    if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+      // not a column of drafts (a page got it wrong): made one again; the node's drafts come back below
+      this.log.warn("the web app's replica had no drafts column; made a new one");
+      h.change((d) => void (d.drafts = {}));
+      return this.pass();
+    }
+    const column = raw as Record<string, unknown>;
     for (const [id, raw] of Object.entries(column)) {
       if (!validDraftId(id) || typeof raw !== "object" || raw === null) continue; // the page's mistake: left alone
       const r = raw as Partial<Record<keyof ReplicaDraft, unknown>>;
