@@ -144,6 +144,29 @@ describe.skipIf(!!why)("the drafts' live replica in the browser", () => {
     await tab4.close();
   }, 180_000);
 
+  it("marks a message opened while the node is stopped read when it is back: the friend sees it read", async () => {
+    const words = "Riddle: what has keys but cannot open a lock?";
+    await api(baraka, "POST", "/api/send", { to: "amara@local", body: words });
+    await waitFor(async () => (await api<{ body: string }[]>(amara, "GET", "/api/inbox")).some((m) => m.body === words), "amara's node to get the riddle");
+    const tab = await openWithReplica(ctx, amara, "#inbox");
+    const item = tab.locator("main li.msg", { hasText: words });
+    await item.waitFor();
+    await amara.stop();
+    await tab.locator("#live.down").waitFor();
+    // opened with the node stopped: the page has it, and keeps that it was opened in IndexedDB
+    await item.getByRole("link").first().click();
+    await tab.getByRole("heading", { name: "Message from baraka" }).waitFor();
+    await tab.close();
+    const sentState = async () => (await api<{ body: string; state: string }[]>(baraka, "GET", "/api/outbox")).find((m) => m.body === words)?.state;
+    expect(await sentState()).not.toBe("read");
+    amara = await startWebNode("amara", { dataDir: amara.dataDir, args: ["--control-port", String(port), "--peer", `127.0.0.1:${baraka.syncPort}`] });
+    const again = await openWithReplica(ctx, amara, "#inbox");
+    // the node marks it read and signs the receipt; baraka's outbox says read
+    await waitFor(async () => (await sentState()) === "read", "baraka to see the riddle read", 60_000);
+    await again.locator("main li.msg:not(.new)", { hasText: words }).waitFor();
+    await again.close();
+  }, 180_000);
+
   it("a page on another origin cannot open the replica's WebSocket, even with the token", async () => {
     const page = await openWithReplica(ctx, amara);
     const csrf = await page.evaluate(async () => ((await (await fetch("/app/api/session")).json()) as { csrf: string }).csrf);

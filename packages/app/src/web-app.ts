@@ -112,7 +112,7 @@ export class WebApp {
     this.session = createHmac("sha256", this.key).update("pigeon web session").digest("hex");
     this.csrf = createHmac("sha256", this.key).update("pigeon web csrf").digest("hex");
     const log = opts.log ?? { warn: (m: string) => process.stderr.write(`pigeon web app: ${m}\n`) };
-    this.replica = new WebReplica(opts.mailbox, opts.dataDir, this.key, log);
+    this.replica = new WebReplica(opts.mailbox, opts.dataDir, this.key, log, async (id) => (opts.routes["POST /api/show"] as Route<Endpoint>)({ id }));
     this.replicaReady = this.replica.start().then(
       () => true,
       (e: unknown) => (log.warn(`the browser's replica could not start (${(e as Error).message}); the app works without it`), false),

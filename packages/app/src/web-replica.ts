@@ -32,6 +32,8 @@ export interface ReplicaDraft {
 }
 export type ReplicaDoc = {
   drafts: Record<string, ReplicaDraft>;
+  /** Messages the child opened (id → when), for the node to mark read (and send the receipt); removed once done. */
+  read?: Record<string, number>;
 };
 
 /** What the page may send: sync messages for the replica document, nothing else (no other document, no ephemeral messages). */
@@ -64,7 +66,17 @@ export class WebReplica {
   private readonly onMailbox = () => this.wss.clients.size > 0 && this.soon(300);
   private readonly storage: DurableFileStorage;
 
-  constructor(private readonly mailbox: Mailbox, dataDir: string, key: string, private readonly log: { warn(msg: string): void }) {
+  /**
+   * `show` marks a message read as the app's POST show does (its rules: only a buddy's message gets a
+   * receipt); the replica only says which message the child opened, even with the node stopped.
+   */
+  constructor(
+    private readonly mailbox: Mailbox,
+    dataDir: string,
+    key: string,
+    private readonly log: { warn(msg: string): void },
+    private readonly show: (id: string) => Promise<unknown>,
+  ) {
     // one document per data directory, named from the web key: a new key gives the page a new replica
     this.documentId = interpretAsDocumentId(
       createHmac("sha256", key).update("pigeon web replica").digest().subarray(0, 16) as unknown as Parameters<typeof interpretAsDocumentId>[0],
@@ -194,6 +206,24 @@ export class WebReplica {
       h.change((d) => {
         if (!(n.id in d.drafts)) d.drafts[n.id] = { to: n.to, body: n.body, at: n.updatedAt, saved: n.updatedAt };
       });
+    }
+    // messages the child opened: marked read here (the receipt is signed here), then forgotten
+    const read: unknown = h.doc().read;
+    if (typeof read === "object" && read !== null && !Array.isArray(read)) {
+      for (const id of Object.keys(read)) {
+        if (/^[0-9a-f]{24}$/.test(id)) {
+          try {
+            await this.show(id);
+          } catch (e) {
+            const code = (e as { code?: unknown }).code;
+            if (code !== "not-found" && code !== "bad-input") {
+              this.log.warn(`message ${id} opened in the web app could not be marked read yet: ${(e as Error).message}`);
+              continue; // tried again on the next pass
+            }
+          }
+        }
+        h.change((d) => void (d.read && delete d.read[id]));
+      }
     }
   }
 

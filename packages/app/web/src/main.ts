@@ -5,7 +5,7 @@
 import { Api, ApiError } from "./api.js";
 import { COLOURS, decodeDrawing, drawingElement, encodeDrawing, HEIGHT, looksLikeDrawing, MAX_CHARS, simplify, SIZES, strokeElement, WIDTH, type Stroke } from "./drawing.js";
 import { chooseLang, direction, LANGUAGES, NATIVE, translator, type Key, type Lang } from "./i18n.js";
-import { dropDraft, newDraftId, replicaDrafts, savedByNode, startReplica, writeDraft, type Draft } from "./replica-drafts.js";
+import { dropDraft, markShown, newDraftId, replicaDrafts, savedByNode, startReplica, writeDraft, type Draft } from "./replica-drafts.js";
 import type { Replica } from "./replica.js";
 
 // What the node answers (the control API's views, packages/sync; only what the page uses).
@@ -213,7 +213,10 @@ function messageScreen(id: string): Child[] {
     void api.post<{ message: Message }>("show", { id }).then((r) => (opened.set(id, r.message), render()), fail);
     return [h("p", {}, "…")];
   }
-  if (m.direction === "in" && m.readAt === undefined) void api.post("show", { id }).catch(() => {});
+  if (m.direction === "in" && m.readAt === undefined) {
+    if (replica) markShown(replica, id);
+    else void api.post("show", { id }).catch(() => {});
+  }
   const out = m.direction === "out";
   const travel: Child[] = out
     ? [

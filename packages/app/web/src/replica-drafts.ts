@@ -46,6 +46,15 @@ export function writeDraft(r: Replica, id: string, to: string, body: string): vo
   });
 }
 
+/** The child opened a message: the node marks it read (and sends the receipt) when it hears of it, even after being stopped. */
+export function markShown(r: Replica, id: string): void {
+  if (r.doc()?.read?.[id] !== undefined) return;
+  r.change((d) => {
+    d.read ??= {};
+    d.read[id] = Date.now();
+  });
+}
+
 /** Marks a draft deleted (sent, or thrown away): the node deletes its own and then the entry. */
 export function dropDraft(r: Replica, id: string): void {
   r.change((d) => {

@@ -1,4 +1,4 @@
-// The page's live replica of the child's own drafts: one automerge-repo document kept in the browser's
+// The page's live replica of the child's own drafts (and of which messages the child opened): one automerge-repo document kept in the browser's
 // IndexedDB (drafts survive a closed lid, a stopped node, a reload), shared at once between the open
 // tabs over a BroadcastChannel, and synced with the node over /app/sync when it is there. The node
 // alone saves a draft into the drafts the child's devices share (sealed and signed there) and sends
@@ -16,7 +16,8 @@ export interface ReplicaDraft {
   saved: number;
   deleted?: boolean;
 }
-export type ReplicaDoc = { drafts: Record<string, ReplicaDraft> };
+/** `read`: messages the child opened (id → when), for the node to mark read; it removes them once done. */
+export type ReplicaDoc = { drafts: Record<string, ReplicaDraft>; read?: Record<string, number> };
 export type Replica = DocHandle<ReplicaDoc>;
 
 /** Opens the replica `url` (the node names it in the session); resolves once it is loaded from IndexedDB or from the node. */
