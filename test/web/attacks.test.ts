@@ -103,7 +103,7 @@ describe.skipIf(!!why)("a page on another origin in the child's own browser", ()
     )) as number[];
     expect(own).toEqual([200, 200]);
     await waitFor(async () => (await api<{ body: string }[]>(amara, "GET", "/api/outbox")).some((m) => m.body === "sent by the app itself"), "the app's own message");
-  });
+  }, 120_000); // two nodes, two browser profiles and every page loading the drafts replica: over 60 s on a loaded machine
 });
 
 describe("DNS rebinding and the laptop's other users", () => {

@@ -270,7 +270,7 @@ describe.skipIf(!!why)("the web app, two children on two laptops", () => {
     const fresh = await openApp(pa.context(), amara, `#message/${oldest.id}`);
     await expect(fresh.locator("article.message .body").textContent()).resolves.toBe("Riddle number 1");
     await fresh.close();
-  });
+  }, 120_000); // 60 messages sent one by one, then the pages (with the drafts replica): 55 s on a loaded machine
 
   it("speaks French to a French laptop, Spanish when the child chooses it, and Arabic right to left", async () => {
     const fr = await openApp(await profile(browser, "fr-FR"), baraka);

@@ -34,8 +34,13 @@ export async function startWebNode(name: string, opts: StartOptions = {}): Promi
   return Object.assign(d, { appUrl: url, origin: new URL(url).origin });
 }
 
+let built: Promise<void> | undefined;
+
 /** Debian's Chromium, headless; `extra` adds switches (a fake camera showing a file, for one). */
 export async function launch(extra: string[] = []): Promise<Browser> {
+  // the replica's bundle (esbuild) from the sources, in case only tsc -b ran
+  built ??= (import(join(ROOT, "packages/app/web/build.mjs")) as Promise<{ buildReplica(): Promise<void> }>).then((m) => m.buildReplica());
+  await built;
   const { chromium } = (await import(require.resolve("playwright-core"))) as typeof import("playwright-core");
   const browser = await chromium.launch({
     executablePath: "/usr/bin/chromium",

@@ -194,7 +194,7 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
   } catch (e) {
     await gateway?.stop().catch(() => {});
     await xmpp?.close().catch(() => {});
-    web?.close();
+    await web?.close().catch(() => {});
     control.close();
     await node.shutdown().catch(() => {});
     throw e;

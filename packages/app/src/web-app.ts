@@ -17,6 +17,7 @@ import { WebSocketServer, type WebSocket } from "ws";
 import type { Mailbox, MessageView, SyncEngine } from "@pigeon/sync";
 import type { Endpoint, Route, Routes } from "./control-api.js";
 import { writeFileAtomic } from "./data-dir.js";
+import { SYNC_PATH, WebReplica } from "./web-replica.js";
 
 export const APP_PATH = "/app/";
 export const LIVE_PATH = "/app/live";
@@ -63,6 +64,7 @@ const TYPES: Record<string, string> = {
   ".js": "text/javascript; charset=utf-8",
   ".css": "text/css; charset=utf-8",
   ".svg": "image/svg+xml",
+  ".wasm": "application/wasm",
 };
 
 /** Where the built page lives: the static files beside the sources, the scripts tsc built. */
@@ -87,6 +89,8 @@ export interface WebAppOptions {
   dataDir: string;
   /** The control API's routes (the app calls a few of them, listed in API). */
   routes: Routes<Endpoint>;
+  /** Where the replica's troubles are told (stderr when not given). */
+  log?: { warn(msg: string): void };
 }
 
 function same(a: string, b: string): boolean {
@@ -104,12 +108,21 @@ export class WebApp {
   private pending: NodeJS.Timeout | undefined;
   private readonly cache = new Map<string, { body: Buffer; gzip: Buffer; type: string; etag: string }>();
   private readonly unsubscribe: () => void;
+  /** The browser's replica of the child's drafts (web-replica.ts), and when it is ready to sync. */
+  private readonly replica: WebReplica;
+  private readonly replicaReady: Promise<boolean>;
 
   constructor(private readonly opts: WebAppOptions) {
     this.key = webKey(opts.dataDir);
     // both derived from the key: a session survives a restart of the node, and a new key ends them all
     this.session = createHmac("sha256", this.key).update("pigeon web session").digest("hex");
     this.csrf = createHmac("sha256", this.key).update("pigeon web csrf").digest("hex");
+    const log = opts.log ?? { warn: (m: string) => process.stderr.write(`pigeon web app: ${m}\n`) };
+    this.replica = new WebReplica(opts.mailbox, opts.dataDir, this.key, log, async (id) => (opts.routes["POST /api/show"] as Route<Endpoint>)({ id }));
+    this.replicaReady = this.replica.start().then(
+      () => true,
+      (e: unknown) => (log.warn(`the browser's replica could not start (${(e as Error).message}); the app works without it`), false),
+    );
     const changed = () => this.changed();
     opts.mailbox.on("changed", changed);
     opts.sync.on("peer-up", changed);
@@ -140,11 +153,12 @@ export class WebApp {
     }, 30);
   }
 
-  close(): void {
+  async close(): Promise<void> {
     this.unsubscribe();
     clearTimeout(this.pending);
     for (const ws of this.live) ws.terminate();
     this.wss.close();
+    if (await this.replicaReady) await this.replica.close();
   }
 
   /** Why a request must not reach the app (beyond the port's own Host and Origin checks), or undefined. */
@@ -170,7 +184,8 @@ export class WebApp {
     const host = req.headers.host ?? "127.0.0.1";
     return {
       "content-security-policy":
-        `default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self' ws://${host}; ` +
+        // 'wasm-unsafe-eval': the replica's Automerge is WebAssembly (served from here; no eval of text)
+        `default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data:; connect-src 'self' ws://${host}; ` +
         "base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
       "x-content-type-options": "nosniff",
       "x-frame-options": "DENY",
@@ -218,7 +233,7 @@ export class WebApp {
     if (!this.hasSession(req)) return this.json(req, res, 401, { error: "no-session", message: "open Pigeon from the address the node printed" });
     // the token, and everything the page shows with it: one round trip before the first screen
     const shown = Math.max(1, Math.min(Number(new URL(req.url ?? "/", "http://x").searchParams.get("shown")) || FIRST, 100_000));
-    if (path === "/app/api/session") return this.json(req, res, 200, { csrf: this.csrf, state: await this.state(shown) });
+    if (path === "/app/api/session") return this.json(req, res, 200, { csrf: this.csrf, replica: this.replica.url, state: await this.state(shown) });
     // a custom header: no page on another origin can add it without a CORS preflight, which is never answered
     const token = req.headers["x-pigeon-csrf"];
     if (typeof token !== "string" || !same(token, this.csrf)) return this.json(req, res, 403, { error: "csrf", message: "missing or wrong CSRF token" });
@@ -277,8 +292,8 @@ export class WebApp {
     let file = this.cache.get(name);
     if (!file) {
       // only plain names under the two folders: no "..", no hidden files
-      if (!/^[a-z0-9][a-z0-9_-]*(\/[a-z0-9][a-z0-9_-]*)*\.(html|js|css|svg)$/.test(name)) return this.notFound(req, res);
-      const dir = name.endsWith(".js") ? SCRIPT_DIR : STATIC_DIR;
+      if (!/^[a-z0-9][a-z0-9_-]*(\/[a-z0-9][a-z0-9_-]*)*\.(html|js|css|svg|wasm)$/.test(name)) return this.notFound(req, res);
+      const dir = name.endsWith(".js") || name.endsWith(".wasm") ? SCRIPT_DIR : STATIC_DIR;
       const full = normalize(join(dir, name));
       if (!full.startsWith(dir + sep) || !existsSync(full) || !statSync(full).isFile()) return this.notFound(req, res);
       const body = readFileSync(full);
@@ -307,10 +322,10 @@ export class WebApp {
     this.json(req, res, 404, { error: "not-found", message: "no such page" });
   }
 
-  /** Takes the live-updates WebSocket (/app/live); false for other paths. Host and Origin are checked already. */
+  /** Takes the live-updates WebSocket (/app/live) and the replica's (/app/sync); false for other paths. Host and Origin are checked already. */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
     const url = new URL(req.url ?? "/", "http://x");
-    if (url.pathname !== LIVE_PATH) return false;
+    if (url.pathname !== LIVE_PATH && url.pathname !== SYNC_PATH) return false;
     const origin = req.headers.origin;
     const port = req.socket.localPort;
     // a browser always sends Origin on a WebSocket: the page must be the app itself, with its session and token
@@ -321,6 +336,11 @@ export class WebApp {
     if (!ok) {
       socket.on("error", () => {});
       socket.end("HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\nonly the app's own page may listen\n");
+      return true;
+    }
+    if (url.pathname === SYNC_PATH) {
+      socket.on("error", () => {});
+      void this.replicaReady.then((ok) => (ok ? this.replica.upgrade(req, socket, head) : socket.destroy()));
       return true;
     }
     this.wss.handleUpgrade(req, socket, head, (ws) => {

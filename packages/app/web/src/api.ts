@@ -9,6 +9,8 @@ export class ApiError extends Error {
 
 export class Api {
   private csrf = "";
+  /** The address of the browser's replica of the drafts (the node names it in the session). */
+  replica = "";
 
   /** Trades the key in the address (#key=..., printed by pigeon start) for a session, and gets the first state; undefined if there is no session. */
   async start<T>(): Promise<T | undefined> {
@@ -20,8 +22,9 @@ export class Api {
     }
     const res = await fetch("/app/api/session");
     if (!res.ok) return undefined;
-    const session = (await res.json()) as { csrf: string; state: T };
+    const session = (await res.json()) as { csrf: string; replica?: string; state: T };
     this.csrf = session.csrf;
+    this.replica = session.replica ?? "";
     return session.state;
   }
 
@@ -34,6 +37,11 @@ export class Api {
     const value = (await res.json().catch(() => ({}))) as T & { message?: string };
     if (!res.ok) throw new ApiError(res.status, value.message ?? res.statusText);
     return value;
+  }
+
+  /** The token, for the replica's WebSocket (replica.ts). */
+  get token(): string {
+    return this.csrf;
   }
 
   get<T>(path: string): Promise<T> {

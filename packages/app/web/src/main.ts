@@ -7,6 +7,8 @@ import { COLOURS, decodeDrawing, drawingElement, encodeDrawing, HEIGHT, looksLik
 import { chooseLang, direction, LANGUAGES, NATIVE, translator, type Key, type Lang } from "./i18n.js";
 import { asShortCode, qrElement, scan, shortCode, type Scan } from "./friend-qr.js";
 import { channelScreen, channelsScreen, groupState, loadChannel, setMe, type Channel, type Ui } from "./channels.js";
+import { dropDraft, markShown, newDraftId, replicaDrafts, savedByNode, startReplica, writeDraft, type Draft } from "./replica-drafts.js";
+import type { Replica } from "./replica.js";
 
 // What the node answers (the control API's views, packages/sync; only what the page uses).
 interface Message {
@@ -29,7 +31,6 @@ interface Message {
   channel?: string;
   counts?: { members: number; delivered: number; read: number };
 }
-interface Draft { id: string; to: string; body: string; updatedAt: number }
 interface Buddy { address: string; fingerprint: string; signPublicKey: string; name: string; petname?: string; how: string; blocked: boolean }
 interface Nearby { address: string; fingerprint: string; signPublicKey: string; name?: string; lastMet: number; buddy: boolean; connected?: boolean }
 interface Contact { address: string; fingerprint: string; vouch?: { status: string } }
@@ -61,6 +62,8 @@ let shown = 50; // messages per folder before "show older" (a slow laptop draws 
 let flash = "";
 let keepFlash = false; // the next screen change keeps the message (e.g. "Sent!" shown on the Outbox)
 let online = false;
+/** The drafts' live replica (replica-drafts.ts), once it has started; until then drafts go through the node's API. */
+let replica: Replica | undefined;
 
 type Child = Node | string | false | undefined | null;
 type Attrs = Record<string, string | boolean | number | ((e: Event) => void) | undefined>;
@@ -225,7 +228,10 @@ function messageScreen(id: string): Child[] {
     void api.post<{ message: Message }>("show", { id }).then((r) => (opened.set(id, r.message), render()), fail);
     return [h("p", {}, "…")];
   }
-  if (m.direction === "in" && m.readAt === undefined) void api.post("show", { id }).catch(() => {});
+  if (m.direction === "in" && m.readAt === undefined) {
+    if (replica) markShown(replica, id);
+    else void api.post("show", { id }).catch(() => {});
+  }
   const out = m.direction === "out";
   const travel: Child[] = out
     ? [
@@ -292,7 +298,7 @@ function draftsScreen(): Node[] {
           content({ id: d.id, direction: "out", from: data.me, to: [d.to], body: d.body, claimedSentAt: d.updatedAt }, true),
           h("div", { class: "actions" },
             h("a", { class: "button", href: `#draft/${d.id}` }, "✎ ", t("keepWriting")),
-            h("button", { type: "button", class: "danger", onclick: () => void api.post("drafts/delete", { id: d.id }).then(load, fail) }, "✖ ", t("delete")))))),
+            h("button", { type: "button", class: "danger", onclick: () => (replica ? dropDraft(replica, d.id) : void api.post("drafts/delete", { id: d.id }).then(load, fail)) }, "✖ ", t("delete")))))),
   ];
 }
 
@@ -327,7 +333,7 @@ function keep(c: Compose): void {
 function changed(c: Compose): void {
   keep(c);
   clearTimeout(c.timer);
-  c.timer = setTimeout(() => void saveDraft(c), 400);
+  c.timer = setTimeout(() => void saveDraft(c), replica ? 150 : 400);
   sizeMeter(c);
 }
 
@@ -336,6 +342,15 @@ async function saveDraft(c: Compose): Promise<void> {
   c.timer = undefined;
   const b = body(c);
   if (!c.to || (c.kind === "text" ? !b.trim() : c.strokes.length === 0) || b === c.saved) return;
+  if (replica) {
+    // kept in IndexedDB and shown in the other tabs at once; the node saves it when it hears of it
+    c.draftId ??= newDraftId();
+    writeDraft(replica, c.draftId, c.to, b);
+    c.saved = b;
+    keep(c);
+    status(t(savedByNode(replica.doc(), c.draftId, b) ? "draftSaved" : "draftKept"));
+    return;
+  }
   const run = (async () => {
     await c.saving;
     try {
@@ -469,7 +484,11 @@ async function send(c: Compose): Promise<void> {
     let sent: Message;
     clearTimeout(c.timer);
     await c.saving;
-    if (c.draftId) {
+    if (c.draftId && replica) {
+      // the node seals and signs the message; the draft then goes from every tab
+      sent = await api.post<Message>("send", { to: c.to, body: b });
+      dropDraft(replica, c.draftId);
+    } else if (c.draftId) {
       if (b !== c.saved) await api.post("drafts", { to: c.to, body: b, id: c.draftId });
       sent = await api.post<Message>("drafts/send", { id: c.draftId });
     } else sent = await api.post<Message>("send", { to: c.to, body: b });
@@ -684,6 +703,15 @@ function syncDraft(c: Compose): void {
   if (area) area.value = d.body;
 }
 
+/** The replica changed (this tab, another tab, the node): drafts shown again, and whether the node has the words being written. */
+function onReplica(): void {
+  if (!replica) return;
+  data.drafts = replicaDrafts(replica.doc());
+  const c = compose;
+  if (c?.draftId && !c.timer && c.saved) status(t(savedByNode(replica.doc(), c.draftId, c.saved) ? "draftSaved" : "draftKept"));
+  render();
+}
+
 /** Everything the page shows, as GET /app/api/state (and the session) answer it. */
 interface Folder {
   newest: Message[];
@@ -701,7 +729,7 @@ function show(s: State): void {
   opened.clear(); // their state may have changed: asked again when shown
   Object.assign(data, {
     inbox: s.inbox.newest, outbox: s.outbox.newest, waiting: s.waiting.newest, unread: s.inbox.unread,
-    total: { inbox: s.inbox.total, outbox: s.outbox.total, waiting: s.waiting.total }, drafts: s.drafts, nearby: s.nearby, contacts: s.contacts, requests: s.requests, buddies: s.buddies.buddies, card: s.card.card,
+    total: { inbox: s.inbox.total, outbox: s.outbox.total, waiting: s.waiting.total }, drafts: replica ? replicaDrafts(replica.doc()) : s.drafts, nearby: s.nearby, contacts: s.contacts, requests: s.requests, buddies: s.buddies.buddies, card: s.card.card,
     channels: s.channels ?? [], school: s.whoami.school?.me, fingerprint: s.whoami.fingerprint });
   setMe(s.whoami.address);
   if (data.me !== s.whoami.address) {
@@ -778,6 +806,15 @@ async function main(): Promise<void> {
     el.textContent = up ? "● " + t("live") : "○ " + t("offline");
   });
   show(first);
+  // the replica after the first screen: its WebAssembly must not hold the child up
+  void startReplica(api.replica, api.token).then((r) => {
+    if (!r) return;
+    replica = r;
+    r.on("change", onReplica);
+    onReplica();
+    document.body.dataset.replicaAt = String(Math.round(performance.now())); // for the benchmark
+    document.body.dataset.replica = "ready";
+  }, () => {});
   document.body.dataset.ready = String(Math.round(performance.now())); // for tests and the time-to-interactive benchmark
 }
 

@@ -11,7 +11,7 @@ import type { DocHandle } from "@automerge/automerge-repo";
 import type { DecodedChange } from "@automerge/automerge";
 import {
   buddyListConversation, deleteDraft, draft, drafts, DRAFTS_SEGMENT, emptyDrafts, equalBytes, formatAddress, MAX_BODY_CHARS, newMessageId,
-  parseAddress, saveDraft, sealChange, sha256, utf8, type DraftEdit, type DraftsDoc, type Envelope,
+  parseAddress, saveDraft, sealChange, sha256, utf8, validDraftId, type DraftEdit, type DraftsDoc, type Envelope,
 } from "@pigeon/model";
 import { personalKey } from "./buddies.js";
 import type { MailboxCore } from "./core.js";
@@ -49,7 +49,8 @@ export class Drafts {
     return handle;
   }
 
-  async save(to: string, body: string, id?: string): Promise<DraftView> {
+  /** Saves a draft; with `create`, a draft of that id is made if there is none (the web app's replica names its own drafts). */
+  async save(to: string, body: string, id?: string, create = false): Promise<DraftView> {
     let addr: string;
     try {
       addr = formatAddress(parseAddress(to));
@@ -59,7 +60,7 @@ export class Drafts {
     if (body.length > MAX_BODY_CHARS) throw new MailboxError("bad-input", `the draft is over ${MAX_BODY_CHARS} characters`);
     return this.core.serial(async () => {
       const h = await this.load();
-      if (id !== undefined && !draft(h.doc(), id)) throw new MailboxError("not-found", `no draft ${id}`);
+      if (id !== undefined && !draft(h.doc(), id) && !(create && validDraftId(id))) throw new MailboxError("not-found", `no draft ${id}`);
       const e = saveDraft(A.clone(h.doc(), { actor: this.core.actor }), { id: id ?? newMessageId().slice(0, 8), to: addr, body }, this.core.now());
       await this.edit(h, e);
       return e.draft;

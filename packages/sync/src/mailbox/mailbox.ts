@@ -577,8 +577,8 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
   }
 
   // ---- drafts ----
-  saveDraft(to: string, body: string, id?: string): Promise<DraftView> {
-    return this.drafting.save(to, body, id);
+  saveDraft(to: string, body: string, id?: string, create = false): Promise<DraftView> {
+    return this.drafting.save(to, body, id, create);
   }
 
   drafts(): Promise<DraftView[]> {
