@@ -306,6 +306,16 @@ export class Muc {
     const now = this.isMember(room) ? occupantsOf(room.view) : [];
     this.shown.set(room.id, now);
     const sessions = this.joinedSessions(room.id);
+    if (now.length === 0) {
+      // the user was removed from the channel: their clients are out of the room (XEP-0045 §9.5, 321)
+      const me = before.find((o) => o.address === this.a.bareJid);
+      const why = this.reasons.get(`${room.id} ${this.a.bareJid}`) ?? "321";
+      for (const s of sessions) {
+        if (me) s.sendStanza(this.occupantPresence(room, me, s, "unavailable", ["110", why]));
+        this.joined.get(s)?.delete(room.id);
+      }
+      return;
+    }
     for (const o of before) {
       if (now.some((x) => x.address === o.address)) continue;
       const why = this.reasons.get(`${room.id} ${o.address}`) ?? "321";
@@ -320,8 +330,6 @@ export class Muc {
       const self = o.address === this.a.bareJid;
       for (const s of sessions) s.sendStanza(this.occupantPresence(room, o, s, undefined, self ? ["110"] : []));
     }
-    // removed from the channel: the user's clients are out of the room
-    if (now.length === 0) for (const s of sessions) this.joined.get(s)?.delete(room.id);
   }
 
   // ---- IQs to the service, a room or an occupant ----
