@@ -73,6 +73,13 @@ function occupantsOf(view: ChannelView): Occupant[] {
   }));
 }
 
+/**
+ * The status codes of someone removed from the channel by a change made elsewhere (the pigeon command,
+ * another laptop): 321, out because their affiliation is gone (XEP-0045 §9.5), and 307, kicked, which is
+ * what it is to the child and the only one some clients show (profanity 0.13 says nothing for 321).
+ */
+const REMOVED = "307 321";
+
 const roleOf = (a: Affiliation | "none") => (a === "none" ? "none" : a === "member" ? "participant" : "moderator");
 
 export class Muc {
@@ -309,19 +316,18 @@ export class Muc {
     if (now.length === 0) {
       // the user was removed from the channel: their clients are out of the room (XEP-0045 §9.5, 321)
       const me = before.find((o) => o.address === this.a.bareJid);
-      const why = this.reasons.get(`${room.id} ${this.a.bareJid}`) ?? "321";
+      const why = this.reasons.get(`${room.id} ${this.a.bareJid}`) ?? REMOVED;
       for (const s of sessions) {
-        if (me) s.sendStanza(this.occupantPresence(room, me, s, "unavailable", ["110", why]));
+        if (me) s.sendStanza(this.occupantPresence(room, me, s, "unavailable", ["110", ...why.split(" ")]));
         this.joined.get(s)?.delete(room.id);
       }
       return;
     }
     for (const o of before) {
       if (now.some((x) => x.address === o.address)) continue;
-      const why = this.reasons.get(`${room.id} ${o.address}`) ?? "321";
+      const why = (this.reasons.get(`${room.id} ${o.address}`) ?? REMOVED).split(" ");
       this.reasons.delete(`${room.id} ${o.address}`);
-      const self = o.address === this.a.bareJid;
-      for (const s of sessions) s.sendStanza(this.occupantPresence(room, o, s, "unavailable", self ? ["110", why] : [why]));
+      for (const s of sessions) s.sendStanza(this.occupantPresence(room, o, s, "unavailable", why));
     }
     for (const o of now) {
       const was = before.find((x) => x.address === o.address);
@@ -416,7 +422,7 @@ export class Muc {
           if (!target) throw new StanzaError("item-not-found", `${address} is not in "${room.view.title}"`);
           if (target.affiliation === "owner") throw new StanzaError("not-allowed", "the owner cannot be removed");
           if (target.affiliation === "admin" && me.affiliation !== "owner") throw new StanzaError("not-allowed", "only the owner removes an admin");
-          this.reasons.set(`${room.id} ${address}`, what === "kick" ? "307" : "321");
+          this.reasons.set(`${room.id} ${address}`, what === "kick" ? "307" : REMOVED);
           await this.a.mailbox.removeFromChannel(room.id, [address]);
         } else if (what === "member") {
           if (!target) await this.a.mailbox.addToChannel(room.id, { addresses: [address] });

@@ -466,6 +466,10 @@ class Client(slixmpp.ClientXMPP):
         expect = P.get("expect", [])
         await self.wait_for(lambda: set(expect) <= seen(), P.get("timeout", 30))
         phases["expected"] = round(time.time() - t0, 2)
+        for body in P.get("post_after_expect", []):
+            self.make_message(mto=room, mbody=body, mtype="groupchat").send()
+        if P.get("kick_delay"):
+            await asyncio.sleep(P["kick_delay"])
         if P.get("try_kick"):
             try:
                 await self["xep_0045"].set_role(room, P["try_kick"], "none", timeout=10)
