@@ -392,7 +392,8 @@ export class Muc {
       const wanted = children(q, "item").map((i) => i.attrs.affiliation ?? i.attrs.role);
       const occupants = occupantsOf(room.view).filter((o) =>
         wanted.some((w) => w === o.affiliation || w === roleOf(o.affiliation)));
-      return el("query", { xmlns: NS.mucAdmin }, occupants.map((o) => el("item", { affiliation: o.affiliation, role: roleOf(o.affiliation), jid: o.address, nick: o.nick })));
+      // no role in the items, as in XEP-0045 §9.5 and Prosody: Converse 14 reads an item's role as its nick
+      return el("query", { xmlns: NS.mucAdmin }, occupants.map((o) => el("item", { affiliation: o.affiliation, jid: o.address, nick: o.nick })));
     });
     iq.set(NS.mucAdmin, "query", (q, r) => this.admin(memberRoom(r), q));
     iq.get(NS.mucOwner, "query", () => {
