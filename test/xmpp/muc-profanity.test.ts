@@ -66,9 +66,9 @@ describe.skipIf(!!why)("a class channel in profanity (XEP-0045)", () => {
     expect(r.room).toMatch(/^5b-science-[0-9a-f]{8}@channels\.local$/);
     expect(r.joined).toContain("mwalimu");
     expect(r.joined).toContain(TITLE); // the subject
+    // the teacher's client got it from the teacher's node: it crossed as a channel message
     expect(r.teacher.live).toEqual(expect.arrayContaining([["amara", "I found a leaf"]]));
-    // profanity's post went as a channel message; the kick removed amara from the channel
-    await waitFor(async () => (await inChannel(t)).join("|") === "I found a leaf", "the teacher's inbox to have amara's post");
+    // the kick removed amara from the channel
     expect((await pigeonJson<{ members: { address: string }[] }[]>(t, "channels"))[0]!.members.map((m) => m.address)).toEqual(["mwalimu@local"]);
   }, 240_000);
 });
