@@ -409,7 +409,8 @@ export class Muc {
     const me = this.me(room)!;
     if (me.affiliation === "member") throw new StanzaError("forbidden", `only the owner and admins of "${room.view.title}" change who is in it`);
     const items = children(q, "item");
-    if (items.length === 0) throw new StanzaError("bad-request");
+    // a channel holds at most 64 people: more items than that is no real request
+    if (items.length === 0 || items.length > 64) throw new StanzaError("bad-request");
     const occupants = occupantsOf(room.view);
     for (const item of items) {
       const byNick = item.attrs.nick !== undefined ? occupants.find((o) => o.nick === item.attrs.nick) : undefined;
