@@ -140,8 +140,9 @@ export interface Prosody {
  * also its XEP-0363 service (mod_http_file_share, Prosody 0.12) as the component `upload.<domain>`,
  * files up to that many bytes, served at http://127.0.0.1:<httpPort>/file_share/ (`http_host`: the
  * test has no name for the component; requests for that Host then go to it, so no WebSocket then).
+ * With `muc`, a multi-user chat service (mod_muc with mod_muc_mam) as the component `conference.<domain>`.
  */
-export async function startProsody(users: Record<string, string>, domain = "local", uploadLimit?: number): Promise<Prosody> {
+export async function startProsody(users: Record<string, string>, domain = "local", uploadLimit?: number, opts: { muc?: boolean } = {}): Promise<Prosody> {
   const dir = tempDir("prosody");
   const port = await freePort();
   const httpPort = await freePort();
@@ -179,7 +180,10 @@ VirtualHost "${domain}"
 ${uploadLimit === undefined ? "" : `Component "upload.${domain}" "http_file_share"
   http_host = "127.0.0.1"
   http_file_share_size_limit = ${uploadLimit}
-`}`,
+`}${opts.muc ? `Component "conference.${domain}" "muc"
+  modules_enabled = { "muc_mam" }
+  muc_room_default_history_length = 20
+` : ""}`,
   );
   const env = { ...process.env, HOME: dir };
   // prosodyctl and prosody drop from root to the prosody user: give it the directory

@@ -27,7 +27,7 @@ export function clientMessage(a: Account, s: Session, m: XmlElement): void {
     for (const t of targets) t.sendStanza(structuredClone(m));
     return;
   }
-  if (type === "groupchat") return messageError(s, m, "service-unavailable", "cancel", "group chat is not available yet");
+  if (type === "groupchat") return messageError(s, m, "service-unavailable", "cancel", `group chat is in the class channels: the rooms of channels.${a.domain}`);
   // typing states go live to the buddy's laptop if it is connected now, and nowhere else
   const state = chatStateOf(m);
   if (state) a.chatStates.fromClient(bare, state);

@@ -62,7 +62,8 @@ export function emptyItems(node?: string): XmlElement {
   return el("query", { xmlns: NS.discoItems, node });
 }
 
-export function registerDisco(iq: Iqs, a: Account): void {
+/** `serviceItems`: the domain's disco#items (the class channels' MUC service). */
+export function registerDisco(iq: Iqs, a: Account, serviceItems: () => XmlElement[] = () => []): void {
   iq.get(NS.discoInfo, "query", (q, { to }) => {
     if (to.kind === "domain") return serverInfo(q.attrs.node, a.files.available);
     if (to.kind === "account") return accountInfo(q.attrs.node);
@@ -71,6 +72,8 @@ export function registerDisco(iq: Iqs, a: Account): void {
   });
   iq.get(NS.discoItems, "query", (q, { to }) => {
     if (to.kind === "other") throw new StanzaError("service-unavailable");
-    return emptyItems(q.attrs.node);
+    const items = emptyItems(q.attrs.node);
+    if (to.kind === "domain" && q.attrs.node === undefined) items.children.push(...serviceItems());
+    return items;
   });
 }

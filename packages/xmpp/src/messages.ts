@@ -64,11 +64,21 @@ export async function archivePage(mailbox: Mailbox, query: ArchiveQuery, own: st
     }
     conversation = toHex(conversationId([mailbox.me, contact.signPublicKey]));
   }
-  if (query.start === undefined && query.end === undefined) return pagedArchive(mailbox, query, conversation);
+  return conversationArchive(mailbox, query, own, conversation, hidden);
+}
+
+/**
+ * One page of one conversation's archive (all of them with `conversation` undefined), without the
+ * messages `hide` says; also a class channel's archive for its room (muc.ts), where `own` is the room.
+ */
+export async function conversationArchive(
+  mailbox: Mailbox, query: ArchiveQuery, own: string, conversation: string | undefined, hide: (v: MessageView) => boolean,
+): Promise<ArchivePage> {
+  if (query.start === undefined && query.end === undefined) return pagedArchive(mailbox, query, conversation, hide);
   const all: MessageView[] = [];
   for (let afterSeq = 0; ; ) {
     const page = await mailbox.messages({ conversation, afterSeq, limit: PAGE });
-    all.push(...page.filter((v) => !hidden(v)));
+    all.push(...page.filter((v) => !hide(v)));
     if (page.length < PAGE) break;
     afterSeq = page[page.length - 1]!.arrivalSeq ?? afterSeq;
   }
@@ -82,15 +92,15 @@ export async function archivePage(mailbox: Mailbox, query: ArchiveQuery, own: st
  * 50 of 2,140 took 0.3-0.6 s). The total (`<count/>`) and the first item's index are left out: RSM
  * makes them optional, and counting would mean loading everything again.
  */
-async function pagedArchive(mailbox: Mailbox, q: ArchiveQuery, conversation: string | undefined): Promise<ArchivePage> {
+async function pagedArchive(mailbox: Mailbox, q: ArchiveQuery, conversation: string | undefined, hide: (v: MessageView) => boolean): Promise<ArchivePage> {
   const seqOf = async (id: string): Promise<number> => {
     const v = await mailbox.message(id);
-    if (!v || hidden(v) || v.arrivalSeq === undefined || (conversation !== undefined && v.conversation !== conversation))
+    if (!v || hide(v) || v.arrivalSeq === undefined || (conversation !== undefined && v.conversation !== conversation))
       throw new ArchiveError("item-not-found", `no message ${id} in the archive`);
     return v.arrivalSeq;
   };
   const afterSeq = q.after ? await seqOf(q.after) : undefined;
-  const shown = (page: MessageView[]) => page.filter((v) => !hidden(v));
+  const shown = (page: MessageView[]) => page.filter((v) => !hide(v));
   let items: MessageView[] = [];
   let complete: boolean;
   if (q.before !== undefined) {

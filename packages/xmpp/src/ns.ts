@@ -37,6 +37,10 @@ export const NS = {
   correct: "urn:xmpp:message-correct:0",
   upload: "urn:xmpp:http:upload:0",
   oob: "jabber:x:oob",
+  muc: "http://jabber.org/protocol/muc",
+  mucUser: "http://jabber.org/protocol/muc#user",
+  mucAdmin: "http://jabber.org/protocol/muc#admin",
+  mucOwner: "http://jabber.org/protocol/muc#owner",
 } as const;
 
 /** XEP-0082 date-time in UTC, e.g. 2026-01-02T03:04:05.678Z. */

@@ -375,7 +375,7 @@ describe("XmppServer in-process", () => {
     d.sock.destroy();
   });
 
-  it("does not show a class channel's messages as a chat with their author (group chat is not served yet)", async () => {
+  it("does not show a class channel's messages as a chat with their author (they are in its room, muc.ts)", async () => {
     const tdir = mkdtempSync(join(tmpdir(), "pigeon-xmpp-teacher-"));
     const teacher = new Mailbox({ identity: generateIdentity("mwalimu"), storage: fileStorage(tdir) });
     const tsync = new SyncEngine(teacher);

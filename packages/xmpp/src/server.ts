@@ -22,6 +22,7 @@ import { IqRegistry, StanzaError } from "./iq.js";
 import { LoginLimiter, type LoginLimits } from "./login-limiter.js";
 import { bareJid, parseJid } from "./jid.js";
 import { registerMam } from "./mam.js";
+import { Muc } from "./muc.js";
 import { registerPing } from "./ping.js";
 import { Presence, type PeerEvents } from "./presence.js";
 import { registerPrivateStorage } from "./private.js";
@@ -107,6 +108,7 @@ export class XmppServer implements Host {
   private readonly chatStates: ChatStates;
   private readonly files: Files;
   private readonly roster: Roster;
+  private readonly muc: Muc;
   private readonly unsubscribe: (() => void)[] = [];
   private closed = false;
   private idCounter = 0;
@@ -172,7 +174,8 @@ export class XmppServer implements Host {
     });
     registerPing(this.iqs);
     registerVersion(this.iqs);
-    registerDisco(this.iqs, this.account);
+    this.muc = new Muc(this.account);
+    registerDisco(this.iqs, this.account, () => [this.muc.serviceItem()]);
     registerVcard(this.iqs, this.account);
     registerRoster(this.iqs, this.account);
     registerCarbons(this.iqs);
@@ -227,6 +230,7 @@ export class XmppServer implements Host {
     this.roster.load({ buddies: await this.mailbox.buddies(), blocked: await this.mailbox.blocked() });
     this.presence.start();
     this.chatStates.start();
+    this.muc.start();
     await catchUp(this.account);
     return { host, port };
   }
@@ -290,6 +294,7 @@ export class XmppServer implements Host {
 
   ended(s: Session): void {
     this.sessions.delete(s);
+    this.muc.ended(s);
     if (this.resources.unbind(s)) this.presence.ended(s);
   }
 
@@ -310,6 +315,10 @@ export class XmppServer implements Host {
   stanza(s: Session, st: XmlElement): void {
     // the server stamps the sender: a client cannot speak for another resource or user
     st.attrs.from = s.jid;
+    // to the class channels' rooms (muc.ts)
+    if (this.muc.handles(st)) return this.muc.stanza(s, st);
+    // unavailable to everyone: out of every room too (XEP-0045 §7.14)
+    if (st.name === "presence" && !st.attrs.to && st.attrs.type === "unavailable") this.muc.ended(s);
     if (st.name === "iq") return this.iq(s, st);
     if (st.name === "presence") return this.presence.stanza(s, st);
     return clientMessage(this.account, s, st);
@@ -361,6 +370,7 @@ export class XmppServer implements Host {
     this.closed = true;
     this.presence.stop();
     this.chatStates.stop();
+    this.muc.stop();
     for (const u of this.unsubscribe) u();
     for (const s of [...this.sessions]) s.kick("system-shutdown", "the node is stopping");
     for (const s of this.resources.all()) s.kick("system-shutdown", "the node is stopping");

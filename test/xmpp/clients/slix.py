@@ -345,7 +345,7 @@ class Client(slixmpp.ClientXMPP):
             if str(p["from"].bare) == P["who"] and x is not None:
                 hashes.append(x.findtext("{vcard-temp:x:update}photo") or "")
                 emit(event="photo", hash=hashes[-1])
-        self.add_event_handler("presence", on_presence)
+        self.add_event_handler("groupchat_presence", on_presence)
         self.send_presence()
         await self.get_roster()
         await self.wait_for(lambda: any(hashes), P.get("timeout", 20))
@@ -367,6 +367,140 @@ class Client(slixmpp.ClientXMPP):
                 "fn": card.findtext("{vcard-temp}FN") if card is not None else None,
                 "type": photo.findtext("{vcard-temp}TYPE") if photo is not None else None,
                 "photo": "".join((photo.findtext("{vcard-temp}BINVAL") or "").split()) if photo is not None else None}
+
+    async def s_muc(self):
+        # a class channel as a multi-user chat room (XEP-0045), as a client uses one: find the room by
+        # its name in the service's disco#items (the service: the domain's item with the muc feature),
+        # join with history, post, see the others' posts, kick (owner) or be kicked, the room's archive
+        from slixmpp.exceptions import IqError, PresenceError
+        self.register_plugin("xep_0045")
+        MUCU = "{http://jabber.org/protocol/muc#user}"
+        self.send_presence()
+        await self.get_roster()
+        room = P.get("room")
+        service = None
+        end = time.time() + P.get("find_timeout", 20)
+        while room is None:
+            items = await self["xep_0030"].get_items(jid=self.boundjid.domain, timeout=10)
+            for item in items["disco_items"]["items"]:
+                info = await self["xep_0030"].get_info(jid=item[0], timeout=10)
+                if "http://jabber.org/protocol/muc" in info["disco_info"]["features"]:
+                    service = item[0]
+            if service:
+                rooms = await self["xep_0030"].get_items(jid=service, timeout=10)
+                for r in rooms["disco_items"]["items"]:
+                    if r[2] == P["title"]:
+                        room = str(r[0])
+            if room is None:
+                if time.time() > end:
+                    return {"ok": False, "error": "room not found", "service": service}
+                await asyncio.sleep(0.5)
+        emit(event="found", room=room, service=service)
+        live, left, kicked_me = [], [], []
+
+        def codes(pres):
+            return sorted(s.get("code") for s in pres.xml.findall(MUCU + "x/" + MUCU + "status"))
+
+        def on_groupchat(m):
+            if m["body"] and m.xml.find("{urn:xmpp:delay}delay") is None:
+                entry = {"nick": m["from"].resource, "body": m["body"], "id": m["id"],
+                         "stanza_id": m.xml.find("{urn:xmpp:sid:0}stanza-id").get("id") if m.xml.find("{urn:xmpp:sid:0}stanza-id") is not None else None}
+                live.append(entry)
+                emit(event="groupchat", **entry)
+
+        def on_presence(pres):
+            if pres["from"].bare != room or pres["type"] != "unavailable":
+                return
+            entry = {"nick": pres["from"].resource, "codes": codes(pres)}
+            (kicked_me if "110" in entry["codes"] else left).append(entry)
+            emit(event="left", **entry)
+
+        self.add_event_handler("groupchat_message", on_groupchat)
+        self.add_event_handler("groupchat_presence", on_presence)
+        try:
+            pres, subject, occupants, history = await self["xep_0045"].join_muc_wait(
+                room, P["nick"], maxstanzas=P.get("maxstanzas"), timeout=20)
+        except PresenceError as e:
+            return {"ok": True, "room": room, "join_error": e.presence["error"]["condition"]}
+        joined = {"nick": pres["from"].resource, "codes": codes(pres),
+                  "occupants": sorted([[o["from"].resource, o["muc"]["affiliation"], o["muc"]["role"], str(o["muc"]["jid"].bare)] for o in occupants]),
+                  "history": [[m["from"].resource, m["body"]] for m in history if m["body"]],
+                  "subject": subject["subject"]}
+        emit(event="joined", **joined)
+        result = {"ok": True, "room": room, "service": service, **joined}
+        if "201" in joined["codes"]:
+            # Prosody: a new room, locked until its owner configures it (the members-only room a channel is)
+            form = await self["xep_0045"].get_room_config(room)
+            values = {"muc#roomconfig_roomname": P["title"], "muc#roomconfig_membersonly": True, "muc#roomconfig_persistentroom": True,
+                      "muc#roomconfig_publicroom": True, "muc#roomconfig_whois": "anyone", "muc#roomconfig_enablearchiving": True}
+            submit = self["xep_0004"].make_form(ftype="submit")
+            for var, field in form.get_fields().items():
+                if var == "FORM_TYPE":
+                    submit.add_field(var="FORM_TYPE", ftype="hidden", value=field["value"])
+                elif var in values:
+                    v = values[var]
+                    submit.add_field(var=var, value=("1" if v else "0") if isinstance(v, bool) else v)
+            await self["xep_0045"].set_room_config(room, submit)
+            for jid in P.get("members", []):
+                await self["xep_0045"].set_affiliation(room, "member", jid=jid)
+            self["xep_0045"].set_subject(room, P["title"])
+        if P.get("ready_after"):
+            await self.wait_for(lambda: False, P["ready_after"])
+        emit(event="ready")
+        t0 = time.time()
+        phases = {}
+        result["phases"] = phases
+        ids = []
+        for body in P.get("post", []):
+            m = self.make_message(mto=room, mbody=body, mtype="groupchat")
+            ids.append(m["id"])
+            m.send()
+            await asyncio.sleep(0.1)
+        # the room reflects each post to its author (XEP-0045 §7.4), by the id the client gave it
+        await self.wait_for(lambda: set(ids) <= {x["id"] for x in live if x["nick"] == joined["nick"]}, P.get("timeout", 30))
+        result["reflected"] = [x["body"] for x in live if x["id"] in ids]
+        phases["reflected"] = round(time.time() - t0, 2)
+        emit(event="posted")
+        # what was said before the join (history) or since
+        seen = lambda: {h[1] for h in joined["history"]} | {x["body"] for x in live}
+        expect = P.get("expect", [])
+        await self.wait_for(lambda: set(expect) <= seen(), P.get("timeout", 30))
+        phases["expected"] = round(time.time() - t0, 2)
+        for body in P.get("post_after_expect", []):
+            self.make_message(mto=room, mbody=body, mtype="groupchat").send()
+        if P.get("kick_delay"):
+            await asyncio.sleep(P["kick_delay"])
+        if P.get("try_kick"):
+            try:
+                await self["xep_0045"].set_role(room, P["try_kick"], "none", timeout=10)
+                result["try_kick"] = "result"
+            except IqError as e:
+                result["try_kick"] = e.iq["error"]["condition"]
+        if P.get("kick"):
+            await self["xep_0045"].set_role(room, P["kick"], "none", timeout=20)
+            await self.wait_for(lambda: any(x["nick"] == P["kick"] for x in left), 10)
+            for body in P.get("post_after_kick", []):
+                self.make_message(mto=room, mbody=body, mtype="groupchat").send()
+        phases["kicked"] = round(time.time() - t0, 2)
+        if P.get("wait_kicked"):
+            await self.wait_for(lambda: kicked_me, P.get("timeout", 30))
+            phases["was_kicked"] = round(time.time() - t0, 2)
+            # what the room says to someone no longer in the channel
+            try:
+                await self["xep_0045"].join_muc_wait(room, P["nick"], maxstanzas=0, timeout=10)
+                result["rejoin"] = "joined"
+            except PresenceError as e:
+                result["rejoin"] = e.presence["error"]["condition"]
+            except asyncio.TimeoutError:
+                result["rejoin"] = "timeout"
+        if P.get("mam"):
+            iq = await self["xep_0313"].retrieve(jid=room, rsm={"max": P.get("mam_page", 50)}, timeout=20)
+            result["mam"] = [[r["mam_result"]["forwarded"]["stanza"]["from"].resource, r["mam_result"]["forwarded"]["stanza"]["body"]] for r in iq["mam"]["results"]]
+            result["mam_complete"] = iq["mam_fin"].xml.get("complete") in ("true", "1")
+            phases["mam"] = round(time.time() - t0, 2)
+        await asyncio.sleep(P.get("linger", 0))
+        result.update(live=[[x["nick"], x["body"]] for x in live], seen=sorted(seen()), left=left, kicked=kicked_me)
+        return result
 
     async def s_mam(self):
         page = P.get("page", 50)
