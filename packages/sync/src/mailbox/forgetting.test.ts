@@ -31,6 +31,8 @@ export function filesHolding(dir: string, text: string): string[] {
   return out;
 }
 
+const hers0 = (ms: { body: string }[]) => ms.map((m) => m.body);
+
 describe("forgetting a conversation segment on one node", () => {
   it("drops its text from that node's files, keeps it on the other laptop, and goes on in a fresh segment", async () => {
     const dir = mkdtempSync(join(tmpdir(), "pigeon-forget-"));
@@ -53,7 +55,13 @@ describe("forgetting a conversation segment on one node", () => {
     expect(where.segment).toBe(0);
     expect(gw.m.forgetting.whereIs(answer.id)).toEqual(where);
     apart();
+    // away from the gateway, the teacher writes again: into segment 0, the highest she knows
+    const second = await teacher.node.send("mail@local", "Second note 5530");
 
+    // the gateway starts segment 1 (a change holding nothing) and forgets segment 0 before she has
+    // heard of it (as when her note is carried late)
+    expect(gw.m.forgetting.knownPast(where.conversation, 0)).toBe(false);
+    expect(await gw.m.forgetting.moveOn(where.conversation)).toBe(1);
     const dropped = await gw.m.forgetting.forget(where.conversation, where.segment);
     expect(dropped).toBeGreaterThanOrEqual(2); // the teacher's change and the gateway's answer, at least
     expect(filesHolding(dir, SECRET)).toEqual([]);
@@ -74,11 +82,9 @@ describe("forgetting a conversation segment on one node", () => {
     expect(filesHolding(dir, SECRET)).toEqual([]);
     expect(await gw.m.message(sent.id)).toBeUndefined();
 
-    // the teacher writes again before she hears of anything new: into segment 0, which the gateway
-    // forgot. It is acknowledged and announced, never read.
+    // they meet: her note in the forgotten segment 0 is acknowledged and announced, never read
     const late: ForgottenArrival[] = [];
     gw.m.on("forgotten-arrival", (a) => late.push(a));
-    const second = await teacher.node.send("mail@local", "Second note 5530");
     apart = meet(teacher, gw);
     await until(() => late.length > 0, "the late change announced");
     expect(late[0]).toMatchObject({ conversation: where.conversation, segment: 0 });
@@ -86,7 +92,9 @@ describe("forgetting a conversation segment on one node", () => {
     await until(() => teacher.m.envelopes.ackers(teacher.m.state.sentEnvelope(second.id)!).length > 0, "the late change acknowledged");
     expect(filesHolding(dir, "Second note 5530")).toEqual([]);
 
-    // the gateway writes: a fresh segment, which the teacher follows
+    // she applied the empty change: her laptop knows segment 1 (and says so by acknowledging it)
+    await until(() => gw.m.forgetting.knownPast(where.conversation, 0), "segment 1 known to the teacher");
+    expect(hers0(await teacher.m.messages({ limit: 100 }))).toEqual([SECRET, "Noted 9182", "Second note 5530"]); // it showed nothing
     const notice = await gw.m.send("wanjiru@local", "Please write it again");
     expect(gw.m.forgetting.whereIs(notice.id)?.segment).toBe(1);
     await until(async () => (await teacher.m.message(notice.id)) !== undefined, "the notice at the teacher");

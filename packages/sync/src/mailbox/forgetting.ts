@@ -5,8 +5,14 @@
 // (carriers drop them) but never opened or rebuilt into a document. The other members keep the
 // whole conversation: nothing travels, nothing on the wire changes. New messages of the
 // conversation written here start a fresh segment (sending.ts asks `nextSegment`).
-import { EnvelopeKind, fromHex, segmentDocumentId, toHex, type Envelope } from "@pigeon/model";
+import * as A from "@automerge/automerge";
+import type { DocHandle } from "@automerge/automerge-repo";
+import {
+  EnvelopeKind, equalBytes, fromHex, recipientLocks, SEGMENT_BASE, sealChange, segmentDocumentId, segmentKind, toHex, type Envelope, type SegmentKind,
+} from "@pigeon/model";
 import type { MailboxCore } from "./core.js";
+import { MailboxError, type MessageView } from "./types.js";
+import type { Views } from "./views.js";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS forgotten_segments (
@@ -29,7 +35,7 @@ export interface ForgottenArrival {
 }
 
 export class Forgetting {
-  constructor(private readonly core: MailboxCore) {
+  constructor(private readonly core: MailboxCore, private readonly views: Views) {
     core.state.db.exec(SCHEMA);
     core.isForgotten = (conv, segment) => this.isForgotten(conv, segment);
     core.forgottenSegments = (conv) => this.segments(conv);
@@ -47,6 +53,89 @@ export class Forgetting {
   whereIs(messageId: string): { conversation: string; segment: number } | undefined {
     const m = this.core.state.indexedMessage(messageId);
     return m && { conversation: toHex(m.conversation), segment: m.segment };
+  }
+
+  /** The segments of a conversation still known here (not forgotten), lowest first. */
+  known(conversation: string): number[] {
+    return this.core.state.segments(fromHex(conversation));
+  }
+
+  /** The messages of one segment as this node shows them (the other member's state, receipts). */
+  async messagesIn(conversation: string, segment: number): Promise<MessageView[]> {
+    const { core } = this;
+    const conv = fromHex(conversation);
+    const members = core.state.members(conv);
+    if (!members || this.isForgotten(conv, segment)) return [];
+    const doc = (await core.segmentHandle(conv, segment)).doc();
+    return doc.messages.map((_, i) => this.views.viewOf(conv, members, doc, i));
+  }
+
+  /**
+   * Starts the next segment of a kind in a conversation with a change that holds nothing (no message,
+   * no receipt: every laptop takes it, old ones too, and shows nothing): a member who applies it
+   * writes there from then on (sending.ts writes to the highest segment it knows), so the segments
+   * before can be forgotten here without its next message landing in one. Returns the new segment.
+   */
+  moveOn(conversation: string, kind: SegmentKind = "messages"): Promise<number> {
+    const { core } = this;
+    const conv = fromHex(conversation);
+    return core.serial(async () => {
+      const members = core.state.members(conv);
+      const sending = core.state.sendingKey(conv);
+      if (!members || !sending || core.isChannel(conv)) throw new MailboxError("bad-input", "only a conversation of two with a key moves on");
+      const taken = [...core.state.segments(conv), ...this.segments(conv)].filter((s) => segmentKind(s) === kind);
+      const segment = taken.length ? Math.max(...taken) + 1 : SEGMENT_BASE[kind];
+      const handle = await core.segmentHandle(conv, segment);
+      const at = core.now();
+      const next = A.emptyChange(A.clone(handle.doc(), { actor: core.actor }), { time: Math.floor(at / 1000) });
+      const change = A.getLastLocalChange(next)!;
+      const env = sealChange(
+        core.identity,
+        { conversation: conv, segment, recipients: members.filter((m) => !equalBytes(m, core.me)), created: at, lifetime: core.lifetime },
+        sending.key,
+        change,
+      );
+      core.storeOwn(env);
+      handle.update((d) => A.applyChanges(d, [change])[0]);
+      const decoded = A.decodeChange(change);
+      core.state.batch(() => {
+        core.state.recordChange(conv, segment, decoded);
+        core.state.markOpened(env.id, conv, "applied", core.now(), undefined, decoded.hash);
+      });
+      await core.flushQuietly(handle as DocHandle<unknown>);
+      return segment;
+    });
+  }
+
+  /**
+   * Whether every other member has shown it knows a segment of the same kind after `segment`: it
+   * acknowledged one of this node's envelopes there, or wrote there itself. Its next message then
+   * cannot land in `segment` (short of a copy written earlier and carried late).
+   */
+  knownPast(conversation: string, segment: number): boolean {
+    const { core } = this;
+    const conv = fromHex(conversation);
+    const others = (core.state.members(conv) ?? []).filter((m) => !equalBytes(m, core.me));
+    if (others.length === 0) return false;
+    const kind = segmentKind(segment);
+    const shown = new Set<string>();
+    for (const id of core.envelopes.conversationEnvelopes(conv)) {
+      const meta = core.envelopes.meta(id);
+      if (!meta || meta.carried || meta.kind !== EnvelopeKind.Change || meta.segment <= segment || segmentKind(meta.segment) !== kind) continue;
+      if (!equalBytes(meta.author, core.me)) {
+        shown.add(toHex(meta.author));
+        continue;
+      }
+      const acked = new Set(core.envelopes.ackers(id).map(toHex));
+      if (acked.size === 0) continue;
+      const inner = core.envelopes.get(id);
+      if (!inner) continue;
+      const keys = others.map((k) => core.state.contact(k)?.sealPublicKey ?? core.directorySealKey(k));
+      if (keys.some((k) => !k)) continue;
+      const locks = recipientLocks(core.identity.sealing, inner.bytes, keys as Uint8Array[]);
+      others.forEach((k, i) => locks[i] && acked.has(toHex(locks[i]!)) && shown.add(toHex(k)));
+    }
+    return others.every((k) => shown.has(toHex(k)));
   }
 
   /**

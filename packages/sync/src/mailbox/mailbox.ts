@@ -99,7 +99,7 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
     this.drafting = new Drafts(this.core);
     this.channelSet = new Channels(this.core);
     /** Forgetting conversation segments on this node alone (the e-mail gateway): forgetting.ts. */
-    this.forgetting = new Forgetting(this.core);
+    this.forgetting = new Forgetting(this.core, this.views);
     this.opening = new Opening(this.core, this.views, this.receipts, this.buddyList, this.drafting, this.channelSet, this.forgetting);
     this.channelSet.reopen = (conv) => this.opening.reopen(conv);
     this.core.isChannel = (conv) => this.channelSet.isChannel(conv);
