@@ -63,6 +63,7 @@ export class Gateway implements InboundPolicy {
   private readonly hostname: string | undefined;
   private readonly keepMs: number | undefined;
   private readonly forgetting: GatewayForgetting;
+  private forgotAt = 0;
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<number> | undefined;
   private work: Promise<unknown> = Promise.resolve();
@@ -172,8 +173,13 @@ export class Gateway implements InboundPolicy {
       this.store.forget(this.now() - this.keep);
       await this.serial(() => this.applyServerDecisions());
       await this.flush();
-      // the gateway's copies of finished mail in its Pigeon conversations, `keep` after they are done
-      await this.serial(() => this.forgetting.round(this.now(), this.keep));
+      // the gateway's copies of finished mail in its Pigeon conversations, `keep` after they are done:
+      // looked at a few times within `keep` (every 10 s at most), not at every tick
+      const every = Math.min(10_000, Math.max(this.tickMs, this.keep / 3));
+      if (this.now() - this.forgotAt >= every) {
+        this.forgotAt = this.now();
+        await this.serial(() => this.forgetting.round(this.now(), this.keep));
+      }
     } catch (e) {
       this.log.warn(`gateway: ${(e as Error).message}`);
     }
