@@ -35,7 +35,7 @@ export interface GatewayOptions {
   hostname?: string;
   /**
    * How long the text of finished mail is kept, in gateway.db and in the gateway's Pigeon
-   * conversations (default: the rules' keepHours). Tests set seconds.
+   * conversations: the rules' keepHours, or this when shorter (gateway.json keepSeconds; tests).
    */
   keepMs?: number;
 }
@@ -102,9 +102,9 @@ export class Gateway implements InboundPolicy {
     this.forgetting = new GatewayForgetting(this.node, this.store.db, (d, who, detail) => this.decision(d, who, detail));
   }
 
-  /** How long the text of finished mail is kept here. */
+  /** How long the text of finished mail is kept here: the rules' keepHours, or less. */
   private get keep(): number {
-    return this.keepMs ?? this.rules.keepHours * 3_600_000;
+    return Math.min(this.keepMs ?? Infinity, this.rules.keepHours * 3_600_000);
   }
 
   get home(): string {
