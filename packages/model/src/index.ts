@@ -122,3 +122,4 @@ export {
   looksLikeDrawing,
   type Stroke,
 } from "./drawing.js";
+export { mailsCountedToday, withinQuota } from "./mail-quota.js";
