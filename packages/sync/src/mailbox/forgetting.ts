@@ -184,6 +184,7 @@ export class Forgetting {
       });
       // the old pages of what was deleted are overwritten and the write-ahead log emptied
       core.state.db.pragma("wal_checkpoint(TRUNCATE)");
+      this.purge();
       core.log.info(`forgot conversation ${toHex(conv).slice(0, 12)} segment ${segment}: ${ids.length} message(s), ${own.length} envelope(s)`);
       core.events.emit("changed");
       return own.length;
