@@ -52,11 +52,17 @@ function filesHolding(dir: string, text: string): string[] {
   const walk = (d: string) => {
     for (const name of readdirSync(d)) {
       const p = join(d, name);
-      if (statSync(p).isDirectory()) {
-        walk(p);
-        continue;
+      let bytes: Buffer;
+      try {
+        if (statSync(p).isDirectory()) {
+          walk(p);
+          continue;
+        }
+        bytes = readFileSync(p);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === "ENOENT") continue; // a temporary file renamed meanwhile (atomic writes)
+        throw e;
       }
-      const bytes = readFileSync(p);
       let held = bytes.includes(needle);
       if (!held && name.endsWith(".chunk")) {
         try {

@@ -33,6 +33,7 @@ export class GatewayForgetting {
     private readonly node: PigeonNode,
     private readonly db: Database.Database,
     private readonly decision: (decision: string, who: string, detail: string) => void,
+    private readonly warn: (msg: string) => void,
   ) {
     db.exec(SCHEMA);
   }
@@ -47,41 +48,51 @@ export class GatewayForgetting {
 
   /** One round: moves conversations on, and forgets what is done since `keepMs`. Answers how many segments were forgotten. */
   async round(now: number, keepMs: number): Promise<number> {
-    const mb = this.node.mailbox;
-    const f = mb.forgetting;
     let forgotten = 0;
-    for (const id of mb.state.conversations()) {
+    for (const id of this.node.mailbox.state.conversations()) {
       const conv = Buffer.from(id).toString("hex");
-      const byKind = new Map<SegmentKind, number[]>();
-      for (const s of f.known(conv)) {
-        const kind = segmentKind(s);
-        if (kind === "profile") continue; // a person's own picture: not mail
-        byKind.set(kind, [...(byKind.get(kind) ?? []), s]);
+      try {
+        forgotten += await this.conversation(conv, now, keepMs);
+      } catch (e) {
+        // one conversation that cannot move on or be forgotten now (no key yet, a full disk) holds up no other
+        this.warn(`gateway: could not forget in conversation ${conv.slice(0, 12)}: ${(e as Error).message}`);
       }
-      for (const [kind, segments] of byKind) {
-        const highest = segments[segments.length - 1]!;
-        for (const segment of segments) {
-          const messages = await f.messagesIn(conv, segment);
-          if (messages.length === 0 && segment === highest) continue; // a fresh part, nothing in it yet
-          if (!messages.every((m) => this.done(m))) {
-            this.db.prepare(`DELETE FROM done_segments WHERE conversation = ? AND segment = ?`).run(conv, segment);
-            continue;
-          }
-          // the person's laptop must write elsewhere before this part can go
-          if (segment === highest) {
-            await f.moveOn(conv, kind);
-            continue;
-          }
-          if (!f.knownPast(conv, segment)) continue;
-          this.db.prepare(`INSERT OR IGNORE INTO done_segments (conversation, segment, since) VALUES (?, ?, ?)`).run(conv, segment, now);
-          const since = this.db.prepare(`SELECT since FROM done_segments WHERE conversation = ? AND segment = ?`).pluck().get(conv, segment) as number;
-          if (now - since < keepMs) continue;
-          const who = [...new Set(messages.map((m) => (m.direction === "in" ? m.from : m.to.join(", "))))];
-          await f.forget(conv, segment);
+    }
+    return forgotten;
+  }
+
+  private async conversation(conv: string, now: number, keepMs: number): Promise<number> {
+    const f = this.node.mailbox.forgetting;
+    let forgotten = 0;
+    const byKind = new Map<SegmentKind, number[]>();
+    for (const s of f.known(conv)) {
+      const kind = segmentKind(s);
+      if (kind === "profile") continue; // a person's own picture: not mail
+      byKind.set(kind, [...(byKind.get(kind) ?? []), s]);
+    }
+    for (const [kind, segments] of byKind) {
+      const highest = segments[segments.length - 1]!;
+      for (const segment of segments) {
+        const messages = await f.messagesIn(conv, segment);
+        if (messages.length === 0 && segment === highest) continue; // a fresh part, nothing in it yet
+        if (!messages.every((m) => this.done(m))) {
           this.db.prepare(`DELETE FROM done_segments WHERE conversation = ? AND segment = ?`).run(conv, segment);
-          this.decision("forgotten", who.join(", "), `the gateway's copy of ${messages.length} message(s) (mail and its states) in their conversation, done since ${new Date(since).toISOString()}`);
-          forgotten++;
+          continue;
         }
+        // the person's laptop must write elsewhere before this part can go
+        if (segment === highest) {
+          await f.moveOn(conv, kind);
+          continue;
+        }
+        if (!f.knownPast(conv, segment)) continue;
+        this.db.prepare(`INSERT OR IGNORE INTO done_segments (conversation, segment, since) VALUES (?, ?, ?)`).run(conv, segment, now);
+        const since = this.db.prepare(`SELECT since FROM done_segments WHERE conversation = ? AND segment = ?`).pluck().get(conv, segment) as number;
+        if (now - since < keepMs) continue;
+        const who = [...new Set(messages.map((m) => (m.direction === "in" ? m.from : m.to.join(", "))))];
+        await f.forget(conv, segment);
+        this.db.prepare(`DELETE FROM done_segments WHERE conversation = ? AND segment = ?`).run(conv, segment);
+        this.decision("forgotten", who.join(", "), `the gateway's copy of ${messages.length} message(s) (mail and its states) in their conversation, done since ${new Date(since).toISOString()}`);
+        forgotten++;
       }
     }
     return forgotten;

@@ -99,7 +99,7 @@ export class Gateway implements InboundPolicy {
     this.resolver = o.resolver ?? dnsResolver();
     this.hostname = o.hostname;
     this.keepMs = o.keepMs;
-    this.forgetting = new GatewayForgetting(this.node, this.store.db, (d, who, detail) => this.decision(d, who, detail));
+    this.forgetting = new GatewayForgetting(this.node, this.store.db, (d, who, detail) => this.decision(d, who, detail), (msg) => this.log.warn(msg));
   }
 
   /** How long the text of finished mail is kept here: the rules' keepHours, or less. */

@@ -23,8 +23,12 @@ export function filesHolding(dir: string, text: string): string[] {
   const walk = (d: string) => {
     for (const name of readdirSync(d)) {
       const p = join(d, name);
-      if (statSync(p).isDirectory()) walk(p);
-      else if (readFileSync(p).includes(needle)) out.push(p);
+      try {
+        if (statSync(p).isDirectory()) walk(p);
+        else if (readFileSync(p).includes(needle)) out.push(p);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e; // a temporary file renamed meanwhile (atomic writes)
+      }
     }
   };
   walk(dir);
