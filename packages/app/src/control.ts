@@ -2,7 +2,8 @@
 // owner-only data directory. The `pigeon` command is its only client for now.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { timingSafeEqual } from "node:crypto";
-import { decodeCard, encodeCard, fingerprint, formatAddress, mayMail, parseMailRequest, toHex } from "@pigeon/model";
+import { decodeCard, encodeCard, fingerprint, formatAddress, mayMail, parseMailRequest, toHex, withinQuota } from "@pigeon/model";
+import { mailsSentToday } from "./mail-quota.js";
 import { MailboxError, type Contact, type Mailbox, type MessageView, type SyncEngine } from "@pigeon/sync";
 import type { ContactInfo, Endpoint, Route, Routes, Status, Whoami } from "./control-api.js";
 import type { HttpGuard } from "./http-guard.js";
@@ -43,9 +44,10 @@ export class HttpError extends Error {
 /**
  * An e-mail the school's rules (signed, from the directory) do not let this person send is refused here,
  * before it leaves the laptop, without the gateway: the child is told at once, even with no way to the
- * gateway. The gateway decides again (and alone counts quotas and asks teachers).
+ * gateway. So is one over today's quota, counted from this laptop's own messages (mail-quota.ts). The
+ * gateway decides again (it alone asks teachers, and its count holds).
  */
-function mailAllowed(mailbox: Mailbox, body: string): void {
+async function mailAllowed(mailbox: Mailbox, body: string): Promise<void> {
   const request = parseMailRequest(body);
   if (!request.ok) return;
   let me, rules;
@@ -58,6 +60,8 @@ function mailAllowed(mailbox: Mailbox, body: string): void {
   if (!rules || me?.status !== "vouched") return;
   const may = mayMail(rules, me, request.request.to);
   if (!may.ok) throw new HttpError(403, "not-allowed", `Not sent: ${may.reason} (your school's e-mail rules ${rules.serial}).`);
+  const quota = withinQuota(rules, me, await mailsSentToday(mailbox, Date.now()));
+  if (!quota.ok) throw new HttpError(403, "over-quota", `Not sent: ${quota.reason} (your school's e-mail rules ${rules.serial}).`);
 }
 
 async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
@@ -244,8 +248,8 @@ export function createControlServer(ctx: ControlContext): ControlServer {
       return (await mailbox.nearby()).map((n) => ({ ...n, connected: now.has(n.signPublicKey) }));
     },
     "GET /api/status": () => ({ ...mailbox.status(), peers: sync.peers().length, unproven: ctx.unproven() }),
-    "POST /api/send": (b) => (mailAllowed(mailbox, str(b, "body")), mailbox.send(str(b, "to"), str(b, "body"))),
-    "POST /api/reply": (b) => (mailAllowed(mailbox, str(b, "body")), mailbox.reply(str(b, "id"), str(b, "body"))),
+    "POST /api/send": async (b) => (await mailAllowed(mailbox, str(b, "body")), mailbox.send(str(b, "to"), str(b, "body"))),
+    "POST /api/reply": async (b) => (await mailAllowed(mailbox, str(b, "body")), mailbox.reply(str(b, "id"), str(b, "body"))),
     "POST /api/channels/send": (b) => mailbox.sendToChannel(str(b, "channel"), str(b, "body")),
     "POST /api/drafts/send": (b) => mailbox.sendDraft(str(b, "id")),
     // pairing needs the node: the new device reaches it over the network while the window is open

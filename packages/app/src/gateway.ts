@@ -41,6 +41,11 @@ export interface GatewayConfig {
   dkim: { selector: string; key: string };
   /** DNS servers asked for incoming mail's SPF, DKIM and DMARC records ("198.18.0.5", "[::1]:53"); default: the system's. */
   dns?: string[];
+  /**
+   * Keep the text of finished mail (in gateway.db and the gateway's Pigeon conversations) at most this
+   * many seconds: shorter than the rules' keepHours, never longer (the school's rule stays the limit).
+   */
+  keepSeconds?: number;
 }
 
 export class GatewayConfigError extends Error {}
@@ -66,6 +71,8 @@ function readConfig(file: string): GatewayConfig {
   if (!c.dkim || typeof c.dkim.selector !== "string" || typeof c.dkim.key !== "string") bad('"dkim" needs selector and key');
   if (c.dns !== undefined && (!Array.isArray(c.dns) || !c.dns.every((d) => typeof d === "string" && isIP(d.replace(/^\[(.*)\](:\d+)?$/, "$1").replace(/^([\d.]+):\d+$/, "$1")) !== 0)))
     bad('"dns" must list DNS server addresses');
+  if (c.keepSeconds !== undefined && !(typeof c.keepSeconds === "number" && c.keepSeconds >= 0 && Number.isFinite(c.keepSeconds)))
+    bad('"keepSeconds" must be a number of seconds');
   return c as GatewayConfig;
 }
 
@@ -110,7 +117,7 @@ export async function startGateway(node: PigeonNode, dataDir: string, configFile
   });
   const gateway = new Gateway({
     node, rules, transport: out, store, log, tickMs: Number(process.env.PIGEON_GATEWAY_TICK_MS) || undefined,
-    resolver: dnsResolver(c.dns), hostname: c.hostname,
+    resolver: dnsResolver(c.dns), hostname: c.hostname, ...(c.keepSeconds !== undefined ? { keepMs: c.keepSeconds * 1000 } : {}),
   });
   await gateway.start();
   const door = new SmtpIn(gateway, { host: c.smtpIn.listen, port: c.smtpIn.port, name: c.hostname, key: read(c.smtpIn.key, "TLS key"), cert: read(c.smtpIn.cert, "TLS certificate") });

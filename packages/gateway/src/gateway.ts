@@ -11,9 +11,10 @@ import {
   MAX_BODY_CHARS, MAX_FILE_BYTES, addressAllowed, decodeDrawing, mayMail, drawingSvg, formatIncomingMail, formatMailStatus, oneLine, parseMailAddress, parseMailRequest, parseModerationCommand, randomBytes, toHex,
   type GatewayRules, type MailState, type ModerationCommand,
 } from "@pigeon/model";
-import { silentLog, type Log, type MessageView, type PigeonNode, type SchoolMember } from "@pigeon/sync";
+import { silentLog, type ForgottenArrival, type Log, type MessageView, type PigeonNode, type SchoolMember } from "@pigeon/sync";
 import { simpleParser, type ParsedMail } from "mailparser";
 import { checkSender, dnsResolver, type DnsResolver, type SenderCheck } from "./auth.js";
+import { GatewayForgetting } from "./forgetting.js";
 import type { GatewayStore, IncomingRow, OutgoingRow, Picture } from "./store.js";
 import type { Envelope, InboundPolicy, MailTransport, Refusal } from "./transport.js";
 
@@ -32,6 +33,11 @@ export interface GatewayOptions {
   resolver?: DnsResolver;
   /** The gateway's mail host name, named in its checks (default: the rules' domain). */
   hostname?: string;
+  /**
+   * How long the text of finished mail is kept, in gateway.db and in the gateway's Pigeon
+   * conversations: the rules' keepHours, or this when shorter (gateway.json keepSeconds; tests).
+   */
+  keepMs?: number;
 }
 
 /** At most this many "mail held" notices to teachers a day, one per outside sender. */
@@ -55,11 +61,30 @@ export class Gateway implements InboundPolicy {
   private readonly tickMs: number;
   private readonly resolver: DnsResolver;
   private readonly hostname: string | undefined;
+  private readonly keepMs: number | undefined;
+  private readonly forgetting: GatewayForgetting;
+  private forgotAt = 0;
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<number> | undefined;
   private work: Promise<unknown> = Promise.resolve();
   private readonly onMessage = (m: MessageView) => {
     if (m.direction === "in") this.serial(() => this.handle(m));
+  };
+  /**
+   * A message arrived in a part of a conversation the gateway had already forgotten (written before
+   * the sender's laptop heard of the fresh part, and carried late): it was not read, so the sender is
+   * told to write it again (in the fresh part, which the notice itself starts).
+   */
+  private readonly onForgottenArrival = (a: ForgottenArrival) => {
+    void this.serial(async () => {
+      this.decision("unread", a.from, "a message came after the gateway had forgotten that part of the conversation");
+      try {
+        await this.node.mailbox.send(a.from,
+          "The school's e-mail gateway had already erased this part of your conversation when a message of yours arrived, so it did not read it. Please write it again.");
+      } catch (e) {
+        this.log.warn(`gateway: could not tell ${a.from}: ${(e as Error).message}`);
+      }
+    });
   };
 
   constructor(o: GatewayOptions) {
@@ -73,6 +98,13 @@ export class Gateway implements InboundPolicy {
     this.tickMs = o.tickMs ?? 5_000;
     this.resolver = o.resolver ?? dnsResolver();
     this.hostname = o.hostname;
+    this.keepMs = o.keepMs;
+    this.forgetting = new GatewayForgetting(this.node, this.store.db, (d, who, detail) => this.decision(d, who, detail), (msg) => this.log.warn(msg));
+  }
+
+  /** How long the text of finished mail is kept here: the rules' keepHours, or less. */
+  private get keep(): number {
+    return Math.min(this.keepMs ?? Infinity, this.rules.keepHours * 3_600_000);
   }
 
   get home(): string {
@@ -94,6 +126,7 @@ export class Gateway implements InboundPolicy {
   async start(): Promise<void> {
     this.takeDirectoryRules();
     this.node.on("message", this.onMessage);
+    this.node.mailbox.on("forgotten-arrival", this.onForgottenArrival);
     for (let after = 0; ; ) {
       const page = await this.node.mailbox.messages({ direction: "in", afterSeq: after, limit: 200 });
       for (const m of page) await this.serial(() => this.handle(m));
@@ -107,6 +140,7 @@ export class Gateway implements InboundPolicy {
 
   async stop(): Promise<void> {
     this.node.off("message", this.onMessage);
+    this.node.mailbox.off("forgotten-arrival", this.onForgottenArrival);
     if (this.timer) clearInterval(this.timer);
     // what is under way finishes, within bounds (a mail half-sent is sent again at the next start)
     const settled = Promise.all([this.work.catch(() => {}), this.flushing?.catch(() => {})]);
@@ -136,9 +170,16 @@ export class Gateway implements InboundPolicy {
   private async tick(): Promise<void> {
     try {
       this.takeDirectoryRules();
-      this.store.forget(this.now() - this.rules.keepHours * 3_600_000);
+      this.store.forget(this.now() - this.keep);
       await this.serial(() => this.applyServerDecisions());
       await this.flush();
+      // the gateway's copies of finished mail in its Pigeon conversations, `keep` after they are done:
+      // looked at a few times within `keep` (every 10 s at most), not at every tick
+      const every = Math.min(10_000, Math.max(this.tickMs, this.keep / 3));
+      if (this.now() - this.forgotAt >= every) {
+        this.forgotAt = this.now();
+        await this.serial(() => this.forgetting.round(this.now(), this.keep));
+      }
     } catch (e) {
       this.log.warn(`gateway: ${(e as Error).message}`);
     }
@@ -225,9 +266,9 @@ export class Gateway implements InboundPolicy {
    * Answers in the conversation of a message. Bounded: the gateway's one-at-a-time queue never waits
    * more than ANSWER_MS for the mailbox (the answer itself still completes, or fails, on its own).
    */
-  private async answer(pigeonId: string, body: string): Promise<void> {
+  private async answer(pigeonId: string, body: string, to?: string): Promise<void> {
     const started = Date.now();
-    const done = this.node.mailbox.reply(pigeonId, body.slice(0, MAX_BODY_CHARS)).then(
+    const done = this.replyOrSend(pigeonId, body.slice(0, MAX_BODY_CHARS), to).then(
       () => {
         if (Date.now() - started > ANSWER_MS) this.log.warn(`gateway: the answer to ${pigeonId} took ${Date.now() - started} ms`);
       },
@@ -242,8 +283,17 @@ export class Gateway implements InboundPolicy {
     clearTimeout(timer);
   }
 
-  private status(pigeonId: string, state: MailState, note: string): Promise<void> {
-    return this.answer(pigeonId, formatMailStatus({ state, for: pigeonId, note }));
+  /**
+   * An answer in the message's conversation; once the gateway forgot the part holding the message (a
+   * bounce days after the mail left), written to its sender, which is the same conversation.
+   */
+  private async replyOrSend(pigeonId: string, body: string, to: string | undefined): Promise<unknown> {
+    if (to !== undefined && !(await this.node.mailbox.message(pigeonId))) return this.node.mailbox.send(to, body);
+    return this.node.mailbox.reply(pigeonId, body);
+  }
+
+  private status(pigeonId: string, state: MailState, note: string, to?: string): Promise<void> {
+    return this.answer(pigeonId, formatMailStatus({ state, for: pigeonId, note }), to);
   }
 
   /** The class's teachers (all teachers when it has none). */
@@ -318,7 +368,7 @@ export class Gateway implements InboundPolicy {
     if (!o || o.state !== "held") return `No mail ${n} waits for approval.`;
     this.store.setOutgoing(n, "queued", `approved by ${by}`, this.now());
     this.decision("approved", by, `mail ${n} from ${o.sender} to ${o.to_addr}`);
-    void this.status(o.pigeon_id, "queued", `approved by ${by}; it leaves by e-mail when the school's Internet link is up`);
+    void this.status(o.pigeon_id, "queued", `approved by ${by}; it leaves by e-mail when the school's Internet link is up`, o.sender);
     void this.flush();
     return `Mail ${n} approved: it leaves when the link is up.`;
   }
@@ -328,7 +378,7 @@ export class Gateway implements InboundPolicy {
     if (!o || o.state !== "held") return `No mail ${n} waits for approval.`;
     this.store.setOutgoing(n, "refused", `refused by ${by}: ${why}`, this.now());
     this.decision("refused", by, `mail ${n} from ${o.sender} to ${o.to_addr}: ${why}`);
-    void this.status(o.pigeon_id, "refused", `not sent: a teacher (${by}) refused it${why ? `: ${why}` : ""}`);
+    void this.status(o.pigeon_id, "refused", `not sent: a teacher (${by}) refused it${why ? `: ${why}` : ""}`, o.sender);
     return `Mail ${n} refused.`;
   }
 
@@ -384,12 +434,12 @@ export class Gateway implements InboundPolicy {
           const note = `left the school by e-mail to ${o.to_addr}`;
           this.store.setOutgoing(o.n, "sent", note, this.now());
           this.decision("sent", o.sender, `mail ${o.n} to ${o.to_addr} (${oneLine(outcome.response, 100)})`);
-          await this.status(o.pigeon_id, "sent", note);
+          await this.status(o.pigeon_id, "sent", note, o.sender);
         } else if (outcome.permanent || this.now() - o.created > this.giveUpMs) {
           const note = `bounced: ${/\b5\.1\.1\b/.test(outcome.reason) ? "no such address" : "refused"} (${oneLine(outcome.reason, 200)})`;
           this.store.setOutgoing(o.n, "bounced", note, this.now());
           this.decision("bounced", o.sender, `mail ${o.n} to ${o.to_addr}: ${note}`);
-          await this.status(o.pigeon_id, "bounced", note);
+          await this.status(o.pigeon_id, "bounced", note, o.sender);
         } else {
           this.store.retryLater(o.n, `waiting for the link: ${oneLine(outcome.reason, 200)}`, this.now() + Math.min(3_600_000, 5_000 * 2 ** Math.min(o.tries, 10)));
         }
@@ -569,7 +619,7 @@ export class Gateway implements InboundPolicy {
         const note = `bounced: ${status[2] === "1" && status[3] === "1" ? "no such address" : "refused by the receiving side"}${diag ? ` (${diag})` : ""}`;
         this.store.setOutgoing(o.n, "bounced", note, this.now());
         this.decision("bounced", o.sender, `mail ${o.n} to ${o.to_addr}: ${note}`);
-        await this.status(o.pigeon_id, "bounced", note);
+        await this.status(o.pigeon_id, "bounced", note, o.sender);
       } else {
         this.decision("delayed", o.sender, `mail ${o.n} to ${o.to_addr}: a delivery report ${status ? status.slice(1).join(".") : "without status"}`);
       }

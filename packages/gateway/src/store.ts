@@ -132,6 +132,8 @@ export class GatewayStore {
     this.db = new Database(file);
     this.db.pragma("journal_mode = WAL");
     this.db.pragma("busy_timeout = 5000");
+    // erased text is overwritten, not left in free pages of the file
+    this.db.pragma("secure_delete = ON");
     this.db.exec(SCHEMA);
   }
 
@@ -230,6 +232,7 @@ export class GatewayStore {
       this.db.prepare(`UPDATE incoming SET state = ?, pigeon_id = COALESCE(?, pigeon_id), note = ?, body = NULL WHERE n = ?`).run(state, pigeonId, note, n);
       this.db.prepare(`DELETE FROM incoming_pictures WHERE n = ?`).run(n);
     })();
+    this.db.pragma("wal_checkpoint(TRUNCATE)");
   }
 
   /** Keeps a held mail's pictures until a teacher decides. */
@@ -254,8 +257,11 @@ export class GatewayStore {
 
   /** Erases the text of mail that is done (left, refused, bounced) since before `before`. */
   forget(before: number): number {
-    return this.db
+    const n = this.db
       .prepare(`UPDATE outgoing SET body = NULL, subject = NULL WHERE body IS NOT NULL AND state IN ('sent', 'refused', 'bounced') AND decided < ?`)
       .run(before).changes;
+    // the write-ahead log still holds the pages as they were: written back and emptied
+    if (n) this.db.pragma("wal_checkpoint(TRUNCATE)");
+    return n;
   }
 }

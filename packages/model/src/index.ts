@@ -130,3 +130,4 @@ export {
   type Announcement, type Carrier, type Federation, type HearResult, type RelayCertificate, type Route, type RouteEntry,
 } from "./routes.js";
 export { BETWEEN_VILLAGES_KIND, decodeBetweenVillages, forVillage, isBetweenVillages, type BetweenVillages } from "./between.js";
+export { mailsCountedToday, withinQuota } from "./mail-quota.js";

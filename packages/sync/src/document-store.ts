@@ -24,9 +24,18 @@ export interface DocumentLog {
 export class DocumentStore {
   readonly repo: Repo;
   private readonly handles = new Map<string, DocHandle<unknown>>();
+  /** Documents removed for good: a save automerge-repo had already scheduled must not write them again. */
+  private readonly removed = new Set<string>();
 
   constructor(readonly storage: DocumentStorage, private readonly log: DocumentLog = { warn() {} }) {
-    this.repo = new Repo({ storage, network: [], sharePolicy: async () => false });
+    const guarded: StorageAdapterInterface = {
+      load: (key) => storage.load(key),
+      save: (key, data) => (this.removed.has(key[0]!) ? Promise.resolve() : storage.save(key, data)),
+      remove: (key) => storage.remove(key),
+      loadRange: (prefix) => storage.loadRange(prefix),
+      removeRange: (prefix) => storage.removeRange(prefix),
+    };
+    this.repo = new Repo({ storage: guarded, network: [], sharePolicy: async () => false });
   }
 
   static documentId(binary: Uint8Array): DocumentId {
@@ -68,6 +77,7 @@ export class DocumentStore {
    */
   async open<T>(binaryId: Uint8Array, initial: () => A.Doc<T>, actor: string): Promise<{ handle: DocHandle<T>; created: boolean; damaged: string[] }> {
     const id = DocumentStore.documentId(binaryId);
+    this.removed.delete(id);
     const cached = this.handles.get(id) as DocHandle<T> | undefined;
     if (cached) return { handle: cached, created: false, damaged: [] };
     const { chunks, damaged } = await this.quarantineDamaged(id);
@@ -86,6 +96,20 @@ export class DocumentStore {
 
   async flush(handle: DocHandle<unknown>): Promise<void> {
     await this.repo.flush([handle.documentId]);
+  }
+
+  /**
+   * Drops a document for good: its handle, and every chunk of it in storage (a node forgetting a
+   * conversation segment). Pending saves are written first, so none lands after the removal.
+   */
+  async remove(binaryId: Uint8Array): Promise<void> {
+    const id = DocumentStore.documentId(binaryId);
+    this.removed.add(id);
+    if (this.handles.has(id)) {
+      this.handles.delete(id);
+      this.repo.delete(id);
+    }
+    await this.storage.removeRange([id]);
   }
 
   async close(): Promise<void> {

@@ -25,6 +25,7 @@ export {
 // The school: its directory on this laptop, what it says of people (vouching), enrolling; writing entries on a school server.
 export { School, type SchoolMember, type SchoolView, type VouchView } from "./mailbox/index.js";
 export type { ChannelMemberView, ChannelView } from "./mailbox/index.js";
+export type { Forgetting, ForgottenArrival } from "./mailbox/index.js";
 export type { Contact } from "./local-state.js";
 
 // A person's devices: pairing a new one (this side, the device waiting), listing and revoking them.

@@ -90,6 +90,9 @@ export class MailboxCore {
     throw new Error("no channels");
   };
   channelTitle: (conv: Uint8Array) => string | undefined = () => undefined;
+  /** Whether a conversation segment was forgotten on this node (forgetting.ts), and which were. */
+  isForgotten: (conv: Uint8Array, segment: number) => boolean = () => false;
+  forgottenSegments: (conv: Uint8Array) => number[] = () => [];
   /** The sealing key the school's directory gives for a person it vouches for (someone never met). */
   directorySealKey: (signKey: Uint8Array) => Uint8Array | undefined = () => undefined;
   /** The school directory's card for name@home (school.ts), to write to a schoolmate never met. */
@@ -298,6 +301,8 @@ export class MailboxCore {
   // ---- conversation segments ----
 
   async segmentHandle(conv: Uint8Array, segment: number): Promise<DocHandle<ConversationDoc>> {
+    // a forgotten segment is never made again here (not even empty): its envelopes are not opened
+    if (this.isForgotten(conv, segment)) throw new MailboxError("not-found", `segment ${segment} of this conversation was forgotten on this node`);
     this.state.addSegment(conv, segment);
     const { handle } = await this.documents.open<ConversationDoc>(segmentDocumentId(conv, segment), () => emptySegment(), this.actor);
     const key = `${toHex(conv)}/${segment}`;
@@ -306,6 +311,11 @@ export class MailboxCore {
       await this.catchUp(conv, segment, handle);
     }
     return handle;
+  }
+
+  /** A forgotten segment is caught up again only if it ever comes back (it does not). */
+  forgetCaughtUp(conv: Uint8Array, segment: number): void {
+    this.caughtUp.delete(`${toHex(conv)}/${segment}`);
   }
 
   /**

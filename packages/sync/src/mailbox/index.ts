@@ -6,3 +6,4 @@ export {
   carrierLimits, MailboxError, type BuddiesChange, type BuddyView, type Candidate, type NearbyView, type PersonView, type CarrierLimits, type DraftView, type Incoming, type MailboxEvents, type MessageQuery,
   type MessageState, type MessageView, type ReceiptEvent, type ReceiveResult, type RequestView,
 } from "./types.js";
+export { Forgetting, type ForgottenArrival } from "./forgetting.js";

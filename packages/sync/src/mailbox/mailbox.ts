@@ -21,6 +21,7 @@ import { Channels, type ChannelView } from "./channels.js";
 import { INTRODUCED, isStorageError, MailboxCore } from "./core.js";
 import { Devices, type DeviceView } from "./devices.js";
 import { Drafts } from "./drafts.js";
+import { Forgetting } from "./forgetting.js";
 import { Opening } from "./opening.js";
 import { People } from "./people.js";
 import { Receipts } from "./receipts.js";
@@ -58,6 +59,7 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
   readonly documents: DocumentStore;
   readonly limits: CarrierLimits;
   private readonly core: MailboxCore;
+  readonly forgetting: Forgetting;
   private readonly people: People;
   private readonly buddyList: Buddies;
   private readonly views: Views;
@@ -96,7 +98,9 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
       void this.core.serial(() => this.buddyList.refresh(card)).catch((e: unknown) => log.warn(`could not refresh a buddy's card: ${(e as Error).message}`));
     this.drafting = new Drafts(this.core);
     this.channelSet = new Channels(this.core);
-    this.opening = new Opening(this.core, this.views, this.receipts, this.buddyList, this.drafting, this.channelSet);
+    /** Forgetting conversation segments on this node alone (the e-mail gateway): forgetting.ts. */
+    this.forgetting = new Forgetting(this.core, this.views);
+    this.opening = new Opening(this.core, this.views, this.receipts, this.buddyList, this.drafting, this.channelSet, this.forgetting);
     this.channelSet.reopen = (conv) => this.opening.reopen(conv);
     this.core.isChannel = (conv) => this.channelSet.isChannel(conv);
     this.core.channelSealing = (conv) => this.channelSet.sealing(conv);

@@ -4,10 +4,11 @@
 // reason, and only this laptop's own storage failures are retried later.
 import * as A from "@automerge/automerge";
 import type { DocHandle } from "@automerge/automerge-repo";
-import { admitEnvelope, equalBytes, hlcReceive, parseHlc, toHex, type ConversationDoc, type Envelope } from "@pigeon/model";
+import { admitEnvelope, EnvelopeKind, equalBytes, hlcReceive, parseHlc, toHex, type ConversationDoc, type Envelope } from "@pigeon/model";
 import type { Buddies } from "./buddies.js";
 import type { Channels } from "./channels.js";
 import type { Drafts } from "./drafts.js";
+import type { Forgetting } from "./forgetting.js";
 import { INTRODUCED, isStorageError, type MailboxCore } from "./core.js";
 import type { Receipts } from "./receipts.js";
 import type { Views } from "./views.js";
@@ -27,6 +28,7 @@ export class Opening {
     private readonly buddies: Buddies,
     private readonly drafts: Drafts,
     private readonly channels: Channels,
+    private readonly forgetting: Forgetting,
   ) {}
 
   /** Opens what waited in a conversation (a channel's membership or key arrived). */
@@ -39,6 +41,12 @@ export class Opening {
    * failure is thrown (the caller retries when the disk has room).
    */
   async open(env: Envelope): Promise<void> {
+    // a segment forgotten here: acknowledged (written now, while its copy is still here), never opened
+    if (env.kind === EnvelopeKind.Change && this.core.isForgotten(env.conversation, env.segment)) {
+      if (!equalBytes(env.author, this.core.me)) this.receipts.flushAcks();
+      this.forgetting.arrived(env);
+      return;
+    }
     const status = this.core.state.openedStatus(env.id);
     if (status === "applied" || status === "rejected") return; // already decided: never revisited
     if (this.core.isBlocked(env.author)) return this.refuseBlocked(env);

@@ -187,6 +187,9 @@ export class Sending {
       .segments(conv)
       .filter((s) => (channelBase !== undefined ? s >= channelBase && s < channelBase + SEGMENTS_PER_EPOCH : segmentKind(s) === kind));
     let segment = segments.length ? segments[segments.length - 1]! : channelBase ?? SEGMENT_BASE[kind];
+    // a segment forgotten on this node is never written again: new messages start the next one
+    const forgotten = channelBase === undefined ? core.forgottenSegments(conv).filter((s) => segmentKind(s) === kind) : [];
+    if (forgotten.length && forgotten[forgotten.length - 1]! >= segment) segment = forgotten[forgotten.length - 1]! + 1;
     let handle = await core.segmentHandle(conv, segment);
     if (handle.doc().messages.length >= core.segmentLimit) handle = await core.segmentHandle(conv, ++segment);
     const hlc = hlcTick(core.state.hlc(), core.now());

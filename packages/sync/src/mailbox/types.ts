@@ -2,6 +2,7 @@
 import type { Envelope, HowKnown, Identity } from "@pigeon/model";
 import type { Contact } from "../local-state.js";
 import type { VouchView } from "./school.js";
+import type { ForgottenArrival } from "./forgetting.js";
 
 export class MailboxError extends Error {
   constructor(
@@ -196,6 +197,8 @@ export type MailboxEvents = {
   identity: [Identity];
   /** A device was revoked (here, or its person's keyring or the school said so): close its links. */
   "device-revoked": [Uint8Array];
+  /** A change never opened here arrived in a conversation segment this node forgot (forgetting.ts): not read. */
+  "forgotten-arrival": [ForgottenArrival];
 };
 
 export interface CarrierLimits {

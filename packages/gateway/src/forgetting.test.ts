@@ -1,0 +1,214 @@
+// The gateway keeps nothing longer than needed (issue 19), with real parts: real Pigeon nodes (the
+// gateway on its own data directory on disk), real SMTP on loopback both ways. What the gateway
+// keeps is read from its files byte for byte: after the delay, no file of its data directory holds
+// the text of a mail that left or came in, while the teacher's laptop still shows it all.
+import { execFileSync } from "node:child_process";
+import { generateKeyPairSync } from "node:crypto";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import * as A from "@automerge/automerge";
+import nodemailer from "nodemailer";
+import { SMTPServer } from "smtp-server";
+import { afterEach, describe, expect, it } from "vitest";
+import { contactCard, formatMailRequest, generateIdentity, generateSchool, parseGatewayRules, parseIncomingMail, parseMailStatus } from "@pigeon/model";
+import { fileStorage, memoryLinkPair, memoryStorage, PigeonNode, type MessageView } from "@pigeon/sync";
+import { dnsServer } from "./dns-server.testing.js";
+import { Gateway } from "./gateway.js";
+import { SmtpIn, SmtpOut } from "./smtp.js";
+import { GatewayStore } from "./store.js";
+
+const HOME = "kisumu-primary";
+const DOMAIN = "kisumu-primary.example";
+const KEEP_MS = 1_500;
+const cleanup: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const f of cleanup.splice(0).reverse()) await f();
+});
+
+async function until<T>(fn: () => Promise<T | undefined | false> | T | undefined | false, what: string, ms = 20_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const tmp = () => {
+  const d = mkdtempSync(join(tmpdir(), "pigeon-gateway-forget-"));
+  cleanup.push(() => rmSync(d, { recursive: true, force: true }));
+  return d;
+};
+
+/**
+ * Every file under `dir` holding `text`: as UTF-8 bytes, or inside an Automerge chunk (its columns are
+ * compressed, so each chunk the document store wrote is also loaded and its content searched).
+ */
+function filesHolding(dir: string, text: string): string[] {
+  const needle = Buffer.from(text, "utf8");
+  const out: string[] = [];
+  const walk = (d: string) => {
+    for (const name of readdirSync(d)) {
+      const p = join(d, name);
+      let bytes: Buffer;
+      try {
+        if (statSync(p).isDirectory()) {
+          walk(p);
+          continue;
+        }
+        bytes = readFileSync(p);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === "ENOENT") continue; // a temporary file renamed meanwhile (atomic writes)
+        throw e;
+      }
+      let held = bytes.includes(needle);
+      if (!held && name.endsWith(".chunk")) {
+        try {
+          held = JSON.stringify(A.toJS(A.loadIncremental(A.init(), new Uint8Array(bytes)))).includes(text);
+        } catch {
+          // not an Automerge chunk
+        }
+      }
+      if (held) out.push(p.slice(dir.length + 1));
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+function selfSigned(name: string): { key: string; cert: string } {
+  const d = tmp();
+  execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", join(d, "k.pem"), "-out", join(d, "c.pem"), "-days", "2", "-subj", `/CN=${name}`, "-addext", `subjectAltName=DNS:${name},IP:127.0.0.1`], { stdio: "ignore" });
+  return { key: readFileSync(join(d, "k.pem"), "utf8"), cert: readFileSync(join(d, "c.pem"), "utf8") };
+}
+
+async function setup() {
+  const school = generateSchool(HOME);
+  const open = async (name: string, storage = memoryStorage(), sch?: typeof school) => {
+    const n = await PigeonNode.open({ identity: generateIdentity(name, sch ? HOME : undefined), storage, ...(sch ? { school: sch } : {}) });
+    cleanup.push(() => n.shutdown());
+    return n;
+  };
+  const server = await open("school", memoryStorage(), school);
+  const enrol = async (name: string, cls: string, storage = memoryStorage()) => {
+    const n = await open(name, storage);
+    const { token } = await server.mailbox.school.enrolPerson(contactCard(n.mailbox.identity), { class: cls, role: "teacher" });
+    await n.mailbox.school.enrol(token);
+    return n;
+  };
+  const gwDir = tmp();
+  const gw = await enrol("mail", "office", fileStorage(gwDir));
+  const teacher = await enrol("wanjiru", "P7");
+  const links = new Map<PigeonNode, () => void>();
+  const link = (a: PigeonNode, b: PigeonNode) => {
+    const [la, lb] = memoryLinkPair(contactCard(a.mailbox.identity), contactCard(b.mailbox.identity));
+    a.sync.attach(la);
+    b.sync.attach(lb);
+    cleanup.push(() => la.close("test over"));
+    return () => la.close("walked apart");
+  };
+  for (const n of [gw, teacher]) link(server, n);
+  links.set(teacher, link(gw, teacher));
+  await until(() => [gw, teacher].every((n) => n.mailbox.school.members().length === 2), "the directory to reach everyone");
+
+  // "the Internet": a smarthost taking mail for example.org
+  const tlsNet = selfSigned("smtp.example.org");
+  const got: { to: string[]; raw: string }[] = [];
+  const net = new SMTPServer({
+    secure: false, key: tlsNet.key, cert: tlsNet.cert, authOptional: true, disabledCommands: ["AUTH"], logger: false,
+    onData: (stream, s, cb) => {
+      const c: Buffer[] = [];
+      stream.on("data", (b: Buffer) => c.push(b));
+      stream.on("end", () => (got.push({ to: s.envelope.rcptTo.map((r) => r.address), raw: Buffer.concat(c).toString("utf8") }), cb()));
+    },
+  });
+  const netPort = await new Promise<number>((r) => net.listen(0, "127.0.0.1", () => r((net.server.address() as { port: number }).port)));
+  cleanup.push(() => new Promise<void>((r) => net.close(() => r())));
+  const dns = await dnsServer([]);
+  cleanup.push(() => dns.close());
+  const dkim = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  const out = new SmtpOut({
+    host: "127.0.0.1", servername: "smtp.example.org", port: netPort, name: `mail.${DOMAIN}`, ca: tlsNet.cert, loopHeaderValue: DOMAIN,
+    dkim: { domainName: DOMAIN, keySelector: "pigeon", privateKey: dkim.privateKey.export({ type: "pkcs8", format: "pem" }).toString() },
+  });
+  cleanup.push(() => out.close());
+  // gateway.db where the app keeps it: in the gateway's data directory
+  const store = new GatewayStore(join(gwDir, "gateway.db"));
+  cleanup.push(() => store.close());
+  const rules = parseGatewayRules({
+    version: 1, school: HOME, domain: DOMAIN, serial: 1, teachers: { anyAddress: true, perDay: 50 }, students: { classes: [], moderated: true, perDay: 3 },
+    allow: {}, inboundPerSenderPerDay: 20, maxMailBytes: 200_000, attachments: "note", keepHours: 24,
+  });
+  const gateway = new Gateway({ node: gw, rules, transport: out, store, tickMs: 100, resolver: dns.resolver, keepMs: KEEP_MS });
+  await gateway.start();
+  cleanup.push(() => gateway.stop());
+  const tlsIn = selfSigned(`mail.${DOMAIN}`);
+  const door = new SmtpIn(gateway, { host: "127.0.0.1", port: 0, name: `mail.${DOMAIN}`, ...tlsIn });
+  const doorPort = await door.listen();
+  cleanup.push(() => door.close());
+  const outside = nodemailer.createTransport({ host: "127.0.0.1", port: doorPort, secure: false, requireTLS: true, tls: { ca: tlsIn.cert, servername: `mail.${DOMAIN}` } });
+  cleanup.push(() => outside.close());
+  return { gw, gwDir, teacher, store, got, outside, walkApart: () => links.get(teacher)!(), meetAgain: () => links.set(teacher, link(gw, teacher)) };
+}
+
+const inbox = (n: PigeonNode) => n.mailbox.messages({ direction: "in", limit: 500 });
+async function statusOf(n: PigeonNode, m: MessageView, state: string) {
+  return until(async () => (await inbox(n)).map((x) => parseMailStatus(x.body)).find((s) => s?.for === m.id && s.state === state), `${state} for ${m.id}`);
+}
+
+describe("the gateway keeps nothing longer than needed", () => {
+  it("forgets the text of mail out and in after the delay, on disk, while the teacher's laptop keeps it all; replays do not bring it back", async () => {
+    const t = await setup();
+    const OUT = "Sports day moves to Thursday 7731";
+    const m = await t.teacher.send(`mail@${HOME}`, formatMailRequest({ to: "parent@example.org", subject: "Sports day", text: OUT }));
+    await statusOf(t.teacher, m, "sent");
+    const mail = t.got.find((g) => g.raw.includes(OUT))!;
+    expect(mail.to).toEqual(["parent@example.org"]);
+    // the gateway had the text (so the checks below can fail): in its conversation's document files
+    expect(filesHolding(t.gwDir, OUT).some((f) => f.startsWith("documents"))).toBe(true);
+
+    // after the delay, no file of the gateway's data directory holds it: documents, pigeon.db, gateway.db, their logs
+    await until(() => filesHolding(t.gwDir, OUT).length === 0, "the mail's text gone from the gateway's files");
+    expect(await t.gw.mailbox.message(m.id)).toBeUndefined();
+    // the teacher's laptop still shows it, and its state
+    expect((await t.teacher.mailbox.message(m.id))?.body).toContain(OUT);
+    expect((await inbox(t.teacher)).some((x) => parseMailStatus(x.body)?.for === m.id && parseMailStatus(x.body)?.state === "sent")).toBe(true);
+
+    // the parent answers the mail: it still threads into her conversation (gateway.db kept its Message-ID, not its text)
+    const IN = "We will bring oranges 5128";
+    const messageId = /^Message-ID: (<[^>]+>)$/m.exec(mail.raw)![1]!;
+    await t.outside.sendMail({ from: "Parent <parent@example.org>", to: `wanjiru@${DOMAIN}`, subject: "Re: Sports day", text: IN, inReplyTo: messageId, references: [messageId] });
+    const answer = await until(async () => (await inbox(t.teacher)).find((x) => parseIncomingMail(x.body)?.text.includes(IN)), "the answer at the teacher");
+    expect(parseIncomingMail(answer.body)!.text).toContain(`answers your mail ${m.id}`);
+    await until(() => filesHolding(t.gwDir, IN).length === 0, "the incoming mail's text gone from the gateway's files");
+    expect((await t.teacher.mailbox.message(answer.id))?.body).toContain(IN);
+
+    // a carrier (here the teacher's laptop's own copy) hands the first mail's envelope over again:
+    // refused as already delivered, nothing opened, the text does not come back
+    const sealed = t.teacher.mailbox.envelopes.bytesOf(t.teacher.mailbox.state.sentEnvelope(m.id)!)!;
+    expect(await t.gw.mailbox.receive(sealed, 3, "a carrier")).toMatchObject({ stored: false, refused: expect.stringMatching(/already delivered/) });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(filesHolding(t.gwDir, OUT)).toEqual([]);
+    expect(await t.gw.mailbox.message(m.id)).toBeUndefined();
+
+    // she answers the parent's mail: it leaves, threaded, from the fresh part of the conversation
+    const REPLY = "Thank you, see you there 3390";
+    const again = await t.teacher.send(`mail@${HOME}`, formatMailRequest({ to: "parent@example.org", subject: "", re: answer.id, text: REPLY }));
+    await statusOf(t.teacher, again, "sent");
+    const second = t.got.find((g) => g.raw.includes(REPLY))!;
+    expect(second.raw).toMatch(/^In-Reply-To: <[^>]+>$/m);
+    expect(second.raw).toMatch(/^Subject: Re: Sports day$/m);
+    await until(() => filesHolding(t.gwDir, REPLY).length === 0, "the answer's text gone from the gateway's files");
+
+    // the school's log keeps who, to whom, when and what was decided, never the text
+    const log = t.store.logSince(0);
+    expect(log.map((l) => l.decision)).toEqual(expect.arrayContaining(["queued", "sent", "delivered-in", "forgotten"]));
+    expect(log.find((l) => l.decision === "sent")!.detail).toContain("parent@example.org");
+    for (const text of [OUT, IN, REPLY]) expect(log.some((l) => l.detail.includes(text))).toBe(false);
+    // the teacher's laptop shows the whole conversation with the gateway
+    const hers = (await t.teacher.mailbox.messages({ limit: 500 })).map((x) => x.body).join("\n");
+    for (const text of [OUT, IN, REPLY]) expect(hers).toContain(text);
+  }, 90_000);
+});
