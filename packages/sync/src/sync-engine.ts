@@ -23,6 +23,7 @@ import {
 import type { EnvelopeStore } from "./envelope-store.js";
 import { silentLog, type Log } from "./log.js";
 import type { Incoming, ReceiveResult } from "./mailbox/index.js";
+import { estimateDifference, nextStep } from "./difference.js";
 import { Encounters } from "./encounters.js";
 import { SendQueue } from "./send-queue.js";
 
@@ -344,14 +345,26 @@ export class SyncEngine extends EventEmitter<Events> {
   }
 
   /** The peer's sketch: peel the difference, or answer with a bigger sketch, or with 16 sketches of slices. */
-  private async onSketch(s: Session, range: IdRange, level: number, table: Iblt): Promise<void> {
+  private async onSketch(s: Session, range: IdRange, level: number, theirSize: number, table: Iblt): Promise<void> {
     const store = this.store.envelopes;
     // sixteen slice sketches can arrive in one socket read; each is a range scan and a peel: one per turn
     if (range.depth > 0) await new Promise<void>((r) => setImmediate(r));
     if (s.link.closed) return;
     this.countTurn(s, range, level);
-    const diff = this.ourSketch(range, level).table.subtract(table).decode();
+    const ours = this.ourSketch(range, level);
+    const delta = ours.table.subtract(table);
+    const estimate = estimateDifference(delta); // before peeling, which empties cells
+    const diff = delta.decode();
     if (!diff.complete) {
+      // estimate the difference first: a sketch big enough at once, or ids listed when that is cheaper
+      const step = nextStep(level, estimate, ours.size + theirSize);
+      if (step === "list") {
+        s.recon.fallback = true;
+        this.send(s, { type: "done", range, level: SKETCH_LEVELS.length });
+        this.listInBackground(s, range);
+        return this.settle(s, range);
+      }
+      if (step !== "climb") return this.sendSketch(s, range, step.level);
       if (level + 1 < SKETCH_LEVELS.length) return this.sendSketch(s, range, level + 1);
       if (range.depth < MAX_RANGE_DEPTH) {
         // too different for the largest sketch: split the id space and start each slice again
@@ -726,7 +739,7 @@ export class SyncEngine extends EventEmitter<Events> {
         return;
       }
       case "sketch":
-        return this.onSketch(s, f.range, f.level, f.table);
+        return this.onSketch(s, f.range, f.level, f.size, f.table);
       case "probe":
         return this.onProbe(s, f.entries);
       case "done":
