@@ -138,6 +138,39 @@ describe("copy tokens follow who meets whom", () => {
     expect(seen).toEqual(["lunch?"]);
   });
 
+  it("a carrier asks a laptop about an envelope once, not at every meeting", async () => {
+    const carrier = laptop("carrier");
+    const tom = laptop("tom");
+    const author = generateIdentity("ana");
+    const to = generateIdentity("rosa");
+    const held = Array.from({ length: 5 }, () => {
+      const inner = signEnvelope(author, {
+        kind: EnvelopeKind.Change, conversation: randomBytes(16), segment: 0, recipients: [to.person], created: Date.now(), lifetime: 86400, keyId: randomBytes(8),
+      }, randomBytes(200));
+      return opaque({ ...sealEnvelope(author.sealing, inner, [to.sealing.publicKey]), kind: EnvelopeKind.Sealed });
+    });
+    carrier.m.envelopes.putMany(held, 0, Date.now(), true, 1); // one token each: probes, no spray
+    const probed: number[] = [];
+    for (let i = 0; i < 2; i++) {
+      const [la, lb] = memoryLinkPair(contactCard(carrier.m.identity), contactCard(tom.m.identity));
+      let n = 0;
+      let last = Date.now();
+      la.onFrame(() => (last = Date.now()));
+      lb.onFrame((f) => {
+        last = Date.now();
+        const fr = decodeFrame(f);
+        if (fr.type === "probe") n += fr.entries.length;
+      });
+      carrier.s.attach(la);
+      tom.s.attach(lb);
+      await until(() => Date.now() - last > 150, "the meeting to go quiet");
+      la.close("walked away");
+      probed.push(n);
+    }
+    expect(probed).toEqual([5, 0]);
+    expect(tom.m.envelopes.stats().envelopes).toBe(0); // not tom's: nothing handed over
+  });
+
   it("a carrier takes back the tokens it handed a recipient, once that recipient's receipt opens its lock", async () => {
     const carrier = laptop("carrier");
     const rosa = laptop("rosa");

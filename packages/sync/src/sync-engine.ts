@@ -52,6 +52,9 @@ export const DEFAULT_HOP_LIMIT = 6;
 export const DEFAULT_COPIES = 64;
 /** Tokens claimed in a frame are capped, so a peer cannot inflate an envelope's spread. */
 export const MAX_COPIES = 256;
+/** Probed envelopes remembered per peer, and peers remembered (forgetting costs a repeated probe, nothing else). */
+const PROBES_REMEMBERED = 4096;
+const PEERS_PROBED_REMEMBERED = 1024;
 /** Copies with no tokens an author hands, per message, to peers that meet its recipient often. */
 export const MAX_FOCUS_COPIES = 4;
 
@@ -231,6 +234,8 @@ export class SyncEngine extends EventEmitter<Events> {
   readonly encounters = new Encounters();
   private readonly hopLimit: number;
   private readonly copies: number;
+  /** Envelopes (hex ids) each peer (hex person key) was already asked about with a Probe, on any link. */
+  private readonly probedPeers = new Map<string, Set<string>>();
   /** Copies with no tokens we handed to peers that meet a recipient often (hex id -> count): bounded per envelope. */
   private readonly focusCopies = new Map<string, number>();
   private readonly mode: "sketch" | "list";
@@ -483,11 +488,20 @@ export class SyncEngine extends EventEmitter<Events> {
     if (!meta.carried || meta.kind !== EnvelopeKind.Sealed) return;
     const hex = toHex(id);
     if (s.probed.has(hex) || meta.receivedAt + meta.lifetime * 1000 < this.now()) return;
+    // a peer's answer for an envelope never changes (its tags are fixed): ask each peer once, not once per link
+    const peer = toHex(s.link.peer.signPublicKey);
+    const asked = this.probedPeers.get(peer) ?? new Set<string>();
+    if (asked.has(hex)) return;
     if (this.store.envelopes.ackedByAllRecipients(id, meta.recipients)) return;
     const bytes = this.store.envelopes.bytesOf(id);
     if (!bytes) return;
     const sealed = decodeSealed(bytes);
     s.probed.add(hex);
+    if (asked.size >= PROBES_REMEMBERED) asked.clear();
+    asked.add(hex);
+    this.probedPeers.delete(peer); // re-inserted last: the most recently probed peer
+    this.probedPeers.set(peer, asked);
+    if (this.probedPeers.size > PEERS_PROBED_REMEMBERED) this.probedPeers.delete(this.probedPeers.keys().next().value!);
     s.probes.push({ key: id.subarray(0, 16), ephemeral: sealed.ephemeral, tags: sealed.slots.map((x) => x.tag) });
     if (s.probes.length >= MAX_PROBES_PER_FRAME) this.flushProbes(s);
   }
