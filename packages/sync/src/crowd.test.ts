@@ -118,20 +118,18 @@ describe("copy tokens follow who meets whom", () => {
     for (const id of ids) expect(toBea.get(id)).toBe(0);
   });
 
-  it("a classmate met again and again gets no copy (the carrier asks the recipient itself); a passer-by gets half the tokens", async () => {
+  it("a classmate met again and again gets half the tokens, as a passer-by does (copies kept from one's own class arrived later: docs/benchmarks.md)", async () => {
     const ana = laptop("ana");
     const bea = laptop("bea");
     const rosa = laptop("rosa");
     const carl = laptop("carl");
     for (let i = 0; i < 3; i++) await meet(ana, bea);
-    for (let i = 0; i < 3; i++) await meet(carl, bea); // bea is carl's classmate too
     const ids = await write(ana, rosa, "lunch?");
-    expect((await meet(ana, bea)).size).toBe(0);
+    const toBea = await meet(ana, bea);
+    for (const id of ids) expect(toBea.get(id)).toBe(32);
     const toCarl = await meet(ana, carl);
-    for (const id of ids) expect(toCarl.get(id)).toBe(32);
-    // carl, now a carrier, meets rosa's laptop: it cannot tell she is the one, but its probe finds her
-    expect((await meet(carl, bea)).size).toBe(0);
-    expect(bea.m.status().carrying.envelopes).toBe(0);
+    for (const id of ids) expect(toCarl.get(id)).toBe(16);
+    // carl, now a carrier, meets rosa's laptop: it cannot tell she is the one, but she takes her copy
     const seen: string[] = [];
     rosa.m.on("message", (v) => seen.push(v.body));
     await meet(carl, rosa, () => seen.length > 0);
