@@ -126,6 +126,8 @@ class Sim {
     /** envelope id (hex) -> kind of the signed envelope inside, from its author's store */
     this.kinds = new Map();
     this.tx = { message: 0, key: 0, receipt: 0, ack: 0 };
+    /** bytes of the envelopes that moved (ENVELOPE frames delivered, their envelope only) */
+    this.envelopeBytes = 0;
     this.ackWaitMs = 0;
     this.settleMs = 0;
   }
@@ -135,6 +137,7 @@ class Sim {
     if (f[0] !== 3) return; // HAVE / WANT
     const fr = decodeFrame(f);
     if (fr.type !== "envelope") return;
+    this.envelopeBytes += fr.envelope.length;
     // sealed: what it holds is known from its author's store (the kinds map), as a carrier would not know
     const id = toHex(sha256(fr.envelope));
     if (this.msgEnvelopes.has(id)) this.tx.message++;
@@ -301,7 +304,7 @@ export async function runPigeon(trace, msgs, opts) {
       }
     }
     for (const c of open.values()) c.close("end of trace");
-    return { arrivals, tx: sim.tx, bytes: sim.bytes, lostFrames: sim.lostFrames, peakCarried, peakCarriedAll, wallMs: Date.now() - started, ackWaitMs: sim.ackWaitMs, setupMs, settleMs: sim.settleMs, sizes: await envelopeSizes(sim, msgs) };
+    return { arrivals, tx: sim.tx, bytes: sim.bytes, envelopeBytes: sim.envelopeBytes, lostFrames: sim.lostFrames, peakCarried, peakCarriedAll, wallMs: Date.now() - started, ackWaitMs: sim.ackWaitMs, setupMs, settleMs: sim.settleMs, sizes: await envelopeSizes(sim, msgs) };
   } finally {
     for (const n of sim.nodes) {
       n.engine.close();

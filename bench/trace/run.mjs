@@ -10,6 +10,8 @@ import { loadTrace, traceIds, rng, makeMessages, oracle, direct, epidemic, summa
 const here = dirname(fileURLToPath(import.meta.url));
 const REPO = resolve(here, "../..");
 export const DEFAULT_TRACE = resolve(REPO, "../shared/data/traces/primary-school/contacts.tsv");
+/** The traces `--all` runs, one after the other with the same options (issue 17). */
+export const ALL_TRACES = ["primary-school", "thiers12", "InVS15"].map((t) => resolve(REPO, `../shared/data/traces/${t}/contacts.tsv`));
 
 const HELP = `npm run bench:trace -- [options]      (or: node bench/trace/run.mjs [options] after "npm run build")
 
@@ -42,6 +44,9 @@ Options:
   --copies N[,N...]     SyncEngine copies: spray-and-wait tokens per message (default: the engine's
                         default); a list as above
   --body-chars N        length of each message body (default 160)
+  --all                 every shared trace in turn (primary-school, thiers12, InVS15 under
+                        ../shared/data/traces), the same options for each, and one table with a row
+                        per trace against the goals of issue 17 (not with --trace)
   --no-pigeon           baselines only (seconds instead of minutes)
   --json                also print every figure as JSON on stdout, after the table
   -h, --help            this text
@@ -81,11 +86,12 @@ function int(s, flag, min) {
 export function parseArgs(argv) {
   /** @type {{ trace: string, messages: number, lifetime: number, seed: number, window?: [number, number], nodes?: number,
    *   bandwidth: number, storage: number, hopLimits: (number|undefined)[], copiesList: (number|undefined)[], bodyChars: number,
-   *   pigeon: boolean, json: boolean, help: boolean }} */
+   *   pigeon: boolean, json: boolean, help: boolean, all: boolean }} */
   const o = {
     trace: DEFAULT_TRACE, messages: 100, lifetime: 86400, seed: 1, bandwidth: 5_000_000, storage: 50 * 1024 * 1024,
-    hopLimits: [undefined], copiesList: [undefined], bodyChars: 160, pigeon: true, json: false, help: false,
+    hopLimits: [undefined], copiesList: [undefined], bodyChars: 160, pigeon: true, json: false, help: false, all: false,
   };
+  let traceGiven = false;
   for (let i = 0; i < argv.length; i++) {
     const a = /** @type {string} */ (argv[i]);
     const [flag, inline] = a.startsWith("--") && a.includes("=") ? [a.slice(0, a.indexOf("=")), a.slice(a.indexOf("=") + 1)] : [a, undefined];
@@ -97,7 +103,8 @@ export function parseArgs(argv) {
     };
     switch (flag) {
       case "-h": case "--help": o.help = true; break;
-      case "--trace": o.trace = resolve(val()); break;
+      case "--trace": o.trace = resolve(val()); traceGiven = true; break;
+      case "--all": o.all = true; break;
       case "--messages": o.messages = int(val(), flag, 1); break;
       case "--lifetime": o.lifetime = duration(val(), flag); if (o.lifetime <= 0) throw new UsageError("--lifetime must be positive"); break;
       case "--seed": o.seed = int(val(), flag, 0); break;
@@ -121,6 +128,7 @@ export function parseArgs(argv) {
       default: throw new UsageError(`unknown option ${JSON.stringify(a)} (see --help)`);
     }
   }
+  if (o.all && traceGiven) throw new UsageError("--all runs every shared trace: leave out --trace");
   return o;
 }
 
@@ -203,6 +211,50 @@ export async function bench(o, log) {
   return { options: o, trace: { path: o.trace, contacts: trace.lines, slots: trace.slots.length, people: trace.ids.length, from, to, createUntil }, rows, wallMs: Date.now() - t0, meanEnvelopeBytes: meanSize };
 }
 
+/**
+ * Issue 17's goals: delivery >= 0.95x the oracle's, median latency <= 1.25x, transmissions <= 1/3 of
+ * epidemic's, bytes on links <= 2x the bytes of the envelopes that moved.
+ * @param {number} d @param {number} m @param {number} t @param {{ bytes: number, envelopeBytes: number }} x
+ */
+function goals(d, m, t, x) {
+  return [
+    d >= 0.95 ? "delivery ✓" : "delivery ✗",
+    m <= 1.25 ? "median ✓" : "median ✗",
+    t <= 1 / 3 ? "transmissions ✓" : "transmissions ✗",
+    x.bytes <= 2 * x.envelopeBytes ? "bytes ✓" : "bytes ✗",
+  ];
+}
+
+/**
+ * One row per trace (the first Pigeon row of each) against the goals: what `--all` prints.
+ * @param {Awaited<ReturnType<typeof bench>>[]} results
+ */
+export function summaryTable(results) {
+  const out = [];
+  out.push("| trace (people, contacts) | delivery / oracle's | median / oracle's | p90 / oracle's | transmissions / epidemic's | bytes on links / envelope bytes | replay | goals |");
+  out.push("|---|---|---|---|---|---|---|---|");
+  for (const res of results) {
+    const o = /** @type {any} */ (res.rows[0]).s;
+    const e = /** @type {any} */ (res.rows.find((r) => r.name === "unlimited epidemic")).s;
+    const name = res.trace.path.split("/").slice(-2, -1)[0];
+    const r = res.rows.find((x) => x.extra);
+    if (!r) {
+      out.push(`| ${name} (${res.trace.people}, ${res.trace.contacts}) | oracle ${o.delivered}/${o.created} | — | — | — | — | — | — |`);
+      continue;
+    }
+    const x = /** @type {any} */ (r.extra);
+    const d = r.s.deliveryProb / o.deliveryProb;
+    const m = r.s.latencyMedian / o.latencyMedian;
+    const t = r.s.relayed / e.relayed;
+    out.push(
+      `| ${name} (${res.trace.people}, ${res.trace.contacts}) | ${ratio(r.s.deliveryProb, o.deliveryProb)} (${r.s.delivered} / ${o.delivered}) | ${ratio(r.s.latencyMedian, o.latencyMedian)} | ` +
+        `${ratio(r.s.latencyP90, o.latencyP90)} | ${num(t, 2)}x (${r.s.relayed} / ${e.relayed}) | ${ratio(x.bytes, x.envelopeBytes)} (${kb(x.bytes)} / ${kb(x.envelopeBytes)}) | ` +
+        `${Math.round(x.wallMs / 1000)} s | ${goals(d, m, t, x).join(", ")} |`,
+    );
+  }
+  return out.join("\n");
+}
+
 /** @param {Awaited<ReturnType<typeof bench>>} res */
 export function table(res) {
   const o = res.rows[0]?.s;
@@ -221,7 +273,7 @@ export function table(res) {
       const d = r.s.deliveryProb / o.deliveryProb;
       const m = r.s.latencyMedian / o.latencyMedian;
       const t = r.s.relayed / e.relayed;
-      const goal = [d >= 0.97 ? "delivery ✓" : "delivery ✗", m <= 1.25 ? "median ✓" : "median ✗", t <= 1 / 3 ? "transmissions ✓" : "transmissions ✗"].join(", ");
+      const goal = goals(d, m, t, /** @type {any} */ (r.extra)).join(", ");
       out.push(`| ${r.name} | ${ratio(r.s.deliveryProb, o.deliveryProb)} | ${ratio(r.s.latencyMedian, o.latencyMedian)} | ${ratio(r.s.latencyP90, o.latencyP90)} | ${num(t, 2)}x (${r.s.relayed} / ${e.relayed}) | ${goal} |`);
     }
     out.push("");
@@ -229,7 +281,8 @@ export function table(res) {
       const x = /** @type {any} */ (r.extra);
       out.push(
         `${r.name}: envelope frames delivered over links — messages ${x.tx.message}, conversation keys ${x.tx.key}, receipts ${x.tx.receipt}, ` +
-          `acknowledgements ${x.tx.ack} (all: ${x.tx.message + x.tx.key + x.tx.receipt + x.tx.ack}); ${kb(x.bytes)} on links in all frames; ` +
+          `acknowledgements ${x.tx.ack} (all: ${x.tx.message + x.tx.key + x.tx.receipt + x.tx.ack}); ${kb(x.bytes)} on links in all frames, ` +
+          `${kb(x.envelopeBytes)} of them the envelopes that moved (${ratio(x.bytes, x.envelopeBytes)}); ` +
           `${x.lostFrames} frames cut off by a contact ending; peak carried incl. acknowledgements ${kb(x.peakCarriedAll)}; ` +
           `${x.late} delivered after their lifetime (not counted); ${x.duplicates} shown twice; replay took ${Math.round(x.wallMs / 1000)} s.`,
       );
@@ -254,6 +307,25 @@ async function main() {
     return;
   }
   try {
+    if (o.all) {
+      const results = [];
+      for (const trace of ALL_TRACES) {
+        process.stderr.write(`${trace}\n`);
+        const res = await bench({ ...o, trace }, (s) => process.stderr.write(`${s}\n`));
+        results.push(res);
+        // each trace's own table as soon as it is done: a long run shows something before its end
+        process.stderr.write(`\n${table(res)}\n\n`);
+      }
+      const w = o.window ? `, window ${o.window[0]}-${o.window[1]} s` : "";
+      const n = o.nodes ? `, ${o.nodes} people drawn from each` : "";
+      process.stdout.write(
+        `Every shared trace, the same options: ${o.messages} messages (seed ${o.seed}${w}${n}), lifetime ${o.lifetime / 3600} h, ` +
+          `bandwidth ${o.bandwidth} B/slot, storage ${o.storage} B/node.\n\n${summaryTable(results)}\n\n` +
+          results.map((r) => `${r.trace.path}:\n\n${table(r)}`).join("\n\n") + "\n",
+      );
+      if (o.json) process.stdout.write(JSON.stringify(results, null, 1) + "\n");
+      return;
+    }
     const res = await bench(o, (s) => process.stderr.write(`${s}\n`));
     const w = o.window ? ` --window ${o.window[0]}-${o.window[1]}` : "";
     process.stdout.write(

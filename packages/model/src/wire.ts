@@ -10,8 +10,10 @@
 //   SliceDone   = varint 8, range, varint level
 //   Probe       = varint 11, varint n, n x (raw16 id prefix, raw32 E, varint k, k x raw16 tag)
 //   ChatState   = varint 12, u8 state (0 active, 1 composing, 2 paused, 3 inactive, 4 gone)
+//   Crowd       = varint 13, raw8 salt, varint n, n x raw4 sha256("pigeon crowd" || salt || person key)[0..4]
 // Varints are read in their shortest form only, so a frame has exactly one encoding.
 import { DecodeError, Reader, Writer } from "./bytes.js";
+import { sha256 } from "./crypto.js";
 import { MAX_ENVELOPE_BYTES } from "./envelope.js";
 import { MAX_SLOTS, TAG_BYTES } from "./sealed.js";
 import { Iblt, IBLT_KEY_BYTES, SKETCH_LEVELS } from "./iblt.js";
@@ -51,6 +53,11 @@ export const FrameType = {
    * are typing to them now (XEP-0085 chat states). Only between buddies' laptops that are connected.
    */
   ChatState: 12,
+  /**
+   * Whom the sender meets often lately (its crowd), as salted 4-byte hashes of person keys, fresh salt
+   * per link: an author hands its own message's copies to a peer whose crowd holds the recipient.
+   */
+  Crowd: 13,
 } as const;
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 
@@ -59,6 +66,18 @@ export const MAX_IDS_PER_FRAME = 4096;
 export const MAX_PROBES_PER_FRAME = 256;
 /** Tags in one Probe entry: a sealed envelope's slots. */
 export const MAX_PROBE_TAGS = MAX_SLOTS;
+
+/** People in one Crowd frame: a laptop tells at most this many of whom it meets often. */
+export const MAX_CROWD = 32;
+export const CROWD_SALT_BYTES = 8;
+export const CROWD_HASH_BYTES = 4;
+
+const CROWD_CONTEXT = new TextEncoder().encode("pigeon crowd");
+
+/** One person's entry in a Crowd frame: salted, so two links' frames cannot be matched up by their entries. */
+export function crowdHash(salt: Uint8Array, person: Uint8Array): Uint8Array {
+  return sha256(CROWD_CONTEXT, salt, person).subarray(0, CROWD_HASH_BYTES);
+}
 
 export interface ProbeEntry {
   /** The first 16 bytes of the sealed envelope's id. */
@@ -84,7 +103,8 @@ export type SyncFrame =
   | { type: "probe"; entries: ProbeEntry[] }
   | { type: "pair-request"; request: Uint8Array }
   | { type: "pair-grant"; grant: Uint8Array }
-  | { type: "chat-state"; state: ChatState };
+  | { type: "chat-state"; state: ChatState }
+  | { type: "crowd"; salt: Uint8Array; hashes: Uint8Array[] };
 
 function writeIds(w: Writer, ids: Uint8Array[]): void {
   if (ids.length > MAX_IDS_PER_FRAME) throw new RangeError("too many ids in one frame");
@@ -150,6 +170,11 @@ export function encodeFrame(f: SyncFrame): Uint8Array {
       break;
     case "chat-state":
       w.varint(FrameType.ChatState).u8(CHAT_STATES.indexOf(f.state));
+      break;
+    case "crowd":
+      if (f.salt.length !== CROWD_SALT_BYTES || f.hashes.length > MAX_CROWD || f.hashes.some((h) => h.length !== CROWD_HASH_BYTES)) throw new RangeError("malformed crowd frame");
+      w.varint(FrameType.Crowd).raw(f.salt).varint(f.hashes.length);
+      for (const h of f.hashes) w.raw(h);
       break;
   }
   return w.finish();
@@ -227,6 +252,15 @@ export function decodeFrame(bytes: Uint8Array): SyncFrame {
       const state = CHAT_STATES[r.u8()];
       if (!state) throw new DecodeError("unknown chat state");
       f = { type: "chat-state", state };
+      break;
+    }
+    case FrameType.Crowd: {
+      const salt = Uint8Array.from(r.raw(CROWD_SALT_BYTES));
+      const n = r.varint();
+      if (n > MAX_CROWD) throw new DecodeError(`crowd frame lists ${n} people, limit ${MAX_CROWD}`);
+      const hashes: Uint8Array[] = [];
+      for (let i = 0; i < n; i++) hashes.push(Uint8Array.from(r.raw(CROWD_HASH_BYTES)));
+      f = { type: "crowd", salt, hashes };
       break;
     }
     default:

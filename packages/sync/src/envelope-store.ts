@@ -489,6 +489,11 @@ export class EnvelopeStore {
   }
 
   /** True when every recipient of the envelope (per its signed header) has acknowledged it. */
+  /** How many of an envelope's locks we saw opened (acks recorded for it). */
+  opened(id: Uint8Array): number {
+    return this.stmt(`SELECT count(*) FROM acks WHERE envelope = ?`).pluck().get(id) as number;
+  }
+
   ackedByAllRecipients(id: Uint8Array, recipients: Uint8Array[]): boolean {
     if (recipients.length === 0) return false;
     const ackers = (this.stmt(`SELECT acker FROM acks WHERE envelope = ?`).pluck().all(id) as Buffer[]).map((b) => new Uint8Array(b));

@@ -15,7 +15,7 @@
 // queue, flow control), and split apart they would pass that state around instead.
 import { EventEmitter } from "node:events";
 import {
-  compareBytes, DecodeError, EnvelopeKind, equalBytes, type ChatState, decodeFrame, decodeSealed, encodeFrame, envelopeId, formatAddress, MAX_IDS_PER_FRAME, MAX_PROBES_PER_FRAME, MAX_RANGE_DEPTH,
+  compareBytes, crowdHash, CROWD_SALT_BYTES, DecodeError, fromHex, MAX_CROWD, randomBytes, EnvelopeKind, equalBytes, type ChatState, decodeFrame, decodeSealed, encodeFrame, envelopeId, formatAddress, MAX_IDS_PER_FRAME, MAX_PROBES_PER_FRAME, MAX_RANGE_DEPTH,
   rangeBounds, rangeChildren, rangeWeight, SKETCH_LEVELS, SPLIT_LEVEL, toHex, WHOLE_RANGE, WHOLE_WEIGHT,
   type ContactCard, type Iblt, type IdRange, type PeerLink, type ProbeEntry, type SyncFrame,
   type LinkPeer,
@@ -23,6 +23,8 @@ import {
 import type { EnvelopeStore } from "./envelope-store.js";
 import { silentLog, type Log } from "./log.js";
 import type { Incoming, ReceiveResult } from "./mailbox/index.js";
+import { estimateDifference, nextStep } from "./difference.js";
+import { Encounters } from "./encounters.js";
 import { SendQueue } from "./send-queue.js";
 
 /** A link with more than this waiting in its socket gets no more envelopes until it drains. */
@@ -50,6 +52,11 @@ export const DEFAULT_HOP_LIMIT = 6;
 export const DEFAULT_COPIES = 64;
 /** Tokens claimed in a frame are capped, so a peer cannot inflate an envelope's spread. */
 export const MAX_COPIES = 256;
+/** Probed envelopes remembered per peer, and peers remembered (forgetting costs a repeated probe, nothing else). */
+const PROBES_REMEMBERED = 4096;
+const PEERS_PROBED_REMEMBERED = 1024;
+/** Copies with no tokens an author hands, per message, to peers that meet its recipient often. */
+export const MAX_FOCUS_COPIES = 4;
 
 /**
  * What the engine needs of a node's store, and nothing more (Mailbox implements it): the sealed
@@ -64,7 +71,7 @@ export interface SyncStore {
   readonly envelopes: Pick<
     EnvelopeStore,
     | "sketches" | "sliceSketch" | "batch" | "idsAfter" | "knowsId" | "knowsKey" | "isOwn" | "markHanded" | "byKey" | "has"
-    | "meta" | "bytesOf" | "ownReceiptNames" | "ackConcerns" | "ackedByAllRecipients" | "isCarried" | "isParty" | "setCopies"
+    | "meta" | "bytesOf" | "ownReceiptNames" | "ackConcerns" | "ackedByAllRecipients" | "isCarried" | "isParty" | "setCopies" | "opened"
   >;
   /** A laptop was met over an authenticated link. */
   rememberContact(card: ContactCard, how: string): void;
@@ -174,6 +181,13 @@ class Session {
   readonly probed = new Set<string>();
   /** Of those, the ones the peer claimed (its Want16 answer): sent to it with no tokens, first. */
   readonly claimed = new Set<string>();
+  /**
+   * Copy tokens we handed over on this link (hex id -> tokens, and how many of its locks were open
+   * then): if the peer opens a lock before the link ends, it was a recipient, who never spends them.
+   */
+  readonly gave = new Map<string, { id: Uint8Array; tokens: number; opened: number }>();
+  /** The peer's Crowd frame: salted hashes of whom it meets often (hex), or undefined before it came. */
+  peerCrowd: { salt: Uint8Array; hashes: Set<string> } | undefined;
   /** Probe entries waiting to go out. */
   probes: ProbeEntry[] = [];
   /** Our own receipts (hex ids) naming envelopes reconciliation showed the peer holds: they go to it. */
@@ -216,8 +230,14 @@ type Events = { "peer-up": [PeerLink]; "peer-down": [PeerLink, string]; "chat-st
 
 export class SyncEngine extends EventEmitter<Events> {
   private readonly sessions = new Set<Session>();
+  /** Whom this laptop meets often (its own contacts only): who gets how many copy tokens. */
+  readonly encounters = new Encounters();
   private readonly hopLimit: number;
   private readonly copies: number;
+  /** Envelopes (hex ids) each peer (hex person key) was already asked about with a Probe, on any link. */
+  private readonly probedPeers = new Map<string, Set<string>>();
+  /** Copies with no tokens we handed to peers that meet a recipient often (hex id -> count): bounded per envelope. */
+  private readonly focusCopies = new Map<string, number>();
   private readonly mode: "sketch" | "list";
   private readonly log: Log;
   private readonly pairing: PairingHooks | undefined;
@@ -258,6 +278,7 @@ export class SyncEngine extends EventEmitter<Events> {
   attach(link: PeerLink): void {
     const s = new Session(link, this.now());
     this.sessions.add(s);
+    this.encounters.meet(toHex(link.peer.signPublicKey), this.now());
     const who = formatAddress(link.peer);
     // handlers first: nothing below (a full disk, say) may leave a link that never exchanges anything
     link.onFrame((bytes) => {
@@ -268,12 +289,14 @@ export class SyncEngine extends EventEmitter<Events> {
     });
     link.onClose((reason) => {
       this.sessions.delete(s);
+      this.takeBackTokens(s);
       clearTimeout(s.heldTimer);
       this.log.info(`disconnected from ${who}${reason ? `: ${reason}` : ""}`);
       this.emit("peer-down", link, reason);
     });
     this.meet(s);
     this.log.info(`connected to ${who} (${link.description})`);
+    this.sendCrowd(s);
     const pairRequest = this.pairing?.requestFor?.(link.peer);
     if (pairRequest) this.send(s, { type: "pair-request", request: pairRequest });
     this.emit("peer-up", link);
@@ -327,14 +350,26 @@ export class SyncEngine extends EventEmitter<Events> {
   }
 
   /** The peer's sketch: peel the difference, or answer with a bigger sketch, or with 16 sketches of slices. */
-  private async onSketch(s: Session, range: IdRange, level: number, table: Iblt): Promise<void> {
+  private async onSketch(s: Session, range: IdRange, level: number, theirSize: number, table: Iblt): Promise<void> {
     const store = this.store.envelopes;
     // sixteen slice sketches can arrive in one socket read; each is a range scan and a peel: one per turn
     if (range.depth > 0) await new Promise<void>((r) => setImmediate(r));
     if (s.link.closed) return;
     this.countTurn(s, range, level);
-    const diff = this.ourSketch(range, level).table.subtract(table).decode();
+    const ours = this.ourSketch(range, level);
+    const delta = ours.table.subtract(table);
+    const estimate = estimateDifference(delta); // before peeling, which empties cells
+    const diff = delta.decode();
     if (!diff.complete) {
+      // estimate the difference first: a sketch big enough at once, or ids listed when that is cheaper
+      const step = nextStep(level, estimate, ours.size + theirSize);
+      if (step === "list") {
+        s.recon.fallback = true;
+        this.send(s, { type: "done", range, level: SKETCH_LEVELS.length });
+        this.listInBackground(s, range);
+        return this.settle(s, range);
+      }
+      if (step !== "climb") return this.sendSketch(s, range, step.level);
       if (level + 1 < SKETCH_LEVELS.length) return this.sendSketch(s, range, level + 1);
       if (range.depth < MAX_RANGE_DEPTH) {
         // too different for the largest sketch: split the id space and start each slice again
@@ -431,8 +466,11 @@ export class SyncEngine extends EventEmitter<Events> {
     const claimed = s.claimed.has(toHex(id));
     if (this.copies !== Infinity && !claimed && !store.isParty(id, s.link.peer.signPublicKey) && meta.kind !== EnvelopeKind.Ack) {
       const have = this.tokens(meta);
-      give = Math.floor(have / 2);
+      const focus = this.focus(meta, s);
+      give = focus ? this.focusShare(have) : this.share(have, s);
+      if (focus && give === 0) this.focusCopies.set(toHex(id), (this.focusCopies.get(toHex(id)) ?? 0) + 1);
       store.setCopies(id, have - give);
+      if (give > 0 && meta.kind === EnvelopeKind.Sealed) s.gave.set(toHex(id), { id, tokens: give, opened: store.opened(id) });
     }
     this.send(s, { type: "envelope", hops: meta.hops, copies: give, envelope: bytes });
     s.sent++;
@@ -450,11 +488,20 @@ export class SyncEngine extends EventEmitter<Events> {
     if (!meta.carried || meta.kind !== EnvelopeKind.Sealed) return;
     const hex = toHex(id);
     if (s.probed.has(hex) || meta.receivedAt + meta.lifetime * 1000 < this.now()) return;
+    // a peer's answer for an envelope never changes (its tags are fixed): ask each peer once, not once per link
+    const peer = toHex(s.link.peer.signPublicKey);
+    const asked = this.probedPeers.get(peer) ?? new Set<string>();
+    if (asked.has(hex)) return;
     if (this.store.envelopes.ackedByAllRecipients(id, meta.recipients)) return;
     const bytes = this.store.envelopes.bytesOf(id);
     if (!bytes) return;
     const sealed = decodeSealed(bytes);
     s.probed.add(hex);
+    if (asked.size >= PROBES_REMEMBERED) asked.clear();
+    asked.add(hex);
+    this.probedPeers.delete(peer); // re-inserted last: the most recently probed peer
+    this.probedPeers.set(peer, asked);
+    if (this.probedPeers.size > PEERS_PROBED_REMEMBERED) this.probedPeers.delete(this.probedPeers.keys().next().value!);
     s.probes.push({ key: id.subarray(0, 16), ephemeral: sealed.ephemeral, tags: sealed.slots.map((x) => x.tag) });
     if (s.probes.length >= MAX_PROBES_PER_FRAME) this.flushProbes(s);
   }
@@ -544,7 +591,68 @@ export class SyncEngine extends EventEmitter<Events> {
     // the peer recognised itself in this sealed envelope's tags (a Probe): like a recipient
     if (s.claimed.has(toHex(id))) return true;
     if (hops >= this.hopLimit) return false;
-    return this.copies === Infinity || this.tokens(meta) > 1;
+    if (this.copies === Infinity || this.share(this.tokens(meta), s) >= 1) return true;
+    // our own message, and the peer meets its recipient often: a copy even from our last token
+    return this.focus(meta, s) && (this.focusCopies.get(toHex(id)) ?? 0) < MAX_FOCUS_COPIES;
+  }
+
+  /**
+   * Tells the peer whom we meet often lately (our crowd), as hashes salted afresh for this link, so
+   * an author can hand its messages to us when we meet their recipient. A peer can test a person it
+   * knows against it, nothing more (docs/routing.md, "What a laptop tells about whom it meets").
+   */
+  private sendCrowd(s: Session): void {
+    const crowd = this.encounters.crowd(this.now(), MAX_CROWD).filter((k) => k !== toHex(s.link.peer.signPublicKey));
+    if (crowd.length === 0) return;
+    const salt = randomBytes(CROWD_SALT_BYTES);
+    this.send(s, { type: "crowd", salt, hashes: crowd.map((k) => crowdHash(salt, fromHex(k))) });
+  }
+
+  /**
+   * Our own envelope (we know its recipients), and the peer's crowd holds one of them, whom we do not
+   * meet often ourselves: the peer is a better carrier for it than we are.
+   */
+  private focus(meta: { carried: boolean; recipients: Uint8Array[] }, s: Session): boolean {
+    const crowd = s.peerCrowd;
+    if (!crowd || meta.carried) return false;
+    const now = this.now();
+    return meta.recipients.some(
+      (r) => !equalBytes(r, this.store.me) && crowd.hashes.has(toHex(crowdHash(crowd.salt, r))) && !this.encounters.familiar(toHex(r), now),
+    );
+  }
+
+  /** A focused hand-over: most of our tokens (we keep a quarter), or a copy with none from our last one. */
+  private focusShare(have: number): number {
+    return have > 1 ? have - Math.max(1, Math.floor(have / 4)) : 0;
+  }
+
+  /**
+   * A carrier cannot tell a recipient from any other peer, so a recipient may get half our tokens,
+   * which it never spends. Its receipt opens one more lock while the link is up (receipts follow the
+   * copies, back to us): then we take those tokens back, for the message's other recipients.
+   */
+  private takeBackTokens(s: Session): void {
+    const store = this.store.envelopes;
+    try {
+      for (const g of s.gave.values()) {
+        const meta = store.meta(g.id);
+        if (!meta || store.opened(g.id) <= g.opened) continue;
+        store.setCopies(g.id, Math.min(MAX_COPIES, this.tokens(meta) + g.tokens));
+      }
+    } catch (e) {
+      this.log.warn(`could not take back copy tokens: ${(e as Error).message}`);
+    }
+    s.gave.clear();
+  }
+
+  /**
+   * How many of our `have` copy tokens a carrier peer gets: half (binary spray), whoever it is. Giving
+   * none to one's own crowd (met often lately) was measured: fewer transmissions, but copies travelled
+   * further and arrived later (the high school's median doubled), so it was not kept (docs/routing.md).
+   */
+  private share(have: number, s: Session): number {
+    if (have <= 1) return 0;
+    return Math.floor(have / 2);
   }
 
   private tokens(meta: { copies?: number; carried: boolean }): number {
@@ -643,7 +751,7 @@ export class SyncEngine extends EventEmitter<Events> {
         return;
       }
       case "sketch":
-        return this.onSketch(s, f.range, f.level, f.table);
+        return this.onSketch(s, f.range, f.level, f.size, f.table);
       case "probe":
         return this.onProbe(s, f.entries);
       case "done":
@@ -660,6 +768,9 @@ export class SyncEngine extends EventEmitter<Events> {
       }
       case "pair-grant":
         this.pairing?.granted?.(s.link.peer, f.grant);
+        return;
+      case "crowd":
+        s.peerCrowd = { salt: f.salt, hashes: new Set(f.hashes.map(toHex)) };
         return;
       case "chat-state":
         // shown only to the user's clients, and only if the link's person is a buddy (the listener's check)
