@@ -45,6 +45,22 @@ describe("class channels", () => {
     expect(await bodies(baraka!, "5B science")).toEqual(["Bring a leaf tomorrow", "I found an oak leaf"]);
   });
 
+  it("when the owner removes the last other member, the owner still sees what was written in it", async () => {
+    const [teacher, amara] = await laptops("mwalimu", "amara");
+    await introduce(teacher, [amara!]);
+    await teacher!.m.createChannel("reading club");
+    await teacher!.m.addToChannel("reading club", { addresses: ["amara"] });
+    await teacher!.m.sendToChannel("reading club", "Which book next?");
+    meet(teacher!, amara!);
+    await until(async () => (await bodies(amara!, "reading club")).length === 1, "amara has the question");
+    await amara!.m.sendToChannel("reading club", "The one with the lion");
+    await until(async () => (await bodies(teacher!, "reading club")).length === 2, "the teacher has amara's answer");
+    await teacher!.m.removeFromChannel("reading club", ["amara"]);
+    expect(teacher!.m.channels().find((c) => c.title === "reading club")!.members.map((m) => m.address)).toEqual(["mwalimu@local"]);
+    expect(await bodies(teacher!, "reading club")).toEqual(["The one with the lion", "Which book next?"]);
+    expect((await teacher!.m.inbox()).map((m) => [m.from, m.body])).toEqual([["amara@local", "The one with the lion"]]);
+  });
+
   it("a member added while away receives later through a classmate; a removed member gets nothing written after", async () => {
     const [teacher, amara, baraka, esi] = await laptops("mwalimu", "amara", "baraka", "esi");
     await introduce(teacher!, [amara!, baraka!, esi!]);

@@ -90,6 +90,8 @@ export class MailboxCore {
     throw new Error("no channels");
   };
   channelTitle: (conv: Uint8Array) => string | undefined = () => undefined;
+  /** Every channel this laptop knows (channels.ts). */
+  channelIds: () => Uint8Array[] = () => [];
   /** Whether a conversation segment was forgotten on this node (forgetting.ts), and which were. */
   isForgotten: (conv: Uint8Array, segment: number) => boolean = () => false;
   forgottenSegments: (conv: Uint8Array) => number[] = () => [];
@@ -291,6 +293,18 @@ export class MailboxCore {
   /** Blocked by the person (on the list or not): nothing from them is shown, opened or answered. */
   isBlocked(signKey: Uint8Array): boolean {
     return !equalBytes(signKey, this.me) && this.buddyIndex.blocked.has(toHex(signKey));
+  }
+
+  /**
+   * The conversations whose messages the views show: those with someone else, and channels even when
+   * their owner is the last member left (one member, like the person's own buddy-list conversation,
+   * which state.conversations() leaves out: the owner's inbox still holds what the others wrote).
+   */
+  messageConversations(): Uint8Array[] {
+    const out = this.state.conversations();
+    const listed = new Set(out.map((c) => toHex(c)));
+    for (const id of this.channelIds()) if (!listed.has(toHex(id)) && this.state.members(id)) out.push(id);
+    return out;
   }
 
   addressOfKeyId(id: string, members: Uint8Array[]): string {

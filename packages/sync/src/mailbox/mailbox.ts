@@ -105,6 +105,7 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
     this.core.isChannel = (conv) => this.channelSet.isChannel(conv);
     this.core.channelSealing = (conv) => this.channelSet.sealing(conv);
     this.core.channelTitle = (conv) => (this.channelSet.isChannel(conv) ? this.channelSet.state(conv)?.title : undefined);
+    this.core.channelIds = () => this.channelSet.ids();
     this.carrier = new Carrier(this.core);
     this.devices = new Devices(this.core, () => this.school.enrolmentToken());
     this.school = new School(this.core, opts.school);

@@ -142,7 +142,7 @@ export class Views {
   async all(): Promise<MessageView[]> {
     const { core } = this;
     const out: MessageView[] = [];
-    for (const conv of core.state.conversations()) {
+    for (const conv of core.messageConversations()) {
       const members = core.state.members(conv)!;
       for (const seg of core.state.segments(conv)) {
         if (segmentKind(seg) === "profile") continue; // the author's picture, not messages
@@ -233,7 +233,7 @@ export class Views {
   async rebuildIndex(): Promise<void> {
     const { core } = this;
     if (!core.state.messageIndexIncomplete()) return;
-    for (const conv of core.state.conversations()) {
+    for (const conv of core.messageConversations()) {
       const members = core.state.members(conv)!;
       for (const seg of core.state.segments(conv)) {
         if (segmentKind(seg) === "profile") continue; // the author's picture, not messages
