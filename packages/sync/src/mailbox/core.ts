@@ -252,7 +252,8 @@ export class MailboxCore {
   }
 
   addressOfKeyId(id: string, members: Uint8Array[]): string {
-    const m = members.find((k) => keyId(k) === id);
+    // someone no longer among the members (a child removed from a channel) still wrote what they wrote
+    const m = members.find((k) => keyId(k) === id) ?? this.state.contacts().find((c) => keyId(c.signPublicKey) === id)?.signPublicKey;
     return m ? this.addressOf(m) : `unknown#${id}`;
   }
 
