@@ -12,7 +12,7 @@ import { addr, CLASS, MODE, skipReason, type Msg } from "./config.js";
 
 const why = skipReason("class-channel");
 const TITLE = "5B science";
-const timeoutMs = 360_000 + 4 * CLASS.meetMs + CLASS.settleMs + CLASS.hosts * 20_000;
+const timeoutMs = 600_000 + 4 * CLASS.meetMs + CLASS.settleMs + CLASS.hosts * 30_000;
 
 interface ChannelView { title: string; member: boolean; epoch: number; members: { address: string }[] }
 interface Written { from: string; body: string; knewOfRemoval: boolean }
