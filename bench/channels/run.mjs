@@ -5,6 +5,10 @@
 // channel, one at a time, each until every member's "delivered" receipt is back; then the same text
 // as one-to-one messages to each child (what a teacher does without channels). Prints one markdown
 // table: time from post to delivered-to-all, bytes on all links per message per member, envelopes.
+// --burst N: then N more messages posted at once, the whole class writing (the teacher and every
+// child in turn), and checks that every member converges to the same history. --channels K: the same
+// class in K channels, then one child's laptop is opened again from its files alone, to measure what
+// one laptop holding K channels of the class takes in memory (run with node --expose-gc).
 import { mkdtempSync, rmSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,15 +20,25 @@ import { contactCard, generateIdentity } from "@pigeon/model";
 const HELP = `Usage: npm run bench:channels -- [--members N] [--messages N]     (or: node bench/channels/run.mjs)
 
   --members N    children in the class (default 40; at most 63)
-  --messages N   messages posted to the channel, and sent one-to-one to each child (default 20)`;
-const { values: opt } = parseArgs({ options: { members: { type: "string", default: "40" }, messages: { type: "string", default: "20" }, help: { type: "boolean", short: "h" } } });
+  --messages N   messages posted to the channel, and sent one-to-one to each child (default 20)
+  --burst N      then N messages written by the whole class at once; every member must converge (default 0)
+  --channels K   the class in K channels (the burst is spread over them); then one child's laptop is
+                 opened again to measure its memory (default 1)`;
+const { values: opt } = parseArgs({
+  options: {
+    members: { type: "string", default: "40" }, messages: { type: "string", default: "20" }, burst: { type: "string", default: "0" },
+    channels: { type: "string", default: "1" }, help: { type: "boolean", short: "h" },
+  },
+});
 if (opt.help) {
   console.log(HELP);
   process.exit(0);
 }
 const MEMBERS = Number(opt.members);
 const MESSAGES = Number(opt.messages);
-if (!(MEMBERS >= 1 && MEMBERS <= 63 && MESSAGES >= 1)) {
+const BURST = Number(opt.burst);
+const CHANNELS = Number(opt.channels);
+if (!(MEMBERS >= 1 && MEMBERS <= 63 && MESSAGES >= 1 && BURST >= 0 && CHANNELS >= 1)) {
   console.error(HELP);
   process.exit(2);
 }
@@ -64,9 +78,12 @@ try {
   await until(() => teacher.m.contacts().length === MEMBERS && kids.every((k) => k.m.contacts().length === 1), "everyone to meet the teacher");
   // one-to-one: a child's receipt goes back only to a buddy (else the message is a request)
   for (const k of kids) await k.m.addBuddy("mwalimu");
-  await teacher.m.createChannel("5B science");
-  await teacher.m.addToChannel("5B science", { addresses: kids.map((k) => k.name) });
-  await until(() => kids.every((k) => k.m.channels().length === 1), "everyone to learn of the channel");
+  const titles = Array.from({ length: CHANNELS }, (_, i) => (i === 0 ? "5B science" : `5B club ${i}`));
+  for (const t of titles) {
+    await teacher.m.createChannel(t);
+    await teacher.m.addToChannel(t, { addresses: kids.map((k) => k.name) });
+  }
+  await until(() => kids.every((k) => k.m.channels().length === CHANNELS), "everyone to learn of the channels");
   await new Promise((r) => setTimeout(r, 500)); // settle what joining moved
 
   const body = "Bring a leaf tomorrow, and a pencil: we draw it in class.";
@@ -93,7 +110,7 @@ try {
   };
   const channel = await run(
     "channel (one envelope for all)",
-    async (text) => [(await teacher.m.sendToChannel("5B science", text)).id],
+    async (text) => [(await teacher.m.sendToChannel(titles[0], text)).id],
     async ([id]) => (await teacher.m.message(id))?.counts?.delivered === MEMBERS,
   );
   const direct = await run(
@@ -108,6 +125,49 @@ try {
   for (const r of [channel, direct])
     console.log(`| ${r.label} | ${r.median.toFixed(0)} ms / ${r.max.toFixed(0)} ms | ${r.perMessagePerMember.toFixed(0)} | ${r.frames.toFixed(0)} | ${r.envelopes.toFixed(0)} |`);
   console.log(`\nchannel / one-to-one bytes: ${(channel.perMessagePerMember / direct.perMessagePerMember).toFixed(2)}x`);
+
+  if (BURST > 0) {
+    // the whole class writes at once (no waiting for receipts); then every member must hold the same history
+    const writers = [teacher, ...kids];
+    const bytes0 = bytesOnLinks();
+    const t0 = performance.now();
+    for (let i = 0; i < BURST; i++) await writers[i % writers.length].m.sendToChannel(titles[i % CHANNELS], `burst ${i + 1} from ${writers[i % writers.length].name}`);
+    const posted = performance.now() - t0;
+    const historyOf = async (l) => (await l.m.messages({})).filter((m) => m.channel && m.body.startsWith("burst ")).map((m) => `${m.channel}|${m.body}`).sort();
+    let converged = 0;
+    await until(async () => {
+      const counts = await Promise.all(writers.map(async (l) => (await historyOf(l)).length));
+      converged = counts.filter((n) => n === BURST).length;
+      return converged === writers.length;
+    }, "every member to converge", 30 * 60_000);
+    const took = performance.now() - t0;
+    const reference = await historyOf(teacher);
+    const same = (await Promise.all(writers.map(historyOf))).every((h) => h.length === reference.length && h.every((x, i) => x === reference[i]));
+    const once = new Set(reference).size === BURST;
+    await new Promise((r) => setTimeout(r, 1000));
+    const burstBytes = bytesOnLinks() - bytes0;
+    console.log(`\nburst: ${BURST} messages by ${writers.length} writers over ${CHANNELS} channel(s), posted in ${(posted / 1000).toFixed(1)} s; every member holds all of them ${(took / 1000).toFixed(1)} s after the first: ${same && once ? "the same history on every laptop, each message once" : "HISTORIES DIFFER"}; ${(burstBytes / BURST / MEMBERS).toFixed(0)} bytes on links per message per member`);
+    if (!same || !once) process.exitCode = 1;
+  }
+
+  // one laptop's memory: a child's laptop opened again from its files alone (every other mailbox closed)
+  for (const l of laptops) {
+    l.s.close();
+    await l.m.close().catch(() => {});
+  }
+  laptops.length = 0;
+  const gc = globalThis.gc ?? (() => {});
+  gc();
+  const before = process.memoryUsage();
+  const child = kids[0];
+  const again = new Mailbox({ identity: child.identity, storage: fileStorage(join(base, child.name)) });
+  const held = (await again.messages({})).filter((m) => m.channel).length;
+  const listed = again.channels().length;
+  gc();
+  const after = process.memoryUsage();
+  const mib = (n) => (n / 2 ** 20).toFixed(1);
+  console.log(`\none child's laptop opened again: ${listed} channel(s) of ${MEMBERS + 1}, ${held} channel messages: heap +${mib(after.heapUsed - before.heapUsed)} MiB, external +${mib(after.external - before.external)} MiB, rss +${mib(after.rss - before.rss)} MiB (process rss ${mib(after.rss)} MiB${globalThis.gc ? "" : "; run with --expose-gc for steadier numbers"})`);
+  await again.close();
 } finally {
   for (const l of laptops) {
     l.s.close();

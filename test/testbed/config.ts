@@ -20,6 +20,15 @@ export const CHAOS = {
   seed: num("PIGEON_TESTBED_SEED", Math.floor(Math.random() * 2 ** 31)),
 };
 
+export const CLASS = {
+  /** Laptops: the teacher and the class (the 40 in the full run). */
+  hosts: num("PIGEON_TESTBED_CLASS_HOSTS", MODE === "full" ? 40 : 7),
+  /** How long each pair of rooms stays together. */
+  meetMs: num("PIGEON_TESTBED_CLASS_MEET_S", MODE === "full" ? 60 : 20) * 1000,
+  /** After everyone gathers: how long until every member has everything. */
+  settleMs: num("PIGEON_TESTBED_SETTLE_S", MODE === "full" ? 300 : 90) * 1000,
+};
+
 /** Why the testbed scenarios are skipped here (printed once per file), or undefined. */
 export function skipReason(file: string): string | undefined {
   const why = MODE === "off" ? "PIGEON_TESTBED=off" : unavailableReason();

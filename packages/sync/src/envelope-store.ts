@@ -304,6 +304,11 @@ export class EnvelopeStore {
     this.stmt(`INSERT OR IGNORE INTO forgotten (id, at, why) VALUES (?, ?, ?)`).run(id, Date.now(), why);
   }
 
+  /** Removes an envelope refused after it was stored (over a channel's budget), remembering its id so it is not fetched again. */
+  dropRefused(id: Uint8Array, why: string): void {
+    this.db.transaction(() => this.forgetRow(id, why))();
+  }
+
   has(id: Uint8Array): boolean {
     return this.hasStmt.get(id) !== undefined;
   }

@@ -7,6 +7,7 @@ import type { DocHandle } from "@automerge/automerge-repo";
 import { admitEnvelope, EnvelopeKind, equalBytes, hlcReceive, parseHlc, toHex, type ConversationDoc, type Envelope } from "@pigeon/model";
 import type { Buddies } from "./buddies.js";
 import type { Channels } from "./channels.js";
+import { channelBudgetRefusal, overBudgetWaiting } from "./channel-budget.js";
 import type { Drafts } from "./drafts.js";
 import type { Forgetting } from "./forgetting.js";
 import { INTRODUCED, isStorageError, type MailboxCore } from "./core.js";
@@ -145,6 +146,16 @@ export class Opening {
         const handle = await core.segmentHandle(conv, env.segment);
         if (!A.hasHeads(handle.doc(), decoded.deps)) {
           core.state.markOpened(env.id, conv, "pending", core.now(), "waiting for earlier changes");
+          return;
+        }
+        const flood = channelBudgetRefusal(core, this.channels, env);
+        if (flood) {
+          // kept neither here nor passed on; nor what of theirs waits here for this epoch
+          for (const id of [env.id, ...overBudgetWaiting(core, env)]) {
+            core.state.markOpened(id, conv, "rejected", core.now(), flood);
+            core.envelopes.dropRefused(id, "over the channel budget");
+          }
+          core.log.warn(`refused a change ${toHex(env.id).slice(0, 12)} in ${toHex(conv).slice(0, 12)}: ${flood}`);
           return;
         }
         if (!A.hasHeads(handle.doc(), [decoded.hash])) handle.update((d) => A.applyChanges(d, [admission.change])[0]);

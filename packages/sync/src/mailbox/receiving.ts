@@ -8,6 +8,7 @@ import {
 import { opaque, storable, type HeldEnvelope } from "../envelope-store.js";
 import type { Carrier } from "./carrier.js";
 import type { Channels } from "./channels.js";
+import { channelBudgetRefusal } from "./channel-budget.js";
 import type { Devices } from "./devices.js";
 import type { MailboxCore } from "./core.js";
 import type { Opening } from "./opening.js";
@@ -203,6 +204,11 @@ export class Receiving {
       const waiting = core.envelopes.unopenedBytesByAuthor(env.author);
       if (waiting + size > l.unopenedPerAuthorBytes) {
         return this.refused(from, env, `its author already has ${Math.round(waiting / 1024)} KiB waiting here that cannot be opened yet`);
+      }
+      const flood = channelBudgetRefusal(core, this.channels, env);
+      if (flood) {
+        core.envelopes.forget(env.id, "refused", now); // not fetched again at every contact
+        return this.refused(from, env, flood);
       }
     }
     if (!core.envelopes.put(row, it.hops, now, !party, source, evict, party ? undefined : Math.max(1, it.copies ?? 1))) return { stored: false };

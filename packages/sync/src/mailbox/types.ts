@@ -218,6 +218,12 @@ export interface CarrierLimits {
   unopenedPerAuthorBytes: number;
   /** Largest envelope addressed to this user that is taken. Default 512 KiB. */
   maxOwnEnvelopeBytes: number;
+  /**
+   * Most changes (messages, read receipts) taken from one member of a class channel per key epoch
+   * (channel-budget.ts). Default 2,000; for the owner and admins, who write to the whole class, 20,000.
+   */
+  channelMemberPerEpoch: number;
+  channelAdminPerEpoch: number;
 }
 
 export function carrierLimits(quotaBytes = 50 * 1024 * 1024, over: Partial<CarrierLimits> = {}): CarrierLimits {
@@ -228,6 +234,8 @@ export function carrierLimits(quotaBytes = 50 * 1024 * 1024, over: Partial<Carri
     maxCarriedEnvelopeBytes: 64 * 1024,
     unopenedPerAuthorBytes: 1024 * 1024,
     maxOwnEnvelopeBytes: 512 * 1024,
+    channelMemberPerEpoch: 2000,
+    channelAdminPerEpoch: 20_000,
     ...over,
   };
 }
