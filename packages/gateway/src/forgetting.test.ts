@@ -4,8 +4,7 @@
 // the text of a mail that left or came in, while the teacher's laptop still shows it all.
 import { execFileSync } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import * as A from "@automerge/automerge";
 import nodemailer from "nodemailer";
@@ -14,6 +13,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { contactCard, formatMailRequest, generateIdentity, generateSchool, parseGatewayRules, parseIncomingMail, parseMailStatus } from "@pigeon/model";
 import { fileStorage, memoryLinkPair, memoryStorage, PigeonNode, type MessageView } from "@pigeon/sync";
 import { dnsServer } from "./dns-server.testing.js";
+import { tempDirs, until as untilWithin } from "./helpers.testing.js";
 import { Gateway } from "./gateway.js";
 import { SmtpIn, SmtpOut } from "./smtp.js";
 import { GatewayStore } from "./store.js";
@@ -26,21 +26,9 @@ afterEach(async () => {
   for (const f of cleanup.splice(0).reverse()) await f();
 });
 
-async function until<T>(fn: () => Promise<T | undefined | false> | T | undefined | false, what: string, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-const tmp = () => {
-  const d = mkdtempSync(join(tmpdir(), "pigeon-gateway-forget-"));
-  cleanup.push(() => rmSync(d, { recursive: true, force: true }));
-  return d;
-};
+const tmp = tempDirs(cleanup, "pigeon-gateway-forget-");
+/** Forgetting waits for the keep delay and a round of the gateway's: 20 s by default. */
+const until = <T>(fn: Parameters<typeof untilWithin<T>>[0], what: string, ms = 20_000) => untilWithin(fn, what, ms);
 
 /**
  * Every file under `dir` holding `text`: as UTF-8 bytes, or inside an Automerge chunk (its columns are

@@ -4,8 +4,7 @@
 // mail server (Postfix stands there in test/gateway). Everything sent from outside is hostile.
 import { execFileSync } from "node:child_process";
 import { generateKeyPairSync, createVerify, createHash } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import nodemailer from "nodemailer";
 import { SMTPServer } from "smtp-server";
@@ -22,6 +21,7 @@ import { Gateway } from "./gateway.js";
 import { SmtpIn, SmtpOut } from "./smtp.js";
 import { GatewayStore } from "./store.js";
 import { dnsServer } from "./dns-server.testing.js";
+import { tempDirs, until } from "./helpers.testing.js";
 
 const HOME = "kisumu-primary";
 const DOMAIN = "kisumu-primary.example";
@@ -30,21 +30,7 @@ afterEach(async () => {
   for (const f of cleanup.splice(0).reverse()) await f();
 });
 
-async function until<T>(fn: () => Promise<T | undefined | false> | T | undefined | false, what: string, ms = 10_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-const tmp = () => {
-  const d = mkdtempSync(join(tmpdir(), "pigeon-gateway-"));
-  cleanup.push(() => rmSync(d, { recursive: true, force: true }));
-  return d;
-};
+const tmp = tempDirs(cleanup, "pigeon-gateway-");
 
 function selfSigned(name: string): { key: string; cert: string } {
   const d = tmp();
