@@ -345,7 +345,7 @@ class Client(slixmpp.ClientXMPP):
             if str(p["from"].bare) == P["who"] and x is not None:
                 hashes.append(x.findtext("{vcard-temp:x:update}photo") or "")
                 emit(event="photo", hash=hashes[-1])
-        self.add_event_handler("groupchat_presence", on_presence)
+        self.add_event_handler("presence", on_presence)
         self.send_presence()
         await self.get_roster()
         await self.wait_for(lambda: any(hashes), P.get("timeout", 20))
