@@ -72,7 +72,7 @@ describe.skipIf(!!why)("class channels in the web app", () => {
     await expect(pt.locator("#flash").textContent()).resolves.toBe("5B science is ready.");
     // the whole class from the school's directory: the teacher and the two children
     await pt.getByRole("heading", { name: "Members (3)" }).waitFor();
-    await expect(pt.locator("section.members").textContent()).resolves.toMatch(/^Members \(3\)You ★ started it\s*amara\s*✖ Remove amara\s*baraka\s*✖ Remove baraka$/);
+    await expect(pt.locator("section.members").textContent()).resolves.toMatch(/^Members \(3\)You ★ started it\s*amara\s*✖ Remove amara\s*Let amara add people\s*baraka\s*✖ Remove baraka\s*Let baraka add people$/);
     await look(pt, "channel-new");
 
     await pt.getByLabel("Write to 5B science").fill("Bring a leaf tomorrow");
@@ -163,4 +163,59 @@ describe.skipIf(!!why)("class channels in the web app", () => {
     expect(await pa.getByLabel("اكتب إلى 5B science").count()).toBe(1);
     await look(pa, "channel-ar");
   }, 90_000);
+
+  it("the teacher names an admin and sends a drawing with the keyboard and the mouse, then closes the channel", async () => {
+    await pa.locator("#lang").selectOption("en");
+    await pt.getByRole("link", { name: /Channels/ }).click();
+    await pt.getByRole("link", { name: "# 5B science" }).click();
+    await pt.getByRole("heading", { name: "Members (2)" }).waitFor();
+    // amara may add people: named with the keyboard alone
+    await pt.getByRole("button", { name: "Let amara add people" }).focus();
+    await pt.keyboard.press("Enter");
+    await pt.getByRole("button", { name: "Stop amara adding people" }).waitFor();
+    await expect(pt.locator("#flash").textContent()).resolves.toBe("amara may now add and remove people in 5B science.");
+    await expect(pt.locator("li.member", { hasText: "amara" }).locator(".role").textContent()).resolves.toBe("may add people");
+    // amara's page says she may add people; she names no admin and cannot close it
+    await pa.getByRole("link", { name: /Channels/ }).click();
+    await pa.getByRole("link", { name: "# 5B science" }).click();
+    await waitFor(async () => (await pa.locator("li.member", { hasText: "You" }).locator(".role").textContent().catch(() => "")) === "may add people", "amara to see she may add people", 30_000);
+    expect(await pa.getByRole("button", { name: /add people|Close 5B science/ }).count()).toBe(0);
+
+    // a drawing to the whole class: chosen with the keyboard, drawn with the mouse
+    await pt.locator("#channel-kind-drawing").focus();
+    await pt.keyboard.press("Enter");
+    await expect(pt.locator("#channel-kind-drawing").getAttribute("aria-pressed")).resolves.toBe("true");
+    const box = (await pt.locator("#canvas").boundingBox())!;
+    await pt.mouse.move(box.x + box.width * 0.2, box.y + box.height * 0.3);
+    await pt.mouse.down();
+    await pt.mouse.move(box.x + box.width * 0.8, box.y + box.height * 0.7, { steps: 12 });
+    await pt.mouse.up();
+    await waitFor(async () => /% of the space used/.test((await pt.locator("#channel-size").textContent()) ?? ""), "the space the drawing takes");
+    await pt.locator("#channel-send").focus();
+    await pt.keyboard.press("Enter");
+    await pt.locator("ol.channel-talk li.mine svg.drawing").waitFor();
+    // a fresh page: the next drawing starts empty
+    expect(await pt.locator("#canvas polyline, #canvas circle").count()).toBe(0);
+    const seen = pa.locator("ol.channel-talk li.theirs").getByRole("img", { name: "A drawing from mwalimu" });
+    await seen.waitFor({ timeout: 30_000 });
+    expect(await seen.locator("polyline").count()).toBe(1);
+    await look(pt, "channel-drawing");
+
+    // closing is said twice; "no" is where the focus lands
+    await pt.getByRole("button", { name: "Close 5B science" }).focus();
+    await pt.keyboard.press("Enter");
+    await expect(pt.evaluate(() => document.activeElement?.id)).resolves.toBe("channel-close-no");
+    await expect(pt.getByRole("alertdialog").textContent()).resolves.toMatch(/Close 5B science for good\? No one will write in it any more\./);
+    await look(pt, "channel-close");
+    await pt.keyboard.press("Shift+Tab");
+    await pt.keyboard.press("Enter");
+    await waitFor(async () => (await pt.locator("#flash").textContent()) === "5B science is closed: what was written stays.", "the teacher to see it closed");
+    expect(await pt.locator("#channel-text").count()).toBe(0);
+    await expect(pt.locator("p.about").textContent()).resolves.toMatch(/closed: no one writes to it any more/);
+    // amara: closed, nothing to write in, what was written still there
+    await waitFor(async () => (await pa.locator("#channel-text").count()) === 0, "amara's page to lose the writing box", 30_000);
+    await expect(pa.locator("p.about").textContent()).resolves.toMatch(/closed: no one writes to it any more/);
+    await pa.getByText("Bring a leaf tomorrow").waitFor();
+    expect(await pa.getByLabel("Add a friend").count()).toBe(0);
+  }, 120_000);
 });

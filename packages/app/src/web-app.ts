@@ -52,6 +52,9 @@ const API: Record<string, Endpoint> = {
   "POST channels/add": "POST /api/channels/add",
   "POST channels/remove": "POST /api/channels/remove",
   "POST channels/send": "POST /api/channels/send",
+  // only the owner names admins and closes a channel: the node refuses anyone else
+  "POST channels/admin": "POST /api/channels/admin",
+  "POST channels/close": "POST /api/channels/close",
 };
 
 /** What GET /app/api/state answers at once: each listing the page shows (the folders trimmed, see state()). */

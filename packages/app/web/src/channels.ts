@@ -6,6 +6,8 @@
 // the page shows); the page only leaves out buttons that would be refused anyway.
 import type { Api } from "./api.js";
 import type { Key } from "./i18n.js";
+import { drawTools, type Pad } from "./draw-pad.js";
+import { encodeDrawing, MAX_CHARS } from "./drawing.js";
 
 export interface ChannelMember { address: string; admin: boolean; owner: boolean }
 export interface Channel {
@@ -62,6 +64,10 @@ export interface Ui {
 let open: { id: string; messages: ChannelMessage[] } | undefined;
 /** Words being written, kept when the screen is drawn again (one channel at a time). */
 const typed = { channel: "", text: "", title: "", klass: "", addClass: "" };
+/** Words or a drawing in the channel's composer; the drawing's tools are built once per channel (a refresh must not take the pen). */
+const writing: { kind: "text" | "drawing"; pad: Pad; tools?: HTMLDivElement } = { kind: "text", pad: { strokes: [], colour: 0, size: 1 } };
+/** The owner asked to close this channel and has not yet said yes or no. */
+let closing = "";
 
 export async function loadChannel(ui: Ui, id: string): Promise<void> {
   const messages = await ui.api.get<ChannelMessage[]>(`channel?id=${encodeURIComponent(id)}`);
@@ -139,7 +145,11 @@ export function channelScreen(ui: Ui, id: string): Child[] {
   const c = ui.channels().find((x) => x.id === id);
   if (!c) return [h("p", {}, "…")];
   const messages = open?.id === id ? open.messages : undefined;
-  if (typed.channel !== id) Object.assign(typed, { channel: id, text: "", addClass: "" });
+  if (typed.channel !== id) {
+    Object.assign(typed, { channel: id, text: "", addClass: "" });
+    Object.assign(writing, { kind: "text", pad: { strokes: [], colour: 0, size: 1 }, tools: undefined });
+    closing = "";
+  }
   const area = h("textarea", { id: "channel-text", rows: 3, maxlength: 8000, oninput: (e) => (typed.text = (e.target as HTMLTextAreaElement).value) });
   area.value = typed.text;
   const mayWrite = c.member && !c.closed;
@@ -167,12 +177,7 @@ export function channelScreen(ui: Ui, id: string): Child[] {
                         : h("p", {}, t("nobodyRead")))
                   : null);
             })),
-    mayWrite
-      ? h("form", { class: "write channel-write", onsubmit: (e) => (e.preventDefault(), void post(ui, c)) },
-          h("label", { for: "channel-text" }, t("writeTo", { what: c.title })),
-          area,
-          h("button", { type: "submit", id: "channel-send", class: "primary" }, "➤ ", t("send")))
-      : null,
+    mayWrite ? composer(ui, c, area) : null,
     h("section", { "aria-labelledby": "members-h", class: "members" },
       h("h3", { id: "members-h" }, t("members"), " (", String(c.members.length), ")"),
       h("ul", {},
@@ -184,6 +189,12 @@ export function channelScreen(ui: Ui, id: string): Child[] {
             c.admin && !c.closed && !m.owner && c.member && !(m.admin && !ownerIsMe(c))
               ? h("button", { type: "button", class: "danger", onclick: () => void change(ui, c, "remove", { who: [m.address] }, t("removed", { who: ui.who(m.address), what: c.title })) },
                   "✖ ", t("removeWho", { who: ui.who(m.address) }))
+              : null, " ",
+            // only the owner names admins (the node refuses anyone else)
+            ownerIsMe(c) && !c.closed && !m.owner
+              ? h("button", { type: "button", class: "admin-toggle", "aria-pressed": String(m.admin),
+                  onclick: () => void admin(ui, c, m.address, !m.admin) },
+                  t(m.admin ? "unadminWho" : "adminWho", { who: ui.who(m.address) }))
               : null)))),
     c.admin && !c.closed && friendsOut.length
       ? h("form", { class: "add-member", onsubmit: (e) => {
@@ -201,7 +212,74 @@ export function channelScreen(ui: Ui, id: string): Child[] {
           h("input", { id: "channel-add-class", maxlength: 16, autocomplete: "off", value: typed.addClass, oninput: (e) => (typed.addClass = (e.target as HTMLInputElement).value) }),
           h("button", { type: "submit", id: "channel-add-class-button" }, "+ ", t("addClass")))
       : null,
+    ownerIsMe(c) && !c.closed ? closePart(ui, c) : null,
   ];
+}
+
+/** Words or a drawing to the whole channel: the node seals it once for all its members. */
+function composer(ui: Ui, c: Channel, area: HTMLTextAreaElement): HTMLFormElement {
+  const { h, t } = ui;
+  const kindButton = (kind: "text" | "drawing", icon: string, label: Key) =>
+    h("button", { type: "button", id: `channel-kind-${kind}`, "aria-pressed": String(writing.kind === kind),
+      onclick: () => ((writing.kind = kind), ui.render(), document.getElementById(`channel-kind-${kind}`)?.focus()) }, icon, " ", t(label));
+  writing.tools ??= drawTools(h, t, writing.pad, () => meter(ui));
+  const size = h("p", { id: "channel-size", "aria-live": "polite" });
+  queueMicrotask(() => meter(ui));
+  return h("form", { class: "write channel-write", onsubmit: (e) => (e.preventDefault(), void post(ui, c)) },
+    h("div", { role: "group", "aria-label": `${t("words")} / ${t("drawing")}`, class: "kinds" }, kindButton("text", "Aa", "words"), kindButton("drawing", "✎", "drawing")),
+    writing.kind === "text" ? h("label", { for: "channel-text" }, t("writeTo", { what: c.title })) : null,
+    writing.kind === "text" ? area : writing.tools,
+    writing.kind === "drawing" ? size : null,
+    h("button", { type: "submit", id: "channel-send", class: "primary" }, "➤ ", t("send")));
+}
+
+/** How much of a message the drawing takes, said as the child draws (as in the letter's composer). */
+function meter(ui: Ui): void {
+  const el = document.getElementById("channel-size");
+  if (!el) return;
+  const used = encodeDrawing(writing.pad.strokes).length;
+  const over = used > MAX_CHARS;
+  el.className = over ? "too-big" : "";
+  el.setAttribute("role", over ? "alert" : "status");
+  el.textContent = over ? ui.t("tooBig") : ui.t("spaceUsed", { n: Math.round((used / MAX_CHARS) * 100) });
+}
+
+/** Closing is for good: the owner says it twice, and "no" is where the focus lands. */
+function closePart(ui: Ui, c: Channel): HTMLElement {
+  const { h, t } = ui;
+  if (closing !== c.id)
+    return h("section", { class: "close-channel", "aria-labelledby": "close-h" },
+      h("h3", { id: "close-h" }, t("closeTitle")),
+      h("p", {}, t("closeHelp")),
+      h("button", { type: "button", id: "channel-close", class: "danger",
+        onclick: () => ((closing = c.id), ui.render(), document.getElementById("channel-close-no")?.focus()) }, "🔒 ", t("closeWhat", { what: c.title })));
+  return h("section", { class: "close-channel", role: "alertdialog", "aria-labelledby": "close-h", "aria-describedby": "close-q" },
+    h("h3", { id: "close-h" }, t("closeTitle")),
+    h("p", { id: "close-q" }, t("closeSure", { what: c.title })),
+    h("div", { class: "actions" },
+      h("button", { type: "button", id: "channel-close-yes", class: "danger", onclick: () => void close(ui, c) }, "🔒 ", t("closeYes")),
+      h("button", { type: "button", id: "channel-close-no", onclick: () => ((closing = ""), ui.render(), document.getElementById("channel-close")?.focus()) }, t("closeNo"))));
+}
+
+async function close(ui: Ui, c: Channel): Promise<void> {
+  try {
+    await ui.api.post("channels/close", { channel: c.id });
+    closing = "";
+    ui.say(ui.t("closedIt", { what: c.title }));
+    await ui.load();
+  } catch (e) {
+    ui.fail(e);
+  }
+}
+
+async function admin(ui: Ui, c: Channel, who: string, yes: boolean): Promise<void> {
+  try {
+    await ui.api.post("channels/admin", { channel: c.id, who, admin: yes });
+    ui.say(ui.t(yes ? "madeAdmin" : "unmadeAdmin", { who: ui.who(who), what: c.title }));
+    await ui.load();
+  } catch (e) {
+    ui.fail(e);
+  }
 }
 
 let me = "";
@@ -225,11 +303,17 @@ async function change(ui: Ui, c: Channel, what: "add" | "remove", body: Record<s
 }
 
 async function post(ui: Ui, c: Channel): Promise<void> {
-  const text = typed.text;
-  if (!text.trim()) return ui.say(ui.t("needText"));
+  const drawing = writing.kind === "drawing";
+  const text = drawing ? encodeDrawing(writing.pad.strokes) : typed.text;
+  if (drawing ? writing.pad.strokes.length === 0 : !text.trim()) return ui.say(ui.t("needText"));
+  if (text.length > MAX_CHARS) return ui.say(ui.t("tooBig"));
   try {
     await ui.api.post("channels/send", { channel: c.id, body: text });
-    typed.text = "";
+    if (drawing) {
+      // a fresh page to draw on: the tools are built again with it
+      writing.pad = { strokes: [], colour: writing.pad.colour, size: writing.pad.size };
+      writing.tools = undefined;
+    } else typed.text = "";
     const area = document.getElementById("channel-text") as HTMLTextAreaElement | null;
     if (area) area.value = "";
     ui.say(ui.t("sentOk"));

@@ -3,7 +3,8 @@
 // so the whole app is a few tens of kilobytes on a slow laptop. Everything the node sends is shown as
 // text (textContent) or drawn from checked numbers (drawing.ts), never parsed as markup.
 import { Api, ApiError } from "./api.js";
-import { COLOURS, decodeDrawing, drawingElement, encodeDrawing, HEIGHT, looksLikeDrawing, MAX_CHARS, simplify, SIZES, strokeElement, WIDTH, type Stroke } from "./drawing.js";
+import { decodeDrawing, drawingElement, encodeDrawing, looksLikeDrawing, MAX_CHARS, type Stroke } from "./drawing.js";
+import { drawTools } from "./draw-pad.js";
 import { chooseLang, direction, LANGUAGES, NATIVE, translator, type Key, type Lang } from "./i18n.js";
 import { asShortCode, qrElement, scan, shortCode, type Scan } from "./friend-qr.js";
 import { channelScreen, channelsScreen, groupState, loadChannel, setMe, type Channel, type Ui } from "./channels.js";
@@ -395,70 +396,17 @@ function sizeMeter(c: Compose): void {
   el.textContent = over ? t("tooBig") : t("spaceUsed", { n: Math.round((used / MAX_CHARS) * 100) });
 }
 
-function canvas(c: Compose): SVGSVGElement {
-  const svg = drawingElement(c.strokes, t("drawHere"));
-  svg.id = "canvas";
-  svg.classList.add("canvas");
-  let current: { stroke: Stroke; el: SVGElement; raw: number[] } | undefined;
-  const at = (e: PointerEvent): [number, number] => {
-    const r = svg.getBoundingClientRect();
-    return [Math.max(0, Math.min(WIDTH, ((e.clientX - r.left) / r.width) * WIDTH)), Math.max(0, Math.min(HEIGHT, ((e.clientY - r.top) / r.height) * HEIGHT))];
-  };
-  svg.addEventListener("pointerdown", (e) => {
-    try {
-      svg.setPointerCapture(e.pointerId); // a line may leave the drawing space and come back
-    } catch {
-      /* not a real pointer */
-    }
-    const [x, y] = at(e);
-    const stroke: Stroke = { colour: c.colour, size: c.size, points: [Math.round(x), Math.round(y)] };
-    current = { stroke, el: strokeElement({ ...stroke, points: [x, y, x, y] }), raw: [x, y] };
-    svg.append(current.el);
-  });
-  svg.addEventListener("pointermove", (e) => {
-    if (!current) return;
-    current.raw.push(...at(e));
-    current.el.setAttribute("points", current.raw.map(Math.round).join(" "));
-  });
-  const end = () => {
-    if (!current) return;
-    current.stroke.points = simplify(current.raw);
-    c.strokes.push(current.stroke);
-    current.el.replaceWith(strokeElement(current.stroke));
-    current = undefined;
-    changed(c);
-  };
-  svg.addEventListener("pointerup", end);
-  svg.addEventListener("pointercancel", end);
-  return svg;
-}
-
 function writeScreen(key: string, to: string, draft?: Draft): Node[] {
   if (!compose || compose.key !== key) compose = newCompose(key, to, draft);
   const c = compose;
-  const colourNames = t("colours").split(",");
-  const sizeNames = t("sizes").split(",");
   const friends = data.buddies.filter((b) => !b.blocked);
   const options = friends.map((b) => h("option", { value: b.address, selected: b.address === c.to }, b.petname ?? b.name));
   if (c.to && !friends.some((b) => b.address === c.to)) options.push(h("option", { value: c.to, selected: true }, name(c.to)));
   const editor =
     c.kind === "text"
       ? h("textarea", { id: "text", rows: 6, maxlength: MAX_CHARS, "aria-describedby": "draft-status", oninput: (e) => ((c.text = (e.target as HTMLTextAreaElement).value), changed(c)) })
-      : h("div", { class: "draw" },
-          h("div", { role: "group", "aria-label": t("colour"), class: "colours" },
-            ...COLOURS.map((col, i) => h("button", { type: "button", class: "colour", style: undefined, "data-colour": String(i), "aria-label": colourNames[i], "aria-pressed": String(c.colour === i), onclick: (e) => pick(e, "colour", i) }))),
-          h("div", { role: "group", "aria-label": t("size"), class: "sizes" },
-            ...SIZES.map((_, i) => h("button", { type: "button", class: `size size-${i}`, "aria-pressed": String(c.size === i), onclick: (e) => pick(e, "size", i) }, sizeNames[i]))),
-          canvas(c),
-          h("div", { class: "actions" },
-            h("button", { type: "button", id: "undo", onclick: () => (c.strokes.pop(), changed(c), redraw()) }, "↶ ", t("undo")),
-            h("button", { type: "button", id: "clear", onclick: () => ((c.strokes = []), changed(c), redraw()) }, "⟲ ", t("clear"))));
+      : drawTools(h, t, c, () => changed(c));
   if (editor instanceof HTMLTextAreaElement) editor.value = c.text;
-  const pick = (e: Event, what: "colour" | "size", i: number) => {
-    c[what] = i;
-    const group = (e.currentTarget as HTMLElement).parentElement!;
-    for (const b of group.querySelectorAll("button")) b.setAttribute("aria-pressed", String(b === e.currentTarget));
-  };
   const kindButton = (kind: "text" | "drawing", icon: string, label: Key) =>
     h("button", { type: "button", id: `kind-${kind}`, "aria-pressed": String(c.kind === kind), onclick: () => ((c.kind = kind), keep(c), redraw(), document.getElementById(`kind-${kind}`)?.focus()) }, icon, " ", t(label));
   const node = h("form", { class: "write", onsubmit: (e) => (e.preventDefault(), void send(c)) },

@@ -48,6 +48,17 @@ const en = {
   away: "{n} laptops away",
   /** Between two parts of a line ("started by mwalimu, 3 members"). */
   comma: ", ",
+  adminWho: "Let {who} add people",
+  unadminWho: "Stop {who} adding people",
+  madeAdmin: "{who} may now add and remove people in {what}.",
+  unmadeAdmin: "{who} may no longer add people to {what}.",
+  closeTitle: "Close the channel",
+  closeHelp: "When it is closed, no one can write in it any more. What was written stays.",
+  closeWhat: "Close {what}",
+  closeSure: "Close {what} for good? No one will write in it any more.",
+  closeYes: "Yes, close it",
+  closeNo: "No, keep it open",
+  closedIt: "{what} is closed: what was written stays.",
 };
 
 export type GroupWords = typeof en;
@@ -98,6 +109,17 @@ const fr: GroupWords = {
   away: "à {n} ordinateurs d'ici",
   /** Between two parts of a line ("started by mwalimu, 3 members"). */
   comma: ", ",
+  adminWho: "Permettre à {who} d'ajouter des personnes",
+  unadminWho: "Ne plus permettre à {who} d'ajouter des personnes",
+  madeAdmin: "{who} peut maintenant ajouter et retirer des personnes dans {what}.",
+  unmadeAdmin: "{who} ne peut plus ajouter de personnes à {what}.",
+  closeTitle: "Fermer le canal",
+  closeHelp: "Une fois fermé, personne ne peut plus y écrire. Ce qui a été écrit reste.",
+  closeWhat: "Fermer {what}",
+  closeSure: "Fermer {what} pour de bon ? Personne n'y écrira plus.",
+  closeYes: "Oui, le fermer",
+  closeNo: "Non, le garder ouvert",
+  closedIt: "{what} est fermé : ce qui a été écrit reste.",
 };
 
 const es: GroupWords = {
@@ -146,6 +168,17 @@ const es: GroupWords = {
   away: "a {n} portátiles de aquí",
   /** Between two parts of a line ("started by mwalimu, 3 members"). */
   comma: ", ",
+  adminWho: "Dejar que {who} añada personas",
+  unadminWho: "Ya no dejar que {who} añada personas",
+  madeAdmin: "{who} ahora puede añadir y quitar personas en {what}.",
+  unmadeAdmin: "{who} ya no puede añadir personas a {what}.",
+  closeTitle: "Cerrar el canal",
+  closeHelp: "Cuando está cerrado, nadie puede escribir más en él. Lo escrito se queda.",
+  closeWhat: "Cerrar {what}",
+  closeSure: "¿Cerrar {what} para siempre? Nadie escribirá más en él.",
+  closeYes: "Sí, cerrarlo",
+  closeNo: "No, dejarlo abierto",
+  closedIt: "{what} está cerrado: lo escrito se queda.",
 };
 
 const sw: GroupWords = {
@@ -194,6 +227,17 @@ const sw: GroupWords = {
   away: "kompyuta {n} mbali",
   /** Between two parts of a line ("started by mwalimu, 3 members"). */
   comma: ", ",
+  adminWho: "Mruhusu {who} kuongeza watu",
+  unadminWho: "Usimruhusu tena {who} kuongeza watu",
+  madeAdmin: "{who} sasa anaweza kuongeza na kuondoa watu katika {what}.",
+  unmadeAdmin: "{who} hawezi tena kuongeza watu katika {what}.",
+  closeTitle: "Funga kituo",
+  closeHelp: "Kikifungwa, hakuna anayeweza kuandika tena. Kilichoandikwa kinabaki.",
+  closeWhat: "Funga {what}",
+  closeSure: "Funga {what} kabisa? Hakuna atakayeandika tena.",
+  closeYes: "Ndiyo, kifunge",
+  closeNo: "Hapana, kiache wazi",
+  closedIt: "{what} kimefungwa: kilichoandikwa kinabaki.",
 };
 
 const ar: GroupWords = {
@@ -242,6 +286,17 @@ const ar: GroupWords = {
   away: "على بعد {n} حواسيب",
   /** Between two parts of a line ("started by mwalimu, 3 members"). */
   comma: "، ",
+  adminWho: "اسمح لـ {who} بإضافة أشخاص",
+  unadminWho: "لا تسمح لـ {who} بإضافة أشخاص",
+  madeAdmin: "يمكن لـ {who} الآن إضافة الأشخاص وإزالتهم في {what}.",
+  unmadeAdmin: "لم يعد بإمكان {who} إضافة أشخاص إلى {what}.",
+  closeTitle: "إغلاق القناة",
+  closeHelp: "عندما تُغلق، لا يمكن لأحد أن يكتب فيها بعد الآن. ما كُتب يبقى.",
+  closeWhat: "أغلق {what}",
+  closeSure: "هل تغلق {what} نهائيًا؟ لن يكتب فيها أحد بعد الآن.",
+  closeYes: "نعم، أغلقها",
+  closeNo: "لا، أبقها مفتوحة",
+  closedIt: "أُغلقت {what}: ما كُتب يبقى.",
 };
 
 export const GROUP_WORDS = { en, fr, es, sw, ar } as const;
