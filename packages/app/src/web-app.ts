@@ -44,6 +44,8 @@ const API: Record<string, Endpoint> = {
   "POST show": "POST /api/show",
   "POST read": "POST /api/read",
   "POST buddies/add": "POST /api/buddies/add",
+  // without the replica (a browser without IndexedDB): the name the child gives a friend, straight to the node
+  "POST buddies/rename": "POST /api/buddies/rename",
   "POST contacts": "POST /api/contacts",
   "POST requests/accept": "POST /api/requests/accept",
   // class channels and groups (docs/web-app.md, "Channels"): the node checks who may change them

@@ -19,6 +19,7 @@ import { interpretAsDocumentId, Repo, type DocHandle, type DocumentId, type Peer
 import { WebSocketServerAdapter } from "@automerge/automerge-repo-network-websocket";
 import { DurableFileStorage, MailboxError, type DraftView, type Mailbox } from "@pigeon/sync";
 import { formatAddress, MAX_BODY_CHARS, parseAddress, validDraftId } from "@pigeon/model";
+import { reconcileBuddies, type BuddiesColumn } from "./web-replica-buddies.js";
 
 export const SYNC_PATH = "/app/sync";
 
@@ -30,7 +31,7 @@ export interface ReplicaDraft {
   saved: number;
   deleted?: boolean;
 }
-export type ReplicaDoc = {
+export type ReplicaDoc = BuddiesColumn & {
   drafts: Record<string, ReplicaDraft>;
   /** Messages the child opened (id → when), for the node to mark read (and send the receipt); removed once done. */
   read?: Record<string, number>;
@@ -225,6 +226,8 @@ export class WebReplica {
         h.change((d) => void (d.read && delete d.read[id]));
       }
     }
+    // the buddy list: the page's renames applied (signed here), then what the node holds written back
+    await reconcileBuddies(h, this.mailbox, this.log);
   }
 
   /** Takes the replica's WebSocket once the web app has checked the page (origin, session, token). */

@@ -10,6 +10,7 @@ import { asShortCode, qrElement, scan, shortCode, type Scan } from "./friend-qr.
 import { channelScreen, channelsScreen, groupState, loadChannel, setMe, type Channel, type Ui } from "./channels.js";
 import { dropDraft, markShown, newDraftId, replicaDrafts, savedByNode, startReplica, writeDraft, type Draft } from "./replica-drafts.js";
 import type { Replica } from "./replica.js";
+import { renameBuddy, replicaBuddies } from "./replica-buddies.js";
 
 // What the node answers (the control API's views, packages/sync; only what the page uses).
 interface Message {
@@ -32,7 +33,7 @@ interface Message {
   channel?: string;
   counts?: { members: number; delivered: number; read: number };
 }
-interface Buddy { address: string; fingerprint: string; signPublicKey: string; name: string; petname?: string; how: string; blocked: boolean }
+interface Buddy { address: string; fingerprint: string; signPublicKey: string; name: string; petname?: string; how: string; blocked: boolean; asked?: boolean }
 interface Nearby { address: string; fingerprint: string; signPublicKey: string; name?: string; lastMet: number; buddy: boolean; connected?: boolean }
 interface Contact { address: string; fingerprint: string; vouch?: { status: string } }
 interface Request { from: string; fingerprint: string; messages: Message[] }
@@ -474,7 +475,8 @@ function friendsScreen(): Child[] {
               n?.connected ? null : awayPart(b.address, n?.lastMet),
               vouched.has(b.fingerprint) || b.how === "school" ? h("span", { class: "vouched" }, "★ ", t("schoolVouched")) : null,
               h("a", { class: "button", id: `talk-${b.fingerprint}`, href: `#with/${encodeURIComponent(b.address)}`, "aria-label": `${t("messages")}: ${b.petname ?? b.name}` }, "✉ ", t("messages")),
-              h("a", { class: "button", id: `write-${b.fingerprint}`, href: `#write/${encodeURIComponent(b.address)}`, "aria-label": `${t("write")}: ${b.petname ?? b.name}` }, "✏ ", t("write")));
+              h("a", { class: "button", id: `write-${b.fingerprint}`, href: `#write/${encodeURIComponent(b.address)}`, "aria-label": `${t("write")}: ${b.petname ?? b.name}` }, "✏ ", t("write")),
+              renameForm(b));
           })),
     data.requests.length
       ? h("section", { "aria-labelledby": "requests-h" },
@@ -502,6 +504,31 @@ function friendsScreen(): Child[] {
       h("button", { type: "submit" }, "+ ", t("addFriend")),
       ...cameraPart()),
   ];
+}
+
+/** Words typed into a friend's name field, kept when the screen is drawn again (by fingerprint). */
+const typedNames = new Map<string, string>();
+
+/** The name the child gives a friend: in the replica (every tab at once, the node when it can), or straight to the node. */
+function renameForm(b: Buddy): HTMLFormElement {
+  const id = `rename-${b.fingerprint}`;
+  const save = async () => {
+    const name = (typedNames.get(b.fingerprint) ?? b.petname ?? "").trim().toLowerCase();
+    typedNames.delete(b.fingerprint);
+    const done = t("renamed", { who: b.name, name: name || b.name });
+    if (replica) return renameBuddy(replica, b.signPublicKey, name), say(done);
+    try {
+      await api.post("buddies/rename", { who: b.address, name });
+      say(done);
+      await load();
+    } catch (e) {
+      fail(e);
+    }
+  };
+  return h("form", { class: "rename", onsubmit: (e) => (e.preventDefault(), void save()) },
+    h("label", { for: id }, t("renameLabel", { who: b.name })),
+    h("input", { id, maxlength: 32, autocomplete: "off", spellcheck: "false", value: typedNames.get(b.fingerprint) ?? b.petname ?? "", oninput: (e) => typedNames.set(b.fingerprint, (e.target as HTMLInputElement).value) }),
+    h("button", { type: "submit", id: `rename-save-${b.fingerprint}` }, t("renameSave")));
 }
 
 // --- my code as a QR code, a friend's read with the camera (friend-qr.ts) -----------------------
@@ -655,6 +682,7 @@ function syncDraft(c: Compose): void {
 function onReplica(): void {
   if (!replica) return;
   data.drafts = replicaDrafts(replica.doc());
+  data.buddies = replicaBuddies(replica) ?? data.buddies;
   const c = compose;
   if (c?.draftId && !c.timer && c.saved) status(t(savedByNode(replica.doc(), c.draftId, c.saved) ? "draftSaved" : "draftKept"));
   render();
@@ -677,7 +705,7 @@ function show(s: State): void {
   opened.clear(); // their state may have changed: asked again when shown
   Object.assign(data, {
     inbox: s.inbox.newest, outbox: s.outbox.newest, waiting: s.waiting.newest, unread: s.inbox.unread,
-    total: { inbox: s.inbox.total, outbox: s.outbox.total, waiting: s.waiting.total }, drafts: replica ? replicaDrafts(replica.doc()) : s.drafts, nearby: s.nearby, contacts: s.contacts, requests: s.requests, buddies: s.buddies.buddies, card: s.card.card,
+    total: { inbox: s.inbox.total, outbox: s.outbox.total, waiting: s.waiting.total }, drafts: replica ? replicaDrafts(replica.doc()) : s.drafts, nearby: s.nearby, contacts: s.contacts, requests: s.requests, buddies: replicaBuddies(replica) ?? s.buddies.buddies, card: s.card.card,
     channels: s.channels ?? [], school: s.whoami.school?.me, fingerprint: s.whoami.fingerprint });
   setMe(s.whoami.address);
   if (data.me !== s.whoami.address) {

@@ -59,6 +59,9 @@ const en = {
   closeYes: "Yes, close it",
   closeNo: "No, keep it open",
   closedIt: "{what} is closed: what was written stays.",
+  renameLabel: "The name I give {who}",
+  renameSave: "Save the name",
+  renamed: "{who} is called {name} now.",
 };
 
 export type GroupWords = typeof en;
@@ -120,6 +123,9 @@ const fr: GroupWords = {
   closeYes: "Oui, le fermer",
   closeNo: "Non, le garder ouvert",
   closedIt: "{what} est fermé : ce qui a été écrit reste.",
+  renameLabel: "Le nom que je donne à {who}",
+  renameSave: "Garder ce nom",
+  renamed: "{who} s'appelle {name} maintenant.",
 };
 
 const es: GroupWords = {
@@ -179,6 +185,9 @@ const es: GroupWords = {
   closeYes: "Sí, cerrarlo",
   closeNo: "No, dejarlo abierto",
   closedIt: "{what} está cerrado: lo escrito se queda.",
+  renameLabel: "El nombre que le doy a {who}",
+  renameSave: "Guardar el nombre",
+  renamed: "{who} se llama {name} ahora.",
 };
 
 const sw: GroupWords = {
@@ -238,6 +247,9 @@ const sw: GroupWords = {
   closeYes: "Ndiyo, kifunge",
   closeNo: "Hapana, kiache wazi",
   closedIt: "{what} kimefungwa: kilichoandikwa kinabaki.",
+  renameLabel: "Jina ninalompa {who}",
+  renameSave: "Hifadhi jina",
+  renamed: "{who} sasa anaitwa {name}.",
 };
 
 const ar: GroupWords = {
@@ -297,6 +309,9 @@ const ar: GroupWords = {
   closeYes: "نعم، أغلقها",
   closeNo: "لا، أبقها مفتوحة",
   closedIt: "أُغلقت {what}: ما كُتب يبقى.",
+  renameLabel: "الاسم الذي أعطيه لـ {who}",
+  renameSave: "احفظ الاسم",
+  renamed: "{who} اسمه الآن {name}.",
 };
 
 export const GROUP_WORDS = { en, fr, es, sw, ar } as const;
