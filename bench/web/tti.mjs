@@ -83,7 +83,7 @@ try {
     await until(async () => (await api(amara, "GET", "/api/inbox")).length >= MESSAGES, `${MESSAGES} messages in amara's inbox`, 1_200_000);
     console.log(`${MESSAGES} messages sent and delivered in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     // the node's own share: listing the folders (not slowed down: the node is a separate process)
-    for (const folder of ["inbox", "outbox", "waiting"]) {
+    for (const folder of ["inbox", "outbox", "waiting", "requests", "channels", "buddies", "drafts"]) {
       const ms = [];
       for (let i = 0; i < 3; i++) {
         const t = performance.now();
@@ -92,6 +92,24 @@ try {
       }
       console.log(`the node lists its ${folder} in ${median(ms).toFixed(0)} ms (median of 3)`);
     }
+    console.log(`the node answers the app's first request (/app/api/session, everything the first screen shows) in ${median(await sessionTimes()).toFixed(0)} ms (median of 3)`);
+  }
+
+  /** The app's first answer, asked without a browser (the session cookie from the key): the node's part of the time to interactive. */
+  async function sessionTimes() {
+    const origin = `http://127.0.0.1:${amara.info.control.port}`;
+    const key = new URL(amara.appUrl).hash.replace("#key=", "");
+    const login = await fetch(`${origin}/app/login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ key }) });
+    const cookie = (login.headers.get("set-cookie") ?? "").split(";")[0];
+    const ms = [];
+    for (let i = 0; i < 3; i++) {
+      const t = performance.now();
+      const res = await fetch(`${origin}/app/api/session`, { headers: { cookie } });
+      await res.arrayBuffer();
+      if (!res.ok) throw new Error(`/app/api/session: ${res.status}`);
+      ms.push(performance.now() - t);
+    }
+    return ms;
   }
 
   const require = createRequire(join(ROOT, "packages/xmpp/package.json"));
@@ -138,6 +156,7 @@ try {
       load.push(loadavg()[0]);
       rows.push({ count, times, replicaTimes, sessionTimes, load });
     };
+    console.log(`empty inbox: the node answers /app/api/session in ${median(await sessionTimes()).toFixed(0)} ms (median of 3)`);
     await measure(0);
     await sendAll();
     await measure(MESSAGES);
