@@ -510,19 +510,32 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
    * user ignored, reported or blocked. The child decides: accept, ignore or report.
    */
   async requests(): Promise<RequestView[]> {
+    return this.core.serial(async () => this.requestsAmong(await this.views.all()));
+  }
+
+  /**
+   * The inbox, the outbox and the requests from one pass over the messages: the web app's first
+   * screen shows all three, and on a laptop with 1,000 messages each pass is the slow part.
+   */
+  async folders(): Promise<{ inbox: MessageView[]; outbox: MessageView[]; requests: RequestView[] }> {
     return this.core.serial(async () => {
-      const bySender = new Map<string, RequestView>();
-      for (const m of await this.views.all()) {
-        if (!m.request || m.blocked) continue;
-        const key = this.senderKey(m);
-        if (!key || this.state.requestDecision(key) || this.core.isBlocked(key)) continue;
-        const k = toHex(key);
-        const vouch = this.school.vouchFor(key);
-        if (!bySender.has(k)) bySender.set(k, { from: m.from, fingerprint: fingerprint(key), ...(vouch ? { vouch } : {}), messages: [] });
-        bySender.get(k)!.messages.push(m);
-      }
-      return [...bySender.values()];
+      const all = await this.views.all();
+      return { inbox: all.filter((m) => m.direction === "in" && !m.request), outbox: all.filter((m) => m.direction === "out"), requests: this.requestsAmong(all) };
     });
+  }
+
+  private requestsAmong(all: MessageView[]): RequestView[] {
+    const bySender = new Map<string, RequestView>();
+    for (const m of all) {
+      if (!m.request || m.blocked) continue;
+      const key = this.senderKey(m);
+      if (!key || this.state.requestDecision(key) || this.core.isBlocked(key)) continue;
+      const k = toHex(key);
+      const vouch = this.school.vouchFor(key);
+      if (!bySender.has(k)) bySender.set(k, { from: m.from, fingerprint: fingerprint(key), ...(vouch ? { vouch } : {}), messages: [] });
+      bySender.get(k)!.messages.push(m);
+    }
+    return [...bySender.values()];
   }
 
   /** Makes the sender of a request a buddy: their messages move to the inbox and get receipts. */
