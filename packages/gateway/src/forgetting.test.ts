@@ -4,16 +4,15 @@
 // the text of a mail that left or came in, while the teacher's laptop still shows it all.
 import { execFileSync } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import * as A from "@automerge/automerge";
 import nodemailer from "nodemailer";
 import { SMTPServer } from "smtp-server";
 import { afterEach, describe, expect, it } from "vitest";
 import { contactCard, formatMailRequest, segmentKind, generateIdentity, generateSchool, parseGatewayRules, parseIncomingMail, parseMailStatus } from "@pigeon/model";
 import { fileStorage, memoryLinkPair, memoryStorage, PigeonNode, type MessageView } from "@pigeon/sync";
 import { dnsServer } from "./dns-server.testing.js";
-import { tempDirs, until as untilWithin } from "./helpers.testing.js";
+import { filesHolding, tempDirs, until as untilWithin } from "./helpers.testing.js";
 import { Gateway } from "./gateway.js";
 import { SmtpIn, SmtpOut } from "./smtp.js";
 import { GatewayStore } from "./store.js";
@@ -29,42 +28,6 @@ afterEach(async () => {
 const tmp = tempDirs(cleanup, "pigeon-gateway-forget-");
 /** Forgetting waits for the keep delay and a round of the gateway's: 20 s by default. */
 const until = <T>(fn: Parameters<typeof untilWithin<T>>[0], what: string, ms = 20_000) => untilWithin(fn, what, ms);
-
-/**
- * Every file under `dir` holding `text`: as UTF-8 bytes, or inside an Automerge chunk (its columns are
- * compressed, so each chunk the document store wrote is also loaded and its content searched).
- */
-function filesHolding(dir: string, text: string): string[] {
-  const needle = Buffer.from(text, "utf8");
-  const out: string[] = [];
-  const walk = (d: string) => {
-    for (const name of readdirSync(d)) {
-      const p = join(d, name);
-      let bytes: Buffer;
-      try {
-        if (statSync(p).isDirectory()) {
-          walk(p);
-          continue;
-        }
-        bytes = readFileSync(p);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === "ENOENT") continue; // a temporary file renamed meanwhile (atomic writes)
-        throw e;
-      }
-      let held = bytes.includes(needle);
-      if (!held && name.endsWith(".chunk")) {
-        try {
-          held = JSON.stringify(A.toJS(A.loadIncremental(A.init(), new Uint8Array(bytes)))).includes(text);
-        } catch {
-          // not an Automerge chunk
-        }
-      }
-      if (held) out.push(p.slice(dir.length + 1));
-    }
-  };
-  walk(dir);
-  return out;
-}
 
 function selfSigned(name: string): { key: string; cert: string } {
   const d = tmp();
