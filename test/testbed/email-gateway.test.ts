@@ -17,6 +17,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, w
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { filesHolding } from "../../packages/gateway/src/helpers.testing.js";
 import { PigeonError, sleep, Testbed, waitUntil } from "./testbed.js";
 import { skipReason } from "./config.js";
 
@@ -64,7 +65,7 @@ describe.skipIf(!!why)("testbed: the school's e-mail gateway, with Postfix as th
   };
 
   beforeAll(async () => {
-    tb = await Testbed.create({ label: "email-gateway", lifetimeMs: 420_000 });
+    tb = await Testbed.create({ label: "email-gateway", lifetimeMs: 540_000 }); // its setup alone takes ~4 min on a loaded machine
     for (const b of ["S", "C", "I"]) await tb.addBridge(b);
     await tb.addHost("school", ["S"], { args: ["--school", HOME, "--no-xmpp"] });
     await tb.addHost("mail", ["S", "I"], { args: ["--home", HOME, "--no-xmpp"] });
@@ -123,6 +124,7 @@ describe.skipIf(!!why)("testbed: the school's e-mail gateway, with Postfix as th
       smtpOut: { host: mx, port: 25, servername: "mx.example.org", ca: join(dir, "postfix", "cert.pem") },
       dkim: { selector: "pigeon", key: "dkim.pem" },
       dns: [mx], // SPF, DKIM and DMARC of incoming mail: the testbed's DNS, nothing else
+      keepSeconds: 5, // the text of finished mail is forgotten within the test (the rules say 24 hours)
     }, null, 2));
 
     // "the Internet": DNS with the school's DKIM key, Postfix for example.org that relays the school's domain to the gateway
@@ -228,6 +230,20 @@ describe.skipIf(!!why)("testbed: the school's e-mail gateway, with Postfix as th
     expect(second).toContain(`In-Reply-To: ${replyId}\n`);
     expect(second).toMatch(new RegExp(`^References: ${mid.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\n ${replyId.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`, "m"));
     expect(second).toMatch(/^Subject: Re: Sports day$/m);
+
+    // keep nothing longer than needed (gateway.json keepSeconds 5): once her mail left and her laptop
+    // followed the gateway to the conversation's next part, no file of the gateway's data directory
+    // holds its text (documents, pigeon.db, gateway.db and their logs, read byte for byte), nor the
+    // parent's answer; her laptop still shows them, and the mail is still in Postfix's mailbox
+    const gwData = tb.host("mail").dataDir;
+    await waitUntil(() => filesHolding(gwData, "Sports day is on Tuesday").length === 0 && filesHolding(gwData, "We will be there.").length === 0,
+      "the mails' text gone from the gateway's files", 150_000, 2_000);
+    expect((await outbox("wanjiru")).find((x) => x.id === m.id)!.body).toContain("Sports day is on Tuesday — karibu!");
+    expect((await inbox("wanjiru")).find((x) => x.id === answer.id)!.body).toContain("We will be there.");
+    expect(mails("parent").find((x) => x.includes("Sports day") && x.includes("Tuesday =E2=80=94 karibu!"))).toBeDefined();
+    const log = await tb.pigeon<{ decision: string; detail: string }[]>("mail", "gateway", "log");
+    expect(log.some((l) => l.decision === "forgotten")).toBe(true);
+    expect(log.some((l) => l.detail.includes("Sports day is on Tuesday"))).toBe(false);
   }, 400_000);
 
   it("a pupil's laptop refuses an address the rules do not allow; her mail waits for a teacher's approval; a spammer's mail to her is held", async ({ onTestFailed }) => {

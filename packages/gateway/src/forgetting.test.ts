@@ -4,16 +4,15 @@
 // the text of a mail that left or came in, while the teacher's laptop still shows it all.
 import { execFileSync } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import * as A from "@automerge/automerge";
 import nodemailer from "nodemailer";
 import { SMTPServer } from "smtp-server";
 import { afterEach, describe, expect, it } from "vitest";
-import { contactCard, formatMailRequest, generateIdentity, generateSchool, parseGatewayRules, parseIncomingMail, parseMailStatus } from "@pigeon/model";
+import { contactCard, formatMailRequest, segmentKind, generateIdentity, generateSchool, parseGatewayRules, parseIncomingMail, parseMailStatus } from "@pigeon/model";
 import { fileStorage, memoryLinkPair, memoryStorage, PigeonNode, type MessageView } from "@pigeon/sync";
 import { dnsServer } from "./dns-server.testing.js";
-import { tempDirs, until as untilWithin } from "./helpers.testing.js";
+import { filesHolding, tempDirs, until as untilWithin } from "./helpers.testing.js";
 import { Gateway } from "./gateway.js";
 import { SmtpIn, SmtpOut } from "./smtp.js";
 import { GatewayStore } from "./store.js";
@@ -29,42 +28,6 @@ afterEach(async () => {
 const tmp = tempDirs(cleanup, "pigeon-gateway-forget-");
 /** Forgetting waits for the keep delay and a round of the gateway's: 20 s by default. */
 const until = <T>(fn: Parameters<typeof untilWithin<T>>[0], what: string, ms = 20_000) => untilWithin(fn, what, ms);
-
-/**
- * Every file under `dir` holding `text`: as UTF-8 bytes, or inside an Automerge chunk (its columns are
- * compressed, so each chunk the document store wrote is also loaded and its content searched).
- */
-function filesHolding(dir: string, text: string): string[] {
-  const needle = Buffer.from(text, "utf8");
-  const out: string[] = [];
-  const walk = (d: string) => {
-    for (const name of readdirSync(d)) {
-      const p = join(d, name);
-      let bytes: Buffer;
-      try {
-        if (statSync(p).isDirectory()) {
-          walk(p);
-          continue;
-        }
-        bytes = readFileSync(p);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === "ENOENT") continue; // a temporary file renamed meanwhile (atomic writes)
-        throw e;
-      }
-      let held = bytes.includes(needle);
-      if (!held && name.endsWith(".chunk")) {
-        try {
-          held = JSON.stringify(A.toJS(A.loadIncremental(A.init(), new Uint8Array(bytes)))).includes(text);
-        } catch {
-          // not an Automerge chunk
-        }
-      }
-      if (held) out.push(p.slice(dir.length + 1));
-    }
-  };
-  walk(dir);
-  return out;
-}
 
 function selfSigned(name: string): { key: string; cert: string } {
   const d = tmp();
@@ -97,7 +60,8 @@ async function setup() {
     cleanup.push(() => la.close("test over"));
     return () => la.close("walked apart");
   };
-  for (const n of [gw, teacher]) link(server, n);
+  link(server, gw);
+  const viaServer = link(server, teacher); // the school server carries too: away means away from both
   links.set(teacher, link(gw, teacher));
   await until(() => [gw, teacher].every((n) => n.mailbox.school.members().length === 2), "the directory to reach everyone");
 
@@ -106,6 +70,8 @@ async function setup() {
   const got: { to: string[]; raw: string }[] = [];
   const net = new SMTPServer({
     secure: false, key: tlsNet.key, cert: tlsNet.cert, authOptional: true, disabledCommands: ["AUTH"], logger: false,
+    // a far side that is not reachable for now: mail to it stays queued at the gateway
+    onRcptTo: (a, _s, cb) => cb(a.address === "later@example.org" ? Object.assign(new Error("4.4.1 try again later"), { responseCode: 451 }) : undefined),
     onData: (stream, s, cb) => {
       const c: Buffer[] = [];
       stream.on("data", (b: Buffer) => c.push(b));
@@ -138,7 +104,7 @@ async function setup() {
   cleanup.push(() => door.close());
   const outside = nodemailer.createTransport({ host: "127.0.0.1", port: doorPort, secure: false, requireTLS: true, tls: { ca: tlsIn.cert, servername: `mail.${DOMAIN}` } });
   cleanup.push(() => outside.close());
-  return { gw, gwDir, teacher, store, got, outside, walkApart: () => links.get(teacher)!(), meetAgain: () => links.set(teacher, link(gw, teacher)) };
+  return { gw, gwDir, teacher, store, got, outside, walkApart: () => (links.get(teacher)!(), viaServer()), meetAgain: () => links.set(teacher, link(gw, teacher)) };
 }
 
 const inbox = (n: PigeonNode) => n.mailbox.messages({ direction: "in", limit: 500 });
@@ -199,4 +165,73 @@ describe("the gateway keeps nothing longer than needed", () => {
     const hers = (await t.teacher.mailbox.messages({ limit: 500 })).map((x) => x.body).join("\n");
     for (const text of [OUT, IN, REPLY]) expect(hers).toContain(text);
   }, 90_000);
+
+  it("forgets each mail's text once THAT mail is done, while an earlier mail of the same conversation still waits to leave", async () => {
+    const t = await setup();
+    const WAITS = "This one waits for the link 2207";
+    const first = await t.teacher.send(`mail@${HOME}`, formatMailRequest({ to: "later@example.org", subject: "Later", text: WAITS }));
+    await statusOf(t.teacher, first, "queued");
+    const conv = first.conversation;
+    const messageParts = () => t.teacher.mailbox.forgetting.known(conv).filter((s) => segmentKind(s) === "messages");
+    const firstPart = t.teacher.mailbox.forgetting.whereIs(first.id)!.segment;
+    // the gateway moved the conversation on as soon as her mail was in it: her laptop knows a fresh part
+    await until(() => messageParts().some((s) => s > firstPart), "her laptop moved on to a fresh part");
+    const OUT = "Sent while the other waits 6618";
+    const second = await t.teacher.send(`mail@${HOME}`, formatMailRequest({ to: "parent@example.org", subject: "Now", text: OUT }));
+    expect(t.teacher.mailbox.forgetting.whereIs(second.id)!.segment).toBeGreaterThan(firstPart);
+    await statusOf(t.teacher, second, "sent");
+    expect(t.got.find((g) => g.raw.includes(OUT))!.to).toEqual(["parent@example.org"]);
+    // the text of the mail that left is forgotten, though the first mail still waits in the same conversation
+    await until(() => filesHolding(t.gwDir, OUT).length === 0, "the sent mail's text gone from the gateway's files");
+    expect(await t.gw.mailbox.message(second.id)).toBeUndefined();
+    // the waiting mail is still there to be sent (its text is needed), and has not left
+    expect(t.store.outgoingIn("queued").map((o) => o.pigeon_id)).toEqual([first.id]);
+    expect(filesHolding(t.gwDir, WAITS).length).toBeGreaterThan(0);
+    expect(t.got.some((g) => g.raw.includes(WAITS))).toBe(false);
+    // her laptop shows both, and the second one's state
+    expect((await t.teacher.mailbox.message(first.id))?.body).toContain(WAITS);
+    expect((await t.teacher.mailbox.message(second.id))?.body).toContain(OUT);
+  }, 60_000);
+
+  it("a message carried late into a part the gateway already forgot is written again by her laptop, and leaves", async () => {
+    const t = await setup();
+    const FIRST = "Sports day moves to Thursday 7731";
+    const m = await t.teacher.send(`mail@${HOME}`, formatMailRequest({ to: "parent@example.org", subject: "Sports day", text: FIRST }));
+    await statusOf(t.teacher, m, "sent");
+    await until(() => filesHolding(t.gwDir, FIRST).length === 0, "the first mail's text gone from the gateway's files");
+
+    // away from the gateway, she writes again: into the highest part her laptop knows
+    t.walkApart();
+    const LATE = "Written on the bus 4093";
+    const late = await t.teacher.send(`mail@${HOME}`, formatMailRequest({ to: "parent@example.org", subject: "Bus", text: LATE }));
+    const conv = late.conversation;
+    const part = t.teacher.mailbox.forgetting.whereIs(late.id)!.segment;
+    // meanwhile the gateway moves on and forgets that part (as when her laptop's acknowledgement of the
+    // next part reached it by another carrier before this envelope did)
+    const f = t.gw.mailbox.forgetting;
+    if (Math.max(...f.known(conv).filter((s) => segmentKind(s) === "messages")) <= part) await f.moveOn(conv);
+    await f.forget(conv, part);
+    expect(f.known(conv)).not.toContain(part);
+
+    // a carrier brings her late envelope: acknowledged, not read (there is no document to read it into)
+    const sealed = t.teacher.mailbox.envelopes.bytesOf(t.teacher.mailbox.state.sentEnvelope(late.id)!)!;
+    await t.gw.mailbox.receive(sealed, 3, "a carrier");
+    await until(() => t.store.logSince(0).some((l) => l.decision === "unread"), "the late message noted unread");
+    expect(t.got.some((g) => g.raw.includes(LATE))).toBe(false);
+    expect(filesHolding(t.gwDir, LATE)).toEqual([]);
+
+    // she meets the gateway again: her laptop hears it was not read and writes it again, by itself, in the fresh part; it leaves
+    t.meetAgain();
+    const sent = await until(() => t.got.find((g) => g.raw.includes(LATE)), "the late mail in the parent's mailbox", 30_000);
+    expect(sent.to).toEqual(["parent@example.org"]);
+    expect(sent.raw).toMatch(/^Subject: Bus$/m);
+    const mine = (await t.teacher.mailbox.messages({ direction: "out", limit: 500 })).filter((x) => x.body.includes(LATE));
+    expect(mine.map((x) => x.id)[0]).toBe(late.id);
+    expect(mine).toHaveLength(2); // the one carried late, and the one her laptop wrote again
+    expect(t.teacher.mailbox.forgetting.whereIs(mine[1]!.id)!.segment).toBeGreaterThan(part);
+    await statusOf(t.teacher, mine[1]!, "sent");
+    // once only: a second copy of the notice or of her envelope does not make it leave twice
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(t.got.filter((g) => g.raw.includes(LATE))).toHaveLength(1);
+  }, 60_000);
 });

@@ -9,11 +9,16 @@
 //   laptop (its "delivered" receipt came back);
 // - written by the person: a mail that left, was refused or bounced (queued or held is not done), or
 //   anything else the gateway already answered (a command, a request it could not read).
-// The highest segment, once done, is followed by an empty one (`moveOn`); the segment is forgotten
-// `keepMs` after it is done and the person's laptop has shown it knows the next one.
+// Each mail's text gets a part of its own, so that it is forgotten `keepMs` after THAT mail is done,
+// even while the conversation goes on: as soon as the highest segment holds anything but the
+// gateway's short state lines (a mail asked for, a mail that came in, a notice), the gateway moves the
+// conversation on to an empty one (`moveOn`), where the laptop writes its next message. A segment of
+// state lines only is moved on once it is done. A segment is forgotten `keepMs` after it is done and
+// the person's laptop has shown it knows the next one. (A message the laptop wrote before it heard of
+// the move-on still lands in the old segment, which then waits for that message too.)
 import type { PigeonNode } from "@pigeon/sync";
 import type { SegmentKind } from "@pigeon/model";
-import { segmentKind } from "@pigeon/model";
+import { parseMailStatus, segmentKind } from "@pigeon/model";
 import type Database from "better-sqlite3";
 
 const SCHEMA = `
@@ -77,6 +82,8 @@ export class GatewayForgetting {
         if (messages.length === 0 && segment === highest) continue; // a fresh part, nothing in it yet
         if (!messages.every((m) => this.done(m))) {
           this.db.prepare(`DELETE FROM done_segments WHERE conversation = ? AND segment = ?`).run(conv, segment);
+          // a mail's text is in it: the conversation goes on elsewhere, so nothing written later holds this part up
+          if (segment === highest && messages.some((m) => !parseMailStatus(m.body))) await f.moveOn(conv, kind);
           continue;
         }
         // the person's laptop must write elsewhere before this part can go

@@ -8,7 +8,7 @@
 // gateway never writes e-mail by itself (no auto-replies, no bounces of bounces): a mail loop has
 // nothing to feed on.
 import {
-  MAX_BODY_CHARS, MAX_FILE_BYTES, addressAllowed, decodeDrawing, mayMail, drawingSvg, formatIncomingMail, formatMailStatus, oneLine, parseMailAddress, parseMailRequest, parseModerationCommand, randomBytes, toHex,
+  MAX_BODY_CHARS, MAX_FILE_BYTES, addressAllowed, decodeDrawing, mayMail, drawingSvg, formatIncomingMail, formatMailStatus, formatUnreadNotice, oneLine, parseMailAddress, parseMailRequest, parseModerationCommand, randomBytes, toHex,
   type GatewayRules, type MailState, type ModerationCommand,
 } from "@pigeon/model";
 import { silentLog, type ForgottenArrival, type Log, type MessageView, type PigeonNode, type SchoolMember } from "@pigeon/sync";
@@ -72,15 +72,18 @@ export class Gateway implements InboundPolicy {
   };
   /**
    * A message arrived in a part of a conversation the gateway had already forgotten (written before
-   * the sender's laptop heard of the fresh part, and carried late): it was not read, so the sender is
-   * told to write it again (in the fresh part, which the notice itself starts).
+   * the sender's laptop heard of the fresh part, and carried late): it was not read here, and cannot
+   * be (the part's document is gone). The notice names its envelope; the sender's laptop, which keeps
+   * everything it wrote, writes it again into the fresh part by itself (sync: mailbox/write-again.ts).
    */
   private readonly onForgottenArrival = (a: ForgottenArrival) => {
     void this.serial(async () => {
-      this.decision("unread", a.from, "a message came after the gateway had forgotten that part of the conversation");
+      this.decision("unread", a.from, "a message came after the gateway had forgotten that part of the conversation: the sender's laptop is asked to write it again");
       try {
-        await this.node.mailbox.send(a.from,
-          "The school's e-mail gateway had already erased this part of your conversation when a message of yours arrived, so it did not read it. Please write it again.");
+        await this.node.mailbox.send(a.from, formatUnreadNotice({
+          envelope: a.envelope,
+          note: "A message of yours reached the school's e-mail gateway after it had erased this part of your conversation, so it could not read it. Your laptop writes it again by itself.",
+        }));
       } catch (e) {
         this.log.warn(`gateway: could not tell ${a.from}: ${(e as Error).message}`);
       }

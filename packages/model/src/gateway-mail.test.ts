@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
   formatIncomingMail, formatMailRequest, formatMailStatus, isMailAddress, parseIncomingMail, parseMailAddress, parseMailRequest,
-  parseMailStatus, parseModerationCommand,
+  parseMailStatus, parseModerationCommand, formatUnreadNotice, parseUnreadNotice,
 } from "./gateway-mail.js";
 import { openGatewayRules, parseGatewayRules, signGatewayRules } from "./gateway-rules.js";
 import { generateSchool } from "./school.js";
@@ -39,6 +39,12 @@ describe("gateway mail lines", () => {
     const s = { state: "bounced" as const, for: "00112233445566778899aabb", note: "bounced: no such address" };
     expect(parseMailStatus(formatMailStatus(s))).toEqual(s);
     expect(parseMailStatus("Mail-Status: exploded\nFor: 00112233445566778899aabb\n\nx")).toBeUndefined();
+    const u = { envelope: "ab".repeat(32), note: "it could not read it" };
+    expect(parseUnreadNotice(formatUnreadNotice(u))).toEqual(u);
+    // anything else is an ordinary message: no other line, an envelope id of hex only
+    expect(parseUnreadNotice(`Mail-Unread: ${"ab".repeat(32)}\nTo: x@example.org\n\nx`)).toBeUndefined();
+    expect(parseUnreadNotice(`Mail-Unread: ${"zz".repeat(32)}\n\nx`)).toBeUndefined();
+    expect(parseUnreadNotice("Mail-Unread: ab\n\nx")).toBeUndefined();
     const m = { from: "Ann <ann@example.org>", subject: "Re: Hi", mail: 7, text: "Fine" };
     expect(parseIncomingMail(formatIncomingMail(m))).toEqual(m);
     expect(parseModerationCommand("approve 12")).toEqual({ verb: "approve", n: 12 });

@@ -121,6 +121,28 @@ export function parseMailStatus(body: string): MailStatus | undefined {
   return { state, for: id, note: block.text };
 }
 
+/**
+ * The gateway's word that a message of the laptop's reached it only after it had forgotten that part
+ * of the conversation, so it was not read: it names the sealed envelope (the gateway never opened it,
+ * so it knows no message id). The laptop writes the messages of that envelope again by itself.
+ */
+export interface UnreadNotice {
+  /** Hex id of the envelope that was not read. */
+  envelope: string;
+  note: string;
+}
+
+export function formatUnreadNotice(n: UnreadNotice): string {
+  return `Mail-Unread: ${n.envelope}\n\n${n.note}`;
+}
+
+export function parseUnreadNotice(body: string): UnreadNotice | undefined {
+  const block = headerBlock(String(body));
+  const envelope = block?.headers.get("mail-unread")?.trim();
+  if (!block || block.headers.size !== 1 || !envelope || !/^[0-9a-f]{32,128}$/.test(envelope)) return undefined;
+  return { envelope, note: block.text };
+}
+
 export interface IncomingMail {
   /** "Name <a@b.org>" as the gateway shows it (one line). */
   from: string;

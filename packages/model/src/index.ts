@@ -107,8 +107,8 @@ export {
 // What travels inside ordinary messages between a laptop and its school's e-mail gateway (docs/gateway.md).
 export {
   MAX_MAIL_ADDRESS_CHARS, MAX_SUBJECT_CHARS, formatIncomingMail, formatMailRequest, formatMailStatus, isMailAddress, oneLine,
-  parseIncomingMail, parseMailAddress, parseMailRequest, parseMailStatus, parseModerationCommand,
-  type IncomingMail, type MailRequest, type MailState, type MailStatus, type ModerationCommand,
+  parseIncomingMail, parseMailAddress, parseMailRequest, parseMailStatus, parseModerationCommand, formatUnreadNotice, parseUnreadNotice,
+  type IncomingMail, type MailRequest, type MailState, type MailStatus, type ModerationCommand, type UnreadNotice,
 } from "./gateway-mail.js";
 // The school's signed rules for its e-mail gateway.
 export {

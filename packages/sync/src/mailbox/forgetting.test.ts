@@ -5,7 +5,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { generateIdentity, toHex } from "@pigeon/model";
+import { EnvelopeKind, equalBytes, fromHex, generateIdentity, toHex } from "@pigeon/model";
 import { boot, introduce, meet, type Laptop } from "../devices.test-helper.js";
 import { fileStorage } from "../index.js";
 import { until } from "../until.test-helper.js";
@@ -95,6 +95,15 @@ describe("forgetting a conversation segment on one node", () => {
     expect(late[0]!.from).toMatch(/^wanjiru@local/);
     await until(() => teacher.m.envelopes.ackers(teacher.m.state.sentEnvelope(second.id)!).length > 0, "the late change acknowledged");
     expect(filesHolding(dir, "Second note 5530")).toEqual([]);
+    // she reads the gateway's answer now: her "read" receipt is a change of segment 0 too, acknowledged
+    // but not announced (it holds no message: nothing to write again)
+    expect(await teacher.m.markRead([answer.id])).toBe(1);
+    const conv0 = fromHex(where.conversation);
+    await until(() => teacher.m.envelopes.conversationEnvelopes(conv0).every((id) => {
+      const meta = teacher.m.envelopes.meta(id);
+      return !meta || meta.kind !== EnvelopeKind.Change || !equalBytes(meta.author, teacher.m.me) || teacher.m.envelopes.ackers(id).length > 0;
+    }), "her receipt acknowledged by the gateway");
+    expect(late).toHaveLength(1);
 
     // she applied the empty change: her laptop knows segment 1 (and says so by acknowledging it)
     await until(() => gw.m.forgetting.knownPast(where.conversation, 0), "segment 1 known to the teacher");

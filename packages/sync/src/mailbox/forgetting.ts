@@ -8,7 +8,7 @@
 import * as A from "@automerge/automerge";
 import type { DocHandle } from "@automerge/automerge-repo";
 import {
-  EnvelopeKind, equalBytes, fromHex, recipientLocks, SEGMENT_BASE, sealChange, segmentDocumentId, segmentKind, toHex, type Envelope, type SegmentKind,
+  EnvelopeKind, equalBytes, fromHex, openChange, recipientLocks, SEGMENT_BASE, sealChange, segmentDocumentId, segmentKind, toHex, type Envelope, type SegmentKind,
 } from "@pigeon/model";
 import type { MailboxCore } from "./core.js";
 import { MailboxError, type MessageView } from "./types.js";
@@ -203,10 +203,28 @@ export class Forgetting {
     core.envelopes.dropDelivered(env.id, core.now());
     if (seen) return;
     core.state.markOpened(env.id, env.conversation, "rejected", core.now(), "its conversation segment was forgotten here before it arrived");
+    // only a change that adds a message is worth writing again: a receipt ("read", days later) of a
+    // message in that segment is not (its reader is not asked for anything); when unsure, it is announced
+    if (!this.mayHoldMessage(env)) {
+      core.log.info(`not opening envelope ${toHex(env.id).slice(0, 12)} from ${core.addressOf(env.author)} (receipts only): its conversation segment was forgotten here`);
+      return;
+    }
     core.log.info(`not opening envelope ${toHex(env.id).slice(0, 12)} from ${core.addressOf(env.author)}: its conversation segment was forgotten here`);
     core.events.emit("forgotten-arrival", {
       conversation: toHex(env.conversation), segment: env.segment, from: core.addressOf(env.author), envelope: toHex(env.id),
     });
+  }
+
+  /** Whether a change adds a message (a map appended to the message list), looked at without any document. */
+  private mayHoldMessage(env: Envelope): boolean {
+    const key = this.core.state.keyMap(env.conversation).get(toHex(env.keyId));
+    const change = key && openChange(env, key);
+    if (!change) return true;
+    try {
+      return A.decodeChange(change).ops.some((op) => op.action === "makeMap" && (op as { insert?: boolean }).insert === true);
+    } catch {
+      return true;
+    }
   }
 
   /**

@@ -33,6 +33,7 @@ import {
   type MessageView, type NearbyView, type PersonView, type ReceiveResult, type RequestView,
 } from "./types.js";
 import { Views } from "./views.js";
+import { WriteAgain } from "./write-again.js";
 
 /** The highest arrival number whose segment was checked for missing receipts at a start (recover). */
 const RECEIPTS_CHECKED = "receipts-checked-seq";
@@ -129,6 +130,9 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
     };
     this.receiving = new Receiving(this.core, this.carrier, this.opening, this.receipts, this.devices, this.school, this.channelSet);
     this.sending = new Sending(this.core, this.people, this.views, this.buddyList);
+    // what the school's e-mail gateway could not read (it had forgotten that part) is written again: write-again.ts
+    const writeAgain = new WriteAgain(this.core, (id) => this.message(id), (id, body) => this.reply(id, body));
+    this.on("message", (m) => void writeAgain.arrived(m).catch((e: unknown) => log.warn(`could not write a message again: ${(e as Error).message}`)));
   }
 
   get me(): Uint8Array {
