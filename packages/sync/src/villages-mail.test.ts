@@ -88,6 +88,15 @@ describe("mail between villages", () => {
     // nothing for another village goes to a classmate or the bus straight from the child's laptop:
     // it waits for the relay point
     await school();
+    // the outbox says where it is going, by which relay point, and when it is expected there
+    const ama = await kids[0]!.m.outbox();
+    expect(ama.map((m) => m.state)).toEqual(["sent", "sent"]);
+    expect(ama.map((m) => m.sentTo)).toEqual(["school@village-one", "school@village-one"]);
+    for (const m of ama) {
+      expect(m.village!.dest).toBe(m.to[0]!.split("@")[1]);
+      expect(m.village!.via).toMatch(/^village-(two|three)$/);
+      expect(m.village!.expectedAt).toBeGreaterThan(m.handedAt!);
+    }
     for (let round = 0; round < 2; round++) {
       for (const v of [0, 1, 2, 1, 0]) await stop(v);
       await school();
