@@ -5,7 +5,7 @@
 // receipt comes back the same way. Hostile envelopes are refused with a clear log line.
 import { afterEach, describe, expect, it } from "vitest";
 import {
-  contactCard, decodeSealed, forVillage, generateIdentity, generateSchool, issueRelayCertificate, relayKeyPair, toHex, type Identity,
+  contactCard, decodeBetweenVillages, decodeSealed, forVillage, generateIdentity, generateSchool, issueRelayCertificate, relayKeyPair, toHex, type Identity,
 } from "@pigeon/model";
 import { memoryStorage, PigeonNode, RelayPoint, type Log } from "./index.js";
 import { MemoryNetwork, meet, type Laptop } from "./devices.test-helper.js";
@@ -105,6 +105,13 @@ describe("mail between villages", () => {
       const got = (await k.m.inbox()).map((m) => m.body).sort();
       const others = kids.filter((o) => o !== k).map((o) => `hello ${k.id.name}, from ${o.id.name}`).sort();
       expect(got).toEqual(others); // each exactly once
+    }
+    // relay points hand mail for another village only to the carrier their table chose: no child's
+    // laptop holds any but its own
+    for (const k of kids) {
+      const wrappers = k.m.envelopes.idsAfter(new Uint8Array(32), 100_000).filter((id) => k.m.envelopes.bytesOf(id)?.[1] === 7);
+      expect(wrappers.length).toBeGreaterThanOrEqual(2);
+      for (const id of wrappers) expect(decodeBetweenVillages(k.m.envelopes.bytesOf(id)!).sealed.id).toSatisfy((x: Uint8Array) => k.m.envelopes.isOwn(x, k.id.person));
     }
     // the destination relay points took them out of kind 7
     for (const lines of relayLogs) expect(lines.some((l) => l.includes("took mail for this village out of envelope"))).toBe(true);
