@@ -115,6 +115,9 @@ describe("mail between villages", () => {
     }
     // the destination relay points took them out of kind 7
     for (const lines of relayLogs) expect(lines.some((l) => l.includes("took mail for this village out of envelope"))).toBe(true);
+    // and each once: the bus coming back with the same kind-7 copy is not taken (nor refused) again
+    for (const lines of relayLogs) expect(lines.filter((l) => l.includes("took mail for this village out of envelope")).length).toBeLessThanOrEqual(8);
+    for (const lines of relayLogs) expect(lines.filter((l) => l.startsWith("warn"))).toEqual([]);
     // and the delivered receipts came back the same way
     for (const k of kids) {
       const out = await k.m.outbox();
