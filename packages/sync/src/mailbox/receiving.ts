@@ -29,6 +29,9 @@ interface Admitted {
   blocked?: boolean;
 }
 
+/** Copy tokens mail for this village starts with here once a relay point took it out of kind 7 (an author's). */
+const ARRIVED_COPIES = 64;
+
 export class Receiving {
   private readonly refusals = new Map<string, number>();
 
@@ -241,7 +244,9 @@ export class Receiving {
     const v = core.village;
     if (v && b.dest === v.home) {
       core.log.info(`took mail for this village out of envelope ${toHex(b.id).slice(0, 12)}${it.from ? ` from ${it.from}` : ""}`);
-      const r = this.admit({ ...it, bytes: b.sealed.bytes }, stored);
+      // it starts afresh in its village, as if its author had handed it to this relay point: the hops
+      // and copy tokens spent between villages do not limit how it reaches the recipient here
+      const r = this.admit({ ...it, bytes: b.sealed.bytes, hops: 1, copies: ARRIVED_COPIES }, stored);
       // the kind-7 id is known from now on: a carrier coming back with it is not asked for it again
       if (!r.retry) core.envelopes.forget(b.id, "taken out of kind 7 at its village", core.now());
       return r;
