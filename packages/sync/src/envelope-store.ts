@@ -272,6 +272,16 @@ export class EnvelopeStore {
     );
   }
 
+  /** This user's own sealed messages and keys for `party`, with what travels of them (mail for another village, wrapped once its village is known). */
+  ownSealedFor(me: Uint8Array, party: Uint8Array): { id: Uint8Array; bytes: Uint8Array }[] {
+    return (
+      this.stmt(
+        `SELECT e.id, e.bytes FROM envelopes e JOIN envelope_parties p ON p.envelope = e.id
+         WHERE e.carried = 0 AND e.author = ? AND p.party = ? AND e.kind IN (1, 2)`,
+      ).all(me, party) as { id: Buffer; bytes: Buffer }[]
+    ).map((r) => ({ id: new Uint8Array(r.id), bytes: new Uint8Array(r.bytes) }));
+  }
+
   /** Whether we hold this envelope and wrote it ourselves (cheaper than meta() for big listings). */
   isOwn(id: Uint8Array, me: Uint8Array): boolean {
     return this.stmt(`SELECT 1 FROM envelopes WHERE id = ? AND author = ?`).get(id, me) !== undefined;

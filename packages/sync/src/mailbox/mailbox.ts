@@ -278,7 +278,10 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
     if (!isAnnouncement(env)) return;
     const ways = villagesAnnounced(env, this.identity.home, this.school.schoolKey());
     for (const w of ways ?? []) {
-      this.core.otherVillages.add(w.dest);
+      if (!this.core.otherVillages.has(w.dest)) {
+        this.core.otherVillages.add(w.dest);
+        this.core.wrapWrittenFor(w.dest);
+      }
       const known = this.villageWays.get(w.dest);
       if (!known || known.sent <= w.sent) this.villageWays.set(w.dest, w);
     }
