@@ -12,7 +12,7 @@ import type Database from "better-sqlite3";
 import { SCHEMA } from "./database.js";
 import { statementCache } from "./statements.js";
 import {
-  decodeEnvelope, decodeSealed, equalBytes, EnvelopeKind, Iblt, IBLT_KEY_BYTES, rangeBounds, SKETCH_LEVELS, type Envelope, type IdRange,
+  decodeBetweenVillages, decodeEnvelope, decodeSealed, equalBytes, EnvelopeKind, Iblt, IBLT_KEY_BYTES, rangeBounds, SKETCH_LEVELS, type Envelope, type IdRange,
 } from "@pigeon/model";
 
 /** The author column of an envelope whose author this node cannot know (a carried sealed envelope, a receipt). */
@@ -51,7 +51,7 @@ export function storable(env: HeldEnvelope): Storable {
 }
 
 /** The row of an envelope this node only carries: what travels, and nothing known of who or what. */
-export function opaque(o: { id: Uint8Array; bytes: Uint8Array; created: number; lifetime: number; kind: EnvelopeKind.Sealed | EnvelopeKind.Ack }): Storable {
+export function opaque(o: { id: Uint8Array; bytes: Uint8Array; created: number; lifetime: number; kind: EnvelopeKind.Sealed | EnvelopeKind.Ack | EnvelopeKind.Between }): Storable {
   return { ...o, conversation: NO_CONVERSATION, segment: 0, author: NOBODY, recipients: [] };
 }
 
@@ -272,6 +272,16 @@ export class EnvelopeStore {
     );
   }
 
+  /** This user's own sealed messages and keys for `party`, with what travels of them (mail for another village, wrapped once its village is known). */
+  ownSealedFor(me: Uint8Array, party: Uint8Array): { id: Uint8Array; bytes: Uint8Array }[] {
+    return (
+      this.stmt(
+        `SELECT e.id, e.bytes FROM envelopes e JOIN envelope_parties p ON p.envelope = e.id
+         WHERE e.carried = 0 AND e.author = ? AND p.party = ? AND e.kind IN (1, 2)`,
+      ).all(me, party) as { id: Buffer; bytes: Buffer }[]
+    ).map((r) => ({ id: new Uint8Array(r.id), bytes: new Uint8Array(r.bytes) }));
+  }
+
   /** Whether we hold this envelope and wrote it ourselves (cheaper than meta() for big listings). */
   isOwn(id: Uint8Array, me: Uint8Array): boolean {
     return this.stmt(`SELECT 1 FROM envelopes WHERE id = ? AND author = ?`).get(id, me) !== undefined;
@@ -344,9 +354,12 @@ export class EnvelopeStore {
     const r = this.metaStmt.get(id) as Row | undefined;
     if (!r) return undefined;
     const author = new Uint8Array(r.author);
-    const locks = r.head[0] === 3 && r.head[1] === EnvelopeKind.Sealed ? decodeSealed(this.bytesOf(id)!).locks : undefined;
+    const locks =
+      r.head[0] === 3 && r.head[1] === EnvelopeKind.Sealed ? decodeSealed(this.bytesOf(id)!).locks
+      : r.head[0] === 3 && r.head[1] === EnvelopeKind.Between ? decodeBetweenVillages(this.bytesOf(id)!).sealed.locks
+      : undefined;
     // a carried sealed envelope names nobody: its locks stand for its recipients (receipts open them)
-    const parties = r.kind === EnvelopeKind.Sealed && equalBytes(author, NOBODY)
+    const parties = (r.kind === EnvelopeKind.Sealed || r.kind === EnvelopeKind.Between) && equalBytes(author, NOBODY)
       ? locks!
       : (this.partiesStmt.all(id) as Buffer[]).map((p) => new Uint8Array(p));
     return {
