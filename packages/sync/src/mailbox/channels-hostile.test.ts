@@ -5,9 +5,9 @@
 // with a reason where it arrives, and nothing is lost for the others.
 import { afterEach, describe, expect, it } from "vitest";
 import * as A from "@automerge/automerge";
-import { channelStatement, EnvelopeKind, fromHex, generateIdentity, inEpochSegments, sealChange, toHex, type ConversationDoc } from "@pigeon/model";
+import { channelStatement, EnvelopeKind, fromHex, generateIdentity, inEpochSegments, sealChange, sealEnvelope, toHex, type ConversationDoc } from "@pigeon/model";
 import { introduce, meet, MemoryNetwork, type Laptop } from "../devices.test-helper.js";
-import { memoryStorage, PigeonNode, type NodeLimits } from "../index.js";
+import { memoryStorage, PigeonNode, storable, type NodeLimits } from "../index.js";
 import type { MailboxCore } from "./core.js";
 import { until } from "../until.test-helper.js";
 
@@ -103,7 +103,8 @@ describe("hostile members of a class channel", () => {
     const secret = new Uint8Array(db.prepare("SELECT secret FROM channels").pluck().get() as Buffer);
     const parents = (db.prepare("SELECT op FROM channel_ops").pluck().all() as Buffer[]).map((b) => new Uint8Array(b));
     const forged = channelStatement(baraka!.id, { channel: conv, author: baraka!.id.person, at: Date.now(), parents, action: { type: "remove", members: [amara!.id.person] } }, secret, 5, [], Date.now());
-    coreOf(baraka!).storeOwn(forged);
+    const wrapped = sealEnvelope(baraka!.id.sealing, forged, [teacher!.id.sealing.publicKey, amara!.id.sealing.publicKey]);
+    coreOf(baraka!).storeRow(storable({ ...forged, id: wrapped.id, sealed: wrapped.bytes }));
     // he meets amara only; amara meets the teacher
     let apart = meet(baraka!, amara!);
     await until(() => amara!.m.channel("5B science").refused.length === 1, "amara to hold the forged removal, refused");
