@@ -10,7 +10,10 @@
 //  - a kick or affiliation "none"/"outcast" by the owner or an admin is Mailbox.removeFromChannel;
 //    "member" adds someone, "admin" names an admin; by anyone else `forbidden`;
 //  - membership changes from anywhere (the pigeon command, another laptop) are shown as occupants
-//    coming and going.
+//    coming and going;
+//  - every member is an occupant, near or not; how fresh their presence is shows as XEP-0045 shows:
+//    none while their laptop is connected to this one, "away" if it was near in the last
+//    AWAY_FOR_MS, "xa" (not nearby) otherwise, each with a status saying so.
 import { MailboxError, type ChannelView, type MessageView } from "@pigeon/sync";
 import type { Account } from "./account.js";
 import { finElement, formElement, parseArchiveQuery } from "./archive.js";
@@ -23,6 +26,15 @@ import { NS, parseStamp, xmppStamp } from "./ns.js";
 import type { Session } from "./session.js";
 import { messageError } from "./stanzas.js";
 import { child, childText, children, el, type XmlElement } from "./xml.js";
+
+/** A member whose laptop was near less than this long ago is "away"; longer (or never), "xa". */
+export const AWAY_FOR_MS = 24 * 3600_000;
+
+/** Whether a member's laptop is connected now (presence.ts), and told when one comes or goes. */
+export interface Nearness {
+  isNearby(address: string): boolean;
+  onNearby: (address: string) => void;
+}
 
 /** History sent on join when the client does not say (Prosody's default), and the most it may ask. */
 export const DEFAULT_HISTORY = 20;
@@ -96,8 +108,15 @@ export class Muc {
   private readonly onMessage = (v: MessageView) => this.pigeonMessage(v);
   private readonly onChanged = () => this.refreshAll();
 
-  constructor(private readonly a: Account) {
+  /** When each member's laptop was last near (address, lower case), from the Mailbox's people met. */
+  private readonly met = new Map<string, number>();
+
+  constructor(
+    private readonly a: Account,
+    private readonly near?: Nearness,
+  ) {
     this.domain = `channels.${a.domain}`;
+    if (near) near.onNearby = (address) => void this.nearnessChanged(address);
     this.iqs = new IqRegistry<MucRequest>({
       from: this.domain,
       onError: (e, iq) => a.log.warn(`xmpp: answering a room IQ ${iq.attrs.id ?? ""} failed: ${(e as Error).stack ?? e}`),
@@ -108,6 +127,7 @@ export class Muc {
   start(): void {
     this.a.mailbox.on("message", this.onMessage);
     this.a.mailbox.on("changed", this.onChanged);
+    void this.learnMet();
   }
 
   stop(): void {
@@ -205,6 +225,7 @@ export class Muc {
     return el(
       "presence",
       { from: `${room.jid}/${o.nick}`, to: s.jid, type },
+      type === "unavailable" ? [] : this.freshness(o.address),
       el("x", { xmlns: NS.mucUser }, el("item", { affiliation, role: type === "unavailable" ? "none" : roleOf(affiliation), jid: o.address }), codes.map((code) => el("status", { code }))),
     );
   }
@@ -296,6 +317,40 @@ export class Muc {
     const room = this.rooms().find((r) => r.id === v.conversation);
     if (!room) return;
     for (const s of sessions) s.sendStanza(this.groupchat(room, v, s.jid));
+  }
+
+  // ---- how fresh each occupant's presence is ----
+
+  /** <show/> and <status/> for a member: nothing while near (or the user), else away or xa. */
+  private freshness(address: string): XmlElement[] {
+    if (!this.near || address === this.a.bareJid || this.near.isNearby(address)) return [];
+    const last = this.met.get(address);
+    const ago = last === undefined ? Infinity : this.a.now() - last;
+    if (ago < AWAY_FOR_MS) return [el("show", {}, "away"), el("status", {}, `near ${agoText(ago)} ago: messages wait and travel when your laptops meet`)];
+    return [el("show", {}, "xa"), el("status", {}, "not nearby: messages wait and travel when your laptops meet")];
+  }
+
+  /** Learns when members' laptops were last near (the Mailbox's people met). */
+  private async learnMet(): Promise<void> {
+    try {
+      for (const p of await this.a.mailbox.nearby()) this.met.set(p.address.toLowerCase(), p.lastMet);
+    } catch (e) {
+      this.a.log.warn(`xmpp: could not learn when members were near: ${(e as Error).message}`);
+    }
+  }
+
+  /** A laptop came near or went: its occupant presence again, in every joined room it is in. */
+  private async nearnessChanged(address: string): Promise<void> {
+    await this.learnMet();
+    if (this.a.isClosed()) return;
+    for (const [s, rooms] of this.joined) {
+      if (s.isEnded) continue;
+      for (const id of rooms) {
+        const o = this.shown.get(id)?.find((x) => x.address === address);
+        const room = o && this.rooms().find((r) => r.id === id);
+        if (o && room) s.sendStanza(this.occupantPresence(room, o, s, undefined, address === this.a.bareJid ? ["110"] : []));
+      }
+    }
   }
 
   // ---- who is in the room ----
@@ -446,3 +501,11 @@ export class Muc {
   }
 }
 
+
+/** "5 minutes", "3 hours": how long ago, for a status line. */
+function agoText(ms: number): string {
+  const min = Math.max(1, Math.round(ms / 60_000));
+  if (min < 60) return `${min} minute${min === 1 ? "" : "s"}`;
+  const h = Math.round(min / 60);
+  return `${h} hour${h === 1 ? "" : "s"}`;
+}

@@ -72,11 +72,20 @@ export class Presence {
     return new Set((this.peers?.peers() ?? []).map((p) => p.address.toLowerCase()));
   }
 
+  /** Told of every laptop that comes near or goes (the class channels' rooms show it on their occupants). */
+  onNearby: (address: string) => void = () => {};
+
+  /** Is this laptop (address, any case) connected to this node now? */
+  isNearby(address: string): boolean {
+    return this.nearby.has(address.toLowerCase());
+  }
+
   /** Records whether `address`'s laptop is connected; a contact's change goes to every available client. */
   private setNearby(address: string, near: boolean): void {
     if (near === this.nearby.has(address)) return;
     if (near) this.nearby.add(address);
     else this.nearby.delete(address);
+    this.onNearby(address);
     if (!isContact(this.a, address)) return;
     for (const s of this.a.resources.available()) s.sendStanza(this.contactPresence(address, s.jid));
   }

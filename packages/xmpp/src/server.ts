@@ -174,7 +174,7 @@ export class XmppServer implements Host {
     });
     registerPing(this.iqs);
     registerVersion(this.iqs);
-    this.muc = new Muc(this.account);
+    this.muc = new Muc(this.account, this.presence);
     registerDisco(this.iqs, this.account, () => [this.muc.serviceItem()]);
     registerVcard(this.iqs, this.account);
     registerRoster(this.iqs, this.account);

@@ -368,6 +368,38 @@ class Client(slixmpp.ClientXMPP):
                 "type": photo.findtext("{vcard-temp}TYPE") if photo is not None else None,
                 "photo": "".join((photo.findtext("{vcard-temp}BINVAL") or "").split()) if photo is not None else None}
 
+    async def s_muc_shows(self):
+        # how fresh each occupant's presence is (<show/> of their occupant presence): on joining, and
+        # live, until each [nick, show] of "wait_shows" was seen ("" = available)
+        self.register_plugin("xep_0045")
+        self.send_presence()
+        await self.get_roster()
+        room = P["room"]
+        shows = []
+        waiting = [tuple(w) for w in P.get("wait_shows", [])]
+        seen_all = asyncio.get_event_loop().create_future()
+
+        def on_presence(pres):
+            if pres["from"].bare != room or pres["type"] == "unavailable":
+                return
+            entry = [pres["from"].resource, pres["show"] or "", pres["status"] or ""]
+            shows.append(entry)
+            emit(event="show", nick=entry[0], show=entry[1], status=entry[2])
+            if (entry[0], entry[1]) in waiting:
+                waiting.remove((entry[0], entry[1]))
+            if not waiting and not seen_all.done():
+                seen_all.set_result(True)
+
+        self.add_event_handler("groupchat_presence", on_presence)
+        await self["xep_0045"].join_muc_wait(room, P["nick"], maxstanzas=0, timeout=20)
+        emit(event="joined")
+        if waiting:
+            try:
+                await asyncio.wait_for(seen_all, P.get("timeout", 30))
+            except asyncio.TimeoutError:
+                return {"ok": False, "error": "not every show was seen", "missing": waiting, "shows": shows}
+        return {"ok": True, "shows": shows}
+
     async def s_muc(self):
         # a class channel as a multi-user chat room (XEP-0045), as a client uses one: find the room by
         # its name in the service's disco#items (the service: the domain's item with the muc feature),

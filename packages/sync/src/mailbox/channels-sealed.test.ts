@@ -39,19 +39,26 @@ describe("class channels, sealed", () => {
       expect(holds(bytes, p.id.signing.publicKey)).toBe(false);
       expect(holds(bytes, p.id.sealing.publicKey)).toBe(false);
     }
-    // the membership changes carriers hold (statements, in clear) name no member either: only the
-    // author of the change (the teacher) is in clear
+    // the membership changes travel sealed too: of what the teacher's laptop hands on, nothing is in
+    // clear, and no byte names the channel, its title, its owner or any member
     const channelId = fromHex(teacher!.m.channels()[0]!.id);
-    const statements = teacher!.m.envelopes.conversationEnvelopes(channelId).map((id) => teacher!.m.envelopes.get(id)).filter((e) => e && !e.sealed && e.kind === EnvelopeKind.Statement);
-    expect(statements.length).toBeGreaterThanOrEqual(2); // the create and the add
-    for (const s of statements) {
-      for (const kid of [amara!, baraka!, esi!]) {
-        expect(holds(s!.bytes, kid.id.signing.publicKey)).toBe(false);
-        expect(holds(s!.bytes, kid.id.sealing.publicKey)).toBe(false);
-        expect(Buffer.from(s!.bytes).toString("latin1").includes(kid.id.name)).toBe(false);
+    const rows = teacher!.m.envelopes.conversationEnvelopes(channelId).map((id) => teacher!.m.envelopes.get(id)!).filter((e) => e.kind === EnvelopeKind.Statement);
+    // the create, the teacher's own add, the children's add, and the first two sealed once more for the children
+    expect(rows.length).toBe(5);
+    for (const r of rows) {
+      const travels = teacher!.m.envelopes.bytesOf(r.id)!;
+      expect(envelopeForm(travels)).toBe("sealed");
+      expect(holds(travels, channelId)).toBe(false);
+      expect(Buffer.from(travels).toString("latin1").includes("5B science")).toBe(false);
+      for (const p of people) {
+        expect(holds(travels, p.id.signing.publicKey)).toBe(false);
+        expect(holds(travels, p.id.sealing.publicKey)).toBe(false);
+        expect(Buffer.from(travels).toString("latin1").includes(p.id.name)).toBe(false);
       }
-      expect(Buffer.from(s!.bytes).toString("latin1").includes("5B science")).toBe(false);
     }
+    // the teacher's own ops are sealed to the teacher's devices only (no lock); the children's add and the
+    // ops before it that they need to fold the channel, to the three children (a lock each) and the teacher
+    expect(rows.map((r) => decodeSealed(r.sealed!).locks.length).sort()).toEqual([0, 0, 3, 3, 3]);
 
     const delivered = async () => (await teacher!.m.message(sent.id))?.counts?.delivered;
     let apart = meet(teacher!, amara!);
@@ -86,6 +93,17 @@ describe("class channels, sealed", () => {
     await until(() => juma!.m.envelopes.has(envId), "juma carries the message");
     apart();
     expect(juma!.m.envelopes.get(envId)).toBeUndefined(); // an opaque copy: he cannot open it
+    // the channel's membership changes he got along with it are opaque too: he learns no owner, no channel
+    await until(() => juma!.m.envelopes.ids().length >= 2, "juma carries the membership change too");
+    const channelId = fromHex(teacher!.m.channels()[0]!.id);
+    for (const { id } of juma!.m.envelopes.ids()) {
+      const bytes = juma!.m.envelopes.bytesOf(id)!;
+      expect(juma!.m.envelopes.get(id)).toBeUndefined();
+      expect(envelopeForm(bytes)).toBe("sealed");
+      expect(holds(bytes, channelId)).toBe(false);
+      expect(holds(bytes, teacher!.id.signing.publicKey)).toBe(false);
+    }
+    expect(juma!.m.channels()).toEqual([]);
     expect(await juma!.m.messages({})).toEqual([]);
     apart = meet(juma!, amara!);
     await until(async () => (await amara!.m.messages({})).some((m) => m.body === "Bring a leaf tomorrow"), "amara has it from juma");

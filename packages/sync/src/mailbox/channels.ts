@@ -5,12 +5,13 @@
 import type Database from "better-sqlite3";
 import {
   ChannelError, MAX_CHANNEL_MEMBERS, decodeOp, inEpochSegments, channelSecretFrom, channelStatement, chooseChannelKey, conversationKeyId, equalBytes, foldChannel,
-  fromHex, isChannelStatement, newChannelOps, newConversationKey, opId, encodeOp, readChannelStatement, sealKey, toHex,
+  fromHex, isChannelStatement, newChannelOps, newConversationKey, opId, encodeOp, readChannelStatement, removalCutoff, sealEnvelope, actorBelongsTo, signerOf, MAX_SEEN_CHANGES, type SeenChange, sealKey, sha256, toHex,
   type ChannelAction, type ChannelMemberCard, type ChannelOp, type ChannelState, type Envelope, type HeldOp,
 } from "@pigeon/model";
 import type { MailboxCore } from "./core.js";
 import type { ConversationKey } from "../local-state.js";
 import { MailboxError } from "./types.js";
+import { storable, type HeldEnvelope } from "../envelope-store.js";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS channels (
@@ -188,14 +189,50 @@ export class Channels {
     let depth = st ? 1 + Math.max(0, ...st.heads.map((h) => this.depthOf(ops[0]!.channel, h))) : 0;
     for (const op of ops) {
       const env = channelStatement(core.identity, op, secret, depth++, newcomers(op), core.now());
-      core.storeOwn(env);
+      // sealed (envelope version 3) to everyone in the channel before or after the change (a removed
+      // child learns of it too): carriers see no author, no channel, only a size, an hour and locks
+      const readers = new Map<string, Uint8Array>();
+      for (const m of st?.members ?? []) readers.set(toHex(m.key), core.state.contact(m.key)?.sealPublicKey ?? m.sealKey);
+      if (op.action.type === "add") for (const m of op.action.members) readers.set(toHex(m.key), m.sealKey);
+      readers.delete(toHex(core.me));
+      const held = this.sealStatement(env, [...readers.values()]);
       this.db.prepare(`INSERT OR IGNORE INTO channels (id, secret) VALUES (?, ?)`).run(op.channel, secret);
       this.db
         .prepare(`INSERT OR IGNORE INTO channel_ops (channel, op, envelope, bytes, depth) VALUES (?, ?, ?, ?, ?)`)
-        .run(op.channel, opId(encodeOp(op)), env.id, encodeOp(op), depth - 1);
-      core.state.markOpened(env.id, op.channel, "applied", core.now());
+        .run(op.channel, opId(encodeOp(op)), held.id, encodeOp(op), depth - 1);
+      core.state.markOpened(held.id, op.channel, "applied", core.now());
     }
     this.changed(ops[0]!.channel);
+  }
+
+  /** Wraps a signed membership statement (ours or another admin's) in a sealed envelope to `sealKeys` and stores it. */
+  private sealStatement(env: Envelope, sealKeys: Uint8Array[]): HeldEnvelope {
+    const sealed = sealEnvelope(this.core.identity.sealing, env, sealKeys);
+    const held: HeldEnvelope = { ...env, id: sealed.id, sealed: sealed.bytes };
+    this.core.storeRow(storable(held));
+    return held;
+  }
+
+  /**
+   * Newcomers cannot open the statements sealed before they were added, yet they need every op to
+   * fold the channel: the admin who adds them seals each op they hold once more, to the newcomers.
+   */
+  private handOver(channel: Uint8Array, sealKeys: Uint8Array[], except: Uint8Array): void {
+    if (sealKeys.length === 0) return;
+    const { core } = this;
+    const rows = this.db.prepare(`SELECT envelope FROM channel_ops WHERE channel = ? ORDER BY depth`).pluck().all(channel) as Buffer[];
+    const done = new Set<string>();
+    for (const id of rows) {
+      const env = core.envelopes.get(new Uint8Array(id));
+      if (!env || equalBytes(env.id, except)) continue;
+      // the signed statement inside is what counts: one wrap of each for the newcomers
+      const inner = toHex(sha256(env.bytes));
+      if (done.has(inner)) continue;
+      done.add(inner);
+      const { sealed: _outer, ...plain } = env;
+      const wrapped = this.sealStatement(plain, sealKeys);
+      core.state.markOpened(wrapped.id, channel, "applied", core.now());
+    }
   }
 
   private depthOf(channel: Uint8Array, opHex: string): number {
@@ -257,12 +294,56 @@ export class Channels {
         if (action.members.some((k) => equalBytes(k, st.owner))) throw new MailboxError("bad-input", "the owner cannot be removed");
         if (!me.owner && action.members.some((k) => st.members.some((x) => x.admin && equalBytes(x.key, k))))
           throw new MailboxError("bad-input", "only the owner removes an admin");
+        action = { ...action, seen: this.seenChanges(id, action.members) };
       }
       const op: ChannelOp = { channel: id, author: core.me, at: core.now(), parents: st.heads.map(fromHex), action };
       const add = action.type === "add" ? action.members : [];
       this.writeOps([op], this.secret(id)!, () => add.map((m) => m.sealKey));
+      const mine = this.db.prepare(`SELECT envelope FROM channel_ops WHERE channel = ? AND op = ?`).pluck().get(id, opId(encodeOp(op))) as Buffer;
+      this.handOver(id, add.map((m) => m.sealKey), new Uint8Array(mine));
       return this.view(id);
     });
+  }
+
+  /**
+   * The removed people's changes this laptop accepted in the channel: per document and actor, the
+   * highest number. Members take no later change of theirs in an old epoch's key (removalCutoff).
+   */
+  private seenChanges(conv: Uint8Array, people: Uint8Array[]): SeenChange[] {
+    const { core } = this;
+    const signers: Uint8Array[] = [];
+    for (const id of core.envelopes.conversationEnvelopes(conv)) {
+      const m = core.envelopes.meta(id);
+      if (!m || m.carried || !people.some((p) => equalBytes(p, m.author))) continue;
+      const env = core.envelopes.get(id);
+      if (env && !signers.some((s) => equalBytes(s, signerOf(env)))) signers.push(signerOf(env));
+    }
+    for (const p of people) if (!signers.some((s) => equalBytes(s, p))) signers.push(p);
+    type R = { document: string; actor: string; seq: number };
+    const rows = this.db
+      .prepare(`SELECT document, actor, max(seq) AS seq FROM change_seqs WHERE document >= ? AND document < ? GROUP BY document, actor`)
+      .all(`${toHex(conv)}/`, `${toHex(conv)}0`) as R[];
+    const seen = rows
+      .filter((r) => signers.some((s) => actorBelongsTo(r.actor, s)))
+      .map((r) => ({ segment: Number(r.document.split("/")[1]), actor: r.actor, seq: r.seq }));
+    // the most recent documents first, should a removed child have written in more than fit
+    return seen.sort((a, b) => b.segment - a.segment).slice(0, MAX_SEEN_CHANGES);
+  }
+
+  /**
+   * Why a change is refused because its author was removed before writing it (it is numbered after
+   * the last change of theirs the removal counted), or undefined.
+   */
+  writtenAfterRemoval(conv: Uint8Array, author: Uint8Array, change: { actor: string; seq: number }, segment: number): string | undefined {
+    if (equalBytes(author, this.core.me) || !this.secret(conv)) return undefined;
+    const st = this.state(conv);
+    if (!st) return undefined;
+    const skip = new Set([...st.refused.map((r) => r.id), ...st.waiting]);
+    const cut = removalCutoff(st, this.ops(conv).filter((o) => !skip.has(o.id)), author);
+    if (!cut) return undefined;
+    const last = cut.get(`${segment}/${change.actor}`) ?? 0;
+    if (change.seq <= last) return undefined;
+    return `written by ${this.core.addressOf(author)} after their removal from channel ${st.title} (the removal counted ${last} of their changes there)`;
   }
 
   /** A member's card for an add: from the people this laptop knows, or the school's directory. */

@@ -142,11 +142,15 @@ export class Receiving {
       } catch (e) {
         return this.refused(from, sealed, `sealed envelope holds no valid signed envelope: ${e instanceof EnvelopeError ? e.reason : String(e)}`);
       }
-      if (inner.kind !== EnvelopeKind.Change && inner.kind !== EnvelopeKind.Key)
-        return this.refused(from, sealed, `a sealed envelope holds a change or a key, not kind ${inner.kind}`);
+      // a channel's membership change names no recipients (who is sealed it is the channel's
+      // business, and an admin seals the ops before an add once more to the newcomers): the slot
+      // that opened is its address
+      const membership = inner.kind === EnvelopeKind.Statement && isChannelStatement(inner);
+      if (inner.kind !== EnvelopeKind.Change && inner.kind !== EnvelopeKind.Key && !membership)
+        return this.refused(from, sealed, `a sealed envelope holds a change, a key or a membership change, not kind ${inner.kind}`);
       if (inner.created !== sealed.created || inner.lifetime !== sealed.lifetime)
         return this.refused(from, sealed, "its sealed header does not match the signed envelope inside");
-      if (!isAddressedTo(inner, core.me)) return this.refused(from, sealed, "sealed to this person but not addressed to them");
+      if (!membership && !isAddressedTo(inner, core.me)) return this.refused(from, sealed, "sealed to this person but not addressed to them");
       env = { ...inner, id: sealed.id, sealed: sealed.bytes };
     } else {
       try {
@@ -158,6 +162,8 @@ export class Receiving {
       // tell them who writes to whom
       if (env.kind !== EnvelopeKind.Statement)
         return this.refused(from, env, "only statements travel unsealed (changes and keys travel in envelope version 3)");
+      // in clear it would show carriers who runs which channel
+      if (isChannelStatement(env)) return this.refused(from, env, "a membership change travels sealed (envelope version 3)");
       if (core.envelopes.has(env.id)) return { stored: false };
       if (core.envelopes.wasDelivered(env.id)) return this.refused(from, env, "replayed: already delivered, its copy was dropped");
     }
@@ -168,7 +174,7 @@ export class Receiving {
     const blocked = env.kind !== EnvelopeKind.Statement && core.isBlocked(env.author);
     const party =
       (isAddressedTo(env, core.me) && !blocked) ||
-      (env.kind === EnvelopeKind.Statement && (core.state.contact(env.author) !== undefined || this.school.follows(env) || this.channels.follows(env)));
+      (env.kind === EnvelopeKind.Statement && (env.sealed !== undefined || core.state.contact(env.author) !== undefined || this.school.follows(env) || this.channels.follows(env)));
     if (!party && size > l.maxCarriedEnvelopeBytes)
       return this.refused(from, env, `oversize: ${size} bytes, carriers take at most ${l.maxCarriedEnvelopeBytes}`);
     if (party && size > l.maxOwnEnvelopeBytes)
@@ -323,6 +329,8 @@ export class Receiving {
     if (blocked) this.opening.refuseBlocked(env);
     if (party && env.kind === EnvelopeKind.Statement) {
       if (isChannelStatement(env)) {
+        // its receipt opens our lock at every carrier of the copy
+        if (env.sealed && !equalBytes(env.author, core.me)) this.receipts.queueAck(env);
         if (this.channels.follows(env)) await this.channels.apply(env);
         return;
       }
