@@ -13,6 +13,8 @@ export type DocumentStorage = StorageAdapterInterface & {
   drain?(): Promise<void>;
   /** Set on close: late throttled saves after the final flush are dropped. */
   closed?: boolean;
+  /** Holds saves back until the returned function is called (group commit). */
+  hold?(): () => void;
 };
 
 export interface DocumentLog {
