@@ -13,8 +13,8 @@ export type DocumentStorage = StorageAdapterInterface & {
   drain?(): Promise<void>;
   /** Set on close: late throttled saves after the final flush are dropped. */
   closed?: boolean;
-  /** Holds saves back until the returned function is called (group commit). */
-  hold?(): () => void;
+  /** Holds saves back until the returned function is called; called with false, the held saves are dropped (group commit). */
+  hold?(): (kept?: boolean) => void;
 };
 
 export interface DocumentLog {
@@ -91,7 +91,46 @@ export class DocumentStore {
     }
     if (A.getActorId(handle.doc()) !== actor) handle.update((d) => A.clone(d, { actor }));
     this.handles.set(id, handle as DocHandle<unknown>);
+    // opened inside a group commit: a failed commit takes it back to what storage held
+    if (this.marked && !this.marked.has(id)) this.marked.set(id, A.getHeads(handle.doc() as A.Doc<unknown>));
     return { handle, created, damaged };
+  }
+
+  /** Each open document's heads when the group commit in progress began (or when it was opened in it). */
+  private marked: Map<string, A.Heads> | undefined;
+
+  /** A group commit begins: what every document holds now is what a failed commit goes back to. */
+  mark(): void {
+    this.marked = new Map();
+    for (const [id, h] of this.handles) this.marked.set(id, A.getHeads(h.doc() as A.Doc<unknown>));
+  }
+
+  /** The group committed: its changes stay. */
+  unmark(): void {
+    this.marked = undefined;
+  }
+
+  /**
+   * The group's commit failed: every document goes back, in memory, to what it held when the group
+   * began, so what is shown is what the sealed store kept (the saves held meanwhile were dropped).
+   * Returns how many documents changed. The same handles stay, so whoever holds one sees it.
+   */
+  rollback(): number {
+    const marked = this.marked;
+    this.marked = undefined;
+    if (!marked) return 0;
+    let n = 0;
+    for (const [id, heads] of marked) {
+      const h = this.handles.get(id);
+      if (!h) continue;
+      const doc = h.doc() as A.Doc<unknown>;
+      const now = A.getHeads(doc);
+      if (now.length === heads.length && now.every((x) => heads.includes(x))) continue;
+      // same actor: the changes taken back were never stored nor sent, so their numbers are free again
+      h.update(() => A.clone(A.view(doc, heads), { actor: A.getActorId(doc) }));
+      n++;
+    }
+    return n;
   }
 
   async flush(handle: DocHandle<unknown>): Promise<void> {

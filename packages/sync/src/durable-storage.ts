@@ -65,29 +65,44 @@ export class DurableFileStorage implements StorageAdapterInterface {
     while (this.inFlight.size) await Promise.allSettled([...this.inFlight]);
   }
 
-  /** While held, saves wait (group commit: no document is written before the sealed store commits). */
-  private gate: Promise<void> | undefined;
+  /**
+   * While held, saves wait (group commit: no document is written before the sealed store commits).
+   * Released with `kept = false` (the group's commit failed), the saves held are dropped unwritten:
+   * they hold changes the mailbox takes back from the documents in memory (DocumentStore.rollback).
+   */
+  private gate: Promise<boolean> | undefined;
 
-  /** Holds saves back until the returned function is called. */
-  hold(): () => void {
-    let release!: () => void;
-    const gate = new Promise<void>((r) => (release = r));
+  /** Holds saves back until the returned function is called (with false: drops them). */
+  hold(): (kept?: boolean) => void {
+    let release!: (kept: boolean) => void;
+    const gate = new Promise<boolean>((r) => (release = r));
     this.gate = gate;
-    return () => {
+    return (kept = true) => {
       if (this.gate === gate) this.gate = undefined;
-      release();
+      release(kept);
     };
   }
 
   save(key: StorageKey, data: Uint8Array): Promise<void> {
     if (this.closed) return Promise.resolve();
     const gate = this.gate;
-    const p = (gate ? gate.then(() => this.write(key, data)) : this.write(key, data)).finally(() => this.inFlight.delete(p));
+    const p = (gate ? gate.then((kept) => (kept ? this.write(key, data) : this.drop(key))) : this.write(key, data)).finally(() => this.inFlight.delete(p));
     this.inFlight.add(p);
     return p;
   }
 
+  /**
+   * Documents whose last save was dropped: automerge-repo removes the chunks a snapshot replaces right
+   * after saving it, and those must stay when the snapshot was never written.
+   */
+  private readonly dropped = new Set<string>();
+
+  private drop(key: StorageKey): void {
+    this.dropped.add(key[0]!);
+  }
+
   private async write(key: StorageKey, data: Uint8Array): Promise<void> {
+    this.dropped.delete(key[0]!);
     const file = this.path(key);
     const dir = file.slice(0, file.lastIndexOf("/"));
     // one mkdir per folder, not one per save (it was 3 % of a node's time sending)
@@ -111,6 +126,7 @@ export class DurableFileStorage implements StorageAdapterInterface {
   }
 
   async remove(key: StorageKey): Promise<void> {
+    if (this.dropped.has(key[0]!)) return;
     await unlink(this.path(key)).catch((e: NodeJS.ErrnoException) => {
       if (e.code !== "ENOENT") throw e;
     });
@@ -140,6 +156,7 @@ export class DurableFileStorage implements StorageAdapterInterface {
   }
 
   async removeRange(prefix: StorageKey): Promise<void> {
+    this.dropped.delete(prefix[0]!);
     this.made.clear();
     await this.remove(prefix);
     await rm(join(this.root, ...prefix.map(encodePart)), { recursive: true, force: true });

@@ -412,6 +412,11 @@ export class LocalState {
   /** Records the first arrival of `key`; returns its sequence number, or undefined if it was seen before. */
   private readonly arrived = new Set<string>();
 
+  /** A transaction opened elsewhere (group commit) rolled back: arrivals it recorded were not kept. */
+  rolledBack(): void {
+    this.arrived.clear();
+  }
+
   recordArrival(key: string, at: number, hops?: number): number | undefined {
     // views rescan whole segments after each change: remember what is known instead of writing again
     if (this.arrived.has(key)) return undefined;

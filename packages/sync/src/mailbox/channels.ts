@@ -59,6 +59,7 @@ export class Channels {
   constructor(private readonly core: MailboxCore) {
     this.db = core.state.db;
     this.db.exec(SCHEMA);
+    core.onRollback(() => this.folded.clear()); // folded from ops a failed group commit did not keep
   }
 
   private secret(id: Uint8Array): Uint8Array | undefined {

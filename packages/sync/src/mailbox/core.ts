@@ -73,6 +73,8 @@ export class MailboxCore {
   private queue: Promise<unknown> = Promise.resolve();
   /** Sends queued behind each other share one transaction and fsync (group-commit.ts). */
   readonly group: GroupCommit;
+  /** What else keeps something read from the rows or documents in memory, dropped when a group's commit fails. */
+  private readonly rollbackListeners: (() => void)[] = [];
   /** Set while the disk refuses writes; cleared when a write succeeds again. */
   storageTrouble: { since: number; reason: string } | undefined;
   needsRecovery = false;
@@ -117,8 +119,16 @@ export class MailboxCore {
     this.group = new GroupCommit(o.envelopes.db, {
       flush: (h) => this.flushQuietly(h),
       hold: o.documents.storage.hold && (() => o.documents.storage.hold!()),
-      rolledBack: (e) => {
+      began: () => o.documents.mark(),
+      committed: () => o.documents.unmark(),
+      rolledBack: (e, jobs) => {
+        // memory goes back to what the store kept: the documents, and everything read from the rows
+        const docs = o.documents.rollback();
         o.envelopes.rolledBack();
+        o.state.rolledBack();
+        this.caughtUp.clear();
+        for (const fn of this.rollbackListeners) fn();
+        this.log.warn(`a group of ${jobs} piece(s) of work could not be stored (${describeStorageError(e)}); ${docs} document(s) went back to what was stored`);
         return new MailboxError("storage", `could not store the message: ${this.storageFailed(e)}; nothing was sent, try again when there is room`);
       },
     });
@@ -167,6 +177,11 @@ export class MailboxCore {
         reject(e);
       });
     });
+  }
+
+  /** Runs `fn` when a group's commit fails and is rolled back (a cache to drop, an index to read again). */
+  onRollback(fn: () => void): void {
+    this.rollbackListeners.push(fn);
   }
 
   setLoader(load: () => Promise<void>): void {

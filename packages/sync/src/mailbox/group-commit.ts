@@ -16,10 +16,17 @@ export const GROUP_MAX_MS = 250;
 export interface GroupHooks {
   /** Saves a document (failures are remembered by the caller, not thrown). */
   flush(handle: DocHandle<unknown>): Promise<void>;
-  /** Holds document saves back until the returned function is called (see DurableFileStorage.hold). */
-  hold?(): () => void;
-  /** The commit failed and was rolled back: drops what memory keeps about the rows; says what callers hear. */
-  rolledBack(e: unknown): unknown;
+  /** Holds document saves back until the returned function is called; with false they are dropped (see DurableFileStorage.hold). */
+  hold?(): (kept?: boolean) => void;
+  /** A group begins: what the documents in memory hold now is what a failed commit goes back to. */
+  began(): void;
+  /** The group committed. */
+  committed(): void;
+  /**
+   * The commit failed and was rolled back: the documents in memory go back to what they held when the
+   * group began, what memory keeps about the rows is dropped; says what callers hear.
+   */
+  rolledBack(e: unknown, jobs: number): unknown;
 }
 
 interface Open {
@@ -27,7 +34,7 @@ interface Open {
   dirty: Set<DocHandle<unknown>>;
   after: (() => void)[];
   started: number;
-  release?: () => void;
+  release?: (kept?: boolean) => void;
 }
 
 export class GroupCommit {
@@ -48,6 +55,7 @@ export class GroupCommit {
   begin(): void {
     if (this.open) return;
     this.db.exec("BEGIN IMMEDIATE");
+    this.hooks.began();
     this.open = { answers: [], dirty: new Set(), after: [], started: performance.now(), release: this.hooks.hold?.() };
   }
 
@@ -93,11 +101,12 @@ export class GroupCommit {
           // already rolled back by SQLite
         }
       }
-      g.release?.();
-      const told = this.hooks.rolledBack(e);
+      g.release?.(false); // the documents' saves held hold the changes taken back
+      const told = this.hooks.rolledBack(e, g.answers.length);
       for (const a of g.answers) a.fail(told);
       return;
     }
+    this.hooks.committed();
     g.release?.();
     this.commits++;
     this.answered += g.answers.length;
