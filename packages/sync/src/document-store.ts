@@ -17,6 +17,38 @@ export type DocumentStorage = StorageAdapterInterface & {
   hold?(): (kept?: boolean) => void;
 };
 
+/** Takes a document back, in memory, to what it held at `heads` (same handle, same actor). */
+export function takeBack(handle: DocHandle<unknown>, heads: A.Heads): void {
+  handle.update((d) => A.clone(A.view(d as A.Doc<unknown>, heads), { actor: A.getActorId(d as A.Doc<unknown>) }));
+}
+
+/**
+ * Makes one change on the document in place, then stores it (`store`: sealed and fsynced); if storing
+ * throws, the document goes back to what it held and the error is passed on, so a change that was
+ * not stored never lingers in a document. (Making it on a clone instead copied the whole segment for
+ * each message: ~20x the time of the change itself for a segment of 500 messages.)
+ */
+export function changeThenStore<T, R>(
+  handle: DocHandle<T>,
+  make: (d: A.Doc<T>) => A.Doc<T>,
+  store: (change: Uint8Array) => R,
+): { change: Uint8Array; stored: R } | undefined {
+  const before = A.getHeads(handle.doc());
+  let change: Uint8Array | undefined;
+  handle.update((d) => {
+    const next = make(d);
+    change = next === d ? undefined : A.getLastLocalChange(next);
+    return next;
+  });
+  if (!change) return undefined;
+  try {
+    return { change, stored: store(change) };
+  } catch (e) {
+    takeBack(handle as DocHandle<unknown>, before);
+    throw e;
+  }
+}
+
 export interface DocumentLog {
   warn(msg: string): void;
 }
@@ -127,7 +159,7 @@ export class DocumentStore {
       const now = A.getHeads(doc);
       if (now.length === heads.length && now.every((x) => heads.includes(x))) continue;
       // same actor: the changes taken back were never stored nor sent, so their numbers are free again
-      h.update(() => A.clone(A.view(doc, heads), { actor: A.getActorId(doc) }));
+      takeBack(h, heads);
       n++;
     }
     return n;
