@@ -85,7 +85,7 @@ export async function startDaemon(name: string, opts: StartOptions = {}): Promis
     },
   };
   onCleanup(() => d.stop());
-  await waitFor(() => /\bready\b/.test(out) || proc.exitCode !== null, `${name} to start`, opts.readyMs ?? 20_000);
+  await waitFor(() => /\bready\b/.test(out) || proc.exitCode !== null, `${name} to start`, opts.readyMs ?? Number(process.env.PIGEON_TEST_START_MS ?? 20_000));
   if (proc.exitCode !== null) throw new Error(`${name} exited with ${proc.exitCode}:\n${out}`);
   const info = JSON.parse(readFileSync(join(dataDir, "node.json"), "utf8")) as { sync: { port: number } };
   d.syncPort = info.sync.port;
