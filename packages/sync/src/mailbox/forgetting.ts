@@ -42,11 +42,11 @@ export class Forgetting {
   }
 
   isForgotten(conv: Uint8Array, segment: number): boolean {
-    return this.core.state.db.prepare(`SELECT 1 FROM forgotten_segments WHERE conversation = ? AND segment = ?`).get(conv, segment) !== undefined;
+    return this.core.state.statement(`SELECT 1 FROM forgotten_segments WHERE conversation = ? AND segment = ?`).get(conv, segment) !== undefined;
   }
 
   segments(conv: Uint8Array): number[] {
-    return this.core.state.db.prepare(`SELECT segment FROM forgotten_segments WHERE conversation = ? ORDER BY segment`).pluck().all(conv) as number[];
+    return this.core.state.statement(`SELECT segment FROM forgotten_segments WHERE conversation = ? ORDER BY segment`).pluck().all(conv) as number[];
   }
 
   /** The conversation and segment a message is in (while it is still known here). */
