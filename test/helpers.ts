@@ -10,7 +10,7 @@ import { join, resolve } from "node:path";
  * PIGEON_TEST_SLOW=n gives every wait, node start and CLI call n times its time, on a machine too
  * busy for the defaults (a fresh node took 10-15 s to start at load average 18-20 on 2 cores).
  */
-const SLOW = Math.max(1, Number(process.env.PIGEON_TEST_SLOW ?? 1) || 1);
+export const SLOW = Math.max(1, Number(process.env.PIGEON_TEST_SLOW ?? 1) || 1);
 
 export const ROOT = resolve(import.meta.dirname, "..");
 export const CLI = join(ROOT, "packages/app/dist/cli.js");
