@@ -4,7 +4,7 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { api, cleanupAll, freePort, onCleanup, pigeon, pigeonJson, startDaemon, tempDir, waitFor, type Daemon } from "./helpers.js";
+import { api, cleanupAll, freePort, onCleanup, pigeon, pigeonJson, SLOW, startDaemon, tempDir, waitFor, type Daemon } from "./helpers.js";
 
 interface Msg { id: string; from: string; to: string[]; body: string; state?: string; direction: string; deliveredVia?: string; sentVia?: string }
 
@@ -119,7 +119,7 @@ describe(`kill -9 at random moments (${ROUNDS} rounds)`, () => {
     }
     console.log(`kill -9: ${ROUNDS} rounds, ${attempted.length} sends attempted, ${acked.length} acknowledged, ` +
       `${final.inA.length + final.inB.length} delivered, none lost or duplicated`);
-  }, 120_000 + ROUNDS * 4_000);
+  }, (120_000 + ROUNDS * 4_000) * SLOW);
 });
 
 function canMount(): string | undefined {
@@ -194,7 +194,7 @@ describe.skipIf(!!noMount)("disk full when a link is formed", () => {
     rmSync(filler); // space returns; nobody reconnects anything
     await waitFor(async () => (await pigeonJson<Msg[]>(b, "inbox")).length === 2, "B to receive both over the same link", 90_000);
     await waitFor(async () => (await pigeonJson<Msg[]>(a, "outbox")).every((m) => m.state === "delivered"), "delivered", 60_000);
-  }, 180_000);
+  }, 180_000 * SLOW);
 });
 
 describe("damaged files in the data directory", () => {

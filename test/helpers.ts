@@ -6,6 +6,12 @@ import { request } from "node:http";
 import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 
+/**
+ * PIGEON_TEST_SLOW=n gives every wait, node start and CLI call n times its time, on a machine too
+ * busy for the defaults (a fresh node took 10-15 s to start at load average 18-20 on 2 cores).
+ */
+export const SLOW = Math.max(1, Number(process.env.PIGEON_TEST_SLOW ?? 1) || 1);
+
 export const ROOT = resolve(import.meta.dirname, "..");
 export const CLI = join(ROOT, "packages/app/dist/cli.js");
 
@@ -85,7 +91,7 @@ export async function startDaemon(name: string, opts: StartOptions = {}): Promis
     },
   };
   onCleanup(() => d.stop());
-  await waitFor(() => /\bready\b/.test(out) || proc.exitCode !== null, `${name} to start`, opts.readyMs ?? 20_000);
+  await waitFor(() => /\bready\b/.test(out) || proc.exitCode !== null, `${name} to start`, opts.readyMs ?? 20_000 * SLOW);
   if (proc.exitCode !== null) throw new Error(`${name} exited with ${proc.exitCode}:\n${out}`);
   const info = JSON.parse(readFileSync(join(dataDir, "node.json"), "utf8")) as { sync: { port: number } };
   d.syncPort = info.sync.port;
@@ -101,7 +107,7 @@ export interface Result {
 export function pigeon(d: Pick<Daemon, "dataDir" | "ns">, ...args: string[]): Promise<Result> {
   const [cmd, argv] = wrap(d.ns, [CLI, ...args, "--data", d.dataDir]);
   return new Promise((res) => {
-    execFile(cmd, argv, { timeout: 20_000, env: { ...process.env, PIGEON_HOME: "" } }, (err, stdout, stderr) => {
+    execFile(cmd, argv, { timeout: 20_000 * SLOW, env: { ...process.env, PIGEON_HOME: "" } }, (err, stdout, stderr) => {
       const code = err ? (typeof (err as { code?: unknown }).code === "number" ? ((err as { code: number }).code) : 1) : 0;
       res({ code, stdout, stderr });
     });
@@ -114,7 +120,7 @@ export function pigeon(d: Pick<Daemon, "dataDir" | "ns">, ...args: string[]): Pr
  */
 export function run(args: string[], opts: { env?: Record<string, string | undefined>; cwd?: string; input?: string } = {}): Promise<Result> {
   return new Promise((res) => {
-    const child = execFile(process.execPath, [CLI, ...args], { timeout: 20_000, cwd: opts.cwd, env: { ...process.env, PIGEON_HOME: "", ...opts.env } }, (err, stdout, stderr) => {
+    const child = execFile(process.execPath, [CLI, ...args], { timeout: 20_000 * SLOW, cwd: opts.cwd, env: { ...process.env, PIGEON_HOME: "", ...opts.env } }, (err, stdout, stderr) => {
       const code = err ? (typeof (err as { code?: unknown }).code === "number" ? ((err as { code: number }).code) : 1) : 0;
       res({ code, stdout, stderr });
     });
@@ -129,6 +135,7 @@ export async function pigeonJson<T>(d: Pick<Daemon, "dataDir" | "ns">, ...args: 
 }
 
 export async function waitFor<T>(fn: () => T | Promise<T>, what: string, ms = 15_000): Promise<NonNullable<T>> {
+  ms *= SLOW;
   const end = Date.now() + ms;
   let last: unknown;
   for (;;) {

@@ -66,6 +66,8 @@ if (!existsSync(CLI)) {
   process.exit(2);
 }
 
+// e.g. BENCH_NODE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles both nodes (written when they stop)
+const NODE_FLAGS = (process.env.BENCH_NODE_FLAGS ?? "").split(" ").filter(Boolean);
 const tmp = mkdtempSync(join(tmpdir(), "pigeon-bench-node-"));
 const nodes = [];
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -86,7 +88,7 @@ async function start(name, extra = []) {
   const dataDir = join(tmp, name);
   const proc = spawn(
     process.execPath,
-    ["--max-old-space-size=192", CLI, "start", "--data", dataDir, "--name", name, "--listen", "127.0.0.1", "--port", "0", "--control-port", "0", "--no-mdns", "--no-xmpp", ...extra],
+    ["--max-old-space-size=192", ...NODE_FLAGS, CLI, "start", "--data", dataDir, "--name", name, "--listen", "127.0.0.1", "--port", "0", "--control-port", "0", "--no-mdns", "--no-xmpp", ...extra],
     { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, PIGEON_HOME: "" } },
   );
   let out = "";
@@ -114,6 +116,16 @@ async function api(node, method, path, body) {
   const text = await res.text();
   if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
   return JSON.parse(text);
+}
+
+/** Bytes the process has caused to be written to storage so far (Linux /proc/<pid>/io write_bytes). */
+function writeBytes(pid) {
+  try {
+    const m = /^write_bytes:\s+(\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, "utf8"));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function rssMiB(pid) {
@@ -176,6 +188,7 @@ try {
   // baraka makes amara a buddy, so her messages land in his inbox (not under requests)
   await api(b, "POST", "/api/buddies/add", { who: "amara@local" });
 
+  const written0 = [writeBytes(a.proc.pid), writeBytes(b.proc.pid)];
   const t0 = performance.now();
   let next = 0;
   const worker = async () => {
@@ -205,6 +218,9 @@ try {
     }
     await sleep(500);
   }
+  // flash wear: what each node wrote to disk for the run (A: sending, B: receiving), per message
+  const written1 = [writeBytes(a.proc.pid), writeBytes(b.proc.pid)];
+  const perMessage = written1.map((w, i) => (w === undefined || written0[i] === undefined ? undefined : (w - written0[i]) / N));
   const floor1 = await floor(N, 1);
   const floor100 = await floor(N, 100);
   const rate = (s) => (s === undefined ? "not within the timeout" : `${(N / s).toFixed(0)} msg/s`);
@@ -218,6 +234,8 @@ try {
   console.log("| what | rate | vs floor (fsync each) | vs floor (commit per 100) |");
   console.log("|---|---|---|---|");
   for (const r of rows) console.log(`| ${r.join(" | ")} |`);
+  const kib = (x) => (x === undefined ? "?" : `${(x / 1024).toFixed(1)} KiB`);
+  console.log(`\nWritten to disk per message (/proc/<pid>/io write_bytes, includes WAL, documents, log): A (sender) ${kib(perMessage[0])}, B (recipient) ${kib(perMessage[1])}.`);
   console.log(`\nGoal (issue 20): >= 1000 msg/s accepted and delivered end to end: ${delivered !== undefined && N / accepted >= 1000 && N / delivered >= 1000 ? "met" : "NOT met"}.`);
 } catch (e) {
   ok = false;

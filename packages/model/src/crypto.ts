@@ -194,6 +194,49 @@ export function x25519PublicKey(secret: Uint8Array): Uint8Array {
   return new Uint8Array(der.subarray(der.length - 32));
 }
 
+/** Recipients' sealing keys as key objects: a few people written to again and again. */
+const x25519Public = new Map<string, ReturnType<typeof createPublicKey>>();
+
+function allZero(b: Uint8Array): boolean {
+  let acc = 0;
+  for (const x of b) acc |= x;
+  return acc === 0;
+}
+
+/**
+ * A one-off X25519 secret (an envelope's ephemeral key) made into a key object once for all its
+ * recipients, and kept out of the cache of the person's own secrets (which one-off keys used to
+ * empty every 64 envelopes). Its peers' public keys are cached: they are the person's contacts.
+ */
+export class X25519OneOff {
+  readonly publicKey: Uint8Array;
+  private readonly key: ReturnType<typeof createPrivateKey>;
+  constructor(secret: Uint8Array) {
+    if (secret.length !== SEAL_KEY_BYTES) throw new RangeError("an X25519 secret is 32 bytes");
+    this.key = createPrivateKey({ key: Buffer.from(concat([X25519_PKCS8_PREFIX, secret])), format: "der", type: "pkcs8" });
+    const der = createPublicKey(this.key).export({ format: "der", type: "spki" });
+    this.publicKey = new Uint8Array(der.subarray(der.length - 32));
+  }
+
+  /** As x25519Fast: null for a malformed or low-order point. */
+  agree(theirPublic: Uint8Array): Uint8Array | null {
+    if (theirPublic.length !== SEAL_KEY_BYTES) return null;
+    try {
+      const id = Buffer.from(theirPublic).toString("base64");
+      let pub = x25519Public.get(id);
+      if (!pub) {
+        pub = createPublicKey({ key: Buffer.from(concat([X25519_SPKI_PREFIX, theirPublic])), format: "der", type: "spki" });
+        if (x25519Public.size > 4096) x25519Public.clear();
+        x25519Public.set(id, pub);
+      }
+      const shared = new Uint8Array(diffieHellman({ privateKey: this.key, publicKey: pub }));
+      return allZero(shared) ? null : shared;
+    } catch {
+      return null; // OpenSSL refuses an all-zero result itself
+    }
+  }
+}
+
 /** As x25519 above, through node:crypto: null for a malformed or low-order point (all-zero result). */
 export function x25519Fast(theirPublic: Uint8Array, mySecret: Uint8Array): Uint8Array | null {
   if (theirPublic.length !== SEAL_KEY_BYTES || mySecret.length !== SEAL_KEY_BYTES) return null;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { toHex } from "./bytes.js";
-import { generateSealingKeyPair, randomBytes, x25519, x25519Fast, x25519PublicKey } from "./crypto.js";
+import { generateSealingKeyPair, randomBytes, x25519, x25519Fast, X25519OneOff, x25519PublicKey } from "./crypto.js";
 import { conversationId } from "./conversation.js";
 import { decodeEnvelope, EnvelopeError, newConversationKey, sealChange, sealKey } from "./envelope.js";
 import { generateIdentity } from "./identity.js";
@@ -23,8 +23,14 @@ describe("sealed envelopes (version 3)", () => {
       const b = generateSealingKeyPair();
       expect(toHex(x25519Fast(b.publicKey, a.secretKey)!)).toBe(toHex(x25519(b.publicKey, a.secretKey)!));
       expect(toHex(x25519PublicKey(a.secretKey))).toBe(toHex(a.publicKey));
+      // a one-off secret made into a key object once (sealing), its peers' keys cached: same results
+      const once = new X25519OneOff(a.secretKey);
+      expect(toHex(once.publicKey)).toBe(toHex(a.publicKey));
+      expect(toHex(once.agree(b.publicKey)!)).toBe(toHex(x25519(b.publicKey, a.secretKey)!));
+      expect(toHex(once.agree(b.publicKey)!)).toBe(toHex(x25519(b.publicKey, a.secretKey)!));
     }
     expect(x25519Fast(new Uint8Array(32), amara.sealing.secretKey)).toBeNull(); // low-order point
+    expect(new X25519OneOff(amara.sealing.secretKey).agree(new Uint8Array(32))).toBeNull();
   });
 
   it("shows carriers no person key, conversation or inner bytes; only the hour, lifetime, slots and locks", () => {

@@ -28,7 +28,7 @@ import {
   secretboxWithNonce,
   sha256,
   x25519Fast,
-  x25519PublicKey,
+  X25519OneOff,
   type SealingKeyPair,
 } from "./crypto.js";
 import { CREATED_GRAIN_MS, DEFAULT_LIFETIME_SECONDS, EnvelopeError, EnvelopeKind, MAX_ACK_IDS, MAX_ENVELOPE_BYTES, MAX_RECIPIENTS } from "./envelope.js";
@@ -135,7 +135,8 @@ export function sealEnvelope(
   if (recipients.length > MAX_RECIPIENTS) throw new RangeError("too many recipients");
   const digest = sha256(inner.bytes);
   const e = sha256(EPHEMERAL_INFO, author.secretKey, digest);
-  const E = x25519PublicKey(e);
+  const eph = new X25519OneOff(e);
+  const E = eph.publicKey;
   const content = hmacSha256(e, CONTENT_INFO, digest);
   const K = content.subarray(0, 32);
   const nonce = sha256(content, digest).subarray(0, 24);
@@ -143,7 +144,7 @@ export function sealEnvelope(
   const locks: Uint8Array[] = [];
   const targets = [...recipients.map((r) => ({ key: r, lock: true })), { key: author.publicKey, lock: false }];
   for (const t of targets) {
-    const s = x25519Fast(t.key, e);
+    const s = eph.agree(t.key);
     if (!s) throw new EnvelopeError("a recipient's sealing key is not a valid X25519 key");
     const d = derive(s, E);
     slots.push({ tag: Uint8Array.from(d.tag), wrapped: secretboxWithNonce(d.wrapKey, ZERO_NONCE, K) });
@@ -178,9 +179,10 @@ export function sealEnvelope(
  */
 export function recipientLocks(author: SealingKeyPair, innerBytes: Uint8Array, recipients: Uint8Array[]): (Uint8Array | null)[] {
   const e = sha256(EPHEMERAL_INFO, author.secretKey, sha256(innerBytes));
-  const E = x25519PublicKey(e);
+  const eph = new X25519OneOff(e);
+  const E = eph.publicKey;
   return recipients.map((r) => {
-    const s = x25519Fast(r, e);
+    const s = eph.agree(r);
     return s ? lockOf(derive(s, E).ackKey) : null;
   });
 }

@@ -13,7 +13,41 @@ export type DocumentStorage = StorageAdapterInterface & {
   drain?(): Promise<void>;
   /** Set on close: late throttled saves after the final flush are dropped. */
   closed?: boolean;
+  /** Holds saves back until the returned function is called; called with false, the held saves are dropped (group commit). */
+  hold?(): (kept?: boolean) => void;
 };
+
+/** Takes a document back, in memory, to what it held at `heads` (same handle, same actor). */
+export function takeBack(handle: DocHandle<unknown>, heads: A.Heads): void {
+  handle.update((d) => A.clone(A.view(d as A.Doc<unknown>, heads), { actor: A.getActorId(d as A.Doc<unknown>) }));
+}
+
+/**
+ * Makes one change on the document in place, then stores it (`store`: sealed and fsynced); if storing
+ * throws, the document goes back to what it held and the error is passed on, so a change that was
+ * not stored never lingers in a document. (Making it on a clone instead copied the whole segment for
+ * each message: ~20x the time of the change itself for a segment of 500 messages.)
+ */
+export function changeThenStore<T, R>(
+  handle: DocHandle<T>,
+  make: (d: A.Doc<T>) => A.Doc<T>,
+  store: (change: Uint8Array) => R,
+): { change: Uint8Array; stored: R } | undefined {
+  const before = A.getHeads(handle.doc());
+  let change: Uint8Array | undefined;
+  handle.update((d) => {
+    const next = make(d);
+    change = next === d ? undefined : A.getLastLocalChange(next);
+    return next;
+  });
+  if (!change) return undefined;
+  try {
+    return { change, stored: store(change) };
+  } catch (e) {
+    takeBack(handle as DocHandle<unknown>, before);
+    throw e;
+  }
+}
 
 export interface DocumentLog {
   warn(msg: string): void;
@@ -89,7 +123,46 @@ export class DocumentStore {
     }
     if (A.getActorId(handle.doc()) !== actor) handle.update((d) => A.clone(d, { actor }));
     this.handles.set(id, handle as DocHandle<unknown>);
+    // opened inside a group commit: a failed commit takes it back to what storage held
+    if (this.marked && !this.marked.has(id)) this.marked.set(id, A.getHeads(handle.doc() as A.Doc<unknown>));
     return { handle, created, damaged };
+  }
+
+  /** Each open document's heads when the group commit in progress began (or when it was opened in it). */
+  private marked: Map<string, A.Heads> | undefined;
+
+  /** A group commit begins: what every document holds now is what a failed commit goes back to. */
+  mark(): void {
+    this.marked = new Map();
+    for (const [id, h] of this.handles) this.marked.set(id, A.getHeads(h.doc() as A.Doc<unknown>));
+  }
+
+  /** The group committed: its changes stay. */
+  unmark(): void {
+    this.marked = undefined;
+  }
+
+  /**
+   * The group's commit failed: every document goes back, in memory, to what it held when the group
+   * began, so what is shown is what the sealed store kept (the saves held meanwhile were dropped).
+   * Returns how many documents changed. The same handles stay, so whoever holds one sees it.
+   */
+  rollback(): number {
+    const marked = this.marked;
+    this.marked = undefined;
+    if (!marked) return 0;
+    let n = 0;
+    for (const [id, heads] of marked) {
+      const h = this.handles.get(id);
+      if (!h) continue;
+      const doc = h.doc() as A.Doc<unknown>;
+      const now = A.getHeads(doc);
+      if (now.length === heads.length && now.every((x) => heads.includes(x))) continue;
+      // same actor: the changes taken back were never stored nor sent, so their numbers are free again
+      takeBack(h, heads);
+      n++;
+    }
+    return n;
   }
 
   async flush(handle: DocHandle<unknown>): Promise<void> {

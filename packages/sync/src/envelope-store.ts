@@ -174,6 +174,12 @@ export class EnvelopeStore {
     }
   }
 
+  /** A transaction opened elsewhere (group commit) rolled back: what memory keeps is rebuilt from the rows. */
+  rolledBack(): void {
+    this.metaCache.clear();
+    this.sketchIndex = undefined;
+  }
+
   /** Changes made to the in-memory sketches (see batch). */
   private memoryWrites = 0;
 

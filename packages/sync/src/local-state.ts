@@ -345,12 +345,10 @@ export class LocalState {
 
   // ---- opened envelopes ----
   markOpened(envelope: Uint8Array, conversation: Uint8Array, status: OpenedStatus, at: number, reason?: string, changeHash?: string): void {
-    this.db
-      .prepare(
-        `INSERT INTO opened (envelope, conversation, status, reason, change_hash, at) VALUES (?, ?, ?, ?, ?, ?)
-         ON CONFLICT(envelope) DO UPDATE SET status = excluded.status, reason = excluded.reason, change_hash = excluded.change_hash, at = excluded.at`,
-      )
-      .run(envelope, conversation, status, reason ?? null, changeHash ?? null, at);
+    this.stmt(
+      `INSERT INTO opened (envelope, conversation, status, reason, change_hash, at) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT(envelope) DO UPDATE SET status = excluded.status, reason = excluded.reason, change_hash = excluded.change_hash, at = excluded.at`,
+    ).run(envelope, conversation, status, reason ?? null, changeHash ?? null, at);
   }
 
   openedStatus(envelope: Uint8Array): OpenedStatus | undefined {
@@ -412,6 +410,11 @@ export class LocalState {
   /** Records the first arrival of `key`; returns its sequence number, or undefined if it was seen before. */
   private readonly arrived = new Set<string>();
 
+  /** A transaction opened elsewhere (group commit) rolled back: arrivals it recorded were not kept. */
+  rolledBack(): void {
+    this.arrived.clear();
+  }
+
   recordArrival(key: string, at: number, hops?: number): number | undefined {
     // views rescan whole segments after each change: remember what is known instead of writing again
     if (this.arrived.has(key)) return undefined;
@@ -419,6 +422,11 @@ export class LocalState {
     if (this.arrived.size > 200_000) this.arrived.clear();
     const r = this.stmt(`INSERT OR IGNORE INTO arrivals (key, at, hops) VALUES (?, ?, ?)`).run(key, at, hops ?? null);
     return r.changes ? Number(r.lastInsertRowid) : undefined;
+  }
+
+  /** A statement prepared once for this database (for the mailbox's parts that keep their own tables). */
+  statement(sql: string): ReturnType<ReturnType<typeof statementCache>> {
+    return this.stmt(sql);
   }
 
   /** Runs several writes as one transaction (one fsync instead of several). */

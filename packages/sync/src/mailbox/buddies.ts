@@ -45,6 +45,10 @@ export class Buddies {
   constructor(private readonly core: MailboxCore, private readonly receipts: Receipts) {
     this.conversation = buddyListConversation(core.me);
     core.setLoader(() => this.load());
+    // a failed group commit took the list back: the index everyone reads follows it
+    core.onRollback(() => {
+      if (this.handle) core.buddyIndex = indexOf(this.handle.doc());
+    });
   }
 
   isHere(conv: Uint8Array): boolean {

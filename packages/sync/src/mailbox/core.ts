@@ -13,6 +13,7 @@ import type { LocalState } from "../local-state.js";
 import type { Log } from "../log.js";
 import { MailboxError, type CarrierLimits, type MailboxEvents } from "./types.js";
 import type { VouchView } from "./school.js";
+import { GroupCommit } from "./group-commit.js";
 
 /** How a contact is known when all we have is their own claim in a key envelope. */
 export const INTRODUCED = "introduced";
@@ -70,6 +71,10 @@ export class MailboxCore {
   readonly actor: string;
   readonly myKeyId: string;
   private queue: Promise<unknown> = Promise.resolve();
+  /** Sends queued behind each other share one transaction and fsync (group-commit.ts). */
+  readonly group: GroupCommit;
+  /** What else keeps something read from the rows or documents in memory, dropped when a group's commit fails. */
+  private readonly rollbackListeners: (() => void)[] = [];
   /** Set while the disk refuses writes; cleared when a write succeeds again. */
   storageTrouble: { since: number; reason: string } | undefined;
   needsRecovery = false;
@@ -115,6 +120,22 @@ export class MailboxCore {
     this.metPerHour = o.metPerHour;
     this.actor = newActorId(o.identity.signing.publicKey);
     this.myKeyId = keyId(o.identity.person);
+    this.group = new GroupCommit(o.envelopes.db, {
+      flush: (h) => this.flushQuietly(h),
+      hold: o.documents.storage.hold && (() => o.documents.storage.hold!()),
+      began: () => o.documents.mark(),
+      committed: () => o.documents.unmark(),
+      rolledBack: (e, jobs) => {
+        // memory goes back to what the store kept: the documents, and everything read from the rows
+        const docs = o.documents.rollback();
+        o.envelopes.rolledBack();
+        o.state.rolledBack();
+        this.caughtUp.clear();
+        for (const fn of this.rollbackListeners) fn();
+        this.log.warn(`a group of ${jobs} piece(s) of work could not be stored (${describeStorageError(e)}); ${docs} document(s) went back to what was stored`);
+        return new MailboxError("storage", `could not store the message: ${this.storageFailed(e)}; nothing was sent, try again when there is room`);
+      },
+    });
   }
 
   get me(): Uint8Array {
@@ -127,13 +148,44 @@ export class MailboxCore {
 
   /**
    * Runs mutations one at a time: documents and stores are never half-updated by interleaving. The
-   * first piece of work loads the buddy list, which says who is a buddy.
+   * first piece of work loads the buddy list, which says who is a buddy. Work queued behind each
+   * other shares one transaction (one fsync) and one save per document (group-commit.ts); each
+   * caller is answered once the commit holding its writes is done, so what a caller was answered
+   * (a send, an envelope taken from a peer) survives kill -9 and power loss.
    */
   serial<T>(fn: () => Promise<T>): Promise<T> {
-    const go = () => this.ready().then(fn);
-    const run = this.queue.then(go, go);
-    this.queue = run.catch(() => {});
-    return run;
+    const g = this.group;
+    g.waiting++;
+    let started = false;
+    return new Promise<T>((resolve, reject) => {
+      const job = async (): Promise<void> => {
+        started = true;
+        g.waiting--;
+        try {
+          await this.ready();
+          g.begin();
+          try {
+            const value = await fn();
+            g.answerAfterCommit(() => resolve(value), reject);
+          } catch (e) {
+            reject(e); // what it wrote before failing commits with the group, as it would have alone
+          }
+        } finally {
+          if (g.due) await g.commit();
+        }
+      };
+      const run = this.queue.then(job, job);
+      this.queue = run.catch(() => {});
+      run.catch((e: unknown) => {
+        if (!started) g.waiting--;
+        reject(e);
+      });
+    });
+  }
+
+  /** Runs `fn` when a group's commit fails and is rolled back (a cache to drop, an index to read again). */
+  onRollback(fn: () => void): void {
+    this.rollbackListeners.push(fn);
   }
 
   setLoader(load: () => Promise<void>): void {
@@ -247,11 +299,13 @@ export class MailboxCore {
       throw new MailboxError("storage", `could not store the message: ${this.storageFailed(e)}; nothing was sent, try again when there is room`);
     }
     this.storageWorks();
-    this.events.emit("envelope", { id: row.id });
+    // inside a group, peers hear of it once it is committed
+    this.group.afterCommit(() => this.events.emit("envelope", { id: row.id }));
   }
 
   /** Flushes a document; a failure is remembered (the sealed store has it) instead of thrown. */
   async flushQuietly(handle: DocHandle<unknown>): Promise<void> {
+    if (this.group.deferFlush(handle)) return; // saved once, after the group's commit
     try {
       await this.documents.flush(handle);
     } catch (e) {

@@ -42,11 +42,11 @@ export class Forgetting {
   }
 
   isForgotten(conv: Uint8Array, segment: number): boolean {
-    return this.core.state.db.prepare(`SELECT 1 FROM forgotten_segments WHERE conversation = ? AND segment = ?`).get(conv, segment) !== undefined;
+    return this.core.state.statement(`SELECT 1 FROM forgotten_segments WHERE conversation = ? AND segment = ?`).get(conv, segment) !== undefined;
   }
 
   segments(conv: Uint8Array): number[] {
-    return this.core.state.db.prepare(`SELECT segment FROM forgotten_segments WHERE conversation = ? ORDER BY segment`).pluck().all(conv) as number[];
+    return this.core.state.statement(`SELECT segment FROM forgotten_segments WHERE conversation = ? ORDER BY segment`).pluck().all(conv) as number[];
   }
 
   /** The conversation and segment a message is in (while it is still known here). */
@@ -182,8 +182,16 @@ export class Forgetting {
       core.envelopes.batch(() => {
         for (const m of own) core.envelopes.dropDelivered(m!.id, now);
       });
-      // the old pages of what was deleted are overwritten and the write-ahead log emptied
-      core.state.db.pragma("wal_checkpoint(TRUNCATE)");
+      // the old pages of what was deleted are overwritten and the write-ahead log emptied, once the
+      // group holding this deletion is committed (inside its transaction the checkpoint fails,
+      // "database table is locked")
+      core.group.afterCommit(() => {
+        try {
+          core.state.db.pragma("wal_checkpoint(TRUNCATE)");
+        } catch (e) {
+          core.log.warn(`could not empty the write-ahead log after forgetting: ${(e as Error).message}`);
+        }
+      });
       this.purge();
       core.log.info(`forgot conversation ${toHex(conv).slice(0, 12)} segment ${segment}: ${ids.length} message(s), ${own.length} envelope(s)`);
       core.events.emit("changed");

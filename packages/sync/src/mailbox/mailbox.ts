@@ -696,6 +696,8 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
       envelopes: stats.envelopes,
       bytes: stats.bytes,
       carrying: { ...this.envelopes.carried(), quotaBytes: this.limits.quotaBytes },
+      /** Group commit (issue 20): transactions committed since start, and the pieces of work they answered. */
+      commits: { transactions: this.core.group.commits, work: this.core.group.answered },
       rejected: this.state.rejections().length,
       storageProblem: trouble ? `${trouble.reason} (since ${new Date(trouble.since).toISOString()})` : null,
       /** Who learns who this laptop is when it meets them: "anyone" nearby, or its "schoolmates" only. */

@@ -7,6 +7,7 @@ import type { DocHandle } from "@automerge/automerge-repo";
 import {
   decodeSealed, envelopeForm, EnvelopeKind, equalBytes, lockOf, makeReceipt, MAX_ACK_IDS, receiptKey, sealChange, unseal, type Envelope, type ReceiptEntry,
 } from "@pigeon/model";
+import { changeThenStore } from "../document-store.js";
 import { opaque } from "../envelope-store.js";
 import type { MailboxCore } from "./core.js";
 import type { Views } from "./views.js";
@@ -44,20 +45,25 @@ export class Receipts {
     }
     if (todo.length === 0) return;
     const at = core.now();
-    // one change (so one envelope) for the whole batch, made on a copy until it is stored
-    const next = A.change(A.clone(handle.doc(), { actor: core.actor }), { time: Math.floor(at / 1000) }, (x) => {
-      for (const t of todo) x.receipts[receiptKey(t.id, core.myKeyId, t.state)] = at;
-    });
-    const change = A.getLastLocalChange(next);
-    if (!change) return;
-    const env = sealChange(
-      core.identity,
-      { conversation: conv, segment, recipients: sealing?.recipients ?? members.filter((m) => !equalBytes(m, core.me)), created: at, lifetime: core.lifetime },
-      sending.key,
-      change,
+    // one change (so one envelope) for the whole batch, taken back if it cannot be stored
+    let env!: Envelope;
+    const made = changeThenStore(
+      handle,
+      (d) => A.change(d, { time: Math.floor(at / 1000) }, (x) => {
+        for (const t of todo) x.receipts[receiptKey(t.id, core.myKeyId, t.state)] = at;
+      }),
+      (change) => {
+        env = sealChange(
+          core.identity,
+          { conversation: conv, segment, recipients: sealing?.recipients ?? members.filter((m) => !equalBytes(m, core.me)), created: at, lifetime: core.lifetime },
+          sending.key,
+          change,
+        );
+        core.storeOwn(env);
+      },
     );
-    core.storeOwn(env);
-    handle.update((d) => A.applyChanges(d, [change])[0]);
+    if (!made) return;
+    const { change } = made;
     const decoded = A.decodeChange(change);
     core.state.batch(() => {
       core.state.recordChange(conv, segment, decoded);

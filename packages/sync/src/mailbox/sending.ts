@@ -5,8 +5,9 @@ import * as A from "@automerge/automerge";
 import type { DocHandle } from "@automerge/automerge-repo";
 import {
   appendMessage, channelSegmentBase, conversationId, SEGMENTS_PER_EPOCH, conversationKeyId, equalBytes, formatHlc, fromHex, hlcTick, MAX_BODY_CHARS, MAX_FILE_BYTES,
-  MAX_PICTURE_BYTES, newConversationKey, newMessageId, sealChange, sealKey, SEGMENT_BASE, segmentKind, sha256, toHex, type NewMessage, type SegmentKind,
+  MAX_PICTURE_BYTES, newConversationKey, newMessageId, sealChange, sealKey, SEGMENT_BASE, segmentKind, sha256, toHex, type Envelope, type NewMessage, type SegmentKind,
 } from "@pigeon/model";
+import { changeThenStore } from "../document-store.js";
 import type { Contact } from "../local-state.js";
 import type { Buddies } from "./buddies.js";
 import type { MailboxCore } from "./core.js";
@@ -195,21 +196,19 @@ export class Sending {
     const hlc = hlcTick(core.state.hlc(), core.now());
     const id = newMessageId();
     const sentAt = core.now();
-    // The change is made on a copy and only applied once its envelope is safely stored: a message
-    // that could not be stored (disk full) must not linger in the document unsealed.
-    const { change } = appendMessage(A.clone(handle.doc(), { actor: core.actor }), {
-      id, authorKeyId: core.myKeyId, hlc: formatHlc(hlc), sentAt, body, ...extra,
-    });
-    const env = sealChange(
-      core.identity,
-      { conversation: conv, segment, recipients, created: sentAt, lifetime: core.lifetime },
-      key,
-      change,
-    );
-    core.storeOwn(env, sealKeys); // fsynced before we answer: the message is not lost from here on
+    // The change is taken back if its envelope cannot be stored: a message that could not be stored
+    // (disk full) must not linger in the document unsealed.
+    let env!: Envelope;
+    const { change } = changeThenStore(
+      handle,
+      (d) => appendMessage(d, { id, authorKeyId: core.myKeyId, hlc: formatHlc(hlc), sentAt, body, ...extra }).doc,
+      (change) => {
+        env = sealChange(core.identity, { conversation: conv, segment, recipients, created: sentAt, lifetime: core.lifetime }, key, change);
+        core.storeOwn(env, sealKeys); // fsynced before we answer: the message is not lost from here on
+      },
+    )!;
     // From here the message is sent: nothing below may turn into "not sent" for the user, who would
     // then send it twice. What fails is redone from the sealed store (recover / catch-up).
-    handle.update((d) => A.applyChanges(d, [change])[0]);
     const decoded = A.decodeChange(change);
     try {
       core.state.batch(() => {
