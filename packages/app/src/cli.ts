@@ -73,7 +73,8 @@ async function start(v: Values): Promise<number> {
   const mule = v.mule === undefined ? undefined : muleName(v.mule);
   if (mule !== undefined && (v.school !== undefined || v["relay-point"] !== undefined || v.home !== undefined))
     throw new UsageError("--mule is a node that travels between villages: it is no school server, relay point or village's laptop (no --school, --relay-point or --home)");
-  const name = v.name === undefined ? mule : checkName(v.name, "--name");
+  // a mule's name is its label (relay points show it), whatever --name says
+  const name = mule ?? (v.name === undefined ? undefined : checkName(v.name, "--name"));
   const schoolHome = v.school === undefined ? undefined : v.school.trim().toLowerCase();
   if (schoolHome !== undefined && !validHome(schoolHome))
     throw new UsageError(`--school "${v.school}" is not a valid school home: letters, digits and '-', e.g. kisumu-primary`);
