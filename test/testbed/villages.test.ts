@@ -1,4 +1,4 @@
-// Scenario 8: three villages and a bus (issue 18). Each village is a bridge with its relay point (its
+// Scenario: three villages and a bus (issue 18). Each village is a bridge with its relay point (its
 // school server) and its laptops; nothing links the villages but the Tuesday bus, a mule whose one
 // network card is carried from bridge to bridge on a timetable (village 1 -> 2 -> 3 -> 2 -> 1, hours
 // compressed to seconds), and a radio link between the relay points of villages 2 and 3 that is up one
@@ -31,7 +31,7 @@ const ROUND = ["V1", "V2", "V3", "V2"] as const;
 interface RouteView { village: string; via: string; carrier: string; expectedSeconds: number; nextContact: number | null; hops: number }
 interface RoutesView { relayPoint: string | null; federation: string[]; routes: RouteView[]; refused: string[] }
 
-describe.skipIf(!!why)("testbed 8: three villages linked by a bus and a part-time radio link", () => {
+describe.skipIf(!!why)("testbed: three villages linked by a bus and a part-time radio link", () => {
   let tb: Testbed;
   let running = true;
   let radioOn = true;
