@@ -21,7 +21,7 @@ describe("envelopes for another village (version 3, kind 7)", () => {
   it("name the destination relay point and nothing more; the recipient opens what is inside", () => {
     const b = forVillage("siaya-primary", sealed);
     expect(isBetweenVillages(b.bytes)).toBe(true);
-    expect(envelopeForm(b.bytes)).toBe("unknown"); // never mistaken for a sealed envelope of this village
+    expect(envelopeForm(b.bytes)).toBe("between"); // never mistaken for a sealed envelope of this village
     const d = decodeBetweenVillages(b.bytes);
     expect(d.dest).toBe("siaya-primary");
     expect(toHex(d.sealed.id)).toBe(toHex(sealed.id)); // receipts name the same id

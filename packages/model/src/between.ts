@@ -10,12 +10,12 @@
 // other; its id there is the sealed envelope's own, so the recipient's receipts name it as usual.
 import { sha256 } from "./crypto.js";
 import { DecodeError, Reader, Writer, concat } from "./bytes.js";
-import { EnvelopeError } from "./envelope.js";
+import { EnvelopeError, EnvelopeKind } from "./envelope.js";
 import { validHome } from "./identity.js";
 import { SEALED_VERSION, decodeSealed, type SealedEnvelope } from "./sealed.js";
 
 /** The kind byte of an envelope sealed for another village (5 sealed and 6 receipt are sealed.ts's). */
-export const BETWEEN_VILLAGES_KIND = 7;
+export const BETWEEN_VILLAGES_KIND = EnvelopeKind.Between;
 
 export interface BetweenVillages {
   /** The destination relay point's name: the recipient's home. */

@@ -50,6 +50,8 @@ export enum EnvelopeKind {
   Sealed = 5,
   /** Envelope version 3: unsigned receipts whose ack keys open the locks of sealed envelopes (sealed.ts). */
   Receipt = 6,
+  /** Envelope version 3: a sealed envelope behind the name of another village's relay point (between.ts). */
+  Between = 7,
 }
 
 export const MAX_ACK_IDS = 1024;

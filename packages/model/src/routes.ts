@@ -241,6 +241,34 @@ export function readAnnouncement(env: Envelope, federation: Federation): Announc
   return { origin: cert.home, relayKey: cert.relayKey, seq: env.segment, sent, expires: sent + env.lifetime * 1000, entries, id: env.id };
 }
 
+/**
+ * The villages a laptop's own relay point says it exchanges mail with (every destination of its
+ * announcement), or undefined when `env` is not an announcement by the relay point of `home` (when
+ * the laptop knows its school's key, certified by it). A laptop wraps mail for these homes (kind 7).
+ */
+export function villagesAnnounced(env: Envelope, home: string, schoolKey?: Uint8Array): string[] | undefined {
+  if (!isAnnouncement(env) || env.device || !verifyEnvelope(env)) return undefined;
+  try {
+    const r = new Reader(env.payload);
+    r.u8();
+    const cert = decodeRelayCertificate(r.bytes(512));
+    if (cert.home !== home || !equalBytes(cert.relayKey, env.author)) return undefined;
+    if (schoolKey) checkRelayCertificate(cert, new Map([[home, schoolKey]]));
+    r.varint();
+    const n = r.varint();
+    if (n > MAX_ROUTE_ENTRIES) return undefined;
+    const dests: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const dest = r.string(64);
+      r.varint(); r.varint(); r.u8(); r.string(64);
+      if (validHome(dest) && dest !== home) dests.push(dest);
+    }
+    return dests;
+  } catch {
+    return undefined;
+  }
+}
+
 // ---- The routing table ----
 
 /** What hands mail between two places: a relay point on a direct link, or a mule (a carrier id the caller picks, e.g. the key in hex). */

@@ -86,11 +86,12 @@ export interface Receipt {
 }
 
 /** What the first two bytes of an envelope say it is. */
-export function envelopeForm(bytes: Uint8Array): "signed" | "sealed" | "receipt" | "unknown" {
+export function envelopeForm(bytes: Uint8Array): "signed" | "sealed" | "receipt" | "between" | "unknown" {
   if (bytes.length < 2) return "unknown";
   if (bytes[0] === 2) return "signed";
   if (bytes[0] === SEALED_VERSION && bytes[1] === EnvelopeKind.Sealed) return "sealed";
   if (bytes[0] === SEALED_VERSION && bytes[1] === EnvelopeKind.Receipt) return "receipt";
+  if (bytes[0] === SEALED_VERSION && bytes[1] === EnvelopeKind.Between) return "between";
   return "unknown";
 }
 

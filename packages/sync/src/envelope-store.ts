@@ -12,7 +12,7 @@ import type Database from "better-sqlite3";
 import { SCHEMA } from "./database.js";
 import { statementCache } from "./statements.js";
 import {
-  decodeEnvelope, decodeSealed, equalBytes, EnvelopeKind, Iblt, IBLT_KEY_BYTES, rangeBounds, SKETCH_LEVELS, type Envelope, type IdRange,
+  decodeBetweenVillages, decodeEnvelope, decodeSealed, equalBytes, EnvelopeKind, Iblt, IBLT_KEY_BYTES, rangeBounds, SKETCH_LEVELS, type Envelope, type IdRange,
 } from "@pigeon/model";
 
 /** The author column of an envelope whose author this node cannot know (a carried sealed envelope, a receipt). */
@@ -51,7 +51,7 @@ export function storable(env: HeldEnvelope): Storable {
 }
 
 /** The row of an envelope this node only carries: what travels, and nothing known of who or what. */
-export function opaque(o: { id: Uint8Array; bytes: Uint8Array; created: number; lifetime: number; kind: EnvelopeKind.Sealed | EnvelopeKind.Ack }): Storable {
+export function opaque(o: { id: Uint8Array; bytes: Uint8Array; created: number; lifetime: number; kind: EnvelopeKind.Sealed | EnvelopeKind.Ack | EnvelopeKind.Between }): Storable {
   return { ...o, conversation: NO_CONVERSATION, segment: 0, author: NOBODY, recipients: [] };
 }
 
@@ -344,9 +344,12 @@ export class EnvelopeStore {
     const r = this.metaStmt.get(id) as Row | undefined;
     if (!r) return undefined;
     const author = new Uint8Array(r.author);
-    const locks = r.head[0] === 3 && r.head[1] === EnvelopeKind.Sealed ? decodeSealed(this.bytesOf(id)!).locks : undefined;
+    const locks =
+      r.head[0] === 3 && r.head[1] === EnvelopeKind.Sealed ? decodeSealed(this.bytesOf(id)!).locks
+      : r.head[0] === 3 && r.head[1] === EnvelopeKind.Between ? decodeBetweenVillages(this.bytesOf(id)!).sealed.locks
+      : undefined;
     // a carried sealed envelope names nobody: its locks stand for its recipients (receipts open them)
-    const parties = r.kind === EnvelopeKind.Sealed && equalBytes(author, NOBODY)
+    const parties = (r.kind === EnvelopeKind.Sealed || r.kind === EnvelopeKind.Between) && equalBytes(author, NOBODY)
       ? locks!
       : (this.partiesStmt.all(id) as Buffer[]).map((p) => new Uint8Array(p));
     return {

@@ -4,7 +4,7 @@
 // other; and its own announcement, signed afresh when a link begins (at most once a minute) so a
 // carrier always takes the newest away with it.
 import {
-  EnvelopeKind, RoutingTable, decodeEnvelope, formatAddress, isAnnouncement, toHex,
+  EnvelopeKind, RoutingTable, decodeBetweenVillages, decodeEnvelope, isBetweenVillages, formatAddress, isAnnouncement, toHex,
   type Carrier, type Federation, type RelayCertificate, type Route, type SigningKeyPair,
 } from "@pigeon/model";
 import type { PigeonNode } from "./node.js";
@@ -62,8 +62,41 @@ export class RelayPoint {
       }
       if (carriers.length) this.log.info(`remembered the rhythm of ${carriers.length} carriers from before the restart`);
     }
+    // mail between villages: this node takes its village's out of kind 7, and hands the rest only downhill
+    node.mailbox.setVillage(o.home, o.federation.keys());
+    node.sync.villageRoute = (id, peer) => this.downhill(id, peer);
     // what it already carries (announcements that arrived before a restart) counts too
     void this.announce();
+  }
+
+  /** Whether a carrier brings mail held here (kind 7) closer to its village, by the table (`closerWays`). */
+  private downhill(id: Uint8Array, peer: Uint8Array): boolean {
+    const dest = this.destOf(id);
+    if (!dest) return false;
+    const who = toHex(peer);
+    return this.table.closerWays(dest, this.now()).some((w) => w.carrier.id === who);
+  }
+
+  private readonly dests = new Map<string, string>();
+  private destOf(id: Uint8Array): string | undefined {
+    const hex = toHex(id);
+    let dest = this.dests.get(hex);
+    if (dest) return dest;
+    const bytes = this.node.mailbox.envelopes.bytesOf(id);
+    if (!bytes || !isBetweenVillages(bytes)) return undefined;
+    try {
+      dest = decodeBetweenVillages(bytes).dest;
+    } catch {
+      return undefined;
+    }
+    if (this.dests.size > 10_000) this.dests.clear();
+    this.dests.set(hex, dest);
+    return dest;
+  }
+
+  /** Where mail for another village held here is (for the outbox): the table's route to it. */
+  routeTo(dest: string): Route | undefined {
+    return this.routes().find((r) => r.dest === dest);
   }
 
   close(): void {

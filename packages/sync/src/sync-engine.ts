@@ -55,6 +55,9 @@ export const MAX_COPIES = 256;
 /** Probed envelopes remembered per peer, and peers remembered (forgetting costs a repeated probe, nothing else). */
 const PROBES_REMEMBERED = 4096;
 const PEERS_PROBED_REMEMBERED = 1024;
+/** Copy tokens a relay point hands with mail for another village to the carrier its table chose. */
+export const RELAY_HANDOVER_COPIES = 8;
+
 /** Copies with no tokens an author hands, per message, to peers that meet its recipient often. */
 export const MAX_FOCUS_COPIES = 4;
 
@@ -73,6 +76,11 @@ export interface SyncStore {
     | "sketches" | "sliceSketch" | "batch" | "idsAfter" | "knowsId" | "knowsKey" | "isOwn" | "markHanded" | "byKey" | "has"
     | "meta" | "bytesOf" | "ownReceiptNames" | "ackConcerns" | "ackedByAllRecipients" | "isCarried" | "isParty" | "setCopies" | "opened"
   >;
+  /**
+   * Whether every recipient of this user's own envelope lives in another village: its copy goes
+   * there behind a relay point's name (kind 7), so the sealed one goes only to its own parties.
+   */
+  elsewhere?(recipients: Uint8Array[]): boolean;
   /** A laptop was met over an authenticated link. */
   rememberContact(card: ContactCard, how: string): void;
   /** Checks and stores envelopes that arrived (see Mailbox.receiveMany). */
@@ -245,6 +253,12 @@ export class SyncEngine extends EventEmitter<Events> {
   private readonly onEnvelope = (env: { id: Uint8Array }) => this.announce(env);
   private retryTimer: NodeJS.Timeout | undefined;
   static RETRY_MS = 15_000;
+
+  /**
+   * Set on a relay point (relay-point.ts): whether mail for another village (kind 7, by id) goes to this
+   * peer. Without it such mail is carried like any sealed envelope (laptops, mules).
+   */
+  villageRoute?: (id: Uint8Array, peer: Uint8Array) => boolean;
 
   constructor(readonly store: SyncStore, opts: SyncOptions = {}) {
     super();
@@ -468,6 +482,9 @@ export class SyncEngine extends EventEmitter<Events> {
       const have = this.tokens(meta);
       const focus = this.focus(meta, s);
       give = focus ? this.focusShare(have) : this.share(have, s);
+      // a relay point chose this carrier by its table: it gets a few copies to spread towards the
+      // destination whatever the relay point holds (the table, not the tokens, bounds where it goes)
+      if (meta.kind === EnvelopeKind.Between && this.villageRoute) give = Math.max(give, RELAY_HANDOVER_COPIES);
       if (focus && give === 0) this.focusCopies.set(toHex(id), (this.focusCopies.get(toHex(id)) ?? 0) + 1);
       store.setCopies(id, have - give);
       if (give > 0 && meta.kind === EnvelopeKind.Sealed) s.gave.set(toHex(id), { id, tokens: give, opened: store.opened(id) });
@@ -588,6 +605,11 @@ export class SyncEngine extends EventEmitter<Events> {
     if (meta.recipients.length === 0) return false;
     // delivered: every lock of a sealed envelope open
     if (store.ackedByAllRecipients(id, meta.locks ?? meta.recipients)) return false;
+    // our own message for other villages: the kind-7 copy travels, not this one (it would only spray
+    // through a village where no one can open it)
+    if (!meta.carried && this.store.elsewhere?.(meta.recipients)) return false;
+    // mail for another village on a relay point: only downhill, to a carrier its table says brings it closer
+    if (meta.kind === EnvelopeKind.Between && this.villageRoute) return this.villageRoute(id, s.link.peer.signPublicKey);
     // the peer recognised itself in this sealed envelope's tags (a Probe): like a recipient
     if (s.claimed.has(toHex(id))) return true;
     if (hops >= this.hopLimit) return false;

@@ -4,11 +4,11 @@ import type { EventEmitter } from "node:events";
 import * as A from "@automerge/automerge";
 import type { DocHandle } from "@automerge/automerge-repo";
 import {
-  EnvelopeKind, emptySegment, equalBytes, fingerprint, formatAddress, keyId, newActorId, openChange, sealEnvelope, segmentDocumentId, toHex,
+  EnvelopeKind, emptySegment, forVillage, equalBytes, fingerprint, formatAddress, keyId, newActorId, openChange, sealEnvelope, segmentDocumentId, toHex,
   type Address, type SealingKeyPair, type Buddy, type ContactCard, type ConversationDoc, type Envelope, type Identity,
 } from "@pigeon/model";
 import type { DocumentStore } from "../document-store.js";
-import { storable, type EnvelopeStore, type HeldEnvelope, type Storable } from "../envelope-store.js";
+import { opaque, storable, type EnvelopeStore, type HeldEnvelope, type Storable } from "../envelope-store.js";
 import type { LocalState } from "../local-state.js";
 import type { Log } from "../log.js";
 import { MailboxError, type CarrierLimits, type MailboxEvents } from "./types.js";
@@ -96,6 +96,10 @@ export class MailboxCore {
   directorySealKey: (signKey: Uint8Array) => Uint8Array | undefined = () => undefined;
   /** The school directory's card for name@home (school.ts), to write to a schoolmate never met. */
   directoryCard: (address: Address) => ContactCard | undefined = () => undefined;
+  /** Set on a relay point: its village's name and the villages of its federation (docs/routing.md). */
+  village?: { home: string; federation: ReadonlySet<string> };
+  /** Other villages this laptop's relay point exchanges mail with (its announcements): mail for them goes as kind 7. */
+  readonly otherVillages = new Set<string>();
 
   constructor(o: CoreOptions) {
     this.identity = o.identity;
@@ -191,6 +195,25 @@ export class MailboxCore {
       const sealed = sealEnvelope(this.identity.sealing, env, keys as Uint8Array[]);
       held.sealed = sealed.bytes;
       held.id = sealed.id;
+      this.storeRow(storable(held));
+      // a recipient of another village: the same sealed envelope also goes behind the name of that
+      // village's relay point (kind 7), carried like any other, so relay points and mules route it
+      const homes = new Set(env.recipients.map((r) => this.state.contact(r)?.home).filter((h): h is string => !!h && h !== this.identity.home && this.otherVillages.has(h)));
+      for (const home of homes) {
+        const b = forVillage(home, sealed);
+        try {
+          this.envelopes.put(
+            opaque({ id: b.id, bytes: b.bytes, created: sealed.created, lifetime: sealed.lifetime, kind: EnvelopeKind.Between }),
+            0, this.now(), true, undefined, [], 64,
+          );
+        } catch (e) {
+          this.log.warn(`could not store the message for ${home}: ${this.storageFailed(e)}; it goes out from here within the village only`);
+          continue;
+        }
+        this.log.info(`mail for ${home} (envelope ${toHex(b.id).slice(0, 12)}) waits for a way there`);
+        this.events.emit("envelope", { id: b.id });
+      }
+      return;
     }
     this.storeRow(storable(held));
   }

@@ -7,7 +7,7 @@
 // store is the source of truth from which documents are caught up after a crash.
 import { EventEmitter } from "node:events";
 import {
-  DEFAULT_LIFETIME_SECONDS, equalBytes, fingerprint, fromHex, recognises, SEGMENT_MESSAGE_LIMIT, toHex, validName, type ContactCard, type Identity,
+  decodeEnvelope, DEFAULT_LIFETIME_SECONDS, EnvelopeKind, equalBytes, isAnnouncement, villagesAnnounced, fingerprint, fromHex, recognises, SEGMENT_MESSAGE_LIMIT, toHex, validName, type ContactCard, type Identity,
   type LinkTrust, type SchoolKey,
 } from "@pigeon/model";
 import { DocumentStore } from "../document-store.js";
@@ -91,6 +91,7 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
       segmentLimit: opts.segmentMessageLimit ?? SEGMENT_MESSAGE_LIMIT, limits: this.limits, metPerHour: opts.metPerHour ?? 60,
     });
     this.people = new People(this.core);
+    this.on("envelope", ({ id }) => this.heardVillages(id));
     this.views = new Views(this.core);
     this.receipts = new Receipts(this.core, this.views);
     this.buddyList = new Buddies(this.core, this.receipts);
@@ -260,6 +261,38 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
   /** What this laptop's school says of a person (undefined when it belongs to no school). */
   vouchFor(personKey: Uint8Array): VouchView | undefined {
     return this.school.vouchFor(personKey);
+  }
+
+  /** A route announcement by this village's relay point names the villages mail can go to (kind 7). */
+  private heardVillages(id: Uint8Array): void {
+    const meta = this.envelopes.meta(id);
+    if (!meta || meta.kind !== EnvelopeKind.Statement) return;
+    const held = this.envelopes.get(id);
+    if (!held || held.bytes[0] !== 2) return;
+    let env;
+    try {
+      env = decodeEnvelope(held.bytes);
+    } catch {
+      return;
+    }
+    if (!isAnnouncement(env)) return;
+    const homes = villagesAnnounced(env, this.identity.home, this.school.schoolKey());
+    for (const h of homes ?? []) this.core.otherVillages.add(h);
+  }
+
+  /** Whether every one of these people lives in another village (their mail travels as kind 7). */
+  elsewhere(recipients: Uint8Array[]): boolean {
+    const home = this.core.identity.home;
+    return recipients.length > 0 && recipients.every((r) => {
+      const h = this.state.contact(r)?.home;
+      return h !== undefined && h !== home && this.core.otherVillages.has(h);
+    });
+  }
+
+  /** Makes this node its village's relay point for mail between villages (receiving.ts takes its mail out of kind 7). */
+  setVillage(home: string, federation: Iterable<string>): void {
+    this.core.village = { home, federation: new Set(federation) };
+    for (const h of this.core.village.federation) if (h !== home) this.core.otherVillages.add(h);
   }
 
   /** A contact card the user was given: remembered, and a buddy (the child chose them). */

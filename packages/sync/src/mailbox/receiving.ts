@@ -2,8 +2,8 @@
 // are opened at once (within a per-author budget for those that cannot be opened yet); others are
 // carried within the carrier limits; acknowledgements drop the copies they confirm.
 import {
-  decodeEnvelope, decodeReceipt, decodeSealed, envelopeForm, equalBytes, EnvelopeError, EnvelopeKind, isAddressedTo, isChannelStatement, openSealed, signerOf, toHex,
-  verifyEnvelope, sha256, type Envelope, type Receipt, type ReceiptEntry, type SealedEnvelope,
+  decodeBetweenVillages, decodeEnvelope, decodeReceipt, decodeSealed, envelopeForm, equalBytes, EnvelopeError, EnvelopeKind, isAddressedTo, isChannelStatement, openSealed, signerOf, toHex,
+  verifyEnvelope, sha256, type Envelope, type Receipt, type BetweenVillages, type ReceiptEntry, type SealedEnvelope,
 } from "@pigeon/model";
 import { opaque, storable, type HeldEnvelope } from "../envelope-store.js";
 import type { Carrier } from "./carrier.js";
@@ -115,6 +115,7 @@ export class Receiving {
     const l = core.limits;
     const form = envelopeForm(it.bytes);
     if (form === "receipt") return this.admitReceipt(it, stored);
+    if (form === "between") return this.admitBetween(it, stored);
     let env: HeldEnvelope;
     if (form === "sealed") {
       let sealed: SealedEnvelope;
@@ -221,10 +222,40 @@ export class Receiving {
    * source and the quota: its author is hidden, so there is no per-author budget), until the ack keys
    * of all its recipients open its locks.
    */
-  private carry(it: Incoming, sealed: SealedEnvelope, stored: Admitted[]): ReceiveResult {
+  /**
+   * Mail for another village (kind 7, docs/routing.md "Between villages"): the destination relay point
+   * takes the sealed envelope out and carries it in its village like any other; a relay point refuses
+   * one naming a village outside its federation (it could never hand it on); everyone else carries it
+   * like a sealed envelope, within the same carrier limits.
+   */
+  private admitBetween(it: Incoming, stored: Admitted[]): ReceiveResult {
+    const { core } = this;
+    let b: BetweenVillages;
+    try {
+      b = decodeBetweenVillages(it.bytes);
+    } catch (e) {
+      return this.refused(it.from, undefined, e instanceof EnvelopeError ? e.reason : String(e));
+    }
+    if (core.envelopes.has(b.id)) return { stored: false };
+    if (core.envelopes.wasDelivered(b.id)) return this.refused(it.from, b, "replayed: already delivered, its copy was dropped");
+    const v = core.village;
+    if (v && b.dest === v.home) {
+      core.log.info(`took mail for this village out of envelope ${toHex(b.id).slice(0, 12)}${it.from ? ` from ${it.from}` : ""}`);
+      return this.admit({ ...it, bytes: b.sealed.bytes }, stored);
+    }
+    if (v && !v.federation.has(b.dest)) {
+      core.envelopes.forget(b.id, "refused", core.now());
+      return this.refused(it.from, b, `it is for "${b.dest}", which is not a village of this relay point's federation`);
+    }
+    return this.carry(it, b.sealed, stored, b);
+  }
+
+  private carry(it: Incoming, sealed: SealedEnvelope, stored: Admitted[], wrapper?: BetweenVillages): ReceiveResult {
     const { core } = this;
     const { from, source } = it;
     const now = core.now();
+    if (wrapper && wrapper.bytes.length > core.limits.maxCarriedEnvelopeBytes)
+      return this.refused(from, wrapper, `oversize: ${wrapper.bytes.length} bytes, carriers take at most ${core.limits.maxCarriedEnvelopeBytes}`);
     if (sealed.bytes.length > core.limits.maxCarriedEnvelopeBytes)
       return this.refused(from, sealed, `oversize: ${sealed.bytes.length} bytes, carriers take at most ${core.limits.maxCarriedEnvelopeBytes}`);
     if (sealed.locks.length === 0) {
@@ -236,14 +267,16 @@ export class Receiving {
       core.envelopes.dropDelivered(sealed.id, now);
       return { stored: false, refused: "already delivered" };
     }
-    const row = opaque({ ...sealed, kind: EnvelopeKind.Sealed });
+    const row = wrapper
+      ? opaque({ id: wrapper.id, bytes: wrapper.bytes, created: sealed.created, lifetime: sealed.lifetime, kind: EnvelopeKind.Between })
+      : opaque({ ...sealed, kind: EnvelopeKind.Sealed });
     const room = this.carrier.makeRoom(row, source, from);
     if (typeof room === "string") {
-      core.envelopes.forget(sealed.id, "refused", now);
-      return this.refused(from, sealed, room);
+      core.envelopes.forget(row.id, "refused", now);
+      return this.refused(from, wrapper ?? sealed, room);
     }
     if (!core.envelopes.put(row, it.hops, now, true, source, room, Math.max(1, it.copies ?? 1))) return { stored: false };
-    stored.push({ id: sealed.id, party: false, evicted: room.length });
+    stored.push({ id: row.id, party: false, evicted: room.length });
     return { stored: true };
   }
 

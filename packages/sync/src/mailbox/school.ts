@@ -167,6 +167,11 @@ export class School {
   // ---- what receiving asks ----
 
   /** A statement this laptop keeps and applies (its school's directory), not only carries. */
+  /** The key of the school this laptop joined (it certifies its village's relay point). */
+  schoolKey(): Uint8Array | undefined {
+    return this.joined?.schoolKey;
+  }
+
   follows(env: Envelope): boolean {
     return !!this.joined && env.kind === EnvelopeKind.Statement && equalBytes(env.author, this.joined.schoolKey);
   }
