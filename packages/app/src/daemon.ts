@@ -129,7 +129,8 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
     throw e;
   }
   const { mailbox, sync } = node;
-  const relay = opts.relay ? new RelayPoint(node, { ...opts.relay, log }) : undefined;
+  // $PIGEON_ANNOUNCE_GAP_MS shortens the minute between route announcements (tests that cannot wait for it)
+  const relay = opts.relay ? new RelayPoint(node, { ...opts.relay, log, announceGapMs: Number(process.env.PIGEON_ANNOUNCE_GAP_MS) || undefined }) : undefined;
   // a paired device's sealing key rotated, or a keyring was applied: identity.json follows (owner-only)
   mailbox.on("identity", (id) => {
     try {

@@ -16,6 +16,12 @@ function when(ms: number | undefined): string {
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
 }
 
+/** Mail for another village: where it goes, the way, and when, as this laptop's relay point last said. */
+function villageLine(v: NonNullable<MessageView["village"]>): string {
+  if (v.expectedAt === undefined) return `on its way to ${v.dest} (no way known there yet)`;
+  return `on its way to ${v.dest}, via ${v.via === v.dest ? "a direct carrier" : v.via}, expected ${when(v.expectedAt)}`;
+}
+
 function stateLine(m: MessageView): string {
   // a channel: per member, summed up ("delivered to 31 of 40, read by 23")
   const c = m.counts;
@@ -29,8 +35,10 @@ function stateLine(m: MessageView): string {
     case "delivered":
       return `delivered ${when(m.deliveredAt)} (${m.deliveredVia === "carriers" ? "receipt came back through other laptops" : "direct"})`;
     case "sent":
+      if (m.village) return `sent ${when(m.handedAt)} to ${m.sentTo}; ${villageLine(m.village)}; not yet delivered`;
       return `sent ${when(m.handedAt)} (${m.sentVia === "direct" ? "straight to them" : `carried by ${m.sentTo}`}; not yet delivered)`;
     case "waiting":
+      if (m.village) return `waiting for this village's relay point; ${villageLine(m.village)}`;
       return "waiting to be sent (no laptop has taken it yet)";
     default:
       return "";

@@ -246,7 +246,17 @@ export function readAnnouncement(env: Envelope, federation: Federation): Announc
  * announcement), or undefined when `env` is not an announcement by the relay point of `home` (when
  * the laptop knows its school's key, certified by it). A laptop wraps mail for these homes (kind 7).
  */
-export function villagesAnnounced(env: Envelope, home: string, schoolKey?: Uint8Array): string[] | undefined {
+export interface VillageWay {
+  dest: string;
+  /** The first relay point on the way ("" when the announcer reaches it directly). */
+  via: string;
+  /** Expected delay from the announcer, seconds (ROUTE_INFINITY: no way). */
+  cost: number;
+  /** When the announcer signed it (its clock, ms). */
+  sent: number;
+}
+
+export function villagesAnnounced(env: Envelope, home: string, schoolKey?: Uint8Array): VillageWay[] | undefined {
   if (!isAnnouncement(env) || env.device || !verifyEnvelope(env)) return undefined;
   try {
     const r = new Reader(env.payload);
@@ -254,16 +264,19 @@ export function villagesAnnounced(env: Envelope, home: string, schoolKey?: Uint8
     const cert = decodeRelayCertificate(r.bytes(512));
     if (cert.home !== home || !equalBytes(cert.relayKey, env.author)) return undefined;
     if (schoolKey) checkRelayCertificate(cert, new Map([[home, schoolKey]]));
-    r.varint();
+    const sent = r.varint();
     const n = r.varint();
     if (n > MAX_ROUTE_ENTRIES) return undefined;
-    const dests: string[] = [];
+    const ways: VillageWay[] = [];
     for (let i = 0; i < n; i++) {
       const dest = r.string(64);
-      r.varint(); r.varint(); r.u8(); r.string(64);
-      if (validHome(dest) && dest !== home) dests.push(dest);
+      r.varint();
+      const cost = r.varint();
+      r.u8();
+      const via = r.string(64);
+      if (validHome(dest) && dest !== home) ways.push({ dest, via, cost, sent });
     }
-    return dests;
+    return ways;
   } catch {
     return undefined;
   }

@@ -15,7 +15,7 @@
 // queue, flow control), and split apart they would pass that state around instead.
 import { EventEmitter } from "node:events";
 import {
-  compareBytes, crowdHash, CROWD_SALT_BYTES, DecodeError, fromHex, MAX_CROWD, randomBytes, EnvelopeKind, equalBytes, type ChatState, decodeFrame, decodeSealed, encodeFrame, envelopeId, formatAddress, MAX_IDS_PER_FRAME, MAX_PROBES_PER_FRAME, MAX_RANGE_DEPTH,
+  decodeBetweenVillages, isBetweenVillages, compareBytes, crowdHash, CROWD_SALT_BYTES, DecodeError, fromHex, MAX_CROWD, randomBytes, EnvelopeKind, equalBytes, type ChatState, decodeFrame, decodeSealed, encodeFrame, envelopeId, formatAddress, MAX_IDS_PER_FRAME, MAX_PROBES_PER_FRAME, MAX_RANGE_DEPTH,
   rangeBounds, rangeChildren, rangeWeight, SKETCH_LEVELS, SPLIT_LEVEL, toHex, WHOLE_RANGE, WHOLE_WEIGHT,
   type ContactCard, type Iblt, type IdRange, type PeerLink, type ProbeEntry, type SyncFrame,
   type LinkPeer,
@@ -493,6 +493,11 @@ export class SyncEngine extends EventEmitter<Events> {
     s.sent++;
     this.notePeerHas(s, id);
     store.markHanded(id, s.link.peer.signPublicKey, this.now());
+    // our own message for another village left inside kind 7: the outbox says sent, and to whom
+    if (meta.kind === EnvelopeKind.Between && isBetweenVillages(bytes)) {
+      const inner = decodeBetweenVillages(bytes).sealed.id;
+      if (store.isOwn(inner, this.store.me)) store.markHanded(inner, s.link.peer.signPublicKey, this.now());
+    }
   }
 
   /**

@@ -5,7 +5,7 @@
 // receipt comes back the same way. Hostile envelopes are refused with a clear log line.
 import { afterEach, describe, expect, it } from "vitest";
 import {
-  contactCard, decodeSealed, forVillage, generateIdentity, generateSchool, issueRelayCertificate, relayKeyPair, toHex, type Identity,
+  contactCard, decodeBetweenVillages, decodeSealed, forVillage, generateIdentity, generateSchool, issueRelayCertificate, relayKeyPair, toHex, type Identity,
 } from "@pigeon/model";
 import { memoryStorage, PigeonNode, RelayPoint, type Log } from "./index.js";
 import { MemoryNetwork, meet, type Laptop } from "./devices.test-helper.js";
@@ -88,6 +88,15 @@ describe("mail between villages", () => {
     // nothing for another village goes to a classmate or the bus straight from the child's laptop:
     // it waits for the relay point
     await school();
+    // the outbox says where it is going, by which relay point, and when it is expected there
+    const ama = await kids[0]!.m.outbox();
+    expect(ama.map((m) => m.state)).toEqual(["sent", "sent"]);
+    expect(ama.map((m) => m.sentTo)).toEqual(["school@village-one", "school@village-one"]);
+    for (const m of ama) {
+      expect(m.village!.dest).toBe(m.to[0]!.split("@")[1]);
+      expect(m.village!.via).toMatch(/^village-(two|three)$/);
+      expect(m.village!.expectedAt).toBeGreaterThan(m.handedAt!);
+    }
     for (let round = 0; round < 2; round++) {
       for (const v of [0, 1, 2, 1, 0]) await stop(v);
       await school();
@@ -97,8 +106,18 @@ describe("mail between villages", () => {
       const others = kids.filter((o) => o !== k).map((o) => `hello ${k.id.name}, from ${o.id.name}`).sort();
       expect(got).toEqual(others); // each exactly once
     }
+    // relay points hand mail for another village only to the carrier their table chose: no child's
+    // laptop holds any but its own
+    for (const k of kids) {
+      const wrappers = k.m.envelopes.idsAfter(new Uint8Array(32), 100_000).filter((id) => k.m.envelopes.bytesOf(id)?.[1] === 7);
+      expect(wrappers.length).toBeGreaterThanOrEqual(2);
+      for (const id of wrappers) expect(decodeBetweenVillages(k.m.envelopes.bytesOf(id)!).sealed.id).toSatisfy((x: Uint8Array) => k.m.envelopes.isOwn(x, k.id.person));
+    }
     // the destination relay points took them out of kind 7
     for (const lines of relayLogs) expect(lines.some((l) => l.includes("took mail for this village out of envelope"))).toBe(true);
+    // and each once: the bus coming back with the same kind-7 copy is not taken (nor refused) again
+    for (const lines of relayLogs) expect(lines.filter((l) => l.includes("took mail for this village out of envelope")).length).toBeLessThanOrEqual(8);
+    for (const lines of relayLogs) expect(lines.filter((l) => l.startsWith("warn"))).toEqual([]);
     // and the delivered receipts came back the same way
     for (const k of kids) {
       const out = await k.m.outbox();

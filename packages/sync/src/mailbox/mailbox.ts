@@ -7,7 +7,7 @@
 // store is the source of truth from which documents are caught up after a crash.
 import { EventEmitter } from "node:events";
 import {
-  decodeEnvelope, DEFAULT_LIFETIME_SECONDS, EnvelopeKind, equalBytes, isAnnouncement, villagesAnnounced, fingerprint, fromHex, recognises, SEGMENT_MESSAGE_LIMIT, toHex, validName, type ContactCard, type Identity,
+  decodeEnvelope, DEFAULT_LIFETIME_SECONDS, EnvelopeKind, equalBytes, isAnnouncement, ROUTE_INFINITY, villagesAnnounced, type VillageWay, fingerprint, fromHex, recognises, SEGMENT_MESSAGE_LIMIT, toHex, validName, type ContactCard, type Identity,
   type LinkTrust, type SchoolKey,
 } from "@pigeon/model";
 import { DocumentStore } from "../document-store.js";
@@ -276,8 +276,33 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
       return;
     }
     if (!isAnnouncement(env)) return;
-    const homes = villagesAnnounced(env, this.identity.home, this.school.schoolKey());
-    for (const h of homes ?? []) this.core.otherVillages.add(h);
+    const ways = villagesAnnounced(env, this.identity.home, this.school.schoolKey());
+    for (const w of ways ?? []) {
+      this.core.otherVillages.add(w.dest);
+      const known = this.villageWays.get(w.dest);
+      if (!known || known.sent <= w.sent) this.villageWays.set(w.dest, w);
+    }
+  }
+
+  /** What this laptop's relay point last announced of each other village: the way and the expected delay. */
+  private readonly villageWays = new Map<string, VillageWay>();
+
+  /** Marks outgoing messages to another village with where they go and when they are expected there. */
+  private withVillages(list: MessageView[]): MessageView[] {
+    if (this.villageWays.size === 0 && !this.core.otherVillages.size) return list;
+    for (const m of list) {
+      if (m.channel !== undefined || m.to.length !== 1) continue;
+      const at = m.to[0]!.lastIndexOf("@");
+      const dest = at < 0 ? "" : m.to[0]!.slice(at + 1);
+      if (!this.core.otherVillages.has(dest)) continue;
+      const way = this.villageWays.get(dest);
+      m.village = { dest };
+      if (way && way.cost < ROUTE_INFINITY) {
+        m.village.via = way.via || dest;
+        m.village.expectedAt = Math.max(way.sent, m.handedAt ?? this.core.now()) + way.cost * 1000;
+      }
+    }
+    return list;
   }
 
   /** Whether every one of these people lives in another village (their mail travels as kind 7). */
@@ -591,7 +616,7 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
   }
 
   async outbox(): Promise<MessageView[]> {
-    return this.core.serial(async () => (await this.views.all()).filter((m) => m.direction === "out"));
+    return this.core.serial(async () => this.withVillages((await this.views.all()).filter((m) => m.direction === "out")));
   }
 
   /** Outgoing messages no other device has taken yet. */

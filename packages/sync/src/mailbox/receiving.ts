@@ -241,7 +241,10 @@ export class Receiving {
     const v = core.village;
     if (v && b.dest === v.home) {
       core.log.info(`took mail for this village out of envelope ${toHex(b.id).slice(0, 12)}${it.from ? ` from ${it.from}` : ""}`);
-      return this.admit({ ...it, bytes: b.sealed.bytes }, stored);
+      const r = this.admit({ ...it, bytes: b.sealed.bytes }, stored);
+      // the kind-7 id is known from now on: a carrier coming back with it is not asked for it again
+      if (!r.retry) core.envelopes.forget(b.id, "taken out of kind 7 at its village", core.now());
+      return r;
     }
     if (v && !v.federation.has(b.dest)) {
       core.envelopes.forget(b.id, "refused", core.now());

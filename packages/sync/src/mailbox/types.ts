@@ -52,6 +52,11 @@ export interface MessageView {
    * straight from the writer's laptop, 2 = through one carrier). Unknown for messages from before it was kept.
    */
   hops?: number;
+  /**
+   * Outgoing to someone of another village: that village, the first relay point on the way and when
+   * it is expected there, by what this laptop's relay point last announced (docs/routing.md).
+   */
+  village?: { dest: string; via?: string; expectedAt?: number };
   /** Outgoing only. */
   state?: MessageState;
   handedAt?: number;
