@@ -68,6 +68,13 @@ describe("relay points between villages", () => {
     const bad = await pigeon(laptop, "start", "--relay-point", "kisumu-primary", "--federate", "nowhere");
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain("is not HOME=KEY");
+    // a mule travels between villages: it is nobody's school server, relay point or laptop, and needs a label
+    const notMule = await pigeon(laptop, "start", "--mule", "Tuesday bus", "--relay-point", "kisumu-primary");
+    expect(notMule.code).toBe(2);
+    expect(notMule.stderr).toContain("--mule is a node that travels between villages");
+    const noLabel = await pigeon(laptop, "start", "--mule", "!!!");
+    expect(noLabel.code).toBe(2);
+    expect(noLabel.stderr).toContain('needs a label with letters or digits, e.g. --mule "Tuesday bus"');
     await atlantis.stop();
   }, 240_000); // about a minute; several times that on a loaded machine
 });

@@ -28,7 +28,8 @@ import { parseOrigin } from "./http-guard.js";
 import { ensureSchoolKey, loadSchoolKey, schoolRoutes } from "./school.js";
 import { gatewayNotice, mailStatuses, openGatewayStore } from "./gateway.js";
 import { schoolCommand } from "./school-command.js";
-import { RELAY_CARRY_QUOTA_MB, ensureRelay, formatRoutes, parseFederate, toBase64 } from "./relay.js";
+import { RELAY_CARRY_QUOTA_MB, ensureRelay, formatRoutes, parseFederate, relayContactsPath, toBase64 } from "./relay.js";
+import { MULE_CARRY_QUOTA_MB, MULE_HOME, muleName } from "./mule.js";
 import { ensureCredentials, setPassword } from "@pigeon/xmpp";
 import {
   formatBuddies, formatChannel, formatChannels, formatContacts, formatDevices, formatDrafts, formatInbox, formatMessages, formatNearby, formatOutbox, formatPeers, formatRequests,
@@ -69,12 +70,16 @@ async function start(v: Values): Promise<number> {
       throw new UsageError(`--allow-origin ${(e as Error).message}`);
     }
   });
-  const name = v.name === undefined ? undefined : checkName(v.name, "--name");
+  const mule = v.mule === undefined ? undefined : muleName(v.mule);
+  if (mule !== undefined && (v.school !== undefined || v["relay-point"] !== undefined || v.home !== undefined))
+    throw new UsageError("--mule is a node that travels between villages: it is no school server, relay point or village's laptop (no --school, --relay-point or --home)");
+  // a mule's name is its label (relay points show it), whatever --name says
+  const name = mule ?? (v.name === undefined ? undefined : checkName(v.name, "--name"));
   const schoolHome = v.school === undefined ? undefined : v.school.trim().toLowerCase();
   if (schoolHome !== undefined && !validHome(schoolHome))
     throw new UsageError(`--school "${v.school}" is not a valid school home: letters, digits and '-', e.g. kisumu-primary`);
   // a school server's own identity defaults to school@HOME
-  const home = v.home === undefined ? schoolHome : v.home.trim().toLowerCase();
+  const home = mule !== undefined ? MULE_HOME : v.home === undefined ? schoolHome : v.home.trim().toLowerCase();
   if (home !== undefined && !validHome(home)) throw new UsageError(`--home "${v.home}" is not a valid home: letters, digits and '-', e.g. kisumu-primary`);
   const port = int(v.port, "port", 0, 65535);
   const controlPort = int(v["control-port"], "control-port", 0, 65535);
@@ -92,10 +97,15 @@ async function start(v: Values): Promise<number> {
     }
   }
   // a relay point links with other villages' relay points and mules, which share no school secret with it
-  const meetStrangers = v.meet === undefined ? (relayHome !== undefined ? true : undefined) : v.meet === "anyone";
+  const meetStrangers = v.meet === undefined ? (relayHome !== undefined || mule !== undefined ? true : undefined) : v.meet === "anyone";
   const copies = int(v.copies, "copies", 1, 256);
   // a relay point keeps its village's mail and other villages' far longer than a laptop: a larger store
-  const carryQuotaMb = int(v["carry-quota"], "carry-quota", 1, 1_000_000) ?? (relayHome !== undefined ? RELAY_CARRY_QUOTA_MB : undefined);
+  const carryQuotaMb =
+    int(v["carry-quota"], "carry-quota", 1, 1_000_000) ?? (relayHome !== undefined ? RELAY_CARRY_QUOTA_MB : mule !== undefined ? MULE_CARRY_QUOTA_MB : undefined);
+  const announceGap = int(v["announce-gap"], "announce-gap", 1, 86_400);
+  const announceLifetime = int(v["announce-lifetime"], "announce-lifetime", 10, 7 * 86_400);
+  if ((announceGap !== undefined || announceLifetime !== undefined) && relayHome === undefined)
+    throw new UsageError("--announce-gap and --announce-lifetime are for a relay point: give --relay-point HOME too");
   const xmppPort = int(v["xmpp-port"], "xmpp-port", 0, 65535);
   const listen = listenAddress(v.listen, "listen");
   const xmppListen = listenAddress(v["xmpp-listen"], "xmpp-listen");
@@ -145,7 +155,15 @@ async function start(v: Values): Promise<number> {
     identity = createIdentity(dataDir, firstName!, home ?? DEFAULT_HOME);
     console.log(`created identity ${identity.name}@${identity.home} in ${dataDir}`);
   }
-  const relay = relayHome !== undefined ? ensureRelay(dataDir, relayHome, school, v.federate ?? []) : undefined;
+  const relay =
+    relayHome !== undefined
+      ? {
+          ...ensureRelay(dataDir, relayHome, school, v.federate ?? []),
+          contactsFile: relayContactsPath(dataDir),
+          ...(announceGap !== undefined ? { announceGapMs: announceGap * 1000 } : {}),
+          ...(announceLifetime !== undefined ? { announceLifetimeSeconds: announceLifetime } : {}),
+        }
+      : undefined;
   const node = await startNode({
     ...(relay ? { relay } : {}),
     dataDir,
@@ -167,6 +185,8 @@ async function start(v: Values): Promise<number> {
     ...(school ? { school } : {}),
     ...(v.gateway ? { gateway: v.gateway } : {}),
   });
+  if (mule !== undefined)
+    console.log(`a mule: ${identity.name}@${identity.home} carries mail between villages' relay points, which call it "the ${identity.name.replace(/[-_.]+/g, " ")}"`);
   if (node.gateway) console.log(`e-mail gateway for ${node.gateway.domain}: SMTP on port ${node.gateway.smtpPort}`);
   if (school) console.log(`school server of ${school.home} (school key fingerprint ${fingerprint(school.signing.publicKey)})`);
   if (relay && school)

@@ -163,6 +163,11 @@ Options for start:
                             now): keeps mail for and from the village, routes between villages
   --federate HOME=KEY       exchange mail with the village HOME, whose school key is KEY (the
                             line its relay point prints when it starts; repeatable, remembered)
+  --announce-gap S          a relay point signs a new route announcement at most every S seconds
+                            (default 60)
+  --announce-lifetime S     how long its route announcements count (default 86400: a day)
+  --mule LABEL              this node travels between villages (a bus, a teacher's motorbike):
+                            it carries mail between relay points, which name it "the LABEL"
   --gateway CONFIG.json     run as the school's e-mail gateway (SMTP in and out, the school's
                             signed rules); this data directory must be enrolled in the school
   --allow-origin URL        let web pages from this origin (e.g. http://127.0.0.1:8080) use the
@@ -206,6 +211,9 @@ export const options = {
   gateway: { type: "string" },
   "relay-point": { type: "string" },
   federate: { type: "string", multiple: true },
+  "announce-gap": { type: "string" },
+  "announce-lifetime": { type: "string" },
+  mule: { type: "string" },
   via: { type: "string" },
   subject: { type: "string" },
   yes: { type: "boolean" },
@@ -224,7 +232,7 @@ export const COMMANDS = [
 /** Options every command takes; the others belong to one command each. */
 const COMMON: readonly OptionName[] = ["data", "json", "help"];
 const COMMAND_OPTIONS: Record<string, readonly OptionName[]> = {
-  start: ["name", "home", "listen", "port", "control-port", "peer", "no-mdns", "mdns-interface", "meet", "hop-limit", "copies", "carry-quota", "xmpp-port", "xmpp-listen", "no-xmpp", "allow-origin", "school", "gateway", "relay-point", "federate"],
+  start: ["name", "home", "listen", "port", "control-port", "peer", "no-mdns", "mdns-interface", "meet", "hop-limit", "copies", "carry-quota", "xmpp-port", "xmpp-listen", "no-xmpp", "allow-origin", "school", "gateway", "relay-point", "federate", "announce-gap", "announce-lifetime", "mule"],
   school: ["name", "class", "role", "replace", "reason", "until", "out"],
   send: ["draft", "via", "subject", "yes"],
   reply: ["yes"],

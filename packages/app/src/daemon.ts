@@ -88,6 +88,8 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
     host: opts.listen ?? "0.0.0.0",
     port: opts.port ?? DEFAULT_SYNC_PORT,
     fallbackToEphemeral: opts.port === undefined,
+    // a testbed that compresses hours into seconds notices a mule gone within its slot, not 40 s later
+    ...(Number(process.env.PIGEON_PING_INTERVAL_MS) > 0 ? { pingIntervalMs: Number(process.env.PIGEON_PING_INTERVAL_MS) } : {}),
     log,
   });
   const listening = await network.listen();

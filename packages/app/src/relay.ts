@@ -19,6 +19,10 @@ export const RELAY_CARRY_QUOTA_MB = 1024;
 
 export interface RelaySetup {
   home: string;
+  /** Where learnt carriers' rhythm survives a restart. */
+  contactsFile?: string;
+  announceGapMs?: number;
+  announceLifetimeSeconds?: number;
   signing: SigningKeyPair;
   certificate: RelayCertificate;
   federation: Federation;
@@ -29,6 +33,10 @@ export const toBase64 = (b: Uint8Array) => Buffer.from(b).toString("base64");
 
 export function relayPath(dir: string): string {
   return join(dir, "relay.json");
+}
+
+export function relayContactsPath(dir: string): string {
+  return join(dir, "relay-contacts.json");
 }
 
 /** Reads one `--federate HOME=KEY` (KEY: the school key in base64, as a relay point prints it). */

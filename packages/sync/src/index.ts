@@ -47,4 +47,5 @@ export { writeFileAtomic } from "./atomic-file.js";
 export { MAILBOX_LOCK_FILE, tryLockMailbox, type MailboxLock } from "./mailbox-lock.js";
 
 // A relay point between villages: its routing table fed by links and route announcements (docs/routing.md).
-export { RelayPoint, type RelayPointOptions } from "./relay-point.js";
+export { MULE_HOME, RelayPoint, carrierLabel, type RelayPointOptions } from "./relay-point.js";
+export { loadContacts, saveContacts, type LearntCarrier } from "./relay-contacts.js";

@@ -9,7 +9,16 @@ import {
 } from "@pigeon/model";
 import type { PigeonNode } from "./node.js";
 import { silentLog, type Log } from "./log.js";
-import type { PeerLink } from "@pigeon/model";
+import type { LinkPeer, PeerLink } from "@pigeon/model";
+import { loadContacts, saveContacts } from "./relay-contacts.js";
+
+/** The home a mule (`pigeon start --mule LABEL`) shows: relay points name it by its label, not as an address. */
+export const MULE_HOME = "mule";
+
+/** How a relay point names a carrier in its routes: "the tuesday bus" for a mule, else its address. */
+export function carrierLabel(peer: Pick<LinkPeer, "name" | "home">): string {
+  return peer.home === MULE_HOME ? `the ${peer.name.replace(/[-_.]+/g, " ")}` : formatAddress(peer);
+}
 
 export interface RelayPointOptions {
   /** The relay point's name: its village's home. */
@@ -22,6 +31,8 @@ export interface RelayPointOptions {
   announceLifetimeSeconds?: number;
   /** At most one new announcement this often (default a minute). */
   announceGapMs?: number;
+  /** Where learnt carriers' rhythm is kept across restarts (relay-contacts.ts); in memory only without it. */
+  contactsFile?: string;
   now?: () => number;
   log?: Log;
 }
@@ -42,6 +53,15 @@ export class RelayPoint {
     this.log = o.log ?? silentLog;
     node.sync.on("peer-up", this.onPeer);
     node.mailbox.on("envelope", this.onEnvelope);
+    if (o.contactsFile) {
+      const { carriers, problems } = loadContacts(o.contactsFile, this.now());
+      for (const p of problems) this.log.warn(p);
+      for (const c of carriers) {
+        this.labels.set(c.id, c.label);
+        for (const t of c.starts) this.table.contact({ id: c.id, label: c.label }, t);
+      }
+      if (carriers.length) this.log.info(`remembered the rhythm of ${carriers.length} carriers from before the restart`);
+    }
     // mail between villages: this node takes its village's out of kind 7, and hands the rest only downhill
     node.mailbox.setVillage(o.home, o.federation.keys());
     node.sync.villageRoute = (id, peer) => this.downhill(id, peer);
@@ -91,8 +111,9 @@ export class RelayPoint {
 
   private met(link: PeerLink): void {
     const id = toHex(link.peer.signPublicKey);
-    this.labels.set(id, formatAddress(link.peer));
+    this.labels.set(id, carrierLabel(link.peer));
     this.table.contact(this.carrier(link.peer.signPublicKey), this.now());
+    this.save();
     void this.announce();
   }
 
@@ -112,6 +133,16 @@ export class RelayPoint {
     const heard = this.table.hear(env, from, this.now());
     if (heard.ok) this.log.info(`route announcement ${heard.seq} of ${heard.origin} through ${from.label}`);
     else this.log.warn(`refused a route announcement handed over by ${from.label}: ${heard.reason}`);
+  }
+
+  private save(): void {
+    if (!this.o.contactsFile) return;
+    const carriers = [...this.labels].map(([id, label]) => ({ id, label, starts: [...this.table.contactsOf(id)] })).filter((c) => c.starts.length > 0);
+    try {
+      saveContacts(this.o.contactsFile, carriers);
+    } catch (e) {
+      this.log.warn(`could not keep the carriers' rhythm in ${this.o.contactsFile}: ${(e as Error).message}`);
+    }
   }
 
   /** Signs a fresh announcement and stores it, so the sync engine offers it to every peer. */
