@@ -25,6 +25,12 @@ export interface Account {
   readonly chatStates: { fromClient(to: string, state: ChatState): void };
   /** Files and drawings as URLs on the node (files.ts); undefined without the node's HTTP server. */
   readonly files: { urlOf(v: MessageView): string | undefined; uploaded(body: string): { token: string; name: string; type: string; bytes: Uint8Array } | undefined; sent(token: string, id: string): void; readonly available: boolean };
+  /**
+   * Messages a client sent that the Mailbox has not yet answered, with their ids still to be
+   * remembered: the Mailbox tells of a message it wrote before it answers (group commit), and until
+   * then it cannot be told from one `pigeon send` wrote.
+   */
+  readonly clientSends: Set<Promise<unknown>>;
   /** True once the server is closing: Pigeon's events are no longer shown to clients. */
   isClosed(): boolean;
   now(): number;

@@ -45,7 +45,7 @@ export function clientMessage(a: Account, s: Session, m: XmlElement): void {
   if (!parts)
     return messageError(s, m, "not-acceptable", "modify",
       `the message is ${body.length} characters; the longest message is ${MAX_MESSAGE_CHARS} characters (sent as up to ${MAX_PARTS} parts)`);
-  (upload
+  const sending = (upload
     ? a.mailbox.sendFile(bare, upload.name, upload.type, upload.bytes).then((v) => (a.files.sent(upload.token, v.id), [v]))
     : replace !== undefined && parts && parts.length === 1 ? correction(a, bare, replace, body) : sendParts(a, bare, parts))
     .then((views) => {
@@ -68,7 +68,9 @@ export function clientMessage(a: Account, s: Session, m: XmlElement): void {
       }
       a.log.warn(`xmpp: could not send a message from ${s.jid}: ${(e as Error).message}`);
       messageError(s, m, "internal-server-error", "wait");
-    });
+    })
+    .finally(() => a.clientSends.delete(sending));
+  a.clientSends.add(sending);
 }
 
 /**

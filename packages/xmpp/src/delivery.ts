@@ -28,11 +28,12 @@ export function pigeonMessage(a: Account, v: MessageView): void {
   if (a.isClosed() || hidden(v)) return;
   if (v.direction === "out") {
     // written by `pigeon send` (not by a client of ours)? show it to the clients as a sent carbon;
-    // a client's own message has its ids remembered once Mailbox.send resolves, hence the wait
-    setImmediate(() => {
+    // a client's own message has its ids remembered once Mailbox.send resolves (after its group
+    // commit, later than this event), hence the wait for every client send under way
+    setImmediate(() => void Promise.allSettled([...a.clientSends]).then(() => {
       if (a.isClosed() || a.store.ids(v.id)) return;
       for (const o of a.resources.available()) if (o.carbons) o.sendStanza(carbon(a, "sent", o, outgoingStanza(a, v, a.bareJid)));
-    });
+    }));
     return;
   }
   const seq = a.store.db.transaction(() => {

@@ -161,6 +161,7 @@ export class XmppServer implements Host {
       log: this.log,
       resources: this.resources,
       roster: this.roster,
+      clientSends: new Set(),
       isClosed: () => this.closed,
       now: opts.now ?? Date.now,
       nextId,
