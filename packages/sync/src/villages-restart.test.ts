@@ -6,7 +6,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { contactCard, generateIdentity, generateSchool, issueRelayCertificate, relayKeyPair, type Identity, type SigningKeyPair } from "@pigeon/model";
+import { toHex } from "@pigeon/model";
+import { contactCard, decodeBetweenVillages, generateIdentity, generateSchool, issueRelayCertificate, relayKeyPair, type Identity, type SigningKeyPair } from "@pigeon/model";
 import { fileStorage, memoryStorage, PigeonNode, RelayPoint, type Log, type NodeStorage } from "./index.js";
 import { MemoryNetwork, meet, type Laptop } from "./devices.test-helper.js";
 import { until } from "./until.test-helper.js";
@@ -120,4 +121,35 @@ describe("mail between villages, with laptops at the bus stops and a relay point
     // nothing refused but older announcements a laptop or the bus brought late
     for (const lines of logs) expect(lines.filter((l) => l.startsWith("warn") && !/replayed or stale announcement from /.test(l))).toEqual([]);
   }, 240_000);
+
+  it("a laptop started anew still knows which homes are other villages, and wraps what it writes there", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "pigeon-villages-laptop-"));
+    cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+    const relays = await Promise.all([0, 1].map(async (i) => {
+      const node = await boot(generateIdentity("school", homes[i]!));
+      const key = relayKeyPair();
+      const relay = new RelayPoint(node.node, { home: homes[i]!, signing: key, certificate: issueRelayCertificate(schools[i]!, key.publicKey), federation, now });
+      cleanup.push(() => relay.close());
+      return node;
+    }));
+    const bus = await boot(generateIdentity("bus", "mule"));
+    const amaId = generateIdentity("ama", homes[0]);
+    const ben = generateIdentity("ben", homes[1]);
+    let ama = await boot(amaId, fileStorage(join(dir, "ama")));
+    await ama.m.addContact(contactCard(ben));
+    await visit(bus, relays[1]!);
+    clock += 6 * H;
+    await visit(bus, relays[0]!);
+    clock += H;
+    await visit(ama, relays[0]!);
+    // ama's laptop restarts (a flat battery) and she writes to ben before meeting anyone
+    await ama.node.shutdown();
+    ama = await boot(amaId, fileStorage(join(dir, "ama")));
+    await ama.m.send("ben@village-two", "hello ben, after a flat battery");
+    const sealed = ama.m.envelopes.ownSealedFor(amaId.person, ben.person).map((e) => toHex(e.id));
+    const wrapped = ama.m.envelopes.idsAfter(new Uint8Array(32), 100_000).map((id) => ama.m.envelopes.bytesOf(id)!).filter((b) => b[1] === 7)
+      .map((b) => decodeBetweenVillages(b)).filter((b) => b.dest === "village-two").map((b) => toHex(b.sealed.id));
+    expect(sealed.length).toBeGreaterThanOrEqual(2); // the conversation's key and the message
+    for (const id of sealed) expect(wrapped).toContain(id);
+  }, 60_000);
 });
