@@ -288,6 +288,11 @@ export class EnvelopeStore {
     ).map((r) => ({ id: new Uint8Array(r.id), bytes: new Uint8Array(r.bytes) }));
   }
 
+  /** The statements held here (keyrings, directory entries, route announcements), by id. */
+  statementIds(): Uint8Array[] {
+    return (this.stmt(`SELECT id FROM envelopes WHERE kind = 4`).all() as { id: Buffer }[]).map((r) => new Uint8Array(r.id));
+  }
+
   /** Whether we hold this envelope and wrote it ourselves (cheaper than meta() for big listings). */
   isOwn(id: Uint8Array, me: Uint8Array): boolean {
     return this.stmt(`SELECT 1 FROM envelopes WHERE id = ? AND author = ?`).get(id, me) !== undefined;

@@ -478,7 +478,9 @@ export class SyncEngine extends EventEmitter<Events> {
     // recognised itself in a sealed envelope's tags) gets none to spend
     let give = 0;
     const claimed = s.claimed.has(toHex(id));
-    if (this.copies !== Infinity && !claimed && !store.isParty(id, s.link.peer.signPublicKey) && meta.kind !== EnvelopeKind.Ack) {
+    // mail for the peer's own village (kind 7) arrives with it: no tokens, as to a recipient
+    const arrives = meta.kind === EnvelopeKind.Between && this.forPeersVillage(id, s);
+    if (this.copies !== Infinity && !claimed && !arrives && !store.isParty(id, s.link.peer.signPublicKey) && meta.kind !== EnvelopeKind.Ack) {
       const have = this.tokens(meta);
       const focus = this.focus(meta, s);
       give = focus ? this.focusShare(have) : this.share(have, s);
@@ -613,6 +615,11 @@ export class SyncEngine extends EventEmitter<Events> {
     // our own message for other villages: the kind-7 copy travels, not this one (it would only spray
     // through a village where no one can open it)
     if (!meta.carried && this.store.elsewhere?.(meta.recipients)) return false;
+    // mail for another village reaching someone of that village (its relay point, or a laptop there
+    // that takes it out): handed over whatever the tokens, like a recipient. Without this a bus that
+    // gave its last copies away at earlier stops (to relay points and laptops on the way) could never
+    // hand it to the village it is for.
+    if (meta.kind === EnvelopeKind.Between && this.forPeersVillage(id, s)) return true;
     // mail for another village on a relay point: only downhill, to a carrier its table says brings it closer
     if (meta.kind === EnvelopeKind.Between && this.villageRoute) return this.villageRoute(id, s.link.peer.signPublicKey);
     // the peer recognised itself in this sealed envelope's tags (a Probe): like a recipient
@@ -621,6 +628,27 @@ export class SyncEngine extends EventEmitter<Events> {
     if (this.copies === Infinity || this.share(this.tokens(meta), s) >= 1) return true;
     // our own message, and the peer meets its recipient often: a copy even from our last token
     return this.focus(meta, s) && (this.focusCopies.get(toHex(id)) ?? 0) < MAX_FOCUS_COPIES;
+  }
+
+  /** Where mail for another village (kind 7) goes, by id (read once: the wrapper never changes). */
+  private readonly betweenDests = new Map<string, string>();
+
+  /** Whether this kind-7 envelope is for the village the peer says it lives in. */
+  private forPeersVillage(id: Uint8Array, s: Session): boolean {
+    const hex = toHex(id);
+    let dest = this.betweenDests.get(hex);
+    if (dest === undefined) {
+      const bytes = this.store.envelopes.bytesOf(id);
+      if (!bytes || !isBetweenVillages(bytes)) return false;
+      try {
+        dest = decodeBetweenVillages(bytes).dest;
+      } catch {
+        return false;
+      }
+      if (this.betweenDests.size > 10_000) this.betweenDests.clear();
+      this.betweenDests.set(hex, dest);
+    }
+    return dest === s.link.peer.home;
   }
 
   /**

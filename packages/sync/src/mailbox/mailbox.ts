@@ -212,6 +212,9 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
             for (const seg of core.state.segments(conv)) await this.receipts.ensure(conv, seg);
           }
         }
+        // which homes are other villages was heard from announcements kept here: hear them again, so a
+        // laptop started anew wraps mail (and receipts) for another village before its relay point next announces
+        for (const id of core.envelopes.statementIds()) this.heardVillages(id);
         await this.views.rebuildIndex();
         const { segments, highest } = core.state.segmentsReceivedAfter(checked === undefined ? Number.MAX_SAFE_INTEGER : Number(checked));
         for (const { conversation, segment } of segments) await this.receipts.ensure(conversation, segment);

@@ -248,7 +248,9 @@ export class Receiving {
     if (core.envelopes.has(b.id)) return { stored: false };
     if (core.envelopes.wasDelivered(b.id)) return this.refused(it.from, b, "replayed: already delivered, its copy was dropped");
     const v = core.village;
-    if (v && b.dest === v.home) {
+    // a relay point takes its village's mail out; so does a laptop of that village a bus handed it to
+    // (sync-engine.ts gives kind 7 to anyone of its village): the laptop would otherwise only carry it
+    if (b.dest === (v?.home ?? core.identity.home)) {
       core.log.info(`took mail for this village out of envelope ${toHex(b.id).slice(0, 12)}${it.from ? ` from ${it.from}` : ""}`);
       // it starts afresh in its village, as if its author had handed it to this relay point: the hops
       // and copy tokens spent between villages do not limit how it reaches the recipient here
