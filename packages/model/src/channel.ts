@@ -15,10 +15,6 @@
 //     create 1: raw32 owner | raw16 seed | string title
 //     add    2: varint n | n x (raw32 person key | raw32 sealing key | string name | string home)
 //     remove 3: varint n | n x raw32 person key
-//               | varint c | c x (varint segment | raw16 actor | varint seq)   (may be absent: c = 0)
-//       the removed people's changes the remover had accepted: for each of the channel's documents
-//       and each actor of theirs, the highest change number. A member refuses a removed person's
-//       later changes in the old epochs' keys (written knowing of the removal, or at least after it).
 //     admin  4: raw32 person key | u8 (1 = admin, 0 = no longer admin)
 //     close  5: (nothing)
 //   op id = sha256("pigeon-channel-op-v1" ‖ op)
@@ -26,7 +22,7 @@
 // owns the channel. The channel secret only hides names and the title from carriers; it is not what
 // keeps messages from a removed member: messages are sealed with epoch keys (conversation keys sealed
 // to exactly one member list, `chooseChannelKey`), and a removed member is never sealed a new one.
-import { DecodeError, equalBytes, fromHex, Reader, toHex, utf8, Writer } from "./bytes.js";
+import { DecodeError, equalBytes, Reader, toHex, utf8, Writer } from "./bytes.js";
 import { CHANNEL_SEGMENTS } from "./conversation.js";
 import { boxOpen, boxSeal, generateSealingKeyPair, randomBytes, secretboxOpen, secretboxSeal, sha256 } from "./crypto.js";
 import { EnvelopeKind, signEnvelope, verifyEnvelope, type Envelope } from "./envelope.js";
@@ -61,20 +57,9 @@ export interface ChannelMemberCard {
 export type ChannelAction =
   | { type: "create"; owner: Uint8Array; seed: Uint8Array; title: string }
   | { type: "add"; members: ChannelMemberCard[] }
-  | { type: "remove"; members: Uint8Array[]; seen?: SeenChange[] }
+  | { type: "remove"; members: Uint8Array[] }
   | { type: "admin"; member: Uint8Array; admin: boolean }
   | { type: "close" };
-
-/** The last change (by number) of one actor in one document that a removal counts as written before it. */
-export interface SeenChange {
-  segment: number;
-  /** Automerge actor id, 32 hex digits (identity.ts: newActorId). */
-  actor: string;
-  seq: number;
-}
-
-/** At most this many seen changes in a removal. */
-export const MAX_SEEN_CHANGES = 1024;
 
 export interface ChannelOp {
   channel: Uint8Array;
@@ -120,13 +105,6 @@ export function encodeOp(op: ChannelOp): Uint8Array {
     if (a.members.length === 0 || a.members.length > MAX_CHANNEL_MEMBERS) throw new ChannelError("a removal names 1 to 64 people");
     w.varint(a.members.length);
     for (const m of a.members) w.raw(m);
-    const seen = a.seen ?? [];
-    if (seen.length > MAX_SEEN_CHANGES) throw new ChannelError(`a removal names at most ${MAX_SEEN_CHANGES} changes`);
-    w.varint(seen.length);
-    for (const c of seen) {
-      if (!/^[0-9a-f]{32}$/.test(c.actor)) throw new ChannelError("an actor id is 32 hex digits");
-      w.varint(c.segment).raw(fromHex(c.actor)).varint(c.seq);
-    }
   } else if (a.type === "admin") w.raw(a.member).u8(a.admin ? 1 : 0);
   return w.finish();
 }
@@ -167,11 +145,7 @@ export function decodeOp(bytes: Uint8Array): ChannelOp {
       } else {
         const members: Uint8Array[] = [];
         for (let i = 0; i < n; i++) members.push(r.raw(32).slice());
-        const seen: SeenChange[] = [];
-        const c = r.remaining > 0 ? r.varint() : 0;
-        if (c > MAX_SEEN_CHANGES) throw new ChannelError(`a removal names ${c} changes`);
-        for (let i = 0; i < c; i++) seen.push({ segment: r.varint(), actor: toHex(r.raw(16)), seq: r.varint() });
-        action = { type: "remove", members, seen };
+        action = { type: "remove", members };
       }
     } else if (code === ACTION_CODES.admin) {
       const member = r.raw(32).slice();
@@ -545,26 +519,4 @@ export function newChannelOps(owner: Identity, title: string, at: number): { sec
     action: { type: "add", members: [{ key: owner.person, sealKey: owner.sealing.publicKey, name: owner.name, home: owner.home }] },
   };
   return { secret: randomBytes(32), ops: [create, self] };
-}
-
-
-/**
- * How far a removed person's changes count, from the removals in force (`valid`: the ops the fold
- * took): for each document and actor, the highest change number the removals saw (the largest over
- * the removals naming them, as a later removal saw more). undefined: the person is not removed (never
- * was, or is back in the channel); an actor or document no removal names counts as 0 (none).
- */
-export function removalCutoff(state: ChannelState, valid: HeldOp[], person: Uint8Array): Map<string, number> | undefined {
-  if (isMember(state, person)) return undefined;
-  let removed = false;
-  const cut = new Map<string, number>();
-  for (const o of valid) {
-    if (o.action.type !== "remove" || !o.action.members.some((m) => equalBytes(m, person))) continue;
-    removed = true;
-    for (const c of o.action.seen ?? []) {
-      const k = `${c.segment}/${c.actor}`;
-      cut.set(k, Math.max(cut.get(k) ?? 0, c.seq));
-    }
-  }
-  return removed ? cut : undefined;
 }

@@ -10,7 +10,7 @@ export { generateSealingKeyPair, hmacSha256, randomBytes, sha256, type SealingKe
 
 // Identities: name@home addresses, key pairs, contact cards, fingerprints, the identity file.
 export {
-  AddressError, DEFAULT_HOME, actorBelongsTo, certifyDevice, contactCard, decodeCard, deviceSealing, encodeCard, fingerprint, formatAddress,
+  AddressError, DEFAULT_HOME, certifyDevice, contactCard, decodeCard, deviceSealing, encodeCard, fingerprint, formatAddress,
   generateIdentity, holdsPersonKey, keyId, newActorId, parseAddress, parseIdentityFile, serializeIdentity, validHome, validName,
   verifyDeviceCertificate,
   type Address, type ContactCard, type Identity, type IdentityFile,
@@ -41,8 +41,8 @@ export {
 export {
   CHANNEL_LIFETIME_SECONDS, ChannelError, MAX_CHANNEL_MEMBERS, MAX_CHANNEL_OPS, MAX_TITLE_CHARS, STATEMENT_CHANNEL, channelIdOf,
   channelSecretFrom, channelStatement, chooseChannelKey, decodeOp, encodeOp, foldChannel, isAdmin, isChannelStatement, isMember,
-  SEGMENTS_PER_EPOCH, channelSegmentBase, inEpochSegments, newChannelOps, opId, readChannelStatement, removalCutoff, sameMembers,
-  MAX_SEEN_CHANGES, type SeenChange, type ChannelAction, type ChannelMember, type ChannelMemberCard, type ChannelOp, type ChannelState, type EpochKey, type FoldOptions,
+  SEGMENTS_PER_EPOCH, channelSegmentBase, inEpochSegments, newChannelOps, opId, readChannelStatement, sameMembers,
+  type ChannelAction, type ChannelMember, type ChannelMemberCard, type ChannelOp, type ChannelState, type EpochKey, type FoldOptions,
   type HeldOp, type RefusedOp,
 } from "./channel.js";
 

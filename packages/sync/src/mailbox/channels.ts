@@ -5,7 +5,7 @@
 import type Database from "better-sqlite3";
 import {
   ChannelError, MAX_CHANNEL_MEMBERS, decodeOp, inEpochSegments, channelSecretFrom, channelStatement, chooseChannelKey, conversationKeyId, equalBytes, foldChannel,
-  fromHex, isChannelStatement, newChannelOps, newConversationKey, opId, encodeOp, readChannelStatement, removalCutoff, sealEnvelope, actorBelongsTo, signerOf, MAX_SEEN_CHANGES, type SeenChange, sealKey, sha256, toHex,
+  fromHex, isChannelStatement, newChannelOps, newConversationKey, opId, encodeOp, readChannelStatement, sealEnvelope, sealKey, sha256, toHex,
   type ChannelAction, type ChannelMemberCard, type ChannelOp, type ChannelState, type Envelope, type HeldOp,
 } from "@pigeon/model";
 import type { MailboxCore } from "./core.js";
@@ -299,7 +299,6 @@ export class Channels {
         if (action.members.some((k) => equalBytes(k, st.owner))) throw new MailboxError("bad-input", "the owner cannot be removed");
         if (!me.owner && action.members.some((k) => st.members.some((x) => x.admin && equalBytes(x.key, k))))
           throw new MailboxError("bad-input", "only the owner removes an admin");
-        action = { ...action, seen: this.seenChanges(id, action.members) };
       }
       const op: ChannelOp = { channel: id, author: core.me, at: core.now(), parents: st.heads.map(fromHex), action };
       const add = action.type === "add" ? action.members : [];
@@ -308,47 +307,6 @@ export class Channels {
       this.handOver(id, add.map((m) => m.sealKey), new Uint8Array(mine));
       return this.view(id);
     });
-  }
-
-  /**
-   * The removed people's changes this laptop accepted in the channel: per document and actor, the
-   * highest number. Members take no later change of theirs in an old epoch's key (removalCutoff).
-   */
-  private seenChanges(conv: Uint8Array, people: Uint8Array[]): SeenChange[] {
-    const { core } = this;
-    const signers: Uint8Array[] = [];
-    for (const id of core.envelopes.conversationEnvelopes(conv)) {
-      const m = core.envelopes.meta(id);
-      if (!m || m.carried || !people.some((p) => equalBytes(p, m.author))) continue;
-      const env = core.envelopes.get(id);
-      if (env && !signers.some((s) => equalBytes(s, signerOf(env)))) signers.push(signerOf(env));
-    }
-    for (const p of people) if (!signers.some((s) => equalBytes(s, p))) signers.push(p);
-    type R = { document: string; actor: string; seq: number };
-    const rows = this.db
-      .prepare(`SELECT document, actor, max(seq) AS seq FROM change_seqs WHERE document >= ? AND document < ? GROUP BY document, actor`)
-      .all(`${toHex(conv)}/`, `${toHex(conv)}0`) as R[];
-    const seen = rows
-      .filter((r) => signers.some((s) => actorBelongsTo(r.actor, s)))
-      .map((r) => ({ segment: Number(r.document.split("/")[1]), actor: r.actor, seq: r.seq }));
-    // the most recent documents first, should a removed child have written in more than fit
-    return seen.sort((a, b) => b.segment - a.segment).slice(0, MAX_SEEN_CHANGES);
-  }
-
-  /**
-   * Why a change is refused because its author was removed before writing it (it is numbered after
-   * the last change of theirs the removal counted), or undefined.
-   */
-  writtenAfterRemoval(conv: Uint8Array, author: Uint8Array, change: { actor: string; seq: number }, segment: number): string | undefined {
-    if (equalBytes(author, this.core.me) || !this.secret(conv)) return undefined;
-    const st = this.state(conv);
-    if (!st) return undefined;
-    const skip = new Set([...st.refused.map((r) => r.id), ...st.waiting]);
-    const cut = removalCutoff(st, this.ops(conv).filter((o) => !skip.has(o.id)), author);
-    if (!cut) return undefined;
-    const last = cut.get(`${segment}/${change.actor}`) ?? 0;
-    if (change.seq <= last) return undefined;
-    return `written by ${this.core.addressOf(author)} after their removal from channel ${st.title} (the removal counted ${last} of their changes there)`;
   }
 
   /** A member's card for an add: from the people this laptop knows, or the school's directory. */

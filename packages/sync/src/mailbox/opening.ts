@@ -148,12 +148,6 @@ export class Opening {
           core.state.markOpened(env.id, conv, "pending", core.now(), "waiting for earlier changes");
           return;
         }
-        // a removed child writing with an old epoch's key to that epoch's members, after the removal
-        const late = this.channels.writtenAfterRemoval(conv, env.author, decoded, env.segment);
-        if (late) {
-          this.reject(env, late);
-          return;
-        }
         const flood = channelBudgetRefusal(core, this.channels, env);
         if (flood) {
           // kept neither here nor passed on; nor what of theirs waits here for this epoch
