@@ -4,12 +4,9 @@
 // once, through the kind-7 envelope naming only the destination relay point, and the delivered
 // receipt comes back the same way. Hostile envelopes are refused with a clear log line.
 import { afterEach, describe, expect, it } from "vitest";
-import {
-  contactCard, decodeBetweenVillages, decodeSealed, forVillage, generateIdentity, generateSchool, issueRelayCertificate, relayKeyPair, toHex, type Identity,
-} from "@pigeon/model";
-import { memoryStorage, PigeonNode, RelayPoint, type Log } from "./index.js";
-import { MemoryNetwork, meet, type Laptop } from "./devices.test-helper.js";
-import { until } from "./until.test-helper.js";
+import { contactCard, decodeBetweenVillages, decodeSealed, forVillage, generateIdentity, issueRelayCertificate, relayKeyPair, toHex } from "@pigeon/model";
+import { RelayPoint } from "./index.js";
+import { booter, homes, villages, visit } from "./villages.test-helper.js";
 
 const H = 3_600_000;
 let clock = Date.UTC(2026, 10, 2, 6);
@@ -19,55 +16,23 @@ afterEach(async () => {
   for (const f of cleanup.splice(0).reverse()) await f();
 });
 
-/** A log kept in memory, so the test reads what an administrator would. */
-function memoryLog(lines: string[]): Log {
-  const at = (level: string) => (msg: string) => void lines.push(`${level} ${msg}`);
-  return { info: at("info"), warn: at("warn"), error: at("error"), debug: () => {} };
-}
-
-async function boot(id: Identity, lines: string[] = []): Promise<Laptop> {
-  const net = new MemoryNetwork();
-  const node = await PigeonNode.open({ identity: id, storage: memoryStorage(), network: net, now, log: memoryLog(lines) });
-  cleanup.push(() => node.shutdown().catch(() => {}));
-  return { id, net, node, m: node.mailbox };
-}
-
-const homes = ["village-one", "village-two", "village-three"];
-const schools = homes.map((h) => generateSchool(h));
-const federation = new Map(schools.map((s) => [s.home, s.signing.publicKey]));
-
-/** Everything a node stores: the count that stops changing once a meeting has moved all it will. */
-const held = (l: Laptop) => l.m.envelopes.idsAfter(new Uint8Array(32), 100_000).length;
-
-/** Two nodes meet until nothing more moves between them, then part. */
-async function visit(a: Laptop, b: Laptop): Promise<void> {
-  const apart = meet(a, b);
-  let last = "";
-  let still = 0;
-  await until(async () => {
-    await new Promise((r) => setTimeout(r, 30));
-    const seen = `${held(a)},${held(b)}`;
-    still = seen === last ? still + 1 : 0;
-    last = seen;
-    return still >= 5;
-  }, `${a.id.name} and ${b.id.name} to settle`);
-  apart();
-}
+const bootOn = booter(now, cleanup);
+const { schools, federation } = villages();
 
 describe("mail between villages", () => {
   it("travels by relay points and a bus, arrives exactly once, and its receipts come back", async () => {
     const relayLogs = homes.map(() => [] as string[]);
     const relays = await Promise.all(
       schools.map(async (s, i) => {
-        const node = await boot(generateIdentity("school", s.home), relayLogs[i]);
+        const node = await bootOn(generateIdentity("school", s.home), undefined, relayLogs[i]);
         const key = relayKeyPair();
         const relay = new RelayPoint(node.node, { home: s.home, signing: key, certificate: issueRelayCertificate(s, key.publicKey), federation, announceLifetimeSeconds: 48 * 3600, now });
         cleanup.push(() => relay.close());
         return { node, relay };
       }),
     );
-    const kids = await Promise.all(["ama", "ben", "cyn"].map((n, i) => boot(generateIdentity(n, homes[i]))));
-    const bus = await boot(generateIdentity("bus", "road"));
+    const kids = await Promise.all(["ama", "ben", "cyn"].map((n, i) => bootOn(generateIdentity(n, homes[i]))));
+    const bus = await bootOn(generateIdentity("bus", "road"));
     // each child was given the other two's cards (a pen-pal exchange the teachers organised)
     for (const k of kids) for (const o of kids) if (k !== o) await k.m.addContact(contactCard(o.id));
 
@@ -140,11 +105,11 @@ describe("mail between villages", () => {
 
   it("refuses mail naming a village outside the federation, and forged envelopes, with a clear log", async () => {
     const lines: string[] = [];
-    const relayNode = await boot(generateIdentity("school", "village-one"), lines);
+    const relayNode = await bootOn(generateIdentity("school", "village-one"), undefined, lines);
     const key = relayKeyPair();
     const relay = new RelayPoint(relayNode.node, { home: "village-one", signing: key, certificate: issueRelayCertificate(schools[0]!, key.publicKey), federation, now });
     cleanup.push(() => relay.close());
-    const mallory = await boot(generateIdentity("mallory", "village-one"));
+    const mallory = await bootOn(generateIdentity("mallory", "village-one"));
     const ben = generateIdentity("ben", "village-two");
     await mallory.m.addContact(contactCard(ben));
     // a real sealed message, wrapped for a village no relay point of the federation knows

@@ -7,10 +7,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { toHex } from "@pigeon/model";
-import { contactCard, decodeBetweenVillages, generateIdentity, generateSchool, issueRelayCertificate, relayKeyPair, type Identity, type SigningKeyPair } from "@pigeon/model";
-import { fileStorage, memoryStorage, PigeonNode, RelayPoint, type Log, type NodeStorage } from "./index.js";
-import { MemoryNetwork, meet, type Laptop } from "./devices.test-helper.js";
-import { until } from "./until.test-helper.js";
+import { contactCard, decodeBetweenVillages, generateIdentity, issueRelayCertificate, relayKeyPair, type SigningKeyPair } from "@pigeon/model";
+import { fileStorage, memoryStorage, RelayPoint, type NodeStorage } from "./index.js";
+import { booter, homes, memoryLog, villages, visit } from "./villages.test-helper.js";
 
 const H = 3_600_000;
 let clock = Date.UTC(2026, 10, 2, 6);
@@ -20,36 +19,8 @@ afterEach(async () => {
   for (const f of cleanup.splice(0).reverse()) await f();
 });
 
-function memoryLog(lines: string[]): Log {
-  const at = (level: string) => (msg: string) => void lines.push(`${level} ${msg}`);
-  return { info: at("info"), warn: at("warn"), error: at("error"), debug: () => {} };
-}
-
-async function boot(id: Identity, storage: NodeStorage = memoryStorage(), lines: string[] = []): Promise<Laptop> {
-  const net = new MemoryNetwork();
-  const node = await PigeonNode.open({ identity: id, storage, network: net, now, log: memoryLog(lines) });
-  cleanup.push(() => node.shutdown().catch(() => {}));
-  return { id, net, node, m: node.mailbox };
-}
-
-const homes = ["village-one", "village-two", "village-three"];
-const schools = homes.map((h) => generateSchool(h));
-const federation = new Map(schools.map((s) => [s.home, s.signing.publicKey]));
-const held = (l: Laptop) => l.m.envelopes.idsAfter(new Uint8Array(32), 100_000).length;
-
-async function visit(a: Laptop, b: Laptop): Promise<void> {
-  const apart = meet(a, b);
-  let last = "";
-  let still = 0;
-  await until(async () => {
-    await new Promise((r) => setTimeout(r, 30));
-    const seen = `${held(a)},${held(b)}`;
-    still = seen === last ? still + 1 : 0;
-    last = seen;
-    return still >= 5;
-  }, `${a.id.name} and ${b.id.name} to settle`);
-  apart();
-}
+const bootOn = booter(now, cleanup);
+const { schools, federation } = villages();
 
 describe("mail between villages, with laptops at the bus stops and a relay point restarted", () => {
   it("arrives exactly once everywhere and the delivered receipts come back", async () => {
@@ -59,7 +30,7 @@ describe("mail between villages, with laptops at the bus stops and a relay point
     const keys = schools.map(() => relayKeyPair());
     const logs = homes.map(() => [] as string[]);
     const startRelay = async (i: number, storage: NodeStorage, key: SigningKeyPair) => {
-      const node = await boot(ids[i]!, storage, logs[i]);
+      const node = await bootOn(ids[i]!, storage, logs[i]);
       const relay = new RelayPoint(node.node, {
         home: homes[i]!, signing: key, certificate: issueRelayCertificate(schools[i]!, key.publicKey), federation,
         announceLifetimeSeconds: 48 * 3600, now, contactsFile: i === 0 ? join(dir, "relay-contacts.json") : undefined, log: memoryLog(logs[i]!),
@@ -69,9 +40,9 @@ describe("mail between villages, with laptops at the bus stops and a relay point
     };
     const relays = await Promise.all(schools.map((_, i) => startRelay(i, i === 0 ? fileStorage(join(dir, "r1")) : memoryStorage(), keys[i]!)));
     // each village: a pen pal and a classmate; the pen pals were given each other's cards
-    const kids = await Promise.all(["ama", "ben", "cyn"].map((n, i) => boot(generateIdentity(n, homes[i]))));
-    const classmates = await Promise.all(["abi", "bob", "cal"].map((n, i) => boot(generateIdentity(n, homes[i]))));
-    const bus = await boot(generateIdentity("bus", "mule"));
+    const kids = await Promise.all(["ama", "ben", "cyn"].map((n, i) => bootOn(generateIdentity(n, homes[i]))));
+    const classmates = await Promise.all(["abi", "bob", "cal"].map((n, i) => bootOn(generateIdentity(n, homes[i]))));
+    const bus = await bootOn(generateIdentity("bus", "mule"));
     for (const k of kids) for (const o of kids) if (k !== o) await k.m.addContact(contactCard(o.id));
 
     // the bus parks on the school's network: it meets the relay point and the laptops there
@@ -126,16 +97,16 @@ describe("mail between villages, with laptops at the bus stops and a relay point
     const dir = mkdtempSync(join(tmpdir(), "pigeon-villages-laptop-"));
     cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
     const relays = await Promise.all([0, 1].map(async (i) => {
-      const node = await boot(generateIdentity("school", homes[i]!));
+      const node = await bootOn(generateIdentity("school", homes[i]!));
       const key = relayKeyPair();
       const relay = new RelayPoint(node.node, { home: homes[i]!, signing: key, certificate: issueRelayCertificate(schools[i]!, key.publicKey), federation, now });
       cleanup.push(() => relay.close());
       return node;
     }));
-    const bus = await boot(generateIdentity("bus", "mule"));
+    const bus = await bootOn(generateIdentity("bus", "mule"));
     const amaId = generateIdentity("ama", homes[0]);
     const ben = generateIdentity("ben", homes[1]);
-    let ama = await boot(amaId, fileStorage(join(dir, "ama")));
+    let ama = await bootOn(amaId, fileStorage(join(dir, "ama")));
     await ama.m.addContact(contactCard(ben));
     await visit(bus, relays[1]!);
     clock += 6 * H;
@@ -144,7 +115,7 @@ describe("mail between villages, with laptops at the bus stops and a relay point
     await visit(ama, relays[0]!);
     // ama's laptop restarts (a flat battery) and she writes to ben before meeting anyone
     await ama.node.shutdown();
-    ama = await boot(amaId, fileStorage(join(dir, "ama")));
+    ama = await bootOn(amaId, fileStorage(join(dir, "ama")));
     await ama.m.send("ben@village-two", "hello ben, after a flat battery");
     const sealed = ama.m.envelopes.ownSealedFor(amaId.person, ben.person).map((e) => toHex(e.id));
     const wrapped = ama.m.envelopes.idsAfter(new Uint8Array(32), 100_000).map((id) => ama.m.envelopes.bytesOf(id)!).filter((b) => b[1] === 7)
