@@ -89,6 +89,9 @@ Commands:
                             fingerprint stay the same, laptops you meet learn the new name
   enrol TOKEN               join your school with the token its school server printed for
                             this laptop (you take the enrolled name@school; keys stay the same)
+  enrol --move TOKEN        a child who moved to another village's school: leave the old
+                            school's directory and join the new one; keys, buddies and
+                            conversations stay, and old friends still reach you
   school                    your school: its directory, its policy, what it says of you
   school list [--class C]   everyone the school vouches for (name, class, role, fingerprint)
   routes                    on a relay point: every other village it can reach, the way
@@ -206,6 +209,7 @@ export const options = {
   class: { type: "string" },
   role: { type: "string" },
   replace: { type: "boolean" },
+  move: { type: "boolean" },
   until: { type: "string" },
   reason: { type: "string" },
   gateway: { type: "string" },
@@ -234,6 +238,7 @@ const COMMON: readonly OptionName[] = ["data", "json", "help"];
 const COMMAND_OPTIONS: Record<string, readonly OptionName[]> = {
   start: ["name", "home", "listen", "port", "control-port", "peer", "no-mdns", "mdns-interface", "meet", "hop-limit", "copies", "carry-quota", "xmpp-port", "xmpp-listen", "no-xmpp", "allow-origin", "school", "gateway", "relay-point", "federate", "announce-gap", "announce-lifetime", "mule"],
   school: ["name", "class", "role", "replace", "reason", "until", "out"],
+  enrol: ["move"],
   send: ["draft", "via", "subject", "yes"],
   reply: ["yes"],
   draft: ["delete"],

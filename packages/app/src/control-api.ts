@@ -85,6 +85,8 @@ export interface SchoolApi {
     address: string; was: string; renamed: boolean; school: string; class: string; role: string; vouch: VouchView;
     /** The node runs: XMPP clients see the new address after it restarts. */
     restartForXmpp?: true;
+    /** The school this laptop left (pigeon enrol --move: a child who moved villages). */
+    moved?: string;
   };
 }
 

@@ -170,7 +170,7 @@ export function mailboxRoutes(mailbox: Mailbox): Routes<MailboxEndpoint> {
     "GET /api/drafts": () => mailbox.drafts(),
     "GET /api/contacts": () => mailbox.contacts().map(contactInfo),
     "GET /api/status": () => mailbox.status(),
-    "GET /api/card": () => ({ card: encodeCard(mailbox.identity) }),
+    "GET /api/card": () => ({ card: encodeCard(mailbox.identity, mailbox.school.ownWord()) }),
     // a card the child was given: the person is known, and a buddy (the child chose them)
     "POST /api/contacts": async (b) => {
       let card;

@@ -131,6 +131,16 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
   const { mailbox, sync } = node;
   // $PIGEON_ANNOUNCE_GAP_MS shortens the minute between route announcements (tests that cannot wait for it)
   const relay = opts.relay ? new RelayPoint(node, { ...opts.relay, log, announceGapMs: Number(process.env.PIGEON_ANNOUNCE_GAP_MS) || undefined }) : undefined;
+  // the school's laptops learn which villages it exchanges mail with, and their schools' keys, from a
+  // directory entry: they check another village's person's card against that school's word with it
+  if (opts.relay && opts.school) {
+    try {
+      const published = await mailbox.school.publishFederation(opts.relay.federation);
+      if (published) log.info(`told the school's laptops the villages it exchanges mail with: ${[...published.villages.keys()].join(", ") || "none"}`);
+    } catch (e) {
+      log.warn(`could not tell the school's laptops the villages it exchanges mail with: ${(e as Error).message}`);
+    }
+  }
   // a paired device's sealing key rotated, or a keyring was applied: identity.json follows (owner-only)
   mailbox.on("identity", (id) => {
     try {

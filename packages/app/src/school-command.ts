@@ -15,7 +15,7 @@ export async function schoolCommand(command: "enrol" | "school", rest: string[],
   if (command === "enrol") {
     if (rest.length !== 1 || !rest[0]!.trim())
       throw new UsageError("enrol needs the token the school server printed for this laptop, e.g. pigeon enrol pigeon-school1:...");
-    const r = await ask("POST /api/enrol", { token: rest[0] });
+    const r = await ask("POST /api/enrol", { token: rest[0], ...(v.move ? { move: true } : {}) });
     out(r, formatEnrol(r));
     return 0;
   }

@@ -61,6 +61,7 @@ export function formatEnrolled(e: Enrolled): string {
 
 export function formatEnrol(r: SchoolApi["POST /api/enrol"]): string {
   return [
+    ...(r.moved ? [`You left ${r.moved}; your buddies, conversations and keys stay with you.`] : []),
     `You belong to ${r.school} now: ${vouchText(r.vouch)}.`,
     ...(r.renamed ? [`Your address is ${r.address} (was ${r.was}); your keys and fingerprint stay the same.`] : []),
     ...(r.restartForXmpp ? ["XMPP clients see the new address after the node restarts (pigeon stop, then pigeon start)."] : []),

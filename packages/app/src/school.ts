@@ -121,12 +121,14 @@ export function schoolRoutes(mailbox: Mailbox, o: { dataDir: string; running: bo
       return { serial: e.serial, onlyDirectory: e.onlyDirectory, noStudentGroups: e.noStudentGroups ?? false };
     },
     "POST /api/enrol": async (b) => {
-      const r = await mailbox.school.enrol(str(b, "token"));
+      if (b.move !== undefined && typeof b.move !== "boolean") throw new HttpError(400, "bad-input", `"move" is true or false`);
+      const r = await mailbox.school.enrol(str(b, "token"), { move: b.move === true });
       const renamed = r.was !== r.address;
       if (renamed) saveAddress(o.dataDir, r.entry.name, r.entry.home);
       return {
         address: r.address, was: r.was, renamed, school: r.entry.home, class: r.entry.class, role: r.entry.role, vouch: r.vouch,
         ...(renamed && o.running ? { restartForXmpp: true } : {}),
+        ...(r.moved ? { moved: r.moved } : {}),
       };
     },
   };

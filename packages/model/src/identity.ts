@@ -90,6 +90,11 @@ export function deviceSealing(id: Pick<Identity, "signing">): SealingKeyPair {
 export interface ContactCard extends Address {
   signPublicKey: Uint8Array;
   sealPublicKey: Uint8Array;
+  /**
+   * The person's school's word, when the card carries one: their enrol entry as their school signed it
+   * (school.ts, checkSchoolWord). Another village's laptop checks it before believing the address.
+   */
+  schoolWord?: Uint8Array;
 }
 
 export function generateIdentity(name: string, home = DEFAULT_HOME): Identity {
@@ -236,25 +241,37 @@ export function verifyDeviceCertificate(person: Uint8Array, device: Uint8Array, 
 //   "pigeon1:" + base64url(u8 version=1 | string name | string home | raw32 sign key | raw32 seal key | raw64 signature)
 // The signature (by the card's own signing key over "pigeon-card-v1" ‖ everything before it) catches
 // typos and tampering; it does not say the school vouches for the person (that is provisioning's job).
+// A card of an enrolled person may be followed by "." + base64url(their school's word: the signed
+// enrol entry, school.ts), which the school's signature, not the card's, holds together; a laptop of
+// another village checks it against the school key its own school lists for that village.
 
 const CARD_PREFIX = "pigeon1:";
 const CARD_TAG = cardUtf8("pigeon-card-v1");
 
-export function encodeCard(id: Identity): string {
+export function encodeCard(id: Identity, schoolWord?: Uint8Array): string {
+  const word = schoolWord ? "." + Buffer.from(schoolWord).toString("base64url") : "";
   // signed by the person key: only the first device makes cards; the others show the one it gave them
   if (!holdsPersonKey(id)) {
     if (!id.card) throw new Error("this device has no contact card of its person yet (it gets one when paired)");
-    return id.card;
+    return id.card.split(".")[0] + word;
   }
   const body = new CardWriter().u8(1).string(id.name).string(id.home).raw(id.person).raw(id.sealing.publicKey).finish();
   const sig = cardSign(id.signing.seed, cardConcat([CARD_TAG, body]));
-  return CARD_PREFIX + Buffer.from(cardConcat([body, sig])).toString("base64url");
+  return CARD_PREFIX + Buffer.from(cardConcat([body, sig])).toString("base64url") + word;
 }
+
+/** At most this many characters of school's word after a card (an enrol entry is ~200 bytes). */
+const MAX_WORD_CHARS = 2048;
+const BASE64URL = /^[A-Za-z0-9_-]+$/;
 
 export function decodeCard(text: string): ContactCard {
   const t = text.trim();
   if (!t.startsWith(CARD_PREFIX)) throw new AddressError("not a Pigeon contact card (it should start with pigeon1:)");
-  const bytes = new Uint8Array(Buffer.from(t.slice(CARD_PREFIX.length), "base64url"));
+  const [cardText = "", wordText, ...more] = t.slice(CARD_PREFIX.length).split(".");
+  // Node's decoder skips characters it does not know: a damaged card must not read as another one
+  if (!BASE64URL.test(cardText) || more.length > 0 || (wordText !== undefined && (!BASE64URL.test(wordText) || wordText.length > MAX_WORD_CHARS)))
+    throw new AddressError("damaged contact card (it has characters or parts a card does not have); copy it again");
+  const bytes = new Uint8Array(Buffer.from(cardText, "base64url"));
   try {
     const r = new CardReader(bytes);
     if (r.u8() !== 1) throw new Error("unknown card version");
@@ -268,7 +285,7 @@ export function decodeCard(text: string): ContactCard {
     const addr = parseAddress(`${name}@${home}`);
     if (addr.name !== name || addr.home !== home) throw new Error("bad address");
     if (!cardVerify(signPublicKey, cardConcat([CARD_TAG, bytes.subarray(0, signedLength)]), sig)) throw new Error("signature does not match");
-    return { name, home, signPublicKey, sealPublicKey };
+    return { name, home, signPublicKey, sealPublicKey, ...(wordText ? { schoolWord: new Uint8Array(Buffer.from(wordText, "base64url")) } : {}) };
   } catch (e) {
     throw new AddressError(`damaged contact card (${(e as Error).message}); copy it again`);
   }

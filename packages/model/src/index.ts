@@ -19,11 +19,12 @@ export {
 // The school: its key, the signed directory of who is enrolled (entries, sealed for travel, folded
 // into one answer in any order), vouching for a name@home, enrolment tokens.
 export {
-  DIRECTORY_KEY_BYTES, DirectoryError, DirectoryState, MAX_CLASS_CHARS, MAX_MAIL_RULES_BYTES, MAX_REASON_CHARS, decodeEnrolment, decodeEntry,
-  encodeEnrolment, encodeEntry, foldDirectory, generateSchool, openEntry, parseSchoolFile, schoolLinkSecret, sealEntry, serializeSchool,
+  DIRECTORY_KEY_BYTES, DirectoryError, DirectoryState, MAX_CLASS_CHARS, MAX_FEDERATION_VILLAGES, MAX_MAIL_RULES_BYTES, MAX_REASON_CHARS,
+  MAX_SCHOOL_WORD_BYTES, checkSchoolWord, decodeEnrolment, decodeEntry,
+  encodeEnrolment, encodeEntry, foldDirectory, generateSchool, openEntry, openSignedEntry, parseSchoolFile, schoolLinkSecret, sealEntry, serializeSchool,
   validClass, vouch,
   type DirectoryEntry, type EnrolEntry, type Enrolment, type Lookup, type RevokeDeviceEntry, type RevokePersonEntry,
-  type MailRulesEntry, type PolicyEntry, type Role, type SchoolFile, type SchoolKey, type Vouch,
+  type FederationEntry, type MailRulesEntry, type PolicyEntry, type Role, type SchoolFile, type SchoolKey, type Vouch,
 } from "./school.js";
 // The directory's travel form: one statement envelope per entry, signed by the school key.
 export {

@@ -96,6 +96,21 @@ describe("contact cards", () => {
     expect(() => decodeCard(broken)).toThrow(/damaged contact card/);
     expect(() => decodeCard("hello")).toThrow(/not a Pigeon contact card/);
   });
+
+  it("carry their school's word after a dot, as its bytes; a damaged word or a third part is refused", async () => {
+    const { encodeCard, decodeCard } = await import("./index.js");
+    const id = generateIdentity("chiku", "kisumu-primary");
+    const word = Uint8Array.from({ length: 180 }, (_, i) => i);
+    const card = encodeCard(id, word);
+    expect(card.startsWith(encodeCard(id) + ".")).toBe(true);
+    expect(decodeCard(card).schoolWord).toEqual(word);
+    expect(decodeCard(encodeCard(id)).schoolWord).toBeUndefined();
+    // a later device shows the card its first device gave it, with its own word
+    expect(decodeCard(encodeCard({ ...id, signing: generateIdentity("x").signing, card }, Uint8Array.of(7))).schoolWord).toEqual(Uint8Array.of(7));
+    expect(() => decodeCard(card + ".AAAA")).toThrow(/damaged contact card/);
+    expect(() => decodeCard(card.replace(".", ".!"))).toThrow(/damaged contact card/);
+    expect(() => decodeCard(encodeCard(id) + "." + "A".repeat(2049))).toThrow(/damaged contact card/);
+  });
 });
 
 describe("hybrid logical clock bounds", () => {

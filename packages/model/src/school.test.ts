@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { Writer, concat, toHex, utf8 } from "./bytes.js";
 import { generateSigningKeyPair, randomBytes, secretboxSeal, sign } from "./crypto.js";
 import {
-  DirectoryError, DirectoryState, decodeEnrolment, decodeEntry, encodeEnrolment, encodeEntry, foldDirectory, generateSchool,
+  DirectoryError, DirectoryState, checkSchoolWord, decodeEnrolment, decodeEntry, encodeEnrolment, encodeEntry, foldDirectory, generateSchool,
   openEntry, parseSchoolFile, sealEntry, serializeSchool, validClass, vouch,
   type DirectoryEntry, type EnrolEntry, type Role, type SchoolKey,
 } from "./index.js";
@@ -281,6 +281,46 @@ describe("the directory", () => {
     expect(() => encodeEntry(school, rules(6, text(6, Array.from({ length: 1000 }, (_, i) => `a-long-pen-pal-name-${i}@example.org`))))).toThrow(/at most 32768 bytes/);
   });
 
+  it("the villages the school exchanges mail with travel as an entry: the newest is in force; a bad list is never an entry", () => {
+    const siaya = generateSchool("siaya-primary").signing.publicKey;
+    const bondo = generateSchool("bondo-primary").signing.publicKey;
+    const federation = (serial: number, villages: [string, Uint8Array][]): DirectoryEntry => ({ type: "federation", home: HOME, serial, at: AT + serial, villages: new Map(villages) });
+    const signed = encodeEntry(school, { ...federation(300, [["siaya-primary", siaya], ["bondo-primary", bondo]]), at: 5 });
+    // the documented layout: type 6, a count, then the villages in sorted order
+    expect(toHex(signed.subarray(0, signed.length - 64))).toBe(
+      "01" + "06" + "0e" + toHex(utf8(HOME)) + "ac02" + "05" + "5d" + "02" + "0d" + toHex(utf8("bondo-primary")) + toHex(bondo) + "0d" + toHex(utf8("siaya-primary")) + toHex(siaya),
+    );
+    expect(openEntry(sealEntry(school, federation(3, [["siaya-primary", siaya]])), pub, school.directoryKey)).toEqual(federation(3, [["siaya-primary", siaya]]));
+    for (const order of [[federation(3, [["siaya-primary", siaya]]), federation(8, [["bondo-primary", bondo]])], [federation(8, [["bondo-primary", bondo]]), federation(3, [["siaya-primary", siaya]])]])
+      expect([...foldDirectory(HOME, order).federation()!.villages.keys()]).toEqual(["bondo-primary"]);
+    expect(new DirectoryState(HOME).federation()).toBeUndefined();
+    expect(() => encodeEntry(school, federation(4, [[HOME, siaya]]))).toThrow(/lists the school's own village/);
+    expect(() => encodeEntry(school, federation(4, [["Not A Home", siaya]]))).toThrow(/is not a valid home/);
+    expect(() => encodeEntry(school, federation(4, [["siaya-primary", new Uint8Array(31)]]))).toThrow(/not 32 bytes/);
+    // one byte form per federation: repeated or unsorted villages are refused even when signed
+    const byHand = (villages: [string, Uint8Array][]) => () =>
+      decodeEntry(signedByHand(school, (w) => { const d = new Writer().varint(villages.length); for (const [h, k] of villages) d.string(h).raw(k); return header(w, 1, 6).bytes(d.finish()); }), pub);
+    expect(byHand([["bondo-primary", bondo], ["siaya-primary", siaya]])()).toMatchObject({ type: "federation" });
+    expect(byHand([["siaya-primary", siaya], ["bondo-primary", bondo]])).toThrow(/repeated or out of order/);
+    expect(byHand([["siaya-primary", siaya], ["siaya-primary", bondo]])).toThrow(/repeated or out of order/);
+    expect(() => decodeEntry(signedByHand(school, (w) => header(w, 1, 6).bytes(new Writer().varint(257).finish())), pub)).toThrow(/over the limit of 256/);
+  });
+
+  it("a card's school's word holds only for the key, name and home the school enrolled, until the enrolment's end", () => {
+    const person = key();
+    const entry = { ...enrol(4, person, "ben", "6A"), until: AT + 1000 };
+    const word = encodeEntry(school, entry);
+    const ben = { name: "ben", home: HOME, signPublicKey: person };
+    expect(checkSchoolWord(word, ben, pub, AT)).toEqual(entry);
+    expect(() => checkSchoolWord(word, ben, pub, AT + 1001)).toThrow(/enrolment at kisumu-primary ended on 2026-01-12/);
+    expect(() => checkSchoolWord(word, { ...ben, signPublicKey: key() }, pub, AT)).toThrow(/enrolled another key/);
+    expect(() => checkSchoolWord(word, { ...ben, name: "cleo" }, pub, AT)).toThrow(/enrolled this key as ben, not cleo/);
+    expect(() => checkSchoolWord(word, { ...ben, home: "siaya-primary" }, pub, AT)).toThrow(/about someone of kisumu-primary, not siaya-primary/);
+    expect(() => checkSchoolWord(word, ben, generateSchool(HOME).signing.publicKey, AT)).toThrow(/does not hold \(not signed by the school\)/);
+    expect(() => checkSchoolWord(encodeEntry(school, revokePerson(5, person)), ben, pub, AT)).toThrow(/not an enrolment/);
+    expect(() => checkSchoolWord(word.subarray(0, 40), ben, pub, AT)).toThrow(/does not hold \(damaged/);
+  });
+
   it("lists members by class and teachers, sorted by name", () => {
     const d = foldDirectory(HOME, [
       enrol(1, key(), "zawadi", "4A"), enrol(2, key(), "amara", "4A"), enrol(3, key(), "mwalimu.otieno", "4A", "teacher"),
@@ -416,7 +456,7 @@ describe("enrolment tokens", () => {
   it("round-trip, and carry what a laptop needs to read and check the directory", () => {
     expect(token.startsWith("pigeon-school1:")).toBe(true);
     const got = decodeEnrolment(`  ${token}\n`);
-    expect(got).toEqual({ home: HOME, schoolPublicKey: pub, directoryKey: school.directoryKey, entry });
+    expect(got).toEqual({ home: HOME, schoolPublicKey: pub, directoryKey: school.directoryKey, entry, signedEntry: encodeEntry(school, entry) });
     expect(openEntry(sealEntry(school, entry), got.schoolPublicKey, got.directoryKey)).toEqual(entry);
   });
 

@@ -137,7 +137,19 @@ export interface MailRulesEntry extends EntryBase {
   text: string;
 }
 
-export type DirectoryEntry = EnrolEntry | RevokePersonEntry | RevokeDeviceEntry | PolicyEntry | MailRulesEntry;
+/**
+ * The villages this school exchanges mail with (its relay point's federation, docs/routing.md), each
+ * with the key of its school: a laptop checks another village's person's card against that school's
+ * word with it (checkSchoolWord), so a stranger cannot pose as a child of another village. The newest
+ * (highest serial) is in force.
+ */
+export interface FederationEntry extends EntryBase {
+  type: "federation";
+  /** home -> that village's school key; never this school's own home. */
+  villages: ReadonlyMap<string, Uint8Array>;
+}
+
+export type DirectoryEntry = EnrolEntry | RevokePersonEntry | RevokeDeviceEntry | PolicyEntry | MailRulesEntry | FederationEntry;
 
 export const MAX_CLASS_CHARS = 32;
 export const MAX_REASON_CHARS = 200;
@@ -194,6 +206,16 @@ function entryProblem(e: DirectoryEntry): string | undefined {
       }
       return undefined;
     }
+    case "federation": {
+      if (!(e.villages instanceof Map)) return "the federation is not a list of villages";
+      if (e.villages.size > MAX_FEDERATION_VILLAGES) return `a federation of ${e.villages.size} villages is over the limit of ${MAX_FEDERATION_VILLAGES}`;
+      for (const [home, key] of e.villages) {
+        if (!validHome(home)) return `village ${JSON.stringify(home)} is not a valid home`;
+        if (home === e.home) return "the federation lists the school's own village";
+        if (!isKey(key)) return `the school key of ${home} is not 32 bytes`;
+      }
+      return undefined;
+    }
     default:
       return `unknown entry type ${JSON.stringify((e as { type: unknown }).type)}`;
   }
@@ -209,18 +231,21 @@ function entryProblem(e: DirectoryEntry): string | undefined {
 //            policy        4: varint rules (bit 0: only the directory; bit 1: no student groups; other bits are refused as unknown
 //                             rules, so a laptop never half-applies a policy it does not understand)
 //            mail-rules    5: string the e-mail gateway's rules, JSON (gateway-rules.ts; at most 32 KiB)
+//            federation    6: varint n (at most 256) | n × (string home | raw32 school key), homes in sorted order
 // The signature is by the school key over "pigeon-directory-v1" ‖ every byte before it. The details
 // are length-prefixed so that a laptop can check the signature of a type it does not know yet, and
 // then say so ("unknown entry type 4") instead of "damaged".
 const ENTRY_VERSION = 1;
 const ENTRY_TAG = utf8("pigeon-directory-v1");
-const TYPE_CODES = { enrol: 1, "revoke-person": 2, "revoke-device": 3, policy: 4, "mail-rules": 5 } as const;
+const TYPE_CODES = { enrol: 1, "revoke-person": 2, "revoke-device": 3, policy: 4, "mail-rules": 5, federation: 6 } as const;
 export const MAX_MAIL_RULES_BYTES = 32 * 1024;
+export const MAX_FEDERATION_VILLAGES = 256;
 const POLICY_ONLY_DIRECTORY = 1;
 const POLICY_NO_STUDENT_GROUPS = 2;
 const ROLE_CODES = { student: 1, teacher: 2 } as const;
 const MAX_STRING_BYTES = 64; // home, name
 const MAX_DETAILS_BYTES = 1024;
+const MAX_FEDERATION_BYTES = 4 + MAX_FEDERATION_VILLAGES * (1 + MAX_STRING_BYTES + SIGN_PUBLIC_BYTES);
 
 /** The bytes the school signs; also an entry's identity (two entries are the same iff these are). */
 function entryBody(e: DirectoryEntry): Uint8Array {
@@ -237,6 +262,10 @@ function entryBody(e: DirectoryEntry): Uint8Array {
   else if (e.type === "revoke-person") d.raw(e.personKey).string(e.reason);
   else if (e.type === "revoke-device") d.raw(e.deviceKey).raw(e.personKey);
   else if (e.type === "mail-rules") d.string(e.text);
+  else if (e.type === "federation") {
+    d.varint(e.villages.size);
+    for (const [home, key] of [...e.villages].sort(([a], [b]) => (a < b ? -1 : 1))) d.string(home).raw(key);
+  }
   else d.varint((e.onlyDirectory ? POLICY_ONLY_DIRECTORY : 0) | (e.noStudentGroups ? POLICY_NO_STUDENT_GROUPS : 0));
   return new Writer().u8(ENTRY_VERSION).u8(TYPE_CODES[e.type]).string(e.home).varint(e.serial).varint(e.at).bytes(d.finish()).finish();
 }
@@ -265,7 +294,7 @@ export function decodeEntry(bytes: Uint8Array, schoolPublicKey: Uint8Array): Dir
     const version = r.u8();
     if (version !== ENTRY_VERSION) throw new DirectoryError(`unknown entry version ${version}`);
     const type = r.u8();
-    const header = { type, home: r.string(MAX_STRING_BYTES), serial: r.varint(), at: r.varint(), details: r.bytes(type === TYPE_CODES["mail-rules"] ? MAX_MAIL_RULES_BYTES + 8 : MAX_DETAILS_BYTES) };
+    const header = { type, home: r.string(MAX_STRING_BYTES), serial: r.varint(), at: r.varint(), details: r.bytes(type === TYPE_CODES["mail-rules"] ? MAX_MAIL_RULES_BYTES + 8 : type === TYPE_CODES.federation ? MAX_FEDERATION_BYTES : MAX_DETAILS_BYTES) };
     const signed = bytes.subarray(0, r.pos);
     const signature = r.raw(SIGNATURE_BYTES);
     r.end();
@@ -301,6 +330,19 @@ export function decodeEntry(bytes: Uint8Array, schoolPublicKey: Uint8Array): Dir
       if (rules & POLICY_NO_STUDENT_GROUPS) e.noStudentGroups = true;
     } else if (type === TYPE_CODES["mail-rules"]) {
       e = { type: "mail-rules", home, serial, at, text: r.string(MAX_MAIL_RULES_BYTES) };
+    } else if (type === TYPE_CODES.federation) {
+      const n = r.varint();
+      if (n > MAX_FEDERATION_VILLAGES) throw new DirectoryError(`invalid entry: a federation of ${n} villages is over the limit of ${MAX_FEDERATION_VILLAGES}`);
+      const villages = new Map<string, Uint8Array>();
+      let last = "";
+      for (let i = 0; i < n; i++) {
+        const village = r.string(MAX_STRING_BYTES);
+        // sorted and unique: one byte form per federation, so a repeated village cannot hide behind another key
+        if (i > 0 && village <= last) throw new DirectoryError("invalid entry: the federation's villages are repeated or out of order");
+        last = village;
+        villages.set(village, key());
+      }
+      e = { type: "federation", home, serial, at, villages };
     } else {
       throw new DirectoryError(`unknown entry type ${type}`);
     }
@@ -325,6 +367,11 @@ export function sealEntry(school: SchoolKey, entry: DirectoryEntry): Uint8Array 
 
 /** Opens and verifies a sealed entry. Throws DirectoryError with the reason. */
 export function openEntry(bytes: Uint8Array, schoolPublicKey: Uint8Array, directoryKey: Uint8Array): DirectoryEntry {
+  return openSignedEntry(bytes, schoolPublicKey, directoryKey).entry;
+}
+
+/** openEntry, also giving the signed cleartext entry (what a card carries as its school's word). */
+export function openSignedEntry(bytes: Uint8Array, schoolPublicKey: Uint8Array, directoryKey: Uint8Array): { entry: DirectoryEntry; signed: Uint8Array } {
   const { school, sealed } = damaged(() => {
     const r = new Reader(bytes);
     const version = r.u8();
@@ -334,7 +381,40 @@ export function openEntry(bytes: Uint8Array, schoolPublicKey: Uint8Array, direct
   if (!equalBytes(school, schoolPublicKey)) throw new DirectoryError("entry for another school");
   const signed = secretboxOpen(directoryKey, sealed);
   if (!signed) throw new DirectoryError("damaged (it does not open with the school's directory key)");
-  return decodeEntry(signed, schoolPublicKey);
+  return { entry: decodeEntry(signed, schoolPublicKey), signed };
+}
+
+// ---- A school's word on a card: vouching across villages ----
+//
+// Another village's directory is sealed for its own laptops, so a laptop cannot look a pen pal up in
+// it. Instead the pen pal's card carries their school's word: their current enrol entry, signed by
+// their school (the cleartext signed entry, as an enrolment token holds it). The reader checks it with
+// the key its own school lists for that village (a federation entry); so a stranger's card naming
+// ben@siaya-primary is refused unless siaya-primary's school enrolled that very key under that name.
+// What it cannot see across villages: a later revocation, or a newer enrolment of the name.
+
+/** At most this many bytes of school's word on a card (an enrol entry is ~200). */
+export const MAX_SCHOOL_WORD_BYTES = MAX_DETAILS_BYTES + 2 * MAX_STRING_BYTES + 32;
+
+/**
+ * Checks that `word` is `schoolKey`'s enrolment of exactly this person (key, name, home) and not past
+ * its end at `now`. Returns the entry; throws DirectoryError saying why not.
+ */
+export function checkSchoolWord(word: Uint8Array, person: { name: string; home: string; signPublicKey: Uint8Array }, schoolKey: Uint8Array, now: number): EnrolEntry {
+  if (word.length > MAX_SCHOOL_WORD_BYTES) throw new DirectoryError("the school's word on the card is too long");
+  let entry: DirectoryEntry;
+  try {
+    entry = decodeEntry(word, schoolKey);
+  } catch (e) {
+    throw new DirectoryError(`the school's word on the card does not hold (${(e as Error).message})`);
+  }
+  if (entry.type !== "enrol") throw new DirectoryError("the school's word on the card is not an enrolment");
+  if (entry.home !== person.home) throw new DirectoryError(`the school's word is about someone of ${entry.home}, not ${person.home}`);
+  if (!equalBytes(entry.personKey, person.signPublicKey)) throw new DirectoryError(`${person.home}'s school enrolled another key under that word, not this card's`);
+  if (entry.name !== person.name) throw new DirectoryError(`${person.home}'s school enrolled this key as ${entry.name}, not ${person.name}`);
+  if (entry.until !== undefined && now > entry.until)
+    throw new DirectoryError(`the enrolment at ${person.home} ended on ${new Date(entry.until).toISOString().slice(0, 10)}`);
+  return entry;
 }
 
 // ---- The directory: a grow-only set of entries, folded ----
@@ -372,6 +452,7 @@ export class DirectoryState {
   private readonly revokedDevices = new Map<string, Held<RevokeDeviceEntry>>(); // device key hex → earliest revocation
   private currentPolicy: Held<PolicyEntry> | undefined;
   private currentMailRules: Held<MailRulesEntry> | undefined;
+  private currentFederation: Held<FederationEntry> | undefined;
   private highest = 0;
 
   /** A directory of one school (entries must have been opened with that school's key). */
@@ -407,6 +488,8 @@ export class DirectoryState {
       keepEarliest(this.revokedDevices, toHex(entry.deviceKey), held as Held<RevokeDeviceEntry>);
     } else if (entry.type === "mail-rules") {
       if (!this.currentMailRules || newer(held, this.currentMailRules)) this.currentMailRules = held as Held<MailRulesEntry>;
+    } else if (entry.type === "federation") {
+      if (!this.currentFederation || newer(held, this.currentFederation)) this.currentFederation = held as Held<FederationEntry>;
     } else if (!this.currentPolicy || newer(held, this.currentPolicy)) {
       this.currentPolicy = held as Held<PolicyEntry>;
     }
@@ -421,6 +504,11 @@ export class DirectoryState {
   /** The e-mail gateway's rules in force (the newest mail-rules entry), if the school published any. */
   mailRules(): MailRulesEntry | undefined {
     return this.currentMailRules?.entry;
+  }
+
+  /** The villages the school exchanges mail with, and their schools' keys (the newest federation entry). */
+  federation(): FederationEntry | undefined {
+    return this.currentFederation?.entry;
   }
 
   /** Whether the school allows messages only from people its directory vouches for. */
@@ -530,6 +618,8 @@ export interface Enrolment {
   schoolPublicKey: Uint8Array;
   directoryKey: Uint8Array;
   entry: EnrolEntry;
+  /** The entry as the school signed it (a card carries it as the school's word). */
+  signedEntry: Uint8Array;
 }
 
 export function encodeEnrolment(school: SchoolKey, entry: EnrolEntry): string {
@@ -564,7 +654,7 @@ export function decodeEnrolment(text: string): Enrolment {
     const entry = decodeEntry(signedEntry, schoolPublicKey);
     if (entry.type !== "enrol") throw new Error("it holds no enrolment");
     if (entry.home !== home) throw new Error("its home does not match its entry");
-    return { home, schoolPublicKey, directoryKey, entry };
+    return { home, schoolPublicKey, directoryKey, entry, signedEntry: Uint8Array.from(signedEntry) };
   } catch (e) {
     throw new DirectoryError(`damaged enrolment token (${(e as Error).message}); copy it again`);
   }

@@ -447,6 +447,22 @@ export class EnvelopeStore {
     return true;
   }
 
+  /**
+   * The opposite of adopt: an envelope this node kept as its own becomes one it only carries (within
+   * the carrier budget, evicted like any carried one): a laptop that left its school carries that
+   * school's statements no longer as its own.
+   */
+  disown(id: Uint8Array): boolean {
+    const meta = this.meta(id);
+    const env = meta && !meta.carried ? this.get(id) : undefined;
+    if (!meta || !env) return false;
+    this.db.transaction(() => {
+      this.removeRow(id, true);
+      this.insertRow(storable(env), meta.hops, meta.receivedAt, true, meta.source ?? null, null);
+    })();
+    return true;
+  }
+
   /** Copy tokens left here after handing some on. */
   setCopies(id: Uint8Array, copies: number): void {
     this.metaCache.delete(Buffer.from(id).toString("hex"));

@@ -334,7 +334,9 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
   async addContact(card: ContactCard): Promise<Contact> {
     if (equalBytes(card.signPublicKey, this.me)) throw new MailboxError("bad-input", "that is your own card");
     return this.core.serial(async () => {
+      this.school.checkCard(card);
       this.people.remember(card, "card");
+      this.school.keepWord(card);
       const c = this.state.contact(card.signPublicKey)!;
       if (this.core.isBlocked(c.signPublicKey)) throw new MailboxError("blocked", `you blocked ${this.core.addressOf(c.signPublicKey)}: unblock them first`);
       await this.buddyList.add(c, "card");

@@ -101,15 +101,16 @@ export class People {
     }
     // on a school's laptop, the plain name@home of an enrolled person means the school's person, never
     // someone else who calls themselves so (reaching them takes their fingerprint, #FPRT)
-    if (!fpPrefix && wanted.home === this.core.schoolVouch(this.core.me)?.school) {
-      const says = matches.map((c) => this.core.schoolVouch(c.signPublicKey));
+    // likewise another village's person whose school's word their card carried (school.ts, otherVillage)
+    const says = fpPrefix ? [] : matches.map((c) => this.core.schoolVouch(c.signPublicKey));
+    if (says.some((v) => v?.school === wanted.home)) {
       const vouched = matches.filter((_, i) => says[i]?.status === "vouched");
       if (vouched.length === 1) return vouched[0]!;
       const impostor = says.findIndex((v) => v?.status === "impostor");
       if (matches.length === 1 && impostor === 0)
         throw new MailboxError(
           "bad-input",
-          `${this.core.addressOf(matches[0]!.signPublicKey)} is not the school's ${formatAddress(wanted)} (${(says[0] as { reason: string }).reason}); ` +
+          `${this.core.addressOf(matches[0]!.signPublicKey)} is not ${wanted.home === this.core.identity.home ? "the school" : wanted.home}'s ${formatAddress(wanted)} (${(says[0] as { reason: string }).reason}); ` +
             `to write to them anyway, use ${this.core.addressOf(matches[0]!.signPublicKey)}`,
         );
     }

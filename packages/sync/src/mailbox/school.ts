@@ -9,7 +9,7 @@
 // each entry's sealed bytes (refolded when the mailbox opens), and the count of messages the policy
 // dropped. The rules of the directory itself are model/school.ts.
 import {
-  DirectoryError, DirectoryState, decodeEnrolment, directoryStatement, directoryTopic, encodeEnrolment, equalBytes, fingerprint, formatAddress,
+  DirectoryError, DirectoryState, checkSchoolWord, decodeEnrolment, openSignedEntry, type FederationEntry, directoryStatement, directoryTopic, encodeEnrolment, equalBytes, fingerprint, formatAddress,
   isDirectoryStatement, openEntry, readDirectoryStatement, schoolLinkSecret, toHex, validClass, validName, vouch, EnvelopeKind,
   type Address, type ContactCard, type DirectoryEntry, type EnrolEntry, type Envelope, type PolicyEntry, type RevokeDeviceEntry, type RevokePersonEntry,
   type Role, type SchoolKey, parseGatewayRules, type GatewayRules, type MailRulesEntry,
@@ -33,6 +33,13 @@ CREATE TABLE IF NOT EXISTS school_entries (
   envelope BLOB PRIMARY KEY,
   serial INTEGER NOT NULL,
   sealed BLOB NOT NULL,
+  at INTEGER NOT NULL
+) WITHOUT ROWID;
+-- the school's word on the cards of other villages' people (model/school.ts checkSchoolWord), as the
+-- card carried it; checked again against the federation in force each time it is shown
+CREATE TABLE IF NOT EXISTS village_words (
+  person_key BLOB PRIMARY KEY,
+  word BLOB NOT NULL,
   at INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS school_counts (
@@ -244,6 +251,8 @@ export class School {
       core.log.info(`the school revoked ${core.addressOf(entry.personKey)}: what they send is refused from now on`);
     } else if (entry.type === "mail-rules") {
       core.log.info(`${entry.home}'s e-mail rules: new rules (directory entry ${entry.serial})`);
+    } else if (entry.type === "federation") {
+      core.log.info(`${entry.home} exchanges mail with ${[...entry.villages.keys()].join(", ") || "no other village"} (directory entry ${entry.serial})`);
     } else if (entry.type === "policy") {
       core.log.info(`${entry.home}'s policy: ${entry.onlyDirectory ? "messages only from people the directory vouches for" : "messages from anyone (strangers' go to requests)"}`);
     }
@@ -276,6 +285,7 @@ export class School {
     const { core } = this;
     const mine = equalBytes(personKey, core.me);
     const c = mine ? undefined : core.state.contact(personKey);
+    if (c && c.home !== dir.home) return this.otherVillage(dir, personKey, c);
     const said = mine
       ? vouch(dir, personKey, core.identity.name, core.identity.home, core.now())
       : c
@@ -284,6 +294,95 @@ export class School {
     if (said.status === "vouched") return { status: "vouched", school: dir.home, name: said.entry.name, class: said.entry.class, role: said.entry.role };
     const status = dir.isPersonRevoked(personKey) ? "revoked" : said.status;
     return { status, school: dir.home, reason: said.reason, ...(c ? { known: c.how } : {}) };
+  }
+
+  private readonly words = new Map<string, { federation: number; name: string; view: VouchView }>();
+
+  /**
+   * What another village's school says of a contact who calls themselves `c.name@c.home`: checked
+   * against the word of that school their card carried, with the key this laptop's school lists for
+   * that village. A village of the federation whose school gave no word (or a word that does not hold)
+   * is shown as not vouched and the address always carries the fingerprint (status "impostor").
+   */
+  private otherVillage(dir: DirectoryState, personKey: Uint8Array, c: { name: string; home: string; how: string }): VouchView {
+    const fed = dir.federation();
+    const schoolKey = fed?.villages.get(c.home);
+    if (!fed || !schoolKey)
+      return { status: "not-vouched", school: c.home, reason: `${c.home} is not a village ${dir.home} exchanges mail with, so no school's word about them is known`, known: c.how };
+    const hex = toHex(personKey);
+    const cached = this.words.get(hex);
+    if (cached && cached.federation === fed.serial && cached.name === c.name) return cached.view;
+    const word = this.core.state.db.prepare(`SELECT word FROM village_words WHERE person_key = ?`).pluck().get(personKey) as Buffer | undefined;
+    let view: VouchView;
+    if (!word) view = { status: "impostor", school: c.home, reason: `their card carried no word of ${c.home}'s school`, known: c.how };
+    else {
+      try {
+        const e = checkSchoolWord(new Uint8Array(word), { name: c.name, home: c.home, signPublicKey: personKey }, schoolKey, this.core.now());
+        view = { status: "vouched", school: c.home, name: e.name, class: e.class, role: e.role };
+      } catch (err) {
+        view = { status: "impostor", school: c.home, reason: (err as Error).message, known: c.how };
+      }
+    }
+    this.words.set(hex, { federation: fed.serial, name: c.name, view });
+    return view;
+  }
+
+  /**
+   * Checks a card the user was given before it is believed: a card of a village this laptop's school
+   * exchanges mail with must carry that village's school's word for exactly this key and name, or it is
+   * refused (a stranger posing as a child of another village). Throws MailboxError("bad-input").
+   */
+  checkCard(card: ContactCard): void {
+    const dir = this.dir;
+    if (!dir || card.home === dir.home) return;
+    const schoolKey = dir.federation()?.villages.get(card.home);
+    if (!schoolKey) return; // a village the school does not know: the card is the child's own trust, shown as not vouched
+    const who = formatAddress(card);
+    if (!card.schoolWord)
+      throw new MailboxError("bad-input", `this card says ${who}, but it carries no word of ${card.home}'s school, so it may be anyone's: ask for the card their laptop shows now (pigeon card) after their school enrolled them`);
+    try {
+      checkSchoolWord(card.schoolWord, card, schoolKey, this.core.now());
+    } catch (e) {
+      throw new MailboxError("bad-input", `this card says ${who}, but ${card.home}'s school does not vouch for it: ${(e as Error).message}`);
+    }
+  }
+
+  /** Keeps the school's word a card carried (after checkCard), for showing the person as their school vouches. */
+  keepWord(card: ContactCard): void {
+    if (!card.schoolWord || !this.dir || card.home === this.dir.home) return;
+    this.core.state.db
+      .prepare(`INSERT INTO village_words (person_key, word, at) VALUES (?, ?, ?) ON CONFLICT(person_key) DO UPDATE SET word = excluded.word, at = excluded.at`)
+      .run(card.signPublicKey, card.schoolWord, this.core.now());
+    this.words.delete(toHex(card.signPublicKey));
+  }
+
+  /**
+   * This laptop's person's current enrolment as the school signed it, for its card (the school's word
+   * that other villages' laptops check); undefined unless the school vouches for them now.
+   */
+  ownWord(): Uint8Array | undefined {
+    const { joined, dir, core } = this;
+    if (!joined || !dir) return undefined;
+    const said = dir.lookup(core.me, core.now());
+    if (said.status !== "vouched") return undefined;
+    const token = this.row()?.token;
+    if (token) {
+      try {
+        const e = decodeEnrolment(token);
+        if (e.entry.serial === said.entry.serial) return e.signedEntry;
+      } catch {
+        // read again below from the entries
+      }
+    }
+    for (const sealed of core.state.db.prepare(`SELECT sealed FROM school_entries WHERE serial = ?`).pluck().all(said.entry.serial) as Buffer[]) {
+      try {
+        const { entry, signed } = openSignedEntry(new Uint8Array(sealed), joined.schoolKey, joined.directoryKey);
+        if (entry.type === "enrol" && equalBytes(entry.personKey, core.me)) return signed;
+      } catch {
+        // refused when it came in; not the word
+      }
+    }
+    return undefined;
   }
 
   /** This laptop's enrolment token (a paired device of the person gets it in the pairing grant). */
@@ -357,7 +456,7 @@ export class School {
    * the school's keys and this laptop's entry, adopts the school's statements already here, and takes
    * the enrolled name@home (the keys stay). Returns the entry and the address before and after.
    */
-  enrol(token: string): Promise<{ entry: EnrolEntry; was: string; address: string; vouch: VouchView }> {
+  enrol(token: string, opts: { move?: boolean } = {}): Promise<{ entry: EnrolEntry; was: string; address: string; vouch: VouchView; moved?: string }> {
     const { core } = this;
     return core.serial(async () => {
       let e;
@@ -373,18 +472,22 @@ export class School {
             `the school server makes a token from this laptop's own card (pigeon card)`,
         );
       const joined = this.joined;
-      if (joined && !equalBytes(joined.schoolKey, e.schoolPublicKey))
+      const moving = !!joined && !equalBytes(joined.schoolKey, e.schoolPublicKey);
+      if (moving && (!opts.move || this.server))
         throw new MailboxError(
           "bad-input",
           `this laptop already belongs to ${joined.home} (school fingerprint ${fingerprint(joined.schoolKey)}); ` +
-            `a token of another school key (fingerprint ${fingerprint(e.schoolPublicKey)}) is refused`,
+            `a token of another school key (fingerprint ${fingerprint(e.schoolPublicKey)}) is refused` +
+            (this.server ? " (this is a school server)" : `; a child who moved to ${e.home} keeps their keys with: pigeon enrol --move TOKEN`),
         );
-      if (joined?.own && joined.own.serial > e.entry.serial)
+      if (moving) this.leave(joined);
+      else if (joined?.own && joined.own.serial > e.entry.serial)
         throw new MailboxError("bad-input", `this laptop already has a newer enrolment (entry ${joined.own.serial}; this token is entry ${e.entry.serial})`);
       core.state.db
         .prepare(
           `INSERT INTO school (one, home, school_key, directory_key, token, at) VALUES (1, ?, ?, ?, ?, ?)
-           ON CONFLICT(one) DO UPDATE SET token = excluded.token, at = excluded.at`,
+           ON CONFLICT(one) DO UPDATE SET home = excluded.home, school_key = excluded.school_key,
+             directory_key = excluded.directory_key, token = excluded.token, at = excluded.at`,
         )
         .run(e.home, e.schoolPublicKey, e.directoryKey, String(token).trim(), core.now());
       this.load();
@@ -394,10 +497,24 @@ export class School {
         core.identity.home = e.entry.home;
         core.events.emit("identity", core.identity);
       }
-      core.log.info(`enrolled at ${e.home} as ${core.address} (${e.entry.class}, ${e.entry.role})`);
+      core.log.info(`enrolled at ${e.home} as ${core.address} (${e.entry.class}, ${e.entry.role})${moving ? `, moved from ${joined.home}` : ""}`);
       core.events.emit("changed");
-      return { entry: e.entry, was, address: core.address, vouch: this.vouchFor(core.me)! };
+      return { entry: e.entry, was, address: core.address, vouch: this.vouchFor(core.me)!, ...(moving ? { moved: joined.home } : {}) };
     });
+  }
+
+  /**
+   * A child who moved villages: the old school's directory goes (its entries, and its statements are
+   * only carried from now on, no longer kept as this laptop's own); the person's keys, contacts,
+   * buddies and conversations stay, so everyone who knew them still reaches them. The caller writes
+   * the new school's row in the same turn.
+   */
+  private leave(old: Joined): void {
+    const { core } = this;
+    for (const id of core.envelopes.conversationEnvelopes(directoryTopic(old.schoolKey))) core.envelopes.disown(id);
+    core.state.db.prepare(`DELETE FROM school_entries`).run();
+    this.words.clear();
+    core.log.info(`left ${old.home} (school fingerprint ${fingerprint(old.schoolKey)}): its directory is no longer this laptop's`);
   }
 
   // ---- the school server ----
@@ -511,6 +628,22 @@ export class School {
       if (now && parseGatewayRules(JSON.parse(now.text)).serial >= rules.serial)
         throw new MailboxError("bad-input", `e-mail rules ${rules.serial} are not newer than the ones in force (${parseGatewayRules(JSON.parse(now.text)).serial}): raise "serial"`);
       return this.publish({ type: "mail-rules", text }) as MailRulesEntry;
+    });
+  }
+
+  /**
+   * On a school server that is its village's relay point: tells the school's laptops which villages it
+   * exchanges mail with, and their schools' keys (a federation entry), when that changed. Returns the
+   * entry published, or undefined when the one in force already says so.
+   */
+  publishFederation(villages: ReadonlyMap<string, Uint8Array>): Promise<FederationEntry | undefined> {
+    const { core } = this;
+    return core.serial(async () => {
+      const { server, dir } = this.serverOnly();
+      const want = new Map([...villages].filter(([h]) => h !== server.home));
+      const now = dir.federation()?.villages;
+      if (now && now.size === want.size && [...want].every(([h, k]) => { const o = now.get(h); return !!o && equalBytes(o, k); })) return undefined;
+      return this.publish({ type: "federation", villages: want }) as FederationEntry;
     });
   }
 
