@@ -117,8 +117,9 @@ describe.skipIf(!!why)("drawing with the keyboard alone", () => {
     await page.keyboard.press("Space");
     await expect(page.locator("#pen-status").textContent()).resolves.toBe("القلم على الورقة: 310 من اليسار، 200 من الأعلى");
     await page.keyboard.press("Shift+ArrowRight");
+    await page.keyboard.press("Shift+PageDown"); // slanted, down and right: the number pad's 3
     await page.keyboard.press("Space");
-    await expect(page.locator("#canvas polyline").getAttribute("points")).resolves.toBe("310 200 360 200");
+    await expect(page.locator("#canvas polyline").getAttribute("points")).resolves.toBe("310 200 360 200 410 250");
     // the drawn line goes right on the screen too
     const [a, b] = await page.locator("#canvas").evaluate((svg) => {
       const r = svg.getBoundingClientRect();

@@ -14,7 +14,11 @@ const SVG = "http://www.w3.org/2000/svg";
 export const STEP = 10;
 export const BIG_STEP = 50;
 
-const MOVES: Record<string, [number, number]> = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
+// the four corners of the number pad (7, 9, 1, 3 without Num Lock) go slanted: a triangle needs them
+const MOVES: Record<string, [number, number]> = {
+  ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1],
+  Home: [-1, -1], PageUp: [1, -1], End: [-1, 1], PageDown: [1, 1],
+};
 
 /**
  * Lets `svg` be drawn on with the keys. `say` tells where the pen is (a live region: a screen reader
