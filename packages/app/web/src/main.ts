@@ -754,10 +754,15 @@ const ui: Ui = {
 };
 
 async function main(): Promise<void> {
+  performance.mark("pigeon-main"); // for the time-to-interactive benchmark: every module has arrived and run
   lang = chooseLang(localStorage.getItem("pigeon-lang"), navigator.languages);
   t = translator(lang);
   // the session first, then one layout of the whole page (the page says "Pigeon…" meanwhile)
-  const first = await api.start<State>();
+  const asked = api.start<State>();
+  // while the node answers: the date formatter, whose first making is slow (the locale's data), is
+  // needed by the first screen's every message
+  when(0);
+  const first = await asked;
   frame();
   if (!first) {
     $("main").replaceChildren(h("p", { class: "need-key", role: "alert" }, t("needKey")));
