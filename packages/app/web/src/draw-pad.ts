@@ -27,6 +27,9 @@ export function canvas(pad: Pad, label: string, done: () => void, say: (down: bo
     const r = svg.getBoundingClientRect();
     return [Math.max(0, Math.min(WIDTH, ((e.clientX - r.left) / r.width) * WIDTH)), Math.max(0, Math.min(HEIGHT, ((e.clientY - r.top) / r.height) * HEIGHT))];
   };
+  // a finger or the mouse leaves the focus where it was (the last colour chosen): focusing the space
+  // would scroll it on a small screen in the middle of a line
+  svg.addEventListener("mousedown", (e) => e.preventDefault());
   svg.addEventListener("pointerdown", (e) => {
     if (pad.pen) return; // the keyboard's pen is down: one line at a time
     try {

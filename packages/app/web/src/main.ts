@@ -758,11 +758,7 @@ async function main(): Promise<void> {
   lang = chooseLang(localStorage.getItem("pigeon-lang"), navigator.languages);
   t = translator(lang);
   // the session first, then one layout of the whole page (the page says "Pigeon…" meanwhile)
-  const asked = api.start<State>();
-  // while the node answers: the date formatter, whose first making is slow (the locale's data), is
-  // needed by the first screen's every message
-  when(0);
-  const first = await asked;
+  const first = await api.start<State>();
   frame();
   if (!first) {
     $("main").replaceChildren(h("p", { class: "need-key", role: "alert" }, t("needKey")));
