@@ -58,6 +58,8 @@ describe("the first screen", () => {
       // the preload (no session yet: refused), then the login, then the session with it
       expect(asked.filter((p) => p.startsWith("/app/api/session") || p === "/app/login")).toEqual(["/app/api/session", "/app/login", "/app/api/session?login"]);
       expect(page.url()).not.toContain("key=");
+      // the refused preload was used up: the page asking again gets its session, not that refusal
+      expect(await page.evaluate(async () => (await fetch("/app/api/session")).status)).toBe(200);
       await expect(page.locator("#to-inbox").count()).resolves.toBe(1);
       asked.length = 0;
       await page.goto(amara.origin + "/app/");

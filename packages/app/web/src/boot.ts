@@ -9,6 +9,9 @@ performance.mark("pigeon-boot"); // for the time-to-interactive benchmark
   const key = /(?:^#|&)key=([0-9a-f]{64})/.exec(location.hash)?.[1];
   if (key) {
     history.replaceState(null, "", location.pathname + location.search);
+    // the preload's answer (asked without the session: refused) is taken and dropped, or a later
+    // fetch of the same address in this page would get that refusal instead of asking the node
+    void fetch("/app/api/session").catch(() => undefined);
     await fetch("/app/login", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ key }) });
     // not the address index.html preloaded: that answer was asked without the session
     return fetch("/app/api/session?login");
