@@ -149,7 +149,12 @@ try {
         const res = await page.evaluate(() => performance.getEntriesByType("resource").map((e) => [e.name.replace(location.origin, ""), Math.round(e.startTime), Math.round(e.responseEnd)]));
         const session = res.find(([n]) => n.startsWith("/app/api/session"));
         sessionTimes.push(session ? session[2] : NaN);
-        if (process.env.BENCH_VERBOSE) console.log(res.map(([n, s, e]) => `  ${n} ${s}-${e} ms`).join("\n"));
+        if (process.env.BENCH_VERBOSE) {
+          console.log(res.map(([n, s, e]) => `  ${n} ${s}-${e} ms`).join("\n"));
+          // when the page's first script ran (and asked the node), and its code in the main thread: where the rest went
+          const mark = (name) => page.evaluate((n) => Math.round(performance.getEntriesByName(n)[0]?.startTime ?? NaN), name);
+          console.log(`  boot.js ran at ${await mark("pigeon-boot")} ms, main.js at ${await mark("pigeon-main")} ms`);
+        }
         console.log(`${count} messages, run ${run + 1}: interactive after ${ms.toFixed(0)} ms (inbox shows ${shown} of ${count}${unread ? `, ${unread.trim()}` : ""}; the node's answer in at ${session?.[2]} ms); drafts' replica ready after ${replicaTimes.at(-1).toFixed(0)} ms`);
         await page.close();
       }

@@ -14,18 +14,25 @@ export class Api {
 
   /** Trades the key in the address (#key=..., printed by pigeon start) for a session, and gets the first state; undefined if there is no session. */
   async start<T>(): Promise<T | undefined> {
+    // boot.js asked already, while this module was arriving; once only (a later start asks again)
+    const early = (globalThis as { pigeonSession?: Promise<Response> }).pigeonSession;
+    delete (globalThis as { pigeonSession?: Promise<Response> }).pigeonSession;
+    const res = await (early ?? this.login());
+    if (!res.ok) return undefined;
+    const session = (await res.json()) as { csrf: string; replica?: string; state: T };
+    this.csrf = session.csrf;
+    this.replica = session.replica ?? "";
+    return session.state;
+  }
+
+  private async login(): Promise<Response> {
     const key = /(?:^#|&)key=([0-9a-f]{64})/.exec(location.hash)?.[1];
     if (key) {
       // the key leaves the address bar and the history at once
       history.replaceState(null, "", location.pathname + location.search);
       await fetch("/app/login", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ key }) });
     }
-    const res = await fetch("/app/api/session");
-    if (!res.ok) return undefined;
-    const session = (await res.json()) as { csrf: string; replica?: string; state: T };
-    this.csrf = session.csrf;
-    this.replica = session.replica ?? "";
-    return session.state;
+    return fetch("/app/api/session");
   }
 
   private async call<T>(method: "GET" | "POST", path: string, body?: unknown): Promise<T> {

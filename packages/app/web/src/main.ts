@@ -754,6 +754,7 @@ const ui: Ui = {
 };
 
 async function main(): Promise<void> {
+  performance.mark("pigeon-main"); // for the time-to-interactive benchmark: every module has arrived and run
   lang = chooseLang(localStorage.getItem("pigeon-lang"), navigator.languages);
   t = translator(lang);
   // the session first, then one layout of the whole page (the page says "Pigeon…" meanwhile)
