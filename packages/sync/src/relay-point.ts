@@ -182,7 +182,7 @@ export class RelayPoint {
     const heard = this.table.hear(env, from, this.now());
     const through = from === hand ? from.label : `${from.label} (handed over by ${hand.label})`;
     if (heard.ok) this.log.info(`route announcement ${heard.seq} of ${heard.origin} through ${through}`);
-    else this.log.warn(`refused a route announcement handed over by ${through}: ${heard.reason}`);
+    else this.log.warn(`refused a route announcement handed over by ${hand.label}${from === hand ? "" : ` (brought by ${from.label})`}: ${heard.reason}`);
     if (heard.ok) this.saveRoutes();
   }
 
