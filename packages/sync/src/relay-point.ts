@@ -116,6 +116,7 @@ export class RelayPoint {
   }
 
   close(): void {
+    if (this.saveTimer) this.saveRoutes();
     this.node.sync.off("peer-up", this.onPeer);
     this.node.sync.off("peer-down", this.onPeerDown);
     this.node.mailbox.off("envelope", this.onEnvelope);
@@ -183,7 +184,18 @@ export class RelayPoint {
     const through = from === hand ? from.label : `${from.label} (handed over by ${hand.label})`;
     if (heard.ok) this.log.info(`route announcement ${heard.seq} of ${heard.origin} through ${through}`);
     else this.log.warn(`refused a route announcement handed over by ${hand.label}${from === hand ? "" : ` (brought by ${from.label})`}: ${heard.reason}`);
-    if (heard.ok) this.saveRoutes();
+    if (heard.ok) this.saveRoutesSoon();
+  }
+
+  private saveTimer: ReturnType<typeof setTimeout> | undefined;
+  /** A bus hands over dozens of announcements at once: one write (with its fsyncs) a second at most. */
+  private saveRoutesSoon(): void {
+    if (!this.o.routesFile || this.saveTimer) return;
+    this.saveTimer = setTimeout(() => {
+      this.saveTimer = undefined;
+      this.saveRoutes();
+    }, 1000);
+    this.saveTimer.unref?.();
   }
 
   /**
@@ -213,6 +225,8 @@ export class RelayPoint {
 
   private saveRoutes(): void {
     if (!this.o.routesFile) return;
+    if (this.saveTimer) clearTimeout(this.saveTimer);
+    this.saveTimer = undefined;
     try {
       saveRoutes(this.o.routesFile, this.table, this.now());
     } catch (e) {
