@@ -261,11 +261,16 @@ describe("carrier labels in announcements (issue 18: the outbox names the bus)",
     expect(safeCarrierLabel("the bus\n")).toBe("");
     // a relay point of the federation signing a control character itself (a hand-made payload)
     const w = new Writer().u8(4).bytes(encodeRelayCertificate(kisumu.cert)).varint(T0).varint(1)
-      .string("bondo-primary").varint(1).varint(60).u8(0).string("").u8(1).string("bus\u0007");
+      .string("bondo-primary").varint(1).varint(60).u8(0).string("").u8(1).varint(1).string("bus\u0007").varint(1);
     const signer = { name: "relay", home: kisumu.home, person: kisumu.key.publicKey, signing: kisumu.key, sealing: generateIdentity("x", "y").sealing };
     const forged = signEnvelope(signer, { kind: EnvelopeKind.Statement, conversation: routesTopic(kisumu.key.publicKey), segment: 10, recipients: [], created: T0 - (T0 % H), lifetime: 3600, keyId: new Uint8Array(8) }, w.finish());
     expect(() => readAnnouncement(decodeEnvelope(forged.bytes), federation)).toThrow("control characters");
     expect(villagesAnnounced(decodeEnvelope(forged.bytes), "kisumu-primary")).toBeUndefined();
+    // a route naming a label that is not there
+    const w2 = new Writer().u8(4).bytes(encodeRelayCertificate(kisumu.cert)).varint(T0).varint(1)
+      .string("bondo-primary").varint(1).varint(60).u8(0).string("").u8(1).varint(1).string("the bus").varint(2);
+    const dangling = signEnvelope(signer, { kind: EnvelopeKind.Statement, conversation: routesTopic(kisumu.key.publicKey), segment: 11, recipients: [], created: T0 - (T0 % H), lifetime: 3600, keyId: new Uint8Array(8) }, w2.finish());
+    expect(() => readAnnouncement(decodeEnvelope(dangling.bytes), federation)).toThrow("carrier label 2 of 1");
   });
 
   it("a relay point announces the carrier of each route it learnt", () => {

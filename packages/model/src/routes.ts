@@ -14,8 +14,9 @@
 //   created = the hour | lifetime = how long the announcement counts | no recipients
 //   payload = u8 4 | bytes certificate | varint sent (ms) | varint n
 //             | n x (string destination | varint dest seq | varint cost (s) | u8 hops | string via)
-//             [ | u8 1 | n x string carrier ]   (optional, since issue 18's carrier labels: what takes
-//             mail the first step, "the tuesday bus"; "" for none; older announcements end before it)
+//             [ | u8 1 | varint k | k x string label | n x varint carrier ]   (optional, since issue 18's
+//             carrier labels: what takes mail the first step, "the tuesday bus", each label once and
+//             each route naming one by its number from 1, 0 for none; older announcements end before it)
 //
 // The routing table is distance-vector (RIP-like): a route's cost is the expected delay in seconds,
 // learnt from when links actually happen (how long until the carrier comes again, how long
@@ -187,10 +188,18 @@ function readEntries(r: Reader): RouteEntry[] {
   if (r.remaining > 0) {
     const v = r.u8();
     if (v !== CARRIER_LABELS_V1) throw new RouteError(`unknown carrier-label section version ${v} in a route announcement`);
-    for (const e of entries) {
+    const k = r.varint();
+    if (k > n) throw new RouteError(`${k} carrier labels for ${n} routes in a route announcement`);
+    const labels: string[] = [];
+    for (let i = 0; i < k; i++) {
       const label = r.string(MAX_CARRIER_LABEL_BYTES);
-      if (label !== safeCarrierLabel(label)) throw new RouteError("a carrier label with control characters in a route announcement");
-      if (label) e.carrier = label;
+      if (!label || label !== safeCarrierLabel(label)) throw new RouteError("an empty carrier label, or one with control characters, in a route announcement");
+      labels.push(label);
+    }
+    for (const e of entries) {
+      const i = r.varint();
+      if (i > k) throw new RouteError(`carrier label ${i} of ${k} in a route announcement`);
+      if (i > 0) e.carrier = labels[i - 1]!;
     }
   }
   r.end();
@@ -222,9 +231,15 @@ export function announcementStatement(
   if (entries.length > MAX_ROUTE_ENTRIES) throw new RouteError("too many routes for one announcement");
   const w = new Writer().u8(STATEMENT_ROUTES).bytes(encodeRelayCertificate(cert)).varint(sent).varint(entries.length);
   for (const e of entries) w.string(e.dest).varint(e.seq).varint(Math.min(ROUTE_INFINITY, Math.max(0, Math.round(e.cost)))).u8(Math.min(255, e.hops)).string(e.via);
-  if (entries.some((e) => safeCarrierLabel(e.carrier))) {
-    w.u8(CARRIER_LABELS_V1);
-    for (const e of entries) w.string(safeCarrierLabel(e.carrier));
+  const labels = [...new Set(entries.map((e) => safeCarrierLabel(e.carrier)).filter((l) => l))];
+  if (labels.length > 0) {
+    // each label once (most routes share a few carriers), then each route's by its number
+    w.u8(CARRIER_LABELS_V1).varint(labels.length);
+    for (const l of labels) w.string(l);
+    for (const e of entries) {
+      const l = safeCarrierLabel(e.carrier);
+      w.varint(l ? labels.indexOf(l) + 1 : 0);
+    }
   }
   const signer: Identity = { name: "relay", home: cert.home, person: relay.publicKey, signing: relay, sealing: generateSealingKeyPair() };
   return signEnvelope(
