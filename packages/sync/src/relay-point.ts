@@ -117,6 +117,8 @@ export class RelayPoint {
 
   close(): void {
     if (this.saveTimer) this.saveRoutes();
+    if (this.announceTimer) clearTimeout(this.announceTimer);
+    this.announceTimer = undefined;
     this.node.sync.off("peer-up", this.onPeer);
     this.node.sync.off("peer-down", this.onPeerDown);
     this.node.mailbox.off("envelope", this.onEnvelope);
@@ -184,7 +186,27 @@ export class RelayPoint {
     const through = from === hand ? from.label : `${from.label} (handed over by ${hand.label})`;
     if (heard.ok) this.log.info(`route announcement ${heard.seq} of ${heard.origin} through ${through}`);
     else this.log.warn(`refused a route announcement handed over by ${hand.label}${from === hand ? "" : ` (brought by ${from.label})`}: ${heard.reason}`);
-    if (heard.ok) this.saveRoutesSoon();
+    if (heard.ok) {
+      this.saveRoutesSoon();
+      this.announceSoon();
+    }
+  }
+
+  private announceTimer: ReturnType<typeof setTimeout> | undefined;
+  /**
+   * What a carrier just brought may change the routes: the village's laptops, linked all day, learn
+   * them (for the outbox) from a fresh announcement, which otherwise waits for the next link to begin.
+   * At most one per announce gap, as always.
+   */
+  private announceSoon(): void {
+    if (this.announceTimer) return;
+    const wait = Math.max(0, this.lastAnnounced + (this.o.announceGapMs ?? 60_000) - this.now());
+    this.announceTimer = setTimeout(() => {
+      this.announceTimer = undefined;
+      // (a node shut down before its relay point was closed refuses it: nothing to announce to then)
+      this.announce().catch((e: Error) => this.log.debug(`no announcement: ${e.message}`));
+    }, wait + 50);
+    this.announceTimer.unref?.();
   }
 
   private saveTimer: ReturnType<typeof setTimeout> | undefined;
