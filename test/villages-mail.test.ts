@@ -16,7 +16,7 @@ const quiet = ["--no-mdns", "--no-xmpp"];
 const env = { PIGEON_ANNOUNCE_GAP_MS: "1000" };
 const federateLine = (d: Daemon) => d.output().match(/--federate (\S+=\S+)/)![1]!;
 const log = (d: Daemon) => readFileSync(join(d.dataDir, "node.log"), "utf8");
-interface Msg { body: string; to: string[]; state?: string; sentTo?: string; village?: { dest: string; via?: string; expectedAt?: number } }
+interface Msg { body: string; to: string[]; state?: string; sentTo?: string; village?: { dest: string; via?: string; carrier?: string; expectedAt?: number } }
 
 describe("mail between villages, real processes", () => {
   it("a child's message reaches a pen-pal of another village through both relay points, and comes back delivered", async () => {
@@ -54,7 +54,9 @@ describe("mail between villages, real processes", () => {
     expect(outbox[0]!.sentTo).toBe("kisumu@kisumu-primary");
     const text = (await pigeon(amara, "outbox")).stdout;
     // (unless the receipt already came back: then it says delivered)
-    if (!text.includes("Delivered")) expect(text).toMatch(/to kisumu@kisumu-primary; on its way to siaya-primary, via a direct carrier, expected \d{4}-\d\d-\d\d \d\d:\d\d; not yet delivered/);
+    // the carrier is the one kisumu's relay point announced: the link to siaya's relay point
+    expect(outbox[0]!.village!.carrier).toBe("siaya@siaya-primary");
+    if (!text.includes("Delivered")) expect(text).toMatch(/to kisumu@kisumu-primary; on its way to siaya-primary, directly with siaya@siaya-primary, expected \d{4}-\d\d-\d\d \d\d:\d\d; not yet delivered/);
 
     const inbox = await waitFor(async () => {
       const i = await pigeonJson<Msg[]>(baraka, "inbox");

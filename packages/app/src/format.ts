@@ -19,7 +19,9 @@ function when(ms: number | undefined): string {
 /** Mail for another village: where it goes, the way, and when, as this laptop's relay point last said. */
 function villageLine(v: NonNullable<MessageView["village"]>): string {
   if (v.expectedAt === undefined) return `on its way to ${v.dest} (no way known there yet)`;
-  return `on its way to ${v.dest}, via ${v.via === v.dest ? "a direct carrier" : v.via}, expected ${when(v.expectedAt)}`;
+  const with_ = v.carrier ? ` with ${v.carrier}` : "";
+  const way = v.via === v.dest ? (v.carrier ? `directly${with_}` : "via a direct carrier") : `via ${v.via}${with_}`;
+  return `on its way to ${v.dest}, ${way}, expected ${when(v.expectedAt)}`;
 }
 
 function stateLine(m: MessageView): string {

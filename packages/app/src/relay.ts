@@ -21,6 +21,8 @@ export interface RelaySetup {
   home: string;
   /** Where learnt carriers' rhythm survives a restart. */
   contactsFile?: string;
+  /** Where the table's announcements survive a restart (relay-routes.ts in sync). */
+  routesFile?: string;
   announceGapMs?: number;
   announceLifetimeSeconds?: number;
   signing: SigningKeyPair;
@@ -37,6 +39,10 @@ export function relayPath(dir: string): string {
 
 export function relayContactsPath(dir: string): string {
   return join(dir, "relay-contacts.json");
+}
+
+export function relayRoutesPath(dir: string): string {
+  return join(dir, "relay-routes.json");
 }
 
 /** Reads one `--federate HOME=KEY` (KEY: the school key in base64, as a relay point prints it). */
@@ -79,7 +85,7 @@ export function ensureRelay(dir: string, home: string, school: SchoolKey | undef
   partners.delete(home);
   const signed = signFederation(school, partners);
   writeFileAtomic(path, JSON.stringify({ version: 1, federation: toBase64(signed), relaySeed: toBase64(signing.seed) }, null, 2) + "\n");
-  return { home, signing, certificate: issueRelayCertificate(school, signing.publicKey), federation: openFederation(signed, school.signing.publicKey) };
+  return { home, routesFile: relayRoutesPath(dir), signing, certificate: issueRelayCertificate(school, signing.publicKey), federation: openFederation(signed, school.signing.publicKey) };
 }
 
 /** `GET /api/routes`: the relay point's routing table as people read it. */

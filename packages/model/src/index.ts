@@ -127,7 +127,7 @@ export {
 export {
   MAX_ANNOUNCEMENT_LIFETIME_S, MAX_ROUTE_ENTRIES, MAX_ROUTE_HOPS, ROUTE_INFINITY, RouteError, RoutingTable, STATEMENT_ROUTES, UNKNOWN_WAIT_MS,
   announcementStatement, checkRelayCertificate, decodeRelayCertificate, encodeRelayCertificate, isAnnouncement, issueRelayCertificate,
-  openFederation, readAnnouncement, relayKeyId, relayKeyPair, routesTopic, signFederation, villagesAnnounced, type VillageWay,
+  openFederation, readAnnouncement, relayKeyId, relayKeyPair, routesTopic, signFederation, villagesAnnounced, safeCarrierLabel, MAX_CARRIER_LABEL_BYTES, type VillageWay, type TableSnapshot,
   type Announcement, type Carrier, type Federation, type HearResult, type RelayCertificate, type Route, type RouteEntry,
 } from "./routes.js";
 export { BETWEEN_VILLAGES_KIND, decodeBetweenVillages, forVillage, isBetweenVillages, type BetweenVillages } from "./between.js";

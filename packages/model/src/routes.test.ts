@@ -3,10 +3,12 @@
 import { describe, expect, it } from "vitest";
 import {
   MAX_ROUTE_HOPS, ROUTE_INFINITY, RoutingTable, announcementStatement, checkRelayCertificate, decodeEnvelope, generateIdentity, generateSchool,
-  issueRelayCertificate, openFederation, readAnnouncement, signFederation,
+  issueRelayCertificate, openFederation, readAnnouncement, signFederation, villagesAnnounced, safeCarrierLabel, encodeRelayCertificate,
+  signEnvelope, EnvelopeKind, routesTopic,
   type Carrier, type Envelope, type RelayCertificate, type SchoolKey, type SigningKeyPair,
 } from "./index.js";
 import { generateSigningKeyPair } from "./crypto.js";
+import { Writer } from "./bytes.js";
 
 const H = 3_600_000;
 const T0 = 1_800_000_000_000;
@@ -229,5 +231,112 @@ describe("the routing table", () => {
     t.hear(announcementStatement(kisumu.key, kisumu.cert, 1, T0, 3600, []), carrierOf(kisumu), T0);
     expect(t.route("kisumu-primary", T0 + H - 1)).toBeDefined();
     expect(t.route("kisumu-primary", T0 + H)).toBeUndefined();
+  });
+});
+
+describe("carrier labels in announcements (issue 18: the outbox names the bus)", () => {
+  const entries = [
+    { dest: "bondo-primary", seq: 3, cost: 7200, hops: 1, via: "siaya-primary", carrier: "the tuesday bus" },
+    { dest: "siaya-primary", seq: 4, cost: 3600, hops: 0, via: "siaya-primary" },
+  ];
+
+  it("travel after the routes, read back the same, and older announcements without them still read", () => {
+    const env = decodeEnvelope(announcementStatement(kisumu.key, kisumu.cert, 7, T0, 3600, entries).bytes);
+    expect(readAnnouncement(env, federation).entries).toEqual(entries);
+    expect(villagesAnnounced(env, "kisumu-primary")).toEqual([
+      { dest: "bondo-primary", via: "siaya-primary", cost: 7200, sent: T0, carrier: "the tuesday bus" },
+      { dest: "siaya-primary", via: "siaya-primary", cost: 3600, sent: T0 },
+    ]);
+    // an announcement as signed before labels existed: the routes and nothing after them
+    const old = decodeEnvelope(announcementStatement(kisumu.key, kisumu.cert, 8, T0, 3600, entries.map(({ carrier: _, ...e }) => e)).bytes);
+    expect(old.payload.length).toBeLessThan(env.payload.length);
+    expect(readAnnouncement(old, federation).entries.map((e) => e.carrier)).toEqual([undefined, undefined]);
+    expect(villagesAnnounced(old, "kisumu-primary")!.map((w) => w.carrier)).toEqual([undefined, undefined]);
+  });
+
+  it("a label with control characters or too long is never signed, and one in a signed announcement is refused", () => {
+    const sneaky = [{ ...entries[0]!, carrier: "the bus\u001b[31m" }, { ...entries[1]!, carrier: "x".repeat(65) }];
+    const env = decodeEnvelope(announcementStatement(kisumu.key, kisumu.cert, 9, T0, 3600, sneaky).bytes);
+    expect(readAnnouncement(env, federation).entries.map((e) => e.carrier)).toEqual([undefined, undefined]);
+    expect(safeCarrierLabel("the bus\n")).toBe("");
+    // a relay point of the federation signing a control character itself (a hand-made payload)
+    const w = new Writer().u8(4).bytes(encodeRelayCertificate(kisumu.cert)).varint(T0).varint(1)
+      .string("bondo-primary").varint(1).varint(60).u8(0).string("").u8(1).varint(1).string("bus\u0007").varint(1);
+    const signer = { name: "relay", home: kisumu.home, person: kisumu.key.publicKey, signing: kisumu.key, sealing: generateIdentity("x", "y").sealing };
+    const forged = signEnvelope(signer, { kind: EnvelopeKind.Statement, conversation: routesTopic(kisumu.key.publicKey), segment: 10, recipients: [], created: T0 - (T0 % H), lifetime: 3600, keyId: new Uint8Array(8) }, w.finish());
+    expect(() => readAnnouncement(decodeEnvelope(forged.bytes), federation)).toThrow("control characters");
+    expect(villagesAnnounced(decodeEnvelope(forged.bytes), "kisumu-primary")).toBeUndefined();
+    // a route naming a label that is not there
+    const w2 = new Writer().u8(4).bytes(encodeRelayCertificate(kisumu.cert)).varint(T0).varint(1)
+      .string("bondo-primary").varint(1).varint(60).u8(0).string("").u8(1).varint(1).string("the bus").varint(2);
+    const dangling = signEnvelope(signer, { kind: EnvelopeKind.Statement, conversation: routesTopic(kisumu.key.publicKey), segment: 11, recipients: [], created: T0 - (T0 % H), lifetime: 3600, keyId: new Uint8Array(8) }, w2.finish());
+    expect(() => readAnnouncement(decodeEnvelope(dangling.bytes), federation)).toThrow("carrier label 2 of 1");
+  });
+
+  it("a relay point announces the carrier of each route it learnt", () => {
+    const t = new RoutingTable("siaya-primary", federation);
+    const bus = { id: "bus", label: "the tuesday bus" };
+    expect(t.hear(announcementStatement(kisumu.key, kisumu.cert, 1, T0, 3600, []), bus, T0 + 60_000).ok).toBe(true);
+    expect(t.announceEntries(T0 + 120_000, H)).toMatchObject([{ dest: "kisumu-primary", via: "kisumu-primary", carrier: "the tuesday bus" }]);
+  });
+});
+
+describe("the table across a restart (issue 18: a relay point survives power cuts)", () => {
+  const bus = { id: "ab".repeat(32), label: "the tuesday bus" };
+
+  it("comes back from its snapshot with the same routes and costs, and routes mail downhill at once", () => {
+    const t = new RoutingTable("siaya-primary", federation);
+    for (const at of [T0, T0 + 4 * H, T0 + 8 * H]) t.contact(bus, at);
+    t.hear(announcementStatement(kisumu.key, kisumu.cert, 1, T0 + 7 * H, 24 * 3600, [{ dest: "bondo-primary", seq: 2, cost: 600, hops: 0, via: "" }]), bus, T0 + 8 * H);
+    const now = T0 + 9 * H;
+    const again = new RoutingTable("siaya-primary", federation);
+    for (const at of t.contactsOf(bus.id)) again.contact(bus, at); // the rhythm comes back from relay-contacts.json
+    const snap = JSON.parse(JSON.stringify(t.snapshot(now), (_, v) => (v instanceof Uint8Array ? [...v] : v)), (k, v) => (k === "bytes" ? Uint8Array.from(v) : v));
+    expect(again.restore(snap, now)).toEqual({ restored: 1, problems: [] });
+    expect(again.routes(now)).toEqual(t.routes(now));
+    expect(again.closerCarriers("bondo-primary", now).map((c) => c.label)).toEqual(["the tuesday bus"]);
+    // the same announcement again through the bus is a replay after the restart too
+    expect(again.hear(announcementStatement(kisumu.key, kisumu.cert, 1, T0 + 7 * H, 24 * 3600, []), bus, now).ok).toBe(false);
+  });
+
+  it("leaves out what has expired, forged, another federation's, its own, a clock gone back, and bad numbers, saying why", () => {
+    const t = new RoutingTable("siaya-primary", federation);
+    const good = announcementStatement(kisumu.key, kisumu.cert, 1, T0, 3600, []);
+    t.hear(good, bus, T0 + 60_000);
+    const snap = t.snapshot(T0 + 120_000);
+    const one = snap.heard[0]!;
+    const forged = Uint8Array.from(one.bytes);
+    forged[forged.length - 1]! ^= 1;
+    const stranger = village("atlantis");
+    const bad = {
+      heard: [
+        one,
+        { ...one, bytes: forged },
+        { ...one, bytes: announcementStatement(stranger.key, stranger.cert, 1, T0, 3600, []).bytes },
+        { ...one, bytes: announcementStatement(siaya.key, siaya.cert, 1, T0, 3600, []).bytes },
+        { ...one, bytes: announcementStatement(bondo.key, bondo.cert, 1, T0, 3600, []).bytes, receivedAt: T0 + 5 * H },
+        { ...one, bytes: announcementStatement(bondo.key, bondo.cert, 2, T0, 3600, []).bytes, transit: -1 },
+        { ...one, bytes: announcementStatement(bondo.key, bondo.cert, 3, T0, 3600, []).bytes, carrier: { id: "ab", label: "bus\u0000" } },
+      ],
+      lost: [["atlantis", 3], ["bondo-primary", 4]] as [string, number][],
+      announced: [],
+    };
+    const again = new RoutingTable("siaya-primary", federation);
+    const { restored, problems } = again.restore(bad, T0 + 30 * 60_000);
+    expect(restored).toBe(1);
+    expect(problems).toEqual([
+      "announcement 1 left out (route announcement: forged signature)",
+      'announcement 2 left out ("atlantis" is not a village of the federation)',
+      "announcement 3 left out (this relay point's own)",
+      "announcement 4 left out (heard after this relay point's clock now: the clock went back)",
+      "announcement 5 left out (a bad trip measure)",
+      "announcement 6 left out (a bad carrier name)",
+      'lost village "atlantis" left out (not a village of the federation, or a bad number)',
+    ]);
+    expect(again.routes(T0 + 30 * 60_000).map((r) => r.dest)).toEqual(["kisumu-primary"]);
+    // expired by the clock now: it does not come back
+    const later = new RoutingTable("siaya-primary", federation);
+    expect(later.restore(snap, T0 + H + 60_000)).toEqual({ restored: 0, problems: ["announcement 0 left out (expired (from kisumu-primary, seq 1))"] });
+    expect(later.routes(T0 + H + 60_000)).toEqual([]);
   });
 });

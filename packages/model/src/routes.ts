@@ -14,6 +14,9 @@
 //   created = the hour | lifetime = how long the announcement counts | no recipients
 //   payload = u8 4 | bytes certificate | varint sent (ms) | varint n
 //             | n x (string destination | varint dest seq | varint cost (s) | u8 hops | string via)
+//             [ | u8 1 | varint k | k x string label | n x varint carrier ]   (optional, since issue 18's
+//             carrier labels: what takes mail the first step, "the tuesday bus", each label once and
+//             each route naming one by its number from 1, 0 for none; older announcements end before it)
 //
 // The routing table is distance-vector (RIP-like): a route's cost is the expected delay in seconds,
 // learnt from when links actually happen (how long until the carrier comes again, how long
@@ -27,7 +30,7 @@
 // MAX_ROUTE_HOPS; everything heard expires.
 import { concat, DecodeError, equalBytes, Reader, toHex, utf8, Writer } from "./bytes.js";
 import { generateSealingKeyPair, generateSigningKeyPair, sha256, sign, SIGNATURE_BYTES, verify, type SigningKeyPair } from "./crypto.js";
-import { EnvelopeKind, signEnvelope, verifyEnvelope, type Envelope } from "./envelope.js";
+import { decodeEnvelope, EnvelopeKind, signEnvelope, verifyEnvelope, type Envelope } from "./envelope.js";
 import { validHome, type Identity } from "./identity.js";
 import type { SchoolKey } from "./school.js";
 
@@ -41,6 +44,10 @@ export const MAX_ROUTE_HOPS = 15;
 export const MAX_ROUTE_ENTRIES = 1024;
 /** An announcement counts at most this long (a relay point away longer is not a route). */
 export const MAX_ANNOUNCEMENT_LIFETIME_S = 7 * 24 * 3600;
+/** A carrier's label in an announcement: at most this many bytes of UTF-8, no control characters. */
+export const MAX_CARRIER_LABEL_BYTES = 64;
+/** The version byte of the optional carrier-label section that follows the routes of an announcement. */
+const CARRIER_LABELS_V1 = 1;
 /** Before a carrier has come twice, its rhythm is unknown: assume it comes back within a day. */
 export const UNKNOWN_WAIT_MS = 24 * 3600_000;
 
@@ -162,6 +169,41 @@ export interface RouteEntry {
   hops: number;
   /** The first relay point on the announcer's path (poisoned reverse: a receiver named here ignores the route). */
   via: string;
+  /** What takes mail the first step ("the tuesday bus"), as the announcer names it; "" or absent when unknown. */
+  carrier?: string;
+}
+
+/** A label fit to travel in an announcement (hostile text: bounded, no control characters), else "". */
+export function safeCarrierLabel(label: string | undefined): string {
+  if (!label || /[\u0000-\u001f\u007f-\u009f]/.test(label) || utf8(label).length > MAX_CARRIER_LABEL_BYTES) return "";
+  return label;
+}
+
+/** Reads the routes of an announcement's payload after the certificate and `sent`, and the optional carrier labels. */
+function readEntries(r: Reader): RouteEntry[] {
+  const n = r.varint();
+  if (n > MAX_ROUTE_ENTRIES) throw new RouteError(`${n} routes in one announcement is over the limit`);
+  const entries: RouteEntry[] = [];
+  for (let i = 0; i < n; i++) entries.push({ dest: r.string(64), seq: r.varint(), cost: r.varint(), hops: r.u8(), via: r.string(64) });
+  if (r.remaining > 0) {
+    const v = r.u8();
+    if (v !== CARRIER_LABELS_V1) throw new RouteError(`unknown carrier-label section version ${v} in a route announcement`);
+    const k = r.varint();
+    if (k > n) throw new RouteError(`${k} carrier labels for ${n} routes in a route announcement`);
+    const labels: string[] = [];
+    for (let i = 0; i < k; i++) {
+      const label = r.string(MAX_CARRIER_LABEL_BYTES);
+      if (!label || label !== safeCarrierLabel(label)) throw new RouteError("an empty carrier label, or one with control characters, in a route announcement");
+      labels.push(label);
+    }
+    for (const e of entries) {
+      const i = r.varint();
+      if (i > k) throw new RouteError(`carrier label ${i} of ${k} in a route announcement`);
+      if (i > 0) e.carrier = labels[i - 1]!;
+    }
+  }
+  r.end();
+  return entries;
 }
 
 export interface Announcement {
@@ -189,6 +231,16 @@ export function announcementStatement(
   if (entries.length > MAX_ROUTE_ENTRIES) throw new RouteError("too many routes for one announcement");
   const w = new Writer().u8(STATEMENT_ROUTES).bytes(encodeRelayCertificate(cert)).varint(sent).varint(entries.length);
   for (const e of entries) w.string(e.dest).varint(e.seq).varint(Math.min(ROUTE_INFINITY, Math.max(0, Math.round(e.cost)))).u8(Math.min(255, e.hops)).string(e.via);
+  const labels = [...new Set(entries.map((e) => safeCarrierLabel(e.carrier)).filter((l) => l))];
+  if (labels.length > 0) {
+    // each label once (most routes share a few carriers), then each route's by its number
+    w.u8(CARRIER_LABELS_V1).varint(labels.length);
+    for (const l of labels) w.string(l);
+    for (const e of entries) {
+      const l = safeCarrierLabel(e.carrier);
+      w.varint(l ? labels.indexOf(l) + 1 : 0);
+    }
+  }
   const signer: Identity = { name: "relay", home: cert.home, person: relay.publicKey, signing: relay, sealing: generateSealingKeyPair() };
   return signEnvelope(
     signer,
@@ -213,17 +265,14 @@ export function readAnnouncement(env: Envelope, federation: Federation): Announc
   if (env.recipients.length !== 0) throw new RouteError("a route announcement names no recipients");
   if (env.lifetime > MAX_ANNOUNCEMENT_LIFETIME_S) throw new RouteError(`a route announcement may live ${MAX_ANNOUNCEMENT_LIFETIME_S} s, not ${env.lifetime}`);
   let cert: RelayCertificate;
-  const entries: RouteEntry[] = [];
+  let entries: RouteEntry[];
   let sent: number;
   try {
     const r = new Reader(env.payload);
     r.u8();
     cert = decodeRelayCertificate(r.bytes(512));
     sent = r.varint();
-    const n = r.varint();
-    if (n > MAX_ROUTE_ENTRIES) throw new RouteError(`${n} routes in one announcement is over the limit`);
-    for (let i = 0; i < n; i++) entries.push({ dest: r.string(64), seq: r.varint(), cost: r.varint(), hops: r.u8(), via: r.string(64) });
-    r.end();
+    entries = readEntries(r);
   } catch (e) {
     if (e instanceof DecodeError) throw new RouteError(`damaged route announcement: ${e.message}`);
     throw e;
@@ -254,6 +303,8 @@ export interface VillageWay {
   cost: number;
   /** When the announcer signed it (its clock, ms). */
   sent: number;
+  /** What takes mail the first step ("the tuesday bus"), as the relay point names it; absent in older announcements. */
+  carrier?: string;
 }
 
 export function villagesAnnounced(env: Envelope, home: string, schoolKey?: Uint8Array): VillageWay[] | undefined {
@@ -265,17 +316,9 @@ export function villagesAnnounced(env: Envelope, home: string, schoolKey?: Uint8
     if (cert.home !== home || !equalBytes(cert.relayKey, env.author)) return undefined;
     if (schoolKey) checkRelayCertificate(cert, new Map([[home, schoolKey]]));
     const sent = r.varint();
-    const n = r.varint();
-    if (n > MAX_ROUTE_ENTRIES) return undefined;
     const ways: VillageWay[] = [];
-    for (let i = 0; i < n; i++) {
-      const dest = r.string(64);
-      r.varint();
-      const cost = r.varint();
-      r.u8();
-      const via = r.string(64);
-      if (validHome(dest) && dest !== home) ways.push({ dest, via, cost, sent });
-    }
+    for (const { dest, via, cost, carrier } of readEntries(r))
+      if (validHome(dest) && dest !== home) ways.push({ dest, via, cost, sent, ...(carrier ? { carrier } : {}) });
     return ways;
   } catch {
     return undefined;
@@ -309,9 +352,27 @@ export type HearResult = { ok: true; origin: string; seq: number } | { ok: false
 
 interface Heard {
   ann: Announcement;
+  /** The signed announcement as it arrived, so a restart can check it again (snapshot, restore). */
+  bytes: Uint8Array;
   carrier: Carrier;
   receivedAt: number;
 }
+
+/**
+ * What a relay point's table must keep across a power cut (docs/routing.md, "What a relay point
+ * keeps"): every live announcement it took, with the carrier that brought it, when, and the trip
+ * measured through that carrier; and the villages it lost (DSDV numbers). Carriers' rhythm is kept
+ * apart (relay-contacts.json). Plain data: the caller stores it; `restore` checks it all again.
+ */
+export interface TableSnapshot {
+  heard: { bytes: Uint8Array; carrier: Carrier; receivedAt: number; transit: number }[];
+  lost: [string, number][];
+  announced: [string, { until: number; seq: number; lost: boolean }][];
+}
+
+/** A restored entry heard this far past the relay point's clock is not one it heard: its clock went back. */
+const RESTORE_FUTURE_SLACK_MS = 60_000;
+const MAX_CARRIER_ID = 128;
 
 const CONTACTS_KEPT = 16;
 const TRANSIT_WEIGHT = 0.3; // EWMA: recent trips count more, one odd trip does not swing the cost
@@ -400,8 +461,79 @@ export class RoutingTable {
     const trip = Math.max(0, at - ann.sent);
     const before = this.transit.get(key);
     this.transit.set(key, before === undefined ? trip : before + TRANSIT_WEIGHT * (trip - before));
-    this.heard.set(key, { ann, carrier, receivedAt: at });
+    this.heard.set(key, { ann, bytes: env.bytes, carrier, receivedAt: at });
     return { ok: true, origin: ann.origin, seq: ann.seq };
+  }
+
+  /** The carrier that last brought an announcement of `origin` here (the newest heard), if any still counts. */
+  carrierOf(origin: string): Carrier | undefined {
+    let best: Heard | undefined;
+    for (const h of this.heard.values()) if (h.ann.origin === origin && (!best || h.receivedAt > best.receivedAt)) best = h;
+    return best?.carrier;
+  }
+
+  /** Everything `restore` needs to rebuild this table after a restart (what has expired is left out). */
+  snapshot(now: number): TableSnapshot {
+    this.expire(now);
+    return {
+      heard: [...this.heard].map(([key, h]) => ({ bytes: h.bytes, carrier: { ...h.carrier }, receivedAt: h.receivedAt, transit: this.transit.get(key) ?? 0 })),
+      lost: [...this.lost],
+      announced: [...this.announced].map(([d, a]) => [d, { ...a }]),
+    };
+  }
+
+  /**
+   * Takes back what a snapshot kept, checking every entry as hostile (the file may be damaged or
+   * edited): the signature and certificate against the federation, well-formed, not this relay
+   * point's own, not expired by `now`, not heard after `now` (a clock gone back), a sane trip, a
+   * carrier named within limits. Returns how many announcements came back, and why each left-out entry was left out.
+   */
+  restore(s: TableSnapshot, now: number): { restored: number; problems: string[] } {
+    const problems: string[] = [];
+    let restored = 0;
+    for (const [i, e] of s.heard.entries()) {
+      const why = this.restoreOne(e, now);
+      if (why) problems.push(`announcement ${i} left out (${why})`);
+      else restored++;
+    }
+    for (const [dest, seq] of s.lost) {
+      if (!this.federation.has(dest) || dest === this.self || !Number.isSafeInteger(seq) || seq < 0) problems.push(`lost village "${String(dest).slice(0, 64)}" left out (not a village of the federation, or a bad number)`);
+      else this.lost.set(dest, Math.max(this.lost.get(dest) ?? 0, seq));
+    }
+    for (const [dest, a] of s.announced) {
+      if (!this.federation.has(dest) || dest === this.self || !Number.isSafeInteger(a?.seq) || a.seq < 0 || !Number.isSafeInteger(a.until) || typeof a.lost !== "boolean")
+        problems.push(`announced village "${String(dest).slice(0, 64)}" left out (not a village of the federation, or bad numbers)`);
+      else if (a.until > now && a.until <= now + MAX_ANNOUNCEMENT_LIFETIME_S * 1000) this.announced.set(dest, { until: a.until, seq: a.seq, lost: a.lost });
+    }
+    return { restored, problems };
+  }
+
+  private restoreOne(e: TableSnapshot["heard"][number], now: number): string | undefined {
+    const c = e?.carrier;
+    if (typeof c?.id !== "string" || c.id.length === 0 || c.id.length > MAX_CARRIER_ID || /[^0-9a-f]/.test(c.id)) return "not a carrier's key";
+    if (typeof c.label !== "string" || c.label.length === 0 || c.label.length > 80 || /[\u0000-\u001f\u007f-\u009f]/.test(c.label)) return "a bad carrier name";
+    if (!Number.isSafeInteger(e.receivedAt) || e.receivedAt <= 0) return "a bad time";
+    if (e.receivedAt > now + RESTORE_FUTURE_SLACK_MS) return "heard after this relay point's clock now: the clock went back";
+    if (!Number.isFinite(e.transit) || e.transit < 0 || e.transit > ROUTE_INFINITY * 1000) return "a bad trip measure";
+    if (!(e.bytes instanceof Uint8Array)) return "no announcement";
+    let env: Envelope;
+    let ann: Announcement;
+    try {
+      env = decodeEnvelope(e.bytes);
+      ann = readAnnouncement(env, this.federation);
+    } catch (err) {
+      return (err as Error).message;
+    }
+    if (ann.origin === this.self) return "this relay point's own";
+    if (Math.min(ann.expires, e.receivedAt + (ann.expires - ann.sent)) <= now) return `expired (from ${ann.origin}, seq ${ann.seq})`;
+    const key = `${ann.origin}\0${c.id}`;
+    if (this.heard.has(key)) return "listed twice";
+    const newest = this.newestSeq.get(ann.origin);
+    if (!newest || ann.seq > newest.seq) this.newestSeq.set(ann.origin, { seq: ann.seq, carriers: new Set([c.id]) });
+    else if (ann.seq === newest.seq) newest.carriers.add(c.id);
+    this.transit.set(key, e.transit);
+    this.heard.set(key, { ann, bytes: env.bytes, carrier: { id: c.id, label: c.label }, receivedAt: e.receivedAt });
+    return undefined;
   }
 
   private refuse(reason: string): HearResult {
@@ -529,7 +661,7 @@ export class RoutingTable {
     const out: RouteEntry[] = [];
     for (const r of best.values()) {
       if (r.cost >= ROUTE_INFINITY * 1000) continue;
-      out.push({ dest: r.dest, seq: r.seq, cost: Math.ceil(r.cost / 1000), hops: r.hops, via: r.viaRelay });
+      out.push({ dest: r.dest, seq: r.seq, cost: Math.ceil(r.cost / 1000), hops: r.hops, via: r.viaRelay, carrier: safeCarrierLabel(r.carrier.label) });
       this.announced.set(r.dest, { until: now + lifetimeMs, seq: r.seq, lost: false });
     }
     for (const [dest, was] of this.announced) {

@@ -39,7 +39,7 @@ describe("relay points on running nodes", () => {
         return { laptop, relay, key: toHex(key.publicKey) };
       }),
     );
-    const bus = await boot(generateIdentity("bus", "road"));
+    const bus = await boot(generateIdentity("bus", "mule"));
     const [one, two, three] = relays as [(typeof relays)[0], (typeof relays)[0], (typeof relays)[0]];
     type Relay = (typeof relays)[0];
     /** The newest route announcement a node holds of each relay point (what else it holds differs: its own, the expired). */
@@ -80,7 +80,7 @@ describe("relay points on running nodes", () => {
     }
     const at = () => clock;
     const names = (r: Relay) => r.relay.routes().map((x) => `${x.dest} via ${x.viaRelay} with ${x.carrier.label}`);
-    expect(names(one)).toContain("village-two via village-two with bus@road");
+    expect(names(one)).toContain("village-two via village-two with the bus");
     expect(one.relay.routes().map((x) => x.dest)).toEqual(["village-three", "village-two"]);
     expect(three.relay.routes().map((x) => x.dest)).toEqual(["village-one", "village-two"]);
     expect(two.relay.routes().find((x) => x.dest === "village-three")).toBeDefined();

@@ -32,7 +32,7 @@ describe("mail between villages", () => {
       }),
     );
     const kids = await Promise.all(["ama", "ben", "cyn"].map((n, i) => bootOn(generateIdentity(n, homes[i]))));
-    const bus = await bootOn(generateIdentity("bus", "road"));
+    const bus = await bootOn(generateIdentity("bus", "mule"));
     // each child was given the other two's cards (a pen-pal exchange the teachers organised)
     for (const k of kids) for (const o of kids) if (k !== o) await k.m.addContact(contactCard(o.id));
 
@@ -49,7 +49,7 @@ describe("mail between villages", () => {
     // a first round of the bus: the relay points learn their routes, and the children their village's
     for (const v of [0, 1, 2, 1, 0]) await stop(v);
     await school();
-    expect(relays[0]!.relay.routes().map((r) => `${r.dest} with ${r.carrier.label}`).sort()).toEqual(["village-three with bus@road", "village-two with bus@road"]);
+    expect(relays[0]!.relay.routes().map((r) => `${r.dest} with ${r.carrier.label}`).sort()).toEqual(["village-three with the bus", "village-two with the bus"]);
     // once ama's laptop knows village-two (its relay point's announcement), what she wrote there before goes as kind 7 too
     const wrapped = new Set(
       kids[0]!.m.envelopes.idsAfter(new Uint8Array(32), 100_000).map((id) => kids[0]!.m.envelopes.bytesOf(id)!).filter((b) => b[1] === 7).map((b) => toHex(decodeBetweenVillages(b).sealed.id)),
@@ -62,13 +62,15 @@ describe("mail between villages", () => {
     // nothing for another village goes to a classmate or the bus straight from the child's laptop:
     // it waits for the relay point
     await school();
-    // the outbox says where it is going, by which relay point, and when it is expected there
+    // the outbox says where it is going, by which relay point and carrier, and when it is expected there
     const ama = await kids[0]!.m.outbox();
     expect(ama.map((m) => m.state)).toEqual(["sent", "sent", "sent"]);
     expect(ama.map((m) => m.sentTo)).toEqual(["school@village-one", "school@village-one", "school@village-one"]);
     for (const m of ama) {
       expect(m.village!.dest).toBe(m.to[0]!.split("@")[1]);
       expect(m.village!.via).toMatch(/^village-(two|three)$/);
+      // and what takes it there: the relay point's own route names the bus, and its announcement says so
+      expect(m.village!.carrier).toBe("the bus");
       expect(m.village!.expectedAt).toBeGreaterThan(m.handedAt!);
     }
     for (let round = 0; round < 2; round++) {

@@ -309,6 +309,7 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
       m.village = { dest };
       if (way && way.cost < ROUTE_INFINITY) {
         m.village.via = way.via || dest;
+        if (way.carrier) m.village.carrier = way.carrier;
         m.village.expectedAt = Math.max(way.sent, m.handedAt ?? this.core.now()) + way.cost * 1000;
       }
     }

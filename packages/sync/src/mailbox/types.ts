@@ -54,9 +54,10 @@ export interface MessageView {
   hops?: number;
   /**
    * Outgoing to someone of another village: that village, the first relay point on the way and when
-   * it is expected there, by what this laptop's relay point last announced (docs/routing.md).
+   * it is expected there, by what this laptop's relay point last announced (docs/routing.md); and what
+   * takes it there from the relay point ("the tuesday bus"), when the relay point names it.
    */
-  village?: { dest: string; via?: string; expectedAt?: number };
+  village?: { dest: string; via?: string; carrier?: string; expectedAt?: number };
   /** Outgoing only. */
   state?: MessageState;
   handedAt?: number;
