@@ -64,7 +64,7 @@ describe("relay points between villages", () => {
     // a laptop is no relay point
     const laptop = await startDaemon("amara", { readyMs: 90_000, args: quiet });
     expect((await pigeon(laptop, "routes")).stdout).toContain("This node is not a relay point");
-    // and a relay point must be its village's school server, for now
+    // a bad --federate is refused before anything starts
     const bad = await pigeon(laptop, "start", "--relay-point", "kisumu-primary", "--federate", "nowhere");
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain("is not HOME=KEY");

@@ -78,8 +78,9 @@ async function start(v: Values): Promise<number> {
   const schoolHome = v.school === undefined ? undefined : v.school.trim().toLowerCase();
   if (schoolHome !== undefined && !validHome(schoolHome))
     throw new UsageError(`--school "${v.school}" is not a valid school home: letters, digits and '-', e.g. kisumu-primary`);
-  // a school server's own identity defaults to school@HOME
-  const home = mule !== undefined ? MULE_HOME : v.home === undefined ? schoolHome : v.home.trim().toLowerCase();
+  // a school server's own identity defaults to school@HOME, a relay point's box's to relay@HOME
+  const relayHomeGiven = v["relay-point"]?.trim().toLowerCase();
+  const home = mule !== undefined ? MULE_HOME : v.home === undefined ? (schoolHome ?? relayHomeGiven) : v.home.trim().toLowerCase();
   if (home !== undefined && !validHome(home)) throw new UsageError(`--home "${v.home}" is not a valid home: letters, digits and '-', e.g. kisumu-primary`);
   const port = int(v.port, "port", 0, 65535);
   const controlPort = int(v["control-port"], "control-port", 0, 65535);
@@ -89,6 +90,7 @@ async function start(v: Values): Promise<number> {
   const relayHome = v["relay-point"]?.trim().toLowerCase();
   if (relayHome !== undefined && !validHome(relayHome)) throw new UsageError(`--relay-point "${v["relay-point"]}" is not a village's home, e.g. kisumu-primary`);
   if (v.federate?.length && relayHome === undefined) throw new UsageError("--federate is for a relay point: give --relay-point HOME too");
+  if (v["relay-grant"] !== undefined && relayHome === undefined) throw new UsageError("--relay-grant is for a relay point: give --relay-point HOME too");
   for (const f of v.federate ?? []) {
     try {
       parseFederate(f);
@@ -125,7 +127,7 @@ async function start(v: Values): Promise<number> {
     return 1;
   }
   // Without an identity the name is needed first (asked before anything is written).
-  let firstName = name ?? (schoolHome !== undefined ? "school" : undefined);
+  let firstName = name ?? (schoolHome !== undefined ? "school" : relayHomeGiven !== undefined ? "relay" : undefined);
   if (!hasIdentity(dataDir) && firstName === undefined) {
     // Never the login name: school laptops share one login, and everyone would get the same address.
     if (!process.stdin.isTTY)
@@ -158,7 +160,7 @@ async function start(v: Values): Promise<number> {
   const relay =
     relayHome !== undefined
       ? {
-          ...ensureRelay(dataDir, relayHome, school, v.federate ?? []),
+          ...ensureRelay(dataDir, relayHome, school, v.federate ?? [], v["relay-grant"]),
           contactsFile: relayContactsPath(dataDir),
           ...(announceGap !== undefined ? { announceGapMs: announceGap * 1000 } : {}),
           ...(announceLifetime !== undefined ? { announceLifetimeSeconds: announceLifetime } : {}),
@@ -189,6 +191,11 @@ async function start(v: Values): Promise<number> {
     console.log(`a mule: ${identity.name}@${identity.home} carries mail between villages' relay points, which call it "the ${identity.name.replace(/[-_.]+/g, " ")}"`);
   if (node.gateway) console.log(`e-mail gateway for ${node.gateway.domain}: SMTP on port ${node.gateway.smtpPort}`);
   if (school) console.log(`school server of ${school.home} (school key fingerprint ${fingerprint(school.signing.publicKey)})`);
+  if (relay && !school)
+    console.log(
+      `relay point of ${relay.home} (certified by its school server), exchanging mail with ${[...relay.federation.keys()].filter((h) => h !== relay.home).join(", ") || "no other village yet"}; ` +
+        `other villages' relay points add: --federate ${relay.home}=${toBase64(relay.certificate.schoolKey)}`,
+    );
   if (relay && school)
     console.log(
       `relay point of ${relay.home}, exchanging mail with ${[...relay.federation.keys()].filter((h) => h !== relay.home).join(", ") || "no other village yet"}; ` +

@@ -113,6 +113,10 @@ On the school server (started with pigeon start --school HOME):
                             only-directory: the school's laptops drop messages from anyone the
                             directory does not vouch for; open: strangers' go to requests;
                             no-student-groups: only teachers start channels
+  school relay-point KEY [--federate HOME=KEY]...
+                            certify a relay point on a box of its own (KEY: what its first
+                            start printed) and print its grant; the villages it exchanges mail
+                            with are remembered, and the school's laptops are told
   school sign-rules RULES.json [--out FILE]
                             sign the e-mail gateway's rules with the school key; writes
                             RULES.signed.json unless --out says where; with the school server
@@ -162,8 +166,12 @@ Options for start:
   --xmpp-port N             port for XMPP clients (default 5222, or a free one if taken)
   --xmpp-listen ADDR        address for XMPP clients (default 127.0.0.1; others must use STARTTLS)
   --no-xmpp                 no XMPP front door
-  --relay-point HOME        run as the relay point of HOME (the school server of HOME, for
-                            now): keeps mail for and from the village, routes between villages
+  --relay-point HOME        run as the relay point of HOME: keeps mail for and from the village,
+                            routes between villages. On the school server of HOME (with
+                            --school HOME), or on a box of its own: its first start prints its
+                            key for the school server (pigeon school relay-point KEY)
+  --relay-grant GRANT       a relay point's box: the grant the school server printed for it
+                            (remembered; a new grant replaces it)
   --federate HOME=KEY       exchange mail with the village HOME, whose school key is KEY (the
                             line its relay point prints when it starts; repeatable, remembered)
   --announce-gap S          a relay point signs a new route announcement at most every S seconds
@@ -214,6 +222,7 @@ export const options = {
   reason: { type: "string" },
   gateway: { type: "string" },
   "relay-point": { type: "string" },
+  "relay-grant": { type: "string" },
   federate: { type: "string", multiple: true },
   "announce-gap": { type: "string" },
   "announce-lifetime": { type: "string" },
@@ -236,8 +245,8 @@ export const COMMANDS = [
 /** Options every command takes; the others belong to one command each. */
 const COMMON: readonly OptionName[] = ["data", "json", "help"];
 const COMMAND_OPTIONS: Record<string, readonly OptionName[]> = {
-  start: ["name", "home", "listen", "port", "control-port", "peer", "no-mdns", "mdns-interface", "meet", "hop-limit", "copies", "carry-quota", "xmpp-port", "xmpp-listen", "no-xmpp", "allow-origin", "school", "gateway", "relay-point", "federate", "announce-gap", "announce-lifetime", "mule"],
-  school: ["name", "class", "role", "replace", "reason", "until", "out"],
+  start: ["name", "home", "listen", "port", "control-port", "peer", "no-mdns", "mdns-interface", "meet", "hop-limit", "copies", "carry-quota", "xmpp-port", "xmpp-listen", "no-xmpp", "allow-origin", "school", "gateway", "relay-point", "relay-grant", "federate", "announce-gap", "announce-lifetime", "mule"],
+  school: ["name", "class", "role", "replace", "reason", "until", "out", "federate"],
   enrol: ["move"],
   send: ["draft", "via", "subject", "yes"],
   reply: ["yes"],

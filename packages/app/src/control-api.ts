@@ -81,6 +81,8 @@ export interface SchoolApi {
   "POST /api/school/revoke-person": { serial: number; fingerprint: string; reason: string };
   "POST /api/school/policy": { serial: number; onlyDirectory: boolean; noStudentGroups: boolean };
   "POST /api/school/mail-rules": { serial: number; rulesSerial: number };
+  /** A relay point on a box of its own: its grant, the villages of the federation, the school key (base64) for other villages. */
+  "POST /api/school/relay-point": { home: string; grant: string; villages: string[]; schoolKey: string };
   "POST /api/enrol": {
     address: string; was: string; renamed: boolean; school: string; class: string; role: string; vouch: VouchView;
     /** The node runs: XMPP clients see the new address after it restarts. */

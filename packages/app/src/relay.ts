@@ -7,7 +7,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import {
-  RouteError, issueRelayCertificate, openFederation, signFederation, validHome,
+  RouteError, decodeRelayGrant, issueRelayCertificate, openFederation, signFederation, validHome,
   relayKeyPair, type Federation, type RelayCertificate, type SchoolKey, type SigningKeyPair,
 } from "@pigeon/model";
 import type { RelayPoint } from "@pigeon/sync";
@@ -59,8 +59,9 @@ export function parseFederate(text: string): [string, Uint8Array] {
  * `pigeon start --relay-point HOME`: this node's certificate and the federation, the villages given
  * with --federate added to those of earlier starts (relay.json).
  */
-export function ensureRelay(dir: string, home: string, school: SchoolKey | undefined, federate: readonly string[]): RelaySetup {
-  if (!school) throw new ConfigError(`--relay-point ${home}: for now a relay point is its village's school server (start it with --school ${home} too)`);
+export function ensureRelay(dir: string, home: string, school: SchoolKey | undefined, federate: readonly string[], grant?: string): RelaySetup {
+  if (!school) return ensureRelayBox(dir, home, federate, grant);
+  if (grant !== undefined) throw new ConfigError(`--relay-grant is for a relay point on a box of its own: this is the school server of ${school.home}, which certifies itself`);
   if (school.home !== home) throw new ConfigError(`--relay-point ${home}: this is the school server of ${school.home}, so it can only be the relay point of ${school.home}`);
   let partners = new Map<string, Uint8Array>();
   let signing = relayKeyPair();
@@ -86,6 +87,50 @@ export function ensureRelay(dir: string, home: string, school: SchoolKey | undef
   const signed = signFederation(school, partners);
   writeFileAtomic(path, JSON.stringify({ version: 1, federation: toBase64(signed), relaySeed: toBase64(signing.seed) }, null, 2) + "\n");
   return { home, routesFile: relayRoutesPath(dir), signing, certificate: issueRelayCertificate(school, signing.publicKey), federation: openFederation(signed, school.signing.publicKey) };
+}
+
+/**
+ * A relay point on a box of its own (not the school server): its relay key, kept in relay.json, and
+ * the grant its school server printed for that key (its certificate and the federation, both signed by
+ * the school key). Without a grant yet it stops with what to ask the school server for.
+ */
+function ensureRelayBox(dir: string, home: string, federate: readonly string[], grant: string | undefined): RelaySetup {
+  if (federate.length)
+    throw new ConfigError(`--federate: a relay point on a box of its own takes its villages from its school's grant (on the school server: pigeon school relay-point KEY --federate ${federate[0]})`);
+  const path = relayPath(dir);
+  let signing = relayKeyPair();
+  let kept: string | undefined;
+  if (existsSync(path)) {
+    try {
+      const f = JSON.parse(readFileSync(path, "utf8")) as { version?: number; federation?: string; relaySeed?: string; grant?: string };
+      if (f.version !== 1 || typeof f.relaySeed !== "string" || (f.grant !== undefined && typeof f.grant !== "string")) throw new RouteError("unknown format or version");
+      if (f.federation !== undefined) throw new RouteError("it is a school server's (its federation is signed by the school key, which this data directory no longer has: school.json)");
+      const seed = fromBase64(f.relaySeed);
+      if (seed.length !== 32 || toBase64(seed) !== f.relaySeed) throw new RouteError("damaged relay key");
+      signing = relayKeyPair(seed);
+      kept = f.grant;
+    } catch (e) {
+      throw new ConfigError(`${path} is not a valid relay point file (${(e as Error).message}); it was left untouched`);
+    }
+  }
+  const chosen = grant ?? kept;
+  let opened: ReturnType<typeof decodeRelayGrant> | undefined;
+  if (chosen !== undefined) {
+    try {
+      opened = decodeRelayGrant(chosen, home, signing.publicKey);
+    } catch (e) {
+      if (grant !== undefined) throw new ConfigError(`--relay-grant: ${(e as Error).message}`);
+      throw new ConfigError(`${path}: the grant kept there no longer holds (${(e as Error).message}); ask the school server for a new one`);
+    }
+  }
+  writeFileAtomic(path, JSON.stringify({ version: 1, relaySeed: toBase64(signing.seed), ...(chosen !== undefined ? { grant: chosen.trim() } : {}) }, null, 2) + "\n");
+  if (!opened)
+    throw new ConfigError(
+      `the relay point of ${home} needs its school's word first. On the school server of ${home} run:\n` +
+        `  pigeon school relay-point ${toBase64(signing.publicKey)} --federate OTHER-VILLAGE=KEY ...\n` +
+        `then start this node again with the --relay-grant it prints (this key stays the same; it is in ${path})`,
+    );
+  return { home, routesFile: relayRoutesPath(dir), signing, certificate: opened.certificate, federation: opened.federation };
 }
 
 /** `GET /api/routes`: the relay point's routing table as people read it. */

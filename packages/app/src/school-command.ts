@@ -21,7 +21,7 @@ export async function schoolCommand(command: "enrol" | "school", rest: string[],
   }
   const [action, ...args] = rest;
   const only = (allowed: (keyof Values)[]) => {
-    for (const k of ["name", "class", "role", "replace", "reason"] as const)
+    for (const k of ["name", "class", "role", "replace", "reason", "federate"] as const)
       if (v[k] !== undefined && !allowed.includes(k)) throw new UsageError(`--${k} is not an option of pigeon school ${action ?? ""}`.trimEnd());
   };
   switch (action) {
@@ -56,6 +56,18 @@ export async function schoolCommand(command: "enrol" | "school", rest: string[],
         ...(until !== undefined ? { until } : {}),
       });
       out(r, formatEnrolled(r));
+      return 0;
+    }
+    case "relay-point": {
+      only(["federate"]);
+      if (args.length !== 1) throw new UsageError("school relay-point needs the key the relay point printed on its first start, e.g. pigeon school relay-point 3q2+7w...= --federate siaya-primary=KEY");
+      const r = await ask("POST /api/school/relay-point", { relayKey: args[0], federate: v.federate ?? [] });
+      out(r, [
+        `Certified the relay point of ${r.home}, exchanging mail with ${r.villages.join(", ") || "no other village yet"}.`,
+        `On the relay point, start it with (once; it remembers it):`,
+        `  pigeon start --relay-point ${r.home} --relay-grant ${r.grant}`,
+        `Other villages' relay points add: --federate ${r.home}=${r.schoolKey}`,
+      ].join("\n"));
       return 0;
     }
     case "revoke-device": {

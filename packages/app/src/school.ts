@@ -10,6 +10,7 @@ import {
 import { MailboxError, type Mailbox } from "@pigeon/sync";
 import { ConfigError, identityPath, loadIdentity, writeFileAtomic } from "./data-dir.js";
 import { HttpError } from "./control.js";
+import { parseFederate } from "./relay.js";
 import type { Routes, SchoolEndpoint } from "./control-api.js";
 
 export function schoolPath(dir: string): string {
@@ -105,6 +106,26 @@ export function schoolRoutes(mailbox: Mailbox, o: { dataDir: string; running: bo
     "POST /api/school/revoke-person": async (b) => {
       const e = await mailbox.school.revokePerson(str(b, "name"), str(b, "reason", true) ?? "");
       return { serial: e.serial, fingerprint: fingerprint(e.personKey), reason: e.reason };
+    },
+    "POST /api/school/relay-point": async (b) => {
+      const text = str(b, "relayKey").trim();
+      const key = new Uint8Array(Buffer.from(text, "base64"));
+      if (key.length !== 32 || Buffer.from(key).toString("base64") !== text)
+        throw new HttpError(400, "bad-input", `"${text}" is not a relay point's key (the base64 key its first start printed)`);
+      const federate = b.federate ?? [];
+      if (!Array.isArray(federate) || federate.some((f) => typeof f !== "string")) throw new HttpError(400, "bad-input", `"federate" is a list of HOME=KEY`);
+      const add = new Map<string, Uint8Array>();
+      for (const f of federate as string[]) {
+        try {
+          const [h, k] = parseFederate(f);
+          add.set(h, k);
+        } catch (e) {
+          throw new HttpError(400, "bad-input", (e as Error).message);
+        }
+      }
+      const r = await mailbox.school.grantRelayPoint(key, add);
+      const view = schoolOf(mailbox);
+      return { home: view.home, grant: r.grant, villages: r.villages, schoolKey: Buffer.from(fromHex(view.schoolKey)).toString("base64") };
     },
     "POST /api/school/mail-rules": async (b) => {
       const e = await mailbox.school.publishMailRules(str(b, "text"));

@@ -130,5 +130,6 @@ export {
   openFederation, readAnnouncement, relayKeyId, relayKeyPair, routesTopic, signFederation, villagesAnnounced, safeCarrierLabel, MAX_CARRIER_LABEL_BYTES, type VillageWay, type TableSnapshot,
   type Announcement, type Carrier, type Federation, type HearResult, type RelayCertificate, type Route, type RouteEntry,
 } from "./routes.js";
+export { decodeRelayGrant, encodeRelayGrant } from "./routes.js";
 export { BETWEEN_VILLAGES_KIND, decodeBetweenVillages, forVillage, isBetweenVillages, type BetweenVillages } from "./between.js";
 export { mailsCountedToday, withinQuota } from "./mail-quota.js";

@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import {
   MAX_ROUTE_HOPS, ROUTE_INFINITY, RoutingTable, announcementStatement, checkRelayCertificate, decodeEnvelope, generateIdentity, generateSchool,
   issueRelayCertificate, openFederation, readAnnouncement, signFederation, villagesAnnounced, safeCarrierLabel, encodeRelayCertificate,
-  signEnvelope, EnvelopeKind, routesTopic,
+  signEnvelope, EnvelopeKind, routesTopic, decodeRelayGrant, encodeRelayGrant,
   type Carrier, type Envelope, type RelayCertificate, type SchoolKey, type SigningKeyPair,
 } from "./index.js";
 import { generateSigningKeyPair } from "./crypto.js";
@@ -34,6 +34,23 @@ const federation = new Map(all.map((v) => [v.home, v.school.signing.publicKey]))
 const carrierOf = (v: Village): Carrier => ({ id: v.home, label: `${v.home}'s link` });
 
 describe("relay certificates and the federation", () => {
+  it("a grant carries a relay box's certificate and federation from its school server; one for another key, village or school is refused", () => {
+    const partners = new Map([[siaya.home, siaya.school.signing.publicKey]]);
+    const grant = encodeRelayGrant(kisumu.cert, signFederation(kisumu.school, partners));
+    expect(grant).toMatch(/^pigeon-relay1:[A-Za-z0-9_-]+$/);
+    const got = decodeRelayGrant(` ${grant}\n`, kisumu.home, kisumu.key.publicKey);
+    expect(got.certificate).toEqual(kisumu.cert);
+    expect([...got.federation.keys()].sort()).toEqual([kisumu.home, siaya.home]);
+    expect(() => decodeRelayGrant(grant, kisumu.home, generateSigningKeyPair().publicKey)).toThrow(/certifies another relay point's key/);
+    expect(() => decodeRelayGrant(grant, siaya.home, kisumu.key.publicKey)).toThrow(/for the relay point of kisumu-primary, not of siaya-primary/);
+    // a certificate of kisumu's school with a federation list some other "kisumu-primary" school signed
+    const forged = encodeRelayGrant(kisumu.cert, signFederation(generateSchool(kisumu.home), partners));
+    expect(() => decodeRelayGrant(forged, kisumu.home, kisumu.key.publicKey)).toThrow(/federation list of another school/);
+    expect(() => decodeRelayGrant(grant.slice(0, -6), kisumu.home, kisumu.key.publicKey)).toThrow(/damaged relay point's grant/);
+    expect(() => decodeRelayGrant(grant + "!", kisumu.home, kisumu.key.publicKey)).toThrow(/damaged relay point's grant/);
+    expect(() => decodeRelayGrant("pigeon1:abc", kisumu.home, kisumu.key.publicKey)).toThrow(/not a relay point's grant/);
+  });
+
   it("a school certifies its relay point; another key of the same home, or a damaged signature, is refused", () => {
     expect(() => checkRelayCertificate(kisumu.cert, federation)).not.toThrow();
     const impostor = issueRelayCertificate(generateSchool("kisumu-primary"), generateSigningKeyPair().publicKey);

@@ -156,6 +156,46 @@ export function checkRelayCertificate(cert: RelayCertificate, federation: Federa
     throw new RouteError(`relay certificate for ${cert.home}: forged signature`);
 }
 
+// ---- A relay point on a box of its own: the school's grant ----
+//   "pigeon-relay1:" + base64url(u8 version=1 | bytes relay certificate | bytes signed federation list)
+// Both parts are signed by the school key already: the grant only carries them from the school server
+// to the relay box, which checks that they certify its own relay key for its home.
+
+const GRANT_PREFIX = "pigeon-relay1:";
+const BASE64URL = /^[A-Za-z0-9_-]+$/;
+
+export function encodeRelayGrant(certificate: RelayCertificate, signedFederation: Uint8Array): string {
+  const body = new Writer().u8(1).bytes(encodeRelayCertificate(certificate)).bytes(signedFederation).finish();
+  return GRANT_PREFIX + Buffer.from(body).toString("base64url");
+}
+
+/**
+ * Reads a grant for the relay point of `home` whose own key is `relayKey`. Throws RouteError saying
+ * why a grant is damaged, for another village or another key, or not its school's.
+ */
+export function decodeRelayGrant(text: string, home: string, relayKey: Uint8Array): { certificate: RelayCertificate; federation: Federation; signedFederation: Uint8Array } {
+  const t = text.trim();
+  if (!t.startsWith(GRANT_PREFIX)) throw new RouteError(`not a relay point's grant (it should start with ${GRANT_PREFIX})`);
+  if (!BASE64URL.test(t.slice(GRANT_PREFIX.length))) throw new RouteError("damaged relay point's grant (characters a grant does not have); copy it again");
+  let certificate: RelayCertificate;
+  let signedFederation: Uint8Array;
+  try {
+    const r = new Reader(new Uint8Array(Buffer.from(t.slice(GRANT_PREFIX.length), "base64url")));
+    if (r.u8() !== 1) throw new RouteError("unknown grant version");
+    certificate = decodeRelayCertificate(r.bytes(512));
+    signedFederation = Uint8Array.from(r.bytes(4 + MAX_ROUTE_ENTRIES * 97 + 128));
+    r.end();
+  } catch (e) {
+    throw new RouteError(`damaged relay point's grant (${(e as Error).message}); copy it again`);
+  }
+  if (certificate.home !== home) throw new RouteError(`this grant is for the relay point of ${certificate.home}, not of ${home}`);
+  if (!equalBytes(certificate.relayKey, relayKey)) throw new RouteError("this grant certifies another relay point's key, not this one's (give the school server the key this node printed)");
+  const federation = openFederation(signedFederation, certificate.schoolKey);
+  if (!equalBytes(federation.get(home) ?? new Uint8Array(), certificate.schoolKey)) throw new RouteError(`the grant's federation list does not name ${home}'s own school`);
+  checkRelayCertificate(certificate, federation);
+  return { certificate, federation, signedFederation };
+}
+
 // ---- Announcements ----
 
 export interface RouteEntry {

@@ -9,7 +9,7 @@
 // each entry's sealed bytes (refolded when the mailbox opens), and the count of messages the policy
 // dropped. The rules of the directory itself are model/school.ts.
 import {
-  DirectoryError, DirectoryState, checkSchoolWord, decodeEnrolment, openSignedEntry, type FederationEntry, directoryStatement, directoryTopic, encodeEnrolment, equalBytes, fingerprint, formatAddress,
+  DirectoryError, DirectoryState, checkSchoolWord, encodeRelayGrant, issueRelayCertificate, signFederation, decodeEnrolment, openSignedEntry, type FederationEntry, directoryStatement, directoryTopic, encodeEnrolment, equalBytes, fingerprint, formatAddress,
   isDirectoryStatement, openEntry, readDirectoryStatement, schoolLinkSecret, toHex, validClass, validName, vouch, EnvelopeKind,
   type Address, type ContactCard, type DirectoryEntry, type EnrolEntry, type Envelope, type PolicyEntry, type RevokeDeviceEntry, type RevokePersonEntry,
   type Role, type SchoolKey, parseGatewayRules, type GatewayRules, type MailRulesEntry,
@@ -644,6 +644,28 @@ export class School {
       const now = dir.federation()?.villages;
       if (now && now.size === want.size && [...want].every(([h, k]) => { const o = now.get(h); return !!o && equalBytes(o, k); })) return undefined;
       return this.publish({ type: "federation", villages: want }) as FederationEntry;
+    });
+  }
+
+  /**
+   * For a relay point on a box of its own: certifies its relay key as the relay point of this school's
+   * home and hands it the federation (the villages in force, with `add` added), which the school's
+   * laptops are told too. Returns the grant the box starts with (`--relay-grant`), and the villages.
+   */
+  grantRelayPoint(relayKey: Uint8Array, add: ReadonlyMap<string, Uint8Array>): Promise<{ grant: string; villages: string[] }> {
+    const { core } = this;
+    return core.serial(async () => {
+      const { server, dir } = this.serverOnly();
+      if (relayKey.length !== 32) throw new MailboxError("bad-input", "a relay point's key is 32 bytes (the key the relay point printed)");
+      if (add.has(server.home)) throw new MailboxError("bad-input", `${server.home} is this school's own village`);
+      const villages = new Map(dir.federation()?.villages ?? []);
+      for (const [h, k] of add) villages.set(h, k);
+      const now = dir.federation()?.villages;
+      if (!now || now.size !== villages.size || [...villages].some(([h, k]) => !equalBytes(now.get(h) ?? new Uint8Array(), k)))
+        this.publish({ type: "federation", villages });
+      const grant = encodeRelayGrant(issueRelayCertificate(server, relayKey), signFederation(server, villages));
+      core.log.info(`certified a relay point of ${server.home} (relay key ${toHex(relayKey).slice(0, 12)}), exchanging mail with ${[...villages.keys()].join(", ") || "no other village yet"}`);
+      return { grant, villages: [...villages.keys()].sort() };
     });
   }
 
