@@ -9,7 +9,8 @@
 // each entry's sealed bytes (refolded when the mailbox opens), and the count of messages the policy
 // dropped. The rules of the directory itself are model/school.ts.
 import {
-  DirectoryError, DirectoryState, checkSchoolWord, encodeRelayGrant, issueRelayCertificate, signFederation, decodeEnrolment, openSignedEntry, type FederationEntry, directoryStatement, directoryTopic, encodeEnrolment, equalBytes, fingerprint, formatAddress,
+  DirectoryError, DirectoryState, checkSchoolWord, decodeEnrolment, directoryStatement, directoryTopic, encodeEnrolment, encodeRelayGrant,
+  equalBytes, fingerprint, formatAddress, issueRelayCertificate, openSignedEntry, signFederation, type FederationEntry,
   isDirectoryStatement, openEntry, readDirectoryStatement, schoolLinkSecret, toHex, validClass, validName, vouch, EnvelopeKind,
   type Address, type ContactCard, type DirectoryEntry, type EnrolEntry, type Envelope, type PolicyEntry, type RevokeDeviceEntry, type RevokePersonEntry,
   type Role, type SchoolKey, parseGatewayRules, type GatewayRules, type MailRulesEntry,
@@ -296,7 +297,8 @@ export class School {
     return { status, school: dir.home, reason: said.reason, ...(c ? { known: c.how } : {}) };
   }
 
-  private readonly words = new Map<string, { federation: number; name: string; view: VouchView }>();
+  /** What otherVillage said of each person, until the federation, their name or the enrolment's end changes it. */
+  private readonly words = new Map<string, { federation: number; name: string; until?: number; view: VouchView }>();
 
   /**
    * What another village's school says of a contact who calls themselves `c.name@c.home`: checked
@@ -311,19 +313,21 @@ export class School {
       return { status: "not-vouched", school: c.home, reason: `${c.home} is not a village ${dir.home} exchanges mail with, so no school's word about them is known`, known: c.how };
     const hex = toHex(personKey);
     const cached = this.words.get(hex);
-    if (cached && cached.federation === fed.serial && cached.name === c.name) return cached.view;
+    if (cached && cached.federation === fed.serial && cached.name === c.name && !(cached.until !== undefined && this.core.now() > cached.until)) return cached.view;
     const word = this.core.state.db.prepare(`SELECT word FROM village_words WHERE person_key = ?`).pluck().get(personKey) as Buffer | undefined;
     let view: VouchView;
+    let until: number | undefined;
     if (!word) view = { status: "impostor", school: c.home, reason: `their card carried no word of ${c.home}'s school`, known: c.how };
     else {
       try {
         const e = checkSchoolWord(new Uint8Array(word), { name: c.name, home: c.home, signPublicKey: personKey }, schoolKey, this.core.now());
         view = { status: "vouched", school: c.home, name: e.name, class: e.class, role: e.role };
+        until = e.until;
       } catch (err) {
         view = { status: "impostor", school: c.home, reason: (err as Error).message, known: c.how };
       }
     }
-    this.words.set(hex, { federation: fed.serial, name: c.name, view });
+    this.words.set(hex, { federation: fed.serial, name: c.name, ...(until !== undefined ? { until } : {}), view });
     return view;
   }
 

@@ -16,10 +16,10 @@ afterEach(async () => {
   for (const f of cleanup.splice(0).reverse()) await f();
 });
 
-function open(identity: Identity, school?: SchoolKey): Mailbox {
+function open(identity: Identity, school?: SchoolKey, now?: () => number): Mailbox {
   const dir = mkdtempSync(join(existsSync("/dev/shm") ? "/dev/shm" : tmpdir(), "pigeon-village-cards-"));
   const quiet: Log = { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} };
-  const m = new Mailbox({ identity, storage: fileStorage(dir), log: quiet, ...(school ? { school } : {}) });
+  const m = new Mailbox({ identity, storage: fileStorage(dir), log: quiet, ...(school ? { school } : {}), ...(now ? { now } : {}) });
   cleanup.push(async () => {
     await m.close();
     rmSync(dir, { recursive: true, force: true });
@@ -139,5 +139,22 @@ describe("cards of another village's people", () => {
     await carry(kisumu.server, amara);
     await amara.addContact(decodeCard(cardOf(ben)));
     expect(amara.vouchFor(person)).toEqual({ status: "vouched", school: KISUMU, name: "ben", class: "6C", role: "student" });
+  });
+
+  it("a pen pal whose enrolment ended is no longer shown as vouched, though the word was believed before", async () => {
+    let clock = Date.UTC(2027, 6, 30);
+    const kisumu = village(KISUMU);
+    const siaya = village(SIAYA);
+    const amaraLaptop = open(generateIdentity("amara"), undefined, () => clock);
+    await amaraLaptop.school.enrol((await kisumu.server.school.enrolPerson(contactCard(amaraLaptop.identity), { class: "5B", role: "student" })).token);
+    const ben = open(generateIdentity("ben"));
+    const until = Date.UTC(2027, 6, 31, 23, 59, 59, 999);
+    await ben.school.enrol((await siaya.server.school.enrolPerson(contactCard(ben.identity), { class: "6A", role: "student", until })).token);
+    await kisumu.server.school.publishFederation(new Map([[SIAYA, siaya.key.signing.publicKey]]));
+    await carry(kisumu.server, amaraLaptop);
+    await amaraLaptop.addContact(decodeCard(cardOf(ben)));
+    expect(amaraLaptop.vouchFor(ben.me)).toMatchObject({ status: "vouched", school: SIAYA });
+    clock = until + 1;
+    expect(amaraLaptop.vouchFor(ben.me)).toMatchObject({ status: "impostor", reason: "the enrolment at siaya-primary ended on 2027-07-31" });
   });
 });
