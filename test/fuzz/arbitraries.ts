@@ -106,5 +106,7 @@ export function frameBytes(f: SyncFrame): number {
       return f.grant.byteLength;
     case "chat-state":
       return 0;
+    case "crowd":
+      return f.salt.byteLength + f.hashes.reduce((n, h) => n + h.byteLength, 0);
   }
 }

@@ -7,7 +7,7 @@ import { sign } from "../../packages/model/src/crypto.js";
 import { attempt, check, expectOnly, fc, mutate, mutationsArb, note, sameBytes, TEST_TIMEOUT } from "./fuzz.js";
 
 const owners = [generateIdentity("zawadi", "kisumu-primary"), generateIdentity("a", "b"), generateIdentity("x".repeat(32), "h".repeat(63))];
-const cards = owners.map(encodeCard);
+const cards = owners.map((o) => encodeCard(o));
 const PREFIX = "pigeon1:";
 
 function decode(text: string): ContactCard | undefined {
