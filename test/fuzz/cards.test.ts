@@ -1,7 +1,9 @@
 // Contact cards (docs/protocol.md, "Contact cards"): text a child pastes from anywhere. decodeCard
 // returns the card its owner signed, or throws AddressError ("damaged contact card ..."), nothing else.
 import { describe, expect, it } from "vitest";
-import { AddressError, decodeCard, encodeCard, generateIdentity, type ContactCard } from "../../packages/model/src/index.js";
+import {
+  AddressError, DirectoryError, checkSchoolWord, decodeCard, encodeCard, encodeEntry, generateIdentity, generateSchool, type ContactCard,
+} from "../../packages/model/src/index.js";
 import { concat, Writer } from "../../packages/model/src/bytes.js";
 import { sign } from "../../packages/model/src/crypto.js";
 import { attempt, check, expectOnly, fc, mutate, mutationsArb, note, sameBytes, TEST_TIMEOUT } from "./fuzz.js";
@@ -91,5 +93,31 @@ describe("fuzz: contact cards", () => {
       }),
       1 / 2,
     );
+  }, TEST_TIMEOUT);
+
+  it("a school's word that was damaged or made up is refused with a DirectoryError, never taken for the school's", () => {
+    const school = generateSchool("siaya-primary");
+    const ben = generateIdentity("ben", "siaya-primary");
+    const person = { name: "ben", home: "siaya-primary", signPublicKey: ben.signing.publicKey };
+    const entry = { type: "enrol" as const, home: "siaya-primary", serial: 4, at: 1, personKey: ben.signing.publicKey, name: "ben", class: "6A", role: "student" as const };
+    const word = encodeEntry(school, entry);
+    const checked = (bytes: Uint8Array) => {
+      note(Buffer.from(bytes).toString("hex"));
+      const out = attempt("checkSchoolWord", () => checkSchoolWord(bytes, person, school.signing.publicKey, 2));
+      if (out.ok) return out.value;
+      expectOnly(out.error, DirectoryError);
+      return undefined;
+    };
+    check(fc.property(fc.uint8Array({ maxLength: 1300 }), (bytes) => {
+      expect(checked(bytes)).toBeUndefined();
+    }));
+    check(
+      fc.property(mutationsArb, (ms) => {
+        const got = checked(mutate(word, ms));
+        if (got) expect(got).toEqual(entry); // only the school's own bytes hold
+      }),
+    );
+    // the word travels after the card's dot: any word text still gives the card, or a damaged-card error
+    check(fc.property(fc.string({ maxLength: 80 }), (text) => void decode(`${cards[0]!}.${text}`)));
   }, TEST_TIMEOUT);
 });
