@@ -4,10 +4,11 @@
 // other; and its own announcement, signed afresh when a link begins (at most once a minute) so a
 // carrier always takes the newest away with it.
 import {
-  EnvelopeKind, RoutingTable, decodeBetweenVillages, readAnnouncement, decodeEnvelope, isBetweenVillages, formatAddress, isAnnouncement, toHex,
+  EnvelopeKind, RoutingTable, readAnnouncement, decodeEnvelope, formatAddress, isAnnouncement, toHex,
   type Carrier, type Envelope, type Federation, type RelayCertificate, type Route, type SigningKeyPair,
 } from "@pigeon/model";
 import type { PigeonNode } from "./node.js";
+import { VillageDestinations } from "./village-destinations.js";
 import { silentLog, type Log } from "./log.js";
 import type { LinkPeer, PeerLink } from "@pigeon/model";
 import { loadContacts, saveContacts } from "./relay-contacts.js";
@@ -93,21 +94,9 @@ export class RelayPoint {
     return this.table.closerWays(dest, this.now()).some((w) => w.carrier.id === who);
   }
 
-  private readonly dests = new Map<string, string>();
+  private readonly dests = new VillageDestinations((id) => this.node.mailbox.envelopes.bytesOf(id));
   private destOf(id: Uint8Array): string | undefined {
-    const hex = toHex(id);
-    let dest = this.dests.get(hex);
-    if (dest) return dest;
-    const bytes = this.node.mailbox.envelopes.bytesOf(id);
-    if (!bytes || !isBetweenVillages(bytes)) return undefined;
-    try {
-      dest = decodeBetweenVillages(bytes).dest;
-    } catch {
-      return undefined;
-    }
-    if (this.dests.size > 10_000) this.dests.clear();
-    this.dests.set(hex, dest);
-    return dest;
+    return this.dests.of(id);
   }
 
   /** Where mail for another village held here is (for the outbox): the table's route to it. */

@@ -26,6 +26,7 @@ import type { Incoming, ReceiveResult } from "./mailbox/index.js";
 import { estimateDifference, nextStep } from "./difference.js";
 import { Encounters } from "./encounters.js";
 import { SendQueue } from "./send-queue.js";
+import { VillageDestinations } from "./village-destinations.js";
 
 /** A link with more than this waiting in its socket gets no more envelopes until it drains. */
 export const SEND_HIGH_WATER = 1 << 20;
@@ -631,24 +632,11 @@ export class SyncEngine extends EventEmitter<Events> {
   }
 
   /** Where mail for another village (kind 7) goes, by id (read once: the wrapper never changes). */
-  private readonly betweenDests = new Map<string, string>();
-
+  private readonly villageDests = new VillageDestinations((id) => this.store.envelopes.bytesOf(id));
   /** Whether this kind-7 envelope is for the village the peer says it lives in. */
   private forPeersVillage(id: Uint8Array, s: Session): boolean {
-    const hex = toHex(id);
-    let dest = this.betweenDests.get(hex);
-    if (dest === undefined) {
-      const bytes = this.store.envelopes.bytesOf(id);
-      if (!bytes || !isBetweenVillages(bytes)) return false;
-      try {
-        dest = decodeBetweenVillages(bytes).dest;
-      } catch {
-        return false;
-      }
-      if (this.betweenDests.size > 10_000) this.betweenDests.clear();
-      this.betweenDests.set(hex, dest);
-    }
-    return dest === s.link.peer.home;
+    const dest = this.villageDests.of(id);
+    return dest !== undefined && dest === s.link.peer.home;
   }
 
   /**
