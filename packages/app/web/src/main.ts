@@ -8,7 +8,7 @@ import { drawTools } from "./draw-pad.js";
 import { chooseLang, direction, LANGUAGES, NATIVE, translator, type Key, type Lang } from "./i18n.js";
 import { asShortCode, qrElement, scan, shortCode, type Scan } from "./friend-qr.js";
 import { channelScreen, channelsScreen, groupState, loadChannel, setMe, type Channel, type Ui } from "./channels.js";
-import { dropDraft, markShown, newDraftId, replicaDrafts, savedByNode, startReplica, writeDraft, type Draft } from "./replica-drafts.js";
+import { dropDraft, keptHere, markShown, newDraftId, replicaDrafts, savedByNode, startReplica, writeDraft, type Draft } from "./replica-drafts.js";
 import type { Replica } from "./replica.js";
 import { renameBuddy, replicaBuddies } from "./replica-buddies.js";
 
@@ -319,6 +319,8 @@ interface Compose {
   saving?: Promise<void>;
   /** The body the node has for the draft, as far as this tab knows. */
   saved: string;
+  /** The body this tab has seen written to the browser's IndexedDB (the replica). */
+  kept?: string;
 }
 let compose: Compose | undefined;
 const KEPT = "pigeon-compose";
@@ -350,7 +352,11 @@ async function saveDraft(c: Compose): Promise<void> {
     writeDraft(replica, c.draftId, c.to, b);
     c.saved = b;
     keep(c);
-    status(t(savedByNode(replica.doc(), c.draftId, b) ? "draftSaved" : "draftKept"));
+    // "kept on this laptop" only once it is in IndexedDB: a tab closed right after must not lose it
+    await keptHere().then(() => {
+      if (c.saved === b) c.kept = b;
+    }, () => {});
+    draftStatus(c);
     return;
   }
   const run = (async () => {
@@ -678,13 +684,20 @@ function syncDraft(c: Compose): void {
   if (area) area.value = d.body;
 }
 
+/** Whether the node has the words being written, or only this browser (once they are in IndexedDB). */
+function draftStatus(c: Compose): void {
+  if (!replica || !c.draftId) return;
+  if (savedByNode(replica.doc(), c.draftId, c.saved)) status(t("draftSaved"));
+  else if (c.kept === c.saved) status(t("draftKept"));
+}
+
 /** The replica changed (this tab, another tab, the node): drafts shown again, and whether the node has the words being written. */
 function onReplica(): void {
   if (!replica) return;
   data.drafts = replicaDrafts(replica.doc());
   data.buddies = replicaBuddies(replica) ?? data.buddies;
   const c = compose;
-  if (c?.draftId && !c.timer && c.saved) status(t(savedByNode(replica.doc(), c.draftId, c.saved) ? "draftSaved" : "draftKept"));
+  if (c?.draftId && !c.timer && c.saved) draftStatus(c);
   render();
 }
 

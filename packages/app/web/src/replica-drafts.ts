@@ -4,12 +4,21 @@ import type { Replica, ReplicaDoc } from "./replica.js";
 
 export interface Draft { id: string; to: string; body: string; updatedAt: number }
 
+let keepHere: (() => Promise<void>) | undefined;
+
 /** Loads the bundle and opens the replica; undefined when this browser cannot (no IndexedDB, no WebAssembly). */
 export async function startReplica(url: string, csrf: string): Promise<Replica | undefined> {
   if (!url || typeof indexedDB === "undefined" || typeof WebAssembly === "undefined") return undefined;
   const bundle = "./replica-bundle.js"; // built by web/build.mjs
   const { openReplica } = (await import(bundle)) as typeof import("./replica.js");
-  return openReplica(url, csrf);
+  const { handle, keep } = await openReplica(url, csrf);
+  keepHere = keep;
+  return handle;
+}
+
+/** Resolves once the replica's changes so far are in this browser's IndexedDB (they survive the tab closing). */
+export async function keptHere(): Promise<void> {
+  await keepHere?.();
 }
 
 /** The drafts shown: every one not deleted (the node's and those written here). */

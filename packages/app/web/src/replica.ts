@@ -20,8 +20,11 @@ export interface ReplicaDraft {
 export type ReplicaDoc = { drafts: Record<string, ReplicaDraft>; read?: Record<string, number> };
 export type Replica = DocHandle<ReplicaDoc>;
 
+/** The replica and a way to wait until its latest change is in IndexedDB (before the page says "kept on this laptop"). */
+export interface OpenReplica { handle: Replica; keep: () => Promise<void> }
+
 /** Opens the replica `url` (the node names it in the session); resolves once it is loaded from IndexedDB or from the node. */
-export async function openReplica(url: string, csrf: string): Promise<Replica> {
+export async function openReplica(url: string, csrf: string): Promise<OpenReplica> {
   await initializeWasm(new Request(new URL("./automerge.wasm", import.meta.url)));
   const repo = new Repo({
     storage: new IndexedDBStorageAdapter("pigeon-replica"),
@@ -31,5 +34,7 @@ export async function openReplica(url: string, csrf: string): Promise<Replica> {
       new WebSocketClientAdapter(`ws://${location.host}/app/sync?csrf=${csrf}`, 1000),
     ],
   });
-  return repo.find<ReplicaDoc>(url as AutomergeUrl);
+  const handle = await repo.find<ReplicaDoc>(url as AutomergeUrl);
+  // the repo saves a change a moment later (debounced); a tab closed in that moment would lose it
+  return { handle, keep: () => repo.flush([handle.documentId]) };
 }
