@@ -5,7 +5,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
 // @ts-expect-error plain ESM JavaScript with JSDoc types, outside the TypeScript projects
-import { loadTrace, makeMessages, oracle, direct, epidemic, summarize } from "../bench/trace/trace.mjs";
+import { loadTrace, makeMessages, oracle, direct, epidemic, summarize, classGroups, makePosts, postPairs } from "../bench/trace/trace.mjs";
 // @ts-expect-error see above
 import { runPigeon } from "../bench/trace/pigeon.mjs";
 // @ts-expect-error see above
@@ -57,6 +57,40 @@ describe.skipIf(!existsSync(DEFAULT_TRACE))("trace benchmark on the primary-scho
     (direct(trace, msgs, LIFETIME) as Fate[]).forEach((f, k) => {
       if (f.at !== undefined) expect(f.at).toBeGreaterThanOrEqual(best[k]!.at!);
     });
+  });
+});
+
+describe.skipIf(!existsSync(DEFAULT_TRACE))("trace benchmark with class channels (issue 15)", () => {
+  it("delivers each post once to every other member of its class, never before the oracle, and to nobody else", { timeout: 240_000 }, async () => {
+    const classes = new Set(["1A", "1B", "Teachers"]);
+    const people = readFileSync(join(dirname(DEFAULT_TRACE), "people.tsv"), "utf8")
+      .split("\n")
+      .map((l) => l.split(/\s+/))
+      .filter((f) => classes.has(f[1]!))
+      .map((f) => f[0]!);
+    const whole = loadTrace(DEFAULT_TRACE);
+    const trace = loadTrace(DEFAULT_TRACE, { to: whole.first + 2 * 3600, nodes: new Set(people) });
+    const groups: { title: string; owner: number; members: number[] }[] = classGroups(trace, join(dirname(DEFAULT_TRACE), "people.tsv"));
+    // the two classes, each owned by one of its people or a teacher; the teachers are no class
+    expect(groups.map((g) => g.title)).toEqual(["1A", "1B"]);
+    const posts = makePosts(trace, groups, 6, 3, whole.first + 3600);
+    const pairs: (Msg & { post: number })[] = postPairs(posts, groups);
+    const best: Fate[] = oracle(trace, pairs, LIFETIME);
+    // the mailbox throws if a post shows at anyone but the other members of its class
+    const run = await runPigeon(trace, pairs, { bandwidth: 5_000_000, storage: 50 * 1024 * 1024, lifetime: LIFETIME, bodyChars: 160, classes: { groups, posts } });
+    let delivered = 0;
+    (run.arrivals as Arrival[]).forEach((a, k) => {
+      expect(a.count, `post #${pairs[k]!.post} shown twice to one member`).toBeLessThanOrEqual(1);
+      if (!a.count) return;
+      delivered++;
+      expect(best[k]!.at, `post #${pairs[k]!.post} reached a member the oracle could not reach`).toBeDefined();
+      expect(a.at).toBeGreaterThanOrEqual(best[k]!.at!);
+    });
+    // in two hours of one school morning a class meets: nearly every member gets every post
+    expect(delivered).toBeGreaterThan(pairs.length / 2);
+    expect(delivered).toBeGreaterThanOrEqual(0.9 * summarize(best, pairs).delivered);
+    // one envelope per post for the whole class, not one per member
+    expect(run.tx.message).toBeLessThan(pairs.length * 2);
   });
 });
 

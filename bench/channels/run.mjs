@@ -62,12 +62,12 @@ function link(a, b) {
 }
 const bytesOnLinks = () => links.reduce((n, l) => n + l.bytesSent, 0);
 const framesOnLinks = () => links.reduce((n, l) => n + l.framesSent, 0);
-async function until(fn, what, ms = 120_000) {
+async function until(fn, what, ms = 120_000, every = 5) {
   const end = Date.now() + ms;
   for (;;) {
     if (await fn()) return;
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
+    await new Promise((r) => setTimeout(r, every));
   }
 }
 
@@ -133,13 +133,20 @@ try {
     const t0 = performance.now();
     for (let i = 0; i < BURST; i++) await writers[i % writers.length].m.sendToChannel(titles[i % CHANNELS], `burst ${i + 1} from ${writers[i % writers.length].name}`);
     const posted = performance.now() - t0;
-    const historyOf = async (l) => (await l.m.messages({})).filter((m) => m.channel && m.body.startsWith("burst ")).map((m) => `${m.channel}|${m.body}`).sort();
+    // every message the laptop holds (a page is 100 by default: the burst is more)
+    const historyOf = async (l) => (await l.m.messages({ limit: 10_000 })).filter((m) => m.channel && m.body.startsWith("burst ")).map((m) => `${m.channel}|${m.body}`).sort();
     let converged = 0;
+    let told = performance.now();
     await until(async () => {
       const counts = await Promise.all(writers.map(async (l) => (await historyOf(l)).length));
       converged = counts.filter((n) => n === BURST).length;
+      if (performance.now() - told > 5000) {
+        // progress on a long run: how far the slowest laptop is
+        told = performance.now();
+        process.stderr.write(`  ${((told - t0) / 1000).toFixed(0)} s: ${converged} of ${writers.length} laptops hold all ${BURST}; the fewest held ${Math.min(...counts)}\n`);
+      }
       return converged === writers.length;
-    }, "every member to converge", 30 * 60_000);
+    }, "every member to converge", 30 * 60_000, 250); // reading 41 histories is work of its own: not too often
     const took = performance.now() - t0;
     const reference = await historyOf(teacher);
     const same = (await Promise.all(writers.map(historyOf))).every((h) => h.length === reference.length && h.every((x, i) => x === reference[i]));
@@ -161,7 +168,7 @@ try {
   const before = process.memoryUsage();
   const child = kids[0];
   const again = new Mailbox({ identity: child.identity, storage: fileStorage(join(base, child.name)) });
-  const held = (await again.messages({})).filter((m) => m.channel).length;
+  const held = (await again.messages({ limit: 10_000 })).filter((m) => m.channel).length;
   const listed = again.channels().length;
   gc();
   const after = process.memoryUsage();

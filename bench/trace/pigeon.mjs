@@ -106,7 +106,9 @@ class Contact {
  * @typedef {{ id: string, identity: import("@pigeon/model").Identity, card: import("@pigeon/model").ContactCard,
  *   mailbox: Mailbox, engine: SyncEngine, dir: string, carried: () => [number, number] }} Node
  * @typedef {{ hopLimit?: number, copies?: number, bandwidth: number, storage: number, lifetime: number,
- *   bodyChars: number, dataDir?: string, progress?: (msg: string) => void }} PigeonOptions
+ *   bodyChars: number, dataDir?: string, progress?: (msg: string) => void,
+ *   classes?: { groups: import("./trace.mjs").ClassGroup[], posts: import("./trace.mjs").Post[] } }} PigeonOptions
+ *   classes: the messages are posts to class channels (msgs are then postPairs: one per post and member)
  */
 
 class Sim {
@@ -206,24 +208,30 @@ export async function runPigeon(trace, msgs, opts) {
       };
       sim.nodes.push({ id: /** @type {string} */ (trace.ids[i]), identity, card: contactCard(identity), mailbox, engine, dir, carried });
     }
+    sim.now = trace.slots[0]?.t ?? 0;
+    if (opts.classes) await startChannels(sim, opts.classes.groups, progress);
     // the school provisioned everyone's card: each sender has its recipients as buddies, and each
     // recipient its senders (so their messages are buddies' messages, not requests, and get delivered
     // receipts); a card the child adds makes a buddy
-    for (const m of msgs) {
-      const s = /** @type {Node} */ (sim.nodes[m.src]);
-      const d = /** @type {Node} */ (sim.nodes[m.dst]);
-      await s.mailbox.addContact(d.card);
-      await d.mailbox.addContact(s.card);
-    }
+    else
+      for (const m of msgs) {
+        const s = /** @type {Node} */ (sim.nodes[m.src]);
+        const d = /** @type {Node} */ (sim.nodes[m.dst]);
+        await s.mailbox.addContact(d.card);
+        await d.mailbox.addContact(s.card);
+      }
     /** @type {{ at: number, count: number }[]} */
     const arrivals = msgs.map(() => ({ at: NaN, count: 0 }));
-    const byNumber = new Map(msgs.map((m, k) => [m.n, k]));
+    // "#n" in a body is the message's number; for class posts, the post's, and each member's copy counts apart
+    const byNumber = new Map(msgs.map((m, k) => [opts.classes ? `${/** @type {any} */ (m).post}|${m.dst}` : String(m.n), k]));
     for (let i = 0; i < sim.nodes.length; i++) {
       const node = /** @type {Node} */ (sim.nodes[i]);
       node.mailbox.on("message", (v) => {
         if (v.direction !== "in") return;
-        const k = byNumber.get(Number(/^#(\d+)/.exec(v.body)?.[1]));
-        if (k === undefined) return;
+        const n = /^#(\d+)/.exec(v.body)?.[1];
+        if (n === undefined) return;
+        const k = byNumber.get(opts.classes ? `${n}|${i}` : n);
+        if (k === undefined) throw new Error(`message #${v.body.slice(0, 6)} appeared at the wrong person`);
         const a = /** @type {{ at: number, count: number }} */ (arrivals[k]);
         if (/** @type {import("./trace.mjs").Msg} */ (msgs[k]).dst !== i) throw new Error(`message #${v.body.slice(0, 6)} appeared at the wrong person`);
         a.count++;
@@ -271,11 +279,15 @@ export async function runPigeon(trace, msgs, opts) {
         c.nextSlot();
       }
       // messages created at this time are written before this slot's contacts are met
-      while (next < msgs.length && /** @type {import("./trace.mjs").Msg} */ (msgs[next]).t0 <= slot.t) {
-        const m = /** @type {import("./trace.mjs").Msg} */ (msgs[next++]);
+      const written = opts.classes?.posts ?? msgs;
+      while (next < written.length && /** @type {{ t0: number }} */ (written[next]).t0 <= slot.t) {
+        const m = /** @type {import("./trace.mjs").Msg | import("./trace.mjs").Post} */ (written[next++]);
         const s = /** @type {Node} */ (sim.nodes[m.src]);
         const body = `#${m.n} `.padEnd(opts.bodyChars, "x");
-        const view = await s.mailbox.send(/** @type {Node} */ (sim.nodes[m.dst]).mailbox.address, body);
+        const view =
+          "group" in m
+            ? await s.mailbox.sendToChannel(/** @type {import("./trace.mjs").ClassGroup} */ (opts.classes?.groups[m.group]).title, body)
+            : await s.mailbox.send(/** @type {Node} */ (sim.nodes[m.dst]).mailbox.address, body);
         const envId = s.mailbox.state.sentEnvelope(view.id);
         if (envId) sim.msgEnvelopes.set(toHex(envId), m.n);
         active.add(m.src);
@@ -312,6 +324,42 @@ export async function runPigeon(trace, msgs, opts) {
     }
     rmSync(root, { recursive: true, force: true });
   }
+}
+
+/**
+ * The class channels exist before the replay: each owner has the cards of their class (the school's
+ * directory), creates the channel and adds everyone, and the class is together once (a morning in the
+ * classroom, links without a byte budget) until every member has the channel. What that moved is not
+ * counted: the replay measures the posts.
+ * @param {Sim} sim @param {import("./trace.mjs").ClassGroup[]} groups @param {(msg: string) => void} progress
+ */
+async function startChannels(sim, groups, progress) {
+  const node = (/** @type {number} */ i) => /** @type {Node} */ (sim.nodes[i]);
+  const links = [];
+  for (const g of groups) {
+    const owner = node(g.owner);
+    for (const m of g.members) {
+      await owner.mailbox.addContact(node(m).card);
+      await node(m).mailbox.addContact(owner.card);
+    }
+    await owner.mailbox.createChannel(g.title);
+    await owner.mailbox.addToChannel(g.title, { addresses: g.members.map((m) => node(m).mailbox.address) });
+    for (const m of g.members) {
+      const [a, b] = memoryLinkPair(owner.card, node(m).card);
+      owner.engine.attach(a);
+      node(m).engine.attach(b);
+      links.push(a);
+    }
+  }
+  const has = () => groups.every((g) => g.members.every((m) => node(m).mailbox.channels().some((c) => c.title === g.title && c.member)));
+  const end = Date.now() + 10 * 60_000;
+  while (!has()) {
+    if (Date.now() > end) throw new Error("the class channels did not reach every member in 10 minutes");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  await settle(sim, new Set(groups.flatMap((g) => [g.owner, ...g.members])));
+  for (const l of links) l.close("the morning in class is over");
+  progress(`${groups.length} class channels started (${groups.map((g) => `${g.title}: ${g.members.length + 1}`).join(", ")})`);
 }
 
 /** Each message's envelope size in bytes (for the baselines' carried bytes). @param {Sim} sim @param {import("./trace.mjs").Msg[]} msgs */

@@ -5,7 +5,7 @@
 // docs/benchmarks.md ("Trace benchmark").
 import { fileURLToPath } from "node:url";
 import { resolve, dirname } from "node:path";
-import { loadTrace, traceIds, rng, makeMessages, oracle, direct, epidemic, summarize } from "./trace.mjs";
+import { loadTrace, traceIds, rng, makeMessages, oracle, direct, epidemic, summarize, classGroups, makePosts, postPairs } from "./trace.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const REPO = resolve(here, "../..");
@@ -44,6 +44,11 @@ Options:
   --copies N[,N...]     SyncEngine copies: spray-and-wait tokens per message (default: the engine's
                         default); a list as above
   --body-chars N        length of each message body (default 160)
+  --classes             class channels (issue 15): every class of the people.tsv beside the trace is
+                        a channel, owned by whoever of the class and its teachers met the class most;
+                        the channels are started before the replay (the class together once, not
+                        counted); --messages posts go to a random class from a random member, and
+                        delivery, latency and the baselines count each post once per other member
   --all                 every shared trace in turn (primary-school, thiers12, InVS15 under
                         ../shared/data/traces), the same options for each, and one table with a row
                         per trace against the goals of issue 17 (not with --trace)
@@ -86,10 +91,10 @@ function int(s, flag, min) {
 export function parseArgs(argv) {
   /** @type {{ trace: string, messages: number, lifetime: number, seed: number, window?: [number, number], nodes?: number,
    *   bandwidth: number, storage: number, hopLimits: (number|undefined)[], copiesList: (number|undefined)[], bodyChars: number,
-   *   pigeon: boolean, json: boolean, help: boolean, all: boolean }} */
+   *   pigeon: boolean, json: boolean, help: boolean, all: boolean, classes: boolean }} */
   const o = {
     trace: DEFAULT_TRACE, messages: 100, lifetime: 86400, seed: 1, bandwidth: 5_000_000, storage: 50 * 1024 * 1024,
-    hopLimits: [undefined], copiesList: [undefined], bodyChars: 160, pigeon: true, json: false, help: false, all: false,
+    hopLimits: [undefined], copiesList: [undefined], bodyChars: 160, pigeon: true, json: false, help: false, all: false, classes: false,
   };
   let traceGiven = false;
   for (let i = 0; i < argv.length; i++) {
@@ -124,6 +129,7 @@ export function parseArgs(argv) {
       case "--copies": o.copiesList = val().split(",").map((x) => int(x, flag, 1)); break;
       case "--body-chars": o.bodyChars = int(val(), flag, 8); break;
       case "--no-pigeon": o.pigeon = false; break;
+      case "--classes": o.classes = true; break;
       case "--json": o.json = true; break;
       default: throw new UsageError(`unknown option ${JSON.stringify(a)} (see --help)`);
     }
@@ -161,8 +167,12 @@ export async function bench(o, log) {
   const to = o.window ? whole.first + o.window[1] : whole.last;
   const trace = loadTrace(o.trace, { from, to, nodes });
   const createUntil = from + (to - from) / 2;
-  const msgs = makeMessages(trace, o.messages, o.seed, createUntil);
-  log(`trace: ${trace.lines} contacts in ${trace.slots.length} slots, ${trace.ids.length} people, t ${trace.slots[0]?.t}..${trace.slots[trace.slots.length - 1]?.t}; ${msgs.length} messages created up to t ${createUntil}`);
+  // with --classes, the posts to class channels, and each as one message per other member of its class
+  const groups = o.classes ? classGroups(trace, resolve(dirname(o.trace), "people.tsv")) : undefined;
+  const posts = groups ? makePosts(trace, groups, o.messages, o.seed, createUntil) : undefined;
+  const msgs = groups && posts ? postPairs(posts, groups) : makeMessages(trace, o.messages, o.seed, createUntil);
+  log(`trace: ${trace.lines} contacts in ${trace.slots.length} slots, ${trace.ids.length} people, t ${trace.slots[0]?.t}..${trace.slots[trace.slots.length - 1]?.t}; ` +
+    (posts ? `${posts.length} posts to ${groups?.length} class channels (${msgs.length} deliveries to members)` : `${msgs.length} messages`) + ` created up to t ${createUntil}`);
 
   /** @type {{ name: string, s: ReturnType<typeof summarize>, peak?: number, extra?: Record<string, unknown> }[]} */
   const rows = [];
@@ -180,7 +190,7 @@ export async function bench(o, log) {
         log(`${label}: replaying...`);
         const r = await runPigeon(trace, msgs, {
           hopLimit, copies, bandwidth: o.bandwidth, storage: o.storage, lifetime: o.lifetime, bodyChars: o.bodyChars,
-          progress: (m) => log(`  ${m}`),
+          progress: (m) => log(`  ${m}`), classes: groups && posts ? { groups, posts } : undefined,
         });
         sizes = r.sizes;
         let late = 0;
@@ -195,11 +205,12 @@ export async function bench(o, log) {
           return { at: a.at, transmissions: 0 };
         });
         const s = summarize(fates, msgs);
-        // relayed = message-envelope frames delivered over links (keys, receipts and acks counted apart)
-        s.relayed = r.tx.message;
-        s.perDelivered = s.delivered ? r.tx.message / s.delivered : NaN;
-        s.overheadRatio = s.delivered ? (r.tx.message - s.delivered) / s.delivered : NaN;
-        const row = { name: label, s, peak: r.peakCarried, extra: { ...r, arrivals: undefined, sizes: undefined, late, duplicates, hopLimit, copies } };
+        // relayed = message-envelope frames delivered over links (keys, receipts and acks counted apart);
+        // a channel post is one envelope for the whole class: not comparable with copies per member
+        s.relayed = posts ? NaN : r.tx.message;
+        s.perDelivered = s.delivered && !posts ? r.tx.message / s.delivered : NaN;
+        s.overheadRatio = s.delivered && !posts ? (r.tx.message - s.delivered) / s.delivered : NaN;
+        const row = { name: label, s, peak: r.peakCarried, extra: { ...r, arrivals: undefined, sizes: undefined, late, duplicates, hopLimit, copies, posts: posts?.length } };
         rows.push(row);
         pigeonRows.push(row);
         log(`${label}: ${s.delivered}/${msgs.length} delivered, ${Math.round(r.wallMs / 1000)} s`);
@@ -220,7 +231,7 @@ function goals(d, m, t, x) {
   return [
     d >= 0.95 ? "delivery ✓" : "delivery ✗",
     m <= 1.25 ? "median ✓" : "median ✗",
-    t <= 1 / 3 ? "transmissions ✓" : "transmissions ✗",
+    Number.isNaN(t) ? "transmissions —" : t <= 1 / 3 ? "transmissions ✓" : "transmissions ✗",
     x.bytes <= 2 * x.envelopeBytes ? "bytes ✓" : "bytes ✗",
   ];
 }
@@ -248,7 +259,7 @@ export function summaryTable(results) {
     const t = r.s.relayed / e.relayed;
     out.push(
       `| ${name} (${res.trace.people}, ${res.trace.contacts}) | ${ratio(r.s.deliveryProb, o.deliveryProb)} (${r.s.delivered} / ${o.delivered}) | ${ratio(r.s.latencyMedian, o.latencyMedian)} | ` +
-        `${ratio(r.s.latencyP90, o.latencyP90)} | ${num(t, 2)}x (${r.s.relayed} / ${e.relayed}) | ${ratio(x.bytes, x.envelopeBytes)} (${kb(x.bytes)} / ${kb(x.envelopeBytes)}) | ` +
+        `${ratio(r.s.latencyP90, o.latencyP90)} | ${Number.isNaN(t) ? "—" : `${num(t, 2)}x (${r.s.relayed} / ${e.relayed})`} | ${ratio(x.bytes, x.envelopeBytes)} (${kb(x.bytes)} / ${kb(x.envelopeBytes)}) | ` +
         `${Math.round(x.wallMs / 1000)} s | ${goals(d, m, t, x).join(", ")} |`,
     );
   }
@@ -274,11 +285,12 @@ export function table(res) {
       const m = r.s.latencyMedian / o.latencyMedian;
       const t = r.s.relayed / e.relayed;
       const goal = goals(d, m, t, /** @type {any} */ (r.extra)).join(", ");
-      out.push(`| ${r.name} | ${ratio(r.s.deliveryProb, o.deliveryProb)} | ${ratio(r.s.latencyMedian, o.latencyMedian)} | ${ratio(r.s.latencyP90, o.latencyP90)} | ${num(t, 2)}x (${r.s.relayed} / ${e.relayed}) | ${goal} |`);
+      out.push(`| ${r.name} | ${ratio(r.s.deliveryProb, o.deliveryProb)} | ${ratio(r.s.latencyMedian, o.latencyMedian)} | ${ratio(r.s.latencyP90, o.latencyP90)} | ${Number.isNaN(t) ? "— (one envelope per post)" : `${num(t, 2)}x (${r.s.relayed} / ${e.relayed})`} | ${goal} |`);
     }
     out.push("");
     for (const r of pig) {
       const x = /** @type {any} */ (r.extra);
+      if (x.posts) out.push(`${r.name}: ${x.posts} posts to class channels, each sealed once for its class: ${num(x.tx.message / x.posts)} channel-envelope frames delivered over links per post.`);
       out.push(
         `${r.name}: envelope frames delivered over links — messages ${x.tx.message}, conversation keys ${x.tx.key}, receipts ${x.tx.receipt}, ` +
           `acknowledgements ${x.tx.ack} (all: ${x.tx.message + x.tx.key + x.tx.receipt + x.tx.ack}); ${kb(x.bytes)} on links in all frames, ` +
@@ -319,7 +331,7 @@ async function main() {
       const w = o.window ? `, window ${o.window[0]}-${o.window[1]} s` : "";
       const n = o.nodes ? `, ${o.nodes} people drawn from each` : "";
       process.stdout.write(
-        `Every shared trace, the same options: ${o.messages} messages (seed ${o.seed}${w}${n}), lifetime ${o.lifetime / 3600} h, ` +
+        `Every shared trace, the same options: ${o.messages} ${o.classes ? "posts to class channels" : "messages"} (seed ${o.seed}${w}${n}), lifetime ${o.lifetime / 3600} h, ` +
           `bandwidth ${o.bandwidth} B/slot, storage ${o.storage} B/node.\n\n${summaryTable(results)}\n\n` +
           results.map((r) => `${r.trace.path}:\n\n${table(r)}`).join("\n\n") + "\n",
       );
@@ -330,7 +342,7 @@ async function main() {
     const w = o.window ? ` --window ${o.window[0]}-${o.window[1]}` : "";
     process.stdout.write(
       `Trace ${res.trace.path}: ${res.trace.people} people, ${res.trace.contacts} contacts in ${res.trace.slots} slots; ` +
-        `${o.messages} messages (seed ${o.seed}${w}), lifetime ${o.lifetime / 3600} h, bandwidth ${o.bandwidth} B/slot, storage ${o.storage} B/node` +
+        `${o.messages} ${o.classes ? "posts to class channels" : "messages"} (seed ${o.seed}${w}), lifetime ${o.lifetime / 3600} h, bandwidth ${o.bandwidth} B/slot, storage ${o.storage} B/node` +
         `${res.meanEnvelopeBytes ? `, message envelopes ~${Math.round(res.meanEnvelopeBytes)} B` : ""}.\n\n${table(res)}\n\nwall time ${Math.round(res.wallMs / 1000)} s\n`,
     );
     if (o.json) process.stdout.write(JSON.stringify(res, null, 1) + "\n");

@@ -284,3 +284,99 @@ export function summarize(fates, msgs) {
     overheadRatio: delivered ? (relayed - delivered) / delivered : NaN,
   };
 }
+
+/**
+ * @typedef {{ title: string, owner: number, members: number[] }} ClassGroup  a class as a channel: the
+ *   owner (who creates it and adds everyone) and the other members (node indices)
+ * @typedef {{ n: number, src: number, t0: number, group: number }} Post  a message written to a class channel
+ */
+
+/**
+ * The classes of a trace as channels, from the `people.tsv` beside it ("id class ..." per line). A
+ * group named like "Teachers" is not a class: its people may own one. Each class's owner is, of its
+ * members and the teachers, the one with the most contacts with the class's members over the whole
+ * replayed trace (the class's own teacher, where the trace has one); nothing is tuned per trace.
+ * Classes with fewer than two people in the replay are left out.
+ * @param {Trace} trace @param {string} peoplePath @returns {ClassGroup[]}
+ */
+export function classGroups(trace, peoplePath) {
+  let text;
+  try {
+    text = readFileSync(peoplePath, "utf8");
+  } catch (e) {
+    throw new Error(`cannot read the trace's classes (${peoplePath}): ${/** @type {Error} */ (e).message}`);
+  }
+  const index = new Map(trace.ids.map((id, i) => [id, i]));
+  /** @type {Map<string, number[]>} */
+  const classes = new Map();
+  /** @type {number[]} */
+  const teachers = [];
+  for (const line of text.split("\n")) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 2 || line.trim().startsWith("#")) continue;
+    const i = index.get(/** @type {string} */ (f[0]));
+    if (i === undefined) continue;
+    const c = /** @type {string} */ (f[1]);
+    if (/^teachers?$/i.test(c)) teachers.push(i);
+    else classes.set(c, [...(classes.get(c) ?? []), i]);
+  }
+  /** contacts between two people over the replay (slots in contact) */
+  const met = new Map();
+  for (const s of trace.slots) for (const [a, b] of s.pairs) met.set(a * 65536 + b, (met.get(a * 65536 + b) ?? 0) + 1);
+  const between = (/** @type {number} */ a, /** @type {number} */ b) => met.get(Math.min(a, b) * 65536 + Math.max(a, b)) ?? 0;
+  /** @type {ClassGroup[]} */
+  const out = [];
+  for (const [title, members] of [...classes].sort(([a], [b]) => a.localeCompare(b))) {
+    if (members.length < 2) continue;
+    let owner = /** @type {number} */ (members[0]);
+    let best = -1;
+    for (const c of [...members, ...teachers]) {
+      let n = 0;
+      for (const m of members) if (m !== c) n += between(c, m);
+      if (n > best) [owner, best] = [c, n];
+    }
+    out.push({ title, owner, members: members.filter((m) => m !== owner) });
+  }
+  if (out.length === 0) throw new Error(`no class of ${peoplePath} has two people in the replay`);
+  return out;
+}
+
+/**
+ * Posts to the class channels at random contact times (as makeMessages): a class drawn at random,
+ * then its writer (the owner or a member) at random.
+ * @param {Trace} trace @param {ClassGroup[]} groups @param {number} count @param {number} seed @param {number} until
+ * @returns {Post[]} sorted by creation time
+ */
+export function makePosts(trace, groups, count, seed, until) {
+  const r = rng(seed);
+  /** @type {number[]} */
+  const times = [];
+  for (const s of trace.slots) if (s.t <= until) times.push(s.t);
+  if (times.length === 0) throw new Error("no contacts in the message-creation part of the window");
+  /** @type {Post[]} */
+  const out = [];
+  for (let i = 0; i < count; i++) {
+    const group = Math.floor(r() * groups.length);
+    const g = /** @type {ClassGroup} */ (groups[group]);
+    const writers = [g.owner, ...g.members];
+    const src = /** @type {number} */ (writers[Math.floor(r() * writers.length)]);
+    const t0 = /** @type {number} */ (times[Math.floor(r() * times.length)]);
+    out.push({ n: i, src, t0, group });
+  }
+  return out.sort((a, b) => a.t0 - b.t0 || a.n - b.n);
+}
+
+/**
+ * Each post as one message to each other person of its class (what the oracle and the baselines are
+ * measured on: delivery to every member). `n` numbers the pairs; `post` says which post.
+ * @param {Post[]} posts @param {ClassGroup[]} groups @returns {(Msg & { post: number })[]}
+ */
+export function postPairs(posts, groups) {
+  /** @type {(Msg & { post: number })[]} */
+  const out = [];
+  for (const p of posts) {
+    const g = /** @type {ClassGroup} */ (groups[p.group]);
+    for (const dst of [g.owner, ...g.members]) if (dst !== p.src) out.push({ n: out.length, src: p.src, dst, t0: p.t0, post: p.n });
+  }
+  return out;
+}
