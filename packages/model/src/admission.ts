@@ -31,6 +31,11 @@ export interface AdmissionContext {
     known: boolean;
     /** Was this person ever in the channel (a key envelope may name only such people)? */
     everMember(person: Uint8Array): boolean;
+    /**
+     * Did the channel ever have exactly these members, as some laptop could have folded them (its
+     * ops closed under parents)? A key is sealed to the list its maker folded (channelMemberLists).
+     */
+    wasMemberList?(people: Uint8Array[]): boolean;
     /** The members a key (by hex key id) was sealed to: its key envelope's author and recipients. */
     keyMembers(keyIdHex: string): Uint8Array[] | undefined;
   };
@@ -69,6 +74,10 @@ export function admitEnvelope(input: Uint8Array | Envelope, ctx: AdmissionContex
     const stranger = claimed.find((k) => !channel.everMember(k));
     // the add that names them may not have arrived yet (ops travel separately): wait for it
     if (stranger) return { status: "pending", envelope: env, reason: "channel key sealed to someone not (yet) known to be in the channel" };
+    // e.g. a removed member's key for themselves and those added after their removal; an honest key
+    // whose ops have not all arrived here waits for them, so this waits too (and expires)
+    if (channel.wasMemberList && !channel.wasMemberList(claimed))
+      return { status: "pending", envelope: env, reason: "channel key sealed to people who were never the channel's members together (as far as the ops held here say)" };
     const opened = openKeyEnvelope(env, ctx.me);
     if (!opened) return { status: "rejected", envelope: env, reason: "key envelope does not open for us" };
     return { status: "key", envelope: env, key: opened.key, members: claimed, authorSealPublicKey: opened.authorSealPublicKey, authorClaims: opened.authorClaims };

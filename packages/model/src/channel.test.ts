@@ -4,7 +4,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { toHex } from "./bytes.js";
 import {
-  ChannelError, channelSecretFrom, channelStatement, chooseChannelKey, encodeOp, foldChannel, isAdmin, isMember, newChannelOps, opId,
+  ChannelError, channelMemberLists, channelSecretFrom, channelStatement, chooseChannelKey, encodeOp, foldChannel, memberListKey, isAdmin, isMember, newChannelOps, opId,
   readChannelStatement, type ChannelOp, type ChannelState, type HeldOp,
 } from "./channel.js";
 import { randomBytes } from "./crypto.js";
@@ -172,6 +172,24 @@ describe("the membership fold", () => {
     expect(chooseChannelKey(t.state(), [k1, k2])).toBe(k2);
   });
 
+  it("the member lists a channel ever had: not a removed member with someone added after the removal", () => {
+    const t = new Replica(teacher, started());
+    const [amara, baraka, esi] = people;
+    t.write({ type: "add", members: [card(amara!), card(baraka!)] });
+    t.write({ type: "remove", members: [baraka!.person] });
+    t.write({ type: "add", members: [card(esi!)] });
+    const lists = channelMemberLists(t.ops.values())!;
+    const list = (...ps: Identity[]) => memberListKey(ps.map((p) => p.person));
+    expect(lists.has(list(teacher, amara!, baraka!))).toBe(true); // before the removal
+    expect(lists.has(list(teacher, amara!))).toBe(true);
+    expect(lists.has(list(teacher, amara!, esi!))).toBe(true); // now
+    // what baraka would seal a key of his own to, after his removal: never the channel's list
+    expect(lists.has(list(teacher, amara!, baraka!, esi!))).toBe(false);
+    expect(lists.has(list(baraka!, esi!))).toBe(false);
+    // a channel with too many ops to check in reasonable time: nothing is refused (undefined)
+    expect(channelMemberLists(t.ops.values(), {}, 10)).toBeUndefined();
+  });
+
   it("the school's no-student-groups rule: a student's channel has no members", () => {
     const s = new Replica(people[0]!, []);
     const { ops } = newChannelOps(people[0]!, "football", AT);
@@ -199,11 +217,14 @@ describe("the membership fold", () => {
         t0.write({ type: "admin", member: people[1]!.person, admin: true });
         const start = [...t0.ops.values()];
         const reps = actors.map((a) => new Replica(a, start));
+        // every member list a replica folded on the way: an honest key may be sealed to any of them
+        const seen = new Set<string>([memberListKey(reps[0]!.state().members.map((m) => m.key))]);
         for (const s of steps) {
           const r = reps[s.who]!;
           const target = people[s.target]!;
           if (s.kind === "sync") {
             r.merge(reps[s.peer]!);
+            seen.add(memberListKey(r.state().members.map((m) => m.key)));
             continue;
           }
           const action: ChannelOp["action"] =
@@ -212,10 +233,15 @@ describe("the membership fold", () => {
             : s.kind === "admin" || s.kind === "demote" ? { type: "admin", member: target.person, admin: s.kind === "admin" }
             : { type: "close" };
           r.write(action);
+          seen.add(memberListKey(r.state().members.map((m) => m.key)));
         }
         const union = new Map<string, HeldOp>();
         for (const r of reps) for (const o of r.ops.values()) union.set(o.id, o);
         const all = [...union.values()];
+        // no honest key is refused: every list a replica had is one the union's ops could have given
+        const lists = channelMemberLists(all);
+        expect(lists).toBeDefined();
+        for (const l of seen) expect(lists!.has(l)).toBe(true);
         const reference = summary(foldChannel(all)!);
         // the same set in another order
         const shuffled = all.map((o, i) => ({ o, k: (shuffle[i % 5]! * 7919 + i * 104729) % 1000003 })).sort((a, b) => a.k - b.k).map((x) => x.o);

@@ -446,6 +446,66 @@ export function foldChannel(opsIn: Iterable<HeldOp>, opts: FoldOptions = {}): Ch
   };
 }
 
+/** A member list as one string (sorted hex keys), to compare lists whatever their order. */
+export function memberListKey(people: Uint8Array[]): string {
+  return people.map((p) => hex(p)).sort().join(",");
+}
+
+/**
+ * Every member list the channel had as some laptop could have seen it: the fold of each set of its
+ * ops that is closed under parents (what a laptop holding some of the ops folds), as memberListKey
+ * strings. A channel key is sealed to the member list its maker folded, so an honest key's list is one
+ * of these; a key a removed member makes for themselves and people added after their removal is not.
+ * Each set is folded on its own, so the work grows with the number of such sets times the square of
+ * their ops: past `maxWork` (a channel of hundreds of ops, or admins writing apart a lot) this gives
+ * up and says undefined: then no list is refused (docs/channels.md).
+ */
+export function channelMemberLists(opsIn: Iterable<HeldOp>, opts: FoldOptions = {}, maxWork = 20_000_000): Set<string> | undefined {
+  const all = [...opsIn];
+  const whole = foldChannel(all, opts);
+  if (!whole) return new Set();
+  const left = new Set([...whole.waiting, ...whole.refused.filter((r) => r.reason === "a second create of the channel").map((r) => r.id)]);
+  const byId = new Map<string, HeldOp>();
+  for (const o of all) if (!left.has(o.id) && !byId.has(o.id)) byId.set(o.id, o);
+  // parents before children (every parent of a complete op is held and complete)
+  const order: HeldOp[] = [];
+  const placed = new Set<string>();
+  const place = (o: HeldOp): void => {
+    if (placed.has(o.id)) return;
+    placed.add(o.id);
+    for (const p of o.parents) {
+      const po = byId.get(hex(p));
+      if (po) place(po);
+    }
+    order.push(o);
+  };
+  for (const o of byId.values()) place(o);
+  const lists = new Set<string>();
+  const chosen: HeldOp[] = [];
+  const inSet = new Set<string>();
+  let work = 0;
+  const walk = (i: number): boolean => {
+    if (i === order.length) {
+      work += (chosen.length + 1) ** 2;
+      if (work > maxWork) return false;
+      const st = chosen.length ? foldChannel(chosen, opts) : null;
+      if (st && st.members.length) lists.add(memberListKey(st.members.map((m) => m.key)));
+      return true;
+    }
+    const o = order[i]!;
+    if (o.parents.every((p) => inSet.has(hex(p)))) {
+      chosen.push(o);
+      inSet.add(o.id);
+      const ok = walk(i + 1);
+      chosen.pop();
+      inSet.delete(o.id);
+      if (!ok) return false;
+    }
+    return walk(i + 1);
+  };
+  return walk(0) ? lists : undefined;
+}
+
 function push<T>(m: Map<string, T[]>, k: string, v: T): void {
   const xs = m.get(k);
   if (xs) xs.push(v);

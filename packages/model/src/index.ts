@@ -41,7 +41,7 @@ export {
 // Class channels: membership ops (owner- and admin-signed statements), their fold, epoch keys.
 export {
   CHANNEL_LIFETIME_SECONDS, ChannelError, MAX_CHANNEL_MEMBERS, MAX_CHANNEL_OPS, MAX_TITLE_CHARS, STATEMENT_CHANNEL, channelIdOf,
-  channelSecretFrom, channelStatement, chooseChannelKey, decodeOp, encodeOp, foldChannel, isAdmin, isChannelStatement, isMember,
+  channelMemberLists, channelSecretFrom, channelStatement, chooseChannelKey, memberListKey, decodeOp, encodeOp, foldChannel, isAdmin, isChannelStatement, isMember,
   SEGMENTS_PER_EPOCH, channelSegmentBase, inEpochSegments, newChannelOps, opId, readChannelStatement, sameMembers,
   type ChannelAction, type ChannelMember, type ChannelMemberCard, type ChannelOp, type ChannelState, type EpochKey, type FoldOptions,
   type HeldOp, type RefusedOp,

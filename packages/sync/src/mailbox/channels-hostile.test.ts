@@ -5,7 +5,10 @@
 // with a reason where it arrives, and nothing is lost for the others.
 import { afterEach, describe, expect, it } from "vitest";
 import * as A from "@automerge/automerge";
-import { channelStatement, EnvelopeKind, fromHex, generateIdentity, inEpochSegments, sealChange, sealEnvelope, toHex, type ConversationDoc } from "@pigeon/model";
+import {
+  channelSegmentBase, channelStatement, conversationKeyId, EnvelopeKind, fromHex, generateIdentity, inEpochSegments, newConversationKey, sealChange, sealEnvelope, sealKey, toHex,
+  type ConversationDoc,
+} from "@pigeon/model";
 import { introduce, meet, MemoryNetwork, type Laptop } from "../devices.test-helper.js";
 import { memoryStorage, PigeonNode, storable, type NodeLimits } from "../index.js";
 import type { MailboxCore } from "./core.js";
@@ -179,6 +182,54 @@ describe("hostile members of a class channel", () => {
     apart();
     apart3();
     expect(await bodies(baraka!)).toEqual(["before"]);
+  });
+
+  it("a removed member makes a key of his own for himself and the class as it is now: no one takes it, nothing he writes with it is read", async () => {
+    const [teacher, amara, baraka, esi] = await Promise.all(["mwalimu", "amara", "baraka", "esi"].map((n) => laptop(n)));
+    await introduce(teacher!, [esi!]);
+    const conv = await classOf(teacher!, [amara!, baraka!]);
+    await teacher!.m.removeFromChannel("5B science", ["baraka"]);
+    await teacher!.m.addToChannel("5B science", { addresses: ["esi"] });
+    await teacher!.m.sendToChannel("5B science", "after the removal");
+    for (const k of [amara!, baraka!, esi!]) {
+      const apart = meet(teacher!, k);
+      // (baraka is told of his removal, not of the add after it: he knows esi from school all the same)
+      await until(() => {
+        const ch = k.m.channels().find((c) => c.title === "5B science");
+        return ch?.epoch === 1 && (k === baraka || ch.members.length === 3);
+      }, `${k.id.name} to learn of the removal`);
+      if (k !== baraka) await until(async () => (await bodies(k)).includes("after the removal"), `${k.id.name} to get it`);
+      apart();
+    }
+    // his bent laptop makes a key for the class as it is now plus himself (everyone named was in the
+    // channel at some time, but never all together), and writes with it
+    const core = coreOf(baraka!);
+    const others = [teacher!, amara!, esi!];
+    const key = newConversationKey();
+    const keyEnv = sealKey(baraka!.id, { conversation: conv, recipients: others.map((o) => ({ signPublicKey: o.id.person, sealPublicKey: o.id.sealing.publicKey })), created: Date.now() }, key);
+    core.storeOwn(keyEnv, others.map((o) => o.id.sealing.publicKey));
+    const doc = A.change(A.init<ConversationDoc>({ actor: core.actor }), (d) => {
+      d.messages = [{ id: "own-key", authorKeyId: core.myKeyId, hlc: "", sentAt: Date.now(), body: "written with a key of my own" }] as never;
+    });
+    const msg = sealChange(baraka!.id, { conversation: conv, segment: channelSegmentBase(conversationKeyId(key)), recipients: others.map((o) => o.id.person), created: Date.now() }, key, A.getLastLocalChange(doc)!);
+    core.storeOwn(msg, others.map((o) => o.id.sealing.publicKey));
+    const aparts = [meet(baraka!, esi!), meet(baraka!, amara!)];
+    for (const k of [amara!, esi!])
+      await until(() => coreOf(k).state.openedStatus(keyEnv.id) !== undefined && coreOf(k).state.openedStatus(msg.id) !== undefined, `${k.id.name} to take both in`);
+    for (const a of aparts) a();
+    for (const k of [amara!, esi!]) {
+      // the key waits, with the reason, and never becomes theirs; the message waits for a key it will never get
+      expect(coreOf(k).state.openedStatus(keyEnv.id)).toBe("pending");
+      expect(coreOf(k).state.db.prepare("SELECT reason FROM opened WHERE envelope = ?").pluck().get(keyEnv.id)).toMatch(/never the channel's members together/);
+      expect(coreOf(k).state.keys(conv).some((x) => toHex(x.keyId) === toHex(conversationKeyId(key)))).toBe(false);
+      expect(coreOf(k).state.openedStatus(msg.id)).toBe("pending");
+      expect(await bodies(k)).toEqual(["after the removal"]);
+    }
+    // and the class goes on: amara writes, esi reads
+    await amara!.m.sendToChannel("5B science", "still here");
+    const apart = meet(amara!, esi!);
+    await until(async () => (await bodies(esi!)).includes("still here"), "esi to get amara's message");
+    apart();
   });
 
   it("a member who rewrites the teacher's message: the change is refused with the reason, the message stays as written", async () => {

@@ -4,7 +4,7 @@
 // fold, and each message is sealed once, with the key of the current member list (model/channel.ts).
 import type Database from "better-sqlite3";
 import {
-  ChannelError, MAX_CHANNEL_MEMBERS, decodeOp, inEpochSegments, channelSecretFrom, channelStatement, chooseChannelKey, conversationKeyId, equalBytes, foldChannel,
+  ChannelError, MAX_CHANNEL_MEMBERS, channelMemberLists, decodeOp, memberListKey, inEpochSegments, channelSecretFrom, channelStatement, chooseChannelKey, conversationKeyId, equalBytes, foldChannel,
   fromHex, isChannelStatement, newChannelOps, newConversationKey, opId, encodeOp, readChannelStatement, sealEnvelope, sealKey, sha256, toHex,
   type ChannelAction, type ChannelMemberCard, type ChannelOp, type ChannelState, type Envelope, type HeldOp,
 } from "@pigeon/model";
@@ -55,6 +55,7 @@ export class Channels {
   /** Prepared once: preparing `secret`'s query per call was 2 % of a node's time in bench:node. */
   private readonly stmt: ReturnType<typeof statementCache>;
   private readonly folded = new Map<string, ChannelState | null>();
+  private readonly lists = new Map<string, Set<string> | undefined>();
   /** Opens whatever waited for a channel's membership or keys (set by the mailbox: Opening). */
   reopen: (conv: Uint8Array) => Promise<void> = async () => {};
   /** May this person own a channel? (the school's "no student groups" rule; set by the mailbox) */
@@ -64,7 +65,11 @@ export class Channels {
     this.db = core.state.db;
     this.db.exec(SCHEMA);
     this.stmt = statementCache(this.db);
-    core.onRollback(() => this.folded.clear()); // folded from ops a failed group commit did not keep
+    core.onRollback(() => {
+      // folded from ops a failed group commit did not keep
+      this.folded.clear();
+      this.lists.clear();
+    });
   }
 
   private secret(id: Uint8Array): Uint8Array | undefined {
@@ -124,8 +129,23 @@ export class Channels {
     return {
       known: st !== null && st.members.length > 0,
       everMember: (p: Uint8Array) => ever.has(toHex(p)),
+      wasMemberList: (people: Uint8Array[]) => {
+        const lists = this.memberLists(conv);
+        return !lists || lists.has(memberListKey(people));
+      },
       keyMembers: (keyIdHex: string) => this.keyMembers(conv, keyIdHex),
     };
+  }
+
+  /** Every member list the channel had (channelMemberLists), cached with the fold until an op arrives. */
+  private memberLists(conv: Uint8Array): Set<string> | undefined {
+    const k = toHex(conv);
+    if (!this.lists.has(k)) {
+      const lists = channelMemberLists(this.ops(conv), { mayOwn: this.mayOwn });
+      if (!lists) this.core.log.warn(`channel ${k.slice(0, 12)}: too many ways its ops could have been seen apart to check its keys' member lists; keys are taken as before`);
+      this.lists.set(k, lists);
+    }
+    return this.lists.get(k);
   }
 
   /** The people a key was sealed to (author and recipients of its key envelope). */
@@ -174,6 +194,7 @@ export class Channels {
   private changed(conv: Uint8Array): void {
     const { core } = this;
     this.folded.delete(toHex(conv));
+    this.lists.delete(toHex(conv));
     const st = this.state(conv);
     if (!st) return;
     const keys = st.members.map((m) => m.key);
