@@ -186,8 +186,43 @@ describe("the membership fold", () => {
     // what baraka would seal a key of his own to, after his removal: never the channel's list
     expect(lists.has(list(teacher, amara!, baraka!, esi!))).toBe(false);
     expect(lists.has(list(baraka!, esi!))).toBe(false);
-    // a channel with too many ops to check in reasonable time: nothing is refused (undefined)
+    // ops written apart by two admins, too many ways to check in the work allowed: nothing is refused (undefined)
+    t.write({ type: "admin", member: amara!.person, admin: true });
+    const a = new Replica(amara!, [...t.ops.values()]);
+    t.write({ type: "add", members: [card(people[3]!)] });
+    a.write({ type: "add", members: [card(people[4]!)] });
+    t.merge(a);
+    expect(channelMemberLists(t.ops.values())).toBeDefined();
     expect(channelMemberLists(t.ops.values(), {}, 10)).toBeUndefined();
+  });
+
+  it("property: for ops written one after the other, the member lists are exactly the folds of each prefix", { timeout: 180_000 }, () => {
+    const step = fc.record({
+      who: fc.nat(2),
+      kind: fc.constantFrom("add", "add", "remove", "admin", "demote", "close"),
+      targets: fc.array(fc.nat(people.length - 1), { minLength: 1, maxLength: 3 }),
+    });
+    fc.assert(
+      fc.property(fc.array(step, { minLength: 0, maxLength: 25 }), (steps) => {
+        // one chain: every op written on top of all the others (the teacher, or an admin, in turn)
+        const r = new Replica(teacher, started());
+        for (const s of steps) {
+          const ts = s.targets.map((i) => people[i]!);
+          const action: ChannelOp["action"] =
+            s.kind === "add" ? { type: "add", members: ts.map(card) }
+            : s.kind === "remove" ? { type: "remove", members: ts.map((p) => p.person) }
+            : s.kind === "admin" || s.kind === "demote" ? { type: "admin", member: ts[0]!.person, admin: s.kind === "admin" }
+            : { type: "close" };
+          const who = s.who === 0 ? teacher : people[s.who - 1]!;
+          const o = new Replica(who, [...r.ops.values()]).write(action);
+          r.ops.set(o.id, o);
+        }
+        const chain = [...r.ops.values()].sort((a, b) => a.depth - b.depth);
+        const prefixes = new Set(chain.map((_, i) => memberListKey(foldChannel(chain.slice(0, i + 1))!.members.map((m) => m.key))));
+        expect(channelMemberLists(chain)).toEqual(prefixes);
+      }),
+      { numRuns: 150 },
+    );
   });
 
   it("the school's no-student-groups rule: a student's channel has no members", () => {
@@ -200,7 +235,8 @@ describe("the membership fold", () => {
     expect(st.refused[0]!.reason).toMatch(/does not allow/);
   });
 
-  it("property: replicas that write apart and merge in any order agree, and agree with the fold of the union", () => {
+  it("property: replicas that write apart and merge in any order agree, and agree with the fold of the union", { timeout: 180_000 }, () => {
+    let givenUp = 0;
     const actors = [teacher, ...people.slice(0, 3)];
     const step = fc.record({
       who: fc.nat(actors.length - 1),
@@ -240,8 +276,8 @@ describe("the membership fold", () => {
         const all = [...union.values()];
         // no honest key is refused: every list a replica had is one the union's ops could have given
         const lists = channelMemberLists(all);
-        expect(lists).toBeDefined();
-        for (const l of seen) expect(lists!.has(l)).toBe(true);
+        if (lists) for (const l of seen) expect(lists.has(l)).toBe(true);
+        else givenUp++;
         const reference = summary(foldChannel(all)!);
         // the same set in another order
         const shuffled = all.map((o, i) => ({ o, k: (shuffle[i % 5]! * 7919 + i * 104729) % 1000003 })).sort((a, b) => a.k - b.k).map((x) => x.o);
@@ -268,6 +304,8 @@ describe("the membership fold", () => {
       }),
       { numRuns: 300 },
     );
+    // histories of 30 steps by four writers apart are far busier than a class's: nearly all are still checked
+    expect(givenUp).toBeLessThan(15);
   });
 });
 

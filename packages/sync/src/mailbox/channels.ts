@@ -141,7 +141,7 @@ export class Channels {
   private memberLists(conv: Uint8Array): Set<string> | undefined {
     const k = toHex(conv);
     if (!this.lists.has(k)) {
-      const lists = channelMemberLists(this.ops(conv), { mayOwn: this.mayOwn });
+      const lists = channelMemberLists(this.ops(conv), { mayOwn: this.mayOwn, folded: this.state(conv) });
       if (!lists) this.core.log.warn(`channel ${k.slice(0, 12)}: too many ways its ops could have been seen apart to check its keys' member lists; keys are taken as before`);
       this.lists.set(k, lists);
     }
