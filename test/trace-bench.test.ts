@@ -17,16 +17,20 @@ type Arrival = { at: number; count: number };
 
 const LIFETIME = 24 * 3600;
 
+/** The first two hours of the primary-school trace, among the people of these classes (people.tsv). */
+function firstHoursOf(classes: string[]) {
+  const people = readFileSync(join(dirname(DEFAULT_TRACE), "people.tsv"), "utf8")
+    .split("\n")
+    .map((l) => l.split(/\s+/))
+    .filter((f) => classes.includes(f[1]!))
+    .map((f) => f[0]!);
+  const whole = loadTrace(DEFAULT_TRACE);
+  return { whole, trace: loadTrace(DEFAULT_TRACE, { to: whole.first + 2 * 3600, nodes: new Set(people) }) };
+}
+
 describe.skipIf(!existsSync(DEFAULT_TRACE))("trace benchmark on the primary-school trace", () => {
   it("Pigeon never beats the oracle, delivers each message once, and without limits matches it exactly", { timeout: 180_000 }, async () => {
-    const classes = new Set(["1A", "1B", "2A"]);
-    const people = readFileSync(join(dirname(DEFAULT_TRACE), "people.tsv"), "utf8")
-      .split("\n")
-      .map((l) => l.split(/\s+/))
-      .filter((f) => classes.has(f[1]!))
-      .map((f) => f[0]!);
-    const whole = loadTrace(DEFAULT_TRACE);
-    const trace = loadTrace(DEFAULT_TRACE, { to: whole.first + 2 * 3600, nodes: new Set(people) });
+    const { whole, trace } = firstHoursOf(["1A", "1B", "2A"]);
     const msgs: Msg[] = makeMessages(trace, 20, 7, whole.first + 3600);
     const best: Fate[] = oracle(trace, msgs, LIFETIME);
     const opts = { bandwidth: 5_000_000, storage: 50 * 1024 * 1024, lifetime: LIFETIME, bodyChars: 160 };
@@ -62,14 +66,7 @@ describe.skipIf(!existsSync(DEFAULT_TRACE))("trace benchmark on the primary-scho
 
 describe.skipIf(!existsSync(DEFAULT_TRACE))("trace benchmark with class channels (issue 15)", () => {
   it("delivers each post once to every other member of its class, never before the oracle, and to nobody else", { timeout: 240_000 }, async () => {
-    const classes = new Set(["1A", "1B", "Teachers"]);
-    const people = readFileSync(join(dirname(DEFAULT_TRACE), "people.tsv"), "utf8")
-      .split("\n")
-      .map((l) => l.split(/\s+/))
-      .filter((f) => classes.has(f[1]!))
-      .map((f) => f[0]!);
-    const whole = loadTrace(DEFAULT_TRACE);
-    const trace = loadTrace(DEFAULT_TRACE, { to: whole.first + 2 * 3600, nodes: new Set(people) });
+    const { whole, trace } = firstHoursOf(["1A", "1B", "Teachers"]);
     const groups: { title: string; owner: number; members: number[] }[] = classGroups(trace, join(dirname(DEFAULT_TRACE), "people.tsv"));
     // the two classes, each owned by one of its people or a teacher; the teachers are no class
     expect(groups.map((g) => g.title)).toEqual(["1A", "1B"]);
