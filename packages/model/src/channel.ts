@@ -518,17 +518,17 @@ export function channelMemberLists(opsIn: Iterable<HeldOp>, opts: FoldOptions & 
  * rules applied one op after the other (every op is in the past of the next: nothing is concurrent).
  * The same lists as folding each prefix (a property test says so), in time linear in the ops.
  */
-function chainMemberLists(order: HeldOp[]): Set<string> {
+function chainMemberLists(order: HeldOp[]): Set<string> | undefined {
   const create = order[0]!;
   const ownerHex = hex(create.author);
-  const inSince = new Map<string, HeldOp>();
+  const inNow = new Set<string>();
   const admin = new Map<string, boolean>();
   let closed = false;
   const lists = new Set<string>();
-  const listNow = () => {
-    const list = [...inSince].sort(([ka, a], [kb, b]) => a.depth - b.depth || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0) || (ka < kb ? -1 : 1));
-    return [ownerHex, ...list.slice(0, MAX_CHANNEL_MEMBERS - 1).map(([k]) => k)].sort().join(",");
-  };
+  // past 64 the fold leaves the latest added out, in an order this walk does not repeat: then no
+  // list is refused (undefined), as when the work is too much
+  const listNow = () => [ownerHex, ...inNow.keys()].sort().join(",");
+  const full = () => inNow.size > MAX_CHANNEL_MEMBERS - 1;
   lists.add(listNow());
   for (const o of order.slice(1)) {
     const a = o.action;
@@ -536,8 +536,8 @@ function chainMemberLists(order: HeldOp[]): Set<string> {
     // whyNot, with "the past" = every op before this one
     let valid: boolean;
     if (author === ownerHex) valid = !(a.type === "remove" && a.members.some((m) => hex(m) === ownerHex)) && !(a.type === "admin" && hex(a.member) === ownerHex);
-    else if (a.type === "close" || a.type === "admin" || a.type === "create" || closed || !inSince.has(author) || !admin.get(author)) valid = false;
-    else valid = !(a.type === "remove" && a.members.some((m) => hex(m) === ownerHex || (inSince.has(hex(m)) && admin.get(hex(m)))));
+    else if (a.type === "close" || a.type === "admin" || a.type === "create" || closed || !inNow.has(author) || !admin.get(author)) valid = false;
+    else valid = !(a.type === "remove" && a.members.some((m) => hex(m) === ownerHex || (inNow.has(hex(m)) && admin.get(hex(m)))));
     if (!valid) {
       lists.add(listNow());
       continue;
@@ -545,13 +545,14 @@ function chainMemberLists(order: HeldOp[]): Set<string> {
     if (a.type === "add") for (const m of a.members) {
       const k = hex(m.key);
       if (k === ownerHex) continue;
-      inSince.set(k, o);
+      inNow.add(k);
     }
     else if (a.type === "remove") for (const m of a.members) {
-      inSince.delete(hex(m));
+      inNow.delete(hex(m));
     }
     else if (a.type === "admin") admin.set(hex(a.member), a.admin);
     else if (a.type === "close") closed = true;
+    if (full()) return undefined;
     lists.add(listNow());
   }
   return lists;
