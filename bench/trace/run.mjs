@@ -347,7 +347,7 @@ async function main() {
     );
     if (o.json) process.stdout.write(JSON.stringify(res, null, 1) + "\n");
   } catch (e) {
-    if (e instanceof UsageError || (e instanceof Error && /cannot read the trace|no contacts|fewer than two/.test(e.message))) {
+    if (e instanceof UsageError || (e instanceof Error && /cannot read the trace|no contacts|fewer than two|no class of/.test(e.message))) {
       process.stderr.write(`bench:trace: ${e.message}\n`);
       process.exit(2);
     }
