@@ -116,6 +116,10 @@ describe.skipIf(!!why)("class channels in the web app", () => {
     // the teacher's outbox has the group state too
     await pt.getByRole("link", { name: /Outbox/ }).click();
     const sent = pt.locator("main li.msg", { hasText: "Bring a leaf tomorrow" });
+    // on failure, what the page showed instead (CI failed here once with no clue)
+    await sent.waitFor({ timeout: 30_000 }).catch(async (e) => {
+      throw new Error(`the outbox did not show the channel message; the page showed: ${await pt.locator("main").innerText()}; flash: ${await pt.locator("#flash").textContent()}; ${e}`);
+    });
     await expect(sent.locator(".who").textContent()).resolves.toBe("To # 5B science");
     await expect(sent.locator(".ticks").textContent()).resolves.toMatch(/Delivered to 2 of 2, read by 1/);
     await pt.getByRole("link", { name: /Channels/ }).click();

@@ -317,7 +317,8 @@ async function post(ui: Ui, c: Channel): Promise<void> {
     const area = document.getElementById("channel-text") as HTMLTextAreaElement | null;
     if (area) area.value = "";
     ui.say(ui.t("sentOk"));
-    await loadChannel(ui, c.id);
+    // the folders too (the outbox holds it now): not only when the node's live link says so
+    await ui.load();
   } catch (e) {
     ui.fail(e);
   }
