@@ -211,6 +211,10 @@ async function start(v: Values): Promise<number> {
   console.log("ready");
   await node.stopped;
   lock.release();
+  if (node.damaged) {
+    console.error(`pigeon: ${node.damaged.message}`);
+    return 1;
+  }
   return 0;
 }
 

@@ -46,6 +46,8 @@ export interface Status {
   school?: { home: string; onlyDirectory: boolean; dropped: number; entries: number };
   /** Who learns who this laptop is when it meets them (the handshake): anyone nearby, or its schoolmates only. */
   shownTo: "anyone" | "schoolmates";
+  /** How the sealed store was checked at start ("skipped" after a clean stop, then checked in the background), and when it was last found whole. */
+  storeCheck?: { atStart: "full" | "skipped" | "none"; lastFullCheck: string | null };
 }
 
 /** The buddy list (the same on every device of the user) and everyone blocked, on it or not. */

@@ -71,6 +71,8 @@ export interface RunningNode {
   log: Log;
   stop(): Promise<void>;
   stopped: Promise<void>;
+  /** Set when the store was found damaged while running (the node then stopped itself). */
+  readonly damaged?: Error;
 }
 
 /**
@@ -112,11 +114,21 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
     }
   }
 
+  // the store's full check, when a clean close let the start skip it, runs a little later: damage it
+  // finds stops the node, as damage found at start refuses it (nothing more is written to a bad store)
+  let damaged: Error | undefined;
+  let stopForDamage = () => {};
+  const onDamaged = (e: Error) => {
+    damaged = e;
+    log.warn(e.message);
+    stopForDamage();
+  };
   let node: PigeonNode;
   try {
     node = await PigeonNode.open({
       identity: opts.identity,
-      storage: fileStorage(opts.dataDir),
+      // $PIGEON_STORE_CHECK_LATER_MS: when the background check starts (tests that cannot wait 30 s)
+      storage: fileStorage(opts.dataDir, { onDamaged, ...(process.env.PIGEON_STORE_CHECK_LATER_MS ? { checkLaterMs: Number(process.env.PIGEON_STORE_CHECK_LATER_MS) } : {}) }),
       network,
       finders,
       log,
@@ -253,7 +265,14 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
     })();
     return stopping;
   };
-  return { info, ...(web ? { appUrl: web.url(info.control.port) } : {}), node, mailbox, log, stop, stopped, ...(gateway ? { gateway } : {}) };
+  stopForDamage = () => void stop();
+  if (damaged) stopForDamage();
+  return {
+    info, ...(web ? { appUrl: web.url(info.control.port) } : {}), node, mailbox, log, stop, stopped, ...(gateway ? { gateway } : {}),
+    get damaged() {
+      return damaged;
+    },
+  };
 }
 
 /** Listens on the control port (127.0.0.1 only); the default port falls back to a free one. */

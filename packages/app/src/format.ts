@@ -215,6 +215,9 @@ export function formatStatus(s: Status): string {
     `  carrying for others: ${c.envelopes} sealed message${c.envelopes === 1 ? "" : "s"} (${(c.bytes / 1024).toFixed(1)} KiB${quota}; sealed: whom they are for is not known here), and ${c.acks} delivery note${c.acks === 1 ? "" : "s"} that clear such copies`,
     ...(s.storageProblem ? [`  STORAGE PROBLEM: ${s.storageProblem}; new messages cannot be stored until there is room`] : []),
     `  kept on this laptop: ${s.envelopes} sealed item${s.envelopes === 1 ? "" : "s"} (messages, receipts, keys), ${(s.bytes / 1024).toFixed(1)} KiB`,
+    ...(s.storeCheck && s.storeCheck.atStart !== "none"
+      ? [`  store last checked in full: ${s.storeCheck.lastFullCheck ?? "not yet"}${s.storeCheck.atStart === "skipped" ? " (this start skipped it after a clean stop; it runs again in the background)" : ""}`]
+      : []),
     `  connected laptops: ${s.running === false ? "none, while the node is stopped" : (s.peers ?? 0)}`,
     s.shownTo === "schoolmates"
       ? `  shows who you are to: your schoolmates' laptops only (pigeon start --meet anyone to meet everyone nearby)`

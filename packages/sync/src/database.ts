@@ -1,7 +1,12 @@
 // The SQLite layout of the sealed store (and its conversions from older layouts), and opening a
 // database file safely: WAL, synchronous=FULL, an integrity check, and a clear error for a damaged
 // or foreign file. LocalState's tables live in the same database (local-state.ts).
+import { existsSync, readFileSync, statSync, unlinkSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname } from "node:path";
+import { Worker } from "node:worker_threads";
 import Database from "better-sqlite3";
+import { fsyncDir, writeFileAtomic } from "./atomic-file.js";
 
 // What is carried for others, kept by triggers in the same transaction as the rows, so neither the
 // carrier limits nor `pigeon status` scan a million envelopes, and the numbers cannot drift from the
@@ -141,15 +146,126 @@ export class DamagedStoreError extends Error {
   }
 }
 
-export function openDatabase(path: string): Database.Database {
-  let db: Database.Database | undefined;
+/**
+ * How a store file was checked. A full check (SQLite's quick_check) reads every page: ~0.1 ms per
+ * envelope, so ~100 s for a million (issue 20). It runs when the store is opened unless the store was
+ * closed cleanly, is byte for byte the file it closed (size, change time, inode) and had a full check
+ * less than a week ago; then it runs in a worker thread a little after the start, and damage it finds
+ * is reported (onDamaged) and leaves no clean mark, so the next start checks in full and refuses.
+ */
+export interface StoreCheck {
+  /** What ran when the store was opened: "full", "skipped" (clean close), "none" (in memory). */
+  atOpen: "full" | "skipped" | "none";
+  /** When a full check last found the file whole (ms since 1970), if ever. */
+  checkedAt?: number;
+  /** After a skipped start: the full check run in the background, "ok", what SQLite found, or "not run" (closed first). */
+  later?: Promise<string>;
+}
+
+export interface OpenOptions {
+  /** Told when the check run after a start that skipped it finds damage (the node should stop). */
+  onDamaged?: (e: DamagedStoreError) => void;
+  /** How long after opening the background check starts (default 30 s: not while the node starts up). */
+  checkLaterMs?: number;
+}
+
+/** A full check at least this often, even if every close was clean. */
+export const FULL_CHECK_EVERY_MS = 7 * 24 * 3600_000;
+const CLEAN_MARK = "pigeon clean close 1";
+
+interface Opened {
+  path: string;
+  check: StoreCheck;
+  damaged: boolean;
+  timer?: NodeJS.Timeout;
+  worker?: Worker;
+  settle?: (result: string) => void;
+}
+const opened = new WeakMap<Database.Database, Opened>();
+
+/** How the store was checked when opened (and the background check, if one runs). */
+export function storeCheck(db: Database.Database): StoreCheck {
+  return opened.get(db)?.check ?? { atOpen: "none" };
+}
+
+/** What identifies the file's bytes without reading them: a write changes the size or the change time. */
+function fileFingerprint(path: string): string | undefined {
   try {
+    const st = statSync(path, { bigint: true });
+    return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Reads and removes the clean-close mark (durably: a crash after this start must check in full). */
+function takeCleanMark(path: string): { fingerprint: string; checkedAt: number } | undefined {
+  const mark = `${path}-clean`;
+  if (!existsSync(mark)) return undefined;
+  let text = "";
+  try {
+    text = readFileSync(mark, "utf8");
+  } finally {
+    unlinkSync(mark);
+    fsyncDir(dirname(mark));
+  }
+  const [head, fingerprint, at] = text.split("\n");
+  const checkedAt = Number(at);
+  return head === CLEAN_MARK && fingerprint && Number.isSafeInteger(checkedAt) ? { fingerprint, checkedAt } : undefined;
+}
+
+function quickCheck(db: Database.Database, path: string): void {
+  const check = db.pragma("quick_check", { simple: true });
+  if (check !== "ok") throw new DamagedStoreError(path, `sqlite quick_check: ${String(check)}`);
+}
+
+// the worker opens its own read-only connection (WAL lets it read while the node writes)
+const CHECK_WORKER = `
+const { parentPort, workerData } = require("node:worker_threads");
+const Database = require(workerData.module);
+let result;
+try {
+  const db = new Database(workerData.path, { readonly: true, fileMustExist: true });
+  try { result = String(db.pragma("quick_check", { simple: true })); } finally { db.close(); }
+} catch (e) { result = String(e && e.message || e); }
+parentPort.postMessage(result);`;
+
+function checkLater(db: Database.Database, o: Opened, opts: OpenOptions): void {
+  o.check.later = new Promise<string>((resolve) => (o.settle = resolve));
+  o.timer = setTimeout(() => {
+    o.timer = undefined;
+    const worker = new Worker(CHECK_WORKER, { eval: true, workerData: { module: createRequire(import.meta.url).resolve("better-sqlite3"), path: o.path } });
+    o.worker = worker;
+    worker.unref(); // a process that is done does not wait for it: the next start checks again
+    const done = (result: string) => {
+      if (o.worker !== worker) return;
+      o.worker = undefined;
+      void worker.terminate();
+      if (result === "ok") o.check.checkedAt = Date.now();
+      else {
+        o.damaged = true;
+        opts.onDamaged?.(new DamagedStoreError(o.path, `sqlite quick_check after a start that skipped it: ${result}`));
+      }
+      o.settle?.(result);
+    };
+    worker.once("message", (m) => done(String(m)));
+    worker.once("error", (e) => done(`the check could not run: ${e.message}`));
+  }, opts.checkLaterMs ?? 30_000);
+  o.timer.unref();
+}
+
+export function openDatabase(path: string, opts: OpenOptions = {}): Database.Database {
+  let db: Database.Database | undefined;
+  const file = path !== ":memory:" && path !== "";
+  try {
+    const mark = file ? takeCleanMark(path) : undefined;
+    const wal = `${path}-wal`;
+    const clean = mark !== undefined && mark.fingerprint === fileFingerprint(path) && !(existsSync(wal) && statSync(wal).size > 0) && Date.now() - mark.checkedAt < FULL_CHECK_EVERY_MS;
     db = new Database(path);
     db.pragma("journal_mode = WAL");
     db.pragma("synchronous = FULL");
     db.pragma("busy_timeout = 5000");
-    const check = db.pragma("quick_check", { simple: true });
-    if (check !== "ok") throw new DamagedStoreError(path, `sqlite quick_check: ${String(check)}`);
+    if (!clean) quickCheck(db, path);
     const version = db.pragma("user_version", { simple: true }) as number;
     const empty = db.prepare(`SELECT count(*) FROM sqlite_master WHERE type = 'table'`).pluck().get() === 0;
     if (empty) db.pragma(`user_version = ${SCHEMA_VERSION}`);
@@ -165,6 +281,11 @@ export function openDatabase(path: string): Database.Database {
         db!.pragma(`user_version = ${SCHEMA_VERSION}`);
       })();
     }
+    if (file) {
+      const o: Opened = { path, damaged: false, check: clean ? { atOpen: "skipped", checkedAt: mark!.checkedAt } : { atOpen: "full", checkedAt: Date.now() } };
+      opened.set(db, o);
+      if (clean) checkLater(db, o, opts);
+    }
     return db;
   } catch (e) {
     db?.close();
@@ -172,6 +293,39 @@ export function openDatabase(path: string): Database.Database {
     const code = (e as { code?: string }).code;
     if (code === "SQLITE_NOTADB" || code === "SQLITE_CORRUPT") throw new DamagedStoreError(path, (e as Error).message);
     throw e;
+  }
+}
+
+/**
+ * Closes a store opened by openDatabase. After a clean close of a whole store, marks it clean (the
+ * file's fingerprint and when it was last checked in full) so the next start need not read it all.
+ */
+export function closeDatabase(db: Database.Database): void {
+  const o = opened.get(db);
+  if (o?.timer) clearTimeout(o.timer);
+  if (o?.worker) {
+    const worker = o.worker;
+    o.worker = undefined;
+    void worker.terminate();
+  }
+  o?.settle?.("not run");
+  if (!db.open) return;
+  db.close();
+  if (!o || o.damaged || o.check.checkedAt === undefined) return;
+  // SQLite empties the write-ahead log into the file when the last connection closes; if it could
+  // not (another connection), the file alone is not the store: no mark
+  const wal = `${o.path}-wal`;
+  if (existsSync(wal) && statSync(wal).size > 0) return;
+  const fingerprint = fileFingerprint(o.path);
+  try {
+    if (fingerprint) writeFileAtomic(`${o.path}-clean`, `${CLEAN_MARK}\n${fingerprint}\n${o.check.checkedAt}\n`);
+  } catch {
+    // a full disk, say: without the mark the next start checks in full, which is only slower
+    try {
+      unlinkSync(`${o.path}-clean.tmp${process.pid}`);
+    } catch {
+      /* not made */
+    }
   }
 }
 

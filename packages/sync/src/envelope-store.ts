@@ -81,7 +81,7 @@ export interface StoreStats {
   bytes: number;
 }
 
-export { DamagedStoreError, openDatabase, SCHEMA_VERSION } from "./database.js";
+export { closeDatabase, DamagedStoreError, openDatabase, SCHEMA_VERSION, storeCheck, type OpenOptions, type StoreCheck } from "./database.js";
 
 type Row = {
   id: Buffer; conversation: Buffer; segment: number; kind: number; author: Buffer; created: number; lifetime: number;

@@ -10,7 +10,7 @@ export {
 // documents adapter, e.g. openDatabase(":memory:") with MemoryStorage for tests and simulators).
 export { fileStorage, memoryStorage, type NodeStorage } from "./storage.js";
 export {
-  DamagedStoreError, EnvelopeStore, NOBODY, opaque, openDatabase, storable, type HeldEnvelope, type Storable, type StoreStats, type StoredEnvelope,
+  closeDatabase, DamagedStoreError, EnvelopeStore, storeCheck, type OpenOptions, type StoreCheck, NOBODY, opaque, openDatabase, storable, type HeldEnvelope, type Storable, type StoreStats, type StoredEnvelope,
 } from "./envelope-store.js";
 export type { DocumentStorage } from "./document-store.js";
 export { DurableFileStorage } from "./durable-storage.js";

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import type Database from "better-sqlite3";
 import type { DocumentStorage } from "./document-store.js";
 import { DurableFileStorage } from "./durable-storage.js";
-import { openDatabase } from "./envelope-store.js";
+import { openDatabase, type OpenOptions } from "./envelope-store.js";
 import { MemoryStorage } from "./memory-storage.js";
 
 export interface NodeStorage {
@@ -22,9 +22,9 @@ export interface NodeStorage {
  * The durable layout in one data directory: `pigeon.db` (SQLite, WAL, synchronous=FULL) and
  * `documents/` (DurableFileStorage: tmp + fsync + rename + directory fsync).
  */
-export function fileStorage(dataDir: string): NodeStorage {
+export function fileStorage(dataDir: string, opts: OpenOptions = {}): NodeStorage {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  return { database: openDatabase(join(dataDir, "pigeon.db")), documents: new DurableFileStorage(join(dataDir, "documents")) };
+  return { database: openDatabase(join(dataDir, "pigeon.db"), opts), documents: new DurableFileStorage(join(dataDir, "documents")) };
 }
 
 /** Everything in memory (tests, simulators): nothing survives the process. */

@@ -11,7 +11,7 @@ import {
   type LinkTrust, type SchoolKey,
 } from "@pigeon/model";
 import { DocumentStore } from "../document-store.js";
-import { EnvelopeStore } from "../envelope-store.js";
+import { closeDatabase, EnvelopeStore, storeCheck } from "../envelope-store.js";
 import { LocalState, type Contact } from "../local-state.js";
 import { silentLog, type Log } from "../log.js";
 import type { NodeStorage } from "../storage.js";
@@ -706,6 +706,8 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
       commits: { transactions: this.core.group.commits, work: this.core.group.answered },
       rejected: this.state.rejections().length,
       storageProblem: trouble ? `${trouble.reason} (since ${new Date(trouble.since).toISOString()})` : null,
+      /** How the sealed store was checked at start ("skipped" after a clean close: a full check runs in the background) and when it was last found whole. */
+      storeCheck: ((c) => ({ atStart: c.atOpen, lastFullCheck: c.checkedAt === undefined ? null : new Date(c.checkedAt).toISOString() }))(storeCheck(this.envelopes.db)),
       /** Who learns who this laptop is when it meets them: "anyone" nearby, or its "schoolmates" only. */
       shownTo: this.showsToStrangers() ? ("anyone" as const) : ("schoolmates" as const),
       ...(school ? { school: { home: school.home, onlyDirectory: school.onlyDirectory, dropped: school.dropped, entries: school.entries } } : {}),
@@ -720,7 +722,7 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
     try {
       await this.documents.close();
     } finally {
-      this.envelopes.db.close();
+      closeDatabase(this.envelopes.db);
     }
   }
 }
