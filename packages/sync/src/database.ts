@@ -158,7 +158,7 @@ export interface StoreCheck {
   atOpen: "full" | "skipped" | "none";
   /** When a full check last found the file whole (ms since 1970), if ever. */
   checkedAt?: number;
-  /** After a skipped start: the full check run in the background, "ok", what SQLite found, or "not run" (closed first). */
+  /** After a skipped start: the full check run in the background, "ok", what SQLite found, "could not run: ..." or "not run" (closed first). */
   later?: Promise<string>;
 }
 
@@ -227,7 +227,12 @@ let result;
 try {
   const db = new Database(workerData.path, { readonly: true, fileMustExist: true });
   try { result = String(db.pragma("quick_check", { simple: true })); } finally { db.close(); }
-} catch (e) { result = String(e && e.message || e); }
+} catch (e) {
+  // a file that is not a database, or is damaged where opening reads, is damage; anything else (no file
+  // descriptors left, say) only means the check did not run
+  const code = e && e.code;
+  result = (code === "SQLITE_CORRUPT" || code === "SQLITE_NOTADB" ? "" : "could not run: ") + String(e && e.message || e);
+}
 parentPort.postMessage(result);`;
 
 function checkLater(db: Database.Database, o: Opened, opts: OpenOptions): void {
@@ -242,14 +247,14 @@ function checkLater(db: Database.Database, o: Opened, opts: OpenOptions): void {
       o.worker = undefined;
       void worker.terminate();
       if (result === "ok") o.check.checkedAt = Date.now();
-      else {
+      else if (!result.startsWith("could not run")) {
         o.damaged = true;
         opts.onDamaged?.(new DamagedStoreError(o.path, `sqlite quick_check after a start that skipped it: ${result}`));
       }
       o.settle?.(result);
     };
     worker.once("message", (m) => done(String(m)));
-    worker.once("error", (e) => done(`the check could not run: ${e.message}`));
+    worker.once("error", (e) => done(`could not run: ${e.message}`));
   }, opts.checkLaterMs ?? 30_000);
   o.timer.unref();
 }

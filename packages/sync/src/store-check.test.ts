@@ -108,3 +108,15 @@ describe("the store's integrity check at start", () => {
     expect(() => openDatabase(path)).toThrow(DamagedStoreError);
   });
 });
+
+describe("the background check that cannot run", () => {
+  it("is not taken for damage (the file went away): no report, and the store closes as it was", async () => {
+    const path = makeStore();
+    const told: Error[] = [];
+    const db = openDatabase(path, { checkLaterMs: 0, onDamaged: (e) => told.push(e) });
+    rmSync(path); // the open connection keeps the file; the check's own connection finds none
+    await expect(storeCheck(db).later).resolves.toMatch(/^could not run: /);
+    expect(told).toEqual([]);
+    closeDatabase(db);
+  });
+});
