@@ -31,6 +31,9 @@ Options:
   --messages N      messages to send (default 1000)
   --concurrency N   sends in flight at once (default 20)
   --timeout S       give up waiting for delivery after S seconds (default 300)
+  --carried N       then, flash wear of a carrier: A sends N more messages to a classmate who is
+                    away, a third node C linked to A only carries them, and the run reports what C
+                    wrote to disk per envelope it took (default 200; 0 skips it)
   --keep            keep the temporary data directories (printed)
   -h, --help        this text
 
@@ -42,6 +45,7 @@ const { values: opt } = parseArgs({
     messages: { type: "string", default: "1000" },
     concurrency: { type: "string", default: "20" },
     timeout: { type: "string", default: "300" },
+    carried: { type: "string", default: "200" },
     keep: { type: "boolean", default: false },
     help: { type: "boolean", short: "h", default: false },
   },
@@ -61,6 +65,7 @@ const positive = (v, name) => {
 const N = positive(opt.messages, "messages");
 const C = positive(opt.concurrency, "concurrency");
 const TIMEOUT_MS = positive(opt.timeout, "timeout") * 1000;
+const CARRIED = opt.carried === "0" ? 0 : positive(opt.carried, "carried");
 if (!existsSync(CLI)) {
   console.error(`${CLI} is missing: build first (npm run build)`);
   process.exit(2);
@@ -175,6 +180,82 @@ async function floor(n, perCommit) {
   return n / seconds;
 }
 
+/**
+ * Flash wear of a carrier: A sends CARRIED messages to dalia, who is away (A has her card); chidi's
+ * node, linked to A only, takes the copies A hands it. What chidi's process wrote to disk per envelope
+ * it carries (messages, the conversation key, anything else A handed over), two ways: linked while A
+ * writes (each envelope comes alone, as it is written), and meeting A after A wrote them (they come
+ * in one exchange; chidi's start is in that figure, so a start with nothing new is subtracted).
+ */
+async function carrierWear(a) {
+  const d = await start("dalia");
+  const { card } = await api(d, "GET", "/api/card");
+  d.proc.kill("SIGTERM");
+  await d.exited;
+  const { address } = await api(a, "POST", "/api/contacts", { card });
+  const send = async (from) => {
+    for (let i = 0; i < CARRIED; i++) await api(a, "POST", "/api/send", { to: address, body: `carried message ${from + i} of the benchmark` });
+  };
+  const startC = async () => {
+    const c = await start("chidi", ["--peer", `127.0.0.1:${a.sync.port}`]);
+    const linked = Date.now() + 30_000;
+    while ((await api(c, "GET", "/api/status")).peers < 1) {
+      if (Date.now() > linked) throw new Error("the carrier did not link to A");
+      await sleep(100);
+    }
+    return c;
+  };
+  /** Waits until chidi's carried count reaches `want` and stays for 3 s; its carrying then. */
+  const settle = async (c, want) => {
+    let last = -1;
+    let still = 0;
+    const deadline = Date.now() + TIMEOUT_MS;
+    for (;;) {
+      const status = await api(c, "GET", "/api/status");
+      const now = { ...status.carrying, transactions: status.commits.transactions };
+      still = now.envelopes === last && now.envelopes >= want ? still + 1 : 0;
+      if (still >= 6 || Date.now() > deadline) return now;
+      last = now.envelopes;
+      await sleep(500);
+    }
+  };
+  const stopC = async (c) => {
+    c.proc.kill("SIGTERM");
+    await c.exited;
+    nodes.splice(nodes.indexOf(c), 1);
+  };
+  const rows = [];
+  // 1. linked while A writes
+  let c = await startC();
+  let before = await settle(c, 0);
+  let w0 = writeBytes(c.proc.pid);
+  await send(0);
+  let now = await settle(c, before.envelopes + CARRIED);
+  rows.push(["linked while A writes (each alone)", now.envelopes - before.envelopes, now.bytes - before.bytes, writeBytes(c.proc.pid) - w0, now.transactions - before.transactions]);
+  await stopC(c);
+  // 2. a start that finds nothing new: what a start writes
+  c = await startC();
+  const held = await settle(c, now.envelopes);
+  const startWrites = writeBytes(c.proc.pid);
+  const startCommits = held.transactions;
+  await stopC(c);
+  // 3. A writes while chidi is away; they meet
+  await send(CARRIED);
+  c = await startC();
+  now = await settle(c, held.envelopes + CARRIED);
+  rows.push(["meeting A after A wrote them (one exchange)", now.envelopes - held.envelopes, now.bytes - held.bytes, writeBytes(c.proc.pid) - startWrites, now.transactions - startCommits]);
+  console.log(`\n### Flash wear of a carrier: ${CARRIED} messages from A to a classmate away, carried by C (C's start wrote ${(startWrites / 1024).toFixed(1)} KiB, not counted)\n`);
+  console.log("| how C took them | envelopes carried | SQLite commits | envelope bytes | written to disk by C | per envelope carried | written / envelope bytes |");
+  console.log("|---|---|---|---|---|---|---|");
+  for (const [how, took, bytes, written, commits] of rows) {
+    console.log(`| ${how} | ${took} | ${commits} | ${(bytes / 1024).toFixed(1)} KiB | ${(written / 1024).toFixed(1)} KiB | ${took ? (written / took / 1024).toFixed(1) : "-"} KiB | ${bytes ? (written / bytes).toFixed(1) : "-"}x |`);
+    if (took < CARRIED) {
+      ok = false;
+      console.log(`\nC took ${took} envelopes (${how}), fewer than the ${CARRIED} messages sent, within the timeout.`);
+    }
+  }
+}
+
 const rows = [];
 let ok = true;
 try {
@@ -237,6 +318,7 @@ try {
   const kib = (x) => (x === undefined ? "?" : `${(x / 1024).toFixed(1)} KiB`);
   console.log(`\nWritten to disk per message (/proc/<pid>/io write_bytes, includes WAL, documents, log): A (sender) ${kib(perMessage[0])}, B (recipient) ${kib(perMessage[1])}.`);
   console.log(`\nGoal (issue 20): >= 1000 msg/s accepted and delivered end to end: ${delivered !== undefined && N / accepted >= 1000 && N / delivered >= 1000 ? "met" : "NOT met"}.`);
+  if (CARRIED > 0) await carrierWear(a);
 } catch (e) {
   ok = false;
   console.error(`benchmark failed: ${e.message}`);
