@@ -216,7 +216,7 @@ export function formatStatus(s: Status): string {
     ...(s.storageProblem ? [`  STORAGE PROBLEM: ${s.storageProblem}; new messages cannot be stored until there is room`] : []),
     `  kept on this laptop: ${s.envelopes} sealed item${s.envelopes === 1 ? "" : "s"} (messages, receipts, keys), ${(s.bytes / 1024).toFixed(1)} KiB`,
     ...(s.storeCheck && s.storeCheck.atStart !== "none"
-      ? [`  store last checked in full: ${s.storeCheck.lastFullCheck ?? "not yet"}${s.storeCheck.atStart === "skipped" ? " (this start skipped it after a clean stop; it runs again in the background)" : ""}`]
+      ? [`  store last checked in full: ${s.storeCheck.lastFullCheck ?? "not yet"}${s.storeCheck.atStart === "skipped" && s.running !== false ? " (this start skipped it after a clean stop; it runs again in the background)" : ""}`]
       : []),
     `  connected laptops: ${s.running === false ? "none, while the node is stopped" : (s.peers ?? 0)}`,
     s.shownTo === "schoolmates"
