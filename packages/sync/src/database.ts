@@ -198,16 +198,20 @@ function fileFingerprint(path: string): string | undefined {
   }
 }
 
-/** Reads and removes the clean-close mark (durably: a crash after this start must check in full). */
+/**
+ * Reads and removes the clean-close mark (durably: a crash after this start must check in full). A
+ * mark that cannot be read or removed counts as none: the start checks in full rather than refuse.
+ */
 function takeCleanMark(path: string): { fingerprint: string; checkedAt: number } | undefined {
   const mark = `${path}-clean`;
   if (!existsSync(mark)) return undefined;
   let text = "";
   try {
     text = readFileSync(mark, "utf8");
-  } finally {
     unlinkSync(mark);
     fsyncDir(dirname(mark));
+  } catch {
+    return undefined;
   }
   const [head, fingerprint, at] = text.split("\n");
   const checkedAt = Number(at);

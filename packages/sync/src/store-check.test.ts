@@ -2,7 +2,7 @@
 // start after a clean close skips it and runs it in the background; damage it finds is reported and
 // the next start refuses. A crash, a write by anything else, or a week without a full check means a
 // full check at start.
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync, openSync, writeSync, closeSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
@@ -118,5 +118,20 @@ describe("the background check that cannot run", () => {
     await expect(storeCheck(db).later).resolves.toMatch(/^could not run: /);
     expect(told).toEqual([]);
     closeDatabase(db);
+  });
+});
+
+describe("a mark that is not a file", () => {
+  it("counts as no mark: the start checks in full instead of refusing", () => {
+    const path = makeStore();
+    rmSync(`${path}-clean`);
+    mkdirSync(`${path}-clean`);
+    const db = openDatabase(path);
+    expect(storeCheck(db).atOpen).toBe("full");
+    expect(db.prepare("SELECT count(*) FROM filler").pluck().get()).toBe(400);
+    closeDatabase(db); // the directory is in the way of the new mark: no mark, and no error
+    const again = openDatabase(path);
+    expect(storeCheck(again).atOpen).toBe("full");
+    closeDatabase(again);
   });
 });
