@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileStorage, Mailbox, SyncEngine, memoryLinkPair } from "@pigeon/sync";
-import { contactCard, decodeFrame, envelopeForm, generateIdentity, sha256, toHex, EnvelopeKind } from "@pigeon/model";
+import { contactCard, decodeFrame, envelopeForm, generateIdentity, sha256, toHex, EnvelopeKind, FrameType } from "@pigeon/model";
 import { slotAt, SLOT_SECONDS } from "./trace.mjs";
 
 /** Trace seconds -> virtual epoch ms (the trace starts on a school day in October 2009). */
@@ -76,6 +76,7 @@ class Contact {
       this.queue.shift();
       this.left -= head.frame.length;
       this.sim.bytes += head.frame.length;
+      this.sim.countBytes(head.frame);
       this.inFlight++;
       this.sim.inFlight++;
       const inner = head.from === this.a ? /** @type {any} */ (this.la)._inner : /** @type {any} */ (this.lb)._inner;
@@ -132,6 +133,17 @@ class Sim {
     this.envelopeBytes = 0;
     this.ackWaitMs = 0;
     this.settleMs = 0;
+    /** bytes and frames put on links, by frame type name (FrameType), sent or cut off alike */
+    /** @type {Record<string, { frames: number, bytes: number }>} */
+    this.byFrame = {};
+  }
+
+  /** @param {Uint8Array} f a frame put on a link */
+  countBytes(f) {
+    const name = FRAME_NAMES.get(/** @type {number} */ (f[0])) ?? `type ${f[0]}`;
+    const e = (this.byFrame[name] ??= { frames: 0, bytes: 0 });
+    e.frames++;
+    e.bytes += f.length;
   }
 
   /** Counts ENVELOPE frames actually delivered, by what they carry. @param {Uint8Array} f */
@@ -148,6 +160,9 @@ class Sim {
     else this.tx.receipt++;
   }
 }
+
+/** Frame type byte -> its name in docs/protocol.md (every type is below 128: one varint byte). */
+const FRAME_NAMES = new Map(Object.entries(FrameType).map(([k, v]) => [v, k]));
 
 const pendingAck = (/** @type {Mailbox} */ m) => m.pendingWork().acks;
 const queueOf = (/** @type {Mailbox} */ m) => m.pendingWork().queue;
@@ -316,7 +331,7 @@ export async function runPigeon(trace, msgs, opts) {
       }
     }
     for (const c of open.values()) c.close("end of trace");
-    return { arrivals, tx: sim.tx, bytes: sim.bytes, envelopeBytes: sim.envelopeBytes, lostFrames: sim.lostFrames, peakCarried, peakCarriedAll, wallMs: Date.now() - started, ackWaitMs: sim.ackWaitMs, setupMs, settleMs: sim.settleMs, sizes: await envelopeSizes(sim, msgs) };
+    return { arrivals, tx: sim.tx, bytes: sim.bytes, byFrame: sim.byFrame, envelopeBytes: sim.envelopeBytes, lostFrames: sim.lostFrames, peakCarried, peakCarriedAll, wallMs: Date.now() - started, ackWaitMs: sim.ackWaitMs, setupMs, settleMs: sim.settleMs, sizes: await envelopeSizes(sim, msgs) };
   } finally {
     for (const n of sim.nodes) {
       n.engine.close();

@@ -298,9 +298,21 @@ export function table(res) {
           `${x.lostFrames} frames cut off by a contact ending; peak carried incl. acknowledgements ${kb(x.peakCarriedAll)}; ` +
           `${x.late} delivered after their lifetime (not counted); ${x.duplicates} shown twice; replay took ${Math.round(x.wallMs / 1000)} s.`,
       );
+      out.push(`${r.name}: bytes on links by frame — ${byFrame(x.byFrame, x.bytes)}.`);
     }
   }
   return out.join("\n");
+}
+
+/**
+ * "Envelope 1.57 MB (62 %, 1,687 frames), Sketch ...", the biggest first.
+ * @param {Record<string, { frames: number, bytes: number }>} by @param {number} total
+ */
+function byFrame(by, total) {
+  return Object.entries(by)
+    .sort((a, b) => b[1].bytes - a[1].bytes)
+    .map(([name, e]) => `${name} ${kb(e.bytes)} (${total ? Math.round((100 * e.bytes) / total) : 0} %, ${e.frames.toLocaleString("en")} frames)`)
+    .join(", ");
 }
 
 async function main() {
