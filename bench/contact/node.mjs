@@ -46,7 +46,7 @@ const stats = {
 };
 /** For each frame sent: how many frames had been received when it was sent (causal chain length). */
 const sendLog = [];
-const TYPES = { 1: "have", 2: "want", 3: "envelope", 4: "sketch", 5: "done", 6: "want16", 7: "slice sketch", 8: "slice done" };
+const TYPES = { 1: "have", 2: "want", 3: "envelope", 4: "sketch", 5: "done", 6: "want16", 7: "slice sketch", 8: "slice done", 11: "probe", 13: "crowd", 14: "have16" };
 
 function counted(link) {
   const type = (f) => TYPES[f[0]] ?? `t${f[0]}`;

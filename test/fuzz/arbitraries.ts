@@ -70,6 +70,7 @@ export const frameArb: fc.Arbitrary<SyncFrame> = fc.oneof(
   sketchArb,
   fc.record({ type: fc.constant("done" as const), range: rangeArb, level: fc.integer({ min: 0, max: SKETCH_LEVELS.length }) }),
   fc.record({ type: fc.constant("want16" as const), keys: fc.array(key16, { maxLength: 12 }) }),
+  fc.record({ type: fc.constant("have16" as const), last: fc.boolean(), keys: fc.array(key16, { maxLength: 12 }) }),
   fc.record({
     type: fc.constant("probe" as const),
     entries: fc.array(fc.record({ key: key16, ephemeral: id32, tags: fc.array(key16, { maxLength: 5 }) }), { maxLength: 6 }),
@@ -91,6 +92,7 @@ export function frameBytes(f: SyncFrame): number {
     case "want":
       return f.ids.reduce((n, id) => n + id.byteLength, 0);
     case "want16":
+    case "have16":
       return f.keys.reduce((n, k) => n + k.byteLength, 0);
     case "probe":
       return f.entries.reduce((n, e) => n + e.key.byteLength + e.ephemeral.byteLength + e.tags.reduce((m, t) => m + t.byteLength, 0), 0);

@@ -28,9 +28,9 @@ function decoderContract(bytes: Uint8Array): SyncFrame | undefined {
   return r.value;
 }
 
-/** The first byte of a frame is its type (1-8): arbitrary bytes behind a plausible type get further. */
+/** The first byte of a frame is its type (1-14): arbitrary bytes behind a plausible type get further. */
 const typedJunk = fc
-  .tuple(fc.integer({ min: 0, max: 9 }), fc.uint8Array({ maxLength: 300 }))
+  .tuple(fc.integer({ min: 0, max: 15 }), fc.uint8Array({ maxLength: 300 }))
   .map(([t, rest]) => Uint8Array.from([t, ...rest]));
 
 describe("fuzz: sync frames", () => {
@@ -70,6 +70,7 @@ describe("fuzz: sync frames", () => {
       [1, 1], // Have, flags, n
       [2], // Want, n
       [6], // Want16, n
+      [14, 1], // Have16, flags, n
       [3, 0, 0], // Envelope, hops, copies, length
       [4, 3, 0], // Sketch level 3, size, cells
       [7, 8, 1, 2, 3, 4, 3, 0], // SliceSketch depth 8, prefix, level 3, size, cells
@@ -96,6 +97,9 @@ describe("fuzz: sync frames", () => {
     expect(decoderContract(Uint8Array.from([...over, ...new Uint8Array(32)]))?.type).toBe("want");
     const past = Uint8Array.from([2, ...varintBytes(MAX_IDS_PER_FRAME + 1), ...new Uint8Array(32 * (MAX_IDS_PER_FRAME + 1))]);
     expect(decoderContract(past)).toBeUndefined();
+    const keys = Array.from({ length: MAX_IDS_PER_FRAME }, () => new Uint8Array(16));
+    expect(decoderContract(encodeFrame({ type: "have16", last: true, keys }))?.type).toBe("have16");
+    expect(decoderContract(Uint8Array.from([14, 1, ...varintBytes(MAX_IDS_PER_FRAME + 1), ...new Uint8Array(16 * (MAX_IDS_PER_FRAME + 1))]))).toBeUndefined();
     const envelope = new Uint8Array(256 * 1024);
     expect(decoderContract(encodeFrame({ type: "envelope", hops: 0, copies: 0, envelope }))?.type).toBe("envelope");
     const bigger = Uint8Array.from([3, 0, 0, ...varintBytes(envelope.length + 1), ...envelope, 0]);

@@ -79,6 +79,16 @@ describe("sync frames", () => {
     expect(() => decodeFrame(Uint8Array.from([5, 0x81, 0x00]))).toThrow(/shortest form/);
     expect(() => decodeFrame(Uint8Array.from([0x82, 0x00, 0]))).toThrow(/shortest form/);
   });
+  it("Have16 names envelopes by their 16-byte id prefix, with Have's last-of-listing flag", () => {
+    const keys = [randomBytes(16), randomBytes(16)];
+    const bytes = encodeFrame({ type: "have16", last: true, keys });
+    expect(bytes.length).toBe(3 + 2 * 16);
+    expect(decodeFrame(bytes)).toEqual({ type: "have16", last: true, keys });
+    expect(decodeFrame(Uint8Array.from([14, 0, 0]))).toEqual({ type: "have16", last: false, keys: [] });
+    expect(() => decodeFrame(Uint8Array.from([14, 2, 0]))).toThrow(/unknown flags/);
+    expect(() => decodeFrame(Uint8Array.from([14, 0, 1, ...randomBytes(15)]))).toThrow(DecodeError);
+    expect(() => encodeFrame({ type: "have16", last: false, keys: [randomBytes(32)] })).toThrow(/16 bytes/);
+  });
   it("refuse unknown flag bits in a Have frame", () => {
     expect(decodeFrame(Uint8Array.from([1, 1, 0]))).toEqual({ type: "have", last: true, ids: [] });
     expect(() => decodeFrame(Uint8Array.from([1, 2, 0]))).toThrow(/unknown flags/);

@@ -11,6 +11,7 @@
 //   Probe       = varint 11, varint n, n x (raw16 id prefix, raw32 E, varint k, k x raw16 tag)
 //   ChatState   = varint 12, u8 state (0 active, 1 composing, 2 paused, 3 inactive, 4 gone)
 //   Crowd       = varint 13, raw8 salt, varint n, n x raw4 sha256("pigeon crowd" || salt || person key)[0..4]
+//   Have16      = varint 14, u8 flags (bit 0: last of the listing), varint n, n x raw16 envelope id prefixes
 // Varints are read in their shortest form only, so a frame has exactly one encoding.
 import { DecodeError, Reader, Writer } from "./bytes.js";
 import { sha256 } from "./crypto.js";
@@ -58,6 +59,11 @@ export const FrameType = {
    * per link: an author hands its own message's copies to a peer whose crowd holds the recipient.
    */
   Crowd: 13,
+  /**
+   * Have with 16-byte id prefixes (what sketches and Want16 already name envelopes by): listings and
+   * live announcements at half the bytes of Have; the answer is Want16.
+   */
+  Have16: 14,
 } as const;
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 
@@ -100,6 +106,7 @@ export type SyncFrame =
   /** `level` = SKETCH_LEVELS.length: "too different: list the ids of this range instead". */
   | { type: "done"; range: IdRange; level: number }
   | { type: "want16"; keys: Uint8Array[] }
+  | { type: "have16"; last: boolean; keys: Uint8Array[] }
   | { type: "probe"; entries: ProbeEntry[] }
   | { type: "pair-request"; request: Uint8Array }
   | { type: "pair-grant"; grant: Uint8Array }
@@ -118,6 +125,24 @@ function readIds(r: Reader): Uint8Array[] {
   const ids: Uint8Array[] = [];
   for (let i = 0; i < n; i++) ids.push(Uint8Array.from(r.raw(32)));
   return ids;
+}
+
+/** 16-byte envelope id prefixes (Want16, Have16). */
+function writeKeys(w: Writer, keys: Uint8Array[]): void {
+  if (keys.length > MAX_IDS_PER_FRAME) throw new RangeError("too many keys in one frame");
+  w.varint(keys.length);
+  for (const k of keys) {
+    if (k.length !== IBLT_KEY_BYTES) throw new RangeError("an id prefix is 16 bytes");
+    w.raw(k);
+  }
+}
+
+function readKeys(r: Reader): Uint8Array[] {
+  const n = r.varint();
+  if (n > MAX_IDS_PER_FRAME) throw new DecodeError(`frame lists ${n} keys, limit ${MAX_IDS_PER_FRAME}`);
+  const keys: Uint8Array[] = [];
+  for (let i = 0; i < n; i++) keys.push(Uint8Array.from(r.raw(IBLT_KEY_BYTES)));
+  return keys;
 }
 
 export function encodeFrame(f: SyncFrame): Uint8Array {
@@ -146,9 +171,10 @@ export function encodeFrame(f: SyncFrame): Uint8Array {
       w.varint(f.level);
       break;
     case "want16":
-      if (f.keys.length > MAX_IDS_PER_FRAME) throw new RangeError("too many keys in one frame");
-      w.varint(FrameType.Want16).varint(f.keys.length);
-      for (const k of f.keys) w.raw(k);
+      writeKeys(w.varint(FrameType.Want16), f.keys);
+      break;
+    case "have16":
+      writeKeys(w.varint(FrameType.Have16).u8(f.last ? 1 : 0), f.keys);
       break;
     case "probe":
       if (f.entries.length > MAX_PROBES_PER_FRAME) throw new RangeError("too many probes in one frame");
@@ -218,12 +244,13 @@ export function decodeFrame(bytes: Uint8Array): SyncFrame {
       f = { type: "done", range, level };
       break;
     }
-    case FrameType.Want16: {
-      const n = r.varint();
-      if (n > MAX_IDS_PER_FRAME) throw new DecodeError(`frame lists ${n} keys, limit ${MAX_IDS_PER_FRAME}`);
-      const keys: Uint8Array[] = [];
-      for (let i = 0; i < n; i++) keys.push(Uint8Array.from(r.raw(IBLT_KEY_BYTES)));
-      f = { type: "want16", keys };
+    case FrameType.Want16:
+      f = { type: "want16", keys: readKeys(r) };
+      break;
+    case FrameType.Have16: {
+      const flags = r.u8();
+      if (flags > 1) throw new DecodeError(`unknown flags ${flags} in a Have16 frame`);
+      f = { type: "have16", last: flags === 1, keys: readKeys(r) };
       break;
     }
     case FrameType.Probe: {

@@ -4,8 +4,8 @@ import { IBLT_KEY_BYTES, SKETCH_LEVELS, type Iblt } from "@pigeon/model";
 
 /** Bytes one sketch cell takes on the wire (count varint ~1, key sum, check hash). */
 const CELL_BYTES = 1 + IBLT_KEY_BYTES + 4;
-/** Bytes one id takes in a HAVE listing. */
-const ID_BYTES = 32;
+/** Bytes one id takes in a listing (Have16: its 16-byte prefix). */
+const ID_BYTES = IBLT_KEY_BYTES;
 /** A sketch is asked to hold this many times the estimated difference: it peels reliably well below its size. */
 const HEADROOM = 2;
 

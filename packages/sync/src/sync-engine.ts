@@ -15,7 +15,7 @@
 // queue, flow control), and split apart they would pass that state around instead.
 import { EventEmitter } from "node:events";
 import {
-  decodeBetweenVillages, isBetweenVillages, compareBytes, crowdHash, CROWD_SALT_BYTES, DecodeError, fromHex, MAX_CROWD, randomBytes, EnvelopeKind, equalBytes, type ChatState, decodeFrame, decodeSealed, encodeFrame, envelopeId, formatAddress, MAX_IDS_PER_FRAME, MAX_PROBES_PER_FRAME, MAX_RANGE_DEPTH,
+  decodeBetweenVillages, isBetweenVillages, compareBytes, crowdHash, CROWD_SALT_BYTES, DecodeError, fromHex, MAX_CROWD, randomBytes, EnvelopeKind, equalBytes, type ChatState, decodeFrame, decodeSealed, encodeFrame, envelopeId, formatAddress, IBLT_KEY_BYTES, MAX_IDS_PER_FRAME, MAX_PROBES_PER_FRAME, MAX_RANGE_DEPTH,
   rangeBounds, rangeChildren, rangeWeight, SKETCH_LEVELS, SPLIT_LEVEL, toHex, WHOLE_RANGE, WHOLE_WEIGHT,
   type ContactCard, type Iblt, type IdRange, type PeerLink, type ProbeEntry, type SyncFrame,
   type LinkPeer,
@@ -39,6 +39,8 @@ export const RECEIVE_LOW_WATER = 128;
  * so a link that stays up for weeks does not grow without end.
  */
 const PEER_HAS_MAX = 200_000;
+/** An envelope's 16-byte id prefix: how sketches, Want16 and Have16 name it. */
+const idKey = (id: Uint8Array): Uint8Array => id.subarray(0, IBLT_KEY_BYTES);
 /**
  * Probe entries a link answers (each costs one X25519 per sealing key): past this, further probes on
  * the link are ignored, so a hostile peer cannot keep a laptop busy.
@@ -74,7 +76,7 @@ export interface SyncStore {
   readonly myDevice: Uint8Array;
   readonly envelopes: Pick<
     EnvelopeStore,
-    | "sketches" | "sliceSketch" | "batch" | "idsAfter" | "knowsId" | "knowsKey" | "isOwn" | "markHanded" | "byKey" | "has"
+    | "sketches" | "sliceSketch" | "batch" | "idsAfter" | "knowsKey" | "isOwn" | "markHanded" | "byKey" | "has"
     | "meta" | "bytesOf" | "ownReceiptNames" | "ackConcerns" | "ackedByAllRecipients" | "isCarried" | "isParty" | "setCopies" | "opened"
   >;
   /**
@@ -729,7 +731,7 @@ export class SyncEngine extends EventEmitter<Events> {
       if (s.link.closed) return;
       const page = this.store.envelopes.idsAfter(after, MAX_IDS_PER_FRAME, hi);
       const last = page.length < MAX_IDS_PER_FRAME;
-      this.send(s, { type: "have", last, ids: page });
+      this.send(s, { type: "have16", last, keys: page.map(idKey) });
       if (last) return;
       after = page[page.length - 1]!;
       await new Promise<void>((r) => setImmediate(r));
@@ -743,8 +745,8 @@ export class SyncEngine extends EventEmitter<Events> {
 
   /** Remembers that the peer holds an envelope, so it is not announced back (bounded: see PEER_HAS_MAX). */
   private notePeerHas(s: Session, id: Uint8Array): void {
-    if (s.peerHas.size >= PEER_HAS_MAX) s.peerHas.clear(); // forgetting costs a 32-byte HAVE now and then
-    s.peerHas.add(toHex(id));
+    if (s.peerHas.size >= PEER_HAS_MAX) s.peerHas.clear(); // forgetting costs a 16-byte HAVE16 now and then
+    s.peerHas.add(toHex(idKey(id)));
   }
 
   private meet(s: Session): void {
@@ -756,28 +758,38 @@ export class SyncEngine extends EventEmitter<Events> {
     }
   }
 
+  /**
+   * A listing or an announcement (Have16, or Have from an older node), by 16-byte id prefix: Want16
+   * for what we never had; our own messages the peer holds count as sent.
+   */
+  private async onHave(s: Session, keys: Uint8Array[], last: boolean): Promise<void> {
+    const store = this.store.envelopes;
+    const want: Uint8Array[] = [];
+    let n = 0;
+    for (const key of keys) {
+      // a listing from a relay point is a million ids: pause now and then so pings are answered
+      if (++n % 512 === 0) await new Promise<void>((r) => setImmediate(r));
+      if (!store.knowsKey(key)) {
+        this.notePeerHas(s, key);
+        want.push(key);
+        continue;
+      }
+      // "sent" = handed to at least one other device; only our own messages need that fact
+      const id = store.byKey(key);
+      if (id && store.isOwn(id, this.store.me)) store.markHanded(id, s.link.peer.signPublicKey, this.now());
+    }
+    if (want.length) this.send(s, { type: "want16", keys: want });
+    if (last) this.store.changed();
+  }
+
   private async onFrame(s: Session, bytes: Uint8Array): Promise<void> {
     if (!s.met) this.meet(s);
     const f = decodeFrame(bytes);
     switch (f.type) {
-      case "have": {
-        const want: Uint8Array[] = [];
-        let n = 0;
-        for (const id of f.ids) {
-          // a listing from a relay point is a million ids: pause now and then so pings are answered
-          if (++n % 512 === 0) await new Promise<void>((r) => setImmediate(r));
-          if (!this.store.envelopes.knowsId(id)) {
-            this.notePeerHas(s, id);
-            want.push(id);
-          } else if (this.store.envelopes.isOwn(id, this.store.me)) {
-            // "sent" = handed to at least one other device; only our own messages need that fact
-            this.store.envelopes.markHanded(id, s.link.peer.signPublicKey, this.now());
-          }
-        }
-        if (want.length) this.send(s, { type: "want", ids: want });
-        if (f.last) this.store.changed();
-        return;
-      }
+      case "have":
+        return this.onHave(s, f.ids.map(idKey), f.last);
+      case "have16":
+        return this.onHave(s, f.keys, f.last);
       case "want":
         this.enqueue(s, f.ids);
         return;
@@ -876,7 +888,7 @@ export class SyncEngine extends EventEmitter<Events> {
 
   /** A new envelope entered our store: tell every peer that may take it and does not have it. */
   private announce(env: { id: Uint8Array }): void {
-    const hex = toHex(env.id);
+    const hex = toHex(idKey(env.id));
     // most arrivals come from the only peer there is: no store lookup for them
     const lacking = [...this.sessions].filter((s) => !s.peerHas.has(hex));
     if (lacking.length === 0) return;
@@ -888,7 +900,7 @@ export class SyncEngine extends EventEmitter<Events> {
         this.flushProbes(s);
         continue;
       }
-      this.send(s, { type: "have", last: false, ids: [env.id] });
+      this.send(s, { type: "have16", last: false, keys: [idKey(env.id)] });
     }
   }
 
