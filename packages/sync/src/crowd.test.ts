@@ -188,3 +188,58 @@ describe("copy tokens follow who meets whom", () => {
     expect(carrier.m.envelopes.meta(sealed.id)?.copies).toBe(16); // back for tom's sake
   });
 });
+
+describe("what a listing names", () => {
+  it("a carrier lists to a laptop only what could cross to it: a one-token copy once (with its Probe), not at every meeting", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "pigeon-listing-"));
+    const make = (name: string) => {
+      const m = new Mailbox({ identity: generateIdentity(name), storage: fileStorage(join(dir, name)), carrier: { quotaBytes: 1e9, perSourceBytes: 1e9, perAuthorBytes: 1e9 } });
+      const s = new SyncEngine(m, { resyncMs: 0, reconcile: "list" }); // every id listed: what this test is about
+      cleanup.push(async () => {
+        s.close();
+        await m.close();
+      });
+      return { m, s };
+    };
+    cleanup.unshift(() => rmSync(dir, { recursive: true, force: true }));
+    const carrier = make("carrier");
+    const tom = make("tom");
+    const author = generateIdentity("ana");
+    const to = generateIdentity("rosa");
+    const sealedCopy = () => {
+      const inner = signEnvelope(author, {
+        kind: EnvelopeKind.Change, conversation: randomBytes(16), segment: 0, recipients: [to.person], created: Date.now(), lifetime: 86400, keyId: randomBytes(8),
+      }, randomBytes(200));
+      return opaque({ ...sealEnvelope(author.sealing, inner, [to.sealing.publicKey]), kind: EnvelopeKind.Sealed });
+    };
+    carrier.m.envelopes.putMany(Array.from({ length: 20 }, sealedCopy), 0, Date.now(), true, 1); // one token each: wait for rosa
+    carrier.m.envelopes.putMany([sealedCopy()], 0, Date.now(), true, 64); // still spraying
+    const listed: number[] = [];
+    const probed: number[] = [];
+    for (let i = 0; i < 2; i++) {
+      const [la, lb] = memoryLinkPair(contactCard(carrier.m.identity), contactCard(tom.m.identity));
+      let keys = 0;
+      let probes = 0;
+      let last = Date.now();
+      la.onFrame(() => (last = Date.now()));
+      lb.onFrame((f) => {
+        last = Date.now();
+        const fr = decodeFrame(f);
+        if (fr.type === "have16") keys += fr.keys.length;
+        if (fr.type === "probe") probes += fr.entries.length;
+      });
+      carrier.s.attach(la);
+      tom.s.attach(lb);
+      await until(() => Date.now() - last > 150, "the meeting to go quiet");
+      la.close("walked away");
+      listed.push(keys);
+      probed.push(probes);
+    }
+    // first meeting: all 21 named, the 20 waiting ones asked about; tom takes the spraying one
+    expect(probed).toEqual([20, 0]);
+    expect(tom.m.envelopes.stats().envelopes).toBe(1);
+    // second: the waiting ones cannot cross to tom (not his, asked already); the one he holds is named
+    // again (it still could cross), and nothing else
+    expect(listed).toEqual([21, 1]);
+  });
+});

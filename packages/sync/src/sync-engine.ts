@@ -41,6 +41,7 @@ export const RECEIVE_LOW_WATER = 128;
 const PEER_HAS_MAX = 200_000;
 /** An envelope's 16-byte id prefix: how sketches, Want16 and Have16 name it. */
 const idKey = (id: Uint8Array): Uint8Array => id.subarray(0, IBLT_KEY_BYTES);
+type ProbeMeta = { carried: boolean; kind: number; receivedAt: number; lifetime: number; recipients: Uint8Array[] };
 /**
  * Probe entries a link answers (each costs one X25519 per sealing key): past this, further probes on
  * the link are ignored, so a hostile peer cannot keep a laptop busy.
@@ -511,15 +512,11 @@ export class SyncEngine extends EventEmitter<Events> {
    * envelope's one-off key and tags. A peer that recognises itself answers Want16 and gets it with no
    * tokens; a peer that lies gets a useless copy, and cannot make us drop anything (only ack keys do).
    */
-  private probe(s: Session, id: Uint8Array, meta: { carried: boolean; kind: number; receivedAt: number; lifetime: number; recipients: Uint8Array[] }): void {
-    if (!meta.carried || meta.kind !== EnvelopeKind.Sealed) return;
+  private probe(s: Session, id: Uint8Array, meta: ProbeMeta): void {
+    if (!this.wouldProbe(s, id, meta)) return;
     const hex = toHex(id);
-    if (s.probed.has(hex) || meta.receivedAt + meta.lifetime * 1000 < this.now()) return;
-    // a peer's answer for an envelope never changes (its tags are fixed): ask each peer once, not once per link
     const peer = toHex(s.link.peer.signPublicKey);
     const asked = this.probedPeers.get(peer) ?? new Set<string>();
-    if (asked.has(hex)) return;
-    if (this.store.envelopes.ackedByAllRecipients(id, meta.recipients)) return;
     const bytes = this.store.envelopes.bytesOf(id);
     if (!bytes) return;
     const sealed = decodeSealed(bytes);
@@ -531,6 +528,16 @@ export class SyncEngine extends EventEmitter<Events> {
     if (this.probedPeers.size > PEERS_PROBED_REMEMBERED) this.probedPeers.delete(this.probedPeers.keys().next().value!);
     s.probes.push({ key: id.subarray(0, 16), ephemeral: sealed.ephemeral, tags: sealed.slots.map((x) => x.tag) });
     if (s.probes.length >= MAX_PROBES_PER_FRAME) this.flushProbes(s);
+  }
+
+  /** Whether we would ask the peer about this envelope (`probe`): a live carried sealed copy we have not asked it about. */
+  private wouldProbe(s: Session, id: Uint8Array, meta: ProbeMeta): boolean {
+    if (!meta.carried || meta.kind !== EnvelopeKind.Sealed) return false;
+    const hex = toHex(id);
+    if (s.probed.has(hex) || meta.receivedAt + meta.lifetime * 1000 < this.now()) return false;
+    // a peer's answer for an envelope never changes (its tags are fixed): ask each peer once, not once per link
+    if (this.probedPeers.get(toHex(s.link.peer.signPublicKey))?.has(hex)) return false;
+    return !this.store.envelopes.ackedByAllRecipients(id, meta.recipients);
   }
 
   private flushProbes(s: Session): void {
@@ -726,17 +733,34 @@ export class SyncEngine extends EventEmitter<Events> {
    */
   private async sendListing(s: Session, range: IdRange = WHOLE_RANGE): Promise<void> {
     const { lo, hi } = rangeBounds(range);
+    // envelopes our own receipts name: listed whatever else, so that the peer's Want16 tells us whether
+    // it holds them (and then gets the receipt, and drops its copy: noteReceipts)
+    const receipted = new Set(this.store.envelopes.ownReceiptNames(range).map((r) => toHex(idKey(r.envelope))));
     let after: Uint8Array = range.depth === 0 ? new Uint8Array(0) : lo.subarray(0, Math.ceil(range.depth / 2));
     for (;;) {
       if (s.link.closed) return;
       const page = this.store.envelopes.idsAfter(after, MAX_IDS_PER_FRAME, hi);
       const last = page.length < MAX_IDS_PER_FRAME;
-      this.send(s, { type: "have16", last, keys: page.map(idKey) });
+      const listed = page.filter((id) => this.worthListing(s, id, receipted));
+      if (listed.length || last) this.send(s, { type: "have16", last, keys: listed.map(idKey) });
       if (last) return;
       after = page[page.length - 1]!;
       await new Promise<void>((r) => setImmediate(r));
       await this.drained(s);
     }
+  }
+
+  /**
+   * Whether a listing names this envelope to the peer: only what could cross to it. A carried copy the
+   * policy would not hand this peer (one token left) and that we already asked it about with a Probe
+   * cannot move, and each meeting would list it and be asked for it again (on the whole traces most
+   * of a contact's bytes: docs/benchmarks.md, "Issue 17 at the goal's own setup").
+   */
+  private worthListing(s: Session, id: Uint8Array, receipted: Set<string>): boolean {
+    const meta = this.store.envelopes.meta(id);
+    if (!meta) return false;
+    if (receipted.has(toHex(idKey(id)))) return true;
+    return this.offerable(id, meta.hops, meta.receivedAt, meta.lifetime, s) || this.wouldProbe(s, id, meta);
   }
 
   private send(s: Session, f: SyncFrame): void {
