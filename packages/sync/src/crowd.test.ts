@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import {
   contactCard, crowdHash, decodeFrame, encodeFrame, EnvelopeKind, generateIdentity, MAX_CROWD, randomBytes, sealEnvelope, sha256, signEnvelope, toHex,
+  type SyncFrame,
 } from "@pigeon/model";
 import { opaque } from "./envelope-store.js";
 import { fileStorage, Mailbox, memoryLinkPair, SyncEngine } from "./index.js";
@@ -60,6 +61,21 @@ async function meet(a: Laptop, b: Laptop, stayUntil?: () => boolean): Promise<Ma
 }
 
 const idOf = (bytes: Uint8Array) => sha256(bytes);
+
+/** A meeting until it goes quiet; `seen` gets every frame `a` sends `b`. */
+async function meetSeeing(a: Laptop, b: Laptop, seen: (f: SyncFrame) => void): Promise<void> {
+  const [la, lb] = memoryLinkPair(contactCard(a.m.identity), contactCard(b.m.identity));
+  let last = Date.now();
+  la.onFrame(() => (last = Date.now()));
+  lb.onFrame((f) => {
+    last = Date.now();
+    seen(decodeFrame(f));
+  });
+  a.s.attach(la);
+  b.s.attach(lb);
+  await until(() => Date.now() - last > 150, "the meeting to go quiet");
+  la.close("walked away");
+}
 
 /** `author` writes to `to`; returns the ids (hex) of what it sealed: the conversation key and the message. */
 async function write(author: Laptop, to: Laptop, body: string): Promise<string[]> {
@@ -150,19 +166,10 @@ describe("copy tokens follow who meets whom", () => {
     carrier.m.envelopes.putMany(held, 0, Date.now(), true, 1); // one token each: probes, no spray
     const probed: number[] = [];
     for (let i = 0; i < 2; i++) {
-      const [la, lb] = memoryLinkPair(contactCard(carrier.m.identity), contactCard(tom.m.identity));
       let n = 0;
-      let last = Date.now();
-      la.onFrame(() => (last = Date.now()));
-      lb.onFrame((f) => {
-        last = Date.now();
-        const fr = decodeFrame(f);
+      await meetSeeing(carrier, tom, (fr) => {
         if (fr.type === "probe") n += fr.entries.length;
       });
-      carrier.s.attach(la);
-      tom.s.attach(lb);
-      await until(() => Date.now() - last > 150, "the meeting to go quiet");
-      la.close("walked away");
       probed.push(n);
     }
     expect(probed).toEqual([5, 0]);
@@ -217,21 +224,12 @@ describe("what a listing names", () => {
     const listed: number[] = [];
     const probed: number[] = [];
     for (let i = 0; i < 2; i++) {
-      const [la, lb] = memoryLinkPair(contactCard(carrier.m.identity), contactCard(tom.m.identity));
       let keys = 0;
       let probes = 0;
-      let last = Date.now();
-      la.onFrame(() => (last = Date.now()));
-      lb.onFrame((f) => {
-        last = Date.now();
-        const fr = decodeFrame(f);
+      await meetSeeing(carrier, tom, (fr) => {
         if (fr.type === "have16") keys += fr.keys.length;
         if (fr.type === "probe") probes += fr.entries.length;
       });
-      carrier.s.attach(la);
-      tom.s.attach(lb);
-      await until(() => Date.now() - last > 150, "the meeting to go quiet");
-      la.close("walked away");
       listed.push(keys);
       probed.push(probes);
     }
