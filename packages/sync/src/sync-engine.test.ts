@@ -16,10 +16,10 @@ afterEach(async () => {
   for (const f of cleanup.splice(0).reverse()) await f();
 });
 
-function node(name: string, opts: { reconcile?: "sketch" | "list"; identity?: ReturnType<typeof generateIdentity> } = {}) {
+function node(name: string, opts: { reconcile?: "sketch" | "list"; identity?: ReturnType<typeof generateIdentity>; resyncMs?: number } = {}) {
   const dir = mkdtempSync(join(tmpdir(), `pigeon-sync-${name}-`));
   const m = new Mailbox({ identity: opts.identity ?? generateIdentity(name), storage: fileStorage(dir), carrier: { quotaBytes: 1e9, perSourceBytes: 1e9, perAuthorBytes: 1e9 } });
-  const s = new SyncEngine(m, { reconcile: opts.reconcile, hopLimit: 10 });
+  const s = new SyncEngine(m, { reconcile: opts.reconcile, hopLimit: 10, resyncMs: opts.resyncMs });
   cleanup.push(async () => {
     s.close();
     await m.close();
@@ -234,6 +234,28 @@ describe("contact-efficient reconciliation", () => {
       for (const o of other) expect(c.m.envelopes.has(o.id)).toBe(false); // not C's: never handed over
       expect(frames).toContain("b:probe");
       expect(b.s.peers()[0]!.sentEnvelopes).toBe(1);
+    }
+  });
+
+  it("a later round's Want16 for a copy probed earlier on the link is not taken for the recipient's claim", async () => {
+    for (const carrierFirst of [true, false]) {
+      // who starts each round decides who peels it: only when the carrier starts does the peer answer Want16
+      const tom = node("tom", { resyncMs: 100 });
+      let bId = generateIdentity("carrier");
+      while ((compareBytes(bId.signing.publicKey, tom.m.identity.signing.publicKey) < 0) !== carrierFirst) bId = generateIdentity("carrier");
+      const b = node("carrier", { identity: bId, resyncMs: 100 });
+      b.m.envelopes.putMany(carried(3), 0, Date.now(), true, 1); // one token each: for their recipients only
+      const { la, lb } = await meet(b, tom);
+      let rounds = 0;
+      for (const l of [la, lb]) l.onFrame((f) => {
+        const fr = decodeFrame(f);
+        if (fr.type === "sketch" && fr.range.depth === 0 && fr.level === 0) rounds++;
+      });
+      const end = Date.now() + 10_000;
+      while (rounds < 4 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+      expect(rounds).toBeGreaterThanOrEqual(4); // the first round and three more on the same link
+      expect(b.s.peers()[0]!.sentEnvelopes).toBe(0);
+      expect(tom.m.envelopes.stats().envelopes).toBe(0);
     }
   });
 

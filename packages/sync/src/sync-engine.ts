@@ -189,8 +189,17 @@ class Session {
   readonly recon: ReconcileStats;
   /** 16-byte keys (hex) the peer told us it lacks during reconciliation (its WANT16s). */
   readonly peerLacks = new Set<string>();
-  /** Carried sealed envelopes (hex ids) we asked the peer about with a Probe. */
+  /**
+   * Carried sealed envelopes (hex ids) we asked the peer about with a Probe in this round: a Want16
+   * naming one is the peer's claim. Cleared when a new round starts, whoever starts it: a later
+   * round's Want16 (the peer lacks it, as the sketch showed) is not a claim, and the answer to a
+   * probe comes at once, never a round later (a round starts only after 15 s of quiet).
+   */
   readonly probed = new Set<string>();
+
+  newRound(): void {
+    this.probed.clear();
+  }
   /** Of those, the ones the peer claimed (its Want16 answer): sent to it with no tokens, first. */
   readonly claimed = new Set<string>();
   /**
@@ -233,6 +242,7 @@ class Session {
   /** A new round of reconciliation (on connect, and every resync). */
   restart(now: number): void {
     this.peerLacks.clear();
+    this.newRound();
     this.settled = 0;
     Object.assign(this.recon, { sketches: 0, slices: 0, roundTrips: 0, wanted: 0, offered: 0, done: false, fallback: false, startedAt: now, doneAt: undefined });
   }
@@ -373,6 +383,8 @@ export class SyncEngine extends EventEmitter<Events> {
     // sixteen slice sketches can arrive in one socket read; each is a range scan and a peel: one per turn
     if (range.depth > 0) await new Promise<void>((r) => setImmediate(r));
     if (s.link.closed) return;
+    // the peer starts a new round (a resync) on a link whose last round is over
+    if (range.depth === 0 && level === 0 && s.recon.done) s.newRound();
     this.countTurn(s, range, level);
     const ours = this.ourSketch(range, level);
     const delta = ours.table.subtract(table);
