@@ -20,7 +20,8 @@ Replays a contact trace ("t i j" per line: time in seconds, two person ids; one 
 SQLite store in a temporary directory (under /dev/shm when it exists), in-memory links, virtual time.
 The same seeded messages also go through three baselines computed by a small separate simulation:
 the oracle (foremost journey over the same contacts, multi-hop within a slot), direct delivery, and
-unlimited epidemic. Prints one markdown table; progress goes to stderr.
+unlimited epidemic. Prints one markdown table, then for each Pigeon row the envelope frames that moved
+and the bytes on links by frame type (Envelope, Sketch, Have16, Want16, Probe, ...); progress goes to stderr.
 
 Options:
   --trace PATH          contact trace (default: ../shared/data/traces/primary-school/contacts.tsv
