@@ -76,6 +76,8 @@ export const frameArb: fc.Arbitrary<SyncFrame> = fc.oneof(
     entries: fc.array(fc.record({ key: key16, ephemeral: id32, tags: fc.array(key16, { maxLength: 5 }) }), { maxLength: 6 }),
   }),
   fc.record({ type: fc.constant("chat-state" as const), state: fc.constantFrom(...CHAT_STATES) }),
+  fc.record({ type: fc.constant("since" as const), epoch: fc.uint8Array({ minLength: 8, maxLength: 8 }), yours: fc.uint8Array({ minLength: 8, maxLength: 8 }) }),
+  fc.record({ type: fc.constant("mark" as const), echo: fc.boolean(), n: fc.nat() }),
 );
 
 /** A frame as plain data (the table's typed arrays as arrays), for deep equality. */
@@ -110,5 +112,9 @@ export function frameBytes(f: SyncFrame): number {
       return 0;
     case "crowd":
       return f.salt.byteLength + f.hashes.reduce((n, h) => n + h.byteLength, 0);
+    case "since":
+      return f.epoch.byteLength + f.yours.byteLength;
+    case "mark":
+      return 0;
   }
 }

@@ -89,6 +89,16 @@ describe("sync frames", () => {
     expect(() => decodeFrame(Uint8Array.from([14, 0, 1, ...randomBytes(15)]))).toThrow(DecodeError);
     expect(() => encodeFrame({ type: "have16", last: false, keys: [randomBytes(32)] })).toThrow(/16 bytes/);
   });
+  it("Since carries two 8-byte epochs; Mark an arrival number and its echo bit", () => {
+    const since = { type: "since" as const, epoch: randomBytes(8), yours: new Uint8Array(8) };
+    expect(encodeFrame(since).length).toBe(1 + 16);
+    expect(decodeFrame(encodeFrame(since))).toEqual(since);
+    expect(() => decodeFrame(Uint8Array.from([15, ...randomBytes(15)]))).toThrow(DecodeError);
+    expect(() => encodeFrame({ ...since, yours: randomBytes(4) })).toThrow(RangeError);
+    expect(decodeFrame(Uint8Array.from([16, 1, 0x81, 0x01]))).toEqual({ type: "mark", echo: true, n: 129 });
+    expect(() => decodeFrame(Uint8Array.from([16, 2, 0]))).toThrow(/unknown flags/);
+    expect(() => encodeFrame({ type: "mark", echo: false, n: -1 })).toThrow(RangeError);
+  });
   it("refuse unknown flag bits in a Have frame", () => {
     expect(decodeFrame(Uint8Array.from([1, 1, 0]))).toEqual({ type: "have", last: true, ids: [] });
     expect(() => decodeFrame(Uint8Array.from([1, 2, 0]))).toThrow(/unknown flags/);

@@ -12,6 +12,8 @@
 //   ChatState   = varint 12, u8 state (0 active, 1 composing, 2 paused, 3 inactive, 4 gone)
 //   Crowd       = varint 13, raw8 salt, varint n, n x raw4 sha256("pigeon crowd" || salt || person key)[0..4]
 //   Have16      = varint 14, u8 flags (bit 0: last of the listing), varint n, n x raw16 envelope id prefixes
+//   Since       = varint 15, raw8 sender's epoch, raw8 the receiver's epoch the sender remembers (or zeros)
+//   Mark        = varint 16, u8 flags (bit 0: echo), varint n (an arrival number of the Mark's first sender)
 // Varints are read in their shortest form only, so a frame has exactly one encoding.
 import { DecodeError, Reader, Writer } from "./bytes.js";
 import { sha256 } from "./crypto.js";
@@ -64,6 +66,18 @@ export const FrameType = {
    * live announcements at half the bytes of Have; the answer is Want16.
    */
   Have16: 14,
+  /**
+   * Sent once on every link, first of the reconciliation: the sender's epoch (drawn when its sync engine
+   * starts) and the epoch of the receiver's it remembers a finished meeting with. When both sides
+   * remember the other's current epoch, each lists only what arrived since; otherwise a full round.
+   */
+  Since: 15,
+  /**
+   * "Everything I meant to offer you from my arrivals up to n went out before this frame"; the
+   * receiver echoes it (bit 0) once all of that is stored. The echo is what lets the next meeting
+   * start from n.
+   */
+  Mark: 16,
 } as const;
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 
@@ -76,6 +90,8 @@ export const MAX_PROBE_TAGS = MAX_SLOTS;
 /** People in one Crowd frame: a laptop tells at most this many of whom it meets often. */
 export const MAX_CROWD = 32;
 export const CROWD_SALT_BYTES = 8;
+/** A sync engine's epoch (Since): random, drawn at each start; all zeros means "none". */
+export const EPOCH_BYTES = 8;
 export const CROWD_HASH_BYTES = 4;
 
 const CROWD_CONTEXT = new TextEncoder().encode("pigeon crowd");
@@ -111,7 +127,9 @@ export type SyncFrame =
   | { type: "pair-request"; request: Uint8Array }
   | { type: "pair-grant"; grant: Uint8Array }
   | { type: "chat-state"; state: ChatState }
-  | { type: "crowd"; salt: Uint8Array; hashes: Uint8Array[] };
+  | { type: "crowd"; salt: Uint8Array; hashes: Uint8Array[] }
+  | { type: "since"; epoch: Uint8Array; yours: Uint8Array }
+  | { type: "mark"; echo: boolean; n: number };
 
 function writeIds(w: Writer, ids: Uint8Array[]): void {
   if (ids.length > MAX_IDS_PER_FRAME) throw new RangeError("too many ids in one frame");
@@ -202,6 +220,14 @@ export function encodeFrame(f: SyncFrame): Uint8Array {
       w.varint(FrameType.Crowd).raw(f.salt).varint(f.hashes.length);
       for (const h of f.hashes) w.raw(h);
       break;
+    case "since":
+      if (f.epoch.length !== EPOCH_BYTES || f.yours.length !== EPOCH_BYTES) throw new RangeError("malformed since frame");
+      w.varint(FrameType.Since).raw(f.epoch).raw(f.yours);
+      break;
+    case "mark":
+      if (!Number.isSafeInteger(f.n) || f.n < 0) throw new RangeError("malformed mark frame");
+      w.varint(FrameType.Mark).u8(f.echo ? 1 : 0).varint(f.n);
+      break;
   }
   return w.finish();
 }
@@ -288,6 +314,15 @@ export function decodeFrame(bytes: Uint8Array): SyncFrame {
       const hashes: Uint8Array[] = [];
       for (let i = 0; i < n; i++) hashes.push(Uint8Array.from(r.raw(CROWD_HASH_BYTES)));
       f = { type: "crowd", salt, hashes };
+      break;
+    }
+    case FrameType.Since:
+      f = { type: "since", epoch: Uint8Array.from(r.raw(EPOCH_BYTES)), yours: Uint8Array.from(r.raw(EPOCH_BYTES)) };
+      break;
+    case FrameType.Mark: {
+      const flags = r.u8();
+      if (flags > 1) throw new DecodeError(`unknown flags ${flags} in a Mark frame`);
+      f = { type: "mark", echo: flags === 1, n: r.varint() };
       break;
     }
     default:

@@ -516,6 +516,22 @@ export class EnvelopeStore {
     ).map((r) => ({ receipt: new Uint8Array(r.ack), envelope: new Uint8Array(r.envelope) }));
   }
 
+  /** Our own receipts naming an envelope, by its 16-byte id prefix (a peer says it holds that envelope). */
+  ownReceiptsNaming(key: Uint8Array): Uint8Array[] {
+    const lo = new Uint8Array(32);
+    lo.set(key.subarray(0, 16));
+    const hi = lo.slice();
+    hi.fill(0xff, 16);
+    return (
+      this.stmt(
+        `SELECT a.ack FROM ack_names a JOIN envelopes r ON r.id = a.ack
+         WHERE a.envelope BETWEEN ? AND ? AND r.carried = 0 AND r.kind = 3`,
+      )
+        .pluck()
+        .all(lo, hi) as Buffer[]
+    ).map((b) => new Uint8Array(b));
+  }
+
   // ---- acknowledgements and confirmed delivery ----
 
   /** Records that `acker` holds `ids` (from a signature-checked ack). */

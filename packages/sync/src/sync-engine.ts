@@ -7,6 +7,9 @@
 // one round trip with one sketch of under a kilobyte; the cost grows with the difference, not with
 // what is stored. Past the largest level the id space is split into 16 slices, each reconciled the
 // same way (recursively), so a relay point settles 100,000 differences without listing a million ids.
+// Two laptops that met before, neither restarted since, skip all that: each lists only what entered
+// its store since their last finished meeting (SINCE, MARK: docs/protocol.md), a few bytes where a
+// sketch of every carried copy they both still hold would be kilobytes.
 // Envelopes go out through one priority queue per link that waits while the socket is backed up.
 // The link then stays open: every new envelope is announced at once (HAVE), so a message to a
 // neighbour goes through immediately.
@@ -15,7 +18,7 @@
 // queue, flow control), and split apart they would pass that state around instead.
 import { EventEmitter } from "node:events";
 import {
-  decodeBetweenVillages, isBetweenVillages, compareBytes, crowdHash, CROWD_SALT_BYTES, DecodeError, fromHex, MAX_CROWD, randomBytes, EnvelopeKind, equalBytes, type ChatState, decodeFrame, decodeSealed, encodeFrame, envelopeId, formatAddress, IBLT_KEY_BYTES, MAX_IDS_PER_FRAME, MAX_PROBES_PER_FRAME, MAX_RANGE_DEPTH,
+  decodeBetweenVillages, isBetweenVillages, compareBytes, EPOCH_BYTES, crowdHash, CROWD_SALT_BYTES, DecodeError, fromHex, MAX_CROWD, randomBytes, EnvelopeKind, equalBytes, type ChatState, decodeFrame, decodeSealed, encodeFrame, envelopeId, formatAddress, IBLT_KEY_BYTES, MAX_IDS_PER_FRAME, MAX_PROBES_PER_FRAME, MAX_RANGE_DEPTH,
   rangeBounds, rangeChildren, rangeWeight, SKETCH_LEVELS, SPLIT_LEVEL, toHex, WHOLE_RANGE, WHOLE_WEIGHT,
   type ContactCard, type Iblt, type IdRange, type PeerLink, type ProbeEntry, type SyncFrame,
   type LinkPeer,
@@ -47,6 +50,13 @@ type ProbeMeta = { carried: boolean; kind: number; receivedAt: number; lifetime:
  * the link are ignored, so a hostile peer cannot keep a laptop busy.
  */
 const MAX_PROBES_ANSWERED = 20_000;
+/**
+ * Arrivals (envelopes that entered the store) remembered for "since we last met" listings: a peer whose
+ * last finished meeting is older than this many arrivals reconciles in full.
+ */
+const ARRIVALS_KEPT = 32_768;
+/** Peers whose last finished meeting is remembered (for SINCE), the longest unseen forgotten first. */
+const MEETINGS_REMEMBERED = 1024;
 /** Envelopes stored in one transaction. */
 const RECEIVE_BATCH = 256;
 
@@ -78,7 +88,7 @@ export interface SyncStore {
   readonly envelopes: Pick<
     EnvelopeStore,
     | "sketches" | "sliceSketch" | "batch" | "idsAfter" | "knowsKey" | "isOwn" | "markHanded" | "byKey" | "has"
-    | "meta" | "bytesOf" | "ownReceiptNames" | "ackConcerns" | "ackedByAllRecipients" | "isCarried" | "isParty" | "setCopies" | "opened"
+    | "meta" | "bytesOf" | "ownReceiptNames" | "ownReceiptsNaming" | "ackConcerns" | "ackedByAllRecipients" | "isCarried" | "isParty" | "setCopies" | "opened"
   >;
   /**
    * Whether every recipient of this user's own envelope lives in another village: its copy goes
@@ -200,6 +210,30 @@ class Session {
   newRound(): void {
     this.probed.clear();
   }
+  /**
+   * How this round reconciles: not known before the peer's Since; "full" (sketches, or listings of
+   * everything); "since" (each side lists what entered its store since their last finished meeting).
+   */
+  round: "undecided" | "full" | "since" = "undecided";
+  /** The peer's engine epoch (hex), from its Since. */
+  peerEpoch: string | undefined;
+  /** Our arrivals this round offers the peer (how many had arrived when it started): what our Mark says. */
+  roundThrough = 0;
+  /** Our record of the peer was usable when we sent Since: for its epoch (hex), and what to list then. */
+  sinceFor: string | undefined;
+  sinceList: Uint8Array[] | undefined;
+  /** A since round: our listing has gone out / the peer's listing's last page came. */
+  listedOurs = false;
+  listedTheirs = false;
+  /** Listings of ours still going out. */
+  listing = 0;
+  /** Something was queued for the peer since our last Mark, whose echo then does not count. */
+  dirty = true;
+  markSent: number | undefined;
+  /** The peer's Mark, echoed once what came before it is stored. */
+  echoPending: number | undefined;
+  /** Envelopes (16-byte keys, hex) our receipts name that a since round listed: a key the peer did not ask for is one it holds. */
+  receiptKeys: Set<string> | undefined;
   /** Of those, the ones the peer claimed (its Want16 answer): sent to it with no tokens, first. */
   readonly claimed = new Set<string>();
   /**
@@ -239,10 +273,14 @@ class Session {
     this.recon = { sketches: 0, slices: 0, roundTrips: 0, wanted: 0, offered: 0, done: false, fallback: false, startedAt: now };
   }
 
-  /** A new round of reconciliation (on connect, and every resync). */
-  restart(now: number): void {
+  /** A new full round of reconciliation (every resync, either side). `through`: our arrivals so far. */
+  restart(now: number, through: number): void {
     this.peerLacks.clear();
     this.newRound();
+    this.round = "full";
+    this.roundThrough = through;
+    this.dirty = true;
+    this.markSent = undefined;
     this.settled = 0;
     Object.assign(this.recon, { sketches: 0, slices: 0, roundTrips: 0, wanted: 0, offered: 0, done: false, fallback: false, startedAt: now, doneAt: undefined });
   }
@@ -261,10 +299,23 @@ export class SyncEngine extends EventEmitter<Events> {
   /** Copies with no tokens we handed to peers that meet a recipient often (hex id -> count): bounded per envelope. */
   private readonly focusCopies = new Map<string, number>();
   private readonly mode: "sketch" | "list";
+  /** Drawn at each start: a peer's record of a meeting with us holds only while this engine runs. */
+  private readonly epoch = nonZeroEpoch();
+  /** Envelopes (ids) in the order they entered the store since this engine started; the first `arrivalsDropped` are forgotten. */
+  private arrivals: Uint8Array[] = [];
+  private arrivalsDropped = 0;
+  /**
+   * Per peer device (hex): its epoch then, and how many of our arrivals it confirmed (the echo of our
+   * Mark) holding what we offered of them. In memory only: after a restart every first meeting is full.
+   */
+  private readonly metBefore = new Map<string, { epoch: string; through: number }>();
   private readonly log: Log;
   private readonly pairing: PairingHooks | undefined;
   private readonly now: () => number;
-  private readonly onEnvelope = (env: { id: Uint8Array }) => this.announce(env);
+  private readonly onEnvelope = (env: { id: Uint8Array }) => {
+    this.arrived(env.id);
+    this.announce(env);
+  };
   private retryTimer: NodeJS.Timeout | undefined;
   static RETRY_MS = 15_000;
 
@@ -290,7 +341,7 @@ export class SyncEngine extends EventEmitter<Events> {
         for (const s of this.sessions)
           // not while envelopes are still moving: the difference would be what is in flight
           if (s.recon.done && compareBytes(this.store.myDevice, s.link.peer.device) < 0 && this.quiet(s, resync)) {
-            s.restart(this.now());
+            s.restart(this.now(), this.arrivalCount);
             this.sendSketch(s, WHOLE_RANGE, 0);
           }
       }, resync).unref();
@@ -328,14 +379,145 @@ export class SyncEngine extends EventEmitter<Events> {
     const pairRequest = this.pairing?.requestFor?.(link.peer);
     if (pairRequest) this.send(s, { type: "pair-request", request: pairRequest });
     this.emit("peer-up", link);
+    this.sendSince(s);
+    if (this.mode === "list") this.listInBackground(s, WHOLE_RANGE);
+  }
+
+  private get arrivalCount(): number {
+    return this.arrivalsDropped + this.arrivals.length;
+  }
+
+  private arrived(id: Uint8Array): void {
+    this.arrivals.push(id.slice()); // a copy: the id may be a view into the whole envelope's bytes
+    if (this.arrivals.length > ARRIVALS_KEPT + ARRIVALS_KEPT / 4) {
+      const drop = this.arrivals.length - ARRIVALS_KEPT;
+      this.arrivals = this.arrivals.slice(drop);
+      this.arrivalsDropped += drop;
+    }
+  }
+
+  /**
+   * First frame of the reconciliation: our epoch, and the peer's we remember a finished meeting with,
+   * if what it confirmed then is still in our arrivals (what we would list now is taken here).
+   */
+  private sendSince(s: Session): void {
+    const rec = this.metBefore.get(toHex(s.link.peer.device));
+    s.roundThrough = this.arrivalCount;
+    if (this.mode === "sketch" && rec && rec.through >= this.arrivalsDropped) {
+      s.sinceFor = rec.epoch;
+      s.sinceList = this.arrivals.slice(rec.through - this.arrivalsDropped);
+    }
+    this.send(s, { type: "since", epoch: this.epoch, yours: s.sinceFor ? fromHex(s.sinceFor) : new Uint8Array(EPOCH_BYTES) });
+  }
+
+  /**
+   * The peer's Since: a since round when each side remembers the other's current epoch (both sides
+   * work that out alike from the two frames), else a full round, started by the node whose key sorts first.
+   */
+  private onSince(s: Session, epoch: Uint8Array, yours: Uint8Array): void {
+    if (s.peerEpoch !== undefined) return; // once per link
+    s.peerEpoch = toHex(epoch);
+    if (s.round !== "undecided") return; // the peer sketched first (a node that sends no Since)
+    if (s.sinceFor === s.peerEpoch && equalBytes(yours, this.epoch)) {
+      s.round = "since";
+      void this.listSince(s).catch((e: unknown) => this.log.warn(`listing to ${formatAddress(s.link.peer)} stopped: ${(e as Error).message}`));
+      return;
+    }
+    s.round = "full";
+    s.sinceList = undefined;
     try {
-      if (this.mode === "list") this.listInBackground(s, WHOLE_RANGE);
-      else if (compareBytes(this.store.myDevice, link.peer.device) < 0) this.sendSketch(s, WHOLE_RANGE, 0);
+      if (this.mode === "sketch" && compareBytes(this.store.myDevice, s.link.peer.device) < 0) this.sendSketch(s, WHOLE_RANGE, 0);
     } catch (e) {
       // counted as a finished round, so the periodic resync starts it again once the store works
       s.recon.done = true;
-      this.log.warn(`could not start reconciling with ${who}: ${(e as Error).message}`);
+      this.log.warn(`could not start reconciling with ${formatAddress(s.link.peer)}: ${(e as Error).message}`);
     }
+  }
+
+  /**
+   * Our side of a since round: what entered our store since the peer last confirmed, as far as it could
+   * cross to the peer (worthListing), and the envelopes named by our receipts that arrived since (the
+   * peer's silence on one says it holds it: it gets the receipt, once its answers are in, onMark).
+   */
+  private async listSince(s: Session): Promise<void> {
+    const store = this.store.envelopes;
+    const list = s.sinceList ?? [];
+    s.sinceList = undefined;
+    s.listing++;
+    try {
+      const arrivedSince = new Set(list.map((id) => toHex(id)));
+      const receipted = new Set<string>();
+      for (const r of store.ownReceiptNames(WHOLE_RANGE)) if (arrivedSince.has(toHex(r.receipt))) receipted.add(toHex(idKey(r.envelope)));
+      s.receiptKeys = receipted;
+      const keys = new Map<string, Uint8Array>();
+      for (const k of receipted) keys.set(k, fromHex(k));
+      for (const id of list) if (this.worthListing(s, id, receipted)) keys.set(toHex(idKey(id)), idKey(id));
+      const all = [...keys.values()];
+      for (let i = 0; ; i += MAX_IDS_PER_FRAME) {
+        if (s.link.closed) return;
+        const last = i + MAX_IDS_PER_FRAME >= all.length;
+        this.send(s, { type: "have16", last, keys: all.slice(i, i + MAX_IDS_PER_FRAME) });
+        if (last) break;
+        await new Promise<void>((r) => setImmediate(r));
+        await this.drained(s);
+      }
+    } finally {
+      s.listing--;
+    }
+    s.listedOurs = true;
+    this.sinceProgress(s);
+  }
+
+  /** A since round is over when both listings are in; then (and whenever the queue drains) we Mark. */
+  private sinceProgress(s: Session): void {
+    if (s.round === "since" && s.listedOurs && s.listedTheirs && !s.recon.done) {
+      s.settled = WHOLE_WEIGHT;
+      this.finishReconcile(s);
+    }
+    this.maybeMark(s);
+  }
+
+  /**
+   * Once everything this round offers the peer has gone out (nothing queued, no listing under way),
+   * Mark: the peer's echo, which comes after every answer it gave to what preceded the Mark, lets the
+   * next meeting list only what arrived after `roundThrough`.
+   */
+  private maybeMark(s: Session): void {
+    if (this.mode !== "sketch" || s.link.closed || !s.dirty) return;
+    const offered = s.round === "since" ? s.listedOurs : s.round === "full" && s.recon.done;
+    if (!offered || s.listing > 0 || s.pumping || s.outgoing.size > 0) return;
+    this.flushProbes(s);
+    s.dirty = false;
+    s.markSent = s.roundThrough;
+    this.send(s, { type: "mark", echo: false, n: s.roundThrough });
+  }
+
+  private onMark(s: Session, echo: boolean, n: number): void {
+    if (!echo) {
+      // echoed once the envelopes that came before it are stored (and none must be asked for again)
+      if (s.unstored > 0) s.echoPending = n;
+      else if (s.retry.size === 0) this.send(s, { type: "mark", echo: true, n });
+      return;
+    }
+    // something went into the queue after our Mark (an answer of the peer's): a later Mark counts
+    if (n !== s.markSent || s.dirty || s.peerEpoch === undefined) return;
+    if (s.receiptKeys?.size) {
+      const store = this.store.envelopes;
+      const receipts: Uint8Array[] = [];
+      for (const key of s.receiptKeys)
+        if (!s.peerLacks.has(key))
+          for (const r of store.ownReceiptsNaming(fromHex(key)))
+            if (!s.receiptsFor.has(toHex(r))) {
+              s.receiptsFor.add(toHex(r));
+              receipts.push(r);
+            }
+      s.receiptKeys = undefined;
+      if (receipts.length) return this.enqueue(s, receipts);
+    }
+    const device = toHex(s.link.peer.device);
+    this.metBefore.delete(device);
+    this.metBefore.set(device, { epoch: s.peerEpoch, through: n });
+    if (this.metBefore.size > MEETINGS_REMEMBERED) this.metBefore.delete(this.metBefore.keys().next().value!);
   }
 
   /** Our sketch of the set, or of one slice of it (read from disk: only the whole set is kept in memory). */
@@ -369,6 +551,7 @@ export class SyncEngine extends EventEmitter<Events> {
     s.recon.done = true;
     s.recon.doneAt = this.now();
     this.store.changed();
+    this.maybeMark(s);
   }
 
   /** A slice (or the whole set) is reconciled; the round is over when they add up to the whole set. */
@@ -384,7 +567,8 @@ export class SyncEngine extends EventEmitter<Events> {
     if (range.depth > 0) await new Promise<void>((r) => setImmediate(r));
     if (s.link.closed) return;
     // the peer starts a new round (a resync) on a link whose last round is over
-    if (range.depth === 0 && level === 0 && s.recon.done) s.newRound();
+    if (range.depth === 0 && level === 0 && s.recon.done) s.restart(this.now(), this.arrivalCount);
+    if (s.round === "undecided") s.round = "full"; // a node that sends no Since
     this.countTurn(s, range, level);
     const ours = this.ourSketch(range, level);
     const delta = ours.table.subtract(table);
@@ -443,11 +627,18 @@ export class SyncEngine extends EventEmitter<Events> {
   }
 
   private listInBackground(s: Session, range: IdRange): void {
-    void this.sendListing(s, range).catch((e: unknown) => this.log.warn(`listing to ${formatAddress(s.link.peer)} stopped: ${(e as Error).message}`));
+    s.listing++;
+    void this.sendListing(s, range)
+      .catch((e: unknown) => this.log.warn(`listing to ${formatAddress(s.link.peer)} stopped: ${(e as Error).message}`))
+      .finally(() => {
+        s.listing--;
+        this.maybeMark(s);
+      });
   }
 
   /** Queues envelopes the peer lacks; they go out in priority order as the link takes them. */
   private enqueue(s: Session, ids: Uint8Array[]): void {
+    if (ids.length) s.dirty = true;
     for (const id of ids) {
       const key = toHex(id);
       if (!s.outgoing.has(key)) s.outgoing.push(id, key, this.priority(id, s));
@@ -475,6 +666,7 @@ export class SyncEngine extends EventEmitter<Events> {
       s.pumping = false;
     }
     this.store.changed();
+    this.maybeMark(s);
   }
 
   /** Resolves once the link's socket holds at most SEND_HIGH_WATER bytes (or the link closed). */
@@ -801,6 +993,7 @@ export class SyncEngine extends EventEmitter<Events> {
   private async onHave(s: Session, keys: Uint8Array[], last: boolean): Promise<void> {
     const store = this.store.envelopes;
     const want: Uint8Array[] = [];
+    const receipts: Uint8Array[] = [];
     let n = 0;
     for (const key of keys) {
       // a listing from a relay point is a million ids: pause now and then so pings are answered
@@ -813,9 +1006,20 @@ export class SyncEngine extends EventEmitter<Events> {
       // "sent" = handed to at least one other device; only our own messages need that fact
       const id = store.byKey(key);
       if (id && store.isOwn(id, this.store.me)) store.markHanded(id, s.link.peer.signPublicKey, this.now());
+      // the peer holds an envelope our receipt names (a carrier cannot know it was for us): it gets the receipt
+      for (const r of store.ownReceiptsNaming(key))
+        if (!s.receiptsFor.has(toHex(r))) {
+          s.receiptsFor.add(toHex(r));
+          receipts.push(r);
+        }
     }
     if (want.length) this.send(s, { type: "want16", keys: want });
+    if (receipts.length) this.enqueue(s, receipts);
     if (last) this.store.changed();
+    if (last && s.round === "since" && !s.listedTheirs) {
+      s.listedTheirs = true;
+      this.sinceProgress(s);
+    }
   }
 
   private async onFrame(s: Session, bytes: Uint8Array): Promise<void> {
@@ -863,6 +1067,10 @@ export class SyncEngine extends EventEmitter<Events> {
       case "crowd":
         s.peerCrowd = { salt: f.salt, hashes: new Set(f.hashes.map(toHex)) };
         return;
+      case "since":
+        return this.onSince(s, f.epoch, f.yours);
+      case "mark":
+        return this.onMark(s, f.echo, f.n);
       case "chat-state":
         // shown only to the user's clients, and only if the link's person is a buddy (the listener's check)
         if (s.chatStatesIn.take(this.now())) this.emit("chat-state", s.link, f.state);
@@ -897,6 +1105,11 @@ export class SyncEngine extends EventEmitter<Events> {
         .catch((e: unknown) => this.log.warn(`storing envelopes from ${formatAddress(s.link.peer)} failed: ${(e as Error).message}`))
         .finally(() => {
           s.unstored -= batch.length;
+          if (s.unstored === 0 && s.echoPending !== undefined) {
+            const n = s.echoPending;
+            s.echoPending = undefined;
+            this.onMark(s, false, n);
+          }
           if (s.paused && s.unstored < RECEIVE_LOW_WATER) {
             s.paused = false;
             s.link.resume?.();
@@ -945,5 +1158,13 @@ export class SyncEngine extends EventEmitter<Events> {
     if (this.resyncTimer) clearInterval(this.resyncTimer);
     this.store.off("envelope", this.onEnvelope);
     for (const s of [...this.sessions]) s.link.close("shutting down");
+  }
+}
+
+/** An engine epoch: random, never all zeros (which says "none" in Since). */
+function nonZeroEpoch(): Uint8Array {
+  for (;;) {
+    const e = randomBytes(EPOCH_BYTES);
+    if (e.some((b) => b !== 0)) return e;
   }
 }
