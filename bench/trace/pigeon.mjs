@@ -36,6 +36,11 @@ class Contact {
     const na = /** @type {Node} */ (sim.nodes[a]);
     const nb = /** @type {Node} */ (sim.nodes[b]);
     const [la, lb] = memoryLinkPair(na.card, nb.card);
+    // two laptops that met before in the replay (what "Since" rounds are for)
+    const pair = a < b ? `${a}-${b}` : `${b}-${a}`;
+    this.again = sim.metPairs.has(pair);
+    sim.metPairs.add(pair);
+    sim.meetings[this.again ? 1 : 0]++;
     this.la = this.wrap(la, a);
     this.lb = this.wrap(lb, b);
     na.engine.attach(this.la);
@@ -76,7 +81,7 @@ class Contact {
       this.queue.shift();
       this.left -= head.frame.length;
       this.sim.bytes += head.frame.length;
-      this.sim.countBytes(head.frame);
+      this.sim.countBytes(head.frame, this.again);
       this.inFlight++;
       this.sim.inFlight++;
       const inner = head.from === this.a ? /** @type {any} */ (this.la)._inner : /** @type {any} */ (this.lb)._inner;
@@ -136,10 +141,15 @@ class Sim {
     /** bytes and frames put on links, by frame type name (FrameType), sent or cut off alike */
     /** @type {Record<string, { frames: number, bytes: number }>} */
     this.byFrame = {};
+    /** pairs (a-b) that have met; meetings [first of their pair, of a pair met before]; bytes on links in the latter */
+    this.metPairs = new Set();
+    this.meetings = [0, 0];
+    this.againBytes = 0;
   }
 
-  /** @param {Uint8Array} f a frame put on a link */
-  countBytes(f) {
+  /** @param {Uint8Array} f a frame put on a link @param {boolean} again in a meeting of two laptops that met before */
+  countBytes(f, again) {
+    if (again) this.againBytes += f.length;
     const name = FRAME_NAMES.get(/** @type {number} */ (f[0])) ?? `type ${f[0]}`;
     const e = (this.byFrame[name] ??= { frames: 0, bytes: 0 });
     e.frames++;
@@ -331,7 +341,7 @@ export async function runPigeon(trace, msgs, opts) {
       }
     }
     for (const c of open.values()) c.close("end of trace");
-    return { arrivals, tx: sim.tx, bytes: sim.bytes, byFrame: sim.byFrame, envelopeBytes: sim.envelopeBytes, lostFrames: sim.lostFrames, peakCarried, peakCarriedAll, wallMs: Date.now() - started, ackWaitMs: sim.ackWaitMs, setupMs, settleMs: sim.settleMs, sizes: await envelopeSizes(sim, msgs) };
+    return { arrivals, tx: sim.tx, bytes: sim.bytes, byFrame: sim.byFrame, meetings: sim.meetings, againBytes: sim.againBytes, envelopeBytes: sim.envelopeBytes, lostFrames: sim.lostFrames, peakCarried, peakCarriedAll, wallMs: Date.now() - started, ackWaitMs: sim.ackWaitMs, setupMs, settleMs: sim.settleMs, sizes: await envelopeSizes(sim, msgs) };
   } finally {
     for (const n of sim.nodes) {
       n.engine.close();

@@ -21,7 +21,8 @@ SQLite store in a temporary directory (under /dev/shm when it exists), in-memory
 The same seeded messages also go through three baselines computed by a small separate simulation:
 the oracle (foremost journey over the same contacts, multi-hop within a slot), direct delivery, and
 unlimited epidemic. Prints one markdown table, then for each Pigeon row the envelope frames that moved
-and the bytes on links by frame type (Envelope, Sketch, Have16, Want16, Probe, ...); progress goes to stderr.
+and the bytes on links by frame type (Envelope, Sketch, Have16, Want16, Probe, ...) and how many of them
+were in meetings of two laptops that had met before; progress goes to stderr.
 
 Options:
   --trace PATH          contact trace (default: ../shared/data/traces/primary-school/contacts.tsv
@@ -300,6 +301,10 @@ export function table(res) {
           `${x.late} delivered after their lifetime (not counted); ${x.duplicates} shown twice; replay took ${Math.round(x.wallMs / 1000)} s.`,
       );
       out.push(`${r.name}: bytes on links by frame — ${byFrame(x.byFrame, x.bytes)}.`);
+      out.push(
+        `${r.name}: ${x.meetings[1].toLocaleString("en")} of ${(x.meetings[0] + x.meetings[1]).toLocaleString("en")} meetings were of two laptops that had met before; ` +
+          `they put ${kb(x.againBytes)} on links (${x.bytes ? Math.round((100 * x.againBytes) / x.bytes) : 0} %).`,
+      );
     }
   }
   return out.join("\n");
