@@ -78,6 +78,10 @@ export const frameArb: fc.Arbitrary<SyncFrame> = fc.oneof(
   fc.record({ type: fc.constant("chat-state" as const), state: fc.constantFrom(...CHAT_STATES) }),
   fc.record({ type: fc.constant("since" as const), epoch: fc.uint8Array({ minLength: 8, maxLength: 8 }), yours: fc.uint8Array({ minLength: 8, maxLength: 8 }) }),
   fc.record({ type: fc.constant("mark" as const), echo: fc.boolean(), n: fc.nat() }),
+  fc.record({
+    type: fc.constant("not-mine16" as const),
+    entries: fc.array(fc.record({ key: key16, check: fc.uint8Array({ minLength: 8, maxLength: 8 }) }), { maxLength: 12 }),
+  }),
 );
 
 /** A frame as plain data (the table's typed arrays as arrays), for deep equality. */
@@ -93,6 +97,8 @@ export function frameBytes(f: SyncFrame): number {
     case "have":
     case "want":
       return f.ids.reduce((n, id) => n + id.byteLength, 0);
+    case "not-mine16":
+      return f.entries.reduce((n, e) => n + e.key.byteLength + e.check.byteLength, 0);
     case "want16":
     case "have16":
       return f.keys.reduce((n, k) => n + k.byteLength, 0);

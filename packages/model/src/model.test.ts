@@ -3,7 +3,7 @@ import { Reader, Writer } from "./bytes.js";
 import { genesisChange } from "./conversation.js";
 import { compareHlc } from "./hlc.js";
 import {
-  AddressError, decodeFrame, emptySegment, encodeFrame, fingerprint, formatHlc, generateIdentity,
+  AddressError, decodeFrame, emptySegment, encodeFrame, probeCheck, fingerprint, formatHlc, generateIdentity,
   hlcReceive, hlcTick, parseAddress, parseHlc, parseIdentityFile, randomBytes,
   serializeIdentity, DecodeError,
 } from "./index.js";
@@ -98,6 +98,11 @@ describe("sync frames", () => {
     expect(decodeFrame(Uint8Array.from([16, 1, 0x81, 0x01]))).toEqual({ type: "mark", echo: true, n: 129 });
     expect(() => decodeFrame(Uint8Array.from([16, 2, 0]))).toThrow(/unknown flags/);
     expect(() => encodeFrame({ type: "mark", echo: false, n: -1 })).toThrow(RangeError);
+    const entries = [{ key: randomBytes(16), check: probeCheck(randomBytes(32), [randomBytes(16)]) }];
+    const notMine = encodeFrame({ type: "not-mine16", entries });
+    expect(notMine.length).toBe(2 + 24);
+    expect(decodeFrame(notMine)).toEqual({ type: "not-mine16", entries });
+    expect(() => encodeFrame({ type: "not-mine16", entries: [{ key: randomBytes(16), check: randomBytes(4) }] })).toThrow(RangeError);
   });
   it("refuse unknown flag bits in a Have frame", () => {
     expect(decodeFrame(Uint8Array.from([1, 1, 0]))).toEqual({ type: "have", last: true, ids: [] });

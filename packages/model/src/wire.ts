@@ -14,6 +14,7 @@
 //   Have16      = varint 14, u8 flags (bit 0: last of the listing), varint n, n x raw16 envelope id prefixes
 //   Since       = varint 15, raw8 sender's epoch, raw8 the receiver's epoch the sender remembers (or zeros)
 //   Mark        = varint 16, u8 flags (bit 0: echo), varint n (an arrival number of the Mark's first sender)
+//   NotMine16   = varint 17, varint n, n x (raw16 envelope id prefix, raw8 probeCheck of the Probe entry answered)
 // Varints are read in their shortest form only, so a frame has exactly one encoding.
 import { DecodeError, Reader, Writer } from "./bytes.js";
 import { sha256 } from "./crypto.js";
@@ -78,6 +79,14 @@ export const FrameType = {
    * start from n.
    */
   Mark: 16,
+  /**
+   * An answer to a listing, like Want16, for envelopes the sender lacks and already knows are not for
+   * it (an earlier Probe about them matched none of its keys): send them only as a carrier's copy,
+   * and do not Probe about them. Each key comes with the check of the Probe entry it was judged on, so
+   * a carrier trusts it only if that entry was its envelope's own (a stranger's made-up Probe cannot
+   * make a child turn its own mail away).
+   */
+  NotMine16: 17,
 } as const;
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 
@@ -99,6 +108,20 @@ const CROWD_CONTEXT = new TextEncoder().encode("pigeon crowd");
 /** One person's entry in a Crowd frame: salted, so two links' frames cannot be matched up by their entries. */
 export function crowdHash(salt: Uint8Array, person: Uint8Array): Uint8Array {
   return sha256(CROWD_CONTEXT, salt, person).subarray(0, CROWD_HASH_BYTES);
+}
+
+/** Bytes of a Probe entry's check in NotMine16. */
+export const PROBE_CHECK_BYTES = 8;
+const PROBE_CHECK_CONTEXT = new TextEncoder().encode("pigeon probe check");
+
+/** A Probe entry's one-off key and tags, hashed: what NotMine16 names the entry it was judged on by. */
+export function probeCheck(ephemeral: Uint8Array, tags: Uint8Array[]): Uint8Array {
+  return sha256(PROBE_CHECK_CONTEXT, ephemeral, ...tags).subarray(0, PROBE_CHECK_BYTES);
+}
+
+export interface NotMineEntry {
+  key: Uint8Array;
+  check: Uint8Array;
 }
 
 export interface ProbeEntry {
@@ -129,7 +152,8 @@ export type SyncFrame =
   | { type: "chat-state"; state: ChatState }
   | { type: "crowd"; salt: Uint8Array; hashes: Uint8Array[] }
   | { type: "since"; epoch: Uint8Array; yours: Uint8Array }
-  | { type: "mark"; echo: boolean; n: number };
+  | { type: "mark"; echo: boolean; n: number }
+  | { type: "not-mine16"; entries: NotMineEntry[] };
 
 function writeIds(w: Writer, ids: Uint8Array[]): void {
   if (ids.length > MAX_IDS_PER_FRAME) throw new RangeError("too many ids in one frame");
@@ -223,6 +247,14 @@ export function encodeFrame(f: SyncFrame): Uint8Array {
     case "since":
       if (f.epoch.length !== EPOCH_BYTES || f.yours.length !== EPOCH_BYTES) throw new RangeError("malformed since frame");
       w.varint(FrameType.Since).raw(f.epoch).raw(f.yours);
+      break;
+    case "not-mine16":
+      if (f.entries.length > MAX_IDS_PER_FRAME) throw new RangeError("too many entries in one frame");
+      w.varint(FrameType.NotMine16).varint(f.entries.length);
+      for (const e of f.entries) {
+        if (e.key.length !== IBLT_KEY_BYTES || e.check.length !== PROBE_CHECK_BYTES) throw new RangeError("malformed not-mine entry");
+        w.raw(e.key).raw(e.check);
+      }
       break;
     case "mark":
       if (!Number.isSafeInteger(f.n) || f.n < 0) throw new RangeError("malformed mark frame");
@@ -319,6 +351,14 @@ export function decodeFrame(bytes: Uint8Array): SyncFrame {
     case FrameType.Since:
       f = { type: "since", epoch: Uint8Array.from(r.raw(EPOCH_BYTES)), yours: Uint8Array.from(r.raw(EPOCH_BYTES)) };
       break;
+    case FrameType.NotMine16: {
+      const n = r.varint();
+      if (n > MAX_IDS_PER_FRAME) throw new DecodeError(`frame lists ${n} keys, limit ${MAX_IDS_PER_FRAME}`);
+      const entries: NotMineEntry[] = [];
+      for (let i = 0; i < n; i++) entries.push({ key: Uint8Array.from(r.raw(IBLT_KEY_BYTES)), check: Uint8Array.from(r.raw(PROBE_CHECK_BYTES)) });
+      f = { type: "not-mine16", entries };
+      break;
+    }
     case FrameType.Mark: {
       const flags = r.u8();
       if (flags > 1) throw new DecodeError(`unknown flags ${flags} in a Mark frame`);

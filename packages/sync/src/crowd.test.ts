@@ -241,3 +241,69 @@ describe("what a listing names", () => {
     expect(listed).toEqual([21, 1]);
   });
 });
+
+describe("a laptop a Probe showed an envelope is not for", () => {
+  it("tells the next carrier of it so (NotMine16) instead of being probed again; a made-up Probe cannot make it turn its own mail away", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "pigeon-not-mine-"));
+    const make = (name: string) => {
+      const m = new Mailbox({ identity: generateIdentity(name), storage: fileStorage(join(dir, name)), carrier: { quotaBytes: 1e9, perSourceBytes: 1e9, perAuthorBytes: 1e9 } });
+      const s = new SyncEngine(m, { resyncMs: 0, reconcile: "list" }); // every id listed: the answers are what this test is about
+      cleanup.push(async () => {
+        s.close();
+        await m.close();
+      });
+      return { m, s };
+    };
+    cleanup.unshift(() => rmSync(dir, { recursive: true, force: true }));
+    const tom = make("tom");
+    const first = make("first");
+    const second = make("second");
+    const third = make("third");
+    const author = generateIdentity("ana");
+    const sealedTo = (to: ReturnType<typeof generateIdentity>) => {
+      const inner = signEnvelope(author, {
+        kind: EnvelopeKind.Change, conversation: randomBytes(16), segment: 0, recipients: [to.person], created: Date.now(), lifetime: 86400, keyId: randomBytes(8),
+      }, randomBytes(200));
+      return sealEnvelope(author.sealing, inner, [to.sealing.publicKey]);
+    };
+    const forRosa = sealedTo(generateIdentity("rosa"));
+    const forTom = sealedTo(tom.m.identity);
+    for (const c of [first, second]) c.m.envelopes.putMany([opaque({ ...forRosa, kind: EnvelopeKind.Sealed })], 0, Date.now(), true, 1);
+    third.m.envelopes.putMany([opaque({ ...forTom, kind: EnvelopeKind.Sealed })], 0, Date.now(), true, 1);
+    const probesFrom = async (carrier: Laptop) => {
+      let probes = 0;
+      let notMine = 0;
+      const [lc, lt] = memoryLinkPair(contactCard(carrier.m.identity), contactCard(tom.m.identity));
+      let last = Date.now();
+      lt.onFrame((f) => {
+        last = Date.now();
+        const fr = decodeFrame(f);
+        if (fr.type === "probe") probes += fr.entries.length;
+      });
+      lc.onFrame((f) => {
+        last = Date.now();
+        const fr = decodeFrame(f);
+        if (fr.type === "not-mine16") notMine += fr.entries.length;
+      });
+      carrier.s.attach(lc);
+      tom.s.attach(lt);
+      await until(() => Date.now() - last > 150, "the meeting to go quiet");
+      lc.close("walked away");
+      return { probes, notMine };
+    };
+    expect(await probesFrom(first)).toEqual({ probes: 1, notMine: 0 }); // tom is asked, and it is not his
+    expect(await probesFrom(second)).toEqual({ probes: 0, notMine: 1 }); // the second carrier is told, and does not ask
+
+    // a stranger probes tom about the envelope that is his, with made-up tags: tom finds it is not his
+    const stranger = generateIdentity("stranger");
+    const [ls, lt] = memoryLinkPair(contactCard(stranger), contactCard(tom.m.identity));
+    tom.s.attach(lt);
+    ls.send(encodeFrame({ type: "probe", entries: [{ key: forTom.id.subarray(0, 16), ephemeral: randomBytes(32), tags: [randomBytes(16)] }] }));
+    await new Promise((r) => setTimeout(r, 100));
+    ls.close("gone");
+    // the carrier of the real envelope is told "not mine" about an entry that was not its envelope's: it still asks, and tom gets his mail
+    expect(await probesFrom(third)).toEqual({ probes: 1, notMine: 1 });
+    expect(tom.m.envelopes.has(forTom.id)).toBe(true);
+    expect(tom.m.envelopes.has(forRosa.id)).toBe(false);
+  });
+});

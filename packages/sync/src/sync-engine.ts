@@ -20,7 +20,7 @@ import { EventEmitter } from "node:events";
 import {
   decodeBetweenVillages, isBetweenVillages, compareBytes, EPOCH_BYTES, crowdHash, CROWD_SALT_BYTES, DecodeError, fromHex, MAX_CROWD, randomBytes, EnvelopeKind, equalBytes, type ChatState, decodeFrame, decodeSealed, encodeFrame, envelopeId, formatAddress, IBLT_KEY_BYTES, MAX_IDS_PER_FRAME, MAX_PROBES_PER_FRAME, MAX_RANGE_DEPTH,
   rangeBounds, rangeChildren, rangeWeight, SKETCH_LEVELS, SPLIT_LEVEL, toHex, WHOLE_RANGE, WHOLE_WEIGHT,
-  type ContactCard, type Iblt, type IdRange, type PeerLink, type ProbeEntry, type SyncFrame,
+  type ContactCard, type Iblt, type IdRange, type NotMineEntry, type PeerLink, type ProbeEntry, type SyncFrame, probeCheck,
   type LinkPeer,
 } from "@pigeon/model";
 import type { EnvelopeStore } from "./envelope-store.js";
@@ -55,6 +55,11 @@ const MAX_PROBES_ANSWERED = 20_000;
  * last finished meeting is older than this many arrivals reconciles in full.
  */
 const ARRIVALS_KEPT = 32_768;
+/**
+ * Envelopes (16-byte keys) a Probe showed are not for us, remembered so that other carriers of the same
+ * envelope are told so (NotMine16) instead of probing again; past this many the memory starts afresh.
+ */
+const NOT_MINE_REMEMBERED = 16_384;
 /** Peers whose last finished meeting is remembered (for SINCE), the longest unseen forgotten first. */
 const MEETINGS_REMEMBERED = 1024;
 /** Envelopes stored in one transaction. */
@@ -309,6 +314,8 @@ export class SyncEngine extends EventEmitter<Events> {
    * Mark) holding what we offered of them. In memory only: after a restart every first meeting is full.
    */
   private readonly metBefore = new Map<string, { epoch: string; through: number }>();
+  /** Keys (hex) of envelopes we lack that a carrier's Probe showed are for someone else -> that entry's check. */
+  private readonly notMine = new Map<string, Uint8Array>();
   private readonly log: Log;
   private readonly pairing: PairingHooks | undefined;
   private readonly now: () => number;
@@ -605,7 +612,7 @@ export class SyncEngine extends EventEmitter<Events> {
     // what they have and we lack (and never had): ask for it
     const want = diff.theirs.filter((k) => !store.knowsKey(k));
     s.recon.wanted += want.length;
-    for (let i = 0; i < want.length; i += MAX_IDS_PER_FRAME) this.send(s, { type: "want16", keys: want.slice(i, i + MAX_IDS_PER_FRAME) });
+    this.askFor(s, want);
     this.send(s, { type: "done", range, level });
     // what we have and they lack: send it, most important first
     const ids = diff.ours.map((k) => store.byKey(k)).filter((id): id is Uint8Array => !!id);
@@ -719,19 +726,34 @@ export class SyncEngine extends EventEmitter<Events> {
   private probe(s: Session, id: Uint8Array, meta: ProbeMeta): void {
     if (!this.wouldProbe(s, id, meta)) return;
     const hex = toHex(id);
-    const peer = toHex(s.link.peer.signPublicKey);
-    const asked = this.probedPeers.get(peer) ?? new Set<string>();
     const bytes = this.store.envelopes.bytesOf(id);
     if (!bytes) return;
     const sealed = decodeSealed(bytes);
     s.probed.add(hex);
+    this.rememberAsked(s, hex);
+    s.probes.push({ key: id.subarray(0, 16), ephemeral: sealed.ephemeral, tags: sealed.slots.map((x) => x.tag) });
+    if (s.probes.length >= MAX_PROBES_PER_FRAME) this.flushProbes(s);
+  }
+
+  /** The check of the Probe entry we would send about a carried sealed envelope (NotMine16 names it). */
+  private probeEntryCheck(id: Uint8Array): Uint8Array | undefined {
+    const meta = this.store.envelopes.meta(id);
+    if (!meta?.carried || meta.kind !== EnvelopeKind.Sealed) return undefined;
+    const bytes = this.store.envelopes.bytesOf(id);
+    if (!bytes) return undefined;
+    const sealed = decodeSealed(bytes);
+    return probeCheck(sealed.ephemeral, sealed.slots.map((x) => x.tag));
+  }
+
+  /** The peer's answer about this envelope (hex id) is known, or asked for: it is not asked again, on any link. */
+  private rememberAsked(s: Session, hex: string): void {
+    const peer = toHex(s.link.peer.signPublicKey);
+    const asked = this.probedPeers.get(peer) ?? new Set<string>();
     if (asked.size >= PROBES_REMEMBERED) asked.clear();
     asked.add(hex);
     this.probedPeers.delete(peer); // re-inserted last: the most recently probed peer
     this.probedPeers.set(peer, asked);
     if (this.probedPeers.size > PEERS_PROBED_REMEMBERED) this.probedPeers.delete(this.probedPeers.keys().next().value!);
-    s.probes.push({ key: id.subarray(0, 16), ephemeral: sealed.ephemeral, tags: sealed.slots.map((x) => x.tag) });
-    if (s.probes.length >= MAX_PROBES_PER_FRAME) this.flushProbes(s);
   }
 
   /** Whether we would ask the peer about this envelope (`probe`): a live carried sealed copy we have not asked it about. */
@@ -756,6 +778,10 @@ export class SyncEngine extends EventEmitter<Events> {
       s.probesAnswered++;
       if (this.store.envelopes.knowsKey(e.key)) continue;
       if (this.store.recognises(e.ephemeral, e.tags)) want.push(e.key);
+      else {
+        if (this.notMine.size >= NOT_MINE_REMEMBERED) this.notMine.clear();
+        this.notMine.set(toHex(e.key), probeCheck(e.ephemeral, e.tags));
+      }
     }
     if (want.length) this.send(s, { type: "want16", keys: want });
     await new Promise<void>((r) => setImmediate(r)); // a frame of probes is up to a few hundred X25519: let pings in
@@ -1013,13 +1039,29 @@ export class SyncEngine extends EventEmitter<Events> {
           receipts.push(r);
         }
     }
-    if (want.length) this.send(s, { type: "want16", keys: want });
+    this.askFor(s, want);
     if (receipts.length) this.enqueue(s, receipts);
     if (last) this.store.changed();
     if (last && s.round === "since" && !s.listedTheirs) {
       s.listedTheirs = true;
       this.sinceProgress(s);
     }
+  }
+
+  /**
+   * Asks for envelopes we lack: Want16, or NotMine16 for those a carrier's Probe already showed are
+   * not ours (the peer then sends them only as a carrier's copy, without probing us about them again).
+   */
+  private askFor(s: Session, keys: Uint8Array[]): void {
+    const want: Uint8Array[] = [];
+    const notMine: NotMineEntry[] = [];
+    for (const key of keys) {
+      const check = this.notMine.get(toHex(key));
+      if (check) notMine.push({ key, check });
+      else want.push(key);
+    }
+    for (let i = 0; i < want.length; i += MAX_IDS_PER_FRAME) this.send(s, { type: "want16", keys: want.slice(i, i + MAX_IDS_PER_FRAME) });
+    for (let i = 0; i < notMine.length; i += MAX_IDS_PER_FRAME) this.send(s, { type: "not-mine16", entries: notMine.slice(i, i + MAX_IDS_PER_FRAME) });
   }
 
   private async onFrame(s: Session, bytes: Uint8Array): Promise<void> {
@@ -1043,6 +1085,21 @@ export class SyncEngine extends EventEmitter<Events> {
           }
         this.noteReceipts(s, WHOLE_RANGE, s.peerLacks);
         this.enqueue(s, f.keys.map((k) => this.store.envelopes.byKey(k)).filter((id): id is Uint8Array => !!id));
+        return;
+      }
+      case "not-mine16": {
+        // as Want16, but the peer is not a recipient of these: never a claim, and no Probe about them,
+        // if the Probe it judged was our envelope's own (else it was fooled, and a Probe still goes)
+        const ids: Uint8Array[] = [];
+        for (const e of f.entries) {
+          s.peerLacks.add(toHex(e.key));
+          const id = this.store.envelopes.byKey(e.key);
+          if (!id) continue;
+          if (this.probeEntryCheck(id)?.every((b, i) => b === e.check[i])) this.rememberAsked(s, toHex(id));
+          ids.push(id);
+        }
+        this.noteReceipts(s, WHOLE_RANGE, s.peerLacks);
+        this.enqueue(s, ids);
         return;
       }
       case "sketch":
