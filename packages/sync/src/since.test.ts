@@ -195,4 +195,26 @@ describe("meeting again: only what arrived since", () => {
     expect(receipts).toHaveLength(1);
     expect(again.some((f) => f.type === "sketch")).toBe(false);
   });
+
+  it("a laptop met again sends its Crowd only when it changed, and the author still hands its copies to the one who meets the recipient", async () => {
+    const ana = laptop("ana");
+    const bea = laptop("bea"); // sits next to rosa every day
+    const rosa = laptop("rosa");
+    for (let i = 0; i < 3; i++) await meet(bea, rosa);
+    const crowds = (m: { a: Seen; b: Seen }) => m.b.frames.filter((f) => f.type === "crowd").length;
+    expect(crowds(await meet(ana, bea))).toBe(1); // first meeting: bea says whom she meets often
+    expect(crowds(await meet(ana, bea))).toBe(0); // again, unchanged: not said again
+    await ana.m.addContact(contactCard(rosa.m.identity));
+    await rosa.m.addContact(contactCard(ana.m.identity));
+    await ana.m.send(rosa.m.address, "see you at the library");
+    const third = await meet(ana, bea);
+    expect(crowds(third)).toBe(0);
+    const tokens = third.a.frames.flatMap((f) => (f.type === "envelope" ? [f.copies] : []));
+    expect(tokens).toEqual([48, 48]); // the conversation key and the message: 64 tokens, a quarter kept
+    // bea's crowd changes (she now meets carl often too): the next meeting says it again
+    const carl = laptop("carl");
+    for (let i = 0; i < 3; i++) await meet(bea, carl);
+    expect(crowds(await meet(ana, bea))).toBe(1);
+  });
 });
+

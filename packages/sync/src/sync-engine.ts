@@ -20,7 +20,7 @@ import { EventEmitter } from "node:events";
 import {
   decodeBetweenVillages, isBetweenVillages, compareBytes, EPOCH_BYTES, crowdHash, CROWD_SALT_BYTES, DecodeError, fromHex, MAX_CROWD, randomBytes, EnvelopeKind, equalBytes, type ChatState, decodeFrame, decodeSealed, encodeFrame, envelopeId, formatAddress, IBLT_KEY_BYTES, MAX_IDS_PER_FRAME, MAX_PROBES_PER_FRAME, MAX_RANGE_DEPTH,
   rangeBounds, rangeChildren, rangeWeight, SKETCH_LEVELS, SPLIT_LEVEL, toHex, WHOLE_RANGE, WHOLE_WEIGHT,
-  type ContactCard, type Iblt, type IdRange, type NotMineEntry, type PeerLink, type ProbeEntry, type SyncFrame, probeCheck,
+  type ContactCard, type Iblt, type IdRange, type NotMineEntry, type PeerLink, type ProbeEntry, type SyncFrame, probeCheck, sha256,
   type LinkPeer,
 } from "@pigeon/model";
 import type { EnvelopeStore } from "./envelope-store.js";
@@ -314,6 +314,11 @@ export class SyncEngine extends EventEmitter<Events> {
    * Mark) holding what we offered of them. In memory only: after a restart every first meeting is full.
    */
   private readonly metBefore = new Map<string, { epoch: string; through: number }>();
+  /**
+   * Per peer device (hex): a digest of the crowd we last told it, and the last Crowd it told us. Two
+   * laptops meeting again (a since round) send a Crowd only when theirs changed; each keeps the other's.
+   */
+  private readonly crowdsMet = new Map<string, { sent?: string; got?: { salt: Uint8Array; hashes: Set<string> } }>();
   /** Keys (hex) of envelopes we lack that a carrier's Probe showed are for someone else -> that entry's check. */
   private readonly notMine = new Map<string, Uint8Array>();
   private readonly log: Log;
@@ -382,7 +387,6 @@ export class SyncEngine extends EventEmitter<Events> {
     });
     this.meet(s);
     this.log.info(`connected to ${who} (${link.description})`);
-    this.sendCrowd(s);
     const pairRequest = this.pairing?.requestFor?.(link.peer);
     if (pairRequest) this.send(s, { type: "pair-request", request: pairRequest });
     this.emit("peer-up", link);
@@ -425,7 +429,11 @@ export class SyncEngine extends EventEmitter<Events> {
     if (s.peerEpoch !== undefined) return; // once per link
     s.peerEpoch = toHex(epoch);
     if (s.round !== "undecided") return; // the peer sketched first (a node that sends no Since)
-    if (s.sinceFor === s.peerEpoch && equalBytes(yours, this.epoch)) {
+    const again = s.sinceFor === s.peerEpoch && equalBytes(yours, this.epoch);
+    // the peer's crowd from our last meeting holds until it sends a new one (it sends one only if it changed)
+    if (again) s.peerCrowd ??= this.crowdsMet.get(toHex(s.link.peer.device))?.got;
+    this.sendCrowd(s, again);
+    if (again) {
       s.round = "since";
       void this.listSince(s).catch((e: unknown) => this.log.warn(`listing to ${formatAddress(s.link.peer)} stopped: ${(e as Error).message}`));
       return;
@@ -883,11 +891,24 @@ export class SyncEngine extends EventEmitter<Events> {
    * an author can hand its messages to us when we meet their recipient. A peer can test a person it
    * knows against it, nothing more (docs/routing.md, "What a laptop tells about whom it meets").
    */
-  private sendCrowd(s: Session): void {
+  private sendCrowd(s: Session, again: boolean): void {
     const crowd = this.encounters.crowd(this.now(), MAX_CROWD).filter((k) => k !== toHex(s.link.peer.signPublicKey));
-    if (crowd.length === 0) return;
+    const met = this.rememberCrowds(s);
+    const digest = toHex(sha256(new TextEncoder().encode(crowd.join(","))).subarray(0, 8));
+    // met again and nothing changed: the peer still holds the last one (an empty crowd is said once)
+    if (again ? met.sent === digest : crowd.length === 0) return;
+    met.sent = digest;
     const salt = randomBytes(CROWD_SALT_BYTES);
     this.send(s, { type: "crowd", salt, hashes: crowd.map((k) => crowdHash(salt, fromHex(k))) });
+  }
+
+  private rememberCrowds(s: Session): { sent?: string; got?: { salt: Uint8Array; hashes: Set<string> } } {
+    const device = toHex(s.link.peer.device);
+    const met = this.crowdsMet.get(device) ?? {};
+    this.crowdsMet.delete(device); // re-inserted last: the most recently met
+    this.crowdsMet.set(device, met);
+    if (this.crowdsMet.size > MEETINGS_REMEMBERED) this.crowdsMet.delete(this.crowdsMet.keys().next().value!);
+    return met;
   }
 
   /**
@@ -1123,6 +1144,7 @@ export class SyncEngine extends EventEmitter<Events> {
         return;
       case "crowd":
         s.peerCrowd = { salt: f.salt, hashes: new Set(f.hashes.map(toHex)) };
+        this.rememberCrowds(s).got = s.peerCrowd;
         return;
       case "since":
         return this.onSince(s, f.epoch, f.yours);
