@@ -19,10 +19,11 @@ afterEach(async () => {
 
 type Laptop = { m: Mailbox; s: SyncEngine };
 
-function laptop(name: string): Laptop {
+/** `reconcile: "list"`: every id listed (tests about what a listing names and how it is answered). */
+function laptop(name: string, reconcile?: "list"): Laptop {
   const dir = mkdtempSync(join(tmpdir(), `pigeon-crowd-${name}-`));
   const m = new Mailbox({ identity: generateIdentity(name), storage: fileStorage(dir), carrier: { quotaBytes: 1e9, perSourceBytes: 1e9, perAuthorBytes: 1e9 } });
-  const s = new SyncEngine(m, { resyncMs: 0 });
+  const s = new SyncEngine(m, { resyncMs: 0, reconcile });
   cleanup.push(async () => {
     s.close();
     await m.close();
@@ -196,29 +197,22 @@ describe("copy tokens follow who meets whom", () => {
   });
 });
 
+/** A sealed change from someone to `to`, as its author holds it (a carrier stores it opaque). */
+const writer = generateIdentity("writer");
+function sealedTo(to: ReturnType<typeof generateIdentity>) {
+  const inner = signEnvelope(writer, {
+    kind: EnvelopeKind.Change, conversation: randomBytes(16), segment: 0, recipients: [to.person], created: Date.now(), lifetime: 86400, keyId: randomBytes(8),
+  }, randomBytes(200));
+  return sealEnvelope(writer.sealing, inner, [to.sealing.publicKey]);
+}
+
 describe("what a listing names", () => {
   it("a carrier lists to a laptop only what could cross to it: a one-token copy once (with its Probe), not at every meeting", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "pigeon-listing-"));
-    const make = (name: string) => {
-      const m = new Mailbox({ identity: generateIdentity(name), storage: fileStorage(join(dir, name)), carrier: { quotaBytes: 1e9, perSourceBytes: 1e9, perAuthorBytes: 1e9 } });
-      const s = new SyncEngine(m, { resyncMs: 0, reconcile: "list" }); // every id listed: what this test is about
-      cleanup.push(async () => {
-        s.close();
-        await m.close();
-      });
-      return { m, s };
-    };
-    cleanup.unshift(() => rmSync(dir, { recursive: true, force: true }));
+    const make = (name: string) => laptop(name, "list"); // every id listed: what this test is about
     const carrier = make("carrier");
     const tom = make("tom");
-    const author = generateIdentity("ana");
     const to = generateIdentity("rosa");
-    const sealedCopy = () => {
-      const inner = signEnvelope(author, {
-        kind: EnvelopeKind.Change, conversation: randomBytes(16), segment: 0, recipients: [to.person], created: Date.now(), lifetime: 86400, keyId: randomBytes(8),
-      }, randomBytes(200));
-      return opaque({ ...sealEnvelope(author.sealing, inner, [to.sealing.publicKey]), kind: EnvelopeKind.Sealed });
-    };
+    const sealedCopy = () => opaque({ ...sealedTo(to), kind: EnvelopeKind.Sealed });
     carrier.m.envelopes.putMany(Array.from({ length: 20 }, sealedCopy), 0, Date.now(), true, 1); // one token each: wait for rosa
     carrier.m.envelopes.putMany([sealedCopy()], 0, Date.now(), true, 64); // still spraying
     const listed: number[] = [];
@@ -244,28 +238,11 @@ describe("what a listing names", () => {
 
 describe("a laptop a Probe showed an envelope is not for", () => {
   it("tells the next carrier of it so (NotMine16) instead of being probed again; a made-up Probe cannot make it turn its own mail away", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "pigeon-not-mine-"));
-    const make = (name: string) => {
-      const m = new Mailbox({ identity: generateIdentity(name), storage: fileStorage(join(dir, name)), carrier: { quotaBytes: 1e9, perSourceBytes: 1e9, perAuthorBytes: 1e9 } });
-      const s = new SyncEngine(m, { resyncMs: 0, reconcile: "list" }); // every id listed: the answers are what this test is about
-      cleanup.push(async () => {
-        s.close();
-        await m.close();
-      });
-      return { m, s };
-    };
-    cleanup.unshift(() => rmSync(dir, { recursive: true, force: true }));
+    const make = (name: string) => laptop(name, "list"); // every id listed: what this test is about
     const tom = make("tom");
     const first = make("first");
     const second = make("second");
     const third = make("third");
-    const author = generateIdentity("ana");
-    const sealedTo = (to: ReturnType<typeof generateIdentity>) => {
-      const inner = signEnvelope(author, {
-        kind: EnvelopeKind.Change, conversation: randomBytes(16), segment: 0, recipients: [to.person], created: Date.now(), lifetime: 86400, keyId: randomBytes(8),
-      }, randomBytes(200));
-      return sealEnvelope(author.sealing, inner, [to.sealing.publicKey]);
-    };
     const forRosa = sealedTo(generateIdentity("rosa"));
     const forTom = sealedTo(tom.m.identity);
     for (const c of [first, second]) c.m.envelopes.putMany([opaque({ ...forRosa, kind: EnvelopeKind.Sealed })], 0, Date.now(), true, 1);
