@@ -215,6 +215,9 @@ describe("meeting again: only what arrived since", () => {
     const carl = laptop("carl");
     for (let i = 0; i < 3; i++) await meet(bea, carl);
     expect(crowds(await meet(ana, bea))).toBe(1);
+    // and when only its order changes (carl now met more often than rosa), it is not said again
+    for (let i = 0; i < 2; i++) await meet(bea, carl);
+    expect(crowds(await meet(ana, bea))).toBe(0);
   });
 });
 

@@ -894,7 +894,8 @@ export class SyncEngine extends EventEmitter<Events> {
   private sendCrowd(s: Session, again: boolean): void {
     const crowd = this.encounters.crowd(this.now(), MAX_CROWD).filter((k) => k !== toHex(s.link.peer.signPublicKey));
     const met = this.rememberCrowds(s);
-    const digest = toHex(sha256(new TextEncoder().encode(crowd.join(","))).subarray(0, 8));
+    // the set, not its order: the peer only tests membership, and the order moves with every meeting
+    const digest = toHex(sha256(new TextEncoder().encode([...crowd].sort().join(","))).subarray(0, 8));
     // met again and nothing changed: the peer still holds the last one (an empty crowd is said once)
     if (again ? met.sent === digest : crowd.length === 0) return;
     met.sent = digest;
