@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import {
-  contactCard, crowdHash, decodeFrame, encodeFrame, EnvelopeKind, generateIdentity, MAX_CROWD, randomBytes, sealEnvelope, sha256, signEnvelope, toHex,
+  contactCard, crowdHash, decodeFrame, encodeFrame, EnvelopeKind, generateIdentity, generateSealingKeyPair, MAX_CROWD, randomBytes, sealEnvelope, sha256, signEnvelope, toHex,
   type SyncFrame,
 } from "@pigeon/model";
 import { opaque } from "./envelope-store.js";
@@ -236,6 +236,29 @@ describe("what a listing names", () => {
   });
 });
 
+/** A meeting of a carrier with `tom`: the Probe entries it sent him, and the NotMine16 entries he answered. */
+async function probesAt(carrier: Laptop, tom: Laptop): Promise<{ probes: number; notMine: number }> {
+  let probes = 0;
+  let notMine = 0;
+  const [lc, lt] = memoryLinkPair(contactCard(carrier.m.identity), contactCard(tom.m.identity));
+  let last = Date.now();
+  lt.onFrame((f) => {
+    last = Date.now();
+    const fr = decodeFrame(f);
+    if (fr.type === "probe") probes += fr.entries.length;
+  });
+  lc.onFrame((f) => {
+    last = Date.now();
+    const fr = decodeFrame(f);
+    if (fr.type === "not-mine16") notMine += fr.entries.length;
+  });
+  carrier.s.attach(lc);
+  tom.s.attach(lt);
+  await until(() => Date.now() - last > 150, "the meeting to go quiet");
+  lc.close("walked away");
+  return { probes, notMine };
+}
+
 describe("a laptop a Probe showed an envelope is not for", () => {
   it("tells the next carrier of it so (NotMine16) instead of being probed again; a made-up Probe cannot make it turn its own mail away", async () => {
     const make = (name: string) => laptop(name, "list"); // every id listed: what this test is about
@@ -247,27 +270,7 @@ describe("a laptop a Probe showed an envelope is not for", () => {
     const forTom = sealedTo(tom.m.identity);
     for (const c of [first, second]) c.m.envelopes.putMany([opaque({ ...forRosa, kind: EnvelopeKind.Sealed })], 0, Date.now(), true, 1);
     third.m.envelopes.putMany([opaque({ ...forTom, kind: EnvelopeKind.Sealed })], 0, Date.now(), true, 1);
-    const probesFrom = async (carrier: Laptop) => {
-      let probes = 0;
-      let notMine = 0;
-      const [lc, lt] = memoryLinkPair(contactCard(carrier.m.identity), contactCard(tom.m.identity));
-      let last = Date.now();
-      lt.onFrame((f) => {
-        last = Date.now();
-        const fr = decodeFrame(f);
-        if (fr.type === "probe") probes += fr.entries.length;
-      });
-      lc.onFrame((f) => {
-        last = Date.now();
-        const fr = decodeFrame(f);
-        if (fr.type === "not-mine16") notMine += fr.entries.length;
-      });
-      carrier.s.attach(lc);
-      tom.s.attach(lt);
-      await until(() => Date.now() - last > 150, "the meeting to go quiet");
-      lc.close("walked away");
-      return { probes, notMine };
-    };
+    const probesFrom = (carrier: Laptop) => probesAt(carrier, tom);
     expect(await probesFrom(first)).toEqual({ probes: 1, notMine: 0 }); // tom is asked, and it is not his
     expect(await probesFrom(second)).toEqual({ probes: 0, notMine: 1 }); // the second carrier is told, and does not ask
 
@@ -283,4 +286,22 @@ describe("a laptop a Probe showed an envelope is not for", () => {
     expect(tom.m.envelopes.has(forTom.id)).toBe(true);
     expect(tom.m.envelopes.has(forRosa.id)).toBe(false);
   });
+
+  it("forgets what it judged once a keyring brings its person a new sealing key: mail sealed to that key still reaches it", async () => {
+    const tom = laptop("tom", "list");
+    const first = laptop("first", "list");
+    const second = laptop("second", "list");
+    // tom's person rotated its sealing key on another device (a lost tablet revoked); tom does not know it yet
+    const newKey = generateSealingKeyPair();
+    const to = { ...tom.m.identity, sealing: newKey };
+    const sealed = sealedTo(to);
+    for (const c of [first, second]) c.m.envelopes.putMany([opaque({ ...sealed, kind: EnvelopeKind.Sealed })], 0, Date.now(), true, 1);
+    expect(await probesAt(first, tom)).toEqual({ probes: 1, notMine: 0 }); // not his, with the keys he has
+    // the keyring arrives: the new key, the old one kept (what devices.ts does)
+    tom.m.identity.previousSealing = [tom.m.identity.sealing, ...(tom.m.identity.previousSealing ?? [])];
+    tom.m.identity.sealing = newKey;
+    expect(await probesAt(second, tom)).toEqual({ probes: 1, notMine: 0 });
+    expect(tom.m.envelopes.has(sealed.id)).toBe(true);
+  });
 });
+

@@ -106,6 +106,11 @@ export interface SyncStore {
   receiveMany(items: Incoming[]): Promise<ReceiveResult[]>;
   /** Whether one of this person's sealing keys recognises one of a sealed envelope's tags (a Probe). */
   recognises(ephemeral: Uint8Array, tags: Uint8Array[]): boolean;
+  /**
+   * How many sealing keys the person has: a "not mine" judged with fewer (before a keyring brought a
+   * new one) no longer holds.
+   */
+  sealingKeyCount?(): number;
   /** Something a user would see changed (an envelope was handed on). */
   changed(): void;
   on(event: "envelope", fn: (env: { id: Uint8Array }) => void): unknown;
@@ -319,8 +324,11 @@ export class SyncEngine extends EventEmitter<Events> {
    * laptops meeting again (a since round) send a Crowd only when theirs changed; each keeps the other's.
    */
   private readonly crowdsMet = new Map<string, { sent?: string; got?: { salt: Uint8Array; hashes: Set<string> } }>();
-  /** Keys (hex) of envelopes we lack that a carrier's Probe showed are for someone else -> that entry's check. */
-  private readonly notMine = new Map<string, Uint8Array>();
+  /**
+   * Keys (hex) of envelopes we lack that a carrier's Probe showed are for someone else -> that entry's
+   * check, and how many sealing keys judged it.
+   */
+  private readonly notMine = new Map<string, { check: Uint8Array; keys: number }>();
   private readonly log: Log;
   private readonly pairing: PairingHooks | undefined;
   private readonly now: () => number;
@@ -788,7 +796,7 @@ export class SyncEngine extends EventEmitter<Events> {
       if (this.store.recognises(e.ephemeral, e.tags)) want.push(e.key);
       else {
         if (this.notMine.size >= NOT_MINE_REMEMBERED) this.notMine.clear();
-        this.notMine.set(toHex(e.key), probeCheck(e.ephemeral, e.tags));
+        this.notMine.set(toHex(e.key), { check: probeCheck(e.ephemeral, e.tags), keys: this.store.sealingKeyCount?.() ?? 0 });
       }
     }
     if (want.length) this.send(s, { type: "want16", keys: want });
@@ -1077,9 +1085,10 @@ export class SyncEngine extends EventEmitter<Events> {
   private askFor(s: Session, keys: Uint8Array[]): void {
     const want: Uint8Array[] = [];
     const notMine: NotMineEntry[] = [];
+    const sealingKeys = this.store.sealingKeyCount?.() ?? 0;
     for (const key of keys) {
-      const check = this.notMine.get(toHex(key));
-      if (check) notMine.push({ key, check });
+      const judged = this.notMine.get(toHex(key));
+      if (judged && judged.keys === sealingKeys) notMine.push({ key, check: judged.check });
       else want.push(key);
     }
     for (let i = 0; i < want.length; i += MAX_IDS_PER_FRAME) this.send(s, { type: "want16", keys: want.slice(i, i + MAX_IDS_PER_FRAME) });

@@ -570,6 +570,11 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
     return recognises(ephemeral, tags, this.core.sealingKeys());
   }
 
+  /** How many sealing keys the person has (a new one comes with a keyring that rotates it; none goes). */
+  sealingKeyCount(): number {
+    return this.core.sealingKeys().length;
+  }
+
   // ---- views ----
   /** Messages from buddies (requests from anyone else are under requests()). */
   async inbox(): Promise<MessageView[]> {
