@@ -1,10 +1,11 @@
 // Reconciles sealed stores over authenticated links (PeerLink, implemented by `peers`).
 //
-// On connect the node with the smaller key sends a sketch of its set (an IBLT, SKETCH level 0). The
+// On connect both send SINCE; then, unless they met before (below), the node with the smaller key
+// sends a sketch of its set (an IBLT, SKETCH level 0). The
 // other subtracts its own sketch and peels the difference: if it decodes, it asks for what it lacks
 // (WANT16), sends what the other lacks (ENVELOPE, most important first) and says DONE; if not, it
 // answers with its own sketch one level larger (8x), and the roles swap. Identical stores settle in
-// one round trip with one sketch of under a kilobyte; the cost grows with the difference, not with
+// one round trip after the SINCEs, with one sketch of under a kilobyte; the cost grows with the difference, not with
 // what is stored. Past the largest level the id space is split into 16 slices, each reconciled the
 // same way (recursively), so a relay point settles 100,000 differences without listing a million ids.
 // Two laptops that met before, neither restarted since, skip all that: each lists only what entered
