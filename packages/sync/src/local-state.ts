@@ -108,6 +108,17 @@ CREATE TABLE IF NOT EXISTS settings (
   key TEXT PRIMARY KEY,
   value TEXT NOT NULL
 ) WITHOUT ROWID;
+-- requests (envelopes from someone not on the buddy list): their acknowledgement, the only sign to
+-- their author that the child got them, waits here until the child accepts the person
+CREATE TABLE IF NOT EXISTS held_acks (
+  envelope BLOB PRIMARY KEY,
+  author BLOB NOT NULL,
+  conversation BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS held_acks_by_author ON held_acks (author);
+CREATE INDEX IF NOT EXISTS held_acks_by_conversation ON held_acks (conversation);
+-- the message an acknowledgement of our own envelope says was delivered
+CREATE INDEX IF NOT EXISTS sent_by_envelope ON sent_messages (envelope);
 `;
 
 export interface Contact extends ContactCard {
@@ -401,6 +412,11 @@ export class LocalState {
     this.stmt(`INSERT OR IGNORE INTO sent_messages (message_id, envelope) VALUES (?, ?)`).run(messageId, envelope);
   }
 
+  /** The message of ours that went in this sealed envelope (one per envelope). */
+  sentMessage(envelope: Uint8Array): string | undefined {
+    return this.stmt(`SELECT message_id FROM sent_messages WHERE envelope = ?`).pluck().get(envelope) as string | undefined;
+  }
+
   sentEnvelope(messageId: string): Uint8Array | undefined {
     const b = this.stmt(`SELECT envelope FROM sent_messages WHERE message_id = ?`).pluck().get(messageId) as Buffer | undefined;
     return b ? new Uint8Array(b) : undefined;
@@ -498,19 +514,29 @@ export class LocalState {
     }));
   }
 
+  /** A request's acknowledgement, kept back until its author is accepted (durable, as owed ones are). */
+  holdAck(envelope: Uint8Array, author: Uint8Array, conversation: Uint8Array): void {
+    this.stmt(`INSERT OR IGNORE INTO held_acks (envelope, author, conversation) VALUES (?, ?, ?)`).run(envelope, author, conversation);
+  }
+
+  /**
+   * What was held for this author (accepted as a buddy), or in this conversation (a channel that
+   * became known after its first envelopes came), is owed now. Returns how many.
+   */
+  releaseHeldAcks(by: { author: Uint8Array } | { conversation: Uint8Array }): number {
+    const column = "author" in by ? "author" : "conversation";
+    const value = "author" in by ? by.author : by.conversation;
+    return this.db.transaction(() => {
+      this.stmt(`INSERT OR IGNORE INTO to_ack (envelope, author) SELECT envelope, author FROM held_acks WHERE ${column} = ?`).run(value);
+      return this.stmt(`DELETE FROM held_acks WHERE ${column} = ?`).run(value).changes;
+    })();
+  }
+
   paidAcks(ids: Uint8Array[]): void {
     const st = this.stmt(`DELETE FROM to_ack WHERE envelope = ?`);
     this.db.transaction(() => {
       for (const id of ids) st.run(id);
     })();
-  }
-
-  /** The segments holding a message someone else wrote that arrived after arrival number `seq`, and the highest arrival number. */
-  segmentsReceivedAfter(seq: number): { segments: { conversation: Uint8Array; segment: number }[]; highest: number } {
-    type R = { conversation: Buffer; segment: number };
-    const rows = this.stmt(`SELECT DISTINCT conversation, segment FROM message_index WHERE outgoing = 0 AND seq > ?`).all(seq) as R[];
-    const highest = (this.stmt(`SELECT MAX(seq) FROM message_index`).pluck().get() as number | null) ?? -1;
-    return { segments: rows.map((r) => ({ conversation: new Uint8Array(r.conversation), segment: r.segment })), highest };
   }
 
   // ---- settings ----

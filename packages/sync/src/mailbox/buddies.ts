@@ -183,7 +183,7 @@ export class Buddies {
 
   /**
    * After a change: the index everyone reads, contacts for buddies this laptop never saw (added on
-   * another device), receipts owed to people who just became buddies, and the events.
+   * another device), acknowledgements held for people who just became buddies, and the events.
    */
   private async changed(before: BuddyIndex, from: BuddiesChange["from"]): Promise<void> {
     const { core } = this;
@@ -191,10 +191,13 @@ export class Buddies {
     this.knowContacts();
     const now = [...core.buddyIndex.byKey.keys()].filter((k) => core.isBuddy(fromHex(k)));
     const fresh = new Set(now.filter((k) => !before.byKey.has(k) || before.blocked.has(k)));
+    // their requests' acknowledgements, held until now, go out: they learn the child has them (from
+    // another village, by a signed receipt: acknowledgements do not travel between villages)
+    for (const k of fresh) this.receipts.release({ author: fromHex(k) });
     if (fresh.size) {
       for (const conv of core.state.conversations()) {
-        if (!core.state.members(conv)!.some((m) => fresh.has(toHex(m)))) continue;
-        for (const seg of core.state.segments(conv)) await this.receipts.ensure(conv, seg);
+        if (!core.state.members(conv)!.some((m) => fresh.has(toHex(m))) || !this.receipts.betweenVillages(conv)) continue;
+        for (const seg of core.state.segments(conv)) await this.receipts.ensure(conv, seg, { state: "delivered" });
       }
     }
     core.events.emit("buddies", { buddies: this.views(), blocked: this.blocked(), from });

@@ -34,12 +34,14 @@ export class Carrier {
    * A receipt's ack keys open the locks they fit (sha256(ack key) is one of the sealed envelope's
    * locks); a copy whose locks are all open is dropped and its id remembered (never taken again). An
    * ack key that fits none of a held envelope's locks changes nothing. Keys for envelopes not held
-   * here are remembered, so a copy that arrives later is refused as delivered.
+   * here are remembered, so a copy that arrives later is refused as delivered. Returns the envelopes
+   * held here (not carried: this user's own, or addressed to them) one of whose locks opened.
    */
-  applyReceipt(entries: ReceiptEntry[]): void {
+  applyReceipt(entries: ReceiptEntry[]): Uint8Array[] {
     const { core } = this;
     let dropped = 0;
     let wrong = 0;
+    const ours: Uint8Array[] = [];
     core.envelopes.batch(() => {
       for (const { id, ackKey } of entries) {
         const lock = lockOf(ackKey);
@@ -51,6 +53,7 @@ export class Carrier {
         }
         // recorded for ours too: once all its locks are open, our own envelope is no longer sprayed
         core.envelopes.recordAcks(lock, [id]);
+        if (meta && !meta.carried) ours.push(id);
         if (meta?.carried && meta.kind === EnvelopeKind.Sealed && core.envelopes.ackedByAllRecipients(id, meta.locks!)) {
           core.envelopes.dropDelivered(id, core.now());
           dropped++;
@@ -62,5 +65,6 @@ export class Carrier {
       core.log.info(`delivery confirmed: dropped ${dropped} carried envelope(s)`);
       core.events.emit("changed");
     }
+    return ours;
   }
 }

@@ -36,7 +36,6 @@ import { Views } from "./views.js";
 import { WriteAgain } from "./write-again.js";
 
 /** The highest arrival number whose segment was checked for missing receipts at a start (recover). */
-const RECEIPTS_CHECKED = "receipts-checked-seq";
 
 export interface MailboxOptions {
   identity: Identity;
@@ -203,22 +202,10 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
           if (unopened.some((u) => equalBytes(u, id)) && !equalBytes(env.author, core.me) && !core.isBlocked(env.author)) this.receipts.queueAck(env);
           await this.opening.open(env);
         }
-        // receipts a crash kept from being written: every segment the first time, then only segments
-        // with messages that arrived since the last check, so a start does not load the whole history
-        // into memory (issue 21: an idle node at 145 MiB after 2,140 messages and a restart, 102 fresh)
-        const checked = core.state.setting(RECEIPTS_CHECKED);
-        if (checked === undefined) {
-          for (const conv of core.state.conversations()) {
-            for (const seg of core.state.segments(conv)) await this.receipts.ensure(conv, seg);
-          }
-        }
         // which homes are other villages was heard from announcements kept here: hear them again, so a
         // laptop started anew wraps mail (and receipts) for another village before its relay point next announces
         for (const id of core.envelopes.statementIds()) this.heardVillages(id);
         await this.views.rebuildIndex();
-        const { segments, highest } = core.state.segmentsReceivedAfter(checked === undefined ? Number.MAX_SAFE_INTEGER : Number(checked));
-        for (const { conversation, segment } of segments) await this.receipts.ensure(conversation, segment);
-        core.state.setSetting(RECEIPTS_CHECKED, String(highest));
         this.receipts.flushAcks(); // acknowledgements a crash kept from being written
       } catch (e) {
         if (!isStorageError(e) && !(e instanceof MailboxError && e.code === "storage")) throw e;

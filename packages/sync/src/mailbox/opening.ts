@@ -1,5 +1,5 @@
 // Opening envelopes addressed to this user: admission (model/admission.ts), then the change is applied
-// to the participant's document, the clock observed, receipts written. Nothing an envelope contains
+// to the participant's document, the clock observed (its acknowledgement is queued when it is stored). Nothing an envelope contains
 // may stop the node: content that Automerge or admission refuses is recorded as rejected with the
 // reason, and only this laptop's own storage failures are retried later.
 import * as A from "@automerge/automerge";
@@ -165,8 +165,9 @@ export class Opening {
         });
         await core.flushQuietly(handle as DocHandle<unknown>);
         this.observeClock(handle.doc());
-        this.views.noteArrivals(conv, core.state.members(conv)!, env.segment, handle.doc(), core.envelopes.meta(env.id)?.hops ?? 0);
-        await this.receipts.ensure(conv, env.segment);
+        const own = equalBytes(env.author, core.me) ? env.id : undefined;
+        this.views.noteArrivals(conv, core.state.members(conv)!, env.segment, handle.doc(), core.envelopes.meta(env.id)?.hops ?? 0, own);
+        if (!own && this.receipts.betweenVillages(conv)) await this.receipts.ensure(conv, env.segment, { state: "delivered" });
         core.events.emit("changed");
         await this.openWaiting(conv); // a change may unblock others that were waiting for it
         return;

@@ -1,7 +1,11 @@
-// Receipts and acknowledgements. A receipt ("delivered", "read") is the recipient's own signed change
-// in the conversation and travels back like a message. An acknowledgement is a separate, unsigned
-// envelope (a version-3 receipt) holding the ack keys that open the sealed envelopes' locks, so
-// carriers can drop their copies without learning who received what.
+// Receipts and acknowledgements. An acknowledgement is an unsigned envelope (a version-3 receipt)
+// holding the ack keys that open the sealed envelopes' locks, so carriers can drop their copies
+// without learning who received what; its author, who alone can recompute each recipient's lock
+// (sealed.ts, recipientLocks), reads it as the "delivered" receipt (one envelope back per batch of
+// messages, not a signed change as well: issue 17, "receipts and acks ride together"). A "read"
+// receipt is the reader's own signed change in the conversation and travels back like a message.
+// A request (from someone not on the buddy list) is acknowledged only once the child accepts them:
+// until then its author learns nothing of whether it arrived.
 import * as A from "@automerge/automerge";
 import type { DocHandle } from "@automerge/automerge-repo";
 import {
@@ -17,8 +21,12 @@ export class Receipts {
 
   constructor(private readonly core: MailboxCore, private readonly views: Views) {}
 
-  /** Every message from someone else gets our signed "delivered" receipt, exactly once (and "read" for `also`). */
-  async ensure(conv: Uint8Array, segment: number, also?: { ids: Set<string>; state: "read" }): Promise<void> {
+  /**
+   * Signed receipts in the document for messages of someone else (`ids`, or all), once each: "read";
+   * and "delivered" for someone of another village (betweenVillages), where acknowledgements do not
+   * travel: relay points route sealed envelopes, and this one goes back like a message.
+   */
+  async ensure(conv: Uint8Array, segment: number, want: { state: "delivered" | "read"; ids?: Set<string> }): Promise<void> {
     const { core } = this;
     const members = core.state.members(conv);
     const channel = core.isChannel(conv);
@@ -37,11 +45,7 @@ export class Receipts {
     for (const m of handle.doc().messages) {
       if (m.author.toString() === core.myKeyId) continue;
       const id = m.id.toString();
-      // in a channel, the member's signed acknowledgement of the envelope (which carriers need anyway,
-      // and which goes to the author alone) is the delivered receipt: a receipt change would go to
-      // every member, members x members envelopes per message
-      if (!channel && handle.doc().receipts[receiptKey(id, core.myKeyId, "delivered")] === undefined) todo.push({ id, state: "delivered" });
-      if (also?.ids.has(id) && handle.doc().receipts[receiptKey(id, core.myKeyId, "read")] === undefined) todo.push({ id, state: "read" });
+      if ((!want.ids || want.ids.has(id)) && handle.doc().receipts[receiptKey(id, core.myKeyId, want.state)] === undefined) todo.push({ id, state: want.state });
     }
     if (todo.length === 0) return;
     const at = core.now();
@@ -103,15 +107,54 @@ export class Receipts {
     });
   }
 
+  /** A conversation of two with someone of another village: "delivered" goes back signed, as a message does. */
+  betweenVillages(conv: Uint8Array): boolean {
+    const { core } = this;
+    if (core.isChannel(conv)) return false;
+    return (core.state.members(conv) ?? []).some((m) => {
+      const home = core.state.contact(m)?.home;
+      return !equalBytes(m, core.me) && home !== undefined && home !== core.identity.home && core.otherVillages.has(home);
+    });
+  }
+
+  /**
+   * Envelopes of ours a receipt just opened a lock of: each one-to-one message among them is delivered
+   * (its one lock is its recipient's), shown and announced once, with when this laptop learnt it and
+   * how the receipt came (`hops`). A channel's are counted per member from the locks (Views.openedBy).
+   */
+  acknowledged(ids: Uint8Array[], hops: number): void {
+    let any = false;
+    for (const id of ids) if (this.views.noteDelivered(id, hops)) any = true;
+    if (any) this.core.events.emit("changed");
+  }
+
   /** Whether an acknowledgement batch waits to be written (it is written 20 ms after the first owed). */
   get ackPending(): boolean {
     return this.ackTimer !== undefined;
   }
 
-  /** Remembers (durably) that `env` is owed an acknowledgement, and writes one shortly. */
+  /**
+   * Remembers (durably) that `env` is owed an acknowledgement, and writes one shortly; a request's
+   * (a conversation of two with someone not on the buddy list) is held until they are accepted.
+   */
   queueAck(env: Envelope): void {
     const { core } = this;
+    const held = (env.kind === EnvelopeKind.Change || env.kind === EnvelopeKind.Key) && !core.isChannel(env.conversation) && !core.isBuddy(env.author);
+    if (held) {
+      core.state.holdAck(env.id, env.author, env.conversation);
+      return;
+    }
     core.state.oweAck(env.id, env.author); // durable, so a crash before the ack is written loses nothing
+    this.flushSoon();
+  }
+
+  /** The person was accepted, or a channel became known: what was held for them, or in it, is acknowledged. */
+  release(by: { author: Uint8Array } | { conversation: Uint8Array }): void {
+    if (this.core.state.releaseHeldAcks(by) > 0) this.flushSoon();
+  }
+
+  private flushSoon(): void {
+    const { core } = this;
     this.ackTimer ??= setTimeout(() => {
       this.ackTimer = undefined;
       void core.serial(async () => this.flushAcks()).catch((e: unknown) => core.log.warn(`could not write an acknowledgement: ${(e as Error).message}`));

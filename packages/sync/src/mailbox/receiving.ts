@@ -25,6 +25,8 @@ interface Admitted {
   evicted: number;
   /** A receipt's entries: the locks they open. */
   receipt?: ReceiptEntry[];
+  /** Transfers the receipt took to get here (1: straight from the laptop that wrote it). */
+  hops?: number;
   /** For the user, from someone they blocked: carried, never opened. */
   blocked?: boolean;
 }
@@ -318,15 +320,16 @@ export class Receiving {
     if (!core.envelopes.put(row, it.hops, core.now(), true, source, room)) return { stored: false };
     // the receipt's names are known before it is announced: routing needs them
     core.envelopes.recordAckNames(receipt.id, receipt.entries.map((e) => e.id));
-    stored.push({ id: receipt.id, party: false, evicted: room.length, receipt: receipt.entries });
+    stored.push({ id: receipt.id, party: false, evicted: room.length, receipt: receipt.entries, hops: it.hops });
     return { stored: true };
   }
 
-  private async afterStore({ env, id, party, evicted, receipt, blocked }: Admitted): Promise<void> {
+  private async afterStore({ env, id, party, evicted, receipt, hops, blocked }: Admitted): Promise<void> {
     const { core } = this;
     if (evicted) core.log.info(`carrier quota: evicted ${evicted} carried envelope(s) to make room`);
     core.events.emit("envelope", { id });
-    if (receipt) this.carrier.applyReceipt(receipt);
+    // an acknowledgement of our own message is its delivered receipt
+    if (receipt) this.receipts.acknowledged(this.carrier.applyReceipt(receipt), hops ?? 1);
     if (!env) return;
     if (blocked) this.opening.refuseBlocked(env);
     if (party && env.kind === EnvelopeKind.Statement) {
@@ -334,6 +337,8 @@ export class Receiving {
         // its receipt opens our lock at every carrier of the copy
         if (env.sealed && !equalBytes(env.author, core.me)) this.receipts.queueAck(env);
         if (this.channels.follows(env)) await this.channels.apply(env);
+        // its messages that came before it were held as if from a stranger: they are the channel's
+        if (core.isChannel(env.conversation)) this.receipts.release({ conversation: env.conversation });
         return;
       }
       if (this.school.follows(env)) this.school.apply(env);

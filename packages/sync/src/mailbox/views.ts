@@ -35,8 +35,29 @@ export class Views {
     return others.filter((k) => opened.has(locks!.get(toHex(k)) ?? "-"));
   }
 
-  /** Emits 'message' and 'receipt' for what this laptop sees for the first time, numbers and indexes it. */
-  noteArrivals(conv: Uint8Array, members: Uint8Array[], segment: number, doc: ConversationDoc, hops = 0): void {
+  /**
+   * A receipt opened a lock of our sealed envelope `env`: if it holds a one-to-one message of ours,
+   * that message is delivered; recorded (when, and the receipt's hops) and announced the first time.
+   */
+  noteDelivered(env: Uint8Array, hops: number): boolean {
+    const { core } = this;
+    const messageId = core.state.sentMessage(env);
+    const indexed = messageId === undefined ? undefined : core.state.indexedMessage(messageId);
+    if (!messageId || !indexed || core.isChannel(indexed.conversation)) return false;
+    const members = core.state.members(indexed.conversation) ?? [];
+    const other = members.find((k) => !equalBytes(k, core.me));
+    const at = core.now();
+    if (!other || core.state.recordArrival(`d:${messageId}`, at, hops) === undefined) return false;
+    core.events.emit("receipt", { conversation: toHex(indexed.conversation), messageId, reader: core.addressOf(other), state: "delivered", at });
+    return true;
+  }
+
+  /**
+   * Emits 'message' and 'receipt' for what this laptop sees for the first time, numbers and indexes it.
+   * `own`: the sealed envelope just opened, when it is this person's (from another of their devices):
+   * its messages are then known as sent in it, so its acknowledgement shows them delivered here too.
+   */
+  noteArrivals(conv: Uint8Array, members: Uint8Array[], segment: number, doc: ConversationDoc, hops = 0, own?: Uint8Array): void {
     const { core } = this;
     const at = core.now();
     // a profile segment holds the author's picture, not messages to show (pictureOf reads it)
@@ -50,7 +71,9 @@ export class Views {
       // with the hops of the copy that brought it: how far away its writer was ("2 laptops away")
       const seq = core.state.recordArrival(`m:${m.id.toString()}`, at, hops);
       if (seq === undefined) continue;
-      core.state.indexMessage({ id: m.id.toString(), conversation: conv, segment, outgoing: m.author.toString() === core.myKeyId, seq });
+      const outgoing = m.author.toString() === core.myKeyId;
+      core.state.indexMessage({ id: m.id.toString(), conversation: conv, segment, outgoing, seq });
+      if (own && outgoing) core.state.recordSent(m.id.toString(), own);
       core.events.emit("message", this.viewOf(conv, members, doc, i));
     }
     for (const [key, when] of Object.entries(doc.receipts)) {
@@ -128,7 +151,13 @@ export class Views {
     }
     if (view.counts && view.counts.delivered === others.length && others.length > 0) {
       view.deliveredAt = Math.max(0, ...delivered, ...read); // when is not known from acknowledgements
+    } else if (title === undefined && core.state.arrival(`d:${id}`)) {
+      // the recipient's acknowledgement came back: when this laptop learnt it, and by which way
+      const acked = core.state.arrival(`d:${id}`)!;
+      view.deliveredAt = acked.at;
+      view.deliveredVia = (acked.hops ?? 1) <= 1 ? "direct" : "carriers";
     } else if (delivered.length === others.length) {
+      // a signed "delivered" receipt in the document (written by versions before acknowledgements were the receipt)
       view.deliveredAt = Math.max(...delivered);
       const hops = others.map((k) => core.state.arrival(`r:${receiptKey(id, keyId(k), "delivered")}`)?.hops ?? 1);
       view.deliveredVia = hops.every((h) => h <= 1) ? "direct" : "carriers";

@@ -8,7 +8,8 @@
 //
 // The notice is hostile input like any message: it only ever makes this laptop write again its own
 // text, to the one person it was written to (the notice must come from that same conversation), once
-// per envelope, and only messages not already shown delivered.
+// per envelope, and only messages not already shown read. (Delivered is no guard: the gateway's laptop
+// acknowledges the late envelope, which clears carriers' copies, though it could not read it.)
 import { parseUnreadNotice, fromHex } from "@pigeon/model";
 import type { MailboxCore } from "./core.js";
 import type { MessageView } from "./types.js";
@@ -41,7 +42,7 @@ export class WriteAgain {
       const own = await this.message(id);
       // its own text, in the conversation the notice came in, not a file, not already read over there
       if (!own || own.direction !== "out" || own.conversation !== notice.conversation || own.file) continue;
-      if (own.state === "delivered" || own.state === "read") continue;
+      if (own.state === "read") continue;
       again.push(await this.reply(notice.id, own.body));
       this.core.log.info(`wrote message ${id.slice(0, 8)} again as ${again[again.length - 1]!.id.slice(0, 8)}: the gateway had forgotten its part of the conversation before it arrived`);
     }
