@@ -84,6 +84,8 @@ describe("a person's devices", () => {
     await tablet.reply(hi.id, "from the tablet");
     await until(async () => (await b.inbox()).some((m) => m.body === "from the tablet" && m.from === "amara@local"));
     await until(async () => (await laptop.outbox()).some((m) => m.body === "from the tablet"));
+    // baraka's acknowledgement of it is its delivered receipt, on the device that did not write it too
+    await until(async () => (await laptop.outbox()).find((m) => m.body === "from the tablet")?.state === "delivered", "delivered, on the laptop");
 
     // revoked on the laptop: the keyring reaches baraka, who rekeys and refuses the tablet
     const id = laptop.devices.list().find((d) => !d.thisDevice)!.id;
