@@ -103,6 +103,8 @@ CREATE TABLE IF NOT EXISTS envelope_parties (
 ) WITHOUT ROWID;
 -- receipts naming the envelopes of one reconciled slice (a recipient hands its receipts to carriers)
 CREATE INDEX IF NOT EXISTS ack_names_by_envelope ON ack_names(envelope);
+-- this user's own acknowledgements (few beside the carried ones): what a meeting hands on first
+CREATE INDEX IF NOT EXISTS envelopes_own_acks ON envelopes(kind) WHERE carried = 0 AND kind = 3;
 CREATE INDEX IF NOT EXISTS envelope_parties_by_envelope ON envelope_parties(envelope);
 CREATE TABLE IF NOT EXISTS handed (
   envelope BLOB NOT NULL,

@@ -508,12 +508,17 @@ export class EnvelopeStore {
    */
   ownReceiptNames(range: IdRange): { receipt: Uint8Array; envelope: Uint8Array }[] {
     const { lo, hi } = rangeBounds(range);
-    return (
-      this.stmt(
-        `SELECT a.ack, a.envelope FROM ack_names a JOIN envelopes r ON r.id = a.ack
-         WHERE a.envelope BETWEEN ? AND ? AND r.carried = 0 AND r.kind = 3`,
-      ).all(lo, hi) as { ack: Buffer; envelope: Buffer }[]
-    ).map((r) => ({ receipt: new Uint8Array(r.ack), envelope: new Uint8Array(r.envelope) }));
+    // the whole id space (every meeting asks): from our own receipts, not from every receipt carried
+    // here (an author holds every receipt for its messages, which are not its own); a slice: from the
+    // names in it
+    const sql =
+      range.depth === 0
+        ? `SELECT a.ack, a.envelope FROM envelopes r INDEXED BY envelopes_own_acks CROSS JOIN ack_names a ON a.ack = r.id
+           WHERE r.carried = 0 AND r.kind = 3`
+        : `SELECT a.ack, a.envelope FROM ack_names a JOIN envelopes r ON r.id = a.ack
+           WHERE a.envelope BETWEEN ? AND ? AND r.carried = 0 AND r.kind = 3`;
+    const rows = (range.depth === 0 ? this.stmt(sql).all() : this.stmt(sql).all(lo, hi)) as { ack: Buffer; envelope: Buffer }[];
+    return rows.map((r) => ({ receipt: new Uint8Array(r.ack), envelope: new Uint8Array(r.envelope) }));
   }
 
   /** Our own receipts naming an envelope, by its 16-byte id prefix (a peer says it holds that envelope). */
