@@ -363,6 +363,57 @@ export function openKeyEnvelope(env: Envelope, me: Identity): OpenedKey | null {
   }
 }
 
+// ---- What a sealed envelope holds ----
+
+/**
+ * The signed envelope(s) inside a sealed one (sealed.ts): one version-2 envelope (its first byte is
+ * its version, 2), or a conversation's first message together with its key (issue 17: a message does
+ * not depend on a separate key envelope reaching the same laptop):
+ *
+ *   u8 0 | varint len + key envelope (kind 2) | the change envelope (kind 1), to the end
+ *
+ * Both signed by the same signer, for the same conversation, key, recipients, hour and lifetime.
+ */
+export function encodeInner(env: Envelope, key?: Envelope): Uint8Array {
+  if (!key) return env.bytes;
+  checkPair(key, env);
+  return concat([new Writer().u8(0).bytes(key.bytes).finish(), env.bytes]);
+}
+
+/** Parses what a sealed envelope holds (signatures not checked: verifyEnvelope each). Throws EnvelopeError. */
+export function decodeInner(bytes: Uint8Array): { envelope: Envelope; key?: Envelope } {
+  if (bytes.length === 0 || bytes[0] !== 0) return { envelope: decodeEnvelope(bytes) };
+  let keyBytes: Uint8Array;
+  let rest: Uint8Array;
+  try {
+    const r = new Reader(bytes, true);
+    r.u8();
+    keyBytes = r.bytes(MAX_ENVELOPE_BYTES);
+    rest = r.raw(r.remaining);
+  } catch (e) {
+    if (e instanceof DecodeError) throw new EnvelopeError(`malformed message with its key: ${e.message}`);
+    throw e;
+  }
+  const key = decodeEnvelope(keyBytes);
+  const envelope = decodeEnvelope(rest);
+  checkPair(key, envelope);
+  return { envelope, key };
+}
+
+function checkPair(key: Envelope, change: Envelope): void {
+  if (key.kind !== EnvelopeKind.Key || change.kind !== EnvelopeKind.Change) throw new EnvelopeError("a message travels only with its conversation key");
+  const same =
+    equalBytes(key.author, change.author) &&
+    equalBytes(signerOf(key), signerOf(change)) &&
+    equalBytes(key.conversation, change.conversation) &&
+    equalBytes(key.keyId, change.keyId) &&
+    key.recipients.length === change.recipients.length &&
+    key.recipients.every((r, i) => equalBytes(r, change.recipients[i]!)) &&
+    key.created === change.created &&
+    key.lifetime === change.lifetime;
+  if (!same) throw new EnvelopeError("a message and the key it travels with differ in author, conversation, key, recipients or time");
+}
+
 // ---- Acknowledgements ----
 
 const NO_CONVERSATION = new Uint8Array(16);

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { toHex } from "./bytes.js";
+import { toHex, Writer } from "./bytes.js";
 import { generateSealingKeyPair, randomBytes, x25519, x25519Fast, X25519OneOff, x25519PublicKey } from "./crypto.js";
 import { conversationId } from "./conversation.js";
-import { decodeEnvelope, EnvelopeError, newConversationKey, sealChange, sealKey } from "./envelope.js";
+import { decodeEnvelope, decodeInner, encodeInner, EnvelopeError, newConversationKey, openChange, openKey, sealChange, sealKey, verifyEnvelope } from "./envelope.js";
 import { generateIdentity } from "./identity.js";
 import { decodeReceipt, decodeSealed, envelopeForm, lockOf, makeReceipt, recognises, sealEnvelope, unseal } from "./sealed.js";
 import { decodeFrame, encodeFrame } from "./wire.js";
@@ -107,4 +107,36 @@ describe("sealed envelopes (version 3)", () => {
     if (back.type === "probe") expect(toHex(back.entries[0]!.tags[1]!)).toBe(toHex(sealed.slots[1]!.tag));
     expect(() => decodeFrame(Uint8Array.of(11, 0x80, 0x02))).toThrow(); // 256+ entries claimed, none there
   });
+
+  it("a conversation's first message carries its key in the same sealed envelope; a key that does not match it is refused", () => {
+    const first = sealChange(amara, { conversation: conv, segment: 0, recipients: [baraka.person], created: now, lifetime: 3600 }, key, randomBytes(40));
+    const card = { signPublicKey: baraka.person, sealPublicKey: baraka.sealing.publicKey };
+    const keyEnv = sealKey(amara, { conversation: conv, recipients: [card], created: now, lifetime: 3600 }, key);
+    const both = sealEnvelope(amara.sealing, { bytes: encodeInner(first, keyEnv), created: first.created, lifetime: first.lifetime }, [baraka.sealing.publicKey]);
+    // to a carrier it is one sealed envelope like any other
+    expect(decodeSealed(both.bytes).locks.length).toBe(1);
+    const opened = decodeInner(unseal(decodeSealed(both.bytes), [baraka.sealing])!.inner);
+    expect(toHex(opened.envelope.id)).toBe(toHex(first.id));
+    expect(verifyEnvelope(opened.envelope) && verifyEnvelope(opened.key!)).toBe(true);
+    expect(toHex(openChange(opened.envelope, openKey(opened.key!, baraka)!)!)).toBe(toHex(openChange(first, key)!));
+    // one envelope alone decodes as before
+    expect(decodeInner(first.bytes).key).toBeUndefined();
+    // a key for another conversation, other recipients, another hour or another author does not travel with it
+    const otherConv = conversationId([amara.person, carol.person]);
+    const carolCard = { signPublicKey: carol.person, sealPublicKey: carol.sealing.publicKey };
+    const wrong = [
+      sealKey(amara, { conversation: otherConv, recipients: [card], created: now, lifetime: 3600 }, key),
+      sealKey(amara, { conversation: conv, recipients: [carolCard], created: now, lifetime: 3600 }, key),
+      sealKey(amara, { conversation: conv, recipients: [card], created: now + 3_600_000, lifetime: 3600 }, key),
+      sealKey(carol, { conversation: conv, recipients: [card], created: now, lifetime: 3600 }, key),
+      sealKey(amara, { conversation: conv, recipients: [card], created: now, lifetime: 3600 }, newConversationKey()),
+    ];
+    for (const w of wrong) {
+      expect(() => encodeInner(first, w)).toThrow(EnvelopeError);
+      const forged = new Writer().u8(0).bytes(w.bytes).raw(first.bytes).finish();
+      expect(() => decodeInner(forged)).toThrow(EnvelopeError);
+    }
+    expect(() => decodeInner(new Uint8Array([0, 5, 1, 2]))).toThrow(EnvelopeError);
+  });
 });
+

@@ -112,14 +112,14 @@ describe("copy tokens follow who meets whom", () => {
     for (let i = 0; i < 3; i++) await meet(bea, rosa);
     const anaWrites = await write(ana, rosa, "see you at the library");
     const danWrites = await write(dan, rosa, "football after school?");
-    expect(anaWrites).toHaveLength(2); // the conversation key and the message
+    expect(anaWrites).toHaveLength(1); // the message, its conversation key inside the same envelope
 
     const toBea = await meet(ana, bea);
     const toCarl = await meet(dan, carl);
     for (const id of anaWrites) expect(toBea.get(id)).toBe(48); // 64 tokens, a quarter kept
     for (const id of danWrites) expect(toCarl.get(id)).toBe(32); // binary spray
     // and bea never learned who rosa is from it: her laptop carries the copies sealed
-    expect(bea.m.status().carrying.envelopes).toBe(2);
+    expect(bea.m.status().carrying.envelopes).toBe(1);
   });
 
   it("an author whose last token is gone still hands a copy (with none) to a laptop that meets the recipient; a passer-by gets nothing", async () => {

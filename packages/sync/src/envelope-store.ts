@@ -12,7 +12,7 @@ import type Database from "better-sqlite3";
 import { SCHEMA } from "./database.js";
 import { statementCache } from "./statements.js";
 import {
-  decodeBetweenVillages, decodeEnvelope, decodeSealed, equalBytes, EnvelopeKind, Iblt, IBLT_KEY_BYTES, rangeBounds, SKETCH_LEVELS, type Envelope, type IdRange,
+  decodeBetweenVillages, decodeEnvelope, decodeInner, decodeSealed, encodeInner, equalBytes, EnvelopeKind, Iblt, IBLT_KEY_BYTES, rangeBounds, SKETCH_LEVELS, type Envelope, type IdRange,
 } from "@pigeon/model";
 
 /** The author column of an envelope whose author this node cannot know (a carried sealed envelope, a receipt). */
@@ -24,7 +24,11 @@ const NO_CONVERSATION = new Uint8Array(16);
  * version-3 envelope it travels in, when it does (then `id` is the sealed envelope's id: what is
  * stored, reconciled and handed on).
  */
-export type HeldEnvelope = Envelope & { sealed?: Uint8Array };
+/**
+ * A signed envelope as this user holds it: `sealed`, the sealed envelope it travels in; `key`, the
+ * conversation key envelope sealed in the same one (a conversation's first message: model decodeInner).
+ */
+export type HeldEnvelope = Envelope & { sealed?: Uint8Array; key?: Envelope };
 
 /**
  * What the store keeps of one envelope: what travels (`bytes`; `id` = its sha256) and the routing
@@ -47,7 +51,7 @@ export interface Storable {
 
 /** The store's row for a signed envelope (sealed: the sealed bytes travel, the signed ones are kept beside). */
 export function storable(env: HeldEnvelope): Storable {
-  return env.sealed ? { ...env, bytes: env.sealed, inner: env.bytes } : env;
+  return env.sealed ? { ...env, bytes: env.sealed, inner: encodeInner(env, env.key) } : env;
 }
 
 /** The row of an envelope this node only carries: what travels, and nothing known of who or what. */
@@ -340,7 +344,10 @@ export class EnvelopeStore {
   get(id: Uint8Array): HeldEnvelope | undefined {
     const r = this.getStmt.get(id) as { bytes: Buffer; inner: Buffer | null } | undefined;
     if (!r) return undefined;
-    if (r.inner) return { ...decodeEnvelope(new Uint8Array(r.inner)), id: Uint8Array.from(id), sealed: new Uint8Array(r.bytes) };
+    if (r.inner) {
+      const { envelope, key } = decodeInner(new Uint8Array(r.inner));
+      return { ...envelope, ...(key ? { key } : {}), id: Uint8Array.from(id), sealed: new Uint8Array(r.bytes) };
+    }
     return r.bytes[0] === 2 ? decodeEnvelope(new Uint8Array(r.bytes)) : undefined;
   }
 

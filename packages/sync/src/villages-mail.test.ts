@@ -55,7 +55,7 @@ describe("mail between villages", () => {
       kids[0]!.m.envelopes.idsAfter(new Uint8Array(32), 100_000).map((id) => kids[0]!.m.envelopes.bytesOf(id)!).filter((b) => b[1] === 7).map((b) => toHex(decodeBetweenVillages(b).sealed.id)),
     );
     const early = kids[0]!.m.envelopes.ownSealedFor(kids[0]!.id.person, kids[1]!.id.person);
-    expect(early.length).toBe(2); // the conversation's key and the message
+    expect(early.length).toBe(1); // the message, its conversation key inside
     for (const e of early) expect(wrapped.has(toHex(e.id))).toBe(true);
 
     for (const k of kids) for (const o of kids) if (k !== o) await k.m.send(`${o.id.name}@${o.id.home}`, `hello ${o.id.name}, from ${k.id.name}`);
@@ -88,7 +88,7 @@ describe("mail between villages", () => {
     // laptop holds any but its own
     for (const k of kids) {
       const wrappers = k.m.envelopes.idsAfter(new Uint8Array(32), 100_000).filter((id) => k.m.envelopes.bytesOf(id)?.[1] === 7);
-      expect(wrappers.length).toBeGreaterThanOrEqual(2);
+      expect(wrappers.length).toBeGreaterThanOrEqual(1);
       for (const id of wrappers) expect(decodeBetweenVillages(k.m.envelopes.bytesOf(id)!).sealed.id).toSatisfy((x: Uint8Array) => k.m.envelopes.isOwn(x, k.id.person));
     }
     // the destination relay points took them out of kind 7

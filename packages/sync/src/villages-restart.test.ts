@@ -120,7 +120,7 @@ describe("mail between villages, with laptops at the bus stops and a relay point
     const sealed = ama.m.envelopes.ownSealedFor(amaId.person, ben.person).map((e) => toHex(e.id));
     const wrapped = ama.m.envelopes.idsAfter(new Uint8Array(32), 100_000).map((id) => ama.m.envelopes.bytesOf(id)!).filter((b) => b[1] === 7)
       .map((b) => decodeBetweenVillages(b)).filter((b) => b.dest === "village-two").map((b) => toHex(b.sealed.id));
-    expect(sealed.length).toBeGreaterThanOrEqual(2); // the conversation's key and the message
+    expect(sealed.length).toBeGreaterThanOrEqual(1); // the message, its conversation key inside
     for (const id of sealed) expect(wrapped).toContain(id);
   }, 60_000);
 });

@@ -4,7 +4,7 @@ import type { EventEmitter } from "node:events";
 import * as A from "@automerge/automerge";
 import type { DocHandle } from "@automerge/automerge-repo";
 import {
-  decodeSealed, EnvelopeKind, emptySegment, forVillage, equalBytes, fingerprint, formatAddress, keyId, newActorId, openChange, sealEnvelope, segmentDocumentId, toHex,
+  decodeSealed, encodeInner, EnvelopeKind, emptySegment, forVillage, equalBytes, fingerprint, formatAddress, keyId, newActorId, openChange, sealEnvelope, segmentDocumentId, toHex,
   type Address, type SealedEnvelope, type SealingKeyPair, type Buddy, type ContactCard, type ConversationDoc, type Envelope, type Identity,
 } from "@pigeon/model";
 import type { DocumentStore } from "../document-store.js";
@@ -238,13 +238,15 @@ export class MailboxCore {
    * sealed (envelope version 3) to each recipient's person sealing key (the contact's, unless given
    * in `sealKeys`, in recipient order) and to this person's own: from here `env.id` is the sealed
    * envelope's id, the one it is stored, reconciled and handed on under. Statements travel as they are.
+   * `key`: a conversation's first message travels with its key envelope, sealed in the same envelope.
    */
-  storeOwn(env: Envelope, sealKeys?: Uint8Array[]): void {
+  storeOwn(env: Envelope, sealKeys?: Uint8Array[], key?: Envelope): void {
     const held = env as HeldEnvelope;
+    if (key) held.key = key;
     if (env.kind === EnvelopeKind.Change || env.kind === EnvelopeKind.Key) {
       const keys = env.recipients.map((r, i) => sealKeys?.[i] ?? this.state.contact(r)?.sealPublicKey ?? this.directorySealKey(r));
       if (keys.some((k) => !k)) throw new MailboxError("unknown-address", "this laptop does not have their keys yet");
-      const sealed = sealEnvelope(this.identity.sealing, env, keys as Uint8Array[]);
+      const sealed = sealEnvelope(this.identity.sealing, { bytes: encodeInner(env, key), created: env.created, lifetime: env.lifetime }, keys as Uint8Array[]);
       held.sealed = sealed.bytes;
       held.id = sealed.id;
       this.storeRow(storable(held));

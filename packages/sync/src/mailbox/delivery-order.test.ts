@@ -67,10 +67,10 @@ async function deliver(recipient: Identity, order: Uint8Array[]) {
 }
 
 describe("delivery in any order", () => {
-  it("every order of a key and three messages", async () => {
+  it("every order of four messages, the first carrying the conversation key", async () => {
     const zawadi = generateIdentity("zawadi");
-    const { envelopes, bodies } = await written(3, zawadi);
-    expect(envelopes.length).toBe(4);
+    const { envelopes, bodies } = await written(4, zawadi);
+    expect(envelopes.length).toBe(4); // the key travels inside the first message's envelope
     for (const order of permutations(envelopes)) {
       const r = await deliver(zawadi, order);
       expect(r.rejected).toEqual([]);
@@ -79,7 +79,7 @@ describe("delivery in any order", () => {
     }
   }, 120_000);
 
-  it("random orders with duplicates of a key and six messages", async () => {
+  it("random orders with duplicates of six messages, the first carrying the key", async () => {
     const zawadi = generateIdentity("zawadi");
     const { envelopes, bodies } = await written(6, zawadi);
     const seed = Number(process.env.PIGEON_ORDER_SEED ?? Date.now() % 1_000_000);

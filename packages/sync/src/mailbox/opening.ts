@@ -4,7 +4,7 @@
 // reason, and only this laptop's own storage failures are retried later.
 import * as A from "@automerge/automerge";
 import type { DocHandle } from "@automerge/automerge-repo";
-import { admitEnvelope, EnvelopeKind, equalBytes, hlcReceive, parseHlc, toHex, type ConversationDoc, type Envelope } from "@pigeon/model";
+import { admitEnvelope, EnvelopeKind, equalBytes, hlcReceive, parseHlc, toHex, type Admission, type ConversationDoc, type Envelope } from "@pigeon/model";
 import type { Buddies } from "./buddies.js";
 import type { Channels } from "./channels.js";
 import { channelBudgetRefusal, overBudgetWaiting } from "./channel-budget.js";
@@ -12,6 +12,7 @@ import type { Drafts } from "./drafts.js";
 import type { Forgetting } from "./forgetting.js";
 import { INTRODUCED, isStorageError, type MailboxCore } from "./core.js";
 import type { Receipts } from "./receipts.js";
+import type { HeldEnvelope } from "../envelope-store.js";
 import type { Views } from "./views.js";
 
 /**
@@ -87,10 +88,41 @@ export class Opening {
     }
   }
 
-  private async openOne(env: Envelope): Promise<void> {
+  private async openOne(env: HeldEnvelope): Promise<void> {
     const { core } = this;
     const conv = env.conversation;
-    const admission = admitEnvelope(env, {
+    // a conversation's first message carries its key: the key first (a bad key refuses the message)
+    if (env.key && !core.state.keyMap(conv).has(toHex(env.key.keyId))) {
+      const k = this.admit(env.key);
+      if (k.status !== "key") {
+        this.reject(env, `the key it carries: ${k.status === "rejected" ? k.reason : "not for this person"}`);
+        return;
+      }
+      this.keyOpened(env.key, k);
+    }
+    const admission = this.admit(env);
+    switch (admission.status) {
+      case "rejected":
+        this.reject(env, admission.reason);
+        return;
+      case "pending":
+        core.state.markOpened(env.id, conv, "pending", core.now(), admission.reason);
+        return;
+      case "key": {
+        core.state.markOpened(env.id, conv, "applied", core.now());
+        this.keyOpened(env, admission);
+        await this.openWaiting(conv);
+        return;
+      }
+      case "change":
+        return this.applyChange(env, admission);
+    }
+  }
+
+  private admit(env: Envelope) {
+    const { core } = this;
+    const conv = env.conversation;
+    return admitEnvelope(env, {
       me: core.identity,
       members: core.state.members(conv),
       keys: core.state.keyMap(conv),
@@ -102,77 +134,72 @@ export class Opening {
       revoked: (device) => core.state.revocation(device)?.reason,
       channel: this.channels.admissionContext(conv),
     });
-    switch (admission.status) {
-      case "rejected":
-        this.reject(env, admission.reason);
-        return;
-      case "pending":
-        core.state.markOpened(env.id, conv, "pending", core.now(), admission.reason);
-        return;
-      case "key": {
-        core.state.batch(() => {
-          if (!this.channels.isChannel(conv)) core.state.rememberConversation(conv, admission.members);
-          core.state.addKey(conv, { keyId: env.keyId, key: admission.key, envelope: env.id });
-          core.state.markOpened(env.id, conv, "applied", core.now());
-        });
-        // someone never met: keep what they say about themselves, shown as their claim, so the
-        // message has a name and can be answered (a known contact's name is never overwritten)
-        const claims = admission.authorClaims;
-        if (claims && !equalBytes(env.author, core.me) && !core.state.contact(env.author)) {
-          // not announced as a new buddy (no roster push): what they write waits under requests
-          core.state.rememberContact({ ...claims, signPublicKey: env.author, sealPublicKey: admission.authorSealPublicKey }, INTRODUCED, core.now());
-        }
-        await this.openWaiting(conv);
-        return;
-      }
-      case "change": {
-        const { decoded } = admission;
-        // an author who signs two different changes with the same number contradicts themselves:
-        // Automerge cannot hold both, so the second is refused here (and kept as evidence)
-        const earlier = core.state.changeAt(conv, env.segment, decoded.actor, decoded.seq);
-        if (earlier !== undefined && earlier !== decoded.hash) {
-          this.reject(env, `the author signed two different changes numbered ${decoded.seq} (kept as evidence against them)`);
-          return;
-        }
-        // the person's own documents, edited on another device of theirs: drafts (admitted by the
-        // drafts rule) and the buddy list (by the buddy-list rule)
-        const personal = this.drafts.isHere(conv, env.segment) ? this.drafts : this.buddies.isHere(conv) ? this.buddies : undefined;
-        if (personal) {
-          if (!(await personal.receive(env, admission.change, decoded)))
-            core.state.markOpened(env.id, conv, "pending", core.now(), "waiting for earlier changes");
-          else await this.openWaiting(conv);
-          return;
-        }
-        const handle = await core.segmentHandle(conv, env.segment);
-        if (!A.hasHeads(handle.doc(), decoded.deps)) {
-          core.state.markOpened(env.id, conv, "pending", core.now(), "waiting for earlier changes");
-          return;
-        }
-        const flood = channelBudgetRefusal(core, this.channels, env);
-        if (flood) {
-          // kept neither here nor passed on; nor what of theirs waits here for this epoch
-          for (const id of [env.id, ...overBudgetWaiting(core, env)]) {
-            core.state.markOpened(id, conv, "rejected", core.now(), flood);
-            core.envelopes.dropRefused(id, "over the channel budget");
-          }
-          core.log.warn(`refused a change ${toHex(env.id).slice(0, 12)} in ${toHex(conv).slice(0, 12)}: ${flood}`);
-          return;
-        }
-        if (!A.hasHeads(handle.doc(), [decoded.hash])) handle.update((d) => A.applyChanges(d, [admission.change])[0]);
-        core.state.batch(() => {
-          core.state.recordChange(conv, env.segment, decoded);
-          core.state.markOpened(env.id, conv, "applied", core.now(), undefined, decoded.hash);
-        });
-        await core.flushQuietly(handle as DocHandle<unknown>);
-        this.observeClock(handle.doc());
-        const own = equalBytes(env.author, core.me) ? env.id : undefined;
-        this.views.noteArrivals(conv, core.state.members(conv)!, env.segment, handle.doc(), core.envelopes.meta(env.id)?.hops ?? 0, own);
-        if (!own && this.receipts.betweenVillages(conv)) await this.receipts.ensure(conv, env.segment, { state: "delivered" });
-        core.events.emit("changed");
-        await this.openWaiting(conv); // a change may unblock others that were waiting for it
-        return;
-      }
+  }
+
+  /** A conversation key admitted: kept, with what its author says of themselves. */
+  private keyOpened(env: Envelope, admission: Extract<Admission, { status: "key" }>): void {
+    const { core } = this;
+    const conv = env.conversation;
+    core.state.batch(() => {
+      if (!this.channels.isChannel(conv)) core.state.rememberConversation(conv, admission.members);
+      core.state.addKey(conv, { keyId: env.keyId, key: admission.key, envelope: env.id });
+    });
+    // someone never met: keep what they say about themselves, shown as their claim, so the
+    // message has a name and can be answered (a known contact's name is never overwritten)
+    const claims = admission.authorClaims;
+    if (claims && !equalBytes(env.author, core.me) && !core.state.contact(env.author)) {
+      // not announced as a new buddy (no roster push): what they write waits under requests
+      core.state.rememberContact({ ...claims, signPublicKey: env.author, sealPublicKey: admission.authorSealPublicKey }, INTRODUCED, core.now());
     }
+  }
+
+  private async applyChange(env: Envelope, admission: Extract<Admission, { status: "change" }>): Promise<void> {
+    const { core } = this;
+    const conv = env.conversation;
+    const { decoded } = admission;
+    // an author who signs two different changes with the same number contradicts themselves:
+    // Automerge cannot hold both, so the second is refused here (and kept as evidence)
+    const earlier = core.state.changeAt(conv, env.segment, decoded.actor, decoded.seq);
+    if (earlier !== undefined && earlier !== decoded.hash) {
+      this.reject(env, `the author signed two different changes numbered ${decoded.seq} (kept as evidence against them)`);
+      return;
+    }
+    // the person's own documents, edited on another device of theirs: drafts (admitted by the
+    // drafts rule) and the buddy list (by the buddy-list rule)
+    const personal = this.drafts.isHere(conv, env.segment) ? this.drafts : this.buddies.isHere(conv) ? this.buddies : undefined;
+    if (personal) {
+      if (!(await personal.receive(env, admission.change, decoded)))
+        core.state.markOpened(env.id, conv, "pending", core.now(), "waiting for earlier changes");
+      else await this.openWaiting(conv);
+      return;
+    }
+    const handle = await core.segmentHandle(conv, env.segment);
+    if (!A.hasHeads(handle.doc(), decoded.deps)) {
+      core.state.markOpened(env.id, conv, "pending", core.now(), "waiting for earlier changes");
+      return;
+    }
+    const flood = channelBudgetRefusal(core, this.channels, env);
+    if (flood) {
+      // kept neither here nor passed on; nor what of theirs waits here for this epoch
+      for (const id of [env.id, ...overBudgetWaiting(core, env)]) {
+        core.state.markOpened(id, conv, "rejected", core.now(), flood);
+        core.envelopes.dropRefused(id, "over the channel budget");
+      }
+      core.log.warn(`refused a change ${toHex(env.id).slice(0, 12)} in ${toHex(conv).slice(0, 12)}: ${flood}`);
+      return;
+    }
+    if (!A.hasHeads(handle.doc(), [decoded.hash])) handle.update((d) => A.applyChanges(d, [admission.change])[0]);
+    core.state.batch(() => {
+      core.state.recordChange(conv, env.segment, decoded);
+      core.state.markOpened(env.id, conv, "applied", core.now(), undefined, decoded.hash);
+    });
+    await core.flushQuietly(handle as DocHandle<unknown>);
+    this.observeClock(handle.doc());
+    const own = equalBytes(env.author, core.me) ? env.id : undefined;
+    this.views.noteArrivals(conv, core.state.members(conv)!, env.segment, handle.doc(), core.envelopes.meta(env.id)?.hops ?? 0, own);
+    if (!own && this.receipts.betweenVillages(conv)) await this.receipts.ensure(conv, env.segment, { state: "delivered" });
+    core.events.emit("changed");
+    await this.openWaiting(conv); // a change may unblock others that were waiting for it
   }
 
   /** Moves our clock past what received messages claim, but never more than MAX_CLOCK_LEAD_MS ahead of our wall clock. */

@@ -2,7 +2,7 @@
 // are opened at once (within a per-author budget for those that cannot be opened yet); others are
 // carried within the carrier limits; acknowledgements drop the copies they confirm.
 import {
-  decodeBetweenVillages, decodeEnvelope, decodeReceipt, decodeSealed, envelopeForm, equalBytes, EnvelopeError, EnvelopeKind, isAddressedTo, isChannelStatement, openSealed, signerOf, toHex,
+  decodeBetweenVillages, decodeEnvelope, decodeInner, decodeReceipt, decodeSealed, envelopeForm, equalBytes, EnvelopeError, EnvelopeKind, isAddressedTo, isChannelStatement, openSealed, signerOf, toHex,
   verifyEnvelope, sha256, type Envelope, type Receipt, type BetweenVillages, type ReceiptEntry, type SealedEnvelope,
 } from "@pigeon/model";
 import { opaque, storable, type HeldEnvelope } from "../envelope-store.js";
@@ -139,8 +139,9 @@ export class Receiving {
         return this.refused(from, sealed, "sealed to this person but it does not open (changed in transit, or made up)");
       }
       let inner: Envelope;
+      let key: Envelope | undefined;
       try {
-        inner = decodeEnvelope(opened.inner);
+        ({ envelope: inner, key } = decodeInner(opened.inner));
       } catch (e) {
         return this.refused(from, sealed, `sealed envelope holds no valid signed envelope: ${e instanceof EnvelopeError ? e.reason : String(e)}`);
       }
@@ -153,7 +154,7 @@ export class Receiving {
       if (inner.created !== sealed.created || inner.lifetime !== sealed.lifetime)
         return this.refused(from, sealed, "its sealed header does not match the signed envelope inside");
       if (!membership && !isAddressedTo(inner, core.me)) return this.refused(from, sealed, "sealed to this person but not addressed to them");
-      env = { ...inner, id: sealed.id, sealed: sealed.bytes };
+      env = { ...inner, ...(key ? { key } : {}), id: sealed.id, sealed: sealed.bytes };
     } else {
       try {
         env = decodeEnvelope(it.bytes);
@@ -181,7 +182,8 @@ export class Receiving {
       return this.refused(from, env, `oversize: ${size} bytes, carriers take at most ${l.maxCarriedEnvelopeBytes}`);
     if (party && size > l.maxOwnEnvelopeBytes)
       return this.refused(from, env, `oversize: ${size} bytes, at most ${l.maxOwnEnvelopeBytes} are taken`);
-    if (!verifyEnvelope(env)) return this.refused(from, env, env.device ? "forged signature or device certificate" : "forged signature");
+    if (!verifyEnvelope(env) || (env.key && !verifyEnvelope(env.key)))
+      return this.refused(from, env, env.device ? "forged signature or device certificate" : "forged signature");
     // a revoked device's envelopes are neither opened nor carried by anyone who knows of the revocation
     // (a first device signs with the person key itself: the school may revoke that laptop too)
     const why = this.devices.revoked(signerOf(env));

@@ -132,24 +132,18 @@ export class Sending {
     const members = [core.me, to.signPublicKey];
     const conv = conversationId(members);
     core.state.rememberConversation(conv, members);
-    let sending = core.state.sendingKey(conv);
+    const sending = core.state.sendingKey(conv);
     const sealPublicKey = core.state.contact(to.signPublicKey)?.sealPublicKey ?? to.sealPublicKey;
     // a first message, or the first after a member's device was revoked: a new key, sealed to every
-    // member's current sealing key (a revoked device has neither it nor the person's new sealing key)
+    // member's current sealing key (a revoked device has neither it nor the person's new sealing key),
+    // travelling inside the message's own sealed envelope
+    let fresh: FreshKey | undefined;
     if (!sending || core.state.needsRekey(conv)) {
       if (!sealPublicKey) throw new MailboxError("unknown-address", "this laptop does not have their keys yet");
-      const key = newConversationKey();
-      const recipient = { signPublicKey: to.signPublicKey, sealPublicKey };
-      const env = sealKey(core.identity, { conversation: conv, recipients: [recipient], created: core.now(), lifetime: core.lifetime }, key);
-      core.storeOwn(env, [sealPublicKey]);
-      core.state.batch(() => {
-        core.state.addKey(conv, { keyId: conversationKeyId(key), key, envelope: env.id });
-        core.state.setSendingKey(conv, conversationKeyId(key));
-        core.state.markOpened(env.id, conv, "applied", core.now());
-      });
-      sending = core.state.sendingKey(conv)!;
+      fresh = { key: newConversationKey(), recipients: [{ signPublicKey: to.signPublicKey, sealPublicKey }] };
     }
-    const view = await this.append(conv, members, [to.signPublicKey], sending.key, body, kind, extra, sealPublicKey ? [sealPublicKey] : undefined);
+    const key = fresh?.key ?? sending!.key;
+    const view = await this.append(conv, members, [to.signPublicKey], key, body, kind, extra, sealPublicKey ? [sealPublicKey] : undefined, undefined, fresh);
     // a buddy written to for the first time since the user set a picture gets it now
     if (picture && core.isBuddy(to.signPublicKey)) {
       try {
@@ -180,6 +174,7 @@ export class Sending {
     extra: Pick<NewMessage, "replaces" | "file" | "fileType">,
     sealKeys: Uint8Array[] | undefined,
     channelBase?: number,
+    fresh?: FreshKey,
   ): Promise<MessageView> {
     const core = this.core;
     // a channel's epoch writes its own documents, from its base (model/channel.ts, SEGMENTS_PER_EPOCH);
@@ -204,7 +199,9 @@ export class Sending {
       (d) => appendMessage(d, { id, authorKeyId: core.myKeyId, hlc: formatHlc(hlc), sentAt, body, ...extra }).doc,
       (change) => {
         env = sealChange(core.identity, { conversation: conv, segment, recipients, created: sentAt, lifetime: core.lifetime }, key, change);
-        core.storeOwn(env, sealKeys); // fsynced before we answer: the message is not lost from here on
+        // a new key is sealed for the same hour as the message, and travels in its envelope
+        const keyEnv = fresh && sealKey(core.identity, { conversation: conv, recipients: fresh.recipients, created: sentAt, lifetime: core.lifetime }, fresh.key);
+        core.storeOwn(env, sealKeys, keyEnv); // fsynced before we answer: the message is not lost from here on
       },
     )!;
     // From here the message is sent: nothing below may turn into "not sent" for the user, who would
@@ -212,6 +209,11 @@ export class Sending {
     const decoded = A.decodeChange(change);
     try {
       core.state.batch(() => {
+        // the key is ours to write with only once the message carrying it is stored
+        if (fresh) {
+          core.state.addKey(conv, { keyId: conversationKeyId(fresh.key), key: fresh.key, envelope: env.id });
+          core.state.setSendingKey(conv, conversationKeyId(fresh.key));
+        }
         core.state.setHlc(hlc);
         core.state.recordSent(id, env.id);
         core.state.recordChange(conv, segment, decoded);
@@ -230,6 +232,12 @@ export class Sending {
     const doc = handle.doc();
     return this.views.viewOf(conv, members, doc, doc.messages.findIndex((m) => m.id.toString() === id));
   }
+}
+
+/** A conversation key made for this message, sealed to `recipients`, travelling in its envelope. */
+interface FreshKey {
+  key: Uint8Array;
+  recipients: { signPublicKey: Uint8Array; sealPublicKey: Uint8Array }[];
 }
 
 function checkBody(body: string): void {

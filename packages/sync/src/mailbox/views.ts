@@ -1,7 +1,7 @@
 // What the user sees: each message as a view (who, what, and for outgoing ones how far it got),
 // the arrival numbering that XMPP archives page through, and paged per-conversation queries that
 // load only the segments they show.
-import { conversationId, equalBytes, fromHex, keyId, receiptKey, recipientLocks, segmentKind, toHex, type ConversationDoc } from "@pigeon/model";
+import { conversationId, encodeInner, equalBytes, fromHex, keyId, receiptKey, recipientLocks, segmentKind, toHex, type ConversationDoc } from "@pigeon/model";
 import type { MailboxCore } from "./core.js";
 import type { MessageQuery, MessageView } from "./types.js";
 
@@ -27,7 +27,7 @@ export class Views {
       if (!inner?.sealed) return [];
       const keys = others.map((k) => core.state.contact(k)?.sealPublicKey ?? core.directorySealKey(k));
       const known = others.filter((_, i) => keys[i]);
-      const computed = recipientLocks(core.identity.sealing, inner.bytes, keys.filter((k): k is Uint8Array => k !== undefined));
+      const computed = recipientLocks(core.identity.sealing, encodeInner(inner, inner.key), keys.filter((k): k is Uint8Array => k !== undefined));
       locks = new Map(known.map((k, i) => [toHex(k), computed[i] ? toHex(computed[i]!) : ""]));
       if (this.locks.size > 4096) this.locks.clear(); // a cache, not a record: it is computed again
       this.locks.set(id, locks);
