@@ -4,7 +4,7 @@
 // contents are made up by a member of the conversation.
 import { describe, expect, it } from "vitest";
 import {
-  admitEnvelope, appendMessage, conversationId, conversationKeyId, decodeEnvelope, emptySegment, EnvelopeError, EnvelopeKind,
+  admitEnvelope, appendMessage, conversationId, conversationKeyId, decodeEnvelope, decodeInner, emptySegment, encodeInner, EnvelopeError, EnvelopeKind,
   formatHlc, generateIdentity, keyId, newActorId, newConversationKey, randomBytes, sealChange, sealKey, signEnvelope, toHex,
   verifyEnvelope, type Admission, type AdmissionContext, type Envelope, type Identity,
 } from "../../packages/model/src/index.js";
@@ -96,6 +96,21 @@ describe("fuzz: sealed envelopes", () => {
         if (unchanged) return;
         const a = admit(bytes);
         expect(a.status).toBe("rejected");
+      }),
+      1 / 3,
+    );
+  }, TEST_TIMEOUT);
+
+  it("a first message with its key, mutated or made up, decodes with EnvelopeError only and never verifies", () => {
+    const pair = encodeInner(valid[1]!, keyEnvelope);
+    const madeUp = fc.uint8Array({ maxLength: 600 }).map((b) => Uint8Array.from([0, ...b]));
+    check(
+      fc.property(fc.oneof(mutated(fc.constant(pair)), madeUp.map((bytes) => ({ original: pair, bytes }))), ({ original, bytes }) => {
+        note(bytes);
+        const out = attempt("decodeInner", () => decodeInner(bytes));
+        if (!out.ok) return expectOnly(out.error, EnvelopeError);
+        const { envelope, key: k } = out.value;
+        expect(verifyEnvelope(envelope) && (!k || verifyEnvelope(k))).toBe(sameBytes(bytes, original));
       }),
       1 / 3,
     );
