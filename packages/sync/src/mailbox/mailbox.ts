@@ -35,8 +35,6 @@ import {
 import { Views } from "./views.js";
 import { WriteAgain } from "./write-again.js";
 
-/** The highest arrival number whose segment was checked for missing receipts at a start (recover). */
-
 export interface MailboxOptions {
   identity: Identity;
   storage: NodeStorage;

@@ -1,5 +1,6 @@
 // Opening envelopes addressed to this user: admission (model/admission.ts), then the change is applied
-// to the participant's document, the clock observed (its acknowledgement is queued when it is stored). Nothing an envelope contains
+// to the participant's document and the clock observed (its acknowledgement was queued when it was
+// stored; a first message's key, travelling with it, is taken first). Nothing an envelope contains
 // may stop the node: content that Automerge or admission refuses is recorded as rejected with the
 // reason, and only this laptop's own storage failures are retried later.
 import * as A from "@automerge/automerge";
@@ -109,8 +110,7 @@ export class Opening {
         core.state.markOpened(env.id, conv, "pending", core.now(), admission.reason);
         return;
       case "key": {
-        core.state.markOpened(env.id, conv, "applied", core.now());
-        this.keyOpened(env, admission);
+        this.keyOpened(env, admission, true);
         await this.openWaiting(conv);
         return;
       }
@@ -136,13 +136,17 @@ export class Opening {
     });
   }
 
-  /** A conversation key admitted: kept, with what its author says of themselves. */
-  private keyOpened(env: Envelope, admission: Extract<Admission, { status: "key" }>): void {
+  /**
+   * A conversation key admitted: kept, with what its author says of themselves; `opened`: the key
+   * envelope travelled alone, and is now opened (one that travels with a message is opened with it).
+   */
+  private keyOpened(env: Envelope, admission: Extract<Admission, { status: "key" }>, opened = false): void {
     const { core } = this;
     const conv = env.conversation;
     core.state.batch(() => {
       if (!this.channels.isChannel(conv)) core.state.rememberConversation(conv, admission.members);
       core.state.addKey(conv, { keyId: env.keyId, key: admission.key, envelope: env.id });
+      if (opened) core.state.markOpened(env.id, conv, "applied", core.now());
     });
     // someone never met: keep what they say about themselves, shown as their claim, so the
     // message has a name and can be answered (a known contact's name is never overwritten)
