@@ -107,13 +107,17 @@ export class Receipts {
     });
   }
 
-  /** A conversation of two with someone of another village: "delivered" goes back signed, as a message does. */
+  /**
+   * A conversation of two with someone of another home (another village): "delivered" goes back
+   * signed, as a message does. Whether this laptop has heard of that village's relay point yet does
+   * not matter: the receipt waits, and is wrapped for it once it is heard of (core.wrapWrittenFor).
+   */
   betweenVillages(conv: Uint8Array): boolean {
     const { core } = this;
     if (core.isChannel(conv)) return false;
     return (core.state.members(conv) ?? []).some((m) => {
       const home = core.state.contact(m)?.home;
-      return !equalBytes(m, core.me) && home !== undefined && home !== core.identity.home && core.otherVillages.has(home);
+      return !equalBytes(m, core.me) && home !== undefined && home !== core.identity.home;
     });
   }
 
