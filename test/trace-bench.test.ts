@@ -58,6 +58,13 @@ describe.skipIf(!existsSync(DEFAULT_TRACE))("trace benchmark on the primary-scho
     // the baselines agree with each other: epidemic reaches what the oracle reaches; direct never sooner
     const ep: Fate[] = epidemic(trace, msgs, LIFETIME, () => 600).fates;
     expect(ep.map((f) => f.at)).toEqual(best.map((f) => f.at));
+    // what the flood spent before each arrival: at least the journey's hops, at most all it spent
+    ep.forEach((f, k) => {
+      if (f.at === undefined) return expect(f.untilDelivered).toBeUndefined();
+      expect(f.untilDelivered).toBeGreaterThanOrEqual(best[k]!.hops!);
+      expect(f.untilDelivered).toBeLessThanOrEqual(f.transmissions);
+    });
+    expect(ep.some((f) => f.at !== undefined && f.untilDelivered! < f.transmissions), "the flood goes on after delivery").toBe(true);
     (direct(trace, msgs, LIFETIME) as Fate[]).forEach((f, k) => {
       if (f.at !== undefined) expect(f.at).toBeGreaterThanOrEqual(best[k]!.at!);
     });
@@ -100,5 +107,8 @@ describe("trace benchmark command line", () => {
     expect(() => parseArgs(["--window", "2h-1h"])).toThrow(/end must be after the start/);
     expect(() => parseArgs(["--frobnicate"])).toThrow(/unknown option/);
     expect(() => parseArgs(["--seed"])).toThrow(/needs a value/);
+    // "inf": Pigeon's own code as an epidemic (the flood above), from the command line
+    expect(parseArgs(["--copies", "64,inf"]).copiesList).toEqual([64, Infinity]);
+    expect(() => parseArgs(["--copies", "lots"])).toThrow(/--copies: expected a whole number of at least 1 or "inf"/);
   });
 });

@@ -44,7 +44,8 @@ Options:
   --hop-limit N[,N...]  SyncEngine hopLimit (default: the engine's default). A list runs one Pigeon
                         row per value (same messages)
   --copies N[,N...]     SyncEngine copies: spray-and-wait tokens per message (default: the engine's
-                        default); a list as above
+                        default); a list as above. "inf" hands every peer a copy (Pigeon's own code
+                        as an epidemic: what its links and stores deliver with no spray limit)
   --body-chars N        length of each message body (default 160)
   --classes             class channels (issue 15): every class of the people.tsv beside the trace is
                         a channel, owned by whoever of the class and its teachers met the class most;
@@ -89,6 +90,11 @@ function int(s, flag, min) {
   return Number(s);
 }
 
+/** @param {string} msg @returns {never} */
+function usage(msg) {
+  throw new UsageError(msg);
+}
+
 /** @param {string[]} argv */
 export function parseArgs(argv) {
   /** @type {{ trace: string, messages: number, lifetime: number, seed: number, window?: [number, number], nodes?: number,
@@ -128,7 +134,7 @@ export function parseArgs(argv) {
       case "--bandwidth": o.bandwidth = bytes(val(), flag); break;
       case "--storage": o.storage = bytes(val(), flag); break;
       case "--hop-limit": o.hopLimits = val().split(",").map((x) => int(x, flag, 1)); break;
-      case "--copies": o.copiesList = val().split(",").map((x) => int(x, flag, 1)); break;
+      case "--copies": o.copiesList = val().split(",").map((x) => (x === "inf" ? Infinity : /^\d+$/.test(x.trim()) ? int(x, flag, 1) : usage(`${flag}: expected a whole number of at least 1 or "inf", got ${JSON.stringify(x)}`))); break;
       case "--body-chars": o.bodyChars = int(val(), flag, 8); break;
       case "--no-pigeon": o.pigeon = false; break;
       case "--classes": o.classes = true; break;
@@ -176,7 +182,7 @@ export async function bench(o, log) {
   log(`trace: ${trace.lines} contacts in ${trace.slots.length} slots, ${trace.ids.length} people, t ${trace.slots[0]?.t}..${trace.slots[trace.slots.length - 1]?.t}; ` +
     (posts ? `${posts.length} posts to ${groups?.length} class channels (${msgs.length} deliveries to members)` : `${msgs.length} messages`) + ` created up to t ${createUntil}`);
 
-  /** @type {{ name: string, s: ReturnType<typeof summarize>, peak?: number, extra?: Record<string, unknown> }[]} */
+  /** @type {{ name: string, s: ReturnType<typeof summarize>, peak?: number, extra?: Record<string, unknown>, flood?: { untilDelivered: number, undelivered: number } }[]} */
   const rows = [];
   rows.push({ name: "oracle (foremost journey)", s: summarize(oracle(trace, msgs, o.lifetime), msgs) });
   rows.push({ name: "direct delivery", s: summarize(direct(trace, msgs, o.lifetime), msgs), peak: 0 });
@@ -220,7 +226,11 @@ export async function bench(o, log) {
   }
   const meanSize = sizes.size ? [...sizes.values()].reduce((a, b) => a + b, 0) / sizes.size : 0;
   const ep = epidemic(trace, msgs, o.lifetime, (m) => sizes.get(m.n) ?? meanSize);
-  rows.splice(2, 0, { name: "unlimited epidemic", s: summarize(ep.fates, msgs), peak: sizes.size ? ep.peakCarriedBytes : undefined });
+  // how much of the epidemic's cost came before each delivery: what even a flood that stopped
+  // everywhere the moment its message arrived would spend (the transmissions goal is against the whole)
+  const untilDelivered = ep.fates.reduce((a, f) => a + (f.untilDelivered ?? 0), 0);
+  const undelivered = ep.fates.reduce((a, f) => a + (f.at === undefined ? f.transmissions : 0), 0);
+  rows.splice(2, 0, { name: "unlimited epidemic", s: summarize(ep.fates, msgs), peak: sizes.size ? ep.peakCarriedBytes : undefined, flood: { untilDelivered, undelivered } });
   return { options: o, trace: { path: o.trace, contacts: trace.lines, slots: trace.slots.length, people: trace.ids.length, from, to, createUntil }, rows, wallMs: Date.now() - t0, meanEnvelopeBytes: meanSize };
 }
 
@@ -277,6 +287,13 @@ export function table(res) {
   out.push("|---|---|---|---|---|---|---|---|");
   for (const r of res.rows)
     out.push(`| ${r.name} | ${r.s.delivered}/${r.s.created} | ${pct(r.s.deliveryProb)} | ${mins(r.s.latencyMedian)} | ${mins(r.s.latencyP90)} | ${num(r.s.perDelivered)} | ${num(r.s.overheadRatio)} | ${r.peak === undefined ? "—" : kb(r.peak)} |`);
+  const flood = res.rows.find((r) => r.flood)?.flood;
+  if (flood && e?.relayed)
+    out.push(
+      "",
+      `Unlimited epidemic: ${flood.untilDelivered} of its ${e.relayed} transmissions (${num(flood.untilDelivered / e.relayed, 2)}x) were made before each message arrived ` +
+        `(up to the end of that slot), ${e.relayed - flood.untilDelivered - flood.undelivered} after, and ${flood.undelivered} for messages it never delivered.`,
+    );
   const pig = res.rows.filter((r) => r.extra);
   if (pig.length && o && e) {
     out.push("");

@@ -10,7 +10,8 @@ export const SLOT_SECONDS = 20;
  * @typedef {{ t: number, pairs: [number, number][] }} Slot  contacts of one time slot (node indices, a < b)
  * @typedef {{ ids: string[], slots: Slot[], first: number, last: number, lines: number }} Trace
  * @typedef {{ n: number, src: number, dst: number, t0: number }} Msg  t0 = creation time (trace seconds)
- * @typedef {{ at?: number, transmissions: number, hops?: number }} Fate  at = first delivery time, if within lifetime
+ * @typedef {{ at?: number, transmissions: number, hops?: number, untilDelivered?: number }} Fate  at = first delivery time, if within lifetime;
+ *   untilDelivered (epidemic): its transmissions up to the end of the slot that delivered it
  */
 
 /**
@@ -229,6 +230,8 @@ export function epidemic(trace, msgs, lifetime, size) {
     /** @type {number | undefined} */
     let at;
     let transmissions = 0;
+    /** transmissions made up to the end of the slot that delivered it */
+    let untilDelivered = 0;
     const end = m.t0 + lifetime;
     for (let k = slotAt(trace.slots, m.t0); k < trace.slots.length; k++) {
       const slot = /** @type {Slot} */ (trace.slots[k]);
@@ -242,8 +245,9 @@ export function epidemic(trace, msgs, lifetime, size) {
           ev.push([slot.t, size(m)], [end, -size(m)]);
         }
       });
+      if (at === slot.t) untilDelivered = transmissions;
     }
-    return at === undefined ? { transmissions } : { at, transmissions };
+    return at === undefined ? { transmissions } : { at, transmissions, untilDelivered };
   });
   let peak = 0;
   for (const ev of events.values()) {
