@@ -321,7 +321,7 @@ async function sendMail(
 /** `pigeon gateway ...` on the gateway's data directory: its queue, its log, a teacher's decision. */
 async function gatewayCommand(dataDir: string, rest: string[], out: (value: unknown, readable: string) => void): Promise<number> {
   const [action, n, ...why] = rest;
-  const store = openGatewayStore(dataDir);
+  const store = await openGatewayStore(dataDir);
   if (!store) throw new Refused(`${dataDir} holds no e-mail gateway (started with pigeon start --gateway CONFIG.json)`);
   try {
     if (action === undefined) {

@@ -6,7 +6,9 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fromHex, openGatewayRules, parseMailStatus, type MailStatus } from "@pigeon/model";
 import { isIP } from "node:net";
-import { Gateway, GatewayStore, SmtpIn, SmtpOut, dnsResolver } from "@pigeon/gateway";
+// only a gateway's node loads it: nodemailer, smtp-server and mailparser are ~15 MB resident that
+// every other laptop would carry for nothing (issue 20, idle memory)
+import type { Gateway, GatewayStore } from "@pigeon/gateway";
 import type { Log, MessageView, PigeonNode } from "@pigeon/sync";
 
 /** What a user is told before a message to an outside address leaves their laptop. */
@@ -106,6 +108,7 @@ export async function startGateway(node: PigeonNode, dataDir: string, configFile
     throw new GatewayConfigError(`gateway rules ${at(c.rules)}: ${(e as Error).message}`);
   }
   const rules = openGatewayRules(rulesFile, fromHex(school.schoolKey), school.home);
+  const { Gateway, GatewayStore, SmtpIn, SmtpOut, dnsResolver } = await import("@pigeon/gateway");
   const store = new GatewayStore(join(dataDir, "gateway.db"));
   const out = new SmtpOut({
     host: c.smtpOut.host, port: c.smtpOut.port, name: c.hostname, loopHeaderValue: rules.domain,
@@ -143,7 +146,7 @@ export async function startGateway(node: PigeonNode, dataDir: string, configFile
 }
 
 /** The gateway's records, for `pigeon gateway ...` on the server (the running gateway applies decisions). */
-export function openGatewayStore(dataDir: string): GatewayStore | undefined {
+export async function openGatewayStore(dataDir: string): Promise<GatewayStore | undefined> {
   const f = join(dataDir, "gateway.db");
-  return existsSync(f) ? new GatewayStore(f) : undefined;
+  return existsSync(f) ? new (await import("@pigeon/gateway")).GatewayStore(f) : undefined;
 }
