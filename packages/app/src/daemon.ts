@@ -123,12 +123,14 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
     log.warn(e.message);
     stopForDamage();
   };
+  const onConverting = (from: number, to: number, envelopes: number) =>
+    log.info(`converting the store from format ${from} to ${to}, once (${envelopes} envelopes${envelopes > 100_000 ? ": this takes minutes" : ""})`);
   let node: PigeonNode;
   try {
     node = await PigeonNode.open({
       identity: opts.identity,
       // $PIGEON_STORE_CHECK_LATER_MS: when the background check starts (tests that cannot wait 30 s)
-      storage: fileStorage(opts.dataDir, { onDamaged, ...(process.env.PIGEON_STORE_CHECK_LATER_MS ? { checkLaterMs: Number(process.env.PIGEON_STORE_CHECK_LATER_MS) } : {}) }),
+      storage: fileStorage(opts.dataDir, { onDamaged, onConverting, ...(process.env.PIGEON_STORE_CHECK_LATER_MS ? { checkLaterMs: Number(process.env.PIGEON_STORE_CHECK_LATER_MS) } : {}) }),
       network,
       finders,
       log,

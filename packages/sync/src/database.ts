@@ -48,7 +48,7 @@ WHEN EXISTS (SELECT 1 FROM envelopes e WHERE e.id = old.envelope AND e.carried =
 END;
 `;
 
-export const SCHEMA = `
+const ENVELOPES_TABLE = `
 CREATE TABLE IF NOT EXISTS envelopes (
   id BLOB PRIMARY KEY,
   conversation BLOB NOT NULL,
@@ -65,7 +65,13 @@ CREATE TABLE IF NOT EXISTS envelopes (
   copies INTEGER,             -- spray-and-wait copy tokens held here (null: our own, not handed out yet)
   bytes BLOB NOT NULL,        -- what travels: a sealed envelope (version 3), a receipt, or a statement (version 2)
   inner BLOB                  -- this user's own or addressed sealed envelope: the signed envelope inside it
-) WITHOUT ROWID;
+);
+-- (a rowid table since format 5: a WITHOUT ROWID row keeps at most ~1 KB in its page and puts the rest
+-- of a 1.6 KB envelope on an overflow page of its own, ~5 KB of disk and of writes per envelope; here
+-- two envelopes share a page, and the id index that listings and sketches read holds only ids)
+`;
+
+export const SCHEMA = `${ENVELOPES_TABLE}
 CREATE INDEX IF NOT EXISTS envelopes_by_conversation ON envelopes(conversation);
 CREATE INDEX IF NOT EXISTS envelopes_carried ON envelopes(carried, received_at);
 CREATE INDEX IF NOT EXISTS envelopes_by_source ON envelopes(source) WHERE carried = 1;
@@ -115,7 +121,7 @@ CREATE TABLE IF NOT EXISTS handed (
 ${CARRIED_TOTALS}`;
 
 /** Version of the SQLite layout (PRAGMA user_version); bump it with a conversion when tables change. */
-export const SCHEMA_VERSION = 4;
+export const SCHEMA_VERSION = 5;
 
 /** Conversions from older layouts, each to the next version, run in one transaction when a store is opened. */
 const CONVERSIONS: Record<number, (db: Database.Database) => void> = {
@@ -135,6 +141,21 @@ const CONVERSIONS: Record<number, (db: Database.Database) => void> = {
   3: (db) => {
     const columns = db.prepare(`PRAGMA table_info(envelopes)`).all() as { name: string }[];
     if (!columns.some((c) => c.name === "inner")) db.exec(`ALTER TABLE envelopes ADD COLUMN inner BLOB`);
+  },
+  // 4 -> 5: envelopes in a rowid table (see SCHEMA). The rows are copied with the triggers off, so the
+  // carried totals (unchanged) are not counted twice; SCHEMA then makes the indexes and triggers again.
+  // The file needs room for both copies while it converts.
+  4: (db) => {
+    db.exec(`
+      DROP TRIGGER IF EXISTS carried_in; DROP TRIGGER IF EXISTS carried_out; DROP TRIGGER IF EXISTS envelope_header_fixed;
+      DROP TRIGGER IF EXISTS carried_for_in; DROP TRIGGER IF EXISTS carried_for_out;
+      ALTER TABLE envelopes RENAME TO envelopes_v4;`);
+    for (const index of db.prepare(`SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'envelopes_v4' AND sql IS NOT NULL`).pluck().all() as string[])
+      db.exec(`DROP INDEX "${index}"`);
+    const columns = `id, conversation, segment, kind, author, created, lifetime, received_at, hops, size, carried, source, copies, bytes, inner`;
+    db.exec(ENVELOPES_TABLE);
+    db.exec(`INSERT INTO envelopes (${columns}) SELECT ${columns} FROM envelopes_v4 ORDER BY id; DROP TABLE envelopes_v4;`);
+    db.exec(SCHEMA);
   },
 };
 
@@ -169,6 +190,8 @@ export interface OpenOptions {
   onDamaged?: (e: DamagedStoreError) => void;
   /** How long after opening the background check starts (default 30 s: not while the node starts up). */
   checkLaterMs?: number;
+  /** Told before a store of an older format is converted (once; a large store takes a while: say so). */
+  onConverting?: (from: number, to: number, envelopes: number) => void;
 }
 
 /** A full check at least this often, even if every close was clean. */
@@ -287,6 +310,8 @@ export function openDatabase(path: string, opts: OpenOptions = {}): Database.Dat
             `this one reads format ${SCHEMA_VERSION}) and there is no conversion for it; the file was left as it is`,
         );
       // all steps or none: a crash mid-way leaves the old format, converted again at the next start
+      const hasEnvelopes = db.prepare(`SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'envelopes'`).pluck().get() === 1;
+      opts.onConverting?.(version, SCHEMA_VERSION, hasEnvelopes ? (db.prepare(`SELECT count(*) FROM envelopes`).pluck().get() as number) : 0);
       db.transaction(() => {
         for (let v = version; v < SCHEMA_VERSION; v++) CONVERSIONS[v]!(db!);
         db!.pragma(`user_version = ${SCHEMA_VERSION}`);

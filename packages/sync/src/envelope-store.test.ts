@@ -110,13 +110,60 @@ describe("carried totals", () => {
     db.close();
   });
 
+  it("a store of format 4 (envelopes WITHOUT ROWID) is converted when opened: every row, the same totals, indexes and triggers", () => {
+    const path = file();
+    const store = new EnvelopeStore(openDatabase(path));
+    const source = randomBytes(32);
+    const envs = Array.from({ length: 40 }, (_, i) => envelope(authors[i % 2]!, 1500 + i));
+    envs.forEach((e, i) => store.put(e, 1 + (i % 3), Date.now() - i, i % 4 !== 0, source, [], 2));
+    const rows = () => store.db.prepare(`SELECT * FROM envelopes ORDER BY id`).all();
+    const before = rows();
+    const totals = scanned(store);
+    const schemaOf = (db: typeof store.db) =>
+      db.prepare(`SELECT type, name FROM sqlite_master WHERE tbl_name IN ('envelopes', 'envelope_parties') AND type != 'table' ORDER BY name`).all();
+    const objects = schemaOf(store.db);
+    // make it what the previous release wrote: the same columns in a WITHOUT ROWID table, format 4
+    store.db.exec(`
+      DROP TRIGGER carried_in; DROP TRIGGER carried_out; DROP TRIGGER envelope_header_fixed; DROP TRIGGER carried_for_in; DROP TRIGGER carried_for_out;
+      ALTER TABLE envelopes RENAME TO e5;
+      CREATE TABLE envelopes (id BLOB PRIMARY KEY, conversation BLOB NOT NULL, segment INTEGER NOT NULL, kind INTEGER NOT NULL,
+        author BLOB NOT NULL, created INTEGER NOT NULL, lifetime INTEGER NOT NULL, received_at INTEGER NOT NULL, hops INTEGER NOT NULL,
+        size INTEGER NOT NULL, carried INTEGER NOT NULL, source BLOB, copies INTEGER, bytes BLOB NOT NULL, inner BLOB) WITHOUT ROWID;
+      INSERT INTO envelopes SELECT * FROM e5; DROP TABLE e5;`);
+    new EnvelopeStore(store.db); // its indexes and triggers, on the old table
+    store.db.pragma("user_version = 4");
+    expect(store.db.prepare(`SELECT sql FROM sqlite_master WHERE name = 'envelopes'`).pluck().get()).toMatch(/WITHOUT ROWID/);
+    store.db.close();
+
+    const told: number[][] = [];
+    const db = openDatabase(path, { onConverting: (from, to, n) => told.push([from, to, n]) });
+    expect(told).toEqual([[4, SCHEMA_VERSION, 40]]);
+    expect(db.pragma("user_version", { simple: true })).toBe(SCHEMA_VERSION);
+    expect(db.prepare(`SELECT sql FROM sqlite_master WHERE name = 'envelopes'`).pluck().get()).not.toMatch(/WITHOUT ROWID/);
+    const again = new EnvelopeStore(db);
+    expect(db.prepare(`SELECT * FROM envelopes ORDER BY id`).all()).toEqual(before);
+    expect(scanned(again)).toEqual(totals);
+    expect(again.carried()).toEqual(totals);
+    expect(schemaOf(db)).toEqual(objects);
+    expect(db.prepare(`SELECT count(*) FROM sqlite_master WHERE name = 'e5' OR name = 'envelopes_v4'`).pluck().get()).toBe(0);
+    // the triggers run from now on: one more carried, one dropped, and the header still fixed
+    const later = envelope(authors[0]!, 1600);
+    again.put(later, 1, Date.now(), true, source);
+    again.dropDelivered(envs[1]!.id, Date.now());
+    expect(again.carried()).toEqual(scanned(again));
+    expect(again.carried().envelopes).toBe(totals.envelopes);
+    expect(() => db.prepare(`UPDATE envelopes SET carried = 0`).run()).toThrow(/never change/);
+    expect(db.pragma("quick_check", { simple: true })).toBe("ok");
+    db.close();
+  });
+
   it("a store from a newer release is refused, and left as it was", () => {
     const path = file();
     const db = openDatabase(path);
     new EnvelopeStore(db);
     db.pragma("user_version = 99");
     db.close();
-    expect(() => openDatabase(path)).toThrow(/newer version of Pigeon \(store format 99, this one reads format 4\)/);
+    expect(() => openDatabase(path)).toThrow(new RegExp(`newer version of Pigeon \\(store format 99, this one reads format ${SCHEMA_VERSION}\\)`));
   });
 });
 
