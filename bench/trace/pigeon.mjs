@@ -145,15 +145,20 @@ class Sim {
     this.metPairs = new Set();
     this.meetings = [0, 0];
     this.againBytes = 0;
+    /** the same as byFrame, in meetings of two laptops that met before only */
+    /** @type {Record<string, { frames: number, bytes: number }>} */
+    this.byFrameAgain = {};
   }
 
   /** @param {Uint8Array} f a frame put on a link @param {boolean} again in a meeting of two laptops that met before */
   countBytes(f, again) {
     if (again) this.againBytes += f.length;
     const name = FRAME_NAMES.get(/** @type {number} */ (f[0])) ?? `type ${f[0]}`;
-    const e = (this.byFrame[name] ??= { frames: 0, bytes: 0 });
-    e.frames++;
-    e.bytes += f.length;
+    for (const by of again ? [this.byFrame, this.byFrameAgain] : [this.byFrame]) {
+      const e = (by[name] ??= { frames: 0, bytes: 0 });
+      e.frames++;
+      e.bytes += f.length;
+    }
   }
 
   /** Counts ENVELOPE frames actually delivered, by what they carry. @param {Uint8Array} f */
@@ -341,7 +346,7 @@ export async function runPigeon(trace, msgs, opts) {
       }
     }
     for (const c of open.values()) c.close("end of trace");
-    return { arrivals, tx: sim.tx, bytes: sim.bytes, byFrame: sim.byFrame, meetings: sim.meetings, againBytes: sim.againBytes, envelopeBytes: sim.envelopeBytes, lostFrames: sim.lostFrames, peakCarried, peakCarriedAll, wallMs: Date.now() - started, ackWaitMs: sim.ackWaitMs, setupMs, settleMs: sim.settleMs, sizes: await envelopeSizes(sim, msgs) };
+    return { arrivals, tx: sim.tx, bytes: sim.bytes, byFrame: sim.byFrame, byFrameAgain: sim.byFrameAgain, meetings: sim.meetings, againBytes: sim.againBytes, envelopeBytes: sim.envelopeBytes, lostFrames: sim.lostFrames, peakCarried, peakCarriedAll, wallMs: Date.now() - started, ackWaitMs: sim.ackWaitMs, setupMs, settleMs: sim.settleMs, sizes: await envelopeSizes(sim, msgs) };
   } finally {
     for (const n of sim.nodes) {
       n.engine.close();

@@ -320,7 +320,7 @@ export function table(res) {
       out.push(`${r.name}: bytes on links by frame — ${byFrame(x.byFrame, x.bytes)}.`);
       out.push(
         `${r.name}: ${x.meetings[1].toLocaleString("en")} of ${(x.meetings[0] + x.meetings[1]).toLocaleString("en")} meetings were of two laptops that had met before; ` +
-          `they put ${kb(x.againBytes)} on links (${x.bytes ? Math.round((100 * x.againBytes) / x.bytes) : 0} %).`,
+          `they put ${kb(x.againBytes)} on links (${x.bytes ? Math.round((100 * x.againBytes) / x.bytes) : 0} %): ${byFrame(x.byFrameAgain, x.againBytes)}.`,
       );
     }
   }
