@@ -82,6 +82,11 @@ export const frameArb: fc.Arbitrary<SyncFrame> = fc.oneof(
     type: fc.constant("not-mine16" as const),
     entries: fc.array(fc.record({ key: key16, check: fc.uint8Array({ minLength: 8, maxLength: 8 }) }), { maxLength: 12 }),
   }),
+  fc.record({
+    type: fc.constant("crowd-change" as const),
+    gone: fc.array(fc.uint8Array({ minLength: 4, maxLength: 4 }), { maxLength: 32 }),
+    added: fc.array(fc.uint8Array({ minLength: 4, maxLength: 4 }), { maxLength: 32 }),
+  }),
 );
 
 /** A frame as plain data (the table's typed arrays as arrays), for deep equality. */
@@ -118,6 +123,8 @@ export function frameBytes(f: SyncFrame): number {
       return 0;
     case "crowd":
       return f.salt.byteLength + f.hashes.reduce((n, h) => n + h.byteLength, 0);
+    case "crowd-change":
+      return [...f.gone, ...f.added].reduce((n, h) => n + h.byteLength, 0);
     case "since":
       return f.epoch.byteLength + f.yours.byteLength;
     case "mark":

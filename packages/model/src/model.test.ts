@@ -104,6 +104,17 @@ describe("sync frames", () => {
     expect(decodeFrame(notMine)).toEqual({ type: "not-mine16", entries });
     expect(() => encodeFrame({ type: "not-mine16", entries: [{ key: randomBytes(16), check: randomBytes(4) }] })).toThrow(RangeError);
   });
+  it("CrowdChange names who left and who joined, 4 bytes each, at most a crowd's worth of each", () => {
+    const change = { type: "crowd-change" as const, gone: [randomBytes(4)], added: [randomBytes(4), randomBytes(4)] };
+    const bytes = encodeFrame(change);
+    expect(bytes.length).toBe(1 + 1 + 4 + 1 + 8);
+    expect(decodeFrame(bytes)).toEqual(change);
+    expect(decodeFrame(Uint8Array.from([18, 0, 0]))).toEqual({ type: "crowd-change", gone: [], added: [] });
+    expect(() => decodeFrame(Uint8Array.from([18, 33, ...randomBytes(132), 0]))).toThrow(/limit 32/);
+    expect(() => decodeFrame(Uint8Array.from([18, 0, 1, 1, 2, 3]))).toThrow(DecodeError);
+    expect(() => encodeFrame({ ...change, added: [randomBytes(8)] })).toThrow(RangeError);
+    expect(() => encodeFrame({ ...change, gone: Array.from({ length: 33 }, () => randomBytes(4)) })).toThrow(RangeError);
+  });
   it("refuse unknown flag bits in a Have frame", () => {
     expect(decodeFrame(Uint8Array.from([1, 1, 0]))).toEqual({ type: "have", last: true, ids: [] });
     expect(() => decodeFrame(Uint8Array.from([1, 2, 0]))).toThrow(/unknown flags/);

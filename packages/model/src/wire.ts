@@ -15,6 +15,7 @@
 //   Since       = varint 15, raw8 sender's epoch, raw8 the receiver's epoch the sender remembers (or zeros)
 //   Mark        = varint 16, u8 flags (bit 0: echo), varint n (an arrival number of the Mark's first sender)
 //   NotMine16   = varint 17, varint n, n x (raw16 envelope id prefix, raw8 probeCheck of the Probe entry answered)
+//   CrowdChange = varint 18, varint n, n x raw4 (gone), varint m, m x raw4 (added), under the last Crowd's salt
 // Varints are read in their shortest form only, so a frame has exactly one encoding.
 import { DecodeError, Reader, Writer } from "./bytes.js";
 import { sha256 } from "./crypto.js";
@@ -87,6 +88,12 @@ export const FrameType = {
    * make a child turn its own mail away).
    */
   NotMine16: 17,
+  /**
+   * To a laptop met again that keeps the sender's last Crowd: who left it and who joined, hashed
+   * under that Crowd's salt (a few bytes where a fresh Crowd is ~100). The receiver applies it to the
+   * crowd it keeps for the sender; it has no use without one.
+   */
+  CrowdChange: 18,
 } as const;
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 
@@ -153,7 +160,8 @@ export type SyncFrame =
   | { type: "crowd"; salt: Uint8Array; hashes: Uint8Array[] }
   | { type: "since"; epoch: Uint8Array; yours: Uint8Array }
   | { type: "mark"; echo: boolean; n: number }
-  | { type: "not-mine16"; entries: NotMineEntry[] };
+  | { type: "not-mine16"; entries: NotMineEntry[] }
+  | { type: "crowd-change"; gone: Uint8Array[]; added: Uint8Array[] };
 
 function writeIds(w: Writer, ids: Uint8Array[]): void {
   if (ids.length > MAX_IDS_PER_FRAME) throw new RangeError("too many ids in one frame");
@@ -247,6 +255,15 @@ export function encodeFrame(f: SyncFrame): Uint8Array {
     case "since":
       if (f.epoch.length !== EPOCH_BYTES || f.yours.length !== EPOCH_BYTES) throw new RangeError("malformed since frame");
       w.varint(FrameType.Since).raw(f.epoch).raw(f.yours);
+      break;
+    case "crowd-change":
+      for (const list of [f.gone, f.added]) {
+        if (list.length > MAX_CROWD || list.some((h) => h.length !== CROWD_HASH_BYTES)) throw new RangeError("malformed crowd-change frame");
+      }
+      w.varint(FrameType.CrowdChange).varint(f.gone.length);
+      for (const h of f.gone) w.raw(h);
+      w.varint(f.added.length);
+      for (const h of f.added) w.raw(h);
       break;
     case "not-mine16":
       if (f.entries.length > MAX_IDS_PER_FRAME) throw new RangeError("too many entries in one frame");
@@ -351,6 +368,18 @@ export function decodeFrame(bytes: Uint8Array): SyncFrame {
     case FrameType.Since:
       f = { type: "since", epoch: Uint8Array.from(r.raw(EPOCH_BYTES)), yours: Uint8Array.from(r.raw(EPOCH_BYTES)) };
       break;
+    case FrameType.CrowdChange: {
+      const lists: Uint8Array[][] = [];
+      for (const what of ["gone", "added"]) {
+        const n = r.varint();
+        if (n > MAX_CROWD) throw new DecodeError(`crowd-change frame lists ${n} people ${what}, limit ${MAX_CROWD}`);
+        const hashes: Uint8Array[] = [];
+        for (let i = 0; i < n; i++) hashes.push(Uint8Array.from(r.raw(CROWD_HASH_BYTES)));
+        lists.push(hashes);
+      }
+      f = { type: "crowd-change", gone: lists[0]!, added: lists[1]! };
+      break;
+    }
     case FrameType.NotMine16: {
       const n = r.varint();
       if (n > MAX_IDS_PER_FRAME) throw new DecodeError(`frame lists ${n} keys, limit ${MAX_IDS_PER_FRAME}`);

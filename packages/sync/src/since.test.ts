@@ -211,13 +211,25 @@ describe("meeting again: only what arrived since", () => {
     expect(crowds(third)).toBe(0);
     const tokens = third.a.frames.flatMap((f) => (f.type === "envelope" ? [f.copies] : []));
     expect(tokens).toEqual([48]); // the message with its key: 64 tokens, a quarter kept
-    // bea's crowd changes (she now meets carl often too): the next meeting says it again
+    // bea's crowd changes (she now meets carl often too): the next meeting says only the change, one
+    // person joined, under the salt ana keeps (7 bytes, not a fresh Crowd)
     const carl = laptop("carl");
     for (let i = 0; i < 3; i++) await meet(bea, carl);
-    expect(crowds(await meet(ana, bea))).toBe(1);
+    const changed = await meet(ana, bea);
+    expect(crowds(changed)).toBe(0);
+    const changes = changed.b.frames.filter((f) => f.type === "crowd-change");
+    expect(changes.map((f) => f.type === "crowd-change" && [f.gone.length, f.added.length])).toEqual([[0, 1]]);
+    expect(encodeFrame(changes[0]!).length).toBe(7);
+    // and ana, applying it, knows bea now meets carl: her message to carl goes to bea focused
+    await ana.m.addContact(contactCard(carl.m.identity));
+    await carl.m.addContact(contactCard(ana.m.identity));
+    await ana.m.send(carl.m.address, "chess club?");
+    const focused = await meet(ana, bea);
+    expect(focused.a.frames.flatMap((f) => (f.type === "envelope" ? [f.copies] : []))).toEqual([48]);
     // and when only its order changes (carl now met more often than rosa), it is not said again
     for (let i = 0; i < 2; i++) await meet(bea, carl);
-    expect(crowds(await meet(ana, bea))).toBe(0);
+    const reordered = await meet(ana, bea);
+    expect(crowds(reordered) + reordered.b.frames.filter((f) => f.type === "crowd-change").length).toBe(0);
   });
 });
 

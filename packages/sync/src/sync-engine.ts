@@ -324,7 +324,7 @@ export class SyncEngine extends EventEmitter<Events> {
    * Per peer device (hex): a digest of the crowd we last told it, and the last Crowd it told us. Two
    * laptops meeting again (a since round) send a Crowd only when theirs changed; each keeps the other's.
    */
-  private readonly crowdsMet = new Map<string, { sent?: string; got?: { salt: Uint8Array; hashes: Set<string> } }>();
+  private readonly crowdsMet = new Map<string, CrowdsMet>();
   /**
    * Keys (hex) of envelopes we lack that a carrier's Probe showed are for someone else -> that entry's
    * check, and how many sealing keys judged it.
@@ -908,11 +908,27 @@ export class SyncEngine extends EventEmitter<Events> {
     // met again and nothing changed: the peer still holds the last one (an empty crowd is said once)
     if (again ? met.sent === digest : crowd.length === 0) return;
     met.sent = digest;
+    // met again: the peer keeps our last one, so who left it and who joined, under its salt, when that
+    // is smaller than a fresh frame (in a classroom a crowd moves by one or two people between meetings)
+    const told = again ? met.told : undefined;
+    if (told) {
+      const now = new Set(crowd);
+      const before = new Set(told.keys);
+      const gone = told.keys.filter((k) => !now.has(k));
+      const added = crowd.filter((k) => !before.has(k));
+      if (4 * (gone.length + added.length) + 3 < CROWD_SALT_BYTES + 2 + 4 * crowd.length) {
+        met.told = { salt: told.salt, keys: crowd };
+        const hash = (k: string) => crowdHash(told.salt, fromHex(k));
+        this.send(s, { type: "crowd-change", gone: gone.map(hash), added: added.map(hash) });
+        return;
+      }
+    }
     const salt = randomBytes(CROWD_SALT_BYTES);
+    met.told = { salt, keys: crowd };
     this.send(s, { type: "crowd", salt, hashes: crowd.map((k) => crowdHash(salt, fromHex(k))) });
   }
 
-  private rememberCrowds(s: Session): { sent?: string; got?: { salt: Uint8Array; hashes: Set<string> } } {
+  private rememberCrowds(s: Session): CrowdsMet {
     const device = toHex(s.link.peer.device);
     const met = this.crowdsMet.get(device) ?? {};
     this.crowdsMet.delete(device); // re-inserted last: the most recently met
@@ -1157,6 +1173,19 @@ export class SyncEngine extends EventEmitter<Events> {
         s.peerCrowd = { salt: f.salt, hashes: new Set(f.hashes.map(toHex)) };
         this.rememberCrowds(s).got = s.peerCrowd;
         return;
+      case "crowd-change": {
+        // applied to the crowd we keep for the peer (from this link, or our last meeting); without one
+        // there is nothing to change (we forgot it): the peer's crowd is unknown until it sends a fresh one
+        const base = s.peerCrowd;
+        if (!base) return;
+        const hashes = new Set(base.hashes);
+        for (const h of f.gone) hashes.delete(toHex(h));
+        for (const h of f.added) hashes.add(toHex(h));
+        if (hashes.size > MAX_CROWD) throw new DecodeError(`a crowd change that makes ${hashes.size} people, limit ${MAX_CROWD}`);
+        s.peerCrowd = { salt: base.salt, hashes };
+        this.rememberCrowds(s).got = s.peerCrowd;
+        return;
+      }
       case "since":
         return this.onSince(s, f.epoch, f.yours);
       case "mark":
@@ -1250,6 +1279,16 @@ export class SyncEngine extends EventEmitter<Events> {
     for (const s of [...this.sessions]) s.link.close("shutting down");
   }
 }
+
+/**
+ * What two laptops that met keep of each other's crowds: a digest and the salt and people of the last
+ * one we told (a change is said under that salt), and the last one we were told.
+ */
+type CrowdsMet = {
+  sent?: string;
+  told?: { salt: Uint8Array; keys: string[] };
+  got?: { salt: Uint8Array; hashes: Set<string> };
+};
 
 /** An engine epoch: random, never all zeros (which says "none" in Since). */
 function nonZeroEpoch(): Uint8Array {
