@@ -67,6 +67,8 @@ try {
   }
   const made = performance.now() - t0;
   db.close();
+  const { statSync } = await import("node:fs");
+  const fileBytes = statSync(join(dir, "pigeon.db")).size;
   // the parts, each on a fresh connection (a cold start's page cache aside)
   const check = new Database(join(dir, "pigeon.db"), { readonly: true });
   let t = performance.now();
@@ -89,6 +91,7 @@ try {
   console.log(`| \`pigeon start\` until ready, ${N} envelopes, after a clean stop (quick_check in the background) | ${clean.ms.toFixed(0)} ms (VmRSS ${clean.rss.toFixed(0)} MiB) |`);
   console.log(`| SQLite quick_check alone | ${quick.toFixed(0)} ms |`);
   console.log(`| first build of the reconciliation sketches (first peer met) | ${sketch.toFixed(0)} ms |`);
+  console.log(`| the store file (pigeon.db, after a clean close) | ${(fileBytes / 1048576).toFixed(0)} MiB, ${Math.round(fileBytes / N)} bytes per envelope |`);
 } finally {
   if (opt.keep) console.log(`kept ${dir}`);
   else rmSync(dir, { recursive: true, force: true });
