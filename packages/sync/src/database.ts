@@ -320,6 +320,12 @@ export function openDatabase(path: string, opts: OpenOptions = {}): Database.Dat
         for (let v = version; v < SCHEMA_VERSION; v++) CONVERSIONS[v]!(db!);
         db!.pragma(`user_version = ${SCHEMA_VERSION}`);
       })();
+      // a conversion that rewrote tables (4 -> 5: every envelope) leaves the old pages free in the file:
+      // on a laptop's small flash, give them back now, once, rather than keep a file twice its size
+      if (file && (db.pragma("freelist_count", { simple: true }) as number) > 0) {
+        db.exec("VACUUM");
+        db.pragma("wal_checkpoint(TRUNCATE)"); // in WAL mode the file shrinks only when the log is written back
+      }
     }
     if (file) {
       const o: Opened = { path, damaged: false, check: clean ? { atOpen: "skipped", checkedAt: mark!.checkedAt } : { atOpen: "full", checkedAt: Date.now() } };

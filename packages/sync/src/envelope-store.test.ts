@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -136,8 +136,12 @@ describe("carried totals", () => {
     store.db.close();
 
     const told: number[][] = [];
+    const sizeBefore = statSync(path).size;
     const db = openDatabase(path, { onConverting: (from, to, n) => told.push([from, to, n]) });
     expect(told).toEqual([[4, SCHEMA_VERSION, 40]]);
+    // the old table's pages are given back: no free pages, and a smaller file than format 4's
+    expect(db.pragma("freelist_count", { simple: true })).toBe(0);
+    expect(statSync(path).size).toBeLessThan(sizeBefore);
     expect(db.pragma("user_version", { simple: true })).toBe(SCHEMA_VERSION);
     expect(db.prepare(`SELECT sql FROM sqlite_master WHERE name = 'envelopes'`).pluck().get()).not.toMatch(/WITHOUT ROWID/);
     const again = new EnvelopeStore(db);
