@@ -124,7 +124,7 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
     stopForDamage();
   };
   const onConverting = (from: number, to: number, envelopes: number) =>
-    log.info(`converting the store from format ${from} to ${to}, once (${envelopes} envelopes${envelopes > 100_000 ? ": this takes minutes" : ""})`);
+    log.info(`converting the store from format ${from} to ${to}, once (${envelopes} envelopes${envelopes > 100_000 ? ": about 3 s per 100,000" : ""})`);
   let node: PigeonNode;
   try {
     node = await PigeonNode.open({

@@ -322,9 +322,15 @@ export function openDatabase(path: string, opts: OpenOptions = {}): Database.Dat
       })();
       // a conversion that rewrote tables (4 -> 5: every envelope) leaves the old pages free in the file:
       // on a laptop's small flash, give them back now, once, rather than keep a file twice its size
+      // (it needs room for a copy of the store: on a full disk it fails, and the converted store is used
+      // as it is, larger, rather than refusing to start)
       if (file && (db.pragma("freelist_count", { simple: true }) as number) > 0) {
-        db.exec("VACUUM");
-        db.pragma("wal_checkpoint(TRUNCATE)"); // in WAL mode the file shrinks only when the log is written back
+        try {
+          db.exec("VACUUM");
+          db.pragma("wal_checkpoint(TRUNCATE)"); // in WAL mode the file shrinks only when the log is written back
+        } catch {
+          // nothing lost: the conversion is committed; the free pages are used again as the store fills
+        }
       }
     }
     if (file) {
