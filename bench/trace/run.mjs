@@ -21,7 +21,7 @@ SQLite store in a temporary directory (under /dev/shm when it exists), in-memory
 The same seeded messages also go through three baselines computed by a small separate simulation:
 the oracle (foremost journey over the same contacts, multi-hop within a slot), direct delivery, and
 unlimited epidemic. Prints one markdown table, then for each Pigeon row the envelope frames that moved
-and the bytes on links by frame type (Envelope, Sketch, Have16, Want16, Probe, ...) and how many of them
+and the bytes on links by frame type (Envelope, Sketch, Have8, Want8, Probe, ...) and how many of them
 were in meetings of two laptops that had met before; progress goes to stderr.
 
 Options:

@@ -4,6 +4,7 @@ import { fc } from "./fuzz.js";
 
 export const id32 = fc.uint8Array({ minLength: 32, maxLength: 32 });
 export const key16 = fc.uint8Array({ minLength: IBLT_KEY_BYTES, maxLength: IBLT_KEY_BYTES });
+export const key8 = fc.uint8Array({ minLength: 8, maxLength: 8 });
 /** Counts and sizes: mostly small, sometimes anything a varint may hold. */
 export const count = fc.oneof({ arbitrary: fc.nat(1000), weight: 3 }, { arbitrary: fc.maxSafeNat(), weight: 1 });
 
@@ -82,6 +83,12 @@ export const frameArb: fc.Arbitrary<SyncFrame> = fc.oneof(
     type: fc.constant("not-mine16" as const),
     entries: fc.array(fc.record({ key: key16, check: fc.uint8Array({ minLength: 8, maxLength: 8 }) }), { maxLength: 12 }),
   }),
+  fc.record({ type: fc.constant("want8" as const), keys: fc.array(key8, { maxLength: 12 }) }),
+  fc.record({ type: fc.constant("have8" as const), last: fc.boolean(), keys: fc.array(key8, { maxLength: 12 }) }),
+  fc.record({
+    type: fc.constant("not-mine8" as const),
+    entries: fc.array(fc.record({ key: key8, check: fc.uint8Array({ minLength: 8, maxLength: 8 }) }), { maxLength: 12 }),
+  }),
   fc.record({
     type: fc.constant("crowd-change" as const),
     gone: fc.array(fc.uint8Array({ minLength: 4, maxLength: 4 }), { maxLength: 32 }),
@@ -103,9 +110,12 @@ export function frameBytes(f: SyncFrame): number {
     case "want":
       return f.ids.reduce((n, id) => n + id.byteLength, 0);
     case "not-mine16":
+    case "not-mine8":
       return f.entries.reduce((n, e) => n + e.key.byteLength + e.check.byteLength, 0);
     case "want16":
     case "have16":
+    case "want8":
+    case "have8":
       return f.keys.reduce((n, k) => n + k.byteLength, 0);
     case "probe":
       return f.entries.reduce((n, e) => n + e.key.byteLength + e.ephemeral.byteLength + e.tags.reduce((m, t) => m + t.byteLength, 0), 0);

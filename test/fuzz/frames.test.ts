@@ -71,6 +71,10 @@ describe("fuzz: sync frames", () => {
       [2], // Want, n
       [6], // Want16, n
       [14, 1], // Have16, flags, n
+      [17], // NotMine16, n
+      [19, 1], // Have8, flags, n
+      [20], // Want8, n
+      [21], // NotMine8, n
       [3, 0, 0], // Envelope, hops, copies, length
       [4, 3, 0], // Sketch level 3, size, cells
       [7, 8, 1, 2, 3, 4, 3, 0], // SliceSketch depth 8, prefix, level 3, size, cells
@@ -100,6 +104,9 @@ describe("fuzz: sync frames", () => {
     const keys = Array.from({ length: MAX_IDS_PER_FRAME }, () => new Uint8Array(16));
     expect(decoderContract(encodeFrame({ type: "have16", last: true, keys }))?.type).toBe("have16");
     expect(decoderContract(Uint8Array.from([14, 1, ...varintBytes(MAX_IDS_PER_FRAME + 1), ...new Uint8Array(16 * (MAX_IDS_PER_FRAME + 1))]))).toBeUndefined();
+    const shortKeys = Array.from({ length: MAX_IDS_PER_FRAME }, () => new Uint8Array(8));
+    expect(decoderContract(encodeFrame({ type: "have8", last: true, keys: shortKeys }))?.type).toBe("have8");
+    expect(decoderContract(Uint8Array.from([19, 1, ...varintBytes(MAX_IDS_PER_FRAME + 1), ...new Uint8Array(8 * (MAX_IDS_PER_FRAME + 1))]))).toBeUndefined();
     const envelope = new Uint8Array(256 * 1024);
     expect(decoderContract(encodeFrame({ type: "envelope", hops: 0, copies: 0, envelope }))?.type).toBe("envelope");
     const bigger = Uint8Array.from([3, 0, 0, ...varintBytes(envelope.length + 1), ...envelope, 0]);

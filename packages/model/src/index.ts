@@ -97,7 +97,7 @@ export {
 } from "./handshake.js";
 
 // Sync frames inside a link.
-export { CHAT_STATES, crowdHash, CROWD_SALT_BYTES, EPOCH_BYTES, FrameType, probeCheck, PROBE_CHECK_BYTES, type NotMineEntry, MAX_CROWD, MAX_IDS_PER_FRAME, MAX_PROBES_PER_FRAME, decodeFrame, encodeFrame, type ChatState, type ProbeEntry, type SyncFrame } from "./wire.js";
+export { CHAT_STATES, crowdHash, CROWD_SALT_BYTES, EPOCH_BYTES, FrameType, probeCheck, PROBE_CHECK_BYTES, type NotMineEntry, MAX_CROWD, MAX_IDS_PER_FRAME, SHORT_KEY_BYTES, MAX_PROBES_PER_FRAME, decodeFrame, encodeFrame, type ChatState, type ProbeEntry, type SyncFrame } from "./wire.js";
 
 // Reconciliation: IBLT sketches and slices of the id space.
 export { IBLT_KEY_BYTES, Iblt, SKETCH_LEVELS, SPLIT_LEVEL } from "./iblt.js";

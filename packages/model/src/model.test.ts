@@ -89,6 +89,24 @@ describe("sync frames", () => {
     expect(() => decodeFrame(Uint8Array.from([14, 0, 1, ...randomBytes(15)]))).toThrow(DecodeError);
     expect(() => encodeFrame({ type: "have16", last: false, keys: [randomBytes(32)] })).toThrow(/16 bytes/);
   });
+  it("Have8, Want8 and NotMine8 name envelopes by their 8-byte id prefix, and refuse any other length", () => {
+    const keys = [randomBytes(8), randomBytes(8)];
+    const have = encodeFrame({ type: "have8", last: true, keys });
+    expect([...have.subarray(0, 3)]).toEqual([19, 1, 2]);
+    expect(have.length).toBe(3 + 2 * 8);
+    expect(decodeFrame(have)).toEqual({ type: "have8", last: true, keys });
+    expect(() => decodeFrame(Uint8Array.from([19, 2, 0]))).toThrow(/unknown flags 2 in a Have8/);
+    const want = encodeFrame({ type: "want8", keys });
+    expect(want.length).toBe(2 + 2 * 8);
+    expect(decodeFrame(want)).toEqual({ type: "want8", keys });
+    expect(() => decodeFrame(Uint8Array.from([20, 1, ...randomBytes(7)]))).toThrow(DecodeError);
+    expect(() => encodeFrame({ type: "want8", keys: [randomBytes(16)] })).toThrow(/8 bytes/);
+    const entries = [{ key: randomBytes(8), check: probeCheck(randomBytes(32), [randomBytes(16)]) }];
+    const notMine = encodeFrame({ type: "not-mine8", entries });
+    expect(notMine.length).toBe(2 + 16);
+    expect(decodeFrame(notMine)).toEqual({ type: "not-mine8", entries });
+    expect(() => encodeFrame({ type: "not-mine8", entries: [{ key: randomBytes(16), check: entries[0]!.check }] })).toThrow(RangeError);
+  });
   it("Since carries two 8-byte epochs; Mark an arrival number and its echo bit", () => {
     const since = { type: "since" as const, epoch: randomBytes(8), yours: new Uint8Array(8) };
     expect(encodeFrame(since).length).toBe(1 + 16);

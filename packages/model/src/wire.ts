@@ -16,6 +16,9 @@
 //   Mark        = varint 16, u8 flags (bit 0: echo), varint n (an arrival number of the Mark's first sender)
 //   NotMine16   = varint 17, varint n, n x (raw16 envelope id prefix, raw8 probeCheck of the Probe entry answered)
 //   CrowdChange = varint 18, varint n, n x raw4 (gone), varint m, m x raw4 (added), under the last Crowd's salt
+//   Have8       = varint 19, u8 flags (bit 0: last of the listing), varint n, n x raw8 envelope id prefixes
+//   Want8       = varint 20, varint n, n x raw8 envelope id prefixes
+//   NotMine8    = varint 21, varint n, n x (raw8 envelope id prefix, raw8 probeCheck of the Probe entry answered)
 // Varints are read in their shortest form only, so a frame has exactly one encoding.
 import { DecodeError, Reader, Writer } from "./bytes.js";
 import { sha256 } from "./crypto.js";
@@ -94,10 +97,22 @@ export const FrameType = {
    * crowd it keeps for the sender; it has no use without one.
    */
   CrowdChange: 18,
+  /**
+   * Have16, Want16 and NotMine16 with 8-byte id prefixes: what listings, announcements and their answers
+   * send (half the bytes again). Sketches and Probes keep 16 bytes (an IBLT cell needs them).
+   */
+  Have8: 19,
+  Want8: 20,
+  NotMine8: 21,
 } as const;
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 
 export const MAX_IDS_PER_FRAME = 4096;
+/**
+ * Bytes of the id prefix in Have8, Want8 and NotMine8. Shadowing someone else's envelope (so that a peer
+ * that holds ours never asks for theirs) takes a 2^64 second preimage of SHA-256.
+ */
+export const SHORT_KEY_BYTES = 8;
 /** Entries in one Probe frame (each costs the receiver one X25519 per sealing key it holds). */
 export const MAX_PROBES_PER_FRAME = 256;
 /** Tags in one Probe entry: a sealed envelope's slots. */
@@ -161,7 +176,10 @@ export type SyncFrame =
   | { type: "since"; epoch: Uint8Array; yours: Uint8Array }
   | { type: "mark"; echo: boolean; n: number }
   | { type: "not-mine16"; entries: NotMineEntry[] }
-  | { type: "crowd-change"; gone: Uint8Array[]; added: Uint8Array[] };
+  | { type: "crowd-change"; gone: Uint8Array[]; added: Uint8Array[] }
+  | { type: "want8"; keys: Uint8Array[] }
+  | { type: "have8"; last: boolean; keys: Uint8Array[] }
+  | { type: "not-mine8"; entries: NotMineEntry[] };
 
 function writeIds(w: Writer, ids: Uint8Array[]): void {
   if (ids.length > MAX_IDS_PER_FRAME) throw new RangeError("too many ids in one frame");
@@ -177,22 +195,39 @@ function readIds(r: Reader): Uint8Array[] {
   return ids;
 }
 
-/** 16-byte envelope id prefixes (Want16, Have16). */
-function writeKeys(w: Writer, keys: Uint8Array[]): void {
+/** Envelope id prefixes of `size` bytes (16: Want16, Have16; 8: Want8, Have8). */
+function writeKeys(w: Writer, keys: Uint8Array[], size: number): void {
   if (keys.length > MAX_IDS_PER_FRAME) throw new RangeError("too many keys in one frame");
   w.varint(keys.length);
   for (const k of keys) {
-    if (k.length !== IBLT_KEY_BYTES) throw new RangeError("an id prefix is 16 bytes");
+    if (k.length !== size) throw new RangeError(`an id prefix here is ${size} bytes`);
     w.raw(k);
   }
 }
 
-function readKeys(r: Reader): Uint8Array[] {
+function readKeys(r: Reader, size: number): Uint8Array[] {
   const n = r.varint();
   if (n > MAX_IDS_PER_FRAME) throw new DecodeError(`frame lists ${n} keys, limit ${MAX_IDS_PER_FRAME}`);
   const keys: Uint8Array[] = [];
-  for (let i = 0; i < n; i++) keys.push(Uint8Array.from(r.raw(IBLT_KEY_BYTES)));
+  for (let i = 0; i < n; i++) keys.push(Uint8Array.from(r.raw(size)));
   return keys;
+}
+
+function writeNotMine(w: Writer, type: number, entries: NotMineEntry[], size: number): void {
+  if (entries.length > MAX_IDS_PER_FRAME) throw new RangeError("too many entries in one frame");
+  w.varint(type).varint(entries.length);
+  for (const e of entries) {
+    if (e.key.length !== size || e.check.length !== PROBE_CHECK_BYTES) throw new RangeError("malformed not-mine entry");
+    w.raw(e.key).raw(e.check);
+  }
+}
+
+function readNotMine(r: Reader, size: number): NotMineEntry[] {
+  const n = r.varint();
+  if (n > MAX_IDS_PER_FRAME) throw new DecodeError(`frame lists ${n} keys, limit ${MAX_IDS_PER_FRAME}`);
+  const entries: NotMineEntry[] = [];
+  for (let i = 0; i < n; i++) entries.push({ key: Uint8Array.from(r.raw(size)), check: Uint8Array.from(r.raw(PROBE_CHECK_BYTES)) });
+  return entries;
 }
 
 export function encodeFrame(f: SyncFrame): Uint8Array {
@@ -221,10 +256,10 @@ export function encodeFrame(f: SyncFrame): Uint8Array {
       w.varint(f.level);
       break;
     case "want16":
-      writeKeys(w.varint(FrameType.Want16), f.keys);
+      writeKeys(w.varint(FrameType.Want16), f.keys, IBLT_KEY_BYTES);
       break;
     case "have16":
-      writeKeys(w.varint(FrameType.Have16).u8(f.last ? 1 : 0), f.keys);
+      writeKeys(w.varint(FrameType.Have16).u8(f.last ? 1 : 0), f.keys, IBLT_KEY_BYTES);
       break;
     case "probe":
       if (f.entries.length > MAX_PROBES_PER_FRAME) throw new RangeError("too many probes in one frame");
@@ -266,12 +301,16 @@ export function encodeFrame(f: SyncFrame): Uint8Array {
       for (const h of f.added) w.raw(h);
       break;
     case "not-mine16":
-      if (f.entries.length > MAX_IDS_PER_FRAME) throw new RangeError("too many entries in one frame");
-      w.varint(FrameType.NotMine16).varint(f.entries.length);
-      for (const e of f.entries) {
-        if (e.key.length !== IBLT_KEY_BYTES || e.check.length !== PROBE_CHECK_BYTES) throw new RangeError("malformed not-mine entry");
-        w.raw(e.key).raw(e.check);
-      }
+      writeNotMine(w, FrameType.NotMine16, f.entries, IBLT_KEY_BYTES);
+      break;
+    case "want8":
+      writeKeys(w.varint(FrameType.Want8), f.keys, SHORT_KEY_BYTES);
+      break;
+    case "have8":
+      writeKeys(w.varint(FrameType.Have8).u8(f.last ? 1 : 0), f.keys, SHORT_KEY_BYTES);
+      break;
+    case "not-mine8":
+      writeNotMine(w, FrameType.NotMine8, f.entries, SHORT_KEY_BYTES);
       break;
     case "mark":
       if (!Number.isSafeInteger(f.n) || f.n < 0) throw new RangeError("malformed mark frame");
@@ -320,12 +359,19 @@ export function decodeFrame(bytes: Uint8Array): SyncFrame {
       break;
     }
     case FrameType.Want16:
-      f = { type: "want16", keys: readKeys(r) };
+      f = { type: "want16", keys: readKeys(r, IBLT_KEY_BYTES) };
       break;
-    case FrameType.Have16: {
+    case FrameType.Want8:
+      f = { type: "want8", keys: readKeys(r, SHORT_KEY_BYTES) };
+      break;
+    case FrameType.Have16:
+    case FrameType.Have8: {
       const flags = r.u8();
-      if (flags > 1) throw new DecodeError(`unknown flags ${flags} in a Have16 frame`);
-      f = { type: "have16", last: flags === 1, keys: readKeys(r) };
+      if (flags > 1) throw new DecodeError(`unknown flags ${flags} in a Have${type === FrameType.Have8 ? 8 : 16} frame`);
+      f =
+        type === FrameType.Have8
+          ? { type: "have8", last: flags === 1, keys: readKeys(r, SHORT_KEY_BYTES) }
+          : { type: "have16", last: flags === 1, keys: readKeys(r, IBLT_KEY_BYTES) };
       break;
     }
     case FrameType.Probe: {
@@ -380,14 +426,12 @@ export function decodeFrame(bytes: Uint8Array): SyncFrame {
       f = { type: "crowd-change", gone: lists[0]!, added: lists[1]! };
       break;
     }
-    case FrameType.NotMine16: {
-      const n = r.varint();
-      if (n > MAX_IDS_PER_FRAME) throw new DecodeError(`frame lists ${n} keys, limit ${MAX_IDS_PER_FRAME}`);
-      const entries: NotMineEntry[] = [];
-      for (let i = 0; i < n; i++) entries.push({ key: Uint8Array.from(r.raw(IBLT_KEY_BYTES)), check: Uint8Array.from(r.raw(PROBE_CHECK_BYTES)) });
-      f = { type: "not-mine16", entries };
+    case FrameType.NotMine16:
+      f = { type: "not-mine16", entries: readNotMine(r, IBLT_KEY_BYTES) };
       break;
-    }
+    case FrameType.NotMine8:
+      f = { type: "not-mine8", entries: readNotMine(r, SHORT_KEY_BYTES) };
+      break;
     case FrameType.Mark: {
       const flags = r.u8();
       if (flags > 1) throw new DecodeError(`unknown flags ${flags} in a Mark frame`);

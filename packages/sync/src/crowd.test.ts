@@ -222,7 +222,7 @@ describe("what a listing names", () => {
       let keys = 0;
       let probes = 0;
       await meetSeeing(carrier, tom, (fr) => {
-        if (fr.type === "have16") keys += fr.keys.length;
+        if (fr.type === "have8") keys += fr.keys.length;
         if (fr.type === "probe") probes += fr.entries.length;
       });
       listed.push(keys);
@@ -251,7 +251,7 @@ async function probesAt(carrier: Laptop, tom: Laptop): Promise<{ probes: number;
   lc.onFrame((f) => {
     last = Date.now();
     const fr = decodeFrame(f);
-    if (fr.type === "not-mine16") notMine += fr.entries.length;
+    if (fr.type === "not-mine8") notMine += fr.entries.length;
   });
   carrier.s.attach(lc);
   tom.s.attach(lt);

@@ -12,7 +12,7 @@ import type Database from "better-sqlite3";
 import { SCHEMA } from "./database.js";
 import { statementCache } from "./statements.js";
 import {
-  decodeBetweenVillages, decodeEnvelope, decodeInner, decodeSealed, encodeInner, equalBytes, EnvelopeKind, Iblt, IBLT_KEY_BYTES, rangeBounds, SKETCH_LEVELS, type Envelope, type IdRange,
+  decodeBetweenVillages, decodeEnvelope, decodeInner, decodeSealed, encodeInner, equalBytes, EnvelopeKind, Iblt, IBLT_KEY_BYTES, rangeBounds, SHORT_KEY_BYTES, SKETCH_LEVELS, type Envelope, type IdRange,
 } from "@pigeon/model";
 
 /** The author column of an envelope whose author this node cannot know (a carried sealed envelope, a receipt). */
@@ -98,6 +98,15 @@ type Row = {
  * SQLite, so a relay point with a million envelopes holds ~0.5 MB of tables, not its store, in memory.
  */
 const MAX_ID = new Uint8Array(32).fill(0xff);
+
+/**
+ * The ids that start with `key`, as SQLite bounds: an id prefix from a peer (8 bytes in listings and
+ * their answers, 16 in sketches and Probes). Anything shorter names too many envelopes to mean one.
+ */
+function prefixBounds(key: Uint8Array): { lo: Buffer; hi: Buffer } | undefined {
+  if (key.length < SHORT_KEY_BYTES || key.length > 32) return undefined;
+  return { lo: Buffer.concat([key, Buffer.alloc(32 - key.length, 0)]), hi: Buffer.concat([key, Buffer.alloc(32 - key.length, 0xff)]) };
+}
 
 export class SketchIndex {
   readonly levels: Iblt[] = SKETCH_LEVELS.map((cells) => new Iblt(cells));
@@ -263,11 +272,11 @@ export class EnvelopeStore {
     return { size, tables };
   }
 
-  /** The stored envelope whose id starts with this 16-byte key, if any. */
+  /** The stored envelope whose id starts with this key (an 8- or 16-byte prefix), if any. */
   byKey(key: Uint8Array): Uint8Array | undefined {
-    if (key.length !== IBLT_KEY_BYTES) return undefined;
-    const lo = Buffer.concat([key, Buffer.alloc(32 - IBLT_KEY_BYTES, 0)]);
-    const hi = Buffer.concat([key, Buffer.alloc(32 - IBLT_KEY_BYTES, 0xff)]);
+    const bounds = prefixBounds(key);
+    if (!bounds) return undefined;
+    const { lo, hi } = bounds;
     const id = this.stmt(`SELECT id FROM envelopes WHERE id >= ? AND id <= ? LIMIT 1`).pluck().get(lo, hi) as Buffer | undefined;
     return id ? new Uint8Array(id) : undefined;
   }
@@ -302,10 +311,11 @@ export class EnvelopeStore {
     return this.stmt(`SELECT 1 FROM envelopes WHERE id = ? AND author = ?`).get(id, me) !== undefined;
   }
 
-  /** Whether this node has (or had, and let go of) the envelope with this 16-byte key. */
+  /** Whether this node has (or had, and let go of) the envelope with this key (an 8- or 16-byte prefix). */
   knowsKey(key: Uint8Array): boolean {
-    const lo = Buffer.concat([key, Buffer.alloc(32 - IBLT_KEY_BYTES, 0)]);
-    const hi = Buffer.concat([key, Buffer.alloc(32 - IBLT_KEY_BYTES, 0xff)]);
+    const bounds = prefixBounds(key);
+    if (!bounds) return false;
+    const { lo, hi } = bounds;
     // one statement (a listing of a million prefixes asks this a million times)
     return (
       this.stmt(
@@ -528,12 +538,11 @@ export class EnvelopeStore {
     return rows.map((r) => ({ receipt: new Uint8Array(r.ack), envelope: new Uint8Array(r.envelope) }));
   }
 
-  /** Our own receipts naming an envelope, by its 16-byte id prefix (a peer says it holds that envelope). */
+  /** Our own receipts naming an envelope, by its 8- or 16-byte id prefix (a peer says it holds that envelope). */
   ownReceiptsNaming(key: Uint8Array): Uint8Array[] {
-    const lo = new Uint8Array(32);
-    lo.set(key.subarray(0, 16));
-    const hi = lo.slice();
-    hi.fill(0xff, 16);
+    const bounds = prefixBounds(key);
+    if (!bounds) return [];
+    const { lo, hi } = bounds;
     return (
       this.stmt(
         `SELECT a.ack FROM ack_names a JOIN envelopes r ON r.id = a.ack

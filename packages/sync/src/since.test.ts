@@ -89,7 +89,7 @@ function carriedCopy(to: Identity, from: Identity) {
 }
 
 const kinds = (s: Seen) => new Set(s.frames.map((f) => f.type));
-const listed = (s: Seen) => s.frames.reduce((n, f) => n + (f.type === "have16" ? f.keys.length : 0), 0);
+const listed = (s: Seen) => s.frames.reduce((n, f) => n + (f.type === "have8" ? f.keys.length : 0), 0);
 
 describe("meeting again: only what arrived since", () => {
   it("a second meeting lists only the new mail, which still arrives, and costs a few hundred bytes instead of sketches", async () => {
@@ -189,7 +189,7 @@ describe("meeting again: only what arrived since", () => {
       send({ type: "since", epoch, yours: tomEpoch }); // we met, and the carrier remembers it
       send({ type: "have16", last: true, keys: [] }); // nothing new on its side; and it asks for nothing
     });
-    const listedKeys = again.filter((f) => f.type === "have16").flatMap((f) => (f.type === "have16" ? f.keys : []));
+    const listedKeys = again.filter((f) => f.type === "have8").flatMap((f) => (f.type === "have8" ? f.keys : []));
     expect(listedKeys.length).toBeGreaterThan(0);
     const receipts = again.filter((f) => f.type === "envelope" && envelopeForm(f.envelope) === "receipt");
     expect(receipts).toHaveLength(1);

@@ -3,7 +3,7 @@
 // On connect both send SINCE; then, unless they met before (below), the node with the smaller key
 // sends a sketch of its set (an IBLT, SKETCH level 0). The
 // other subtracts its own sketch and peels the difference: if it decodes, it asks for what it lacks
-// (WANT16), sends what the other lacks (ENVELOPE, most important first) and says DONE; if not, it
+// (WANT8), sends what the other lacks (ENVELOPE, most important first) and says DONE; if not, it
 // answers with its own sketch one level larger (8x), and the roles swap. Identical stores settle in
 // one round trip after the SINCEs, with one sketch of under a kilobyte; the cost grows with the difference, not with
 // what is stored. Past the largest level the id space is split into 16 slices, each reconciled the
@@ -12,14 +12,14 @@
 // its store since their last finished meeting (SINCE, MARK: docs/protocol.md), a few bytes where a
 // sketch of every carried copy they both still hold would be kilobytes.
 // Envelopes go out through one priority queue per link that waits while the socket is backed up.
-// The link then stays open: every new envelope is announced at once (HAVE), so a message to a
+// The link then stays open: every new envelope is announced at once (HAVE8), so a message to a
 // neighbour goes through immediately.
 // Longer than the other files on purpose: announcing, reconciling (sketches, slices, listings),
 // sending and receiving all read and change one link's session (what the peer has and lacks, the
 // queue, flow control), and split apart they would pass that state around instead.
 import { EventEmitter } from "node:events";
 import {
-  decodeBetweenVillages, isBetweenVillages, compareBytes, EPOCH_BYTES, crowdHash, CROWD_SALT_BYTES, DecodeError, fromHex, MAX_CROWD, randomBytes, EnvelopeKind, equalBytes, type ChatState, decodeFrame, decodeSealed, encodeFrame, envelopeId, formatAddress, IBLT_KEY_BYTES, MAX_IDS_PER_FRAME, MAX_PROBES_PER_FRAME, MAX_RANGE_DEPTH,
+  decodeBetweenVillages, isBetweenVillages, compareBytes, EPOCH_BYTES, crowdHash, CROWD_SALT_BYTES, DecodeError, fromHex, MAX_CROWD, randomBytes, EnvelopeKind, equalBytes, type ChatState, decodeFrame, decodeSealed, encodeFrame, envelopeId, formatAddress, IBLT_KEY_BYTES, MAX_IDS_PER_FRAME, SHORT_KEY_BYTES, MAX_PROBES_PER_FRAME, MAX_RANGE_DEPTH,
   rangeBounds, rangeChildren, rangeWeight, SKETCH_LEVELS, SPLIT_LEVEL, toHex, WHOLE_RANGE, WHOLE_WEIGHT,
   type ContactCard, type Iblt, type IdRange, type NotMineEntry, type PeerLink, type ProbeEntry, type SyncFrame, probeCheck, sha256,
   type LinkPeer,
@@ -43,8 +43,12 @@ export const RECEIVE_LOW_WATER = 128;
  * so a link that stays up for weeks does not grow without end.
  */
 const PEER_HAS_MAX = 200_000;
-/** An envelope's 16-byte id prefix: how sketches, Want16 and Have16 name it. */
+/** An envelope's 16-byte id prefix: how sketches and Probes name it. */
 const idKey = (id: Uint8Array): Uint8Array => id.subarray(0, IBLT_KEY_BYTES);
+/** Its 8-byte id prefix: how listings, announcements and their answers name it (Have8, Want8, NotMine8). */
+const shortKey = (key: Uint8Array): Uint8Array => key.subarray(0, SHORT_KEY_BYTES);
+/** What a link's memory of the peer (peerHas, peerLacks, receipt keys, not-mine) is keyed by: the short key, hex. */
+const nameOf = (key: Uint8Array): string => toHex(key.subarray(0, SHORT_KEY_BYTES));
 type ProbeMeta = { carried: boolean; kind: number; receivedAt: number; lifetime: number; recipients: Uint8Array[] };
 /**
  * Probe entries a link answers (each costs one X25519 per sealing key): past this, further probes on
@@ -57,8 +61,8 @@ const MAX_PROBES_ANSWERED = 20_000;
  */
 const ARRIVALS_KEPT = 32_768;
 /**
- * Envelopes (16-byte keys) a Probe showed are not for us, remembered so that other carriers of the same
- * envelope are told so (NotMine16) instead of probing again; past this many the memory starts afresh.
+ * Envelopes (by name, see nameOf) a Probe showed are not for us, remembered so that other carriers of the
+ * same envelope are told so (NotMine8) instead of probing again; past this many the memory starts afresh.
  */
 const NOT_MINE_REMEMBERED = 16_384;
 /** Peers whose last finished meeting is remembered (for SINCE), the longest unseen forgotten first. */
@@ -208,7 +212,7 @@ class Session {
   sent = 0;
   received = 0;
   readonly recon: ReconcileStats;
-  /** 16-byte keys (hex) the peer told us it lacks during reconciliation (its WANT16s). */
+  /** Names (nameOf) of envelopes the peer told us it lacks during reconciliation (its Want8s). */
   readonly peerLacks = new Set<string>();
   /**
    * Carried sealed envelopes (hex ids) we asked the peer about with a Probe in this round: a Want16
@@ -243,7 +247,7 @@ class Session {
   markSent: number | undefined;
   /** The peer's Mark, echoed once what came before it is stored. */
   echoPending: number | undefined;
-  /** Envelopes (16-byte keys, hex) our receipts name that a since round listed: a key the peer did not ask for is one it holds. */
+  /** Envelopes (names, see nameOf) our receipts name that a since round listed: a key the peer did not ask for is one it holds. */
   receiptKeys: Set<string> | undefined;
   /** Of those, the ones the peer claimed (its Want16 answer): sent to it with no tokens, first. */
   readonly claimed = new Set<string>();
@@ -471,16 +475,16 @@ export class SyncEngine extends EventEmitter<Events> {
     try {
       const arrivedSince = new Set(list.map((id) => toHex(id)));
       const receipted = new Set<string>();
-      for (const r of store.ownReceiptNames(WHOLE_RANGE)) if (arrivedSince.has(toHex(r.receipt))) receipted.add(toHex(idKey(r.envelope)));
+      for (const r of store.ownReceiptNames(WHOLE_RANGE)) if (arrivedSince.has(toHex(r.receipt))) receipted.add(nameOf(r.envelope));
       s.receiptKeys = receipted;
       const keys = new Map<string, Uint8Array>();
       for (const k of receipted) keys.set(k, fromHex(k));
-      for (const id of list) if (this.worthListing(s, id, receipted)) keys.set(toHex(idKey(id)), idKey(id));
+      for (const id of list) if (this.worthListing(s, id, receipted)) keys.set(nameOf(id), shortKey(id));
       const all = [...keys.values()];
       for (let i = 0; ; i += MAX_IDS_PER_FRAME) {
         if (s.link.closed) return;
         const last = i + MAX_IDS_PER_FRAME >= all.length;
-        this.send(s, { type: "have16", last, keys: all.slice(i, i + MAX_IDS_PER_FRAME) });
+        this.send(s, { type: "have8", last, keys: all.slice(i, i + MAX_IDS_PER_FRAME) });
         if (last) break;
         await new Promise<void>((r) => setImmediate(r));
         await this.drained(s);
@@ -633,7 +637,7 @@ export class SyncEngine extends EventEmitter<Events> {
     this.send(s, { type: "done", range, level });
     // what we have and they lack: send it, most important first
     const ids = diff.ours.map((k) => store.byKey(k)).filter((id): id is Uint8Array => !!id);
-    this.noteReceipts(s, range, new Set(diff.ours.map(toHex)));
+    this.noteReceipts(s, range, new Set(diff.ours.map(nameOf)));
     s.recon.offered += ids.length;
     this.enqueue(s, ids);
     this.settle(s, range);
@@ -642,12 +646,12 @@ export class SyncEngine extends EventEmitter<Events> {
   /**
    * Once the difference of a range is known, every other id of ours in it is one the peer holds (or
    * had). Our receipts for sealed envelopes the peer holds go to it, so a carrier that holds a copy
-   * for us (it cannot know it is ours) learns from us that it was delivered. (`lacks`: 16-byte keys, hex.)
+   * for us (it cannot know it is ours) learns from us that it was delivered. (`lacks`: names, see nameOf.)
    */
   private noteReceipts(s: Session, range: IdRange, lacks: Set<string>): void {
     const store = this.store.envelopes;
     for (const { receipt, envelope } of store.ownReceiptNames(range))
-      if (!lacks.has(toHex(envelope.subarray(0, 16))) && store.has(envelope)) s.receiptsFor.add(toHex(receipt));
+      if (!lacks.has(nameOf(envelope)) && store.has(envelope)) s.receiptsFor.add(toHex(receipt));
   }
 
   private listInBackground(s: Session, range: IdRange): void {
@@ -797,10 +801,10 @@ export class SyncEngine extends EventEmitter<Events> {
       if (this.store.recognises(e.ephemeral, e.tags)) want.push(e.key);
       else {
         if (this.notMine.size >= NOT_MINE_REMEMBERED) this.notMine.clear();
-        this.notMine.set(toHex(e.key), { check: probeCheck(e.ephemeral, e.tags), keys: this.store.sealingKeyCount?.() ?? 0 });
+        this.notMine.set(nameOf(e.key), { check: probeCheck(e.ephemeral, e.tags), keys: this.store.sealingKeyCount?.() ?? 0 });
       }
     }
-    if (want.length) this.send(s, { type: "want16", keys: want });
+    if (want.length) this.send(s, { type: "want8", keys: want.map(shortKey) });
     await new Promise<void>((r) => setImmediate(r)); // a frame of probes is up to a few hundred X25519: let pings in
   }
 
@@ -1012,14 +1016,14 @@ export class SyncEngine extends EventEmitter<Events> {
     const { lo, hi } = rangeBounds(range);
     // envelopes our own receipts name: listed whatever else, so that the peer's Want16 tells us whether
     // it holds them (and then gets the receipt, and drops its copy: noteReceipts)
-    const receipted = new Set(this.store.envelopes.ownReceiptNames(range).map((r) => toHex(idKey(r.envelope))));
+    const receipted = new Set(this.store.envelopes.ownReceiptNames(range).map((r) => nameOf(r.envelope)));
     let after: Uint8Array = range.depth === 0 ? new Uint8Array(0) : lo.subarray(0, Math.ceil(range.depth / 2));
     for (;;) {
       if (s.link.closed) return;
       const page = this.store.envelopes.idsAfter(after, MAX_IDS_PER_FRAME, hi);
       const last = page.length < MAX_IDS_PER_FRAME;
       const listed = page.filter((id) => this.worthListing(s, id, receipted));
-      if (listed.length || last) this.send(s, { type: "have16", last, keys: listed.map(idKey) });
+      if (listed.length || last) this.send(s, { type: "have8", last, keys: listed.map(shortKey) });
       if (last) return;
       after = page[page.length - 1]!;
       await new Promise<void>((r) => setImmediate(r));
@@ -1036,7 +1040,7 @@ export class SyncEngine extends EventEmitter<Events> {
   private worthListing(s: Session, id: Uint8Array, receipted: Set<string>): boolean {
     const meta = this.store.envelopes.meta(id);
     if (!meta) return false;
-    if (receipted.has(toHex(idKey(id)))) return true;
+    if (receipted.has(nameOf(id))) return true;
     return this.offerable(id, meta.hops, meta.receivedAt, meta.lifetime, s) || this.wouldProbe(s, id, meta);
   }
 
@@ -1046,8 +1050,8 @@ export class SyncEngine extends EventEmitter<Events> {
 
   /** Remembers that the peer holds an envelope, so it is not announced back (bounded: see PEER_HAS_MAX). */
   private notePeerHas(s: Session, id: Uint8Array): void {
-    if (s.peerHas.size >= PEER_HAS_MAX) s.peerHas.clear(); // forgetting costs a 16-byte HAVE16 now and then
-    s.peerHas.add(toHex(idKey(id)));
+    if (s.peerHas.size >= PEER_HAS_MAX) s.peerHas.clear(); // forgetting costs an 8-byte Have8 now and then
+    s.peerHas.add(nameOf(id));
   }
 
   private meet(s: Session): void {
@@ -1060,8 +1064,8 @@ export class SyncEngine extends EventEmitter<Events> {
   }
 
   /**
-   * A listing or an announcement (Have16, or Have from an older node), by 16-byte id prefix: Want16
-   * for what we never had; our own messages the peer holds count as sent.
+   * A listing or an announcement (Have8; Have16 or Have from an older node), by id prefix: Want8 for
+   * what we never had; our own messages the peer holds count as sent.
    */
   private async onHave(s: Session, keys: Uint8Array[], last: boolean): Promise<void> {
     const store = this.store.envelopes;
@@ -1104,12 +1108,12 @@ export class SyncEngine extends EventEmitter<Events> {
     const notMine: NotMineEntry[] = [];
     const sealingKeys = this.store.sealingKeyCount?.() ?? 0;
     for (const key of keys) {
-      const judged = this.notMine.get(toHex(key));
-      if (judged && judged.keys === sealingKeys) notMine.push({ key, check: judged.check });
-      else want.push(key);
+      const judged = this.notMine.get(nameOf(key));
+      if (judged && judged.keys === sealingKeys) notMine.push({ key: shortKey(key), check: judged.check });
+      else want.push(shortKey(key));
     }
-    for (let i = 0; i < want.length; i += MAX_IDS_PER_FRAME) this.send(s, { type: "want16", keys: want.slice(i, i + MAX_IDS_PER_FRAME) });
-    for (let i = 0; i < notMine.length; i += MAX_IDS_PER_FRAME) this.send(s, { type: "not-mine16", entries: notMine.slice(i, i + MAX_IDS_PER_FRAME) });
+    for (let i = 0; i < want.length; i += MAX_IDS_PER_FRAME) this.send(s, { type: "want8", keys: want.slice(i, i + MAX_IDS_PER_FRAME) });
+    for (let i = 0; i < notMine.length; i += MAX_IDS_PER_FRAME) this.send(s, { type: "not-mine8", entries: notMine.slice(i, i + MAX_IDS_PER_FRAME) });
   }
 
   private async onFrame(s: Session, bytes: Uint8Array): Promise<void> {
@@ -1119,12 +1123,14 @@ export class SyncEngine extends EventEmitter<Events> {
       case "have":
         return this.onHave(s, f.ids.map(idKey), f.last);
       case "have16":
+      case "have8":
         return this.onHave(s, f.keys, f.last);
       case "want":
         this.enqueue(s, f.ids);
         return;
-      case "want16": {
-        for (const k of f.keys) s.peerLacks.add(toHex(k));
+      case "want16":
+      case "want8": {
+        for (const k of f.keys) s.peerLacks.add(nameOf(k));
         // an answer to our Probe: the peer says it is a recipient of these
         if (s.probed.size)
           for (const k of f.keys) {
@@ -1135,12 +1141,13 @@ export class SyncEngine extends EventEmitter<Events> {
         this.enqueue(s, f.keys.map((k) => this.store.envelopes.byKey(k)).filter((id): id is Uint8Array => !!id));
         return;
       }
-      case "not-mine16": {
+      case "not-mine16":
+      case "not-mine8": {
         // as Want16, but the peer is not a recipient of these: never a claim, and no Probe about them,
         // if the Probe it judged was our envelope's own (else it was fooled, and a Probe still goes)
         const ids: Uint8Array[] = [];
         for (const e of f.entries) {
-          s.peerLacks.add(toHex(e.key));
+          s.peerLacks.add(nameOf(e.key));
           const id = this.store.envelopes.byKey(e.key);
           if (!id) continue;
           if (this.probeEntryCheck(id)?.every((b, i) => b === e.check[i])) this.rememberAsked(s, toHex(id));
@@ -1256,7 +1263,7 @@ export class SyncEngine extends EventEmitter<Events> {
 
   /** A new envelope entered our store: tell every peer that may take it and does not have it. */
   private announce(env: { id: Uint8Array }): void {
-    const hex = toHex(idKey(env.id));
+    const hex = nameOf(env.id);
     // most arrivals come from the only peer there is: no store lookup for them
     const lacking = [...this.sessions].filter((s) => !s.peerHas.has(hex));
     if (lacking.length === 0) return;
@@ -1268,7 +1275,7 @@ export class SyncEngine extends EventEmitter<Events> {
         this.flushProbes(s);
         continue;
       }
-      this.send(s, { type: "have16", last: false, keys: [idKey(env.id)] });
+      this.send(s, { type: "have8", last: false, keys: [shortKey(env.id)] });
     }
   }
 
