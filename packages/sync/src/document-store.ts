@@ -2,6 +2,7 @@
 // automerge-repo Repo with crash-safe file storage and no network adapters — documents never sync
 // through automerge-repo; only sealed envelopes leave the laptop. Only documents this user takes part
 // in are ever loaded here.
+import { createHash } from "node:crypto";
 import * as A from "@automerge/automerge";
 import { DocHandle, interpretAsDocumentId, Repo, type DocumentId, type StorageAdapterInterface, type StorageKey } from "@automerge/automerge-repo";
 
@@ -49,6 +50,50 @@ export function changeThenStore<T, R>(
   }
 }
 
+const CHUNK_MAGIC = [0x85, 0x6f, 0x4a, 0x83];
+
+/**
+ * Checks a stored chunk the way Automerge's loader does before it reads one: each Automerge chunk in it
+ * (magic, 4-byte checksum, type, LEB128 length, contents) whole, and its checksum (the first 4 bytes of
+ * the SHA-256 of type, length and contents) right. A torn write, a truncated file or overwritten bytes
+ * fail it. Loading the whole document to check it cost as much as loading it again (a 1,000-message
+ * segment: ~0.3 s and its memory, issue 20), for every segment a view opens.
+ */
+export function checkChunks(bytes: Uint8Array): void {
+  let at = 0;
+  if (bytes.length === 0) throw new Error("empty chunk");
+  while (at < bytes.length) {
+    if (at + 10 > bytes.length || CHUNK_MAGIC.some((m, i) => bytes[at + i] !== m)) throw new Error(`not an Automerge chunk at byte ${at}`);
+    let p = at + 9;
+    let length = 0;
+    for (let shift = 0; ; shift += 7) {
+      if (p >= bytes.length || shift > 35) throw new Error(`bad chunk length at byte ${at}`);
+      const b = bytes[p++]!;
+      length += (b & 0x7f) * 2 ** shift;
+      if (!(b & 0x80)) break;
+    }
+    const end = p + length;
+    if (end > bytes.length) throw new Error(`chunk at byte ${at} is cut short (${bytes.length - p} of ${length} bytes)`);
+    const sum = createHash("sha256").update(bytes.subarray(at + 8, end)).digest();
+    for (let i = 0; i < 4; i++) if (sum[i] !== bytes[at + 4 + i]) throw new Error(`chunk at byte ${at} fails its checksum`);
+    at = end;
+  }
+}
+
+/**
+ * An Automerge change's hash: the SHA-256 of its chunk after magic and checksum, for an uncompressed
+ * change (type 1, what a local change is); decoding the whole change (A.decodeChange) only for any
+ * other form. Catching up a 1,000-message segment decoded every change just for its hash.
+ */
+export function changeHash(change: Uint8Array): string {
+  if (change.length > 10 && change[8] === 1 && CHUNK_MAGIC.every((m, i) => change[i] === m)) {
+    const sum = createHash("sha256").update(change.subarray(8)).digest();
+    // the chunk's own checksum is the hash's first 4 bytes: a mismatch means it is not one whole chunk
+    if (sum[0] === change[4] && sum[1] === change[5] && sum[2] === change[6] && sum[3] === change[7]) return sum.toString("hex");
+  }
+  return A.decodeChange(change).hash;
+}
+
 export interface DocumentLog {
   warn(msg: string): void;
 }
@@ -84,7 +129,7 @@ export class DocumentStore {
     const damaged: string[] = [];
     for (const c of chunks) {
       try {
-        if (c.data) A.loadIncremental(A.init(), c.data);
+        if (c.data) checkChunks(c.data);
         continue;
       } catch (e) {
         const what = `${c.key.join("/")}`;

@@ -130,6 +130,7 @@ export class EnvelopeStore {
   private readonly partiesStmt;
   private readonly idsStmt;
   private readonly byConversation;
+  private readonly bySegment;
   private readonly handStmt;
   private readonly handedStmt;
   private readonly statsStmt;
@@ -151,6 +152,8 @@ export class EnvelopeStore {
     this.partiesStmt = db.prepare(`SELECT party FROM envelope_parties WHERE envelope = ?`).pluck();
     this.idsStmt = db.prepare(`SELECT id, hops, received_at, lifetime FROM envelopes`);
     this.byConversation = db.prepare(`SELECT id FROM envelopes WHERE conversation = ? ORDER BY received_at`).pluck();
+    // one segment's (catching a document up reads only its own envelopes, not a 10,000-message conversation's)
+    this.bySegment = db.prepare(`SELECT id FROM envelopes WHERE conversation = ? AND segment = ? ORDER BY received_at`).pluck();
     this.handStmt = db.prepare(`INSERT OR IGNORE INTO handed (envelope, peer, at) VALUES (?, ?, ?)`);
     this.handedStmt = db.prepare(`SELECT peer, at FROM handed WHERE envelope = ? ORDER BY at LIMIT 1`);
     this.statsStmt = db.prepare(`SELECT count(*) AS envelopes, coalesce(sum(size), 0) AS bytes FROM envelopes`);
@@ -421,8 +424,9 @@ export class EnvelopeStore {
     return !!m && (equalBytes(m.author, party) || m.recipients.some((r) => equalBytes(r, party)));
   }
 
-  conversationEnvelopes(conversation: Uint8Array): Uint8Array[] {
-    return (this.byConversation.all(conversation) as Buffer[]).map((b) => new Uint8Array(b));
+  conversationEnvelopes(conversation: Uint8Array, segment?: number): Uint8Array[] {
+    const rows = segment === undefined ? this.byConversation.all(conversation) : this.bySegment.all(conversation, segment);
+    return (rows as Buffer[]).map((b) => new Uint8Array(b));
   }
 
   authoredBy(id: Uint8Array, author: Uint8Array): boolean {

@@ -7,7 +7,7 @@ import {
   decodeSealed, encodeInner, EnvelopeKind, emptySegment, forVillage, equalBytes, fingerprint, formatAddress, keyId, newActorId, openChange, sealEnvelope, segmentDocumentId, toHex,
   type Address, type SealedEnvelope, type SealingKeyPair, type Buddy, type ContactCard, type ConversationDoc, type Envelope, type Identity,
 } from "@pigeon/model";
-import type { DocumentStore } from "../document-store.js";
+import { changeHash, type DocumentStore } from "../document-store.js";
 import { opaque, storable, type EnvelopeStore, type HeldEnvelope, type Storable } from "../envelope-store.js";
 import type { LocalState } from "../local-state.js";
 import type { Log } from "../log.js";
@@ -401,14 +401,14 @@ export class MailboxCore {
   async catchUp<T>(conv: Uint8Array, segment: number, handle: DocHandle<T>): Promise<void> {
     const keys = this.state.keyMap(conv);
     const missing: Uint8Array[] = [];
-    for (const id of this.envelopes.conversationEnvelopes(conv)) {
+    for (const id of this.envelopes.conversationEnvelopes(conv, segment)) {
       if (this.state.openedStatus(id) !== "applied") continue;
       const env = this.envelopes.get(id);
       if (!env || env.kind !== EnvelopeKind.Change || env.segment !== segment) continue;
       const key = keys.get(toHex(env.keyId));
       const change = key && openChange(env, key);
       if (!change) continue;
-      if (!A.hasHeads(handle.doc(), [A.decodeChange(change).hash])) missing.push(change);
+      if (!A.hasHeads(handle.doc(), [changeHash(change)])) missing.push(change);
     }
     if (missing.length) {
       this.log.warn(`catching up ${missing.length} change(s) the document had lost (after a crash?)`);

@@ -1,0 +1,59 @@
+// The check a stored document chunk passes before it is loaded (a damaged one is set aside instead).
+import * as A from "@automerge/automerge";
+import { describe, expect, it } from "vitest";
+import { changeHash, checkChunks } from "./document-store.js";
+
+function segment(messages: number): A.Doc<{ messages: { body: string }[] }> {
+  let d = A.from<{ messages: { body: string }[] }>({ messages: [] });
+  for (let i = 0; i < messages; i++) d = A.change(d, (x) => void x.messages.push({ body: `message ${i} `.repeat(1 + (i % 40)) }));
+  return d;
+}
+
+describe("checkChunks", () => {
+  it("passes what Automerge writes: a snapshot, incremental saves, several changes in one chunk", () => {
+    const d = segment(60);
+    expect(() => checkChunks(A.save(d))).not.toThrow();
+    let e = A.load<{ messages: { body: string }[] }>(A.save(d));
+    const heads = A.getHeads(e);
+    e = A.change(e, (x) => void x.messages.push({ body: "x".repeat(2000) })); // large enough to be compressed
+    expect(() => checkChunks(A.saveSince(e, heads))).not.toThrow();
+    const changes = A.getAllChanges(e);
+    const joined = Buffer.concat(changes.slice(-5));
+    expect(() => checkChunks(joined)).not.toThrow();
+  });
+
+  it("fails a torn write, a truncated file, garbage and a flipped bit anywhere in the contents", () => {
+    const bytes = A.save(segment(30));
+    expect(() => checkChunks(bytes.subarray(0, bytes.length - 1))).toThrow(/cut short/);
+    expect(() => checkChunks(bytes.subarray(0, 20))).toThrow(/cut short/);
+    expect(() => checkChunks(new TextEncoder().encode("garbage"))).toThrow(/not an Automerge chunk/);
+    expect(() => checkChunks(new Uint8Array(0))).toThrow(/empty/);
+    for (const at of [9, 40, Math.floor(bytes.length / 2), bytes.length - 1]) {
+      const flipped = Uint8Array.from(bytes);
+      flipped[at]! ^= 0x10;
+      expect(() => checkChunks(flipped), `bit flipped at ${at}`).toThrow();
+    }
+    // a good chunk followed by a torn one (an incremental save cut by a crash)
+    expect(() => checkChunks(Buffer.concat([bytes, bytes.subarray(0, 100)]))).toThrow(/at byte \d+ is cut short/);
+    // and what passes this check loads
+    expect(A.load(bytes)).toBeDefined();
+  });
+});
+
+describe("changeHash", () => {
+  it("is Automerge's hash of the change, small or large, without decoding it", () => {
+    let d = segment(3);
+    for (const size of [1, 300, 5000]) {
+      d = A.change(d, (x) => void x.messages.push({ body: "y".repeat(size) }));
+      const change = A.getLastLocalChange(d)!;
+      expect(changeHash(change)).toBe(A.decodeChange(change).hash);
+      expect(A.hasHeads(d, [changeHash(change)])).toBe(true);
+    }
+    // not one whole uncompressed change (a damaged one): Automerge's own decoding decides
+    const good = A.getLastLocalChange(d)!;
+    const change = Uint8Array.from(good);
+    change[20]! ^= 1;
+    expect(changeHash(change)).toBe(A.decodeChange(change).hash);
+    expect(changeHash(change)).not.toBe(changeHash(good));
+  });
+});
