@@ -4,7 +4,7 @@
 // each with the real Mailbox (each message an Automerge change, sealed and stored, as a send makes
 // it), closes it, then in a fresh process opens it again and measures resident memory (VmRSS) and
 // time at each step a user takes: open, the newest page of one conversation, every page of it back to
-// its first message, and the whole-folder listing the web app's first screen and `pigeon inbox` ask
+// its first message, the newest page of every conversation in turn, and the whole-folder listing the web app's first screen and `pigeon inbox` ask
 // for (Mailbox.folders()). Each step in a process of its own too, so one does not pay for another.
 // Usage: node bench/node/history.mjs [--conversations N] [--messages M] [--page P] [--keep DIR]
 import { spawnSync } from "node:child_process";
@@ -87,6 +87,10 @@ async function step(dir, which) {
       before = page[0].arrivalSeq;
     }
     out.count = n;
+  } else if (which === "each") {
+    let n = 0;
+    for (const c of meta.conversations) n += (await mailbox.messages({ conversation: c, last: true, limit: PAGE })).length;
+    out.count = n;
   } else if (which === "folders") {
     const f = await mailbox.folders();
     out.count = f.outbox.length + f.inbox.length;
@@ -139,7 +143,7 @@ try {
   const meta = JSON.parse(readFileSync(join(dir, "bench.json"), "utf8"));
   if (meta.C !== C || meta.M !== M) throw new Error(`${dir} holds ${meta.C} x ${meta.M}, not ${C} x ${M}`);
   const rows = [];
-  for (const which of ["open", "newest", "all-pages", "folders"]) {
+  for (const which of ["open", "newest", "all-pages", "each", "folders"]) {
     const r = spawnSync(process.execPath, ["--expose-gc", import.meta.filename, "--keep", dir, "--step", which, "--conversations", String(C), "--messages", String(M), "--page", String(PAGE)], { encoding: "utf8" });
     if (r.status !== 0) throw new Error(`step ${which} failed:\n${r.stderr}`);
     rows.push({ which, ...JSON.parse(r.stdout.trim().split("\n").pop()) });
@@ -148,6 +152,7 @@ try {
     open: "open the mailbox (what a node holds at ready)",
     newest: `the newest page of one conversation (${PAGE} messages)`,
     "all-pages": `every page of that conversation, newest to oldest (${M} messages)`,
+    each: `the newest page of each conversation in turn (${C} conversations)`,
     folders: `whole folders (web app's first screen, \`pigeon inbox\`): ${C * M} messages`,
   };
   console.log(`\n${C} conversations x ${M} messages${madeIn ? ` (made in ${madeIn.toFixed(0)} s, ${Math.round((C * M) / madeIn)} msg/s)` : ""}; each step in a fresh process:\n`);

@@ -103,14 +103,21 @@ export class DocumentStore {
   private readonly handles = new Map<string, DocHandle<unknown>>();
   /** Documents removed for good: a save automerge-repo had already scheduled must not write them again. */
   private readonly removed = new Set<string>();
+  /** Documents unloaded (evict): nothing may write or remove their chunks until they are opened again. */
+  private readonly unloaded = new Set<string>();
+  /** Documents that may be unloaded when not in use (conversation segments), least recently opened first. */
+  private readonly evictable = new Set<string>();
 
   constructor(readonly storage: DocumentStorage, private readonly log: DocumentLog = { warn() {} }) {
+    // a document removed or unloaded is written by no late save of automerge-repo's; an empty chunk is
+    // never a document (it is what an unloaded handle's document saves as)
+    const still = (key: StorageKey) => !this.removed.has(key[0]!) && !this.unloaded.has(key[0]!);
     const guarded: StorageAdapterInterface = {
       load: (key) => storage.load(key),
-      save: (key, data) => (this.removed.has(key[0]!) ? Promise.resolve() : storage.save(key, data)),
-      remove: (key) => storage.remove(key),
+      save: (key, data) => (still(key) && data.length > 0 ? storage.save(key, data) : Promise.resolve()),
+      remove: (key) => (this.unloaded.has(key[0]!) ? Promise.resolve() : storage.remove(key)),
       loadRange: (prefix) => storage.loadRange(prefix),
-      removeRange: (prefix) => storage.removeRange(prefix),
+      removeRange: (prefix) => (this.unloaded.has(prefix[0]!) ? Promise.resolve() : storage.removeRange(prefix)),
     };
     this.repo = new Repo({ storage: guarded, network: [], sharePolicy: async () => false });
   }
@@ -152,9 +159,20 @@ export class DocumentStore {
    * Loads a document, or creates it from `initial` when storage has none. `actor` is set on the loaded
    * copy so local changes carry an actor id bound to this user's signing key.
    */
-  async open<T>(binaryId: Uint8Array, initial: () => A.Doc<T>, actor: string): Promise<{ handle: DocHandle<T>; created: boolean; damaged: string[] }> {
+  async open<T>(
+    binaryId: Uint8Array,
+    initial: () => A.Doc<T>,
+    actor: string,
+    evictable = false,
+  ): Promise<{ handle: DocHandle<T>; created: boolean; damaged: string[] }> {
     const id = DocumentStore.documentId(binaryId);
     this.removed.delete(id);
+    this.unloaded.delete(id);
+    if (evictable) {
+      // most recently opened last
+      this.evictable.delete(id);
+      this.evictable.add(id);
+    }
     const cached = this.handles.get(id) as DocHandle<T> | undefined;
     if (cached) return { handle: cached, created: false, damaged: [] };
     const { chunks, damaged } = await this.quarantineDamaged(id);
@@ -214,6 +232,44 @@ export class DocumentStore {
     await this.repo.flush([handle.documentId]);
   }
 
+  /** How many evictable documents are loaded. */
+  get loadedEvictable(): number {
+    return this.evictable.size;
+  }
+
+  /**
+   * Unloads the least recently opened evictable documents past `keep`, each once its saves are written
+   * (a document whose save fails stays loaded). A loaded 1,000-message segment holds 5-13 MiB of
+   * Automerge memory: a node that showed every segment of a long history would otherwise keep them all.
+   * Only between groups of work: never while a group commit is open (its saves are held back), and
+   * the caller makes sure no one holds a handle of them (the mailbox runs it as a piece of work).
+   */
+  async evict(keep: number): Promise<number> {
+    if (this.marked) return 0;
+    let n = 0;
+    for (const id of [...this.evictable]) {
+      if (this.evictable.size <= keep) break;
+      this.evictable.delete(id);
+      const handle = this.handles.get(id);
+      if (!handle) continue;
+      try {
+        await this.repo.flush([id as DocumentId]);
+      } catch {
+        this.evictable.add(id); // not written: keep it loaded, tried again later
+        continue;
+      }
+      this.handles.delete(id);
+      // automerge-repo 2.5.6 unloads a handle by setting its document to an empty one, which its own
+      // save listener then writes over the stored document (chunks replaced by an empty snapshot: the
+      // messages gone). Written already (the flush above): no listener may save it again.
+      handle.removeAllListeners("heads-changed");
+      this.unloaded.add(id);
+      await this.repo.removeFromCache(id as DocumentId);
+      n++;
+    }
+    return n;
+  }
+
   /**
    * Drops a document for good: its handle, and every chunk of it in storage (a node forgetting a
    * conversation segment). Pending saves are written first, so none lands after the removal.
@@ -221,6 +277,8 @@ export class DocumentStore {
   async remove(binaryId: Uint8Array): Promise<void> {
     const id = DocumentStore.documentId(binaryId);
     this.removed.add(id);
+    this.unloaded.delete(id); // removed for good: its chunks go now
+    this.evictable.delete(id);
     if (this.handles.has(id)) {
       this.handles.delete(id);
       this.repo.delete(id);

@@ -17,6 +17,12 @@ import { GroupCommit } from "./group-commit.js";
 
 /** How a contact is known when all we have is their own claim in a key envelope. */
 export const INTRODUCED = "introduced";
+/**
+ * Conversation segments kept loaded between pieces of work, the most recently opened; older ones are
+ * unloaded (a full segment holds 5-13 MiB of Automerge memory; reopening one takes ~70 ms). Enough for a
+ * teacher's open conversations and channels, not a whole history (docs/benchmarks.md, "A long history").
+ */
+export const SEGMENTS_LOADED = 16;
 
 /** The buddy list as last read (buddy-list.ts keeps it current): buddies by hex key, and who is blocked. */
 export interface BuddyIndex {
@@ -380,13 +386,31 @@ export class MailboxCore {
     // a forgotten segment is never made again here (not even empty): its envelopes are not opened
     if (this.isForgotten(conv, segment)) throw new MailboxError("not-found", `segment ${segment} of this conversation was forgotten on this node`);
     this.state.addSegment(conv, segment);
-    const { handle } = await this.documents.open<ConversationDoc>(segmentDocumentId(conv, segment), () => emptySegment(), this.actor);
+    const { handle } = await this.documents.open<ConversationDoc>(segmentDocumentId(conv, segment), () => emptySegment(), this.actor, true);
+    if (this.documents.loadedEvictable > SEGMENTS_LOADED) this.unloadSegmentsLater();
     const key = `${toHex(conv)}/${segment}`;
     if (!this.caughtUp.has(key)) {
       this.caughtUp.add(key);
       await this.catchUp(conv, segment, handle);
     }
     return handle;
+  }
+
+  private unloading = false;
+
+  /**
+   * Unloads the segments opened longest ago past SEGMENTS_LOADED, as a piece of work of its own after
+   * those queued now: no piece of work holds a segment's handle then, and no group is open (if one
+   * still is, the next segment opened tries again).
+   */
+  private unloadSegmentsLater(): void {
+    if (this.unloading) return;
+    this.unloading = true;
+    const run = this.queue.then(async () => {
+      this.unloading = false;
+      await this.documents.evict(SEGMENTS_LOADED);
+    });
+    this.queue = run.catch((e: unknown) => this.log.warn(`could not unload conversation segments: ${(e as Error).message}`));
   }
 
   /** A forgotten segment is caught up again only if it ever comes back (it does not). */

@@ -1,12 +1,16 @@
 // Envelopes reach a recipient through carriers in any order, some twice. Whatever the order: every
 // message shown exactly once, nothing recorded as rejected, and the sealed store alone rebuilds the
 // same conversation when the documents are lost.
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import * as A from "@automerge/automerge";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { contactCard, generateIdentity, SEGMENT_MESSAGE_LIMIT, type Identity } from "@pigeon/model";
+import { contactCard, conversationId, generateIdentity, segmentDocumentId, SEGMENT_MESSAGE_LIMIT, toHex, type ConversationDoc, type Identity } from "@pigeon/model";
 import { fileStorage, Mailbox } from "../index.js";
+import { until } from "../until.test-helper.js";
+import { DocumentStore } from "../document-store.js";
+import { SEGMENTS_LOADED } from "./core.js";
 
 const dirs: string[] = [];
 afterAll(() => {
@@ -118,4 +122,42 @@ describe("a conversation longer than one segment", () => {
     expect((await again.outbox()).map((v) => v.body).sort()).toEqual(before);
     await again.close();
   }, 120_000);
+});
+
+describe("segments unloaded after use", () => {
+  it(`keeps at most ${SEGMENTS_LOADED} loaded, and an unloaded one is still whole on disk and comes back`, async () => {
+    const dir = tempDir("many");
+    const people = Array.from({ length: SEGMENTS_LOADED + 6 }, (_, i) => generateIdentity(`pupil${i}`));
+    let m = new Mailbox({ identity: sender, storage: fileStorage(dir) });
+    for (const p of people) m.rememberContact(contactCard(p), "card");
+    for (const p of people) for (let i = 0; i < 3; i++) await m.send(p.name, `${p.name} ${i}`);
+    const sent = (await m.outbox()).map((v) => v.body).sort();
+    expect(sent).toHaveLength(people.length * 3);
+    await m.close();
+    // a new start: each conversation's newest page, one after another (a child scrolling the chats)
+    m = new Mailbox({ identity: sender, storage: fileStorage(dir) });
+    for (const p of people) {
+      const conversation = toHex(conversationId([sender.person, p.person]));
+      expect((await m.messages({ conversation, last: true, limit: 2 })).map((v) => v.body)).toEqual([`${p.name} 1`, `${p.name} 2`]);
+    }
+    await until(() => m.documents.loadedEvictable <= SEGMENTS_LOADED, "segments to be unloaded", 5000);
+    // the first ones were unloaded: opened again, from disk, they hold what they held
+    const first = toHex(conversationId([sender.person, people[0]!.person]));
+    expect((await m.messages({ conversation: first, last: true, limit: 5 })).map((v) => v.body)).toEqual([0, 1, 2].map((i) => `${people[0]!.name} ${i}`));
+    await m.close();
+    // nothing was written over: each segment's chunks on disk alone hold its three messages (a start
+    // would otherwise rebuild a lost one from the sealed store, and hide the loss)
+    for (const p of people) {
+      const id = DocumentStore.documentId(segmentDocumentId(conversationId([sender.person, p.person]), 0));
+      const chunks = ["snapshot", "incremental"].flatMap((kind) => {
+        const d = join(dir, "documents", id, kind);
+        return existsSync(d) ? readdirSync(d).map((f) => readFileSync(join(d, f))) : [];
+      });
+      const doc = A.loadIncremental(A.init<ConversationDoc>(), Buffer.concat(chunks));
+      expect(doc.messages?.map((x) => x.body.toString()), p.name).toEqual([0, 1, 2].map((i) => `${p.name} ${i}`));
+    }
+    m = new Mailbox({ identity: sender, storage: fileStorage(dir) });
+    expect((await m.outbox()).map((v) => v.body).sort()).toEqual(sent);
+    await m.close();
+  }, 60_000);
 });
