@@ -14,7 +14,7 @@ import type { Forgetting } from "./forgetting.js";
 import { INTRODUCED, isStorageError, type MailboxCore } from "./core.js";
 import type { Receipts } from "./receipts.js";
 import type { HeldEnvelope } from "../envelope-store.js";
-import type { Views } from "./views.js";
+import { freshSince, indicesOf, type Fresh, type Views } from "./views.js";
 
 /**
  * A received clock moves ours at most this far ahead of our own wall clock: a laptop a few days fast
@@ -192,27 +192,33 @@ export class Opening {
       core.log.warn(`refused a change ${toHex(env.id).slice(0, 12)} in ${toHex(conv).slice(0, 12)}: ${flood}`);
       return;
     }
-    if (!A.hasHeads(handle.doc(), [decoded.hash])) handle.update((d) => A.applyChanges(d, [admission.change])[0]);
+    // what this change brings (when it was already there, caught up from the store, everything is looked at)
+    let fresh: Fresh | undefined;
+    if (!A.hasHeads(handle.doc(), [decoded.hash])) {
+      const before = A.getHeads(handle.doc());
+      handle.update((d) => A.applyChanges(d, [admission.change])[0]);
+      fresh = freshSince(handle.doc(), before);
+    }
     core.state.batch(() => {
       core.state.recordChange(conv, env.segment, decoded);
       core.state.markOpened(env.id, conv, "applied", core.now(), undefined, decoded.hash);
     });
     await core.flushQuietly(handle as DocHandle<unknown>);
-    this.observeClock(handle.doc());
+    this.observeClock(handle.doc(), fresh);
     const own = equalBytes(env.author, core.me) ? env.id : undefined;
-    this.views.noteArrivals(conv, core.state.members(conv)!, env.segment, handle.doc(), core.envelopes.meta(env.id)?.hops ?? 0, own);
+    this.views.noteArrivals(conv, core.state.members(conv)!, env.segment, handle.doc(), core.envelopes.meta(env.id)?.hops ?? 0, own, fresh);
     if (!own && this.receipts.betweenVillages(conv)) await this.receipts.ensure(conv, env.segment, { state: "delivered" });
     core.events.emit("changed");
     await this.openWaiting(conv); // a change may unblock others that were waiting for it
   }
 
   /** Moves our clock past what received messages claim, but never more than MAX_CLOCK_LEAD_MS ahead of our wall clock. */
-  private observeClock(doc: ConversationDoc): void {
+  private observeClock(doc: ConversationDoc, fresh?: Fresh): void {
     const { core } = this;
     const now = core.now();
     let h = core.state.hlc();
     let changed = false;
-    for (const m of doc.messages) {
+    for (const m of fresh ? indicesOf(doc, fresh.messages).map((i) => doc.messages[i]!) : doc.messages) {
       const parsed = parseHlc(m.hlc.toString());
       if (!parsed) continue;
       const remote = parsed.wall > now + MAX_CLOCK_LEAD_MS ? { wall: now + MAX_CLOCK_LEAD_MS, counter: 0 } : parsed;

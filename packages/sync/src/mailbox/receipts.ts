@@ -74,7 +74,7 @@ export class Receipts {
       core.state.markOpened(env.id, conv, "applied", core.now(), undefined, decoded.hash);
     });
     await core.flushQuietly(handle as DocHandle<unknown>);
-    this.views.noteArrivals(conv, members, segment, handle.doc());
+    this.views.noteArrivals(conv, members, segment, handle.doc(), 0, undefined, { messages: [], receipts: todo.map((t) => receiptKey(t.id, core.myKeyId, t.state)) });
   }
 
   /** Marks incoming messages read (all, or the given ids); the signed read receipt travels back. */

@@ -224,7 +224,7 @@ export class Sending {
     }
     await core.flushQuietly(handle as DocHandle<unknown>);
     try {
-      this.views.noteArrivals(conv, members, segment, handle.doc());
+      this.views.noteArrivals(conv, members, segment, handle.doc(), 0, undefined, { messages: [id], receipts: [] });
     } catch (e) {
       core.storageFailed(e);
     }
