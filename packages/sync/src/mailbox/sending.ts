@@ -13,7 +13,7 @@ import type { Buddies } from "./buddies.js";
 import type { MailboxCore } from "./core.js";
 import type { People } from "./people.js";
 import { MailboxError, type MessageView } from "./types.js";
-import type { Views } from "./views.js";
+import { indicesOf, type Views } from "./views.js";
 
 export class Sending {
   constructor(
@@ -230,7 +230,8 @@ export class Sending {
     }
     core.events.emit("changed");
     const doc = handle.doc();
-    return this.views.viewOf(conv, members, doc, doc.messages.findIndex((m) => m.id.toString() === id));
+    // found from the end (it was just appended), not by reading every message of the segment
+    return this.views.viewOf(conv, members, doc, indicesOf(doc, [id])[0] ?? -1);
   }
 }
 
