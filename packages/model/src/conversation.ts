@@ -145,16 +145,26 @@ export interface NewMessage {
 
 /** Appends a message; `doc` must carry the author's bound actor id. Returns the new doc and the change. */
 export function appendMessage(doc: A.Doc<ConversationDoc>, m: NewMessage): { doc: A.Doc<ConversationDoc>; change: Uint8Array } {
-  const next = A.change(doc, { time: Math.floor(m.sentAt / 1000) }, (d) => {
-    d.messages.push({
-      id: new A.ImmutableString(m.id),
-      author: new A.ImmutableString(m.authorKeyId),
-      hlc: new A.ImmutableString(m.hlc),
-      sentAt: m.sentAt,
-      body: new A.ImmutableString(m.body),
-      ...(m.replaces !== undefined ? { replaces: new A.ImmutableString(m.replaces) } : {}),
-      ...(m.file !== undefined ? { file: m.file, fileType: new A.ImmutableString(m.fileType ?? "application/octet-stream") } : {}),
-    });
+  return appendMessages(doc, [m]);
+}
+
+/**
+ * Appends messages written at the same moment in one change (one envelope): sends queued together
+ * to one conversation (an XMPP client replaying its queue, a burst from the control API).
+ */
+export function appendMessages(doc: A.Doc<ConversationDoc>, ms: NewMessage[]): { doc: A.Doc<ConversationDoc>; change: Uint8Array } {
+  if (ms.length === 0) throw new RangeError("no message to append");
+  const next = A.change(doc, { time: Math.floor(ms[0]!.sentAt / 1000) }, (d) => {
+    for (const m of ms)
+      d.messages.push({
+        id: new A.ImmutableString(m.id),
+        author: new A.ImmutableString(m.authorKeyId),
+        hlc: new A.ImmutableString(m.hlc),
+        sentAt: m.sentAt,
+        body: new A.ImmutableString(m.body),
+        ...(m.replaces !== undefined ? { replaces: new A.ImmutableString(m.replaces) } : {}),
+        ...(m.file !== undefined ? { file: m.file, fileType: new A.ImmutableString(m.fileType ?? "application/octet-stream") } : {}),
+      });
   });
   return { doc: next, change: A.getLastLocalChange(next)! };
 }

@@ -41,8 +41,11 @@ describe("group commit", () => {
     // another reader of the same file sees only what is committed, as a restart after kill -9 would
     const reader = new Database(join(a.dir, "pigeon.db"), { readonly: true });
     cleanup.push(async () => void reader.close());
-    const onDisk = reader.prepare(`SELECT count(*) FROM envelopes WHERE carried = 0 AND author = ? AND kind = 1`).pluck();
+    // messages whose envelope is on disk (sends queued together share one envelope)
+    const onDisk = reader.prepare(`SELECT count(*) FROM sent_messages s JOIN envelopes e ON e.id = s.envelope WHERE e.carried = 0 AND e.author = ? AND e.kind = 1`).pluck();
     const committed = () => onDisk.get(a.m.identity.person) as number;
+    const envelopes = reader.prepare(`SELECT count(*) FROM envelopes WHERE carried = 0 AND author = ? AND kind = 1`).pluck();
+    const envelopesBefore = envelopes.get(a.m.identity.person) as number;
     const before = committed();
     const commitsBefore = a.m.status().commits.transactions;
 
@@ -57,6 +60,8 @@ describe("group commit", () => {
     // every answer came after its own message (and all answered before it) was committed
     seen.forEach((n, i) => expect(n).toBeGreaterThanOrEqual(i + 1));
     expect(committed() - before).toBe(40);
+    // queued together, they went out in fewer envelopes than messages
+    expect((envelopes.get(a.m.identity.person) as number) - envelopesBefore).toBeLessThan(40);
     const commits = a.m.status().commits.transactions - commitsBefore;
     expect(commits).toBeGreaterThan(0);
     expect(commits).toBeLessThan(20);
@@ -66,6 +71,15 @@ describe("group commit", () => {
       return i.length === 41 ? i : undefined;
     }, "baraka to have them all", 20_000);
     expect(inbox.map((m) => m.body).sort()).toEqual(["first", ...Array.from({ length: 40 }, (_, i) => `message ${i}`)].sort());
+    // each its own message, in the order sent (clock readings), and baraka's acknowledgement of an
+    // envelope shows every message in it delivered
+    expect(new Set(inbox.map((m) => m.id)).size).toBe(41);
+    const outbox = await until(async () => {
+      const o = await a.m.outbox();
+      return o.length === 41 && o.every((m) => m.state === "delivered") ? o : undefined;
+    }, "amara to see all 41 delivered", 20_000);
+    const sent = outbox.filter((m) => m.body !== "first").sort((x, y) => (x.hlc < y.hlc ? -1 : 1));
+    expect(sent.map((m) => m.body)).toEqual(Array.from({ length: 40 }, (_, i) => `message ${i}`));
   });
 
   // the bug that had group commit reverted: a failed group left its messages in the documents in memory

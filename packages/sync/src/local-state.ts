@@ -412,9 +412,9 @@ export class LocalState {
     this.stmt(`INSERT OR IGNORE INTO sent_messages (message_id, envelope) VALUES (?, ?)`).run(messageId, envelope);
   }
 
-  /** The message of ours that went in this sealed envelope (one per envelope). */
-  sentMessage(envelope: Uint8Array): string | undefined {
-    return this.stmt(`SELECT message_id FROM sent_messages WHERE envelope = ?`).pluck().get(envelope) as string | undefined;
+  /** The messages of ours that went in this sealed envelope (one, or a batch sent together). */
+  sentMessages(envelope: Uint8Array): string[] {
+    return this.stmt(`SELECT message_id FROM sent_messages WHERE envelope = ?`).pluck().all(envelope) as string[];
   }
 
   sentEnvelope(messageId: string): Uint8Array | undefined {

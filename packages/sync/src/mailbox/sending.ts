@@ -4,7 +4,7 @@
 import * as A from "@automerge/automerge";
 import type { DocHandle } from "@automerge/automerge-repo";
 import {
-  appendMessage, channelSegmentBase, conversationId, SEGMENTS_PER_EPOCH, conversationKeyId, equalBytes, formatHlc, fromHex, hlcTick, MAX_BODY_CHARS, MAX_FILE_BYTES,
+  appendMessages, channelSegmentBase, conversationId, SEGMENTS_PER_EPOCH, conversationKeyId, equalBytes, formatHlc, fromHex, hlcTick, MAX_BODY_CHARS, MAX_FILE_BYTES,
   MAX_PICTURE_BYTES, newConversationKey, newMessageId, sealChange, sealKey, SEGMENT_BASE, segmentKind, sha256, toHex, type Envelope, type NewMessage, type SegmentKind,
 } from "@pigeon/model";
 import { changeThenStore } from "../document-store.js";
@@ -15,7 +15,24 @@ import type { People } from "./people.js";
 import { MailboxError, type MessageView } from "./types.js";
 import { indicesOf, type Views } from "./views.js";
 
+/**
+ * Sends to one address queued while earlier work ran go out together: one change, one sealed envelope,
+ * one store (issue 20: a client replaying its queue, a burst through the control API). At most this
+ * many messages, and this many characters, in one envelope.
+ */
+const BATCH_MESSAGES = 64;
+const BATCH_CHARS = 16_384;
+
+interface QueuedSend {
+  body: string;
+  resolve: (v: MessageView) => void;
+  reject: (e: unknown) => void;
+}
+
 export class Sending {
+  /** Sends waiting to be written, by the address typed: joined by sends to it until their batch starts. */
+  private readonly queued = new Map<string, { sends: QueuedSend[]; chars: number }>();
+
   constructor(
     private readonly core: MailboxCore,
     private readonly people: People,
@@ -26,7 +43,26 @@ export class Sending {
   /** Writes to someone by what the user typed; writing to someone makes them a buddy (the child chose them). */
   async send(address: string, body: string): Promise<MessageView> {
     checkBody(body);
-    return this.core.serial(async () => this.sendTo(await this.writingTo(address), body));
+    return new Promise<MessageView>((resolve, reject) => {
+      const waiting = this.queued.get(address);
+      if (waiting && waiting.sends.length < BATCH_MESSAGES && waiting.chars + body.length <= BATCH_CHARS) {
+        waiting.sends.push({ body, resolve, reject });
+        waiting.chars += body.length;
+        return;
+      }
+      const batch = { sends: [{ body, resolve, reject }], chars: body.length };
+      this.queued.set(address, batch);
+      // each caller is answered once the commit holding its message is done (core.serial), as alone
+      this.core
+        .serial(async () => {
+          if (this.queued.get(address) === batch) this.queued.delete(address); // later sends start a new batch
+          return this.sendTo(await this.writingTo(address), batch.sends.map((q) => q.body));
+        })
+        .then(
+          (views) => batch.sends.forEach((q, i) => q.resolve(views[i]!)),
+          (e: unknown) => batch.sends.forEach((q) => q.reject(e)),
+        );
+    });
   }
 
   /** Whom the user writes to by what they typed: not themselves, not someone blocked; from here a buddy. */
@@ -54,7 +90,7 @@ export class Sending {
       if (others.length !== 1) throw new MailboxError("bad-input", "that conversation has no one else to answer");
       if (this.core.isBlocked(others[0]!))
         throw new MailboxError("blocked", `you blocked ${this.core.addressOf(others[0]!)}: unblock them first to write to them`);
-      return this.sendTo({ signPublicKey: others[0]! }, body);
+      return (await this.sendTo({ signPublicKey: others[0]! }, [body]))[0]!;
     });
   }
 
@@ -75,7 +111,7 @@ export class Sending {
       if (others.length !== 1) throw new MailboxError("bad-input", "that conversation has no one else to write to");
       if (this.core.isBlocked(others[0]!))
         throw new MailboxError("blocked", `you blocked ${this.core.addressOf(others[0]!)}: unblock them first to write to them`);
-      return this.sendTo({ signPublicKey: others[0]! }, body, "corrections", { replaces: target });
+      return (await this.sendTo({ signPublicKey: others[0]! }, [body], "corrections", { replaces: target }))[0]!;
     });
   }
 
@@ -86,7 +122,7 @@ export class Sending {
   async sendFile(address: string, name: string, fileType: string, file: Uint8Array): Promise<MessageView> {
     if (file.length > MAX_FILE_BYTES) throw new MailboxError("bad-input", `the file is ${file.length} bytes; the largest file is ${MAX_FILE_BYTES} bytes`);
     const body = name.replace(/[\u0000-\u001f]/g, "").slice(0, 200) || "file";
-    return this.core.serial(async () => this.sendTo(await this.writingTo(address), body, "attachments", { file, fileType }));
+    return this.core.serial(async () => (await this.sendTo(await this.writingTo(address), [body], "attachments", { file, fileType }))[0]!);
   }
 
   /**
@@ -116,18 +152,19 @@ export class Sending {
     const hash = toHex(sha256(fromHex(file)));
     const key = `picture-shared:${toHex(conv)}`;
     if (this.core.state.setting(key) === hash) return false;
-    await this.sendTo({ signPublicKey: to }, "picture", "profile", { file: fromHex(file), fileType }, false);
+    await this.sendTo({ signPublicKey: to }, ["picture"], "profile", { file: fromHex(file), fileType }, false);
     this.core.state.setSetting(key, hash);
     return true;
   }
 
+  /** Writes `bodies` (one, or a batch of sends queued together) to someone, in one change and one envelope. */
   private async sendTo(
     to: Pick<Contact, "signPublicKey"> & Partial<Pick<Contact, "sealPublicKey">>,
-    body: string,
+    bodies: string[],
     kind: SegmentKind = "messages",
     extra: Pick<NewMessage, "replaces" | "file" | "fileType"> = {},
     picture = true,
-  ): Promise<MessageView> {
+  ): Promise<MessageView[]> {
     const core = this.core;
     const members = [core.me, to.signPublicKey];
     const conv = conversationId(members);
@@ -143,7 +180,7 @@ export class Sending {
       fresh = { key: newConversationKey(), recipients: [{ signPublicKey: to.signPublicKey, sealPublicKey }] };
     }
     const key = fresh?.key ?? sending!.key;
-    const view = await this.append(conv, members, [to.signPublicKey], key, body, kind, extra, sealPublicKey ? [sealPublicKey] : undefined, undefined, fresh);
+    const views = await this.append(conv, members, [to.signPublicKey], key, bodies, kind, extra, sealPublicKey ? [sealPublicKey] : undefined, undefined, fresh);
     // a buddy written to for the first time since the user set a picture gets it now
     if (picture && core.isBuddy(to.signPublicKey)) {
       try {
@@ -152,7 +189,7 @@ export class Sending {
         core.log.warn(`could not share the picture with ${core.addressOf(to.signPublicKey)}: ${(e as Error).message}`);
       }
     }
-    return view;
+    return views;
   }
 
   /** Writes to a channel: one envelope, sealed once with the key of its current member list. */
@@ -160,7 +197,7 @@ export class Sending {
     checkBody(body);
     return this.core.serial(async () => {
       const { key, recipients } = this.core.channelSealing(conv)!;
-      return this.append(conv, [this.core.me, ...recipients], recipients, key.key, body, "messages", {}, undefined, channelSegmentBase(key.keyId));
+      return (await this.append(conv, [this.core.me, ...recipients], recipients, key.key, [body], "messages", {}, undefined, channelSegmentBase(key.keyId)))[0]!;
     });
   }
 
@@ -169,13 +206,13 @@ export class Sending {
     members: Uint8Array[],
     recipients: Uint8Array[],
     key: Uint8Array,
-    body: string,
+    bodies: string[],
     kind: SegmentKind,
     extra: Pick<NewMessage, "replaces" | "file" | "fileType">,
     sealKeys: Uint8Array[] | undefined,
     channelBase?: number,
     fresh?: FreshKey,
-  ): Promise<MessageView> {
+  ): Promise<MessageView[]> {
     const core = this.core;
     // a channel's epoch writes its own documents, from its base (model/channel.ts, SEGMENTS_PER_EPOCH);
     // a conversation of two has one run of documents per kind (messages, corrections, files, picture)
@@ -188,15 +225,20 @@ export class Sending {
     if (forgotten.length && forgotten[forgotten.length - 1]! >= segment) segment = forgotten[forgotten.length - 1]! + 1;
     let handle = await core.segmentHandle(conv, segment);
     if (handle.doc().messages.length >= core.segmentLimit) handle = await core.segmentHandle(conv, ++segment);
-    const hlc = hlcTick(core.state.hlc(), core.now());
-    const id = newMessageId();
     const sentAt = core.now();
+    // each message its own clock reading, in the order they were sent
+    let hlc = core.state.hlc();
+    const messages: NewMessage[] = bodies.map((body) => {
+      hlc = hlcTick(hlc, sentAt);
+      return { id: newMessageId(), authorKeyId: core.myKeyId, hlc: formatHlc(hlc), sentAt, body, ...extra };
+    });
+    const ids = messages.map((m) => m.id);
     // The change is taken back if its envelope cannot be stored: a message that could not be stored
     // (disk full) must not linger in the document unsealed.
     let env!: Envelope;
     const { change } = changeThenStore(
       handle,
-      (d) => appendMessage(d, { id, authorKeyId: core.myKeyId, hlc: formatHlc(hlc), sentAt, body, ...extra }).doc,
+      (d) => appendMessages(d, messages).doc,
       (change) => {
         env = sealChange(core.identity, { conversation: conv, segment, recipients, created: sentAt, lifetime: core.lifetime }, key, change);
         // a new key is sealed for the same hour as the message, and travels in its envelope
@@ -215,23 +257,23 @@ export class Sending {
           core.state.setSendingKey(conv, conversationKeyId(fresh.key));
         }
         core.state.setHlc(hlc);
-        core.state.recordSent(id, env.id);
+        for (const id of ids) core.state.recordSent(id, env.id);
         core.state.recordChange(conv, segment, decoded);
         core.state.markOpened(env.id, conv, "applied", core.now(), undefined, decoded.hash);
       });
     } catch (e) {
-      core.log.warn(`message ${id} is stored but its bookkeeping could not be written (${core.storageFailed(e)}); it is redone on recovery`);
+      core.log.warn(`message ${ids.join(", ")} is stored but its bookkeeping could not be written (${core.storageFailed(e)}); it is redone on recovery`);
     }
     await core.flushQuietly(handle as DocHandle<unknown>);
     try {
-      this.views.noteArrivals(conv, members, segment, handle.doc(), 0, undefined, { messages: [id], receipts: [] });
+      this.views.noteArrivals(conv, members, segment, handle.doc(), 0, undefined, { messages: ids, receipts: [] });
     } catch (e) {
       core.storageFailed(e);
     }
     core.events.emit("changed");
     const doc = handle.doc();
-    // found from the end (it was just appended), not by reading every message of the segment
-    return this.views.viewOf(conv, members, doc, indicesOf(doc, [id])[0] ?? -1);
+    // found from the end (they were just appended), not by reading every message of the segment
+    return indicesOf(doc, ids).map((i) => this.views.viewOf(conv, members, doc, i));
   }
 }
 

@@ -74,8 +74,8 @@ describe("corrections", () => {
     await carry(amara, zawadi);
     await expect(zawadi.m.correct(mine.id, "my drawing is a dog")).rejects.toThrow(/only your own/);
     // a modified laptop writes it anyway: a correction in zawadi's name that names amara's message
-    const sending = (zawadi.m as unknown as { sending: { sendTo(to: { signPublicKey: Uint8Array }, body: string, kind: "corrections", extra: { replaces: string }): Promise<MessageView> } }).sending;
-    await sending.sendTo({ signPublicKey: amara.identity.person }, "my drawing is a dog", "corrections", { replaces: mine.id });
+    const sending = (zawadi.m as unknown as { sending: { sendTo(to: { signPublicKey: Uint8Array }, bodies: string[], kind: "corrections", extra: { replaces: string }): Promise<MessageView[]> } }).sending;
+    await sending.sendTo({ signPublicKey: amara.identity.person }, ["my drawing is a dog"], "corrections", { replaces: mine.id });
     await carry(zawadi, amara);
     const views = await amara.m.messages({});
     expect(views.map((v) => v.body)).toEqual(["my drawing is a cat", "my drawing is a dog"]);

@@ -37,20 +37,24 @@ export class Views {
   }
 
   /**
-   * A receipt opened a lock of our sealed envelope `env`: if it holds a one-to-one message of ours,
-   * that message is delivered; recorded (when, and the receipt's hops) and announced the first time.
+   * A receipt opened a lock of our sealed envelope `env`: the one-to-one messages of ours in it (one,
+   * or a batch sent together) are delivered; recorded (when, and the receipt's hops) and announced the
+   * first time. Whether any was.
    */
   noteDelivered(env: Uint8Array, hops: number): boolean {
     const { core } = this;
-    const messageId = core.state.sentMessage(env);
-    const indexed = messageId === undefined ? undefined : core.state.indexedMessage(messageId);
-    if (!messageId || !indexed || core.isChannel(indexed.conversation)) return false;
-    const members = core.state.members(indexed.conversation) ?? [];
-    const other = members.find((k) => !equalBytes(k, core.me));
     const at = core.now();
-    if (!other || core.state.recordArrival(`d:${messageId}`, at, hops) === undefined) return false;
-    core.events.emit("receipt", { conversation: toHex(indexed.conversation), messageId, reader: core.addressOf(other), state: "delivered", at });
-    return true;
+    let any = false;
+    for (const messageId of core.state.sentMessages(env)) {
+      const indexed = core.state.indexedMessage(messageId);
+      if (!indexed || core.isChannel(indexed.conversation)) continue;
+      const members = core.state.members(indexed.conversation) ?? [];
+      const other = members.find((k) => !equalBytes(k, core.me));
+      if (!other || core.state.recordArrival(`d:${messageId}`, at, hops) === undefined) continue;
+      core.events.emit("receipt", { conversation: toHex(indexed.conversation), messageId, reader: core.addressOf(other), state: "delivered", at });
+      any = true;
+    }
+    return any;
   }
 
   /**
