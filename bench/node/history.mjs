@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // A mailbox with a long history (issue 20: "100 conversations of 10,000 messages ... under 200 MB;
 // inbox and conversation views paged"): makes --conversations conversations of --messages messages
-// each with the real Mailbox (each message an Automerge change, sealed and stored, as a send makes
-// it), closes it, then in a fresh process opens it again and measures resident memory (VmRSS) and
+// each with the real Mailbox (sent 100 at once, as a send makes them: since sends queued together
+// share a change, up to 64 messages per change and envelope), closes it, then in a fresh process opens it again and measures resident memory (VmRSS) and
 // time at each step a user takes: open, the newest page of one conversation, every page of it back to
 // its first message, the newest page of every conversation in turn, and the whole-folder listing the web app's first screen and `pigeon inbox` ask
 // for (Mailbox.folders()). Each step in a process of its own too, so one does not pay for another.
@@ -39,7 +39,10 @@ if (opt.help) {
 }
 const whole = (name) => {
   const n = Number(opt[name]);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a whole number above 0, got ${opt[name]}`);
+  if (!Number.isInteger(n) || n < 1) {
+    console.error(`--${name} must be a whole number above 0, got ${opt[name]}\n\n${HELP}`);
+    process.exit(2);
+  }
   return n;
 };
 const C = whole("conversations");
