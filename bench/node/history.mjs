@@ -4,8 +4,9 @@
 // each with the real Mailbox (sent 100 at once, as a send makes them: since sends queued together
 // share a change, up to 64 messages per change and envelope), closes it, then in a fresh process opens it again and measures resident memory (VmRSS) and
 // time at each step a user takes: open, the newest page of one conversation, every page of it back to
-// its first message, the newest page of every conversation in turn, and the whole-folder listing the web app's first screen and `pigeon inbox` ask
-// for (Mailbox.folders()). Each step in a process of its own too, so one does not pay for another.
+// its first message, the newest page of every conversation in turn, the web app's first screen (each folder's newest 50
+// and its counts: Mailbox.folders()) and a whole folder as `pigeon outbox` lists it (Mailbox.outbox()). Each step in a
+// process of its own too, so one does not pay for another; VmHWM is the most the process held at any moment.
 // Usage: node bench/node/history.mjs [--conversations N] [--messages M] [--page P] [--keep DIR]
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -21,7 +22,7 @@ const HELP = `node bench/node/history.mjs [options]
   --messages M        messages sent in each (default 1000; segments hold 1,000)
   --page P            messages per page when paging a conversation (default 50)
   --keep DIR          make the history in DIR (or reuse it if it is there) and keep it
-Prints a table: step, time, VmRSS after it, and the growth over the open mailbox.`;
+Prints a table: step, time, VmRSS after it, the growth over the open mailbox, and the peak (VmHWM).`;
 
 const { values: opt } = parseArgs({
   options: {
@@ -54,6 +55,8 @@ const rss = () => {
   globalThis.gc?.();
   return Number(/VmRSS:\s+(\d+)/.exec(readFileSync("/proc/self/status", "utf8"))[1]) / 1024;
 };
+/** VmHWM in MiB: the most resident memory the process had at any moment. */
+const peak = () => Number(/VmHWM:\s+(\d+)/.exec(readFileSync("/proc/self/status", "utf8"))[1]) / 1024;
 
 /** The mailbox of the history, opened as a node opens it. */
 async function open(dir) {
@@ -94,11 +97,16 @@ async function step(dir, which) {
     let n = 0;
     for (const c of meta.conversations) n += (await mailbox.messages({ conversation: c, last: true, limit: PAGE })).length;
     out.count = n;
-  } else if (which === "folders") {
-    const f = await mailbox.folders();
-    out.count = f.outbox.length + f.inbox.length;
+  } else if (which === "first-screen") {
+    const f = await mailbox.folders(PAGE);
+    out.count = f.outbox.newest.length + f.inbox.newest.length + f.waiting.newest.length;
+    if (f.outbox.total !== C * M) throw new Error(`the outbox counts ${f.outbox.total} messages, not ${C * M}`);
+  } else if (which === "folder") {
+    out.count = (await mailbox.outbox()).length;
+    if (out.count !== C * M) throw new Error(`the outbox lists ${out.count} messages, not ${C * M}`);
   }
   out.ms = performance.now() - t;
+  out.peak = peak();
   out.rss = rss();
   const m = process.memoryUsage();
   out.heap = m.heapUsed / 2 ** 20;
@@ -146,7 +154,7 @@ try {
   const meta = JSON.parse(readFileSync(join(dir, "bench.json"), "utf8"));
   if (meta.C !== C || meta.M !== M) throw new Error(`${dir} holds ${meta.C} x ${meta.M}, not ${C} x ${M}`);
   const rows = [];
-  for (const which of ["open", "newest", "all-pages", "each", "folders"]) {
+  for (const which of ["open", "newest", "all-pages", "each", "first-screen", "folder"]) {
     const r = spawnSync(process.execPath, ["--expose-gc", import.meta.filename, "--keep", dir, "--step", which, "--conversations", String(C), "--messages", String(M), "--page", String(PAGE)], { encoding: "utf8" });
     if (r.status !== 0) throw new Error(`step ${which} failed:\n${r.stderr}`);
     rows.push({ which, ...JSON.parse(r.stdout.trim().split("\n").pop()) });
@@ -156,15 +164,18 @@ try {
     newest: `the newest page of one conversation (${PAGE} messages)`,
     "all-pages": `every page of that conversation, newest to oldest (${M} messages)`,
     each: `the newest page of each conversation in turn (${C} conversations)`,
-    folders: `whole folders (web app's first screen, \`pigeon inbox\`): ${C * M} messages`,
+    "first-screen": `the web app's first screen: each folder's newest ${PAGE} and its counts`,
+    folder: `a whole folder, as \`pigeon outbox\` lists it (${C * M} messages)`,
   };
   console.log(`\n${C} conversations x ${M} messages${madeIn ? ` (made in ${madeIn.toFixed(0)} s, ${Math.round((C * M) / madeIn)} msg/s)` : ""}; each step in a fresh process:\n`);
-  console.log("| step | time | VmRSS after | over the open mailbox |");
-  console.log("|---|---|---|---|");
+  console.log("| step | time | VmRSS after | over the open mailbox | peak (VmHWM) |");
+  console.log("|---|---|---|---|---|");
   for (const r of rows) {
     const ms = r.which === "open" ? r.opened.ms : r.ms;
     const after = r.which === "open" ? r.opened.rss : r.rss;
-    console.log(`| ${what[r.which]} | ${ms.toFixed(0)} ms | ${after.toFixed(0)} MiB | ${r.which === "open" ? "" : `+${(after - r.opened.rss).toFixed(0)} MiB`} |`);
+    console.log(
+      `| ${what[r.which]} | ${ms.toFixed(0)} ms | ${after.toFixed(0)} MiB | ${r.which === "open" ? "" : `+${(after - r.opened.rss).toFixed(0)} MiB`} | ${r.which === "open" ? "" : `${r.peak.toFixed(0)} MiB`} |`,
+    );
   }
 } finally {
   if (!opt.keep) rmSync(dir, { recursive: true, force: true });

@@ -139,7 +139,7 @@ export async function findMessage(mailbox: Mailbox, text: string): Promise<Messa
     throw new HttpError(400, "bad-input", `"${text}" is not a message id: use the letters and digits in [brackets] in pigeon inbox (at least 4 of them)`);
   const exact = await mailbox.message(id);
   if (exact) return exact;
-  const matches = [...(await mailbox.inbox()), ...(await mailbox.outbox())].filter((m) => m.id.startsWith(id));
+  const matches = await mailbox.messagesStartingWith(id, 10);
   if (matches.length === 1) return matches[0]!;
   if (matches.length > 1)
     throw new HttpError(400, "ambiguous", `${matches.length} messages start with ${id}: give more of the id (${matches.map((m) => m.id.slice(0, 12)).join(", ")})`);
@@ -219,7 +219,7 @@ export function mailboxRoutes(mailbox: Mailbox): Routes<MailboxEndpoint> {
     },
     // the received messages not read yet, marked read as they are shown
     "POST /api/read-new": async () => {
-      const unread = (await mailbox.inbox()).filter((m) => m.readAt === undefined);
+      const unread = await mailbox.inbox({ unread: true });
       if (unread.length) await mailbox.markRead(unread.map((m) => m.id));
       const now = await Promise.all(unread.map(async (m) => (await mailbox.message(m.id)) ?? m));
       return { messages: now };

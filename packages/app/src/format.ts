@@ -239,6 +239,7 @@ export function formatRequests(list: RequestView[]): string {
     ...list.flatMap((r) => [
       `  from ${r.from} (fingerprint ${r.fingerprint}, not verified)`,
       ...(r.vouch ? [`    ${r.vouch.status === "impostor" ? "WARNING: " : ""}${vouchText(r.vouch)}`] : []),
+      ...(r.total > r.messages.length ? [`    (${r.total - r.messages.length} older not shown)`] : []),
       ...r.messages.map((m) => `    [${m.id.slice(0, 8)}] ${m.body}`),
       `    pigeon requests accept ${r.from}   |   pigeon requests ignore ${r.from}   |   pigeon requests report ${r.from}`,
     ]),

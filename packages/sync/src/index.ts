@@ -20,7 +20,7 @@ export { MemoryStorage } from "./memory-storage.js";
 export {
   Mailbox, MailboxError,
   type BuddiesChange, type BuddyView, type Candidate, type NearbyView, type PersonView, type CarrierLimits, type DraftView, type Incoming, type MailboxEvents, type MailboxOptions, type MessageQuery, type MessageState,
-  type MessageView, type ReceiptEvent, type ReceiveResult, type RequestView,
+  type FolderPage, type FolderPages, type MessageView, type ReceiptEvent, type ReceiveResult, type RequestView,
 } from "./mailbox/index.js";
 // The school: its directory on this laptop, what it says of people (vouching), enrolling; writing entries on a school server.
 export { School, type SchoolMember, type SchoolView, type VouchView } from "./mailbox/index.js";

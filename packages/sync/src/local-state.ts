@@ -160,7 +160,31 @@ export interface IndexedMessage {
   segment: number;
   outgoing: boolean;
   seq: number;
+  /** The message this one corrects (its author's, in the same conversation), as the document says. */
+  replaces?: string;
+  /** An incoming message this person read (their read receipt is in the document). */
+  read?: boolean;
 }
+
+/** One conversation's messages in one direction, as the folders count them. */
+export interface FolderCount {
+  conversation: Uint8Array;
+  outgoing: boolean;
+  /** Messages, corrections included. */
+  messages: number;
+  /** Corrections of a message of the same author in the same conversation (listed as that message). */
+  corrections: number;
+  /** Incoming messages not read, corrections not counted. */
+  unread: number;
+}
+
+type IndexRow = { id: string; conversation: Buffer; segment: number; outgoing: number; seq: number; replaces: string | null; read: number };
+const indexed = (r: IndexRow): IndexedMessage => ({
+  id: r.id, conversation: new Uint8Array(r.conversation), segment: r.segment, outgoing: r.outgoing === 1, seq: r.seq,
+  ...(r.replaces !== null ? { replaces: r.replaces } : {}), read: r.read === 1,
+});
+/** A row that corrects a message listed (same conversation, same direction): shown as that message, not apart. */
+const CORRECTION = `(m.replaces IS NOT NULL AND EXISTS (SELECT 1 FROM message_index t WHERE t.id = m.replaces AND t.conversation = m.conversation AND t.outgoing = m.outgoing))`;
 
 export type OpenedStatus = "applied" | "rejected" | "pending";
 
@@ -174,6 +198,15 @@ export class LocalState {
     const cols = (db.prepare(`PRAGMA table_info(contacts)`).all() as { name: string }[]).map((c) => c.name);
     if (!cols.includes("petname")) db.exec(`ALTER TABLE contacts ADD COLUMN petname TEXT`);
     if (!cols.includes("last_met")) db.exec(`ALTER TABLE contacts ADD COLUMN last_met INTEGER`);
+    // which message a correction replaces, and whether an incoming one was read here: folders are
+    // counted and paged from the index (a child's 100 conversations of 10,000 messages, issue 20). A
+    // store indexed before these columns is indexed again from its documents, once (Views.rebuildIndex).
+    const indexCols = (db.prepare(`PRAGMA table_info(message_index)`).all() as { name: string }[]).map((c) => c.name);
+    if (!indexCols.includes("replaces")) {
+      db.exec(`ALTER TABLE message_index ADD COLUMN replaces TEXT; ALTER TABLE message_index ADD COLUMN read INTEGER NOT NULL DEFAULT 0; DELETE FROM message_index;`);
+    }
+    db.exec(`CREATE INDEX IF NOT EXISTS message_index_replaces ON message_index(replaces) WHERE replaces IS NOT NULL;
+      CREATE INDEX IF NOT EXISTS message_index_unread ON message_index(conversation, segment) WHERE outgoing = 0 AND read = 0;`);
   }
 
   // ---- contacts ----
@@ -456,9 +489,14 @@ export class LocalState {
 
   // ---- message index ----
   indexMessage(m: IndexedMessage): void {
-    this.stmt(`INSERT OR IGNORE INTO message_index (id, conversation, segment, outgoing, seq) VALUES (?, ?, ?, ?, ?)`).run(
-      m.id, m.conversation, m.segment, m.outgoing ? 1 : 0, m.seq,
+    this.stmt(`INSERT OR IGNORE INTO message_index (id, conversation, segment, outgoing, seq, replaces, read) VALUES (?, ?, ?, ?, ?, ?, ?)`).run(
+      m.id, m.conversation, m.segment, m.outgoing ? 1 : 0, m.seq, m.replaces ?? null, m.read ? 1 : 0,
     );
+  }
+
+  /** This person's read receipt for an incoming message is in its document. */
+  markIndexedRead(id: string): void {
+    this.stmt(`UPDATE message_index SET read = 1 WHERE id = ? AND outgoing = 0`).run(id);
   }
 
   /** Whether messages arrived before the index existed (a store from an older version). */
@@ -469,9 +507,8 @@ export class LocalState {
   }
 
   indexedMessage(id: string): IndexedMessage | undefined {
-    type R = { id: string; conversation: Buffer; segment: number; outgoing: number; seq: number };
-    const r = this.stmt(`SELECT * FROM message_index WHERE id = ?`).get(id) as R | undefined;
-    return r && { id: r.id, conversation: new Uint8Array(r.conversation), segment: r.segment, outgoing: r.outgoing === 1, seq: r.seq };
+    const r = this.stmt(`SELECT * FROM message_index WHERE id = ?`).get(id) as IndexRow | undefined;
+    return r && indexed(r);
   }
 
   queryMessages(q: { conversation?: Uint8Array; outgoing?: boolean; afterSeq?: number; beforeSeq?: number; limit: number; newest: boolean }): IndexedMessage[] {
@@ -482,11 +519,61 @@ export class LocalState {
     if (q.afterSeq !== undefined) (where.push("seq > ?"), args.push(q.afterSeq));
     if (q.beforeSeq !== undefined) (where.push("seq < ?"), args.push(q.beforeSeq));
     const sql = `SELECT * FROM message_index ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY seq ${q.newest ? "DESC" : "ASC"} LIMIT ?`;
-    type R = { id: string; conversation: Buffer; segment: number; outgoing: number; seq: number };
-    const rows = (this.stmt(sql).all(...args, q.limit) as R[]).map((r) => ({
-      id: r.id, conversation: new Uint8Array(r.conversation), segment: r.segment, outgoing: r.outgoing === 1, seq: r.seq,
-    }));
+    const rows = (this.stmt(sql).all(...args, q.limit) as IndexRow[]).map(indexed);
     return q.newest ? rows.reverse() : rows;
+  }
+
+  /** How many messages each conversation has in each direction (one pass over the index, no document loaded). */
+  folderCounts(): FolderCount[] {
+    type R = { conversation: Buffer; outgoing: number; messages: number; corrections: number; unread: number };
+    const rows = this.stmt(
+      `SELECT conversation, outgoing, count(*) AS messages, sum(c) AS corrections, sum(outgoing = 0 AND read = 0 AND c = 0) AS unread
+       FROM (SELECT m.conversation, m.outgoing, m.read, ${CORRECTION} AS c FROM message_index m) GROUP BY conversation, outgoing`,
+    ).all() as R[];
+    return rows.map((r) => ({ conversation: new Uint8Array(r.conversation), outgoing: r.outgoing === 1, messages: r.messages, corrections: r.corrections, unread: r.unread }));
+  }
+
+  /**
+   * One conversation's messages in one direction, newest first: at most `limit`, arrived before
+   * `beforeSeq`; without the corrections (`corrections` false), only unread ones (`unread`).
+   */
+  folderMessages(q: { conversation: Uint8Array; outgoing: boolean; limit?: number; beforeSeq?: number; corrections: boolean; unread?: boolean }): IndexedMessage[] {
+    const where = [`m.conversation = ?`, `m.outgoing = ?`, `m.seq < ?`];
+    if (!q.corrections) where.push(`NOT ${CORRECTION}`);
+    if (q.unread) where.push(`m.read = 0`);
+    const sql = `SELECT m.* FROM message_index m WHERE ${where.join(" AND ")} ORDER BY m.seq DESC LIMIT ?`;
+    return (this.stmt(sql).all(q.conversation, q.outgoing ? 1 : 0, q.beforeSeq ?? Number.MAX_SAFE_INTEGER, q.limit ?? -1) as IndexRow[]).map(indexed);
+  }
+
+  /** The corrections of a message (same conversation, same direction). */
+  correctionsOf(m: IndexedMessage): IndexedMessage[] {
+    return (this.stmt(`SELECT * FROM message_index WHERE replaces = ? AND conversation = ? AND outgoing = ?`).all(m.id, m.conversation, m.outgoing ? 1 : 0) as IndexRow[]).map(indexed);
+  }
+
+  /**
+   * Outgoing messages that may still be waiting, newest first: not handed to anyone in their envelope,
+   * no acknowledgement came back, and in a conversation of two no receipt either. (In a channel every
+   * member's acknowledgement or read receipt says otherwise: the message's view decides.)
+   */
+  mayBeWaiting(): IndexedMessage[] {
+    return (this.stmt(
+      `SELECT m.* FROM message_index m LEFT JOIN sent_messages s ON s.message_id = m.id JOIN conversations c ON c.id = m.conversation
+       WHERE m.outgoing = 1 AND NOT ${CORRECTION}
+         AND (s.envelope IS NULL OR NOT EXISTS (SELECT 1 FROM handed h WHERE h.envelope = s.envelope))
+         AND NOT EXISTS (SELECT 1 FROM arrivals a WHERE a.key = 'd:' || m.id)
+         AND NOT (length(c.members) = 64 AND EXISTS (SELECT 1 FROM arrivals a WHERE a.key >= 'r:' || m.id || '/' AND a.key < 'r:' || m.id || '0'))
+       ORDER BY m.seq DESC`,
+    ).all() as IndexRow[]).map(indexed);
+  }
+
+  /** Messages whose id starts with `prefix` (lower-case hex), at most `limit`. */
+  messagesStartingWith(prefix: string, limit: number): IndexedMessage[] {
+    return (this.stmt(`SELECT * FROM message_index WHERE id >= ? AND id < ? ORDER BY id LIMIT ?`).all(prefix, prefix + "\uffff", limit) as IndexRow[]).map(indexed);
+  }
+
+  /** The segments of a conversation holding incoming messages not read yet. */
+  unreadSegments(conversation: Uint8Array): number[] {
+    return this.stmt(`SELECT DISTINCT segment FROM message_index WHERE conversation = ? AND outgoing = 0 AND read = 0`).pluck().all(conversation) as number[];
   }
 
   // ---- changes applied, by (actor, seq) ----

@@ -61,6 +61,9 @@ describe("mailbox over a link", () => {
     const out = await until(async () => { const o = await a.m.outbox(); return o[0]?.state === "delivered" ? o : undefined; }, "delivered");
     expect(out[0]!.deliveredAt).toBeGreaterThan(0);
     expect(out[0]!.deliveredVia).toBe("direct");
+    // counted from the index: handed on and acknowledged, it no longer waits
+    expect((await a.m.folders()).waiting).toEqual({ newest: [], total: 0 });
+    expect((await a.m.folders()).outbox).toMatchObject({ newest: [{ body: "hello baraka", state: "delivered" }], total: 1 });
     // "delivered" is baraka's acknowledgement (which carriers need anyway): nothing signed went back
     expect(b.m.envelopes.ownSealedFor(b.m.identity.person, a.m.identity.person)).toEqual([]);
     expect(await b.m.markRead()).toBe(1);

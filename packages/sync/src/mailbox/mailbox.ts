@@ -30,7 +30,7 @@ import { School, type VouchView } from "./school.js";
 import { Sending } from "./sending.js";
 import {
   carrierLimits, MailboxError, type BuddyView, type CarrierLimits, type DraftView, type Incoming, type MailboxEvents, type MessageQuery,
-  type MessageView, type NearbyView, type PersonView, type ReceiveResult, type RequestView,
+  type FolderPages, type MessageView, type NearbyView, type PersonView, type ReceiveResult, type RequestView,
 } from "./types.js";
 import { Views } from "./views.js";
 import { WriteAgain } from "./write-again.js";
@@ -184,9 +184,9 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
    * missing receipts and acknowledgements. Never fails because of what an envelope contains (that is
    * recorded as rejected); a storage failure is remembered and retried (retryAfterStorageTrouble).
    */
-  recover(): Promise<void> {
+  async recover(): Promise<void> {
     const { core } = this;
-    return core.serial(async () => {
+    await core.serial(async () => {
       try {
         // a store from before the buddy list: the contacts the child had become buddies, once
         await this.buddyList.migrate();
@@ -203,13 +203,19 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
         // which homes are other villages was heard from announcements kept here: hear them again, so a
         // laptop started anew wraps mail (and receipts) for another village before its relay point next announces
         for (const id of core.envelopes.statementIds()) this.heardVillages(id);
-        await this.views.rebuildIndex();
         this.receipts.flushAcks(); // acknowledgements a crash kept from being written
       } catch (e) {
         if (!isStorageError(e) && !(e instanceof MailboxError && e.code === "storage")) throw e;
         core.log.warn(`recovery could not finish (${core.storageFailed(e)}); it is tried again when the disk has room`);
       }
     });
+    // its own pieces of work: a long history is indexed a few segments at a time
+    try {
+      await this.views.rebuildIndex();
+    } catch (e) {
+      if (!isStorageError(e) && !(e instanceof MailboxError && e.code === "storage")) throw e;
+      core.log.warn(`indexing the messages could not finish (${core.storageFailed(e)}); it is tried again at the next start`);
+    }
   }
 
   /** Called periodically: once the disk has room again, open what had to wait. */
@@ -561,42 +567,33 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
   }
 
   // ---- views ----
-  /** Messages from buddies (requests from anyone else are under requests()). */
-  async inbox(): Promise<MessageView[]> {
-    return this.core.serial(async () => (await this.views.all()).filter((m) => m.direction === "in" && !m.request));
+  /** Messages from buddies and channels, oldest first (requests from anyone else are under requests()). */
+  async inbox(opts: { unread?: boolean } = {}): Promise<MessageView[]> {
+    return this.views.folder("inbox", opts);
   }
 
   /**
    * Messages from people who are not buddies (not on the buddy list), by sender, except from those the
-   * user ignored, reported or blocked. The child decides: accept, ignore or report.
+   * user ignored, reported or blocked: each one's newest `shown`. The child decides: accept, ignore or report.
    */
-  async requests(): Promise<RequestView[]> {
-    return this.core.serial(async () => this.requestsAmong(await this.views.all()));
+  async requests(shown = 100): Promise<RequestView[]> {
+    return this.views.requests(shown);
   }
 
   /**
-   * The inbox, the outbox and the requests from one pass over the messages: the web app's first
-   * screen shows all three, and on a laptop with 1,000 messages each pass is the slow part.
+   * Each folder's newest `shown` messages and how many it holds: the web app's first screen. Counted
+   * from the message index: only the segments of the messages shown are loaded.
    */
-  async folders(): Promise<{ inbox: MessageView[]; outbox: MessageView[]; requests: RequestView[] }> {
-    return this.core.serial(async () => {
-      const all = await this.views.all();
-      return { inbox: all.filter((m) => m.direction === "in" && !m.request), outbox: all.filter((m) => m.direction === "out"), requests: this.requestsAmong(all) };
-    });
+  async folders(shown = 50): Promise<FolderPages> {
+    const f = await this.views.folders(Math.max(1, Math.min(Math.floor(shown) || 1, 100_000)));
+    this.withVillages(f.outbox.newest);
+    this.withVillages(f.waiting.newest);
+    return f;
   }
 
-  private requestsAmong(all: MessageView[]): RequestView[] {
-    const bySender = new Map<string, RequestView>();
-    for (const m of all) {
-      if (!m.request || m.blocked) continue;
-      const key = this.senderKey(m);
-      if (!key || this.state.requestDecision(key) || this.core.isBlocked(key)) continue;
-      const k = toHex(key);
-      const vouch = this.school.vouchFor(key);
-      if (!bySender.has(k)) bySender.set(k, { from: m.from, fingerprint: fingerprint(key), ...(vouch ? { vouch } : {}), messages: [] });
-      bySender.get(k)!.messages.push(m);
-    }
-    return [...bySender.values()];
+  /** Messages in the inbox or the outbox whose id starts with `prefix` (lower-case hex), at most `limit`. */
+  messagesStartingWith(prefix: string, limit = 10): Promise<MessageView[]> {
+    return this.views.startingWith(prefix, limit);
   }
 
   /** Makes the sender of a request a buddy: their messages move to the inbox and get receipts. */
@@ -626,18 +623,13 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
     return this.state.reports().map((r) => ({ from: this.core.addressOf(r.signKey), fingerprint: fingerprint(r.signKey), at: r.at, note: r.note }));
   }
 
-  private senderKey(m: MessageView): Uint8Array | undefined {
-    const members = this.state.members(fromHex(m.conversation)) ?? [];
-    return members.find((k) => !equalBytes(k, this.me));
-  }
-
   async outbox(): Promise<MessageView[]> {
-    return this.core.serial(async () => this.withVillages((await this.views.all()).filter((m) => m.direction === "out")));
+    return this.withVillages(await this.views.folder("outbox"));
   }
 
-  /** Outgoing messages no other device has taken yet. */
+  /** Outgoing messages no other laptop has taken yet. */
   async waiting(): Promise<MessageView[]> {
-    return (await this.outbox()).filter((m) => m.state === "waiting");
+    return this.withVillages(await this.views.waiting());
   }
 
   /** One message by id (undefined when there is none). */

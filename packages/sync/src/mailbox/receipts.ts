@@ -88,7 +88,7 @@ export class Receipts {
         if (!core.isChannel(conv) && core.state.members(conv)!.some((m) => !core.isBuddy(m))) continue;
         const segments = wanted
           ? [...new Set(ids!.map((id) => core.state.indexedMessage(id)).filter((m) => m && equalBytes(m.conversation, conv)).map((m) => m!.segment))]
-          : core.state.segments(conv);
+          : core.state.unreadSegments(conv); // the index knows which segments hold unread messages
         for (const seg of segments) {
           const doc = (await core.segmentHandle(conv, seg)).doc();
           const want = new Set(

@@ -132,7 +132,23 @@ export interface RequestView {
   fingerprint: string;
   /** On a school's laptop: what the school says of them (an impostor is flagged here). */
   vouch?: VouchView;
+  /** Their newest messages (at most as many as asked for), oldest first. */
   messages: MessageView[];
+  /** How many messages they sent. */
+  total: number;
+}
+
+/** A folder as a first screen shows it: its newest messages (newest first) and how many it holds. */
+export interface FolderPage {
+  newest: MessageView[];
+  total: number;
+}
+
+export interface FolderPages {
+  inbox: FolderPage & { unread: number };
+  outbox: FolderPage;
+  waiting: FolderPage;
+  requests: RequestView[];
 }
 
 export interface DraftView {

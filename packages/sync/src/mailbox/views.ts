@@ -2,9 +2,20 @@
 // the arrival numbering that XMPP archives page through, and paged per-conversation queries that
 // load only the segments they show.
 import * as A from "@automerge/automerge";
-import { conversationId, encodeInner, equalBytes, fromHex, keyId, receiptKey, recipientLocks, segmentKind, toHex, type ConversationDoc } from "@pigeon/model";
+import { conversationId, encodeInner, equalBytes, fingerprint, fromHex, keyId, receiptKey, recipientLocks, segmentKind, toHex, type ConversationDoc } from "@pigeon/model";
+import type { FolderCount, IndexedMessage } from "../local-state.js";
 import type { MailboxCore } from "./core.js";
-import type { MessageQuery, MessageView } from "./types.js";
+import type { FolderPage, FolderPages, MessageQuery, MessageView, RequestView } from "./types.js";
+
+type Folder = "inbox" | "outbox" | "requests";
+
+/** Segments a listing reads per piece of work (see Views.viewsOf): fewer than SEGMENTS_LOADED. */
+export const SEGMENTS_PER_STEP = 8;
+
+/** Oldest first by the conversations' clocks (and by writer for equal readings). */
+const byClock = (a: MessageView, b: MessageView) => (a.hlc < b.hlc ? -1 : a.hlc > b.hlc ? 1 : a.from < b.from ? -1 : a.from > b.from ? 1 : 0);
+/** Newest arrival first. */
+const byArrival = (a: MessageView, b: MessageView) => (b.arrivalSeq ?? 0) - (a.arrivalSeq ?? 0);
 
 export class Views {
   /** Each member's lock of a channel message this user sent (by envelope id, then member key, hex). */
@@ -79,14 +90,16 @@ export class Views {
       const seq = core.state.recordArrival(`m:${m.id.toString()}`, at, hops);
       if (seq === undefined) continue;
       const outgoing = m.author.toString() === core.myKeyId;
-      core.state.indexMessage({ id: m.id.toString(), conversation: conv, segment, outgoing, seq });
+      core.state.indexMessage(this.indexEntry(doc, i, conv, segment, seq));
       if (own && outgoing) core.state.recordSent(m.id.toString(), own);
       core.events.emit("message", this.viewOf(conv, members, doc, i));
     }
     const receipts = fresh ? fresh.receipts.flatMap((k) => (doc.receipts[k] === undefined ? [] : [[k, doc.receipts[k]!] as const])) : Object.entries(doc.receipts);
     for (const [key, when] of receipts) {
-      if (core.state.recordArrival(`r:${key}`, at, hops) === undefined) continue;
       const [messageId, reader, state] = key.split("/") as [string, string, "delivered" | "read"];
+      // read here or on another of this person's devices: the inbox's unread count is kept in the index
+      if (reader === core.myKeyId && state === "read") core.state.markIndexedRead(messageId);
+      if (core.state.recordArrival(`r:${key}`, at, hops) === undefined) continue;
       core.events.emit("receipt", { conversation: toHex(conv), messageId, reader: core.addressOfKeyId(reader, members), state, at: when });
     }
   }
@@ -175,19 +188,213 @@ export class Views {
     return view;
   }
 
-  /** Every message of every conversation, oldest first by the conversations' clocks (for whole-folder listings). */
-  async all(): Promise<MessageView[]> {
+  /** What the message index keeps of message `i` of a segment (arrived as number `seq`). */
+  private indexEntry(doc: ConversationDoc, i: number, conv: Uint8Array, segment: number, seq: number): IndexedMessage {
     const { core } = this;
-    const out: MessageView[] = [];
-    for (const conv of core.messageConversations()) {
-      const members = core.state.members(conv)!;
-      for (const seg of core.state.segments(conv)) {
-        if (segmentKind(seg) === "profile") continue; // the author's picture, not messages
-        const doc = (await core.segmentHandle(conv, seg)).doc();
-        for (let i = 0; i < doc.messages.length; i++) out.push(this.viewOf(conv, members, doc, i));
+    const m = doc.messages[i]!;
+    const id = m.id.toString();
+    const outgoing = m.author.toString() === core.myKeyId;
+    const replaces = m.replaces?.toString();
+    const read = !outgoing && doc.receipts[receiptKey(id, core.myKeyId, "read")] !== undefined;
+    return { id, conversation: conv, segment, outgoing, seq, ...(replaces !== undefined ? { replaces } : {}), read };
+  }
+
+  /**
+   * Where a conversation's incoming messages are filed (as viewOf marks them): the inbox (a buddy's,
+   * or a channel), requests (someone not a buddy), or nowhere (blocked, or a request ignored or reported).
+   */
+  filing(conv: Uint8Array): "inbox" | "request" | "hidden" {
+    const { core } = this;
+    if (core.channelTitle(conv) !== undefined) return "inbox";
+    const other = (core.state.members(conv) ?? []).find((k) => !equalBytes(k, core.me));
+    if (!other || core.isBuddy(other)) return "inbox";
+    if (core.isBlocked(other) || core.state.requestDecision(other)) return "hidden";
+    return "request";
+  }
+
+  /** Whether corrections apply in a conversation (a conversation of two, as viewOf says). */
+  private correctable(conv: Uint8Array): boolean {
+    return (this.core.state.members(conv)?.length ?? 0) === 2;
+  }
+
+  /** The conversations of a folder ("outbox": every one). */
+  private folderConversations(folder: Folder): Uint8Array[] {
+    const filed = folder === "outbox" ? undefined : folder === "inbox" ? "inbox" : "request";
+    return this.core.messageConversations().filter((c) => filed === undefined || this.filing(c) === filed);
+  }
+
+  // Listings below are called from outside the mailbox's queue of work: each reads the index in one
+  // piece of work and the documents a few segments per piece of work, so segments read are unloaded
+  // between them (a piece of work is a group commit, which keeps what it opened) and other work (a
+  // message arriving, a send) is not held up behind a walk over a long history.
+
+  /**
+   * Every message of a folder (only the unread ones: `unread`), oldest first by the conversations'
+   * clocks, corrections shown as the message they correct.
+   */
+  async folder(folder: Folder, opts: { unread?: boolean } = {}): Promise<MessageView[]> {
+    const rows = await this.core.serial(async () =>
+      this.folderConversations(folder).flatMap((conv) =>
+        this.core.state.folderMessages({ conversation: conv, outgoing: folder === "outbox", corrections: !this.correctable(conv), unread: opts.unread }),
+      ),
+    );
+    return (await this.viewsOf(rows)).sort(byClock);
+  }
+
+  /**
+   * The newest `shown` messages of each folder (newest first) and how many there are: what the web
+   * app's first screen shows. Counted from the index; only the segments of the messages shown load.
+   */
+  async folders(shown: number): Promise<FolderPages> {
+    const { core } = this;
+    const { inbox, outbox } = await core.serial(async () => {
+      const counts = new Map<string, { in?: FolderCount; out?: FolderCount }>();
+      for (const c of core.state.folderCounts()) {
+        const k = toHex(c.conversation);
+        counts.set(k, { ...counts.get(k), [c.outgoing ? "out" : "in"]: c });
       }
+      const convs = core.messageConversations();
+      const inboxConvs = convs.filter((c) => this.filing(c) === "inbox");
+      const listed = (c?: FolderCount) => (!c ? 0 : this.correctable(c.conversation) ? c.messages - c.corrections : c.messages);
+      const newest = (list: Uint8Array[], outgoing: boolean) =>
+        list
+          .flatMap((conv) => core.state.folderMessages({ conversation: conv, outgoing, limit: shown, corrections: !this.correctable(conv) }))
+          .sort((a, b) => b.seq - a.seq)
+          .slice(0, shown);
+      return {
+        inbox: {
+          rows: newest(inboxConvs, false),
+          total: inboxConvs.reduce((n, c) => n + listed(counts.get(toHex(c))?.in), 0),
+          unread: inboxConvs.reduce((n, c) => n + (counts.get(toHex(c))?.in?.unread ?? 0), 0),
+        },
+        outbox: { rows: newest(convs, true), total: convs.reduce((n, c) => n + listed(counts.get(toHex(c))?.out), 0) },
+      };
+    });
+    return {
+      inbox: { newest: (await this.viewsOf(inbox.rows)).sort(byArrival), total: inbox.total, unread: inbox.unread },
+      outbox: { newest: (await this.viewsOf(outbox.rows)).sort(byArrival), total: outbox.total },
+      waiting: await this.waitingPage(shown),
+      requests: await this.requests(shown),
+    };
+  }
+
+  /**
+   * Outgoing messages no laptop has taken yet, oldest first by clock (as the outbox). The index finds
+   * those never handed on and never acknowledged (usually few); their views say which still wait.
+   */
+  async waiting(): Promise<MessageView[]> {
+    return (await this.viewsOf(await this.mayBeWaiting())).filter((v) => v.state === "waiting").sort(byClock);
+  }
+
+  /**
+   * The newest `shown` of them and how many there are, loading a page at a time until `shown` are
+   * found: a teacher's 10,000 messages written offline are counted, not loaded.
+   */
+  private async waitingPage(shown: number): Promise<FolderPage> {
+    const rows = await this.mayBeWaiting();
+    let total = rows.length;
+    const newest: MessageView[] = [];
+    for (let i = 0; i < rows.length && newest.length < shown; i += shown) {
+      const page = rows.slice(i, i + shown);
+      const waiting = (await this.viewsOf(page)).filter((v) => v.state === "waiting");
+      total -= page.length - waiting.length;
+      newest.push(...waiting);
     }
-    return applyCorrections(out.sort((a, b) => (a.hlc < b.hlc ? -1 : a.hlc > b.hlc ? 1 : a.from < b.from ? -1 : 1)));
+    return { newest: newest.sort(byArrival).slice(0, shown), total };
+  }
+
+  private mayBeWaiting(): Promise<IndexedMessage[]> {
+    return this.core.serial(async () => {
+      const listed = new Set(this.core.messageConversations().map(toHex));
+      return this.core.state.mayBeWaiting().filter((r) => listed.has(toHex(r.conversation)));
+    });
+  }
+
+  /**
+   * Messages from people who are not buddies, by sender, except from those the user ignored, reported
+   * or blocked: each sender's newest `shown` (oldest first) and how many they sent.
+   */
+  async requests(shown: number): Promise<RequestView[]> {
+    const { core } = this;
+    const senders = await core.serial(async () =>
+      this.folderConversations("requests").flatMap((conv) => {
+        const rows = core.state.folderMessages({ conversation: conv, outgoing: false, corrections: !this.correctable(conv) });
+        const key = (core.state.members(conv) ?? []).find((k) => !equalBytes(k, core.me));
+        return rows.length && key ? [{ key, rows: rows.slice(0, shown), total: rows.length }] : [];
+      }),
+    );
+    const views = await this.viewsOf(senders.flatMap((s) => s.rows));
+    const byConversation = new Map<string, MessageView[]>();
+    for (const v of views) byConversation.set(v.conversation, [...(byConversation.get(v.conversation) ?? []), v]);
+    const out = senders.flatMap(({ key, rows, total }): RequestView[] => {
+      const messages = (byConversation.get(toHex(rows[0]!.conversation)) ?? []).sort(byClock);
+      const vouch = core.schoolVouch(key);
+      return messages.length ? [{ from: core.addressOf(key), fingerprint: fingerprint(key), ...(vouch ? { vouch } : {}), messages, total }] : [];
+    });
+    // the sender who wrote first, first
+    return out.sort((a, b) => byClock(a.messages[0]!, b.messages[0]!));
+  }
+
+  /** Messages whose id starts with `prefix` (lower-case hex), as listed in the folders: no corrections, no requests. */
+  async startingWith(prefix: string, limit: number): Promise<MessageView[]> {
+    const rows = await this.core.serial(async () => {
+      const inbox = new Set(this.core.messageConversations().filter((c) => this.filing(c) === "inbox").map(toHex));
+      return this.core.state.messagesStartingWith(prefix, limit).filter((r) => r.outgoing || inbox.has(toHex(r.conversation)));
+    });
+    return (await this.viewsOf(rows)).filter((v) => v.replaces === undefined);
+  }
+
+  /**
+   * Views of indexed messages (in the order of `rows`), corrections applied, SEGMENTS_PER_STEP
+   * segments per piece of work: the segments read are unloaded between them (SEGMENTS_LOADED).
+   */
+  private async viewsOf(rows: IndexedMessage[]): Promise<MessageView[]> {
+    const { core } = this;
+    const bySegment = new Map<string, { conv: Uint8Array; segment: number; at: number[] }>();
+    rows.forEach((r, i) => {
+      const k = `${toHex(r.conversation)}/${r.segment}`;
+      const g = bySegment.get(k) ?? bySegment.set(k, { conv: r.conversation, segment: r.segment, at: [] }).get(k)!;
+      g.at.push(i);
+    });
+    const groups = [...bySegment.values()];
+    const out: (MessageView | undefined)[] = new Array(rows.length);
+    for (let step = 0; step < groups.length; step += SEGMENTS_PER_STEP) {
+      await core.serial(async () => {
+        for (const g of groups.slice(step, step + SEGMENTS_PER_STEP)) {
+          const members = core.state.members(g.conv);
+          if (!members || core.isForgotten(g.conv, g.segment)) continue;
+          const doc = (await core.segmentHandle(g.conv, g.segment)).doc();
+          const at = positions(doc);
+          const shown: MessageView[] = [];
+          for (const i of g.at) {
+            const p = at.get(rows[i]!.id);
+            if (p !== undefined) shown.push((out[i] = this.viewOf(g.conv, members, doc, p)));
+          }
+          await this.withCorrections(shown);
+        }
+      });
+    }
+    return out.filter((v): v is MessageView => v !== undefined);
+  }
+
+  /** Each corrected message with its latest correction's text (by the author's clock); in a piece of work. */
+  private async withCorrections(views: MessageView[]): Promise<void> {
+    const { core } = this;
+    for (const v of views) {
+      const at = core.state.indexedMessage(v.id);
+      const corrections = at && this.correctable(at.conversation) ? core.state.correctionsOf(at) : [];
+      let latest: MessageView | undefined;
+      for (const c of corrections) {
+        if (core.isForgotten(c.conversation, c.segment)) continue;
+        const doc = (await core.segmentHandle(c.conversation, c.segment)).doc();
+        const p = positions(doc).get(c.id);
+        const view = p === undefined ? undefined : this.viewOf(c.conversation, core.state.members(c.conversation)!, doc, p);
+        if (view?.replaces === v.id && (!latest || byClock(latest, view) < 0)) latest = view;
+      }
+      if (!latest) continue;
+      v.body = latest.body;
+      v.correctedAt = latest.claimedSentAt;
+    }
   }
 
   /** The file in a message (its name is the message's text), loading only its segment. */
@@ -266,21 +473,32 @@ export class Views {
     return out;
   }
 
-  /** A store from before the index existed: index every message once, keeping its arrival number. */
+  /**
+   * A store from before the index (or before it kept corrections and reading): index every message
+   * once, keeping its arrival number; a few segments per piece of work, unloaded between them.
+   */
   async rebuildIndex(): Promise<void> {
     const { core } = this;
-    if (!core.state.messageIndexIncomplete()) return;
-    for (const conv of core.messageConversations()) {
-      const members = core.state.members(conv)!;
-      for (const seg of core.state.segments(conv)) {
-        if (segmentKind(seg) === "profile") continue; // the author's picture, not messages
-        const doc = (await core.segmentHandle(conv, seg)).doc();
-        for (const m of doc.messages) {
-          const arrival = core.state.arrival(`m:${m.id.toString()}`);
-          if (arrival) core.state.indexMessage({ id: m.id.toString(), conversation: conv, segment: seg, outgoing: m.author.toString() === core.myKeyId, seq: arrival.seq });
+    const todo = await core.serial(async () =>
+      !core.state.messageIndexIncomplete()
+        ? []
+        : core.messageConversations().flatMap((conv) =>
+            core.state.segments(conv).flatMap((segment) => (segmentKind(segment) === "profile" ? [] : [{ conv, segment }])), // a picture, not messages
+          ),
+    );
+    for (let step = 0; step < todo.length; step += SEGMENTS_PER_STEP) {
+      await core.serial(async () => {
+        for (const { conv, segment } of todo.slice(step, step + SEGMENTS_PER_STEP)) {
+          const members = core.state.members(conv);
+          if (!members || core.isForgotten(conv, segment)) continue;
+          const doc = (await core.segmentHandle(conv, segment)).doc();
+          for (let i = 0; i < doc.messages.length; i++) {
+            const arrival = core.state.arrival(`m:${doc.messages[i]!.id.toString()}`);
+            if (arrival) core.state.indexMessage(this.indexEntry(doc, i, conv, segment, arrival.seq));
+          }
+          this.noteArrivals(conv, members, segment, doc);
         }
-        this.noteArrivals(conv, members, seg, doc);
-      }
+      });
     }
   }
 }
@@ -337,23 +555,4 @@ function positions(doc: ConversationDoc): Map<string, number> {
     positionsByDoc.set(doc, map);
   }
   return map;
-}
-
-/**
- * A listing as the user sees it: each corrected message with its latest correction's text (by the
- * author's clock), and the corrections themselves not listed apart. `list` is in clock order.
- */
-export function applyCorrections(list: MessageView[]): MessageView[] {
-  const byId = new Map(list.map((v) => [v.id, v]));
-  const out: MessageView[] = [];
-  for (const v of list) {
-    const target = v.replaces !== undefined ? byId.get(v.replaces) : undefined;
-    if (!target) {
-      out.push(v);
-      continue;
-    }
-    target.body = v.body;
-    target.correctedAt = v.claimedSentAt;
-  }
-  return out;
 }

@@ -1,0 +1,125 @@
+// The folders a child opens (inbox, outbox, waiting, requests) are counted and paged from the
+// message index: the first screen loads only the segments of the messages it shows, a whole folder
+// is read a segment at a time, and what the index keeps (corrections, read) survives a restart and
+// is rebuilt for a store indexed before it kept them.
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import { afterAll, describe, expect, it } from "vitest";
+import { contactCard, generateIdentity, type Identity } from "@pigeon/model";
+import { fileStorage, Mailbox } from "../index.js";
+import { SEGMENTS_LOADED } from "./core.js";
+import { SEGMENTS_PER_STEP } from "./views.js";
+
+const dirs: string[] = [];
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+function tempDir(name: string): string {
+  const d = mkdtempSync(join(existsSync("/dev/shm") ? "/dev/shm" : tmpdir(), `pigeon-folders-${name}-`));
+  dirs.push(d);
+  return d;
+}
+
+const zawadi = generateIdentity("zawadi");
+
+/** A classmate's mailbox that writes to zawadi; what it writes comes back as the envelopes for her. */
+function classmate(who: Identity) {
+  const m = new Mailbox({ identity: who, storage: fileStorage(tempDir(who.name)) });
+  m.rememberContact(contactCard(zawadi), "card");
+  const out: Uint8Array[] = [];
+  m.on("envelope", ({ id }) => {
+    if (m.envelopes.get(id)?.recipients.length) out.push(m.envelopes.bytesOf(id)!);
+  });
+  return { m, take: () => out.splice(0) };
+}
+
+describe("folders from the message index", () => {
+  it("shows each folder's newest page and its counts loading only what it shows, and whole folders a segment at a time", async () => {
+    const dir = tempDir("zawadi");
+    const pupils = Array.from({ length: SEGMENTS_LOADED + 14 }, (_, i) => generateIdentity(`pupil${i}`));
+    const stranger = generateIdentity("stranger");
+    let z = new Mailbox({ identity: zawadi, storage: fileStorage(dir) });
+    for (const p of pupils) await z.addContact(contactCard(p));
+    // each pupil writes three messages, one after another
+    const last = pupils.at(-1)!;
+    let lastSender!: ReturnType<typeof classmate>;
+    for (const p of pupils) {
+      const c = classmate(p);
+      for (let i = 0; i < 3; i++) await c.m.send("zawadi", `${p.name} ${i}`);
+      for (const e of c.take()) await z.receive(e, 1);
+      if (p === last) lastSender = c;
+      else await c.m.close();
+    }
+    // the last pupil corrects a message; a stranger writes twice (a request, not the inbox)
+    const wrong = await lastSender.m.send("zawadi", "see you at 9");
+    await lastSender.m.correct(wrong.id, "see you at 10");
+    const s = classmate(stranger);
+    await s.m.send("zawadi", "hello, who are you?");
+    await s.m.send("zawadi", "please answer");
+    for (const e of [...lastSender.take(), ...s.take()]) await z.receive(e, 1);
+    await lastSender.m.close();
+    await s.m.close();
+    // zawadi reads two messages, and writes one back
+    const firstTwo = (await z.inbox()).slice(0, 2);
+    expect(await z.markRead(firstTwo.map((v) => v.id))).toBe(2);
+    await z.send(pupils[0]!.name, "thanks");
+    await z.close();
+
+    // a new start: the first screen
+    z = new Mailbox({ identity: zawadi, storage: fileStorage(dir) });
+    expect(z.documents.loadedEvictable).toBe(0);
+    const f = await z.folders(4);
+    const inboxTotal = pupils.length * 3 + 1; // the correction is shown as the message it corrects
+    expect(f.inbox.total).toBe(inboxTotal);
+    expect(f.inbox.unread).toBe(inboxTotal - 2);
+    expect(f.inbox.newest.map((v) => v.body)).toEqual(["see you at 10", `${last.name} 2`, `${last.name} 1`, `${last.name} 0`]);
+    expect(f.inbox.newest[0]!.correctedAt).toBeDefined();
+    expect(f.outbox).toMatchObject({ total: 1, newest: [{ body: "thanks" }] });
+    expect(f.waiting).toMatchObject({ total: 1, newest: [{ body: "thanks", state: "waiting" }] });
+    expect(f.requests.map((r) => ({ total: r.total, bodies: r.messages.map((v) => v.body) }))).toEqual([{ total: 2, bodies: ["hello, who are you?", "please answer"] }]);
+    // only the segments of what is shown: the last pupil's messages and correction, zawadi's
+    // message, the stranger's two (not one segment per pupil)
+    expect(z.documents.loadedEvictable).toBeLessThanOrEqual(5);
+    // a request's messages are capped at the page, with the count
+    expect((await z.requests(1))[0]).toMatchObject({ total: 2, messages: [{ body: "please answer" }] });
+
+    // a whole folder: every message, read a few segments at a time, unloaded as it goes
+    let most = 0;
+    const watch = setInterval(() => (most = Math.max(most, z.documents.loadedEvictable)), 1);
+    const inbox = await z.inbox();
+    clearInterval(watch);
+    expect(most).toBeGreaterThan(0);
+    // those kept loaded, one step's segments, and the corrections segment a message of the step needed
+    expect(most).toBeLessThanOrEqual(SEGMENTS_LOADED + SEGMENTS_PER_STEP + 1);
+    expect(inbox).toHaveLength(inboxTotal);
+    expect(inbox.filter((v) => v.readAt === undefined)).toHaveLength(inboxTotal - 2);
+    expect(inbox.find((v) => v.id === wrong.id)?.body).toBe("see you at 10");
+    const unread = await z.inbox({ unread: true });
+    expect(unread.map((v) => v.id)).toEqual(inbox.filter((v) => v.readAt === undefined).map((v) => v.id));
+    // by the start of an id, as pigeon show takes it; a correction is found as its message
+    expect((await z.messagesStartingWith(wrong.id.slice(0, 6))).map((v) => v.body)).toEqual(["see you at 10"]);
+    // reading everything is kept in the index: nothing unread, after a restart too
+    expect(await z.markRead()).toBe(inboxTotal - 2 + 1); // the correction gets its read receipt too
+    expect((await z.folders(1)).inbox.unread).toBe(0);
+    await z.close();
+    z = new Mailbox({ identity: zawadi, storage: fileStorage(dir) });
+    expect((await z.folders(1)).inbox).toMatchObject({ total: inboxTotal, unread: 0 });
+    await z.close();
+
+    // a store indexed before the index kept corrections and reading: indexed again from its documents
+    const db = new Database(join(dir, "pigeon.db"));
+    db.exec(`DROP INDEX message_index_replaces; DROP INDEX message_index_unread;
+      ALTER TABLE message_index DROP COLUMN replaces; ALTER TABLE message_index DROP COLUMN read;`);
+    db.close();
+    z = new Mailbox({ identity: zawadi, storage: fileStorage(dir) });
+    await z.recover(); // as a node does when it starts
+    const again = await z.folders(2);
+    expect(again.inbox).toMatchObject({ total: inboxTotal, unread: 0 });
+    expect(again.inbox.newest.map((v) => v.body)).toEqual(["see you at 10", `${last.name} 2`]);
+    expect(again.requests[0]?.total).toBe(2);
+    await z.close();
+  }, 120_000);
+});
