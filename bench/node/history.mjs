@@ -17,11 +17,13 @@ import { performance } from "node:perf_hooks";
 import { contactCard, generateIdentity, toHex, conversationId } from "@pigeon/model";
 import { fileStorage, Mailbox } from "@pigeon/sync";
 
+const ALL_STEPS = ["open", "newest", "all-pages", "each", "first-screen", "folder"];
 const HELP = `node bench/node/history.mjs [options]
   --conversations N   conversations, each with a different contact (default 10)
   --messages M        messages sent in each (default 1000; segments hold 1,000)
   --page P            messages per page when paging a conversation (default 50)
   --keep DIR          make the history in DIR (or reuse it if it is there) and keep it
+  --steps A,B,...     only these steps (default all: ${ALL_STEPS.join(",")})
 Prints a table: step, time, VmRSS after it, the growth over the open mailbox, and the peak (VmHWM).`;
 
 const { values: opt } = parseArgs({
@@ -31,6 +33,7 @@ const { values: opt } = parseArgs({
     page: { type: "string", default: "50" },
     keep: { type: "string" },
     step: { type: "string" },
+    steps: { type: "string" },
     help: { type: "boolean", default: false },
   },
 });
@@ -49,6 +52,11 @@ const whole = (name) => {
 const C = whole("conversations");
 const M = whole("messages");
 const PAGE = whole("page");
+const STEPS = opt.steps === undefined ? ALL_STEPS : opt.steps.split(",");
+if (STEPS.some((x) => !ALL_STEPS.includes(x))) {
+  console.error(`--steps takes some of ${ALL_STEPS.join(",")}, got ${opt.steps}\n\n${HELP}`);
+  process.exit(2);
+}
 
 /** VmRSS in MiB, after a full garbage collection (the steps run with --expose-gc): what stays, not what waits to be collected. */
 const rss = () => {
@@ -153,12 +161,6 @@ try {
   }
   const meta = JSON.parse(readFileSync(join(dir, "bench.json"), "utf8"));
   if (meta.C !== C || meta.M !== M) throw new Error(`${dir} holds ${meta.C} x ${meta.M}, not ${C} x ${M}`);
-  const rows = [];
-  for (const which of ["open", "newest", "all-pages", "each", "first-screen", "folder"]) {
-    const r = spawnSync(process.execPath, ["--expose-gc", import.meta.filename, "--keep", dir, "--step", which, "--conversations", String(C), "--messages", String(M), "--page", String(PAGE)], { encoding: "utf8" });
-    if (r.status !== 0) throw new Error(`step ${which} failed:\n${r.stderr}`);
-    rows.push({ which, ...JSON.parse(r.stdout.trim().split("\n").pop()) });
-  }
   const what = {
     open: "open the mailbox (what a node holds at ready)",
     newest: `the newest page of one conversation (${PAGE} messages)`,
@@ -167,14 +169,18 @@ try {
     "first-screen": `the web app's first screen: each folder's newest ${PAGE} and its counts`,
     folder: `a whole folder, as \`pigeon outbox\` lists it (${C * M} messages)`,
   };
+  // each row as its step ends: a long history's whole-folder step takes minutes
   console.log(`\n${C} conversations x ${M} messages${madeIn ? ` (made in ${madeIn.toFixed(0)} s, ${Math.round((C * M) / madeIn)} msg/s)` : ""}; each step in a fresh process:\n`);
   console.log("| step | time | VmRSS after | over the open mailbox | peak (VmHWM) |");
   console.log("|---|---|---|---|---|");
-  for (const r of rows) {
-    const ms = r.which === "open" ? r.opened.ms : r.ms;
-    const after = r.which === "open" ? r.opened.rss : r.rss;
+  for (const which of STEPS) {
+    const r = spawnSync(process.execPath, ["--expose-gc", import.meta.filename, "--keep", dir, "--step", which, "--conversations", String(C), "--messages", String(M), "--page", String(PAGE)], { encoding: "utf8", maxBuffer: 1 << 26 });
+    if (r.status !== 0) throw new Error(`step ${which} failed:\n${r.stderr}`);
+    const row = JSON.parse(r.stdout.trim().split("\n").pop());
+    const ms = which === "open" ? row.opened.ms : row.ms;
+    const after = which === "open" ? row.opened.rss : row.rss;
     console.log(
-      `| ${what[r.which]} | ${ms.toFixed(0)} ms | ${after.toFixed(0)} MiB | ${r.which === "open" ? "" : `+${(after - r.opened.rss).toFixed(0)} MiB`} | ${r.which === "open" ? "" : `${r.peak.toFixed(0)} MiB`} |`,
+      `| ${what[which]} | ${ms.toFixed(0)} ms | ${after.toFixed(0)} MiB | ${which === "open" ? "" : `+${(after - row.opened.rss).toFixed(0)} MiB`} | ${which === "open" ? "" : `${row.peak.toFixed(0)} MiB`} |`,
     );
   }
 } finally {

@@ -9,6 +9,9 @@ import Database from "better-sqlite3";
 import { afterAll, describe, expect, it } from "vitest";
 import { contactCard, generateIdentity, type Identity } from "@pigeon/model";
 import { fileStorage, Mailbox } from "../index.js";
+import { openDatabase } from "../database.js";
+import { EnvelopeStore } from "../envelope-store.js";
+import { LocalState } from "../local-state.js";
 import { SEGMENTS_LOADED } from "./core.js";
 import { SEGMENTS_PER_STEP } from "./views.js";
 
@@ -111,8 +114,9 @@ describe("folders from the message index", () => {
 
     // a store indexed before the index kept corrections and reading: indexed again from its documents
     const db = new Database(join(dir, "pigeon.db"));
-    db.exec(`DROP INDEX message_index_replaces; DROP INDEX message_index_unread;
-      ALTER TABLE message_index DROP COLUMN replaces; ALTER TABLE message_index DROP COLUMN read;`);
+    db.exec(`DROP TABLE folder_counts; DROP TABLE message_index;
+      DROP TRIGGER not_waiting_handed; DROP TRIGGER not_waiting_sent_handed; DROP TRIGGER not_waiting_acknowledged; DROP TRIGGER not_waiting_receipt;
+      CREATE TABLE message_index (id TEXT PRIMARY KEY, conversation BLOB NOT NULL, segment INTEGER NOT NULL, outgoing INTEGER NOT NULL, seq INTEGER NOT NULL) WITHOUT ROWID;`);
     db.close();
     z = new Mailbox({ identity: zawadi, storage: fileStorage(dir) });
     await z.recover(); // as a node does when it starts
@@ -122,4 +126,76 @@ describe("folders from the message index", () => {
     expect(again.requests[0]?.total).toBe(2);
     await z.close();
   }, 120_000);
+});
+
+describe("waiting, kept in the index", () => {
+  it("ends when the envelope is handed on (either order), acknowledged, or a receipt comes in a conversation of two", () => {
+    const db = openDatabase(":memory:");
+    const envelopes = new EnvelopeStore(db);
+    const state = new LocalState(db);
+    const two = new Uint8Array(32).fill(1);
+    const channel = new Uint8Array(32).fill(2);
+    state.rememberConversation(two, [new Uint8Array(32).fill(7), new Uint8Array(32).fill(8)]);
+    state.setMembers(channel, [7, 8, 9].map((b) => new Uint8Array(32).fill(b)));
+    const env = (b: number) => new Uint8Array(16).fill(b);
+    const peer = new Uint8Array(32).fill(9);
+    let seq = 0;
+    const index = (id: string, conversation = two, outgoing = true, replaces?: string) =>
+      state.indexMessage({ id, conversation, segment: 0, outgoing, seq: ++seq, ...(replaces ? { replaces } : {}) });
+    const waiting = () => state.waitingMessages().map((m) => m.id).sort();
+    for (const id of ["handed", "handed-first", "acked", "read", "channel-read", "kept"]) index(id, id.startsWith("channel") ? channel : two);
+    index("incoming", two, false);
+    index("correction", two, true, "kept");
+    expect(waiting()).toEqual(["acked", "channel-read", "handed", "handed-first", "kept", "read"]);
+    // handed on after it was sent in its envelope
+    state.recordSent("handed", env(1));
+    envelopes.markHanded(env(1), peer, 1);
+    // an envelope handed on before this laptop knew its message was in it (opened from another device)
+    envelopes.markHanded(env(2), peer, 1);
+    state.recordSent("handed-first", env(2));
+    state.recordArrival("d:acked", 1, 1);
+    state.recordArrival("r:read/abcd/read", 1, 1);
+    // in a channel one member's receipt is not everyone's: its view decides
+    state.recordArrival("r:channel-read/abcd/read", 1, 1);
+    expect(waiting()).toEqual(["channel-read", "kept"]);
+    expect(state.waitingCount()).toBe(2);
+    // indexed after it was acknowledged (a store indexed again): not waiting from the start
+    state.recordArrival("d:late", 1, 1);
+    index("late");
+    expect(state.waitingCount()).toBe(2);
+  });
+});
+
+describe("folder counts, kept in the index", () => {
+  it("count what is indexed, read, corrected (the correction first, too) and forgotten", () => {
+    const db = openDatabase(":memory:");
+    new EnvelopeStore(db);
+    const state = new LocalState(db);
+    const conv = new Uint8Array(32).fill(1);
+    let seq = 0;
+    const index = (id: string, outgoing: boolean, replaces?: string) =>
+      state.indexMessage({ id, conversation: conv, segment: 0, outgoing, seq: ++seq, ...(replaces ? { replaces } : {}) });
+    const counts = () => Object.fromEntries(state.folderCounts().map((c) => [c.outgoing ? "out" : "in", { messages: c.messages, corrections: c.corrections, unread: c.unread }]));
+    index("a", false);
+    index("b", false);
+    index("a-fixed", false, "a");
+    index("mine", true);
+    // a correction of someone else's message, or of one in the other direction, is no correction
+    index("not-a-fix", true, "b");
+    expect(counts()).toEqual({ in: { messages: 3, corrections: 1, unread: 2 }, out: { messages: 2, corrections: 0, unread: 0 } });
+    state.markIndexedRead("a");
+    // a correction that arrives before the message it corrects
+    index("c-fixed", false, "c");
+    expect(counts().in).toEqual({ messages: 4, corrections: 1, unread: 2 });
+    index("c", false);
+    expect(counts().in).toEqual({ messages: 5, corrections: 2, unread: 2 });
+    expect(state.folderMessages({ conversation: conv, outgoing: false, corrections: false }).map((m) => m.id)).toEqual(["c", "b", "a"]);
+    // a forgotten segment's rows go, and their counts
+    db.prepare(`DELETE FROM message_index WHERE id IN ('b', 'c-fixed')`).run();
+    expect(counts().in).toEqual({ messages: 3, corrections: 1, unread: 1 });
+    // a store counted from its index when the counts are first kept
+    db.exec(`DROP TABLE folder_counts`);
+    const again = new LocalState(db);
+    expect(Object.fromEntries(again.folderCounts().map((c) => [c.outgoing ? "out" : "in", c.messages]))).toEqual({ in: 3, out: 2 });
+  });
 });

@@ -258,6 +258,7 @@ export class Views {
       const listed = (c?: FolderCount) => (!c ? 0 : this.correctable(c.conversation) ? c.messages - c.corrections : c.messages);
       const newest = (list: Uint8Array[], outgoing: boolean) =>
         list
+          .filter((conv) => counts.get(toHex(conv))?.[outgoing ? "out" : "in"]?.messages)
           .flatMap((conv) => core.state.folderMessages({ conversation: conv, outgoing, limit: shown, corrections: !this.correctable(conv) }))
           .sort((a, b) => b.seq - a.seq)
           .slice(0, shown);
@@ -283,31 +284,25 @@ export class Views {
    * those never handed on and never acknowledged (usually few); their views say which still wait.
    */
   async waiting(): Promise<MessageView[]> {
-    return (await this.viewsOf(await this.mayBeWaiting())).filter((v) => v.state === "waiting").sort(byClock);
+    const rows = await this.core.serial(async () => this.core.state.waitingMessages());
+    return (await this.viewsOf(rows)).filter((v) => v.state === "waiting").sort(byClock);
   }
 
   /**
-   * The newest `shown` of them and how many there are, loading a page at a time until `shown` are
-   * found: a teacher's 10,000 messages written offline are counted, not loaded.
+   * The newest `shown` of them and how many there are: counted in the index, loaded a page at a time
+   * until `shown` are found (a teacher's 10,000 messages written offline are counted, not loaded).
    */
   private async waitingPage(shown: number): Promise<FolderPage> {
-    const rows = await this.mayBeWaiting();
-    let total = rows.length;
+    let total = await this.core.serial(async () => this.core.state.waitingCount());
     const newest: MessageView[] = [];
-    for (let i = 0; i < rows.length && newest.length < shown; i += shown) {
-      const page = rows.slice(i, i + shown);
-      const waiting = (await this.viewsOf(page)).filter((v) => v.state === "waiting");
-      total -= page.length - waiting.length;
+    for (let offset = 0; newest.length < shown; offset += shown) {
+      const rows = await this.core.serial(async () => this.core.state.waitingMessages(shown, offset));
+      if (rows.length === 0) break;
+      const waiting = (await this.viewsOf(rows)).filter((v) => v.state === "waiting");
+      total -= rows.length - waiting.length; // the index said waiting, the view says otherwise
       newest.push(...waiting);
     }
     return { newest: newest.sort(byArrival).slice(0, shown), total };
-  }
-
-  private mayBeWaiting(): Promise<IndexedMessage[]> {
-    return this.core.serial(async () => {
-      const listed = new Set(this.core.messageConversations().map(toHex));
-      return this.core.state.mayBeWaiting().filter((r) => listed.has(toHex(r.conversation)));
-    });
   }
 
   /**
