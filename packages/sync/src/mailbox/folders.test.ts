@@ -118,12 +118,24 @@ describe("folders from the message index", () => {
       DROP TRIGGER not_waiting_handed; DROP TRIGGER not_waiting_sent_handed; DROP TRIGGER not_waiting_acknowledged; DROP TRIGGER not_waiting_receipt;
       CREATE TABLE message_index (id TEXT PRIMARY KEY, conversation BLOB NOT NULL, segment INTEGER NOT NULL, outgoing INTEGER NOT NULL, seq INTEGER NOT NULL) WITHOUT ROWID;`);
     db.close();
-    z = new Mailbox({ identity: zawadi, storage: fileStorage(dir) });
-    await z.recover(); // as a node does when it starts
+    const said: string[] = [];
+    const log = { debug() {}, info: (line: string) => said.push(line), warn: (line: string) => said.push(line), error: (line: string) => said.push(line) };
+    z = new Mailbox({ identity: zawadi, storage: fileStorage(dir), log });
+    await z.recover(); // as a node does when it starts: it says it indexes, once
+    expect(said.filter((l) => /^index/.test(l))).toEqual([
+      expect.stringMatching(/^indexing the messages of \d+ conversation segment\(s\) again, once/),
+      expect.stringMatching(/^indexed the messages of \d+ conversation segment\(s\) in [\d.]+ s$/),
+    ]);
     const again = await z.folders(2);
     expect(again.inbox).toMatchObject({ total: inboxTotal, unread: 0 });
     expect(again.inbox.newest.map((v) => v.body)).toEqual(["see you at 10", `${last.name} 2`]);
     expect(again.requests[0]?.total).toBe(2);
+    await z.close();
+    // the next start finds the index whole: nothing to say
+    said.length = 0;
+    z = new Mailbox({ identity: zawadi, storage: fileStorage(dir), log });
+    await z.recover();
+    expect(said.filter((l) => /^index/.test(l))).toEqual([]);
     await z.close();
   }, 120_000);
 });

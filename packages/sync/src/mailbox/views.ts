@@ -481,7 +481,16 @@ export class Views {
             core.state.segments(conv).flatMap((segment) => (segmentKind(segment) === "profile" ? [] : [{ conv, segment }])), // a picture, not messages
           ),
     );
+    if (todo.length === 0) return;
+    // once, after an upgrade: a long history takes a while (100,000 messages: ~20 s), so say so
+    core.log.info(`indexing the messages of ${todo.length} conversation segment(s) again, once (the folders are counted from this index)`);
+    const started = Date.now();
+    let told = started;
     for (let step = 0; step < todo.length; step += SEGMENTS_PER_STEP) {
+      if (Date.now() - told > 10_000) {
+        told = Date.now();
+        core.log.info(`indexing the messages: ${step} of ${todo.length} segments done`);
+      }
       await core.serial(async () => {
         for (const { conv, segment } of todo.slice(step, step + SEGMENTS_PER_STEP)) {
           const members = core.state.members(conv);
@@ -495,6 +504,7 @@ export class Views {
         }
       });
     }
+    core.log.info(`indexed the messages of ${todo.length} conversation segment(s) in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   }
 }
 
