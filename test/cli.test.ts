@@ -325,6 +325,26 @@ describe("reading with the node stopped", () => {
     const b2 = await startDaemon("baraka", { dataDir: b.dataDir, args: [...quiet, "--peer", `127.0.0.1:${a2.syncPort}`] });
     await waitFor(async () => (await pigeonJson<Msg[]>(b2, "outbox"))[0]?.state === "read", "baraka to see read");
     expect((await pigeonJson<Msg[]>(a2, "inbox")).map((m) => m.body)).toEqual(["hello amara"]);
+
+    // a long folder shows its newest: --last N, or --all
+    for (const body of ["second", "third"]) expect((await pigeon(b2, "send", "amara@local", body)).code).toBe(0);
+    await waitFor(async () => (await pigeonJson<Msg[]>(a2, "inbox")).length === 3, "the two more messages");
+    const two = await pigeon(a2, "inbox", "--last", "2");
+    expect(two.stdout).toMatch(/^Inbox \(2, 2 new\)/);
+    expect(two.stdout).toContain("third");
+    expect(two.stdout).not.toContain("hello amara");
+    expect(two.stdout).toContain("(older messages not shown: pigeon inbox --last N for more, or --all)");
+    expect((await pigeonJson<Msg[]>(a2, "inbox", "--last", "2")).map((m) => m.body)).toEqual(["second", "third"]);
+    expect((await pigeon(a2, "inbox", "--all")).stdout).not.toContain("older messages not shown");
+    expect((await pigeonJson<Msg[]>(a2, "inbox", "--all")).map((m) => m.body)).toEqual(["hello amara", "second", "third"]);
+    expect((await pigeonJson<Msg[]>(b2, "outbox", "--last", "1")).map((m) => m.body)).toEqual(["third"]);
+    const bad = await pigeon(a2, "inbox", "--last", "0");
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain(`--last must be a whole number from 1 to 100000, not "0"`);
+    expect((await pigeon(a2, "inbox", "--last", "2", "--all")).stderr).toContain("give --last N or --all, not both");
+    // and the same with the node stopped, from the data directory
+    await a2.stop();
+    expect((await pigeonJson<Msg[]>(a2, "inbox", "--last", "2")).map((m) => m.body)).toEqual(["second", "third"]);
   }, 240_000); // some 25 commands, each a process start: 80-90 s alone on a busy 2-core machine
 
   it("never opens the store beside a node: a command waits while the mailbox is held, then answers", async () => {

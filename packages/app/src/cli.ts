@@ -487,11 +487,13 @@ async function call<E extends Endpoint>(where: DataDirChoice, endpoint: E, body?
         `start one with: ${startCommand(where)}${needs ? ` (reading your messages works without it)` : ""}`,
     );
   let res: Response;
+  // a GET's options go in its query (?last=100), as the control API reads them
+  const query = method === "GET" && body !== undefined ? `?${new URLSearchParams(body as Record<string, string>)}` : "";
   try {
-    res = await fetch(`http://127.0.0.1:${info.control.port}${path}`, {
+    res = await fetch(`http://127.0.0.1:${info.control.port}${path}${query}`, {
       method,
       headers: { authorization: `Bearer ${info.control.token}`, "content-type": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: body === undefined || method === "GET" ? undefined : JSON.stringify(body),
     });
   } catch {
     throw new NotRunning(`the pigeon node for ${dataDir} (pid ${info.pid}) is not answering on 127.0.0.1:${info.control.port}`);
@@ -503,6 +505,9 @@ async function call<E extends Endpoint>(where: DataDirChoice, endpoint: E, body?
   }
   return value as ControlApi[E]; // the node answers with the shape control-api.ts gives this endpoint
 }
+
+/** Messages a folder listing shows unless told (--last N, --all). */
+const FOLDER_SHOWN = 100;
 
 const BUDDIES_USAGE =
   "buddies takes: add WHO, remove WHO, rename WHO NAME, block WHO, unblock WHO, group WHO GROUP, ungroup WHO GROUP " +
@@ -662,15 +667,22 @@ async function main(argv: string[]): Promise<number> {
     case "outbox":
     case "waiting": {
       noArgs();
-      const list = (await ask(where, command === "inbox" ? "GET /api/inbox" : command === "outbox" ? "GET /api/outbox" : "GET /api/waiting")).value;
+      // the newest LAST (100 unless told): a folder of 100,000 messages is not printed whole by default
+      if (v.all && v.last !== undefined) throw new UsageError("give --last N or --all, not both");
+      const last = v.all ? undefined : (int(v.last, "last", 1, 100_000) ?? FOLDER_SHOWN);
+      const asked = last === undefined ? undefined : { last: String(last + 1) }; // one more: are there older ones?
+      const got = (await ask(where, command === "inbox" ? "GET /api/inbox" : command === "outbox" ? "GET /api/outbox" : "GET /api/waiting", asked)).value;
+      const more = last !== undefined && got.length > last;
+      const list = more ? got.slice(got.length - last) : got;
+      const older = more ? `\n(older messages not shown: pigeon ${command} --last N for more, or --all)` : "";
       if (command === "outbox") {
         // e-mails: the state the gateway sent back (in the conversation with it) beside each
         const mail = mailStatuses((await ask(where, "GET /api/inbox")).value);
         const shown = list.map((m) => (mail.has(m.id) ? { ...m, mail: { state: mail.get(m.id)!.state, note: mail.get(m.id)!.note } } : m));
-        out(shown, formatOutbox(list, mail));
+        out(shown, formatOutbox(list, mail) + older);
         return 0;
       }
-      out(list, command === "inbox" ? formatInbox(list) : formatMessages(list, "Waiting to be sent"));
+      out(list, (command === "inbox" ? formatInbox(list) : formatMessages(list, "Waiting to be sent")) + older);
       return 0;
     }
     case "drafts": {

@@ -32,6 +32,8 @@ Commands:
                             (waiting, sent, delivered, read), and for e-mails the state the
                             gateway sent back (waiting for a teacher, left the school, bounced)
   waiting                   sent messages no other laptop has taken yet
+                            inbox, outbox and waiting show the newest 100: --last N for the
+                            newest N, --all for every one
   drafts                    saved drafts (never sent until you say so)
   draft ADDRESS TEXT...     save a draft
   draft --delete ID         delete a draft
@@ -231,6 +233,7 @@ export const options = {
   subject: { type: "string" },
   yes: { type: "boolean" },
   out: { type: "string" },
+  last: { type: "string" },
 } as const;
 
 export type OptionName = keyof typeof options;
@@ -252,6 +255,9 @@ const COMMAND_OPTIONS: Record<string, readonly OptionName[]> = {
   reply: ["yes"],
   draft: ["delete"],
   read: ["all"],
+  inbox: ["last", "all"],
+  outbox: ["last", "all"],
+  waiting: ["last", "all"],
   channel: ["class"],
   pair: ["peer", "no-mdns", "mdns-interface", "listen", "port"],
 };

@@ -121,6 +121,14 @@ export type MailboxEndpoint =
   | "GET /api/channels" | "POST /api/channels/create" | "POST /api/channels/add" | "POST /api/channels/remove" | "POST /api/channels/admin"
   | "POST /api/channels/close";
 
+/** `?last=N` of a folder listing: its newest N (1 to 100,000); none: all of it. */
+function lastOf(query: Record<string, unknown>): number | undefined {
+  if (query.last === undefined) return undefined;
+  const n = typeof query.last === "number" ? query.last : /^[0-9]{1,6}$/.test(String(query.last)) ? Number(query.last) : NaN;
+  if (!Number.isInteger(n) || n < 1 || n > 100_000) throw new HttpError(400, "bad-input", `"last" must be a whole number from 1 to 100000, got ${JSON.stringify(query.last)}`);
+  return n;
+}
+
 function strings(body: Record<string, unknown>, key: string): string[] {
   const v = body[key] ?? [];
   if (!Array.isArray(v) || v.some((x) => typeof x !== "string") || v.length > 64) throw new HttpError(400, "bad-input", `"${key}" must be a list of at most 64 names`);
@@ -154,7 +162,7 @@ export function mailboxRoutes(mailbox: Mailbox): Routes<MailboxEndpoint> {
   const contactInfo = (c: Contact) => contactInfoOf(c, mailbox);
   return {
     "GET /api/whoami": () => ({ address: mailbox.address, fingerprint: fingerprint(mailbox.me), signPublicKey: toHex(mailbox.me), ...whoamiSchool(mailbox) }),
-    "GET /api/inbox": () => mailbox.inbox(),
+    "GET /api/inbox": (q) => mailbox.inbox({ last: lastOf(q) }),
     "GET /api/channels": () => mailbox.channels(),
     "POST /api/channels/create": (b) => mailbox.createChannel(str(b, "title")),
     "POST /api/channels/add": (b) =>
@@ -165,8 +173,8 @@ export function mailboxRoutes(mailbox: Mailbox): Routes<MailboxEndpoint> {
       return mailbox.setChannelAdmin(str(b, "channel"), str(b, "who"), b.admin);
     },
     "POST /api/channels/close": (b) => mailbox.closeChannel(str(b, "channel")),
-    "GET /api/outbox": () => mailbox.outbox(),
-    "GET /api/waiting": () => mailbox.waiting(),
+    "GET /api/outbox": (q) => mailbox.outbox({ last: lastOf(q) }),
+    "GET /api/waiting": (q) => mailbox.waiting({ last: lastOf(q) }),
     "GET /api/drafts": () => mailbox.drafts(),
     "GET /api/contacts": () => mailbox.contacts().map(contactInfo),
     "GET /api/status": () => mailbox.status(),
@@ -281,7 +289,8 @@ export function createControlServer(ctx: ControlContext): ControlServer {
         const endpoint = `${req.method} ${path}`;
         if (!Object.hasOwn(routes, endpoint)) throw new HttpError(404, "not-found", `no such endpoint: ${req.method} ${path}`);
         const route = routes[endpoint as Endpoint] as Route<Endpoint>;
-        const body = req.method === "POST" ? await readJson(req) : {};
+        // a GET's options are in its query (?last=50), a POST's in its JSON body
+        const body = req.method === "POST" ? await readJson(req) : Object.fromEntries(new URL(req.url ?? "/", "http://x").searchParams);
         reply(200, await route(body));
       } catch (e) {
         if (e instanceof HttpError) reply(e.status, { error: e.code, message: e.message });

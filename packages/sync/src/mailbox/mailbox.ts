@@ -567,8 +567,11 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
   }
 
   // ---- views ----
-  /** Messages from buddies and channels, oldest first (requests from anyone else are under requests()). */
-  async inbox(opts: { unread?: boolean } = {}): Promise<MessageView[]> {
+  /**
+   * Messages from buddies and channels, oldest first (requests from anyone else are under requests()):
+   * all, or the newest `last` to arrive; only those not read yet with `unread`.
+   */
+  async inbox(opts: { unread?: boolean; last?: number } = {}): Promise<MessageView[]> {
     return this.views.folder("inbox", opts);
   }
 
@@ -623,13 +626,14 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
     return this.state.reports().map((r) => ({ from: this.core.addressOf(r.signKey), fingerprint: fingerprint(r.signKey), at: r.at, note: r.note }));
   }
 
-  async outbox(): Promise<MessageView[]> {
-    return this.withVillages(await this.views.folder("outbox"));
+  /** Messages sent, oldest first: all, or the newest `last`. */
+  async outbox(opts: { last?: number } = {}): Promise<MessageView[]> {
+    return this.withVillages(await this.views.folder("outbox", opts));
   }
 
-  /** Outgoing messages no other laptop has taken yet. */
-  async waiting(): Promise<MessageView[]> {
-    return this.withVillages(await this.views.waiting());
+  /** Outgoing messages no other laptop has taken yet: all, or the newest `last`. */
+  async waiting(opts: { last?: number } = {}): Promise<MessageView[]> {
+    return this.withVillages(await this.views.waiting(opts.last));
   }
 
   /** One message by id (undefined when there is none). */

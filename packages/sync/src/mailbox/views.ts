@@ -229,15 +229,17 @@ export class Views {
   // message arriving, a send) is not held up behind a walk over a long history.
 
   /**
-   * Every message of a folder (only the unread ones: `unread`), oldest first by the conversations'
-   * clocks, corrections shown as the message they correct.
+   * Every message of a folder (only the unread ones: `unread`; only the newest `last` to arrive),
+   * oldest first by the conversations' clocks, corrections shown as the message they correct.
    */
-  async folder(folder: Folder, opts: { unread?: boolean } = {}): Promise<MessageView[]> {
-    const rows = await this.core.serial(async () =>
-      this.folderConversations(folder).flatMap((conv) =>
-        this.core.state.folderMessages({ conversation: conv, outgoing: folder === "outbox", corrections: !this.correctable(conv), unread: opts.unread }),
-      ),
-    );
+  async folder(folder: Folder, opts: { unread?: boolean; last?: number } = {}): Promise<MessageView[]> {
+    const rows = await this.core.serial(async () => {
+      const all = this.folderConversations(folder).flatMap((conv) =>
+        this.core.state.folderMessages({ conversation: conv, outgoing: folder === "outbox", corrections: !this.correctable(conv), unread: opts.unread, limit: opts.last }),
+      );
+      // the newest `last` to arrive, from each conversation's newest
+      return opts.last === undefined ? all : all.sort((a, b) => b.seq - a.seq).slice(0, opts.last);
+    });
     return (await this.viewsOf(rows)).sort(byClock);
   }
 
@@ -283,7 +285,8 @@ export class Views {
    * Outgoing messages no laptop has taken yet, oldest first by clock (as the outbox). The index finds
    * those never handed on and never acknowledged (usually few); their views say which still wait.
    */
-  async waiting(): Promise<MessageView[]> {
+  async waiting(last?: number): Promise<MessageView[]> {
+    if (last !== undefined) return (await this.waitingPage(last)).newest.sort(byClock);
     const rows = await this.core.serial(async () => this.core.state.waitingMessages());
     return (await this.viewsOf(rows)).filter((v) => v.state === "waiting").sort(byClock);
   }
