@@ -5,7 +5,8 @@
 // share a change, up to 64 messages per change and envelope), closes it, then in a fresh process opens it again and measures resident memory (VmRSS) and
 // time at each step a user takes: open, the newest page of one conversation, every page of it back to
 // its first message, the newest page of every conversation in turn, the web app's first screen (each folder's newest 50
-// and its counts: Mailbox.folders()) and a whole folder as `pigeon outbox` lists it (Mailbox.outbox()). Each step in a
+// and its counts: Mailbox.folders()), and a folder as `pigeon outbox` lists it: its newest 100, and whole with --all
+// (Mailbox.outbox()). Each step in a
 // process of its own too, so one does not pay for another; VmHWM is the most the process held at any moment.
 // Usage: node bench/node/history.mjs [--conversations N] [--messages M] [--page P] [--keep DIR]
 import { spawnSync } from "node:child_process";
@@ -17,7 +18,7 @@ import { performance } from "node:perf_hooks";
 import { contactCard, generateIdentity, toHex, conversationId } from "@pigeon/model";
 import { fileStorage, Mailbox } from "@pigeon/sync";
 
-const ALL_STEPS = ["open", "newest", "all-pages", "each", "first-screen", "folder"];
+const ALL_STEPS = ["open", "newest", "all-pages", "each", "first-screen", "folder", "folder-all"];
 const HELP = `node bench/node/history.mjs [options]
   --conversations N   conversations, each with a different contact (default 10)
   --messages M        messages sent in each (default 1000; segments hold 1,000)
@@ -110,6 +111,9 @@ async function step(dir, which) {
     out.count = f.outbox.newest.length + f.inbox.newest.length + f.waiting.newest.length;
     if (f.outbox.total !== C * M) throw new Error(`the outbox counts ${f.outbox.total} messages, not ${C * M}`);
   } else if (which === "folder") {
+    out.count = (await mailbox.outbox({ last: 101 })).length; // what \`pigeon outbox\` asks for: its newest 100, and one more
+    if (out.count !== Math.min(101, C * M)) throw new Error(`the outbox listed ${out.count} messages, not ${Math.min(101, C * M)}`);
+  } else if (which === "folder-all") {
     out.count = (await mailbox.outbox()).length;
     if (out.count !== C * M) throw new Error(`the outbox lists ${out.count} messages, not ${C * M}`);
   }
@@ -167,7 +171,8 @@ try {
     "all-pages": `every page of that conversation, newest to oldest (${M} messages)`,
     each: `the newest page of each conversation in turn (${C} conversations)`,
     "first-screen": `the web app's first screen: each folder's newest ${PAGE} and its counts`,
-    folder: `a whole folder, as \`pigeon outbox\` lists it (${C * M} messages)`,
+    folder: `a folder as \`pigeon outbox\` lists it (its newest 100)`,
+    "folder-all": `a whole folder, as \`pigeon outbox --all\` lists it (${C * M} messages)`,
   };
   // each row as its step ends: a long history's whole-folder step takes minutes
   console.log(`\n${C} conversations x ${M} messages${madeIn ? ` (made in ${madeIn.toFixed(0)} s, ${Math.round((C * M) / madeIn)} msg/s)` : ""}; each step in a fresh process:\n`);
