@@ -179,7 +179,11 @@ export class DocumentStore {
     let handle: DocHandle<T>;
     let created = false;
     if (chunks > 0) {
-      handle = await this.repo.find<T>(id, { allowableStates: ["ready"] });
+      // findClassic, not find: automerge-repo 2.5.6's find races each load against one promise that
+      // never settles, which then holds every document it ever loaded (with its load's patches, the whole
+      // document again): ~2 MiB kept per 1,000-message segment opened, unloaded or not (bench:history)
+      handle = await this.repo.findClassic<T>(id, { allowableStates: ["ready"] });
+      if (!handle.isReady()) throw new Error(`document ${id} did not load from its ${chunks} stored chunk(s)`);
     } else {
       handle = this.repo.import<T>(A.save(initial()), { docId: id });
       created = true;
