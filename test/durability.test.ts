@@ -94,10 +94,10 @@ describe(`kill -9 at random moments (${ROUNDS} rounds)`, () => {
     }
     // heal: every acknowledged message arrives exactly once and is shown delivered
     const check = async () => {
-      const inA = await pigeonJson<Msg[]>(nodes.a, "inbox");
-      const inB = await pigeonJson<Msg[]>(nodes.b, "inbox");
-      const outA = await pigeonJson<Msg[]>(nodes.a, "outbox");
-      const outB = await pigeonJson<Msg[]>(nodes.b, "outbox");
+      const inA = await pigeonJson<Msg[]>(nodes.a, "inbox", "--all");
+      const inB = await pigeonJson<Msg[]>(nodes.b, "inbox", "--all");
+      const outA = await pigeonJson<Msg[]>(nodes.a, "outbox", "--all");
+      const outB = await pigeonJson<Msg[]>(nodes.b, "outbox", "--all");
       return { inA, inB, outA, outB };
     };
     const final = await waitFor(async () => {
