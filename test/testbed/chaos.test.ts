@@ -164,7 +164,7 @@ describe.skipIf(!!why)(`testbed 3: chaos (${MODE}: ${CHAOS.hosts} hosts, ${CHAOS
       async () => {
         const senders = [...new Set([...unconfirmed].map((s) => s.from))];
         await inPool(senders, 3, async (n) => {
-          const out = await tb.pigeon<Msg[]>(n, "outbox");
+          const out = await tb.pigeon<Msg[]>(n, "outbox", "--all");
           for (const s of bySender.get(n)!) {
             if (["delivered", "read"].includes(out.find((m) => m.id === s.id)?.state ?? "")) unconfirmed.delete(s);
           }
@@ -180,7 +180,7 @@ describe.skipIf(!!why)(`testbed 3: chaos (${MODE}: ${CHAOS.hosts} hosts, ${CHAOS
     ).catch(async (e: Error) => {
       const missing = await Promise.all(
         [...unconfirmed].map(async (s) => {
-          const has = await tb.pigeon<Msg[]>(s.to, "inbox").then((i) => i.some((m) => m.id === s.id), () => "?");
+          const has = await tb.pigeon<Msg[]>(s.to, "inbox", "--all").then((i) => i.some((m) => m.id === s.id), () => "?");
           return `  #${sent.indexOf(s) + 1} ${s.from} -> ${s.to} ${s.id} (in ${s.to}'s inbox: ${has})`;
         }),
       );
@@ -191,8 +191,8 @@ describe.skipIf(!!why)(`testbed 3: chaos (${MODE}: ${CHAOS.hosts} hosts, ${CHAOS
     const inboxes = new Map<string, Msg[]>();
     const outboxes = new Map<string, Msg[]>();
     await inPool(names, 3, async (n) => {
-      inboxes.set(n, await tb.pigeon<Msg[]>(n, "inbox"));
-      outboxes.set(n, await tb.pigeon<Msg[]>(n, "outbox"));
+      inboxes.set(n, await tb.pigeon<Msg[]>(n, "inbox", "--all"));
+      outboxes.set(n, await tb.pigeon<Msg[]>(n, "outbox", "--all"));
     });
 
     // exactly once: each recipient's inbox holds each of its messages once, and nothing else

@@ -63,9 +63,9 @@ export async function befriend(tb: Testbed, a: string, b: string): Promise<void>
 export async function chat(tb: Testbed, from: string, to: string, body: string, ms = 30_000): Promise<string> {
   const sent = await tb.pigeon<Msg>(from, "send", addr(to), body);
   expect(sent.to).toEqual([addr(to)]);
-  const got = await waitUntil(async () => nonEmpty((await tb.pigeon<Msg[]>(to, "inbox")).filter((m) => m.id === sent.id)), `${to}'s inbox to hold "${body}"`, ms, 500);
+  const got = await waitUntil(async () => nonEmpty((await tb.pigeon<Msg[]>(to, "inbox", "--all")).filter((m) => m.id === sent.id)), `${to}'s inbox to hold "${body}"`, ms, 500);
   expect(got.map((m) => [m.from, m.body])).toEqual([[addr(from), body]]);
-  await waitUntil(async () => (await tb.pigeon<Msg[]>(from, "outbox")).find((m) => m.id === sent.id)?.state === "delivered", `${from}'s outbox to say delivered`, ms, 500);
+  await waitUntil(async () => (await tb.pigeon<Msg[]>(from, "outbox", "--all")).find((m) => m.id === sent.id)?.state === "delivered", `${from}'s outbox to say delivered`, ms, 500);
   return sent.id;
 }
 

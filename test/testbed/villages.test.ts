@@ -152,7 +152,7 @@ describe.skipIf(!!why)("testbed: three villages linked by a bus and a part-time 
     // village 1's pen pal sees the way her letters take: her relay point's announcement names the bus
     type OutMsg = Msg & { village?: { dest: string; via?: string; carrier?: string; expectedAt?: number } };
     const ways = await waitUntil(async () => {
-      const out = (await tb.pigeon<OutMsg[]>(PEN_PALS[0]!, "outbox")).filter((m) => sent.some((x) => x.from === 0 && x.id === m.id));
+      const out = (await tb.pigeon<OutMsg[]>(PEN_PALS[0]!, "outbox", "--all")).filter((m) => sent.some((x) => x.from === 0 && x.id === m.id));
       return out.length === 2 && out.every((m) => m.village?.carrier === BUS_LABEL && m.village.expectedAt !== undefined) ? out : undefined;
     }, "village 1's pen pal's outbox to say her letters go with the tuesday bus", 10 * SLOT_MS, 1_000);
     expect(ways.map((m) => m.village!.dest).sort()).toEqual(["bondo-primary", "siaya-primary"]);
