@@ -5,7 +5,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { tryLockMailbox } from "@pigeon/sync";
-import { cleanupAll, CLI, freePort, onCleanup, pigeon, pigeonJson, ROOT, run, startDaemon, tempDir, waitFor, type Daemon, type Result } from "./helpers.js";
+import { api, cleanupAll, CLI, freePort, onCleanup, pigeon, pigeonJson, ROOT, run, startDaemon, tempDir, waitFor, type Daemon, type Result } from "./helpers.js";
 
 afterAll(cleanupAll);
 
@@ -342,6 +342,9 @@ describe("reading with the node stopped", () => {
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain(`--last must be a whole number from 1 to 100000, not "0"`);
     expect((await pigeon(a2, "inbox", "--last", "2", "--all")).stderr).toContain("give --last N or --all, not both");
+    // the control API takes the same as ?last=N, and refuses anything else
+    expect((await api<Msg[]>(a2, "GET", "/api/inbox?last=1")).map((m) => m.body)).toEqual(["third"]);
+    await expect(api(a2, "GET", "/api/inbox?last=abc")).rejects.toThrow(`GET /api/inbox?last=abc: 400 "last" must be a whole number from 1 to 100000, got "abc"`);
     // and the same with the node stopped, from the data directory
     await a2.stop();
     expect((await pigeonJson<Msg[]>(a2, "inbox", "--last", "2")).map((m) => m.body)).toEqual(["second", "third"]);

@@ -290,7 +290,7 @@ export function createControlServer(ctx: ControlContext): ControlServer {
         if (!Object.hasOwn(routes, endpoint)) throw new HttpError(404, "not-found", `no such endpoint: ${req.method} ${path}`);
         const route = routes[endpoint as Endpoint] as Route<Endpoint>;
         // a GET's options are in its query (?last=50), a POST's in its JSON body
-        const body = req.method === "POST" ? await readJson(req) : Object.fromEntries(new URL(req.url ?? "/", "http://x").searchParams);
+        const body = req.method === "POST" ? await readJson(req) : Object.fromEntries(new URLSearchParams((req.url ?? "").split("?")[1] ?? ""));
         reply(200, await route(body));
       } catch (e) {
         if (e instanceof HttpError) reply(e.status, { error: e.code, message: e.message });
