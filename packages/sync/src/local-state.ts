@@ -249,6 +249,11 @@ CREATE TRIGGER IF NOT EXISTS not_waiting_receipt AFTER INSERT ON arrivals WHEN N
     AND (SELECT length(c.members) FROM conversations c WHERE c.id = message_index.conversation) = 64;
 END;`;
 
+/** One message into the index, with whether it still waits and whether it is a correction of one listed. */
+const INDEX_MESSAGE = `INSERT OR IGNORE INTO message_index (id, conversation, segment, outgoing, seq, replaces, read, waiting, correction)
+  SELECT :id, :conversation, :segment, :outgoing, :seq, :replaces, :read, (${stillWaiting(":id", ":conversation", ":outgoing", ":replaces")}),
+    (${correctsListed(":replaces", ":conversation", ":outgoing")})`;
+
 type IndexRow = { id: string; conversation: Buffer; segment: number; outgoing: number; seq: number; replaces: string | null; read: number; waiting: number; correction: number };
 const indexed = (r: IndexRow): IndexedMessage => ({
   id: r.id, conversation: new Uint8Array(r.conversation), segment: r.segment, outgoing: r.outgoing === 1, seq: r.seq,
@@ -272,33 +277,37 @@ export class LocalState {
     // which message a correction replaces, and whether an incoming one was read here: folders are
     // counted and paged from the index (a child's 100 conversations of 10,000 messages, issue 20). A
     // store indexed before these columns is indexed again from its documents, once (Views.rebuildIndex).
-    const indexCols = (db.prepare(`PRAGMA table_info(message_index)`).all() as { name: string }[]).map((c) => c.name);
-    if (!indexCols.includes("replaces")) {
-      db.exec(`ALTER TABLE message_index ADD COLUMN replaces TEXT; ALTER TABLE message_index ADD COLUMN read INTEGER NOT NULL DEFAULT 0; DELETE FROM message_index;`);
-    }
-    if (!indexCols.includes("waiting")) {
-      db.exec(`ALTER TABLE message_index ADD COLUMN waiting INTEGER NOT NULL DEFAULT 0;
-        UPDATE message_index SET waiting = (${stillWaiting("message_index.id", "message_index.conversation", "message_index.outgoing", "message_index.replaces")});`);
-    }
-    if (!indexCols.includes("correction")) {
-      db.exec(`ALTER TABLE message_index ADD COLUMN correction INTEGER NOT NULL DEFAULT 0;
-        UPDATE message_index SET correction = (${correctsListed("message_index.replaces", "message_index.conversation", "message_index.outgoing")});`);
-    }
-    // the tables the triggers below watch, if the envelope store has not made them yet
-    db.exec(ENVELOPE_SCHEMA);
-    db.exec(`CREATE INDEX IF NOT EXISTS message_index_replaces ON message_index(replaces) WHERE replaces IS NOT NULL;
-      CREATE INDEX IF NOT EXISTS message_index_unread ON message_index(conversation, segment) WHERE outgoing = 0 AND read = 0;
-      CREATE INDEX IF NOT EXISTS message_index_waiting ON message_index(seq) WHERE waiting = 1;
-      -- a folder's newest in one conversation: without the direction, finding an incoming page in a
-      -- conversation of 10,000 outgoing messages walked all of them (33 ms, x100 conversations)
-      CREATE INDEX IF NOT EXISTS message_index_folder ON message_index(conversation, outgoing, seq);
-      ${WAITING_TRIGGERS}`);
-    const counted = db.prepare(`SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'folder_counts'`).pluck().get() === 1;
-    db.exec(FOLDER_COUNTS);
-    // counted once from the index (a million messages: seconds), then kept by the triggers
-    if (!counted)
-      db.exec(`INSERT INTO folder_counts SELECT conversation, outgoing, count(*), sum(correction), sum(outgoing = 0 AND read = 0 AND correction = 0)
-        FROM message_index GROUP BY conversation, outgoing`);
+    // all of it or none: a crash half-way (a column added, the index not emptied) must not leave an
+    // index that looks whole with every message unread
+    db.transaction(() => {
+      const indexCols = (db.prepare(`PRAGMA table_info(message_index)`).all() as { name: string }[]).map((c) => c.name);
+      if (!indexCols.includes("replaces")) {
+        db.exec(`ALTER TABLE message_index ADD COLUMN replaces TEXT; ALTER TABLE message_index ADD COLUMN read INTEGER NOT NULL DEFAULT 0; DELETE FROM message_index;`);
+      }
+      if (!indexCols.includes("waiting")) {
+        db.exec(`ALTER TABLE message_index ADD COLUMN waiting INTEGER NOT NULL DEFAULT 0;
+          UPDATE message_index SET waiting = (${stillWaiting("message_index.id", "message_index.conversation", "message_index.outgoing", "message_index.replaces")});`);
+      }
+      if (!indexCols.includes("correction")) {
+        db.exec(`ALTER TABLE message_index ADD COLUMN correction INTEGER NOT NULL DEFAULT 0;
+          UPDATE message_index SET correction = (${correctsListed("message_index.replaces", "message_index.conversation", "message_index.outgoing")});`);
+      }
+      // the tables the triggers below watch, if the envelope store has not made them yet
+      db.exec(ENVELOPE_SCHEMA);
+      db.exec(`CREATE INDEX IF NOT EXISTS message_index_replaces ON message_index(replaces) WHERE replaces IS NOT NULL;
+        CREATE INDEX IF NOT EXISTS message_index_unread ON message_index(conversation, segment) WHERE outgoing = 0 AND read = 0;
+        CREATE INDEX IF NOT EXISTS message_index_waiting ON message_index(seq) WHERE waiting = 1;
+        -- a folder's newest in one conversation: without the direction, finding an incoming page in a
+        -- conversation of 10,000 outgoing messages walked all of them (33 ms, x100 conversations)
+        CREATE INDEX IF NOT EXISTS message_index_folder ON message_index(conversation, outgoing, seq);
+        ${WAITING_TRIGGERS}`);
+      const counted = db.prepare(`SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'folder_counts'`).pluck().get() === 1;
+      db.exec(FOLDER_COUNTS);
+      // counted once from the index (a million messages: seconds), then kept by the triggers
+      if (!counted)
+        db.exec(`INSERT INTO folder_counts SELECT conversation, outgoing, count(*), sum(correction), sum(outgoing = 0 AND read = 0 AND correction = 0)
+          FROM message_index GROUP BY conversation, outgoing`);
+    })();
   }
 
   // ---- contacts ----
@@ -581,11 +590,7 @@ export class LocalState {
 
   // ---- message index ----
   indexMessage(m: IndexedMessage): void {
-    this.stmt(
-      `INSERT OR IGNORE INTO message_index (id, conversation, segment, outgoing, seq, replaces, read, waiting, correction)
-       SELECT :id, :conversation, :segment, :outgoing, :seq, :replaces, :read, (${stillWaiting(":id", ":conversation", ":outgoing", ":replaces")}),
-         (${correctsListed(":replaces", ":conversation", ":outgoing")})`,
-    ).run({ id: m.id, conversation: m.conversation, segment: m.segment, outgoing: m.outgoing ? 1 : 0, seq: m.seq, replaces: m.replaces ?? null, read: m.read ? 1 : 0 });
+    this.stmt(INDEX_MESSAGE).run({ id: m.id, conversation: m.conversation, segment: m.segment, outgoing: m.outgoing ? 1 : 0, seq: m.seq, replaces: m.replaces ?? null, read: m.read ? 1 : 0 });
   }
 
   /** This person's read receipt for an incoming message is in its document. */
