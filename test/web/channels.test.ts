@@ -154,7 +154,9 @@ describe.skipIf(!!why)("class channels in the web app", () => {
     // the policy is a directory entry signed by the school: amara's laptop has it once its serial arrived
     await waitFor(async () => (await api<{ maxSerial: number }>(amara, "GET", "/api/school")).maxSerial > serial, "the policy to reach amara", 30_000);
     await pa.getByRole("link", { name: /Channels/ }).click();
-    await pa.getByLabel("Its name").fill("Chess club");
+    await pa.getByLabel("Its name").fill("Chess club").catch(async (e) => {
+      throw new Error(`no form on the Channels page; the page was at ${await pa.evaluate(() => location.hash)} and showed: ${await pa.locator("main").innerText()}; flash: ${await pa.locator("#flash").textContent()}; ${e}`);
+    });
     await pa.getByRole("button", { name: /Start it/ }).click();
     await waitFor(async () => /your school does not allow students to start groups/.test((await pa.locator("#flash").textContent()) ?? ""), "the refusal to show");
     expect(await pa.getByRole("link", { name: "# Chess club" }).count()).toBe(0);

@@ -313,4 +313,23 @@ describe.skipIf(!!why)("the web app, two children on two laptops", () => {
     expect(sides.every(([side]) => side === "mine" || side === "theirs")).toBe(true);
     await look(pa, "talk");
   });
+
+  it("a click is not lost when a message arrives while the child's finger is on the button", async () => {
+    await pb.getByRole("link", { name: /Inbox/ }).click();
+    await pb.getByRole("heading", { name: "Inbox" }).waitFor();
+    const unread = await pb.evaluate(() => Number(document.querySelector("#to-inbox .badge [aria-hidden]")?.textContent ?? 0));
+    const box = (await pb.locator("#to-outbox").boundingBox())!;
+    await pb.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    await pb.mouse.down();
+    // while the button is held, a message arrives and the page hears of it (its live update is asked for)
+    const asked = pb.waitForResponse((r) => r.url().includes("/state"), { timeout: 30_000 });
+    await api(amara, "POST", "/api/send", { to: "baraka@local", body: "Pressed while it came" });
+    await asked;
+    await pb.evaluate(() => new Promise((r) => setTimeout(r, 200))); // the answer is read and would be drawn
+    await pb.mouse.up();
+    // the click went where the child pressed, and the held update is drawn after it
+    await pb.getByRole("heading", { name: "Outbox" }).waitFor({ timeout: 5_000 });
+    expect(await pb.evaluate(() => location.hash)).toBe("#outbox");
+    await waitFor(async () => (await pb.locator("#to-inbox .sr").textContent().catch(() => "")) === `(${unread + 1} new)`, "the new message counted after the click");
+  });
 });

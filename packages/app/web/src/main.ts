@@ -631,8 +631,24 @@ function fail(e: unknown): void {
 
 // --- putting it together -----------------------------------------------------------------------
 
+/**
+ * A button or link under a finger that is still down is not drawn again: the browser gives the click
+ * only to an element that had both the press and the release, so a live update drawn in between
+ * would swallow the child's click (nothing happens, and nothing says why). The redraw waits for the release.
+ */
+const press = { down: false, waiting: false };
+
+function pressed(down: boolean): void {
+  if (press.down === down) return;
+  press.down = down;
+  // after the click that this release makes: setTimeout runs once the browser has dispatched it
+  if (!down && press.waiting) setTimeout(() => press.down || render(), 0);
+}
+
 /** Draws the screen again from the data; the element with the focus keeps it (a change must not move a keyboard user). */
 function render(): void {
+  press.waiting = press.down;
+  if (press.down) return;
   const focused = document.activeElement?.id;
   draw();
   if (focused && document.activeElement?.id !== focused) document.getElementById(focused)?.focus({ preventScroll: true });
@@ -777,6 +793,12 @@ async function main(): Promise<void> {
     $("main").replaceChildren(h("p", { class: "need-key", role: "alert" }, t("needKey")));
     return;
   }
+  window.addEventListener("pointerdown", () => pressed(true), true);
+  for (const end of ["pointerup", "pointercancel"]) window.addEventListener(end, () => pressed(false), true);
+  // the window losing the focus (not an element of it: their blur reaches a capturing window too)
+  window.addEventListener("blur", (e) => e.target === window && pressed(false));
+  // a release the page did not see (outside the window): the next move without a button says so
+  window.addEventListener("pointermove", (e) => e.buttons === 0 && pressed(false), true);
   window.addEventListener("hashchange", () => {
     if (!keepFlash) say("");
     keepFlash = false;
