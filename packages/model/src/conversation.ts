@@ -155,8 +155,12 @@ export function appendMessage(doc: A.Doc<ConversationDoc>, m: NewMessage): { doc
 export function appendMessages(doc: A.Doc<ConversationDoc>, ms: NewMessage[]): { doc: A.Doc<ConversationDoc>; change: Uint8Array } {
   if (ms.length === 0) throw new RangeError("no message to append");
   const next = A.change(doc, { time: Math.floor(ms[0]!.sentAt / 1000) }, (d) => {
-    for (const m of ms)
-      d.messages.push({
+    // one insertion of them all: Automerge 3 finds the end of the list again at each push (a cost
+    // that grows with the segment), so 30 pushes cost about twice one splice of 30 (the same ops)
+    d.messages.splice(
+      d.messages.length,
+      0,
+      ...ms.map((m) => ({
         id: new A.ImmutableString(m.id),
         author: new A.ImmutableString(m.authorKeyId),
         hlc: new A.ImmutableString(m.hlc),
@@ -164,7 +168,8 @@ export function appendMessages(doc: A.Doc<ConversationDoc>, ms: NewMessage[]): {
         body: new A.ImmutableString(m.body),
         ...(m.replaces !== undefined ? { replaces: new A.ImmutableString(m.replaces) } : {}),
         ...(m.file !== undefined ? { file: m.file, fileType: new A.ImmutableString(m.fileType ?? "application/octet-stream") } : {}),
-      });
+      })),
+    );
   });
   return { doc: next, change: A.getLastLocalChange(next)! };
 }

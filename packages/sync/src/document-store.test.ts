@@ -6,7 +6,7 @@ import v8 from "node:v8";
 import vm from "node:vm";
 import * as A from "@automerge/automerge";
 import { describe, expect, it } from "vitest";
-import { changeHash, checkChunks, DocumentStore } from "./document-store.js";
+import { changeHash, changeMeta, checkChunks, DocumentStore } from "./document-store.js";
 import { DurableFileStorage } from "./durable-storage.js";
 
 function segment(messages: number): A.Doc<{ messages: { body: string }[] }> {
@@ -61,6 +61,32 @@ describe("changeHash", () => {
     change[20]! ^= 1;
     expect(changeHash(change)).toBe(A.decodeChange(change).hash);
     expect(changeHash(change)).not.toBe(changeHash(good));
+  });
+});
+
+describe("changeMeta", () => {
+  it("reads actor, sequence number and hash from the header as Automerge decodes them: no dependency, one, several", () => {
+    const meta = (c: Uint8Array) => {
+      const { actor, seq, hash } = A.decodeChange(c);
+      return { actor, seq, hash };
+    };
+    let a = A.change(A.init<{ n: Record<string, number> }>({ actor: "aa".repeat(16) }), (x) => void (x.n = {}));
+    expect(changeMeta(A.getLastLocalChange(a)!)).toEqual(meta(A.getLastLocalChange(a)!));
+    for (let i = 0; i < 130; i++) a = A.change(a, (x) => void (x.n[`k${i}`] = i)); // a sequence number past one LEB128 byte
+    expect(changeMeta(A.getLastLocalChange(a)!)).toEqual({ ...meta(A.getLastLocalChange(a)!), seq: 131 });
+    // two actors' heads: the next change depends on both
+    let b = A.change(A.clone(a, { actor: "0b".repeat(20) }), (x) => void (x.n.b = 1));
+    a = A.change(a, (x) => void (x.n.a = 1));
+    a = A.merge(a, b);
+    a = A.change(a, (x) => void (x.n.both = 1));
+    const merged = A.getLastLocalChange(a)!;
+    expect(A.decodeChange(merged).deps.length).toBe(2);
+    expect(changeMeta(merged)).toEqual(meta(merged));
+    b = A.change(b, (x) => void (x.n.c = 2));
+    expect(changeMeta(A.getLastLocalChange(b)!)).toEqual(meta(A.getLastLocalChange(b)!));
+    // cut short, or not an uncompressed change: Automerge's own decoding decides (and may refuse)
+    const cut = merged.subarray(0, 40);
+    expect(() => changeMeta(cut)).toThrow();
   });
 });
 

@@ -94,6 +94,40 @@ export function changeHash(change: Uint8Array): string {
   return A.decodeChange(change).hash;
 }
 
+/**
+ * What the node keeps of one of its own changes (actor, sequence number, hash), read from the change's
+ * header (after type and length: dependencies, actor, seq) with the hash as `changeHash` makes it;
+ * decoding every op of it (A.decodeChange) for these three was 4 % of a node's time sending.
+ */
+export function changeMeta(change: Uint8Array): { actor: string; seq: number; hash: string } {
+  if (change.length > 10 && change[8] === 1 && CHUNK_MAGIC.every((m, i) => change[i] === m)) {
+    let p = 9;
+    const uleb = (): number => {
+      let v = 0;
+      for (let shift = 0; ; shift += 7) {
+        if (p >= change.length || shift > 35) throw new RangeError("cut short");
+        const b = change[p++]!;
+        v += (b & 0x7f) * 2 ** shift;
+        if (!(b & 0x80)) return v;
+      }
+    };
+    try {
+      uleb(); // the chunk's length
+      const deps = uleb(); // (not `p += 32 * uleb()`: that reads p before uleb moves it)
+      p += 32 * deps;
+      const n = uleb();
+      const actor = Buffer.from(change.buffer, change.byteOffset + p, n).toString("hex");
+      p += n;
+      const seq = uleb();
+      if (p <= change.length) return { actor, seq, hash: changeHash(change) };
+    } catch {
+      // not the form expected: decoded below
+    }
+  }
+  const { actor, seq, hash } = A.decodeChange(change);
+  return { actor, seq, hash };
+}
+
 export interface DocumentLog {
   warn(msg: string): void;
 }

@@ -11,7 +11,7 @@ import type { DocHandle } from "@automerge/automerge-repo";
 import {
   decodeSealed, envelopeForm, EnvelopeKind, equalBytes, lockOf, makeReceipt, MAX_ACK_IDS, receiptKey, sealChange, unseal, type Envelope, type ReceiptEntry,
 } from "@pigeon/model";
-import { changeThenStore } from "../document-store.js";
+import { changeMeta, changeThenStore } from "../document-store.js";
 import { opaque } from "../envelope-store.js";
 import type { MailboxCore } from "./core.js";
 import type { Views } from "./views.js";
@@ -68,7 +68,7 @@ export class Receipts {
     );
     if (!made) return;
     const { change } = made;
-    const decoded = A.decodeChange(change);
+    const decoded = changeMeta(change);
     core.state.batch(() => {
       core.state.recordChange(conv, segment, decoded);
       core.state.markOpened(env.id, conv, "applied", core.now(), undefined, decoded.hash);

@@ -7,7 +7,7 @@ import {
   appendMessages, channelSegmentBase, conversationId, SEGMENTS_PER_EPOCH, conversationKeyId, equalBytes, formatHlc, fromHex, hlcTick, MAX_BODY_CHARS, MAX_FILE_BYTES,
   MAX_PICTURE_BYTES, newConversationKey, newMessageId, sealChange, sealKey, SEGMENT_BASE, segmentKind, sha256, toHex, type Envelope, type NewMessage, type SegmentKind,
 } from "@pigeon/model";
-import { changeThenStore } from "../document-store.js";
+import { changeMeta, changeThenStore } from "../document-store.js";
 import type { Contact } from "../local-state.js";
 import type { Buddies } from "./buddies.js";
 import type { MailboxCore } from "./core.js";
@@ -248,7 +248,7 @@ export class Sending {
     )!;
     // From here the message is sent: nothing below may turn into "not sent" for the user, who would
     // then send it twice. What fails is redone from the sealed store (recover / catch-up).
-    const decoded = A.decodeChange(change);
+    const decoded = changeMeta(change);
     try {
       core.state.batch(() => {
         // the key is ours to write with only once the message carrying it is stored
@@ -265,15 +265,17 @@ export class Sending {
       core.log.warn(`message ${ids.join(", ")} is stored but its bookkeeping could not be written (${core.storageFailed(e)}); it is redone on recovery`);
     }
     await core.flushQuietly(handle as DocHandle<unknown>);
+    let told = new Map<string, MessageView>();
     try {
-      this.views.noteArrivals(conv, members, segment, handle.doc(), 0, undefined, { messages: ids, receipts: [] });
+      told = this.views.noteArrivals(conv, members, segment, handle.doc(), 0, undefined, { messages: ids, receipts: [] });
     } catch (e) {
       core.storageFailed(e);
     }
     core.events.emit("changed");
     const doc = handle.doc();
-    // found from the end (they were just appended), not by reading every message of the segment
-    return indicesOf(doc, ids).map((i) => this.views.viewOf(conv, members, doc, i));
+    // as told to listeners a moment ago; found from the end (they were just appended), not by reading
+    // every message of the segment, for one not told
+    return indicesOf(doc, ids).map((i) => told.get(doc.messages[i]!.id.toString()) ?? this.views.viewOf(conv, members, doc, i));
   }
 }
 

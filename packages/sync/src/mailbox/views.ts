@@ -73,8 +73,10 @@ export class Views {
    * `own`: the sealed envelope just opened, when it is this person's (from another of their devices):
    * its messages are then known as sent in it, so its acknowledgement shows them delivered here too.
    */
-  noteArrivals(conv: Uint8Array, members: Uint8Array[], segment: number, doc: ConversationDoc, hops = 0, own?: Uint8Array, fresh?: Fresh): void {
+  noteArrivals(conv: Uint8Array, members: Uint8Array[], segment: number, doc: ConversationDoc, hops = 0, own?: Uint8Array, fresh?: Fresh): Map<string, MessageView> {
     const { core } = this;
+    /** The views told to listeners, by message id: a sender answers with them (not made twice). */
+    const told = new Map<string, MessageView>();
     const at = core.now();
     // a profile segment holds the author's picture, not messages to show (pictureOf reads it)
     const profile = segmentKind(segment) === "profile";
@@ -92,7 +94,9 @@ export class Views {
       const outgoing = m.author.toString() === core.myKeyId;
       core.state.indexMessage(this.indexEntry(doc, i, conv, segment, seq));
       if (own && outgoing) core.state.recordSent(m.id.toString(), own);
-      core.events.emit("message", this.viewOf(conv, members, doc, i));
+      const view = this.viewOf(conv, members, doc, i);
+      told.set(view.id, view);
+      core.events.emit("message", view);
     }
     const receipts = fresh ? fresh.receipts.flatMap((k) => (doc.receipts[k] === undefined ? [] : [[k, doc.receipts[k]!] as const])) : Object.entries(doc.receipts);
     for (const [key, when] of receipts) {
@@ -102,6 +106,7 @@ export class Views {
       if (core.state.recordArrival(`r:${key}`, at, hops) === undefined) continue;
       core.events.emit("receipt", { conversation: toHex(conv), messageId, reader: core.addressOfKeyId(reader, members), state, at: when });
     }
+    return told;
   }
 
   viewOf(conv: Uint8Array, members: Uint8Array[], doc: ConversationDoc, index: number): MessageView {
