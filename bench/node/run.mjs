@@ -25,7 +25,9 @@ at a time, to a buddy on node B, and measures:
   receipts/s   messages A's outbox shows as delivered (B's receipt came back)
 and, in this process, the floor of the same work without a node: per message an Automerge change on
 one document, a sealed envelope, and one SQLite transaction with synchronous=FULL (fsync per message),
-then the same with one transaction per 100 messages.
+then the same with one transaction per 100 messages. It also prints each node's CPU time per message
+(user + system from /proc: steadier than the rates on a shared machine, so compare builds with it) and
+how many pieces of work each group commit carried.
 
 Options:
   --messages N      messages to send (default 1000)
@@ -124,6 +126,16 @@ async function api(node, method, path, body) {
 }
 
 /** Bytes the process has caused to be written to storage so far (Linux /proc/<pid>/io write_bytes). */
+/** CPU time a process has used (user + system, ms), from /proc/<pid>/stat: steadier than rates on a shared machine. */
+function cpuMs(pid) {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+    return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+  } catch {
+    return undefined;
+  }
+}
+
 function writeBytes(pid) {
   try {
     const m = /^write_bytes:\s+(\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, "utf8"));
@@ -270,6 +282,8 @@ try {
   await api(b, "POST", "/api/buddies/add", { who: "amara@local" });
 
   const written0 = [writeBytes(a.proc.pid), writeBytes(b.proc.pid)];
+  const cpu0 = [cpuMs(a.proc.pid), cpuMs(b.proc.pid)];
+  const commits0 = await Promise.all([a, b].map(async (n) => (await api(n, "GET", "/api/status")).commits));
   const t0 = performance.now();
   let next = 0;
   const worker = async () => {
@@ -301,7 +315,12 @@ try {
   }
   // flash wear: what each node wrote to disk for the run (A: sending, B: receiving), per message
   const written1 = [writeBytes(a.proc.pid), writeBytes(b.proc.pid)];
+  const cpu1 = [cpuMs(a.proc.pid), cpuMs(b.proc.pid)];
+  const cpuPer = cpu1.map((c, i) => (c === undefined || cpu0[i] === undefined ? "?" : `${((c - cpu0[i]) / N).toFixed(2)} ms`));
   const perMessage = written1.map((w, i) => (w === undefined || written0[i] === undefined ? undefined : (w - written0[i]) / N));
+  // how much each commit (one fsync) carried: the pieces of work it answered (a piece is a batch of sends, or what one frame brought)
+  const commits1 = await Promise.all([a, b].map(async (n) => (await api(n, "GET", "/api/status")).commits));
+  const grouped = commits1.map((c, i) => `${c.transactions - commits0[i].transactions} commits, ${((c.work - commits0[i].work) / Math.max(1, c.transactions - commits0[i].transactions)).toFixed(1)} pieces of work each`);
   const floor1 = await floor(N, 1);
   const floor100 = await floor(N, 100);
   const rate = (s) => (s === undefined ? "not within the timeout" : `${(N / s).toFixed(0)} msg/s`);
@@ -317,6 +336,8 @@ try {
   for (const r of rows) console.log(`| ${r.join(" | ")} |`);
   const kib = (x) => (x === undefined ? "?" : `${(x / 1024).toFixed(1)} KiB`);
   console.log(`\nWritten to disk per message (/proc/<pid>/io write_bytes, includes WAL, documents, log): A (sender) ${kib(perMessage[0])}, B (recipient) ${kib(perMessage[1])}.`);
+  console.log(`\nCPU per message (user + system, from the first send until the receipts were back): A (sender) ${cpuPer[0]}, B (recipient) ${cpuPer[1]}.`);
+  console.log(`\nGroup commit: A ${grouped[0]}; B ${grouped[1]}.`);
   console.log(`\nGoal (issue 20): >= 1000 msg/s accepted and delivered end to end: ${delivered !== undefined && N / accepted >= 1000 && N / delivered >= 1000 ? "met" : "NOT met"}.`);
   if (CARRIED > 0) await carrierWear(a);
 } catch (e) {
