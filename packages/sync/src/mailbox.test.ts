@@ -74,6 +74,24 @@ describe("mailbox over a link", () => {
     expect(b.m.envelopes.ownSealedFor(b.m.identity.person, a.m.identity.person).length).toBe(1);
   });
 
+  it("messages marked read one by one while earlier work runs go back in one signed receipt, each caller told about its own", async () => {
+    const a = node("amara");
+    const b = node("baraka");
+    connect(a, b);
+    await until(() => a.m.contacts().length === 1 && b.m.contacts().length === 1, "contacts");
+    await b.m.addBuddy("amara@local");
+    for (let i = 1; i <= 6; i++) await a.m.send("baraka@local", `riddle ${i}`);
+    const inbox = await until(async () => { const i = await b.m.inbox(); return i.length === 6 ? i : undefined; }, "six in baraka's inbox");
+    // a page showing them marks each as it is shown, all at once (the web app, an XMPP client's markers)
+    const told = await Promise.all([...inbox.map((m) => b.m.markRead([m.id])), b.m.markRead([inbox[0]!.id])]);
+    expect(told.slice(0, 6).every((n) => n === 1 || n === 0)).toBe(true);
+    expect(told.slice(0, 6).reduce((x, y) => x + y, 0)).toBe(6); // each marked once, each caller told of its own
+    await until(async () => (await a.m.outbox()).every((m) => m.state === "read"), "all six read on amara's side");
+    // the first ask ran at once, the five behind it joined one batch: two signed receipts, not six
+    expect(b.m.envelopes.ownSealedFor(b.m.identity.person, a.m.identity.person).length).toBeLessThanOrEqual(2);
+    expect(await b.m.markRead([inbox[2]!.id])).toBe(0); // already read
+  });
+
   it("holds a message while the recipient is away, across restarts, and delivers it once when they meet", async () => {
     const a = node("amara");
     const b = node("baraka");

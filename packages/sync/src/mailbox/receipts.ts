@@ -77,35 +77,71 @@ export class Receipts {
     this.views.noteArrivals(conv, members, segment, handle.doc(), 0, undefined, { messages: [], receipts: todo.map((t) => receiptKey(t.id, core.myKeyId, t.state)) });
   }
 
-  /** Marks incoming messages read (all, or the given ids); the signed read receipt travels back. */
+  /**
+   * Ids asked to be marked read while earlier work runs, joined by later asks until their piece of
+   * work starts: one receipt change (one envelope, one document change on every member's laptop) for
+   * all of them. A page marking what it shows one message at a time (the web app, an XMPP client's
+   * "displayed" markers) made one each, and in a class channel each one reached 40 laptops.
+   */
+  private queuedRead: { ids: Set<string>; callers: { ids: string[]; resolve: (n: number) => void; reject: (e: unknown) => void }[] } | undefined;
+
+  /** Marks incoming messages read (all, or the given ids); the signed read receipt travels back. Says how many of them it marked. */
   markRead(ids?: string[]): Promise<number> {
-    const { core } = this;
-    return core.serial(async () => {
-      let count = 0;
-      const wanted = ids && new Set(ids);
-      for (const conv of core.state.conversations()) {
-        // requests are not marked: their sender gets no receipt until the child accepts them
-        if (!core.isChannel(conv) && core.state.members(conv)!.some((m) => !core.isBuddy(m))) continue;
-        const segments = wanted
-          ? [...new Set(ids!.map((id) => core.state.indexedMessage(id)).filter((m) => m && equalBytes(m.conversation, conv)).map((m) => m!.segment))]
-          : core.state.unreadSegments(conv); // the index knows which segments hold unread messages
-        for (const seg of segments) {
-          const doc = (await core.segmentHandle(conv, seg)).doc();
-          const want = new Set(
-            doc.messages
-              .filter((m) => m.author.toString() !== core.myKeyId && (!wanted || wanted.has(m.id.toString())))
-              .filter((m) => doc.receipts[receiptKey(m.id.toString(), core.myKeyId, "read")] === undefined)
-              .map((m) => m.id.toString()),
-          );
-          if (want.size === 0) continue;
-          count += want.size;
-          await this.ensure(conv, seg, { ids: want, state: "read" });
-        }
+    if (!ids) return this.core.serial(async () => (await this.markNow(undefined)).size);
+    return new Promise<number>((resolve, reject) => {
+      const caller = { ids, resolve, reject };
+      if (this.queuedRead) {
+        for (const id of ids) this.queuedRead.ids.add(id);
+        this.queuedRead.callers.push(caller);
+        return;
       }
-      if (count) core.events.emit("changed");
-      return count;
+      const batch = { ids: new Set(ids), callers: [caller] };
+      this.queuedRead = batch;
+      this.core
+        .serial(async () => {
+          if (this.queuedRead === batch) this.queuedRead = undefined; // later asks start a new batch
+          return this.markNow([...batch.ids]);
+        })
+        .then(
+          (marked) => batch.callers.forEach((c) => c.resolve([...new Set(c.ids)].filter((id) => marked.has(id)).length)),
+          (e: unknown) => batch.callers.forEach((c) => c.reject(e)),
+        );
     });
   }
+
+  /** Marks read now (inside a piece of work); returns the ids marked. */
+  private async markNow(ids: string[] | undefined): Promise<Set<string>> {
+    const { core } = this;
+    const marked = new Set<string>();
+    const wanted = ids && new Set(ids);
+    // where each asked-for message is, looked up once (not once per conversation)
+    const found = ids && [...new Set(ids)].flatMap((id) => {
+      const m = core.state.indexedMessage(id);
+      return m ? [m] : [];
+    });
+    for (const conv of core.state.conversations()) {
+      // requests are not marked: their sender gets no receipt until the child accepts them
+      if (!core.isChannel(conv) && core.state.members(conv)!.some((m) => !core.isBuddy(m))) continue;
+      const segments = found
+        ? [...new Set(found.filter((m) => equalBytes(m.conversation, conv)).map((m) => m.segment))]
+        : core.state.unreadSegments(conv); // the index knows which segments hold unread messages
+      for (const seg of segments) {
+        const doc = (await core.segmentHandle(conv, seg)).doc();
+        const want = new Set(
+          doc.messages
+            .filter((m) => m.author.toString() !== core.myKeyId && (!wanted || wanted.has(m.id.toString())))
+            .filter((m) => doc.receipts[receiptKey(m.id.toString(), core.myKeyId, "read")] === undefined)
+            .map((m) => m.id.toString()),
+        );
+        if (want.size === 0) continue;
+        for (const id of want) marked.add(id);
+        await this.ensure(conv, seg, { ids: want, state: "read" });
+      }
+    }
+    if (marked.size) core.events.emit("changed");
+    return marked;
+  }
+
 
   /**
    * A conversation of two with someone of another home (another village): "delivered" goes back
