@@ -1,7 +1,6 @@
 // Writing a message: resolve the person, make sure the conversation has a key (sealed to every
 // member), append the message to the current segment, seal the change and store it (fsynced)
 // before answering. Once the envelope is stored the message is sent, whatever fails after it.
-import * as A from "@automerge/automerge";
 import type { DocHandle } from "@automerge/automerge-repo";
 import {
   appendMessages, channelSegmentBase, conversationId, SEGMENTS_PER_EPOCH, conversationKeyId, equalBytes, formatHlc, fromHex, hlcTick, MAX_BODY_CHARS, MAX_FILE_BYTES,
