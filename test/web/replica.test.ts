@@ -156,6 +156,8 @@ describe.skipIf(!!why)("the drafts' live replica in the browser", () => {
     // opened with the node stopped: the page has it, and keeps that it was opened in IndexedDB
     await item.getByRole("link").first().click();
     await tab.getByRole("heading", { name: "Message from baraka" }).waitFor();
+    // kept in IndexedDB before the tab closes (CI once closed it first, and the node never heard of it)
+    await tab.waitForFunction(() => document.body.dataset.shownKept !== undefined);
     await tab.close();
     const sentState = async () => (await api<{ body: string; state: string }[]>(baraka, "GET", "/api/outbox")).find((m) => m.body === words)?.state;
     expect(await sentState()).not.toBe("read");

@@ -55,13 +55,18 @@ export function writeDraft(r: Replica, id: string, to: string, body: string): vo
   });
 }
 
-/** The child opened a message: the node marks it read (and sends the receipt) when it hears of it, even after being stopped. */
-export function markShown(r: Replica, id: string): void {
+/**
+ * The child opened a message: the node marks it read (and sends the receipt) when it hears of it, even
+ * after being stopped. Written to IndexedDB at once, not at the repo's next save: a tab closed right
+ * after opening it (the node stopped) lost it. Resolves once it is kept there.
+ */
+export async function markShown(r: Replica, id: string): Promise<void> {
   if (r.doc()?.read?.[id] !== undefined) return;
   r.change((d) => {
     d.read ??= {};
     d.read[id] = Date.now();
   });
+  await keptHere();
 }
 
 /** Marks a draft deleted (sent, or thrown away): the node deletes its own and then the entry. */
