@@ -637,19 +637,23 @@ function fail(e: unknown): void {
  * only to an element that had both the press and the release, so a live update drawn in between
  * would swallow the child's click (nothing happens, and nothing says why). The redraw waits for the release.
  */
-const press = { down: false, waiting: false };
+const press = { down: false, waiting: false, since: 0 };
+/** A press longer than this (a line being drawn, a release the page never heard of) no longer holds the page back. */
+const PRESS_HOLDS_MS = 3000;
 
 function pressed(down: boolean): void {
   if (press.down === down) return;
   press.down = down;
+  press.since = performance.now();
   // after the click that this release makes: setTimeout runs once the browser has dispatched it
   if (!down && press.waiting) setTimeout(() => press.down || render(), 0);
 }
 
 /** Draws the screen again from the data; the element with the focus keeps it (a change must not move a keyboard user). */
 function render(): void {
-  press.waiting = press.down;
-  if (press.down) return;
+  const held = press.down && performance.now() - press.since < PRESS_HOLDS_MS;
+  press.waiting = held;
+  if (held) return;
   const focused = document.activeElement?.id;
   draw();
   if (focused && document.activeElement?.id !== focused) document.getElementById(focused)?.focus({ preventScroll: true });
