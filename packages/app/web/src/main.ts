@@ -639,7 +639,7 @@ function fail(e: unknown): void {
  */
 const press = { down: false, waiting: false, since: 0 };
 /** A press longer than this (a line being drawn, a release the page never heard of) no longer holds the page back. */
-const PRESS_HOLDS_MS = 3000;
+const PRESS_HOLDS_MS = 10_000;
 
 function pressed(down: boolean): void {
   if (press.down === down) return;
