@@ -212,9 +212,12 @@ VirtualHost "local"
   return r;
 }
 
+// e.g. BENCH_NODE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles each node (written when it stops)
+const NODE_FLAGS = (process.env.BENCH_NODE_FLAGS ?? "").split(" ").filter(Boolean);
+
 async function startNode(name, extra = []) {
   const data = join(tmp, name);
-  const proc = spawn(process.execPath, [CLI, "start", "--data", data, "--name", name, "--listen", "127.0.0.1", "--port", "0", "--control-port", "0", "--xmpp-port", "0", "--no-mdns", ...extra], { stdio: ["ignore", "pipe", "pipe"] });
+  const proc = spawn(process.execPath, [...NODE_FLAGS, CLI, "start", "--data", data, "--name", name, "--listen", "127.0.0.1", "--port", "0", "--control-port", "0", "--xmpp-port", "0", "--no-mdns", ...extra], { stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   proc.stdout.on("data", (d) => (out += d));
   proc.stderr.on("data", (d) => (out += d));
