@@ -1,7 +1,7 @@
 import * as A from "@automerge/automerge";
 import { describe, expect, it } from "vitest";
 import { addBuddy, blockBuddy, buddies, buddyListConversation, emptyBuddyList } from "./buddy-list.js";
-import { addReceipt } from "./conversation.js";
+import { addReceipt, checkReceiptTargets, receiptOf } from "./conversation.js";
 import { certifyDevice } from "./identity.js";
 import { decodePairingGrant, encodePairingGrant, identityFromGrant, newDeviceIdentity } from "./keyring.js";
 import {
@@ -137,6 +137,71 @@ describe("sealed envelopes", () => {
     expect(admitEnvelope(seal(baraka, forged.change, [amara.signing.publicKey]).bytes, ctx(amara))).toMatchObject({
       status: "rejected", reason: "receipt claims to be from another member",
     });
+  });
+
+  it("a receipt goes into its message's own map; anywhere else it is refused before it is applied", () => {
+    const m = message(amara, "hi");
+    const id = m.doc.messages[0]!.id.toString();
+    const [bdoc] = A.applyChanges(emptySegment(newActorId(baraka.signing.publicKey)), [m.change]);
+    const bKey = keyId(baraka.signing.publicKey);
+    const ok = addReceipt(bdoc, id, bKey, "read", now)!;
+    expect(ok.doc.messages[0]!.receipts).toEqual({ [`${bKey}/read`]: now });
+    expect(ok.doc.receipts).toEqual({});
+    const admitted = admitEnvelope(seal(baraka, ok.change, [amara.signing.publicKey]).bytes, ctx(amara));
+    expect(admitted.status).toBe("change");
+    if (admitted.status !== "change") return;
+    expect(admitted.receiptTargets).toEqual([A.getObjectId(m.doc.messages[0]!.receipts!)]);
+    expect(checkReceiptTargets(m.doc, admitted.receiptTargets)).toBeUndefined();
+    // the same key set on the message itself, not in its receipts: admitted by the change alone, refused against the document
+    const astray = A.change(A.clone(bdoc, { actor: newActorId(baraka.signing.publicKey) }), (d) => {
+      (d.messages[0] as unknown as Record<string, number>)[`${bKey}/read`] = now;
+    });
+    const a2 = admitEnvelope(seal(baraka, A.getLastLocalChange(astray)!, [amara.signing.publicKey]).bytes, ctx(amara));
+    expect(a2.status).toBe("change");
+    if (a2.status === "change") expect(checkReceiptTargets(m.doc, a2.receiptTargets)).toBe("a receipt is set outside a message's receipts");
+    // an object the document does not have
+    expect(checkReceiptTargets(m.doc, [`999@${newActorId(baraka.signing.publicKey)}`])).toBe("a receipt names an object that is not in the document");
+    // and a new message cannot come with receipts already in it
+    const prefilled = A.change(emptySegment(newActorId(amara.signing.publicKey)), (d) => {
+      d.messages.push({
+        id: new A.ImmutableString(toHex(randomBytes(12))), author: new A.ImmutableString(keyId(amara.signing.publicKey)),
+        hlc: new A.ImmutableString("x"), sentAt: now, body: new A.ImmutableString("read already"), receipts: { [`${bKey}/read`]: now },
+      });
+    });
+    expect(admitEnvelope(seal(amara, A.getLastLocalChange(prefilled)!).bytes, ctx(baraka))).toMatchObject({ status: "rejected", reason: "a new message's receipts start empty" });
+  });
+
+  it("a receipt applied leaves the segment's other messages and older receipts as they were (no copy of the whole segment)", () => {
+    let doc = emptySegment(newActorId(amara.signing.publicKey));
+    for (let i = 0; i < 3; i++) doc = message(amara, `m${i}`, doc).doc;
+    const [bdoc] = A.applyChanges(emptySegment(newActorId(baraka.signing.publicKey)), A.getAllChanges(doc));
+    const r = addReceipt(bdoc, doc.messages[1]!.id.toString(), keyId(baraka.signing.publicKey), "read", now)!;
+    const [after] = A.applyChanges(doc, [r.change]);
+    // Automerge copies the objects on the changed path only: a map of the whole segment's receipts
+    // would be copied at every receipt (~40 ms at a class channel's 39,000)
+    expect(after.receipts).toBe(doc.receipts);
+    expect(after.messages[0]).toBe(doc.messages[0]);
+    expect(after.messages[2]).toBe(doc.messages[2]);
+    expect(after.messages[1]!.receipts).toEqual({ [`${keyId(baraka.signing.publicKey)}/read`]: now });
+  });
+
+  it("messages without a receipts map (written before they had one) keep their receipts in the segment's map", () => {
+    const old = A.change(emptySegment(newActorId(amara.signing.publicKey)), (d) => {
+      d.messages.push({
+        id: new A.ImmutableString(toHex(randomBytes(12))), author: new A.ImmutableString(keyId(amara.signing.publicKey)),
+        hlc: new A.ImmutableString("x"), sentAt: now, body: new A.ImmutableString("from an older node"),
+      });
+    });
+    expect(admitEnvelope(seal(amara, A.getLastLocalChange(old)!).bytes, ctx(baraka)).status).toBe("change");
+    const id = old.messages[0]!.id.toString();
+    const [bdoc] = A.applyChanges(emptySegment(newActorId(baraka.signing.publicKey)), A.getAllChanges(old));
+    const bKey = keyId(baraka.signing.publicKey);
+    const r = addReceipt(bdoc, id, bKey, "delivered", now)!;
+    expect(r.doc.receipts).toEqual({ [`${id}/${bKey}/delivered`]: now });
+    expect(receiptOf(r.doc, 0, bKey, "delivered")).toBe(now);
+    expect(receiptOf(r.doc, 0, bKey, "read")).toBeUndefined();
+    const admitted = admitEnvelope(seal(baraka, r.change, [amara.signing.publicKey]).bytes, ctx(amara));
+    expect(admitted).toMatchObject({ status: "change", receiptTargets: [] });
   });
 
   it("rejects a replayed envelope and a replayed change", () => {

@@ -42,7 +42,8 @@ export interface AdmissionContext {
 }
 
 export type Admission =
-  | { status: "change"; envelope: Envelope; change: Uint8Array; decoded: DecodedChange }
+  /** `receiptTargets`: checked against the document before the change is applied (conversation.ts, checkReceiptTargets). */
+  | { status: "change"; envelope: Envelope; change: Uint8Array; decoded: DecodedChange; receiptTargets: string[] }
   | { status: "key"; envelope: Envelope; key: Uint8Array; members: Uint8Array[]; authorSealPublicKey: Uint8Array; authorClaims?: { name: string; home: string } }
   | { status: "pending"; envelope: Envelope; reason: string }
   | { status: "rejected"; envelope?: Envelope; reason: string };
@@ -124,5 +125,5 @@ export function admitEnvelope(input: Uint8Array | Envelope, ctx: AdmissionContex
   if (!verdict.ok) return { status: "rejected", envelope: env, reason: verdict.reason };
   if (ctx.changeKnown(verdict.change.hash))
     return { status: "rejected", envelope: env, reason: "replayed change (already in the document)" };
-  return { status: "change", envelope: env, change, decoded: verdict.change };
+  return { status: "change", envelope: env, change, decoded: verdict.change, receiptTargets: "receiptTargets" in verdict ? (verdict.receiptTargets as string[]) : [] };
 }

@@ -6,14 +6,14 @@
 // learns no name, no home and no long-term key; what each party learns is in docs/protocol.md.
 // Pure computation: no I/O, no timers. The transport (packages/peers) moves the bytes.
 //
-// Wire format (version 5; every message has a fixed length):
+// Wire format (version 6, the same bytes as version 5 but the first; every message has a fixed length):
 //
-//   Hello   = u8 version=5 | u8 type=1 | raw32 dialer ephemeral (X25519)
+//   Hello   = u8 version=6 | u8 type=1 | raw32 dialer ephemeral (X25519)
 //           | 2 x raw16 proof (HMAC(link secret, "pigeon-hello-v5" || ephemeral)[0..16], or random)  66 bytes
-//   Reply   = u8 version=5 | u8 type=2 | raw32 listener ephemeral (X25519)
+//   Reply   = u8 version=6 | u8 type=2 | raw32 listener ephemeral (X25519)
 //           | secretbox(kL, nonce 0, identity block of the listener | raw64 sigL)      404 bytes
 //           (or 370 random bytes: the listener does not show itself to this dialer)
-//   Confirm = u8 version=5 | u8 type=3
+//   Confirm = u8 version=6 | u8 type=3
 //           | secretbox(kD, nonce 0, identity block of the dialer | raw64 sigD)        372 bytes
 //
 // Who learns whose identity: a link secret is one both laptops hold without having met (the school's
@@ -79,12 +79,15 @@ import {
 import { AddressError, parseAddress, verifyDeviceCertificate, type ContactCard, type Identity } from "./identity.js";
 
 /**
- * Version 5: a laptop shows who it is only to a laptop that proves a secret both hold (its school's,
- * a pairing code's), unless it shows itself to strangers. Version 4 brought one key per device;
- * identities travel only encrypted since version 3. A node of another version is refused with
+ * Version 6: the handshake of version 5; what changed is inside the sealed envelopes (a message carries
+ * its own receipts map, docs/protocol.md "Documents"), which a version-5 node would refuse message by
+ * message, for good: the two refuse each other here instead, and mail waits for both to run one
+ * version. Version 5: a laptop shows who it is only to a laptop that proves a secret both hold (its
+ * school's, a pairing code's), unless it shows itself to strangers. Version 4 brought one key per
+ * device; identities travel only encrypted since version 3. A node of another version is refused with
  * "wrong version".
  */
-export const HANDSHAKE_VERSION = 5;
+export const HANDSHAKE_VERSION = 6;
 /**
  * The second byte of every handshake message. These byte values are the wire of this version: never
  * renumber them (version 2 used 1 = its clear Hello and 2 = its Proof).

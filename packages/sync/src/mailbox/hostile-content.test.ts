@@ -66,6 +66,11 @@ describe("hostile content through a carrier", () => {
     const twinB = msg(A.clone(first.doc, { actor }), "don't tell anyone", 1);
     expect(A.decodeChange(twinA.change).seq).toBe(A.decodeChange(twinB.change).seq);
     envelopes.push(seal(first.change), seal(twinA.change), seal(twinB.change));
+    // a "read receipt" set on a message itself, not in the message's receipts map
+    const astray = A.change(A.clone(first.doc, { actor: newActorId(stranger.signing.publicKey) }), (d) => {
+      (d.messages[0] as unknown as Record<string, number>)[`${keyId(stranger.signing.publicKey)}/read`] = now;
+    });
+    envelopes.push(seal(A.getLastLocalChange(astray)!));
     // garbage sealed properly; a change that depends on something that never existed
     envelopes.push(seal(randomBytes(300)));
     const orphan = A.change(A.clone(A.load<ConversationDoc>(A.save(twinA.doc)), { actor: "ab".repeat(16) }), () => {});
@@ -81,8 +86,9 @@ describe("hostile content through a carrier", () => {
     // the carrier picks them up somewhere, then meets the child
     for (const e of envelopes) await carrier.m.receive(e, 1);
     connect(carrier, child);
-    await until(() => child.m.state.rejections().length >= 3 && child.m.state.openedStatus(unknownKey.id) === "pending", "the hostile changes to be refused");
+    await until(() => child.m.state.rejections().length >= 4 && child.m.state.openedStatus(unknownKey.id) === "pending", "the hostile changes to be refused");
     const reasons = child.m.state.rejections().map((r) => r.reason);
+    expect(reasons).toContain("a receipt is set outside a message's receipts");
     expect(reasons.some((r) => /two different changes numbered/.test(r))).toBe(true);
     expect(reasons.some((r) => /not an Automerge change/.test(r))).toBe(true);
     expect(await child.m.inbox()).toEqual([]); // a stranger's messages are requests, never in the inbox

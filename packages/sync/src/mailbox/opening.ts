@@ -5,7 +5,7 @@
 // reason, and only this laptop's own storage failures are retried later.
 import * as A from "@automerge/automerge";
 import type { DocHandle } from "@automerge/automerge-repo";
-import { admitEnvelope, EnvelopeKind, equalBytes, hlcReceive, parseHlc, toHex, type Admission, type ConversationDoc, type Envelope } from "@pigeon/model";
+import { admitEnvelope, checkReceiptTargets, EnvelopeKind, equalBytes, hlcReceive, parseHlc, toHex, type Admission, type ConversationDoc, type Envelope } from "@pigeon/model";
 import type { Buddies } from "./buddies.js";
 import type { Channels } from "./channels.js";
 import { channelBudgetRefusal, overBudgetWaiting } from "./channel-budget.js";
@@ -180,6 +180,12 @@ export class Opening {
     const handle = await core.segmentHandle(conv, env.segment);
     if (!A.hasHeads(handle.doc(), decoded.deps)) {
       core.state.markOpened(env.id, conv, "pending", core.now(), "waiting for earlier changes");
+      return;
+    }
+    // its receipts go into messages' own receipts maps, nowhere else (the change's past is here now)
+    const misplaced = checkReceiptTargets(handle.doc(), admission.receiptTargets);
+    if (misplaced) {
+      this.reject(env, misplaced);
       return;
     }
     const flood = channelBudgetRefusal(core, this.channels, env);

@@ -9,7 +9,7 @@
 import * as A from "@automerge/automerge";
 import type { DocHandle } from "@automerge/automerge-repo";
 import {
-  decodeSealed, envelopeForm, EnvelopeKind, equalBytes, lockOf, makeReceipt, MAX_ACK_IDS, receiptKey, sealChange, unseal, type Envelope, type ReceiptEntry,
+  decodeSealed, envelopeForm, EnvelopeKind, equalBytes, lockOf, makeReceipt, MAX_ACK_IDS, putReceipt, receiptKey, receiptOf, sealChange, unseal, type Envelope, type ReceiptEntry,
 } from "@pigeon/model";
 import { changeMeta, changeThenStore } from "../document-store.js";
 import { opaque } from "../envelope-store.js";
@@ -41,11 +41,13 @@ export class Receipts {
     // (a channel's members are the owner's choice, not requests)
     if (!channel && members.some((m) => !core.isBuddy(m))) return;
     const handle = await core.segmentHandle(conv, segment);
-    const todo: { id: string; state: "delivered" | "read" }[] = [];
-    for (const m of handle.doc().messages) {
+    const todo: { id: string; index: number; state: "delivered" | "read" }[] = [];
+    const doc = handle.doc();
+    for (let index = 0; index < doc.messages.length; index++) {
+      const m = doc.messages[index]!;
       if (m.author.toString() === core.myKeyId) continue;
       const id = m.id.toString();
-      if ((!want.ids || want.ids.has(id)) && handle.doc().receipts[receiptKey(id, core.myKeyId, want.state)] === undefined) todo.push({ id, state: want.state });
+      if ((!want.ids || want.ids.has(id)) && receiptOf(doc, index, core.myKeyId, want.state) === undefined) todo.push({ id, index, state: want.state });
     }
     if (todo.length === 0) return;
     const at = core.now();
@@ -54,7 +56,7 @@ export class Receipts {
     const made = changeThenStore(
       handle,
       (d) => A.change(d, { time: Math.floor(at / 1000) }, (x) => {
-        for (const t of todo) x.receipts[receiptKey(t.id, core.myKeyId, t.state)] = at;
+        for (const t of todo) putReceipt(x, t.index, core.myKeyId, t.state, at);
       }),
       (change) => {
         env = sealChange(
@@ -74,7 +76,7 @@ export class Receipts {
       core.state.markOpened(env.id, conv, "applied", core.now(), undefined, decoded.hash);
     });
     await core.flushQuietly(handle as DocHandle<unknown>);
-    this.views.noteArrivals(conv, members, segment, handle.doc(), 0, undefined, { messages: [], receipts: todo.map((t) => receiptKey(t.id, core.myKeyId, t.state)) });
+    this.views.noteArrivals(conv, members, segment, handle.doc(), 0, undefined, { messages: [], receipts: todo.map((t) => [receiptKey(t.id, core.myKeyId, t.state), at]) });
   }
 
   /**
@@ -129,8 +131,7 @@ export class Receipts {
         const doc = (await core.segmentHandle(conv, seg)).doc();
         const want = new Set(
           doc.messages
-            .filter((m) => m.author.toString() !== core.myKeyId && (!wanted || wanted.has(m.id.toString())))
-            .filter((m) => doc.receipts[receiptKey(m.id.toString(), core.myKeyId, "read")] === undefined)
+            .filter((m, i) => m.author.toString() !== core.myKeyId && (!wanted || wanted.has(m.id.toString())) && receiptOf(doc, i, core.myKeyId, "read") === undefined)
             .map((m) => m.id.toString()),
         );
         if (want.size === 0) continue;

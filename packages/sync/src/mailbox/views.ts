@@ -2,7 +2,7 @@
 // the arrival numbering that XMPP archives page through, and paged per-conversation queries that
 // load only the segments they show.
 import * as A from "@automerge/automerge";
-import { conversationId, encodeInner, equalBytes, fingerprint, fromHex, keyId, receiptKey, recipientLocks, segmentKind, toHex, type ConversationDoc } from "@pigeon/model";
+import { allReceipts, conversationId, encodeInner, equalBytes, fingerprint, fromHex, keyId, receiptKey, receiptOf, recipientLocks, segmentKind, toHex, type ConversationDoc } from "@pigeon/model";
 import type { FolderCount, IndexedMessage } from "../local-state.js";
 import type { MailboxCore } from "./core.js";
 import type { FolderPage, FolderPages, MessageQuery, MessageView, RequestView } from "./types.js";
@@ -98,7 +98,7 @@ export class Views {
       told.set(view.id, view);
       core.events.emit("message", view);
     }
-    const receipts = fresh ? fresh.receipts.flatMap((k) => (doc.receipts[k] === undefined ? [] : [[k, doc.receipts[k]!] as const])) : Object.entries(doc.receipts);
+    const receipts = fresh ? fresh.receipts : allReceipts(doc);
     for (const [key, when] of receipts) {
       const [messageId, reader, state] = key.split("/") as [string, string, "delivered" | "read"];
       // read here or on another of this person's devices: the inbox's unread count is kept in the index
@@ -143,7 +143,7 @@ export class Views {
       if (!mine && arrival.hops) view.hops = arrival.hops;
     }
     if (!mine) {
-      const readAt = doc.receipts[receiptKey(id, core.myKeyId, "read")];
+      const readAt = receiptOf(doc, index, core.myKeyId, "read");
       if (readAt !== undefined) view.readAt = readAt;
       const authorKey = members.find((k) => keyId(k) === author);
       // in a channel the owner chose who writes: a classmate's message there is no request
@@ -156,7 +156,7 @@ export class Views {
     const schools = others.map((k) => core.schoolVouch(k));
     if (schools.every((v) => v !== undefined) && schools.length) view.toVouch = schools as NonNullable<(typeof schools)[number]>[];
     const stamps = (state: "delivered" | "read") =>
-      others.map((k) => doc.receipts[receiptKey(id, keyId(k), state)]).filter((t): t is number => t !== undefined);
+      others.map((k) => receiptOf(doc, index, keyId(k), state)).filter((t): t is number => t !== undefined);
     const delivered = stamps("delivered");
     const read = stamps("read");
     const env = core.state.sentEnvelope(id);
@@ -164,10 +164,11 @@ export class Views {
       // a channel: delivered to a member = a receipt opened their lock of the message's one sealed
       // envelope (or their read receipt in the document: reading implies having it)
       const acked = env ? this.openedBy(env, others) : [];
-      const has = others.filter((k) => acked.some((a) => equalBytes(a, k)) || doc.receipts[receiptKey(id, keyId(k), "read")] !== undefined);
+      const readers = new Set(others.filter((k) => receiptOf(doc, index, keyId(k), "read") !== undefined));
+      const has = others.filter((k) => acked.some((a) => equalBytes(a, k)) || readers.has(k));
       view.counts = { members: others.length, delivered: has.length, read: read.length };
       // the teacher asks who read an announcement: the names, from the same signed read receipts
-      view.readBy = others.filter((k) => doc.receipts[receiptKey(id, keyId(k), "read")] !== undefined).map((k) => core.addressOf(k));
+      view.readBy = others.filter((k) => readers.has(k)).map((k) => core.addressOf(k));
     }
     const handed = env && core.envelopes.handed(env);
     if (handed) {
@@ -200,7 +201,7 @@ export class Views {
     const id = m.id.toString();
     const outgoing = m.author.toString() === core.myKeyId;
     const replaces = m.replaces?.toString();
-    const read = !outgoing && doc.receipts[receiptKey(id, core.myKeyId, "read")] !== undefined;
+    const read = !outgoing && receiptOf(doc, i, core.myKeyId, "read") !== undefined;
     return { id, conversation: conv, segment, outgoing, seq, ...(replaces !== undefined ? { replaces } : {}), read };
   }
 
@@ -516,10 +517,10 @@ export class Views {
   }
 }
 
-/** What changes brought to a segment: the ids of the messages they added and the receipt keys they set. */
+/** What changes brought to a segment: the ids of the messages they added and the receipts they set (keyed as `receiptKey` names them). */
 export interface Fresh {
   messages: string[];
-  receipts: string[];
+  receipts: [key: string, at: number][];
 }
 
 /**
@@ -532,7 +533,9 @@ export function freshSince(doc: ConversationDoc, before: A.Heads): Fresh {
   for (const p of A.diff(doc as A.Doc<ConversationDoc>, before, A.getHeads(doc as A.Doc<ConversationDoc>))) {
     if (p.action !== "put") continue;
     if (p.path.length === 3 && p.path[0] === "messages" && p.path[2] === "id") fresh.messages.push(String(p.value));
-    else if (p.path.length === 2 && p.path[0] === "receipts" && typeof p.path[1] === "string") fresh.receipts.push(p.path[1]);
+    else if (p.path.length === 4 && p.path[0] === "messages" && typeof p.path[1] === "number" && p.path[2] === "receipts" && typeof p.value === "number")
+      fresh.receipts.push([`${doc.messages[p.path[1]]!.id.toString()}/${String(p.path[3])}`, p.value]);
+    else if (p.path.length === 2 && p.path[0] === "receipts" && typeof p.path[1] === "string" && typeof p.value === "number") fresh.receipts.push([p.path[1], p.value]);
   }
   return fresh;
 }
