@@ -100,7 +100,8 @@ export class WebReplica {
   async start(): Promise<void> {
     const stored = (await this.storage.loadRange([this.documentId])).length > 0;
     this.handle = stored
-      ? await this.repo.find<ReplicaDoc>(this.documentId, { allowableStates: ["ready"] })
+      ? // findClassic, as document-store.ts: find keeps every document it ever loaded (here one, but the same way)
+        await this.repo.findClassic<ReplicaDoc>(this.documentId, { allowableStates: ["ready"] })
       : this.repo.import<ReplicaDoc>(A.save(A.from<ReplicaDoc>({ drafts: {} })), { docId: this.documentId });
     this.handle.on("change", this.onReplica);
     this.wss.on("connection", this.onReplica);
