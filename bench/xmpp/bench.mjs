@@ -1,5 +1,5 @@
 // XMPP benchmark: messages per second and p50/p99 latency between two clients, through a Pigeon node
-// and through Prosody on the same machine, in one run; plus each server's RSS.
+// and through Prosody on the same machine, in one run; plus each server's RSS and CPU time per message.
 //   npm run bench:xmpp [-- --messages N --window W]
 // Two minimal raw-socket clients (SCRAM-SHA-1 over plain TCP on loopback) run in this process: the
 // sender keeps at most W messages in flight (sent, not yet received), each body carries its send time.
@@ -26,8 +26,9 @@ const CLI = join(ROOT, "packages/app/dist/cli.js");
 const USAGE = `Usage: npm run bench:xmpp [-- OPTIONS]
 
 Messages per second and p50/p99 latency between two XMPP clients, through Prosody and through Pigeon
-(one node; two nodes syncing over loopback), with each server's RSS. Starts everything it needs on
-loopback, stops it all and removes its temporary directory when done (or on Ctrl-C).
+(one node; two nodes syncing over loopback), with each server's RSS and CPU time (user + system,
+from the first timed message to the last one received) per message: steadier than the rates on a
+shared machine, so compare builds with it. Starts everything it needs on loopback, stops it all and removes its temporary directory when done (or on Ctrl-C).
 
 Options:
   --messages N        messages for the Prosody and one-node rows (default 3000)
@@ -78,6 +79,11 @@ process.once("SIGINT", () => void cleanUp().then(() => process.exit(130)));
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const freePort = () => new Promise((res) => { const s = createServer(); s.listen(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => res(p)); }); });
+/** CPU time (user + system) a process has used, in ms (/proc/<pid>/stat; clock ticks of 10 ms on Linux). */
+const cpuMs = (pid) => {
+  const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+  return (Number(f[11]) + Number(f[12])) * 10;
+};
 const rssMb = (pid) => Math.round(Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))[1]) / 1024);
 async function until(fn, what, ms = 20_000) {
   const end = Date.now() + ms;
@@ -159,6 +165,7 @@ async function measure(label, sender, receiver, to, serverPids, n = N_XMPP) {
   sender.send(to, "bench w warm-up");
   await Promise.race([warmed, sleep(30_000).then(() => { throw new Error(`${label}: warm-up message never arrived`); })]);
   const t0 = performance.now();
+  const cpu0 = serverPids.map(cpuMs);
   let sent = 0;
   const deadline = Date.now() + DEADLINE_MS;
   while (sent < N) {
@@ -173,7 +180,8 @@ async function measure(label, sender, receiver, to, serverPids, n = N_XMPP) {
   const secs = (performance.now() - t0) / 1000;
   lat.sort((a, b) => a - b);
   const q = (p) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))];
-  return { label, n: N, rate: N / secs, p50: q(0.5), p99: q(0.99), rss: serverPids.map(rssMb) };
+  const cpu = serverPids.map((pid, i) => (cpuMs(pid) - cpu0[i]) / N);
+  return { label, n: N, rate: N / secs, p50: q(0.5), p99: q(0.99), rss: serverPids.map(rssMb), cpu };
 }
 
 async function prosodyRun() {
@@ -267,8 +275,8 @@ try {
 }
 const pad = (s, n) => String(s).padEnd(n);
 console.log("");
-console.log(`| ${pad("server", 50)} | messages | msgs/s | p50 ms | p99 ms | server RSS MB |`);
-console.log(`|${"-".repeat(52)}|----------|--------|--------|--------|---------------|`);
-for (const r of rows) console.log(`| ${pad(r.label, 50)} | ${pad(r.n, 8)} | ${pad(r.rate.toFixed(0), 6)} | ${pad(r.p50.toFixed(1), 6)} | ${pad(r.p99.toFixed(1), 6)} | ${pad(r.rss.join(" + "), 13)} |`);
+console.log(`| ${pad("server", 50)} | messages | msgs/s | p50 ms | p99 ms | server RSS MB | server CPU ms/msg |`);
+console.log(`|${"-".repeat(52)}|----------|--------|--------|--------|---------------|-------------------|`);
+for (const r of rows) console.log(`| ${pad(r.label, 50)} | ${pad(r.n, 8)} | ${pad(r.rate.toFixed(0), 6)} | ${pad(r.p50.toFixed(1), 6)} | ${pad(r.p99.toFixed(1), 6)} | ${pad(r.rss.join(" + "), 13)} | ${pad(r.cpu.map((c) => c.toFixed(2)).join(" + "), 17)} |`);
 // the clients' sockets and timers are done with: leave now
 process.exit(process.exitCode ?? 0);
