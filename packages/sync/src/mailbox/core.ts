@@ -227,8 +227,13 @@ export class MailboxCore {
     return reason;
   }
 
+  /**
+   * A write worked. The trouble is over only once nothing waits for room any more (the periodic retry
+   * redid what failed): one commit that fits (SQLite reuses its log's pages) does not mean the disk
+   * has room, and the status must not say all is well while documents still cannot be saved.
+   */
   storageWorks(): void {
-    if (this.storageTrouble) {
+    if (this.storageTrouble && !this.needsRecovery) {
       this.log.info(`storage works again (it failed at ${new Date(this.storageTrouble.since).toISOString()}: ${this.storageTrouble.reason})`);
       this.storageTrouble = undefined;
     }
