@@ -8,6 +8,7 @@ import * as A from "@automerge/automerge";
 import { describe, expect, it } from "vitest";
 import { changeHash, changeMeta, checkChunks, DocumentStore } from "./document-store.js";
 import { DurableFileStorage } from "./durable-storage.js";
+import { MemoryStorage } from "./memory-storage.js";
 
 function segment(messages: number): A.Doc<{ messages: { body: string }[] }> {
   let d = A.from<{ messages: { body: string }[] }>({ messages: [] });
@@ -126,4 +127,40 @@ describe("a document unloaded", () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 60_000);
+});
+
+describe("a document whose save fails (disk full)", () => {
+  it("raises nothing no one hears; the store's own save says so, and writes the change once there is room", async () => {
+    const unheard: unknown[] = [];
+    const hear = (e: unknown) => unheard.push(e);
+    process.on("unhandledRejection", hear);
+    try {
+      const storage = new MemoryStorage();
+      let full = false;
+      const save = storage.save.bind(storage);
+      storage.save = async (key, data) => {
+        if (full) throw Object.assign(new Error("no space left on device"), { code: "ENOSPC" });
+        return save(key, data);
+      };
+      const id = Uint8Array.from([7, ...new Uint8Array(15)]);
+      const store = new DocumentStore(storage);
+      const { handle } = await store.open<{ messages: { body: string }[] }>(id, () => segment(0), "0011");
+      await store.flush(handle);
+      full = true;
+      handle.change((d) => void d.messages.push({ body: "while the disk is full" }));
+      // automerge-repo's own save runs 100 ms after the change, and fails
+      await new Promise((r) => setTimeout(r, 300));
+      expect(unheard).toEqual([]);
+      await expect(store.flush(handle)).rejects.toThrow(/no space left/);
+      full = false;
+      await store.flush(handle);
+      await store.close();
+      const again = new DocumentStore(storage);
+      const reopened = await again.open<{ messages: { body: string }[] }>(id, () => segment(0), "0011");
+      expect(reopened.handle.doc().messages.map((m) => m.body)).toEqual(["while the disk is full"]);
+      await again.close();
+    } finally {
+      process.off("unhandledRejection", hear);
+    }
+  });
 });

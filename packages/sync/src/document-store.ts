@@ -154,7 +154,19 @@ export class DocumentStore {
       removeRange: (prefix) => (this.unloaded.has(prefix[0]!) ? Promise.resolve() : storage.removeRange(prefix)),
     };
     this.repo = new Repo({ storage: guarded, network: [], sharePolicy: async () => false });
+    // automerge-repo also saves each document by itself, 100 ms after a change, and nothing hears that
+    // save fail: on a full disk it was an unhandled rejection, which stops a process that embeds the
+    // node and has no handler of its own. Its failures are dropped here; the saves that count are this
+    // store's own (flush, evict, close), which pass failures on to the mailbox. A failed save moves no
+    // stored heads, so the next one writes what it could not.
+    const subsystem = this.repo.storageSubsystem!;
+    const saveDoc = subsystem.saveDoc.bind(subsystem);
+    this.save = (id) => saveDoc(id, this.repo.handles[id]!.doc());
+    subsystem.saveDoc = (id, doc) => saveDoc(id, doc).catch(() => {});
   }
+
+  /** Writes what a loaded document holds and storage lacks; a failure is thrown to the caller. */
+  private readonly save: (id: DocumentId) => Promise<void>;
 
   static documentId(binary: Uint8Array): DocumentId {
     return interpretAsDocumentId(binary as Parameters<typeof interpretAsDocumentId>[0]);
@@ -267,7 +279,7 @@ export class DocumentStore {
   }
 
   async flush(handle: DocHandle<unknown>): Promise<void> {
-    await this.repo.flush([handle.documentId]);
+    await this.save(handle.documentId);
   }
 
   /** How many evictable documents are loaded. */
@@ -291,7 +303,7 @@ export class DocumentStore {
       const handle = this.handles.get(id);
       if (!handle) continue;
       try {
-        await this.repo.flush([id as DocumentId]);
+        await this.save(id as DocumentId);
       } catch {
         this.evictable.add(id); // not written: keep it loaded, tried again later
         continue;
@@ -326,7 +338,7 @@ export class DocumentStore {
 
   async close(): Promise<void> {
     try {
-      await this.repo.flush();
+      await Promise.all(Object.keys(this.repo.handles).map((id) => this.save(id as DocumentId)));
     } finally {
       // automerge-repo 2.5.6's shutdown throws if any handle is not ready; nothing is lost by ignoring it
       await this.repo.shutdown().catch(() => {});
