@@ -1,7 +1,7 @@
 import * as A from "@automerge/automerge";
 import { describe, expect, it } from "vitest";
 import { addBuddy, blockBuddy, buddies, buddyListConversation, emptyBuddyList } from "./buddy-list.js";
-import { addReceipt, checkReceiptTargets, receiptOf } from "./conversation.js";
+import { addReceipt, checkReceiptTargets, receiptKey, receiptOf } from "./conversation.js";
 import { certifyDevice } from "./identity.js";
 import { decodePairingGrant, encodePairingGrant, identityFromGrant, newDeviceIdentity } from "./keyring.js";
 import {
@@ -201,7 +201,27 @@ describe("sealed envelopes", () => {
     expect(receiptOf(r.doc, 0, bKey, "delivered")).toBe(now);
     expect(receiptOf(r.doc, 0, bKey, "read")).toBeUndefined();
     const admitted = admitEnvelope(seal(baraka, r.change, [amara.signing.publicKey]).bytes, ctx(amara));
-    expect(admitted).toMatchObject({ status: "change", receiptTargets: [] });
+    expect(admitted).toMatchObject({ status: "change", receiptTargets: [], flatReceipts: [id] });
+    if (admitted.status === "change") expect(checkReceiptTargets(old, admitted.receiptTargets, admitted.flatReceipts)).toBeUndefined();
+  });
+
+  it("a receipt in the segment's map is refused for a message the document lacks, or one with its own map", () => {
+    const m = message(amara, "hi");
+    const id = m.doc.messages[0]!.id.toString();
+    const bKey = keyId(baraka.signing.publicKey);
+    const [bdoc] = A.applyChanges(emptySegment(newActorId(baraka.signing.publicKey)), [m.change]);
+    const flat = (messageId: string) => {
+      const d = A.change(A.clone(bdoc, { actor: newActorId(baraka.signing.publicKey) }), (x) => {
+        x.receipts[receiptKey(messageId, bKey, "read")] = now;
+      });
+      const a = admitEnvelope(seal(baraka, A.getLastLocalChange(d)!, [amara.signing.publicKey]).bytes, ctx(amara));
+      expect(a.status).toBe("change"); // the change alone cannot tell
+      return a.status === "change" ? checkReceiptTargets(m.doc, a.receiptTargets, a.flatReceipts) : "not admitted";
+    };
+    // a message that has its own map: no view would ever read it there
+    expect(flat(id)).toBe("a receipt for a message with its own receipts map is set outside it");
+    // a message no one wrote: junk a member could pile up without bound
+    expect(flat(toHex(randomBytes(12)))).toBe("a receipt names a message that is not in the document");
   });
 
   it("rejects a replayed envelope and a replayed change", () => {

@@ -43,7 +43,7 @@ export interface AdmissionContext {
 
 export type Admission =
   /** `receiptTargets`: checked against the document before the change is applied (conversation.ts, checkReceiptTargets). */
-  | { status: "change"; envelope: Envelope; change: Uint8Array; decoded: DecodedChange; receiptTargets: string[] }
+  | { status: "change"; envelope: Envelope; change: Uint8Array; decoded: DecodedChange; receiptTargets: string[]; flatReceipts: string[] }
   | { status: "key"; envelope: Envelope; key: Uint8Array; members: Uint8Array[]; authorSealPublicKey: Uint8Array; authorClaims?: { name: string; home: string } }
   | { status: "pending"; envelope: Envelope; reason: string }
   | { status: "rejected"; envelope?: Envelope; reason: string };
@@ -125,5 +125,7 @@ export function admitEnvelope(input: Uint8Array | Envelope, ctx: AdmissionContex
   if (!verdict.ok) return { status: "rejected", envelope: env, reason: verdict.reason };
   if (ctx.changeKnown(verdict.change.hash))
     return { status: "rejected", envelope: env, reason: "replayed change (already in the document)" };
-  return { status: "change", envelope: env, change, decoded: verdict.change, receiptTargets: "receiptTargets" in verdict ? (verdict.receiptTargets as string[]) : [] };
+  // only a conversation's change sets receipts (the buddy list and drafts have none)
+  const sets = verdict as { receiptTargets?: string[]; flatReceipts?: string[] };
+  return { status: "change", envelope: env, change, decoded: verdict.change, receiptTargets: sets.receiptTargets ?? [], flatReceipts: sets.flatReceipts ?? [] };
 }

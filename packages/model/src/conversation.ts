@@ -225,17 +225,38 @@ export function addReceipt(
 }
 
 /**
- * `receiptTargets`: the objects, made in earlier changes, that the change sets receipts in. Whether
- * each is a message's receipts map needs the document, so the reader checks them with
- * `checkReceiptTargets` once the change's dependencies are there, before applying it.
+ * `receiptTargets`: the objects, made in earlier changes, that the change sets receipts in;
+ * `flatReceipts`: the messages it sets receipts for in the segment's own map. Whether each is right
+ * needs the document, so the reader checks them with `checkReceiptTargets` once the change's
+ * dependencies are there, before applying it.
  */
-export type Verdict = { ok: true; change: A.DecodedChange; receiptTargets: string[] } | { ok: false; reason: string };
+export type Verdict = { ok: true; change: A.DecodedChange; receiptTargets: string[]; flatReceipts: string[] } | { ok: false; reason: string };
 
 /**
- * Says what is wrong if a receipt of an admitted change (`Verdict.receiptTargets`) is set anywhere but
- * in the receipts map of a message of `doc` (the segment, with the change's dependencies applied).
+ * Says what is wrong if a receipt of an admitted change is set anywhere but in the receipts map of a
+ * message of `doc` (the segment, with the change's dependencies applied), or, in the segment's map
+ * (`flat`, message ids), for anything but a message of `doc` that has no map of its own (one written
+ * before messages had them). A reader writes a receipt only for a message it holds, so its change
+ * depends on that message: a receipt for a message not in the document is junk a member could
+ * otherwise pile up without bound, and one in the segment's map for a message that has its own map
+ * is one no view reads.
  */
-export function checkReceiptTargets(doc: A.Doc<ConversationDoc>, targets: string[]): string | undefined {
+export function checkReceiptTargets(doc: A.Doc<ConversationDoc>, targets: string[], flat: string[] = []): string | undefined {
+  if (flat.length > 0) {
+    const wanted = new Set(flat);
+    const found = new Map<string, boolean>();
+    // from the newest: a receipt is most often for a recent message
+    for (let i = doc.messages.length - 1; i >= 0 && found.size < wanted.size; i--) {
+      const m = doc.messages[i]!;
+      const id = m.id.toString();
+      if (wanted.has(id)) found.set(id, m.receipts !== undefined);
+    }
+    for (const id of wanted) {
+      const own = found.get(id);
+      if (own === undefined) return "a receipt names a message that is not in the document";
+      if (own) return "a receipt for a message with its own receipts map is set outside it";
+    }
+  }
   if (targets.length === 0) return undefined;
   const backend = A.getBackend(doc);
   for (const obj of targets) {
@@ -285,6 +306,7 @@ export function checkChange(changeBytes: Uint8Array, author: Uint8Array, signer:
   /** Receipts maps the change's own messages start with: they start empty. */
   const newReceiptMaps = new Set<string>();
   const receiptTargets = new Set<string>();
+  const flatReceipts = new Set<string>();
   const ownObj = (obj: string) => opActor(obj) === change.actor && opCounter(obj) >= change.startOp;
   for (let i = 0; i < change.ops.length; i++) {
     const op = change.ops[i]!;
@@ -302,6 +324,7 @@ export function checkChange(changeBytes: Uint8Array, author: Uint8Array, signer:
       if (!m || op.action !== "set" || typeof op.value !== "number")
         return { ok: false, reason: `malformed receipt ${JSON.stringify(op.key)}` };
       if (m[2] !== signerId) return { ok: false, reason: "receipt claims to be from another member" };
+      flatReceipts.add(m[1]!);
       continue;
     }
     if (newReceiptMaps.has(op.obj)) return { ok: false, reason: "a new message's receipts start empty" };
@@ -353,7 +376,7 @@ export function checkChange(changeBytes: Uint8Array, author: Uint8Array, signer:
       if (!created.has(id)) return { ok: false, reason: "empty message" };
     }
   }
-  return { ok: true, change, receiptTargets: [...receiptTargets] };
+  return { ok: true, change, receiptTargets: [...receiptTargets], flatReceipts: [...flatReceipts] };
 }
 
 export function changeHash(changeBytes: Uint8Array): string {

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import * as A from "@automerge/automerge";
 import {
-  appendMessage, contactCard, conversationId, emptySegment, EnvelopeKind, formatHlc, generateIdentity, keyId, newActorId, newConversationKey,
+  receiptKey, appendMessage, contactCard, conversationId, emptySegment, EnvelopeKind, formatHlc, generateIdentity, keyId, newActorId, newConversationKey,
   randomBytes, sealChange, sealKey, signEnvelope, type ConversationDoc, type Identity, sealEnvelope,
 } from "@pigeon/model";
 import { fileStorage, Mailbox, memoryLinkPair, PigeonNode, SyncEngine } from "../index.js";
@@ -71,6 +71,11 @@ describe("hostile content through a carrier", () => {
       (d.messages[0] as unknown as Record<string, number>)[`${keyId(stranger.signing.publicKey)}/read`] = now;
     });
     envelopes.push(seal(A.getLastLocalChange(astray)!));
+    // a "receipt" in the segment's map for a message no one wrote (junk that could pile up without bound)
+    const junk = A.change(A.clone(first.doc, { actor: newActorId(stranger.signing.publicKey) }), (d) => {
+      d.receipts[receiptKey(randomId(), keyId(stranger.signing.publicKey), "read")] = now;
+    });
+    envelopes.push(seal(A.getLastLocalChange(junk)!));
     // garbage sealed properly; a change that depends on something that never existed
     envelopes.push(seal(randomBytes(300)));
     const orphan = A.change(A.clone(A.load<ConversationDoc>(A.save(twinA.doc)), { actor: "ab".repeat(16) }), () => {});
@@ -86,9 +91,10 @@ describe("hostile content through a carrier", () => {
     // the carrier picks them up somewhere, then meets the child
     for (const e of envelopes) await carrier.m.receive(e, 1);
     connect(carrier, child);
-    await until(() => child.m.state.rejections().length >= 4 && child.m.state.openedStatus(unknownKey.id) === "pending", "the hostile changes to be refused");
+    await until(() => child.m.state.rejections().length >= 5 && child.m.state.openedStatus(unknownKey.id) === "pending", "the hostile changes to be refused");
     const reasons = child.m.state.rejections().map((r) => r.reason);
     expect(reasons).toContain("a receipt is set outside a message's receipts");
+    expect(reasons).toContain("a receipt names a message that is not in the document");
     expect(reasons.some((r) => /two different changes numbered/.test(r))).toBe(true);
     expect(reasons.some((r) => /not an Automerge change/.test(r))).toBe(true);
     expect(await child.m.inbox()).toEqual([]); // a stranger's messages are requests, never in the inbox

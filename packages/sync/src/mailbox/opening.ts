@@ -182,8 +182,9 @@ export class Opening {
       core.state.markOpened(env.id, conv, "pending", core.now(), "waiting for earlier changes");
       return;
     }
-    // its receipts go into messages' own receipts maps, nowhere else (the change's past is here now)
-    const misplaced = checkReceiptTargets(handle.doc(), admission.receiptTargets);
+    // its receipts go into messages' own receipts maps, or the segment's for messages without one,
+    // and nowhere else (the change's past is here now)
+    const misplaced = checkReceiptTargets(handle.doc(), admission.receiptTargets, admission.flatReceipts);
     if (misplaced) {
       this.reject(env, misplaced);
       return;
