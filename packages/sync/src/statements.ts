@@ -13,3 +13,12 @@ export function statementCache(db: Database.Database): (sql: string) => Database
     return st;
   };
 }
+
+const caches = new WeakMap<Database.Database, (sql: string) => Database.Statement>();
+
+/** `sql` prepared once per database, for code that holds the database but no cache of its own. */
+export function prepared(db: Database.Database, sql: string): Database.Statement {
+  let cache = caches.get(db);
+  if (!cache) caches.set(db, (cache = statementCache(db)));
+  return cache(sql);
+}

@@ -8,6 +8,7 @@
 // outside the channel cannot see the author of a sealed envelope: for them the per-source carrier
 // budget holds (carrier.ts).
 import { channelSegmentBase, EnvelopeKind, equalBytes, SEGMENTS_PER_EPOCH, toHex, type Envelope } from "@pigeon/model";
+import { prepared } from "../statements.js";
 import type { Channels } from "./channels.js";
 import type { MailboxCore } from "./core.js";
 
@@ -21,12 +22,12 @@ export function channelBudgetRefusal(core: MailboxCore, channels: Channels, env:
   const admin = st?.members.some((m) => m.admin && equalBytes(m.key, env.author)) ?? false;
   const most = admin ? l.channelAdminPerEpoch : l.channelMemberPerEpoch;
   const base = channelSegmentBase(env.keyId);
-  const taken = core.envelopes.db
-    .prepare(
-      `SELECT count(*) FROM envelopes e JOIN opened o ON o.envelope = e.id
+  const taken = prepared(
+    core.envelopes.db,
+    `SELECT count(*) FROM envelopes e JOIN opened o ON o.envelope = e.id
        WHERE e.author = ? AND e.carried = 0 AND e.conversation = ? AND e.kind = ${EnvelopeKind.Change}
          AND e.segment >= ? AND e.segment < ? AND o.status = 'applied'`,
-    )
+  )
     .pluck()
     .get(env.author, env.conversation, base, base + SEGMENTS_PER_EPOCH) as number;
   if (taken < most) return undefined;
@@ -41,12 +42,12 @@ export function channelBudgetRefusal(core: MailboxCore, channels: Channels, env:
  */
 export function overBudgetWaiting(core: MailboxCore, env: Envelope): Uint8Array[] {
   const base = channelSegmentBase(env.keyId);
-  const ids = core.envelopes.db
-    .prepare(
-      `SELECT e.id FROM envelopes e LEFT JOIN opened o ON o.envelope = e.id
+  const ids = prepared(
+    core.envelopes.db,
+    `SELECT e.id FROM envelopes e LEFT JOIN opened o ON o.envelope = e.id
        WHERE e.author = ? AND e.carried = 0 AND e.conversation = ? AND e.kind = ${EnvelopeKind.Change}
          AND e.segment >= ? AND e.segment < ? AND (o.status IS NULL OR o.status = 'pending')`,
-    )
+  )
     .pluck()
     .all(env.author, env.conversation, base, base + SEGMENTS_PER_EPOCH) as Buffer[];
   return ids.map((b) => new Uint8Array(b)).filter((id) => !equalBytes(id, env.id));

@@ -15,6 +15,7 @@ import {
   type Address, type ContactCard, type DirectoryEntry, type EnrolEntry, type Envelope, type PolicyEntry, type RevokeDeviceEntry, type RevokePersonEntry,
   type Role, type SchoolKey, parseGatewayRules, type GatewayRules, type MailRulesEntry,
 } from "@pigeon/model";
+import { prepared } from "../statements.js";
 import type { MailboxCore } from "./core.js";
 import { MailboxError } from "./types.js";
 
@@ -169,7 +170,7 @@ export class School {
   }
 
   private hasEntry(envelope: Uint8Array): boolean {
-    return this.core.state.db.prepare(`SELECT 1 FROM school_entries WHERE envelope = ?`).get(envelope) !== undefined;
+    return prepared(this.core.state.db, `SELECT 1 FROM school_entries WHERE envelope = ?`).get(envelope) !== undefined;
   }
 
   // ---- what receiving asks ----
