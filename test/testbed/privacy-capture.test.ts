@@ -134,7 +134,7 @@ describe.skipIf(!!why)("what the network learns about a child (packet capture)",
       expect([3, 5]).toContain(r.kind); // receipts, sealed envelopes
       expect(r.bytes[0]).toBe(3); // envelope version 3
     }
-    expect(findLeaks(rows.map((r, i) => ({ where: `envelope ${i} juma carries`, bytes: new Uint8Array(r.bytes) })), needles)).toEqual([]);
+    expect(findLeaks(rows.map((r, i) => ({ where: `envelope ${i} juma carries`, bytes: Buffer.from(r.bytes) })), needles)).toEqual([]);
 
     // (the search itself finds what version 2 would have put on the wire: mDNS's addr= and a clear Hello)
     const z = identityOf(zawadi);
