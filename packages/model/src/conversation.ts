@@ -379,6 +379,21 @@ export function checkChange(changeBytes: Uint8Array, author: Uint8Array, signer:
   return { ok: true, change, receiptTargets: [...receiptTargets], flatReceipts: [...flatReceipts] };
 }
 
+/**
+ * Whether the document holds every change named by `hashes` (Automerge's `hasHeads`, asked through the
+ * document's hash graph). `A.hasHeads` fetches each change by hash, which encodes the change anew: on
+ * a class channel's full segment that was 0.6 ms per hash, 0.06 ms on a segment of small messages; this
+ * is 0.002-0.01 ms. `getMissingDeps` also names the missing dependencies of changes a document holds
+ * back, so only the hashes asked about count.
+ */
+export function hasChanges(doc: A.Doc<unknown>, hashes: readonly string[]): boolean {
+  if (hashes.length === 0) return true;
+  const missing = A.getMissingDeps(doc, hashes as A.Heads);
+  if (missing.length === 0) return true;
+  const lacking = new Set(missing);
+  return !hashes.some((h) => lacking.has(h));
+}
+
 export function changeHash(changeBytes: Uint8Array): string {
   return A.decodeChange(changeBytes).hash;
 }

@@ -65,7 +65,7 @@ export {
 
 // Conversation segment documents: ids, genesis, appending messages, receipt keys.
 export {
-  ATTACHMENTS_SEGMENT, CORRECTIONS_SEGMENT, isCorrectionsSegment, MAX_FILE_BYTES, MAX_PICTURE_BYTES, PROFILE_SEGMENT, SEGMENT_BASE, segmentKind, type SegmentKind, MAX_BODY_CHARS, SEGMENT_MESSAGE_LIMIT, addReceipt, appendMessage, appendMessages, checkChange, conversationId, emptySegment, newMessageId, receiptKey, receiptOf, putReceipt, allReceipts, checkReceiptTargets, segmentDocumentId,
+  ATTACHMENTS_SEGMENT, CORRECTIONS_SEGMENT, isCorrectionsSegment, MAX_FILE_BYTES, MAX_PICTURE_BYTES, PROFILE_SEGMENT, SEGMENT_BASE, segmentKind, type SegmentKind, MAX_BODY_CHARS, SEGMENT_MESSAGE_LIMIT, addReceipt, appendMessage, appendMessages, checkChange, conversationId, emptySegment, newMessageId, receiptKey, receiptOf, putReceipt, allReceipts, checkReceiptTargets, hasChanges, segmentDocumentId,
   type ConversationDoc, type MessageRecord, type NewMessage, type ReceiptState,
 } from "./conversation.js";
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { Reader, Writer } from "./bytes.js";
-import { genesisChange } from "./conversation.js";
+import * as A from "@automerge/automerge";
+import { genesisChange, hasChanges } from "./conversation.js";
 import { compareHlc } from "./hlc.js";
 import {
   AddressError, decodeFrame, emptySegment, encodeFrame, probeCheck, fingerprint, formatHlc, generateIdentity,
@@ -204,5 +205,32 @@ describe("what a carrier sees of an envelope", () => {
     const k2 = sealKey(long, { conversation: conversationId([long.person, b.person]), recipients: [contactCard(b)], created: at }, key);
     expect(k1.bytes.length).toBe(k2.bytes.length);
     expect(openKeyEnvelope(k2, b)?.authorClaims).toEqual({ name: "a".repeat(32), home: "h".repeat(60) });
+  });
+});
+
+describe("hasChanges", () => {
+  it("says whether a document holds every named change, as hasHeads does, whatever it holds back", () => {
+    let d = A.from<{ n: number[] }>({ n: [] }, { actor: "aa".repeat(16) });
+    const hashes: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      d = A.change(d, (x) => void x.n.push(i));
+      hashes.push(A.getHeads(d)[0]!);
+    }
+    const stranger = A.getHeads(A.change(A.from({ x: 1 }), (x) => void (x.x = 2)))[0]!;
+    expect(hasChanges(d, [])).toBe(true);
+    expect(hasChanges(d, hashes)).toBe(true);
+    expect(hasChanges(d, [hashes[2]!])).toBe(true);
+    expect(hasChanges(d, [hashes[0]!, stranger])).toBe(false);
+    for (const hs of [hashes, [stranger], [hashes[1]!, stranger]]) expect(hasChanges(d, hs)).toBe(A.hasHeads(d, hs));
+    // a change held back for a missing dependency: its dependency is missing, the others are still there
+    let later = A.clone(d, { actor: "bb".repeat(16) });
+    later = A.change(later, (x) => void x.n.push(5));
+    const c1 = A.getLastLocalChange(later)!;
+    later = A.change(later, (x) => void x.n.push(6));
+    const c2 = A.getLastLocalChange(later)!;
+    const [held] = A.applyChanges(d, [c2]);
+    expect(A.getMissingDeps(held, [])).toEqual([A.decodeChange(c1).hash]);
+    expect(hasChanges(held, hashes)).toBe(true);
+    expect(hasChanges(held, [A.decodeChange(c1).hash])).toBe(false);
   });
 });

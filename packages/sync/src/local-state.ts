@@ -496,6 +496,19 @@ export class LocalState {
     ).run(envelope, conversation, status, reason ?? null, changeHash ?? null, at);
   }
 
+  /**
+   * The envelopes of one segment opened and applied here, in arrival order, each with the hash of its
+   * change where it was recorded (null for what was applied before hashes were kept, or is not a change).
+   */
+  appliedIn(conversation: Uint8Array, segment: number): { envelope: Uint8Array; hash: string | null }[] {
+    return (
+      this.stmt(
+        `SELECT o.envelope, o.change_hash AS hash FROM envelopes e JOIN opened o ON o.envelope = e.id
+         WHERE e.conversation = ? AND e.segment = ? AND o.status = 'applied' ORDER BY e.received_at`,
+      ).all(conversation, segment) as { envelope: Buffer; hash: string | null }[]
+    ).map((r) => ({ envelope: new Uint8Array(r.envelope), hash: r.hash }));
+  }
+
   openedStatus(envelope: Uint8Array): OpenedStatus | undefined {
     return this.stmt(`SELECT status FROM opened WHERE envelope = ?`).pluck().get(envelope) as OpenedStatus | undefined;
   }

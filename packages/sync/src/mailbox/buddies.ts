@@ -9,6 +9,7 @@
 import * as A from "@automerge/automerge";
 import type { DocHandle } from "@automerge/automerge-repo";
 import {
+  hasChanges,
   addBuddy, addToGroup, blockBuddy, blockedKeys, buddies, buddyListConversation, conversationKeyId, emptyBuddyList, equalBytes, fingerprint,
   fromHex, newConversationKey, removeBuddy, removeFromGroup, renameBuddy, sealChange, sealKey, sha256, toHex, unblockBuddy,
   utf8, type Buddy, type BuddyEdit, type BuddyListDoc, type ContactCard, type Envelope, type HowKnown,
@@ -169,9 +170,9 @@ export class Buddies {
   async receive(env: Envelope, change: Uint8Array, decoded: DecodedChange): Promise<boolean> {
     const { core } = this;
     const handle = this.handle!;
-    if (!A.hasHeads(handle.doc(), decoded.deps)) return false;
+    if (!hasChanges(handle.doc(), decoded.deps)) return false;
     const before = core.buddyIndex;
-    if (!A.hasHeads(handle.doc(), [decoded.hash])) handle.update((d) => A.applyChanges(d, [change])[0]);
+    if (!hasChanges(handle.doc(), [decoded.hash])) handle.update((d) => A.applyChanges(d, [change])[0]);
     core.state.batch(() => {
       core.state.recordChange(this.conversation, 0, decoded);
       core.state.markOpened(env.id, this.conversation, "applied", core.now(), undefined, decoded.hash);

@@ -10,6 +10,7 @@ import * as A from "@automerge/automerge";
 import type { DocHandle } from "@automerge/automerge-repo";
 import type { DecodedChange } from "@automerge/automerge";
 import {
+  hasChanges,
   buddyListConversation, deleteDraft, draft, drafts, DRAFTS_SEGMENT, emptyDrafts, equalBytes, formatAddress, MAX_BODY_CHARS, newMessageId,
   parseAddress, saveDraft, sealChange, sha256, utf8, validDraftId, type DraftEdit, type DraftsDoc, type Envelope,
 } from "@pigeon/model";
@@ -109,8 +110,8 @@ export class Drafts {
   async receive(env: Envelope, change: Uint8Array, decoded: DecodedChange): Promise<boolean> {
     const { core } = this;
     const handle = await this.load();
-    if (!A.hasHeads(handle.doc(), decoded.deps)) return false;
-    if (!A.hasHeads(handle.doc(), [decoded.hash])) handle.update((d) => A.applyChanges(d, [change])[0]);
+    if (!hasChanges(handle.doc(), decoded.deps)) return false;
+    if (!hasChanges(handle.doc(), [decoded.hash])) handle.update((d) => A.applyChanges(d, [change])[0]);
     core.state.batch(() => {
       core.state.recordChange(this.conversation, DRAFTS_SEGMENT, decoded);
       core.state.markOpened(env.id, this.conversation, "applied", core.now(), undefined, decoded.hash);

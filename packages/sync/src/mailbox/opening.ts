@@ -5,7 +5,7 @@
 // reason, and only this laptop's own storage failures are retried later.
 import * as A from "@automerge/automerge";
 import type { DocHandle } from "@automerge/automerge-repo";
-import { admitEnvelope, checkReceiptTargets, EnvelopeKind, equalBytes, hlcReceive, parseHlc, toHex, type Admission, type ConversationDoc, type Envelope } from "@pigeon/model";
+import { hasChanges, admitEnvelope, checkReceiptTargets, EnvelopeKind, equalBytes, hlcReceive, parseHlc, toHex, type Admission, type ConversationDoc, type Envelope } from "@pigeon/model";
 import type { Buddies } from "./buddies.js";
 import type { Channels } from "./channels.js";
 import { channelBudgetRefusal, overBudgetWaiting } from "./channel-budget.js";
@@ -178,7 +178,7 @@ export class Opening {
       return;
     }
     const handle = await core.segmentHandle(conv, env.segment);
-    if (!A.hasHeads(handle.doc(), decoded.deps)) {
+    if (!hasChanges(handle.doc(), decoded.deps)) {
       core.state.markOpened(env.id, conv, "pending", core.now(), "waiting for earlier changes");
       return;
     }
@@ -201,7 +201,7 @@ export class Opening {
     }
     // what this change brings (when it was already there, caught up from the store, everything is looked at)
     let fresh: Fresh | undefined;
-    if (!A.hasHeads(handle.doc(), [decoded.hash])) {
+    if (!hasChanges(handle.doc(), [decoded.hash])) {
       const before = A.getHeads(handle.doc());
       handle.update((d) => A.applyChanges(d, [admission.change])[0]);
       fresh = freshSince(handle.doc(), before);
