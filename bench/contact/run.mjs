@@ -10,9 +10,9 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { decodeSealed, EnvelopeKind, generateIdentity, toHex } from "../../packages/model/dist/index.js";
-import { Writer } from "../../packages/model/dist/bytes.js";
-import { EnvelopeStore, opaque, openDatabase } from "../../packages/sync/dist/index.js";
+import { generateIdentity, toHex } from "../../packages/model/dist/index.js";
+import { carriedRow, opaqueSealed } from "../lib/sealed.mjs";
+import { EnvelopeStore, openDatabase } from "../../packages/sync/dist/index.js";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const HELP = `Usage: npm run bench:contact -- [options]      (or: node bench/contact/run.mjs [options])
@@ -160,21 +160,8 @@ async function generatePool() {
 }
 const envelopeAt = (i) => {
   const bytes = new Uint8Array(poolBuf.buffer, poolBuf.byteOffset + offsets[i], envSize[i]);
-  const s = decodeSealed(bytes);
-  return opaque({ id: s.id, bytes: s.bytes, created: s.created, lifetime: s.lifetime, kind: EnvelopeKind.Sealed });
+  return carriedRow(bytes);
 };
-
-/** A well-formed sealed envelope for two made-up recipients (and its author's slot), with random contents. */
-function opaqueSealed(createdMs, lifetime, boxBytes) {
-  const hour = Math.floor(createdMs / 3_600_000) * 3_600_000;
-  const tags = [randomBytes(16), randomBytes(16), randomBytes(16)].sort(Buffer.compare);
-  const locks = [randomBytes(32), randomBytes(32)].sort(Buffer.compare);
-  const w = new Writer().u8(3).u8(EnvelopeKind.Sealed).varint(hour).varint(lifetime).raw(randomBytes(32)).varint(tags.length);
-  for (const t of tags) w.raw(t).raw(randomBytes(48));
-  w.varint(locks.length);
-  for (const l of locks) w.raw(l);
-  return { bytes: w.bytes(randomBytes(24 + 16 + 32 + boxBytes)).finish() };
-}
 
 /** Opens a store for bulk work (no fsync per batch: these files are scratch). */
 function openBulk(path) {

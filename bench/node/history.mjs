@@ -8,7 +8,12 @@
 // and its counts: Mailbox.folders()), and a folder as `pigeon outbox` lists it: its newest 100, and whole with --all
 // (Mailbox.outbox()). Each step in a
 // process of its own too, so one does not pay for another; VmHWM is the most the process held at any moment.
-// Usage: node bench/node/history.mjs [--conversations N] [--messages M] [--page P] [--keep DIR]
+// The rest of the goal's node: --channel N makes a class channel of N members (the teacher and N-1
+// children, each child a mailbox of its own linked to the teacher's) with --channel-messages posts,
+// every one read by every child, before the conversations; --carried N stores N sealed envelopes
+// carried for others. Steps then open the channel's newest page, and build the reconciliation
+// sketches a peer's first contact asks for.
+// Usage: node bench/node/history.mjs [--conversations N] [--messages M] [--page P] [--channel N] [--carried N] [--keep DIR]
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -16,13 +21,17 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { performance } from "node:perf_hooks";
 import { contactCard, generateIdentity, toHex, conversationId } from "@pigeon/model";
-import { fileStorage, Mailbox } from "@pigeon/sync";
+import { EnvelopeStore, fileStorage, Mailbox, memoryLinkPair, memoryStorage, openDatabase, SyncEngine } from "@pigeon/sync";
+import { carriedRow, opaqueSealed } from "../lib/sealed.mjs";
 
-const ALL_STEPS = ["open", "newest", "all-pages", "each", "first-screen", "folder", "folder-all"];
+const ALL_STEPS = ["open", "newest", "all-pages", "each", "channel", "sketches", "first-screen", "folder", "folder-all"];
 const HELP = `node bench/node/history.mjs [options]
   --conversations N   conversations, each with a different contact (default 10)
   --messages M        messages sent in each (default 1000; segments hold 1,000)
   --page P            messages per page when paging a conversation (default 50)
+  --channel N         a class channel of N members, the teacher included (default 0: none; at most 63)
+  --channel-messages K  posts to it, each read by every child (default 1000: a full segment)
+  --carried N         sealed envelopes carried for others, stored in the node's store (default 0)
   --keep DIR          make the history in DIR (or reuse it if it is there) and keep it
   --steps A,B,...     only these steps (default all: ${ALL_STEPS.join(",")})
 Prints a table: step, time, VmRSS after it, the growth over the open mailbox, and the peak (VmHWM).`;
@@ -32,6 +41,9 @@ const { values: opt } = parseArgs({
     conversations: { type: "string", default: "10" },
     messages: { type: "string", default: "1000" },
     page: { type: "string", default: "50" },
+    channel: { type: "string", default: "0" },
+    "channel-messages": { type: "string", default: "1000" },
+    carried: { type: "string", default: "0" },
     keep: { type: "string" },
     step: { type: "string" },
     steps: { type: "string" },
@@ -42,10 +54,10 @@ if (opt.help) {
   console.log(HELP);
   process.exit(0);
 }
-const whole = (name) => {
+const whole = (name, least = 1) => {
   const n = Number(opt[name]);
-  if (!Number.isInteger(n) || n < 1) {
-    console.error(`--${name} must be a whole number above 0, got ${opt[name]}\n\n${HELP}`);
+  if (!Number.isInteger(n) || n < least) {
+    console.error(`--${name} must be a whole number of at least ${least}, got ${opt[name]}\n\n${HELP}`);
     process.exit(2);
   }
   return n;
@@ -53,6 +65,13 @@ const whole = (name) => {
 const C = whole("conversations");
 const M = whole("messages");
 const PAGE = whole("page");
+const MEMBERS = whole("channel", 0);
+const POSTS = MEMBERS ? whole("channel-messages") : 0;
+const CARRIED = whole("carried", 0);
+if (MEMBERS === 1 || MEMBERS > 63) {
+  console.error(`--channel takes 2 to 63 members (the teacher and the children), got ${MEMBERS}\n\n${HELP}`);
+  process.exit(2);
+}
 const STEPS = opt.steps === undefined ? ALL_STEPS : opt.steps.split(",");
 if (STEPS.some((x) => !ALL_STEPS.includes(x))) {
   console.error(`--steps takes some of ${ALL_STEPS.join(",")}, got ${opt.steps}\n\n${HELP}`);
@@ -106,16 +125,25 @@ async function step(dir, which) {
     let n = 0;
     for (const c of meta.conversations) n += (await mailbox.messages({ conversation: c, last: true, limit: PAGE })).length;
     out.count = n;
+  } else if (which === "channel") {
+    if (!meta.channel) throw new Error("this history has no channel (--channel N)");
+    const page = await mailbox.messages({ conversation: meta.channel, last: true, limit: PAGE });
+    out.count = page.length;
+    const read = page.at(-1)?.counts?.read;
+    if (read !== MEMBERS - 1) throw new Error(`the channel's newest message says read by ${read}, not ${MEMBERS - 1}`);
+  } else if (which === "sketches") {
+    // what a peer's first contact makes the node build: the reconciliation sketches of every envelope held
+    out.count = mailbox.envelopes.sketches().size;
   } else if (which === "first-screen") {
     const f = await mailbox.folders(PAGE);
     out.count = f.outbox.newest.length + f.inbox.newest.length + f.waiting.newest.length;
-    if (f.outbox.total !== C * M) throw new Error(`the outbox counts ${f.outbox.total} messages, not ${C * M}`);
+    if (f.outbox.total !== SENT) throw new Error(`the outbox counts ${f.outbox.total} messages, not ${SENT}`);
   } else if (which === "folder") {
     out.count = (await mailbox.outbox({ last: 101 })).length; // what \`pigeon outbox\` asks for: its newest 100, and one more
-    if (out.count !== Math.min(101, C * M)) throw new Error(`the outbox listed ${out.count} messages, not ${Math.min(101, C * M)}`);
+    if (out.count !== Math.min(101, SENT)) throw new Error(`the outbox listed ${out.count} messages, not ${Math.min(101, SENT)}`);
   } else if (which === "folder-all") {
     out.count = (await mailbox.outbox()).length;
-    if (out.count !== C * M) throw new Error(`the outbox lists ${out.count} messages, not ${C * M}`);
+    if (out.count !== SENT) throw new Error(`the outbox lists ${out.count} messages, not ${SENT}`);
   }
   out.ms = performance.now() - t;
   out.peak = peak();
@@ -127,9 +155,79 @@ async function step(dir, which) {
   console.log(JSON.stringify(out));
 }
 
+/** Every message the teacher wrote: the conversations' and the channel's (the outbox lists both). */
+const SENT = C * M + POSTS;
+
+async function until(fn, what, ms = 600_000) {
+  const end = Date.now() + ms;
+  while (!(await fn())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/**
+ * A class channel on the teacher's mailbox: N-1 children, each a mailbox in memory linked to the
+ * teacher's, every post delivered to each and read by each (their receipts in the teacher's copy).
+ */
+async function makeChannel(me, mailbox) {
+  const t0 = performance.now();
+  const teacher = new SyncEngine(mailbox);
+  const kids = Array.from({ length: MEMBERS - 1 }, (_, i) => {
+    const identity = generateIdentity(`child${i + 1}`);
+    const m = new Mailbox({ identity, storage: memoryStorage() });
+    const s = new SyncEngine(m);
+    const [la, lb] = memoryLinkPair(contactCard(me), contactCard(identity));
+    teacher.attach(la);
+    s.attach(lb);
+    return { identity, m, s };
+  });
+  try {
+    await until(() => kids.every((k) => k.m.contacts().length === 1) && mailbox.contacts().length >= kids.length, "the class to meet the teacher");
+    const channel = await mailbox.createChannel("5B science");
+    await mailbox.addToChannel("5B science", { addresses: kids.map((k) => `${k.identity.name}@${k.identity.home}`) });
+    let last;
+    for (let i = 0; i < POSTS; i++) {
+      last = await mailbox.sendToChannel("5B science", `Lesson ${i + 1}: bring a leaf tomorrow, and a pencil: we draw it in class.`);
+      if ((i + 1) % 200 === 0) process.stderr.write(`  channel: posted ${i + 1}/${POSTS}\n`);
+    }
+    const counts = async () => (await mailbox.message(last.id))?.counts;
+    await until(async () => (await counts())?.delivered === kids.length, "every post delivered to every child");
+    for (const k of kids) await k.m.markRead();
+    await until(async () => (await counts())?.read === kids.length, "every child's receipts back");
+    process.stderr.write(`  channel: ${MEMBERS} members, ${POSTS} posts read by all, ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
+    return channel.id;
+  } finally {
+    teacher.close();
+    for (const k of kids) {
+      k.s.close();
+      await k.m.close().catch(() => {});
+    }
+  }
+}
+
+/** Stores `n` sealed envelopes carried for others in the history's store, in bulk (no fsync: scratch). */
+function storeCarried(dir, n) {
+  const t0 = performance.now();
+  const db = openDatabase(join(dir, "pigeon.db"));
+  db.pragma("synchronous = OFF");
+  const store = new EnvelopeStore(db);
+  const now = Date.now();
+  for (let done = 0; done < n; ) {
+    const batch = [];
+    for (; batch.length < 10_000 && done < n; done++) batch.push(carriedRow(opaqueSealed(now - (n - done) * 50, 30 * 86_400, 100 + (done % 101)).bytes));
+    store.putMany(batch, 1, now, true);
+    if (done % 100_000 === 0 || done === n) process.stderr.write(`  carried: stored ${done}/${n}\n`);
+  }
+  db.pragma("wal_checkpoint(TRUNCATE)");
+  db.close();
+  return (performance.now() - t0) / 1000;
+}
+
 async function make(dir) {
   const me = generateIdentity("teacher");
   const mailbox = new Mailbox({ identity: me, storage: fileStorage(dir) });
+  const channel = MEMBERS ? await makeChannel(me, mailbox) : undefined;
   const people = Array.from({ length: C }, (_, i) => generateIdentity(`pupil${i}`));
   for (const p of people) await mailbox.addContact(contactCard(p));
   const t0 = performance.now();
@@ -147,8 +245,10 @@ async function make(dir) {
   }
   await mailbox.close();
   const conversations = people.map((p) => toHex(conversationId([me.person, p.person])));
-  writeFileSync(join(dir, "bench.json"), JSON.stringify({ name: me.name, identity: freeze(me), conversations, C, M }));
-  return (performance.now() - t0) / 1000;
+  const madeIn = (performance.now() - t0) / 1000;
+  const carriedIn = CARRIED ? storeCarried(dir, CARRIED) : 0;
+  writeFileSync(join(dir, "bench.json"), JSON.stringify({ name: me.name, identity: freeze(me), conversations, channel, C, M, MEMBERS, POSTS, CARRIED }));
+  return { madeIn, carriedIn };
 }
 
 if (opt.step) {
@@ -158,28 +258,37 @@ if (opt.step) {
 
 const dir = opt.keep ?? mkdtempSync(join(tmpdir(), "pigeon-history-"));
 try {
-  let madeIn;
+  let made;
   if (!existsSync(join(dir, "bench.json"))) {
-    console.error(`making ${C} conversations of ${M} messages in ${dir} ...`);
-    madeIn = await make(dir);
+    console.error(`making ${C} conversations of ${M} messages${MEMBERS ? `, a channel of ${MEMBERS} with ${POSTS} posts` : ""}${CARRIED ? `, ${CARRIED} carried envelopes` : ""} in ${dir} ...`);
+    made = await make(dir);
   }
   const meta = JSON.parse(readFileSync(join(dir, "bench.json"), "utf8"));
-  if (meta.C !== C || meta.M !== M) throw new Error(`${dir} holds ${meta.C} x ${meta.M}, not ${C} x ${M}`);
+  const has = (x) => `${x.C} x ${x.M}, channel ${x.MEMBERS ?? 0}/${x.POSTS ?? 0}, carried ${x.CARRIED ?? 0}`;
+  if (has(meta) !== has({ C, M, MEMBERS, POSTS, CARRIED })) throw new Error(`${dir} holds ${has(meta)}, not ${has({ C, M, MEMBERS, POSTS, CARRIED })}`);
   const what = {
     open: "open the mailbox (what a node holds at ready)",
     newest: `the newest page of one conversation (${PAGE} messages)`,
     "all-pages": `every page of that conversation, newest to oldest (${M} messages)`,
     each: `the newest page of each conversation in turn (${C} conversations)`,
+    channel: `the channel's newest page (${MEMBERS} members, ${POSTS} posts, each read by all)`,
+    sketches: `the sketches a peer's first contact builds (every envelope held: ${CARRIED} carried and the history's own)`,
     "first-screen": `the web app's first screen: each folder's newest ${PAGE} and its counts`,
     folder: `a folder as \`pigeon outbox\` lists it (its newest 100)`,
     "folder-all": `a whole folder, as \`pigeon outbox --all\` lists it (${C * M} messages)`,
   };
   // each row as its step ends: a long history's whole-folder step takes minutes
-  console.log(`\n${C} conversations x ${M} messages${madeIn ? ` (made in ${madeIn.toFixed(0)} s, ${Math.round((C * M) / madeIn)} msg/s)` : ""}; each step in a fresh process:\n`);
+  const also = [MEMBERS ? `a channel of ${MEMBERS} with ${POSTS} posts read by all` : "", CARRIED ? `${CARRIED} carried envelopes${made ? ` (stored in ${made.carriedIn.toFixed(0)} s)` : ""}` : ""].filter(Boolean);
+  console.log(`\n${C} conversations x ${M} messages${made ? ` (made in ${made.madeIn.toFixed(0)} s, ${Math.round((C * M) / made.madeIn)} msg/s)` : ""}${also.length ? `, ${also.join(", ")}` : ""}; each step in a fresh process:\n`);
   console.log("| step | time | VmRSS after | over the open mailbox | peak (VmHWM) |");
   console.log("|---|---|---|---|---|");
   for (const which of STEPS) {
-    const r = spawnSync(process.execPath, ["--expose-gc", import.meta.filename, "--keep", dir, "--step", which, "--conversations", String(C), "--messages", String(M), "--page", String(PAGE)], { encoding: "utf8", maxBuffer: 1 << 26 });
+    if (which === "channel" && !MEMBERS) continue;
+    const r = spawnSync(
+      process.execPath,
+      ["--expose-gc", import.meta.filename, "--keep", dir, "--step", which, "--conversations", String(C), "--messages", String(M), "--page", String(PAGE), "--channel", String(MEMBERS), "--channel-messages", String(POSTS || 1), "--carried", String(CARRIED)],
+      { encoding: "utf8", maxBuffer: 1 << 26 },
+    );
     if (r.status !== 0) throw new Error(`step ${which} failed:\n${r.stderr}`);
     const row = JSON.parse(r.stdout.trim().split("\n").pop());
     const ms = which === "open" ? row.opened.ms : row.ms;
