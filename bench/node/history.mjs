@@ -36,20 +36,25 @@ const HELP = `node bench/node/history.mjs [options]
   --steps A,B,...     only these steps (default all: ${ALL_STEPS.join(",")})
 Prints a table: step, time, VmRSS after it, the growth over the open mailbox, and the peak (VmHWM).`;
 
-const { values: opt } = parseArgs({
-  options: {
-    conversations: { type: "string", default: "10" },
-    messages: { type: "string", default: "1000" },
-    page: { type: "string", default: "50" },
-    channel: { type: "string", default: "0" },
-    "channel-messages": { type: "string", default: "1000" },
-    carried: { type: "string", default: "0" },
-    keep: { type: "string" },
-    step: { type: "string" },
-    steps: { type: "string" },
-    help: { type: "boolean", default: false },
-  },
-});
+const options = {
+  conversations: { type: "string", default: "10" },
+  messages: { type: "string", default: "1000" },
+  page: { type: "string", default: "50" },
+  channel: { type: "string", default: "0" },
+  "channel-messages": { type: "string", default: "1000" },
+  carried: { type: "string", default: "0" },
+  keep: { type: "string" },
+  step: { type: "string" },
+  steps: { type: "string" },
+  help: { type: "boolean", default: false },
+};
+let opt;
+try {
+  opt = parseArgs({ options }).values;
+} catch (e) {
+  console.error(`${e.message}\n\n${HELP}`);
+  process.exit(2);
+}
 if (opt.help) {
   console.log(HELP);
   process.exit(0);
@@ -275,7 +280,7 @@ try {
     sketches: `the sketches a peer's first contact builds (every envelope held: ${CARRIED} carried and the history's own)`,
     "first-screen": `the web app's first screen: each folder's newest ${PAGE} and its counts`,
     folder: `a folder as \`pigeon outbox\` lists it (its newest 100)`,
-    "folder-all": `a whole folder, as \`pigeon outbox --all\` lists it (${C * M} messages)`,
+    "folder-all": `a whole folder, as \`pigeon outbox --all\` lists it (${SENT} messages)`,
   };
   // each row as its step ends: a long history's whole-folder step takes minutes
   const also = [MEMBERS ? `a channel of ${MEMBERS} with ${POSTS} posts read by all` : "", CARRIED ? `${CARRIED} carried envelopes${made ? ` (stored in ${made.carriedIn.toFixed(0)} s)` : ""}` : ""].filter(Boolean);
