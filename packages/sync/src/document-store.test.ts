@@ -8,7 +8,7 @@ import * as A from "@automerge/automerge";
 import { describe, expect, it } from "vitest";
 import { changeHash, changeMeta, checkChunks, DocumentStore } from "./document-store.js";
 import { DurableFileStorage } from "./durable-storage.js";
-import { MemoryStorage } from "./memory-storage.js";
+import { fillableStorage } from "./disk-full.test-helper.js";
 
 function segment(messages: number): A.Doc<{ messages: { body: string }[] }> {
   let d = A.from<{ messages: { body: string }[] }>({ messages: [] });
@@ -135,24 +135,18 @@ describe("a document whose save fails (disk full)", () => {
     const hear = (e: unknown) => unheard.push(e);
     process.on("unhandledRejection", hear);
     try {
-      const storage = new MemoryStorage();
-      let full = false;
-      const save = storage.save.bind(storage);
-      storage.save = async (key, data) => {
-        if (full) throw Object.assign(new Error("no space left on device"), { code: "ENOSPC" });
-        return save(key, data);
-      };
+      const { storage, full } = fillableStorage();
       const id = Uint8Array.from([7, ...new Uint8Array(15)]);
       const store = new DocumentStore(storage);
       const { handle } = await store.open<{ messages: { body: string }[] }>(id, () => segment(0), "0011");
       await store.flush(handle);
-      full = true;
+      full(true);
       handle.change((d) => void d.messages.push({ body: "while the disk is full" }));
       // automerge-repo's own save runs 100 ms after the change, and fails
       await new Promise((r) => setTimeout(r, 300));
       expect(unheard).toEqual([]);
       await expect(store.flush(handle)).rejects.toThrow(/no space left/);
-      full = false;
+      full(false);
       await store.flush(handle);
       await store.close();
       const again = new DocumentStore(storage);

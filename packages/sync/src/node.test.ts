@@ -3,8 +3,9 @@
 import { EventEmitter } from "node:events";
 import { afterEach, describe, expect, it } from "vitest";
 import { MemoryNetwork as BaseMemoryNetwork } from "./devices.test-helper.js";
+import { fillableStorage } from "./disk-full.test-helper.js";
 import { contactCard, generateIdentity, type Identity, type PeerLink } from "@pigeon/model";
-import { memoryLinkPair, memoryStorage, MemoryStorage, PigeonNode, type FoundPeer, type NodeStorage, type PeerFinder } from "./index.js";
+import { memoryLinkPair, memoryStorage, PigeonNode, type FoundPeer, type NodeStorage, type PeerFinder } from "./index.js";
 import { until as waitUntil } from "./until.test-helper.js";
 
 const until = <T>(fn: () => Promise<T | undefined> | T | undefined, what: string, ms = 5000) => waitUntil(fn, what, ms);
@@ -58,13 +59,7 @@ describe("PigeonNode", () => {
   });
 
   it("a send whose document cannot be saved (disk full) is still sent: no error, nothing lost", async () => {
-    const documents = new MemoryStorage();
-    let full = false;
-    const save = documents.save.bind(documents);
-    documents.save = async (key, data) => {
-      if (full) throw Object.assign(new Error("no space left on device"), { code: "ENOSPC" });
-      return save(key, data);
-    };
+    const { storage: documents, full } = fillableStorage();
     const storage = { ...memoryStorage(), documents };
     const a = await open("amara", storage);
     const b = await open("baraka");
@@ -72,7 +67,7 @@ describe("PigeonNode", () => {
     await until(() => a.node.mailbox.contacts().length === 1 && b.node.mailbox.contacts().length === 1, "met");
     await b.node.mailbox.addBuddy("amara@local"); // so what amara writes is in baraka's inbox, not under requests
     await a.node.send("baraka@local", "before");
-    full = true;
+    full(true);
     const sent = await a.node.send("baraka@local", "while the documents cannot be saved"); // resolves: it is stored and sealed
     expect(sent.body).toBe("while the documents cannot be saved");
     await until(async () => (await b.node.mailbox.inbox()).length === 2, "both arrive");
@@ -82,7 +77,7 @@ describe("PigeonNode", () => {
     // the status keeps saying so until what waits for room is done
     await until(async () => (await a.node.mailbox.message(sent.id))?.state === "delivered", "the acknowledgement");
     expect(a.node.mailbox.status().storageProblem).toMatch(/disk is full/);
-    full = false;
+    full(false);
     await a.node.mailbox.retryAfterStorageTrouble(); // what the node's timer does every 10 s
     expect(a.node.mailbox.status().storageProblem).toBe(null);
   });
