@@ -434,8 +434,8 @@ export class MailboxCore {
     const applied = this.state.appliedIn(conv, segment);
     // by the change hashes recorded when each was applied: one look at the document for all of them,
     // nothing read from the sealed store nor opened unless something is missing. Opening every
-    // envelope of a class channel's full segment (40,000 with its receipts) took 2.5 s and 100 MiB at
-    // each first look at the channel.
+    // envelope of a class channel's full segment (1,039, asking Automerge's hasHeads for each) made
+    // the channel's first page take 2.6 s instead of 0.94 s.
     const hashes = applied.flatMap((a) => (a.hash ? [a.hash] : []));
     const complete = hashes.length === 0 || hasChanges(handle.doc(), hashes);
     for (const { envelope: id, hash } of applied) {
